@@ -1,0 +1,53 @@
+"""The `lsr` command: thin click wrappers over the library API.
+
+Each command group lives in its own module and registers itself on `main`.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from lsr.core.topology import TopologyError
+from lsr.errors import LsrError
+
+
+class LsrGroup(click.Group):
+    """Turns user-facing errors into one line on stderr and an exit status."""
+
+    def invoke(self, ctx: click.Context):  # type: ignore[override]
+        try:
+            return super().invoke(ctx)
+        except TopologyError as e:
+            click.echo(f"lsr: {e}", err=True)
+            ctx.exit(2)
+        except LsrError as e:
+            click.echo(f"lsr: {e}", err=True)
+            ctx.exit(e.code)
+        except BrokenPipeError:
+            sys.stderr.close()
+            ctx.exit(1)
+
+
+@click.group(cls=LsrGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="lsr")
+def main() -> None:
+    """lsr: an MPLS label-switching router emulator (LDP, userspace MPLS, netns labs)."""
+
+
+def _register() -> None:
+    # Imported for their side effect of adding command groups to `main`.
+    import importlib
+
+    from lsr.cli import igp, topo  # noqa: F401
+
+    for mod in ("sim", "lab", "lsp", "validate", "teach", "ipsec", "bench", "demo"):
+        try:
+            importlib.import_module(f"lsr.cli.{mod}")
+        except ModuleNotFoundError as e:
+            if e.name != f"lsr.cli.{mod}":
+                raise
+
+
+_register()

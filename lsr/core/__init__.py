@@ -1,0 +1,1 @@
+"""Pure value types, the topology model and loader, and the IGP (SPF + ECMP)."""

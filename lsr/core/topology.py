@@ -1,0 +1,636 @@
+"""Topology model and loader.
+
+A topology file is YAML shaped like containerlab's::
+
+    name: diamond
+    topology:
+      defaults: {}            # fields applied to every lsr node
+      nodes:
+        ce1: {kind: host}
+        pe1: {loopback: 10.255.0.1}
+      links:
+        - endpoints: [ce1:eth0, pe1:eth1]
+          subnet: 192.168.1.0/24
+          cost: 10
+
+Loading validates everything and raises `TopologyError` naming the file, the
+line and the key path of the first problem. Addresses, MACs and link subnets
+that the file leaves out are assigned deterministically.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from pathlib import Path as FsPath
+from typing import Any
+
+import networkx as nx
+
+from lsr.core.labels import MAX_LABEL, MIN_UNRESERVED
+from lsr.core.yamlpos import Located, Path, YamlError, load_located
+
+ROUTER_KINDS = ("lsr", "frr")  # nodes that run the IGP and LDP
+HOST_KINDS = ("host",)  # customer hosts: kernel IP stack, one link, default route
+NODE_KINDS = ROUTER_KINDS + HOST_KINDS
+
+DEFAULT_COST = 10
+DEFAULT_MTU = 1500
+DEFAULT_LABEL_RANGE = (16, 1048575)
+LOOPBACK_POOL = IPv4Network("10.255.0.0/16")
+CORE_LINK_POOL = IPv4Network("10.0.0.0/16")
+HOST_LINK_POOL = IPv4Network("192.168.0.0/16")
+
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+MAX_LAB_NAME = 12
+MAX_NODE_NAME = 15
+IFNAME_MAX = 15  # IFNAMSIZ - 1
+
+TTL_MODELS = ("uniform", "pipe", "short-pipe")
+LDP_CONTROL = ("independent", "ordered")
+LDP_RETENTION = ("liberal", "conservative")
+LDP_FECS = ("all", "loopbacks")
+
+
+class TopologyError(Exception):
+    """A problem in a topology file: one line naming file, place and problem."""
+
+    def __init__(self, source: str, line: int | None, where: str, message: str) -> None:
+        self.source = source
+        self.line = line
+        self.where = where
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        loc = self.source if self.line is None else f"{self.source}:{self.line}"
+        return f"{loc}: {self.where}: {self.message}" if self.where else f"{loc}: {self.message}"
+
+
+# ---------------------------------------------------------------- model
+
+
+@dataclass(frozen=True)
+class LdpOptions:
+    """Per-router LDP settings (RFC 5036 defaults unless stated)."""
+
+    hello_interval: int = 5  # s; RFC 5036 leaves it to the implementation (FRR: 5)
+    hello_holdtime: int = 15  # s; §3.5.2 default for link hellos
+    keepalive_time: int = 180  # s; proposed in Initialization (FRR/Cisco default)
+    explicit_null: bool = False  # egress advertises label 0 instead of implicit-null (3)
+    control: str = "independent"  # §2.6.1 label distribution control
+    retention: str = "liberal"  # §2.6.2.2 label retention
+    fecs: str = "all"  # which IGP prefixes get labels: all, or loopbacks only
+    passwords: tuple[tuple[str, str], ...] = ()  # (neighbour node, TCP MD5 key), RFC 5036 §2.9
+
+    def password_for(self, neighbor: str) -> str | None:
+        return dict(self.passwords).get(neighbor)
+
+
+@dataclass(frozen=True)
+class Interface:
+    node: str
+    name: str
+    address: IPv4Interface
+    mac: str
+    mtu: int
+    link: int  # index into Topology.links
+    peer_node: str
+    peer_interface: str
+
+
+@dataclass(frozen=True)
+class Node:
+    name: str
+    kind: str
+    index: int  # position in the file, used for deterministic MACs
+    loopback: IPv4Address | None = None
+    labels: tuple[int, int] = DEFAULT_LABEL_RANGE
+    ttl_model: str = "uniform"
+    ldp: LdpOptions = field(default_factory=LdpOptions)
+    interfaces: dict[str, Interface] = field(default_factory=dict)
+
+    @property
+    def is_router(self) -> bool:
+        return self.kind in ROUTER_KINDS
+
+    @property
+    def lsr_id(self) -> IPv4Address:
+        """LSR ID = loopback address (the LDP transport address too)."""
+        assert self.loopback is not None
+        return self.loopback
+
+    def gateway(self, topo: Topology) -> IPv4Address:
+        """A host's default gateway: its router's address on the host link."""
+        (iface,) = self.interfaces.values()
+        return topo.nodes[iface.peer_node].interfaces[iface.peer_interface].address.ip
+
+
+@dataclass(frozen=True)
+class Link:
+    index: int
+    a: tuple[str, str]  # (node, interface)
+    b: tuple[str, str]
+    subnet: IPv4Network
+    cost: int
+    mtu: int
+
+    @property
+    def nodes(self) -> tuple[str, str]:
+        return (self.a[0], self.b[0])
+
+    def other(self, node: str) -> tuple[str, str]:
+        return self.b if self.a[0] == node else self.a
+
+    def end(self, node: str) -> tuple[str, str]:
+        return self.a if self.a[0] == node else self.b
+
+
+@dataclass
+class Topology:
+    name: str
+    nodes: dict[str, Node]
+    links: list[Link]
+    source: str = "<topology>"
+    extra: dict[str, Any] = field(default_factory=dict)  # validated optional sections
+    _graph: nx.MultiGraph | None = field(default=None, repr=False, compare=False)
+
+    @property
+    def routers(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.is_router]
+
+    @property
+    def hosts(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind in HOST_KINDS]
+
+    def interface(self, node: str, ifname: str) -> Interface:
+        return self.nodes[node].interfaces[ifname]
+
+    def graph(self) -> nx.MultiGraph:
+        """The IGP graph: routers as nodes, router-router links as edges (key = link index)."""
+        if self._graph is None:
+            g = nx.MultiGraph()
+            for n in self.routers:
+                g.add_node(n.name)
+            for link in self.links:
+                a, b = link.a[0], link.b[0]
+                if self.nodes[a].is_router and self.nodes[b].is_router:
+                    g.add_edge(a, b, key=link.index, cost=link.cost)
+            self._graph = g
+        return self._graph
+
+    def prefixes(self) -> dict[IPv4Network, list[tuple[str, int]]]:
+        """Every IGP prefix -> the routers that originate it and at what cost.
+
+        Loopbacks are originated at cost 0; a link subnet by each router on it
+        at the link's cost, as an OSPF stub network would be.
+        """
+        out: dict[IPv4Network, list[tuple[str, int]]] = {}
+        for n in self.routers:
+            out[IPv4Network(f"{n.loopback}/32")] = [(n.name, 0)]
+        for link in self.links:
+            owners = [(nd, link.cost) for nd in link.nodes if self.nodes[nd].is_router]
+            out[link.subnet] = owners
+        return dict(sorted(out.items(), key=lambda kv: (int(kv[0].network_address), kv[0].prefixlen)))
+
+    def node_of_address(self, addr: IPv4Address) -> Node | None:
+        for n in self.nodes.values():
+            if n.loopback == addr:
+                return n
+            for i in n.interfaces.values():
+                if i.address.ip == addr:
+                    return n
+        return None
+
+    def summary(self) -> str:
+        return (
+            f"{self.name}: {len(self.routers)} routers, {len(self.hosts)} hosts, "
+            f"{len(self.links)} links"
+        )
+
+
+# ---------------------------------------------------------------- loader
+
+# Top-level sections that later features validate; each returns the value kept
+# in Topology.extra. Registered by the modules that own them.
+SectionValidator = Callable[["_Ctx", Any, "Topology"], Any]
+EXTRA_SECTIONS: dict[str, SectionValidator] = {}
+
+
+def register_section(name: str, validator: SectionValidator) -> None:
+    """Allow an optional top-level section (e.g. `expect`, `ipsec`) and validate it."""
+    EXTRA_SECTIONS[name] = validator
+
+
+class _Ctx:
+    """Carries the file name and key positions for error messages."""
+
+    def __init__(self, source: str, located: Located) -> None:
+        self.source = source
+        self.located = located
+
+    def fail(self, path: Path, message: str) -> TopologyError:
+        return TopologyError(self.source, self.located.line(path), _fmt_path(path), message)
+
+
+def _fmt_path(path: Path) -> str:
+    out = ""
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += ("." if out else "") + str(p)
+    return out
+
+
+def _mapping(ctx: _Ctx, value: Any, path: Path, allowed: tuple[str, ...]) -> dict[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ctx.fail(path, f"expected a mapping, got {_kind(value)}")
+    for key in value:
+        if not isinstance(key, str) or key not in allowed:
+            raise ctx.fail(path + (key,), f"unknown key '{key}' (allowed: {', '.join(allowed)})")
+    return value
+
+
+def _kind(v: Any) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean"}.get(
+        type(v), type(v).__name__
+    )
+
+
+def _int(ctx: _Ctx, value: Any, path: Path, lo: int, hi: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ctx.fail(path, f"expected an integer, got {_kind(value)} {value!r}")
+    if not lo <= value <= hi:
+        raise ctx.fail(path, f"{value} is out of range {lo}..{hi}")
+    return value
+
+
+def _choice(ctx: _Ctx, value: Any, path: Path, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ctx.fail(path, f"{value!r} is not one of: {', '.join(choices)}")
+    return value
+
+
+def _bool(ctx: _Ctx, value: Any, path: Path) -> bool:
+    if not isinstance(value, bool):
+        raise ctx.fail(path, f"expected true or false, got {value!r}")
+    return value
+
+
+def _unicast(ctx: _Ctx, value: Any, path: Path) -> IPv4Address:
+    try:
+        addr = IPv4Address(str(value))
+    except ValueError:
+        raise ctx.fail(path, f"bad IPv4 address {value!r}") from None
+    if addr.is_multicast or addr.is_loopback or addr.is_unspecified or addr == IPv4Address(
+        "255.255.255.255"
+    ) or addr.is_link_local:
+        raise ctx.fail(path, f"{addr} is not a usable unicast address")
+    return addr
+
+
+def _subnet(ctx: _Ctx, value: Any, path: Path, max_len: int) -> IPv4Network:
+    try:
+        net = IPv4Network(str(value), strict=True)
+    except ValueError as e:
+        raise ctx.fail(path, f"bad IPv4 subnet {value!r}: {e}") from None
+    if net.prefixlen > max_len:
+        raise ctx.fail(path, f"{net} is too small for a link (at most /{max_len})")
+    first = net.network_address
+    if first.is_multicast or first.is_loopback or first.is_unspecified or first.is_link_local:
+        raise ctx.fail(path, f"{net} is not a usable unicast subnet")
+    return net
+
+
+def _ifname_ok(name: str) -> str | None:
+    if not name:
+        return "empty interface name"
+    if len(name) > IFNAME_MAX:
+        return f"interface name '{name}' is longer than {IFNAME_MAX} characters"
+    if name in (".", "..", "lo") or "/" in name or ":" in name or any(c.isspace() for c in name):
+        return f"'{name}' is not a valid Linux interface name"
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
+        return f"'{name}' is not a valid Linux interface name"
+    return None
+
+
+_NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp")
+_ROUTER_FIELDS = ("labels", "ttl_model", "ldp")
+_LDP_KEYS = (
+    "hello_interval", "hello_holdtime", "keepalive_time", "explicit_null", "control",
+    "retention", "fecs", "passwords",
+)
+_LINK_KEYS = ("endpoints", "subnet", "cost", "mtu")
+
+
+def _ldp_options(ctx: _Ctx, raw: Any, path: Path, base: LdpOptions) -> LdpOptions:
+    m = _mapping(ctx, raw, path, _LDP_KEYS)
+    kw: dict[str, Any] = {}
+    for k, v in m.items():
+        p = path + (k,)
+        if k == "hello_interval":
+            kw[k] = _int(ctx, v, p, 1, 21845)
+        elif k in ("hello_holdtime", "keepalive_time"):
+            kw[k] = _int(ctx, v, p, 1, 65534)
+        elif k == "explicit_null":
+            kw[k] = _bool(ctx, v, p)
+        elif k == "control":
+            kw[k] = _choice(ctx, v, p, LDP_CONTROL)
+        elif k == "retention":
+            kw[k] = _choice(ctx, v, p, LDP_RETENTION)
+        elif k == "fecs":
+            kw[k] = _choice(ctx, v, p, LDP_FECS)
+        elif k == "passwords":
+            if not isinstance(v, dict):
+                raise ctx.fail(p, "expected a mapping of neighbour name to password")
+            pw = []
+            for nb, secret in v.items():
+                if not isinstance(secret, str) or not 1 <= len(secret) <= 80:
+                    raise ctx.fail(p + (nb,), "password must be a string of 1..80 characters")
+                pw.append((str(nb), secret))
+            kw[k] = tuple(sorted(pw))
+    merged = {**base.__dict__, **kw}
+    opts = LdpOptions(**merged)
+    if opts.hello_holdtime < opts.hello_interval:
+        raise ctx.fail(path, "hello_holdtime must be at least hello_interval")
+    return opts
+
+
+def _label_range(ctx: _Ctx, v: Any, p: Path) -> tuple[int, int]:
+    if not (isinstance(v, list) and len(v) == 2):
+        raise ctx.fail(p, "labels must be a list [first, last]")
+    lo = _int(ctx, v[0], p + (0,), MIN_UNRESERVED, MAX_LABEL)
+    hi = _int(ctx, v[1], p + (1,), MIN_UNRESERVED, MAX_LABEL)
+    if lo > hi:
+        raise ctx.fail(p, f"label range [{lo}, {hi}] is empty")
+    return (lo, hi)
+
+
+def load_topology(path: str | FsPath) -> Topology:
+    """Read and validate a topology file; raises TopologyError."""
+    source = str(path)
+    try:
+        text = FsPath(path).read_text()
+    except FileNotFoundError:
+        raise TopologyError(source, None, "", "no such file") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise TopologyError(source, None, "", f"cannot read: {e}") from None
+    return parse_topology(text, source)
+
+
+def parse_topology(text: str, source: str = "<topology>") -> Topology:
+    """Validate topology YAML text; raises TopologyError."""
+    try:
+        located = load_located(text)
+    except YamlError as e:
+        raise TopologyError(source, e.line, "", e.message) from None
+    from lsr.core.sections import load_sections
+
+    load_sections()
+    ctx = _Ctx(source, located)
+    doc = located.data
+    if doc is None:
+        raise ctx.fail((), "file is empty")
+    allowed = ("name", "topology", *EXTRA_SECTIONS)
+    doc = _mapping(ctx, doc, (), allowed)
+    if "name" not in doc:
+        raise ctx.fail((), "missing 'name'")
+    name = doc["name"]
+    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > MAX_LAB_NAME:
+        raise ctx.fail(
+            ("name",),
+            f"lab name {name!r} must be lowercase letters, digits and '-', start with a letter, "
+            f"at most {MAX_LAB_NAME} characters",
+        )
+    if "topology" not in doc:
+        raise ctx.fail((), "missing 'topology'")
+    topo_raw = _mapping(ctx, doc["topology"], ("topology",), ("defaults", "nodes", "links"))
+    defaults_raw = _mapping(ctx, topo_raw.get("defaults"), ("topology", "defaults"), _ROUTER_FIELDS)
+    nodes_raw = topo_raw.get("nodes")
+    if not isinstance(nodes_raw, dict) or not nodes_raw:
+        raise ctx.fail(("topology", "nodes"), "expected a non-empty mapping of nodes")
+    links_raw = topo_raw.get("links") or []
+    if not isinstance(links_raw, list):
+        raise ctx.fail(("topology", "links"), "expected a list of links")
+
+    # --- defaults for lsr nodes
+    dpath: Path = ("topology", "defaults")
+    def_labels = (
+        _label_range(ctx, defaults_raw["labels"], dpath + ("labels",))
+        if "labels" in defaults_raw
+        else DEFAULT_LABEL_RANGE
+    )
+    def_ttl = _choice(ctx, defaults_raw.get("ttl_model", "uniform"), dpath + ("ttl_model",), TTL_MODELS)
+    def_ldp = _ldp_options(ctx, defaults_raw.get("ldp"), dpath + ("ldp",), LdpOptions())
+
+    # --- nodes (without interfaces yet)
+    specs: dict[str, dict[str, Any]] = {}
+    explicit_loopbacks: dict[IPv4Address, str] = {}
+    for index, (nname, nraw) in enumerate(nodes_raw.items()):
+        npath: Path = ("topology", "nodes", nname)
+        if not isinstance(nname, str) or not NAME_RE.match(nname) or len(nname) > MAX_NODE_NAME:
+            raise ctx.fail(
+                npath,
+                f"node name {nname!r} must be lowercase letters, digits and '-', start with a "
+                f"letter, at most {MAX_NODE_NAME} characters",
+            )
+        nm = _mapping(ctx, nraw, npath, _NODE_KEYS)
+        kind = _choice(ctx, nm.get("kind", "lsr"), npath + ("kind",), NODE_KINDS)
+        spec: dict[str, Any] = {"kind": kind, "index": index}
+        if kind in HOST_KINDS:
+            for k in nm:
+                if k != "kind":
+                    raise ctx.fail(npath + (k,), f"'{k}' does not apply to a {kind} node")
+        else:
+            if "loopback" in nm:
+                lb = _unicast(ctx, nm["loopback"], npath + ("loopback",))
+                if lb in explicit_loopbacks:
+                    raise ctx.fail(
+                        npath + ("loopback",),
+                        f"loopback {lb} is already used by {explicit_loopbacks[lb]}",
+                    )
+                explicit_loopbacks[lb] = nname
+                spec["loopback"] = lb
+            spec["labels"] = (
+                _label_range(ctx, nm["labels"], npath + ("labels",)) if "labels" in nm else def_labels
+            )
+            spec["ttl_model"] = _choice(
+                ctx, nm.get("ttl_model", def_ttl), npath + ("ttl_model",), TTL_MODELS
+            )
+            spec["ldp"] = _ldp_options(ctx, nm.get("ldp"), npath + ("ldp",), def_ldp)
+        specs[nname] = spec
+    if not any(s["kind"] in ROUTER_KINDS for s in specs.values()):
+        raise ctx.fail(("topology", "nodes"), "a topology needs at least one router")
+
+    # --- links
+    used_ifaces: dict[tuple[str, str], int] = {}
+    link_specs: list[dict[str, Any]] = []
+    for li, lraw in enumerate(links_raw):
+        lpath: Path = ("topology", "links", li)
+        lm = _mapping(ctx, lraw, lpath, _LINK_KEYS)
+        eps = lm.get("endpoints")
+        epath = lpath + ("endpoints",)
+        if not (isinstance(eps, list) and len(eps) == 2):
+            raise ctx.fail(epath, "endpoints must be a list of two 'node:interface' strings")
+        ends: list[tuple[str, str]] = []
+        for ei, ep in enumerate(eps):
+            if not isinstance(ep, str) or ep.count(":") != 1:
+                raise ctx.fail(epath + (ei,), f"endpoint {ep!r} must be 'node:interface'")
+            nd, ifn = ep.split(":")
+            if nd not in specs:
+                raise ctx.fail(epath + (ei,), f"unknown node '{nd}'")
+            bad = _ifname_ok(ifn)
+            if bad:
+                raise ctx.fail(epath + (ei,), bad)
+            if (nd, ifn) in used_ifaces:
+                raise ctx.fail(
+                    epath + (ei,),
+                    f"interface {nd}:{ifn} is already used by link {used_ifaces[(nd, ifn)]}",
+                )
+            used_ifaces[(nd, ifn)] = li
+            ends.append((nd, ifn))
+        if ends[0][0] == ends[1][0]:
+            raise ctx.fail(epath, f"a link cannot connect {ends[0][0]} to itself")
+        kinds = [specs[e[0]]["kind"] for e in ends]
+        host_link = any(k in HOST_KINDS for k in kinds)
+        if all(k in HOST_KINDS for k in kinds):
+            raise ctx.fail(epath, "a host must connect to a router, not to another host")
+        spec = {"ends": ends, "host": host_link, "path": lpath}
+        if "subnet" in lm:
+            spec["subnet"] = _subnet(ctx, lm["subnet"], lpath + ("subnet",), 30 if host_link else 31)
+        spec["cost"] = _int(ctx, lm.get("cost", DEFAULT_COST), lpath + ("cost",), 1, 65535)
+        spec["mtu"] = _int(ctx, lm.get("mtu", DEFAULT_MTU), lpath + ("mtu",), 576, 9000)
+        link_specs.append(spec)
+
+    # --- hosts have exactly one link
+    for nname, spec in specs.items():
+        if spec["kind"] in HOST_KINDS:
+            n = sum(1 for ls in link_specs for e in ls["ends"] if e[0] == nname)
+            if n != 1:
+                raise ctx.fail(
+                    ("topology", "nodes", nname), f"a host needs exactly one link, it has {n}"
+                )
+
+    # --- address plan: explicit first, then auto-assign around them
+    taken: list[tuple[IPv4Network, Path]] = []
+
+    def claim(net: IPv4Network, path: Path) -> None:
+        for other, opath in taken:
+            if net.overlaps(other):
+                raise ctx.fail(path, f"{net} overlaps {other} ({_fmt_path(opath)})")
+        taken.append((net, path))
+
+    for nname, spec in specs.items():
+        if "loopback" in spec:
+            claim(IPv4Network(f"{spec['loopback']}/32"), ("topology", "nodes", nname, "loopback"))
+    for ls in link_specs:
+        if "subnet" in ls:
+            claim(ls["subnet"], ls["path"] + ("subnet",))
+
+    def free(pool: IPv4Network, plen: int, what: Path) -> IPv4Network:
+        for cand in pool.subnets(new_prefix=plen):
+            if cand.prefixlen == 32 and cand.network_address == pool.network_address:
+                continue  # skip .0 for loopbacks
+            if not any(cand.overlaps(t) for t, _ in taken):
+                return cand
+        raise ctx.fail(what, f"no free /{plen} left in {pool} to assign")
+
+    for nname, spec in specs.items():
+        if spec["kind"] in ROUTER_KINDS and "loopback" not in spec:
+            p: Path = ("topology", "nodes", nname)
+            net = free(LOOPBACK_POOL, 32, p)
+            spec["loopback"] = net.network_address
+            taken.append((net, p))
+    for ls in link_specs:
+        if "subnet" not in ls:
+            net = free(HOST_LINK_POOL, 24, ls["path"]) if ls["host"] else free(CORE_LINK_POOL, 30, ls["path"])
+            ls["subnet"] = net
+            taken.append((net, ls["path"]))
+
+    # --- build the model
+    links: list[Link] = []
+    ifaces: dict[str, dict[str, Interface]] = {n: {} for n in specs}
+    for li, ls in enumerate(link_specs):
+        net: IPv4Network = ls["subnet"]
+        hosts = list(net.hosts()) if net.prefixlen < 31 else list(net)
+        (an, ai), (bn, bi) = ls["ends"]
+        for (nd, ifn), addr, (pn, pi) in (
+            ((an, ai), hosts[0], (bn, bi)),
+            ((bn, bi), hosts[1], (an, ai)),
+        ):
+            ifaces[nd][ifn] = Interface(
+                node=nd,
+                name=ifn,
+                address=IPv4Interface(f"{addr}/{net.prefixlen}"),
+                mac=_mac(specs[nd]["index"], len(ifaces[nd])),
+                mtu=ls["mtu"],
+                link=li,
+                peer_node=pn,
+                peer_interface=pi,
+            )
+        links.append(Link(li, (an, ai), (bn, bi), net, ls["cost"], ls["mtu"]))
+    nodes: dict[str, Node] = {}
+    for nname, spec in specs.items():
+        nodes[nname] = Node(
+            name=nname,
+            kind=spec["kind"],
+            index=spec["index"],
+            loopback=spec.get("loopback"),
+            labels=spec.get("labels", DEFAULT_LABEL_RANGE),
+            ttl_model=spec.get("ttl_model", "uniform"),
+            ldp=spec.get("ldp", LdpOptions()),
+            interfaces=dict(sorted(ifaces[nname].items())),
+        )
+    topo = Topology(name=name, nodes=nodes, links=links, source=source)
+
+    # --- routers must form one connected IGP domain
+    g = topo.graph()
+    if g.number_of_nodes() > 1 and not nx.is_connected(g):
+        comps = sorted((sorted(c) for c in nx.connected_components(g)), key=lambda c: c[0])
+        raise ctx.fail(
+            ("topology", "links"),
+            "routers are not all connected: "
+            + " | ".join(", ".join(c[:4]) + (" ..." if len(c) > 4 else "") for c in comps[:3]),
+        )
+    # LDP passwords must name routers this router has a link to.
+    for n in topo.routers:
+        for nb, _ in n.ldp.passwords:
+            if nb not in topo.nodes or not topo.nodes[nb].is_router:
+                raise ctx.fail(
+                    ("topology", "nodes", n.name, "ldp", "passwords", nb), f"unknown router '{nb}'"
+                )
+
+    for section, validator in EXTRA_SECTIONS.items():
+        if section in doc:
+            topo.extra[section] = validator(ctx, doc[section], topo)
+    return topo
+
+
+def _mac(node_index: int, if_index: int) -> str:
+    """Locally administered, deterministic MAC: 02:4c:53 ('LS') + node + interface."""
+    return f"02:4c:53:{(node_index >> 8) & 0xFF:02x}:{node_index & 0xFF:02x}:{if_index & 0xFF:02x}"
+
+
+def host_address(topo: Topology, node: str) -> IPv4Address:
+    """The address of a host (its single interface) or a router's loopback."""
+    n = topo.nodes[node]
+    if n.is_router:
+        return n.lsr_id
+    (iface,) = n.interfaces.values()
+    return iface.address.ip
+
+
+def parse_address_or_node(topo: Topology, value: str) -> IPv4Address:
+    """Resolve 'ce1' or '10.255.0.4' to an address of the topology."""
+    if value in topo.nodes:
+        return host_address(topo, value)
+    try:
+        return ipaddress.IPv4Address(value)
+    except ValueError:
+        raise ValueError(f"'{value}' is neither a node of {topo.name} nor an IPv4 address") from None
