@@ -42,7 +42,7 @@ def _register() -> None:
 
     from lsr.cli import igp, topo  # noqa: F401
 
-    for mod in ("sim", "lab", "lsp", "validate", "teach", "ipsec", "bench", "demo"):
+    for mod in ("sim", "trace", "lab", "lsp", "validate", "teach", "ipsec", "bench", "demo"):
         try:
             importlib.import_module(f"lsr.cli.{mod}")
         except ModuleNotFoundError as e:
