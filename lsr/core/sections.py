@@ -9,7 +9,9 @@ from __future__ import annotations
 import importlib
 
 # Modules that call register_section() when imported. Add one line per feature.
-SECTION_MODULES: list[str] = []
+SECTION_MODULES: list[str] = [
+    "forwarding.ipsec.config",
+]
 
 
 def load_sections() -> None:

@@ -1,0 +1,371 @@
+"""The topology file's optional `ipsec:` section: manually keyed ESP tunnels.
+
+One section holds the SA database shared by all edge routers. Each SA is one
+direction and is listed once, so the sender's outbound SA and the receiver's
+inbound SA cannot drift apart. A router sends on the SAs whose `src` is its
+loopback and receives on those whose `dst` is::
+
+    ipsec:
+      default: bypass                # SPD action when no policy matches
+      sas:
+        - name: pe1-pe2
+          spi: 0x1001                # 256..2^32-1, unique per destination
+          src: pe1                   # a router name (its loopback) or a loopback address
+          dst: pe2
+          encryption: aes-128-cbc    # aes-{128,192,256}-cbc
+          enc_key: "000102030405060708090a0b0c0d0e0f"
+          integrity: hmac-sha2-256-128   # or hmac-sha2-512-256
+          auth_key: "<64 hex digits>"
+          replay_window: 64          # 0 = off, else 32..65536
+          esn: false
+      policies:                      # ordered; first match wins per router
+        - {router: pe1, src: 192.168.1.0/24, dst: 192.168.2.0/24, action: protect, sa: pe1-pe2}
+
+Validation errors name the file, the line and the key path (via `ctx.fail`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from forwarding.ipsec.esp import (
+    ENCRYPTIONS,
+    INTEGRITIES,
+    MAX_SEQ_32,
+    NO_INTEGRITY,
+    SecurityAssociation,
+)
+from forwarding.ipsec.replay import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
+from forwarding.ipsec.sad import Sad
+from forwarding.ipsec.spd import Action, Policy, Selector, Spd
+from lsr.core.topology import Topology, register_section
+
+SECTION = "ipsec"
+_TOP_KEYS = ("default", "sas", "policies")
+_SA_KEYS = (
+    "name", "spi", "src", "dst", "encryption", "enc_key", "integrity", "auth_key",
+    "replay_window", "esn", "df", "lifetime_packets",
+)
+_POLICY_KEYS = ("name", "router", "src", "dst", "protocol", "action", "sa")
+_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
+_HEX_RE = re.compile(r"^(0x)?([0-9a-fA-F]{2})+$")
+PROTOCOLS = {"any": None, "icmp": 1, "tcp": 6, "udp": 17, "gre": 47}
+
+
+@dataclass(frozen=True)
+class SaSpec:
+    name: str
+    spi: int
+    src: str  # router name
+    dst: str
+    src_addr: IPv4Address
+    dst_addr: IPv4Address
+    encryption: str
+    enc_key: bytes
+    integrity: str
+    auth_key: bytes
+    replay_window: int = DEFAULT_WINDOW
+    esn: bool = False
+    df: str = "copy"
+    lifetime_packets: int | None = None
+
+    def __repr__(self) -> str:  # never print keys
+        return f"SaSpec({self.name!r}, spi=0x{self.spi:08x}, {self.src}->{self.dst}, {self.encryption})"
+
+
+@dataclass(frozen=True)
+class PolicySpec:
+    name: str
+    router: str
+    selector: Selector
+    action: Action
+    sa: str | None
+
+
+@dataclass(frozen=True)
+class IpsecConfig:
+    default: Action
+    sas: tuple[SaSpec, ...]
+    policies: tuple[PolicySpec, ...]
+
+    def sa(self, name: str) -> SaSpec:
+        return next(s for s in self.sas if s.name == name)
+
+    def selectors_of(self, sa_name: str) -> tuple[Selector, ...]:
+        """Traffic selectors of an SA: those of the PROTECT policies that use it."""
+        return tuple(p.selector for p in self.policies if p.sa == sa_name)
+
+
+# ---------------------------------------------------------------- validation
+
+Fail = Callable[[tuple[Any, ...], str], Exception]
+
+
+def _expect_map(fail: Fail, v: Any, path: tuple[Any, ...], allowed: tuple[str, ...]) -> dict[str, Any]:
+    if not isinstance(v, dict):
+        raise fail(path, "expected a mapping")
+    for k in v:
+        if k not in allowed:
+            raise fail(path + (k,), f"unknown key '{k}' (allowed: {', '.join(allowed)})")
+    return v
+
+
+def _key_bytes(fail: Fail, v: Any, path: tuple[Any, ...]) -> bytes:
+    if not isinstance(v, str):
+        raise fail(path, "a key must be a quoted hex string (unquoted hex is read as a number)")
+    s = v.replace(":", "").strip()
+    if not _HEX_RE.match(s):
+        raise fail(path, "a key must be hex digits (an even number, optional 0x)")
+    return bytes.fromhex(s[2:] if s.lower().startswith("0x") else s)
+
+
+def _endpoint(fail: Fail, v: Any, path: tuple[Any, ...], topo: Topology) -> tuple[str, IPv4Address]:
+    if isinstance(v, str) and v in topo.nodes:
+        node = topo.nodes[v]
+        if not node.is_router:
+            raise fail(path, f"'{v}' is a {node.kind}, not a router: tunnel endpoints are routers")
+        return node.name, node.lsr_id
+    try:
+        addr = IPv4Address(str(v))
+    except ValueError:
+        raise fail(path, f"{v!r} is neither a router of the topology nor an IPv4 address") from None
+    for r in topo.routers:
+        if r.loopback == addr:
+            return r.name, addr
+    owner = topo.node_of_address(addr)
+    if owner is not None and owner.is_router:
+        raise fail(path, f"{addr} is an interface of {owner.name}; tunnel endpoints are loopbacks ({owner.lsr_id})")
+    raise fail(path, f"{addr} is not the loopback of a router of the topology")
+
+
+def _prefix(fail: Fail, v: Any, path: tuple[Any, ...]) -> IPv4Network:
+    try:
+        return IPv4Network(str(v), strict=True)
+    except ValueError as e:
+        raise fail(path, f"bad IPv4 prefix {v!r}: {e}") from None
+
+
+def _protocol(fail: Fail, v: Any, path: tuple[Any, ...]) -> int | None:
+    if isinstance(v, str) and v in PROTOCOLS:
+        return PROTOCOLS[v]
+    if isinstance(v, int) and not isinstance(v, bool) and 0 <= v <= 255:
+        return v
+    raise fail(path, f"protocol {v!r} must be 0..255 or one of {', '.join(PROTOCOLS)}")
+
+
+def validate(ctx: Any, raw: Any, topo: Topology) -> IpsecConfig:
+    """`ipsec:` section validator (registered with the topology loader)."""
+    fail: Fail = ctx.fail
+    root = (SECTION,)
+    sec = _expect_map(fail, raw, root, _TOP_KEYS)
+    default_raw = sec.get("default", "bypass")
+    if default_raw not in ("bypass", "discard"):
+        raise fail(root + ("default",), f"default must be bypass or discard, not {default_raw!r}")
+    sas_raw = sec.get("sas")
+    if not isinstance(sas_raw, list) or not sas_raw:
+        raise fail(root + ("sas",), "expected a non-empty list of SAs")
+    pol_raw = sec.get("policies", [])
+    if not isinstance(pol_raw, list):
+        raise fail(root + ("policies",), "expected a list of policies")
+
+    sas: list[SaSpec] = []
+    names: dict[str, int] = {}
+    spis: dict[tuple[int, IPv4Address], str] = {}
+    keys: dict[bytes, tuple[str, str]] = {}
+    for i, s in enumerate(sas_raw):
+        p = root + ("sas", i)
+        m = _expect_map(fail, s, p, _SA_KEYS)
+        for req in ("name", "spi", "src", "dst", "encryption", "enc_key"):
+            if req not in m:
+                raise fail(p, f"missing '{req}'")
+        name = m["name"]
+        if not isinstance(name, str) or not _NAME_RE.match(name):
+            raise fail(p + ("name",), f"SA name {name!r} must start with a letter: letters, digits, _ . -")
+        if name in names:
+            raise fail(p + ("name",), f"SA name '{name}' is already used by sas[{names[name]}]")
+        names[name] = i
+        spi = m["spi"]
+        if isinstance(spi, bool) or not isinstance(spi, int):
+            raise fail(p + ("spi",), f"SPI must be an integer, got {spi!r}")
+        if 0 <= spi <= 255:
+            raise fail(p + ("spi",), f"SPI {spi} is reserved (0 and 1..255, RFC 4303 §2.1); use 256..{MAX_SEQ_32}")
+        if not 256 <= spi <= MAX_SEQ_32:
+            raise fail(p + ("spi",), f"SPI {spi} is out of range 256..{MAX_SEQ_32}")
+        src, src_addr = _endpoint(fail, m["src"], p + ("src",), topo)
+        dst, dst_addr = _endpoint(fail, m["dst"], p + ("dst",), topo)
+        if src == dst:
+            raise fail(p + ("dst",), f"src and dst are both {src}")
+        if (spi, dst_addr) in spis:
+            raise fail(
+                p + ("spi",),
+                f"SPI 0x{spi:08x} to {dst} is already used by SA '{spis[(spi, dst_addr)]}' "
+                "(SPIs must be unique per destination)",
+            )
+        spis[(spi, dst_addr)] = name
+        enc = m["encryption"]
+        if enc not in ENCRYPTIONS:
+            raise fail(p + ("encryption",), f"{enc!r} is not one of: {', '.join(ENCRYPTIONS)}")
+        alg = ENCRYPTIONS[enc]
+        if alg.aead:
+            raise fail(
+                p + ("encryption",),
+                f"{enc} with manual keys is refused: AES-GCM must never reuse an IV with the same key, "
+                "and static keys cannot guarantee that across restarts (RFC 4106 §8.1). "
+                "Use aes-*-cbc with hmac-sha2-256-128, or IKEv2-derived keys",
+            )
+        integ = m.get("integrity", NO_INTEGRITY)
+        if integ == NO_INTEGRITY:
+            raise fail(
+                p + ("integrity",) if "integrity" in m else p,
+                f"{enc} without integrity is refused (RFC 8221 §5: ESP encryption needs "
+                "authentication); set integrity: hmac-sha2-256-128",
+            )
+        if integ not in INTEGRITIES:
+            raise fail(p + ("integrity",), f"{integ!r} is not one of: {', '.join(INTEGRITIES)}")
+        ia = INTEGRITIES[integ]
+        enc_key = _key_bytes(fail, m["enc_key"], p + ("enc_key",))
+        if len(enc_key) != alg.keymat_len:
+            raise fail(
+                p + ("enc_key",),
+                f"{enc} needs a {alg.keymat_len}-byte key ({2 * alg.keymat_len} hex digits), got {len(enc_key)} bytes",
+            )
+        if "auth_key" not in m:
+            raise fail(p, f"missing 'auth_key' for {integ}")
+        auth_key = _key_bytes(fail, m["auth_key"], p + ("auth_key",))
+        if len(auth_key) != ia.key_len:
+            raise fail(
+                p + ("auth_key",),
+                f"{integ} needs a {ia.key_len}-byte key ({2 * ia.key_len} hex digits, RFC 4868 §2.1.1), "
+                f"got {len(auth_key)} bytes",
+            )
+        for kname, kval in (("enc_key", enc_key), ("auth_key", auth_key)):
+            if kval in keys:
+                other = keys[kval]
+                raise fail(
+                    p + (kname,),
+                    f"this key is already used as {other[1]} of SA '{other[0]}': never reuse a key",
+                )
+            keys[kval] = (name, kname)
+        window = m.get("replay_window", DEFAULT_WINDOW)
+        if isinstance(window, bool) or not isinstance(window, int) or not (
+            window == 0 or MIN_WINDOW <= window <= MAX_WINDOW
+        ):
+            raise fail(
+                p + ("replay_window",),
+                f"replay_window {window!r} must be 0 (off) or {MIN_WINDOW}..{MAX_WINDOW} (RFC 4303 §3.4.3)",
+            )
+        esn = m.get("esn", False)
+        if not isinstance(esn, bool):
+            raise fail(p + ("esn",), f"expected true or false, got {esn!r}")
+        df = m.get("df", "copy")
+        if df not in ("copy", "set", "clear"):
+            raise fail(p + ("df",), f"df must be copy, set or clear, not {df!r}")
+        lifetime = m.get("lifetime_packets")
+        if lifetime is not None and (isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1):
+            raise fail(p + ("lifetime_packets",), f"lifetime_packets must be a positive integer, got {lifetime!r}")
+        sas.append(
+            SaSpec(name, spi, src, dst, src_addr, dst_addr, enc, enc_key, integ, auth_key,
+                   window, esn, df, lifetime)
+        )
+
+    by_name = {s.name: s for s in sas}
+    policies: list[PolicySpec] = []
+    for i, q in enumerate(pol_raw):
+        p = root + ("policies", i)
+        m = _expect_map(fail, q, p, _POLICY_KEYS)
+        for req in ("router", "src", "dst", "action"):
+            if req not in m:
+                raise fail(p, f"missing '{req}'")
+        router = m["router"]
+        if router not in topo.nodes or not topo.nodes[router].is_router:
+            raise fail(p + ("router",), f"'{router}' is not a router of the topology")
+        sel = Selector(
+            _prefix(fail, m["src"], p + ("src",)),
+            _prefix(fail, m["dst"], p + ("dst",)),
+            _protocol(fail, m.get("protocol", "any"), p + ("protocol",)),
+        )
+        action_raw = m["action"]
+        if action_raw not in ("protect", "bypass", "discard"):
+            raise fail(p + ("action",), f"action {action_raw!r} must be protect, bypass or discard")
+        action = Action(action_raw)
+        sa_name = m.get("sa")
+        if action is Action.PROTECT:
+            if sa_name is None:
+                raise fail(p, "a protect policy needs 'sa'")
+            if sa_name not in by_name:
+                raise fail(p + ("sa",), f"unknown SA '{sa_name}' (known: {', '.join(by_name)})")
+            if by_name[sa_name].src != router:
+                raise fail(
+                    p + ("sa",),
+                    f"SA '{sa_name}' is sent by {by_name[sa_name].src}, not by {router}",
+                )
+        elif sa_name is not None:
+            raise fail(p + ("sa",), f"only protect policies name an SA, this one is {action_raw}")
+        pname = m.get("name", f"{router}#{i}")
+        if not isinstance(pname, str):
+            raise fail(p + ("name",), "policy name must be a string")
+        policies.append(PolicySpec(pname, router, sel, action, sa_name))
+
+    used = {q.sa for q in policies if q.sa}
+    for i, s in enumerate(sas):
+        if s.name not in used:
+            raise fail(
+                root + ("sas", i, "name"),
+                f"SA '{s.name}' is not used by any protect policy (its selectors come from them)",
+            )
+    return IpsecConfig(Action(default_raw), tuple(sas), tuple(policies))
+
+
+register_section(SECTION, validate)
+
+
+# ---------------------------------------------------------------- building tables
+
+
+def ipsec_for_router(
+    topo: Topology,
+    router: str,
+    *,
+    now: float = 0.0,
+    iv_source: Callable[[int], bytes] | None = None,
+) -> tuple[Spd, Sad]:
+    """This router's SPD and SAD, from the topology's `ipsec:` section.
+
+    Outbound: the router's own policies, in file order, and the SAs it sends
+    on. Inbound: the SAs it receives on, with the selectors of the policies
+    that use them; and, for the SPD, those selectors as PROTECT entries so a
+    clear packet that should have been protected is discarded (RFC 4301 §5.2).
+    Without an `ipsec:` section both tables are empty (everything bypasses).
+    """
+    cfg: IpsecConfig | None = topo.extra.get(SECTION)
+    if router not in topo.nodes:
+        raise KeyError(f"no node '{router}' in {topo.name}")
+    if cfg is None:
+        return Spd(), Sad()
+    sad = Sad()
+    inbound_policies: list[Policy] = []
+    extra: dict[str, Any] = {} if iv_source is None else {"iv_source": iv_source}
+    for s in cfg.sas:
+        if router not in (s.src, s.dst):
+            continue
+        sa = SecurityAssociation(
+            name=s.name, spi=s.spi, src=s.src_addr, dst=s.dst_addr,
+            encryption=s.encryption, enc_key=s.enc_key,
+            integrity=s.integrity, auth_key=s.auth_key,
+            replay_window=s.replay_window, esn=s.esn, df=s.df,
+            lifetime_packets=s.lifetime_packets, created=now,
+            selectors=cfg.selectors_of(s.name), **extra,
+        )
+        if s.src == router:
+            sad.add_outbound(sa)
+        else:
+            sad.add_inbound(sa)
+            for q in cfg.policies:
+                if q.sa == s.name:
+                    inbound_policies.append(Policy(q.selector, Action.PROTECT, s.name, name=f"in:{q.name}"))
+    outbound = [Policy(q.selector, q.action, q.sa, name=q.name) for q in cfg.policies if q.router == router]
+    return Spd(outbound, inbound_policies, default=cfg.default), sad

@@ -1,0 +1,110 @@
+"""Security Policy Database (RFC 4301 §4.4.1): ordered, first-match policies.
+
+Outbound, the SPD decides for each inner packet: PROTECT (encapsulate on a
+named SA), BYPASS (forward in clear) or DISCARD. Inbound, a packet that
+arrived in clear but matches a PROTECT entry is discarded (§5.2.1: it should
+have come through an SA). Selectors are IPv4 prefixes and an optional IP
+protocol. Lookups are pure and return the matching `Policy`; when nothing
+matches, the SPD's explicit default (BYPASS unless configured) applies,
+which plays the role of §4.4.1's final catch-all entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+from ipaddress import IPv4Address, IPv4Network
+
+ANY_NET = IPv4Network("0.0.0.0/0")
+
+
+class Action(StrEnum):
+    PROTECT = "protect"
+    BYPASS = "bypass"
+    DISCARD = "discard"
+
+
+@dataclass(frozen=True)
+class Selector:
+    """Traffic selector (RFC 4301 §4.4.1.1) on the inner packet."""
+
+    src: IPv4Network = ANY_NET
+    dst: IPv4Network = ANY_NET
+    protocol: int | None = None  # None = any
+
+    def matches(self, src: IPv4Address, dst: IPv4Address, protocol: int) -> bool:
+        return (
+            src in self.src
+            and dst in self.dst
+            and (self.protocol is None or self.protocol == protocol)
+        )
+
+    def reversed(self) -> Selector:
+        return Selector(self.dst, self.src, self.protocol)
+
+    def __str__(self) -> str:
+        proto = "any" if self.protocol is None else str(self.protocol)
+        return f"{self.src} -> {self.dst} proto {proto}"
+
+
+@dataclass(frozen=True)
+class Policy:
+    selector: Selector
+    action: Action
+    sa: str | None = None  # SA name, for PROTECT
+    name: str = ""
+
+    def __post_init__(self) -> None:
+        if (self.action is Action.PROTECT) != (self.sa is not None):
+            raise ValueError("a PROTECT policy needs an SA, and only PROTECT policies have one")
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "name": self.name,
+            "src": str(self.selector.src),
+            "dst": str(self.selector.dst),
+            "protocol": self.selector.protocol,
+            "action": str(self.action),
+            "sa": self.sa,
+        }
+
+
+class Spd:
+    """Ordered outbound and inbound policy lists, first match wins."""
+
+    def __init__(
+        self,
+        outbound: Iterable[Policy] = (),
+        inbound: Iterable[Policy] = (),
+        default: Action = Action.BYPASS,
+    ) -> None:
+        if default is Action.PROTECT:
+            raise ValueError("the default action cannot be PROTECT (no SA to use)")
+        self.outbound: tuple[Policy, ...] = tuple(outbound)
+        self.inbound: tuple[Policy, ...] = tuple(inbound)
+        self.default = Policy(Selector(), default, None, name="default")
+
+    @staticmethod
+    def _first(
+        policies: Sequence[Policy], default: Policy, src: IPv4Address, dst: IPv4Address, protocol: int
+    ) -> Policy:
+        for p in policies:
+            if p.selector.matches(src, dst, protocol):
+                return p
+        return default
+
+    def lookup(self, src: IPv4Address, dst: IPv4Address, protocol: int = 0) -> Policy:
+        """Outbound decision for an inner packet (RFC 4301 §5.1)."""
+        return self._first(self.outbound, self.default, src, dst, protocol)
+
+    def lookup_inbound(self, src: IPv4Address, dst: IPv4Address, protocol: int = 0) -> Policy:
+        """Decision for a packet that arrived in clear (RFC 4301 §5.2)."""
+        return self._first(self.inbound, self.default, src, dst, protocol)
+
+    def to_dict(self) -> dict[str, object]:
+        return {
+            "outbound": [p.to_dict() for p in self.outbound],
+            "inbound": [p.to_dict() for p in self.inbound],
+            "default": str(self.default.action),
+        }
