@@ -1,0 +1,374 @@
+"""`LdpInstance`: one router's LDP speaker (discovery + sessions + LDE), sans-I/O.
+
+    inst = LdpInstance.from_topology(topo, "p1")
+    actions = inst.handle(Start(), now=0.0)
+
+See `ldp.events` for the event/action contract and the clock convention.
+The instance only knows its own configuration; peers, their addresses and
+labels are learnt on the wire.
+"""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface
+from typing import Any
+
+from forwarding.lfib import Lfib
+from ldp.discovery import Adjacency, Discovery
+from ldp.events import (
+    Action,
+    ApplyLfib,
+    CancelTimer,
+    Event,
+    HelloReceived,
+    InterfaceDown,
+    InterfaceUp,
+    LogEvent,
+    RibChanged,
+    Start,
+    StartTimer,
+    Stop,
+    TcpAccepted,
+    TcpClose,
+    TcpClosed,
+    TcpConnected,
+    TcpData,
+    TcpListen,
+    TcpSend,
+    TimerExpired,
+)
+from ldp.lde import Lde
+from ldp.messages import Initialization, LdpId, Message, Notification, Pdu, Status, StatusCode
+from ldp.session import Session
+from lsr.core.topology import LdpOptions, Topology
+
+DEFAULT_RETRY_INITIAL = 15.0  # FRR INIT_DELAY_TMR
+DEFAULT_RETRY_MAX = 120.0  # FRR MAX_DELAY_TMR
+DEFAULT_INIT_TIMEOUT = 15.0  # FRR: init timeout
+
+
+class _Pending:
+    """An accepted connection whose first PDU has not arrived yet (passive side)."""
+
+    def __init__(self, conn: int, local: IPv4Address, remote: IPv4Address, reader: Any) -> None:
+        self.conn, self.local, self.remote, self.reader = conn, local, remote, reader
+
+
+class LdpInstance:
+    def __init__(
+        self,
+        name: str,
+        lsr_id: IPv4Address,
+        interfaces: dict[str, IPv4Interface],
+        labels: tuple[int, int] = (16, 1048575),
+        options: LdpOptions | None = None,
+        passwords: dict[IPv4Address, str] | None = None,
+        *,
+        codec: Any = None,
+        retry_initial: float = DEFAULT_RETRY_INITIAL,
+        retry_max: float = DEFAULT_RETRY_MAX,
+        init_timeout: float = DEFAULT_INIT_TIMEOUT,
+    ) -> None:
+        """`interfaces`: LDP-enabled interface -> address; `passwords`: peer LSR ID -> MD5 key."""
+        if codec is None:
+            from ldp import codec as _codec
+
+            codec = _codec
+        self.name = name
+        self.lsr_id = IPv4Address(lsr_id)
+        self.ldp_id = LdpId(self.lsr_id, 0)
+        self.transport = self.lsr_id  # transport address = loopback (§2.5.2)
+        self.interfaces = dict(sorted(interfaces.items()))
+        self.options = options or LdpOptions()
+        self.passwords = dict(passwords or {})
+        self.codec = codec
+        self.retry_initial = retry_initial
+        self.retry_max = retry_max
+        self.init_timeout = init_timeout
+        self.now = 0.0
+        self.started = False
+        self.stopped = False
+        self._msg_id = 0
+        self._conn_id = 0
+        self.conns: dict[int, Session | _Pending] = {}
+        self.sessions: dict[IPv4Address, Session] = {}
+        self.counters_rx: dict[str, int] = {}
+        self.counters_tx: dict[str, int] = {}
+        self.discovery = Discovery(
+            self.ldp_id, self.transport, self.interfaces, self.options.hello_interval,
+            self.options.hello_holdtime, codec, self.next_msg_id,
+        )
+        self._out: list[Action] = []
+        self.lde = Lde(self.lsr_id, labels, self.options, self._lde_send, self.next_msg_id,
+                       lambda lvl, txt: self._out.append(LogEvent(lvl, txt)))
+
+    @classmethod
+    def from_topology(cls, topo: Topology, router: str, **kw: Any) -> LdpInstance:
+        """Build from the router's own configuration in `topo` (nothing about peers).
+
+        Passwords are configured per neighbour node name; they are resolved to
+        that node's LSR ID here, as an operator would configure a key per
+        neighbour LSR ID.
+        """
+        node = topo.nodes[router]
+        ifs = {i.name: i.address for i in node.interfaces.values()}
+        pw = {topo.nodes[nb].lsr_id: key for nb, key in node.ldp.passwords}
+        return cls(router, node.lsr_id, ifs, node.labels, node.ldp, pw, **kw)
+
+    # -------------------------------------------------------------- host services
+
+    def next_msg_id(self) -> int:
+        self._msg_id += 1
+        return self._msg_id
+
+    def new_conn(self) -> int:
+        self._conn_id += 1
+        return self._conn_id
+
+    def password_for(self, lsr_id: IPv4Address) -> str | None:
+        return self.passwords.get(lsr_id)
+
+    @property
+    def lfib(self) -> Lfib:
+        return self.lde.lfib
+
+    @property
+    def lib(self) -> dict[IPv4Address, dict]:
+        """LIB: peer LSR ID -> {FEC: label} as received."""
+        return {pid: dict(p.lib) for pid, p in sorted(self.lde.peers.items())}
+
+    def addresses(self) -> list[IPv4Address]:
+        """What we advertise in Address messages: loopback and every interface address."""
+        addrs = {self.lsr_id} | {i.ip for i in self.interfaces.values()}
+        return sorted(addrs)
+
+    # -------------------------------------------------------------- session upcalls
+
+    def session_up(self, s: Session) -> None:
+        self.lde.peer_up(s.lsr_id, self.addresses())
+
+    def session_down(self, s: Session) -> None:
+        self.lde.peer_down(s.lsr_id)
+
+    def session_message(self, s: Session, msg: Message) -> None:
+        self.lde.receive(s.lsr_id, msg)
+
+    def _lde_send(self, lsr_id: IPv4Address, msg: Message) -> None:
+        s = self.sessions.get(lsr_id)
+        if s is not None and s.conn is not None:
+            s.send(msg)
+
+    # -------------------------------------------------------------- driver entry point
+
+    def handle(self, event: Event, now: float | None = None) -> list[Action]:
+        """Process one input event at time `now`; return the actions to perform, in order."""
+        if now is not None:
+            self.now = now
+        out = self._out = []
+        if isinstance(event, TcpData):
+            self._tcp_data(event, out)
+        elif isinstance(event, TimerExpired):
+            self._timer(event.timer, out)
+        elif isinstance(event, HelloReceived):
+            self._hello(event, out)
+        elif isinstance(event, TcpConnected):
+            s = self.conns.get(event.conn)
+            if isinstance(s, Session):
+                s.connected(out)
+        elif isinstance(event, TcpAccepted):
+            self._accepted(event, out)
+        elif isinstance(event, TcpClosed):
+            c = self.conns.get(event.conn)
+            if isinstance(c, Session):
+                c.tcp_closed(event.reason, out)
+            elif c is not None:
+                del self.conns[event.conn]
+                out.append(CancelTimer(f"accept:{event.conn}"))
+        elif isinstance(event, RibChanged):
+            self.lde.rib_changed(event.rib)
+        elif isinstance(event, Start):
+            self._start(out)
+        elif isinstance(event, Stop):
+            self._stop(out)
+        elif isinstance(event, InterfaceDown):
+            for adj in self.discovery.interface_down(event.ifname, out):
+                self._adjacency_gone(adj, out, StatusCode.HOLD_TIMER_EXPIRED)
+        elif isinstance(event, InterfaceUp):
+            if self.started and not self.stopped:
+                self.discovery.start_interface(event.ifname, out)
+        else:
+            raise TypeError(f"not an LDP input event: {event!r}")
+        self._finish(out)
+        self._out = []
+        return out
+
+    def _finish(self, out: list[Action]) -> None:
+        diff = self.lde.finish()
+        if diff is not None:
+            out.append(ApplyLfib(diff))
+        for lid in sorted(self.sessions):
+            s = self.sessions[lid]
+            if s.queue:
+                s.flush(out)
+
+    # -------------------------------------------------------------- start / stop
+
+    def _start(self, out: list[Action]) -> None:
+        if self.started:
+            return
+        self.started = True
+        self.stopped = False
+        out.append(TcpListen(self.transport, tuple(sorted(self.passwords.items()))))
+        for ifname in self.interfaces:
+            self.discovery.start_interface(ifname, out)
+
+    def _stop(self, out: list[Action]) -> None:
+        self.stopped = True
+        for ifname in list(self.discovery.up):
+            for adj in self.discovery.interface_down(ifname, out):
+                self._adjacency_gone(adj, out, StatusCode.SHUTDOWN)
+        for conn, c in list(self.conns.items()):
+            if isinstance(c, _Pending):
+                out.append(TcpClose(conn))
+                del self.conns[conn]
+        self.started = False
+
+    # -------------------------------------------------------------- discovery
+
+    def _hello(self, ev: HelloReceived, out: list[Action]) -> None:
+        if self.stopped or not self.started:
+            return
+        res = self.discovery.receive(ev.ifname, ev.src, ev.data, self.now, out)
+        if res is None:
+            return
+        adj, is_new = res
+        s = self.sessions.get(adj.lsr_id)
+        if s is None:
+            s = Session(self, adj.lsr_id, adj.transport)
+            self.sessions[adj.lsr_id] = s
+            out.append(LogEvent("info", f"new neighbor {adj.lsr_id} on {adj.ifname}"))
+        s.adjacencies.add(adj.ifname)
+        if s.active and s.conn is None and is_new and len(s.adjacencies) == 1:
+            # FRR: an extra Hello first, so the passive peer surely has the adjacency.
+            out.append(self.discovery.hello(adj.ifname))
+            out.append(CancelTimer(f"retry:{s.lsr_id}"))
+            s.connect(out)
+
+    def _adjacency_gone(self, adj: Adjacency, out: list[Action], code: StatusCode) -> None:
+        s = self.sessions.get(adj.lsr_id)
+        if s is None:
+            return
+        s.adjacencies.discard(adj.ifname)
+        if s.adjacencies:
+            return
+        # §2.4: the session goes with its last adjacency.
+        out.append(LogEvent("info", f"neighbor {adj.lsr_id}: last adjacency gone"))
+        s.shutdown(code, out, "last adjacency gone")
+        out.append(CancelTimer(f"retry:{s.lsr_id}"))
+        del self.sessions[adj.lsr_id]
+
+    # -------------------------------------------------------------- TCP
+
+    def _accepted(self, ev: TcpAccepted, out: list[Action]) -> None:
+        if self.stopped or not self.started:
+            out.append(TcpClose(ev.conn))
+            return
+        self.conns[ev.conn] = _Pending(ev.conn, ev.local, ev.remote, self.codec.PduReader())
+        # FRR waits 5 s for a Hello before rejecting an unknown peer.
+        out.append(StartTimer(f"accept:{ev.conn}", 5.0))
+
+    def _tcp_data(self, ev: TcpData, out: list[Action]) -> None:
+        c = self.conns.get(ev.conn)
+        if isinstance(c, Session):
+            c.data(ev.data, out)
+            return
+        if c is None:
+            return
+        items = c.reader.feed(ev.data)
+        if not items:
+            return
+        first = items[0]
+        if not isinstance(first, Pdu):
+            self._reject(c, out, getattr(first, "status", None) or Status.of(StatusCode.BAD_PDU_LENGTH))
+            return
+        lsr_id = first.ldp_id.lsr_id
+        s = self.sessions.get(lsr_id)
+        init = next((m for m in first.messages if isinstance(m, Initialization)), None)
+        msg_id = init.msg_id if init else 0
+        if s is None or s.transport != c.remote or first.ldp_id.label_space != 0:
+            # §2.5.3: no Hello adjacency for this peer -> Session Rejected/No Hello
+            self._reject(c, out, Status.of(StatusCode.SESSION_REJECTED_NO_HELLO, msg_id, 0x0200))
+            return
+        out.append(CancelTimer(f"accept:{ev.conn}"))
+        del self.conns[ev.conn]
+        if not s.attach(ev.conn, c.reader, out):
+            # we are the active side for this peer, or a session already exists
+            out.append(LogEvent("info", f"extra connection from {c.remote} closed"))
+            out.append(TcpClose(ev.conn))
+            return
+        s.pdus(items, out)
+
+    def _reject(self, c: _Pending, out: list[Action], status: Status) -> None:
+        pdu = Pdu(self.ldp_id, (Notification(self.next_msg_id(), status),))
+        self.counters_tx["NOTIFICATION"] = self.counters_tx.get("NOTIFICATION", 0) + 1
+        out.append(TcpSend(c.conn, self.codec.encode_pdu(pdu)))
+        out.append(TcpClose(c.conn))
+        out.append(CancelTimer(f"accept:{c.conn}"))
+        out.append(LogEvent("warning", f"rejected connection from {c.remote}: "
+                                       f"{StatusCode(status.code).name}"))
+        self.conns.pop(c.conn, None)
+
+    # -------------------------------------------------------------- timers
+
+    def _timer(self, timer: str, out: list[Action]) -> None:
+        kind, _, rest = timer.partition(":")
+        if kind == "hello":
+            self.discovery.hello_timer_expired(rest, out)
+        elif kind == "adj":
+            ifname, _, lid = rest.rpartition(":")
+            adj = self.discovery.expire(ifname, IPv4Address(lid))
+            if adj is not None:
+                out.append(LogEvent("info", f"adjacency {ifname}/{lid} hold time expired"))
+                self._adjacency_gone(adj, out, StatusCode.HOLD_TIMER_EXPIRED)
+        elif kind == "accept":
+            c = self.conns.get(int(rest))
+            if isinstance(c, _Pending):
+                self._reject(c, out, Status.of(StatusCode.SESSION_REJECTED_NO_HELLO))
+        elif kind in ("ka-send", "ka-hold", "init", "retry"):
+            s = self.sessions.get(IPv4Address(rest))
+            if s is not None:
+                s.timer(kind, out)
+        else:
+            out.append(LogEvent("warning", f"unknown timer {timer}"))
+
+    # -------------------------------------------------------------- views
+
+    def neighbors(self) -> list[dict]:
+        """Sessions, one per peer LSR ID (peers as LSR IDs; the view layer names them)."""
+        out = []
+        for lid in sorted(self.sessions):
+            s = self.sessions[lid]
+            out.append({
+                "neighbor": str(lid),
+                "lsr_id": str(lid),
+                "transport": str(s.transport),
+                "state": s.state.value,
+                "role": "active" if s.active else "passive",
+                "adjacencies": sorted(s.adjacencies),
+                "keepalive": s.keepalive,
+                "uptime": None if s.up_since is None else round(self.now - s.up_since, 6),
+                "last_error": s.last_error,
+            })
+        return out
+
+    def bindings(self) -> list[dict]:
+        return self.lde.bindings()
+
+    def counters(self) -> dict[str, dict[str, int]]:
+        tx = dict(self.counters_tx)
+        rx = dict(self.counters_rx)
+        if self.discovery.hellos_sent:
+            tx["HELLO"] = self.discovery.hellos_sent
+        if self.discovery.hellos_received:
+            rx["HELLO"] = self.discovery.hellos_received
+        return {"sent": dict(sorted(tx.items())), "received": dict(sorted(rx.items()))}
