@@ -1,0 +1,98 @@
+"""What `forwarding.plane.decide` returns: Forward | Deliver | Drop(reason).
+
+Frozen, slotted dataclasses; `to_json()` gives the shape used by the
+hop-by-hop walk and by `RouterTables.counters_json()`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class DropReason(StrEnum):
+    """Why a frame was not forwarded (one counter per reason per router)."""
+
+    NO_ILM_ENTRY = "no-ilm-entry"  # unknown top label: discard, never IP-forward (RFC 3031 §3.18)
+    TTL_EXPIRED = "ttl-expired"  # RFC 3032 §2.4, RFC 791; ICMP Time Exceeded was generated if allowed
+    MALFORMED = "malformed"  # truncated frame, no S bit, bad IPv4 header, label 3 on the wire
+    NO_ROUTE = "no-route"  # no FTN entry nor route for the destination
+    NO_NEIGHBOR = "no-neighbor"  # destination on a connected subnet but no known station / next hop MAC
+    MTU_EXCEEDED = "mtu-exceeded"  # too big and cannot be fragmented (not IPv4 under the stack)
+    FRAG_NEEDED = "frag-needed"  # too big with DF set: ICMP 3/4 generated (RFC 3032 §3, RFC 1191)
+    RESERVED_LABEL = "reserved-label"  # labels 4..15 (RFC 3032 §2.1, RFC 7274)
+    NOT_IP = "not-ip"  # ARP and any other ethertype: the router's kernel handles those
+    IPV6_UNSUPPORTED = "ipv6-unsupported"  # IPv6 / IPv6 explicit-null: this dataplane is IPv4 only
+    MPLS_MULTICAST = "mpls-multicast"  # ethertype 0x8848: not supported, dropped (RFC 5332)
+    NOT_FOR_US = "not-for-us"  # Ethernet destination is neither our MAC nor broadcast
+    UNKNOWN_INTERFACE = "unknown-interface"  # in_if is not an interface of this router
+
+
+@dataclass(frozen=True, slots=True)
+class Forward:
+    """Send `frame` (a whole Ethernet frame) out of `out_if`.
+
+    `more` holds further frames for the same interface (IP fragments, RFC 3032 §3).
+    `op` is push|swap|pop|forward; `labels_in`/`labels_out` are label values,
+    top first; `ttl` is the outgoing TTL (top label's, or IP's when unlabelled).
+    """
+
+    out_if: str
+    frame: bytes
+    op: str
+    labels_in: tuple[int, ...] = ()
+    labels_out: tuple[int, ...] = ()
+    ttl: int = 0
+    neighbor: str = ""
+    more: tuple[bytes, ...] = ()
+
+    @property
+    def frames(self) -> tuple[bytes, ...]:
+        return (self.frame, *self.more)
+
+    def to_json(self) -> dict:
+        return {
+            "result": "forward", "op": self.op, "out_interface": self.out_if,
+            "neighbor": self.neighbor, "labels_in": list(self.labels_in),
+            "labels_out": list(self.labels_out), "ttl": self.ttl, "frames": 1 + len(self.more),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class Deliver:
+    """For this router's own stack: `packet` is the IPv4 packet (labels removed).
+
+    `kind` is "local" (addressed to one of our addresses, broadcast or
+    multicast) or "router-alert" (label 1 on top, RFC 3032 §2.1: to the control
+    plane). `labelled` says the frame arrived with labels, so the kernel did
+    not see it as IP: a runtime must inject `packet` into the local stack.
+    """
+
+    packet: bytes
+    kind: str = "local"
+    labelled: bool = False
+    labels_in: tuple[int, ...] = ()
+    ttl: int = 0
+
+    def to_json(self) -> dict:
+        return {"result": "deliver", "kind": self.kind, "labelled": self.labelled,
+                "labels_in": list(self.labels_in), "ttl": self.ttl}
+
+
+@dataclass(frozen=True, slots=True)
+class Drop:
+    """Not forwarded. `replies` are ICMP errors this router sends because of it."""
+
+    reason: DropReason
+    detail: str = ""
+    labels_in: tuple[int, ...] = ()
+    ttl: int = 0
+    replies: tuple[Forward, ...] = ()
+
+    def to_json(self) -> dict:
+        return {"result": "drop", "reason": self.reason.value, "detail": self.detail,
+                "labels_in": list(self.labels_in), "ttl": self.ttl,
+                "replies": [r.to_json() for r in self.replies]}
+
+
+Result = Forward | Deliver | Drop

@@ -1,0 +1,339 @@
+"""Everything one router's forwarding plane needs, compiled for fast lookups.
+
+`RouterTables.build(topo, router, rib, lfib)` takes the topology (interfaces,
+deterministic MACs, peers), the IGP RIB of the router and its LFIB (FTN + ILM,
+`forwarding.lfib`, produced by LDP) and precompiles:
+
+- per interface: MAC, address, MTU, the peer's MAC (the lab sets these MACs on
+  the veths, so no ARP is needed in the dataplane);
+- a neighbour table address -> (interface, MAC) for every peer, hosts included;
+- per NHLFE: a prebuilt 14-byte Ethernet header for MPLS (0x8847) and one for
+  IPv4 (0x0800), the out label bits, the link MTU;
+- one longest-prefix-match table merging the RIB and the FTN: for each prefix
+  the FTN entry if LDP installed one, else the RIB route (connected routes win
+  over FTN entries of the same prefix); a per-destination cache over it;
+- own addresses (loopback + interface addresses): packets for them are delivered.
+
+`set_lfib`, `set_rib` and `apply_diff` swap in new state without touching
+counters of entries that stay. Counters: per ILM label, FTN prefix and RIB
+prefix (packets, bytes), drops by reason, deliveries, ICMP errors sent.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from forwarding.labelops import ETH_P_IP, ETH_P_MPLS_UC, IMPLICIT_NULL
+from forwarding.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe
+from forwarding.results import DropReason
+from lsr.core.igp import Route
+from lsr.core.topology import Topology
+
+TTL_MODELS = ("uniform", "pipe", "short-pipe")
+
+# LPM action kinds
+A_LOCAL = 0  # one of our addresses: deliver
+A_CONNECTED = 1  # directly connected subnet: next hop is the destination itself
+A_NHLFE = 2  # FTN (push, or unlabelled when out_labels == ()) or RIB route (IP forward)
+LPM_CACHE_MAX = 65536
+
+
+def mac_bytes(mac: str) -> bytes:
+    return bytes(int(x, 16) for x in mac.split(":"))
+
+
+def mac_str(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
+
+
+@dataclass(frozen=True)
+class IfInfo:
+    name: str
+    mac: bytes
+    address: IPv4Interface
+    mtu: int
+    peer_node: str
+    peer_interface: str
+    peer_mac: bytes
+    peer_address: IPv4Address
+    peer_is_host: bool
+
+    @property
+    def ip(self) -> int:
+        return int(self.address.ip)
+
+
+@dataclass(frozen=True, slots=True)
+class CNhlfe:
+    """A compiled next hop: resolved MAC, prebuilt headers, label bits."""
+
+    out_if: str
+    neighbor: str
+    nexthop: int  # IPv4 address as int
+    out_labels: tuple[int, ...]  # top first; () = pop / unlabelled
+    hdr_mpls: bytes  # dst MAC | src MAC | 0x8847
+    hdr_ip: bytes  # dst MAC | src MAC | 0x0800
+    mtu: int
+    resolved: bool  # next hop MAC known
+    source: Nhlfe | None = None
+
+
+@dataclass(slots=True)
+class Action:
+    """What an IP lookup resolves to (LPM result)."""
+
+    kind: int
+    prefix: IPv4Network
+    nhs: tuple[CNhlfe, ...] = ()
+    ftn: bool = False  # the entry comes from the FTN (labelled unless out_labels == ())
+    counter: list[int] = field(default_factory=lambda: [0, 0])
+    out_if: str = ""  # A_CONNECTED: the interface of the subnet
+
+
+@dataclass(slots=True)
+class IlmC:
+    entry: IlmEntry
+    nhs: tuple[CNhlfe, ...]
+    counter: list[int]
+
+
+class RouterTables:
+    """The compiled forwarding state of one router. Build with `RouterTables.build`."""
+
+    def __init__(self, name: str, interfaces: Mapping[str, IfInfo], loopback: IPv4Address | None,
+                 ttl_model: str = "uniform",
+                 extra_neighbors: Mapping[IPv4Address, tuple[str, bytes, str]] | None = None) -> None:
+        if ttl_model not in TTL_MODELS:
+            raise ValueError(f"ttl_model must be one of {TTL_MODELS}")
+        self.name = name
+        self.ttl_model = ttl_model
+        self.uniform = ttl_model == "uniform"
+        self.interfaces: dict[str, IfInfo] = dict(interfaces)
+        self.loopback = loopback
+        self.if_mac: dict[str, bytes] = {n: i.mac for n, i in self.interfaces.items()}
+        self.if_ip: dict[str, int] = {n: i.ip for n, i in self.interfaces.items()}
+        self.own: set[int] = {i.ip for i in self.interfaces.values()}
+        if loopback is not None:
+            self.own.add(int(loopback))
+        # Local broadcast-ish addresses: delivered, never forwarded.
+        self.local_bcast: set[int] = {0xFFFFFFFF}
+        self.local_bcast |= {int(i.address.network.broadcast_address)
+                             for i in self.interfaces.values() if i.address.network.prefixlen < 31}
+        # neighbour table: address -> (interface, MAC, node)
+        self.neigh: dict[int, tuple[str, bytes, str]] = {}
+        for i in self.interfaces.values():
+            self.neigh[int(i.peer_address)] = (i.name, i.peer_mac, i.peer_node)
+        for a, v in (extra_neighbors or {}).items():
+            self.neigh[int(a)] = v
+        self.seed = zlib.crc32(name.encode())  # per-router ECMP hash seed (avoids polarisation)
+        self.lfib = Lfib()
+        self.rib: dict[IPv4Network, Route] = {}
+        # compiled state
+        self.ilm: dict[int, IlmC] = {}
+        self.fast_ilm: dict[int, tuple] = {}
+        self._lpm: list[tuple[int, int, dict[int, Action]]] = []
+        self._cache: dict[int, Action | None] = {}
+        # counters
+        self.c_ilm: dict[int, list[int]] = {}
+        self.c_ftn: dict[IPv4Network, list[int]] = {}
+        self.c_ip: dict[IPv4Network, list[int]] = {}
+        self.drops: dict[str, int] = {r.value: 0 for r in DropReason}
+        self.delivered = 0
+        self.icmp_sent = 0
+        self.hdr_cache: dict[tuple[str, int], tuple[bytes, bytes, bool]] = {}
+
+    # ------------------------------------------------------------ construction
+
+    @classmethod
+    def build(cls, topo: Topology, router: str, rib: Mapping[IPv4Network, Route],
+              lfib: Lfib | None = None) -> RouterTables:
+        """Tables of `router` from the topology, its IGP RIB and its LFIB."""
+        node = topo.nodes[router]
+        if not node.is_router:
+            raise ValueError(f"{router} is not a router")
+        ifs: dict[str, IfInfo] = {}
+        for name, i in node.interfaces.items():
+            peer = topo.nodes[i.peer_node]
+            pi = peer.interfaces[i.peer_interface]
+            ifs[name] = IfInfo(
+                name=name, mac=mac_bytes(i.mac), address=i.address, mtu=i.mtu,
+                peer_node=i.peer_node, peer_interface=i.peer_interface,
+                peer_mac=mac_bytes(pi.mac), peer_address=pi.address.ip,
+                peer_is_host=not peer.is_router,
+            )
+        t = cls(router, ifs, node.loopback, node.ttl_model)
+        t.set_rib(rib, recompile=False)
+        t.set_lfib(lfib if lfib is not None else Lfib())
+        return t
+
+    # ------------------------------------------------------------ compilation
+
+    def _headers(self, out_if: str, nexthop: int) -> tuple[bytes, bytes, bool]:
+        key = (out_if, nexthop)
+        h = self.hdr_cache.get(key)
+        if h is None:
+            i = self.interfaces.get(out_if)
+            n = self.neigh.get(nexthop)
+            if i is None or n is None or n[0] != out_if:
+                dst, ok = b"\x00" * 6, False
+            else:
+                dst, ok = n[1], True
+            src = i.mac if i is not None else b"\x00" * 6
+            h = (dst + src + ETH_P_MPLS_UC.to_bytes(2, "big"), dst + src + ETH_P_IP.to_bytes(2, "big"), ok)
+            self.hdr_cache[key] = h
+        return h
+
+    def compile_nhlfe(self, nh: Nhlfe) -> CNhlfe:
+        nhip = int(nh.nexthop)
+        hm, hi, ok = self._headers(nh.interface, nhip)
+        i = self.interfaces.get(nh.interface)
+        # Implicit-null (3) is signalled only, never sent (RFC 3032 §2.1): it means "pop".
+        labels = tuple(lbl for lbl in nh.out_labels if lbl != IMPLICIT_NULL)
+        return CNhlfe(nh.interface, nh.neighbor, nhip, labels, hm, hi,
+                      i.mtu if i is not None else 0, ok and i is not None, nh)
+
+    def connected_nhlfe(self, out_if: str, dst: int) -> CNhlfe:
+        """Next hop for a destination on a connected subnet: the station itself."""
+        hm, hi, ok = self._headers(out_if, dst)
+        n = self.neigh.get(dst)
+        i = self.interfaces[out_if]
+        return CNhlfe(out_if, n[2] if n else "", dst, (), hm, hi, i.mtu, ok)
+
+    def _compile_ilm(self, e: IlmEntry) -> None:
+        nhs = tuple(self.compile_nhlfe(n) for n in e.nexthops)
+        ctr = self.c_ilm.setdefault(e.in_label, [0, 0])
+        self.ilm[e.in_label] = IlmC(e, nhs, ctr)
+        self.fast_ilm.pop(e.in_label, None)
+        if not nhs or not all(n.resolved for n in nhs):
+            return
+        if all(len(n.out_labels) == 1 and n.out_labels[0] >= 16 for n in nhs):
+            self.fast_ilm[e.in_label] = (
+                0, tuple((n.out_if, n.hdr_mpls, n.out_labels[0] << 12, n.mtu) for n in nhs), ctr)
+        elif all(not n.out_labels for n in nhs):
+            self.fast_ilm[e.in_label] = (
+                1, tuple((n.out_if, n.hdr_ip, n.hdr_mpls, n.mtu) for n in nhs), ctr)
+
+    def _rebuild_lpm(self) -> None:
+        by_len: dict[int, dict[int, Action]] = {}
+
+        def put(prefix: IPv4Network, a: Action) -> None:
+            by_len.setdefault(prefix.prefixlen, {})[int(prefix.network_address)] = a
+
+        conn: dict[IPv4Network, str] = {i.address.network: i.name for i in self.interfaces.values()}
+        for prefix, route in self.rib.items():
+            if route.connected:
+                if prefix in conn:
+                    put(prefix, Action(A_CONNECTED, prefix, out_if=conn[prefix],
+                                       counter=self.c_ip.setdefault(prefix, [0, 0])))
+                else:  # our loopback (or another own prefix)
+                    put(prefix, Action(A_LOCAL, prefix))
+            else:
+                nhs = tuple(self.compile_nhlfe(Nhlfe(nh.neighbor, nh.interface, nh.address, (), "push"))
+                            for nh in route.nexthops)
+                put(prefix, Action(A_NHLFE, prefix, nhs, False, self.c_ip.setdefault(prefix, [0, 0])))
+        for prefix, ie in conn.items():  # connected subnets even if the RIB is empty
+            if by_len.get(prefix.prefixlen, {}).get(int(prefix.network_address)) is None:
+                put(prefix, Action(A_CONNECTED, prefix, out_if=ie,
+                                   counter=self.c_ip.setdefault(prefix, [0, 0])))
+        for prefix, fe in self.lfib.ftn.items():
+            cur = by_len.get(prefix.prefixlen, {}).get(int(prefix.network_address))
+            if cur is not None and cur.kind != A_NHLFE:
+                continue  # connected / local beats a label binding
+            nhs = tuple(self.compile_nhlfe(n) for n in fe.nexthops)
+            if not nhs:
+                continue
+            put(prefix, Action(A_NHLFE, prefix, nhs, True, self.c_ftn.setdefault(prefix, [0, 0])))
+        self._lpm = [(plen, (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, by_len[plen])
+                     for plen in sorted(by_len, reverse=True)]
+        self._cache = {}
+
+    def lookup(self, dst: int) -> Action | None:
+        """Longest-prefix match for an IPv4 destination (as int), cached."""
+        try:
+            return self._cache[dst]
+        except KeyError:
+            pass
+        a = None
+        for _plen, mask, d in self._lpm:
+            a = d.get(dst & mask)
+            if a is not None:
+                break
+        if len(self._cache) >= LPM_CACHE_MAX:
+            self._cache.clear()
+        self._cache[dst] = a
+        return a
+
+    # ------------------------------------------------------------ updates
+
+    def set_rib(self, rib: Mapping[IPv4Network, Route], recompile: bool = True) -> None:
+        """Swap in a new IGP RIB (after a topology change)."""
+        self.rib = dict(rib)
+        if recompile:
+            self._rebuild_lpm()
+
+    def set_lfib(self, lfib: Lfib) -> None:
+        """Swap in a whole new LFIB (counters of labels/prefixes that stay are kept)."""
+        self.lfib = Lfib(dict(lfib.ftn), dict(lfib.ilm))
+        self.ilm.clear()
+        self.fast_ilm.clear()
+        for e in self.lfib.ilm.values():
+            self._compile_ilm(e)
+        self._rebuild_lpm()
+
+    def apply_diff(self, diff: LfibDiff) -> None:
+        """Apply an LDP `LfibDiff`: only the touched ILM entries are recompiled."""
+        self.lfib.apply(diff)
+        for lbl in diff.ilm_del:
+            self.ilm.pop(lbl, None)
+            self.fast_ilm.pop(lbl, None)
+        for e in diff.ilm_set:
+            self._compile_ilm(e)
+        if diff.ftn_set or diff.ftn_del:
+            self._rebuild_lpm()
+
+    def set_ftn(self, entries: Mapping[IPv4Network, FtnEntry]) -> None:
+        self.lfib.ftn = dict(entries)
+        self._rebuild_lpm()
+
+    # ------------------------------------------------------------ counters
+
+    def count_drop(self, reason: DropReason) -> None:
+        self.drops[reason.value] += 1
+
+    def counters_json(self) -> dict:
+        """Per-router counters: per ILM label, FTN and RIB prefix; drops by reason."""
+
+        def pb(c: list[int]) -> dict[str, int]:
+            return {"packets": c[0], "bytes": c[1]}
+
+        def pkey(p: IPv4Network) -> tuple[int, int]:
+            return (int(p.network_address), p.prefixlen)
+
+        return {
+            "router": self.name,
+            "ttl_model": self.ttl_model,
+            "ilm": {str(k): pb(self.c_ilm[k]) for k in sorted(self.c_ilm)},
+            "ftn": {str(p): pb(self.c_ftn[p]) for p in sorted(self.c_ftn, key=pkey)},
+            "ip": {str(p): pb(self.c_ip[p]) for p in sorted(self.c_ip, key=pkey)},
+            "drops": {k: v for k, v in sorted(self.drops.items())},
+            "delivered": self.delivered,
+            "icmp_sent": self.icmp_sent,
+        }
+
+    def reset_counters(self) -> None:
+        for d in (self.c_ilm, self.c_ftn, self.c_ip):
+            for c in d.values():
+                c[0] = c[1] = 0
+        for k in self.drops:
+            self.drops[k] = 0
+        self.delivered = self.icmp_sent = 0
+
+
+def build_all(topo: Topology, ribs: Mapping[str, Mapping[IPv4Network, Route]],
+              lfibs: Mapping[str, Lfib]) -> dict[str, RouterTables]:
+    """RouterTables for every router of `topo`."""
+    return {r.name: RouterTables.build(topo, r.name, ribs[r.name], lfibs.get(r.name))
+            for r in topo.routers}
