@@ -1,0 +1,345 @@
+"""Labs on network namespaces: the library API the CLI and tests use.
+
+    lab = up(load_topology("topologies/line3.yaml"), name="t1")   # returns when converged
+    exec_in("t1", "ce1", ["ping", "-c1", "192.168.2.2"])
+    query("t1", "p1", "lfib")
+    link("t1", "pe1", "p1", up=False)
+    down("t1")
+
+Every router runs `lsr.lab.node` in its own namespace `lsr-<lab>-<router>`;
+hosts are plain namespaces with an address and a default route. Everything a
+lab creates is recorded in `lsr.lab.state` first, so `down()` always works.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import re
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Network
+from pathlib import Path
+from typing import Any
+
+import lsr
+from lsr.core.igp import Igp
+from lsr.core.topology import MAX_LAB_NAME, Topology
+from lsr.errors import LsrError
+from lsr.lab import netns
+from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
+from lsr.lab.state import list_labs as _list_labs
+
+__all__ = [
+    "Lab", "LabError", "down", "exec_in", "expected", "link", "list_labs", "query", "status", "up",
+]
+
+Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
+NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+
+
+class LabError(LsrError):
+    pass
+
+
+@dataclass
+class Lab:
+    name: str
+    topo: Topology
+    state_dir: Path
+    converge_seconds: float = 0.0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def exec(self, node: str, argv: Sequence[str], **kw: Any) -> int:
+        return exec_in(self.name, node, argv, **kw)
+
+    def run(self, node: str, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess:
+        """Run in a node's namespace and capture output (tests)."""
+        return subprocess.run(["ip", "netns", "exec", ns_name(self.name, node), *argv],
+                              capture_output=True, text=True, timeout=timeout)
+
+    def query(self, router: str, what: str, **kw: Any) -> Any:
+        return query(self.name, router, what, **kw)
+
+    def link(self, a: str, b: str, up: bool) -> None:
+        link(self.name, a, b, up)
+
+    def down(self) -> bool:
+        return down(self.name)
+
+
+def need_root() -> None:
+    if os.geteuid() != 0:
+        raise LabError("lab commands need root", code=2)
+
+
+def _check_name(name: str) -> None:
+    if not NAME_RE.match(name) or len(name) > MAX_LAB_NAME:
+        raise LabError(f"lab name {name!r} must be lowercase letters, digits and '-', "
+                       f"start with a letter, at most {MAX_LAB_NAME} characters")
+
+
+def _topology(name: str) -> Topology:
+    p = lab_dir(name) / "topology.pickle"
+    if not p.exists():
+        raise LabError(f"no lab named '{name}' (lsr lab list)")
+    return pickle.loads(p.read_bytes())
+
+
+# ---------------------------------------------------------------- up / down
+
+
+def up(topo: Topology, name: str | None = None, timeout: float = 60,
+       progress: Progress | None = None, ring: bool = True) -> Lab:
+    """Build the lab and return once every session is OPERATIONAL and every LFIB complete.
+
+    Any failure, timeout or KeyboardInterrupt tears the partial lab down and re-raises.
+    """
+    need_root()
+    name = name or topo.name
+    _check_name(name)
+    say = progress or (lambda msg, frac: None)
+    state = LabState(name)
+    if state.exists():
+        raise LabError(f"lab '{name}' is already up (lsr lab down {name})")
+    t0 = time.monotonic()
+    timings: dict[str, float] = {}
+    state.create({"topology": topo.name, "source": topo.source, "up_pid": os.getpid(),
+                  "nodes": list(topo.nodes), "routers": [r.name for r in topo.routers]})
+    try:
+        (state.dir / "topology.pickle").write_bytes(pickle.dumps(topo))
+        say(f"creating {len(topo.nodes)} namespaces", 0.05)
+        netns.create_namespaces(topo, name, state)
+        say(f"creating {len(topo.links)} links", 0.2)
+        netns.create_links(topo, name)
+        netns.configure_nodes(topo, name)
+        timings["network"] = time.monotonic() - t0
+        say(f"starting {len(topo.routers)} routers", 0.35)
+        _start_routers(topo, name, state, ring)
+        _wait_ready(topo, name, state, t0 + timeout)
+        timings["routers"] = time.monotonic() - t0
+        say("waiting for LDP to converge", 0.5)
+        _wait_converged(topo, name, t0 + timeout, say)
+        timings["converged"] = time.monotonic() - t0
+        state.set("converged", time.time())
+    except BaseException:
+        teardown(name)
+        raise
+    say("converged", 1.0)
+    return Lab(name, topo, state.dir, timings["converged"], timings)
+
+
+def _start_routers(topo: Topology, name: str, state: LabState, ring: bool) -> None:
+    env = dict(os.environ)
+    root = str(Path(lsr.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    for r in topo.routers:
+        logf = open(state.dir / f"{r.name}.log", "ab")  # noqa: SIM115 - handed to the child
+        argv = ["ip", "netns", "exec", ns_name(name, r.name), sys.executable, "-m",
+                "lsr.lab.node", "--state-dir", str(state.dir), "--router", r.name]
+        if not ring:
+            argv.append("--no-ring")
+        # New session: a Ctrl-C at the terminal reaches `up` (which tears down), not the routers.
+        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
+                             env=env, start_new_session=True, cwd="/")
+        logf.close()
+        state.add_pid(p.pid, f"router:{r.name}")
+
+
+def _wait_ready(topo: Topology, name: str, state: LabState, deadline: float) -> None:
+    pending = {r.name for r in topo.routers}
+    while pending:
+        for r in list(pending):
+            if (state.dir / f"{r}.ready").exists():
+                pending.discard(r)
+        dead = [p for p in state.read().get("pids", []) if not pid_alive(p["pid"], p["start"])]
+        if dead:
+            role = dead[0]["role"].split(":", 1)[-1]
+            tail = _log_tail(name, role)
+            raise LabError(f"router {role} exited during start-up: {tail}")
+        if time.monotonic() > deadline:
+            raise LabError(f"routers not started before the timeout: {', '.join(sorted(pending))}")
+        time.sleep(0.05)
+
+
+def _log_tail(name: str, router: str) -> str:
+    try:
+        lines = (lab_dir(name) / f"{router}.log").read_text().strip().splitlines()
+        return lines[-1] if lines else "(empty log)"
+    except OSError:
+        return "(no log)"
+
+
+def down(name: str) -> bool:
+    """Tear the lab down; False (and no error) if there was nothing to remove."""
+    need_root()
+    return teardown(name)
+
+
+def list_labs() -> list[str]:
+    return _list_labs()
+
+
+# ---------------------------------------------------------------- convergence
+
+
+def _operational(state: str) -> bool:
+    return state.upper().rsplit(".", 1)[-1] == "OPERATIONAL"
+
+
+def expected(topo: Topology, down_links: Sequence[int] = ()) -> dict[str, dict[str, Any]]:
+    """Per router: LDP peers (LSR IDs) and FEC -> number of ECMP next hops expected in the FTN.
+
+    From the IGP: every LDP neighbour over an up link, and an FTN entry for
+    every remote IGP prefix (or only loopbacks with `fecs: loopbacks`).
+    """
+    igp = Igp(topo, down_links)
+    out: dict[str, dict[str, Any]] = {}
+    for r in topo.routers:
+        peers = set()
+        for iface in r.interfaces.values():
+            peer = topo.nodes[iface.peer_node]
+            if peer.is_router and iface.link not in igp.down:
+                peers.add(str(peer.lsr_id))
+        ftn: dict[str, int] = {}
+        for prefix, route in igp.rib(r.name).items():
+            if not route.nexthops:
+                continue
+            if r.ldp.fecs == "loopbacks" and prefix.prefixlen != 32:
+                continue
+            ftn[str(prefix)] = len(route.nexthops)
+        out[r.name] = {"peers": sorted(peers), "ftn": ftn}
+    return out
+
+
+def _missing(name: str, router: str, exp: dict[str, Any]) -> str | None:
+    """What router still lacks, or None if converged."""
+    st = query(name, router, "status")
+    sessions = st.get("sessions", {})
+    bad = [p for p in exp["peers"] if not _operational(str(sessions.get(p, "none")))]
+    if bad:
+        return f"{router}: LDP session with {', '.join(bad)} not OPERATIONAL " \
+               f"({', '.join(str(sessions.get(p, 'none')) for p in bad)})"
+    lfib = query(name, router, "lfib")
+    have = {e["fec"]: len(e["nexthops"]) for e in lfib.get("ftn", [])}
+    lacking = [f for f, n in exp["ftn"].items() if have.get(f) != n]
+    if lacking:
+        lacking.sort(key=lambda p: IPv4Network(p))
+        return f"{router}: FTN incomplete for {', '.join(lacking[:4])}" + \
+               (f" (+{len(lacking) - 4} more)" if len(lacking) > 4 else "")
+    return None
+
+
+def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
+                    down_links: Sequence[int] = ()) -> None:
+    exp = expected(topo, down_links)
+    pending = [r.name for r in topo.routers]
+    last = ""
+    while True:
+        still = []
+        for r in pending:
+            try:
+                why = _missing(name, r, exp[r])
+            except (OSError, LabError) as e:
+                why = f"{r}: management socket: {e}"
+            if why:
+                still.append(r)
+                last = why
+        done = len(topo.routers) - len(still)
+        say(f"converged {done}/{len(topo.routers)} routers", 0.5 + 0.5 * done / max(1, len(topo.routers)))
+        if not still:
+            return
+        pending = still
+        if time.monotonic() > deadline:
+            raise LabError(f"lab '{name}' did not converge: {last}")
+        time.sleep(0.1)
+
+
+def wait_converged(name: str, timeout: float = 30) -> float:
+    """After a link change: wait until sessions and FTNs match the IGP again; returns seconds."""
+    topo = _topology(name)
+    t0 = time.monotonic()
+    _wait_converged(topo, name, t0 + timeout, lambda m, f: None,
+                    LabState(name).read().get("down_links", []))
+    return time.monotonic() - t0
+
+
+# ---------------------------------------------------------------- queries
+
+
+def query(name: str, router: str, what: str, timeout: float = 5, **params: Any) -> Any:
+    """One management request to a router: status, lfib, neighbors, bindings, counters, rib."""
+    path = lab_dir(name) / f"{router}.sock"
+    if not path.exists():
+        if not lab_dir(name).exists():
+            raise LabError(f"no lab named '{name}' (lsr lab list)")
+        raise LabError(f"lab '{name}' has no running router '{router}'")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect(str(path))
+        s.sendall((json.dumps({"op": what, **params}) + "\n").encode())
+        buf = b""
+        while not buf.endswith(b"\n"):
+            chunk = s.recv(1 << 16)
+            if not chunk:
+                break
+            buf += chunk
+    resp = json.loads(buf)
+    if not resp.get("ok"):
+        raise LabError(f"{router}: {resp.get('error')}")
+    return resp["result"]
+
+
+def status(name: str) -> dict[str, Any]:
+    """Lab summary: nodes, router processes alive, sessions, down links."""
+    need_root()
+    st = LabState(name).read()
+    if not st:
+        raise LabError(f"no lab named '{name}' (lsr lab list)")
+    routers: dict[str, Any] = {}
+    for p in st.get("pids", []):
+        role = p["role"].split(":", 1)[-1]
+        alive = pid_alive(p["pid"], p["start"])
+        info: dict[str, Any] = {"pid": p["pid"], "alive": alive}
+        if alive:
+            try:
+                s = query(name, role, "status", timeout=2)
+                info["sessions"] = s["sessions"]
+                info["uptime"] = s["uptime"]
+            except (OSError, LabError, ValueError) as e:
+                info["error"] = str(e)
+        routers[role] = info
+    return {
+        "lab": name, "topology": st.get("topology"), "source": st.get("source"),
+        "namespaces": st.get("namespaces", []), "down_links": st.get("down_links", []),
+        "converged": st.get("converged"), "routers": routers,
+    }
+
+
+def exec_in(name: str, node: str, argv: Sequence[str], **kw: Any) -> int:
+    """Run argv inside a node's namespace; returns its exit status."""
+    need_root()
+    topo = _topology(name)
+    if node not in topo.nodes:
+        raise LabError(f"lab '{name}' has no node '{node}'")
+    return subprocess.call(["ip", "netns", "exec", ns_name(name, node), *argv], **kw)
+
+
+def link(name: str, a: str, b: str, up: bool) -> None:
+    """Set both veth ends of the a-b link down/up and tell every router (IGP + LDP react)."""
+    need_root()
+    topo = _topology(name)
+    idx = netns.find_link(topo, a, b)
+    state = LabState(name)
+    with state.update() as st:
+        down_set = set(st.get("down_links", []))
+        (down_set.discard if up else down_set.add)(idx)
+        st["down_links"] = sorted(down_set)
+    netns.set_link(topo, name, idx, up)
+    for r in topo.routers:
+        query(name, r.name, "link", link=idx, up=up)

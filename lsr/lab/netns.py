@@ -1,0 +1,164 @@
+"""Network namespaces, veths, addresses, sysctls and kernel routes of a lab.
+
+Plain `ip`/`ethtool`/`sysctl` subprocesses, batched with `ip -batch` so a
+50-router lab takes seconds. Veths are created directly inside the node
+namespaces (`ip link add NAME netns A ... peer name NAME2 netns B`): the
+device never exists in the root namespace, so no temporary root name can
+collide with a real interface and nothing is left there after a crash.
+"""
+
+from __future__ import annotations
+
+import subprocess
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from ipaddress import IPv4Network
+
+from lsr.core.igp import Route
+from lsr.core.topology import Topology
+from lsr.errors import LsrError
+from lsr.lab.state import LabState, namespace_exists, ns_name
+
+# Router-router veths carry labelled frames: a 1500-byte IP packet plus a label
+# stack. Like a carrier's "MPLS MTU", the kernel MTU of core links gets room for
+# a few labels; host links keep exactly the topology MTU.
+LABEL_HEADROOM = 16
+ROUTE_PROTO = 188  # our kernel routes (like zebra's "proto zebra"), flushable as a set
+ROUTER_SYSCTLS = {
+    "net.ipv4.ip_forward": "0",  # transit traffic is ours (AF_PACKET), never the kernel's
+    "net.ipv4.conf.all.rp_filter": "0",
+    "net.ipv4.conf.default.rp_filter": "0",
+    "net.ipv6.conf.all.disable_ipv6": "1",  # keep captures and the dataplane free of ND/MLD
+    "net.ipv6.conf.default.disable_ipv6": "1",
+    "net.ipv4.icmp_ratelimit": "0",
+}
+HOST_SYSCTLS = {k: v for k, v in ROUTER_SYSCTLS.items() if k != "net.ipv4.icmp_ratelimit"}
+
+
+def run(argv: Sequence[str], stdin: str | None = None, check: bool = True) -> str:
+    """Run a command; a failure becomes one LsrError line naming it."""
+    p = subprocess.run(list(argv), input=stdin, capture_output=True, text=True, timeout=60)
+    if check and p.returncode != 0:
+        msg = (p.stderr or p.stdout).strip().splitlines()
+        raise LsrError(f"{' '.join(argv[:6])}: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
+    return p.stdout
+
+
+def ip_batch(commands: Iterable[str], ns: str | None = None) -> None:
+    cmds = "\n".join(commands)
+    if not cmds:
+        return
+    argv = ["ip"] + (["-n", ns] if ns else []) + ["-batch", "-"]
+    run(argv, stdin=cmds + "\n")
+
+
+def kernel_mtu(topo: Topology, link_index: int) -> int:
+    link = topo.links[link_index]
+    both_routers = all(topo.nodes[n].is_router for n in link.nodes)
+    return link.mtu + (LABEL_HEADROOM if both_routers else 0)
+
+
+def create_namespaces(topo: Topology, lab: str, state: LabState) -> None:
+    for node in topo.nodes:
+        ns = ns_name(lab, node)
+        if namespace_exists(ns):
+            raise LsrError(f"namespace {ns} already exists (is lab '{lab}' already up?)")
+    for node in topo.nodes:
+        ns = ns_name(lab, node)
+        state.add_namespace(ns)  # recorded before it exists
+        run(["ip", "netns", "add", ns])
+        sysctls = ROUTER_SYSCTLS if topo.nodes[node].is_router else HOST_SYSCTLS
+        run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
+             *(f"{k}={v}" for k, v in sysctls.items())])
+
+
+def create_links(topo: Topology, lab: str) -> None:
+    """All veth pairs in one batch, each end born in its node's namespace."""
+    cmds = []
+    for link in topo.links:
+        (an, ai), (bn, bi) = link.a, link.b
+        a, b = topo.interface(an, ai), topo.interface(bn, bi)
+        mtu = kernel_mtu(topo, link.index)
+        cmds.append(
+            f"link add {ai} netns {ns_name(lab, an)} address {a.mac} mtu {mtu} type veth "
+            f"peer name {bi} netns {ns_name(lab, bn)} address {b.mac} mtu {mtu}"
+        )
+    ip_batch(cmds)
+
+
+def _offloads_off(ns: str, ifname: str) -> None:
+    # TX checksum offload leaves partial checksums a userspace relay forwards
+    # broken (mininet#653); TSO/GSO would hand us 64 KB super-frames.
+    argv = ["ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off", "gso", "off",
+            "gro", "off"]
+    if subprocess.run(argv, capture_output=True, timeout=30).returncode != 0:
+        run(["ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off"])
+
+
+def configure_nodes(topo: Topology, lab: str) -> None:
+    """Addresses, loopbacks, links up, host default routes, offloads off."""
+    jobs: list[tuple[str, str]] = []
+    for node in topo.nodes.values():
+        ns = ns_name(lab, node.name)
+        cmds = ["link set lo up"]
+        if node.is_router:
+            cmds.append(f"addr add {node.loopback}/32 dev lo")
+        for iface in node.interfaces.values():
+            cmds.append(f"addr add {iface.address} dev {iface.name}")
+            cmds.append(f"link set {iface.name} up")
+            jobs.append((ns, iface.name))
+        if not node.is_router:
+            cmds.append(f"route add default via {node.gateway(topo)}")
+        ip_batch(cmds, ns)
+    with ThreadPoolExecutor(max_workers=8) as ex:
+        list(ex.map(lambda j: _offloads_off(*j), jobs))
+
+
+def set_link(topo: Topology, lab: str, link_index: int, up: bool) -> None:
+    """Admin up/down on both ends of a link (the carrier of each end follows)."""
+    link = topo.links[link_index]
+    for node, ifname in (link.a, link.b):
+        ip_batch([f"link set {ifname} {'up' if up else 'down'}"], ns_name(lab, node))
+
+
+def find_link(topo: Topology, a: str, b: str) -> int:
+    for link in topo.links:
+        if set(link.nodes) == {a, b}:
+            return link.index
+    raise LsrError(f"{topo.name}: no link between '{a}' and '{b}'")
+
+
+# ------------------------------------------------------------ kernel routes
+# Used by the router runtime inside its own namespace (like zebra).
+
+
+def route_commands(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> tuple[
+    list[str], set[IPv4Network]
+]:
+    """`ip -batch` lines replacing every remote RIB route and deleting stale ones."""
+    cmds: list[str] = []
+    want: set[IPv4Network] = set()
+    for prefix, route in rib.items():
+        if not route.nexthops:
+            continue  # own loopback / connected subnet: the kernel has it
+        want.add(prefix)
+        if len(route.nexthops) == 1:
+            nh = route.nexthops[0]
+            cmds.append(f"route replace {prefix} via {nh.address} dev {nh.interface} "
+                        f"proto {ROUTE_PROTO} metric 20")
+        else:
+            hops = " ".join(f"nexthop via {nh.address} dev {nh.interface}" for nh in route.nexthops)
+            cmds.append(f"route replace {prefix} proto {ROUTE_PROTO} metric 20 {hops}")
+    for prefix in sorted(set(installed) - want):
+        cmds.append(f"route del {prefix} proto {ROUTE_PROTO} metric 20")
+    return cmds, want
+
+
+def sync_routes(rib: Mapping[IPv4Network, Route], installed: set[IPv4Network]) -> set[IPv4Network]:
+    """Install the RIB into the current namespace's kernel table; returns what is installed."""
+    cmds, want = route_commands(rib, installed)
+    if cmds:
+        # -force: a route via a just-downed interface fails alone, the rest still apply
+        subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
+                       capture_output=True, text=True, timeout=30)
+    return want

@@ -1,0 +1,524 @@
+"""The router runtime: one process per router, started inside its namespace.
+
+    ip netns exec lsr-<lab>-<router> python -m lsr.lab.node --state-dir DIR --router R
+
+An asyncio loop drives the sans-I/O LDP speaker (`ldp.instance`) with real
+sockets (UDP 646 hellos per interface, TCP 646 sessions from/to the loopback,
+TCP MD5), timers (`loop.call_later`), installs the IGP RIB into the
+namespace's kernel table (like zebra), and runs the userspace MPLS dataplane
+(AF_PACKET on every veth -> `forwarding.plane` -> AF_PACKET). A management
+unix socket answers JSON requests (see docs/cli.md, "lsr lab").
+
+Nothing read from the network may stop the router: every handler catches,
+counts and logs.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import pickle
+import signal
+import socket
+import struct
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from pathlib import Path
+from typing import Any
+
+from forwarding.afpacket import ETH_P_ALL, PacketPort, RingPort, mac_bytes
+from forwarding.lfib import Lfib
+from forwarding.plane import LOCAL_IF
+from ldp import events as ev
+from lsr.core.igp import Igp
+from lsr.core.topology import Topology
+from lsr.lab.netns import sync_routes
+
+log = logging.getLogger("lsr.node")
+
+LDP_PORT = 646
+ALL_ROUTERS = "224.0.0.2"
+TCP_MD5SIG = 14
+IP_MULTICAST_ALL = 49
+IP_PKTINFO = 8  # not exported by Python 3.11 socket
+BATCH = 64  # frames per wake-up per interface: bounds the work a flood can cause
+
+
+def md5_sockopt(sock: socket.socket, peer: IPv4Address, key: str) -> None:
+    """TCP_MD5SIG for one peer (struct tcp_md5sig, RFC 2385 / RFC 5036 §2.9)."""
+    raw = key.encode()
+    addr = struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + peer.packed
+    addr = addr.ljust(128, b"\0")
+    sock.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG,
+                    addr + struct.pack("=BBHI", 0, 0, len(raw), 0) + raw.ljust(80, b"\0"))
+
+
+class Conn(asyncio.Protocol):
+    """One LDP TCP connection; bytes in become TcpData events."""
+
+    def __init__(self, node: Router, conn: int | None) -> None:
+        self.node = node
+        self.conn = conn
+        self.transport: asyncio.Transport | None = None
+        self.closed_by_us = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        if self.conn is None:  # accepted: we pick a negative id
+            self.node.next_accept -= 1
+            self.conn = self.node.next_accept
+            self.node.conns[self.conn] = self
+            local = IPv4Address(transport.get_extra_info("sockname")[0])
+            remote = IPv4Address(transport.get_extra_info("peername")[0])
+            self.node.feed(ev.TcpAccepted(self.conn, local, remote))
+
+    def data_received(self, data: bytes) -> None:
+        self.node.counters["tcp_rx_bytes"] += len(data)
+        self.node.feed(ev.TcpData(self.conn, data))  # type: ignore[arg-type]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.node.conns.get(self.conn) is self:  # type: ignore[arg-type]
+            del self.node.conns[self.conn]  # type: ignore[arg-type]
+        if not self.closed_by_us:
+            self.node.feed(ev.TcpClosed(self.conn, str(exc or "closed")))  # type: ignore[arg-type]
+
+
+class Router:
+    def __init__(self, topo: Topology, name: str, state_dir: Path, ring: bool = True) -> None:
+        self.topo = topo
+        self.name = name
+        self.node = topo.nodes[name]
+        self.state_dir = state_dir
+        self.use_ring = ring
+        self.loop = asyncio.get_event_loop()
+        self.started = time.time()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.down_links: set[int] = set()
+        self.igp = Igp(topo)
+        self.rib = self.igp.rib(name)
+        self.kernel_routes: set = set()
+        self.lfib = Lfib()
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.conns: dict[int, Conn] = {}
+        self.connecting: dict[int, asyncio.Task] = {}
+        self.next_accept = 0
+        self.queue: collections.deque = collections.deque()
+        self.busy = False
+        self.hello_socks: dict[str, socket.socket] = {}
+        self.listener: asyncio.AbstractServer | None = None
+        self.ports: dict[str, PacketPort] = {}
+        self.my_macs = {i.name: mac_bytes(i.mac) for i in self.node.interfaces.values()}
+        self.local_ips = {i.address.ip.packed for i in self.node.interfaces.values()}
+        self.local_ips.add(self.node.lsr_id.packed)
+        self.ldp = make_ldp(topo, name)
+        self.tables: Any = None
+        self.process: Callable[[bytes, str], list] | None = None
+        self.raw: socket.socket | None = None
+        self.stopping = asyncio.Event()
+
+    # ------------------------------------------------------------ LDP driver
+
+    def feed(self, event: Any) -> None:
+        """Queue an event; process in order, never re-entrantly."""
+        self.queue.append(event)
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            while self.queue:
+                e = self.queue.popleft()
+                try:
+                    actions = self.ldp.handle(e, time.monotonic())
+                except Exception:  # a bad PDU or engine bug must not stop the router
+                    self.counters["ldp_errors"] += 1
+                    log.error("ldp.handle(%s) failed:\n%s", type(e).__name__, traceback.format_exc())
+                    continue
+                for a in actions or ():
+                    try:
+                        self.do(a)
+                    except Exception:
+                        self.counters["action_errors"] += 1
+                        log.error("action %s failed:\n%s", type(a).__name__, traceback.format_exc())
+        finally:
+            self.busy = False
+
+    def do(self, a: Any) -> None:
+        if isinstance(a, ev.SendHello):
+            s = self.hello_socks.get(a.ifname)
+            if s is None:
+                return
+            try:
+                s.sendto(a.data, (ALL_ROUTERS, LDP_PORT))
+                self.counters["hello_tx"] += 1
+            except OSError as e:  # interface down: the speaker keeps its timer
+                self.counters["hello_tx_errors"] += 1
+                log.debug("hello on %s: %s", a.ifname, e)
+        elif isinstance(a, ev.TcpSend):
+            c = self.conns.get(a.conn)
+            if c and c.transport and not c.transport.is_closing():
+                c.transport.write(a.data)
+                self.counters["tcp_tx_bytes"] += len(a.data)
+        elif isinstance(a, ev.StartTimer):
+            old = self.timers.pop(a.timer, None)
+            if old:
+                old.cancel()
+            self.timers[a.timer] = self.loop.call_later(a.seconds, self._timer, a.timer)
+        elif isinstance(a, ev.CancelTimer):
+            old = self.timers.pop(a.timer, None)
+            if old:
+                old.cancel()
+        elif isinstance(a, ev.TcpConnect):
+            self.connecting[a.conn] = self.loop.create_task(self._connect(a))
+        elif isinstance(a, ev.TcpClose):
+            t = self.connecting.pop(a.conn, None)
+            if t:
+                t.cancel()
+            c = self.conns.pop(a.conn, None)
+            if c and c.transport:
+                c.closed_by_us = True
+                c.transport.close()
+        elif isinstance(a, ev.TcpListen):
+            self.loop.create_task(self._listen(a))
+        elif isinstance(a, ev.ApplyLfib):
+            self.counters["lfib_updates"] += 1
+            self.apply_lfib(a.diff)
+        elif isinstance(a, ev.LogEvent):
+            log.log(getattr(logging, a.level.upper(), logging.INFO), "%s", a.text)
+
+    def _timer(self, name: str) -> None:
+        self.timers.pop(name, None)
+        self.feed(ev.TimerExpired(name))
+
+    async def _connect(self, a: ev.TcpConnect) -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            if a.password:
+                md5_sockopt(s, a.remote, a.password)
+            s.bind((str(a.local), 0))
+            s.setblocking(False)
+            await asyncio.wait_for(self.loop.sock_connect(s, (str(a.remote), LDP_PORT)), 10)
+            proto = Conn(self, a.conn)
+            self.conns[a.conn] = proto
+            await self.loop.create_connection(lambda: proto, sock=s)
+        except asyncio.CancelledError:
+            s.close()
+            raise
+        except Exception as e:
+            s.close()
+            self.connecting.pop(a.conn, None)
+            self.feed(ev.TcpClosed(a.conn, f"connect: {e}"))
+            return
+        self.connecting.pop(a.conn, None)
+        self.feed(ev.TcpConnected(a.conn))
+
+    async def _listen(self, a: ev.TcpListen) -> None:
+        if self.listener is not None:
+            return
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        for peer, key in a.passwords:
+            md5_sockopt(s, IPv4Address(peer), key)
+        s.bind((str(a.address), LDP_PORT))
+        s.listen(64)
+        s.setblocking(False)
+        self.listener = await self.loop.create_server(lambda: Conn(self, None), sock=s)
+
+    # ------------------------------------------------------------ hellos
+
+    def open_hello_socket(self, ifname: str) -> socket.socket:
+        iface = self.node.interfaces[ifname]
+        idx = socket.if_nametoindex(ifname)
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, ifname.encode())
+        s.setsockopt(socket.IPPROTO_IP, IP_MULTICAST_ALL, 0)
+        s.bind(("0.0.0.0", LDP_PORT))
+        mreqn = socket.inet_aton(ALL_ROUTERS) + iface.address.ip.packed + struct.pack("=i", idx)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, mreqn)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        s.setblocking(False)
+        self.loop.add_reader(s.fileno(), self._hello_readable, ifname, s)
+        return s
+
+    def _hello_readable(self, ifname: str, s: socket.socket) -> None:
+        for _ in range(32):
+            try:
+                data, anc, _flags, src = s.recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.counters["hello_rx_errors"] += 1
+                log.debug("hello recv on %s: %s", ifname, e)
+                return
+            dst = IPv4Address(ALL_ROUTERS)
+            for level, typ, cdata in anc:
+                if level == socket.IPPROTO_IP and typ == IP_PKTINFO and len(cdata) >= 12:
+                    dst = IPv4Address(cdata[8:12])
+            self.counters["hello_rx"] += 1
+            self.feed(ev.HelloReceived(ifname, IPv4Address(src[0]), dst, data))
+
+    # ------------------------------------------------------------ IGP / kernel
+
+    def recompute_igp(self) -> None:
+        self.igp = Igp(self.topo, self.down_links)
+        self.rib = self.igp.rib(self.name)
+        self.kernel_routes = sync_routes(self.rib, self.kernel_routes)
+        self.rebuild_tables()
+        self.feed(ev.RibChanged(dict(self.rib)))
+
+    def link_event(self, link: int, up: bool) -> None:
+        if up:
+            self.down_links.discard(link)
+        else:
+            self.down_links.add(link)
+        mine = [i for i in self.node.interfaces.values() if i.link == link]
+        for iface in mine:
+            self.feed(ev.InterfaceUp(iface.name) if up else ev.InterfaceDown(iface.name))
+        self.recompute_igp()
+        log.info("link %d %s", link, "up" if up else "down")
+
+    # ------------------------------------------------------------ dataplane
+
+    def rebuild_tables(self) -> None:
+        """(Re)compile the forwarding tables from the current RIB and LFIB."""
+        from forwarding.plane import Dataplane
+        from forwarding.tables import RouterTables
+
+        try:
+            if self.tables is None:
+                self.tables = RouterTables.build(self.topo, self.name, self.rib, self.lfib)
+                self.process = Dataplane(self.tables).process
+            else:
+                self.tables.set_rib(self.rib)
+        except Exception:
+            self.counters["table_errors"] += 1
+            log.error("building forwarding tables failed:\n%s", traceback.format_exc())
+
+    def apply_lfib(self, diff: Any) -> None:
+        self.lfib.apply(diff)
+        if self.tables is None:
+            self.rebuild_tables()
+        else:
+            self.tables.apply_diff(diff)
+
+    def deliver_local(self, packet: bytes) -> None:
+        """A packet that arrived labelled and is for this router: hand it to the kernel stack."""
+        if self.raw is None:
+            self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+            self.raw.setblocking(False)
+        try:
+            self.raw.sendto(packet, (socket.inet_ntoa(packet[16:20]), 0))
+            self.counters["delivered_local"] += 1
+        except OSError:
+            self.counters["deliver_errors"] += 1
+
+    def open_ports(self) -> None:
+        for ifname in self.node.interfaces:
+            port: PacketPort
+            try:
+                port = RingPort(ifname, ETH_P_ALL) if self.use_ring else PacketPort(ifname)
+            except OSError:
+                port = PacketPort(ifname)
+            self.ports[ifname] = port
+            self.loop.add_reader(port.fileno(), self._frames_readable, ifname, port)
+
+    def _frames_readable(self, ifname: str, port: PacketPort) -> None:
+        my_mac = self.my_macs[ifname]
+        local = self.local_ips
+        process = self.process
+        ports = self.ports
+        c = self.counters
+        frames = port.recv_batch(BATCH)
+        c["rx_" + ifname] += len(frames)
+        for f in frames:
+            # Only unicast frames to us; hellos, ARP and broadcasts are the kernel's.
+            if f[:6] != my_mac or len(f) < 18:
+                continue
+            et = f[12:14]
+            if et == b"\x08\x00":
+                if f[30:34] in local:
+                    continue  # for this router: the kernel stack delivers it
+            elif et != b"\x88\x47":
+                continue
+            if process is None:
+                c["no_tables"] += 1
+                continue
+            try:
+                out = process(f, ifname)
+            except Exception:
+                c["dataplane_errors"] += 1
+                if c["dataplane_errors"] <= 20:
+                    log.warning("dataplane error on %s:\n%s", ifname, traceback.format_exc())
+                continue
+            if not out:
+                c["dropped"] += 1
+                continue
+            for out_if, data in out:
+                p = ports.get(out_if)
+                if p is not None:
+                    if p.send(data):
+                        c["forwarded"] += 1
+                    else:
+                        c["tx_errors"] += 1
+                elif out_if == LOCAL_IF:
+                    self.deliver_local(data)
+                else:
+                    c["tx_errors"] += 1
+
+    # ------------------------------------------------------------ management
+
+    async def _mgmt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    req = json.loads(line)
+                    resp = {"ok": True, "result": self.answer(req)}
+                except Exception as e:
+                    resp = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+                writer.write((json.dumps(resp, sort_keys=True) + "\n").encode())
+                await writer.drain()
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            writer.close()
+
+    def answer(self, req: dict[str, Any]) -> Any:
+        op = req.get("op")
+        if op == "status":
+            return {
+                "router": self.name, "pid": os.getpid(), "uptime": round(time.time() - self.started, 3),
+                "lsr_id": str(self.node.lsr_id), "down_links": sorted(self.down_links),
+                "sessions": ldp_sessions(self.ldp), "dataplane": self.process is not None,
+                "ring": self.use_ring,
+            }
+        if op == "lfib":
+            return self.lfib.to_json()
+        if op == "neighbors":
+            return ldp_neighbors(self.ldp)
+        if op == "bindings":
+            return ldp_bindings(self.ldp)
+        if op == "counters":
+            out = dict(self.counters)
+            for name, p in self.ports.items():
+                out["port_tx_errors_" + name] = p.tx_errors
+            res: dict[str, Any] = {"runtime": dict(sorted(out.items()))}
+            if hasattr(self.ldp, "counters"):
+                res["ldp"] = _plain(self.ldp.counters())
+            if self.tables is not None and hasattr(self.tables, "counters_json"):
+                res["dataplane"] = _plain(self.tables.counters_json())
+            return res
+        if op == "rib":
+            return [r.to_json() for r in self.rib.values()]
+        if op == "link":
+            self.link_event(int(req["link"]), bool(req["up"]))
+            return {"down_links": sorted(self.down_links)}
+        if op == "stop":
+            self.loop.call_soon(self.stopping.set)
+            return {}
+        raise ValueError(f"unknown op {op!r}")
+
+    # ------------------------------------------------------------ run
+
+    async def run(self) -> None:
+        sock_path = self.state_dir / f"{self.name}.sock"
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+        server = await asyncio.start_unix_server(self._mgmt, path=str(sock_path))
+        for ifname, iface in self.node.interfaces.items():
+            if self.topo.nodes[iface.peer_node].is_router:
+                self.hello_socks[ifname] = self.open_hello_socket(ifname)
+        self.open_ports()
+        self.kernel_routes = sync_routes(self.rib, set())
+        self.rebuild_tables()
+        self.feed(ev.Start())
+        self.feed(ev.RibChanged(dict(self.rib)))
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, self.stopping.set)
+        log.info("router %s up (pid %d)", self.name, os.getpid())
+        (self.state_dir / f"{self.name}.ready").write_text(str(os.getpid()))
+        await self.stopping.wait()
+        log.info("stopping")
+        with contextlib.suppress(Exception):
+            self.feed(ev.Stop())
+        await asyncio.sleep(0.05)  # let Shutdown notifications leave
+        server.close()
+
+
+# ---------------------------------------------------------------- LDP glue
+# The speaker's constructor and introspection, in one place.
+
+
+def make_ldp(topo: Topology, name: str) -> Any:
+    from ldp.instance import LdpInstance
+
+    # A shorter first retry than FRR's 15 s: a connect that races the peer's
+    # listener at lab start should not cost 15 s of convergence.
+    return LdpInstance.from_topology(topo, name, retry_initial=2.0, retry_max=30.0)
+
+
+def ldp_sessions(inst: Any) -> dict[str, str]:
+    """peer LSR ID -> session state name."""
+    fn = getattr(inst, "session_states", None)
+    if callable(fn):
+        return {str(k): str(v) for k, v in fn().items()}
+    out: dict[str, str] = {}
+    for n in ldp_neighbors(inst):
+        out[str(n.get("lsr_id", n.get("peer")))] = str(n.get("state"))
+    return out
+
+
+def ldp_neighbors(inst: Any) -> list[dict[str, Any]]:
+    for attr in ("neighbors_json", "neighbors"):
+        fn = getattr(inst, attr, None)
+        if callable(fn):
+            return _plain(fn())
+    return []
+
+
+def ldp_bindings(inst: Any) -> Any:
+    for attr in ("bindings_json", "bindings"):
+        fn = getattr(inst, attr, None)
+        if callable(fn):
+            return _plain(fn())
+    return []
+
+
+def _plain(v: Any) -> Any:
+    return json.loads(json.dumps(ev._plain(v), default=str))
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lsr.lab.node")
+    ap.add_argument("--state-dir", required=True)
+    ap.add_argument("--router", required=True)
+    ap.add_argument("--no-ring", action="store_true", help="plain recv loop instead of TPACKET_V2")
+    ap.add_argument("--debug", action="store_true")
+    args = ap.parse_args(argv)
+    state_dir = Path(args.state_dir)
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO,
+        format=f"%(asctime)s {args.router} %(levelname)s %(message)s",
+        stream=sys.stderr,
+    )
+    topo: Topology = pickle.loads((state_dir / "topology.pickle").read_bytes())
+
+    async def amain() -> None:
+        await Router(topo, args.router, state_dir, ring=not args.no_ring).run()
+
+    asyncio.run(amain())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

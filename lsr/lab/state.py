@@ -1,0 +1,180 @@
+"""Teardown registry of a lab, on disk so `lsr lab down` works after any crash.
+
+Every resource is recorded in `/run/lsr/<lab>/state.json` *before* it is
+created (namespaces) or right after it exists (process ids, with their start
+time so a recycled PID is never killed). `teardown()` reads only this file,
+so it works after Ctrl-C, after kill -9 of the `up` process or of a router,
+and a second time (then it is a no-op).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import os
+import shutil
+import signal
+import subprocess
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+RUN_DIR = Path(os.environ.get("LSR_RUN_DIR", "/run/lsr"))
+NS_PREFIX = "lsr"
+
+
+def ns_name(lab: str, node: str) -> str:
+    return f"{NS_PREFIX}-{lab}-{node}"
+
+
+def lab_dir(lab: str) -> Path:
+    return RUN_DIR / lab
+
+
+def proc_start_time(pid: int) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks since boot), None if gone."""
+    try:
+        data = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    # comm may contain spaces and parentheses: split after the last ')'
+    rest = data[data.rindex(")") + 2 :].split()
+    return int(rest[19])
+
+
+def pid_alive(pid: int, start: int | None) -> bool:
+    st = proc_start_time(pid)
+    if st is None:
+        return False
+    if start is not None and st != start:
+        return False  # recycled PID: not ours
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
+
+
+class LabState:
+    """The registry of one lab. All writes go through `update()` (locked, atomic)."""
+
+    def __init__(self, lab: str) -> None:
+        self.lab = lab
+        self.dir = lab_dir(lab)
+        self.path = self.dir / "state.json"
+
+    # ---------------------------------------------------------------- file
+
+    def exists(self) -> bool:
+        return self.path.exists()
+
+    def create(self, meta: dict[str, Any]) -> None:
+        self.dir.mkdir(parents=True, exist_ok=True)
+        os.chmod(self.dir, 0o700)
+        with self.update() as st:
+            st.update({"lab": self.lab, "created": time.time(), "namespaces": [], "pids": [],
+                       "files": [], **meta})
+
+    def read(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.path.read_text())
+        except (OSError, ValueError):
+            return {}
+
+    @contextlib.contextmanager
+    def update(self) -> Iterator[dict[str, Any]]:
+        """Read-modify-write under an flock; the rename makes a crash leave old or new, never half."""
+        self.dir.mkdir(parents=True, exist_ok=True)
+        with open(self.dir / ".lock", "w") as lk:
+            fcntl.flock(lk, fcntl.LOCK_EX)
+            st = self.read()
+            yield st
+            tmp = self.path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(st, indent=1, sort_keys=True))
+            os.replace(tmp, self.path)
+
+    # ---------------------------------------------------------------- records
+
+    def add_namespace(self, ns: str) -> None:
+        with self.update() as st:
+            if ns not in st.setdefault("namespaces", []):
+                st["namespaces"].append(ns)
+
+    def add_pid(self, pid: int, role: str) -> None:
+        with self.update() as st:
+            st.setdefault("pids", []).append(
+                {"pid": pid, "start": proc_start_time(pid), "role": role}
+            )
+
+    def add_file(self, path: str) -> None:
+        with self.update() as st:
+            if path not in st.setdefault("files", []):
+                st["files"].append(path)
+
+    def set(self, key: str, value: Any) -> None:
+        with self.update() as st:
+            st[key] = value
+
+
+def _ns_pids(ns: str) -> list[int]:
+    """Every process inside a lab namespace (started by the lab: routers, exec, capture)."""
+    try:
+        out = subprocess.run(["ip", "netns", "pids", ns], capture_output=True, text=True,
+                             timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return []
+    return [int(x) for x in out.split() if x.isdigit()]
+
+
+def _kill(pids: list[tuple[int, int | None]], grace: float = 1.5) -> None:
+    live = [(p, s) for p, s in pids if pid_alive(p, s) and p != os.getpid()]
+    for p, _ in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + grace
+    while live and time.monotonic() < deadline:
+        time.sleep(0.05)
+        live = [(p, s) for p, s in live if pid_alive(p, s)]
+    for p, _ in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGKILL)
+    # Reap our own children so they do not linger as zombies.
+    for p, _ in pids:
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(p, os.WNOHANG)
+
+
+def namespace_exists(ns: str) -> bool:
+    return Path("/run/netns", ns).exists()
+
+
+def teardown(lab: str) -> bool:
+    """Remove everything the registry lists. Returns False if there was nothing to do."""
+    state = LabState(lab)
+    if not state.dir.exists():
+        return False
+    st = state.read()
+    namespaces: list[str] = st.get("namespaces", [])
+    # 1. processes we recorded (PID + start time), then anything still inside our namespaces
+    _kill([(int(p["pid"]), p.get("start")) for p in st.get("pids", [])])
+    inside = [(p, proc_start_time(p)) for ns in namespaces for p in _ns_pids(ns)]
+    if inside:
+        _kill(inside, grace=0.5)
+    # 2. namespaces: deleting one destroys its veths (and the peer end of each)
+    for ns in namespaces:
+        if namespace_exists(ns):
+            subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
+    # 3. temp files outside the state dir, then the state dir itself
+    for f in st.get("files", []):
+        with contextlib.suppress(OSError):
+            os.unlink(f)
+    shutil.rmtree(state.dir, ignore_errors=True)
+    return True
+
+
+def list_labs() -> list[str]:
+    if not RUN_DIR.exists():
+        return []
+    return sorted(p.name for p in RUN_DIR.iterdir() if (p / "state.json").exists())
