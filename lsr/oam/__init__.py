@@ -1,0 +1,7 @@
+"""MPLS OAM: LSP ping / traceroute (RFC 8029) and path validation.
+
+Pure code (no sockets, no clock): `echo` is the wire codec, `responder` the
+decision of an LSR receiving an echo request, `trace` the ping/traceroute
+engine driven by a caller-supplied `send`, `validate` the path-validation
+engine behind `lsr validate` and the `expect:` section of topology files.
+"""

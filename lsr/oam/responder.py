@@ -1,0 +1,360 @@
+"""What an LSR answers to an MPLS echo request (RFC 8029 §4.4), as a pure function.
+
+The caller (simulator or lab node) hands over the router's tables, the label
+stack the request arrived with (top first; empty when the previous hop popped
+with PHP) and the interface it arrived on; `respond` returns the echo reply
+(or None for reply mode 1 "do not reply"). No sockets, no clock: the receive
+timestamp is a parameter.
+
+Simplified from the §4.4 pseudo-code to what LDP LSPs need:
+
+* malformed request -> 1; unknown mandatory TLV or sub-TLV -> 2 with Errored TLVs;
+* each received label, top down (stack depth d = 1, 2, ...):
+  reserved explicit-null / implicit-null -> popped, next label;
+  no ILM entry -> 11 "no label entry" at d;
+  request DDMAP names another interface or label -> 5 "downstream mapping mismatch";
+  V flag set and the FEC at this depth is not bound to that label -> 10, or 4
+  when this router has no binding for the FEC at all;
+  ILM pop with labels left below -> next label;
+  otherwise -> 8 "label switched" at d with one DDMAP per ECMP next hop;
+* no label left (the packet reached us as IP after PHP, or we popped the last
+  label): egress for the FEC -> 3 at the FEC's depth, else 4.
+
+The DDMAPs in a reply carry the outgoing labels (implicit-null 3 when the
+next hop is the egress and we pop), the downstream router's interface address
+and, when the request asked with multipath data, the subset of the request's
+127/8 destinations that this router's ECMP hash sends to that next hop
+(§3.4.1.1, §4.4): that is how traceroute explores every branch.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+from forwarding.lfib import IlmEntry, Lfib, Nhlfe
+from lsr.core.labels import IMPLICIT_NULL, IPV6_EXPLICIT_NULL
+from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
+from lsr.oam.echo import (
+    ALL_ROUTERS,
+    DS_FLAG_I,
+    HEADER_LEN,
+    LOCALHOST,
+    Ddmap,
+    DecodeError,
+    DsLabel,
+    EchoMessage,
+    ErroredTlvs,
+    Fec,
+    InterfaceLabelStack,
+    LabelEntry,
+    LabelProtocol,
+    LdpIpv4Fec,
+    MessageType,
+    Multipath,
+    MultipathType,
+    NilFec,
+    Pad,
+    PadAction,
+    ReplyMode,
+    ReturnCode,
+    TargetFecStack,
+    Timestamp,
+    return_code_for,
+)
+
+# An ECMP hash: destination address + candidate next hops -> the one used.
+EcmpSelect = Callable[[IPv4Address, Sequence[Nhlfe]], Nhlfe]
+
+
+def default_ecmp_select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
+    """Deterministic per-destination choice among sorted next hops (CRC32 of the address).
+
+    The lab dataplane should pass its own hash so traceroute predicts what the
+    packets really do.
+    """
+    ordered = sorted(nexthops)
+    return ordered[zlib.crc32(dst.packed) % len(ordered)]
+
+
+@dataclass(frozen=True)
+class Port:
+    """One interface of the router: its address and MTU."""
+
+    address: IPv4Interface
+    mtu: int = 1500
+
+
+@dataclass(frozen=True)
+class RouterTables:
+    """Everything the responder needs from one router (simulator or lab).
+
+    `own_fecs` are the prefixes this router is egress for (loopback,
+    connected subnets it advertises); `explicit_null` says whether it
+    advertised label 0 rather than implicit-null for them.
+    """
+
+    name: str
+    lsr_id: IPv4Address
+    lfib: Lfib
+    own_fecs: frozenset[IPv4Network]
+    ports: Mapping[str, Port] = field(default_factory=dict)
+    explicit_null: bool = False
+    ecmp: EcmpSelect = default_ecmp_select
+
+    def addresses(self) -> set[IPv4Address]:
+        return {self.lsr_id} | {p.address.ip for p in self.ports.values()}
+
+    def binding(self, fec: IPv4Network) -> int | None:
+        """The label this router advertised for `fec` (LDP local binding), if any."""
+        if fec in self.own_fecs:
+            return EXPLICIT_NULL if self.explicit_null else IMPLICIT_NULL
+        for e in self.lfib.ilm.values():
+            if e.fec == fec:
+                return e.in_label
+        return None
+
+    def port_of(self, address: IPv4Address) -> str | None:
+        for name, p in self.ports.items():
+            if p.address.ip == address:
+                return name
+        return None
+
+    def mtu(self, ifname: str) -> int:
+        p = self.ports.get(ifname)
+        return p.mtu if p else 0
+
+
+def tables_from_topology(topo, name: str, lfib: Lfib, ecmp: EcmpSelect = default_ecmp_select) -> RouterTables:
+    """RouterTables for router `name` of a `lsr.core.topology.Topology`."""
+    node = topo.nodes[name]
+    own = {IPv4Network(f"{node.lsr_id}/32")}
+    if node.ldp.fecs == "all":
+        own |= {i.address.network for i in node.interfaces.values()}
+    ports = {i.name: Port(i.address, i.mtu) for i in node.interfaces.values()}
+    return RouterTables(name, node.lsr_id, lfib, frozenset(own), ports, node.ldp.explicit_null, ecmp)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """The verdict with what produced it (for the simulator's explanations)."""
+
+    return_code: ReturnCode
+    subcode: int
+    ddmaps: tuple[Ddmap, ...] = ()
+    reason: str = ""
+
+
+def _fec_at(stack: TargetFecStack, depth: int) -> Fec | None:
+    return stack.fecs[depth - 1] if 1 <= depth <= len(stack.fecs) else None
+
+
+def _prefix(fec: Fec | None) -> IPv4Network | None:
+    return fec.prefix if isinstance(fec, LdpIpv4Fec) else None
+
+
+def _ddmap_for(tables: RouterTables, nh: Nhlfe, addrs: tuple[IPv4Address, ...] | None, rq_flags: int) -> Ddmap:
+    labels = nh.out_labels or (IMPLICIT_NULL,)
+    mp = None if addrs is None else Multipath.ip_addresses(addrs) if len(addrs) == 1 else Multipath.bitmask(addrs)
+    return Ddmap(
+        downstream_address=nh.nexthop,
+        downstream_interface=nh.nexthop,
+        mtu=tables.mtu(nh.interface),
+        ds_flags=rq_flags & DS_FLAG_I,
+        multipath=mp,
+        labels=tuple(
+            DsLabel(lbl, LabelProtocol.LDP, 0, i == len(labels) - 1) for i, lbl in enumerate(labels)
+        ),
+    )
+
+
+def downstream_maps(
+    tables: RouterTables, nexthops: Sequence[Nhlfe], request_ddmap: Ddmap | None
+) -> tuple[Ddmap, ...]:
+    """One DDMAP per next hop (§4.4); with multipath data in the request, each
+    gets the destinations the ECMP hash sends its way, and next hops that get
+    none are left out."""
+    mp = request_ddmap.multipath if request_ddmap else None
+    flags = request_ddmap.ds_flags if request_ddmap else 0
+    if mp is None or mp.type == MultipathType.NONE:
+        return tuple(_ddmap_for(tables, nh, None, flags) for nh in sorted(nexthops))
+    share: dict[Nhlfe, list[IPv4Address]] = {nh: [] for nh in nexthops}
+    for a in mp.addresses():
+        share[tables.ecmp(a, list(nexthops))].append(a)
+    return tuple(
+        _ddmap_for(tables, nh, tuple(addrs), flags) for nh, addrs in sorted(share.items()) if addrs
+    )
+
+
+def ingress_ddmaps(
+    tables: RouterTables, fec: IPv4Network, destinations: Iterable[IPv4Address] | None = None
+) -> tuple[Ddmap, ...]:
+    """The DDMAPs an ingress puts in its first traceroute request (from its FTN),
+    with `destinations` split by its ECMP hash (§4.3 multipath)."""
+    ftn = tables.lfib.ftn.get(fec)
+    if ftn is None:
+        return ()
+    rq = None if destinations is None else Ddmap(multipath=Multipath.bitmask(destinations))
+    return downstream_maps(tables, ftn.nexthops, rq)
+
+
+def decide(
+    tables: RouterTables,
+    request: EchoMessage,
+    labels: Sequence[int],
+    in_interface: str | None = None,
+) -> Decision:
+    """Return code, subcode and DDMAPs for a decoded request (§4.4)."""
+    errored = request.not_understood()
+    if errored:
+        return Decision(ReturnCode.TLV_NOT_UNDERSTOOD, 0, reason="mandatory TLV not understood")
+    stack = request.fec_stack
+    if stack is None:
+        return Decision(ReturnCode.MALFORMED_REQUEST, 0, reason="no Target FEC Stack TLV")
+    rq_maps = request.ddmaps
+    rq_map = rq_maps[0] if rq_maps else None
+
+    # The FEC stack lists one FEC per label of the stack the sender pushed; when
+    # labels were popped on the way (PHP), the received stack is shorter and
+    # its top corresponds to a deeper FEC (§4.4 FEC-stack-depth).
+    fec_depth = len(stack.fecs) - len(labels) + 1
+    depth = 0
+    for depth, label in enumerate(labels, start=1):
+        fec = _fec_at(stack, fec_depth)
+        if label in (EXPLICIT_NULL, IPV6_EXPLICIT_NULL, IMPLICIT_NULL):
+            # Popped here. Explicit-null ends the LSP of the FEC at this depth
+            # (we are its egress); a Nil FEC marks a label pushed on its own.
+            if isinstance(fec, NilFec):
+                fec_depth += 1
+            continue
+        mismatch = _ddmap_mismatch(tables, rq_map, label, in_interface)
+        if mismatch:
+            return Decision(ReturnCode.DOWNSTREAM_MISMATCH, depth, reason=mismatch)
+        ilm: IlmEntry | None = tables.lfib.ilm.get(label)
+        if ilm is None:
+            return Decision(ReturnCode.NO_LABEL_ENTRY, depth, reason=f"no ILM entry for label {label}")
+        prefix = _prefix(fec)
+        if request.validate_fec and prefix is not None and prefix != ilm.fec:
+            if tables.binding(prefix) is None:
+                return Decision(ReturnCode.NO_MAPPING, depth, reason=f"no binding for {prefix}")
+            return Decision(
+                ReturnCode.NOT_GIVEN_LABEL,
+                depth,
+                reason=f"label {label} is bound to {ilm.fec}, not {prefix}",
+            )
+        pops = all(nh.op == "pop" and not nh.out_labels for nh in ilm.nexthops)
+        if pops and depth < len(labels):
+            fec_depth += 1
+            continue
+        if not ilm.nexthops:
+            return Decision(ReturnCode.LABEL_SWITCHED_NO_MPLS, depth, reason="ILM entry has no next hop")
+        maps = downstream_maps(tables, ilm.nexthops, rq_map) if rq_maps else ()
+        return Decision(ReturnCode.LABEL_SWITCHED, depth, maps, f"label {label} switched")
+
+    # No label left: egress processing (§4.4 "Egress Processing").
+    mismatch = _ddmap_mismatch(tables, rq_map, None, in_interface)
+    if mismatch:
+        return Decision(ReturnCode.DOWNSTREAM_MISMATCH, depth, reason=mismatch)
+    fec_depth = max(fec_depth, 1)
+    fec = _fec_at(stack, fec_depth)
+    prefix = _prefix(fec)
+    if prefix is not None and prefix in tables.own_fecs:
+        return Decision(ReturnCode.EGRESS, fec_depth, reason=f"egress for {prefix}")
+    return Decision(ReturnCode.NO_MAPPING, fec_depth, reason=f"not egress for {fec}")
+
+
+def _ddmap_mismatch(
+    tables: RouterTables, rq_map: Ddmap | None, label: int | None, in_interface: str | None
+) -> str | None:
+    """§4.4 interface and label validation against the DDMAP the upstream router
+    reported for us; None when it agrees (or names no one: ALL-ROUTERS / 127.0.0.1)."""
+    if rq_map is None or rq_map.downstream_address in (ALL_ROUTERS, LOCALHOST):
+        return None
+    ours = tables.addresses()
+    named = {rq_map.downstream_address}
+    if isinstance(rq_map.downstream_interface, IPv4Address):
+        named.add(rq_map.downstream_interface)
+    if in_interface is not None and in_interface in tables.ports:
+        if tables.ports[in_interface].address.ip not in named and tables.lsr_id not in named:
+            return f"DDMAP names {rq_map.downstream_interface}, received on {in_interface}"
+    elif not named & ours:
+        return f"DDMAP names {rq_map.downstream_interface}, not an address of {tables.name}"
+    expected = rq_map.label_values[0] if rq_map.labels else None
+    got = IMPLICIT_NULL if label is None else label
+    if expected is not None and expected != got and not (
+        expected in (EXPLICIT_NULL, IMPLICIT_NULL) and label is None
+    ):
+        return f"DDMAP label {expected}, received {'no label' if label is None else label}"
+    return None
+
+
+def respond(
+    tables: RouterTables,
+    request: EchoMessage,
+    labels: Sequence[int],
+    in_interface: str | None = None,
+    received: Timestamp = (0, 0),
+    label_ttls: Sequence[int] | None = None,
+) -> EchoMessage | None:
+    """The echo reply to `request` (§4.4, §4.5), or None for reply mode 1."""
+    if request.msg_type != MessageType.ECHO_REQUEST or request.reply_mode == ReplyMode.NO_REPLY:
+        return None
+    d = decide(tables, request, labels, in_interface)
+    tlvs: list = []
+    if d.return_code == ReturnCode.TLV_NOT_UNDERSTOOD:
+        tlvs.append(ErroredTlvs(request.not_understood()))
+    tlvs.extend(d.ddmaps)
+    rq_map = request.ddmaps[0] if request.ddmaps else None
+    if rq_map is not None and rq_map.ds_flags & DS_FLAG_I and in_interface in tables.ports:
+        ttls = list(label_ttls or [0] * len(labels))
+        entries = tuple(
+            LabelEntry(lbl, 0, i == len(labels) - 1, ttls[i] if i < len(ttls) else 0)
+            for i, lbl in enumerate(labels)
+        )
+        addr = tables.ports[in_interface].address.ip
+        tlvs.append(InterfaceLabelStack(tables.lsr_id, addr, entries))
+    tlvs.extend(p for p in request.find(Pad) if p.action == PadAction.COPY)
+    return EchoMessage(
+        msg_type=MessageType.ECHO_REPLY,
+        reply_mode=request.reply_mode,
+        return_code=d.return_code,
+        return_subcode=d.subcode,
+        sender_handle=request.sender_handle,
+        sequence=request.sequence,
+        ts_sent=request.ts_sent,
+        ts_received=received,
+        flags=request.flags,
+        tlvs=tuple(tlvs),
+    )
+
+
+def respond_bytes(
+    tables: RouterTables,
+    payload: bytes,
+    labels: Sequence[int],
+    in_interface: str | None = None,
+    received: Timestamp = (0, 0),
+) -> EchoMessage | None:
+    """Like `respond` but from the UDP payload: a malformed request gets return
+    code 1 when its header is readable (§4.4), and nothing otherwise."""
+    try:
+        request = EchoMessage.decode(payload)
+    except DecodeError as e:
+        if len(payload) < HEADER_LEN:
+            return None
+        _v, flags, mt, rm, _rc, _rsc, handle, seq, s1, s2 = struct.unpack("!HHBBBBIIII", payload[:24])
+        if mt != MessageType.ECHO_REQUEST or rm == ReplyMode.NO_REPLY:
+            return None
+        return EchoMessage(
+            msg_type=MessageType.ECHO_REPLY,
+            reply_mode=rm if rm in tuple(ReplyMode) else ReplyMode.UDP,
+            return_code=return_code_for(e),
+            sender_handle=handle,
+            sequence=seq,
+            ts_sent=(s1, s2),
+            ts_received=received,
+        )
+    return respond(tables, request, labels, in_interface, received)
