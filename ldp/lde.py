@@ -57,6 +57,7 @@ class Peer:
     lib: dict[IPv4Network, int] = field(default_factory=dict)  # mappings received (LIB)
     advertised: dict[IPv4Network, int] = field(default_factory=dict)  # mappings sent
     withdrawn: dict[IPv4Network, int] = field(default_factory=dict)  # awaiting Release
+    requested: set[IPv4Network] = field(default_factory=set)  # Label Requests outstanding
 
 
 class LabelAllocator:
@@ -127,6 +128,14 @@ class Lde:
                 for p in sorted(changed & peer.lib.keys(), key=fec_key):
                     if not self._is_nexthop(peer, p):
                         self._release(peer, p, peer.lib.pop(p))
+            # A new next hop whose mapping we released: ask for it again (RFC 5036 A.1.7).
+            for p in sorted(changed & fecs, key=fec_key):
+                for nh in rib[p].nexthops:
+                    pid = self.addr_peer.get(nh.address)
+                    peer = self.peers.get(pid) if pid is not None else None
+                    if peer is not None and p not in peer.lib and p not in peer.requested:
+                        peer.requested.add(p)
+                        self.send(peer.lsr_id, LabelRequest(self.next_msg_id(), (PrefixFec(p),)))
 
     def peer_up(self, lsr_id: IPv4Address, addresses: list[IPv4Address]) -> None:
         """Session OPERATIONAL: send our Address list (§2.5.5 / §3.5.5), then mappings."""
@@ -176,6 +185,7 @@ class Lde:
                     self._release(peer, p, msg.label)  # §2.6.2.2
                     continue
                 peer.lib[p] = msg.label
+                peer.requested.discard(p)
                 self.dirty.add(p)
         elif isinstance(msg, LabelWithdraw):
             # §3.5.10: remove the mapping and answer with a Label Release.
