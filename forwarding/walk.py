@@ -118,7 +118,7 @@ def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
                              None, None if own else "no-route"))
             return _out(topo, saddr, daddr, proto, ttl, hops, "delivered" if own else "dropped")
         hops.append(_hop(snode, None, (), fw.op, fw.labels_out, ttl, fw.ttl, fw.out_if,
-                         fw.neighbor, None))
+                         t.interfaces[fw.out_if].peer_node, None))
         frame, cur = fw.frame, t.interfaces[fw.out_if]
         router, in_if = cur.peer_node, cur.peer_interface
         if not topo.nodes[router].is_router:
@@ -135,9 +135,9 @@ def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
         labels_in, ttl_in = _stack(frame)
         r = decide(frame, in_if, t)
         if isinstance(r, Forward):
-            hops.append(_hop(router, in_if, labels_in, r.op, r.labels_out, ttl_in, r.ttl,
-                             r.out_if, r.neighbor, None))
             oi = t.interfaces[r.out_if]
+            hops.append(_hop(router, in_if, labels_in, r.op, r.labels_out, ttl_in, r.ttl,
+                             r.out_if, oi.peer_node, None))
             frame, router, in_if = r.frame, oi.peer_node, oi.peer_interface
             if not topo.nodes[router].is_router:
                 result = "delivered" if router == dnode else "misdelivered"
