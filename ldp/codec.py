@@ -864,7 +864,7 @@ def decode_message(data: bytes | memoryview) -> tuple[Message | MessageError, in
     buf = bytes(data)
     if len(buf) < MSG_HEADER_LEN:
         # Not even a message header + Message ID left in the PDU (§3.5).
-        mtype = (_MSG_HDR.unpack_from(buf)[0] & MSG_TYPE_MASK) if len(buf) >= 2 else 0
+        mtype = (struct.unpack_from("!H", buf)[0] & MSG_TYPE_MASK) if len(buf) >= 2 else 0
         err = status_for(Problem.BAD_MESSAGE_LENGTH, 0, mtype)
         return MessageError(mtype, 0, err, f"{len(buf)} octets left, too short for a message"), len(
             buf
