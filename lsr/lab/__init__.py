@@ -36,7 +36,8 @@ from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
 from lsr.lab.state import list_labs as _list_labs
 
 __all__ = [
-    "Lab", "LabError", "down", "exec_in", "expected", "link", "list_labs", "query", "status", "up",
+    "Lab", "LabError", "down", "exec_in", "expected", "ldp", "lfib", "link", "list_labs", "query",
+    "status", "topology", "up", "wait_converged",
 ]
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
@@ -192,13 +193,35 @@ def _operational(state: str) -> bool:
     return state.upper().rsplit(".", 1)[-1] == "OPERATIONAL"
 
 
-def expected(topo: Topology, down_links: Sequence[int] = ()) -> dict[str, dict[str, Any]]:
-    """Per router: LDP peers (LSR IDs) and FEC -> number of ECMP next hops expected in the FTN.
+def _shape(lfib: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
+    """An LFIB without label values: FEC -> next hops (and ILM ops). Labels are compared by tests."""
+    def nhs(e: dict[str, Any], op: bool) -> list:
+        return sorted((names.get(n["neighbor"], n["neighbor"]), n["interface"], n["nexthop"],
+                       n.get("op", "") if op else "") for n in e["nexthops"])
+    return {"ftn": {e["fec"]: nhs(e, False) for e in lfib.get("ftn", [])},
+            "ilm": sorted((e["fec"], tuple(nhs(e, True))) for e in lfib.get("ilm", []))}
 
-    From the IGP: every LDP neighbour over an up link, and an FTN entry for
-    every remote IGP prefix (or only loopbacks with `fecs: loopbacks`).
+
+def expected(topo: Topology, down_links: Sequence[int] = ()) -> dict[str, dict[str, Any]]:
+    """Per router: expected LDP peers (LSR IDs) and the LFIB shape the simulator converges to.
+
+    Uses `lsr.sim` (same LDP engine, in memory) when it is there; otherwise
+    the IGP alone: an FTN entry for every remote prefix with its ECMP next hops.
     """
     igp = Igp(topo, down_links)
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    sim_lfib: dict[str, Any] | None = None
+    try:
+        from lsr.sim import Simulation
+
+        sim = Simulation(topo)
+        sim.run()
+        for i in down_links:
+            sim.link_down(i)
+            sim.run()
+        sim_lfib = sim.lfib_json()["routers"]
+    except ImportError:
+        pass
     out: dict[str, dict[str, Any]] = {}
     for r in topo.routers:
         peers = set()
@@ -206,28 +229,39 @@ def expected(topo: Topology, down_links: Sequence[int] = ()) -> dict[str, dict[s
             peer = topo.nodes[iface.peer_node]
             if peer.is_router and iface.link not in igp.down:
                 peers.add(str(peer.lsr_id))
-        ftn: dict[str, int] = {}
-        for prefix, route in igp.rib(r.name).items():
-            if not route.nexthops:
-                continue
-            if r.ldp.fecs == "loopbacks" and prefix.prefixlen != 32:
-                continue
-            ftn[str(prefix)] = len(route.nexthops)
-        out[r.name] = {"peers": sorted(peers), "ftn": ftn}
+        exp: dict[str, Any] = {"peers": sorted(peers)}
+        if sim_lfib is not None:
+            exp["shape"] = _shape(sim_lfib[r.name], names)
+        else:
+            ftn: dict[str, int] = {}
+            for prefix, route in igp.rib(r.name).items():
+                if route.nexthops and (r.ldp.fecs == "all" or prefix.prefixlen == 32):
+                    ftn[str(prefix)] = len(route.nexthops)
+            exp["ftn"] = ftn
+        out[r.name] = exp
     return out
 
 
-def _missing(name: str, router: str, exp: dict[str, Any]) -> str | None:
+def _missing(name: str, router: str, exp: dict[str, Any], names: dict[str, str]) -> str | None:
     """What router still lacks, or None if converged."""
     st = query(name, router, "status")
     sessions = st.get("sessions", {})
     bad = [p for p in exp["peers"] if not _operational(str(sessions.get(p, "none")))]
     if bad:
-        return f"{router}: LDP session with {', '.join(bad)} not OPERATIONAL " \
-               f"({', '.join(str(sessions.get(p, 'none')) for p in bad)})"
+        return f"{router}: LDP session with {', '.join(names.get(p, p) for p in bad)} not " \
+               f"OPERATIONAL ({', '.join(str(sessions.get(p, 'none')) for p in bad)})"
     lfib = query(name, router, "lfib")
-    have = {e["fec"]: len(e["nexthops"]) for e in lfib.get("ftn", [])}
-    lacking = [f for f, n in exp["ftn"].items() if have.get(f) != n]
+    if "shape" in exp:
+        have = _shape(lfib, names)
+        want = exp["shape"]
+        lacking = [f for f, n in want["ftn"].items() if have["ftn"].get(f) != n]
+        extra = [f for f in have["ftn"] if f not in want["ftn"]]
+        if not lacking and not extra and have["ilm"] != want["ilm"]:
+            return f"{router}: ILM differs from the simulation"
+        lacking += extra
+    else:
+        got = {e["fec"]: len(e["nexthops"]) for e in lfib.get("ftn", [])}
+        lacking = [f for f, n in exp["ftn"].items() if got.get(f) != n]
     if lacking:
         lacking.sort(key=lambda p: IPv4Network(p))
         return f"{router}: FTN incomplete for {', '.join(lacking[:4])}" + \
@@ -238,13 +272,14 @@ def _missing(name: str, router: str, exp: dict[str, Any]) -> str | None:
 def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
                     down_links: Sequence[int] = ()) -> None:
     exp = expected(topo, down_links)
+    names = {str(n.lsr_id): n.name for n in topo.routers}
     pending = [r.name for r in topo.routers]
     last = ""
     while True:
         still = []
         for r in pending:
             try:
-                why = _missing(name, r, exp[r])
+                why = _missing(name, r, exp[r], names)
             except (OSError, LabError) as e:
                 why = f"{r}: management socket: {e}"
             if why:
@@ -293,6 +328,44 @@ def query(name: str, router: str, what: str, timeout: float = 5, **params: Any) 
     if not resp.get("ok"):
         raise LabError(f"{router}: {resp.get('error')}")
     return resp["result"]
+
+
+def lfib(name: str, routers: Sequence[str] | None = None) -> dict[str, Any]:
+    """All (or some) routers' LFIBs in the JSON of `lsr sim lfib --json` (neighbours as names)."""
+    topo = _topology(name)
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    out: dict[str, Any] = {}
+    for r in routers or [n.name for n in topo.routers]:
+        j = query(name, r, "lfib")
+        for section in ("ftn", "ilm"):
+            for e in j[section]:
+                for nh in e["nexthops"]:
+                    nh["neighbor"] = names.get(nh["neighbor"], nh["neighbor"])
+        out[r] = {"lsr_id": str(topo.nodes[r].lsr_id), **j}
+    return {"routers": out}
+
+
+def ldp(name: str, router: str, what: str) -> Any:
+    """`neighbors` or `bindings` of one router, peers named as in `lsr sim` JSON."""
+    topo = _topology(name)
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    if what == "neighbors":
+        res = query(name, router, "neighbors")
+        for e in res:
+            e["neighbor"] = names.get(e["neighbor"], e["neighbor"])
+        return res
+    if what == "bindings":
+        res = query(name, router, "bindings")
+        for e in res:
+            for rm in e.get("remote", []):
+                rm["neighbor"] = names.get(rm["neighbor"], rm["neighbor"])
+        return {"bindings": res}
+    raise LabError(f"unknown LDP view '{what}' (neighbors, bindings)")
+
+
+def topology(name: str) -> Topology:
+    """The topology a running lab was built from."""
+    return _topology(name)
 
 
 def status(name: str) -> dict[str, Any]:

@@ -1,0 +1,255 @@
+"""`lsr lab ...`: labs on network namespaces (needs root)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+
+import click
+
+from lsr import render
+from lsr.cli import main
+from lsr.cli.common import json_option, load, topology_arg
+from lsr.errors import LsrError
+
+
+def _lab():  # imported lazily: `lsr --help` must not pay for it
+    import lsr.lab
+
+    return lsr.lab
+
+
+def _root() -> None:
+    if os.geteuid() != 0:
+        raise LsrError("lab commands need root", code=2)
+
+
+@main.group()
+def lab() -> None:
+    """Labs: every router in its own network namespace, real LDP, userspace MPLS."""
+
+
+@lab.command()
+@topology_arg
+@click.option("--name", "-n", help="Lab name (default: the topology's name).")
+@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for convergence.")
+@click.option("--no-ring", is_flag=True, help="Plain recv loop instead of TPACKET_V2 rings.")
+def up(file: str, name: str | None, timeout: float, no_ring: bool) -> None:
+    """Build the lab of FILE and wait until LDP has converged."""
+    _root()
+    topo = load(file)
+    L = _lab()
+    name = name or topo.name
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    t0 = time.monotonic()
+    try:
+        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+                      console=render.console, transient=True) as prog:
+            task = prog.add_task(f"{name}: starting", total=1.0)
+            lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring,
+                        progress=lambda msg, frac: prog.update(task, completed=frac,
+                                                               description=f"{name}: {msg}"))
+    except KeyboardInterrupt:
+        # L.up already tore the partial lab down before re-raising.
+        click.echo(f"lsr: interrupted; lab '{name}' torn down", err=True)
+        sys.exit(130)
+    render.line(f"lab [bold]{name}[/bold] up: {len(topo.routers)} routers, {len(topo.hosts)} hosts, "
+                f"converged in {lab_.converge_seconds:.2f} s ({time.monotonic() - t0:.2f} s total)")
+
+
+@lab.command()
+@click.argument("name")
+def down(name: str) -> None:
+    """Tear lab NAME down (a no-op if it is not there)."""
+    _root()
+    if _lab().down(name):
+        render.line(f"lab {name} down")
+    else:
+        render.line(f"no lab named {name}")
+
+
+@lab.command("list")
+@json_option
+def list_(as_json: bool) -> None:
+    """Labs that are up."""
+    names = _lab().list_labs()
+    if as_json:
+        render.emit_json({"labs": names})
+        return
+    for n in names:
+        render.line(n)
+
+
+@lab.command()
+@click.argument("name")
+@json_option
+def status(name: str, as_json: bool) -> None:
+    """Router processes and LDP sessions of lab NAME."""
+    _root()
+    st = _lab().status(name)
+    if as_json:
+        render.emit_json(st)
+        return
+    rows = []
+    for r, info in st["routers"].items():
+        sess = info.get("sessions", {})
+        up_ = sum(1 for v in sess.values() if str(v).endswith("OPERATIONAL"))
+        rows.append((r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}",
+                     info.get("error", "")))
+    render.table(f"lab {name} ({st['topology']}), down links: {st['down_links'] or 'none'}",
+                 ["router", "pid", "alive", "sessions up", "error"], rows)
+
+
+@lab.command("exec", context_settings={"ignore_unknown_options": True})
+@click.argument("name")
+@click.argument("node")
+@click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
+def exec_(name: str, node: str, cmd: tuple[str, ...]) -> None:
+    """Run CMD inside NODE's namespace; its exit status is ours."""
+    _root()
+    sys.exit(_lab().exec_in(name, node, list(cmd)))
+
+
+@lab.command()
+@click.argument("name")
+@click.option("--router", "-r", help="Only this router.")
+@json_option
+def lfib(name: str, router: str | None, as_json: bool) -> None:
+    """FTN and ILM of the routers (JSON as `lsr sim lfib --json`)."""
+    _root()
+    L = _lab()
+    topo = L.topology(name)
+    if router is not None and (router not in topo.nodes or not topo.nodes[router].is_router):
+        raise LsrError(f"lab '{name}' has no router '{router}'")
+    data = L.lfib(name, [router] if router else None)
+    if as_json:
+        render.emit_json(data)
+        return
+    for r, j in data["routers"].items():
+        rows = []
+        for e in j["ftn"]:
+            for k, nh in enumerate(e["nexthops"]):
+                rows.append(("FTN" if k == 0 else "", e["fec"] if k == 0 else "", "",
+                             "push", _labels(nh["out_labels"]), nh["neighbor"], nh["interface"]))
+        for e in j["ilm"]:
+            for k, nh in enumerate(e["nexthops"]):
+                rows.append(("ILM" if k == 0 else "", e["fec"] if k == 0 else "",
+                             e["in_label"] if k == 0 else "", nh["op"], _labels(nh["out_labels"]),
+                             nh["neighbor"], nh["interface"]))
+        render.table(f"{r} ({j['lsr_id']}): LFIB", ["", "fec", "in", "op", "out", "via",
+                                                     "interface"], rows)
+
+
+def _labels(ls: list[int]) -> str:
+    return "/".join(str(x) for x in ls) if ls else "-"
+
+
+@lab.command("ldp")
+@click.argument("name")
+@click.argument("router")
+@click.argument("what", type=click.Choice(["neighbors", "bindings"]))
+@json_option
+def ldp_(name: str, router: str, what: str, as_json: bool) -> None:
+    """LDP neighbours or label bindings of ROUTER."""
+    _root()
+    data = _lab().ldp(name, router, what)
+    if as_json:
+        render.emit_json(data)
+        return
+    if what == "neighbors":
+        render.table(f"{router}: LDP neighbours", ["neighbor", "lsr id", "state", "role",
+                                                    "adjacencies", "uptime"],
+                     [(n["neighbor"], n["lsr_id"], n["state"], n["role"],
+                       ",".join(n["adjacencies"]), n["uptime"]) for n in data])
+    else:
+        rows = []
+        for b in data["bindings"]:
+            remote = ", ".join(f"{r['neighbor']}:{r['label']}" for r in b.get("remote", []))
+            rows.append((b.get("fec"), b.get("local_label"), remote))
+        render.table(f"{router}: LDP bindings", ["fec", "local", "remote"], rows)
+
+
+@lab.command()
+@click.argument("name")
+@click.argument("router", required=False)
+@json_option
+def counters(name: str, router: str | None, as_json: bool) -> None:
+    """Runtime, LDP message and dataplane counters of one or all routers."""
+    _root()
+    L = _lab()
+    topo = L.topology(name)
+    names = [router] if router else [r.name for r in topo.routers]
+    data = {"routers": {r: L.query(name, r, "counters") for r in names}}
+    if as_json:
+        render.emit_json(data)
+        return
+    for r, c in data["routers"].items():
+        rows = [("runtime", k, v) for k, v in c["runtime"].items()]
+        for d in ("sent", "received"):
+            rows += [(f"ldp {d}", k, v) for k, v in c.get("ldp", {}).get(d, {}).items()]
+        dp = c.get("dataplane", {})
+        rows += [("drop", k, v) for k, v in dp.get("drops", {}).items() if v]
+        rows += [("ilm", k, f"{v['packets']} pkts {v['bytes']} B") for k, v in dp.get("ilm", {}).items()
+                 if v["packets"]]
+        rows += [("ftn", k, f"{v['packets']} pkts {v['bytes']} B") for k, v in dp.get("ftn", {}).items()
+                 if v["packets"]]
+        render.table(f"{r}: counters", ["group", "counter", "value"], rows)
+
+
+@lab.command()
+@click.argument("name")
+@click.argument("where", metavar="NODE:IFACE")
+@click.option("-w", "write", type=click.Path(dir_okay=False), help="Write a pcap file.")
+@click.option("-c", "count", type=int, help="Stop after N packets.")
+def capture(name: str, where: str, write: str | None, count: int | None) -> None:
+    """Capture on NODE:IFACE inside the lab (tcpdump, or tshark if tcpdump is missing)."""
+    _root()
+    if where.count(":") != 1:
+        raise LsrError(f"'{where}' must be NODE:IFACE")
+    node, ifname = where.split(":")
+    topo = _lab().topology(name)
+    if node not in topo.nodes or ifname not in topo.nodes[node].interfaces:
+        raise LsrError(f"lab '{name}' has no interface {where}")
+    if shutil.which("tcpdump"):
+        argv = ["tcpdump", "-i", ifname, "-n", "-e", "-U"]
+        if write:
+            argv += ["-w", write]
+        if count:
+            argv += ["-c", str(count)]
+    elif shutil.which("tshark"):
+        argv = ["tshark", "-i", ifname, "-n"]
+        if write:
+            argv += ["-w", write, "-F", "pcap"]
+        if count:
+            argv += ["-c", str(count)]
+    else:
+        raise LsrError("capture needs tcpdump or tshark")
+    try:
+        rc = _lab().exec_in(name, node, argv)
+    except KeyboardInterrupt:
+        rc = 0
+    sys.exit(rc)
+
+
+@lab.command("link")
+@click.argument("name")
+@click.argument("a")
+@click.argument("b")
+@click.argument("state", type=click.Choice(["up", "down"]))
+@click.option("--wait/--no-wait", default=True, show_default=True,
+              help="Wait until LDP has reconverged.")
+def link_(name: str, a: str, b: str, state: str, wait: bool) -> None:
+    """Set the A-B link down or up; every router recomputes its IGP and LDP reacts."""
+    _root()
+    L = _lab()
+    L.link(name, a, b, state == "up")
+    msg = f"link {a}-{b} {state}"
+    if wait:
+        msg += f", reconverged in {L.wait_converged(name):.2f} s"
+    render.line(msg)
+
+
+__all__ = ["lab"]
