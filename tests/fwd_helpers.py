@@ -145,3 +145,40 @@ def line3(**node_opts: str) -> Topology:
     for name, opts in node_opts.items():
         text = text.replace(f"    {name}: {{", f"    {name}: {{{opts}, ")
     return parse_topology(text, "line3")
+
+
+LINE4 = """
+name: line4
+topology:
+  nodes:
+    ce1: {kind: host}
+    pe1: {loopback: 10.255.0.1}
+    p1: {loopback: 10.255.0.2}
+    p2: {loopback: 10.255.0.3}
+    pe2: {loopback: 10.255.0.4}
+    ce2: {kind: host}
+  links:
+    - endpoints: [ce1:eth0, pe1:eth1]
+      subnet: 192.168.1.0/24
+    - endpoints: [pe1:eth2, p1:eth1]
+      mtu: MTU1
+    - endpoints: [p1:eth2, p2:eth1]
+      mtu: MTU2
+    - endpoints: [p2:eth2, pe2:eth2]
+    - endpoints: [pe2:eth1, ce2:eth0]
+      subnet: 192.168.2.0/24
+"""
+
+
+def line4(mtu1: int = 1500, mtu2: int = 1500, **node_opts: str) -> Topology:
+    """ce1 - pe1 - p1 - p2 - pe2 - ce2: pe1 pushes, p1 swaps, p2 pops (PHP)."""
+    text = LINE4.replace("MTU1", str(mtu1)).replace("MTU2", str(mtu2))
+    for name, opts in node_opts.items():
+        text = text.replace(f"    {name}: {{", f"    {name}: {{{opts}, ")
+    return parse_topology(text, "line4")
+
+
+def ilm_label(t: RouterTables, fec: str) -> int:
+    """The local label router `t` allocated for `fec`."""
+    (lbl,) = [k for k, e in t.ilm.items() if str(e.entry.fec) == fec]
+    return lbl
