@@ -11,6 +11,7 @@ import importlib
 # Modules that call register_section() when imported. Add one line per feature.
 SECTION_MODULES: list[str] = [
     "forwarding.ipsec.config",
+    "lsr.oam.validate",
 ]
 
 

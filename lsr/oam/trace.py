@@ -1,0 +1,397 @@
+"""LSP ping and traceroute engines (RFC 8029 §4.3 - §4.6), pure.
+
+The engines build echo requests and read replies; the caller moves the bytes.
+`send(ttl, request)` must deliver `request` down the LSP with the top label's
+TTL set to `ttl` (the IP TTL stays 1, §4.3) and return the `Reply` (the
+decoded echo reply plus who sent it) or None on timeout. In multipath mode
+the engine calls `send(ttl, request, dst)`: `dst` is the 127/8 IP destination
+that steers the probe onto one ECMP branch (§3.4.1.1, §4.3) - that is how
+every branch gets explored, as Cisco's `traceroute mpls multipath` does.
+
+`LfibNetwork` is such a `send` over a set of per-router tables (simulator
+output, or a lab's `lfib` JSON): it moves the probe label by label through
+the FTN/ILM entries and asks `responder.respond` at the router where the TTL
+expires or the LSP ends. The lab runtime will supply its own `send` over real
+sockets.
+
+Traceroute JSON (`TraceResult.to_json`)::
+
+    {"fec": "10.255.0.4/32", "from": "pe1", "multipath": false,
+     "hops": [{"ttl": 1, "path": 0, "router": "p1", "address": "10.0.0.2",
+               "return_code": 8, "return_code_name": "label switched at stack depth",
+               "return_subcode": 1, "labels": [17], "interface": "eth1",
+               "downstream": ["10.0.0.6"], "rtt_ms": 0.4}, ...],
+     "paths": [{"path": 0, "result": "ok", "routers": ["p1", "pe2"]}],
+     "result": "ok" | "broken",
+     "broken_at": null | {"ttl", "path", "router", "return_code", "return_code_name"}}
+
+`labels` are the labels the hop sends downstream (from its DDMAP; 3 =
+implicit-null: it pops), `interface` the interface the request came in on,
+`return_code` null for a timeout.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from lsr.core.labels import IMPLICIT_NULL
+from lsr.oam.echo import (
+    FLAG_V,
+    LOCALHOST,
+    Ddmap,
+    EchoMessage,
+    LdpIpv4Fec,
+    MessageType,
+    Multipath,
+    ReplyMode,
+    ReturnCode,
+    TargetFecStack,
+    Timestamp,
+    multipath_range,
+    ntp_from_unix,
+    return_code_name,
+)
+from lsr.oam.responder import RouterTables, ingress_ddmaps, respond
+
+DEFAULT_MAX_TTL = 30
+DEFAULT_TIMEOUTS = 3  # consecutive timeouts before a branch is declared broken
+DEFAULT_MULTIPATH_ADDRESSES = 32  # 127.0.0.1 .. 127.0.0.32
+MAX_PATHS = 256
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What `send` returns: the echo reply and where it came from."""
+
+    message: EchoMessage
+    router: str | None = None
+    address: IPv4Address | None = None
+    interface: str | None = None
+    rtt_ms: float | None = None
+
+
+Sender = Callable[..., "Reply | None"]
+
+
+def echo_request(
+    fec: IPv4Network,
+    *,
+    sequence: int = 1,
+    handle: int = 0,
+    ddmap: Ddmap | None = None,
+    ts_sent: Timestamp = (0, 0),
+    validate: bool = True,
+    reply_mode: ReplyMode = ReplyMode.UDP,
+) -> EchoMessage:
+    """An echo request for an LDP IPv4 FEC (§4.3), V flag set by default."""
+    tlvs: tuple = (TargetFecStack((LdpIpv4Fec(fec),)),)
+    if ddmap is not None:
+        tlvs += (ddmap,)
+    return EchoMessage(
+        msg_type=MessageType.ECHO_REQUEST,
+        reply_mode=reply_mode,
+        sender_handle=handle,
+        sequence=sequence,
+        ts_sent=ts_sent,
+        flags=FLAG_V if validate else 0,
+        tlvs=tlvs,
+    )
+
+
+@dataclass(frozen=True)
+class Hop:
+    ttl: int
+    path: int
+    router: str | None
+    address: IPv4Address | None
+    return_code: int | None  # None: no reply (timeout)
+    return_subcode: int
+    labels: tuple[int, ...]
+    interface: str | None
+    downstream: tuple[IPv4Address, ...]
+    rtt_ms: float | None
+
+    @property
+    def ok(self) -> bool:
+        return self.return_code in (ReturnCode.EGRESS, ReturnCode.LABEL_SWITCHED,
+                                    ReturnCode.LABEL_SWITCHED_FEC_CHANGE)
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "ttl": self.ttl,
+            "path": self.path,
+            "router": self.router,
+            "address": None if self.address is None else str(self.address),
+            "return_code": self.return_code,
+            "return_code_name": "timeout" if self.return_code is None else return_code_name(self.return_code),
+            "return_subcode": self.return_subcode,
+            "labels": list(self.labels),
+            "interface": self.interface,
+            "downstream": [str(a) for a in self.downstream],
+            "rtt_ms": self.rtt_ms,
+        }
+
+
+@dataclass
+class TraceResult:
+    fec: IPv4Network
+    source: str
+    multipath: bool
+    hops: list[Hop] = field(default_factory=list)
+    paths: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def result(self) -> str:
+        return "ok" if self.paths and all(p["result"] == "ok" for p in self.paths) else "broken"
+
+    @property
+    def broken_at(self) -> Hop | None:
+        for p in self.paths:
+            if p["result"] != "ok":
+                hops = [h for h in self.hops if h.path == p["path"]]
+                bad = next((h for h in hops if not h.ok), None)
+                return bad or (hops[-1] if hops else None)
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        b = self.broken_at
+        return {
+            "fec": str(self.fec),
+            "from": self.source,
+            "multipath": self.multipath,
+            "hops": [h.to_json() for h in self.hops],
+            "paths": self.paths,
+            "result": self.result,
+            "broken_at": None if b is None else {
+                "ttl": b.ttl, "path": b.path, "router": b.router,
+                "return_code": b.return_code,
+                "return_code_name": "timeout" if b.return_code is None else return_code_name(b.return_code),
+            },
+        }
+
+
+def _hop(ttl: int, path: int, reply: Reply | None, ddmaps: Sequence[Ddmap]) -> Hop:
+    if reply is None:
+        return Hop(ttl, path, None, None, None, 0, (), None, (), None)
+    m = reply.message
+    labels = ddmaps[0].label_values if ddmaps else ()
+    downstream = tuple(d.downstream_address for d in ddmaps if isinstance(d.downstream_address, IPv4Address))
+    return Hop(ttl, path, reply.router, reply.address, m.return_code, m.return_subcode,
+               labels, reply.interface, downstream, reply.rtt_ms)
+
+
+@dataclass
+class _Branch:
+    path: int
+    ttl: int
+    ddmap: Ddmap
+    dsts: tuple[IPv4Address, ...]
+    routers: list[str]
+    timeouts: int = 0
+
+
+def traceroute(
+    send: Sender,
+    fec: IPv4Network,
+    source: str,
+    *,
+    multipath: bool = False,
+    first_ddmaps: Sequence[Ddmap] = (),
+    destinations: int = DEFAULT_MULTIPATH_ADDRESSES,
+    max_ttl: int = DEFAULT_MAX_TTL,
+    timeouts: int = DEFAULT_TIMEOUTS,
+    handle: int = 0,
+    clock: Callable[[], float] | None = None,
+) -> TraceResult:
+    """LSP traceroute (§4.3): label TTL 1, 2, ... until the egress answers 3.
+
+    Each request carries the DDMAP the previous hop returned, so the next hop
+    validates interface and label (§4.4, return code 5 on mismatch).
+    `first_ddmaps` are the ingress's own DDMAPs (`responder.ingress_ddmaps`);
+    without them the first request names ALL-ROUTERS. With `multipath`, the
+    first DDMAPs carry the ingress's split of `destinations` 127/8 addresses
+    and every branch the replies announce is followed.
+    """
+    res = TraceResult(fec, source, multipath)
+    seq = itertools.count(1)
+    dsts = multipath_range(destinations) if multipath else (LOCALHOST,)
+    if first_ddmaps:
+        starts = [(d, d.multipath.addresses() if d.multipath else dsts) for d in first_ddmaps]
+        if not multipath:
+            starts = starts[:1]
+    else:
+        starts = [(Ddmap(), dsts)]
+    work = [_Branch(i, 1, d, tuple(addrs) or dsts, []) for i, (d, addrs) in enumerate(starts)]
+    work.reverse()  # a stack: explore branch 0 first, depth first
+    path_ids = itertools.count(len(starts))
+    while work:
+        br = work.pop()
+        dst = br.dsts[0]
+        mp = Multipath.ip_addresses([dst]) if not multipath else Multipath.bitmask(br.dsts)
+        ts = ntp_from_unix(clock()) if clock else (0, 0)
+        req = echo_request(fec, sequence=next(seq), handle=handle,
+                           ddmap=replace(br.ddmap, multipath=mp), ts_sent=ts)
+        reply = send(br.ttl, req, dst) if multipath else send(br.ttl, req)
+        if reply is not None and (reply.message.sender_handle != handle
+                                  or reply.message.sequence != req.sequence):
+            reply = None  # not ours (§4.6: match handle and sequence)
+        maps = reply.message.ddmaps if reply is not None else ()
+        hop = _hop(br.ttl, br.path, reply, maps)
+        res.hops.append(hop)
+        if hop.router:
+            br.routers.append(hop.router)
+
+        def finish(result: str, br: _Branch = br) -> None:
+            res.paths.append({"path": br.path, "result": result, "routers": list(br.routers)})
+
+        if reply is None:
+            br.timeouts += 1
+            if br.timeouts >= timeouts or br.ttl >= max_ttl:
+                finish("timeout")
+            else:
+                work.append(replace(br, ttl=br.ttl + 1, ddmap=Ddmap()))
+            continue
+        code = reply.message.return_code
+        if code == ReturnCode.EGRESS:
+            finish("ok")
+            continue
+        if code not in (ReturnCode.LABEL_SWITCHED, ReturnCode.LABEL_SWITCHED_FEC_CHANGE):
+            finish("broken")
+            continue
+        if br.ttl >= max_ttl:
+            finish("max-ttl")
+            continue
+        nexts = list(maps) or [Ddmap()]
+        if not multipath:
+            nexts = nexts[:1]
+        children = []
+        for i, d in enumerate(nexts):
+            addrs = d.multipath.addresses() if d.multipath else ()
+            addrs = tuple(a for a in addrs if a in br.dsts) or (br.dsts if i == 0 else ())
+            if not addrs:
+                continue
+            pid = br.path if not children else next(path_ids)
+            if len(res.paths) + len(work) + len(children) >= MAX_PATHS:
+                break
+            children.append(_Branch(pid, br.ttl + 1, replace(d, multipath=None), addrs,
+                                    list(br.routers)))
+        work.extend(reversed(children))
+    res.paths.sort(key=lambda p: p["path"])
+    res.hops.sort(key=lambda h: (h.path, h.ttl))
+    return res
+
+
+@dataclass
+class PingResult:
+    fec: IPv4Network
+    source: str
+    replies: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def result(self) -> str:
+        return "ok" if self.replies and all(r["return_code"] == ReturnCode.EGRESS for r in self.replies) else "broken"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"fec": str(self.fec), "from": self.source, "replies": self.replies, "result": self.result}
+
+
+def ping(
+    send: Sender,
+    fec: IPv4Network,
+    source: str,
+    *,
+    count: int = 1,
+    handle: int = 0,
+    ttl: int = 255,
+    clock: Callable[[], float] | None = None,
+) -> PingResult:
+    """LSP ping (§4.3): `count` requests with label TTL 255; ok when every reply is 3."""
+    res = PingResult(fec, source)
+    for seq in range(1, count + 1):
+        ts = ntp_from_unix(clock()) if clock else (0, 0)
+        req = echo_request(fec, sequence=seq, handle=handle, ts_sent=ts)
+        reply = send(ttl, req)
+        if reply is not None and (reply.message.sender_handle != handle or reply.message.sequence != seq):
+            reply = None
+        code = None if reply is None else reply.message.return_code
+        res.replies.append({
+            "sequence": seq,
+            "router": None if reply is None else reply.router,
+            "return_code": code,
+            "return_code_name": "timeout" if code is None else return_code_name(code),
+            "return_subcode": 0 if reply is None else reply.message.return_subcode,
+            "rtt_ms": None if reply is None else reply.rtt_ms,
+        })
+    return res
+
+
+# ---------------------------------------------------------------- a `send` over LFIBs
+
+
+class LfibNetwork:
+    """Echo requests carried through per-router FTN/ILM tables, answered by
+    `responder.respond`: the simulator's `send` (no sockets, no clock).
+
+    `links` maps (router, interface) to (peer router, peer interface).
+    Label TTLs are decremented at each LSR; the router where the top label's
+    TTL expires, or where the packet arrives unlabelled (PHP) or with
+    explicit-null only, answers. A label with no ILM entry at a router the
+    TTL does not expire at is dropped: the probe times out (None).
+    """
+
+    def __init__(self, tables: Mapping[str, RouterTables], links: Mapping[tuple[str, str], tuple[str, str]]) -> None:
+        self.tables = dict(tables)
+        self.links = dict(links)
+
+    @classmethod
+    def from_topology(cls, topo, tables: Mapping[str, RouterTables]) -> LfibNetwork:
+        links = {}
+        for n in topo.routers:
+            for i in n.interfaces.values():
+                links[(n.name, i.name)] = (i.peer_node, i.peer_interface)
+        return cls(tables, links)
+
+    def sender(self, ingress: str, fec: IPv4Network) -> Sender:
+        def send(ttl: int, request: EchoMessage, dst: IPv4Address = LOCALHOST) -> Reply | None:
+            return self.probe(ingress, fec, ttl, request, dst)
+        return send
+
+    def first_ddmaps(self, ingress: str, fec: IPv4Network, multipath: bool,
+                     destinations: int = DEFAULT_MULTIPATH_ADDRESSES) -> tuple[Ddmap, ...]:
+        dsts: Iterable[IPv4Address] = multipath_range(destinations) if multipath else (LOCALHOST,)
+        return ingress_ddmaps(self.tables[ingress], fec, dsts)
+
+    def probe(self, ingress: str, fec: IPv4Network, ttl: int, request: EchoMessage,
+              dst: IPv4Address = LOCALHOST) -> Reply | None:
+        t = self.tables[ingress]
+        ftn = t.lfib.ftn.get(fec)
+        if ftn is None or not ftn.nexthops:
+            return None
+        nh = t.ecmp(dst, ftn.nexthops)
+        stack = [[lbl, ttl] for lbl in nh.out_labels if lbl != IMPLICIT_NULL]
+        router, in_if = self.links.get((ingress, nh.interface), (None, None))
+        for _ in range(64):
+            if router is None or router not in self.tables:
+                return None  # left the MPLS domain
+            t = self.tables[router]
+            top = stack[0] if stack else None
+            if top is None or top[0] in (0, 2) or top[1] <= 1:
+                reply = respond(t, request, [e[0] for e in stack], in_if,
+                                label_ttls=[e[1] for e in stack])
+                if reply is None:
+                    return None
+                addr = t.ports[in_if].address.ip if in_if in t.ports else t.lsr_id
+                return Reply(reply, router, addr, in_if, None)
+            ilm = t.lfib.ilm.get(top[0])
+            if ilm is None or not ilm.nexthops:
+                return None  # dropped: no label entry
+            nh = t.ecmp(dst, ilm.nexthops)
+            new_ttl = top[1] - 1
+            out = [lbl for lbl in nh.out_labels if lbl != IMPLICIT_NULL]
+            stack = [[lbl, new_ttl] for lbl in out] + stack[1:]
+            router, in_if = self.links.get((router, nh.interface), (None, None))
+        return None
