@@ -517,8 +517,22 @@ def _decode_status(tlv: UnknownTlv) -> Status:
 # |      Hold Time                |T|R|G|    Reserved             |
 # +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
 #
-# IPv4 / IPv6 Transport Address TLV (0x0401 / 0x0403): 4 / 16 octets of address.
-# Configuration Sequence Number TLV (0x0402): one 32-bit unsigned integer.
+# IPv4 Transport Address TLV (§3.5.2; IPv6 is type 0x0403 with 16 octets):
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# |0|0| IPv4 Transport Addr(0x0401)|      Length (4)              |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# |                   IPv4 Transport Address                      |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+#
+# Configuration Sequence Number TLV (§3.5.2):
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# |0|0| Config Seq Number (0x0402)|      Length (4)               |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# |                   Configuration Sequence Number               |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+#
+# Label Request Message ID TLV (§3.5.7, §3.5.9) has the same shape: type 0x0600,
+# length 4, the Message ID of the Label Request.
 
 
 def _encode_common_hello(m: Hello) -> bytes:
@@ -640,7 +654,20 @@ def _decode_common_session(tlv: UnknownTlv) -> dict[str, object]:
 #   Label Abort Request (0x0404) §3.5.9:  FEC TLV, Label Request Message ID TLV
 #   Label Withdraw (0x0402)      §3.5.10: FEC TLV; opt. Label TLV
 #   Label Release (0x0403)       §3.5.11: FEC TLV; opt. Label TLV
-# Label Request Message ID TLV (0x0600, §3.5.7): one 32-bit Message ID.
+#
+# Example, Label Mapping (§3.5.7):
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# |0|   Label Mapping (0x0400)    |      Message Length           |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# |                     Message ID                                |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# |                     FEC TLV                                   |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# |                     Label TLV                                 |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# |                     Optional Parameters                       |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# The other messages differ only in the TLV rows listed in the table above.
 
 _MSG_HDR = struct.Struct("!HHI")
 
