@@ -258,7 +258,8 @@ def decide(
     mismatch = _ddmap_mismatch(tables, rq_map, None, in_interface)
     if mismatch:
         return Decision(ReturnCode.DOWNSTREAM_MISMATCH, depth, reason=mismatch)
-    fec_depth = max(fec_depth, 1)
+    # With every label popped (PHP) the FEC is the deepest one left.
+    fec_depth = max(1, min(fec_depth, len(stack.fecs)))
     fec = _fec_at(stack, fec_depth)
     prefix = _prefix(fec)
     if prefix is not None and prefix in tables.own_fecs:

@@ -126,7 +126,7 @@ class Hop:
             "path": self.path,
             "router": self.router,
             "address": None if self.address is None else str(self.address),
-            "return_code": self.return_code,
+            "return_code": None if self.return_code is None else int(self.return_code),
             "return_code_name": "timeout" if self.return_code is None else return_code_name(self.return_code),
             "return_subcode": self.return_subcode,
             "labels": list(self.labels),
@@ -168,7 +168,7 @@ class TraceResult:
             "result": self.result,
             "broken_at": None if b is None else {
                 "ttl": b.ttl, "path": b.path, "router": b.router,
-                "return_code": b.return_code,
+                "return_code": None if b.return_code is None else int(b.return_code),
                 "return_code_name": "timeout" if b.return_code is None else return_code_name(b.return_code),
             },
         }
@@ -317,7 +317,7 @@ def ping(
         reply = send(ttl, req)
         if reply is not None and (reply.message.sender_handle != handle or reply.message.sequence != seq):
             reply = None
-        code = None if reply is None else reply.message.return_code
+        code = None if reply is None else int(reply.message.return_code)
         res.replies.append({
             "sequence": seq,
             "router": None if reply is None else reply.router,
