@@ -1,0 +1,238 @@
+"""Real labs on network namespaces (root only): convergence, traffic, captures, failures."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import TOPOLOGIES, is_root
+
+pytestmark = [pytest.mark.netns, pytest.mark.skipif(not is_root(), reason="needs root")]
+
+if is_root():
+    import lsr.lab as lab
+    from lsr.core.topology import load_topology
+    from lsr.lab.state import lab_dir
+
+UNIQ = os.getpid() % 10000
+
+
+def _lab_name(kind: str) -> str:
+    return f"t{kind}{UNIQ}"
+
+
+def _no_leftovers(name: str) -> None:
+    nss = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
+    assert f"lsr-{name}-" not in nss
+    assert not lab_dir(name).exists()
+    ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
+    assert f"lsr/{name}" not in ps and f"lsr-{name}-" not in ps
+
+
+@pytest.fixture(scope="module")
+def line3():
+    name = _lab_name("l")
+    try:
+        yield lab.up(load_topology(TOPOLOGIES / "line3.yaml"), name=name, timeout=30)
+    finally:
+        lab.down(name)
+    _no_leftovers(name)
+
+
+@pytest.fixture(scope="module")
+def diamond():
+    name = _lab_name("d")
+    try:
+        yield lab.up(load_topology(TOPOLOGIES / "diamond.yaml"), name=name, timeout=30)
+    finally:
+        lab.down(name)
+    _no_leftovers(name)
+
+
+def test_line3_converged(line3):
+    st = lab.status(line3.name)
+    assert all(r["alive"] for r in st["routers"].values())
+    assert st["routers"]["p1"]["sessions"] == {"10.255.0.1": "OPERATIONAL",
+                                               "10.255.0.3": "OPERATIONAL"}
+    assert line3.converge_seconds < 10
+
+
+def test_lfib_equals_simulation(line3):
+    from lsr.sim import simulate
+
+    sim, _ = simulate(line3.topo)
+    # Labels included: allocation is deterministic, nothing here is chosen by the kernel.
+    assert lab.lfib(line3.name) == sim.lfib_json()
+
+
+def test_ping_across_core(line3):
+    r = line3.run("ce1", ["ping", "-c", "5", "-i", "0.1", "-W", "1", "192.168.2.2"])
+    assert r.returncode == 0, r.stdout
+    assert " 0% packet loss" in r.stdout
+    pe1 = lab.query(line3.name, "pe1", "counters")["dataplane"]
+    assert pe1["ftn"]["192.168.2.0/24"]["packets"] >= 5
+
+
+def test_tcp_transfer(line3, tmp_path: Path):
+    data = os.urandom(1 << 20)
+    src, dst = tmp_path / "tx", tmp_path / "rx"
+    src.write_bytes(data)
+    srv = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line3.name}-ce2", "sh", "-c",
+                            f"nc -l -p 5001 > {dst}"])
+    try:
+        time.sleep(0.3)
+        r = line3.run("ce1", ["sh", "-c", f"nc -q1 -w5 192.168.2.2 5001 < {src}"], timeout=30)
+        assert r.returncode == 0, r.stderr
+        srv.wait(timeout=10)
+    finally:
+        srv.kill()
+        srv.wait()
+    assert dst.read_bytes() == data
+
+
+def test_traceroute_shows_core_with_labels(line3):
+    r = line3.run("ce1", ["traceroute", "-n", "-e", "-w", "1", "-q", "1", "192.168.2.2"])
+    assert r.returncode == 0, r.stderr
+    hops = [ln.split()[1] for ln in r.stdout.splitlines()[1:]]
+    assert hops == ["192.168.1.2", "10.0.0.2", "10.0.0.6", "192.168.2.2"]
+    # p1 answers with the label stack it received (RFC 4950): pe1's label for 192.168.2.0/24
+    pe1 = lab.lfib(line3.name, ["pe1"])["routers"]["pe1"]
+    label = next(e for e in pe1["ftn"] if e["fec"] == "192.168.2.0/24")["nexthops"][0]["out_labels"][0]
+    assert re.search(rf"10\.0\.0\.2 <MPLS:L={label},E=0,S=1,T=1>", r.stdout), r.stdout
+
+
+def test_capture_shows_expected_label(line3, tmp_path: Path):
+    from scapy.contrib.mpls import MPLS
+    from scapy.layers.inet import ICMP, IP
+    from scapy.utils import rdpcap
+
+    pcap = tmp_path / "p1.pcap"
+    cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line3.name}-p1", "tcpdump", "-i", "eth1",
+                            "-U", "-w", str(pcap), "mpls"], stderr=subprocess.PIPE)
+    try:
+        time.sleep(0.5)
+        line3.run("ce1", ["ping", "-c", "3", "-i", "0.1", "192.168.2.2"])
+        time.sleep(0.3)
+    finally:
+        cap.terminate()
+        cap.wait(timeout=5)
+    pe1 = lab.lfib(line3.name, ["pe1"])["routers"]["pe1"]
+    label = next(e for e in pe1["ftn"] if e["fec"] == "192.168.2.0/24")["nexthops"][0]["out_labels"][0]
+    pkts = [p for p in rdpcap(str(pcap)) if p.haslayer(MPLS)]
+    echo = [p for p in pkts if p.haslayer(ICMP) and p[ICMP].type == 8]
+    assert len(echo) == 3
+    for p in echo:
+        assert p[MPLS].label == label and p[MPLS].s == 1
+        assert p[IP].dst == "192.168.2.2"
+        assert p[MPLS].ttl == 63  # uniform: ce1 sent 64, pe1 decremented once
+
+
+def test_diamond_ecmp_and_link_failure(diamond):
+    name = diamond.name
+    r = diamond.run("ce1", ["ping", "-c", "3", "-i", "0.1", "-W", "1", "192.168.2.2"])
+    assert r.returncode == 0, r.stdout
+    # Which core router carries this flow (one path per flow, ECMP hash)?
+    fwd = {p: lab.query(name, p, "counters")["runtime"].get("forwarded", 0) for p in ("p1", "p2")}
+    used = max(fwd, key=fwd.get)  # type: ignore[arg-type]
+    # Continuous ping while the used link fails: traffic must resume via the other P.
+    interval = 0.01
+    ping = subprocess.Popen(["ip", "netns", "exec", f"lsr-{name}-ce1", "ping", "-i", str(interval),
+                             "-c", "300", "-W", "1", "192.168.2.2"],
+                            stdout=subprocess.PIPE, text=True)
+    time.sleep(0.5)
+    lab.link(name, "pe1", used, up=False)
+    reconverge = lab.wait_converged(name, timeout=20)
+    out, _ = ping.communicate(timeout=30)
+    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+    assert m, out
+    lost = int(m.group(1)) - int(m.group(2))
+    outage_ms = lost * interval * 1000
+    print(f"reconverged in {reconverge:.3f} s, lost {lost} pings, outage ~{outage_ms:.0f} ms")
+    assert lost < 100, out  # < 1 s of traffic lost
+    st = lab.status(name)
+    assert str(diamond.topo.nodes[used].lsr_id) not in st["routers"]["pe1"]["sessions"] or \
+        st["routers"]["pe1"]["sessions"][str(diamond.topo.nodes[used].lsr_id)] != "OPERATIONAL"
+    r = diamond.run("ce1", ["ping", "-c", "3", "-i", "0.1", "-W", "1", "192.168.2.2"])
+    assert r.returncode == 0
+    # and back
+    lab.link(name, "pe1", used, up=True)
+    lab.wait_converged(name, timeout=20)
+    from lsr.sim import simulate
+
+    sim, _ = simulate(diamond.topo)
+    shape = lab._shape  # labels may differ after a flap; the structure must not
+    names = {str(n.lsr_id): n.name for n in diamond.topo.routers}
+    for rname, j in lab.lfib(name)["routers"].items():
+        assert shape(j, names) == shape(sim.lfib_json()["routers"][rname], names)
+
+
+def _cli(*args: str, **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(["lsr", "lab", *args], capture_output=True, text=True, timeout=120, **kw)
+
+
+def test_teardown_after_kill9_of_router_and_up():
+    name = _lab_name("k")
+    topo = str(TOPOLOGIES / "line3.yaml")
+    try:
+        # kill -9 of the `up` process once routers run
+        up = subprocess.Popen(["lsr", "lab", "up", topo, "--name", name],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not list(lab_dir(name).glob("*.ready")):
+            time.sleep(0.05)
+        up.kill()
+        up.wait()
+        st = lab.status(name)
+        # kill -9 of a router too
+        pid = st["routers"]["p1"]["pid"]
+        os.kill(pid, 9)
+        r = _cli("down", name)
+        assert r.returncode == 0, r.stderr
+        _no_leftovers(name)
+        r = _cli("down", name)  # twice: a no-op
+        assert r.returncode == 0 and "no lab" in r.stdout
+    finally:
+        lab.down(name)
+    _no_leftovers(name)
+
+
+def test_ctrl_c_during_up_tears_down():
+    name = _lab_name("c")
+    try:
+        up = subprocess.Popen(["lsr", "lab", "up", str(TOPOLOGIES / "diamond.yaml"), "--name", name],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (lab_dir(name) / "state.json").exists():
+            time.sleep(0.01)
+        time.sleep(0.2)
+        up.send_signal(2)
+        _, err = up.communicate(timeout=30)
+        assert up.returncode != 0
+        _no_leftovers(name)
+    finally:
+        lab.down(name)
+
+
+def test_two_labs_coexist_and_cli_errors(line3):
+    r = _cli("up", str(TOPOLOGIES / "line3.yaml"), "--name", line3.name)
+    assert r.returncode != 0 and "already up" in r.stderr and len(r.stderr.splitlines()) == 1
+    r = _cli("lfib", line3.name, "--json")
+    assert r.returncode == 0 and '"pe1"' in r.stdout
+    r = _cli("exec", line3.name, "ce1", "--", "sh", "-c", "exit 7")
+    assert r.returncode == 7
+
+
+def test_non_root_is_one_line_exit_2(monkeypatch):
+    from click.testing import CliRunner
+
+    from lsr.cli import main
+
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    r = CliRunner().invoke(main, ["lab", "up", str(TOPOLOGIES / "line3.yaml")])
+    assert r.exit_code == 2
+    assert r.output.strip() == "lsr: lab commands need root"
