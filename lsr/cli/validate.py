@@ -1,0 +1,67 @@
+"""`lsr validate FILE`: check the LSPs of a topology (expect: assertions + invariants)."""
+
+from __future__ import annotations
+
+import json
+
+import click
+from rich.markup import escape
+
+from lsr import render
+from lsr.cli import main
+from lsr.cli.common import json_option, load, topology_arg
+from lsr.core.igp import Igp
+from lsr.errors import LsrError
+from lsr.oam.validate import lfibs_from_json, reference_lfibs, summary, validate, walk_ping
+
+_STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
+
+
+@main.command("validate")
+@topology_arg
+@click.option("--lfib", "lfib_file", type=click.Path(dir_okay=False),
+              help="Check these LFIBs (`lsr sim lfib --json` / a lab's `lfib --json`) "
+                   "instead of simulating LDP.")
+@click.option("--reference", is_flag=True,
+              help="Check the reference LFIBs computed from the IGP instead of simulating LDP.")
+@click.option("--no-invariants", is_flag=True, help="Only the file's expect: assertions.")
+@json_option
+def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariants: bool,
+                 as_json: bool) -> None:
+    """Validate the LSPs of FILE: its expect: assertions and the built-in invariants.
+
+    Exit status 0 when every check passes, 1 when one fails, 2 for bad input.
+    """
+    topo = load(file)
+    igp = Igp(topo)
+    if lfib_file and reference:
+        raise LsrError("--lfib and --reference exclude each other")
+    if lfib_file:
+        try:
+            with open(lfib_file) as f:
+                lfibs = lfibs_from_json(json.load(f))
+        except OSError as e:
+            raise LsrError(f"{lfib_file}: cannot read: {e.strerror}") from None
+        except (ValueError, json.JSONDecodeError) as e:
+            raise LsrError(f"{lfib_file}: {e}") from None
+        source = lfib_file
+    elif reference:
+        lfibs, source = reference_lfibs(topo, igp), "reference"
+    else:
+        from lsr.sim import simulate
+
+        sim, res = simulate(topo)
+        if not res.converged:
+            raise LsrError(f"{file}: LDP did not converge (virtual time {res.ended:.3f} s)")
+        lfibs, source = lfibs_from_json(sim.lfib_json()), "sim"
+    results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp),
+                       invariants=not no_invariants)
+    out = {"topology": topo.name, "file": file, "lfib_source": source, **summary(results)}
+    if as_json:
+        render.emit_json(out)
+    else:
+        render.table(f"{topo.name}: LSP validation ({source})", ["check", "status", "detail"],
+                     [(escape(r.check), _STYLE[r.status], escape(r.detail)) for r in results])
+        render.line(f"{out['passed']} passed, {out['failed']} failed, {out['skipped']} skipped")
+    if out["failed"]:
+        raise click.exceptions.Exit(1)
