@@ -80,7 +80,7 @@ def create_links(topo: Topology, lab: str) -> None:
         a, b = topo.interface(an, ai), topo.interface(bn, bi)
         mtu = kernel_mtu(topo, link.index)
         cmds.append(
-            f"link add {ai} netns {ns_name(lab, an)} address {a.mac} mtu {mtu} type veth "
+            f"link add name {ai} netns {ns_name(lab, an)} address {a.mac} mtu {mtu} type veth "
             f"peer name {bi} netns {ns_name(lab, bn)} address {b.mac} mtu {mtu}"
         )
     ip_batch(cmds)
@@ -105,7 +105,7 @@ def configure_nodes(topo: Topology, lab: str) -> None:
             cmds.append(f"addr add {node.loopback}/32 dev lo")
         for iface in node.interfaces.values():
             cmds.append(f"addr add {iface.address} dev {iface.name}")
-            cmds.append(f"link set {iface.name} up")
+            cmds.append(f"link set dev {iface.name} up")
             jobs.append((ns, iface.name))
         if not node.is_router:
             cmds.append(f"route add default via {node.gateway(topo)}")
@@ -118,7 +118,7 @@ def set_link(topo: Topology, lab: str, link_index: int, up: bool) -> None:
     """Admin up/down on both ends of a link (the carrier of each end follows)."""
     link = topo.links[link_index]
     for node, ifname in (link.a, link.b):
-        ip_batch([f"link set {ifname} {'up' if up else 'down'}"], ns_name(lab, node))
+        ip_batch([f"link set dev {ifname} {'up' if up else 'down'}"], ns_name(lab, node))
 
 
 def find_link(topo: Topology, a: str, b: str) -> int:
