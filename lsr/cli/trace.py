@@ -67,16 +67,22 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool) ->
         render.emit_json(w)
         return
     rows = []
+    notes = []
     for k, h in enumerate(w["hops"], 1):
-        note = h["reason"] or ""
+        if h["reason"]:
+            notes.append(f"hop {k} {h['router']}: dropped ({h['reason']})")
         if h["icmp"]:
             i = h["icmp"]
-            note += f"; ICMP {i['type']}/{i['code']} to {i['dst']} via {i['out_interface']}"
-            note += f" [{_labels(i['labels_out'])}]" if i["labels_out"] else ""
+            via = f"{i['out_interface']}" + (f" labels {_labels(i['labels_out'])}"
+                                             if i["labels_out"] else "")
+            notes.append(f"hop {k} {h['router']}: sent ICMP {i['type']}/{i['code']} "
+                         f"{i['src']} -> {i['dst']} via {via}")
         rows.append((k, h["router"], h["in_interface"] or "(local)", _labels(h["labels_in"]),
                      h["op"], _labels(h["labels_out"]), f"{h['ttl_in']}->{h['ttl']}",
-                     h["out_interface"] or "", note))
+                     h["out_interface"] or ""))
     render.table(f"{w['src']} -> {w['dst']} ({proto}, TTL {ttl}) on {topo.name}",
-                 ["hop", "router", "in", "labels in", "op", "labels out", "ttl", "out", "note"],
+                 ["hop", "router", "in", "labels in", "op", "labels out", "ttl", "out"],
                  rows)
+    for n in notes:
+        render.line(n)
     render.line(f"result: {w['result']}")
