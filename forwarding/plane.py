@@ -464,14 +464,14 @@ class Dataplane:
         t = self.tables
         et = frame[12:14]
         mac = t.if_mac.get(in_if)
+        n = len(frame)
         if et == _MPLS:
-            if frame[0:6] == mac:
+            if n >= 18 and frame[0:6] == mac:
                 w = _unpack(frame, 14)[0]
                 e = t.fast_ilm.get(w >> 12)
                 if e is not None and (w & 0xFF) > 1:
                     kind, ch, ctr = e
                     c = ch[0] if len(ch) == 1 else ch[labelled_hash(frame, 14, t.seed) % len(ch)]
-                    n = len(frame)
                     if kind == 0:  # swap: TC, S kept; TTL - 1 (no borrow: TTL > 1)
                         if n - 14 <= c[3]:
                             ctr[0] += 1
@@ -492,7 +492,6 @@ class Dataplane:
                             ctr[1] += len(out)
                             return [(c[0], out)]
         elif et == _IPV4 and frame[0:6] == mac:
-            n = len(frame)
             if n >= 34 and frame[14] == 0x45 and frame[22] > 1:
                 a = t.lookup(int.from_bytes(frame[30:34], "big"))
                 if a is not None and a.kind == A_NHLFE:
