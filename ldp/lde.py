@@ -48,6 +48,37 @@ def fec_key(p: IPv4Network) -> tuple[int, int]:
     return (int(p.network_address), p.prefixlen)
 
 
+def _sort_key(p: IPv4Network) -> tuple[int, int]:
+    return p.sort_key  # type: ignore[attr-defined]
+
+
+class Fec(IPv4Network):
+    """An interned IPv4 prefix FEC with a cached hash (ipaddress hashes are slow).
+
+    Equal to, and hashes like, the plain IPv4Network; the LDE converts every
+    prefix it keeps to one shared `Fec` object, so dict lookups are cheap.
+    """
+
+    def __hash__(self) -> int:
+        return self._hash
+
+    def __repr__(self) -> str:
+        return f"IPv4Network('{self}')"
+
+
+_FECS: dict[IPv4Network, Fec] = {}
+
+
+def intern_fec(p: IPv4Network) -> Fec:
+    f = _FECS.get(p)
+    if f is None:
+        f = Fec(p)
+        f._hash = IPv4Network.__hash__(f)
+        f.sort_key = fec_key(f)
+        _FECS[f] = f
+    return f
+
+
 @dataclass
 class Peer:
     """What we know about one operational session's peer."""
@@ -102,8 +133,11 @@ class Lde:
         self.local: dict[IPv4Network, int] = {}  # local bindings
         self.holds: dict[int, set[IPv4Address]] = {}  # withdrawn label -> peers yet to release
         self.peers: dict[IPv4Address, Peer] = {}
-        self.addr_peer: dict[IPv4Address, IPv4Address] = {}
-        self.nh_index: dict[IPv4Address, set[IPv4Network]] = {}  # next-hop address -> FECs
+        self.addr_peer: dict[int, IPv4Address] = {}  # int(peer address) -> peer LSR ID
+        self.nh_index: dict[int, set[IPv4Network]] = {}  # int(next-hop address) -> FECs
+        self.route_nh: dict[IPv4Network, tuple] = {}  # FEC -> ((Nexthop, int(address)), ...)
+        self._sig: dict[IPv4Network, tuple] = {}
+        self._names: dict[IPv4Address, str] = {}  # FEC -> inputs of its last FTN/ILM
         self.ilm_of: dict[IPv4Network, int] = {}
         self.lfib = Lfib()
         self.dirty: set[IPv4Network] = set()
@@ -113,15 +147,19 @@ class Lde:
 
     def rib_changed(self, rib: dict[IPv4Network, Route]) -> None:
         old = self.rib
-        self.rib = dict(rib)
+        rib = {intern_fec(p): r for p, r in rib.items()}
+        self.rib = rib
         want = self.options.fecs
         fecs = {p for p in rib if want == "all" or p.prefixlen == 32}
         changed = {p for p in fecs | self.fecs if old.get(p) != rib.get(p)}
         self.fecs = fecs
         self.nh_index = {}
+        self.route_nh = {}
         for p in fecs:
-            for nh in rib[p].nexthops:
-                self.nh_index.setdefault(nh.address, set()).add(p)
+            nhs = tuple((nh, int(nh.address)) for nh in rib[p].nexthops)
+            self.route_nh[p] = nhs
+            for _, a in nhs:
+                self.nh_index.setdefault(a, set()).add(p)
         self.dirty |= changed
         if self.options.retention == "conservative":
             for peer in self.peers.values():
@@ -130,8 +168,8 @@ class Lde:
                         self._release(peer, p, peer.lib.pop(p))
             # A new next hop whose mapping we released: ask for it again (RFC 5036 A.1.7).
             for p in sorted(changed & fecs, key=fec_key):
-                for nh in rib[p].nexthops:
-                    pid = self.addr_peer.get(nh.address)
+                for _, a in self.route_nh[p]:
+                    pid = self.addr_peer.get(a)
                     peer = self.peers.get(pid) if pid is not None else None
                     if peer is not None and p not in peer.lib and p not in peer.requested:
                         peer.requested.add(p)
@@ -139,16 +177,22 @@ class Lde:
 
     def peer_up(self, lsr_id: IPv4Address, addresses: list[IPv4Address]) -> None:
         """Session OPERATIONAL: send our Address list (§2.5.5 / §3.5.5), then mappings."""
-        self.peers[lsr_id] = Peer(lsr_id)
+        peer = self.peers[lsr_id] = Peer(lsr_id)
         self.send(lsr_id, Address(self.next_msg_id(), tuple(addresses)))
-        self.dirty |= self.fecs | set(self.local)
+        # DU (§2.6.3): every current local binding, in FEC order. The new peer has
+        # sent no mapping yet, so the FTN/ILM cannot change: no FEC becomes dirty.
+        for p in sorted(self.local, key=fec_key):
+            label = self.local[p]
+            peer.advertised[p] = label
+            self.send(lsr_id, LabelMapping(self.next_msg_id(), (PrefixFec(p),), label))
 
     def peer_down(self, lsr_id: IPv4Address) -> None:
         peer = self.peers.pop(lsr_id, None)
         if peer is None:
             return
         self.dirty |= set(peer.lib)
-        for a in peer.addresses:
+        for addr in peer.addresses:
+            a = int(addr)
             if self.addr_peer.get(a) == lsr_id:
                 del self.addr_peer[a]
             self.dirty |= self.nh_index.get(a, set())
@@ -167,20 +211,20 @@ class Lde:
             for a in msg.addresses:
                 if isinstance(a, IPv4Address):
                     peer.addresses.add(a)
-                    self.addr_peer[a] = lsr_id
-                    self.dirty |= self.nh_index.get(a, set())
+                    self.addr_peer[int(a)] = lsr_id
+                    self.dirty |= self.nh_index.get(int(a), set())
         elif isinstance(msg, AddressWithdraw):
             for a in msg.addresses:
                 if isinstance(a, IPv4Address) and a in peer.addresses:
                     peer.addresses.discard(a)
-                    if self.addr_peer.get(a) == lsr_id:
-                        del self.addr_peer[a]
-                    self.dirty |= self.nh_index.get(a, set())
+                    if self.addr_peer.get(int(a)) == lsr_id:
+                        del self.addr_peer[int(a)]
+                    self.dirty |= self.nh_index.get(int(a), set())
         elif isinstance(msg, LabelMapping):
             for fec in msg.fec:
                 if not isinstance(fec, PrefixFec) or not isinstance(fec.prefix, IPv4Network):
                     continue
-                p = fec.prefix
+                p = intern_fec(fec.prefix)
                 if self.options.retention == "conservative" and not self._is_nexthop(peer, p):
                     self._release(peer, p, msg.label)  # §2.6.2.2
                     continue
@@ -192,7 +236,7 @@ class Lde:
             if any(isinstance(f, WildcardFec) for f in msg.fec):
                 gone = list(peer.lib)
             else:
-                gone = [f.prefix for f in msg.fec if isinstance(f, PrefixFec)]
+                gone = [intern_fec(f.prefix) for f in msg.fec if isinstance(f, PrefixFec)]
             for p in gone:
                 if msg.label is None or peer.lib.get(p) == msg.label:
                     peer.lib.pop(p, None)
@@ -202,7 +246,7 @@ class Lde:
             if any(isinstance(f, WildcardFec) for f in msg.fec):
                 done = list(peer.withdrawn)
             else:
-                done = [f.prefix for f in msg.fec if isinstance(f, PrefixFec)]
+                done = [intern_fec(f.prefix) for f in msg.fec if isinstance(f, PrefixFec)]
             for p in done:
                 label = peer.withdrawn.pop(p, None)
                 if label is not None:
@@ -223,8 +267,7 @@ class Lde:
     # -------------------------------------------------------------- helpers
 
     def _is_nexthop(self, peer: Peer, p: IPv4Network) -> bool:
-        route = self.rib.get(p)
-        return route is not None and any(nh.address in peer.addresses for nh in route.nexthops)
+        return any(self.addr_peer.get(a) == peer.lsr_id for _, a in self.route_nh.get(p, ()))
 
     def _release(self, peer: Peer, p: IPv4Network, label: int) -> None:
         self.send(peer.lsr_id, LabelRelease(self.next_msg_id(), (PrefixFec(p),), label))
@@ -249,11 +292,8 @@ class Lde:
     def _nexthop_label(self, p: IPv4Network) -> list[tuple[object, IPv4Address, int]]:
         """(IGP next hop, peer LSR ID, label) for each next hop whose peer mapped `p`."""
         out = []
-        route = self.rib.get(p)
-        if route is None:
-            return out
-        for nh in route.nexthops:
-            pid = self.addr_peer.get(nh.address)
+        for nh, a in self.route_nh.get(p, ()):
+            pid = self.addr_peer.get(a)
             if pid is None:
                 continue
             label = self.peers[pid].lib.get(p)
@@ -280,7 +320,7 @@ class Lde:
         """Process dirty FECs (sorted): bindings, advertisements, LFIB. Returns the diff."""
         if not self.dirty:
             return None
-        dirty = sorted(self.dirty, key=fec_key)
+        dirty = sorted(self.dirty, key=_sort_key)
         self.dirty = set()
         ftn_set: list[FtnEntry] = []
         ftn_del: list[IPv4Network] = []
@@ -316,12 +356,16 @@ class Lde:
                 self.labels.free(old)
             # --- FTN and ILM (RFC 3031 §3.10-3.12)
             route = self.rib.get(p)
+            sig = (route, new, p in self.fecs, tuple((pid, lbl) for _, pid, lbl in usable))
+            if self._sig.get(p) == sig:
+                continue  # same route, local label and downstream labels: LFIB unchanged
+            self._sig[p] = sig
             ftn_nh: list[Nhlfe] = []
             ilm_nh: list[Nhlfe] = []
             if route is not None and p in self.fecs and not route.connected:
                 for nh, pid, label in usable:
                     out = () if label == IMPLICIT_NULL else (label,)
-                    nbr = str(pid)
+                    nbr = self._names.get(pid) or self._names.setdefault(pid, str(pid))
                     ftn_nh.append(Nhlfe(nbr, nh.interface, nh.address, out, "push"))
                     ilm_nh.append(Nhlfe(nbr, nh.interface, nh.address, out,
                                         "pop" if label == IMPLICIT_NULL else "swap"))

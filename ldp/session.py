@@ -25,9 +25,16 @@ from ldp.fsm import FsmError, SessionFsm, State
 from ldp.messages import (
     DEFAULT_MAX_PDU,
     LDP_VERSION,
+    Address,
+    AddressWithdraw,
     Hello,
     Initialization,
     KeepAlive,
+    LabelAbortRequest,
+    LabelMapping,
+    LabelRelease,
+    LabelRequest,
+    LabelWithdraw,
     LdpId,
     Message,
     MessageError,
@@ -39,36 +46,31 @@ from ldp.messages import (
     UnknownMessage,
 )
 
-MSG_NAMES = {int(t): t.name for t in MsgType}
+_TYPES: dict[type, int] = {
+    Notification: MsgType.NOTIFICATION,
+    Hello: MsgType.HELLO,
+    Initialization: MsgType.INITIALIZATION,
+    KeepAlive: MsgType.KEEPALIVE,
+    Address: MsgType.ADDRESS,
+    AddressWithdraw: MsgType.ADDRESS_WITHDRAW,
+    LabelMapping: MsgType.LABEL_MAPPING,
+    LabelRequest: MsgType.LABEL_REQUEST,
+    LabelWithdraw: MsgType.LABEL_WITHDRAW,
+    LabelRelease: MsgType.LABEL_RELEASE,
+    LabelAbortRequest: MsgType.LABEL_ABORT_REQUEST,
+}
+_NAMES: dict[type, str] = {t: MsgType(v).name for t, v in _TYPES.items()}
+_NAMES[UnknownMessage] = "UNKNOWN"
+_NAMES[MessageError] = "ERROR"
 
 
 def msg_type_of(msg: Any) -> int:
     """The wire type code of a message object (for Notifications and counters)."""
-    return {
-        Notification: MsgType.NOTIFICATION,
-        Hello: MsgType.HELLO,
-        Initialization: MsgType.INITIALIZATION,
-        KeepAlive: MsgType.KEEPALIVE,
-    }.get(type(msg)) or _OTHER_TYPES.get(type(msg).__name__, getattr(msg, "msg_type", 0))
-
-
-_OTHER_TYPES = {
-    "Address": MsgType.ADDRESS,
-    "AddressWithdraw": MsgType.ADDRESS_WITHDRAW,
-    "LabelMapping": MsgType.LABEL_MAPPING,
-    "LabelRequest": MsgType.LABEL_REQUEST,
-    "LabelWithdraw": MsgType.LABEL_WITHDRAW,
-    "LabelRelease": MsgType.LABEL_RELEASE,
-    "LabelAbortRequest": MsgType.LABEL_ABORT_REQUEST,
-}
+    return int(_TYPES.get(type(msg), getattr(msg, "msg_type", 0)))
 
 
 def msg_name(msg: Any) -> str:
-    if isinstance(msg, UnknownMessage):
-        return "UNKNOWN"
-    if isinstance(msg, MessageError):
-        return "ERROR"
-    return MSG_NAMES.get(int(msg_type_of(msg)), type(msg).__name__)
+    return _NAMES.get(type(msg)) or type(msg).__name__
 
 
 def is_active_role(ours: IPv4Address, theirs: IPv4Address) -> bool:

@@ -1,0 +1,114 @@
+"""Benchmark the LDP simulator: wall time and peak memory to converge.
+
+    python benchmarks/bench_sim.py [--routers 200] [--extra 100] [--seed 1] [--profile]
+
+Cases: the bundled backbone and a random connected graph of N routers
+(spanning tree + `extra` random links). Target: 200 routers < 20 s on one core.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import pstats
+import random
+import resource
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from lsr.core.topology import Topology, load_topology, parse_topology  # noqa: E402
+from lsr.sim import Simulation  # noqa: E402
+
+
+def random_topology(n: int, extra: int, seed: int) -> Topology:
+    rng = random.Random(seed)
+    count = {f"r{i}": 0 for i in range(n)}
+    links = []
+
+    def add(a: str, b: str) -> None:
+        count[a] += 1
+        count[b] += 1
+        links.append({"endpoints": [f"{a}:eth{count[a]}", f"{b}:eth{count[b]}"],
+                      "cost": rng.randint(1, 10)})
+
+    for i in range(1, n):
+        add(f"r{rng.randrange(i)}", f"r{i}")
+    for _ in range(extra):
+        a, b = rng.sample(range(n), 2)
+        add(f"r{a}", f"r{b}")
+    doc = {"name": "bench", "topology": {"nodes": {r: {} for r in count}, "links": links}}
+    return parse_topology(yaml.safe_dump(doc, sort_keys=False), f"<random {n}>")
+
+
+def bench(name: str, topo: Topology, mem: bool) -> dict:
+    if mem:
+        tracemalloc.start()
+    t0 = time.perf_counter()
+    sim = Simulation(topo)
+    res = sim.run()
+    wall = time.perf_counter() - t0
+    peak = None
+    if mem:
+        _, peak = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+    summary = sim.summary_json(res)
+    out = {
+        "case": name,
+        "routers": summary["routers"],
+        "sessions": summary["sessions"],
+        "fecs": summary["fecs"],
+        "converged": res.converged,
+        "virtual_s": summary["convergence_time"],
+        "events": res.events,
+        "messages": sum(res.messages.values()),
+        "label_mappings": res.messages.get("LABEL_MAPPING", 0),
+        "wall_s": round(wall, 3),
+    }
+    if peak is not None:
+        out["peak_traced_MB"] = round(peak / 2**20, 1)
+    # link down/up on the busiest router's first link: withdraw + remap
+    t1 = time.perf_counter()
+    li = next(lk.index for lk in topo.links if all(topo.nodes[x].is_router for x in lk.nodes))
+    sim.link_down(li)
+    r2 = sim.run()
+    out["link_down_wall_s"] = round(time.perf_counter() - t1, 3)
+    out["link_down_converged"] = r2.converged
+    return out
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--routers", type=int, default=200)
+    ap.add_argument("--extra", type=int, default=100)
+    ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--profile", action="store_true")
+    ap.add_argument("--no-mem", action="store_true", help="skip tracemalloc (it slows runs)")
+    a = ap.parse_args()
+    cases = [("backbone", load_topology(ROOT / "topologies" / "backbone.yaml")),
+             (f"random-{a.routers}", random_topology(a.routers, a.extra, a.seed))]
+    for name, topo in cases:
+        if a.profile:
+            pr = cProfile.Profile()
+            pr.enable()
+            r = bench(name, topo, mem=False)
+            pr.disable()
+            print(r)
+            pstats.Stats(pr).sort_stats("cumulative").print_stats(25)
+            continue
+        r = bench(name, topo, mem=False)  # timing without tracemalloc overhead
+        if not a.no_mem:
+            r["peak_traced_MB"] = bench(name, topo, mem=True)["peak_traced_MB"]
+        print(r, flush=True)
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(f"max RSS of the process: {rss:.0f} MB")
+
+
+if __name__ == "__main__":
+    main()
