@@ -17,6 +17,8 @@ from forwarding.ipsec.esp import (
     DropReason,
     Encapsulated,
     EspDrop,
+    addr_str,
+    check_ipv4,
     parse_ipv4,
 )
 from forwarding.ipsec.sad import Sad
@@ -37,14 +39,15 @@ class IpsecEngine:
 
     def outbound(self, inner: bytes, now: float = 0.0) -> Bypass | Encapsulated | EspDrop:
         """RFC 4301 §5.1: SPD lookup on the inner packet, then protect/bypass/discard."""
-        ip = parse_ipv4(inner)
+        ip = check_ipv4(inner)
         if isinstance(ip, str):
             return EspDrop(DropReason.MALFORMED, ip, time=now)
-        _, _, proto, src, dst = ip
-        policy = self.spd.lookup(src, dst, proto)
+        policy = self.spd.lookup(
+            int.from_bytes(inner[12:16], "big"), int.from_bytes(inner[16:20], "big"), ip[2]
+        )
         if policy.action is Action.BYPASS:
             return Bypass(inner)
-        where = {"src": str(src), "dst": str(dst), "time": now}
+        where = {"src": addr_str(inner[12:16]), "dst": addr_str(inner[16:20]), "time": now}
         if policy.action is Action.DISCARD:
             return EspDrop(DropReason.POLICY_DISCARD, f"policy {policy.name}", **where)  # type: ignore[arg-type]
         sa = self.sad.lookup_outbound(policy.sa or "")
@@ -55,12 +58,12 @@ class IpsecEngine:
     def inbound(self, packet: bytes, now: float = 0.0) -> Bypass | Decapsulated | EspDrop:
         """RFC 4301 §5.2: ESP to one of our tunnel endpoints is opened; clear traffic
         that a PROTECT policy covers is discarded; anything else bypasses."""
+        if len(packet) >= 20 and packet[9] == IPPROTO_ESP and self.sad.is_local(packet[16:20]):
+            return self.sad.decapsulate(packet, now)  # checks the header itself
         ip = parse_ipv4(packet)
         if isinstance(ip, str):
             return EspDrop(DropReason.MALFORMED, ip, time=now)
         _, _, proto, src, dst = ip
-        if proto == IPPROTO_ESP and dst in self.sad.local_addresses:
-            return self.sad.decapsulate(packet, now)
         policy = self.spd.lookup_inbound(src, dst, proto)
         if policy.action is Action.BYPASS:
             return Bypass(packet)

@@ -19,7 +19,8 @@ from forwarding.ipsec.esp import (
     DropReason,
     EspDrop,
     SecurityAssociation,
-    parse_ipv4,
+    addr_str,
+    check_ipv4,
 )
 
 
@@ -39,12 +40,20 @@ class Sad:
         self.inbound: dict[tuple[int, IPv4Address], SecurityAssociation] = {}
         self.outbound: dict[str, SecurityAssociation] = {}
         self.counters = SadCounters()
+        self._wire: dict[bytes, SecurityAssociation] = {}  # SPI ‖ dst as on the wire
+        self._local: dict[bytes, int] = {}  # packed dst -> number of inbound SAs
+
+    @staticmethod
+    def _wire_key(sa: SecurityAssociation) -> bytes:
+        return struct.pack("!I", sa.spi) + sa.dst.packed
 
     def add_inbound(self, sa: SecurityAssociation) -> None:
         key = (sa.spi, sa.dst)
         if key in self.inbound:
             raise ValueError(f"SPI 0x{sa.spi:08x} to {sa.dst} is already in the SAD")
         self.inbound[key] = sa
+        self._wire[self._wire_key(sa)] = sa
+        self._local[sa.dst.packed] = self._local.get(sa.dst.packed, 0) + 1
 
     def add_outbound(self, sa: SecurityAssociation) -> None:
         if sa.name in self.outbound:
@@ -55,6 +64,10 @@ class Sad:
         """Take an SA out (e.g. after a rekey or delete); no error if absent."""
         if self.inbound.get((sa.spi, sa.dst)) is sa:
             del self.inbound[(sa.spi, sa.dst)]
+            del self._wire[self._wire_key(sa)]
+            self._local[sa.dst.packed] -= 1
+            if not self._local[sa.dst.packed]:
+                del self._local[sa.dst.packed]
         if self.outbound.get(sa.name) is sa:
             del self.outbound[sa.name]
 
@@ -67,7 +80,11 @@ class Sad:
     @property
     def local_addresses(self) -> frozenset[IPv4Address]:
         """Tunnel endpoints this router receives ESP on."""
-        return frozenset(dst for _, dst in self.inbound)
+        return frozenset(IPv4Address(b) for b in self._local)
+
+    def is_local(self, packed_dst: bytes) -> bool:
+        """True if ESP to this (4-byte, packed) address is ours to open."""
+        return packed_dst in self._local
 
     def __iter__(self) -> Iterator[SecurityAssociation]:
         yield from self.outbound.values()
@@ -75,26 +92,28 @@ class Sad:
 
     def decapsulate(self, packet: bytes, now: float = 0.0) -> Decapsulated | EspDrop:
         """Find the inbound SA of an outer IPv4/ESP packet and open it. Never raises."""
-        ip = parse_ipv4(packet)
+        ip = check_ipv4(packet)
         if isinstance(ip, str):
             self.counters.malformed += 1
             return EspDrop(DropReason.MALFORMED, f"outer header: {ip}", time=now)
-        hlen, total, proto, src, dst = ip
-        where = {"src": str(src), "dst": str(dst), "time": now}
+        hlen, total, proto = ip
+        problem = None
         if proto != IPPROTO_ESP:
+            problem = f"outer protocol {proto}, not ESP"
+        elif ((packet[6] << 8) | packet[7]) & 0x3FFF:  # RFC 4303 §3.4.1: reassemble first
+            problem = "outer fragment (not reassembled)"
+        elif total - hlen < 8:
+            problem = "no room for SPI and sequence number"
+        if problem is not None:
             self.counters.malformed += 1
-            return EspDrop(DropReason.MALFORMED, f"outer protocol {proto}, not ESP", **where)  # type: ignore[arg-type]
-        if ((packet[6] << 8) | packet[7]) & 0x3FFF:
-            self.counters.malformed += 1
-            return EspDrop(DropReason.MALFORMED, "outer fragment (not reassembled)", **where)  # type: ignore[arg-type]
-        if total - hlen < 8:
-            self.counters.malformed += 1
-            return EspDrop(DropReason.MALFORMED, "no room for SPI and sequence number", **where)  # type: ignore[arg-type]
-        (spi,) = struct.unpack_from("!I", packet, hlen)
-        sa = self.inbound.get((spi, dst))
+            return EspDrop(DropReason.MALFORMED, problem, src=addr_str(packet[12:16]),
+                           dst=addr_str(packet[16:20]), time=now)
+        sa = self._wire.get(packet[hlen : hlen + 4] + packet[16:20])
         if sa is None:
             self.counters.unknown_spi += 1
+            (spi,) = struct.unpack_from("!I", packet, hlen)
             return EspDrop(
-                DropReason.UNKNOWN_SPI, f"no inbound SA for SPI 0x{spi:08x} to {dst}", spi=spi, **where  # type: ignore[arg-type]
+                DropReason.UNKNOWN_SPI, f"no inbound SA for SPI 0x{spi:08x} to {addr_str(packet[16:20])}",
+                spi=spi, src=addr_str(packet[12:16]), dst=addr_str(packet[16:20]), time=now,
             )
-        return sa.open(packet[hlen:total], str(src), str(dst), now)
+        return sa.open(packet[hlen:total], now, packet[12:20])

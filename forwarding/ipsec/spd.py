@@ -70,6 +70,18 @@ class Policy:
         }
 
 
+_Compiled = tuple[tuple[int, int, int, int, "int | None", Policy], ...]
+
+
+def _compile(policies: Sequence[Policy]) -> _Compiled:
+    return tuple(
+        (int(p.selector.src.network_address), int(p.selector.src.netmask),
+         int(p.selector.dst.network_address), int(p.selector.dst.netmask),
+         p.selector.protocol, p)
+        for p in policies
+    )
+
+
 class Spd:
     """Ordered outbound and inbound policy lists, first match wins."""
 
@@ -84,23 +96,22 @@ class Spd:
         self.outbound: tuple[Policy, ...] = tuple(outbound)
         self.inbound: tuple[Policy, ...] = tuple(inbound)
         self.default = Policy(Selector(), default, None, name="default")
+        self._out = _compile(self.outbound)
+        self._in = _compile(self.inbound)
 
-    @staticmethod
-    def _first(
-        policies: Sequence[Policy], default: Policy, src: IPv4Address, dst: IPv4Address, protocol: int
-    ) -> Policy:
-        for p in policies:
-            if p.selector.matches(src, dst, protocol):
-                return p
-        return default
+    def _first(self, table: _Compiled, src: int, dst: int, protocol: int) -> Policy:
+        for snet, smask, dnet, dmask, proto, policy in table:
+            if src & smask == snet and dst & dmask == dnet and (proto is None or proto == protocol):
+                return policy
+        return self.default
 
-    def lookup(self, src: IPv4Address, dst: IPv4Address, protocol: int = 0) -> Policy:
-        """Outbound decision for an inner packet (RFC 4301 §5.1)."""
-        return self._first(self.outbound, self.default, src, dst, protocol)
+    def lookup(self, src: IPv4Address | int, dst: IPv4Address | int, protocol: int = 0) -> Policy:
+        """Outbound decision for an inner packet (RFC 4301 §5.1). Addresses may be ints."""
+        return self._first(self._out, int(src), int(dst), protocol)
 
-    def lookup_inbound(self, src: IPv4Address, dst: IPv4Address, protocol: int = 0) -> Policy:
+    def lookup_inbound(self, src: IPv4Address | int, dst: IPv4Address | int, protocol: int = 0) -> Policy:
         """Decision for a packet that arrived in clear (RFC 4301 §5.2)."""
-        return self._first(self.inbound, self.default, src, dst, protocol)
+        return self._first(self._in, int(src), int(dst), protocol)
 
     def to_dict(self) -> dict[str, object]:
         return {
