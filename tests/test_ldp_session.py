@@ -1,0 +1,305 @@
+"""Session negotiation and error paths, driving one LdpInstance with hand-made PDUs."""
+
+from __future__ import annotations
+
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+
+import pytest
+
+from ldp import codec
+from ldp.events import (
+    ApplyLfib,
+    HelloReceived,
+    InterfaceDown,
+    RibChanged,
+    SendHello,
+    Start,
+    StartTimer,
+    TcpAccepted,
+    TcpClose,
+    TcpClosed,
+    TcpConnect,
+    TcpConnected,
+    TcpData,
+    TcpListen,
+    TcpSend,
+    TimerExpired,
+    event_from_json,
+    to_json,
+)
+from ldp.fsm import State
+from ldp.instance import LdpInstance
+from ldp.messages import (
+    Address,
+    Hello,
+    Initialization,
+    KeepAlive,
+    LabelMapping,
+    LabelRelease,
+    LabelWithdraw,
+    LdpId,
+    MessageError,
+    Notification,
+    Pdu,
+    PrefixFec,
+    Status,
+    StatusCode,
+    UnknownMessage,
+)
+from ldp.session import is_active_role, negotiate_max_pdu
+from lsr.core.igp import Nexthop, Route
+from lsr.core.topology import LdpOptions
+
+ME = IPv4Address("10.255.0.2")
+ALL = IPv4Address("224.0.0.2")
+LO = IPv4Address("10.255.0.1")  # lower: we are active towards it
+HI = IPv4Address("10.255.0.9")  # higher: we are passive towards it
+A = IPv4Network
+
+
+def inst(**kw) -> LdpInstance:
+    i = LdpInstance("me", ME, {"eth1": IPv4Interface("10.0.0.1/30"),
+                               "eth2": IPv4Interface("10.0.0.5/30")},
+                    options=LdpOptions(keepalive_time=30, **kw), retry_initial=2, retry_max=8)
+    i.handle(Start(), 0.0)
+    return i
+
+
+def hello(lsr: IPv4Address, hold: int = 15) -> bytes:
+    return codec.encode_pdu(Pdu(LdpId(lsr), (Hello(1, hold, transport_address=lsr),)))
+
+
+def pdu(lsr: IPv4Address, *msgs) -> bytes:
+    return b"".join(codec.encode_pdus(LdpId(lsr), list(msgs)))
+
+
+def sent(actions, conn=None) -> list:
+    """Messages in the TcpSend actions."""
+    out = []
+    for a in actions:
+        if isinstance(a, TcpSend) and (conn is None or a.conn == conn):
+            r = codec.PduReader()
+            for p in r.feed(a.data):
+                out.extend(p.messages)
+    return out
+
+
+def of(actions, t):
+    return [a for a in actions if isinstance(a, t)]
+
+
+def test_start_listens_and_hellos():
+    i = LdpInstance("me", ME, {"eth1": IPv4Interface("10.0.0.1/30")})
+    acts = i.handle(Start(), 0.0)
+    assert of(acts, TcpListen)[0].address == ME
+    (h,) = of(acts, SendHello)
+    assert h.ifname == "eth1" and h.src == IPv4Address("10.0.0.1")
+    p = codec.decode_pdu(h.data)
+    assert p.ldp_id == LdpId(ME) and p.messages[0].transport_address == ME
+    assert StartTimer("hello:eth1", 5) in acts
+
+
+def test_roles():
+    assert is_active_role(IPv4Address("10.0.0.10"), IPv4Address("10.0.0.9"))
+    assert not is_active_role(IPv4Address("9.255.255.255"), IPv4Address("10.0.0.0"))
+    assert is_active_role(IPv4Address("200.0.0.1"), IPv4Address("100.0.0.1"))  # unsigned
+    assert negotiate_max_pdu(4096, 0) == 4096 and negotiate_max_pdu(4096, 1500) == 1500
+
+
+def active_up(i: LdpInstance) -> int:
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), 1.0)
+    (c,) = of(acts, TcpConnect)
+    assert c.local == ME and c.remote == LO
+    assert of(acts, SendHello)  # FRR-style triggered Hello before connecting
+    acts = i.handle(TcpConnected(c.conn), 1.1)
+    (init,) = sent(acts)
+    assert isinstance(init, Initialization) and init.receiver == LdpId(LO)
+    assert i.sessions[LO].state is State.OPENSENT
+    acts = i.handle(TcpData(c.conn, pdu(LO, Initialization(1, 60, LdpId(ME)), KeepAlive(2))), 1.2)
+    msgs = sent(acts)
+    assert isinstance(msgs[0], KeepAlive)
+    assert isinstance(msgs[1], Address) and ME in msgs[1].addresses
+    assert i.sessions[LO].state is State.OPERATIONAL
+    assert i.sessions[LO].keepalive == 30  # min(30, 60)
+    assert StartTimer(f"ka-send:{LO}", 10.0) in acts
+    return c.conn
+
+
+def test_active_negotiation():
+    i = inst()
+    active_up(i)
+    assert i.neighbors()[0]["state"] == "OPERATIONAL"
+    assert i.neighbors()[0]["role"] == "active"
+
+
+def test_passive_negotiation_and_no_hello():
+    i = inst()
+    # No Hello from HI yet: its Init is rejected with Session Rejected/No Hello.
+    acts = i.handle(TcpAccepted(-1, ME, HI), 1.0)
+    acts = i.handle(TcpData(-1, pdu(HI, Initialization(7, 180, LdpId(ME)))), 1.1)
+    (n,) = sent(acts)
+    assert isinstance(n, Notification) and n.status.code == StatusCode.SESSION_REJECTED_NO_HELLO
+    assert n.status.fatal and n.status.message_id == 7
+    assert TcpClose(-1) in acts
+    # With a Hello adjacency it works; the passive side answers Init + KeepAlive.
+    acts = i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, hello(HI)), 2.0)
+    assert not of(acts, TcpConnect)
+    i.handle(TcpAccepted(-2, ME, HI), 2.1)
+    acts = i.handle(TcpData(-2, pdu(HI, Initialization(8, 180, LdpId(ME)))), 2.2)
+    m = sent(acts)
+    assert isinstance(m[0], Initialization) and isinstance(m[1], KeepAlive)
+    assert i.sessions[HI].state is State.OPENREC
+    acts = i.handle(TcpData(-2, pdu(HI, KeepAlive(9))), 2.3)
+    assert i.sessions[HI].state is State.OPERATIONAL
+    assert i.sessions[HI].keepalive == 30
+
+
+def test_bad_receiver_and_keepalive():
+    i = inst()
+    i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, hello(HI)), 0)
+    i.handle(TcpAccepted(-1, ME, HI), 0)
+    acts = i.handle(TcpData(-1, pdu(HI, Initialization(5, 0, LdpId(ME)))), 0)
+    (n,) = sent(acts)
+    assert n.status.code == StatusCode.SESSION_REJECTED_BAD_KEEPALIVE_TIME
+    assert i.sessions[HI].state is State.NON_EXISTENT and TcpClose(-1) in acts
+
+
+def test_message_before_operational_is_naked():
+    i = inst()
+    i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, hello(HI)), 0)
+    i.handle(TcpAccepted(-1, ME, HI), 0)
+    i.handle(TcpData(-1, pdu(HI, Initialization(5, 180, LdpId(ME)))), 0)
+    acts = i.handle(TcpData(-1, pdu(HI, LabelMapping(6, (PrefixFec(A("10.9.0.0/16")),), 99))), 0)
+    (n,) = sent(acts)
+    assert n.status.code == StatusCode.SHUTDOWN and n.status.message_type == 0x0400
+    assert i.sessions[HI].state is State.NON_EXISTENT
+
+
+def test_keepalive_expiry():
+    i = inst()
+    conn = active_up(i)
+    acts = i.handle(TimerExpired(f"ka-send:{LO}"), 11)
+    assert isinstance(sent(acts)[0], KeepAlive)
+    acts = i.handle(TimerExpired(f"ka-hold:{LO}"), 31)
+    (n,) = sent(acts)
+    assert n.status.code == StatusCode.KEEPALIVE_TIMER_EXPIRED and n.status.fatal
+    assert TcpClose(conn) in acts
+    assert StartTimer(f"retry:{LO}", 2) in acts  # active side retries with backoff
+    acts = i.handle(TimerExpired(f"retry:{LO}"), 33)
+    (c,) = of(acts, TcpConnect)
+    i.handle(TcpClosed(c.conn, "refused"), 33.1)
+    acts = i.handle(TcpClosed(c.conn, "refused"), 33.2)  # duplicate: ignored
+    assert i.sessions[LO].retry_delay == 4  # doubled
+
+
+def test_retry_backoff_caps():
+    i = inst()
+    i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), 0)
+    delays = []
+    for k in range(6):
+        conn = i.sessions[LO].conn
+        acts = i.handle(TcpClosed(conn, "refused"), k)
+        delays.append(of(acts, StartTimer)[-1].seconds)
+        i.handle(TimerExpired(f"retry:{LO}"), k + 0.5)
+    assert delays == [2, 4, 8, 8, 8, 8]
+
+
+def test_message_error_notifications():
+    i = inst()
+    conn = active_up(i)
+    s = i.sessions[LO]
+    acts = []
+    s.message(MessageError(0x0400, 77, Status.of(StatusCode.UNKNOWN_TLV, 77, 0x0400)), acts)
+    s.message(UnknownMessage(0x3F00, 78, b"", False), acts)
+    s.message(UnknownMessage(0x3F01, 79, b"", True), acts)
+    acts += i.handle(TcpData(conn, pdu(LO, KeepAlive(80))), 5)
+    codes = [m.status.code for m in sent(acts) if isinstance(m, Notification)]
+    assert codes == [StatusCode.UNKNOWN_TLV, StatusCode.UNKNOWN_MESSAGE_TYPE]
+    assert s.state is State.OPERATIONAL  # non-fatal
+    acts = []
+    s.message(MessageError(0x0400, 81, Status.of(StatusCode.MALFORMED_TLV_VALUE, 81, 0x0400)), acts)
+    i._finish(acts)
+    assert s.state is State.NON_EXISTENT and TcpClose(conn) in acts
+
+
+def test_bad_ldp_identifier_and_pdu_error():
+    i = inst()
+    conn = active_up(i)
+    acts = i.handle(TcpData(conn, pdu(IPv4Address("10.255.0.77"), KeepAlive(3))), 2)
+    (n,) = sent(acts)
+    assert n.status.code == StatusCode.BAD_LDP_IDENTIFIER
+    i2 = inst()
+    conn = active_up(i2)
+    acts = i2.handle(TcpData(conn, b"\x00\x07\x00\x0e" + bytes(14)), 2)  # bad version
+    (n,) = sent(acts)
+    assert n.status.code == StatusCode.BAD_PROTOCOL_VERSION and TcpClose(conn) in acts
+
+
+def test_fatal_notification_received_closes():
+    i = inst()
+    conn = active_up(i)
+    acts = i.handle(TcpData(conn, pdu(LO, Notification(4, Status.of(StatusCode.SHUTDOWN)))), 3)
+    assert TcpClose(conn) in acts and i.sessions[LO].state is State.NON_EXISTENT
+
+
+def test_adjacency_expiry_tears_session_down():
+    i = inst()
+    conn = active_up(i)
+    acts = i.handle(TimerExpired(f"adj:eth1:{LO}"), 20)
+    (n,) = sent(acts)
+    assert n.status.code == StatusCode.HOLD_TIMER_EXPIRED and TcpClose(conn) in acts
+    assert LO not in i.sessions and not of(acts, TcpConnect)
+
+
+def test_one_session_for_two_links_and_interface_down():
+    i = inst()
+    conn = active_up(i)
+    acts = i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, hello(LO)), 2)
+    assert not of(acts, TcpConnect)
+    assert i.sessions[LO].adjacencies == {"eth1", "eth2"}
+    acts = i.handle(InterfaceDown("eth1"), 3)
+    assert not of(acts, TcpClose) and i.sessions[LO].operational
+    acts = i.handle(InterfaceDown("eth2"), 4)
+    assert TcpClose(conn) in acts and LO not in i.sessions
+
+
+def test_holdtime_negotiation():
+    i = inst()
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO, hold=0)), 0)
+    assert StartTimer(f"adj:eth1:{LO}", 15.0) in acts
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO, hold=6)), 0)
+    assert StartTimer(f"adj:eth1:{LO}", 6.0) in acts
+
+
+def test_withdraw_answered_with_release_and_lfib():
+    i = inst()
+    rib = {A("10.255.0.1/32"): Route(A("10.255.0.1/32"), 10,
+                                     (Nexthop("lo", "eth1", IPv4Address("10.0.0.2")),)),
+           A("10.255.0.2/32"): Route(A("10.255.0.2/32"), 0, ())}
+    i.handle(RibChanged(rib), 0)
+    conn = active_up(i)
+    acts = i.handle(TcpData(conn, pdu(LO, Address(10, (LO, IPv4Address("10.0.0.2"))),
+                                      LabelMapping(11, (PrefixFec(A("10.255.0.1/32")),), 3))), 2)
+    (ap,) = of(acts, ApplyLfib)
+    (ftn,) = ap.diff.ftn_set
+    assert ftn.nexthops[0].out_labels == () and ftn.nexthops[0].neighbor == str(LO)
+    (ilm,) = ap.diff.ilm_set
+    assert ilm.in_label == 16 and ilm.nexthops[0].op == "pop"
+    acts = i.handle(TcpData(conn, pdu(LO, LabelWithdraw(12, (PrefixFec(A("10.255.0.1/32")),), 3))), 3)
+    (rel,) = [m for m in sent(acts) if isinstance(m, LabelRelease)]
+    assert rel.label == 3 and rel.fec == (PrefixFec(A("10.255.0.1/32")),)
+    (ap,) = of(acts, ApplyLfib)
+    assert ap.diff.ftn_del == (A("10.255.0.1/32"),) and ap.diff.ilm_del == (16,)
+
+
+def test_events_json_roundtrip():
+    ev = HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, b"\x00\x01")
+    assert event_from_json(to_json(ev)) == ev
+    assert to_json(TcpConnect(1, ME, LO, None))["remote"] == "10.255.0.1"
+
+
+@pytest.mark.parametrize("bad", [b"", b"\x00\x01", b"\x00\x01\x00\x02xx"])
+def test_bad_hello_ignored(bad):
+    i = inst()
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, bad), 0)
+    assert not i.sessions and not of(acts, TcpConnect)
