@@ -38,6 +38,8 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
+from forwarding.labelops import checksum16 as inet_checksum  # RFC 1071
+
 UDP_PORT = 3503  # RFC 8029 §4.3 (IANA "lsp-ping")
 VERSION = 1
 HEADER_LEN = 32
@@ -928,16 +930,6 @@ class EchoMessage:
 
 IPPROTO_UDP = 17
 ROUTER_ALERT_OPTION = b"\x94\x04\x00\x00"  # RFC 2113: type 148, length 4, value 0
-
-
-def inet_checksum(data: bytes) -> int:
-    """RFC 1071 one's-complement sum of 16-bit words."""
-    if len(data) % 2:
-        data += b"\0"
-    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while total >> 16:
-        total = (total & 0xFFFF) + (total >> 16)
-    return ~total & 0xFFFF
 
 
 def udp_checksum(src: IPv4Address, dst: IPv4Address, segment: bytes) -> int:

@@ -38,6 +38,7 @@ from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from forwarding.lfib import IlmEntry, Lfib, Nhlfe
 from lsr.core.labels import IMPLICIT_NULL, IPV6_EXPLICIT_NULL
 from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
+from lsr.core.topology import Topology
 from lsr.oam.echo import (
     ALL_ROUTERS,
     DS_FLAG_I,
@@ -128,7 +129,7 @@ class RouterTables:
         return p.mtu if p else 0
 
 
-def tables_from_topology(topo, name: str, lfib: Lfib, ecmp: EcmpSelect = default_ecmp_select) -> RouterTables:
+def tables_from_topology(topo: Topology, name: str, lfib: Lfib, ecmp: EcmpSelect = default_ecmp_select) -> RouterTables:
     """RouterTables for router `name` of a `lsr.core.topology.Topology`."""
     node = topo.nodes[name]
     own = {IPv4Network(f"{node.lsr_id}/32")}

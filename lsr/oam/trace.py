@@ -39,6 +39,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from lsr.core.labels import IMPLICIT_NULL
+from lsr.core.topology import Topology
 from lsr.oam.echo import (
     FLAG_V,
     LOCALHOST,
@@ -348,7 +349,7 @@ class LfibNetwork:
         self.links = dict(links)
 
     @classmethod
-    def from_topology(cls, topo, tables: Mapping[str, RouterTables]) -> LfibNetwork:
+    def from_topology(cls, topo: Topology, tables: Mapping[str, RouterTables]) -> LfibNetwork:
         links = {}
         for n in topo.routers:
             for i in n.interfaces.values():
