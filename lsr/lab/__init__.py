@@ -123,6 +123,8 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
         say(f"starting {len(topo.routers)} routers", 0.35)
         _start_routers(topo, name, state, ring)
         _wait_ready(topo, name, state, t0 + timeout)
+        for r in topo.routers:  # the start barrier: all hello sockets exist now
+            query(name, r.name, "start")
         timings["routers"] = time.monotonic() - t0
         say("waiting for LDP to converge", 0.5)
         _wait_converged(topo, name, t0 + timeout, say)
@@ -142,7 +144,7 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool) -> No
     for r in topo.routers:
         logf = open(state.dir / f"{r.name}.log", "ab")  # noqa: SIM115 - handed to the child
         argv = ["ip", "netns", "exec", ns_name(name, r.name), sys.executable, "-m",
-                "lsr.lab.node", "--state-dir", str(state.dir), "--router", r.name]
+                "lsr.lab.node", "--state-dir", str(state.dir), "--router", r.name, "--wait-start"]
         if not ring:
             argv.append("--no-ring")
         # New session: a Ctrl-C at the terminal reaches `up` (which tears down), not the routers.

@@ -92,7 +92,8 @@ class Conn(asyncio.Protocol):
 
 
 class Router:
-    def __init__(self, topo: Topology, name: str, state_dir: Path, ring: bool = True) -> None:
+    def __init__(self, topo: Topology, name: str, state_dir: Path, ring: bool = True,
+                 static_lfib: Lfib | None = None) -> None:
         self.topo = topo
         self.name = name
         self.node = topo.nodes[name]
@@ -105,7 +106,7 @@ class Router:
         self.igp = Igp(topo)
         self.rib = self.igp.rib(name)
         self.kernel_routes: set = set()
-        self.lfib = Lfib()
+        self.lfib = static_lfib if static_lfib is not None else Lfib()
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.conns: dict[int, Conn] = {}
         self.connecting: dict[int, asyncio.Task] = {}
@@ -113,16 +114,18 @@ class Router:
         self.queue: collections.deque = collections.deque()
         self.busy = False
         self.hello_socks: dict[str, socket.socket] = {}
-        self.listener: asyncio.AbstractServer | None = None
+        self.listener: socket.socket | None = None
         self.ports: dict[str, PacketPort] = {}
         self.my_macs = {i.name: mac_bytes(i.mac) for i in self.node.interfaces.values()}
         self.local_ips = {i.address.ip.packed for i in self.node.interfaces.values()}
         self.local_ips.add(self.node.lsr_id.packed)
-        self.ldp = make_ldp(topo, name)
+        # A static LFIB (benchmarks) replaces LDP with an engine that does nothing.
+        self.ldp = make_ldp(topo, name) if static_lfib is None else _NoLdp()
         self.tables: Any = None
         self.process: Callable[[bytes, str], list] | None = None
         self.raw: socket.socket | None = None
         self.stopping = asyncio.Event()
+        self.go = asyncio.Event()  # lab start barrier: every router's sockets exist before any hello
 
     # ------------------------------------------------------------ LDP driver
 
@@ -186,7 +189,7 @@ class Router:
                 c.closed_by_us = True
                 c.transport.close()
         elif isinstance(a, ev.TcpListen):
-            self.loop.create_task(self._listen(a))
+            self._listen(a)
         elif isinstance(a, ev.ApplyLfib):
             self.counters["lfib_updates"] += 1
             self.apply_lfib(a.diff)
@@ -219,9 +222,11 @@ class Router:
         self.connecting.pop(a.conn, None)
         self.feed(ev.TcpConnected(a.conn))
 
-    async def _listen(self, a: ev.TcpListen) -> None:
+    def _listen(self, a: ev.TcpListen) -> None:
         if self.listener is not None:
             return
+        # listen() now, synchronously: a peer's connect must not race an async set-up (RST
+        # and a retry timer); asyncio only takes over accepting.
         s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         for peer, key in a.passwords:
@@ -229,7 +234,8 @@ class Router:
         s.bind((str(a.address), LDP_PORT))
         s.listen(64)
         s.setblocking(False)
-        self.listener = await self.loop.create_server(lambda: Conn(self, None), sock=s)
+        self.listener = s
+        self.loop.create_task(self.loop.create_server(lambda: Conn(self, None), sock=s))
 
     # ------------------------------------------------------------ hellos
 
@@ -248,8 +254,7 @@ class Router:
         s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
         s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
         s.setblocking(False)
-        self.loop.add_reader(s.fileno(), self._hello_readable, ifname, s)
-        return s
+        return s  # read only after Start: hellos that arrive earlier wait in the socket
 
     def _hello_readable(self, ifname: str, s: socket.socket) -> None:
         for _ in range(32):
@@ -282,10 +287,21 @@ class Router:
             self.down_links.discard(link)
         else:
             self.down_links.add(link)
-        mine = [i for i in self.node.interfaces.values() if i.link == link]
-        for iface in mine:
-            self.feed(ev.InterfaceUp(iface.name) if up else ev.InterfaceDown(iface.name))
+        mine = [i.name for i in self.node.interfaces.values() if i.link == link]
+        for ifname in mine:
+            sock = self.hello_socks.get(ifname)
+            if not up and sock is not None:
+                # Hellos that arrive while our LDP believes the interface is down would be
+                # dropped by it; leave them queued in the socket until the interface is up.
+                self.loop.remove_reader(sock.fileno())
+            self.feed(ev.InterfaceUp(ifname) if up else ev.InterfaceDown(ifname))
         self.recompute_igp()
+        if up:
+            for ifname in mine:
+                sock = self.hello_socks.get(ifname)
+                if sock is not None:
+                    self.loop.add_reader(sock.fileno(), self._hello_readable, ifname, sock)
+                    self._hello_readable(ifname, sock)
         log.info("link %d %s", link, "up" if up else "down")
 
     # ------------------------------------------------------------ dataplane
@@ -423,6 +439,9 @@ class Router:
         if op == "link":
             self.link_event(int(req["link"]), bool(req["up"]))
             return {"down_links": sorted(self.down_links)}
+        if op == "start":
+            self.go.set()
+            return {}
         if op == "stop":
             self.loop.call_soon(self.stopping.set)
             return {}
@@ -430,7 +449,7 @@ class Router:
 
     # ------------------------------------------------------------ run
 
-    async def run(self) -> None:
+    async def run(self, wait_start: bool = False) -> None:
         sock_path = self.state_dir / f"{self.name}.sock"
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
@@ -441,18 +460,32 @@ class Router:
         self.open_ports()
         self.kernel_routes = sync_routes(self.rib, set())
         self.rebuild_tables()
-        self.feed(ev.Start())
-        self.feed(ev.RibChanged(dict(self.rib)))
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.stopping.set)
-        log.info("router %s up (pid %d)", self.name, os.getpid())
         (self.state_dir / f"{self.name}.ready").write_text(str(os.getpid()))
+        if wait_start:
+            # Hellos sent before a neighbour has its socket are lost and cost a
+            # whole hello interval; the lab starts every router at once instead.
+            waiter = self.loop.create_task(self.go.wait())
+            await asyncio.wait([waiter, self.loop.create_task(self.stopping.wait())],
+                               return_when=asyncio.FIRST_COMPLETED)
+        self.feed(ev.Start())
+        self.feed(ev.RibChanged(dict(self.rib)))
+        for ifname, s in self.hello_socks.items():
+            self.loop.add_reader(s.fileno(), self._hello_readable, ifname, s)
+            self._hello_readable(ifname, s)
+        log.info("router %s up (pid %d)", self.name, os.getpid())
         await self.stopping.wait()
         log.info("stopping")
         with contextlib.suppress(Exception):
             self.feed(ev.Stop())
         await asyncio.sleep(0.05)  # let Shutdown notifications leave
         server.close()
+
+
+class _NoLdp:
+    def handle(self, event: Any, now: float) -> list:
+        return []
 
 
 # ---------------------------------------------------------------- LDP glue
@@ -504,6 +537,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--router", required=True)
     ap.add_argument("--no-ring", action="store_true", help="plain recv loop instead of TPACKET_V2")
     ap.add_argument("--debug", action="store_true")
+    ap.add_argument("--wait-start", action="store_true", help="start LDP on a 'start' request")
+    ap.add_argument("--static-lfib", help="pickled forwarding.lfib.Lfib; no LDP (benchmarks)")
     args = ap.parse_args(argv)
     state_dir = Path(args.state_dir)
     logging.basicConfig(
@@ -514,7 +549,9 @@ def main(argv: list[str] | None = None) -> int:
     topo: Topology = pickle.loads((state_dir / "topology.pickle").read_bytes())
 
     async def amain() -> None:
-        await Router(topo, args.router, state_dir, ring=not args.no_ring).run()
+        static = pickle.loads(Path(args.static_lfib).read_bytes()) if args.static_lfib else None
+        router = Router(topo, args.router, state_dir, ring=not args.no_ring, static_lfib=static)
+        await router.run(wait_start=args.wait_start)
 
     asyncio.run(amain())
     return 0
