@@ -97,6 +97,18 @@ _I = struct.Struct("!I")
 _MPLS = ETH_P_MPLS_UC.to_bytes(2, "big")
 _IPV4 = ETH_P_IP.to_bytes(2, "big")
 _L4_PORTS = (6, 17, 132)
+_ETH = struct.Struct("!6s6xHI")  # destination MAC, ethertype, the 4 bytes after
+_IPH = struct.Struct("!BBHHHBBHII")  # IPv4 header without options
+_MIPH = struct.Struct("!IBBHHHBBHII")  # one label stack entry + IPv4 header
+_MISS = object()
+
+
+def _ttl_ck(ck: int, old_ttl: int, new_ttl: int, proto: int) -> int:
+    """IPv4 checksum after a TTL change (RFC 1624 eqn. 3)."""
+    x = (~ck & 0xFFFF) + (~((old_ttl << 8) | proto) & 0xFFFF) + ((new_ttl << 8) | proto)
+    x = (x & 0xFFFF) + (x >> 16)
+    x = (x & 0xFFFF) + (x >> 16)
+    return ~x & 0xFFFF
 
 
 # ---------------------------------------------------------------- hashing (ECMP)
@@ -460,56 +472,68 @@ class Dataplane:
         self.tables = tables
 
     def process(self, frame: bytes | bytearray | memoryview, in_if: str,
-                _unpack=_I.unpack_from, _pack=_I.pack) -> list[tuple[str, bytes]]:
+                _eth=_ETH.unpack_from, _iphu=_IPH.unpack_from, _iph=_IPH.pack,
+                _mip=_MIPH.unpack_from, _pack=_I.pack) -> list[tuple[str, bytes]]:
         t = self.tables
-        et = frame[12:14]
-        mac = t.if_mac.get(in_if)
         n = len(frame)
-        if et == _MPLS:
-            if n >= 18 and frame[0:6] == mac:
-                w = _unpack(frame, 14)[0]
-                e = t.fast_ilm.get(w >> 12)
-                if e is not None and (w & 0xFF) > 1:
-                    kind, ch, ctr = e
-                    c = ch[0] if len(ch) == 1 else ch[labelled_hash(frame, 14, t.seed) % len(ch)]
-                    if kind == 0:  # swap: TC, S kept; TTL - 1 (no borrow: TTL > 1)
-                        if n - 14 <= c[3]:
-                            ctr[0] += 1
-                            ctr[1] += n
-                            return [(c[0], c[1] + _pack(c[2] | ((w & 0xFFF) - 1)) + frame[18:])]
-                    elif w & 0x100 and n >= 38 and frame[18] == 0x45:  # PHP pop to IPv4
-                        total = (frame[20] << 8) | frame[21]
-                        if 20 <= total <= c[3] and 18 + total <= n \
-                                and checksum16(frame[18:38]) == 0:
+        if n < 34:
+            return self._slow(frame, in_if)
+        dmac, et, w = _eth(frame)
+        if dmac != t.if_mac.get(in_if):
+            return self._slow(frame, in_if)
+        if et == 0x8847:
+            e = t.fast_ilm.get(w >> 12)
+            if e is not None and (w & 0xFF) > 1:
+                kind, ch, ctr = e
+                c = ch[0] if len(ch) == 1 else ch[labelled_hash(frame, 14, t.seed) % len(ch)]
+                if kind == 0:  # swap: TC, S kept; TTL - 1 (no borrow: TTL > 1)
+                    if n - 14 <= c[3]:
+                        ctr[0] += 1
+                        ctr[1] += n
+                        return [(c[0], c[1] + _pack(c[2] | ((w & 0xFFF) - 1)) + frame[18:])]
+                elif w & 0x100 and n >= 38:  # PHP pop of the bottom label: IPv4 out
+                    _w, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _mip(frame, 14)
+                    if vihl == 0x45 and 20 <= total <= c[3] and 18 + total <= n:
+                        s_ = ((vihl << 8) + tos + total + ident + frag + (ttl << 8) + proto + ck
+                              + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
+                        s_ = (s_ & 0xFFFF) + (s_ >> 16)
+                        if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:  # header checksum OK
                             out_ttl = (w & 0xFF) - 1
-                            if t.uniform and frame[26] > out_ttl:
-                                ip = bytearray(frame[18:18 + total])
-                                ip_set_ttl(ip, 0, out_ttl)
-                                out = c[1] + ip
+                            if t.uniform and ttl > out_ttl:  # RFC 3443: copy, never increase
+                                ck = _ttl_ck(ck, ttl, out_ttl, proto)
+                                out = (c[1] + _iph(vihl, tos, total, ident, frag, out_ttl, proto,
+                                                   ck, src, dst) + frame[38:18 + total])
                             else:
                                 out = c[1] + frame[18:18 + total]
                             ctr[0] += 1
                             ctr[1] += len(out)
                             return [(c[0], out)]
-        elif et == _IPV4 and frame[0:6] == mac:
-            if n >= 34 and frame[14] == 0x45 and frame[22] > 1:
-                a = t.lookup(int.from_bytes(frame[30:34], "big"))
+        elif et == 0x0800 and w >> 24 == 0x45:  # IPv4 ingress: FTN push of one label
+            vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _iphu(frame, 14)
+            if ttl > 1 and 20 <= total <= n - 14:
+                a = t._cache.get(dst, _MISS)
+                if a is _MISS:
+                    a = t.lookup(dst)
                 if a is not None and a.kind == A_NHLFE:
                     nhs = a.nhs
                     nh = nhs[0] if len(nhs) == 1 else nhs[flow_hash(frame, 14, t.seed) % len(nhs)]
-                    total = (frame[16] << 8) | frame[17]
                     labels = nh.out_labels
-                    if nh.resolved and len(labels) == 1 and 20 <= total <= n - 14 \
-                            and total + 4 <= nh.mtu and checksum16(frame[14:34]) == 0:
-                        ip = bytearray(frame[14:14 + total])
-                        ttl = ip[8] - 1
-                        ip_set_ttl(ip, 0, ttl)
-                        w = (labels[0] << 12) | ((ip[1] >> 5) << 9) | 0x100 \
-                            | (ttl if t.uniform else 255)
-                        out = nh.hdr_mpls + _pack(w) + ip
-                        a.counter[0] += 1
-                        a.counter[1] += len(out)
-                        return [(nh.out_if, out)]
+                    if nh.resolved and len(labels) == 1 and total + 4 <= nh.mtu:
+                        s_ = ((vihl << 8) + tos + total + ident + frag + (ttl << 8) + proto + ck
+                              + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
+                        s_ = (s_ & 0xFFFF) + (s_ >> 16)
+                        if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:
+                            ttl -= 1
+                            ck = _ttl_ck(ck, ttl + 1, ttl, proto)
+                            lw = (labels[0] << 12) | ((tos >> 5) << 9) | 0x100 \
+                                | (ttl if t.uniform else 255)
+                            out = (nh.hdr_mpls + _pack(lw)
+                                   + _iph(vihl, tos, total, ident, frag, ttl, proto, ck, src, dst)
+                                   + frame[34:14 + total])
+                            ctr = a.counter
+                            ctr[0] += 1
+                            ctr[1] += len(out)
+                            return [(nh.out_if, out)]
         return self._slow(frame, in_if)
 
     def _slow(self, frame: bytes | bytearray | memoryview, in_if: str) -> list[tuple[str, bytes]]:
