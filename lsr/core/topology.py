@@ -20,6 +20,7 @@ that the file leaves out are assigned deterministically.
 
 from __future__ import annotations
 
+import bisect
 import ipaddress
 import re
 from collections.abc import Callable
@@ -518,40 +519,20 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
                 )
 
     # --- address plan: explicit first, then auto-assign around them
-    taken: list[tuple[IPv4Network, Path]] = []
-
-    def claim(net: IPv4Network, path: Path) -> None:
-        for other, opath in taken:
-            if net.overlaps(other):
-                raise ctx.fail(path, f"{net} overlaps {other} ({_fmt_path(opath)})")
-        taken.append((net, path))
-
+    plan = _AddressPlan(ctx)
     for nname, spec in specs.items():
         if "loopback" in spec:
-            claim(IPv4Network(f"{spec['loopback']}/32"), ("topology", "nodes", nname, "loopback"))
+            plan.claim(IPv4Network(f"{spec['loopback']}/32"), ("topology", "nodes", nname, "loopback"))
     for ls in link_specs:
         if "subnet" in ls:
-            claim(ls["subnet"], ls["path"] + ("subnet",))
-
-    def free(pool: IPv4Network, plen: int, what: Path) -> IPv4Network:
-        for cand in pool.subnets(new_prefix=plen):
-            if cand.prefixlen == 32 and cand.network_address == pool.network_address:
-                continue  # skip .0 for loopbacks
-            if not any(cand.overlaps(t) for t, _ in taken):
-                return cand
-        raise ctx.fail(what, f"no free /{plen} left in {pool} to assign")
-
+            plan.claim(ls["subnet"], ls["path"] + ("subnet",))
     for nname, spec in specs.items():
         if spec["kind"] in ROUTER_KINDS and "loopback" not in spec:
-            p: Path = ("topology", "nodes", nname)
-            net = free(LOOPBACK_POOL, 32, p)
-            spec["loopback"] = net.network_address
-            taken.append((net, p))
+            spec["loopback"] = plan.assign(LOOPBACK_POOL, 32, ("topology", "nodes", nname)).network_address
     for ls in link_specs:
         if "subnet" not in ls:
-            net = free(HOST_LINK_POOL, 24, ls["path"]) if ls["host"] else free(CORE_LINK_POOL, 30, ls["path"])
-            ls["subnet"] = net
-            taken.append((net, ls["path"]))
+            pool, plen = (HOST_LINK_POOL, 24) if ls["host"] else (CORE_LINK_POOL, 30)
+            ls["subnet"] = plan.assign(pool, plen, ls["path"])
 
     # --- build the model
     links: list[Link] = []
@@ -610,6 +591,51 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
         if section in doc:
             topo.extra[section] = validator(ctx, doc[section], topo)
     return topo
+
+
+class _AddressPlan:
+    """Address blocks in use, as sorted intervals, so overlap checks stay O(log n)."""
+
+    def __init__(self, ctx: _Ctx) -> None:
+        self.ctx = ctx
+        self.starts: list[int] = []
+        self.blocks: list[tuple[int, int, IPv4Network, Path]] = []  # sorted by start
+        self.cursor: dict[tuple[IPv4Network, int], int] = {}
+
+    def _conflict(self, lo: int, hi: int) -> tuple[int, int, IPv4Network, Path] | None:
+        i = bisect.bisect_right(self.starts, hi)
+        # Blocks are disjoint, so only the one starting last at or before `hi` can overlap.
+        if i and self.blocks[i - 1][1] >= lo:
+            return self.blocks[i - 1]
+        return None
+
+    def _add(self, lo: int, hi: int, net: IPv4Network, path: Path) -> None:
+        i = bisect.bisect_right(self.starts, lo)
+        self.starts.insert(i, lo)
+        self.blocks.insert(i, (lo, hi, net, path))
+
+    def claim(self, net: IPv4Network, path: Path) -> None:
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        hit = self._conflict(lo, hi)
+        if hit:
+            raise self.ctx.fail(path, f"{net} overlaps {hit[2]} ({_fmt_path(hit[3])})")
+        self._add(lo, hi, net, path)
+
+    def assign(self, pool: IPv4Network, plen: int, path: Path) -> IPv4Network:
+        """The next free /plen of `pool` (never its first /32: x.x.0.0 is no loopback)."""
+        size = 1 << (32 - plen)
+        key = (pool, plen)
+        lo = self.cursor.get(key, int(pool.network_address) + (size if plen == 32 else 0))
+        end = int(pool.broadcast_address)
+        while lo + size - 1 <= end:
+            hit = self._conflict(lo, lo + size - 1)
+            if hit is None:
+                net = IPv4Network((lo, plen))
+                self._add(lo, lo + size - 1, net, path)
+                self.cursor[key] = lo + size
+                return net
+            lo = ((hit[1] + 1 + size - 1) // size) * size  # next aligned block after the conflict
+        raise self.ctx.fail(path, f"no free /{plen} left in {pool} to assign")
 
 
 def _mac(node_index: int, if_index: int) -> str:
