@@ -192,7 +192,9 @@ class RouterTables:
         i = self.interfaces.get(nh.interface)
         # Implicit-null (3) is signalled only, never sent (RFC 3032 §2.1): it means "pop".
         labels = tuple(lbl for lbl in nh.out_labels if lbl != IMPLICIT_NULL)
-        return CNhlfe(nh.interface, nh.neighbor, nhip, labels, hm, hi,
+        # The neighbour as a topology node name (LDP may name it by LSR-ID).
+        neighbor = i.peer_node if i is not None and ok else nh.neighbor
+        return CNhlfe(nh.interface, neighbor, nhip, labels, hm, hi,
                       i.mtu if i is not None else 0, ok and i is not None, nh)
 
     def connected_nhlfe(self, out_if: str, dst: int) -> CNhlfe:

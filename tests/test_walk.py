@@ -160,6 +160,16 @@ def test_every_lsp_follows_an_igp_shortest_path(path):
                 assert all(h["op"] in ("swap", "pop") for h in hops[1:-1] if h["labels_in"])
 
 
+def test_forward_neighbor_is_a_node_name_with_simulated_lfibs():
+    from forwarding.plane import decide
+    from tests.fwd_helpers import ip_frame, udp
+
+    topo = load_topology(TOPOLOGIES / "line3.yaml")
+    T = _sim_tables(topo)
+    r = decide(ip_frame(T["pe1"], "eth1", udp("192.168.1.1", "192.168.2.2")), "eth1", T["pe1"])
+    assert r.op == "push" and r.neighbor == "p1"
+
+
 def test_cli_trace_json():
     r = CliRunner().invoke(main, ["sim", "trace", str(TOPOLOGIES / "line3.yaml"), "ce1", "ce2",
                                   "--proto", "tcp", "--ttl", "9", "--json"])
