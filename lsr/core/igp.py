@@ -69,29 +69,33 @@ def spf(adj: dict[str, list[tuple[str, int, int]]], source: str) -> SpfResult:
     """Dijkstra from `source`, keeping every equal-cost first hop.
 
     Costs are positive integers, so a node can only gain an equal-cost path
-    before it is settled; ties are merged exactly.
+    before it is settled; ties are merged exactly. First-hop sets are
+    immutable and shared between nodes until a tie forces a union.
     """
     dist: dict[str, int] = {source: 0}
-    first: dict[str, set[int]] = {source: set()}
+    first: dict[str, frozenset[int]] = {source: frozenset()}
     done: set[str] = set()
     heap: list[tuple[int, str]] = [(0, source)]
+    push, pop = heapq.heappush, heapq.heappop
     while heap:
-        d, u = heapq.heappop(heap)
+        d, u = pop(heap)
         if u in done:
             continue
         done.add(u)
         fu = first[u]
+        at_source = u == source
         for v, cost, link in adj[u]:
             nd = d + cost
-            hops = {link} if u == source else fu
             dv = dist.get(v)
             if dv is None or nd < dv:
                 dist[v] = nd
-                first[v] = set(hops)
-                heapq.heappush(heap, (nd, v))
+                first[v] = frozenset((link,)) if at_source else fu
+                push(heap, (nd, v))
             elif nd == dv and v not in done:
-                first[v] |= hops
-    return {n: (dist[n], frozenset(first[n])) for n in dist}
+                hops = frozenset((link,)) if at_source else fu
+                if not hops <= first[v]:
+                    first[v] = first[v] | hops
+    return {n: (dist[n], first[n]) for n in dist}
 
 
 class Igp:
@@ -102,6 +106,7 @@ class Igp:
         self.down = frozenset(down)
         self.adj = adjacency(topo, self.down)
         self._spf: dict[str, SpfResult] = {}
+        self._prefixes = topo.prefixes()
         self._ribs: dict[str, dict[IPv4Network, Route]] = {}
         # A link subnet is withdrawn by its routers while the link is down.
         self._down_subnets = {topo.links[i].subnet for i in self.down}
@@ -123,25 +128,28 @@ class Igp:
             return self._ribs[router]
         res = self.spf(router)
         routes: dict[IPv4Network, Route] = {}
-        for prefix, owners in self.topo.prefixes().items():
+        nh_cache: dict[frozenset[int], tuple[Nexthop, ...]] = {}
+        for prefix, owners in self._prefixes.items():
             if prefix in self._down_subnets:
                 continue
             if any(o == router for o, _ in owners):
                 routes[prefix] = Route(prefix, 0, ())  # own loopback or connected subnet
                 continue
             best: int | None = None
-            links: set[int] = set()
+            links: frozenset[int] = frozenset()
             for owner, extra in owners:
                 if owner == router or owner not in res:
                     continue
                 d = res[owner][0] + extra
                 if best is None or d < best:
-                    best, links = d, set(res[owner][1])
+                    best, links = d, res[owner][1]
                 elif d == best:
-                    links |= res[owner][1]
+                    links = links | res[owner][1]
             if best is None or not links:
                 continue
-            nhs = tuple(sorted(self.nexthop_of_link(router, li) for li in links))
+            nhs = nh_cache.get(links)
+            if nhs is None:
+                nhs = nh_cache[links] = tuple(sorted(self.nexthop_of_link(router, li) for li in links))
             routes[prefix] = Route(prefix, best, nhs)
         self._ribs[router] = routes
         return routes
