@@ -26,10 +26,19 @@ def _lab_name(kind: str) -> str:
     return f"t{kind}{UNIQ}"
 
 
-def _no_leftovers(name: str) -> None:
+def _pids(name: str) -> list[tuple[int, int]]:
+    from lsr.lab.state import LabState
+
+    return [(p["pid"], p["start"]) for p in LabState(name).read().get("pids", [])]
+
+
+def _no_leftovers(name: str, pids: list[tuple[int, int]] = ()) -> None:
+    from lsr.lab.state import pid_alive
+
     nss = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
     assert f"lsr-{name}-" not in nss
     assert not lab_dir(name).exists()
+    assert not [p for p, st in pids if pid_alive(p, st)]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
     assert f"lsr/{name}" not in ps and f"lsr-{name}-" not in ps
 
@@ -37,21 +46,27 @@ def _no_leftovers(name: str) -> None:
 @pytest.fixture(scope="module")
 def line3():
     name = _lab_name("l")
+    pids = []
     try:
         yield lab.up(load_topology(TOPOLOGIES / "line3.yaml"), name=name, timeout=30)
+        pids = _pids(name)
     finally:
         lab.down(name)
-    _no_leftovers(name)
+    _no_leftovers(name, pids)
 
 
 @pytest.fixture(scope="module")
 def diamond():
     name = _lab_name("d")
+    pids = []
     try:
-        yield lab.up(load_topology(TOPOLOGIES / "diamond.yaml"), name=name, timeout=30)
+        # the other way of starting routers: `ip netns exec python -m lsr.lab.node`
+        yield lab.up(load_topology(TOPOLOGIES / "diamond.yaml"), name=name, timeout=30,
+                     spawn="exec")
+        pids = _pids(name)
     finally:
         lab.down(name)
-    _no_leftovers(name)
+    _no_leftovers(name, pids)
 
 
 def test_line3_converged(line3):
@@ -188,12 +203,14 @@ def test_teardown_after_kill9_of_router_and_up():
         up.kill()
         up.wait()
         st = lab.status(name)
+        pids = _pids(name)
+        assert len(pids) == 3
         # kill -9 of a router too
         pid = st["routers"]["p1"]["pid"]
         os.kill(pid, 9)
         r = _cli("down", name)
         assert r.returncode == 0, r.stderr
-        _no_leftovers(name)
+        _no_leftovers(name, pids)
         r = _cli("down", name)  # twice: a no-op
         assert r.returncode == 0 and "no lab" in r.stdout
     finally:

@@ -96,10 +96,12 @@ def _topology(name: str) -> Topology:
 
 
 def up(topo: Topology, name: str | None = None, timeout: float = 60,
-       progress: Progress | None = None, ring: bool = True) -> Lab:
+       progress: Progress | None = None, ring: bool = True, spawn: str = "fork") -> Lab:
     """Build the lab and return once every session is OPERATIONAL and every LFIB complete.
 
     Any failure, timeout or KeyboardInterrupt tears the partial lab down and re-raises.
+    `spawn`: "fork" (routers forked from this process into their namespace: fast, shared
+    memory) or "exec" (`ip netns exec python -m lsr.lab.node`, fully independent).
     """
     need_root()
     name = name or topo.name
@@ -121,7 +123,7 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
         netns.configure_nodes(topo, name)
         timings["network"] = time.monotonic() - t0
         say(f"starting {len(topo.routers)} routers", 0.35)
-        _start_routers(topo, name, state, ring)
+        _start_routers(topo, name, state, ring, spawn)
         _wait_ready(topo, name, state, t0 + timeout)
         for r in topo.routers:  # the start barrier: all hello sockets exist now
             query(name, r.name, "start")
@@ -137,21 +139,31 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
     return Lab(name, topo, state.dir, timings["converged"], timings)
 
 
-def _start_routers(topo: Topology, name: str, state: LabState, ring: bool) -> None:
+def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn: str) -> None:
     env = dict(os.environ)
     root = str(Path(lsr.__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    if spawn == "fork":
+        # Import everything a router needs once, here; each fork shares it.
+        import forwarding.plane  # noqa: F401
+        import ldp.instance  # noqa: F401
+        from lsr.lab import node
     for r in topo.routers:
-        logf = open(state.dir / f"{r.name}.log", "ab")  # noqa: SIM115 - handed to the child
-        argv = ["ip", "netns", "exec", ns_name(name, r.name), sys.executable, "-m",
-                "lsr.lab.node", "--state-dir", str(state.dir), "--router", r.name, "--wait-start"]
+        args = ["--state-dir", str(state.dir), "--router", r.name, "--wait-start"]
         if not ring:
-            argv.append("--no-ring")
-        # New session: a Ctrl-C at the terminal reaches `up` (which tears down), not the routers.
-        p = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT,
-                             env=env, start_new_session=True, cwd="/")
-        logf.close()
-        state.add_pid(p.pid, f"router:{r.name}")
+            args.append("--no-ring")
+        if spawn == "fork":
+            pid = node.spawn_forked(ns_name(name, r.name), args, state.dir / f"{r.name}.log")
+        else:
+            logf = open(state.dir / f"{r.name}.log", "ab")  # handed to the child
+            argv = ["ip", "netns", "exec", ns_name(name, r.name), sys.executable, "-m",
+                    "lsr.lab.node", *args]
+            # New session: a Ctrl-C at the terminal reaches `up` (which tears down), not routers.
+            pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                   cwd="/").pid
+            logf.close()
+        state.add_pid(pid, f"router:{r.name}")
 
 
 def _wait_ready(topo: Topology, name: str, state: LabState, deadline: float) -> None:

@@ -557,5 +557,55 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
+CLONE_NEWNET = 0x40000000
+
+
+def spawn_forked(ns: str, argv: list[str], log_path: Path) -> int:
+    """Fork a router process into namespace `ns` (the parent has the modules imported already).
+
+    Much faster and lighter than `ip netns exec python -m lsr.lab.node` for big labs:
+    no interpreter start-up, and the imported code is shared copy-on-write.
+    The child never returns: it runs `main(argv)` and `_exit`s.
+    """
+    import ctypes
+
+    fd = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+    logfd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    pid = os.fork()
+    if pid:
+        os.close(fd)
+        os.close(logfd)
+        return pid
+    code = 1
+    try:
+        os.setsid()  # a Ctrl-C at the terminal is for `lsr lab up`, not for us
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), f"setns {ns}")
+        os.close(fd)
+        libc.prctl(15, f"lsr-{ns.rsplit('-', 1)[-1]}"[:15].encode(), 0, 0, 0)  # PR_SET_NAME: ps/top
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        os.dup2(logfd, 1)
+        os.dup2(logfd, 2)
+        os.chdir("/")
+        # Fresh stdio objects: a thread of the parent may have held their locks at fork time.
+        sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+        sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+        for h in logging.root.handlers[:]:
+            logging.root.removeHandler(h)
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        code = main(argv)
+    except BaseException:
+        with contextlib.suppress(Exception):
+            traceback.print_exc()
+    finally:
+        with contextlib.suppress(Exception):
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)
+    return -1  # not reached
+
+
 if __name__ == "__main__":
     sys.exit(main())
