@@ -1,0 +1,416 @@
+"""IKEv2 message codec (RFC 7296 §3), only the payloads our PSK exchanges use.
+
+Messages are `Message(header fields, payloads)`; `encode()` chains the
+payloads with their Next Payload fields, `decode()` parses them back and
+raises `DecodeError` (never anything else) on malformed input. The SK
+payload is kept as raw bytes here; `crypto.seal`/`crypto.open_sk` handle it.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass, field
+from enum import IntEnum
+from ipaddress import IPv4Address
+
+
+class DecodeError(Exception):
+    """Malformed IKEv2 message (maps to INVALID_SYNTAX where a reply is due)."""
+
+
+class Exchange(IntEnum):  # RFC 7296 §3.1
+    IKE_SA_INIT = 34
+    IKE_AUTH = 35
+    CREATE_CHILD_SA = 36
+    INFORMATIONAL = 37
+
+
+class PayloadType(IntEnum):  # §3.2
+    NONE = 0
+    SA = 33
+    KE = 34
+    IDi = 35
+    IDr = 36
+    AUTH = 39
+    NONCE = 40
+    NOTIFY = 41
+    DELETE = 42
+    TSi = 44
+    TSr = 45
+    SK = 46
+
+
+class Notify(IntEnum):  # §3.10.1
+    INVALID_SYNTAX = 7
+    INVALID_MESSAGE_ID = 9
+    NO_PROPOSAL_CHOSEN = 14
+    INVALID_KE_PAYLOAD = 17
+    AUTH_FAILED = 24
+    TS_UNACCEPTABLE = 38
+    REKEY_SA = 16393
+
+
+class Protocol(IntEnum):
+    IKE = 1
+    ESP = 3
+
+
+class TransformType(IntEnum):  # §3.3.2
+    ENCR = 1
+    PRF = 2
+    INTEG = 3
+    DH = 4
+    ESN = 5
+
+
+ENCR_AES_GCM_16 = 20  # RFC 5282 / RFC 4106
+PRF_HMAC_SHA2_256 = 5  # RFC 4868
+DH_CURVE25519 = 31  # RFC 8031
+ESN_NONE = 0
+ID_FQDN = 2
+ID_IPV4_ADDR = 1
+AUTH_PSK = 2  # Shared Key Message Integrity Code
+TS_IPV4_ADDR_RANGE = 7
+ATTR_KEY_LENGTH = 14
+
+FLAG_INITIATOR = 0x08
+FLAG_RESPONSE = 0x20
+IKE_VERSION = 0x20  # major 2, minor 0
+HEADER_LEN = 28
+
+
+@dataclass(frozen=True)
+class Transform:
+    type: int
+    id: int
+    key_length: int | None = None  # bits, Key Length attribute (TV format)
+
+    def encode(self, last: bool) -> bytes:
+        attrs = b""
+        if self.key_length is not None:
+            attrs = struct.pack("!HH", 0x8000 | ATTR_KEY_LENGTH, self.key_length)
+        return struct.pack("!BBHBBH", 0 if last else 3, 0, 8 + len(attrs), self.type, 0, self.id) + attrs
+
+
+@dataclass(frozen=True)
+class Proposal:
+    number: int
+    protocol: int
+    spi: bytes
+    transforms: tuple[Transform, ...]
+
+    def encode(self, last: bool) -> bytes:
+        body = b"".join(t.encode(i == len(self.transforms) - 1) for i, t in enumerate(self.transforms))
+        hdr = struct.pack("!BBHBBBB", 0 if last else 2, 0, 8 + len(self.spi) + len(body),
+                          self.number, self.protocol, len(self.spi), len(self.transforms))
+        return hdr + self.spi + body
+
+    def get(self, ttype: int) -> Transform | None:
+        return next((t for t in self.transforms if t.type == ttype), None)
+
+
+@dataclass(frozen=True)
+class TrafficSelector:
+    start: IPv4Address
+    end: IPv4Address
+    protocol: int = 0
+    start_port: int = 0
+    end_port: int = 65535
+
+    def encode(self) -> bytes:
+        return struct.pack("!BBHHH4s4s", TS_IPV4_ADDR_RANGE, self.protocol, 16, self.start_port,
+                           self.end_port, self.start.packed, self.end.packed)
+
+
+# payload bodies -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SaPayload:
+    proposals: tuple[Proposal, ...]
+    type = PayloadType.SA
+
+    def body(self) -> bytes:
+        return b"".join(p.encode(i == len(self.proposals) - 1) for i, p in enumerate(self.proposals))
+
+
+@dataclass(frozen=True)
+class KePayload:
+    group: int
+    data: bytes
+    type = PayloadType.KE
+
+    def body(self) -> bytes:
+        return struct.pack("!HH", self.group, 0) + self.data
+
+
+@dataclass(frozen=True)
+class NoncePayload:
+    nonce: bytes
+    type = PayloadType.NONCE
+
+    def body(self) -> bytes:
+        return self.nonce
+
+
+@dataclass(frozen=True)
+class IdPayload:
+    id_type: int
+    data: bytes
+    responder: bool = False
+
+    @property
+    def type(self) -> PayloadType:  # type: ignore[override]
+        return PayloadType.IDr if self.responder else PayloadType.IDi
+
+    def body(self) -> bytes:
+        return struct.pack("!B3x", self.id_type) + self.data
+
+
+@dataclass(frozen=True)
+class AuthPayload:
+    method: int
+    data: bytes
+    type = PayloadType.AUTH
+
+    def body(self) -> bytes:
+        return struct.pack("!B3x", self.method) + self.data
+
+
+@dataclass(frozen=True)
+class TsPayload:
+    selectors: tuple[TrafficSelector, ...]
+    responder: bool = False
+
+    @property
+    def type(self) -> PayloadType:  # type: ignore[override]
+        return PayloadType.TSr if self.responder else PayloadType.TSi
+
+    def body(self) -> bytes:
+        return struct.pack("!B3x", len(self.selectors)) + b"".join(s.encode() for s in self.selectors)
+
+
+@dataclass(frozen=True)
+class NotifyPayload:
+    notify: int
+    protocol: int = 0
+    spi: bytes = b""
+    data: bytes = b""
+    type = PayloadType.NOTIFY
+
+    def body(self) -> bytes:
+        return struct.pack("!BBH", self.protocol, len(self.spi), self.notify) + self.spi + self.data
+
+
+@dataclass(frozen=True)
+class DeletePayload:
+    protocol: int
+    spis: tuple[bytes, ...] = ()
+    type = PayloadType.DELETE
+
+    def body(self) -> bytes:
+        size = len(self.spis[0]) if self.spis else 0
+        return struct.pack("!BBH", self.protocol, size, len(self.spis)) + b"".join(self.spis)
+
+
+@dataclass(frozen=True)
+class SkPayload:
+    """Encrypted and authenticated payload (§3.14), raw: IV ‖ ciphertext ‖ ICV."""
+
+    first: int  # Next Payload of the first inner payload
+    data: bytes
+    type = PayloadType.SK
+
+    def body(self) -> bytes:
+        return self.data
+
+
+Payload = (SaPayload | KePayload | NoncePayload | IdPayload | AuthPayload | TsPayload
+           | NotifyPayload | DeletePayload | SkPayload)
+
+
+@dataclass(frozen=True)
+class Message:
+    spi_i: bytes
+    spi_r: bytes
+    exchange: int
+    flags: int
+    message_id: int
+    payloads: tuple[Payload, ...] = field(default_factory=tuple)
+
+    @property
+    def is_response(self) -> bool:
+        return bool(self.flags & FLAG_RESPONSE)
+
+    def find(self, cls: type, **match: object) -> list:
+        return [p for p in self.payloads if isinstance(p, cls)
+                and all(getattr(p, k) == v for k, v in match.items())]
+
+    def notifies(self) -> set[int]:
+        return {p.notify for p in self.payloads if isinstance(p, NotifyPayload)}
+
+
+def encode_payloads(payloads: tuple[Payload, ...] | list[Payload]) -> tuple[int, bytes]:
+    """(type of the first payload, the chained payloads)."""
+    out = b""
+    for i, p in enumerate(payloads):
+        nxt = 0
+        if i + 1 < len(payloads):
+            nxt = payloads[i + 1].type
+        if isinstance(p, SkPayload):
+            nxt = p.first  # §3.14: SK's Next Payload names its first inner payload
+        body = p.body()
+        out += struct.pack("!BBH", nxt, 0, 4 + len(body)) + body
+    return (payloads[0].type if payloads else 0), out
+
+
+def encode_header(m: Message, first: int, length: int) -> bytes:
+    return struct.pack("!8s8sBBBBII", m.spi_i, m.spi_r, first, IKE_VERSION, m.exchange,
+                       m.flags, m.message_id, length)
+
+
+def encode(m: Message) -> bytes:
+    first, body = encode_payloads(m.payloads)
+    return encode_header(m, first, HEADER_LEN + len(body)) + body
+
+
+# decoding --------------------------------------------------------------------------------
+
+
+def _need(cond: bool, what: str) -> None:
+    if not cond:
+        raise DecodeError(what)
+
+
+def _transforms(data: bytes, count: int) -> tuple[Transform, ...]:
+    out = []
+    off = 0
+    for i in range(count):
+        _need(len(data) - off >= 8, "truncated transform")
+        last, _, length, ttype, _, tid = struct.unpack_from("!BBHBBH", data, off)
+        _need(8 <= length <= len(data) - off, "bad transform length")
+        _need(last == (0 if i == count - 1 else 3), "bad transform chaining")
+        key_length = None
+        a = off + 8
+        while a < off + length:
+            _need(off + length - a >= 4, "truncated attribute")
+            atype, aval = struct.unpack_from("!HH", data, a)
+            if atype & 0x8000:
+                if atype & 0x7FFF == ATTR_KEY_LENGTH:
+                    key_length = aval
+                a += 4
+            else:  # TLV attribute: skip
+                _need(a + 4 + aval <= off + length, "bad attribute length")
+                a += 4 + aval
+        out.append(Transform(ttype, tid, key_length))
+        off += length
+    _need(off == len(data), "trailing bytes after transforms")
+    return tuple(out)
+
+
+def _proposals(body: bytes) -> tuple[Proposal, ...]:
+    out = []
+    off = 0
+    while True:
+        _need(len(body) - off >= 8, "truncated proposal")
+        last, _, length, num, proto, spi_size, ntrans = struct.unpack_from("!BBHBBBB", body, off)
+        _need(8 + spi_size <= length <= len(body) - off, "bad proposal length")
+        _need(last in (0, 2), "bad proposal chaining")
+        spi = body[off + 8 : off + 8 + spi_size]
+        out.append(Proposal(num, proto, spi, _transforms(body[off + 8 + spi_size : off + length], ntrans)))
+        off += length
+        if last == 0:
+            break
+    _need(off == len(body), "trailing bytes after proposals")
+    return tuple(out)
+
+
+def _selectors(body: bytes) -> tuple[TrafficSelector, ...]:
+    _need(len(body) >= 4, "truncated TS payload")
+    n = body[0]
+    out = []
+    off = 4
+    for _ in range(n):
+        _need(len(body) - off >= 4, "truncated selector")
+        ts_type, proto, length = struct.unpack_from("!BBH", body, off)
+        _need(length >= 8 and off + length <= len(body), "bad selector length")
+        if ts_type == TS_IPV4_ADDR_RANGE:
+            _need(length == 16, "IPv4 selector length must be 16")
+            _, _, _, sp, ep, sa, ea = struct.unpack_from("!BBHHH4s4s", body, off)
+            out.append(TrafficSelector(IPv4Address(sa), IPv4Address(ea), proto, sp, ep))
+        off += length  # other selector types (IPv6) are skipped
+    return tuple(out)
+
+
+def decode_payload(ptype: int, body: bytes, next_type: int) -> Payload | None:
+    """One payload body; None for payloads we do not model (skipped, §2.5)."""
+    if ptype == PayloadType.SA:
+        return SaPayload(_proposals(body))
+    if ptype == PayloadType.KE:
+        _need(len(body) >= 4, "truncated KE")
+        return KePayload(struct.unpack_from("!H", body)[0], body[4:])
+    if ptype == PayloadType.NONCE:
+        _need(16 <= len(body) <= 256, "nonce must be 16..256 bytes")  # §2.10, §3.9
+        return NoncePayload(body)
+    if ptype in (PayloadType.IDi, PayloadType.IDr):
+        _need(len(body) >= 4, "truncated ID")
+        return IdPayload(body[0], body[4:], responder=ptype == PayloadType.IDr)
+    if ptype == PayloadType.AUTH:
+        _need(len(body) >= 4, "truncated AUTH")
+        return AuthPayload(body[0], body[4:])
+    if ptype in (PayloadType.TSi, PayloadType.TSr):
+        return TsPayload(_selectors(body), responder=ptype == PayloadType.TSr)
+    if ptype == PayloadType.NOTIFY:
+        _need(len(body) >= 4, "truncated notify")
+        proto, spi_size, ntype = struct.unpack_from("!BBH", body)
+        _need(len(body) >= 4 + spi_size, "truncated notify SPI")
+        return NotifyPayload(ntype, proto, body[4 : 4 + spi_size], body[4 + spi_size :])
+    if ptype == PayloadType.DELETE:
+        _need(len(body) >= 4, "truncated delete")
+        proto, size, n = struct.unpack_from("!BBH", body)
+        _need(len(body) == 4 + size * n, "bad delete length")
+        return DeletePayload(proto, tuple(body[4 + i * size : 4 + (i + 1) * size] for i in range(n)))
+    if ptype == PayloadType.SK:
+        return SkPayload(next_type, body)
+    return None
+
+
+def decode_payloads(first: int, data: bytes) -> tuple[Payload, ...]:
+    out: list[Payload] = []
+    ptype = first
+    off = 0
+    while ptype != 0:
+        _need(len(data) - off >= 4, "truncated payload header")
+        nxt, crit, length = struct.unpack_from("!BBH", data, off)
+        _need(4 <= length <= len(data) - off, "bad payload length")
+        p = decode_payload(ptype, data[off + 4 : off + length], nxt)
+        if p is None and crit & 0x80:
+            raise DecodeError(f"unsupported critical payload {ptype}")  # §2.5
+        if p is not None:
+            out.append(p)
+        off += length
+        if ptype == PayloadType.SK:
+            _need(off == len(data), "SK must be the last payload")
+            break
+        ptype = nxt
+    _need(off == len(data), "trailing bytes after payloads")
+    return tuple(out)
+
+
+def decode_header(data: bytes) -> tuple[Message, int]:
+    """Header fields and the first payload type."""
+    _need(len(data) >= HEADER_LEN, "shorter than an IKE header")
+    spi_i, spi_r, first, version, exch, flags, mid, length = struct.unpack_from("!8s8sBBBBII", data)
+    _need(version >> 4 == 2, f"IKE major version {version >> 4}")
+    _need(length == len(data), "length field does not match the datagram")
+    return Message(spi_i, spi_r, exch, flags, mid), first
+
+
+def decode(data: bytes) -> Message:
+    """A whole IKEv2 message; SK payloads stay encrypted. Raises only DecodeError."""
+    try:
+        m, first = decode_header(data)
+        payloads = decode_payloads(first, data[HEADER_LEN:])
+    except (struct.error, ValueError, IndexError) as e:  # belt and braces
+        raise DecodeError(str(e)) from None
+    return Message(m.spi_i, m.spi_r, m.exchange, m.flags, m.message_id, payloads)
