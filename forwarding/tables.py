@@ -135,6 +135,8 @@ class RouterTables:
         self.ilm: dict[int, IlmC] = {}
         self.fast_ilm: dict[int, tuple] = {}
         self._lpm: list[tuple[int, int, dict[int, Action]]] = []
+        self._by_len: dict[int, dict[int, Action]] = {}
+        self._conn: dict[IPv4Network, str] = {}
         self._cache: dict[int, Action | None] = {}
         # counters
         self.c_ilm: dict[int, list[int]] = {}
@@ -218,38 +220,62 @@ class RouterTables:
             self.fast_ilm[e.in_label] = (
                 1, tuple((n.out_if, n.hdr_ip, n.hdr_mpls, n.mtu) for n in nhs), ctr)
 
-    def _rebuild_lpm(self) -> None:
-        by_len: dict[int, dict[int, Action]] = {}
-
-        def put(prefix: IPv4Network, a: Action) -> None:
-            by_len.setdefault(prefix.prefixlen, {})[int(prefix.network_address)] = a
-
-        conn: dict[IPv4Network, str] = {i.address.network: i.name for i in self.interfaces.values()}
-        for prefix, route in self.rib.items():
-            if route.connected:
-                if prefix in conn:
-                    put(prefix, Action(A_CONNECTED, prefix, out_if=conn[prefix],
-                                       counter=self.c_ip.setdefault(prefix, [0, 0])))
-                else:  # our loopback (or another own prefix)
-                    put(prefix, Action(A_LOCAL, prefix))
-            else:
-                nhs = tuple(self.compile_nhlfe(Nhlfe(nh.neighbor, nh.interface, nh.address, (), "push"))
-                            for nh in route.nexthops)
-                put(prefix, Action(A_NHLFE, prefix, nhs, False, self.c_ip.setdefault(prefix, [0, 0])))
-        for prefix, ie in conn.items():  # connected subnets even if the RIB is empty
-            if by_len.get(prefix.prefixlen, {}).get(int(prefix.network_address)) is None:
-                put(prefix, Action(A_CONNECTED, prefix, out_if=ie,
-                                   counter=self.c_ip.setdefault(prefix, [0, 0])))
-        for prefix, fe in self.lfib.ftn.items():
-            cur = by_len.get(prefix.prefixlen, {}).get(int(prefix.network_address))
-            if cur is not None and cur.kind != A_NHLFE:
-                continue  # connected / local beats a label binding
+    def _action_for(self, prefix: IPv4Network) -> Action | None:
+        """The LPM entry of one prefix: connected/local > FTN > RIB route."""
+        route = self.rib.get(prefix)
+        conn_if = self._conn.get(prefix)
+        if (route is not None and route.connected) or (conn_if and not self.rib):
+            if conn_if:
+                return Action(A_CONNECTED, prefix, out_if=conn_if,
+                              counter=self.c_ip.setdefault(prefix, [0, 0]))
+            return Action(A_LOCAL, prefix)  # our loopback (or another own prefix)
+        fe = self.lfib.ftn.get(prefix)
+        if fe is not None and fe.nexthops:
             nhs = tuple(self.compile_nhlfe(n) for n in fe.nexthops)
-            if not nhs:
-                continue
-            put(prefix, Action(A_NHLFE, prefix, nhs, True, self.c_ftn.setdefault(prefix, [0, 0])))
-        self._lpm = [(plen, (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, by_len[plen])
-                     for plen in sorted(by_len, reverse=True)]
+            return Action(A_NHLFE, prefix, nhs, True, self.c_ftn.setdefault(prefix, [0, 0]))
+        if route is not None and route.nexthops:
+            nhs = tuple(self.compile_nhlfe(Nhlfe(nh.neighbor, nh.interface, nh.address, (), "push"))
+                        for nh in route.nexthops)
+            return Action(A_NHLFE, prefix, nhs, False, self.c_ip.setdefault(prefix, [0, 0]))
+        return None
+
+    def _put(self, prefix: IPv4Network) -> bool:
+        """Recompute one prefix's LPM entry; True if a new prefix length appeared."""
+        a = self._action_for(prefix)
+        d = self._by_len.get(prefix.prefixlen)
+        key = int(prefix.network_address)
+        if a is None:
+            if d is not None:
+                d.pop(key, None)
+            return False
+        if d is None:
+            self._by_len[prefix.prefixlen] = {key: a}
+            return True
+        d[key] = a
+        return False
+
+    def _sort_lpm(self) -> None:
+        self._lpm = [(plen, (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, self._by_len[plen])
+                     for plen in sorted(self._by_len, reverse=True)]
+
+    def _rebuild_lpm(self) -> None:
+        self._conn = {i.address.network: i.name for i in self.interfaces.values()}
+        self._by_len = {}
+        prefixes = set(self.rib) | set(self.lfib.ftn)
+        if not self.rib:
+            prefixes |= set(self._conn)
+        for prefix in prefixes:
+            self._put(prefix)
+        self._sort_lpm()
+        self._cache = {}
+
+    def _update_prefixes(self, prefixes: list[IPv4Network]) -> None:
+        """Incremental LPM update for a few FTN prefixes (LDP diffs)."""
+        grew = False
+        for p in prefixes:
+            grew |= self._put(p)
+        if grew:
+            self._sort_lpm()
         self._cache = {}
 
     def lookup(self, dst: int) -> Action | None:
@@ -294,7 +320,7 @@ class RouterTables:
         for e in diff.ilm_set:
             self._compile_ilm(e)
         if diff.ftn_set or diff.ftn_del:
-            self._rebuild_lpm()
+            self._update_prefixes([*diff.ftn_del, *(e.fec for e in diff.ftn_set)])
 
     def set_ftn(self, entries: Mapping[IPv4Network, FtnEntry]) -> None:
         self.lfib.ftn = dict(entries)

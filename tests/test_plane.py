@@ -558,3 +558,24 @@ def test_build_rejects_hosts_and_line3_smoke():
     t = RouterTables.build(topo, "pe1", Igp(topo).rib("pe1"), None)
     r = decide(ip_frame(t, "eth1", udp(CE1, CE2)), "eth1", t)
     assert r.op == "forward"  # no LFIB: plain IP along the IGP
+
+
+def test_ftn_diffs_are_incremental_and_equal_a_rebuild(T):
+    pe1 = T["pe1"]
+    fec = IPv4Network(FEC2)
+    nh = pe1.lfib.ftn[fec].nexthops[0]
+    host = IPv4Network("192.168.2.2/32")
+    pe1.apply_diff(LfibDiff(ftn_set=(
+        FtnEntry(fec, (Nhlfe(nh.neighbor, nh.interface, nh.nexthop, (5555,)),)),
+        FtnEntry(host, (Nhlfe(nh.neighbor, nh.interface, nh.nexthop, (6666,)),)))))
+    f2 = ip_frame(pe1, "eth1", udp(CE1, CE2))
+    f3 = ip_frame(pe1, "eth1", udp(CE1, "192.168.2.3"))
+    assert decide(f2, "eth1", pe1).labels_out == (6666,)  # new /32: longer prefix wins
+    assert Dataplane(pe1).process(f3, "eth1")[0][1][14:17] == ((5555 << 4) | 1).to_bytes(3, "big")  # S=1
+    pe1.apply_diff(LfibDiff(ftn_del=(host, fec)))
+    r = decide(f2, "eth1", pe1)
+    assert r.op == "forward" and r.labels_out == ()  # no FTN: plain IP along the RIB
+    fresh = RouterTables.build(line4(), "pe1", pe1.rib, pe1.lfib)
+    for dst in range(int(IPv4Address("10.0.0.0")), int(IPv4Address("10.0.0.16"))):
+        a, b = pe1.lookup(dst), fresh.lookup(dst)
+        assert (a and (a.kind, a.prefix, a.ftn)) == (b and (b.kind, b.prefix, b.ftn))
