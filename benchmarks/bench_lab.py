@@ -250,12 +250,13 @@ def bench_e2e(quick: bool) -> dict:
     return res
 
 
-def router_rss_mb(lab: str) -> float:
+def router_mem_mb(lab: str, field: str) -> float:
+    """Sum of Rss or Pss (shared pages split between sharers) over the lab's routers."""
     total = 0
     for p in LabState(lab).read().get("pids", []):
         try:
-            for line in Path(f"/proc/{p['pid']}/status").read_text().splitlines():
-                if line.startswith("VmRSS:"):
+            for line in Path(f"/proc/{p['pid']}/smaps_rollup").read_text().splitlines():
+                if line.startswith(field + ":"):
                     total += int(line.split()[1])
         except OSError:
             pass
@@ -278,8 +279,9 @@ def bench_up(quick: bool) -> dict:
             res[label] = {"routers": len(topo.routers), "links": len(topo.links),
                           "up_seconds": round(time.monotonic() - t0, 2),
                           "phases": {k: round(v, 2) for k, v in lab_.timings.items()},
-                          "router_rss_mb_total": router_rss_mb(lab)}
-            res[label]["router_rss_mb_each"] = round(res[label]["router_rss_mb_total"] / len(topo.routers), 1)
+                          "router_rss_mb_total": router_mem_mb(lab, "Rss"),
+                          "router_pss_mb_total": router_mem_mb(lab, "Pss")}
+            res[label]["router_pss_mb_each"] = round(res[label]["router_pss_mb_total"] / len(topo.routers), 1)
         finally:
             L.down(lab)
         print(f"  {label}: {res[label]}", flush=True)

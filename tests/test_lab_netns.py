@@ -253,3 +253,73 @@ def test_non_root_is_one_line_exit_2(monkeypatch):
     r = CliRunner().invoke(main, ["lab", "up", str(TOPOLOGIES / "line3.yaml")])
     assert r.exit_code == 2
     assert r.output.strip() == "lsr: lab commands need root"
+
+
+MD5_LINE3 = """
+name: md5
+topology:
+  defaults:
+    ldp: {hello_interval: 1, hello_holdtime: 3}
+  nodes:
+    ce1: {kind: host}
+    pe1: {loopback: 10.255.0.1, ldp: {passwords: {p1: %s}}}
+    p1: {loopback: 10.255.0.2, ldp: {passwords: {pe1: s3cret}}}
+    pe2: {loopback: 10.255.0.3}
+    ce2: {kind: host}
+  links:
+    - endpoints: [ce1:eth0, pe1:eth1]
+      subnet: 192.168.1.0/24
+    - endpoints: [pe1:eth2, p1:eth1]
+    - endpoints: [p1:eth2, pe2:eth2]
+    - endpoints: [pe2:eth1, ce2:eth0]
+      subnet: 192.168.2.0/24
+"""
+
+
+def test_md5_sessions_and_bad_input_survival():
+    from lsr.core.topology import parse_topology
+
+    name = _lab_name("m")
+    try:
+        L = lab.up(parse_topology(MD5_LINE3 % "s3cret"), name=name, timeout=30)
+        assert lab.status(name)["routers"]["pe1"]["sessions"] == {"10.255.0.2": "OPERATIONAL"}
+        # Garbage at every edge: raw frames to p1's MAC (MPLS and IPv4), UDP and TCP to 646.
+        p1_mac = L.topo.interface("p1", "eth1").mac.replace(":", "")
+        pe1_mac = L.topo.interface("pe1", "eth2").mac.replace(":", "")
+        junk = (
+            "import os, socket\n"
+            "s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW); s.bind(('eth2', 0))\n"
+            f"hdr = bytes.fromhex('{p1_mac}{pe1_mac}')\n"
+            "for i in range(300):\n"
+            "    et = (b'\\x88\\x47', b'\\x08\\x00', b'\\x88\\x48')[i % 3]\n"
+            "    s.send(hdr + et + os.urandom(i % 80))\n"
+            "u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+            "for i in range(50): u.sendto(os.urandom(i), ('10.0.0.2', 646))\n"
+            "t = socket.create_connection(('10.255.0.2', 646), timeout=2)\n"
+            "t.sendall(os.urandom(500)); t.close()\n"
+        )
+        r = L.run("pe1", ["python3", "-c", junk])
+        assert r.returncode == 0, r.stderr
+        time.sleep(0.5)
+        st = lab.status(name)
+        assert all(v["alive"] for v in st["routers"].values())
+        assert st["routers"]["p1"]["sessions"]["10.255.0.3"] == "OPERATIONAL"
+        ping = L.run("ce1", ["ping", "-c", "2", "-i", "0.2", "-W", "1", "192.168.2.2"])
+        assert ping.returncode == 0
+    finally:
+        lab.down(name)
+    _no_leftovers(name)
+
+
+def test_up_timeout_names_what_did_not_converge():
+    from lsr.core.topology import parse_topology
+
+    name = _lab_name("x")
+    try:
+        with pytest.raises(lab.LabError) as e:
+            lab.up(parse_topology(MD5_LINE3 % "wrong"), name=name, timeout=4)
+        msg = str(e.value)
+        assert "did not converge" in msg and "p1" in msg and "pe1" in msg and "\n" not in msg
+        _no_leftovers(name)  # a failed up removes its partial lab
+    finally:
+        lab.down(name)
