@@ -60,7 +60,8 @@ class Forward:
 
 @dataclass(frozen=True, slots=True)
 class Deliver:
-    """For this router's own stack: `packet` is the IPv4 packet (labels removed).
+    """For this router's own stack: `packet` is the IPv4 packet (labels removed;
+    for kind "router-alert" the labelled packet as received: stack + payload).
 
     `kind` is "local" (addressed to one of our addresses, broadcast or
     multicast) or "router-alert" (label 1 on top, RFC 3032 §2.1: to the control
