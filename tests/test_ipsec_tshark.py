@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 from scapy.contrib.mpls import MPLS
-from scapy.layers.inet import ICMP, IP
+from scapy.layers.inet import ICMP, IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
@@ -96,3 +96,51 @@ def test_tshark_sees_tampering(tmp_path):
     wrpcap(str(pcap), [Ether(bytes(raw))])
     (row,) = _tshark(pcap, "esp.icv_good", "esp.icv_bad")
     assert row[0] == "0" or row[1] == "1"
+
+
+def _ike_pcap(path, tamper: bool = False) -> tuple[str, str, str, str]:
+    from tests.test_ipsec_ikev2 import run, sessions
+
+    log: list = []
+    i, r = sessions()
+    run(i, r, i.start(), log)
+    run(i, r, i.liveness(), log)
+    frames = []
+    for n, (s, d) in enumerate(log):
+        a, b = ("10.255.0.1", "10.255.0.3") if s is i else ("10.255.0.3", "10.255.0.1")
+        if tamper and n == 2:
+            d = d[:-1] + bytes([d[-1] ^ 1])
+        frames.append(Ether(src="02:4c:53:00:00:01", dst="02:4c:53:00:01:01")
+                      / IP(src=a, dst=b) / UDP(sport=500, dport=500) / Raw(d))
+    wrpcap(str(path), frames)
+    return i.spi_i.hex(), i.spi_r.hex(), i.keys.sk_ei.hex(), i.keys.sk_er.hex()
+
+
+def _ike_fields(pcap, keys, *fields: str) -> list[list[str]]:
+    si, sr, ei, er = keys
+    cmd = ["tshark", "-r", str(pcap), "-o",
+           f'uat:ikev2_decryption_table:{si},{sr},{ei},{er},'
+           '"AES-GCM-128 with 16 octet ICV [RFC5282]",,,"NONE [RFC4306]"',
+           "-T", "fields", "-E", "separator=|"]
+    for f in fields:
+        cmd += ["-e", f]
+    out = subprocess.run(cmd, capture_output=True, text=True, timeout=120, check=True).stdout
+    return [line.split("|") for line in out.splitlines()]
+
+
+def test_tshark_decrypts_our_ikev2(tmp_path):
+    keys = _ike_pcap(tmp_path / "ike.pcap")
+    rows = _ike_fields(tmp_path / "ike.pcap", keys, "isakmp.exchangetype", "isakmp.id.data.fqdn",
+                       "isakmp.ts.start_ipv4", "_ws.expert.message", "_ws.malformed")
+    assert [r[0] for r in rows] == ["34", "34", "35", "35", "37", "37"]
+    assert rows[2][1] == "pe1.lsr.test" and rows[3][1] == "pe2.lsr.test"
+    assert rows[2][2] == "192.168.1.0,192.168.2.0"
+    assert all(r[3] == "" and r[4] == "" for r in rows), rows
+
+
+def test_tshark_flags_tampered_ikev2(tmp_path):
+    keys = _ike_pcap(tmp_path / "ike.pcap", tamper=True)
+    rows = _ike_fields(tmp_path / "ike.pcap", keys, "isakmp.ikev2.integrity_checksum",
+                       "_ws.expert.message")
+    assert "Integrity Checksum Data is incorrect" in rows[2][1]
+    assert rows[3][1] == ""  # the untampered response is fine
