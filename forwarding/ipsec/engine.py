@@ -47,12 +47,13 @@ class IpsecEngine:
         )
         if policy.action is Action.BYPASS:
             return Bypass(inner)
-        where = {"src": addr_str(inner[12:16]), "dst": addr_str(inner[16:20]), "time": now}
+        src, dst = addr_str(inner[12:16]), addr_str(inner[16:20])
         if policy.action is Action.DISCARD:
-            return EspDrop(DropReason.POLICY_DISCARD, f"policy {policy.name}", **where)  # type: ignore[arg-type]
+            return EspDrop(DropReason.POLICY_DISCARD, f"policy {policy.name}", src=src, dst=dst, time=now)
         sa = self.sad.lookup_outbound(policy.sa or "")
         if sa is None:
-            return EspDrop(DropReason.NO_SA, f"policy {policy.name}: no SA {policy.sa!r}", sa=policy.sa, **where)  # type: ignore[arg-type]
+            return EspDrop(DropReason.NO_SA, f"policy {policy.name}: no SA {policy.sa!r}",
+                           sa=policy.sa, src=src, dst=dst, time=now)
         return sa.encapsulate(inner, now)
 
     def inbound(self, packet: bytes, now: float = 0.0) -> Bypass | Decapsulated | EspDrop:
