@@ -138,7 +138,7 @@ def build_chain(lab: str, mode: str):
         proc = subprocess.Popen(
             ["ip", "netns", "exec", mid, "taskset", "-c", "1", sys.executable, "-m", "lsr.lab.node",
              "--state-dir", str(st.dir), "--router", "mid", "--static-lfib",
-             str(st.dir / "lfib.pickle")],
+             str(st.dir / "lfib.pickle")] + (["--no-ring"] if mode == "lsr-plain" else []),
             stdout=log, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONPATH": str(ROOT)},
             start_new_session=True)
         st.add_pid(proc.pid, "router:mid")
@@ -176,8 +176,8 @@ def bench_swap(quick: bool) -> dict:
     rates = [50_000, 100_000, 200_000, 0] if quick else [50_000, 100_000, 200_000, 300_000, 0]
     dur = 1.5 if quick else 2.0
     res: dict = {}
-    for mode in ("kernel", "lsr"):
-        lab = f"tbch{mode[0]}{os.getpid() % 1000}"
+    for mode in ("kernel", "lsr", "lsr-plain"):
+        lab = f"tbch{mode[-1]}{os.getpid() % 1000}"
         try:
             topo, _ = build_chain(lab, mode)
             time.sleep(0.5)
@@ -193,6 +193,7 @@ def bench_swap(quick: bool) -> dict:
     for v in res.values():
         if v.get("kernel", {}).get("forwarded_pps"):
             v["ratio"] = round(v["lsr"]["forwarded_pps"] / v["kernel"]["forwarded_pps"], 3)
+            v["ratio_plain"] = round(v["lsr-plain"]["forwarded_pps"] / v["kernel"]["forwarded_pps"], 3)
     return res
 
 

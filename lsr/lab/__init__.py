@@ -145,9 +145,13 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     if spawn == "fork":
         # Import everything a router needs once, here; each fork shares it.
+        import gc
+
         import forwarding.plane  # noqa: F401
         import ldp.instance  # noqa: F401
         from lsr.lab import node
+
+        gc.freeze()  # keep the collector from dirtying the shared pages in every child
     for r in topo.routers:
         args = ["--state-dir", str(state.dir), "--router", r.name, "--wait-start"]
         if not ring:

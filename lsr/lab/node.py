@@ -34,7 +34,7 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from forwarding.afpacket import ETH_P_ALL, PacketPort, RingPort, mac_bytes
+from forwarding.afpacket import ETH_P_ALL, PacketPort, RingPort, TxRing, mac_bytes
 from forwarding.lfib import Lfib
 from forwarding.plane import LOCAL_IF
 from ldp import events as ev
@@ -116,6 +116,7 @@ class Router:
         self.hello_socks: dict[str, socket.socket] = {}
         self.listener: socket.socket | None = None
         self.ports: dict[str, PacketPort] = {}
+        self.tx: dict[str, PacketPort | TxRing] = {}  # egress per interface (TX ring or the port)
         self.my_macs = {i.name: mac_bytes(i.mac) for i in self.node.interfaces.values()}
         self.local_ips = {i.address.ip.packed for i in self.node.interfaces.values()}
         self.local_ips.add(self.node.lsr_id.packed)
@@ -347,13 +348,19 @@ class Router:
             except OSError:
                 port = PacketPort(ifname)
             self.ports[ifname] = port
+            self.tx[ifname] = port
+            if self.use_ring:
+                try:
+                    self.tx[ifname] = TxRing(ifname)
+                except OSError:
+                    pass
             self.loop.add_reader(port.fileno(), self._frames_readable, ifname, port)
 
     def _frames_readable(self, ifname: str, port: PacketPort) -> None:
         my_mac = self.my_macs[ifname]
         local = self.local_ips
         process = self.process
-        ports = self.ports
+        ports = self.tx
         c = self.counters
         frames = port.recv_batch(BATCH)
         c["rx_" + ifname] += len(frames)
@@ -391,6 +398,9 @@ class Router:
                     self.deliver_local(data)
                 else:
                     c["tx_errors"] += 1
+        for p in ports.values():
+            if p.pending:
+                p.flush()
 
     # ------------------------------------------------------------ management
 
@@ -426,7 +436,7 @@ class Router:
             return ldp_bindings(self.ldp)
         if op == "counters":
             out = dict(self.counters)
-            for name, p in self.ports.items():
+            for name, p in self.tx.items():
                 out["port_tx_errors_" + name] = p.tx_errors
             res: dict[str, Any] = {"runtime": dict(sorted(out.items()))}
             if hasattr(self.ldp, "counters"):
