@@ -13,6 +13,7 @@ lab creates is recorded in `lsr.lab.state` first, so `down()` always works.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import pickle
@@ -145,8 +146,6 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     if spawn == "fork":
         # Import everything a router needs once, here; each fork shares it.
-        import gc
-
         import forwarding.plane  # noqa: F401
         import ldp.instance  # noqa: F401
         from lsr.lab import node
@@ -168,6 +167,8 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
                                    cwd="/").pid
             logf.close()
         state.add_pid(pid, f"router:{r.name}")
+    if spawn == "fork":
+        gc.unfreeze()  # only the children needed it
 
 
 def _wait_ready(topo: Topology, name: str, state: LabState, deadline: float) -> None:
