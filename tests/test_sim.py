@@ -112,12 +112,12 @@ def test_line3_labels_golden():
     assert j["lsr_id"] == "10.255.0.1"
     ftn = {e["fec"]: e for e in j["ftn"]}
     assert ftn["10.255.0.3/32"]["nexthops"] == [
-        {"neighbor": "p1", "interface": "eth2", "nexthop": "10.0.0.2", "out_labels": [17]}]
+        {"neighbor": "p1", "interface": "eth2", "nexthop": "10.0.0.2", "out_labels": [2001]}]
     b = sim.bindings_json("p1")["bindings"]
     lo = {e["fec"]: e for e in b}
     assert lo["10.255.0.2/32"]["local_label"] == 3
     assert lo["10.255.0.1/32"]["remote"] == [{"neighbor": "pe1", "label": 3},
-                                            {"neighbor": "pe2", "label": 17}]
+                                            {"neighbor": "pe2", "label": 3001}]
 
 
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)

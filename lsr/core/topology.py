@@ -41,6 +41,7 @@ NODE_KINDS = ROUTER_KINDS + HOST_KINDS
 DEFAULT_COST = 10
 DEFAULT_MTU = 1500
 DEFAULT_LABEL_RANGE = (16, 1048575)
+LABEL_BLOCK = 1000  # default: the k-th router allocates from 1000*k up, so a label names its router
 LOOPBACK_POOL = IPv4Network("10.255.0.0/16")
 CORE_LINK_POOL = IPv4Network("10.0.0.0/16")
 HOST_LINK_POOL = IPv4Network("192.168.0.0/16")
@@ -425,7 +426,7 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
     def_labels = (
         _label_range(ctx, defaults_raw["labels"], dpath + ("labels",))
         if "labels" in defaults_raw
-        else DEFAULT_LABEL_RANGE
+        else None
     )
     def_ttl = _choice(ctx, defaults_raw.get("ttl_model", "uniform"), dpath + ("ttl_model",), TTL_MODELS)
     def_ldp = _ldp_options(ctx, defaults_raw.get("ldp"), dpath + ("ldp",), LdpOptions())
@@ -458,9 +459,12 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
                     )
                 explicit_loopbacks[lb] = nname
                 spec["loopback"] = lb
-            spec["labels"] = (
-                _label_range(ctx, nm["labels"], npath + ("labels",)) if "labels" in nm else def_labels
-            )
+            if "labels" in nm:
+                spec["labels"] = _label_range(ctx, nm["labels"], npath + ("labels",))
+            elif def_labels is not None:
+                spec["labels"] = def_labels
+            else:
+                spec["labels"] = _default_labels(sum(1 for s in specs.values() if "ldp" in s))
             spec["ttl_model"] = _choice(
                 ctx, nm.get("ttl_model", def_ttl), npath + ("ttl_model",), TTL_MODELS
             )
@@ -636,6 +640,14 @@ class _AddressPlan:
                 return net
             lo = ((hit[1] + 1 + size - 1) // size) * size  # next aligned block after the conflict
         raise self.ctx.fail(path, f"no free /{plen} left in {pool} to assign")
+
+
+def _default_labels(router_ordinal: int) -> tuple[int, int]:
+    """Router k (0-based, file order) allocates from 1000*(k+1) up: labels are locally
+    significant (RFC 3031 §3.1), and distinct blocks make every label say which router
+    allocated it, which is what a student reading an LSP needs."""
+    start = LABEL_BLOCK * (router_ordinal + 1)
+    return (start, MAX_LABEL) if start + LABEL_BLOCK <= MAX_LABEL else DEFAULT_LABEL_RANGE
 
 
 def _mac(node_index: int, if_index: int) -> str:
