@@ -1,0 +1,252 @@
+"""A network snapshot for the teaching views: topology + converged tables.
+
+`from_file` runs the LDP simulator (optionally with links down);
+`from_lab` reads a running lab's tables through the lab library. Both give
+the same shapes: `lfib_json` as `lsr sim lfib --json`, `bindings` per router
+as `lsr sim bindings --json`, and `lfibs` as `forwarding.lfib.Lfib` objects.
+
+LSP tracing (`lsp_hops`, `fec_hops`) follows FTN then ILM entries over every
+ECMP branch and records each hop's label operation.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from forwarding.lfib import Lfib, Nhlfe
+from lsr.core.igp import Igp
+from lsr.core.topology import Topology, load_topology
+from lsr.errors import LsrError
+
+IMPLICIT_NULL = 3
+EXPLICIT_NULL = 0
+
+
+@dataclass
+class Network:
+    topo: Topology
+    lfib_json: dict[str, Any]  # {"routers": {r: {"lsr_id", "ftn", "ilm"}}}
+    bindings: dict[str, list[dict[str, Any]]]  # router -> LIB rows
+    source: str  # "sim" or "lab NAME"
+    down: set[int] = field(default_factory=set)  # link indexes down
+    lfibs: dict[str, Lfib] = field(default_factory=dict)
+
+    @property
+    def igp(self) -> Igp:
+        return Igp(self.topo, self.down)
+
+
+def parse_link(topo: Topology, spec: str) -> int:
+    """'A-B' (node names, which may contain '-') -> the index of the A-B link."""
+    for k in range(1, len(spec)):
+        if spec[k] != "-":
+            continue
+        a, b = spec[:k], spec[k + 1:]
+        if a in topo.nodes and b in topo.nodes:
+            for link in topo.links:
+                if set(link.nodes) == {a, b}:
+                    return link.index
+            raise LsrError(f"{topo.source}: no link between {a} and {b}")
+    raise LsrError(f"{topo.source}: '{spec}' is not A-B with two nodes of {topo.name}")
+
+
+def _lfibs(doc: dict[str, Any]) -> dict[str, Lfib]:
+    from lsr.oam.validate import lfibs_from_json
+
+    return lfibs_from_json(doc)
+
+
+def from_topology(topo: Topology, down: list[str] | tuple[str, ...] = ()) -> Network:
+    """Converge the LDP simulation of `topo`, then take the links in `down` down."""
+    from lsr.sim import simulate
+
+    idx = [parse_link(topo, d) for d in down]
+    sim, res = simulate(topo)
+    if not res.converged:
+        raise LsrError(f"{topo.source}: LDP did not converge (virtual time {res.ended:.3f} s)")
+    for i in idx:
+        sim.link_down(i)
+    if idx:
+        res = sim.run()
+        if not res.converged:
+            raise LsrError(f"{topo.source}: LDP did not reconverge after the link failure")
+    doc = sim.lfib_json()
+    binds = {r.name: sim.bindings_json(r.name)["bindings"] for r in topo.routers}
+    return Network(topo, doc, binds, "sim", set(idx), _lfibs(doc))
+
+
+def from_file(path: str, down: list[str] | tuple[str, ...] = ()) -> Network:
+    return from_topology(load_topology(path), down)
+
+
+def from_lab(name: str) -> Network:
+    """A running lab's topology, LFIBs and bindings (needs root)."""
+    from lsr import lab
+
+    topo = lab.topology(name)
+    doc = lab.lfib(name)
+    binds = {r.name: lab.ldp(name, r.name, "bindings")["bindings"] for r in topo.routers}
+    try:
+        down = set(lab.status(name).get("down_links", []))
+    except LsrError:
+        down = set()
+    return Network(topo, doc, binds, f"lab {name}", down, _lfibs(doc))
+
+
+# ---------------------------------------------------------------- FECs and LSPs
+
+
+def resolve_fec(topo: Topology, spec: str) -> IPv4Network:
+    """A router (its loopback /32), a host (its subnet), a prefix or an address
+    (the longest prefix of the topology that holds it) -> the FEC."""
+    if spec in topo.nodes:
+        n = topo.nodes[spec]
+        if n.is_router:
+            return IPv4Network(f"{n.lsr_id}/32")
+        (i,) = n.interfaces.values()
+        return i.address.network
+    prefixes = topo.prefixes()
+    try:
+        if "/" in spec:
+            net = IPv4Network(spec, strict=False)
+            if net in prefixes:
+                return net
+            raise LsrError(f"{topo.source}: {net} is not a prefix of {topo.name}")
+        a = IPv4Address(spec)
+    except ValueError:
+        raise LsrError(f"'{spec}' is neither a node of {topo.name}, a prefix nor an address") from None
+    best = [p for p in prefixes if a in p]
+    if not best:
+        raise LsrError(f"{topo.source}: no prefix of {topo.name} holds {a}")
+    return max(best, key=lambda p: p.prefixlen)
+
+
+def egresses(topo: Topology, fec: IPv4Network) -> list[str]:
+    return [r for r, _ in topo.prefixes().get(fec, [])]
+
+
+@dataclass(frozen=True)
+class Hop:
+    """One router's decision for a FEC: it sends toward `neighbor`."""
+
+    router: str
+    neighbor: str
+    interface: str
+    op: str  # push | swap | pop | ip (unlabelled FTN)
+    in_label: int | None
+    out_labels: tuple[int, ...]
+
+    @property
+    def text(self) -> str:
+        return op_text(self.op, self.in_label, self.out_labels)
+
+
+def op_text(op: str, in_label: int | None, out: tuple[int, ...]) -> str:
+    """'push 24', 'swap 24->31', 'pop 24', 'swap 24->0 (explicit-null)', 'IP (no label)'."""
+    lbl = " ".join(str(x) for x in out)
+    if op == "push":
+        return f"push {lbl}" if out else "IP (no label)"
+    if op == "pop" or (op == "swap" and not out):
+        return f"pop {in_label}"
+    return f"swap {in_label}->{lbl}" + (" (explicit-null)" if out == (EXPLICIT_NULL,) else "")
+
+
+def _labels(nh: Nhlfe) -> tuple[int, ...]:
+    return tuple(x for x in nh.out_labels if x != IMPLICIT_NULL)
+
+
+@dataclass
+class LspTrace:
+    ingress: str
+    fec: IPv4Network
+    hops: list[tuple[int, Hop]] = field(default_factory=list)  # (depth from 1, hop), DFS order
+    branches: list[tuple[str, ...]] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)
+
+    def edges(self) -> dict[tuple[str, str, str], tuple[list[int], Hop]]:
+        """(router, interface, neighbour) -> (depths, hop): one per link used, ECMP merged."""
+        out: dict[tuple[str, str, str], tuple[list[int], Hop]] = {}
+        for d, h in self.hops:
+            key = (h.router, h.interface, h.neighbor)
+            if key not in out:
+                out[key] = ([], h)
+            if d not in out[key][0]:
+                out[key][0].append(d)
+        return out
+
+
+def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = 64) -> LspTrace:
+    """Every ECMP branch of the LSP for `fec` from `ingress`, hop by hop."""
+    topo = net.topo
+    tr = LspTrace(ingress, fec)
+    if ingress not in topo.nodes or not topo.nodes[ingress].is_router:
+        raise LsrError(f"{topo.source}: no router named '{ingress}'")
+    eg = set(egresses(topo, fec))
+    lf = net.lfibs.get(ingress)
+    ftn = lf.ftn.get(fec) if lf else None
+    if ingress in eg:
+        tr.branches.append((ingress,))
+        return tr
+    if ftn is None or not ftn.nexthops:
+        tr.problems.append(f"{ingress} has no FTN entry for {fec}")
+        return tr
+    seen: set[tuple[int, str, str, tuple[int, ...]]] = set()
+
+    def visit(router: str, in_label: int | None, nh: Nhlfe, path: tuple[str, ...]) -> None:
+        out = _labels(nh)
+        op = "push" if in_label is None else ("pop" if not out else "swap")
+        h = Hop(router, nh.neighbor, nh.interface, op, in_label, out)
+        depth = len(path)
+        key = (depth, router, nh.neighbor, out)
+        if key not in seen:
+            seen.add(key)
+            tr.hops.append((depth, h))
+        nxt = nh.neighbor
+        if nxt in path or depth > max_hops:
+            tr.problems.append(f"loop: {' -> '.join(path + (nxt,))}")
+            return
+        if nxt in eg:
+            tr.branches.append(path + (nxt,))
+            return
+        if not out:
+            tr.problems.append(f"{router} -> {nxt}: unlabelled before the egress")
+            return
+        nlf = net.lfibs.get(nxt)
+        ilm = nlf.ilm.get(out[0]) if nlf else None
+        if ilm is None or not ilm.nexthops:
+            tr.problems.append(f"{nxt} has no ILM entry for label {out[0]}")
+            return
+        for n2 in ilm.nexthops:
+            visit(nxt, out[0], n2, path + (nxt,))
+
+    for nh in ftn.nexthops:
+        visit(ingress, None, nh, (ingress,))
+    return tr
+
+
+def egress_text(net: Network, router: str) -> str:
+    """What the egress does with the packet of an LSP."""
+    if net.topo.nodes[router].ldp.explicit_null:
+        return "pop 0, IP lookup"
+    return "IP lookup"
+
+
+def fec_hops(net: Network, fec: IPv4Network) -> list[Hop]:
+    """Every router's FTN and ILM decisions for `fec` (the whole LSP tree to the egress)."""
+    out: list[Hop] = []
+    for r in net.topo.routers:
+        lf = net.lfibs.get(r.name)
+        if lf is None:
+            continue
+        ftn = lf.ftn.get(fec)
+        if ftn is not None:
+            for nh in ftn.nexthops:
+                out.append(Hop(r.name, nh.neighbor, nh.interface, "push", None, _labels(nh)))
+        for e in (e for e in lf.ilm.values() if e.fec == fec):
+            for nh in e.nexthops:
+                lab = _labels(nh)
+                out.append(Hop(r.name, nh.neighbor, nh.interface, "pop" if not lab else "swap",
+                               e.in_label, lab))
+    return out
