@@ -13,6 +13,7 @@ lab creates is recorded in `lsr.lab.state` first, so `down()` always works.
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import json
 import os
@@ -32,7 +33,7 @@ import lsr
 from lsr.core.igp import Igp
 from lsr.core.topology import MAX_LAB_NAME, Topology
 from lsr.errors import LsrError
-from lsr.lab import netns
+from lsr.lab import frr, netns
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
 from lsr.lab.state import list_labs as _list_labs
 
@@ -124,9 +125,10 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
         netns.configure_nodes(topo, name)
         timings["network"] = time.monotonic() - t0
         say(f"starting {len(topo.routers)} routers", 0.35)
+        timings.update(frr.start(topo, name, state, t0 + timeout))  # kind: frr (FRR's ldpd)
         _start_routers(topo, name, state, ring, spawn)
         _wait_ready(topo, name, state, t0 + timeout)
-        for r in topo.routers:  # the start barrier: all hello sockets exist now
+        for r in frr.our_routers(topo):  # the start barrier: all hello sockets exist now
             query(name, r.name, "start")
         timings["routers"] = time.monotonic() - t0
         say("waiting for LDP to converge", 0.5)
@@ -151,7 +153,7 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
         from lsr.lab import node
 
         gc.freeze()  # keep the collector from dirtying the shared pages in every child
-    for r in topo.routers:
+    for r in frr.our_routers(topo):
         args = ["--state-dir", str(state.dir), "--router", r.name, "--wait-start"]
         if not ring:
             args.append("--no-ring")
@@ -172,7 +174,7 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
 
 
 def _wait_ready(topo: Topology, name: str, state: LabState, deadline: float) -> None:
-    pending = {r.name for r in topo.routers}
+    pending = {r.name for r in frr.our_routers(topo)}
     while pending:
         for r in list(pending):
             if (state.dir / f"{r}.ready").exists():
@@ -298,8 +300,9 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
         still = []
         for r in pending:
             try:
-                why = _missing(name, r, exp[r], names)
-            except (OSError, LabError) as e:
+                why = (frr.missing(name, topo, r, exp[r]["peers"], query) if frr.is_frr(topo, r)
+                       else _missing(name, r, exp[r], names))
+            except (OSError, LsrError) as e:
                 why = f"{r}: management socket: {e}"
             if why:
                 still.append(r)
@@ -354,7 +357,10 @@ def lfib(name: str, routers: Sequence[str] | None = None) -> dict[str, Any]:
     topo = _topology(name)
     names = {str(n.lsr_id): n.name for n in topo.routers}
     out: dict[str, Any] = {}
-    for r in routers or [n.name for n in topo.routers]:
+    for r in routers or [n.name for n in frr.our_routers(topo)]:
+        if frr.is_frr(topo, r):
+            raise LabError(f"{r} is an FRR router: no LFIB (no MPLS dataplane); "
+                           f"see 'lsr lab ldp {name} {r} bindings'")
         j = query(name, r, "lfib")
         for section in ("ftn", "ilm"):
             for e in j[section]:
@@ -368,6 +374,8 @@ def ldp(name: str, router: str, what: str) -> Any:
     """`neighbors` or `bindings` of one router, peers named as in `lsr sim` JSON."""
     topo = _topology(name)
     names = {str(n.lsr_id): n.name for n in topo.routers}
+    if frr.is_frr(topo, router):
+        return frr.ldp_view(name, topo, router, what)
     if what == "neighbors":
         res = query(name, router, "neighbors")
         for e in res:
@@ -395,6 +403,8 @@ def status(name: str) -> dict[str, Any]:
         raise LabError(f"no lab named '{name}' (lsr lab list)")
     routers: dict[str, Any] = {}
     for p in st.get("pids", []):
+        if p["role"].startswith("frr:"):
+            continue  # FRR daemons: frr.status below
         role = p["role"].split(":", 1)[-1]
         alive = pid_alive(p["pid"], p["start"])
         info: dict[str, Any] = {"pid": p["pid"], "alive": alive}
@@ -406,6 +416,8 @@ def status(name: str) -> dict[str, Any]:
             except (OSError, LabError, ValueError) as e:
                 info["error"] = str(e)
         routers[role] = info
+    with contextlib.suppress(LsrError, OSError, pickle.UnpicklingError):
+        routers.update(frr.status(name, _topology(name), st.get("pids", [])))
     return {
         "lab": name, "topology": st.get("topology"), "source": st.get("source"),
         "namespaces": st.get("namespaces", []), "down_links": st.get("down_links", []),
@@ -419,6 +431,8 @@ def exec_in(name: str, node: str, argv: Sequence[str], **kw: Any) -> int:
     topo = _topology(name)
     if node not in topo.nodes:
         raise LabError(f"lab '{name}' has no node '{node}'")
+    if frr.is_frr(topo, node):
+        argv = frr.vtysh_argv(name, node, argv)  # vtysh -> this node's daemons
     return subprocess.call(["ip", "netns", "exec", ns_name(name, node), *argv], **kw)
 
 
@@ -433,5 +447,6 @@ def link(name: str, a: str, b: str, up: bool) -> None:
         (down_set.discard if up else down_set.add)(idx)
         st["down_links"] = sorted(down_set)
     netns.set_link(topo, name, idx, up)
-    for r in topo.routers:
+    frr.sync_routes(topo, name, sorted(down_set))  # FRR nodes: kernel routes -> zebra -> ldpd
+    for r in frr.our_routers(topo):
         query(name, r.name, "link", link=idx, up=up)

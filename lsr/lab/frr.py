@@ -1,0 +1,519 @@
+"""FRR routers (`kind: frr`) in labs: FRRouting's zebra + ldpd as LDP peers.
+
+A node of kind `frr` gets the same namespace, veths, addresses and IGP routes
+as one of ours, but instead of `lsr.lab.node` it runs FRR 8.x's `zebra` and
+`ldpd` (Debian: /usr/lib/frr). Everything lives in a per-node directory
+`<lab state dir>/frr/<node>` owned by frr:frr (daemons drop privileges to it):
+configs, pid files, logs, the zserv socket (`-z`), vty sockets
+(`--vty_socket DIR`) and ldpd's control socket (`--ctl_socket DIR`: a
+directory, not a file, see docs/interop.md).
+
+* IGP: the lab computes the same SPF for FRR nodes and installs the routes
+  into their kernel table with `proto static`; zebra sees them as kernel
+  routes and hands them to ldpd. (Not our usual proto 188: that is
+  RTPROT_OSPF to zebra, which ignores such "self" routes at runtime and sweeps
+  them at start-up.) No staticd/ospfd is needed.
+* FRR has no MPLS dataplane here (the kernel has no MPLS_ROUTING): FRR nodes
+  are control-plane-only LDP peers. Convergence for them means: every session
+  OPERATIONAL on both sides, and labels agree both ways with every neighbour
+  (FRR's remote labels are our local ones and vice versa).
+* Processes are started in the foreground (no `-d`) with `Popen`, so their
+  PIDs go into the teardown registry as they start; ldpd's two children
+  (lde, ldpe) are recorded too once they appear (they also exit with their
+  parent, and `teardown` kills whatever is left in the namespace).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import subprocess
+import time
+from collections.abc import Sequence
+from ipaddress import IPv4Address, IPv4Network
+from pathlib import Path
+from typing import Any
+
+from lsr.core.igp import Igp
+from lsr.core.topology import Node, Topology
+from lsr.errors import LsrError
+from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, proc_start_time
+
+FRR_LIBEXEC = Path(os.environ.get("LSR_FRR_DIR", "/usr/lib/frr"))
+DAEMONS = ("zebra", "ldpd")
+KIND = "frr"
+ROUTE_PROTO = "static"  # kernel routes zebra passes on (see the module doc)
+FRR_MIN_SESSION_HOLDTIME = 15  # `session holdtime (15-65535)`; the session uses min(ours, theirs)
+IMPLICIT_NULL = 3
+SPECIAL_LABELS = {"imp-null": 3, "exp-null": 0, "implicit-null": 3, "explicit-null": 0}
+
+
+class FrrError(LsrError):
+    pass
+
+
+def missing_tools() -> str | None:
+    """Why FRR nodes cannot run here, or None."""
+    for d in DAEMONS:
+        if not (FRR_LIBEXEC / d).exists():
+            return f"{FRR_LIBEXEC / d} not found (apt-get install frr)"
+    if shutil.which("vtysh") is None:
+        return "vtysh not found (apt-get install frr)"
+    return None
+
+
+def is_frr(topo: Topology, node: str) -> bool:
+    n = topo.nodes.get(node)
+    return n is not None and n.kind == KIND
+
+
+def frr_routers(topo: Topology) -> list[Node]:
+    return [n for n in topo.routers if n.kind == KIND]
+
+
+def our_routers(topo: Topology) -> list[Node]:
+    return [n for n in topo.routers if n.kind != KIND]
+
+
+def node_dir(lab: str, node: str) -> Path:
+    return lab_dir(lab) / "frr" / node
+
+
+# ---------------------------------------------------------------- configuration
+
+
+def render(topo: Topology, node: str, d: Path) -> dict[str, str]:
+    """zebra.conf and ldpd.conf of one FRR node (files written into `d`)."""
+    n = topo.nodes[node]
+    o = n.ldp
+    lo = n.lsr_id
+    zebra = [f"hostname {node}", f"log file {d}/zebra.log", "log timestamp precision 6", ""]
+    ldpd = [
+        f"hostname {node}",
+        f"log file {d}/ldpd.log",
+        "log timestamp precision 6",  # µs: the benchmark times sessions from this log
+        "debug mpls ldp messages recv",
+        "debug mpls ldp messages sent",
+        "debug mpls ldp event",
+        "!",
+        "mpls ldp",
+        f" router-id {lo}",
+    ]
+    for nb, key in o.passwords:  # RFC 5036 §2.9 / RFC 2385, per neighbour LSR ID
+        ldpd.append(f" neighbor {topo.nodes[nb].lsr_id} password {key}")
+    if o.control == "ordered":
+        ldpd.append(" ordered-control")
+    ldpd += [
+        f" discovery hello holdtime {o.hello_holdtime}",
+        f" discovery hello interval {o.hello_interval}",
+        " !",
+        " address-family ipv4",
+        f"  discovery transport-address {lo}",
+        f"  session holdtime {max(FRR_MIN_SESSION_HOLDTIME, o.keepalive_time)}",
+    ]
+    if o.fecs == "loopbacks":
+        ldpd.append("  label local allocate host-routes")
+    if o.explicit_null:
+        ldpd.append("  label local advertise explicit-null")
+    for iface in n.interfaces.values():
+        if topo.nodes[iface.peer_node].is_router:
+            ldpd += [f"  interface {iface.name}", "  exit"]
+    ldpd += [" exit-address-family", " !", "exit", ""]
+    return {"zebra.conf": "\n".join(zebra), "ldpd.conf": "\n".join(ldpd)}
+
+
+def _chown_frr(d: Path) -> None:
+    import grp
+    import pwd
+
+    uid, gid = pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid
+    os.chown(d, uid, gid)
+    for p in d.iterdir():
+        os.chown(p, uid, gid)
+
+
+# ---------------------------------------------------------------- kernel routes
+
+
+def route_commands(topo: Topology, node: str, down_links: Sequence[int],
+                   installed: dict[str, Any]) -> list[str]:
+    """`ip -batch` lines making the node's kernel table match the IGP (our SPF)."""
+    rib = Igp(topo, down_links).rib(node)
+    cmds: list[str] = []
+    want: set[str] = set()
+    for prefix, route in rib.items():
+        if not route.nexthops:
+            continue  # own loopback / connected: the kernel has it
+        want.add(str(prefix))
+        hops = sorted((str(nh.address), nh.interface) for nh in route.nexthops)
+        if installed.get(str(prefix)) == hops:
+            continue
+        if len(hops) == 1:
+            cmds.append(f"route replace {prefix} via {hops[0][0]} dev {hops[0][1]} "
+                        f"proto {ROUTE_PROTO} metric 20")
+        else:
+            nh = " ".join(f"nexthop via {a} dev {i}" for a, i in hops)
+            cmds.append(f"route replace {prefix} proto {ROUTE_PROTO} metric 20 {nh}")
+    for prefix in sorted(set(installed) - want, key=IPv4Network):
+        cmds.append(f"route del {prefix} proto {ROUTE_PROTO} metric 20")
+    return cmds
+
+
+def _installed_routes(ns: str) -> dict[str, Any]:
+    out = subprocess.run(["ip", "-j", "-n", ns, "route", "show", "proto", ROUTE_PROTO],
+                         capture_output=True, text=True, timeout=30).stdout
+    res: dict[str, Any] = {}
+    for r in json.loads(out or "[]"):
+        dst = r["dst"] if "/" in r["dst"] else r["dst"] + "/32"
+        if "nexthops" in r:
+            hops = sorted((h["gateway"], h["dev"]) for h in r["nexthops"])
+        else:
+            hops = [(r.get("gateway", ""), r.get("dev", ""))]
+        res[dst] = [list(h) for h in hops]
+    return {k: [tuple(h) for h in v] for k, v in res.items()}
+
+
+def sync_routes(topo: Topology, lab: str, down_links: Sequence[int] = ()) -> None:
+    """Install (or update after a link change) the IGP routes of every FRR node."""
+    for n in frr_routers(topo):
+        ns = ns_name(lab, n.name)
+        cmds = route_commands(topo, n.name, down_links, _installed_routes(ns))
+        if cmds:
+            subprocess.run(["ip", "-n", ns, "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
+                           capture_output=True, text=True, timeout=30)
+
+
+# ---------------------------------------------------------------- start
+
+
+def _daemon_argv(d: Path, daemon: str) -> list[str]:
+    argv = [str(FRR_LIBEXEC / daemon), "-f", str(d / f"{daemon}.conf"),
+            "-i", str(d / f"{daemon}.pid"), "-z", str(d / "zserv.api"),
+            "--vty_socket", str(d), "-P", "0", "-u", "frr", "-g", "frr",
+            "--log", f"file:{d}/{daemon}.stdlog"]
+    if daemon == "ldpd":
+        argv += ["--ctl_socket", str(d)]  # a directory: ldpd appends "ldpd.sock"
+    return argv
+
+
+def _spawn(lab: str, node: str, d: Path, daemon: str, state: LabState) -> int:
+    out = open(d / f"{daemon}.out", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        # `ip netns exec` execs the daemon: Popen's pid is the daemon's pid.
+        p = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, node), *_daemon_argv(d, daemon)],
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             start_new_session=True, cwd=str(d))
+    finally:
+        out.close()
+    state.add_pid(p.pid, f"frr:{node}:{daemon}")
+    return p.pid
+
+
+def _wait_for(paths: list[Path], pids: dict[str, int], deadline: float, what: str) -> None:
+    while True:
+        if all(p.exists() for p in paths):
+            return
+        for role, pid in pids.items():
+            if not pid_alive(pid, None):
+                raise FrrError(f"FRR {role} exited during start-up: {_tail(paths[0].parent, role)}")
+        if time.monotonic() > deadline:
+            lacking = [str(p) for p in paths if not p.exists()]
+            raise FrrError(f"FRR {what} not ready before the timeout: {', '.join(lacking[:3])}")
+        time.sleep(0.02)
+
+
+def _tail(d: Path, role: str) -> str:
+    daemon = role.rsplit(":", 1)[-1]
+    for f in (d / f"{daemon}.out", d / f"{daemon}.stdlog"):
+        with contextlib.suppress(OSError):
+            lines = [ln for ln in f.read_text(errors="replace").splitlines() if ln.strip()]
+            if lines:
+                return lines[-1]
+    return "(no log)"
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(x) for x in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except (OSError, ValueError):
+        return []
+
+
+def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[str, float]:
+    """Start zebra, then ldpd, in every FRR node's namespace; return timings."""
+    nodes = frr_routers(topo)
+    if not nodes:
+        return {}
+    why = missing_tools()
+    if why:
+        raise FrrError(f"frr nodes need FRR: {why}")
+    t0 = time.monotonic()
+    sync_routes(topo, lab)
+    dirs: dict[str, Path] = {}
+    for n in nodes:
+        d = node_dir(lab, n.name)
+        d.mkdir(parents=True, exist_ok=True)
+        for fname, text in render(topo, n.name, d).items():
+            (d / fname).write_text(text)
+        _chown_frr(d.parent)
+        _chown_frr(d)
+        dirs[n.name] = d
+    zebras = {f"{n}:zebra": _spawn(lab, n, d, "zebra", state) for n, d in dirs.items()}
+    # ldpd's zclient retries a failed connect only after 10 s: zebra must listen first.
+    _wait_for([d / "zserv.api" for d in dirs.values()] + [d / "zebra.vty" for d in dirs.values()],
+              zebras, deadline, "zebra")
+    ldpds = {f"{n}:ldpd": _spawn(lab, n, d, "ldpd", state) for n, d in dirs.items()}
+    _wait_for([d / "ldpd.vty" for d in dirs.values()] + [d / "ldpd.sock" for d in dirs.values()],
+              ldpds, deadline, "ldpd")
+    for role, pid in ldpds.items():  # lde and ldpe
+        node = role.split(":")[0]
+        while len(kids := _children(pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.02)
+        for k in kids:
+            state.add_pid(k, f"frr:{node}:ldpd-child")
+    return {"frr_started": time.monotonic() - t0}
+
+
+# ---------------------------------------------------------------- vtysh
+
+
+def vtysh_argv(lab: str, node: str, argv: Sequence[str]) -> list[str]:
+    """`vtysh ...` aimed at this node's daemons (injects --vty_socket DIR)."""
+    argv = list(argv)
+    if argv and os.path.basename(argv[0]) == "vtysh" and not any(
+            a.startswith("--vty_socket") for a in argv):
+        argv[1:1] = ["--vty_socket", str(node_dir(lab, node))]
+    return argv
+
+
+def vtysh(lab: str, node: str, *commands: str, timeout: float = 10) -> str:
+    argv = vtysh_argv(lab, node, ["vtysh"])
+    for c in commands:
+        argv += ["-c", c]
+    try:
+        p = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise FrrError(f"{node}: vtysh timed out") from None
+    if p.returncode != 0:
+        msg = (p.stderr or p.stdout).strip().splitlines()
+        raise FrrError(f"{node}: vtysh: {msg[-1] if msg else 'exit ' + str(p.returncode)}")
+    return p.stdout
+
+
+def vtysh_json(lab: str, node: str, command: str) -> Any:
+    out = vtysh(lab, node, command)
+    try:
+        return json.loads(out) if out.strip() else {}
+    except ValueError:
+        raise FrrError(f"{node}: vtysh '{command}' did not return JSON: {out[:80]!r}") from None
+
+
+# ---------------------------------------------------------------- views in our schema
+
+
+def _label(v: Any) -> int | None:
+    if v is None:
+        return None
+    s = str(v).strip().lower()
+    if s in SPECIAL_LABELS:
+        return SPECIAL_LABELS[s]
+    try:
+        return int(s)
+    except ValueError:
+        return None  # "-": no label
+
+
+def _list(j: Any, key: str) -> list[dict[str, Any]]:
+    v = j.get(key, []) if isinstance(j, dict) else j
+    if isinstance(v, dict):  # some FRR versions key entries by id
+        v = list(v.values())
+    return [e for e in v or [] if isinstance(e, dict)]
+
+
+def raw_neighbors(lab: str, node: str) -> list[dict[str, Any]]:
+    return _list(vtysh_json(lab, node, "show mpls ldp neighbor json"), "neighbors")
+
+
+def sessions(lab: str, node: str) -> dict[str, str]:
+    """peer LSR ID -> FRR's session state (OPERATIONAL, INITIALIZED, PRESENT...)."""
+    return {str(e.get("neighborId")): str(e.get("state", "")).upper()
+            for e in raw_neighbors(lab, node) if e.get("addressFamily", "ipv4") == "ipv4"}
+
+
+def neighbors(lab: str, topo: Topology, node: str) -> list[dict[str, Any]]:
+    """Like our routers' `lsr lab ldp R neighbors --json` entries."""
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    pw = {str(topo.nodes[nb].lsr_id) for nb, _ in topo.nodes[node].ldp.passwords}
+    out = []
+    for e in sorted(raw_neighbors(lab, node), key=lambda e: IPv4Address(str(e.get("neighborId")))):
+        lid = str(e.get("neighborId"))
+        st = str(e.get("state", "")).upper()
+        ent = {"neighbor": names.get(lid, lid), "lsr_id": lid, "state": st,
+               "transport": str(e.get("transportAddress", "")), "uptime": e.get("upTime"),
+               "role": "frr", "adjacencies": []}
+        if st != "OPERATIONAL":
+            ent["reason"] = "no TCP session" + (" (MD5 mismatch?)" if lid in pw else "")
+        out.append(ent)
+    return out
+
+
+def raw_bindings(lab: str, node: str) -> list[dict[str, Any]]:
+    return _list(vtysh_json(lab, node, "show mpls ldp binding json"), "bindings")
+
+
+def bindings(lab: str, topo: Topology | None, node: str) -> list[dict[str, Any]]:
+    """Like ours: [{"fec", "local_label", "remote": [{"neighbor", "label"}]}]; imp-null -> 3.
+
+    Neighbours are LSR IDs, or node names when `topo` is given.
+    """
+    names = {str(n.lsr_id): n.name for n in topo.routers} if topo is not None else {}
+    fecs: dict[str, dict[str, Any]] = {}
+    for e in raw_bindings(lab, node):
+        if e.get("addressFamily", "ipv4") != "ipv4" or "prefix" not in e:
+            continue
+        b = fecs.setdefault(e["prefix"], {"fec": e["prefix"], "local_label": None, "remote": []})
+        loc = _label(e.get("localLabel"))
+        if loc is not None:
+            b["local_label"] = loc
+        nb = str(e.get("neighborId", ""))
+        rl = _label(e.get("remoteLabel"))
+        if nb and nb != "0.0.0.0" and rl is not None:
+            b["remote"].append({"neighbor": names.get(nb, nb), "label": rl,
+                                "in_use": bool(e.get("inUse"))})
+    out = []
+    for p in sorted(fecs, key=lambda p: (int(IPv4Network(p).network_address),
+                                         IPv4Network(p).prefixlen)):
+        b = fecs[p]
+        b["remote"].sort(key=lambda r: r["neighbor"])
+        out.append(b)
+    return out
+
+
+def ldp_view(lab: str, topo: Topology, node: str, what: str) -> Any:
+    if what == "neighbors":
+        return neighbors(lab, topo, node)
+    if what == "bindings":
+        return {"bindings": bindings(lab, topo, node)}
+    raise FrrError(f"unknown LDP view '{what}' (neighbors, bindings)")
+
+
+# ---------------------------------------------------------------- convergence
+
+
+def _local_labels(lab: str, topo: Topology, node: str, query: Any) -> dict[str, int]:
+    if is_frr(topo, node):
+        bs = bindings(lab, None, node)
+    else:
+        bs = query(lab, node, "bindings")
+    return {b["fec"]: b["local_label"] for b in bs if b.get("local_label") is not None}
+
+
+def _remote_from(bs: list[dict[str, Any]], peer: str) -> dict[str, int]:
+    return {b["fec"]: r["label"] for b in bs for r in b.get("remote", []) if r["neighbor"] == peer}
+
+
+def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: Any) -> str | None:
+    """What an FRR node still lacks (None if converged): sessions, then labels both ways.
+
+    `peers`: the LSR IDs it must have OPERATIONAL sessions with; `query` is
+    `lsr.lab.query` (our routers' management sockets).
+    """
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    sess = sessions(lab, node)
+    bad = [p for p in peers if sess.get(p) != "OPERATIONAL"]
+    if bad:
+        return (f"{node}: LDP session with {', '.join(names.get(p, p) for p in bad)} not "
+                f"OPERATIONAL ({', '.join(sess.get(p, 'none') for p in bad)})")
+    mine = bindings(lab, None, node)
+    my_local = {b["fec"]: b["local_label"] for b in mine if b.get("local_label") is not None}
+    if not my_local:
+        return f"{node}: no local bindings yet"
+    for p in peers:
+        peer = names.get(p, p)
+        if peer not in topo.nodes:
+            continue
+        theirs = _local_labels(lab, topo, peer, query)
+        got = _remote_from(mine, p)
+        wrong = sorted(f for f, lbl in theirs.items() if got.get(f) != lbl)
+        if wrong:
+            return (f"{node}: labels from {peer} missing or different for {', '.join(wrong[:3])}"
+                    + (f" (+{len(wrong) - 3} more)" if len(wrong) > 3 else ""))
+        if is_frr(topo, peer):
+            continue  # its side is checked when it is the node
+        their_remote = _remote_from(query(lab, peer, "bindings"), str(topo.nodes[node].lsr_id))
+        wrong = sorted(f for f, lbl in my_local.items() if their_remote.get(f) != lbl)
+        if wrong:
+            return (f"{peer}: labels from {node} missing or different for {', '.join(wrong[:3])}"
+                    + (f" (+{len(wrong) - 3} more)" if len(wrong) > 3 else ""))
+        # Our FTN toward this FRR node pushes FRR's label (nothing for implicit-null).
+        lfib = query(lab, peer, "lfib")
+        lid = str(topo.nodes[node].lsr_id)
+        for e in lfib.get("ftn", []):
+            for nh in e["nexthops"]:
+                if nh["neighbor"] != lid or e["fec"] not in my_local:
+                    continue
+                lbl = my_local[e["fec"]]
+                want = [] if lbl == IMPLICIT_NULL else [lbl]
+                if nh["out_labels"] != want:
+                    return (f"{peer}: FTN {e['fec']} via {node} pushes {nh['out_labels']}, "
+                            f"{node} advertised {lbl}")
+    return None
+
+
+# ---------------------------------------------------------------- status / exec
+
+
+def status(lab: str, topo: Topology | None, pids: list[dict[str, Any]]) -> dict[str, Any]:
+    """Per FRR node: daemons alive, sessions (and why not OPERATIONAL)."""
+    out: dict[str, Any] = {}
+    for p in pids:
+        parts = p["role"].split(":")
+        if parts[0] != "frr" or len(parts) != 3:
+            continue
+        node, daemon = parts[1], parts[2]
+        info = out.setdefault(node, {"kind": KIND, "pid": None, "alive": True, "daemons": {}})
+        alive = pid_alive(p["pid"], p.get("start"))
+        if daemon == "ldpd-child":
+            info["daemons"].setdefault("ldpd-children", []).append(p["pid"])
+        else:
+            info["daemons"][daemon] = p["pid"]
+        if daemon == "ldpd":
+            info["pid"] = p["pid"]
+        info["alive"] = info["alive"] and alive
+    for node, info in out.items():
+        if not info["alive"]:
+            continue
+        try:
+            if topo is not None:
+                nbs = neighbors(lab, topo, node)
+                info["sessions"] = {n["lsr_id"]: n["state"] for n in nbs}
+                reasons = {n["lsr_id"]: n["reason"] for n in nbs if n.get("reason")}
+                if reasons:
+                    info["reasons"] = reasons
+            else:
+                info["sessions"] = sessions(lab, node)
+        except (OSError, LsrError, ValueError) as e:
+            info["error"] = str(e)
+    return out
+
+
+def leftover_processes(lab: str) -> list[int]:
+    """FRR processes still running with this lab's directory on their command line."""
+    d = str(lab_dir(lab) / "frr") + "/"
+    out = []
+    for p in Path("/proc").iterdir():
+        if not p.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            if d in p.joinpath("cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                out.append(int(p.name))
+    return out
+
+
+__all__ = [
+    "FrrError", "bindings", "frr_routers", "is_frr", "ldp_view", "missing", "missing_tools",
+    "neighbors", "node_dir", "our_routers", "proc_start_time", "render", "sessions", "start",
+    "status", "sync_routes", "vtysh", "vtysh_argv", "vtysh_json",
+]
