@@ -127,6 +127,9 @@ class Router:
         self.raw: socket.socket | None = None
         self.stopping = asyncio.Event()
         self.go = asyncio.Event()  # lab start barrier: every router's sockets exist before any hello
+        from lsr.lab.oam import NodeOam
+
+        self.oam = NodeOam(self)  # RFC 8029 responder/sender, event timeline
 
     # ------------------------------------------------------------ LDP driver
 
@@ -155,6 +158,7 @@ class Router:
             self.busy = False
 
     def do(self, a: Any) -> None:
+        self.oam.on_action(a)
         if isinstance(a, ev.SendHello):
             s = self.hello_socks.get(a.ifname)
             if s is None:
@@ -369,6 +373,10 @@ class Router:
             if f[:6] != my_mac or len(f) < 18:
                 continue
             et = f[12:14]
+            # RFC 8029 echo requests: label TTL expiring here, explicit-null, or IP to 127/8
+            if len(f) > 34 and (f[30] == 127 if et == b"\x08\x00" else et == b"\x88\x47" and (
+                    f[17] <= 1 or f[14:16] == b"\0\0")) and self.oam.intercept(f, ifname):
+                continue
             if et == b"\x08\x00":
                 if f[30:34] in local:
                     continue  # for this router: the kernel stack delivers it
@@ -409,7 +417,10 @@ class Router:
             while line := await reader.readline():
                 try:
                     req = json.loads(line)
-                    resp = {"ok": True, "result": self.answer(req)}
+                    result = self.answer(req)
+                    if asyncio.iscoroutine(result):
+                        result = await result
+                    resp = {"ok": True, "result": result}
                 except Exception as e:
                     resp = {"ok": False, "error": f"{type(e).__name__}: {e}"}
                 writer.write((json.dumps(resp, sort_keys=True) + "\n").encode())
@@ -421,6 +432,8 @@ class Router:
 
     def answer(self, req: dict[str, Any]) -> Any:
         op = req.get("op")
+        if str(op).startswith("oam_"):
+            return self.oam.answer(req)
         if op == "status":
             return {
                 "router": self.name, "pid": os.getpid(), "uptime": round(time.time() - self.started, 3),

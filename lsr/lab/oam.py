@@ -1,0 +1,311 @@
+"""RFC 8029 LSP ping / traceroute inside a lab router's runtime (`lsr.lab.node`).
+
+Responder side (§4.4, §4.5): the node hands `intercept()` every unicast frame
+for it that may be an MPLS echo request - labelled with the top label's TTL
+expiring here (transit, traceroute), with explicit-null on top, or plain IPv4
+to 127/8 (the LSP ended here after penultimate-hop popping). The request is
+answered by `lsr.oam.responder` against the router's real tables (its LFIB as
+installed in the dataplane, its own FECs and interfaces) with the dataplane's
+own ECMP hash (`forwarding.plane.flow_hash`, per-router seed), so the
+multipath bitmaps in the DDMAPs it returns predict what the forwarding plane
+really does. The reply (reply mode 2, §4.5: UDP to the request's source
+address and port, from port 3503) is routed by our dataplane (`originate`):
+the kernel of a router namespace does not forward. Requests to 127/8 are never
+IP-forwarded beyond the LSP: they are answered or dropped here.
+
+Sender side (§4.3): the management requests `oam_probe` and `oam_ddmaps` let a
+client (`lsr lsp ping/traceroute`, `lsr lab validate`) inject real echo
+requests at this router: the runtime builds the IP packet (127/8, IP TTL 1,
+Router Alert, UDP 3503), pushes the FTN labels for the FEC with the label TTL
+the client asks for (1..N for traceroute, 255 for ping), sends the frame on
+the FTN's interface and awaits the matching reply (Sender's Handle and
+Sequence Number, §4.6) on a UDP 3503 socket, with a timeout.
+
+`oam_events` returns the runtime's timestamped protocol events (LDP sessions
+going down, Label Withdraws sent, LFIB updates) for convergence timelines.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import logging
+import socket
+import struct
+import time
+from collections.abc import Sequence
+from dataclasses import replace
+from ipaddress import IPv4Address, IPv4Network
+from typing import Any
+
+from forwarding.labelops import LabelError, encode_stack, parse_stack
+from forwarding.lfib import Nhlfe
+from forwarding.plane import flow_hash, originate
+from lsr.oam.echo import (
+    LOOPBACK_NET,
+    UDP_PORT,
+    DecodeError,
+    EchoMessage,
+    MessageType,
+    build_echo_reply_packet,
+    build_echo_request_packet,
+    ntp_from_unix,
+    parse_udp_ipv4,
+)
+from lsr.oam.responder import RouterTables as RespTables
+from lsr.oam.responder import ingress_ddmaps, respond, tables_from_topology
+
+__all__ = ["NodeOam", "ecmp_for", "ldp_message_types"]
+
+log = logging.getLogger("lsr.node.oam")
+
+LDP_LABEL_WITHDRAW = 0x0402
+LDP_LABEL_MAPPING = 0x0400
+MAX_EVENTS = 20000
+
+
+def ecmp_for(seed: int, src: IPv4Address, sport: int, dport: int = UDP_PORT):
+    """The responder's ECMP function matching `forwarding.plane` for UDP src:sport -> dst:dport.
+
+    The dataplane picks `nhs[flow_hash(ip) % len(nhs)]` (labelled packets hash
+    the IPv4 header under the stack), with next hops in LFIB order.
+    """
+    def select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
+        if len(nexthops) == 1:
+            return nexthops[0]
+        hdr = bytes((0x45,)) + bytes(8) + bytes((17,)) + bytes(2) + src.packed + dst.packed
+        key = hdr + struct.pack("!HH", sport, dport)
+        return nexthops[flow_hash(key, 0, seed) % len(nexthops)]
+    return select
+
+
+def ldp_message_types(data: bytes) -> list[int]:
+    """Message types in a TCP chunk of LDP PDUs (best effort: chunks may split PDUs)."""
+    out: list[int] = []
+    off = 0
+    while off + 10 <= len(data):
+        plen = struct.unpack_from("!H", data, off + 2)[0]
+        end = min(len(data), off + 4 + plen)
+        m = off + 10
+        while m + 4 <= end:
+            mtype, mlen = struct.unpack_from("!HH", data, m)
+            out.append(mtype & 0x7FFF)
+            m += 4 + mlen
+        off = off + 4 + plen
+    return out
+
+
+class NodeOam:
+    """The OAM part of one router runtime (`lsr.lab.node.Router`)."""
+
+    def __init__(self, router: Any) -> None:
+        self.r = router
+        self.sock: socket.socket | None = None
+        self.waiters: dict[tuple[int, int], asyncio.Future] = {}
+        self.events: collections.deque = collections.deque(maxlen=MAX_EVENTS)
+        self.counters: collections.Counter[str] = collections.Counter()
+
+    # ------------------------------------------------------------ events (convergence timeline)
+
+    def on_action(self, a: Any) -> None:
+        """Called by the runtime for every LDP engine action: keep the timeline ones."""
+        name = type(a).__name__
+        now = time.time()
+        if name == "ApplyLfib":
+            d = a.diff
+            self.events.append({"t": now, "event": "lfib", "ftn_set": len(d.ftn_set),
+                                "ftn_del": len(d.ftn_del), "ilm_set": len(d.ilm_set),
+                                "ilm_del": len(d.ilm_del)})
+        elif name == "TcpSend":
+            types = ldp_message_types(a.data)
+            w = types.count(LDP_LABEL_WITHDRAW)
+            if w:
+                self.events.append({"t": now, "event": "withdraw_sent", "count": w})
+            m = types.count(LDP_LABEL_MAPPING)
+            if m:
+                self.events.append({"t": now, "event": "mapping_sent", "count": m})
+        elif name == "LogEvent":
+            text = str(a.text)
+            if " down" in text or "adjacency" in text or "OPERATIONAL" in text:
+                self.events.append({"t": now, "event": "ldp", "text": text})
+
+    # ------------------------------------------------------------ responder
+
+    def _resp_tables(self, src: IPv4Address, sport: int) -> RespTables:
+        t = self.r.tables
+        return tables_from_topology(self.r.topo, self.r.name, t.lfib, ecmp_for(t.seed, src, sport))
+
+    def intercept(self, frame: bytes, in_if: str) -> bool:
+        """Answer `frame` if it is an MPLS echo request this router must answer (§4.4).
+
+        Returns False (let the dataplane have it) for anything else.
+        """
+        if self.r.tables is None:
+            return False
+        try:
+            if frame[12:14] == b"\x88\x47":
+                entries, poff = parse_stack(frame, 14)
+                top = entries[0]
+                if top.ttl > 1 and top.label != 0:
+                    return False
+            else:
+                entries, poff = [], 14
+            if frame[poff] >> 4 != 4 or frame[poff + 9] != 17 or frame[poff + 16] != 127:
+                return False
+            pkt = parse_udp_ipv4(bytes(frame[poff:]))
+        except (LabelError, DecodeError, IndexError, struct.error):
+            return False
+        if pkt.dport != UDP_PORT or pkt.dst not in LOOPBACK_NET:
+            return False
+        self.counters["echo_requests_rx"] += 1
+        try:
+            self._answer_request(pkt, [e.label for e in entries], [e.ttl for e in entries], in_if)
+        except Exception:  # nothing from the network may stop the router
+            self.counters["echo_errors"] += 1
+            log.exception("echo request on %s", in_if)
+        return True
+
+    def _answer_request(self, pkt: Any, labels: list[int], ttls: list[int], in_if: str) -> None:
+        from lsr.oam.responder import respond_bytes
+
+        tables = self._resp_tables(pkt.src, pkt.sport)
+        received = ntp_from_unix(time.time())
+        try:
+            request = EchoMessage.decode(pkt.payload)
+        except DecodeError:
+            reply = respond_bytes(tables, pkt.payload, labels, in_if, received)
+        else:
+            reply = respond(tables, request, labels, in_if, received, ttls)
+        if reply is None:
+            return
+        port = tables.ports.get(in_if)
+        src = port.address.ip if port is not None else tables.lsr_id
+        ip = build_echo_reply_packet(reply, src, pkt.src, pkt.sport)
+        self.counters["echo_replies_tx"] += 1
+        self._send_ip(ip)
+
+    def _send_ip(self, ip: bytes) -> None:
+        fw = originate(self.r.tables, ip)
+        if fw is None:
+            self.counters["echo_unroutable"] += 1
+            return
+        self._tx(fw.out_if, fw.frame)
+
+    def _tx(self, out_if: str, frame: bytes) -> None:
+        p = self.r.tx.get(out_if)
+        if p is None:
+            self.counters["echo_tx_errors"] += 1
+            return
+        if not p.send(frame):
+            self.counters["echo_tx_errors"] += 1
+        if getattr(p, "pending", False):
+            p.flush()
+
+    # ------------------------------------------------------------ sender
+
+    def _open(self) -> None:
+        if self.sock is not None:
+            return
+        s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        s.bind(("0.0.0.0", UDP_PORT))
+        s.setblocking(False)
+        self.sock = s
+        self.r.loop.add_reader(s.fileno(), self._readable)
+
+    def _readable(self) -> None:
+        assert self.sock is not None
+        now = time.monotonic()
+        for _ in range(64):
+            try:
+                data, (addr, _port) = self.sock.recvfrom(65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError:
+                self.counters["echo_rx_errors"] += 1
+                return
+            try:
+                m = EchoMessage.decode(data)
+            except DecodeError:
+                self.counters["echo_bad_replies"] += 1
+                continue
+            if m.msg_type != MessageType.ECHO_REPLY:
+                continue
+            fut = self.waiters.pop((m.sender_handle, m.sequence), None)
+            if fut is not None and not fut.done():
+                fut.set_result((data, addr, now))
+            else:
+                self.counters["echo_late_replies"] += 1
+
+    def _ftn_nexthop(self, fec: IPv4Network, src: IPv4Address, dst: IPv4Address) -> Nhlfe | None:
+        t = self.r.tables
+        e = t.lfib.ftn.get(fec)
+        if e is None or not e.nexthops:
+            return None
+        return ecmp_for(t.seed, src, UDP_PORT)(dst, list(e.nexthops))
+
+    async def probe(self, fec: IPv4Network, ttl: int, request: bytes, dst: IPv4Address,
+                    timeout: float) -> dict[str, Any]:
+        """Send one echo request down the LSP of `fec` with label TTL `ttl`; await the reply."""
+        if self.r.tables is None:
+            return {"reply": None, "reason": "no forwarding tables"}
+        self._open()
+        src = self.r.node.lsr_id
+        nh = self._ftn_nexthop(fec, src, dst)
+        if nh is None:
+            return {"reply": None, "reason": f"{self.r.name} has no FTN entry for {fec}"}
+        msg = EchoMessage.decode(request)
+        msg = replace(msg, ts_sent=ntp_from_unix(time.time()))
+        ip = build_echo_request_packet(msg, src, UDP_PORT, dst)
+        c = self.r.tables.compile_nhlfe(nh)
+        if not c.resolved:
+            return {"reply": None, "reason": f"next hop {nh.nexthop} unresolved"}
+        if c.out_labels:
+            frame = c.hdr_mpls + encode_stack(c.out_labels, 0, ttl) + ip
+        else:  # the next hop is the egress (implicit-null): the request goes as IP (§4.3)
+            frame = c.hdr_ip + ip
+        key = (msg.sender_handle, msg.sequence)
+        fut = self.r.loop.create_future()
+        old = self.waiters.pop(key, None)
+        if old is not None and not old.done():
+            old.cancel()
+        self.waiters[key] = fut
+        t0 = time.monotonic()
+        self._tx(c.out_if, frame)
+        self.counters["echo_requests_tx"] += 1
+        out: dict[str, Any] = {"out_interface": c.out_if, "labels": list(c.out_labels),
+                               "nexthop": str(nh.nexthop)}
+        try:
+            data, addr, t1 = await asyncio.wait_for(fut, timeout)
+        except TimeoutError:
+            self.waiters.pop(key, None)
+            return {**out, "reply": None, "reason": "timeout"}
+        return {**out, "reply": data.hex(), "from": addr, "rtt_ms": round((t1 - t0) * 1000, 3)}
+
+    def ddmaps(self, fec: IPv4Network, destinations: Sequence[IPv4Address]) -> str:
+        """The ingress's DDMAPs for `fec` (hex of an echo message carrying them)."""
+        t = self.r.tables
+        tables = tables_from_topology(self.r.topo, self.r.name, t.lfib,
+                                      ecmp_for(t.seed, self.r.node.lsr_id, UDP_PORT))
+        maps = ingress_ddmaps(tables, fec, destinations)
+        return EchoMessage(msg_type=MessageType.ECHO_REQUEST, tlvs=tuple(maps)).encode().hex()
+
+    # ------------------------------------------------------------ management
+
+    def answer(self, req: dict[str, Any]) -> Any:
+        op = req["op"]
+        if op == "oam_probe":
+            dst = IPv4Address(req.get("dst", "127.0.0.1"))
+            return self.probe(IPv4Network(req["fec"]), int(req["ttl"]), bytes.fromhex(req["request"]),
+                              dst, float(req.get("timeout", 1.0)))
+        if op == "oam_ddmaps":
+            n = int(req.get("destinations", 0))
+            dsts = [IPv4Address(int(IPv4Address("127.0.0.1")) + i) for i in range(n)] if n \
+                else [IPv4Address("127.0.0.1")]
+            return {"message": self.ddmaps(IPv4Network(req["fec"]), dsts)}
+        if op == "oam_events":
+            since = float(req.get("since", 0))
+            return {"events": [e for e in self.events if e["t"] >= since],
+                    "counters": dict(self.counters), "now": time.time()}
+        raise ValueError(f"unknown op {op!r}")
+
