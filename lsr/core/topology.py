@@ -469,6 +469,13 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
                 ctx, nm.get("ttl_model", def_ttl), npath + ("ttl_model",), TTL_MODELS
             )
             spec["ldp"] = _ldp_options(ctx, nm.get("ldp"), npath + ("ldp",), def_ldp)
+            if kind == "frr":  # FRR's ldpd: labels come from zebra's label manager, liberal only
+                if "labels" in nm:
+                    raise ctx.fail(npath + ("labels",), "an frr node allocates its own labels "
+                                   "(FRR's label manager); 'labels' does not apply")
+                if spec["ldp"].retention != "liberal":
+                    raise ctx.fail(npath + ("ldp", "retention"),
+                                   "FRR's ldpd supports only liberal retention")
         specs[nname] = spec
     if not any(s["kind"] in ROUTER_KINDS for s in specs.values()):
         raise ctx.fail(("topology", "nodes"), "a topology needs at least one router")

@@ -252,6 +252,9 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
     t0 = time.monotonic()
     sync_routes(topo, lab)
     dirs: dict[str, Path] = {}
+    # The daemons run as frr: they must traverse the (root, 0700) lab dir to reach their own.
+    # 0711 lets them pass without listing it; our management sockets stay root-only (0755 files).
+    os.chmod(lab_dir(lab), 0o711)
     for n in nodes:
         d = node_dir(lab, n.name)
         d.mkdir(parents=True, exist_ok=True)
