@@ -46,8 +46,13 @@ def _labels(labels: list[int]) -> str:
               show_default=True, help="Packet to inject.")
 @click.option("--ttl", type=click.IntRange(1, 255), default=64, show_default=True,
               help="IP TTL of the injected packet.")
+@click.option("--step", is_flag=True, help="One hop at a time with the frame's headers and the "
+              "LFIB row that decided it (a key press between hops; lsr.teach.step).")
+@click.option("--delay", type=click.FloatRange(0), default=None,
+              help="With --step: wait S seconds between hops instead of a key press.")
 @json_option
-def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool) -> None:
+def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
+          step: bool = False, delay: float | None = None) -> None:
     """Walk one packet from SRC to DST (node names or addresses) router by router.
 
     Runs the LDP simulation of FILE to convergence, builds every router's
@@ -66,6 +71,10 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool) ->
     if as_json:
         render.emit_json(w)
         return
+    if step or delay is not None:
+        from lsr.teach.step import show_trace
+
+        return show_trace(topo, tables, src, dst, proto, ttl, delay)
     rows = []
     notes = []
     for k, h in enumerate(w["hops"], 1):
