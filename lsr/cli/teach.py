@@ -87,3 +87,23 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
     Path(output).write_bytes(data)
     out.line(f"{output}: {n.topo.name}, {len(n.topo.nodes)} nodes, {len(n.topo.links)} links"
              + (f", {len(ovs)} LSP overlay(s)" if ovs else ""))
+
+
+@main.command("report")
+@click.argument("file", required=False, type=click.Path(dir_okay=False))
+@click.option("--lab", help="Report on a running lab (its live tables) instead of FILE.")
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
+              help="The HTML file to write.")
+@click.option("--from", "src", help="Packet walk source (default: the first host).")
+@click.option("--to", "dst", help="Packet walk destination (default: the second host).")
+@_down_option
+def report_cmd(file: str | None, lab: str | None, output: str, src: str | None,
+               dst: str | None, down: tuple[str, ...]) -> None:
+    """Write one self-contained HTML page: the topology picture, every LFIB, the
+    LDP bindings, a packet walk between two hosts and the validation results."""
+    from lsr.teach import report
+
+    n = _network(file, lab, down)
+    page = report.build(n, src, dst)
+    Path(output).write_text(page, encoding="utf-8")
+    out.line(f"{output}: report on {n.topo.name} ({n.source}), {len(page) // 1024} KiB")
