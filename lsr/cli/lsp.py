@@ -1,0 +1,227 @@
+"""`lsr lsp ping|traceroute`: RFC 8029 LSP ping and traceroute, in a lab or the simulator.
+
+Also registers the lab commands built on them: `lsr lab validate`, `lsr lab node`
+and `lsr lab converge`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from rich.markup import escape
+
+from lsr import render
+from lsr.cli import main
+from lsr.cli.common import json_option, load
+from lsr.errors import LsrError
+
+_STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
+
+
+@main.group()
+def lsp() -> None:
+    """LSP ping and traceroute (RFC 8029): real MPLS echo requests in a lab, or the simulator."""
+
+
+def _backend(args: tuple[str, ...], sim_file: str | None, wait: float) -> tuple[Any, Any, str, str]:
+    """(backend, topology, FROM, FEC) from `NAME FROM FEC` or `--sim FILE FROM FEC`."""
+    from lsr.oam.lab import LabSender, check_router, sim_network
+
+    if sim_file:
+        if len(args) != 2:
+            raise click.UsageError("with --sim FILE give FROM FEC")
+        topo = load(sim_file)
+        src, fec = args
+        check_router(topo, src)
+        return sim_network(topo), topo, src, fec
+    if len(args) != 3:
+        raise click.UsageError("give NAME FROM FEC (or --sim FILE FROM FEC)")
+    import os
+
+    if os.geteuid() != 0:
+        raise LsrError("lab commands need root (or use --sim FILE)", code=2)
+    name, src, fec = args
+    sender = LabSender(name, wait=wait)
+    check_router(sender.topo, src)
+    return sender, sender.topo, src, fec
+
+
+_args = click.argument("args", nargs=-1, metavar="NAME FROM FEC")
+_sim = click.option("--sim", "sim_file", type=click.Path(dir_okay=False),
+                    help="Run against the LDP simulation of this topology file instead of a lab.")
+_wait = click.option("--wait", default=1.0, show_default=True, help="Seconds to wait for each reply.")
+
+
+_SHORT = {1: "malformed", 2: "TLV not understood", 3: "egress", 4: "no mapping",
+          5: "DS mapping mismatch", 8: "label switched", 9: "no MPLS forwarding",
+          10: "not the given label", 11: "no label entry", 13: "premature termination"}
+
+
+def _rc(code: int | None, name: str) -> str:
+    if code is None:
+        return "[yellow]timeout[/]"
+    style = "green" if code in (3, 8) else "bold red"
+    return f"[{style}]{code}[/] {escape(_SHORT.get(code, name))}"
+
+
+@lsp.command("ping")
+@_args
+@_sim
+@_wait
+@click.option("--count", "-c", default=1, show_default=True, type=click.IntRange(1, 10000))
+@json_option
+def ping_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, count: int, as_json: bool) -> None:
+    """Ping the LSP of FEC (a router name = its loopback, or a prefix) from router FROM.
+
+    Exit status 0 when every reply says "egress" (return code 3), else 1.
+    """
+    from lsr.oam.lab import lsp_ping, resolve_fec
+
+    backend, topo, src, fec_s = _backend(args, sim_file, wait)
+    out = lsp_ping(backend, src, resolve_fec(topo, fec_s), count=count)
+    if as_json:
+        render.emit_json(out)
+    else:
+        rows = [(r["sequence"], r["router"] or "", _rc(r["return_code"], r["return_code_name"]),
+                 r["return_subcode"], "" if r["rtt_ms"] is None else f"{r['rtt_ms']:.3f}")
+                for r in out["replies"]]
+        render.table(f"LSP ping {out['fec']} from {src} ({out['backend']})",
+                     ["seq", "replier", "return code", "subcode", "rtt ms"], rows)
+        tail = f"result: {out['result']}"
+        if out.get("rtt_ms"):
+            tail += f" (rtt min/avg/max {out['rtt_ms']['min']}/{out['rtt_ms']['avg']}/{out['rtt_ms']['max']} ms)"
+        if out.get("reason"):
+            tail += f": {out['reason']}"
+        render.line(escape(tail))
+    if out["result"] != "ok":
+        raise click.exceptions.Exit(1)
+
+
+@lsp.command("traceroute")
+@_args
+@_sim
+@_wait
+@click.option("--multipath", is_flag=True, help="Explore every ECMP branch (DDMAP multipath bitmaps).")
+@click.option("--max-ttl", default=30, show_default=True, type=click.IntRange(1, 255))
+@json_option
+def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, multipath: bool,
+                   max_ttl: int, as_json: bool) -> None:
+    """Trace the LSP of FEC from router FROM: label TTL 1, 2, ... until the egress answers.
+
+    Exit status 0 when every branch reaches the egress (return code 3), else 1.
+    """
+    from lsr.oam.lab import lsp_traceroute, resolve_fec
+
+    backend, topo, src, fec_s = _backend(args, sim_file, wait)
+    out = lsp_traceroute(backend, src, resolve_fec(topo, fec_s), multipath=multipath, max_ttl=max_ttl)
+    if as_json:
+        render.emit_json(out)
+    else:
+        rows = [(h["path"], h["ttl"], h["router"] or "*", h["interface"] or "",
+                 _rc(h["return_code"], h["return_code_name"]),
+                 "/".join(str(x) for x in h["labels"]), ", ".join(h["downstream"]),
+                 "" if h["rtt_ms"] is None else f"{h['rtt_ms']:.3f}") for h in out["hops"]]
+        render.table(f"LSP traceroute {out['fec']} from {src} ({out['backend']})",
+                     ["path", "ttl", "router", "in if", "return code", "out labels", "downstream",
+                      "rtt ms"], rows)
+        for p in out["paths"]:
+            render.line(escape(f"path {p['path']}: {' -> '.join([src, *p['routers']])}: {p['result']}"))
+        b = out["broken_at"]
+        tail = f"result: {out['result']}"
+        if b:
+            tail += f", broken at hop {b['ttl']} {b['router'] or '*'}: {b['return_code_name']}"
+        if out.get("reason"):
+            tail += f" ({out['reason']})"
+        render.line(escape(tail))
+    if out["result"] != "ok":
+        raise click.exceptions.Exit(1)
+
+
+# ---------------------------------------------------------------- lab commands
+
+try:
+    from lsr.cli.lab import lab as _lab_group
+except ModuleNotFoundError:  # pragma: no cover
+    _lab_group = None
+
+if _lab_group is not None:
+
+    @_lab_group.command("validate")
+    @click.argument("name")
+    @click.option("--no-traceroute", is_flag=True, help="Skip the control plane vs data plane traceroutes.")
+    @click.option("--sample", default=40, show_default=True,
+                  help="At most this many (ingress, FEC) pairs are traced (all on small labs).")
+    @json_option
+    def lab_validate(name: str, no_traceroute: bool, sample: int, as_json: bool) -> None:
+        """Validate a running lab: expect: assertions, LSP invariants on the live LFIBs, real
+        pings, and LSP traceroute paths = LFIB paths. Exit status 1 when anything fails."""
+        from lsr.lab import need_root
+        from lsr.oam.lab import validate_live
+
+        need_root()
+        out = validate_live(name, sample=sample, traceroutes=not no_traceroute)
+        if as_json:
+            render.emit_json(out)
+        else:
+            render.table(f"{name}: LSP validation (live)", ["check", "status", "detail"],
+                         [(escape(r["check"]), _STYLE[r["status"]], escape(r["detail"]))
+                          for r in out["results"]])
+            render.line(f"{out['passed']} passed, {out['failed']} failed, {out['skipped']} skipped")
+        if out["failed"]:
+            raise click.exceptions.Exit(1)
+
+    @_lab_group.command("node")
+    @click.argument("name")
+    @click.argument("router")
+    @click.argument("action", type=click.Choice(["stop", "start"]))
+    @click.option("--no-wait", is_flag=True, help="start: do not wait for the lab to converge.")
+    @json_option
+    def lab_node(name: str, router: str, action: str, no_wait: bool, as_json: bool) -> None:
+        """Stop or start ROUTER's runtime (its namespace and links stay up: the IGP still
+        routes through it, LDP sessions with it drop, LSPs through it break)."""
+        from lsr.lab.control import node_start, node_stop
+
+        out = node_stop(name, router) if action == "stop" else node_start(name, router, wait=not no_wait)
+        if as_json:
+            render.emit_json(out)
+        elif action == "stop":
+            render.line(f"{router}: runtime stopped (pids {out['stopped_pids']})")
+        else:
+            conv = out.get("converged_seconds")
+            render.line(f"{router}: runtime started (pid {out['pid']})"
+                        + (f", lab converged in {conv:.2f} s" if conv is not None else ""))
+
+    @_lab_group.command("converge")
+    @click.argument("name")
+    @click.option("--fail", "fail_link", required=True, metavar="A-B", help="The link to fail.")
+    @click.option("--from", "src", help="Probe source host (default: chosen automatically).")
+    @click.option("--to", "dst", help="Probe destination host (default: chosen automatically).")
+    @click.option("--rate", default=1000, show_default=True, help="Probes per second.")
+    @click.option("--before", default=1.0, show_default=True, help="Seconds of probes before the failure.")
+    @click.option("--after", default=2.0, show_default=True, help="Seconds of probes after the failure.")
+    @click.option("--keep-down", is_flag=True, help="Leave the link down afterwards.")
+    @json_option
+    def lab_converge(name: str, fail_link: str, src: str | None, dst: str | None, rate: int,
+                     before: float, after: float, keep_down: bool, as_json: bool) -> None:
+        """Fail link A-B under a steady probe stream and report the convergence timeline."""
+        from lsr.lab import need_root
+        from lsr.lab.converge import converge
+
+        need_root()
+        if "-" not in fail_link:
+            raise LsrError(f"--fail {fail_link!r}: expected A-B (two node names)")
+        a, b = fail_link.split("-", 1)
+        out = converge(name, a, b, src=src, dst=dst, rate=rate, before=before, after=after,
+                       keep_down=keep_down)
+        if as_json:
+            render.emit_json(out)
+            return
+        rows = [(f"{e['t_ms']:+.1f}", e["router"] or "", escape(e["event"]), escape(e.get("detail", "")))
+                for e in out["timeline"]]
+        render.table(f"{name}: convergence after {a}-{b} down "
+                     f"({out['probe']['from']} -> {out['probe']['to']}, {rate} pps)",
+                     ["t ms", "router", "event", "detail"], rows)
+        p = out["probe"]
+        render.line(f"sent {p['sent']}, received {p['received']}, lost {p['lost']} "
+                    f"(receiver counted {p['receiver_lost']} lost), outage {p['outage_ms']} ms")

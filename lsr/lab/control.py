@@ -1,0 +1,98 @@
+"""Stopping and starting one router's runtime in a running lab (`lsr lab node NAME R stop|start`).
+
+Stopping kills only the router's runtime process (by its recorded PID and
+start time, SIGTERM: LDP sends Shutdown and closes its sessions). Its
+namespace, veths and kernel routes stay, so the IGP still routes through it
+(every router keeps it in SPF) but its neighbours lose the LDP session and
+nothing forwards labelled packets there any more: LSPs through it break (a
+black hole), which `lsr lab validate` and `lsr lsp traceroute` report.
+Starting spawns a fresh runtime (same arguments as `lab up`), replays the
+lab's down links to it, releases its start barrier and waits for the lab to
+converge again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import time
+
+from lsr.lab.state import LabState, ns_name, pid_alive
+
+
+def _router_pids(state: LabState, router: str) -> list[tuple[int, int | None]]:
+    return [(int(p["pid"]), p.get("start")) for p in state.read().get("pids", [])
+            if p.get("role") == f"router:{router}"]
+
+
+def _check(name: str, router: str):  # -> Topology
+    import lsr.lab
+
+    lsr.lab.need_root()
+    topo = lsr.lab.topology(name)
+    if router not in topo.nodes or not topo.nodes[router].is_router:
+        raise lsr.lab.LabError(f"lab '{name}' has no router '{router}'")
+    return topo
+
+
+def running(name: str, router: str) -> bool:
+    return any(pid_alive(p, s) for p, s in _router_pids(LabState(name), router))
+
+
+def node_stop(name: str, router: str, timeout: float = 5.0) -> dict:
+    """Stop router's runtime (SIGTERM, then SIGKILL after `timeout`); returns {"router", "pids"}."""
+    _check(name, router)
+    state = LabState(name)
+    live = [(p, s) for p, s in _router_pids(state, router) if pid_alive(p, s)]
+    for p, _ in live:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(p, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while any(pid_alive(p, s) for p, s in live) and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for p, s in live:
+        if pid_alive(p, s):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(p, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError, OSError):
+            os.waitpid(p, os.WNOHANG)
+    for suffix in (".sock", ".ready"):
+        with contextlib.suppress(FileNotFoundError):
+            (state.dir / f"{router}{suffix}").unlink()
+    with state.update() as st:
+        st["stopped_routers"] = sorted(set(st.get("stopped_routers", [])) | {router})
+    return {"router": router, "stopped_pids": [p for p, _ in live]}
+
+
+def node_start(name: str, router: str, timeout: float = 30.0, wait: bool = True) -> dict:
+    """Start router's runtime again; with `wait`, return once the lab has converged."""
+    import lsr.lab
+    from lsr.lab import node
+
+    topo = _check(name, router)
+    state = LabState(name)
+    if running(name, router):
+        raise lsr.lab.LabError(f"router {router} of lab '{name}' is already running")
+    with contextlib.suppress(FileNotFoundError):
+        (state.dir / f"{router}.ready").unlink()
+    args = ["--state-dir", str(state.dir), "--router", router, "--wait-start"]
+    pid = node.spawn_forked(ns_name(name, router), args, state.dir / f"{router}.log")
+    state.add_pid(pid, f"router:{router}")
+    t0 = time.monotonic()
+    while not (state.dir / f"{router}.ready").exists():
+        if not pid_alive(pid, None):
+            raise lsr.lab.LabError(f"router {router} exited during start-up")
+        if time.monotonic() - t0 > timeout:
+            raise lsr.lab.LabError(f"router {router} did not start within {timeout:.0f} s")
+        time.sleep(0.02)
+    for idx in state.read().get("down_links", []):
+        lsr.lab.query(name, router, "link", link=idx, up=False)
+    lsr.lab.query(name, router, "start")
+    with state.update() as st:
+        st["stopped_routers"] = sorted(set(st.get("stopped_routers", [])) - {router})
+    out = {"router": router, "pid": pid, "started": round(time.monotonic() - t0, 3)}
+    if wait:
+        out["converged_seconds"] = round(lsr.lab.wait_converged(name, timeout), 3)
+    del topo
+    return out
