@@ -300,8 +300,8 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
         still = []
         for r in pending:
             try:
-                why = (frr.missing(name, topo, r, exp[r]["peers"], query) if frr.is_frr(topo, r)
-                       else _missing(name, r, exp[r], names))
+                why = (frr.missing(name, topo, r, exp[r]["peers"], query, down_links)
+                       if frr.is_frr(topo, r) else _missing(name, r, exp[r], names))
             except (OSError, LsrError) as e:
                 why = f"{r}: management socket: {e}"
             if why:

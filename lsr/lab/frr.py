@@ -405,9 +405,18 @@ def ldp_view(lab: str, topo: Topology, node: str, what: str) -> Any:
 # ---------------------------------------------------------------- convergence
 
 
-def _local_labels(lab: str, topo: Topology, node: str, query: Any) -> dict[str, int]:
+def _live(topo: Topology, node: str, down_links: Sequence[int]) -> set[str]:
+    """Prefixes in the node's RIB: FRR keeps a withdrawn FEC's local label in its
+    `show mpls ldp binding` output (for reuse, until garbage collection), so only
+    these count as advertised."""
+    return {str(p) for p in Igp(topo, down_links).rib(node)}
+
+
+def _local_labels(lab: str, topo: Topology, node: str, query: Any,
+                  down_links: Sequence[int]) -> dict[str, int]:
     if is_frr(topo, node):
-        bs = bindings(lab, None, node)
+        live = _live(topo, node, down_links)
+        bs = [b for b in bindings(lab, None, node) if b["fec"] in live]
     else:
         bs = query(lab, node, "bindings")
     return {b["fec"]: b["local_label"] for b in bs if b.get("local_label") is not None}
@@ -417,7 +426,8 @@ def _remote_from(bs: list[dict[str, Any]], peer: str) -> dict[str, int]:
     return {b["fec"]: r["label"] for b in bs for r in b.get("remote", []) if r["neighbor"] == peer}
 
 
-def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: Any) -> str | None:
+def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: Any,
+            down_links: Sequence[int] = ()) -> str | None:
     """What an FRR node still lacks (None if converged): sessions, then labels both ways.
 
     `peers`: the LSR IDs it must have OPERATIONAL sessions with; `query` is
@@ -430,14 +440,16 @@ def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: An
         return (f"{node}: LDP session with {', '.join(names.get(p, p) for p in bad)} not "
                 f"OPERATIONAL ({', '.join(sess.get(p, 'none') for p in bad)})")
     mine = bindings(lab, None, node)
-    my_local = {b["fec"]: b["local_label"] for b in mine if b.get("local_label") is not None}
+    live = _live(topo, node, down_links)
+    my_local = {b["fec"]: b["local_label"] for b in mine
+                if b.get("local_label") is not None and b["fec"] in live}
     if not my_local:
         return f"{node}: no local bindings yet"
     for p in peers:
         peer = names.get(p, p)
         if peer not in topo.nodes:
             continue
-        theirs = _local_labels(lab, topo, peer, query)
+        theirs = _local_labels(lab, topo, peer, query, down_links)
         got = _remote_from(mine, p)
         wrong = sorted(f for f, lbl in theirs.items() if got.get(f) != lbl)
         if wrong:
