@@ -107,3 +107,72 @@ def report_cmd(file: str | None, lab: str | None, output: str, src: str | None,
     page = report.build(n, src, dst)
     Path(output).write_text(page, encoding="utf-8")
     out.line(f"{output}: report on {n.topo.name} ({n.source}), {len(page) // 1024} KiB")
+
+
+@main.group("exercise")
+def exercise() -> None:
+    """Label-switching exercises: list, start N, check N."""
+
+
+@exercise.command("list")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
+def exercise_list(as_json: bool) -> None:
+    """The exercises."""
+    from lsr.teach.exercise import EXERCISES
+
+    if as_json:
+        out.emit_json({"exercises": [e.to_json() for e in EXERCISES]})
+        return
+    out.table("exercises", ["#", "title", "kind", "files"],
+              [(e.number, e.title, e.kind, ", ".join(e.files)) for e in EXERCISES])
+
+
+@exercise.command("start")
+@click.argument("number", type=int)
+@click.option("-d", "--dir", "directory", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Where to copy the starting files.")
+@click.option("--force", is_flag=True, help="Overwrite existing files.")
+def exercise_start(number: int, directory: str, force: bool) -> None:
+    """Copy exercise NUMBER's starting topology into DIR and print the task."""
+    from lsr.teach import exercise as ex
+
+    e = ex.get(number)
+    files = ex.start(number, Path(directory), force)
+    out.line(f"[bold]exercise {e.number}: {e.title}[/]")
+    out.line(f"copied: {', '.join(str(p) for p in files)}")
+    out.line("")
+    click.echo(e.task)
+
+
+@exercise.command("check")
+@click.argument("number", type=int)
+@click.argument("arg", required=False, metavar="[FILE|ANSWER]")
+@click.option("-d", "--dir", "directory", type=click.Path(file_okay=False), default=".",
+              show_default=True, help="Where the exercise files are.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
+def exercise_check(number: int, arg: str | None, directory: str, as_json: bool) -> None:
+    """Check exercise NUMBER: your edited FILE (default: the starting file in DIR)
+    or your ANSWER. Exit status 0 on pass, 1 on fail."""
+    from rich.markup import escape
+
+    from lsr.teach import exercise as ex
+
+    e = ex.get(number)
+    o = ex.check(number, arg, Path(directory))
+    if as_json:
+        out.emit_json({"exercise": number, "result": "pass" if o.ok else "fail",
+                       "message": o.message, "checks": o.checks,
+                       "hint": "" if o.ok else e.hint})
+    else:
+        style = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
+        for c in o.checks:
+            out.line(f"  {style[c['status']]}  {escape(c['check'])}: {escape(c['detail'])}")
+        if o.message:
+            out.line(f"  {escape(o.message)}")
+        if o.ok:
+            out.line(f"[bold green]exercise {number}: PASS[/] ({escape(e.title)})")
+        else:
+            out.line(f"[bold red]exercise {number}: FAIL[/] ({escape(e.title)})")
+            out.line(f"hint: {escape(e.hint)}")
+    if not o.ok:
+        raise click.exceptions.Exit(1)
