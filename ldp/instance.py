@@ -358,8 +358,23 @@ class LdpInstance:
                 "keepalive": s.keepalive,
                 "uptime": None if s.up_since is None else round(self.now - s.up_since, 6),
                 "last_error": s.last_error,
+                **({"reason": self._why_down(s)} if not s.operational else {}),
             })
         return out
+
+    def _why_down(self, s: Session) -> str:
+        """Why a session with a Hello adjacency is not OPERATIONAL, for operators.
+
+        A TCP MD5 (RFC 2385) key mismatch is silent on the wire: the kernel drops the
+        peer's segments, so the symptom is only "no TCP session" (and connect timeouts
+        on the active side).
+        """
+        if s.state.value != "NON_EXISTENT":
+            return f"session {s.state.value}" + (f": {s.last_error}" if s.last_error else "")
+        md5 = s.lsr_id in self.passwords or "timed out" in s.last_error.lower() \
+            or "timeout" in s.last_error.lower()
+        return "no TCP session" + (" (MD5 mismatch?)" if md5 else "") + \
+            (f": {s.last_error}" if s.last_error else "")
 
     def bindings(self) -> list[dict]:
         return self.lde.bindings()

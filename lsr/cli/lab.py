@@ -97,8 +97,11 @@ def status(name: str, as_json: bool) -> None:
     for r, info in st["routers"].items():
         sess = info.get("sessions", {})
         up_ = sum(1 for v in sess.values() if str(v).endswith("OPERATIONAL"))
+        why = "; ".join(f"{k}: {v}" for k, v in info.get("reasons", {}).items())
+        if info.get("md5_drops"):
+            why += f" [{info['md5_drops']} TCP MD5 drops]"
         rows.append((r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}",
-                     info.get("error", "")))
+                     info.get("error") or why))
     render.table(f"lab {name} ({st['topology']}), down links: {st['down_links'] or 'none'}",
                  ["router", "pid", "alive", "sessions up", "error"], rows)
 

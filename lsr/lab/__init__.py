@@ -413,6 +413,8 @@ def status(name: str) -> dict[str, Any]:
                 s = query(name, role, "status", timeout=2)
                 info["sessions"] = s["sessions"]
                 info["uptime"] = s["uptime"]
+                if not all(_operational(str(v)) for v in s["sessions"].values()):
+                    info.update(frr.reasons(name, role, query(name, role, "neighbors", timeout=2)))
             except (OSError, LabError, ValueError) as e:
                 info["error"] = str(e)
         routers[role] = info

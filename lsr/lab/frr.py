@@ -349,13 +349,22 @@ def neighbors(lab: str, topo: Topology, node: str) -> list[dict[str, Any]]:
     """Like our routers' `lsr lab ldp R neighbors --json` entries."""
     names = {str(n.lsr_id): n.name for n in topo.routers}
     pw = {str(topo.nodes[nb].lsr_id) for nb, _ in topo.nodes[node].ldp.passwords}
+    raw = {str(e.get("neighborId")): e for e in raw_neighbors(lab, node)}
+    # FRR lists only neighbours with a session; one with Hello adjacencies but no TCP
+    # session (e.g. an MD5 key mismatch) appears only in discovery: show it as PRESENT.
+    adjs: dict[str, list[str]] = {}
+    for a in _list(vtysh_json(lab, node, "show mpls ldp discovery json"), "adjacencies"):
+        if a.get("type", "link") == "link" and a.get("addressFamily", "ipv4") == "ipv4":
+            adjs.setdefault(str(a.get("neighborId")), []).append(str(a.get("interface", "")))
+    for lid in adjs:
+        raw.setdefault(lid, {"neighborId": lid, "state": "PRESENT"})
     out = []
-    for e in sorted(raw_neighbors(lab, node), key=lambda e: IPv4Address(str(e.get("neighborId")))):
+    for e in sorted(raw.values(), key=lambda e: IPv4Address(str(e.get("neighborId")))):
         lid = str(e.get("neighborId"))
         st = str(e.get("state", "")).upper()
         ent = {"neighbor": names.get(lid, lid), "lsr_id": lid, "state": st,
                "transport": str(e.get("transportAddress", "")), "uptime": e.get("upTime"),
-               "role": "frr", "adjacencies": []}
+               "role": "frr", "adjacencies": sorted(adjs.get(lid, []))}
         if st != "OPERATIONAL":
             ent["reason"] = "no TCP session" + (" (MD5 mismatch?)" if lid in pw else "")
         out.append(ent)
@@ -504,9 +513,7 @@ def status(lab: str, topo: Topology | None, pids: list[dict[str, Any]]) -> dict[
             if topo is not None:
                 nbs = neighbors(lab, topo, node)
                 info["sessions"] = {n["lsr_id"]: n["state"] for n in nbs}
-                reasons = {n["lsr_id"]: n["reason"] for n in nbs if n.get("reason")}
-                if reasons:
-                    info["reasons"] = reasons
+                info.update(reasons(lab, node, nbs))
             else:
                 info["sessions"] = sessions(lab, node)
         except (OSError, LsrError, ValueError) as e:
@@ -532,3 +539,36 @@ __all__ = [
     "neighbors", "node_dir", "our_routers", "proc_start_time", "render", "sessions", "start",
     "status", "sync_routes", "vtysh", "vtysh_argv", "vtysh_json",
 ]
+
+
+# ---------------------------------------------------------------- why a session is down
+
+MD5_COUNTERS = ("TCPMD5NotFound", "TCPMD5Unexpected", "TCPMD5Failure")
+
+
+def md5_drops(lab: str, node: str) -> int:
+    """TCP segments the node's kernel dropped for TCP MD5 reasons (RFC 2385: a missing,
+    unexpected or wrong signature), from the namespace's /proc/net/netstat."""
+    try:
+        text = subprocess.run(["ip", "netns", "exec", ns_name(lab, node), "cat",
+                               "/proc/net/netstat"], capture_output=True, text=True,
+                              timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return 0
+    lines = [ln.split() for ln in text.splitlines() if ln.startswith("TcpExt:")]
+    if len(lines) < 2:
+        return 0
+    counters = dict(zip(lines[0][1:], lines[1][1:], strict=False))
+    return sum(int(counters.get(c, 0)) for c in MD5_COUNTERS)
+
+
+def reasons(lab: str, node: str, nbrs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Status fields for a router with sessions down: {"reasons": {lsr_id: why}, "md5_drops"}."""
+    why = {str(n.get("lsr_id")): str(n["reason"]) for n in nbrs if n.get("reason")}
+    if not why:
+        return {}
+    out: dict[str, Any] = {"reasons": why}
+    drops = md5_drops(lab, node)
+    if drops:
+        out["md5_drops"] = drops
+    return out

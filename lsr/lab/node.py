@@ -222,7 +222,7 @@ class Router:
         except Exception as e:
             s.close()
             self.connecting.pop(a.conn, None)
-            self.feed(ev.TcpClosed(a.conn, f"connect: {e}"))
+            self.feed(ev.TcpClosed(a.conn, f"connect: {e or type(e).__name__}"))  # timeouts: ''
             return
         self.connecting.pop(a.conn, None)
         self.feed(ev.TcpConnected(a.conn))
