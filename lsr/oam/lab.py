@@ -23,7 +23,7 @@ import os
 import random
 import subprocess
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -230,10 +230,11 @@ def _path_str(p: tuple[str, ...] | list[str]) -> str:
 
 
 def cp_dp_results(name: str, topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
-                  sample: int = SAMPLE_PAIRS, wait: float = 0.5) -> list[CheckResult]:
+                  sample: int = SAMPLE_PAIRS, wait: float = 0.5,
+                  stopped: Collection[str] = ()) -> list[CheckResult]:
     """Control plane vs data plane: for (ingress, FEC) pairs (all, or a deterministic
     sample on big labs) the multipath LSP traceroute's paths equal the LFIB walk's."""
-    pairs = expected_lsps(topo, igp)
+    pairs = [(i, f) for i, f in expected_lsps(topo, igp) if i not in stopped]
     if len(pairs) > sample:
         pairs = sorted(random.Random(0).sample(pairs, sample), key=lambda p: (p[0], int(p[1].network_address)))
     sender = LabSender(name, wait=wait)
@@ -282,7 +283,7 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
                for r in stopped]
     results += validate(topo, lfibs, igp, ping=live_ping(name, topo))
     if traceroutes:
-        results += cp_dp_results(name, topo, lfibs, igp, sample)
+        results += cp_dp_results(name, topo, lfibs, igp, sample, stopped=stopped)
     return {"lab": name, "topology": topo.name, "lfib_source": "lab", "down_links": down,
             "stopped_routers": stopped, **summary(results)}
 
