@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.markup import escape
 
 from lsr import render as out
 from lsr.cli import main
@@ -28,22 +29,26 @@ def _network(file: str | None, lab: str | None, down: tuple[str, ...]):
     return net.from_file(file, down)
 
 
-def _overlays(n, lsps: tuple[str, ...], fecs: tuple[str, ...]) -> list:
+def _overlays(n, lsps: tuple[str, ...], fecs: tuple[str, ...]) -> tuple[list, list[str]]:
     from lsr.teach import draw, net
 
     ovs = []
+    texts: list[str] = []
     for spec in lsps:
         src, sep, fec = spec.partition(":")
         if not sep or not fec:
             raise LsrError(f"--lsp wants FROM:FEC (e.g. pe1:pe2 or pe1:10.255.0.4/32), got '{spec}'")
         f = net.resolve_fec(n.topo, fec)
-        ovs.append(draw.lsp_overlay(n, net.lsp_hops(n, src, f),
-                                    draw.COLORS[len(ovs) % len(draw.COLORS)]))
+        tr = net.lsp_hops(n, src, f)
+        ovs.append(draw.lsp_overlay(n, tr, draw.COLORS[len(ovs) % len(draw.COLORS)]))
+        texts.append(f"LSP {src} -> {f}" + (f" ({len(tr.branches)} ECMP branches)"
+                                             if len(tr.branches) > 1 else "") + ":")
+        texts += [f"  {x}" for x in net.branch_lines(n, tr)]
     for spec in fecs:
         f = net.resolve_fec(n.topo, spec)
         ovs.append(draw.fec_overlay(n, f, net.fec_hops(n, f),
                                     draw.COLORS[len(ovs) % len(draw.COLORS)]))
-    return ovs
+    return ovs, texts
 
 
 @main.command("draw")
@@ -76,7 +81,7 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
         from lsr.cli.common import load
 
         n = net.Network(load(file), {"routers": {}}, {}, "file")
-    ovs = _overlays(n, lsps, fecs)
+    ovs, texts = _overlays(n, lsps, fecs)
     eng = draw.choose_engine(n.topo) if engine == "auto" else engine
     dot = draw.dot_source(n, ovs, eng)
     if not output:
@@ -85,8 +90,12 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
     fmt = Path(output).suffix.lstrip(".").lower()
     data = draw.render(dot, fmt, eng)
     Path(output).write_bytes(data)
+    down_txt = ", ".join("-".join(n.topo.links[i].nodes) for i in sorted(n.down))
     out.line(f"{output}: {n.topo.name}, {len(n.topo.nodes)} nodes, {len(n.topo.links)} links"
-             + (f", {len(ovs)} LSP overlay(s)" if ovs else ""))
+             + (f", {len(ovs)} overlay(s)" if ovs else "")
+             + (f", down: {down_txt}" if down_txt else ""))
+    for t in texts:
+        out.line(escape(t))
 
 
 @main.command("report")

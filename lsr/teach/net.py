@@ -164,6 +164,7 @@ class LspTrace:
     hops: list[tuple[int, Hop]] = field(default_factory=list)  # (depth from 1, hop), DFS order
     branches: list[tuple[str, ...]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    branch_hops: list[tuple[Hop, ...]] = field(default_factory=list)  # per complete branch
 
     def edges(self) -> dict[tuple[str, str, str], tuple[list[int], Hop]]:
         """(router, interface, neighbour) -> (depths, hop): one per link used, ECMP merged."""
@@ -194,7 +195,8 @@ def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = 64) -
         return tr
     seen: set[tuple[int, str, str, tuple[int, ...]]] = set()
 
-    def visit(router: str, in_label: int | None, nh: Nhlfe, path: tuple[str, ...]) -> None:
+    def visit(router: str, in_label: int | None, nh: Nhlfe, path: tuple[str, ...],
+              done: tuple[Hop, ...] = ()) -> None:
         out = _labels(nh)
         op = "push" if in_label is None else ("pop" if not out else "swap")
         h = Hop(router, nh.neighbor, nh.interface, op, in_label, out)
@@ -209,6 +211,7 @@ def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = 64) -
             return
         if nxt in eg:
             tr.branches.append(path + (nxt,))
+            tr.branch_hops.append(done + (h,))
             return
         if not out:
             tr.problems.append(f"{router} -> {nxt}: unlabelled before the egress")
@@ -219,11 +222,22 @@ def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = 64) -
             tr.problems.append(f"{nxt} has no ILM entry for label {out[0]}")
             return
         for n2 in ilm.nexthops:
-            visit(nxt, out[0], n2, path + (nxt,))
+            visit(nxt, out[0], n2, path + (nxt,), done + (h,))
 
     for nh in ftn.nexthops:
         visit(ingress, None, nh, (ingress,))
     return tr
+
+
+def branch_lines(net: Network, tr: LspTrace) -> list[str]:
+    """One line per ECMP branch: 'pe1 [push 20] -> p1 [pop 20] -> pe2 [IP lookup]'."""
+    out = []
+    for hops in tr.branch_hops:
+        parts = [f"{h.router} [{h.text}]" for h in hops]
+        last = hops[-1].neighbor
+        parts.append(f"{last} [{egress_text(net, last)}]")
+        out.append(" -> ".join(parts))
+    return out + [f"BROKEN: {p}" for p in tr.problems]
 
 
 def egress_text(net: Network, router: str) -> str:
