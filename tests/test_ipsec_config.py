@@ -193,7 +193,7 @@ BROKEN = [
      "{router: pe1, src: 192.168.1.1/24, dst: 192.168.2.0/24", "ipsec.policies[0].src", "bad IPv4 prefix"),
     ("protocol: any", "protocol: sctp-ish", "ipsec.policies[2].protocol", "0..255"),
     ("default: bypass", "default: protect", "ipsec.default", "bypass or discard"),
-    ("  default: bypass\n", "  default: bypass\n  ike: {}\n", "ipsec.ike", "unknown key"),
+    ("  default: bypass\n", "  default: bypass\n  ikev1: {}\n", "ipsec.ikev1", "unknown key"),
     ("      sa: pe2-pe1\n", "      sa: pe1-pe2\n", "ipsec.policies[2].sa", "sent by pe1"),
 ]
 

@@ -45,7 +45,14 @@ from forwarding.ipsec.spd import Action, Policy, Selector, Spd
 from lsr.core.topology import Topology, register_section
 
 SECTION = "ipsec"
-_TOP_KEYS = ("default", "sas", "policies")
+_TOP_KEYS = ("default", "sas", "policies", "ike")
+_IKE_KEYS = (
+    "name", "left", "right", "psk", "left_id", "right_id", "left_subnets", "right_subnets",
+    "initiator", "ike", "esp", "pfs", "rekey_seconds", "nat_t", "replay_window",
+)
+IKE_PROPOSALS = {"aes128gcm16-prfsha256-x25519": 128, "aes256gcm16-prfsha256-x25519": 256}
+ESP_PROPOSALS = {"aes128gcm16": 128, "aes256gcm16": 256}
+GATEWAY_KINDS = ("strongswan",)  # host-like nodes that can be an IKE peer
 _SA_KEYS = (
     "name", "spi", "src", "dst", "encryption", "enc_key", "integrity", "auth_key",
     "replay_window", "esn", "df", "lifetime_packets",
@@ -87,10 +94,55 @@ class PolicySpec:
 
 
 @dataclass(frozen=True)
+class IkeSpec:
+    """One IKEv2 connection (RFC 7296, PSK) between two nodes; Child SAs come from it."""
+
+    name: str
+    left: str  # node names; at least one is one of our routers
+    right: str
+    left_addr: IPv4Address  # IKE/ESP endpoint: a router's loopback, a gateway's address
+    right_addr: IPv4Address
+    psk: bytes
+    left_id: str
+    right_id: str
+    left_subnets: tuple[IPv4Network, ...]
+    right_subnets: tuple[IPv4Network, ...]
+    initiator: str  # node name
+    ike_bits: int = 128
+    esp_bits: int = 128
+    pfs: bool = True
+    rekey_seconds: float | None = None
+    nat_t: bool = False  # ESP in UDP 4500 + IKE on 4500 after IKE_SA_INIT (RFC 3948, RFC 7296 §2.23)
+    replay_window: int = DEFAULT_WINDOW
+
+    def __repr__(self) -> str:  # never print the PSK
+        return f"IkeSpec({self.name!r}, {self.left}<->{self.right}, initiator={self.initiator})"
+
+    def side(self, node: str) -> str:
+        return "left" if node == self.left else "right"
+
+    def peer(self, node: str) -> str:
+        return self.right if node == self.left else self.left
+
+    def view(self, node: str) -> dict[str, Any]:
+        """The connection from `node`'s point of view: local/remote address, id, subnets."""
+        left = node == self.left
+        return {
+            "local_addr": self.left_addr if left else self.right_addr,
+            "remote_addr": self.right_addr if left else self.left_addr,
+            "local_id": self.left_id if left else self.right_id,
+            "remote_id": self.right_id if left else self.left_id,
+            "local_subnets": self.left_subnets if left else self.right_subnets,
+            "remote_subnets": self.right_subnets if left else self.left_subnets,
+        }
+
+
+@dataclass(frozen=True)
 class IpsecConfig:
     default: Action
     sas: tuple[SaSpec, ...]
     policies: tuple[PolicySpec, ...]
+    ike: tuple[IkeSpec, ...] = ()
 
     def sa(self, name: str) -> SaSpec:
         return next(s for s in self.sas if s.name == name)
@@ -165,9 +217,9 @@ def validate(ctx: Any, raw: Any, topo: Topology) -> IpsecConfig:
     default_raw = sec.get("default", "bypass")
     if default_raw not in ("bypass", "discard"):
         raise fail(root + ("default",), f"default must be bypass or discard, not {default_raw!r}")
-    sas_raw = sec.get("sas")
-    if not isinstance(sas_raw, list) or not sas_raw:
-        raise fail(root + ("sas",), "expected a non-empty list of SAs")
+    sas_raw = sec.get("sas", [] if "ike" in sec else None)
+    if not isinstance(sas_raw, list) or (not sas_raw and "ike" not in sec):
+        raise fail(root + ("sas",), "expected a non-empty list of SAs (or an 'ike' list)")
     pol_raw = sec.get("policies", [])
     if not isinstance(pol_raw, list):
         raise fail(root + ("policies",), "expected a list of policies")
@@ -317,7 +369,112 @@ def validate(ctx: Any, raw: Any, topo: Topology) -> IpsecConfig:
                 root + ("sas", i, "name"),
                 f"SA '{s.name}' is not used by any protect policy (its selectors come from them)",
             )
-    return IpsecConfig(Action(default_raw), tuple(sas), tuple(policies))
+    ike = _validate_ike(fail, sec.get("ike", []), root + ("ike",), topo, set(by_name))
+    return IpsecConfig(Action(default_raw), tuple(sas), tuple(policies), ike)
+
+
+def _ike_node(fail: Fail, v: Any, path: tuple[Any, ...], topo: Topology) -> tuple[str, IPv4Address]:
+    if not isinstance(v, str) or v not in topo.nodes:
+        raise fail(path, f"{v!r} is not a node of the topology")
+    node = topo.nodes[v]
+    if node.kind == "lsr":
+        return v, node.lsr_id
+    if node.kind in GATEWAY_KINDS:
+        (iface,) = node.interfaces.values()
+        return v, iface.address.ip
+    raise fail(path, f"'{v}' is a {node.kind} node: IKE peers are our routers (kind lsr) or "
+                     f"{', '.join(GATEWAY_KINDS)} gateways")
+
+
+def _validate_ike(fail: Fail, raw: Any, root: tuple[Any, ...], topo: Topology,
+                  sa_names: set[str]) -> tuple[IkeSpec, ...]:
+    """`ipsec.ike`: IKEv2 connections. Each names two nodes, a PSK and the subnets behind each."""
+    if not isinstance(raw, list):
+        raise fail(root, "expected a list of IKE connections")
+    out: list[IkeSpec] = []
+    names: set[str] = set(sa_names)
+    for i, c in enumerate(raw):
+        p = root + (i,)
+        m = _expect_map(fail, c, p, _IKE_KEYS)
+        for req in ("name", "left", "right", "psk", "left_subnets", "right_subnets"):
+            if req not in m:
+                raise fail(p, f"missing '{req}'")
+        name = m["name"]
+        if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 24:
+            raise fail(p + ("name",), f"IKE name {name!r}: a letter, then letters, digits, _ . - (24 max)")
+        if name in names:
+            raise fail(p + ("name",), f"name '{name}' is already used by an SA or IKE connection")
+        names.add(name)
+        left, laddr = _ike_node(fail, m["left"], p + ("left",), topo)
+        right, raddr = _ike_node(fail, m["right"], p + ("right",), topo)
+        if left == right:
+            raise fail(p + ("right",), f"left and right are both {left}")
+        kinds = {topo.nodes[left].kind, topo.nodes[right].kind}
+        if "lsr" not in kinds:
+            raise fail(p, "at least one side of an IKE connection must be one of our routers")
+        psk = m["psk"]
+        if not isinstance(psk, str) or len(psk) < 8:
+            raise fail(p + ("psk",), "psk must be a quoted string of at least 8 characters")
+        subnets = {}
+        for side in ("left_subnets", "right_subnets"):
+            v = m[side]
+            if not isinstance(v, list) or not v:
+                raise fail(p + (side,), "expected a non-empty list of IPv4 prefixes")
+            subnets[side] = tuple(_prefix(fail, x, p + (side, j)) for j, x in enumerate(v))
+        ids = {}
+        for side, node in (("left_id", left), ("right_id", right)):
+            v = m.get(side, f"{node}.{topo.name}.lsr.test")
+            if not isinstance(v, str) or not v or len(v) > 255:
+                raise fail(p + (side,), "an IKE identity is a non-empty FQDN string")
+            ids[side] = v
+        init = m.get("initiator", "left")
+        init = {"left": left, "right": right}.get(init, init)
+        if init not in (left, right):
+            raise fail(p + ("initiator",), f"initiator must be left, right, {left} or {right}")
+        ike = m.get("ike", "aes128gcm16-prfsha256-x25519")
+        if ike not in IKE_PROPOSALS:
+            raise fail(p + ("ike",), f"IKE proposal {ike!r} is not one of: {', '.join(IKE_PROPOSALS)}")
+        esp = m.get("esp", "aes128gcm16")
+        if esp not in ESP_PROPOSALS:
+            raise fail(p + ("esp",), f"ESP proposal {esp!r} is not one of: {', '.join(ESP_PROPOSALS)}")
+        pfs = m.get("pfs", True)
+        if not isinstance(pfs, bool):
+            raise fail(p + ("pfs",), f"expected true or false, got {pfs!r}")
+        rekey = m.get("rekey_seconds")
+        if rekey is not None and (isinstance(rekey, bool) or not isinstance(rekey, int | float)
+                                  or rekey < 2):
+            raise fail(p + ("rekey_seconds",), f"rekey_seconds must be a number >= 2, got {rekey!r}")
+        gateway = kinds & set(GATEWAY_KINDS)
+        nat_t = m.get("nat_t", bool(gateway))
+        if not isinstance(nat_t, bool):
+            raise fail(p + ("nat_t",), f"expected true or false, got {nat_t!r}")
+        if gateway and not nat_t:
+            raise fail(p + ("nat_t",), "strongSwan's kernel-libipsec carries ESP only in UDP 4500 "
+                                       "(RFC 3948): nat_t must be true with a strongswan peer")
+        window = m.get("replay_window", DEFAULT_WINDOW)
+        if isinstance(window, bool) or not isinstance(window, int) or not (
+            window == 0 or MIN_WINDOW <= window <= MAX_WINDOW
+        ):
+            raise fail(p + ("replay_window",), f"replay_window {window!r} must be 0 or {MIN_WINDOW}..{MAX_WINDOW}")
+        out.append(IkeSpec(
+            name, left, right, laddr, raddr, psk.encode(), ids["left_id"], ids["right_id"],
+            subnets["left_subnets"], subnets["right_subnets"], init, IKE_PROPOSALS[ike],
+            ESP_PROPOSALS[esp], pfs, None if rekey is None else float(rekey), nat_t, window,
+        ))
+    return tuple(out)
+
+
+def ike_for_router(topo: Topology, router: str) -> tuple[IkeSpec, ...]:
+    """The IKE connections one of our routers takes part in."""
+    cfg: IpsecConfig | None = topo.extra.get(SECTION)
+    if cfg is None:
+        return ()
+    return tuple(c for c in cfg.ike if router in (c.left, c.right))
+
+
+def ike_out_sa(conn: str) -> str:
+    """Name of the outbound SA an IKE connection installs (the SPD's PROTECT entries use it)."""
+    return f"{conn}-out"
 
 
 register_section(SECTION, validate)
@@ -368,4 +525,16 @@ def ipsec_for_router(
                 if q.sa == s.name:
                     inbound_policies.append(Policy(q.selector, Action.PROTECT, s.name, name=f"in:{q.name}"))
     outbound = [Policy(q.selector, q.action, q.sa, name=q.name) for q in cfg.policies if q.router == router]
+    # IKE connections: PROTECT local -> remote subnets on the Child SA (installed once IKE is up;
+    # until then the packets are dropped as no-sa, RFC 4301 §5.1), and inbound the reverse.
+    for c in cfg.ike:
+        if router not in (c.left, c.right):
+            continue
+        v = c.view(router)
+        for ls in v["local_subnets"]:
+            for rs in v["remote_subnets"]:
+                outbound.append(Policy(Selector(ls, rs), Action.PROTECT, ike_out_sa(c.name),
+                                       name=f"{c.name}:{ls}->{rs}"))
+                inbound_policies.append(Policy(Selector(rs, ls), Action.PROTECT, f"{c.name}-in",
+                                               name=f"in:{c.name}:{rs}->{ls}"))
     return Spd(outbound, inbound_policies, default=cfg.default), sad

@@ -35,7 +35,9 @@ from lsr.core.labels import MAX_LABEL, MIN_UNRESERVED
 from lsr.core.yamlpos import Located, Path, YamlError, load_located
 
 ROUTER_KINDS = ("lsr", "frr")  # nodes that run the IGP and LDP
-HOST_KINDS = ("host",)  # customer hosts: kernel IP stack, one link, default route
+# customer hosts: kernel IP stack, one link, default route; `strongswan` is a host that runs
+# strongSwan's charon as an IPsec gateway (lsr/lab/strongswan.py)
+HOST_KINDS = ("host", "strongswan")
 NODE_KINDS = ROUTER_KINDS + HOST_KINDS
 
 DEFAULT_COST = 10

@@ -125,6 +125,7 @@ class Router:
         self.tables: Any = None
         self.process: Callable[[bytes, str], list] | None = None
         self.raw: socket.socket | None = None
+        self.ipsec: Any = None  # lsr.lab.ipsec.IpsecRuntime when the topology gives us an IPsec role
         self.stopping = asyncio.Event()
         self.go = asyncio.Event()  # lab start barrier: every router's sockets exist before any hello
         from lsr.lab.oam import NodeOam
@@ -335,6 +336,9 @@ class Router:
 
     def deliver_local(self, packet: bytes) -> None:
         """A packet that arrived labelled and is for this router: hand it to the kernel stack."""
+        if self.ipsec is not None and (out := self.ipsec.local(packet)) is not None:
+            self.send_frames(out)  # ESP to us: the kernel has no ESP
+            return
         if self.raw is None:
             self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
             self.raw.setblocking(False)
@@ -377,8 +381,16 @@ class Router:
             if len(f) > 34 and (f[30] == 127 if et == b"\x08\x00" else et == b"\x88\x47" and (
                     f[17] <= 1 or f[14:16] == b"\0\0")) and self.oam.intercept(f, ifname):
                 continue
+            out = None
             if et == b"\x08\x00":
-                if f[30:34] in local:
+                if self.ipsec is not None:  # ESP in/out at an edge router (lsr.lab.ipsec)
+                    try:
+                        out = self.ipsec.frame(f, ifname)
+                    except Exception:
+                        c["ipsec_errors"] += 1
+                        log.warning("ipsec error on %s:\n%s", ifname, traceback.format_exc())
+                        continue
+                if out is None and f[30:34] in local:
                     continue  # for this router: the kernel stack delivers it
             elif et != b"\x88\x47":
                 continue
@@ -386,7 +398,8 @@ class Router:
                 c["no_tables"] += 1
                 continue
             try:
-                out = process(f, ifname)
+                if out is None:
+                    out = process(f, ifname)
             except Exception:
                 c["dataplane_errors"] += 1
                 if c["dataplane_errors"] <= 20:
@@ -409,6 +422,18 @@ class Router:
         for p in ports.values():
             if p.pending:
                 p.flush()
+
+    def send_frames(self, out: list[tuple[str, bytes]]) -> None:
+        """Send frames the dataplane produced outside the receive loop (flushing TX rings)."""
+        for out_if, data in out:
+            p = self.tx.get(out_if)
+            if p is not None:
+                if not p.send(data):
+                    self.counters["tx_errors"] += 1
+                elif p.pending:
+                    p.flush()
+            elif out_if == LOCAL_IF:
+                self.deliver_local(data)
 
     # ------------------------------------------------------------ management
 
@@ -462,6 +487,10 @@ class Router:
         if op == "link":
             self.link_event(int(req["link"]), bool(req["up"]))
             return {"down_links": sorted(self.down_links)}
+        if op == "ipsec":
+            if self.ipsec is None:
+                raise ValueError(f"{self.name} has no IPsec role in this topology")
+            return self.ipsec.answer(req)
         if op == "start":
             self.go.set()
             return {}
@@ -483,6 +512,9 @@ class Router:
         self.open_ports()
         self.kernel_routes = sync_routes(self.rib, set())
         self.rebuild_tables()
+        from lsr.lab.ipsec import IpsecRuntime
+
+        self.ipsec = IpsecRuntime.maybe(self)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.stopping.set)
         (self.state_dir / f"{self.name}.ready").write_text(str(os.getpid()))
@@ -498,6 +530,8 @@ class Router:
             self.loop.add_reader(s.fileno(), self._hello_readable, ifname, s)
             self._hello_readable(ifname, s)
         log.info("router %s up (pid %d)", self.name, os.getpid())
+        if self.ipsec is not None:
+            self.ipsec.start()  # IKE: after the start barrier, like LDP
         await self.stopping.wait()
         log.info("stopping")
         with contextlib.suppress(Exception):

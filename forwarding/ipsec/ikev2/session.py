@@ -17,6 +17,7 @@ INFORMATIONAL (Delete, liveness). One request in flight per side (window 1).
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import os
 import struct
@@ -60,6 +61,8 @@ from forwarding.ipsec.ikev2.codec import (
 )
 from forwarding.ipsec.spd import Selector
 
+NAT_DETECTION_SOURCE_IP = 16388  # RFC 7296 §3.10.1
+NAT_DETECTION_DESTINATION_IP = 16389
 FLAG_I = 0x08
 FLAG_R = 0x20
 CHILD_SA_NOT_FOUND = 44
@@ -86,6 +89,11 @@ class IkeConfig:
     ike_key_bits: int = 128
     esp_key_bits: int = 128
     pfs: bool = True  # KE payload in CREATE_CHILD_SA
+    # RFC 7296 §2.23 NAT traversal: send NAT_DETECTION_*_IP notifies in IKE_SA_INIT with a
+    # source hash that cannot match, so the peer "detects" a NAT and both sides carry ESP
+    # in UDP 4500 (RFC 3948), as strongSwan's `encap = yes` does. The driver moves to 4500.
+    nat_t: bool = False
+    remote_addr: tuple[IPv4Address, int] | None = None  # for the destination hash
 
     def __repr__(self) -> str:
         return f"IkeConfig(local_id={self.local_id!r}, remote_id={self.remote_id!r}, psk=<secret>)"
@@ -299,6 +307,19 @@ class IkeSession:
         theirs_local, theirs_remote = tsi[0].selectors, tsr[0].selectors
         return _within(theirs_local, self.config.remote_ts) and _within(theirs_remote, self.config.local_ts)
 
+    def _natd(self, spi_i: bytes, spi_r: bytes) -> list[Payload]:
+        """NAT-D notifies (§2.23): SHA-1(SPIi | SPIr | IP | port); ours is forced to mismatch."""
+        if not self.config.nat_t:
+            return []
+        fake_src = self.rng(20)
+        if self.config.remote_addr is not None:
+            ip, port = self.config.remote_addr
+            dst = hashlib.sha1(spi_i + spi_r + ip.packed + struct.pack("!H", port)).digest()
+        else:
+            dst = self.rng(20)
+        return [NotifyPayload(NAT_DETECTION_SOURCE_IP, data=fake_src),
+                NotifyPayload(NAT_DETECTION_DESTINATION_IP, data=dst)]
+
     # ------------------------------------------------------------ commands
 
     def start(self) -> list[Action]:
@@ -312,6 +333,7 @@ class IkeSession:
             SaPayload((self._ike_proposal(),)),
             KePayload(DH_CURVE25519, crypto.x25519_public(self._dh)),
             NoncePayload(self._ni),
+            *self._natd(self.spi_i, ZERO_SPI),
         ))
         data = encode(m)
         self._msg1 = data
@@ -483,6 +505,7 @@ class IkeSession:
             SaPayload((chosen,)),
             KePayload(DH_CURVE25519, crypto.x25519_public(self._dh)),
             NoncePayload(self._nr),
+            *(self._natd(self.spi_i, self.spi_r) if NAT_DETECTION_SOURCE_IP in m.notifies() else []),
         ))
         self._msg1 = data
         self._msg2 = encode(r)
