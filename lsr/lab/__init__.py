@@ -33,7 +33,7 @@ import lsr
 from lsr.core.igp import Igp
 from lsr.core.topology import MAX_LAB_NAME, Topology
 from lsr.errors import LsrError
-from lsr.lab import frr, netns
+from lsr.lab import frr, netns, strongswan
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
 from lsr.lab.state import list_labs as _list_labs
 
@@ -135,6 +135,7 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
         _wait_converged(topo, name, t0 + timeout, say)
         timings["converged"] = time.monotonic() - t0
         state.set("converged", time.time())
+        timings.update(strongswan.start(topo, name, state, time.monotonic() + timeout))
     except BaseException:
         teardown(name)
         raise
@@ -403,7 +404,7 @@ def status(name: str) -> dict[str, Any]:
         raise LabError(f"no lab named '{name}' (lsr lab list)")
     routers: dict[str, Any] = {}
     for p in st.get("pids", []):
-        if p["role"].startswith("frr:"):
+        if p["role"].startswith(("frr:", "strongswan:")):
             continue  # FRR daemons: frr.status below
         role = p["role"].split(":", 1)[-1]
         alive = pid_alive(p["pid"], p["start"])

@@ -485,6 +485,13 @@ class IpsecRuntime:
             if conn is None:
                 raise ValueError(f"no IKE connection {req.get('conn')!r} on {self.name}")
             return conn.rekey()
+        if view == "initiate":  # (re)start initiators that are not up, e.g. once a peer exists
+            started = []
+            for c in self.conns.values():
+                if c.initiator and c.state != "established" and req.get("conn") in (None, c.spec.name):
+                    c.start()
+                    started.append(c.spec.name)
+            return {"started": started}
         if view == "set-seq":  # tests: start an SA near the end of its sequence space
             sa = self.engine.sad.lookup_outbound(str(req["sa"]))
             if sa is None:
