@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 declare -A tools=(
   [ip]=iproute2 [ethtool]=ethtool [tshark]=tshark [vtysh]=frr
   [traceroute]=traceroute [iperf3]=iperf3 [nc]=netcat-openbsd
-  [tcpdump]=tcpdump [dot]=graphviz [ping]=iputils-ping
+  [tcpdump]=tcpdump [dot]=graphviz [chromium]=chromium [ping]=iputils-ping
 )
 missing=()
 for cmd in "${!tools[@]}"; do
