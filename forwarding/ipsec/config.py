@@ -423,7 +423,7 @@ def _validate_ike(fail: Fail, raw: Any, root: tuple[Any, ...], topo: Topology,
             subnets[side] = tuple(_prefix(fail, x, p + (side, j)) for j, x in enumerate(v))
         ids = {}
         for side, node in (("left_id", left), ("right_id", right)):
-            v = m.get(side, f"{node}.{topo.name}.lsr.test")
+            v = m.get(side, f"{node}.{name}.lsr.test")  # per connection: peers pick configs by ID
             if not isinstance(v, str) or not v or len(v) > 255:
                 raise fail(p + (side,), "an IKE identity is a non-empty FQDN string")
             ids[side] = v

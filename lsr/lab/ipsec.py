@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import dataclasses
 import logging
 import socket
 import time
@@ -419,8 +420,7 @@ class IpsecRuntime:
                     self.stage.counters["udp_esp_to_socket"] += 1  # the stage should have had it
                     continue
                 data = data[4:]
-            peer = IPv4Address(src)
-            conn = next((c for c in self.conns.values() if c.remote == peer), None)
+            conn = self._dispatch(IPv4Address(src), data)
             if conn is None:
                 self.stage.counters["ike_unknown_peer"] += 1
                 continue
@@ -429,6 +429,15 @@ class IpsecRuntime:
             except Exception:
                 conn.counters["errors"] += 1
                 log.exception("ike %s: receive failed", conn.spec.name)
+
+    def _dispatch(self, peer: IPv4Address, data: bytes) -> IkeConn | None:
+        """The connection a datagram belongs to: by initiator SPI (RFC 7296 §2.6), else a new
+        IKE_SA_INIT request goes to the connection that responds to this peer."""
+        mine = [c for c in self.conns.values() if c.remote == peer]
+        for c in mine:
+            if c.session is not None and c.session.spi_i == data[:8]:
+                return c
+        return next((c for c in mine if not c.initiator), None)
 
     def send_ike(self, local: IPv4Address, remote: IPv4Address, port: int, data: bytes) -> None:
         src_port = NATT_PORT if port == NATT_PORT else IKE_PORT
@@ -488,10 +497,15 @@ class IpsecRuntime:
         if view == "initiate":  # (re)start initiators that are not up, e.g. once a peer exists
             started = []
             for c in self.conns.values():
-                if c.initiator and c.state != "established" and req.get("conn") in (None, c.spec.name):
+                if c.initiator and (c.state != "established" or req.get("force")) \
+                        and req.get("conn") in (None, c.spec.name):
                     c.start()
                     started.append(c.spec.name)
             return {"started": started}
+        if view == "set-psk":  # tests: emulate a mismatched pre-shared key on this side
+            c = self.conns[str(req["conn"])]
+            c.config = dataclasses.replace(c.config, psk=str(req["psk"]).encode())
+            return {"conn": c.spec.name}
         if view == "set-seq":  # tests: start an SA near the end of its sequence space
             sa = self.engine.sad.lookup_outbound(str(req["sa"]))
             if sa is None:
