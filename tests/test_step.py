@@ -1,0 +1,69 @@
+"""lsr sim trace --step: per-hop frames (Ethernet, label stack, IP) and the deciding row."""
+
+from __future__ import annotations
+
+import io
+
+from click.testing import CliRunner
+from rich.console import Console
+
+from forwarding.tables import build_all
+from lsr.cli import main
+from lsr.core.igp import Igp
+from lsr.core.topology import load_topology
+from lsr.sim import simulate
+from lsr.teach import step
+from tests.conftest import TOPOLOGIES
+
+LINE3 = str(TOPOLOGIES / "line3.yaml")
+
+
+def _tables(path: str):
+    topo = load_topology(path)
+    s, _ = simulate(topo)
+    return topo, build_all(topo, Igp(topo).ribs(), {r: i.lfib for r, i in s.instances.items()})
+
+
+def test_headers_and_rows_per_hop() -> None:
+    topo, tables = _tables(LINE3)
+    w, steps = step.step_walk(topo, tables, "ce1", "ce2", "udp", 64)
+    assert [s.hop["op"] for s in steps] == ["push", "pop", "forward"]
+    push, pop, fwd = steps
+    label = push.hop["labels_out"][0]
+    assert push.received.labels == [] and push.received.ip[2] == 64
+    assert push.sent.eth[2] == 0x8847 and push.sent.labels == [(label, 0, 1, 63)]
+    assert push.rule_title.startswith("FTN") and any(c for _, c in push.rule)
+    assert pop.received.labels[0][0] == label and pop.rule_title == f"ILM entry for label {label}"
+    assert pop.sent.labels == [] and pop.sent.ip[2] == 62
+    assert fwd.rule_title.startswith("IGP route") and fwd.sent.ip[1] == "192.168.2.2"
+
+
+def test_ttl_expiry_shows_icmp() -> None:
+    topo, tables = _tables(LINE3)
+    _, steps = step.step_walk(topo, tables, "ce1", "ce2", "icmp", 2)
+    last = steps[-1]
+    assert last.hop["op"] == "drop" and last.icmp is not None
+    assert last.rule[-1] == ("dropped: ttl-expired", True)
+
+
+def test_cli_step_non_interactive() -> None:
+    r = CliRunner().invoke(main, ["sim", "trace", LINE3, "ce1", "ce2", "--step"])
+    assert r.exit_code == 0, r.output
+    for s in ("hop 1/3", "hop 3/3", "Ethernet", "MPLS", "TC 0  S 1  TTL 63", "decided by: ILM",
+              "result: delivered"):
+        assert s in r.output
+
+
+def test_delay_and_key_press(monkeypatch) -> None:
+    topo, tables = _tables(LINE3)
+    w, steps = step.step_walk(topo, tables, "ce1", "ce2")
+    slept: list[float] = []
+    con = Console(file=io.StringIO(), width=100)
+    step.run_steps(steps, w, con, delay=0.5, sleep=slept.append)
+    assert slept == [0.5, 0.5]  # between the 3 hops
+    keys = iter("q")
+    monkeypatch.setattr("click.getchar", lambda: next(keys))
+    con = Console(file=io.StringIO(), width=100)
+    step.run_steps(steps, w, con, interactive=True)
+    out = con.file.getvalue()
+    assert "hop 1/3" in out and "hop 2/3" not in out  # q after the first hop
