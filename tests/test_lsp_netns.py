@@ -165,8 +165,7 @@ def test_tshark_decodes_mpls_echo(diamond, tmp_path):
 
 def test_expect_assertions_live(line3):
     out = validate_live(line3.name)
-    rows = [r for r in out["results"] if r["check"].startswith(("lsp", "ping"))
-            and not r["check"].startswith("lsp-traceroute")]
+    rows = [r for r in out["results"] if r["check"].startswith("expect[")]
     assert [r["status"] == "pass" for r in rows] == EXPECT_OK, rows
     assert "2 hops" in rows[4]["detail"] and "pe2" in rows[6]["detail"]
     assert "0% packet loss" in rows[3]["detail"]
