@@ -118,3 +118,24 @@ def test_chromium_dom_has_sections(page: Path, tmp_path: Path) -> None:
     for s in SECTIONS:
         assert f'id="{s}"' in dom
     assert dom.count("<table") >= 2 + 4 * 2 + 4 + 2  # links, FTN+ILM, bindings, walk, checks
+
+
+def test_lab_tables_through_the_lab_library(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--lab reads lsr.lab.topology/lfib/ldp/status; fed here from the simulator."""
+    import lsr.lab as lab
+    from lsr.core.topology import load_topology
+    from lsr.sim import simulate
+
+    topo = load_topology(DIAMOND)
+    sim, _ = simulate(topo)
+    # a live lab names next hops by LSR ID in places: the library maps them to names
+    monkeypatch.setattr(lab, "topology", lambda name: topo)
+    monkeypatch.setattr(lab, "lfib", lambda name, routers=None: sim.lfib_json())
+    monkeypatch.setattr(lab, "ldp", lambda name, r, what: sim.bindings_json(r))
+    monkeypatch.setattr(lab, "status", lambda name: {"down_links": []})
+    n = net.from_lab("t1")
+    assert n.source == "lab t1" and set(n.lfibs) == {"pe1", "p1", "p2", "pe2"}
+    h = report.build(n)
+    assert "tables from: lab t1" in h and 'class="status-fail"' not in h
+    r = CliRunner().invoke(main, ["draw", "--lab", "t1", "--lsp", "pe1:pe2"])
+    assert r.exit_code == 0 and "1: push" in r.output
