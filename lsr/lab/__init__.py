@@ -451,5 +451,7 @@ def link(name: str, a: str, b: str, up: bool) -> None:
         st["down_links"] = sorted(down_set)
     netns.set_link(topo, name, idx, up)
     frr.sync_routes(topo, name, sorted(down_set))  # FRR nodes: kernel routes -> zebra -> ldpd
+    stopped = set(state.read().get("stopped_routers", []))  # replayed by `lab node R start`
     for r in frr.our_routers(topo):
-        query(name, r.name, "link", link=idx, up=up)
+        if r.name not in stopped:
+            query(name, r.name, "link", link=idx, up=up)
