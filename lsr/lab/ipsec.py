@@ -23,9 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
+import ctypes
 import dataclasses
 import logging
 import socket
+import struct
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -56,6 +59,8 @@ from forwarding.ipsec.ikev2.codec import Notify, TrafficSelector
 log = logging.getLogger("lsr.node.ipsec")
 
 NON_ESP_MARKER = b"\0\0\0\0"  # RFC 3948 §2.2
+IPPROTO_ESP = 50
+SO_ATTACH_FILTER = 26
 RETRANSMIT_BASE = 0.5  # seconds; doubled per try up to RETRANSMIT_CAP (RFC 7296 §2.1)
 RETRANSMIT_CAP = 4.0
 RETRANSMIT_TRIES = 10
@@ -390,6 +395,7 @@ class IpsecRuntime:
     # ------------------------------------------------------------ IKE sockets
 
     def start(self) -> None:
+        self._claim_esp()
         if not self.conns:
             return
         addrs = {c.local for c in self.conns.values()}
@@ -403,6 +409,17 @@ class IpsecRuntime:
             self.loop.add_reader(s.fileno(), self._readable, port, s)
         for c in self.conns.values():
             c.start()
+
+    def _claim_esp(self) -> None:
+        """Keep the kernel (which has no ESP) from answering ICMP protocol-unreachable to the
+        ESP packets our dataplane opens: a raw IPPROTO_ESP socket makes the kernel consider
+        them delivered (Linux ip_local_deliver_finish); its BPF filter drops them all, so
+        nothing queues."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_ESP)
+        self._bpf = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))  # ret 0
+        prog = struct.pack("HL", 1, ctypes.addressof(self._bpf))
+        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+        self.socks[IPPROTO_ESP] = s
 
     def _readable(self, port: int, s: socket.socket) -> None:
         for _ in range(32):
@@ -455,7 +472,8 @@ class IpsecRuntime:
         for c in self.conns.values():
             c._cancel_timers()
         for s in self.socks.values():
-            self.loop.remove_reader(s.fileno())
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(s.fileno())
             s.close()
 
     # ------------------------------------------------------------ management
