@@ -18,6 +18,7 @@ import os
 import signal
 import time
 
+from lsr.core.topology import Topology
 from lsr.lab.state import LabState, ns_name, pid_alive
 
 
@@ -26,7 +27,7 @@ def _router_pids(state: LabState, router: str) -> list[tuple[int, int | None]]:
             if p.get("role") == f"router:{router}"]
 
 
-def _check(name: str, router: str):  # -> Topology
+def _check(name: str, router: str) -> Topology:
     import lsr.lab
 
     lsr.lab.need_root()
@@ -70,7 +71,7 @@ def node_start(name: str, router: str, timeout: float = 30.0, wait: bool = True)
     import lsr.lab
     from lsr.lab import node
 
-    topo = _check(name, router)
+    _check(name, router)
     state = LabState(name)
     if running(name, router):
         raise lsr.lab.LabError(f"router {router} of lab '{name}' is already running")
@@ -94,5 +95,4 @@ def node_start(name: str, router: str, timeout: float = 30.0, wait: bool = True)
     out = {"router": router, "pid": pid, "started": round(time.monotonic() - t0, 3)}
     if wait:
         out["converged_seconds"] = round(lsr.lab.wait_converged(name, timeout), 3)
-    del topo
     return out

@@ -52,8 +52,8 @@ from lsr.oam.echo import (
     ntp_from_unix,
     parse_udp_ipv4,
 )
+from lsr.oam.responder import EcmpSelect, ingress_ddmaps, respond, tables_from_topology
 from lsr.oam.responder import RouterTables as RespTables
-from lsr.oam.responder import ingress_ddmaps, respond, tables_from_topology
 
 __all__ = ["NodeOam", "ecmp_for", "ldp_message_types"]
 
@@ -64,7 +64,7 @@ LDP_LABEL_MAPPING = 0x0400
 MAX_EVENTS = 20000
 
 
-def ecmp_for(seed: int, src: IPv4Address, sport: int, dport: int = UDP_PORT):
+def ecmp_for(seed: int, src: IPv4Address, sport: int, dport: int = UDP_PORT) -> EcmpSelect:
     """The responder's ECMP function matching `forwarding.plane` for UDP src:sport -> dst:dport.
 
     The dataplane picks `nhs[flow_hash(ip) % len(nhs)]` (labelled packets hash
@@ -297,7 +297,7 @@ class NodeOam:
         if op == "oam_probe":
             dst = IPv4Address(req.get("dst", "127.0.0.1"))
             return self.probe(IPv4Network(req["fec"]), int(req["ttl"]), bytes.fromhex(req["request"]),
-                              dst, float(req.get("timeout", 1.0)))
+                              dst, float(req.get("wait", 1.0)))
         if op == "oam_ddmaps":
             n = int(req.get("destinations", 0))
             dsts = [IPv4Address(int(IPv4Address("127.0.0.1")) + i) for i in range(n)] if n \
