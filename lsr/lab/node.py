@@ -47,6 +47,7 @@ log = logging.getLogger("lsr.node")
 LDP_PORT = 646
 ALL_ROUTERS = "224.0.0.2"
 TCP_MD5SIG = 14
+TCP_QUICKACK = 12
 IP_MULTICAST_ALL = 49
 IP_PKTINFO = 8  # not exported by Python 3.11 socket
 BATCH = 64  # frames per wake-up per interface: bounds the work a flood can cause
@@ -82,6 +83,12 @@ class Conn(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         self.node.counters["tcp_rx_bytes"] += len(data)
+        # ACK now, not after the 40 ms delayed-ACK timer: a peer without TCP_NODELAY (FRR's
+        # ldpd) holds its next small write (Nagle) until we ACK, e.g. its Label Mappings
+        # right after its Address message. TCP_QUICKACK is not sticky: set it per read.
+        with contextlib.suppress(OSError, AttributeError):
+            self.transport.get_extra_info("socket").setsockopt(  # type: ignore[union-attr]
+                socket.IPPROTO_TCP, TCP_QUICKACK, 1)
         self.node.feed(ev.TcpData(self.conn, data))  # type: ignore[arg-type]
 
     def connection_lost(self, exc: Exception | None) -> None:
@@ -294,6 +301,11 @@ class Router:
         else:
             self.down_links.add(link)
         mine = [i.name for i in self.node.interfaces.values() if i.link == link]
+        if up:
+            # Routes before Hellos: a peer that answers our first Hello with a SYN at once
+            # (FRR does) needs our route back to its transport address, or our SYN-ACK is
+            # unroutable and the session waits for its 1 s SYN retransmission.
+            self.recompute_igp()
         for ifname in mine:
             sock = self.hello_socks.get(ifname)
             if not up and sock is not None:
@@ -301,7 +313,8 @@ class Router:
                 # dropped by it; leave them queued in the socket until the interface is up.
                 self.loop.remove_reader(sock.fileno())
             self.feed(ev.InterfaceUp(ifname) if up else ev.InterfaceDown(ifname))
-        self.recompute_igp()
+        if not up:
+            self.recompute_igp()
         if up:
             for ifname in mine:
                 sock = self.hello_socks.get(ifname)
