@@ -9,10 +9,12 @@ declare -A tools=(
   [ip]=iproute2 [ethtool]=ethtool [tshark]=tshark [vtysh]=frr
   [traceroute]=traceroute [iperf3]=iperf3 [nc]=netcat-openbsd
   [tcpdump]=tcpdump [dot]=graphviz [chromium]=chromium [ping]=iputils-ping
+  # strongSwan gateways (lsr/lab/strongswan.py): charon + kernel-libipsec, AES-GCM, X25519
+  [swanctl]="strongswan-swanctl strongswan-charon libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins"
 )
 missing=()
 for cmd in "${!tools[@]}"; do
-  command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd || -x /usr/bin/$cmd ]] || missing+=("${tools[$cmd]}")
+  command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd || -x /usr/bin/$cmd ]] || missing+=(${tools[$cmd]})  # unquoted: one tool may need several packages
 done
 if ((${#missing[@]})); then
   if [[ $(id -u) -eq 0 ]]; then
