@@ -141,6 +141,57 @@ def _wait(pred, timeout: float, what: str):
         time.sleep(0.2)
 
 
+# ---------------------------------------------------------------- configuration
+
+OPTIONS = """
+name: opts
+topology:
+  nodes:
+    a: {kind: frr, loopback: 10.255.0.1, ldp: {explicit_null: true, fecs: loopbacks,
+        control: ordered, keepalive_time: 30, hello_interval: 2, hello_holdtime: 7,
+        passwords: {b: k1}}}
+    b: {loopback: 10.255.0.2}
+    h: {kind: host}
+  links:
+    - endpoints: [a:eth1, b:eth1]
+    - endpoints: [a:eth2, h:eth0]
+"""
+
+
+def test_generated_ldpd_config_is_accepted_by_frr():
+    """Every LdpOptions field maps to an ldpd command that FRR's own parser accepts."""
+    import tempfile
+
+    from lsr.core.topology import TopologyError, parse_topology
+
+    topo = parse_topology(OPTIONS)
+    d = Path(tempfile.mkdtemp(prefix="lsr-frr-conf-"))
+    try:
+        conf = frr.render(topo, "a", d)["ldpd.conf"]
+        for line in ("neighbor 10.255.0.2 password k1", "ordered-control",
+                     "discovery hello holdtime 7", "discovery hello interval 2",
+                     "session holdtime 30", "label local allocate host-routes",
+                     "label local advertise explicit-null", "interface eth1",
+                     "discovery transport-address 10.255.0.1"):
+            assert f" {line}\n" in conf, line
+        assert "interface eth2" not in conf  # host link: no LDP
+        (d / "ldpd.conf").write_text(conf)
+        shutil.chown(d, "frr", "frr")
+        shutil.chown(d / "ldpd.conf", "frr", "frr")
+        r = subprocess.run(["/usr/lib/frr/ldpd", "-C", "-f", str(d / "ldpd.conf"),
+                            "--vty_socket", str(d), "--ctl_socket", str(d), "-u", "frr",
+                            "-g", "frr"], capture_output=True, text=True, timeout=30)
+        assert r.returncode == 0 and "No such command" not in r.stdout + r.stderr, r.stderr
+    finally:
+        shutil.rmtree(d, ignore_errors=True)
+    # what FRR cannot do is refused with one located line
+    for bad, where in (("labels: [100, 200]", "labels"),
+                       ("ldp: {retention: conservative}", "retention")):
+        with pytest.raises(TopologyError, match=where):
+            parse_topology(OPTIONS.replace("a: {kind: frr, loopback: 10.255.0.1, ldp:",
+                                           f"a: {{kind: frr, {bad}}}\n    x: {{ldp:"))
+
+
 # ---------------------------------------------------------------- line: ours - FRR - ours
 
 
