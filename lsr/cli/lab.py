@@ -184,7 +184,10 @@ def counters(name: str, router: str | None, as_json: bool) -> None:
     _root()
     L = _lab()
     topo = L.topology(name)
-    names = [router] if router else [r.name for r in topo.routers]
+    if router is not None and router in topo.nodes and topo.nodes[router].kind == "frr":
+        raise LsrError(f"{router} is an FRR router: lsr lab exec {name} {router} -- vtysh -c "
+                       f"'show mpls ldp neighbor detail'")
+    names = [router] if router else [r.name for r in topo.routers if r.kind != "frr"]
     data = {"routers": {r: L.query(name, r, "counters") for r in names}}
     if as_json:
         render.emit_json(data)
