@@ -358,11 +358,16 @@ def lfib(name: str, routers: Sequence[str] | None = None) -> dict[str, Any]:
     topo = _topology(name)
     names = {str(n.lsr_id): n.name for n in topo.routers}
     out: dict[str, Any] = {}
-    for r in routers or [n.name for n in frr.our_routers(topo)]:
-        if frr.is_frr(topo, r):
-            raise LabError(f"{r} is an FRR router: no LFIB (no MPLS dataplane); "
-                           f"see 'lsr lab ldp {name} {r} bindings'")
-        j = query(name, r, "lfib")
+    for r in routers or [n.name for n in topo.routers]:
+        if frr.is_frr(topo, r):  # the LFIB our dataplane in it built from FRR's bindings
+            j = frr.read_lfib(name, r)
+            if j is None:
+                if routers:
+                    raise LabError(f"{r} is an FRR router without a dataplane LFIB yet; "
+                                   f"see 'lsr lab ldp {name} {r} bindings'")
+                continue
+        else:
+            j = query(name, r, "lfib")
         for section in ("ftn", "ilm"):
             for e in j[section]:
                 for nh in e["nexthops"]:

@@ -30,6 +30,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Sequence
 from ipaddress import IPv4Address, IPv4Network
@@ -45,6 +46,8 @@ FRR_LIBEXEC = Path(os.environ.get("LSR_FRR_DIR", "/usr/lib/frr"))
 DAEMONS = ("zebra", "ldpd")
 KIND = "frr"
 ROUTE_PROTO = "static"  # kernel routes zebra passes on (see the module doc)
+# Run our userspace MPLS dataplane in FRR nodes (FRR's labels, our forwarding); 0 turns it off.
+DATAPLANE = os.environ.get("LSR_FRR_DATAPLANE", "1") != "0"
 FRR_MIN_SESSION_HOLDTIME = 15  # `session holdtime (15-65535)`; the session uses min(ours, theirs)
 IMPLICIT_NULL = 3
 SPECIAL_LABELS = {"imp-null": 3, "exp-null": 0, "implicit-null": 3, "explicit-null": 0}
@@ -276,7 +279,41 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
             time.sleep(0.02)
         for k in kids:
             state.add_pid(k, f"frr:{node}:ldpd-child")
+    if DATAPLANE:
+        for n, d in dirs.items():
+            _spawn_dataplane(lab, n, d, state)
     return {"frr_started": time.monotonic() - t0}
+
+
+def _spawn_dataplane(lab: str, node: str, d: Path, state: LabState) -> int:
+    """Our AF_PACKET forwarding plane in the FRR node's namespace (lsr.lab.frrplane)."""
+    import lsr
+
+    env = dict(os.environ)
+    root = str(Path(lsr.__file__).resolve().parents[1])
+    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
+    out = open(d / "dataplane.log", "ab")  # noqa: SIM115 - handed to the child
+    try:
+        p = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, node), sys.executable, "-m",
+                              "lsr.lab.frrplane", "--lab", lab, "--router", node],
+                             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                             env=env, start_new_session=True, cwd="/")
+    finally:
+        out.close()
+    state.add_pid(p.pid, f"frr:{node}:dataplane")
+    return p.pid
+
+
+def _has_dataplane(lab: str, node: str) -> bool:
+    return any(p["role"] == f"frr:{node}:dataplane" for p in LabState(lab).read().get("pids", []))
+
+
+def read_lfib(lab: str, node: str) -> dict[str, Any] | None:
+    """The LFIB an FRR node's dataplane uses, from FRR's bindings (None if none yet)."""
+    try:
+        return json.loads((node_dir(lab, node) / "lfib.json").read_text())
+    except (OSError, ValueError):
+        return None
 
 
 # ---------------------------------------------------------------- vtysh
@@ -449,6 +486,12 @@ def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: An
         return (f"{node}: LDP session with {', '.join(names.get(p, p) for p in bad)} not "
                 f"OPERATIONAL ({', '.join(sess.get(p, 'none') for p in bad)})")
     mine = bindings(lab, None, node)
+    if _has_dataplane(lab, node):  # our forwarding plane in it must use these bindings
+        from lsr.lab.frrplane import lfib_from_bindings
+
+        want = lfib_from_bindings(topo, node, Igp(topo, down_links).rib(node), mine).to_json()
+        if read_lfib(lab, node) != want:
+            return f"{node}: dataplane LFIB not yet in line with FRR's bindings"
     live = _live(topo, node, down_links)
     my_local = {b["fec"]: b["local_label"] for b in mine
                 if b.get("local_label") is not None and b["fec"] in live}

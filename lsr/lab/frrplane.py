@@ -1,0 +1,232 @@
+"""Our userspace MPLS dataplane in an FRR node's namespace, fed from FRR's LDP bindings.
+
+    ip netns exec lsr-<lab>-<frr-node> python -m lsr.lab.frrplane --lab LAB --router NODE
+
+The kernel here has no MPLS, so FRR's ldpd can only advertise and learn labels
+(zebra drops its label installs). This process gives an FRR node the same
+AF_PACKET forwarding plane as our routers (`forwarding.plane`), with an LFIB
+computed from FRR's own decisions:
+
+* FTN: every IGP prefix with next hops -> for each ECMP next hop, the label
+  that neighbour advertised to FRR (`show mpls ldp binding json`; nothing for
+  implicit-null);
+* ILM: FRR's local label for the prefix -> swap to that label (pop for
+  implicit-null). FRR's egress FECs (implicit-null) need no ILM.
+
+The IGP next hops are the lab's SPF (the same routes the lab installed into
+the namespace's kernel table for zebra). The LFIB is recomputed whenever
+ldpd's log grows with a label event or the lab's down links change, and is
+written to `<frr dir>/lfib.json` (what `lsr lab lfib` shows for FRR nodes).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import json
+import logging
+import os
+import pickle
+import re
+import signal
+import socket
+import sys
+import traceback
+from ipaddress import IPv4Network
+from typing import Any
+
+from forwarding.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
+from lsr.core.igp import Igp, Route
+from lsr.core.topology import Topology
+from lsr.lab import frr
+from lsr.lab.state import LabState, lab_dir
+
+log = logging.getLogger("lsr.frrplane")
+IMPLICIT_NULL = 3
+RESERVED = range(0, 16)
+BATCH = 64
+# ldpd debug log lines after which FRR's bindings may have changed
+TRIGGER = re.compile(rb"label (mapping|withdraw|release)|nbr_fsm|session_close|zebra")
+
+
+def lfib_from_bindings(topo: Topology, node: str, rib: dict[IPv4Network, Route],
+                       bindings: list[dict[str, Any]]) -> Lfib:
+    """FRR's forwarding decisions as our Lfib (neighbours as LSR IDs, like our LDE's)."""
+    by_fec = {b["fec"]: b for b in bindings}
+    lfib = Lfib()
+    for prefix in sorted(rib, key=lambda p: (int(p.network_address), p.prefixlen)):
+        route = rib[prefix]
+        b = by_fec.get(str(prefix))
+        if not route.nexthops or b is None:
+            continue
+        remote = {r["neighbor"]: r["label"] for r in b.get("remote", [])}
+        ftn: list[Nhlfe] = []
+        ilm: list[Nhlfe] = []
+        for nh in route.nexthops:
+            lid = str(topo.nodes[nh.neighbor].lsr_id)
+            if lid not in remote:
+                continue  # no mapping from that neighbour (yet): no LSP through it
+            rl = remote[lid]
+            out = () if rl == IMPLICIT_NULL else (rl,)
+            ftn.append(Nhlfe(lid, nh.interface, nh.address, out, "push"))
+            ilm.append(Nhlfe(lid, nh.interface, nh.address, out,
+                             "pop" if rl == IMPLICIT_NULL else "swap"))
+        if not ftn:
+            continue
+        lfib.ftn[prefix] = FtnEntry(prefix, tuple(ftn))
+        local = b.get("local_label")
+        if local is not None and local not in RESERVED:
+            lfib.ilm[local] = IlmEntry(local, prefix, tuple(ilm))
+    return lfib
+
+
+class FrrPlane:
+    def __init__(self, lab: str, topo: Topology, name: str) -> None:
+        from forwarding.plane import Dataplane
+        from forwarding.tables import RouterTables
+
+        self.lab, self.topo, self.name = lab, topo, name
+        self.node = topo.nodes[name]
+        self.dir = frr.node_dir(lab, name)
+        self.loop = asyncio.get_event_loop()
+        self.counters: collections.Counter[str] = collections.Counter()
+        self.down: tuple[int, ...] = ()
+        self.rib = Igp(topo).rib(name)
+        self.lfib = Lfib()
+        self.tables = RouterTables.build(topo, name, self.rib, self.lfib)
+        self.process = Dataplane(self.tables).process
+        self.ports: dict[str, Any] = {}
+        self.my_macs = {i.name: bytes.fromhex(i.mac.replace(":", ""))
+                        for i in self.node.interfaces.values()}
+        self.local_ips = {i.address.ip.packed for i in self.node.interfaces.values()}
+        self.local_ips.add(self.node.lsr_id.packed)
+        self.raw: socket.socket | None = None
+        self.log_pos = 0
+        self.dirty = True
+        self.refreshing = False
+
+    # ------------------------------------------------------------ control: FRR -> LFIB
+
+    def _watch(self) -> None:
+        """Cheap change detection: new label events in ldpd's log, or new down links."""
+        down = tuple(LabState(self.lab).read().get("down_links", []))
+        if down != self.down:
+            self.down = down
+            self.dirty = True
+        with contextlib.suppress(OSError), open(self.dir / "ldpd.log", "rb") as f:
+            f.seek(self.log_pos)
+            new = f.read()
+            self.log_pos += len(new)
+            if TRIGGER.search(new):
+                self.dirty = True
+
+    def _compute(self, down: tuple[int, ...]) -> tuple[dict, Lfib]:
+        rib = Igp(self.topo, down).rib(self.name)
+        return rib, lfib_from_bindings(self.topo, self.name, rib,
+                                       frr.bindings(self.lab, None, self.name))
+
+    async def control(self) -> None:
+        while True:
+            self._watch()
+            if self.dirty:
+                self.dirty = False
+                try:
+                    # vtysh takes ~0.1 s: off the loop, the dataplane keeps forwarding
+                    rib, lfib = await self.loop.run_in_executor(None, self._compute, self.down)
+                    self.install(rib, lfib)
+                except Exception:
+                    self.counters["refresh_errors"] += 1
+                    self.dirty = True
+                    log.warning("refresh failed:\n%s", traceback.format_exc())
+            await asyncio.sleep(0.1)
+
+    def install(self, rib: dict, lfib: Lfib) -> None:
+        if rib != self.rib:
+            self.rib = rib
+            self.tables.set_rib(rib)
+        if lfib.to_json() != self.lfib.to_json():
+            self.lfib = lfib
+            self.tables.set_lfib(lfib)
+            self.counters["lfib_updates"] += 1
+            tmp = self.dir / "lfib.json.tmp"
+            tmp.write_text(json.dumps(lfib.to_json(), sort_keys=True))
+            os.replace(tmp, self.dir / "lfib.json")
+
+    # ------------------------------------------------------------ dataplane
+
+    def open_ports(self) -> None:
+        from forwarding.afpacket import PacketPort
+
+        for ifname in self.node.interfaces:
+            port = PacketPort(ifname)
+            self.ports[ifname] = port
+            self.loop.add_reader(port.fileno(), self._frames, ifname, port)
+
+    def _frames(self, ifname: str, port: Any) -> None:
+        from forwarding.plane import LOCAL_IF
+
+        my_mac, local, c = self.my_macs[ifname], self.local_ips, self.counters
+        for f in port.recv_batch(BATCH):
+            if f[:6] != my_mac or len(f) < 18:
+                continue
+            et = f[12:14]
+            if et == b"\x08\x00":
+                if f[30:34] in local:
+                    continue  # FRR's own traffic (LDP TCP...): the kernel's
+            elif et != b"\x88\x47":
+                continue
+            try:
+                out = self.process(f, ifname)
+            except Exception:
+                c["dataplane_errors"] += 1
+                continue
+            if not out:
+                c["dropped"] += 1
+            for out_if, data in out or ():
+                p = self.ports.get(out_if)
+                if p is not None:
+                    c["forwarded" if p.send(data) else "tx_errors"] += 1
+                elif out_if == LOCAL_IF:
+                    self._deliver_local(data)
+        for p in self.ports.values():
+            if getattr(p, "pending", False):
+                p.flush()
+
+    def _deliver_local(self, packet: bytes) -> None:
+        if self.raw is None:
+            self.raw = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+        with contextlib.suppress(OSError):
+            self.raw.sendto(packet, (socket.inet_ntoa(packet[16:20]), 0))
+            self.counters["delivered_local"] += 1
+
+    async def run(self) -> None:
+        self.open_ports()
+        stop = asyncio.Event()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            self.loop.add_signal_handler(sig, stop.set)
+        task = self.loop.create_task(self.control())
+        log.info("FRR dataplane for %s up (pid %d)", self.name, os.getpid())
+        await stop.wait()
+        task.cancel()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m lsr.lab.frrplane")
+    ap.add_argument("--lab", required=True)
+    ap.add_argument("--router", required=True)
+    args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format=f"%(asctime)s {args.router} %(levelname)s %(message)s")
+    topo: Topology = pickle.loads((lab_dir(args.lab) / "topology.pickle").read_bytes())
+
+    async def amain() -> None:
+        await FrrPlane(args.lab, topo, args.router).run()
+
+    asyncio.run(amain())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
