@@ -13,6 +13,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -39,6 +40,13 @@ UNIQ = os.getpid() % 1000
 
 def _name(k: int) -> str:
     return f"f{UNIQ}{k}"  # lab names: 'f' + digits
+
+
+def _lsr(*args: str) -> subprocess.CompletedProcess:
+    """The CLI of this checkout (not whatever `lsr` is first on PATH)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    return subprocess.run([sys.executable, "-c", "import sys; from lsr.cli import main; main()",
+                           *args], capture_output=True, text=True, timeout=60, cwd=ROOT, env=env)
 
 
 def _pids(name: str) -> list[tuple[int, int | None]]:
@@ -202,20 +210,17 @@ def test_line_sessions_and_labels_agree(line):
     assert sess["pe2"] == {"10.255.0.2": "OPERATIONAL"}
     assert _check_labels_agree(line) >= 4 * 7
     # FRR's own view, through the vtysh wrapper of `lsr lab exec`
-    r = subprocess.run(["lsr", "lab", "exec", line.name, "f1", "--", "vtysh", "-c",
-                        "show mpls ldp neighbor json"], capture_output=True, text=True, timeout=30)
+    r = _lsr("lab", "exec", line.name, "f1", "--", "vtysh", "-c", "show mpls ldp neighbor json")
     assert r.returncode == 0, r.stderr
     nbrs = json.loads(r.stdout)["neighbors"]
     assert sorted((n["neighborId"], n["state"]) for n in nbrs) == [
         ("10.255.0.1", "OPERATIONAL"), ("10.255.0.3", "OPERATIONAL")]
     # and the translated views of `lsr lab ldp` for an FRR router
-    r = subprocess.run(["lsr", "lab", "ldp", line.name, "f1", "neighbors", "--json"],
-                       capture_output=True, text=True, timeout=30)
+    r = _lsr("lab", "ldp", line.name, "f1", "neighbors", "--json")
     assert r.returncode == 0, r.stderr
     assert [(n["neighbor"], n["lsr_id"], n["state"]) for n in json.loads(r.stdout)] == [
         ("pe1", "10.255.0.1", "OPERATIONAL"), ("pe2", "10.255.0.3", "OPERATIONAL")]
-    r = subprocess.run(["lsr", "lab", "ldp", line.name, "f1", "bindings", "--json"],
-                       capture_output=True, text=True, timeout=30)
+    r = _lsr("lab", "ldp", line.name, "f1", "bindings", "--json")
     b = {e["fec"]: e for e in json.loads(r.stdout)["bindings"]}
     assert b["10.255.0.2/32"]["local_label"] == 3  # FRR's own loopback: imp-null -> 3
     assert {x["neighbor"]: x["label"] for x in b["10.255.0.1/32"]["remote"]}["pe1"] == 3
@@ -235,8 +240,55 @@ def test_line_ftn_pushes_frr_labels(line):
     fb = {e["fec"]: e for e in frr.bindings(line.name, line.topo, "f1")}
     assert [r for r in fb["10.255.0.3/32"]["remote"] if r["neighbor"] == "pe2"][0]["in_use"]
     assert [r for r in fb["10.255.0.1/32"]["remote"] if r["neighbor"] == "pe1"][0]["in_use"]
-    with pytest.raises(lab.LabError, match="FRR router"):
-        lab.lfib(line.name, ["f1"])
+    # our dataplane in f1 forwards with FRR's labels: ILM in = FRR's local label, out = ours
+    j = lab.lfib(line.name, ["f1"])["routers"]["f1"]
+    ilm = {e["fec"]: e for e in j["ilm"]}
+    pe2 = _local(line.name, "pe2")
+    assert ilm["192.168.2.0/24"]["in_label"] == f1["192.168.2.0/24"]
+    assert [(n["neighbor"], n["op"]) for n in ilm["192.168.2.0/24"]["nexthops"]] == [("pe2", "pop")]
+    assert pe2["192.168.2.0/24"] == 3
+    assert [(n["neighbor"], n["out_labels"]) for n in ilm["10.255.0.1/32"]["nexthops"]] == [
+        ("pe1", [])]
+
+
+def test_line_traffic_through_frr_with_frr_labels(line, tmp_path: Path):
+    """ce1 -> ce2 across f1: pe1 pushes FRR's label, our dataplane in f1 pops it (PHP).
+    Ping and a TCP transfer both ways; the capture shows FRR's label on pe1-f1."""
+    from scapy.contrib.mpls import MPLS
+    from scapy.layers.inet import ICMP, IP
+    from scapy.utils import rdpcap
+
+    label = _local(line.name, "f1")["192.168.2.0/24"]
+    pcap = tmp_path / "pe1-f1.pcap"
+    cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line.name}-pe1", "tcpdump", "-i", "eth2",
+                            "-U", "--immediate-mode", "-w", str(pcap), "mpls"],
+                           stderr=subprocess.PIPE, text=True)
+    try:
+        assert "listening" in cap.stderr.readline()
+        r = line.run("ce1", ["ping", "-c", "3", "-i", "0.2", "-W", "1", "192.168.2.2"])
+        assert r.returncode == 0, r.stdout
+        time.sleep(0.3)
+    finally:
+        cap.send_signal(signal.SIGINT)
+        cap.wait(timeout=10)
+    echo = [p for p in rdpcap(str(pcap)) if p.haslayer(MPLS) and p.haslayer(ICMP)
+            and p[ICMP].type == 8]
+    assert len(echo) == 3 and all(p[MPLS].label == label and p[IP].dst == "192.168.2.2"
+                                  for p in echo)
+    data = os.urandom(256 * 1024)
+    src, dst = tmp_path / "tx", tmp_path / "rx"
+    src.write_bytes(data)
+    srv = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line.name}-ce2", "sh", "-c",
+                            f"nc -l -p 5001 > {dst}"])
+    try:
+        time.sleep(0.3)
+        r = line.run("ce1", ["sh", "-c", f"nc -q1 -w5 192.168.2.2 5001 < {src}"], timeout=30)
+        assert r.returncode == 0, r.stderr
+        srv.wait(timeout=10)
+    finally:
+        srv.kill()
+        srv.wait()
+    assert dst.read_bytes() == data
 
 
 def test_line_sessions_survive_keepalives(line):
@@ -320,6 +372,19 @@ def test_ring_frr_next_to_frr_and_between_ours(ring):
     f2, r6 = _local(ring.name, "f2"), _local(ring.name, "r6")
     assert sorted((nh["neighbor"], nh["out_labels"]) for nh in r1["10.255.0.4/32"]) == [
         ("f2", [f2["10.255.0.4/32"]]), ("r6", [r6["10.255.0.4/32"]])]
+    # f2 swaps to f3's label (FRR -> FRR, both forwarding with our dataplane)
+    f2_ilm = {e["in_label"]: e for e in lab.lfib(ring.name, ["f2"])["routers"]["f2"]["ilm"]}
+    f3 = _local(ring.name, "f3")
+    e = f2_ilm[f2["10.255.0.4/32"]]
+    assert [(n["neighbor"], n["op"], n["out_labels"]) for n in e["nexthops"]] == [
+        ("f3", "swap", [f3["10.255.0.4/32"]])]
+    # traffic over both ECMP paths (one through two FRR nodes, one through f5)
+    for i in range(4):
+        r = ring.run("ce1", ["ping", "-c", "2", "-i", "0.2", "-W", "1", "-p", f"{i:02x}",
+                             str(ring.topo.interface("ce2", "eth0").address.ip)])
+        assert r.returncode == 0, r.stdout
+    fwd = {f: lab.status(ring.name)["routers"][f]["alive"] for f in ("f2", "f3", "f5")}
+    assert all(fwd.values())
 
 
 # ---------------------------------------------------------------- TCP MD5
@@ -358,8 +423,7 @@ def test_md5_right_then_wrong_password():
         assert st["pe1"]["sessions"]["10.255.0.2"] != "OPERATIONAL"
         nb = lab.ldp(name, "pe2", "neighbors")[0]
         assert nb["state"] == "NON_EXISTENT" and nb["adjacencies"] == ["eth2"]
-        r = subprocess.run(["lsr", "lab", "status", name], capture_output=True, text=True,
-                           timeout=30)
+        r = _lsr("lab", "status", name)
         assert "MD5" in r.stdout
         assert L.topo.nodes["f1"].kind == "frr"
     finally:
