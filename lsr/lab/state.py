@@ -21,6 +21,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from lsr.core.topology import NAME_RE
+from lsr.errors import LsrError
+
 RUN_DIR = Path(os.environ.get("LSR_RUN_DIR", "/run/lsr"))
 NS_PREFIX = "lsr"
 
@@ -30,6 +33,11 @@ def ns_name(lab: str, node: str) -> str:
 
 
 def lab_dir(lab: str) -> Path:
+    """/run/lsr/<lab>; a name that is not a lab name (`..`, `/`, ...) never becomes a
+    path: teardown removes this directory recursively."""
+    if not isinstance(lab, str) or not NAME_RE.fullmatch(lab):
+        raise LsrError(f"bad lab name {lab!r}: lowercase letters, digits and '-', "
+                       "starting with a letter")
     return RUN_DIR / lab
 
 
