@@ -21,11 +21,19 @@ import pytest
 
 from tests.conftest import ROOT, is_root
 
-FRR_OK = Path("/usr/lib/frr/ldpd").exists() and shutil.which("vtysh") is not None
+
+def _frr_missing() -> str | None:
+    from lsr.lab.frr import missing_tools
+
+    return missing_tools()
+
+
+FRR_WHY = _frr_missing()
+FRR_OK = FRR_WHY is None
 pytestmark = [
     pytest.mark.netns,
     pytest.mark.skipif(not is_root(), reason="needs root"),
-    pytest.mark.skipif(not FRR_OK, reason="FRR (ldpd, vtysh) not installed"),
+    pytest.mark.skipif(not FRR_OK, reason=f"FRR not usable: {FRR_WHY}"),
 ]
 
 if is_root() and FRR_OK:

@@ -64,6 +64,12 @@ def missing_tools() -> str | None:
             return f"{FRR_LIBEXEC / d} not found (apt-get install frr)"
     if shutil.which("vtysh") is None:
         return "vtysh not found (apt-get install frr)"
+    import pwd
+
+    try:
+        pwd.getpwnam("frr")  # the daemons drop privileges to it
+    except KeyError:
+        return "no user 'frr' (the frr package creates it)"
     return None
 
 
