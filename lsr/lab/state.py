@@ -163,6 +163,10 @@ def teardown(lab: str) -> bool:
     state = LabState(lab)
     if not state.dir.exists():
         return False
+    # Defence in depth: only ever remove a lab directory directly under RUN_DIR that
+    # holds our registry, whatever name reached us.
+    if state.dir.resolve().parent != RUN_DIR.resolve() or not (state.dir / "state.json").exists():
+        raise LsrError(f"{state.dir} is not a lab state directory; not removing it")
     st = state.read()
     namespaces: list[str] = st.get("namespaces", [])
     # 1. processes we recorded (PID + start time), then anything still inside our namespaces
