@@ -34,7 +34,8 @@ def lab() -> None:
 @lab.command()
 @topology_arg
 @click.option("--name", "-n", help="Lab name (default: the topology's name).")
-@click.option("--timeout", default=60.0, show_default=True, help="Seconds to wait for convergence.")
+@click.option("--timeout", default=60.0, show_default=True,
+              type=click.FloatRange(0, min_open=True), help="Seconds to wait for convergence.")
 @click.option("--no-ring", is_flag=True, help="Plain recv loop instead of TPACKET_V2 rings.")
 def up(file: str, name: str | None, timeout: float, no_ring: bool) -> None:
     """Build the lab of FILE and wait until LDP has converged."""
@@ -209,7 +210,7 @@ def counters(name: str, router: str | None, as_json: bool) -> None:
 @click.argument("name")
 @click.argument("where", metavar="NODE:IFACE")
 @click.option("-w", "write", type=click.Path(dir_okay=False), help="Write a pcap file.")
-@click.option("-c", "count", type=int, help="Stop after N packets.")
+@click.option("-c", "count", type=click.IntRange(1), help="Stop after N packets.")
 def capture(name: str, where: str, write: str | None, count: int | None) -> None:
     """Capture on NODE:IFACE inside the lab (tcpdump, or tshark if tcpdump is missing)."""
     _root()

@@ -50,7 +50,8 @@ def _backend(args: tuple[str, ...], sim_file: str | None, wait: float) -> tuple[
 _args = click.argument("args", nargs=-1, metavar="NAME FROM FEC")
 _sim = click.option("--sim", "sim_file", type=click.Path(dir_okay=False),
                     help="Run against the LDP simulation of this topology file instead of a lab.")
-_wait = click.option("--wait", default=1.0, show_default=True, help="Seconds to wait for each reply.")
+_wait = click.option("--wait", default=1.0, show_default=True,
+                     type=click.FloatRange(0, min_open=True), help="Seconds to wait for each reply.")
 
 
 _SHORT = {1: "malformed", 2: "TLV not understood", 3: "egress", 4: "no mapping",
@@ -150,7 +151,7 @@ if _lab_group is not None:
     @_lab_group.command("validate")
     @click.argument("name")
     @click.option("--no-traceroute", is_flag=True, help="Skip the control plane vs data plane traceroutes.")
-    @click.option("--sample", default=40, show_default=True,
+    @click.option("--sample", default=40, show_default=True, type=click.IntRange(1),
                   help="At most this many (ingress, FEC) pairs are traced (all on small labs).")
     @json_option
     def lab_validate(name: str, no_traceroute: bool, sample: int, as_json: bool) -> None:
@@ -197,9 +198,9 @@ if _lab_group is not None:
     @click.option("--fail", "fail_link", required=True, metavar="A-B", help="The link to fail.")
     @click.option("--from", "src", help="Probe source host (default: chosen automatically).")
     @click.option("--to", "dst", help="Probe destination host (default: chosen automatically).")
-    @click.option("--rate", default=1000, show_default=True, help="Probes per second.")
-    @click.option("--before", default=1.0, show_default=True, help="Seconds of probes before the failure.")
-    @click.option("--after", default=2.0, show_default=True, help="Seconds of probes after the failure.")
+    @click.option("--rate", default=1000, show_default=True, type=click.IntRange(1), help="Probes per second.")
+    @click.option("--before", default=1.0, show_default=True, type=click.FloatRange(0), help="Seconds of probes before the failure.")
+    @click.option("--after", default=2.0, show_default=True, type=click.FloatRange(0), help="Seconds of probes after the failure.")
     @click.option("--keep-down", is_flag=True, help="Leave the link down afterwards.")
     @json_option
     def lab_converge(name: str, fail_link: str, src: str | None, dst: str | None, rate: int,

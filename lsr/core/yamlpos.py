@@ -41,23 +41,43 @@ class Located:
         return self.lines.get(())
 
 
-def _walk(node: yaml.Node, path: Path, lines: dict[Path, int]) -> Any:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        out: dict[Any, Any] = {}
-        for key_node, value_node in node.value:
-            if not isinstance(key_node, yaml.ScalarNode):
-                raise YamlError(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
-            key = _scalar(key_node)
-            if key in out:
-                raise YamlError(key_node.start_mark.line + 1, f"duplicate key '{key}'")
-            kpath = path + (key,)
-            out[key] = _walk(value_node, kpath, lines)
-            lines[kpath] = key_node.start_mark.line + 1
-        return out
-    if isinstance(node, yaml.SequenceNode):
-        return [_walk(item, path + (i,), lines) for i, item in enumerate(node.value)]
-    return _scalar(node)
+# Aliases may repeat a node many times over (a "billion laughs" file) or
+# contain themselves; a topology never needs more values than this.
+MAX_VALUES = 100_000
+
+
+class _Walk:
+    def __init__(self) -> None:
+        self.lines: dict[Path, int] = {}
+        self.active: set[int] = set()  # ids of the collections being walked (cycle check)
+        self.count = 0
+
+    def walk(self, node: yaml.Node, path: Path) -> Any:
+        self.count += 1
+        if self.count > MAX_VALUES:
+            raise YamlError(node.start_mark.line + 1, f"more than {MAX_VALUES} values (alias expansion?)")
+        self.lines[path] = node.start_mark.line + 1
+        if not isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+            return _scalar(node)
+        if id(node) in self.active:
+            raise YamlError(node.start_mark.line + 1, "recursive alias")
+        self.active.add(id(node))
+        try:
+            if isinstance(node, yaml.SequenceNode):
+                return [self.walk(item, path + (i,)) for i, item in enumerate(node.value)]
+            out: dict[Any, Any] = {}
+            for key_node, value_node in node.value:
+                if not isinstance(key_node, yaml.ScalarNode):
+                    raise YamlError(key_node.start_mark.line + 1, "mapping keys must be plain scalars")
+                key = _scalar(key_node)
+                if key in out:
+                    raise YamlError(key_node.start_mark.line + 1, f"duplicate key '{key}'")
+                kpath = path + (key,)
+                out[key] = self.walk(value_node, kpath)
+                self.lines[kpath] = key_node.start_mark.line + 1
+            return out
+        finally:
+            self.active.discard(id(node))
 
 
 def _scalar(node: yaml.Node) -> Any:
@@ -81,8 +101,13 @@ def load_located(text: str) -> Located:
         raise YamlError(line, f"YAML syntax error: {e.problem or e.context}") from None
     except yaml.YAMLError as e:
         raise YamlError(None, f"YAML error: {e}") from None
+    except RecursionError:
+        raise YamlError(None, "YAML nested too deeply") from None
     if root is None:
         return Located(None, {(): 1})
-    lines: dict[Path, int] = {}
-    data = _walk(root, (), lines)
-    return Located(data, lines)
+    w = _Walk()
+    try:
+        data = w.walk(root, ())
+    except RecursionError:
+        raise YamlError(None, "YAML nested too deeply") from None
+    return Located(data, w.lines)
