@@ -34,7 +34,15 @@ from ipaddress import IPv4Address
 from pathlib import Path
 from typing import Any
 
-from forwarding.afpacket import ETH_P_ALL, PacketPort, RingPort, TxRing, mac_bytes
+from forwarding.afpacket import (
+    ETH_P_ALL,
+    ETH_P_IP,
+    ETH_P_MPLS_UC,
+    PacketPort,
+    RingPort,
+    TxRing,
+    mac_bytes,
+)
 from forwarding.lfib import Lfib
 from forwarding.plane import LOCAL_IF
 from ldp import events as ev
@@ -51,6 +59,7 @@ TCP_QUICKACK = 12
 IP_MULTICAST_ALL = 49
 IP_PKTINFO = 8  # not exported by Python 3.11 socket
 BATCH = 64  # frames per wake-up per interface: bounds the work a flood can cause
+FAST_BATCH = 256  # the same bound for the ring-to-ring fast path (forwarding.ioloop)
 
 
 def md5_sockopt(sock: socket.socket, peer: IPv4Address, key: str) -> None:
@@ -131,6 +140,7 @@ class Router:
         self.ldp = make_ldp(topo, name) if static_lfib is None else _NoLdp()
         self.tables: Any = None
         self.process: Callable[[bytes, str], list] | None = None
+        self.fast: Any = None  # forwarding.ioloop.FastPath once tables exist (ring mode)
         self.raw: socket.socket | None = None
         self.ipsec: Any = None  # lsr.lab.ipsec.IpsecRuntime when the topology gives us an IPsec role
         self.stopping = asyncio.Event()
@@ -334,6 +344,10 @@ class Router:
             if self.tables is None:
                 self.tables = RouterTables.build(self.topo, self.name, self.rib, self.lfib)
                 self.process = Dataplane(self.tables).process
+                if self.use_ring:
+                    from forwarding.ioloop import FastPath
+
+                    self.fast = FastPath(self.tables, self.tx)
             else:
                 self.tables.set_rib(self.rib)
         except Exception:
@@ -362,7 +376,22 @@ class Router:
             self.counters["deliver_errors"] += 1
 
     def open_ports(self) -> None:
+        """Per interface: ring mode has an MPLS (0x8847) and an IPv4 (0x0800) RX ring, so
+        label-switched frames never meet IPv4-only checks, plus a TX ring; without rings
+        (or if they fail) one ETH_P_ALL socket does both."""
         for ifname in self.node.interfaces:
+            if self.use_ring:
+                try:
+                    rings = (RingPort(ifname, ETH_P_MPLS_UC), RingPort(ifname, ETH_P_IP, frames=512))
+                    tx = TxRing(ifname)
+                except OSError:
+                    log.warning("rings on %s failed, falling back to a plain socket", ifname)
+                else:
+                    self.ports[ifname] = rings[0]
+                    self.tx[ifname] = tx
+                    self.loop.add_reader(rings[0].fileno(), self._mpls_readable, ifname, rings[0])
+                    self.loop.add_reader(rings[1].fileno(), self._ip_readable, ifname, rings[1])
+                    continue
             port: PacketPort
             try:
                 port = RingPort(ifname, ETH_P_ALL) if self.use_ring else PacketPort(ifname)
@@ -378,13 +407,49 @@ class Router:
             self.loop.add_reader(port.fileno(), self._frames_readable, ifname, port)
 
     def _frames_readable(self, ifname: str, port: PacketPort) -> None:
+        frames = port.recv_batch(BATCH)
+        self.counters["rx_" + ifname] += len(frames)
+        self._general(ifname, frames)
+
+    def _mpls_readable(self, ifname: str, port: RingPort) -> None:
+        """MPLS ring: swap / PHP ring-to-ring (forwarding.ioloop), the rest the general way."""
+        if self.fast is None:
+            return self._frames_readable(ifname, port)
+        got, fwd, slow = self.fast.mpls(port, self.my_macs[ifname], FAST_BATCH)
+        c = self.counters
+        c["rx_" + ifname] += got
+        c["forwarded"] += fwd
+        if slow:
+            self._general(ifname, slow)
+        else:
+            for p in self.tx.values():
+                if p.pending:
+                    p.flush()
+        return None
+
+    def _ip_readable(self, ifname: str, port: RingPort) -> None:
+        """IPv4 ring: push / IP forwarding ring-to-ring unless a hook (IPsec) wants every frame."""
+        if self.fast is None or self.ipsec is not None:
+            return self._frames_readable(ifname, port)
+        got, fwd, slow = self.fast.ipv4(port, self.my_macs[ifname], FAST_BATCH)
+        c = self.counters
+        c["rx_" + ifname] += got
+        c["forwarded"] += fwd
+        if slow:
+            self._general(ifname, slow)
+        else:
+            for p in self.tx.values():
+                if p.pending:
+                    p.flush()
+        return None
+
+    def _general(self, ifname: str, frames: list[bytes]) -> None:
+        """The per-frame path: RFC 8029 echo and IPsec hooks, then `forwarding.plane`."""
         my_mac = self.my_macs[ifname]
         local = self.local_ips
         process = self.process
         ports = self.tx
         c = self.counters
-        frames = port.recv_batch(BATCH)
-        c["rx_" + ifname] += len(frames)
         for f in frames:
             # Only unicast frames to us; hellos, ARP and broadcasts are the kernel's.
             if f[:6] != my_mac or len(f) < 18:

@@ -1,0 +1,317 @@
+"""Ring-to-ring fast path: the common forwarding cases straight from an RX ring to a TX ring.
+
+`FastPath(tables, tx)` works on `RingPort`s (TPACKET_V2 RX rings, one per
+ingress interface and ethertype) and `TxRing`s (one per egress interface):
+
+* `mpls(rx, my_mac, limit)`: frames of an MPLS (0x8847) ring. Single-next-hop
+  swap of the top label and PHP pop of the bottom label to IPv4 are done in
+  place: the frame is read from the RX slot and written into the egress TX
+  slot (14-byte header, label word or patched TTL/checksum, payload: one
+  memcpy each), without building a `bytes` object per frame.
+* `ipv4(rx, my_mac, limit)`: frames of an IPv4 (0x0800) ring. Single-label
+  push (FTN) and plain IP forwarding (RIB or connected route), one next hop.
+
+Everything else -- reserved or unknown labels, TTL expiry, MTU/fragmentation,
+ECMP, bad checksums, local or group destinations, RFC 8029 echo (IP to 127/8
+or label TTL <= 1), ring or slot anomalies -- is returned as `bytes` frames for
+the caller's general path (`forwarding.plane.Dataplane.process` and the
+router's hooks), so the behaviour is exactly that of `forwarding.plane`; the
+counters (`RouterTables` per-label / per-prefix packets and bytes) are updated
+the same way.
+
+Each call handles at most `limit` frames (bounded work per wake-up: a flood
+cannot starve the control plane sharing the event loop) and resynchronises
+after a ring overflow (`RingPort._next_ready`). TX rings are left with
+`pending` frames; the caller flushes every TX ring once per wake-up.
+"""
+
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+from forwarding.afpacket import RingPort, TxRing
+from forwarding.plane import _ttl_ck
+from forwarding.tables import A_CONNECTED, A_NHLFE, RouterTables
+
+_MAC = 66  # tp_mac of an untagged frame in a TPACKET_V2 RX slot (checked per frame)
+# RX slot: tp_status, tp_len, tp_snaplen, tp_mac, .. destination MAC, .. top label stack
+# entry, all little-endian (the label entry is decoded from its LE value, see _le).
+_RXM = struct.Struct("<IIIH52x6s8xI").unpack_from
+# TX slot: tp_status, tp_len, tp_snaplen, .. 14-byte Ethernet header, label entry (LE value)
+_TXM = struct.Struct("<III20x14sI").pack_into
+_HDR = struct.Struct("=IIIH").unpack_from  # tp_status, tp_len, tp_snaplen, tp_mac
+_MIP = struct.Struct("!6s12xBBHHHBBHII").unpack_from  # dst MAC, label (skipped), IPv4 header
+_IP = struct.Struct("!6s6xHBBHHHBBHII").unpack_from  # dst MAC, ethertype, IPv4 header
+_TXHDR = struct.Struct("=III").pack_into  # tp_status, tp_len, tp_snaplen
+_W = struct.Struct("!I").pack_into
+_TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), header checksum
+_Z4 = b"\0\0\0\0"
+_TXDATA = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
+_MISS = object()
+
+
+def _le(word: int) -> int:
+    """The value a big-endian 32-bit word has when read little-endian."""
+    return int.from_bytes(word.to_bytes(4, "big"), "little")
+
+
+class VersionedDict(dict):
+    """A dict that counts its changes (RouterTables.fast_ilm, so derived tables know when
+    to rebuild). Reads are plain dict reads."""
+
+    version = 0
+
+    def __setitem__(self, k: Any, v: Any) -> None:
+        self.version += 1
+        super().__setitem__(k, v)
+
+    def __delitem__(self, k: Any) -> None:
+        self.version += 1
+        super().__delitem__(k)
+
+    def pop(self, *a: Any) -> Any:
+        self.version += 1
+        return super().pop(*a)
+
+    def popitem(self) -> Any:
+        self.version += 1
+        return super().popitem()
+
+    def clear(self) -> None:
+        self.version += 1
+        super().clear()
+
+    def update(self, *a: Any, **kw: Any) -> None:
+        self.version += 1
+        super().update(*a, **kw)
+
+    def setdefault(self, k: Any, v: Any = None) -> Any:
+        self.version += 1
+        return super().setdefault(k, v)
+
+
+class FastPath:
+    """Fast forwarding between the rings of one router (see module docstring)."""
+
+    def __init__(self, tables: RouterTables, tx: dict[str, Any]) -> None:
+        self.tables = tables
+        self.tx = tx  # out_if -> TxRing (anything else: general path)
+        if type(tables.fast_ilm) is not VersionedDict:
+            tables.fast_ilm = VersionedDict(tables.fast_ilm)
+        self._le: dict[int, tuple] = {}
+        self._le_version = -1
+        self.ip_cache: dict[int, tuple | None] = {}
+        self._lpm_cache: Any = None  # identity of tables._cache when ip_cache was valid
+
+    # ------------------------------------------------------------ MPLS
+
+    def _le_table(self) -> dict[int, tuple]:
+        """fast_ilm re-keyed for little-endian reads of the label stack entry (one next hop)."""
+        fast = self.tables.fast_ilm
+        if self._le_version == fast.version:
+            return self._le
+        le: dict[int, tuple] = {}
+        for label, (kind, ch, ctr) in list(fast.items()):
+            if len(ch) != 1:
+                continue  # ECMP: the general path hashes
+            c = ch[0]
+            base = _le(c[2]) if kind == 0 else 0
+            le[_le(label << 12)] = (kind, c[0], c[1], base, c[3], ctr)
+        self._le, self._le_version = le, fast.version
+        return le
+
+    def mpls(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
+        """(frames received, frames forwarded here, frames for the general path)."""
+        ring, fs, nfr = rx.ring, rx.frame_size, rx.nframes
+        i = rx.index
+        led = self._le_table()
+        uniform = self.tables.uniform
+        txs = self.tx
+        slow: list[bytes] = []
+        got = fwd = 0
+        cur_if = None
+        cur: Any = None
+        tring: Any = None
+        ti = tfs = tn = pend = 0
+        while got < limit:
+            off = i * fs
+            # status, tp_len, tp_snaplen, tp_mac, destination MAC, label stack entry (LE)
+            st, ln, snap, mac, dmac, w = _RXM(ring, off)
+            if not st & 1:
+                if got:
+                    break
+                j = rx._next_ready(i)  # after an overflow: resynchronise
+                if j is None:
+                    break
+                i, off = j, j * fs
+                st, ln, snap, mac, dmac, w = _RXM(ring, off)
+            got += 1
+            e = led.get(w & 0x00F0FFFF)  # the 20 label bits, read little-endian
+            if e is not None and mac == _MAC and dmac == my_mac and w >> 24 > 1 and ln == snap \
+                    and ln >= 34:
+                kind, out_if, hdr, base, mtu, ctr = e
+                if cur_if != out_if:
+                    if cur is not None:
+                        cur.index = ti
+                        cur.pending += pend
+                    cur_if, cur, pend = out_if, txs.get(out_if), 0
+                    if type(cur) is not TxRing:
+                        cur = None
+                    else:
+                        tring, ti, tfs, tn = cur.ring, cur.index, cur.frame_size, cur.nframes
+                if cur is not None:
+                    to = ti * tfs
+                    if tring[to] & 7:  # slot still the kernel's: flush, look again
+                        cur.index = ti
+                        cur.pending += pend
+                        pend = 0
+                        cur.flush()
+                        if tring[to] & 7:
+                            cur = cur_if = None
+                    if cur is not None:
+                        if kind == 0:  # swap: TC, S kept; TTL - 1 (> 1: no borrow)
+                            if ln - 14 <= mtu:
+                                _TXM(tring, to, 1, ln, ln, hdr, base | ((w & 0xFF0F0000) - 0x1000000))
+                                tring[to + 50:to + 32 + ln] = ring[off + 84:off + 66 + ln]
+                                ti = ti + 1 if ti + 1 < tn else 0
+                                pend += 1
+                                ctr[0] += 1
+                                ctr[1] += ln
+                                fwd += 1
+                                ring[off:off + 4] = _Z4
+                                i = i + 1 if i + 1 < nfr else 0
+                                continue
+                        elif w & 0x10000 and ln >= 38:  # PHP pop of the bottom label: IPv4 out
+                            d = off + _MAC
+                            _m, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _MIP(ring, d)
+                            if vihl == 0x45 and 20 <= total <= mtu and 18 + total <= ln:
+                                s_ = ((vihl << 8) + tos + total + ident + frag + (ttl << 8) + proto
+                                      + ck + (src >> 16) + (src & 0xFFFF) + (dst >> 16)
+                                      + (dst & 0xFFFF))
+                                s_ = (s_ & 0xFFFF) + (s_ >> 16)
+                                if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:  # header checksum OK
+                                    b = to + _TXDATA
+                                    tring[b:b + 14] = hdr
+                                    tring[b + 14:b + 14 + total] = ring[d + 18:d + 18 + total]
+                                    out_ttl = (w >> 24) - 1
+                                    if uniform and ttl > out_ttl:  # RFC 3443: never increase
+                                        _TTLCK(tring, b + 22, out_ttl, proto,
+                                               _ttl_ck(ck, ttl, out_ttl, proto))
+                                    n = 14 + total
+                                    _TXHDR(tring, to, 1, n, n)
+                                    ti = ti + 1 if ti + 1 < tn else 0
+                                    pend += 1
+                                    ctr[0] += 1
+                                    ctr[1] += n
+                                    fwd += 1
+                                    ring[off:off + 4] = _Z4
+                                    i = i + 1 if i + 1 < nfr else 0
+                                    continue
+            d = off + mac
+            slow.append(ring[d:d + snap])
+            ring[off:off + 4] = _Z4
+            i = i + 1 if i + 1 < nfr else 0
+        if cur is not None:
+            cur.index = ti
+            cur.pending += pend
+        rx.index = i
+        return got, fwd, slow
+
+    # ------------------------------------------------------------ IPv4
+
+    def _ip_entry(self, dst: int) -> tuple | None:
+        """(push?, out_if, header, label bits, MTU, counter) for a plain one-next-hop case."""
+        t = self.tables
+        if dst in t.own or dst in t.local_bcast or dst >> 28 == 0xE or dst >> 24 == 127:
+            return None
+        a = t.lookup(dst)
+        if a is None:
+            return None
+        if a.kind == A_CONNECTED:
+            nh = t.connected_nhlfe(a.out_if, dst)
+        elif a.kind == A_NHLFE and len(a.nhs) == 1:
+            nh = a.nhs[0]
+        else:
+            return None
+        if not nh.resolved or type(self.tx.get(nh.out_if)) is not TxRing:
+            return None
+        if a.kind == A_NHLFE and nh.out_labels:
+            if len(nh.out_labels) != 1:
+                return None
+            return (True, nh.out_if, nh.hdr_mpls, (nh.out_labels[0] << 12) | 0x100, nh.mtu - 4,
+                    a.counter)
+        return (False, nh.out_if, nh.hdr_ip, 0, nh.mtu, a.counter)
+
+    def ipv4(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
+        """(frames received, frames forwarded here, frames for the general path)."""
+        t = self.tables
+        if self._lpm_cache is not t._cache:  # tables changed: forget our per-destination entries
+            self.ip_cache.clear()
+            self._lpm_cache = t._cache
+        cache = self.ip_cache
+        ring, fs, nfr = rx.ring, rx.frame_size, rx.nframes
+        i = rx.index
+        uniform = t.uniform
+        txs = self.tx
+        slow: list[bytes] = []
+        got = fwd = 0
+        while got < limit:
+            off = i * fs
+            st, ln, snap, mac = _HDR(ring, off)
+            if not st & 1:
+                if got:
+                    break
+                j = rx._next_ready(i)
+                if j is None:
+                    break
+                i, off = j, j * fs
+                st, ln, snap, mac = _HDR(ring, off)
+            got += 1
+            d = off + mac
+            if ln == snap and ln >= 34:
+                dmac, et, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _IP(ring, d)
+                if dmac == my_mac and vihl == 0x45 and ttl > 1 and 20 <= total <= ln - 14:
+                    e = cache.get(dst, _MISS)
+                    if e is _MISS:
+                        e = cache[dst] = self._ip_entry(dst)
+                        if len(cache) > 4096:
+                            cache.clear()
+                    if e is not None:
+                        push, out_if, hdr, lw, mtu, ctr = e
+                        s_ = ((vihl << 8) + tos + total + ident + frag + (ttl << 8) + proto + ck
+                              + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
+                        s_ = (s_ & 0xFFFF) + (s_ >> 16)
+                        tx = txs.get(out_if)
+                        if total <= mtu and (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF \
+                                and type(tx) is TxRing:
+                            tring = tx.ring
+                            to = tx.index * tx.frame_size
+                            if tring[to] & 7:
+                                tx.flush()
+                            if not tring[to] & 7:
+                                b = to + _TXDATA
+                                tring[b:b + 14] = hdr
+                                ttl -= 1
+                                ck = _ttl_ck(ck, ttl + 1, ttl, proto)
+                                if push:  # FTN: one label, TC from IP precedence (RFC 3443 TTL)
+                                    _W(tring, b + 14, lw | ((tos >> 5) << 9)
+                                       | (ttl if uniform else 255))
+                                    b += 4
+                                tring[b + 14:b + 14 + total] = ring[d + 14:d + 14 + total]
+                                _TTLCK(tring, b + 22, ttl, proto, ck)
+                                n = 18 + total if push else 14 + total
+                                _TXHDR(tring, to, 1, n, n)
+                                tx.index = tx.index + 1 if tx.index + 1 < tx.nframes else 0
+                                tx.pending += 1
+                                ctr[0] += 1
+                                ctr[1] += n
+                                fwd += 1
+                                ring[off:off + 4] = _Z4
+                                i = i + 1 if i + 1 < nfr else 0
+                                continue
+            slow.append(ring[d:d + snap])
+            ring[off:off + 4] = _Z4
+            i = i + 1 if i + 1 < nfr else 0
+        rx.index = i
+        return got, fwd, slow
