@@ -25,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -96,6 +97,7 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--json")
+    ap.add_argument("--keep", action="store_true", help="keep the pcaps")
     args = ap.parse_args()
     name = f"f{os.getpid() % 10000}b"
     tmp = Path(tempfile.mkdtemp(prefix="bench-interop-"))
@@ -136,6 +138,10 @@ def main() -> int:
                     results[label].setdefault(k, []).append(v)
     finally:
         lab.down(name)
+        if not args.keep:
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            print(f"pcaps in {tmp}")
     print(f"\nLDP session re-establishment after a link flap, {args.rounds} rounds, "
           "pcap timestamps (ms, median [min-max]):")
     print(f"{'session':32} {'SYN->OPERATIONAL':>22} {'SYN->all bindings':>22} "
