@@ -52,6 +52,12 @@ class LsrGroup(click.Group):
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)
+        except OSError as e:
+            # A path the user gave that cannot be read or written (-o, -w, ...).
+            if e.filename is None or e.strerror is None:
+                raise
+            click.echo(f"lsr: {e.filename}: {e.strerror}", err=True)
+            ctx.exit(2)
 
 
 @click.group(cls=LsrGroup, context_settings={"help_option_names": ["-h", "--help"]})

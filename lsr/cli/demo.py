@@ -17,6 +17,7 @@ import click
 from lsr import render
 from lsr.cli import main
 from lsr.core.topology import load_topology
+from lsr.errors import LsrError
 
 TOPOLOGIES = Path(__file__).resolve().parents[2] / "topologies"
 
@@ -35,6 +36,9 @@ def demo(ctx: click.Context, topo_name: str, sim_only: bool) -> None:
     path = Path(topo_name)
     if not path.exists():
         path = TOPOLOGIES / f"{topo_name}.yaml"
+        if not path.exists():
+            names = ", ".join(sorted(p.stem for p in TOPOLOGIES.glob("*.yaml")))
+            raise LsrError(f"no topology '{topo_name}': not a file, nor a bundled one ({names})")
     topo = load_topology(path)
     hosts = [h.name for h in topo.hosts]
     if len(hosts) < 2:

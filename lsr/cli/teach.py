@@ -23,6 +23,9 @@ def _network(file: str | None, lab: str | None, down: tuple[str, ...]):
             raise LsrError("give FILE or --lab NAME, not both")
         if down:
             raise LsrError("--down is for simulations; in a lab use `lsr lab link NAME A B down`")
+        from lsr.lab import need_root
+
+        need_root()  # else an unreadable /run/lsr/NAME reads as "no lab named NAME"
         return net.from_lab(lab)
     if not file:
         raise LsrError("missing FILE (or --lab NAME)")
