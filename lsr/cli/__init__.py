@@ -52,6 +52,10 @@ class LsrGroup(click.Group):
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)
+        except KeyboardInterrupt:
+            # Commands that build something (lab up) clean up and exit 130 themselves.
+            click.echo("lsr: interrupted", err=True)
+            ctx.exit(130)
         except OSError as e:
             # A path the user gave that cannot be read or written (-o, -w, ...).
             if e.filename is None or e.strerror is None:

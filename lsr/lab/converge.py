@@ -121,6 +121,8 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
         if n not in topo.nodes:
             raise LsrError(f"lab '{name}' has no node '{n}'")
     netns.find_link(topo, a, b)
+    if (src is None) != (dst is None):
+        raise LsrError("give both --from and --to, or neither (chosen automatically)")
     if src is None or dst is None:
         src, dst = choose_hosts(name, topo, a, b)
     for h in (src, dst):
