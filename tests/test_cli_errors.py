@@ -38,6 +38,9 @@ def files(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     (tmp_path / "deep.yaml").write_text("a: " + "[" * 3000 + "]" * 3000 + "\n")
     (tmp_path / "adir").mkdir()
     (tmp_path / "notjson.json").write_text("not json\n")
+    (tmp_path / "ilm.json").write_text('{"routers": {"pe1": {"ftn": [], "ilm": [{"in_label": 5}]}}}')
+    (tmp_path / "nh.json").write_text('{"routers": {"pe1": {"ilm": [], "ftn": [{"fec": "10.0.0.0/30",'
+                                      ' "nexthops": [{"neighbor": "p1"}]}]}}}')
     monkeypatch.chdir(tmp_path)
     # Lab registry in a temp dir: "no lab named ..." whatever runs on this machine.
     monkeypatch.setattr(lab_state, "RUN_DIR", tmp_path / "run")
@@ -154,7 +157,11 @@ CASES = [
     (["draw", DIAMOND, "--lab", "q999"], 2, "not both"),
     (["report", LINE3, "-o", "r.html", "--from", "nope", "--to", "ce2"], 2, "'nope' is neither"),
     (["validate", LINE3, "--lfib", "nope.json"], 2, "nope.json"),
-    (["validate", LINE3, "--lfib", "notjson.json"], 2, "notjson.json"),
+    (["validate", LINE3, "--lfib", "notjson.json"], 2, "notjson.json: not JSON"),
+    (["validate", LINE3, "--lfib", "binary.yaml"], 2, "binary.yaml: 'utf-8' codec"),
+    (["validate", LINE3, "--lfib", "ilm.json"], 2, "ilm.json: routers.pe1.ilm[0]: missing 'fec'"),
+    (["validate", LINE3, "--lfib", "nh.json"], 2,
+     "nh.json: routers.pe1.ftn[0].nexthops[0]: missing 'out_labels'"),
     (["validate", LINE3, "--lfib", "notjson.json", "--reference"], 2, "exclude each other"),
     (["exercise", "start", "99"], 2, "no exercise 99"),
     (["exercise", "check", "99"], 2, "no exercise 99"),

@@ -42,7 +42,9 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
                 lfibs = lfibs_from_json(json.load(f))
         except OSError as e:
             raise LsrError(f"{lfib_file}: cannot read: {e.strerror}") from None
-        except (ValueError, json.JSONDecodeError) as e:
+        except json.JSONDecodeError as e:
+            raise LsrError(f"{lfib_file}: not JSON: {e}") from None
+        except ValueError as e:  # also UnicodeDecodeError
             raise LsrError(f"{lfib_file}: {e}") from None
         source = lfib_file
     elif reference:

@@ -207,9 +207,12 @@ def lfibs_from_json(doc: Any) -> dict[str, Lfib]:
     Raises ValueError naming the key path of the first problem.
     """
 
+    class Missing(ValueError):
+        """Already names its key path: not prefixed again below."""
+
     def need(d: Any, key: str, where: str) -> Any:
         if not isinstance(d, dict) or key not in d:
-            raise ValueError(f"{where}: missing '{key}'")
+            raise Missing(f"{where}: missing '{key}'")
         return d[key]
 
     def nexthops(lst: Any, where: str, ilm: bool) -> tuple[Nhlfe, ...]:
@@ -225,6 +228,8 @@ def lfibs_from_json(doc: Any) -> dict[str, Lfib]:
                     IPv4Address(need(nh, "nexthop", w)), labels,
                     str(need(nh, "op", w)) if ilm else "push",
                 ))
+            except Missing:
+                raise
             except (TypeError, ValueError, ipaddress.AddressValueError) as e:
                 raise ValueError(f"{w}: {e}") from None
         return tuple(out)
@@ -239,6 +244,8 @@ def lfibs_from_json(doc: Any) -> dict[str, Lfib]:
             w = f"routers.{name}.ftn[{i}]"
             try:
                 fec = IPv4Network(need(e, "fec", w))
+            except Missing:
+                raise
             except ValueError as ex:
                 raise ValueError(f"{w}.fec: {ex}") from None
             lf.ftn[fec] = FtnEntry(fec, nexthops(need(e, "nexthops", w), w + ".nexthops", False))
@@ -247,6 +254,8 @@ def lfibs_from_json(doc: Any) -> dict[str, Lfib]:
             try:
                 fec = IPv4Network(need(e, "fec", w))
                 label = int(need(e, "in_label", w))
+            except Missing:
+                raise
             except (TypeError, ValueError) as ex:
                 raise ValueError(f"{w}: {ex}") from None
             lf.ilm[label] = IlmEntry(label, fec, nexthops(need(e, "nexthops", w), w + ".nexthops", True))
