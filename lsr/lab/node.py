@@ -115,6 +115,7 @@ class Router:
         self.node = topo.nodes[name]
         self.state_dir = state_dir
         self.use_ring = ring
+        self.ring_frames = 1024  # per RX ring (2 MB of 2 KB slots)
         self.loop = asyncio.get_event_loop()
         self.started = time.time()
         self.counters: collections.Counter[str] = collections.Counter()
@@ -382,7 +383,8 @@ class Router:
         for ifname in self.node.interfaces:
             if self.use_ring:
                 try:
-                    rings = (RingPort(ifname, ETH_P_MPLS_UC), RingPort(ifname, ETH_P_IP, frames=512))
+                    rings = (RingPort(ifname, ETH_P_MPLS_UC, frames=self.ring_frames),
+                             RingPort(ifname, ETH_P_IP, frames=self.ring_frames))
                     tx = TxRing(ifname)
                 except OSError:
                     log.warning("rings on %s failed, falling back to a plain socket", ifname)
@@ -420,6 +422,7 @@ class Router:
         c["rx_" + ifname] += got
         c["forwarded"] += fwd
         if slow:
+            c["rx_general"] += len(slow)
             self._general(ifname, slow)
         else:
             for p in self.tx.values():
@@ -436,6 +439,7 @@ class Router:
         c["rx_" + ifname] += got
         c["forwarded"] += fwd
         if slow:
+            c["rx_general"] += len(slow)
             self._general(ifname, slow)
         else:
             for p in self.tx.values():
