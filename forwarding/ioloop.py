@@ -129,7 +129,7 @@ class FastPath:
         uniform = self.tables.uniform
         txs = self.tx
         slow: list[bytes] = []
-        got = fwd = 0
+        got = 0
         cur_if = None
         cur: Any = None
         tring: Any = None
@@ -178,7 +178,6 @@ class FastPath:
                                 pend += 1
                                 ctr[0] += 1
                                 ctr[1] += ln
-                                fwd += 1
                                 ring[off:off + 4] = _Z4
                                 i = i + 1 if i + 1 < nfr else 0
                                 continue
@@ -204,7 +203,6 @@ class FastPath:
                                     pend += 1
                                     ctr[0] += 1
                                     ctr[1] += n
-                                    fwd += 1
                                     ring[off:off + 4] = _Z4
                                     i = i + 1 if i + 1 < nfr else 0
                                     continue
@@ -216,7 +214,7 @@ class FastPath:
             cur.index = ti
             cur.pending += pend
         rx.index = i
-        return got, fwd, slow
+        return got, got - len(slow), slow
 
     # ------------------------------------------------------------ IPv4
 
@@ -255,7 +253,7 @@ class FastPath:
         uniform = t.uniform
         txs = self.tx
         slow: list[bytes] = []
-        got = fwd = 0
+        got = 0
         while got < limit:
             off = i * fs
             st, ln, snap, mac = _HDR(ring, off)
@@ -306,7 +304,6 @@ class FastPath:
                                 tx.pending += 1
                                 ctr[0] += 1
                                 ctr[1] += n
-                                fwd += 1
                                 ring[off:off + 4] = _Z4
                                 i = i + 1 if i + 1 < nfr else 0
                                 continue
@@ -314,4 +311,4 @@ class FastPath:
             ring[off:off + 4] = _Z4
             i = i + 1 if i + 1 < nfr else 0
         rx.index = i
-        return got, fwd, slow
+        return got, got - len(slow), slow
