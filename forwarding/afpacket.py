@@ -116,6 +116,7 @@ class RingPort(PacketPort):
         self.frame_size = frame_size
         self.nframes = blocks * per_block
         self.index = 0
+        self._slots: list[memoryview] | None = None
 
     def recv_batch(self, limit: int = 64) -> list[bytes]:
         out: list[bytes] = []
@@ -139,6 +140,14 @@ class RingPort(PacketPort):
         self.index = i
         return out
 
+    def slot_views(self) -> list[memoryview]:
+        """One memoryview per ring slot (built on first use): the fast path
+        (forwarding.ioloop) indexes slots without offset arithmetic."""
+        if self._slots is None:
+            fs = self.frame_size
+            self._slots = [self.view[k * fs:(k + 1) * fs] for k in range(self.nframes)]
+        return self._slots
+
     def _next_ready(self, start: int) -> int | None:
         ring, fs, n = self.ring, self.frame_size, self.nframes
         for k in range(1, n):
@@ -148,6 +157,8 @@ class RingPort(PacketPort):
         return None
 
     def close(self) -> None:
+        for v in self._slots or ():
+            v.release()
         self.view.release()
         self.ring.close()
         self.sock.close()
@@ -192,6 +203,15 @@ class TxRing:
         self.nframes = blocks * per_block
         self.index = 0
         self.pending = 0
+        self._slots: list[memoryview] | None = None
+
+    def slot_views(self) -> list[memoryview]:
+        """One memoryview per ring slot, built on first use (forwarding.ioloop)."""
+        if self._slots is None:
+            view, fs = memoryview(self.ring), self.frame_size
+            self._slots = [view[k * fs:(k + 1) * fs] for k in range(self.nframes)]
+            view.release()
+        return self._slots
 
     def send(self, frame: bytes | bytearray | memoryview) -> bool:
         n = len(frame)
@@ -226,5 +246,7 @@ class TxRing:
         return self.sock.fileno()
 
     def close(self) -> None:
+        for v in self._slots or ():
+            v.release()
         self.ring.close()
         self.sock.close()

@@ -47,7 +47,9 @@ _TXHDR = struct.Struct("=III").pack_into  # tp_status, tp_len, tp_snaplen
 _W = struct.Struct("!I").pack_into
 _TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), header checksum
 _Z4 = b"\0\0\0\0"
-_TXDATA = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr))
+_TXDATA = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr)): frame bytes in a TX slot
+_S04 = slice(0, 4)  # a slot's tp_status
+_S_TXHDR = slice(_TXDATA, _TXDATA + 14)  # the Ethernet header in a TX slot
 _MISS = object()
 
 
@@ -123,7 +125,7 @@ class FastPath:
 
     def mpls(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
         """(frames received, frames forwarded here, frames for the general path)."""
-        ring, fs, nfr = rx.ring, rx.frame_size, rx.nframes
+        slots, nfr = rx.slot_views(), rx.nframes
         i = rx.index
         led = self._le_table()
         uniform = self.tables.uniform
@@ -132,20 +134,21 @@ class FastPath:
         got = 0
         cur_if = None
         cur: Any = None
-        tring: Any = None
-        ti = tfs = tn = pend = 0
+        tslots: Any = None
+        ti = tn = pend = 0
         while got < limit:
-            off = i * fs
+            sv = slots[i]
             # status, tp_len, tp_snaplen, tp_mac, destination MAC, label stack entry (LE)
-            st, ln, snap, mac, dmac, w = _RXM(ring, off)
+            st, ln, snap, mac, dmac, w = _RXM(sv)
             if not st & 1:
                 if got:
                     break
                 j = rx._next_ready(i)  # after an overflow: resynchronise
                 if j is None:
                     break
-                i, off = j, j * fs
-                st, ln, snap, mac, dmac, w = _RXM(ring, off)
+                i = j
+                sv = slots[i]
+                st, ln, snap, mac, dmac, w = _RXM(sv)
             got += 1
             e = led.get(w & 0x00F0FFFF)  # the 20 label bits, read little-endian
             if e is not None and mac == _MAC and dmac == my_mac and w >> 24 > 1 and ln == snap \
@@ -159,56 +162,52 @@ class FastPath:
                     if type(cur) is not TxRing:
                         cur = None
                     else:
-                        tring, ti, tfs, tn = cur.ring, cur.index, cur.frame_size, cur.nframes
+                        tslots, ti, tn = cur.slot_views(), cur.index, cur.nframes
                 if cur is not None:
-                    to = ti * tfs
-                    if tring[to] & 7:  # slot still the kernel's: flush, look again
+                    tv = tslots[ti]
+                    if tv[0] & 7:  # slot still the kernel's: flush, look again
                         cur.index = ti
                         cur.pending += pend
                         pend = 0
                         cur.flush()
-                        if tring[to] & 7:
+                        if tv[0] & 7:
                             cur = cur_if = None
                     if cur is not None:
                         if kind == 0:  # swap: TC, S kept; TTL - 1 (> 1: no borrow)
                             if ln - 14 <= mtu:
-                                _TXM(tring, to, 1, ln, ln, hdr, base | ((w & 0xFF0F0000) - 0x1000000))
-                                tring[to + 50:to + 32 + ln] = ring[off + 84:off + 66 + ln]
+                                _TXM(tv, 0, 1, ln, ln, hdr, base | ((w & 0xFF0F0000) - 0x1000000))
+                                tv[50:32 + ln] = sv[84:66 + ln]
                                 ti = ti + 1 if ti + 1 < tn else 0
                                 pend += 1
                                 ctr[0] += 1
                                 ctr[1] += ln
-                                ring[off:off + 4] = _Z4
+                                sv[_S04] = _Z4
                                 i = i + 1 if i + 1 < nfr else 0
                                 continue
                         elif w & 0x10000 and ln >= 38:  # PHP pop of the bottom label: IPv4 out
-                            d = off + _MAC
-                            _m, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _MIP(ring, d)
+                            _m, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _MIP(sv, _MAC)
                             if vihl == 0x45 and 20 <= total <= mtu and 18 + total <= ln:
                                 s_ = ((vihl << 8) + tos + total + ident + frag + (ttl << 8) + proto
                                       + ck + (src >> 16) + (src & 0xFFFF) + (dst >> 16)
                                       + (dst & 0xFFFF))
                                 s_ = (s_ & 0xFFFF) + (s_ >> 16)
                                 if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:  # header checksum OK
-                                    b = to + _TXDATA
-                                    tring[b:b + 14] = hdr
-                                    tring[b + 14:b + 14 + total] = ring[d + 18:d + 18 + total]
+                                    tv[_S_TXHDR] = hdr
+                                    tv[46:46 + total] = sv[84:84 + total]
                                     out_ttl = (w >> 24) - 1
                                     if uniform and ttl > out_ttl:  # RFC 3443: never increase
-                                        _TTLCK(tring, b + 22, out_ttl, proto,
-                                               _ttl_ck(ck, ttl, out_ttl, proto))
+                                        _TTLCK(tv, 54, out_ttl, proto, _ttl_ck(ck, ttl, out_ttl, proto))
                                     n = 14 + total
-                                    _TXHDR(tring, to, 1, n, n)
+                                    _TXHDR(tv, 0, 1, n, n)
                                     ti = ti + 1 if ti + 1 < tn else 0
                                     pend += 1
                                     ctr[0] += 1
                                     ctr[1] += n
-                                    ring[off:off + 4] = _Z4
+                                    sv[_S04] = _Z4
                                     i = i + 1 if i + 1 < nfr else 0
                                     continue
-            d = off + mac
-            slow.append(ring[d:d + snap])
-            ring[off:off + 4] = _Z4
+            slow.append(bytes(sv[mac:mac + snap]))
+            sv[_S04] = _Z4
             i = i + 1 if i + 1 < nfr else 0
         if cur is not None:
             cur.index = ti
@@ -248,27 +247,27 @@ class FastPath:
             self.ip_cache.clear()
             self._lpm_cache = t._cache
         cache = self.ip_cache
-        ring, fs, nfr = rx.ring, rx.frame_size, rx.nframes
+        slots, nfr = rx.slot_views(), rx.nframes
         i = rx.index
         uniform = t.uniform
         txs = self.tx
         slow: list[bytes] = []
         got = 0
         while got < limit:
-            off = i * fs
-            st, ln, snap, mac = _HDR(ring, off)
+            sv = slots[i]
+            st, ln, snap, mac = _HDR(sv)
             if not st & 1:
                 if got:
                     break
                 j = rx._next_ready(i)
                 if j is None:
                     break
-                i, off = j, j * fs
-                st, ln, snap, mac = _HDR(ring, off)
+                i = j
+                sv = slots[i]
+                st, ln, snap, mac = _HDR(sv)
             got += 1
-            d = off + mac
-            if ln == snap and ln >= 34:
-                dmac, et, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _IP(ring, d)
+            if ln == snap and ln >= 34 and mac == _MAC:
+                dmac, et, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _IP(sv, _MAC)
                 if dmac == my_mac and vihl == 0x45 and ttl > 1 and 20 <= total <= ln - 14:
                     e = cache.get(dst, _MISS)
                     if e is _MISS:
@@ -283,32 +282,33 @@ class FastPath:
                         tx = txs.get(out_if)
                         if total <= mtu and (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF \
                                 and type(tx) is TxRing:
-                            tring = tx.ring
-                            to = tx.index * tx.frame_size
-                            if tring[to] & 7:
+                            ti = tx.index
+                            tv = tx.slot_views()[ti]
+                            if tv[0] & 7:
                                 tx.flush()
-                            if not tring[to] & 7:
-                                b = to + _TXDATA
-                                tring[b:b + 14] = hdr
+                            if not tv[0] & 7:
+                                tv[_S_TXHDR] = hdr
                                 ttl -= 1
                                 ck = _ttl_ck(ck, ttl + 1, ttl, proto)
                                 if push:  # FTN: one label, TC from IP precedence (RFC 3443 TTL)
-                                    _W(tring, b + 14, lw | ((tos >> 5) << 9)
-                                       | (ttl if uniform else 255))
-                                    b += 4
-                                tring[b + 14:b + 14 + total] = ring[d + 14:d + 14 + total]
-                                _TTLCK(tring, b + 22, ttl, proto, ck)
-                                n = 18 + total if push else 14 + total
-                                _TXHDR(tring, to, 1, n, n)
-                                tx.index = tx.index + 1 if tx.index + 1 < tx.nframes else 0
+                                    _W(tv, 46, lw | ((tos >> 5) << 9) | (ttl if uniform else 255))
+                                    tv[50:50 + total] = sv[80:80 + total]
+                                    _TTLCK(tv, 58, ttl, proto, ck)
+                                    n = 18 + total
+                                else:
+                                    tv[46:46 + total] = sv[80:80 + total]
+                                    _TTLCK(tv, 54, ttl, proto, ck)
+                                    n = 14 + total
+                                _TXHDR(tv, 0, 1, n, n)
+                                tx.index = ti + 1 if ti + 1 < tx.nframes else 0
                                 tx.pending += 1
                                 ctr[0] += 1
                                 ctr[1] += n
-                                ring[off:off + 4] = _Z4
+                                sv[_S04] = _Z4
                                 i = i + 1 if i + 1 < nfr else 0
                                 continue
-            slow.append(ring[d:d + snap])
-            ring[off:off + 4] = _Z4
+            slow.append(bytes(sv[mac:mac + snap]))
+            sv[_S04] = _Z4
             i = i + 1 if i + 1 < nfr else 0
         rx.index = i
         return got, got - len(slow), slow

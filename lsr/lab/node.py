@@ -419,6 +419,7 @@ class Router:
         if self.fast is None:
             return self._frames_readable(ifname, port)
         c = self.counters
+        c["rx_wakeups"] += 1  # rx_<if> / rx_wakeups: frames per wake-up (batching)
         for _ in range(FAST_ROUNDS):  # more rounds while frames keep coming: fewer epoll trips
             got, fwd, slow = self.fast.mpls(port, self.my_macs[ifname], FAST_BATCH)
             c["rx_" + ifname] += got
@@ -439,6 +440,7 @@ class Router:
         if self.fast is None or self.ipsec is not None:
             return self._frames_readable(ifname, port)
         c = self.counters
+        c["rx_wakeups"] += 1
         for _ in range(FAST_ROUNDS):
             got, fwd, slow = self.fast.ipv4(port, self.my_macs[ifname], FAST_BATCH)
             c["rx_" + ifname] += got
