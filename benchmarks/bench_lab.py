@@ -9,6 +9,11 @@
 2. End-to-end UDP host to host (iperf3) across pe-p-pe (line3 lab) vs the
    same namespaces with kernel IP forwarding.
 3. `lab up` time and router memory for the backbone and a 50-router topology.
+
+For the issue-9 numbers use `python -m benchmarks.bench_dataplane`: its sender
+(TPACKET_V2 TX ring, paced) out-runs a plain `send()` loop, and it searches the
+loss-free rate by bisection with kernel and LSR measured back to back; 1 and 2
+here are the older, sender-limited measurement.
 """
 
 from __future__ import annotations
