@@ -41,8 +41,13 @@ _RXM = struct.Struct("<IIIH52x6s8xI").unpack_from
 # TX slot: tp_status, tp_len, tp_snaplen, .. 14-byte Ethernet header, label entry (LE value)
 _TXM = struct.Struct("<III20x14sI").pack_into
 _HDR = struct.Struct("=IIIH").unpack_from  # tp_status, tp_len, tp_snaplen, tp_mac
-_MIP = struct.Struct("!6s12xBBHHHBBHII").unpack_from  # dst MAC, label (skipped), IPv4 header
-_IP = struct.Struct("!6s6xHBBHHHBBHII").unpack_from  # dst MAC, ethertype, IPv4 header
+# after a 14-byte Ethernet header and one label: IPv4 version/IHL, total length, TTL,
+# protocol, header checksum
+_MIP = struct.Struct("!18xBxH4xBBH").unpack_from
+# destination MAC, (source, ethertype) | IPv4 version/IHL, ToS, total length, (id, frag), TTL,
+# protocol, checksum, (source), destination
+_IP = struct.Struct("!6s8xBBH4xBBH4xI").unpack_from
+_H10 = struct.Struct("!10H").unpack_from  # an IPv4 header as 16-bit words (checksum)
 _TXHDR = struct.Struct("=III").pack_into  # tp_status, tp_len, tp_snaplen
 _W = struct.Struct("!I").pack_into
 _TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), header checksum
@@ -185,11 +190,9 @@ class FastPath:
                                 i = i + 1 if i + 1 < nfr else 0
                                 continue
                         elif w & 0x10000 and ln >= 38:  # PHP pop of the bottom label: IPv4 out
-                            _m, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _MIP(sv, _MAC)
+                            vihl, total, ttl, proto, ck = _MIP(sv, _MAC)
                             if vihl == 0x45 and 20 <= total <= mtu and 18 + total <= ln:
-                                s_ = ((vihl << 8) + tos + total + ident + frag + (ttl << 8) + proto
-                                      + ck + (src >> 16) + (src & 0xFFFF) + (dst >> 16)
-                                      + (dst & 0xFFFF))
+                                s_ = sum(_H10(sv, 84))
                                 s_ = (s_ & 0xFFFF) + (s_ >> 16)
                                 if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:  # header checksum OK
                                     tv[_S_TXHDR] = hdr
@@ -253,6 +256,10 @@ class FastPath:
         txs = self.tx
         slow: list[bytes] = []
         got = 0
+        cur_if = None
+        cur: Any = None
+        tslots: Any = None
+        ti = tn = pend = 0
         while got < limit:
             sv = slots[i]
             st, ln, snap, mac = _HDR(sv)
@@ -267,7 +274,7 @@ class FastPath:
                 st, ln, snap, mac = _HDR(sv)
             got += 1
             if ln == snap and ln >= 34 and mac == _MAC:
-                dmac, et, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _IP(sv, _MAC)
+                dmac, vihl, tos, total, ttl, proto, ck, dst = _IP(sv, _MAC)
                 if dmac == my_mac and vihl == 0x45 and ttl > 1 and 20 <= total <= ln - 14:
                     e = cache.get(dst, _MISS)
                     if e is _MISS:
@@ -276,20 +283,33 @@ class FastPath:
                             cache.clear()
                     if e is not None:
                         push, out_if, hdr, lw, mtu, ctr = e
-                        s_ = ((vihl << 8) + tos + total + ident + frag + (ttl << 8) + proto + ck
-                              + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
+                        s_ = sum(_H10(sv, 80))  # IPv4 header checksum must verify
                         s_ = (s_ & 0xFFFF) + (s_ >> 16)
-                        tx = txs.get(out_if)
-                        if total <= mtu and (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF \
-                                and type(tx) is TxRing:
-                            ti = tx.index
-                            tv = tx.slot_views()[ti]
-                            if tv[0] & 7:
-                                tx.flush()
-                            if not tv[0] & 7:
+                        if total <= mtu and (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:
+                            if cur_if != out_if:
+                                if cur is not None:
+                                    cur.index = ti
+                                    cur.pending += pend
+                                cur_if, cur, pend = out_if, txs.get(out_if), 0
+                                if type(cur) is not TxRing:
+                                    cur = None
+                                else:
+                                    tslots, ti, tn = cur.slot_views(), cur.index, cur.nframes
+                            if cur is not None:
+                                tv = tslots[ti]
+                                if tv[0] & 7:  # slot still the kernel's: flush, look again
+                                    cur.index = ti
+                                    cur.pending += pend
+                                    pend = 0
+                                    cur.flush()
+                                    if tv[0] & 7:
+                                        cur = cur_if = None
+                            if cur is not None:
                                 tv[_S_TXHDR] = hdr
                                 ttl -= 1
-                                ck = _ttl_ck(ck, ttl + 1, ttl, proto)
+                                # RFC 1624 for TTL - 1: ~m + m' is the constant 0xFEFF
+                                x = (~ck & 0xFFFF) + 0xFEFF
+                                ck = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
                                 if push:  # FTN: one label, TC from IP precedence (RFC 3443 TTL)
                                     _W(tv, 46, lw | ((tos >> 5) << 9) | (ttl if uniform else 255))
                                     tv[50:50 + total] = sv[80:80 + total]
@@ -300,8 +320,8 @@ class FastPath:
                                     _TTLCK(tv, 54, ttl, proto, ck)
                                     n = 14 + total
                                 _TXHDR(tv, 0, 1, n, n)
-                                tx.index = ti + 1 if ti + 1 < tx.nframes else 0
-                                tx.pending += 1
+                                ti = ti + 1 if ti + 1 < tn else 0
+                                pend += 1
                                 ctr[0] += 1
                                 ctr[1] += n
                                 sv[_S04] = _Z4
@@ -310,5 +330,8 @@ class FastPath:
             slow.append(bytes(sv[mac:mac + snap]))
             sv[_S04] = _Z4
             i = i + 1 if i + 1 < nfr else 0
+        if cur is not None:
+            cur.index = ti
+            cur.pending += pend
         rx.index = i
         return got, got - len(slow), slow
