@@ -29,7 +29,7 @@ Decoding policy (documented choices, RFC section in brackets):
 from __future__ import annotations
 
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from enum import Enum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
@@ -737,9 +737,42 @@ def _encode_body(msg: Message) -> tuple[int, bytes]:
     raise ValueError(f"not an LDP message: {msg!r}")
 
 
+# element-less FEC TLV bytes of an IPv4 prefix (TLV header + Prefix element), per prefix
+_FEC_TLV_CACHE: dict[IPv4Network, bytes] = {}
+
+
+def _fast_encode(msg: Message) -> bytes | None:
+    """Label Mapping (one IPv4 prefix, Generic Label, no optional TLV) and plain
+    KeepAlive, in one pack; None if `msg` is not of that shape (general path)."""
+    t = type(msg)
+    if t is LabelMapping:
+        m: LabelMapping = msg  # type: ignore[assignment]
+        fec = m.fec
+        if (len(fec) != 1 or type(fec[0]) is not PrefixFec or m.request_msg_id is not None
+                or m.hop_count is not None or m.path_vector is not None or m.unknown_tlvs):
+            return None
+        net = fec[0].prefix
+        if net.version != 4 or not _label_ok(m.label) or not 0 <= m.msg_id <= 0xFFFFFFFF:
+            return None
+        tlv = _FEC_TLV_CACHE.get(net)
+        if tlv is None:
+            tlv = _encode_fec(fec)
+            if len(_FEC_TLV_CACHE) >= _CACHE_MAX:
+                _FEC_TLV_CACHE.clear()
+            _FEC_TLV_CACHE[net] = tlv
+        return (_MSG_HDR.pack(MsgType.LABEL_MAPPING, len(tlv) + 12, m.msg_id) + tlv
+                + _TLV_U32.pack(TlvType.GENERIC_LABEL, 4, m.label))
+    if t is KeepAlive and not msg.unknown_tlvs and 0 <= msg.msg_id <= 0xFFFFFFFF:  # type: ignore[union-attr]
+        return _MSG_HDR.pack(MsgType.KEEPALIVE, 4, msg.msg_id)
+    return None
+
+
 def encode_message(msg: Message) -> bytes:
     """Encode one message (header + TLVs), §3.5. Raises ValueError on unencodable values."""
     try:
+        fast = _fast_encode(msg)
+        if fast is not None:
+            return fast
         if isinstance(msg, UnknownMessage):
             return _message(msg.msg_type, msg.msg_id, msg.body, msg.u_bit)
         mtype, body = _encode_body(msg)
@@ -889,22 +922,103 @@ def decode_message(data: bytes | memoryview) -> tuple[Message | MessageError, in
     ``len(data)``: the rest cannot be framed.
     """
     buf = bytes(data)
-    if len(buf) < MSG_HEADER_LEN:
+    return _decode_message_at(buf, 0, len(buf))
+
+
+# Hot-path layouts, precompiled. A message that matches one of them exactly is
+# decoded without cutting it into TLV objects; anything else (optional or unknown
+# TLVs, U/F bits, other families, any error) takes the general path below, which
+# is the reference behaviour.
+_U16 = struct.Struct("!H")
+_U32 = struct.Struct("!I")
+_AF_PLEN = struct.Struct("!HB")
+_TLV_U32 = struct.Struct("!HHI")  # a TLV header + a 4-octet value (Generic Label)
+_FEC_TLV_PREFIX = 0x0100  # FEC TLV, U=0 F=0 (§3.4.1)
+_LABEL_TLV_4 = (0x0200, 4)  # Generic Label TLV, U=0 F=0, length 4 (§3.4.2.1)
+_CACHE_MAX = 1 << 16
+# element bytes (type, AF, PreLen, prefix octets) -> (PrefixFec,); values are
+# immutable, so sharing them between messages is safe.
+_FEC_CACHE: dict[bytes, tuple[FecElement, ...]] = {}
+_LDP_ID_CACHE: dict[bytes, LdpId] = {}
+
+
+def _prefix_fec4(elem: bytes) -> tuple[FecElement, ...]:
+    fec = _FEC_CACHE.get(elem)
+    if fec is None:
+        plen = elem[3]
+        raw = elem[4:].ljust(4, b"\0")
+        # Bits beyond PreLen in the last octet are ignored (masked), as in _decode_fec.
+        fec = (PrefixFec(IPv4Network((raw, plen), strict=False)),)
+        if len(_FEC_CACHE) >= _CACHE_MAX:
+            _FEC_CACHE.clear()
+        _FEC_CACHE[elem] = fec
+    return fec
+
+
+def _fast_label_mapping(buf: bytes, off: int, end: int, mid: int) -> Message | None:
+    """Label Mapping = one IPv4 Prefix FEC element + Generic Label (§3.5.7), nothing else."""
+    if end - off < 24:
+        return None
+    fhead, flen = _TLV_HDR.unpack_from(buf, off + 8)
+    if fhead != _FEC_TLV_PREFIX or buf[off + 12] != FecType.PREFIX:
+        return None
+    af, plen = _AF_PLEN.unpack_from(buf, off + 13)
+    nbytes = (plen + 7) >> 3
+    if af != AddressFamily.IPV4 or plen > 32 or flen != 4 + nbytes:
+        return None
+    lpos = off + 16 + nbytes
+    if lpos + 8 != end:
+        return None
+    lhead, llen, label = _TLV_U32.unpack_from(buf, lpos)
+    if (lhead, llen) != _LABEL_TLV_4 or label > MAX_LABEL or label == 1 or 4 <= label <= 15:
+        return None
+    return LabelMapping(mid, _prefix_fec4(buf[off + 12 : lpos]), label)
+
+
+def _fast_address(buf: bytes, off: int, end: int, mid: int, mtype: int) -> Message | None:
+    """Address / Address Withdraw = one IPv4 Address List TLV (§3.5.5, §3.5.6)."""
+    if end - off < 14:
+        return None
+    thead, tlen = _TLV_HDR.unpack_from(buf, off + 8)
+    if thead != TlvType.ADDRESS_LIST or off + 12 + tlen != end or (tlen - 2) & 3:
+        return None
+    if _U16.unpack_from(buf, off + 12)[0] != AddressFamily.IPV4:
+        return None
+    n = (tlen - 2) >> 2
+    addrs = tuple(map(IPv4Address, struct.unpack_from(f"!{n}I", buf, off + 14)))
+    cls = Address if mtype == MsgType.ADDRESS else AddressWithdraw
+    return cls(mid, addrs, AddressFamily.IPV4)
+
+
+def _decode_message_at(buf: bytes, off: int, end: int) -> tuple[Message | MessageError, int]:
+    """`decode_message(buf[off:end])` without copying the buffer."""
+    left = end - off
+    if left < MSG_HEADER_LEN:
         # Not even a message header + Message ID left in the PDU (§3.5).
-        mtype = (struct.unpack_from("!H", buf)[0] & MSG_TYPE_MASK) if len(buf) >= 2 else 0
+        mtype = (_U16.unpack_from(buf, off)[0] & MSG_TYPE_MASK) if left >= 2 else 0
         err = status_for(Problem.BAD_MESSAGE_LENGTH, 0, mtype)
-        return MessageError(mtype, 0, err, f"{len(buf)} octets left, too short for a message"), len(
-            buf
-        )
-    head, length, mid = _MSG_HDR.unpack_from(buf)
+        return MessageError(mtype, 0, err, f"{left} octets left, too short for a message"), left
+    head, length, mid = _MSG_HDR.unpack_from(buf, off)
     mtype = head & MSG_TYPE_MASK
-    if length < 4 or length > len(buf) - 4:
-        detail = f"message {mtype:#06x} length {length} with {len(buf) - 4} octets left"
+    if length < 4 or length > left - 4:
+        detail = f"message {mtype:#06x} length {length} with {left - 4} octets left"
         return MessageError(
             mtype, mid, status_for(Problem.BAD_MESSAGE_LENGTH, mid, mtype), detail
-        ), len(buf)
+        ), left
     used = 4 + length
-    body = buf[MSG_HEADER_LEN:used]
+    # Fast paths for the messages a converging network is made of.
+    if mtype == MsgType.LABEL_MAPPING:
+        fast = _fast_label_mapping(buf, off, off + used, mid)
+        if fast is not None:
+            return fast, used
+    elif mtype == MsgType.KEEPALIVE:
+        if length == 4:
+            return KeepAlive(mid), used
+    elif mtype == MsgType.ADDRESS or mtype == MsgType.ADDRESS_WITHDRAW:
+        fast = _fast_address(buf, off, off + used, mid, mtype)
+        if fast is not None:
+            return fast, used
+    body = buf[off + MSG_HEADER_LEN : off + used]
     if mtype not in _KNOWN_MSG_TYPES:
         if head & U_BIT:
             return UnknownMessage(mtype, mid, body, True), used  # §3.5: ignore silently
@@ -994,17 +1108,44 @@ def pdu_length(buf: bytes | memoryview) -> int | None:
     return int(struct.unpack_from("!H", buf, 2)[0]) + 4
 
 
-def _check_header(buf: bytes, max_pdu_len: int | None) -> int:
+def _check_header(buf: bytes, max_pdu_len: int | None, off: int = 0) -> int:
     """Check Version and PDU Length (§3.5.1.2.1); return the total PDU size."""
-    (version,) = struct.unpack_from("!H", buf)
+    version, length = _VER_LEN.unpack_from(buf, off)
     if version != LDP_VERSION:
         raise DecodeError(Problem.BAD_VERSION, f"LDP version {version}")
-    (length,) = struct.unpack_from("!H", buf, 2)
     if length < MIN_PDU_LENGTH:
         raise DecodeError(Problem.BAD_PDU_LENGTH, f"PDU length {length} < {MIN_PDU_LENGTH}")
     if max_pdu_len is not None and length > max_pdu_len:
         raise DecodeError(Problem.BAD_PDU_LENGTH, f"PDU length {length} > maximum {max_pdu_len}")
     return length + 4
+
+
+_VER_LEN = struct.Struct("!HH")
+
+
+def _ldp_id_at(buf: bytes, off: int) -> LdpId:
+    key = buf[off : off + 6]
+    lid = _LDP_ID_CACHE.get(key)
+    if lid is None:
+        lid = LdpId(IPv4Address(key[:4]), _U16.unpack_from(key, 4)[0])
+        if len(_LDP_ID_CACHE) >= _CACHE_MAX:
+            _LDP_ID_CACHE.clear()
+        _LDP_ID_CACHE[key] = lid
+    return lid
+
+
+def _decode_pdu_at(buf: bytes, start: int, end: int) -> Pdu:
+    """The PDU in buf[start:end], header already checked."""
+    messages: list[Message | MessageError] = []
+    append = messages.append
+    off = start + PDU_HEADER_LEN
+    while off < end:
+        msg, used = _decode_message_at(buf, off, end)
+        append(msg)
+        off += used
+        if type(msg) is MessageError and msg.status.fatal:
+            break
+    return Pdu(_ldp_id_at(buf, start + 4), tuple(messages), LDP_VERSION)
 
 
 def decode_pdu(data: bytes | memoryview, max_pdu_len: int | None = None) -> Pdu:
@@ -1023,16 +1164,7 @@ def decode_pdu(data: bytes | memoryview, max_pdu_len: int | None = None) -> Pdu:
         raise DecodeError(Problem.PDU_TRUNCATED, f"PDU of {total} octets truncated to {len(buf)}")
     if len(buf) > total:
         raise DecodeError(Problem.BAD_PDU_LENGTH, f"{len(buf) - total} octets after the PDU")
-    _, _, lsr, space = _PDU_HDR.unpack_from(buf)
-    messages: list[Message | MessageError] = []
-    off = PDU_HEADER_LEN
-    while off < total:
-        msg, used = decode_message(buf[off:total])
-        messages.append(msg)
-        off += used
-        if isinstance(msg, MessageError) and msg.status.fatal:
-            break
-    return Pdu(LdpId(IPv4Address(lsr), space), tuple(messages), LDP_VERSION)
+    return _decode_pdu_at(buf, 0, total)
 
 
 # ====================================================================== stream framing
@@ -1046,35 +1178,56 @@ class PduReader:
     error (every PDU-level error is fatal) the stream is dead and later feeds
     return ``[]``. `max_pdu_len` bounds the PDU Length field: 4096 until the
     session negotiates it (§3.5.3); a value <= 255 means 4096. It may be
-    changed between feeds.
+    changed between feeds, or between two PDUs taken from `pull`.
     """
 
     def __init__(self, max_pdu_len: int = DEFAULT_MAX_PDU) -> None:
         self.max_pdu_len = max_pdu_len
-        self._buf = bytearray()
+        self._buf = b""  # received octets; those before _off are consumed
+        self._off = 0
         self.closed = False
 
     @property
     def buffered(self) -> int:
-        """Octets received but not yet part of a complete PDU."""
-        return len(self._buf)
+        """Octets received but not yet part of a complete PDU (or not yet pulled)."""
+        return len(self._buf) - self._off
 
     def feed(self, data: bytes | bytearray | memoryview) -> list[Pdu | DecodeError]:
+        return list(self.pull(data))
+
+    def pull(self, data: bytes | bytearray | memoryview = b"") -> Iterator[Pdu | DecodeError]:
+        """Buffer `data` now; the iterator frames and decodes one PDU per step.
+
+        Each PDU is checked against `max_pdu_len` as it is taken, so a limit the
+        consumer changes while iterating (the session, on accepting the peer's
+        Initialization, §3.5.3) applies to the very next PDU, even one from the
+        same TCP segment. Octets of PDUs not taken stay buffered.
+        """
         if self.closed:
-            return []
-        self._buf += data
-        limit = self.max_pdu_len if self.max_pdu_len > 255 else DEFAULT_MAX_PDU
-        out: list[Pdu | DecodeError] = []
-        while len(self._buf) >= 4:
+            return iter(())
+        if data:
+            if self._off < len(self._buf):
+                self._buf = self._buf[self._off :] + bytes(data)
+            else:
+                self._buf = bytes(data)
+            self._off = 0
+        return self._frames()
+
+    def _frames(self) -> Iterator[Pdu | DecodeError]:
+        while not self.closed:
+            buf, off = self._buf, self._off
+            avail = len(buf) - off
+            if avail < 4:
+                return
+            limit = self.max_pdu_len if self.max_pdu_len > 255 else DEFAULT_MAX_PDU
             try:
-                total = _check_header(bytes(self._buf[:4]), limit)
-                if len(self._buf) < total:
-                    break
-                out.append(decode_pdu(bytes(self._buf[:total]), limit))
+                total = _check_header(buf, limit, off)
             except DecodeError as exc:
-                out.append(exc)
                 self.closed = True
-                self._buf.clear()
-                break
-            del self._buf[:total]
-        return out
+                self._buf, self._off = b"", 0
+                yield exc
+                return
+            if avail < total:
+                return
+            self._off = off + total
+            yield _decode_pdu_at(buf, off, off + total)

@@ -223,3 +223,84 @@ def test_reader_random_chunking(pdu_list, data) -> None:
         out += r.feed(stream[prev:c])
         prev = c
     assert out == pdu_list and r.buffered == 0
+
+
+# ---------------------------------------------------------------- fast paths == general path
+#
+# The codec decodes/encodes Label Mapping, Address(/Withdraw) and KeepAlive of the common
+# layout without cutting TLV objects; these properties pin them to the general path.
+
+from ldp import codec as _codec  # noqa: E402
+
+
+def _general_encode(msg) -> bytes:
+    mtype, body = _codec._encode_body(msg)
+    return _codec._message(mtype, msg.msg_id, body)
+
+
+def _general_decode(raw: bytes):
+    head, length, mid = _codec._MSG_HDR.unpack_from(raw)
+    mtype = head & _codec.MSG_TYPE_MASK
+    try:
+        return _codec._decode_body(mtype, mid, raw[8 : 4 + length])
+    except DecodeError as exc:
+        return MessageError(mtype, mid, _codec.status_for(exc.problem, mid, mtype), exc.detail)
+
+
+hot_msgs = st.one_of(
+    st.builds(LabelMapping, u32, st.tuples(prefix_v4), labels),
+    st.builds(LabelMapping, u32, st.tuples(prefix_v4), labels, st.none(), st.none(), st.none(),
+              unknown_tlvs),
+    st.builds(KeepAlive, u32),
+    st.builds(Address, u32, st.lists(v4, max_size=6).map(tuple)),
+    st.builds(AddressWithdraw, u32, st.lists(v4, min_size=1, max_size=6).map(tuple)),
+)
+
+
+@FAST
+@given(hot_msgs)
+def test_fast_encode_equals_general(msg) -> None:
+    raw = encode_message(msg)
+    assert raw == _general_encode(msg)
+    got, used = _codec.decode_message(raw)
+    assert used == len(raw) and got == msg == _general_decode(raw)
+
+
+@MANY
+@given(hot_msgs, st.data())
+def test_fast_decode_equals_general_on_mutations(msg, data) -> None:
+    """Flip/patch bytes of a hot message: the fast path either declines or agrees."""
+    raw = bytearray(encode_message(msg))
+    for _ in range(data.draw(st.integers(1, 3))):
+        i = data.draw(st.integers(0, len(raw) - 1))
+        raw[i] = data.draw(u8)
+    raw = bytes(raw)
+    head, length, _ = _codec._MSG_HDR.unpack_from(raw)
+    if not 4 <= length <= len(raw) - 4 or (head & 0x7FFF) not in _codec._KNOWN_MSG_TYPES:
+        return  # header-level cases are shared code
+    raw = raw[: 4 + length]
+    got, _ = _codec.decode_message(raw)
+    assert got == _general_decode(raw)
+
+
+def test_fast_paths_masks_host_bits_and_reader_pull() -> None:
+    # 10.1.3/23 on the wire (a host bit set): decodes to 10.1.2.0/23, like the general path
+    raw = bytes.fromhex("0400 0017 00000007 0100 0007 02 0001 17 0a0103 0200 0004 00000010")
+    got, _ = _codec.decode_message(raw)
+    assert got == LabelMapping(7, (PrefixFec(IPv4Network("10.1.2.0/23")),), 16)
+    assert got == _general_decode(raw)
+    # pull(): the limit set between two PDUs applies to the next one
+    lid = LdpId(IPv4Address("10.0.0.1"))
+    big = encode_pdu(Pdu(lid, tuple(KeepAlive(i) for i in range(40))))  # PDU Length 486
+    r = PduReader()
+    it = r.pull(encode_pdu(Pdu(lid, (KeepAlive(1),))) + big)
+    assert isinstance(next(it), Pdu)
+    r.max_pdu_len = 300
+    err = next(it)
+    assert isinstance(err, DecodeError) and r.closed and r.buffered == 0
+    # an unconsumed PDU stays buffered
+    r = PduReader()
+    it = r.pull(big + big)
+    next(it)
+    assert r.buffered == len(big)
+    assert r.feed(b"") == [decode_pdu(big)] and r.buffered == 0
