@@ -139,6 +139,22 @@ class InterfaceUp(_Json):
     ifname: str
 
 
+@dataclass(frozen=True)
+class AddressAdded(_Json):
+    """`address` is now the (IPv4) address of the LDP interface `ifname` (replacing any)."""
+
+    ifname: str
+    address: IPv4Interface
+
+
+@dataclass(frozen=True)
+class AddressRemoved(_Json):
+    """The address `address` was removed from the LDP interface `ifname`."""
+
+    ifname: str
+    address: IPv4Interface
+
+
 Event = (
     Start
     | Stop
@@ -151,6 +167,8 @@ Event = (
     | RibChanged
     | InterfaceDown
     | InterfaceUp
+    | AddressAdded
+    | AddressRemoved
 )
 
 
@@ -292,11 +310,15 @@ def event_from_json(d: dict[str, Any]) -> Event:
         return InterfaceDown(d["ifname"])
     if t == "InterfaceUp":
         return InterfaceUp(d["ifname"])
+    if t == "AddressAdded":
+        return AddressAdded(d["ifname"], IPv4Interface(d["address"]))
+    if t == "AddressRemoved":
+        return AddressRemoved(d["ifname"], IPv4Interface(d["address"]))
     raise ValueError(f"unknown event type {t!r}")
 
 
 __all__ = [
-    "Action", "ApplyLfib", "CancelTimer", "Event", "FtnEntry", "HelloReceived", "IlmEntry",
+    "Action", "AddressAdded", "AddressRemoved", "ApplyLfib", "CancelTimer", "Event", "FtnEntry", "HelloReceived", "IlmEntry",
     "InterfaceDown", "InterfaceUp", "LfibDiff", "LogEvent", "Nhlfe", "RibChanged", "SendHello",
     "Start", "StartTimer", "Stop", "TcpAccepted", "TcpClose", "TcpClosed", "TcpConnect",
     "TcpConnected", "TcpData", "TcpListen", "TcpSend", "TimerExpired", "event_from_json",

@@ -10,6 +10,7 @@ labels are learnt on the wire.
 
 from __future__ import annotations
 
+import itertools
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
@@ -17,6 +18,8 @@ from forwarding.lfib import Lfib
 from ldp.discovery import Adjacency, Discovery
 from ldp.events import (
     Action,
+    AddressAdded,
+    AddressRemoved,
     ApplyLfib,
     CancelTimer,
     Event,
@@ -78,7 +81,9 @@ class LdpInstance:
         self.lsr_id = IPv4Address(lsr_id)
         self.ldp_id = LdpId(self.lsr_id, 0)
         self.transport = self.lsr_id  # transport address = loopback (§2.5.2)
-        self.interfaces = dict(sorted(interfaces.items()))
+        self.interfaces = dict(sorted(interfaces.items()))  # current address of each
+        self.ldp_interfaces = frozenset(self.interfaces)  # LDP-enabled (configured) names
+        self.if_down: set[str] = set()  # link down (InterfaceDown until InterfaceUp)
         self.options = options or LdpOptions()
         self.passwords = dict(passwords or {})
         self.codec = codec
@@ -138,9 +143,18 @@ class LdpInstance:
         return {pid: dict(p.lib) for pid, p in sorted(self.lde.peers.items())}
 
     def addresses(self) -> list[IPv4Address]:
-        """What we advertise in Address messages: loopback and every interface address."""
-        addrs = {self.lsr_id} | {i.ip for i in self.interfaces.values()}
+        """What we advertise in Address messages (§3.5.5): the loopback and the
+        address of every interface that is up and has one."""
+        addrs = {self.lsr_id} | {
+            i.ip for n, i in self.interfaces.items() if n not in self.if_down}
         return sorted(addrs)
+
+    def _addresses_changed(self, before: list[IPv4Address]) -> None:
+        """Tell every OPERATIONAL peer what changed in `addresses()` since `before`:
+        Address Withdraw for the ones gone (§3.5.6), Address for new ones (§3.5.5)."""
+        now = self.addresses()
+        self.lde.addresses_removed(sorted(set(before) - set(now)))
+        self.lde.addresses_added(sorted(set(now) - set(before)))
 
     # -------------------------------------------------------------- session upcalls
 
@@ -191,11 +205,20 @@ class LdpInstance:
         elif isinstance(event, Stop):
             self._stop(out)
         elif isinstance(event, InterfaceDown):
-            for adj in self.discovery.interface_down(event.ifname, out):
-                self._adjacency_gone(adj, out, StatusCode.HOLD_TIMER_EXPIRED)
+            before = self.addresses()
+            if event.ifname in self.ldp_interfaces:
+                self.if_down.add(event.ifname)
+            self._interface_off(event.ifname, out)
+            self._addresses_changed(before)
         elif isinstance(event, InterfaceUp):
-            if self.started and not self.stopped:
-                self.discovery.start_interface(event.ifname, out)
+            before = self.addresses()
+            self.if_down.discard(event.ifname)
+            self._interface_on(event.ifname, out)
+            self._addresses_changed(before)
+        elif isinstance(event, AddressAdded):
+            self._address_added(event, out)
+        elif isinstance(event, AddressRemoved):
+            self._address_removed(event, out)
         else:
             raise TypeError(f"not an LDP input event: {event!r}")
         self._finish(out)
@@ -211,6 +234,39 @@ class LdpInstance:
             if s.queue:
                 s.flush(out)
 
+    # -------------------------------------------------------------- interfaces
+
+    def _interface_off(self, ifname: str, out: list[Action]) -> None:
+        """No Hellos on `ifname` any more; its adjacencies go (§2.4)."""
+        for adj in self.discovery.interface_down(ifname, out):
+            self._adjacency_gone(adj, out, StatusCode.HOLD_TIMER_EXPIRED)
+
+    def _interface_on(self, ifname: str, out: list[Action]) -> None:
+        if self.started and not self.stopped and ifname not in self.if_down:
+            self.discovery.start_interface(ifname, out)
+
+    def _address_added(self, ev: AddressAdded, out: list[Action]) -> None:
+        if ev.ifname not in self.ldp_interfaces or self.interfaces.get(ev.ifname) == ev.address:
+            return
+        before = self.addresses()
+        if ev.ifname in self.interfaces:  # renumbered: Hellos restart from the new source
+            self._interface_off(ev.ifname, out)
+        self.interfaces[ev.ifname] = ev.address
+        self.discovery.interfaces[ev.ifname] = ev.address
+        self._interface_on(ev.ifname, out)
+        self._addresses_changed(before)
+
+    def _address_removed(self, ev: AddressRemoved, out: list[Action]) -> None:
+        if self.interfaces.get(ev.ifname) != ev.address:
+            return
+        before = self.addresses()
+        # Without an IPv4 address the interface cannot send Link Hellos (FRR, too,
+        # disables LDP on an interface that has no address).
+        self._interface_off(ev.ifname, out)
+        del self.interfaces[ev.ifname]
+        self.discovery.interfaces.pop(ev.ifname, None)
+        self._addresses_changed(before)
+
     # -------------------------------------------------------------- start / stop
 
     def _start(self, out: list[Action]) -> None:
@@ -220,7 +276,8 @@ class LdpInstance:
         self.stopped = False
         out.append(TcpListen(self.transport, tuple(sorted(self.passwords.items()))))
         for ifname in self.interfaces:
-            self.discovery.start_interface(ifname, out)
+            if ifname not in self.if_down:
+                self.discovery.start_interface(ifname, out)
 
     def _stop(self, out: list[Action]) -> None:
         self.stopped = True
@@ -284,10 +341,10 @@ class LdpInstance:
             return
         if c is None:
             return
-        items = c.reader.feed(ev.data)
-        if not items:
+        items = c.reader.pull(ev.data)
+        first = next(items, None)
+        if first is None:
             return
-        first = items[0]
         if not isinstance(first, Pdu):
             self._reject(c, out, getattr(first, "status", None) or Status.of(StatusCode.BAD_PDU_LENGTH))
             return
@@ -306,7 +363,7 @@ class LdpInstance:
             out.append(LogEvent("info", f"extra connection from {c.remote} closed"))
             out.append(TcpClose(ev.conn))
             return
-        s.pdus(items, out)
+        s.pdus(itertools.chain((first,), items), out)
 
     def _reject(self, c: _Pending, out: list[Action], status: Status) -> None:
         pdu = Pdu(self.ldp_id, (Notification(self.next_msg_id(), status),))

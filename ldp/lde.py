@@ -186,16 +186,25 @@ class Lde:
             peer.advertised[p] = label
             self.send(lsr_id, LabelMapping(self.next_msg_id(), (PrefixFec(p),), label))
 
+    def addresses_added(self, addresses: list[IPv4Address]) -> None:
+        """New local addresses: an Address message to every peer (§3.5.5, §2.5.5)."""
+        if addresses:
+            for pid in sorted(self.peers):
+                self.send(pid, Address(self.next_msg_id(), tuple(addresses)))
+
+    def addresses_removed(self, addresses: list[IPv4Address]) -> None:
+        """Local addresses gone: an Address Withdraw to every peer (§3.5.6)."""
+        if addresses:
+            for pid in sorted(self.peers):
+                self.send(pid, AddressWithdraw(self.next_msg_id(), tuple(addresses)))
+
     def peer_down(self, lsr_id: IPv4Address) -> None:
         peer = self.peers.pop(lsr_id, None)
         if peer is None:
             return
         self.dirty |= set(peer.lib)
-        for addr in peer.addresses:
-            a = int(addr)
-            if self.addr_peer.get(a) == lsr_id:
-                del self.addr_peer[a]
-            self.dirty |= self.nh_index.get(a, set())
+        for addr in sorted(peer.addresses):
+            self._unbind_address(addr, lsr_id)
         for label, waiting in list(self.holds.items()):
             waiting.discard(lsr_id)
             if not waiting:
@@ -214,12 +223,13 @@ class Lde:
                     self.addr_peer[int(a)] = lsr_id
                     self.dirty |= self.nh_index.get(int(a), set())
         elif isinstance(msg, AddressWithdraw):
+            # §3.5.6: the peer no longer has these addresses: drop them from its
+            # address set, so the IGP next hops that used them no longer map to
+            # it (the FECs routed through them are recomputed: LFIB diff).
             for a in msg.addresses:
                 if isinstance(a, IPv4Address) and a in peer.addresses:
                     peer.addresses.discard(a)
-                    if self.addr_peer.get(int(a)) == lsr_id:
-                        del self.addr_peer[int(a)]
-                    self.dirty |= self.nh_index.get(int(a), set())
+                    self._unbind_address(a, lsr_id)
         elif isinstance(msg, LabelMapping):
             for fec in msg.fec:
                 if not isinstance(fec, PrefixFec) or not isinstance(fec.prefix, IPv4Network):
@@ -265,6 +275,18 @@ class Lde:
         # Label Abort Request, Notifications: nothing to do in DU mode.
 
     # -------------------------------------------------------------- helpers
+
+    def _unbind_address(self, addr: IPv4Address, lsr_id: IPv4Address) -> None:
+        """`lsr_id` no longer owns `addr`; another peer that still lists it takes over."""
+        a = int(addr)
+        if self.addr_peer.get(a) == lsr_id:
+            other = next((pid for pid in sorted(self.peers)
+                          if pid != lsr_id and addr in self.peers[pid].addresses), None)
+            if other is None:
+                del self.addr_peer[a]
+            else:
+                self.addr_peer[a] = other
+        self.dirty |= self.nh_index.get(a, set())
 
     def _is_nexthop(self, peer: Peer, p: IPv4Network) -> bool:
         return any(self.addr_peer.get(a) == peer.lsr_id for _, a in self.route_nh.get(p, ()))

@@ -15,6 +15,7 @@ owner), ``password_for(lsr_id)``, ``retry_initial``, ``retry_max``,
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any
@@ -83,6 +84,21 @@ def negotiate_max_pdu(ours: int, theirs: int) -> int:
     ours = ours if ours > 255 else DEFAULT_MAX_PDU
     theirs = theirs if theirs > 255 else DEFAULT_MAX_PDU
     return min(ours, theirs)
+
+
+def keepalive_acceptable(proposed: int) -> bool:
+    """§3.5.3: the KeepAlive Time is a "two octet unsigned non zero integer".
+
+    0 is not a valid proposal: we reject it with Session Rejected/Bad KeepAlive
+    Time (0x80000018, fatal). RFC 5036 sets no other lower bound, so 1 and 2 are
+    accepted and the session simply uses min(ours, theirs).
+
+    FRR is stricter: ldpd rejects any proposal below 3 s (its MIN_KEEPALIVE)
+    with the same status 0x80000018 (seen in the interop probe with 2), because
+    it sends a KeepAlive every hold/3 in whole seconds. A peer talking to FRR
+    must therefore propose >= 3; our own proposal is `LdpOptions.keepalive_time`.
+    """
+    return 0 < proposed <= 0xFFFF
 
 
 @dataclass
@@ -280,9 +296,11 @@ class Session:
     def data(self, data: bytes, out: list[Action]) -> None:
         if self.reader is None:
             return
-        self.pdus(self.reader.feed(data), out)
+        # pull(): PDUs are framed one at a time, so the Max PDU Length negotiated by an
+        # Init applies to the next PDU even in the same segment (§3.5.3).
+        self.pdus(self.reader.pull(data), out)
 
-    def pdus(self, items: list[Any], out: list[Action]) -> None:
+    def pdus(self, items: Iterable[Any], out: list[Action]) -> None:
         """Process PDUs (or PDU-level DecodeErrors) from the reader, in order."""
         for item in items:
             if self.conn is None:
@@ -359,11 +377,18 @@ class Session:
             return rej(StatusCode.BAD_PROTOCOL_VERSION)
         if msg.receiver != h.ldp_id:
             return rej(StatusCode.SESSION_REJECTED_NO_HELLO)
-        if msg.keepalive_time < 1:
+        if not keepalive_acceptable(msg.keepalive_time):
             return rej(StatusCode.SESSION_REJECTED_BAD_KEEPALIVE_TIME)
         # A bit: DoD is only meaningful on ATM/FR; on other links DU is used (§3.5.3).
+        # §3.5.3: "the smaller of its proposed KeepAlive Time and the KeepAlive Time
+        # received".
         self.keepalive = min(h.options.keepalive_time, msg.keepalive_time)
+        # §3.5.3: the session's Max PDU Length is the smaller proposal (<= 255 means
+        # 4096). It bounds what we send (flush) and, from the PDU after this Init on,
+        # what we accept: a longer PDU from the peer is Bad PDU Length (§3.5.1.2.1).
         self.max_pdu = negotiate_max_pdu(DEFAULT_MAX_PDU, msg.max_pdu_length)
+        if self.reader is not None:
+            self.reader.max_pdu_len = self.max_pdu
         return None
 
     # -------------------------------------------------------------- timers

@@ -194,3 +194,38 @@ def test_peer_down_clears_lib():
     lde.peer_down(P1)
     d = lde.finish()
     assert d.ftn_del == (N("10.255.0.2/32"),) and P1 not in lde.peers
+
+
+def test_address_withdraw_hands_shared_address_to_other_peer():
+    """Two peers list the same address; when one withdraws it (§3.5.6) the next hop
+    maps to the other peer, not to nobody."""
+    lde, _ = make()
+    lde.rib_changed(RIB)
+    up(lde, P1, NH1)
+    up(lde, P2, NH1)  # P2 also claims NH1 (last one wins the map)
+    lde.receive(P1, mapping("10.255.0.2/32", 30))
+    lde.receive(P2, mapping("10.255.0.2/32", 40))
+    lde.finish()
+    assert lde.lfib.ftn[N("10.255.0.2/32")].nexthops[0].out_labels == (40,)
+    lde.receive(P2, AddressWithdraw(4, (NH1,)))
+    d = lde.finish()
+    (e,) = d.ftn_set
+    assert e.nexthops[0].neighbor == str(P1) and e.nexthops[0].out_labels == (30,)
+    lde.receive(P1, AddressWithdraw(5, (IPv4Address("10.99.0.1"),)))  # never listed: no-op
+    assert lde.finish() is None
+
+
+def test_local_address_changes_sent_to_every_peer():
+    lde, sent = make()
+    up(lde, P1, NH1)
+    up(lde, P2, NH2)
+    sent.clear()
+    lde.addresses_removed([IPv4Address("10.0.0.1")])
+    lde.addresses_added([])
+    lde.addresses_added([IPv4Address("10.0.0.9")])
+    assert [(pid, type(m).__name__, m.addresses) for pid, m in sent] == [
+        (P1, "AddressWithdraw", (IPv4Address("10.0.0.1"),)),
+        (P2, "AddressWithdraw", (IPv4Address("10.0.0.1"),)),
+        (P1, "Address", (IPv4Address("10.0.0.9"),)),
+        (P2, "Address", (IPv4Address("10.0.0.9"),)),
+    ]

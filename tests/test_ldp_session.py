@@ -8,9 +8,12 @@ import pytest
 
 from ldp import codec
 from ldp.events import (
+    AddressAdded,
+    AddressRemoved,
     ApplyLfib,
     HelloReceived,
     InterfaceDown,
+    InterfaceUp,
     RibChanged,
     SendHello,
     Start,
@@ -31,6 +34,7 @@ from ldp.fsm import State
 from ldp.instance import LdpInstance
 from ldp.messages import (
     Address,
+    AddressWithdraw,
     Hello,
     Initialization,
     KeepAlive,
@@ -303,3 +307,161 @@ def test_bad_hello_ignored(bad):
     i = inst()
     acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, bad), 0)
     assert not i.sessions and not of(acts, TcpConnect)
+
+
+# ---------------------------------------------------------------- Address / Address Withdraw
+
+
+def addr_msgs(acts, t):
+    return [m for m in sent(acts) if isinstance(m, t)]
+
+
+def test_interface_down_sends_address_withdraw_and_up_sends_address():
+    """§3.5.6 / §3.5.5: our interface address leaves and comes back."""
+    i = inst()
+    conn = active_up(i)
+    # the session runs over eth1 only: eth2's address is withdrawn, the session stays
+    acts = i.handle(InterfaceDown("eth2"), 5)
+    (w,) = addr_msgs(acts, AddressWithdraw)
+    assert w.addresses == (IPv4Address("10.0.0.5"),)
+    assert i.sessions[LO].operational and not of(acts, TcpClose)
+    assert IPv4Address("10.0.0.5") not in i.addresses()
+    # a second InterfaceDown changes nothing
+    assert not addr_msgs(i.handle(InterfaceDown("eth2"), 5.5), AddressWithdraw)
+    acts = i.handle(InterfaceUp("eth2"), 6)
+    (a,) = addr_msgs(acts, Address)
+    assert a.addresses == (IPv4Address("10.0.0.5"),)
+    assert of(acts, SendHello)  # Hellos restart on eth2
+    assert all(a.conn == conn for a in of(acts, TcpSend))
+
+
+def test_interface_down_with_last_adjacency_does_not_withdraw_to_that_peer():
+    i = inst()
+    conn = active_up(i)
+    acts = i.handle(InterfaceDown("eth1"), 5)
+    assert TcpClose(conn) in acts  # last adjacency gone: the session goes (§2.4)
+    assert not addr_msgs(acts, AddressWithdraw)
+
+
+def test_address_removed_and_added_events():
+    i = inst()
+    active_up(i)
+    old = IPv4Interface("10.0.0.5/30")
+    assert not sent(i.handle(AddressRemoved("eth2", IPv4Interface("10.9.9.9/30")), 5))  # not ours
+    acts = i.handle(AddressRemoved("eth2", old), 5)
+    (w,) = addr_msgs(acts, AddressWithdraw)
+    assert w.addresses == (IPv4Address("10.0.0.5"),)
+    assert StartTimer("hello:eth2", 5) not in acts and "eth2" not in i.discovery.up
+    new = IPv4Interface("10.0.0.13/30")
+    acts = i.handle(AddressAdded("eth2", new), 6)
+    (a,) = addr_msgs(acts, Address)
+    assert a.addresses == (IPv4Address("10.0.0.13"),)
+    (h,) = of(acts, SendHello)
+    assert h.ifname == "eth2" and h.src == IPv4Address("10.0.0.13")
+    # renumbering: withdraw the old address, advertise the new one
+    acts = i.handle(AddressAdded("eth2", old), 7)
+    assert addr_msgs(acts, AddressWithdraw)[0].addresses == (IPv4Address("10.0.0.13"),)
+    assert addr_msgs(acts, Address)[0].addresses == (IPv4Address("10.0.0.5"),)
+    # not an LDP interface: ignored
+    assert not i.handle(AddressAdded("eth9", IPv4Interface("10.7.0.1/30")), 8)
+    for ev in (AddressAdded("eth2", new), AddressRemoved("eth2", new)):
+        assert event_from_json(to_json(ev)) == ev
+
+
+def test_address_withdraw_received_remaps_nexthop():
+    """§3.5.6 receive side: the peer's address leaves its set; the FEC via it loses its NHLFE."""
+    i = inst()
+    rib = {A("10.255.0.1/32"): Route(A("10.255.0.1/32"), 10,
+                                     (Nexthop("lo", "eth1", IPv4Address("10.0.0.2")),)),
+           A("10.255.0.2/32"): Route(A("10.255.0.2/32"), 0, ())}
+    i.handle(RibChanged(rib), 0)
+    conn = active_up(i)
+    acts = i.handle(TcpData(conn, pdu(LO, Address(10, (LO, IPv4Address("10.0.0.2"))),
+                                      LabelMapping(11, (PrefixFec(A("10.255.0.1/32")),), 3))), 2)
+    assert of(acts, ApplyLfib)
+    acts = i.handle(TcpData(conn, pdu(LO, AddressWithdraw(12, (IPv4Address("10.0.0.2"),)))), 3)
+    (ap,) = of(acts, ApplyLfib)
+    assert ap.diff.ftn_del == (A("10.255.0.1/32"),) and ap.diff.ilm_del == (16,)
+    assert IPv4Address("10.0.0.2") not in i.lde.peers[LO].addresses
+    assert LO in i.lib and i.lib[LO][A("10.255.0.1/32")] == 3  # liberal retention keeps it
+    # the address comes back: the LFIB entry is reinstalled
+    acts = i.handle(TcpData(conn, pdu(LO, Address(13, (IPv4Address("10.0.0.2"),)))), 4)
+    (ap,) = of(acts, ApplyLfib)
+    assert ap.diff.ftn_set[0].fec == A("10.255.0.1/32")
+
+
+# ---------------------------------------------------------------- KeepAlive Time (§3.5.3)
+
+
+@pytest.mark.parametrize("ka,ok", [(0, False), (1, True), (2, True), (3, True), (65535, True)])
+def test_keepalive_time_rfc_bounds(ka, ok):
+    """§3.5.3: a non-zero KeepAlive Time; the session uses min(ours, theirs).
+
+    FRR would reject 1 and 2 (its minimum is 3); RFC 5036 does not.
+    """
+    i = inst()
+    i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, hello(HI)), 0)
+    i.handle(TcpAccepted(-1, ME, HI), 0)
+    acts = i.handle(TcpData(-1, pdu(HI, Initialization(5, ka, LdpId(ME)))), 0)
+    m = sent(acts)
+    if ok:
+        assert isinstance(m[0], Initialization) and i.sessions[HI].state is State.OPENREC
+        assert i.sessions[HI].keepalive == min(30, ka)
+        acts = i.handle(TcpData(-1, pdu(HI, KeepAlive(6))), 0.1)
+        assert StartTimer(f"ka-hold:{HI}", float(min(30, ka))) in acts
+    else:
+        (n,) = m
+        assert n.status.code == StatusCode.SESSION_REJECTED_BAD_KEEPALIVE_TIME and n.status.fatal
+        assert n.status.message_id == 5 and TcpClose(-1) in acts
+
+
+# ---------------------------------------------------------------- Max PDU Length (§3.5.3)
+
+
+def big_pdu(lsr: IPv4Address, n: int) -> bytes:
+    """One PDU of `n` Address messages (18 octets each with one address): PDU Length 6 + 18n."""
+    msgs = [Address(100 + k, (IPv4Address(f"10.77.{k // 250}.{k % 250 + 1}"),)) for k in range(n)]
+    return codec.encode_pdu(Pdu(LdpId(lsr), tuple(msgs)))
+
+
+def test_negotiated_max_pdu_bounds_the_reader():
+    i = inst()
+    i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, hello(HI)), 0)
+    i.handle(TcpAccepted(-1, ME, HI), 0)
+    i.handle(TcpData(-1, pdu(HI, Initialization(5, 180, LdpId(ME), max_pdu_length=512))), 0)
+    s = i.sessions[HI]
+    assert s.max_pdu == 512 and s.reader.max_pdu_len == 512
+    i.handle(TcpData(-1, pdu(HI, KeepAlive(6))), 0.1)
+    assert s.operational
+    ok = big_pdu(HI, 28)  # PDU Length 510 <= 512
+    assert len(ok) - 4 == 510
+    acts = i.handle(TcpData(-1, ok), 1)
+    assert s.operational and not [m for m in sent(acts) if isinstance(m, Notification)]
+    bad = big_pdu(HI, 29)  # PDU Length 528 > 512 (but < 4096)
+    acts = i.handle(TcpData(-1, bad), 2)
+    (n,) = [m for m in sent(acts) if isinstance(m, Notification)]
+    assert n.status.code == StatusCode.BAD_PDU_LENGTH and n.status.fatal
+    assert TcpClose(-1) in acts and s.state is State.NON_EXISTENT
+
+
+def test_negotiated_max_pdu_applies_within_the_same_segment():
+    """Init + KeepAlive + an oversized PDU in one TCP segment: the limit is already
+    the negotiated one for the third PDU."""
+    i = inst()
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), 1.0)
+    (c,) = of(acts, TcpConnect)
+    i.handle(TcpConnected(c.conn), 1.1)
+    seg = pdu(LO, Initialization(1, 60, LdpId(ME), max_pdu_length=300)) + pdu(LO, KeepAlive(2)) \
+        + big_pdu(LO, 17)  # PDU Length 312 > 300
+    acts = i.handle(TcpData(c.conn, seg), 1.2)
+    codes = [m.status.code for m in sent(acts) if isinstance(m, Notification)]
+    assert codes == [StatusCode.BAD_PDU_LENGTH]
+    assert TcpClose(c.conn) in acts and i.sessions[LO].state is State.NON_EXISTENT
+
+
+def test_max_pdu_default_and_outgoing_pdus_fit():
+    i = inst()
+    conn = active_up(i)  # peer proposed 0 -> 4096
+    s = i.sessions[LO]
+    assert s.max_pdu == 4096 and s.reader.max_pdu_len == 4096
+    del conn

@@ -223,3 +223,33 @@ def test_labels_never_reserved_and_in_range():
         for lbl in inst.lde.local.values():
             assert lbl in (3,) or 1000 <= lbl <= 1999
         assert min(inst.lfib.ilm) == 1000
+
+
+def test_link_down_sends_address_withdraw_and_link_up_address():
+    """§3.5.6: both ends withdraw their link address from their remaining peers; on
+    link up they advertise it again (§3.5.5), and the network reconverges."""
+    topo = load_topology(next(p for p in BUNDLED if p.stem == "ring"))
+    sim, _ = simulate(topo)
+    li = _core_links(topo)[0]
+    link = topo.links[li]
+    ends = {n: topo.nodes[n].interfaces[i].address.ip for n, i in (link.a, link.b)}
+    w0 = sim.message_counts().get("ADDRESS_WITHDRAW", 0)
+    a0 = sim.message_counts().get("ADDRESS", 0)
+    sim.link_down(li)
+    assert sim.run().converged
+    assert sim.message_counts().get("ADDRESS_WITHDRAW", 0) > w0
+    for r in sim.routers:
+        for pid, peer in sim.instances[r].lde.peers.items():
+            owner = sim.name_of(str(pid))
+            if owner in ends:
+                assert ends[owner] not in peer.addresses, (r, owner)
+    check_lfibs(sim)
+    sim.link_up(li)
+    assert sim.run().converged
+    assert sim.message_counts().get("ADDRESS", 0) > a0
+    for r in sim.routers:
+        for pid, peer in sim.instances[r].lde.peers.items():
+            owner = sim.name_of(str(pid))
+            if owner in ends:
+                assert ends[owner] in peer.addresses, (r, owner)
+    check_lfibs(sim)
