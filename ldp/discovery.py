@@ -30,6 +30,7 @@ class Adjacency:
     holdtime: int  # negotiated: min(ours, theirs)
     created: float
     last_seen: float
+    gtsm: bool = False  # G bit of the peer's last Link Hello (RFC 6720 §3)
 
     @property
     def timer(self) -> str:
@@ -68,6 +69,7 @@ class Discovery:
         hello_holdtime: int,
         codec: Any,
         next_msg_id: Callable[[], int],
+        gtsm: bool = False,
     ) -> None:
         self.ldp_id = ldp_id
         self.transport = transport
@@ -76,6 +78,7 @@ class Discovery:
         self.hello_holdtime = hello_holdtime
         self.codec = codec
         self.next_msg_id = next_msg_id
+        self.gtsm = gtsm  # RFC 6720: set G in our Link Hellos
         self.up: set[str] = set()
         self.adjacencies: dict[tuple[str, IPv4Address], Adjacency] = {}
         self.hellos_sent = 0
@@ -85,7 +88,8 @@ class Discovery:
 
     def hello(self, ifname: str) -> SendHello:
         """One Link Hello PDU (§3.5.2) with our transport address (§2.5.2)."""
-        msg = Hello(self.next_msg_id(), self.hello_holdtime, transport_address=self.transport)
+        msg = Hello(self.next_msg_id(), self.hello_holdtime, gtsm=self.gtsm,
+                    transport_address=self.transport)
         self.hellos_sent += 1
         data = self.codec.encode_pdu(Pdu(self.ldp_id, (msg,)))
         return SendHello(ifname, data, self.interfaces[ifname].ip)
@@ -134,13 +138,14 @@ class Discovery:
         adj = self.adjacencies.get(key)
         is_new = adj is None
         if adj is None:
-            adj = Adjacency(ifname, lsr_id, src, transport, hold, now, now)
+            adj = Adjacency(ifname, lsr_id, src, transport, hold, now, now, hello.gtsm)
             self.adjacencies[key] = adj
         else:
             adj.last_seen = now
             adj.source = src
             adj.transport = transport
             adj.holdtime = hold
+            adj.gtsm = hello.gtsm
         if hold != INFINITE_HOLDTIME:
             out.append(StartTimer(adj.timer, float(hold)))
         return adj, is_new
@@ -158,6 +163,16 @@ class Discovery:
             del self.adjacencies[(a.ifname, a.lsr_id)]
             out.append(CancelTimer(a.timer))
         return gone
+
+    def gtsm_negotiated(self, lsr_id: IPv4Address) -> bool:
+        """RFC 6720 §3: GTSM is used for the session with `lsr_id` when we set G and
+        the peer set G in its Link Hellos (every adjacency's last one, here).
+
+        Only Link Hellos exist in this speaker; a Targeted Hello adjacency (its G
+        bit is meaningless, the peer may be several hops away) would disable it.
+        """
+        adjs = self.of_peer(lsr_id)
+        return self.gtsm and bool(adjs) and all(a.gtsm for a in adjs)
 
     def of_peer(self, lsr_id: IPv4Address) -> list[Adjacency]:
         return [a for (_, lid), a in sorted(self.adjacencies.items()) if lid == lsr_id]

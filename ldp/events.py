@@ -186,20 +186,34 @@ class SendHello(_Json):
 
 @dataclass(frozen=True)
 class TcpListen(_Json):
-    """Listen on `address`:646; `passwords` are TCP MD5 keys per peer address."""
+    """Listen on `address`:646; `passwords` are TCP MD5 keys per peer address.
+
+    `gtsm` (RFC 6720 configured): set IP_TTL 255 on the listening socket, so the
+    SYN-ACK and the accepted sockets (which inherit it) send with TTL 255 -- a
+    GTSM peer's connecting socket has IP_MINTTL 255 and drops anything lower.
+    No IP_MINTTL on the listener: peers without GTSM must still get in; the
+    check is per connection (`TcpSetGtsm`).
+    """
 
     address: IPv4Address
     passwords: tuple[tuple[IPv4Address, str], ...] = ()
+    gtsm: bool = False
 
 
 @dataclass(frozen=True)
 class TcpConnect(_Json):
-    """Open TCP from `local` (our transport address) to `remote`:646 (§2.5.2)."""
+    """Open TCP from `local` (our transport address) to `remote`:646 (§2.5.2).
+
+    `gtsm` (RFC 6720 §3, both ends set G in their Link Hellos): before connect(),
+    IP_TTL 255 and IP_MINTTL 255 on the socket (send with TTL 255, drop segments
+    that arrive with less).
+    """
 
     conn: int
     local: IPv4Address
     remote: IPv4Address
     password: str | None = None
+    gtsm: bool = False
 
 
 @dataclass(frozen=True)
@@ -211,6 +225,19 @@ class TcpSend(_Json):
 @dataclass(frozen=True)
 class TcpClose(_Json):
     conn: int
+
+
+@dataclass(frozen=True)
+class TcpSetGtsm(_Json):
+    """RFC 6720 on an accepted connection, once its peer is known (passive side).
+
+    enabled: IP_TTL 255 and IP_MINTTL 255 on `conn`; disabled: the default TTL
+    and no IP_MINTTL (the peer did not set G). Emitted only when GTSM is
+    configured (`LdpOptions.gtsm`). A driver that cannot do it may ignore it.
+    """
+
+    conn: int
+    enabled: bool
 
 
 @dataclass(frozen=True)
@@ -243,6 +270,7 @@ Action = (
     | TcpConnect
     | TcpSend
     | TcpClose
+    | TcpSetGtsm
     | StartTimer
     | CancelTimer
     | ApplyLfib
@@ -321,6 +349,6 @@ __all__ = [
     "Action", "AddressAdded", "AddressRemoved", "ApplyLfib", "CancelTimer", "Event", "FtnEntry", "HelloReceived", "IlmEntry",
     "InterfaceDown", "InterfaceUp", "LfibDiff", "LogEvent", "Nhlfe", "RibChanged", "SendHello",
     "Start", "StartTimer", "Stop", "TcpAccepted", "TcpClose", "TcpClosed", "TcpConnect",
-    "TcpConnected", "TcpData", "TcpListen", "TcpSend", "TimerExpired", "event_from_json",
+    "TcpConnected", "TcpData", "TcpListen", "TcpSend", "TcpSetGtsm", "TimerExpired", "event_from_json",
     "to_json",
 ]

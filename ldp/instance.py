@@ -101,7 +101,7 @@ class LdpInstance:
         self.counters_tx: dict[str, int] = {}
         self.discovery = Discovery(
             self.ldp_id, self.transport, self.interfaces, self.options.hello_interval,
-            self.options.hello_holdtime, codec, self.next_msg_id,
+            self.options.hello_holdtime, codec, self.next_msg_id, gtsm=self.options.gtsm,
         )
         self._out: list[Action] = []
         self.lde = Lde(self.lsr_id, labels, self.options, self._lde_send, self.next_msg_id,
@@ -274,7 +274,8 @@ class LdpInstance:
             return
         self.started = True
         self.stopped = False
-        out.append(TcpListen(self.transport, tuple(sorted(self.passwords.items()))))
+        out.append(TcpListen(self.transport, tuple(sorted(self.passwords.items())),
+                             gtsm=self.options.gtsm))
         for ifname in self.interfaces:
             if ifname not in self.if_down:
                 self.discovery.start_interface(ifname, out)
@@ -413,6 +414,7 @@ class LdpInstance:
                 "role": "active" if s.active else "passive",
                 "adjacencies": sorted(s.adjacencies),
                 "keepalive": s.keepalive,
+                "gtsm": s.gtsm,
                 "uptime": None if s.up_since is None else round(self.now - s.up_since, 6),
                 "last_error": s.last_error,
                 **({"reason": self._why_down(s)} if not s.operational else {}),

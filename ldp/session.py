@@ -7,8 +7,9 @@ Messages that belong to label distribution are handed to the host
 (`ldp.instance.LdpInstance`) once the session is OPERATIONAL.
 
 The host provides: ``ldp_id``, ``transport``, ``options`` (LdpOptions),
-``codec``, ``now``, ``next_msg_id()``, ``new_conn()``, ``conns`` (conn ->
-owner), ``password_for(lsr_id)``, ``retry_initial``, ``retry_max``,
+``codec``, ``discovery`` (for GTSM, RFC 6720), ``now``, ``next_msg_id()``,
+``new_conn()``, ``conns`` (conn -> owner), ``password_for(lsr_id)``,
+``retry_initial``, ``retry_max``,
 ``init_timeout``, ``counters_rx``/``counters_tx`` and the upcalls
 ``session_up(session)``, ``session_down(session)``, ``session_message(session, msg)``.
 """
@@ -21,7 +22,16 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from ldp import fsm
-from ldp.events import Action, CancelTimer, LogEvent, StartTimer, TcpClose, TcpConnect, TcpSend
+from ldp.events import (
+    Action,
+    CancelTimer,
+    LogEvent,
+    StartTimer,
+    TcpClose,
+    TcpConnect,
+    TcpSend,
+    TcpSetGtsm,
+)
 from ldp.fsm import FsmError, SessionFsm, State
 from ldp.messages import (
     DEFAULT_MAX_PDU,
@@ -118,6 +128,7 @@ class Session:
     nak: Status | None = None  # Notification to send on the next SEND_NAK_CLOSE
     last_error: str = ""
     established_count: int = 0
+    gtsm: bool = False  # RFC 6720 in force on the current connection
 
     # -------------------------------------------------------------- naming
 
@@ -149,7 +160,9 @@ class Session:
         h = self.host
         self.conn = h.new_conn()
         h.conns[self.conn] = self
-        out.append(TcpConnect(self.conn, h.transport, self.transport, h.password_for(self.lsr_id)))
+        self.gtsm = h.discovery.gtsm_negotiated(self.lsr_id)  # RFC 6720 §3
+        out.append(TcpConnect(self.conn, h.transport, self.transport, h.password_for(self.lsr_id),
+                              gtsm=self.gtsm))
         out.append(StartTimer(self._t("init"), h.init_timeout))
 
     def connected(self, out: list[Action]) -> None:
@@ -165,6 +178,9 @@ class Session:
         self.conn = conn
         self.reader = reader
         self.host.conns[conn] = self
+        if self.host.options.gtsm:  # RFC 6720 §3: now that the peer is known
+            self.gtsm = self.host.discovery.gtsm_negotiated(self.lsr_id)
+            out.append(TcpSetGtsm(conn, self.gtsm))
         out.append(StartTimer(self._t("init"), self.host.init_timeout))
         self._step(fsm.Event.CONNECTION_UP, out)
         return True
@@ -229,6 +245,7 @@ class Session:
             h.conns.pop(self.conn, None)
         self.conn = None
         self.reader = None
+        self.gtsm = False
         self.queue.clear()
         self.up_since = None
         self.last_error = reason

@@ -26,6 +26,7 @@ from ldp.events import (
     TcpData,
     TcpListen,
     TcpSend,
+    TcpSetGtsm,
     TimerExpired,
     event_from_json,
     to_json,
@@ -465,3 +466,60 @@ def test_max_pdu_default_and_outgoing_pdus_fit():
     s = i.sessions[LO]
     assert s.max_pdu == 4096 and s.reader.max_pdu_len == 4096
     del conn
+
+
+# ---------------------------------------------------------------- GTSM (RFC 6720)
+
+
+def ghello(lsr: IPv4Address, g: bool) -> bytes:
+    return codec.encode_pdu(Pdu(LdpId(lsr), (Hello(1, 15, gtsm=g, transport_address=lsr),)))
+
+
+def test_gtsm_option_sets_g_bit_and_listener_ttl():
+    i = LdpInstance("me", ME, {"eth1": IPv4Interface("10.0.0.1/30")},
+                    options=LdpOptions(gtsm=True))
+    acts = i.handle(Start(), 0.0)
+    (h,) = of(acts, SendHello)
+    assert codec.decode_pdu(h.data).messages[0].gtsm
+    assert of(acts, TcpListen)[0].gtsm
+    # default: off, as before
+    acts = LdpInstance("me", ME, {"eth1": IPv4Interface("10.0.0.1/30")}).handle(Start(), 0.0)
+    assert not codec.decode_pdu(of(acts, SendHello)[0].data).messages[0].gtsm
+    assert of(acts, TcpListen)[0] == TcpListen(ME, ())
+
+
+@pytest.mark.parametrize("ours,theirs", [(True, True), (True, False), (False, True)])
+def test_gtsm_active_side_only_when_both_set_g(ours, theirs):
+    """RFC 6720 §3: TTL 255 / min TTL 255 on the session only if both Hellos carry G."""
+    i = inst(gtsm=ours)
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, ghello(LO, theirs)), 1)
+    (c,) = of(acts, TcpConnect)
+    assert c.gtsm is (ours and theirs)
+    assert i.neighbors()[0]["gtsm"] is (ours and theirs)
+
+
+@pytest.mark.parametrize("theirs", [True, False])
+def test_gtsm_passive_side_sets_accepted_socket(theirs):
+    i = inst(gtsm=True)
+    i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, ghello(HI, theirs)), 0)
+    i.handle(TcpAccepted(-1, ME, HI), 0)
+    acts = i.handle(TcpData(-1, pdu(HI, Initialization(5, 180, LdpId(ME)))), 0)
+    assert TcpSetGtsm(-1, theirs) in acts
+    assert acts.index(TcpSetGtsm(-1, theirs)) < next(
+        k for k, a in enumerate(acts) if isinstance(a, TcpSend))
+    # not configured: no TcpSetGtsm at all
+    i2 = inst()
+    i2.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, ghello(HI, True)), 0)
+    i2.handle(TcpAccepted(-1, ME, HI), 0)
+    assert not of(i2.handle(TcpData(-1, pdu(HI, Initialization(5, 180, LdpId(ME)))), 0),
+                  TcpSetGtsm)
+
+
+def test_gtsm_needs_g_on_every_adjacency():
+    i = inst(gtsm=True)
+    i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, ghello(LO, True)), 1)
+    i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, ghello(LO, False)), 1)
+    assert not i.discovery.gtsm_negotiated(LO)
+    i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, ghello(LO, True)), 2)
+    assert i.discovery.gtsm_negotiated(LO)
+    assert to_json(TcpConnect(1, ME, LO, None, True))["gtsm"] is True

@@ -253,3 +253,18 @@ def test_link_down_sends_address_withdraw_and_link_up_address():
             if owner in ends:
                 assert ends[owner] in peer.addresses, (r, owner)
     check_lfibs(sim)
+
+
+def test_gtsm_option_converges_and_is_validated():
+    text = next(p for p in BUNDLED if p.stem == "ring").read_text()
+    doc = yaml.safe_load(text)
+    doc["topology"]["defaults"] = {"ldp": {"gtsm": True}}
+    sim, res = simulate(parse_topology(yaml.safe_dump(doc), "<ring>"))
+    assert res.converged
+    for r in sim.routers:
+        assert sim.instances[r].options.gtsm
+        assert all(n["gtsm"] for n in sim.instances[r].neighbors())
+    check_lfibs(sim)
+    doc["topology"]["defaults"] = {"ldp": {"gtsm": "yes"}}
+    with pytest.raises(Exception, match="gtsm"):
+        parse_topology(yaml.safe_dump(doc), "<ring>")

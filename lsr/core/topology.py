@@ -89,6 +89,7 @@ class LdpOptions:
     retention: str = "liberal"  # §2.6.2.2 label retention
     fecs: str = "all"  # which IGP prefixes get labels: all, or loopbacks only
     passwords: tuple[tuple[str, str], ...] = ()  # (neighbour node, TCP MD5 key), RFC 5036 §2.9
+    gtsm: bool = False  # RFC 6720: G bit in Link Hellos; TTL 255 + min TTL 255 on the session
 
     def password_for(self, neighbor: str) -> str | None:
         return dict(self.passwords).get(neighbor)
@@ -328,7 +329,7 @@ _NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp")
 _ROUTER_FIELDS = ("labels", "ttl_model", "ldp")
 _LDP_KEYS = (
     "hello_interval", "hello_holdtime", "keepalive_time", "explicit_null", "control",
-    "retention", "fecs", "passwords",
+    "retention", "fecs", "passwords", "gtsm",
 )
 _LINK_KEYS = ("endpoints", "subnet", "cost", "mtu")
 
@@ -342,7 +343,7 @@ def _ldp_options(ctx: _Ctx, raw: Any, path: Path, base: LdpOptions) -> LdpOption
             kw[k] = _int(ctx, v, p, 1, 21845)
         elif k in ("hello_holdtime", "keepalive_time"):
             kw[k] = _int(ctx, v, p, 1, 65534)
-        elif k == "explicit_null":
+        elif k in ("explicit_null", "gtsm"):
             kw[k] = _bool(ctx, v, p)
         elif k == "control":
             kw[k] = _choice(ctx, v, p, LDP_CONTROL)
