@@ -1,6 +1,6 @@
 """Benchmark the LDP simulator: wall time and peak memory to converge.
 
-    python benchmarks/bench_sim.py [--routers 200] [--extra 100] [--seed 1] [--profile]
+    python benchmarks/bench_sim.py [--routers 200] [--extra 100] [--seed 1] [--profile] [--codec]
 
 Cases: the bundled backbone and a random connected graph of N routers
 (spanning tree + `extra` random links). Target: 200 routers < 20 s on one core.
@@ -84,6 +84,31 @@ def bench(name: str, topo: Topology, mem: bool) -> dict:
     return out
 
 
+def bench_codec(n: int = 300, rounds: int = 100) -> dict:
+    """ldp.codec alone: µs per Label Mapping to encode (encode_pdus) and to decode
+    (PduReader.feed), n distinct /24 FECs per batch, as a session sees them."""
+    from ipaddress import IPv4Address, IPv4Network
+
+    from ldp import codec
+    from ldp.messages import LabelMapping, LdpId, PrefixFec
+
+    lid = LdpId(IPv4Address("10.255.0.1"))
+    msgs = [LabelMapping(i, (PrefixFec(IPv4Network(f"10.{i % 250}.{i // 250}.0/24")),), 16 + i)
+            for i in range(n)]
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        pdus = codec.encode_pdus(lid, msgs)
+    enc = time.perf_counter() - t0
+    data = b"".join(pdus)
+    t0 = time.perf_counter()
+    for _ in range(rounds):
+        codec.PduReader().feed(data)
+    dec = time.perf_counter() - t0
+    per = 1e6 / (n * rounds)
+    return {"case": "codec", "encode_us_per_msg": round(enc * per, 2),
+            "decode_us_per_msg": round(dec * per, 2)}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--routers", type=int, default=200)
@@ -91,7 +116,10 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--profile", action="store_true")
     ap.add_argument("--no-mem", action="store_true", help="skip tracemalloc (it slows runs)")
+    ap.add_argument("--codec", action="store_true", help="also time ldp.codec alone")
     a = ap.parse_args()
+    if a.codec:
+        print(bench_codec(), flush=True)
     cases = [("backbone", load_topology(ROOT / "topologies" / "backbone.yaml")),
              (f"random-{a.routers}", random_topology(a.routers, a.extra, a.seed))]
     for name, topo in cases:
