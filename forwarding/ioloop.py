@@ -30,7 +30,7 @@ from __future__ import annotations
 import struct
 from typing import Any
 
-from forwarding.afpacket import RingPort, TxRing
+from forwarding.afpacket import TX_DATA, VNET_HDR, RingPort, TxRing
 from forwarding.plane import _ttl_ck
 from forwarding.tables import A_CONNECTED, A_NHLFE, RouterTables
 
@@ -38,8 +38,10 @@ _MAC = 66  # tp_mac of an untagged frame in a TPACKET_V2 RX slot (checked per fr
 # RX slot: tp_status, tp_len, tp_snaplen, tp_mac, .. destination MAC, .. top label stack
 # entry, all little-endian (the label entry is decoded from its LE value, see _le).
 _RXM = struct.Struct("<IIIH52x6s8xI").unpack_from
-# TX slot: tp_status, tp_len, tp_snaplen, .. 14-byte Ethernet header, label entry (LE value)
-_TXM = struct.Struct("<III20x14sI").pack_into
+# TX slot (forwarding.afpacket.TxRing: tpacket2_hdr, virtio_net_hdr, frame): tp_status,
+# tp_len, tp_snaplen (frame + 10), .. virtio hdr_len (frame), .. 14-byte Ethernet header,
+# label entry (LE value)
+_TXM = struct.Struct("<III22xH6x14sI").pack_into
 _HDR = struct.Struct("=IIIH").unpack_from  # tp_status, tp_len, tp_snaplen, tp_mac
 # after a 14-byte Ethernet header and one label: IPv4 version/IHL, total length, TTL,
 # protocol, header checksum
@@ -48,11 +50,12 @@ _MIP = struct.Struct("!18xBxH4xBBH").unpack_from
 # protocol, checksum, (source), destination
 _IP = struct.Struct("!6s8xBBH4xBBH4xI").unpack_from
 _H10 = struct.Struct("!10H").unpack_from  # an IPv4 header as 16-bit words (checksum)
-_TXHDR = struct.Struct("=III").pack_into  # tp_status, tp_len, tp_snaplen
+_TXHDR = struct.Struct("=III22xH").pack_into  # tp_status, tp_len, tp_snaplen, virtio hdr_len
 _W = struct.Struct("!I").pack_into
 _TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), header checksum
 _Z4 = b"\0\0\0\0"
-_TXDATA = 32  # TPACKET_ALIGN(sizeof(struct tpacket2_hdr)): frame bytes in a TX slot
+_TXDATA = TX_DATA  # frame bytes in a TX slot (42: after tpacket2_hdr and virtio_net_hdr)
+assert _TXDATA == 42 and VNET_HDR == 10  # the offsets below are written out
 _S04 = slice(0, 4)  # a slot's tp_status
 _S_TXHDR = slice(_TXDATA, _TXDATA + 14)  # the Ethernet header in a TX slot
 _MISS = object()
@@ -180,8 +183,9 @@ class FastPath:
                     if cur is not None:
                         if kind == 0:  # swap: TC, S kept; TTL - 1 (> 1: no borrow)
                             if ln - 14 <= mtu:
-                                _TXM(tv, 0, 1, ln, ln, hdr, base | ((w & 0xFF0F0000) - 0x1000000))
-                                tv[50:32 + ln] = sv[84:66 + ln]
+                                _TXM(tv, 0, 1, ln + 10, ln + 10, ln, hdr,
+                                     base | ((w & 0xFF0F0000) - 0x1000000))
+                                tv[60:42 + ln] = sv[84:66 + ln]
                                 ti = ti + 1 if ti + 1 < tn else 0
                                 pend += 1
                                 ctr[0] += 1
@@ -196,12 +200,12 @@ class FastPath:
                                 s_ = (s_ & 0xFFFF) + (s_ >> 16)
                                 if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:  # header checksum OK
                                     tv[_S_TXHDR] = hdr
-                                    tv[46:46 + total] = sv[84:84 + total]
+                                    tv[56:56 + total] = sv[84:84 + total]
                                     out_ttl = (w >> 24) - 1
                                     if uniform and ttl > out_ttl:  # RFC 3443: never increase
-                                        _TTLCK(tv, 54, out_ttl, proto, _ttl_ck(ck, ttl, out_ttl, proto))
+                                        _TTLCK(tv, 64, out_ttl, proto, _ttl_ck(ck, ttl, out_ttl, proto))
                                     n = 14 + total
-                                    _TXHDR(tv, 0, 1, n, n)
+                                    _TXHDR(tv, 0, 1, n + 10, n + 10, n)
                                     ti = ti + 1 if ti + 1 < tn else 0
                                     pend += 1
                                     ctr[0] += 1
@@ -311,15 +315,15 @@ class FastPath:
                                 x = (~ck & 0xFFFF) + 0xFEFF
                                 ck = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
                                 if push:  # FTN: one label, TC from IP precedence (RFC 3443 TTL)
-                                    _W(tv, 46, lw | ((tos >> 5) << 9) | (ttl if uniform else 255))
-                                    tv[50:50 + total] = sv[80:80 + total]
-                                    _TTLCK(tv, 58, ttl, proto, ck)
+                                    _W(tv, 56, lw | ((tos >> 5) << 9) | (ttl if uniform else 255))
+                                    tv[60:60 + total] = sv[80:80 + total]
+                                    _TTLCK(tv, 68, ttl, proto, ck)
                                     n = 18 + total
                                 else:
-                                    tv[46:46 + total] = sv[80:80 + total]
-                                    _TTLCK(tv, 54, ttl, proto, ck)
+                                    tv[56:56 + total] = sv[80:80 + total]
+                                    _TTLCK(tv, 64, ttl, proto, ck)
                                     n = 14 + total
-                                _TXHDR(tv, 0, 1, n, n)
+                                _TXHDR(tv, 0, 1, n + 10, n + 10, n)
                                 ti = ti + 1 if ti + 1 < tn else 0
                                 pend += 1
                                 ctr[0] += 1

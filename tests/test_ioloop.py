@@ -10,7 +10,7 @@ import struct
 
 import pytest
 
-from forwarding.afpacket import RingPort, TxRing
+from forwarding.afpacket import TX_DATA, VNET_HDR, RingPort, TxRing
 from forwarding.ioloop import FastPath
 from forwarding.plane import Dataplane
 from tests.fwd_helpers import all_tables, eth, ilm_label, ip, ip_frame, line4, mpls_frame, udp
@@ -39,7 +39,7 @@ def tx_ring(n: int = 64) -> TxRing:
     t.ring = mmap.mmap(-1, n * FS)
     t.frame_size, t.nframes, t.index, t.pending, t.tx_errors = FS, n, 0, 0, 0
     t._slots = None
-    t.max_len = FS - 32
+    t.max_len = FS - TX_DATA
     t.sock = _Sock()
     return t
 
@@ -49,7 +49,8 @@ def sent(t: TxRing) -> list[bytes]:
     for k in range(t.nframes):
         st, ln = struct.unpack_from("=II", t.ring, k * FS)
         if st == 1:
-            out.append(bytes(t.ring[k * FS + 32:k * FS + 32 + ln]))
+            assert ln >= VNET_HDR and struct.unpack_from("<H", t.ring, k * FS + 34)[0] == ln - VNET_HDR
+            out.append(bytes(t.ring[k * FS + TX_DATA:k * FS + TX_DATA + ln - VNET_HDR]))
     return out
 
 
