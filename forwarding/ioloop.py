@@ -42,10 +42,10 @@ _RXM = struct.Struct("<IIIH52x6s8xI").unpack_from
 # tp_len, tp_snaplen (frame + 10), .. virtio hdr_len (frame), .. 14-byte Ethernet header,
 # label entry (LE value)
 _TXM = struct.Struct("<III22xH6x14sI").pack_into
-_HDR = struct.Struct("=IIIH").unpack_from  # tp_status, tp_len, tp_snaplen, tp_mac
 # after a 14-byte Ethernet header and one label: IPv4 version/IHL, total length, TTL,
 # protocol, header checksum
 _MIP = struct.Struct("!18xBxH4xBBH").unpack_from
+_HDR = struct.Struct("=IIIH").unpack_from  # tp_status, tp_len, tp_snaplen, tp_mac
 # destination MAC, (source, ethertype) | IPv4 version/IHL, ToS, total length, (id, frag), TTL,
 # protocol, checksum, (source), destination
 _IP = struct.Struct("!6s8xBBH4xBBH4xI").unpack_from
@@ -53,10 +53,8 @@ _H10 = struct.Struct("!10H").unpack_from  # an IPv4 header as 16-bit words (chec
 _TXHDR = struct.Struct("=III22xH").pack_into  # tp_status, tp_len, tp_snaplen, virtio hdr_len
 _W = struct.Struct("!I").pack_into
 _TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), header checksum
-_Z4 = b"\0\0\0\0"
 _TXDATA = TX_DATA  # frame bytes in a TX slot (42: after tpacket2_hdr and virtio_net_hdr)
 assert _TXDATA == 42 and VNET_HDR == 10  # the offsets below are written out
-_S04 = slice(0, 4)  # a slot's tp_status
 _S_TXHDR = slice(_TXDATA, _TXDATA + 14)  # the Ethernet header in a TX slot
 _MISS = object()
 
@@ -134,7 +132,7 @@ class FastPath:
     def mpls(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
         """(frames received, frames forwarded here, frames for the general path)."""
         slots, nfr = rx.slot_views(), rx.nframes
-        i = rx.index
+        i = start = rx.index
         led = self._le_table()
         uniform = self.tables.uniform
         txs = self.tx
@@ -154,7 +152,7 @@ class FastPath:
                 j = rx._next_ready(i)  # after an overflow: resynchronise
                 if j is None:
                     break
-                i = j
+                i = start = j
                 sv = slots[i]
                 st, ln, snap, mac, dmac, w = _RXM(sv)
             got += 1
@@ -190,7 +188,6 @@ class FastPath:
                                 pend += 1
                                 ctr[0] += 1
                                 ctr[1] += ln
-                                sv[_S04] = _Z4
                                 i = i + 1 if i + 1 < nfr else 0
                                 continue
                         elif w & 0x10000 and ln >= 38:  # PHP pop of the bottom label: IPv4 out
@@ -203,23 +200,29 @@ class FastPath:
                                     tv[56:56 + total] = sv[84:84 + total]
                                     out_ttl = (w >> 24) - 1
                                     if uniform and ttl > out_ttl:  # RFC 3443: never increase
-                                        _TTLCK(tv, 64, out_ttl, proto, _ttl_ck(ck, ttl, out_ttl, proto))
+                                        if ttl - out_ttl == 1:  # RFC 1624, TTL - 1: constant 0xFEFF
+                                            x = (~ck & 0xFFFF) + 0xFEFF
+                                            _TTLCK(tv, 64, out_ttl, proto,
+                                                   ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF)
+                                        else:
+                                            _TTLCK(tv, 64, out_ttl, proto,
+                                                   _ttl_ck(ck, ttl, out_ttl, proto))
                                     n = 14 + total
                                     _TXHDR(tv, 0, 1, n + 10, n + 10, n)
                                     ti = ti + 1 if ti + 1 < tn else 0
                                     pend += 1
                                     ctr[0] += 1
                                     ctr[1] += n
-                                    sv[_S04] = _Z4
                                     i = i + 1 if i + 1 < nfr else 0
                                     continue
             slow.append(bytes(sv[mac:mac + snap]))
-            sv[_S04] = _Z4
             i = i + 1 if i + 1 < nfr else 0
         if cur is not None:
             cur.index = ti
             cur.pending += pend
         rx.index = i
+        if got:  # hand the slots back to the kernel: one strided write per batch
+            rx.release(start, i)
         return got, got - len(slow), slow
 
     # ------------------------------------------------------------ IPv4
@@ -255,7 +258,7 @@ class FastPath:
             self._lpm_cache = t._cache
         cache = self.ip_cache
         slots, nfr = rx.slot_views(), rx.nframes
-        i = rx.index
+        i = start = rx.index
         uniform = t.uniform
         txs = self.tx
         slow: list[bytes] = []
@@ -273,7 +276,7 @@ class FastPath:
                 j = rx._next_ready(i)
                 if j is None:
                     break
-                i = j
+                i = start = j
                 sv = slots[i]
                 st, ln, snap, mac = _HDR(sv)
             got += 1
@@ -328,14 +331,14 @@ class FastPath:
                                 pend += 1
                                 ctr[0] += 1
                                 ctr[1] += n
-                                sv[_S04] = _Z4
                                 i = i + 1 if i + 1 < nfr else 0
                                 continue
             slow.append(bytes(sv[mac:mac + snap]))
-            sv[_S04] = _Z4
             i = i + 1 if i + 1 < nfr else 0
         if cur is not None:
             cur.index = ti
             cur.pending += pend
         rx.index = i
+        if got:  # hand the slots back to the kernel: one strided write per batch
+            rx.release(start, i)
         return got, got - len(slow), slow
