@@ -50,12 +50,11 @@ _HDR = struct.Struct("=IIIH").unpack_from  # tp_status, tp_len, tp_snaplen, tp_m
 # protocol, checksum, (source), destination
 _IP = struct.Struct("!6s8xBBH4xBBH4xI").unpack_from
 _H10 = struct.Struct("!10H").unpack_from  # an IPv4 header as 16-bit words (checksum)
-_TXHDR = struct.Struct("=III22xH").pack_into  # tp_status, tp_len, tp_snaplen, virtio hdr_len
-_W = struct.Struct("!I").pack_into
+# TX slot: tp_status, tp_len, tp_snaplen, .. virtio hdr_len, .. 14-byte Ethernet header
+_TXE = struct.Struct("<III22xH6x14s").pack_into
 _TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), header checksum
 _TXDATA = TX_DATA  # frame bytes in a TX slot (42: after tpacket2_hdr and virtio_net_hdr)
 assert _TXDATA == 42 and VNET_HDR == 10  # the offsets below are written out
-_S_TXHDR = slice(_TXDATA, _TXDATA + 14)  # the Ethernet header in a TX slot
 _MISS = object()
 
 
@@ -196,7 +195,6 @@ class FastPath:
                                 s_ = sum(_H10(sv, 84))
                                 s_ = (s_ & 0xFFFF) + (s_ >> 16)
                                 if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:  # header checksum OK
-                                    tv[_S_TXHDR] = hdr
                                     tv[56:56 + total] = sv[84:84 + total]
                                     out_ttl = (w >> 24) - 1
                                     if uniform and ttl > out_ttl:  # RFC 3443: never increase
@@ -208,7 +206,7 @@ class FastPath:
                                             _TTLCK(tv, 64, out_ttl, proto,
                                                    _ttl_ck(ck, ttl, out_ttl, proto))
                                     n = 14 + total
-                                    _TXHDR(tv, 0, 1, n + 10, n + 10, n)
+                                    _TXE(tv, 0, 1, n + 10, n + 10, n, hdr)
                                     ti = ti + 1 if ti + 1 < tn else 0
                                     pend += 1
                                     ctr[0] += 1
@@ -246,7 +244,7 @@ class FastPath:
         if a.kind == A_NHLFE and nh.out_labels:
             if len(nh.out_labels) != 1:
                 return None
-            return (True, nh.out_if, nh.hdr_mpls, (nh.out_labels[0] << 12) | 0x100, nh.mtu - 4,
+            return (True, nh.out_if, nh.hdr_mpls, _le((nh.out_labels[0] << 12) | 0x100), nh.mtu - 4,
                     a.counter)
         return (False, nh.out_if, nh.hdr_ip, 0, nh.mtu, a.counter)
 
@@ -312,21 +310,21 @@ class FastPath:
                                     if tv[0] & 7:
                                         cur = cur_if = None
                             if cur is not None:
-                                tv[_S_TXHDR] = hdr
                                 ttl -= 1
                                 # RFC 1624 for TTL - 1: ~m + m' is the constant 0xFEFF
                                 x = (~ck & 0xFFFF) + 0xFEFF
                                 ck = ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF
                                 if push:  # FTN: one label, TC from IP precedence (RFC 3443 TTL)
-                                    _W(tv, 56, lw | ((tos >> 5) << 9) | (ttl if uniform else 255))
+                                    n = 18 + total  # lw: the label entry's LE value, TC 0 TTL 0
+                                    _TXM(tv, 0, 1, n + 10, n + 10, n, hdr, lw | ((tos >> 5) << 17)
+                                         | ((ttl if uniform else 255) << 24))
                                     tv[60:60 + total] = sv[80:80 + total]
                                     _TTLCK(tv, 68, ttl, proto, ck)
-                                    n = 18 + total
                                 else:
+                                    n = 14 + total
                                     tv[56:56 + total] = sv[80:80 + total]
                                     _TTLCK(tv, 64, ttl, proto, ck)
-                                    n = 14 + total
-                                _TXHDR(tv, 0, 1, n + 10, n + 10, n)
+                                    _TXE(tv, 0, 1, n + 10, n + 10, n, hdr)
                                 ti = ti + 1 if ti + 1 < tn else 0
                                 pend += 1
                                 ctr[0] += 1
