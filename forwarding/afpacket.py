@@ -117,7 +117,6 @@ class RingPort(PacketPort):
         self.nframes = blocks * per_block
         self.index = 0
         self._slots: list[memoryview] | None = None
-        self._status: tuple[memoryview, memoryview] | None = None
 
     def recv_batch(self, limit: int = 64) -> list[bytes]:
         out: list[bytes] = []
@@ -149,20 +148,6 @@ class RingPort(PacketPort):
             self._slots = [self.view[k * fs:(k + 1) * fs] for k in range(self.nframes)]
         return self._slots
 
-    def release(self, start: int, end: int) -> None:
-        """Give slots start..end-1 (cyclic; all of them if start == end) back to the kernel:
-        every slot's tp_status set to TP_STATUS_KERNEL with one strided write (two on a wrap)."""
-        st = self._status
-        if st is None:
-            fs, n = self.frame_size, self.nframes
-            st = self._status = (self.view.cast("I")[0::fs // 4], memoryview(bytes(4 * n)).cast("I"))
-        st, zero = st
-        if start < end:
-            st[start:end] = zero[:end - start]
-        else:
-            st[start:] = zero[:self.nframes - start]
-            st[:end] = zero[:end]
-
     def _next_ready(self, start: int) -> int | None:
         ring, fs, n = self.ring, self.frame_size, self.nframes
         for k in range(1, n):
@@ -173,8 +158,6 @@ class RingPort(PacketPort):
 
     def close(self) -> None:
         for v in self._slots or ():
-            v.release()
-        for v in self._status or ():
             v.release()
         self.view.release()
         self.ring.close()

@@ -55,6 +55,8 @@ _TXE = struct.Struct("<III22xH6x14s").pack_into
 _TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), header checksum
 _TXDATA = TX_DATA  # frame bytes in a TX slot (42: after tpacket2_hdr and virtio_net_hdr)
 assert _TXDATA == 42 and VNET_HDR == 10  # the offsets below are written out
+_Z4 = b"\0\0\0\0"
+_S04 = slice(0, 4)  # a slot's tp_status
 _MISS = object()
 
 
@@ -131,7 +133,7 @@ class FastPath:
     def mpls(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
         """(frames received, frames forwarded here, frames for the general path)."""
         slots, nfr = rx.slot_views(), rx.nframes
-        i = start = rx.index
+        i = rx.index
         led = self._le_table()
         uniform = self.tables.uniform
         txs = self.tx
@@ -151,7 +153,7 @@ class FastPath:
                 j = rx._next_ready(i)  # after an overflow: resynchronise
                 if j is None:
                     break
-                i = start = j
+                i = j
                 sv = slots[i]
                 st, ln, snap, mac, dmac, w = _RXM(sv)
             got += 1
@@ -187,6 +189,7 @@ class FastPath:
                                 pend += 1
                                 ctr[0] += 1
                                 ctr[1] += ln
+                                sv[_S04] = _Z4
                                 i = i + 1 if i + 1 < nfr else 0
                                 continue
                         elif w & 0x10000 and ln >= 38:  # PHP pop of the bottom label: IPv4 out
@@ -198,29 +201,23 @@ class FastPath:
                                     tv[56:56 + total] = sv[84:84 + total]
                                     out_ttl = (w >> 24) - 1
                                     if uniform and ttl > out_ttl:  # RFC 3443: never increase
-                                        if ttl - out_ttl == 1:  # RFC 1624, TTL - 1: constant 0xFEFF
-                                            x = (~ck & 0xFFFF) + 0xFEFF
-                                            _TTLCK(tv, 64, out_ttl, proto,
-                                                   ~((x & 0xFFFF) + (x >> 16)) & 0xFFFF)
-                                        else:
-                                            _TTLCK(tv, 64, out_ttl, proto,
-                                                   _ttl_ck(ck, ttl, out_ttl, proto))
+                                        _TTLCK(tv, 64, out_ttl, proto, _ttl_ck(ck, ttl, out_ttl, proto))
                                     n = 14 + total
                                     _TXE(tv, 0, 1, n + 10, n + 10, n, hdr)
                                     ti = ti + 1 if ti + 1 < tn else 0
                                     pend += 1
                                     ctr[0] += 1
                                     ctr[1] += n
+                                    sv[_S04] = _Z4
                                     i = i + 1 if i + 1 < nfr else 0
                                     continue
             slow.append(bytes(sv[mac:mac + snap]))
+            sv[_S04] = _Z4
             i = i + 1 if i + 1 < nfr else 0
         if cur is not None:
             cur.index = ti
             cur.pending += pend
         rx.index = i
-        if got:  # hand the slots back to the kernel: one strided write per batch
-            rx.release(start, i)
         return got, got - len(slow), slow
 
     # ------------------------------------------------------------ IPv4
@@ -256,7 +253,7 @@ class FastPath:
             self._lpm_cache = t._cache
         cache = self.ip_cache
         slots, nfr = rx.slot_views(), rx.nframes
-        i = start = rx.index
+        i = rx.index
         uniform = t.uniform
         txs = self.tx
         slow: list[bytes] = []
@@ -274,7 +271,7 @@ class FastPath:
                 j = rx._next_ready(i)
                 if j is None:
                     break
-                i = start = j
+                i = j
                 sv = slots[i]
                 st, ln, snap, mac = _HDR(sv)
             got += 1
@@ -329,14 +326,14 @@ class FastPath:
                                 pend += 1
                                 ctr[0] += 1
                                 ctr[1] += n
+                                sv[_S04] = _Z4
                                 i = i + 1 if i + 1 < nfr else 0
                                 continue
             slow.append(bytes(sv[mac:mac + snap]))
+            sv[_S04] = _Z4
             i = i + 1 if i + 1 < nfr else 0
         if cur is not None:
             cur.index = ti
             cur.pending += pend
         rx.index = i
-        if got:  # hand the slots back to the kernel: one strided write per batch
-            rx.release(start, i)
         return got, got - len(slow), slow

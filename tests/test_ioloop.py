@@ -27,7 +27,7 @@ def rx_ring(frames: list[bytes], n: int = 64) -> RingPort:
     r = object.__new__(RingPort)
     r.ring = mmap.mmap(-1, n * FS)
     r.view = memoryview(r.ring)
-    r.frame_size, r.nframes, r.index, r._slots, r._status = FS, n, 0, None, None
+    r.frame_size, r.nframes, r.index, r._slots = FS, n, 0, None
     for k, f in enumerate(frames):
         struct.pack_into("=IIIH", r.ring, k * FS, 1, len(f), len(f), 66)
         r.ring[k * FS + 66:k * FS + 66 + len(f)] = f

@@ -116,7 +116,9 @@ class Router:
         self.node = topo.nodes[name]
         self.state_dir = state_dir
         self.use_ring = ring
-        self.ring_frames = 1024  # per RX ring (2 MB of 2 KB slots)
+        # per RX ring (2 MB of 2 KB slots; more slots ride out longer scheduling gaps)
+        self.ring_frames = int(os.environ.get("LSR_RING_FRAMES", "1024"))
+        self.rings: dict[str, tuple[RingPort, RingPort]] = {}  # ring mode: (MPLS, IPv4) per interface
         self.loop = asyncio.get_event_loop()
         self.started = time.time()
         self.counters: collections.Counter[str] = collections.Counter()
@@ -391,6 +393,7 @@ class Router:
                     log.warning("rings on %s failed, falling back to a plain socket", ifname)
                 else:
                     self.ports[ifname] = rings[0]
+                    self.rings[ifname] = rings
                     self.tx[ifname] = tx
                     self.loop.add_reader(rings[0].fileno(), self._mpls_readable, ifname, rings[0])
                     self.loop.add_reader(rings[1].fileno(), self._ip_readable, ifname, rings[1])
@@ -408,6 +411,26 @@ class Router:
                 except OSError:
                     pass
             self.loop.add_reader(port.fileno(), self._frames_readable, ifname, port)
+
+    def _ring_watchdog(self) -> None:
+        """Once a second, read every RX ring even without a wake-up. A TPACKET_V2 ring whose
+        consumer index has drifted from the kernel's head never wakes us again (the slot
+        before the head is free, the head slot full): seen under heavy overload with 4096-slot
+        rings. Reading resynchronises on the next ready slot (RingPort._next_ready);
+        rx_ring_missed counts the frames found this way."""
+        try:
+            c = self.counters
+            for ifname, (mring, iring) in self.rings.items():
+                for ring, fn in ((mring, self._mpls_readable), (iring, self._ip_readable)):
+                    before = c["rx_" + ifname]
+                    fn(ifname, ring)
+                    if c["rx_" + ifname] != before:
+                        c["rx_ring_missed"] += c["rx_" + ifname] - before
+        except Exception:
+            self.counters["watchdog_errors"] += 1
+            log.warning("ring watchdog:\n%s", traceback.format_exc())
+        finally:
+            self.loop.call_later(1.0, self._ring_watchdog)
 
     def _frames_readable(self, ifname: str, port: PacketPort) -> None:
         frames = port.recv_batch(BATCH)
@@ -606,6 +629,8 @@ class Router:
         from lsr.lab.ipsec import IpsecRuntime
 
         self.ipsec = IpsecRuntime.maybe(self)
+        if self.rings:
+            self.loop.call_later(1.0, self._ring_watchdog)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.stopping.set)
         (self.state_dir / f"{self.name}.ready").write_text(str(os.getpid()))
