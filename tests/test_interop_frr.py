@@ -268,7 +268,7 @@ def test_line_traffic_through_frr_with_frr_labels(line, tmp_path: Path):
 
     label = _local(line.name, "f1")["192.168.2.0/24"]
     pcap = tmp_path / "pe1-f1.pcap"
-    cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line.name}-pe1", "tcpdump", "-i", "eth2",
+    cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line.name}-pe1", "tcpdump", "--immediate-mode", "-i", "eth2",
                             "-U", "--immediate-mode", "-w", str(pcap), "mpls"],
                            stderr=subprocess.PIPE, text=True)
     try:
@@ -458,7 +458,7 @@ def test_capture_tshark_decodes_all_our_messages(tmp_path: Path):
     try:
         lab.up(load_topology(DATA / "frr-line.yaml"), name=name, timeout=40)
         pids = _pids(name)
-        cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{name}-pe1", "tcpdump", "-i", "eth2",
+        cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{name}-pe1", "tcpdump", "--immediate-mode", "-i", "eth2",
                                 "-U", "--immediate-mode", "-w", str(pcap)],
                                stderr=subprocess.PIPE, text=True)
         try:

@@ -129,7 +129,7 @@ def test_mtu_df_and_prefragmentation(L):
 
 def _capture(L, tmp_path, node: str, ifname: str, count: int):
     pcap = tmp_path / f"{node}-{ifname}.pcap"
-    p = subprocess.Popen(["ip", "netns", "exec", f"lsr-{NAME}-{node}", "tcpdump", "-i", ifname,
+    p = subprocess.Popen(["ip", "netns", "exec", f"lsr-{NAME}-{node}", "tcpdump", "--immediate-mode", "-i", ifname,
                           "-U", "-n", "-w", str(pcap), "-c", str(count), "esp or mpls"],
                          stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
     t0 = time.monotonic()

@@ -121,16 +121,33 @@ def test_traceroute_shows_core_with_labels(line3):
     assert re.search(rf"10\.0\.0\.2 <MPLS:L={label},E=0,S=1,T=1>", r.stdout), r.stdout
 
 
+def wait_listening(cap: subprocess.Popen, timeout: float = 10.0) -> None:
+    """Block until tcpdump says it is capturing (a fixed sleep loses frames under load)."""
+    import select
+
+    deadline = time.monotonic() + timeout
+    buf = b""
+    while time.monotonic() < deadline and b"listening on" not in buf:
+        r, _, _ = select.select([cap.stderr], [], [], 0.1)
+        if r:
+            chunk = os.read(cap.stderr.fileno(), 4096)
+            if not chunk:
+                break
+            buf += chunk
+    assert b"listening on" in buf, buf
+    time.sleep(0.1)  # the socket is bound before the message; give the filter a moment
+
+
 def test_capture_shows_expected_label(line3, tmp_path: Path):
     from scapy.contrib.mpls import MPLS
     from scapy.layers.inet import ICMP, IP
     from scapy.utils import rdpcap
 
     pcap = tmp_path / "p1.pcap"
-    cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line3.name}-p1", "tcpdump", "-i", "eth1",
+    cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line3.name}-p1", "tcpdump", "--immediate-mode", "-i", "eth1",
                             "-U", "-w", str(pcap), "mpls"], stderr=subprocess.PIPE)
     try:
-        time.sleep(0.5)
+        wait_listening(cap)
         line3.run("ce1", ["ping", "-c", "3", "-i", "0.1", "192.168.2.2"])
         time.sleep(0.3)
     finally:
@@ -218,15 +235,24 @@ def test_teardown_after_kill9_of_router_and_up():
     _no_leftovers(name)
 
 
-def test_ctrl_c_during_up_tears_down():
+def test_ctrl_c_during_up_tears_down(tmp_path: Path):
     name = _lab_name("c")
+    # Mismatched MD5 keys: pe1-p1 never comes up, so `up` is still waiting when Ctrl-C
+    # arrives, however fast or slow the machine is.
+    topo = tmp_path / "stuck.yaml"
+    topo.write_text((TOPOLOGIES / "diamond.yaml").read_text()
+                    .replace("pe1: {loopback: 10.255.0.1}",
+                             "pe1: {loopback: 10.255.0.1, ldp: {passwords: {p1: one}}}")
+                    .replace("p1: {loopback: 10.255.0.2}",
+                             "p1: {loopback: 10.255.0.2, ldp: {passwords: {pe1: two}}}"))
     try:
-        up = subprocess.Popen(["lsr", "lab", "up", str(TOPOLOGIES / "diamond.yaml"), "--name", name],
+        up = subprocess.Popen(["lsr", "lab", "up", str(topo), "--name", name, "--timeout", "60"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline and not (lab_dir(name) / "state.json").exists():
             time.sleep(0.01)
-        time.sleep(0.2)
+        time.sleep(0.5)
+        assert up.poll() is None, "lab up finished before Ctrl-C"
         up.send_signal(2)
         _, err = up.communicate(timeout=30)
         assert up.returncode != 0

@@ -221,7 +221,7 @@ def capture(name: str, where: str, write: str | None, count: int | None) -> None
     if node not in topo.nodes or ifname not in topo.nodes[node].interfaces:
         raise LsrError(f"lab '{name}' has no interface {where}")
     if shutil.which("tcpdump"):
-        argv = ["tcpdump", "-i", ifname, "-n", "-e", "-U"]
+        argv = ["tcpdump", "--immediate-mode", "-i", ifname, "-n", "-e", "-U"]
         if write:
             argv += ["-w", write]
         if count:
