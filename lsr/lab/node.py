@@ -57,10 +57,19 @@ ALL_ROUTERS = "224.0.0.2"
 TCP_MD5SIG = 14
 TCP_QUICKACK = 12
 IP_MULTICAST_ALL = 49
+IP_MINTTL = 21  # linux/in.h; GTSM receive check (RFC 5082 / RFC 6720)
+GTSM_TTL = 255
 IP_PKTINFO = 8  # not exported by Python 3.11 socket
 BATCH = 64  # frames per wake-up per interface: bounds the work a flood can cause
 FAST_BATCH = 256  # the same bound for the ring-to-ring fast path (forwarding.ioloop),
 FAST_ROUNDS = 4  # up to this many batches per wake-up (flushed each): <= 1024 frames, ~1 ms
+
+
+def gtsm_sockopt(sock: socket.socket, enabled: bool) -> None:
+    """RFC 6720 GTSM on an LDP TCP socket: send with TTL 255 and drop anything that
+    arrives with less (IP_MINTTL), or back to the defaults."""
+    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, GTSM_TTL if enabled else 64)
+    sock.setsockopt(socket.IPPROTO_IP, IP_MINTTL, GTSM_TTL if enabled else 0)
 
 
 def md5_sockopt(sock: socket.socket, peer: IPv4Address, key: str) -> None:
@@ -217,6 +226,11 @@ class Router:
                 c.transport.close()
         elif isinstance(a, ev.TcpListen):
             self._listen(a)
+        elif isinstance(a, ev.TcpSetGtsm):
+            c = self.conns.get(a.conn)
+            sock = c.transport.get_extra_info("socket") if c and c.transport else None
+            if sock is not None:
+                gtsm_sockopt(sock, a.enabled)
         elif isinstance(a, ev.ApplyLfib):
             self.counters["lfib_updates"] += 1
             self.apply_lfib(a.diff)
@@ -232,6 +246,8 @@ class Router:
         try:
             if a.password:
                 md5_sockopt(s, a.remote, a.password)
+            if getattr(a, "gtsm", False):
+                gtsm_sockopt(s, True)
             s.bind((str(a.local), 0))
             s.setblocking(False)
             await asyncio.wait_for(self.loop.sock_connect(s, (str(a.remote), LDP_PORT)), 10)
@@ -258,6 +274,10 @@ class Router:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         for peer, key in a.passwords:
             md5_sockopt(s, IPv4Address(peer), key)
+        if getattr(a, "gtsm", False):
+            # RFC 6720: send with TTL 255 (accepted sockets inherit it); the IP_MINTTL
+            # check is per connection (TcpSetGtsm), peers without GTSM must get in.
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, GTSM_TTL)
         s.bind((str(a.address), LDP_PORT))
         s.listen(64)
         s.setblocking(False)
