@@ -218,6 +218,7 @@ class TxRing:
         self.index = 0
         self.pending = 0
         self._slots: list[memoryview] | None = None
+        self._plain: socket.socket | None = None  # fallback for frames the ring can't take
 
     def slot_views(self) -> list[memoryview]:
         """One memoryview per ring slot, built on first use (forwarding.ioloop)."""
@@ -234,8 +235,14 @@ class TxRing:
         if n > self.max_len or ring[off] & 0x7:  # slot still owned by the kernel
             self.flush()
             if n > self.max_len or ring[off] & 0x7:
+                # Not via self.sock: a TX-ring socket's send() transmits the ring and
+                # ignores the buffer (and it expects a vnet header): a plain socket.
                 try:
-                    self.sock.send(frame)
+                    if self._plain is None:
+                        p = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
+                        p.bind((self.ifname, 0))
+                        self._plain = p
+                    self._plain.send(frame)
                     return True
                 except OSError:
                     self.tx_errors += 1
@@ -263,3 +270,5 @@ class TxRing:
             v.release()
         self.ring.close()
         self.sock.close()
+        if self._plain is not None:
+            self._plain.close()
