@@ -337,19 +337,26 @@ def query(name: str, router: str, what: str, timeout: float = 5, **params: Any) 
         if not lab_dir(name).exists():
             raise LabError(f"no lab named '{name}' (lsr lab list)")
         raise LabError(f"lab '{name}' has no running router '{router}'")
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-        s.settimeout(timeout)
-        s.connect(str(path))
-        s.sendall((json.dumps({"op": what, **params}) + "\n").encode())
-        buf = b""
-        while not buf.endswith(b"\n"):
-            chunk = s.recv(1 << 16)
-            if not chunk:
-                break
-            buf += chunk
-    resp = json.loads(buf)
-    if not resp.get("ok"):
-        raise LabError(f"{router}: {resp.get('error')}")
+    buf = b""
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+            s.settimeout(timeout)
+            s.connect(str(path))
+            s.sendall((json.dumps({"op": what, **params}) + "\n").encode())
+            while not buf.endswith(b"\n"):
+                chunk = s.recv(1 << 16)
+                if not chunk:
+                    break
+                buf += chunk
+    except OSError as e:  # refused (router gone), timeout, reset
+        raise LabError(f"{router}: management socket: {e.strerror or str(e) or type(e).__name__}") from None
+    try:
+        resp = json.loads(buf)
+    except ValueError:
+        raise LabError(f"{router}: no valid answer on the management socket") from None
+    if not isinstance(resp, dict) or not resp.get("ok"):
+        err = resp.get("error") if isinstance(resp, dict) else None
+        raise LabError(f"{router}: {' '.join(str(err).split()) or 'request failed'}")
     return resp["result"]
 
 

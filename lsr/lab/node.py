@@ -48,6 +48,7 @@ from forwarding.plane import LOCAL_IF
 from ldp import events as ev
 from lsr.core.igp import Igp
 from lsr.core.topology import Topology
+from lsr.errors import LsrError
 from lsr.lab.netns import sync_routes
 
 log = logging.getLogger("lsr.node")
@@ -115,6 +116,25 @@ class Conn(asyncio.Protocol):
             del self.node.conns[self.conn]  # type: ignore[arg-type]
         if not self.closed_by_us:
             self.node.feed(ev.TcpClosed(self.conn, str(exc or "closed")))  # type: ignore[arg-type]
+
+
+_MGMT_LIMIT = 1 << 16  # asyncio.StreamReader's default line limit
+
+
+async def _read_request(reader: asyncio.StreamReader) -> bytes | None:
+    """The next management request line; b"" at EOF; None for a line over the reader's
+    limit, which is read and dropped up to its newline so the next request still parses."""
+    too_long = False
+    while True:
+        try:
+            line = await reader.readuntil(b"\n")
+        except asyncio.IncompleteReadError as e:  # EOF: a last line without newline counts
+            line = e.partial
+        except asyncio.LimitOverrunError as e:
+            too_long = True
+            await reader.readexactly(e.consumed)  # already buffered: drop it, read on
+            continue
+        return None if too_long else line
 
 
 class Router:
@@ -573,15 +593,25 @@ class Router:
 
     async def _mgmt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
-            while line := await reader.readline():
+            while (line := await _read_request(reader)) != b"":
                 try:
-                    req = json.loads(line)
+                    if line is None:
+                        raise ValueError(f"request line longer than {_MGMT_LIMIT} bytes")
+                    try:
+                        req = json.loads(line)
+                    except ValueError as e:
+                        raise ValueError(f"bad request (not JSON): {e}") from None
+                    if not isinstance(req, dict):
+                        raise ValueError("bad request: expected a JSON object")
                     result = self.answer(req)
                     if asyncio.iscoroutine(result):
                         result = await result
                     resp = {"ok": True, "result": result}
-                except Exception as e:
-                    resp = {"ok": False, "error": f"{type(e).__name__}: {e}"}
+                except (ValueError, LsrError) as e:  # the request's fault: a plain one-line message
+                    resp = {"ok": False, "error": " ".join(str(e).split()) or type(e).__name__}
+                except Exception as e:  # our bug: keep the class, traceback to the router log
+                    log.error("management request failed:\n%s", traceback.format_exc())
+                    resp = {"ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
                 writer.write((json.dumps(resp, sort_keys=True) + "\n").encode())
                 await writer.drain()
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -619,7 +649,13 @@ class Router:
         if op == "rib":
             return [r.to_json() for r in self.rib.values()]
         if op == "link":
-            self.link_event(int(req["link"]), bool(req["up"]))
+            link, up = req.get("link"), req.get("up")
+            if type(link) is not int or not 0 <= link < len(self.topo.links):
+                raise ValueError(f"no link {link!r} in this topology "
+                                 f"(links 0..{len(self.topo.links) - 1})")
+            if not isinstance(up, bool):
+                raise ValueError(f"link 'up' must be true or false, not {up!r}")
+            self.link_event(link, up)
             return {"down_links": sorted(self.down_links)}
         if op == "ipsec":
             if self.ipsec is None:
