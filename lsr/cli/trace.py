@@ -6,28 +6,15 @@ import click
 
 from lsr import render
 from lsr.cli.common import json_option, load, topology_arg
+from lsr.cli.sim import sim
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
-
-try:
-    from lsr.cli.sim import sim
-except ModuleNotFoundError as e:  # the `sim` group's module has not landed: own the group
-    if e.name != "lsr.cli.sim":
-        raise
-    from lsr.cli import main
-
-    @main.group("sim")
-    def sim() -> None:
-        """The LDP simulator: every router in one process, virtual clock."""
 
 
 def lfibs_for(topo: Topology) -> dict:
     """router -> converged Lfib, from the LDP simulator (`lsr.sim`)."""
     import lsr.sim as simulator
 
-    fn = getattr(simulator, "lfibs_for", None)
-    if fn is not None:
-        return fn(topo)
     s, res = simulator.simulate(topo)
     if not res.converged:
         raise LsrError(f"{topo.source}: the LDP simulation did not converge")
