@@ -101,7 +101,7 @@ def dot_source(net: Network | Topology, overlays: Sequence[Overlay] = (),
     if engine == "dot":
         g += ["rankdir=LR", "nodesep=0.6", "ranksep=1.3", "splines=true"]
     else:
-        g += ["overlap=false", "splines=true", 'sep="+8"', "esep=4", "mode=major",
+        g += ["overlap=false", "splines=true", 'sep="+20"', 'esep="+6"', "mode=major",
               "start=1", "epsilon=0.0001", "maxiter=5000"]
     head = title or f"{topo.name}"
     sub = [f"<font color='{o.color}'>{_e(o.title)}</font>" for o in overlays]
