@@ -25,6 +25,7 @@ SOL_PACKET = 263
 PACKET_RX_RING = 5
 PACKET_VERSION = 10
 PACKET_IGNORE_OUTGOING = 23
+PACKET_STATISTICS = 6  # struct tpacket_stats: tp_packets, tp_drops (reset by each read)
 TPACKET_V2 = 1
 TP_STATUS_KERNEL = 0
 TP_STATUS_USER = 1
@@ -116,6 +117,7 @@ class RingPort(PacketPort):
         self.frame_size = frame_size
         self.nframes = blocks * per_block
         self.index = 0
+        self._drops = 0
         self._slots: list[memoryview] | None = None
 
     def recv_batch(self, limit: int = 64) -> list[bytes]:
@@ -140,6 +142,15 @@ class RingPort(PacketPort):
         self.index = i
         return out
 
+    def drops(self) -> int:
+        """Frames the kernel dropped because the ring was full, since this socket opened."""
+        try:
+            _pkts, dropped = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+        except OSError:
+            return self._drops
+        self._drops += dropped
+        return self._drops
+
     def slot_views(self) -> list[memoryview]:
         """One memoryview per ring slot (built on first use): the fast path
         (forwarding.ioloop) indexes slots without offset arithmetic."""
@@ -157,6 +168,7 @@ class RingPort(PacketPort):
         return None
 
     def close(self) -> None:
+        self.np_views = None  # forwarding.vector's arrays export the mmap's buffer
         for v in self._slots or ():
             v.release()
         self.view.release()
@@ -266,6 +278,7 @@ class TxRing:
         return self.sock.fileno()
 
     def close(self) -> None:
+        self.np_views = None
         for v in self._slots or ():
             v.release()
         self.ring.close()

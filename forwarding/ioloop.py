@@ -103,7 +103,8 @@ class VersionedDict(dict):
 class FastPath:
     """Fast forwarding between the rings of one router (see module docstring)."""
 
-    def __init__(self, tables: RouterTables, tx: dict[str, Any]) -> None:
+    def __init__(self, tables: RouterTables, tx: dict[str, Any], vector: bool = True,
+                 vector_min: int = 0) -> None:
         self.tables = tables
         self.tx = tx  # out_if -> TxRing (anything else: general path)
         if type(tables.fast_ilm) is not VersionedDict:
@@ -112,6 +113,24 @@ class FastPath:
         self._le_version = -1
         self.ip_cache: dict[int, tuple | None] = {}
         self._lpm_cache: Any = None  # identity of tables._cache when ip_cache was valid
+        self.vector: Any = None  # forwarding.vector.VectorPath: long runs of waiting frames
+        self.vector_min = 0
+        if vector:
+            try:
+                from forwarding.vector import VECTOR_MIN, VectorPath
+            except ImportError:  # numpy missing: the scalar loop does everything
+                pass
+            else:
+                self.vector, self.vector_min = VectorPath(self), vector_min or VECTOR_MIN
+
+    def _long_run(self, rx: RingPort, limit: int) -> bool:
+        """At least vector_min frames wait in a row (slot i and slot i + vector_min - 1
+        ready; the kernel fills slots in order), without wrapping the ring."""
+        i, m = rx.index, self.vector_min
+        if limit < m or i + m > rx.nframes:
+            return False
+        s = rx.slot_views()
+        return bool(s[i][0] & s[i + m - 1][0] & 1)
 
     # ------------------------------------------------------------ MPLS
 
@@ -132,6 +151,8 @@ class FastPath:
 
     def mpls(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
         """(frames received, frames forwarded here, frames for the general path)."""
+        if self.vector is not None and self._long_run(rx, limit):
+            return self.vector.mpls(rx, my_mac, limit)
         slots, nfr = rx.slot_views(), rx.nframes
         i = rx.index
         led = self._le_table()
@@ -247,6 +268,8 @@ class FastPath:
 
     def ipv4(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
         """(frames received, frames forwarded here, frames for the general path)."""
+        if self.vector is not None and self._long_run(rx, limit):
+            return self.vector.ipv4(rx, my_mac, limit)
         t = self.tables
         if self._lpm_cache is not t._cache:  # tables changed: forget our per-destination entries
             self.ip_cache.clear()

@@ -9,6 +9,8 @@ import mmap
 import struct
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forwarding.afpacket import TX_DATA, VNET_HDR, RingPort, TxRing
 from forwarding.ioloop import FastPath
@@ -61,12 +63,22 @@ def counters(t) -> tuple:
 
 def check(router: str, in_if: str, frames: list[bytes], ttl_model: str = "uniform",
           mpls: bool = True) -> int:
+    """The scalar loop and the vector path (forced on any run) both give forwarding.plane's
+    frames and counters; returns how many frames the fast path forwarded itself."""
+    fwd = {_check(router, in_if, frames, ttl_model, mpls, vec) for vec in (False, True)}
+    assert len(fwd) == 1, fwd  # the same frames take the fast path either way
+    return fwd.pop()
+
+
+def _check(router: str, in_if: str, frames: list[bytes], ttl_model: str, mpls: bool,
+           vector: bool) -> int:
     opts = {r: f"ttl_model: {ttl_model}" for r in ("pe1", "p1", "p2", "pe2")}
     topo = line4(mtu1=1500, mtu2=600, **opts)
     ref, t = all_tables(topo)[router], all_tables(topo)[router]
     expected = sorted((o, bytes(f)) for fr in frames for o, f in Dataplane(ref).process(fr, in_if))
     txs = {name: tx_ring() for name in t.interfaces}
-    fp = FastPath(t, txs)
+    fp = FastPath(t, txs, vector=vector, vector_min=1)
+    assert (fp.vector is not None) == vector
     rx = rx_ring(frames)
     my_mac = t.interfaces[in_if].mac
     got, fwd, slow = (fp.mpls if mpls else fp.ipv4)(rx, my_mac, 256)
@@ -139,3 +151,165 @@ def test_lfib_change_is_seen() -> None:
     assert fp.mpls(rx_ring([f]), t.interfaces["eth1"].mac, 8)[1] == 1
     t.fast_ilm.pop(lbl)
     assert fp.mpls(rx_ring([f]), t.interfaces["eth1"].mac, 8)[1] == 0
+
+
+def _subsequence(a: list, b: list) -> bool:
+    it = iter(b)
+    return all(x in it for x in a)
+
+
+_P1_KINDS = ("swap", "swap-tc", "php", "php-lower", "swap-ttl1", "unknown", "not-ours", "big", "stacked", "runt", "ip-ttl3")
+
+
+@settings(max_examples=60, deadline=None)
+@given(kinds=st.lists(st.sampled_from(_P1_KINDS), min_size=1, max_size=60),
+       start=st.integers(0, 63), vmin=st.sampled_from([1, 4, 48]), limit=st.sampled_from([7, 64]),
+       busy=st.sampled_from([0, 0, 20, 50, 64]))
+def test_vector_runs_wrap_and_keep_order(kinds: list[str], start: int, vmin: int, limit: int,
+                                         busy: int) -> None:
+    """Mixed swap / PHP / general-path frames in a ring whose run wraps: every frame comes out
+    exactly as forwarding.plane makes it, per egress in arrival order, counters equal. The
+    last `busy` TX slots are still the kernel's (ring full): those frames go the general way."""
+    _p1_run(kinds, start, vmin, limit, busy)
+
+
+@pytest.mark.parametrize("kind", _P1_KINDS)
+def test_vector_uniform_runs(kind: str) -> None:
+    """A busy link's common case: a long run of one kind of frame (one array pass)."""
+    _p1_run([kind] * 40, 50, 1, 64, 0)
+    _p1_run([kind] * 40, 0, 48, 64, 0)
+
+
+def _p1_run(kinds: list[str], start: int, vmin: int, limit: int, busy: int) -> None:
+    topo = line4(mtu2=600)
+    ref, t = all_tables(topo)["p1"], all_tables(topo)["p1"]
+    lsw, lphp = ilm_label(t, "192.168.2.0/24"), ilm_label(t, "10.255.0.3/32")
+    pkt = udp("192.168.1.2", "192.168.2.2", ttl=64)
+    make = {
+        "swap": lambda: mpls_frame(t, "eth1", (lsw,), pkt),
+        "swap-tc": lambda: mpls_frame(t, "eth1", (lsw,), pkt, ttl=200, tc=5),
+        "php": lambda: mpls_frame(t, "eth1", (lphp,), udp("192.168.1.2", "10.255.0.3", ttl=9), ttl=30),
+        "php-lower": lambda: mpls_frame(t, "eth1", (lphp,), udp("192.168.1.2", "10.255.0.3"), ttl=9),
+        "swap-ttl1": lambda: mpls_frame(t, "eth1", (lsw,), pkt, ttl=1),
+        "unknown": lambda: mpls_frame(t, "eth1", (777,), pkt),
+        "not-ours": lambda: eth("02:00:00:00:00:99", "02:00:00:00:00:98", 0x8847,
+                                mpls_frame(t, "eth1", (lsw,), pkt)[14:]),
+        "big": lambda: mpls_frame(t, "eth1", (lsw,), udp("192.168.1.2", "192.168.2.2",
+                                                         data=bytes(700))),
+        "stacked": lambda: mpls_frame(t, "eth1", (lsw, 55), pkt, ttl=7),
+        "runt": lambda: mpls_frame(t, "eth1", (lsw,), pkt)[:30],
+        "ip-ttl3": lambda: mpls_frame(t, "eth1", (lphp,), udp("192.168.1.2", "10.255.0.3", ttl=3),
+                                      ttl=64),
+    }
+    frames = [make[k]() for k in kinds]
+    dp = Dataplane(ref)
+    expected = [(o, bytes(f)) for fr in frames for o, f in dp.process(fr, "eth1")]
+    n = 64
+    rx = rx_ring([], n)
+    for k, f in enumerate(frames):
+        off = (start + k) % n * FS
+        struct.pack_into("=IIIH", rx.ring, off, 1, len(f), len(f), 66)
+        rx.ring[off + 66:off + 66 + len(f)] = f
+    rx.index = start
+    txs = {name: tx_ring(n) for name in t.interfaces}
+    for tx in txs.values():
+        for k in range(n - busy, n):
+            tx.ring[k * FS] = 2  # TP_STATUS_SENDING: not ours to write
+    fp = FastPath(t, txs, vector_min=vmin)
+    slow_out: list = []
+    got_total = 0
+    gdp = Dataplane(t)
+    while got_total < len(frames):
+        got, _fwd, slow = fp.mpls(rx, t.interfaces["eth1"].mac, limit)
+        assert got > 0
+        got_total += got
+        slow_out += [(o, bytes(f)) for fr in slow for o, f in gdp.process(fr, "eth1")]
+    fast_out = [(name, f) for name, tx in txs.items() for f in sent(tx)]
+    assert sorted(fast_out + slow_out) == sorted(expected)
+    for name in t.interfaces:  # the fast path keeps each egress's order
+        assert _subsequence([f for o, f in fast_out if o == name], [f for o, f in expected if o == name])
+    assert counters(t) == counters(ref)
+    assert rx.index == (start + len(frames)) % n
+    assert all(rx.ring[k * FS] == 0 for k in range(n))
+
+
+_PE1_KINDS = ("push", "push-lo", "tos", "back", "own", "echo", "ttl1", "bad-ck", "options",
+              "no-route", "df-big", "not-ours", "runt")
+
+
+@settings(max_examples=60, deadline=None)
+@given(kinds=st.lists(st.sampled_from(_PE1_KINDS), min_size=1, max_size=60),
+       start=st.integers(0, 63), vmin=st.sampled_from([1, 4, 48]), limit=st.sampled_from([7, 64]),
+       busy=st.sampled_from([0, 0, 20, 50, 64]), ttl_model=st.sampled_from(["uniform", "pipe"]))
+def test_vector_ipv4_runs(kinds: list[str], start: int, vmin: int, limit: int, busy: int,
+                          ttl_model: str) -> None:
+    """The IPv4 ring of an edge router: pushes (two FECs), IP forwarding back to the host
+    subnet and general-path frames mixed; same frames, order per egress and counters."""
+    _pe1_run(kinds, start, vmin, limit, busy, ttl_model)
+
+
+@pytest.mark.parametrize("kind", _PE1_KINDS)
+@pytest.mark.parametrize("ttl_model", ["uniform", "pipe"])
+def test_vector_ipv4_uniform_runs(kind: str, ttl_model: str) -> None:
+    _pe1_run([kind] * 40, 50, 1, 64, 0, ttl_model)
+    _pe1_run([kind] * 40, 0, 48, 64, 30, ttl_model)
+
+
+def _pe1_run(kinds: list[str], start: int, vmin: int, limit: int, busy: int,
+             ttl_model: str) -> None:
+    opts = {r: f"ttl_model: {ttl_model}" for r in ("pe1", "p1", "p2", "pe2")}
+    topo = line4(mtu1=600, **opts)
+    ref, t = all_tables(topo)["pe1"], all_tables(topo)["pe1"]
+
+    def f(dst: str, **kw: object) -> bytes:
+        return ip_frame(t, "eth1", udp("192.168.1.2", dst, **kw))  # type: ignore[arg-type]
+
+    bad = bytearray(f("192.168.2.2"))
+    bad[24] ^= 0x40
+    opt = bytearray(ip("192.168.1.2", "192.168.2.2", payload=bytes(8)))
+    make = {
+        "push": lambda: f("192.168.2.2"),
+        "push-lo": lambda: f("10.255.0.4", ttl=5),
+        "tos": lambda: f("192.168.2.7", tos=0xB8),
+        "back": lambda: f("192.168.1.3"),
+        "own": lambda: f("10.255.0.1"),
+        "echo": lambda: f("127.0.0.1"),
+        "ttl1": lambda: f("192.168.2.2", ttl=1),
+        "bad-ck": lambda: bytes(bad),
+        "options": lambda: ip_frame(t, "eth1", b"\x46" + bytes(opt[1:]) + bytes(4)),
+        "no-route": lambda: f("172.16.0.1"),
+        "df-big": lambda: f("192.168.2.2", data=bytes(900), df=True),
+        "not-ours": lambda: eth("02:00:00:00:00:99", "02:00:00:00:00:98", 0x0800,
+                                f("192.168.2.2")[14:]),
+        "runt": lambda: f("192.168.2.2")[:30],
+    }
+    frames = [make[k]() for k in kinds]
+    dp = Dataplane(ref)
+    expected = [(o, bytes(x)) for fr in frames for o, x in dp.process(fr, "eth1")]
+    n = 64
+    rx = rx_ring([], n)
+    for k, fr in enumerate(frames):
+        off = (start + k) % n * FS
+        struct.pack_into("=IIIH", rx.ring, off, 1, len(fr), len(fr), 66)
+        rx.ring[off + 66:off + 66 + len(fr)] = fr
+    rx.index = start
+    txs = {name: tx_ring(n) for name in t.interfaces}
+    for tx in txs.values():
+        for k in range(n - busy, n):
+            tx.ring[k * FS] = 2
+    fp = FastPath(t, txs, vector_min=vmin)
+    slow_out: list = []
+    got_total = 0
+    gdp = Dataplane(t)
+    while got_total < len(frames):
+        got, _fwd, slow = fp.ipv4(rx, t.interfaces["eth1"].mac, limit)
+        assert got > 0
+        got_total += got
+        slow_out += [(o, bytes(x)) for fr in slow for o, x in gdp.process(fr, "eth1")]
+    fast_out = [(name, x) for name, tx in txs.items() for x in sent(tx)]
+    assert sorted(fast_out + slow_out) == sorted(expected)
+    for name in t.interfaces:
+        assert _subsequence([x for o, x in fast_out if o == name],
+                            [x for o, x in expected if o == name])
+    assert counters(t) == counters(ref)
+    assert all(rx.ring[k * FS] == 0 for k in range(n))

@@ -151,6 +151,11 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
         # Import everything a router needs once, here; each fork shares it.
         import forwarding.plane  # noqa: F401
         import ldp.instance  # noqa: F401
+        from forwarding import ioloop  # noqa: F401
+        try:
+            import forwarding.vector  # noqa: F401  (numpy: ~20 MB a router if imported there)
+        except ImportError:
+            pass
         from lsr.lab import node
 
         gc.freeze()  # keep the collector from dirtying the shared pages in every child

@@ -640,6 +640,8 @@ class Router:
             out = dict(self.counters)
             for name, p in self.tx.items():
                 out["port_tx_errors_" + name] = p.tx_errors
+            for name, rings in self.rings.items():  # RX ring full: the kernel dropped frames
+                out["rx_ring_drops_" + name] = sum(r.drops() for r in rings)
             res: dict[str, Any] = {"runtime": dict(sorted(out.items()))}
             if hasattr(self.ldp, "counters"):
                 res["ldp"] = _plain(self.ldp.counters())
