@@ -135,9 +135,7 @@ class VectorPath:
         rb, r16, r32 = _arrays(rx)
         i = rx.index
         k = _ready_run(r32, i, limit)
-        if k == 0:
-            return 0, 0, []
-        done = self._mpls_uniform(rx, rb, r16, r32, i, k, my_mac)
+        done = (0, 0, []) if k == 0 else self._mpls_uniform(rx, rb, r16, r32, i, k, my_mac)
         if done is not None:
             return done
         keys, kind, oif, hdrs, base, mtu, ctrs, oifs = self._ilm()
@@ -182,18 +180,19 @@ class VectorPath:
             sel = np.flatnonzero(m)
             sw, pp = swap[sel], php[sel]
             if sw.all():
-                self._swap_rows(rb, tb, t16, t32, i + sel, trows, ln[sel], w[sel], pos[sel],
-                                hdrs, base)
+                self._swap_rows(rb, tb, t16, t32, i + sel, trows, ln[sel], w[sel], hdrs[pos[sel]],
+                                base[pos[sel]])
             elif pp.all():
-                self._php_rows(rb, tb, t16, t32, i + sel, trows, ln[sel], w[sel], pos[sel],
-                               total[sel], ttl[sel], hdrs)
+                self._php_rows(rb, tb, t16, t32, i + sel, trows, w[sel], total[sel], ttl[sel],
+                               hdrs[pos[sel]])
             else:
                 tr = trows if not isinstance(trows, slice) else np.arange(trows.start, trows.stop)
                 a, b = np.flatnonzero(sw), np.flatnonzero(pp)
-                self._swap_rows(rb, tb, t16, t32, i + sel[a], tr[a], ln[sel[a]], w[sel[a]],
-                                pos[sel[a]], hdrs, base)
-                self._php_rows(rb, tb, t16, t32, i + sel[b], tr[b], ln[sel[b]], w[sel[b]],
-                               pos[sel[b]], total[sel[b]], ttl[sel[b]], hdrs)
+                sa, sb = sel[a], sel[b]
+                self._swap_rows(rb, tb, t16, t32, i + sa, tr[a], ln[sa], w[sa], hdrs[pos[sa]],
+                                base[pos[sa]])
+                self._php_rows(rb, tb, t16, t32, i + sb, tr[b], w[sb], total[sb], ttl[sb],
+                               hdrs[pos[sb]])
             t32[trows, 0] = 1  # TP_STATUS_SEND_REQUEST, after the slot is complete
             tx.index = (tx.index + c) % tx.nframes
             tx.pending += c
@@ -249,35 +248,13 @@ class VectorPath:
         if trows is None:
             return None
         tb, t16, t32 = _arrays(tx)
+        h14 = np.frombuffer(hdr, dtype=_U8)
         if kind == 0:
-            tb[trows, 60:42 + hi] = rb[rows, 84:66 + hi]
-            tb[trows, 42:56] = np.frombuffer(hdr, dtype=_U8)
-            t32[trows, 14] = (w & 0xFF0F0000) - (0x1000000 - base)  # TTL - 1, new label
-            t32[trows, 1] = t32[trows, 2] = ln + 10
-            t16[trows, 17] = ln
+            self._swap_rows(rb, tb, t16, t32, rows, trows, ln, w, h14, base)
             nbytes = int(ln.sum())
         else:
-            tb[trows, 56:56 + thi] = rb[rows, 84:84 + thi]
-            tb[trows, 42:56] = np.frombuffer(hdr, dtype=_U8)
-            if self.fast.tables.uniform:
-                ttl = ip[:, 8].astype(_I64)
-                out_ttl = (w >> 24).astype(_I64) - 1
-                lower = ttl > out_ttl
-                if lower.any():
-                    ix = np.flatnonzero(lower)
-                    trl = (trows.start + ix) if isinstance(trows, slice) else trows[ix]
-                    old, new = ttl[ix], out_ttl[ix]
-                    proto = ip[ix, 9].astype(_I64)
-                    ck = (ip[ix, 10].astype(_I64) << 8) | ip[ix, 11]
-                    x = (~ck & 0xFFFF) + (~((old << 8) | proto) & 0xFFFF) + ((new << 8) | proto)
-                    ck = ~_fold(x) & 0xFFFF  # RFC 1624 eqn. 3
-                    tb[trl, 64] = new
-                    tb[trl, 66] = ck >> 8
-                    tb[trl, 67] = ck & 0xFF
-            n = total + 14
-            t32[trows, 1] = t32[trows, 2] = n + 10
-            t16[trows, 17] = n
-            nbytes = int(n.sum())
+            self._php_rows(rb, tb, t16, t32, rows, trows, w, total, ip[:, 8].astype(_I64), h14)
+            nbytes = int(total.sum()) + 14 * k
         t32[trows, 0] = 1
         tx.index = (tx.index + k) % tx.nframes
         tx.pending += k
@@ -287,22 +264,24 @@ class VectorPath:
         rx.index = (i + k) % rx.nframes
         return k, k, []
 
-    def _swap_rows(self, rb: Any, tb: Any, t16: Any, t32: Any, rr: Any, tr: Any, ln: Any,
-                   w: Any, pos: Any, hdrs: Any, base: Any) -> None:
-        """Swap: header, new top label entry (TC and S kept, TTL - 1), rest of the frame."""
+    @staticmethod
+    def _swap_rows(rb: Any, tb: Any, t16: Any, t32: Any, rr: Any, tr: Any, ln: Any, w: Any,
+                   hdr: Any, base: Any) -> None:
+        """Swap: header, new top label entry (TC and S kept, TTL - 1), rest of the frame.
+        rr/tr: RX/TX rows (slices or index arrays); hdr, base: per row or one for all."""
         top = int(ln.max())
         tb[tr, 60:42 + top] = rb[rr, 84:66 + top]
-        tb[tr, 42:56] = hdrs[pos]
-        t32[tr, 14] = base[pos] | ((w & 0xFF0F0000) - 0x1000000)  # label word, read LE
+        tb[tr, 42:56] = hdr
+        t32[tr, 14] = base | ((w & 0xFF0F0000) - 0x1000000)  # label word, read LE
         t32[tr, 1] = t32[tr, 2] = ln + 10  # tp_len, tp_snaplen (with the virtio header)
         t16[tr, 17] = ln  # virtio_net_hdr.hdr_len: the whole frame (see TxRing)
 
-    def _php_rows(self, rb: Any, tb: Any, t16: Any, t32: Any, rr: Any, tr: Any, ln: Any,
-                  w: Any, pos: Any, total: Any, ttl: Any, hdrs: Any) -> None:
+    def _php_rows(self, rb: Any, tb: Any, t16: Any, t32: Any, rr: Any, tr: Any, w: Any,
+                  total: Any, ttl: Any, hdr: Any) -> None:
         """PHP: IPv4 header, the packet, IP TTL lowered to the label's (uniform model)."""
         top = int(total.max())
         tb[tr, 56:56 + top] = rb[rr, 84:84 + top]
-        tb[tr, 42:56] = hdrs[pos]
+        tb[tr, 42:56] = hdr
         if self.fast.tables.uniform:
             out_ttl = (w >> 24) - 1
             lower = ttl > out_ttl  # RFC 3443: the TTL never increases
@@ -334,9 +313,7 @@ class VectorPath:
         rb, r16, r32 = _arrays(rx)
         i = rx.index
         k = _ready_run(r32, i, limit)
-        if k == 0:
-            return 0, 0, []
-        done = self._ipv4_uniform(rx, rb, r16, r32, i, k, my_mac)
+        done = (0, 0, []) if k == 0 else self._ipv4_uniform(rx, rb, r16, r32, i, k, my_mac)
         if done is not None:
             return done
         rows = slice(i, i + k)

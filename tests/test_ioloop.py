@@ -201,36 +201,7 @@ def _p1_run(kinds: list[str], start: int, vmin: int, limit: int, busy: int) -> N
         "ip-ttl3": lambda: mpls_frame(t, "eth1", (lphp,), udp("192.168.1.2", "10.255.0.3", ttl=3),
                                       ttl=64),
     }
-    frames = [make[k]() for k in kinds]
-    dp = Dataplane(ref)
-    expected = [(o, bytes(f)) for fr in frames for o, f in dp.process(fr, "eth1")]
-    n = 64
-    rx = rx_ring([], n)
-    for k, f in enumerate(frames):
-        off = (start + k) % n * FS
-        struct.pack_into("=IIIH", rx.ring, off, 1, len(f), len(f), 66)
-        rx.ring[off + 66:off + 66 + len(f)] = f
-    rx.index = start
-    txs = {name: tx_ring(n) for name in t.interfaces}
-    for tx in txs.values():
-        for k in range(n - busy, n):
-            tx.ring[k * FS] = 2  # TP_STATUS_SENDING: not ours to write
-    fp = FastPath(t, txs, vector_min=vmin)
-    slow_out: list = []
-    got_total = 0
-    gdp = Dataplane(t)
-    while got_total < len(frames):
-        got, _fwd, slow = fp.mpls(rx, t.interfaces["eth1"].mac, limit)
-        assert got > 0
-        got_total += got
-        slow_out += [(o, bytes(f)) for fr in slow for o, f in gdp.process(fr, "eth1")]
-    fast_out = [(name, f) for name, tx in txs.items() for f in sent(tx)]
-    assert sorted(fast_out + slow_out) == sorted(expected)
-    for name in t.interfaces:  # the fast path keeps each egress's order
-        assert _subsequence([f for o, f in fast_out if o == name], [f for o, f in expected if o == name])
-    assert counters(t) == counters(ref)
-    assert rx.index == (start + len(frames)) % n
-    assert all(rx.ring[k * FS] == 0 for k in range(n))
+    _ring_run(ref, t, [make[k]() for k in kinds], start, vmin, limit, busy, mpls=True)
 
 
 _PE1_KINDS = ("push", "push-lo", "tos", "back", "own", "echo", "ttl1", "bad-ck", "options",
@@ -283,7 +254,15 @@ def _pe1_run(kinds: list[str], start: int, vmin: int, limit: int, busy: int,
                                 f("192.168.2.2")[14:]),
         "runt": lambda: f("192.168.2.2")[:30],
     }
-    frames = [make[k]() for k in kinds]
+    _ring_run(ref, t, [make[k]() for k in kinds], start, vmin, limit, busy, mpls=False)
+
+
+def _ring_run(ref, t, frames: list[bytes], start: int, vmin: int, limit: int, busy: int,
+              mpls: bool) -> None:
+    """Frames into a 64-slot RX ring from slot `start` (so runs wrap), the last `busy` slots
+    of every TX ring still the kernel's; FastPath (vector from `vmin` frames) until all are
+    read. Fast + general-path output equals forwarding.plane's, each egress keeps arrival
+    order, counters equal, every RX slot handed back."""
     dp = Dataplane(ref)
     expected = [(o, bytes(x)) for fr in frames for o, x in dp.process(fr, "eth1")]
     n = 64
@@ -296,13 +275,14 @@ def _pe1_run(kinds: list[str], start: int, vmin: int, limit: int, busy: int,
     txs = {name: tx_ring(n) for name in t.interfaces}
     for tx in txs.values():
         for k in range(n - busy, n):
-            tx.ring[k * FS] = 2
+            tx.ring[k * FS] = 2  # TP_STATUS_SENDING: not ours to write
     fp = FastPath(t, txs, vector_min=vmin)
+    step = fp.mpls if mpls else fp.ipv4
     slow_out: list = []
     got_total = 0
     gdp = Dataplane(t)
     while got_total < len(frames):
-        got, _fwd, slow = fp.ipv4(rx, t.interfaces["eth1"].mac, limit)
+        got, _fwd, slow = step(rx, t.interfaces["eth1"].mac, limit)
         assert got > 0
         got_total += got
         slow_out += [(o, bytes(x)) for fr in slow for o, x in gdp.process(fr, "eth1")]
@@ -312,4 +292,5 @@ def _pe1_run(kinds: list[str], start: int, vmin: int, limit: int, busy: int,
         assert _subsequence([x for o, x in fast_out if o == name],
                             [x for o, x in expected if o == name])
     assert counters(t) == counters(ref)
+    assert rx.index == (start + len(frames)) % n
     assert all(rx.ring[k * FS] == 0 for k in range(n))
