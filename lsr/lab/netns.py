@@ -32,7 +32,10 @@ ROUTER_SYSCTLS = {
     "net.ipv6.conf.default.disable_ipv6": "1",
     "net.ipv4.icmp_ratelimit": "0",
 }
-HOST_SYSCTLS = {k: v for k, v in ROUTER_SYSCTLS.items() if k != "net.ipv4.icmp_ratelimit"}
+# Hosts answer every traceroute probe too: with Linux's default (1 s, burst 6) the
+# destination drops port unreachables when parallel probes (and ECMP) bunch up, and
+# `traceroute` shows a `*` for the last hop.
+HOST_SYSCTLS = ROUTER_SYSCTLS
 
 
 def run(argv: Sequence[str], stdin: str | None = None, check: bool = True) -> str:
