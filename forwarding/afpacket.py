@@ -118,6 +118,7 @@ class RingPort(PacketPort):
         self.nframes = blocks * per_block
         self.index = 0
         self._drops = 0
+        self._stuck_at = -1  # unstick(): our index when last seen unready
         self._slots: list[memoryview] | None = None
 
     def recv_batch(self, limit: int = 64) -> list[bytes]:
@@ -127,14 +128,7 @@ class RingPort(PacketPort):
         for _ in range(limit):
             off = i * fs
             if not ring[off] & TP_STATUS_USER:
-                if out:
-                    break
-                # Woken with nothing at our index: after an overflow the kernel may have
-                # filled later slots, so resynchronise on the next ready one.
-                j = self._next_ready(i)
-                if j is None:
-                    break
-                i, off = j, j * fs
+                break  # strictly in order: see unstick()
             _st, _len, snaplen, mac, _net, _s, _ns, _tci, _tpid = _HDR2.unpack_from(view, off)
             out.append(bytes(view[off + mac : off + mac + snaplen]))
             struct.pack_into("I", ring, off, TP_STATUS_KERNEL)
@@ -159,13 +153,34 @@ class RingPort(PacketPort):
             self._slots = [self.view[k * fs:(k + 1) * fs] for k in range(self.nframes)]
         return self._slots
 
-    def _next_ready(self, start: int) -> int | None:
-        ring, fs, n = self.ring, self.frame_size, self.nframes
+    def unstick(self) -> int:
+        """Safety net, called about once a second: if the slot at our index has not been
+        ready for two calls in a row while other slots are, jump to the next ready one
+        and return how many slots were skipped (0 normally).
+
+        The kernel claims V2 slots strictly in order (the ring's head moves only when a
+        frame is written) and every claimed slot is set ready, so a reader that never
+        skips stays in step. A reader must not skip an unready slot on its own: it may be
+        a claimed slot whose copy is under way (another CPU, or a softirq between two
+        of our reads); skipping it leaves a ready slot behind us, the kernel's head stops
+        there (every frame dropped as "ring full") and, the slot before the head being
+        free, poll() never reports the ring readable again. Only a slot unready for a
+        whole second is taken as lost.
+        """
+        ring, fs, n, i = self.ring, self.frame_size, self.nframes, self.index
+        if ring[i * fs] & TP_STATUS_USER:
+            self._stuck_at = -1
+            return 0
+        if self._stuck_at != i:
+            self._stuck_at = i  # look again next time
+            return 0
+        self._stuck_at = -1
         for k in range(1, n):
-            j = (start + k) % n
+            j = (i + k) % n
             if ring[j * fs] & TP_STATUS_USER:
-                return j
-        return None
+                self.index = j
+                return k
+        return 0
 
     def close(self) -> None:
         self.np_views = None  # forwarding.vector's arrays export the mmap's buffer

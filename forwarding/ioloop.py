@@ -20,8 +20,8 @@ counters (`RouterTables` per-label / per-prefix packets and bytes) are updated
 the same way.
 
 Each call handles at most `limit` frames (bounded work per wake-up: a flood
-cannot starve the control plane sharing the event loop) and resynchronises
-after a ring overflow (`RingPort._next_ready`). TX rings are left with
+cannot starve the control plane sharing the event loop) and reads the ring
+strictly in order, never skipping an unready slot (`RingPort.unstick`). TX rings are left with
 `pending` frames; the caller flushes every TX ring once per wake-up.
 """
 
@@ -169,14 +169,7 @@ class FastPath:
             # status, tp_len, tp_snaplen, tp_mac, destination MAC, label stack entry (LE)
             st, ln, snap, mac, dmac, w = _RXM(sv)
             if not st & 1:
-                if got:
-                    break
-                j = rx._next_ready(i)  # after an overflow: resynchronise
-                if j is None:
-                    break
-                i = j
-                sv = slots[i]
-                st, ln, snap, mac, dmac, w = _RXM(sv)
+                break  # strictly in order (RingPort.unstick)
             got += 1
             e = led.get(w & 0x00F0FFFF)  # the 20 label bits, read little-endian
             if e is not None and mac == _MAC and dmac == my_mac and w >> 24 > 1 and ln == snap \
@@ -289,14 +282,7 @@ class FastPath:
             sv = slots[i]
             st, ln, snap, mac = _HDR(sv)
             if not st & 1:
-                if got:
-                    break
-                j = rx._next_ready(i)
-                if j is None:
-                    break
-                i = j
-                sv = slots[i]
-                st, ln, snap, mac = _HDR(sv)
+                break
             got += 1
             if ln == snap and ln >= 34 and mac == _MAC:
                 dmac, vihl, tos, total, ttl, proto, ck, dst = _IP(sv, _MAC)

@@ -454,15 +454,18 @@ class Router:
             self.loop.add_reader(port.fileno(), self._frames_readable, ifname, port)
 
     def _ring_watchdog(self) -> None:
-        """Once a second, read every RX ring even without a wake-up. A TPACKET_V2 ring whose
-        consumer index has drifted from the kernel's head never wakes us again (the slot
-        before the head is free, the head slot full): seen under heavy overload with 4096-slot
-        rings. Reading resynchronises on the next ready slot (RingPort._next_ready);
-        rx_ring_missed counts the frames found this way."""
+        """Once a second, read every RX ring even without a wake-up (rx_ring_missed counts
+        frames found this way: normally a few frames that had just arrived), and let a ring
+        whose slot at our index stayed unready for a second while later slots are ready
+        resynchronise (RingPort.unstick; rx_ring_resyncs, should stay 0)."""
         try:
             c = self.counters
             for ifname, (mring, iring) in self.rings.items():
                 for ring, fn in ((mring, self._mpls_readable), (iring, self._ip_readable)):
+                    skipped = ring.unstick()
+                    if skipped:
+                        c["rx_ring_resyncs"] += 1
+                        log.warning("%s: RX ring resynchronised, %d slots skipped", ifname, skipped)
                     before = c["rx_" + ifname]
                     fn(ifname, ring)
                     if c["rx_" + ifname] != before:
