@@ -123,7 +123,7 @@ class FastPath:
             else:
                 self.vector, self.vector_min = VectorPath(self), vector_min or VECTOR_MIN
 
-    def _long_run(self, rx: RingPort, limit: int) -> bool:
+    def long_run(self, rx: RingPort, limit: int) -> bool:
         """At least vector_min frames wait in a row (slot i and slot i + vector_min - 1
         ready; the kernel fills slots in order), without wrapping the ring."""
         i, m = rx.index, self.vector_min
@@ -151,7 +151,7 @@ class FastPath:
 
     def mpls(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
         """(frames received, frames forwarded here, frames for the general path)."""
-        if self.vector is not None and self._long_run(rx, limit):
+        if self.vector is not None and self.long_run(rx, limit):
             return self.vector.mpls(rx, my_mac, limit)
         slots, nfr = rx.slot_views(), rx.nframes
         i = rx.index
@@ -261,7 +261,7 @@ class FastPath:
 
     def ipv4(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
         """(frames received, frames forwarded here, frames for the general path)."""
-        if self.vector is not None and self._long_run(rx, limit):
+        if self.vector is not None and self.long_run(rx, limit):
             return self.vector.ipv4(rx, my_mac, limit)
         t = self.tables
         if self._lpm_cache is not t._cache:  # tables changed: forget our per-destination entries

@@ -1,0 +1,90 @@
+"""lsr.lab.node receive policies: RX ring depth per lab, receive coalescing (no root)."""
+
+from __future__ import annotations
+
+import collections
+from types import SimpleNamespace
+
+import pytest
+
+from lsr.core.topology import load_topology, parse_topology
+from lsr.lab import node
+from tests.conftest import TOPOLOGIES
+from tests.topogen import random_topology_yaml
+
+
+@pytest.mark.parametrize(("name", "frames"), [("line3", 4096), ("diamond", 4096),
+                                              ("backbone", 2048)])
+def test_ring_depth_follows_lab_size(name: str, frames: int, monkeypatch) -> None:
+    monkeypatch.delenv("LSR_RING_FRAMES", raising=False)
+    topo = load_topology(TOPOLOGIES / f"{name}.yaml")
+    assert node.ring_frames(topo) == frames
+    rings = 2 * sum(len(topo.nodes[r.name].interfaces) for r in topo.routers)
+    assert rings * frames * 2048 <= node.RING_BUDGET
+
+
+def test_ring_depth_floor_and_override(monkeypatch) -> None:
+    monkeypatch.delenv("LSR_RING_FRAMES", raising=False)
+    big = parse_topology(random_topology_yaml(50, 25, seed=7, hosts=2), "<rnd50>")
+    assert node.ring_frames(big) == node.RING_MIN  # over budget: never below the floor
+    monkeypatch.setenv("LSR_RING_FRAMES", "512")
+    assert node.ring_frames(big) == 512
+
+
+class _Port:
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+
+    def fileno(self) -> int:
+        return self.fd
+
+
+def _router(long_run: bool = False) -> SimpleNamespace:
+    return SimpleNamespace(_woke={}, _coal_next=0.0, counters=collections.Counter(),
+                           fast=SimpleNamespace(long_run=lambda port, limit: long_run))
+
+
+def test_coalescing_waits_only_on_a_busy_link(monkeypatch) -> None:
+    clock = [100.0]
+    waits: list[float] = []
+
+    def sleep(s: float) -> None:
+        waits.append(s)
+        clock[0] += s
+
+    monkeypatch.setattr(node.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(node.time, "sleep", sleep)
+    r, a, b = _router(), _Port(5), _Port(6)
+    co = node.Router._coalesce
+    # first wake-up, and wake-ups that found few frames (a ping): no wait
+    r._woke[5] = (co(r, a), 1)
+    clock[0] += 0.0005
+    r._woke[5] = (co(r, a), 1)
+    assert waits == []
+    # a busy link: the last wake-up was recent and found >= COAL_MIN frames
+    r._woke[5] = (co(r, a), node.COAL_MIN)
+    clock[0] += 0.0005
+    co(r, a)
+    assert waits == [node.COAL_WAIT] and r.counters["rx_coalesced"] == 1
+    # another busy ring in the same pass shares that wait
+    r._woke[6] = (clock[0] - 0.0001, 100)
+    co(r, b)
+    assert len(waits) == 1
+    # a link that went quiet (last wake-up long ago): no wait
+    clock[0] += 1.0
+    r._woke[5] = (clock[0] - 0.5, 100)
+    co(r, a)
+    assert len(waits) == 1
+    # a long run already waiting: no reason to wait
+    r2 = _router(long_run=True)
+    r2._woke[5] = (clock[0] - 0.0001, 100)
+    co(r2, a)
+    assert len(waits) == 1
+
+
+def test_coalescing_off(monkeypatch) -> None:
+    monkeypatch.setattr(node, "COAL_WAIT", 0.0)
+    monkeypatch.setattr(node.time, "sleep", lambda s: pytest.fail("waited"))
+    r = _router()
+    r._woke[5] = (node.time.monotonic(), 500)
+    node.Router._coalesce(r, _Port(5))
