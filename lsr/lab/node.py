@@ -519,37 +519,23 @@ class Router:
         """MPLS ring: swap / PHP ring-to-ring (forwarding.ioloop), the rest the general way."""
         if self.fast is None:
             return self._frames_readable(ifname, port)
-        c = self.counters
-        c["rx_wakeups"] += 1  # rx_<if> / rx_wakeups: frames per wake-up (batching)
-        last = self._coalesce(port)
-        total = 0
-        for _ in range(FAST_ROUNDS):  # more rounds while frames keep coming: fewer epoll trips
-            got, fwd, slow = self.fast.mpls(port, self.my_macs[ifname], FAST_BATCH)
-            total += got
-            c["rx_" + ifname] += got
-            c["forwarded"] += fwd
-            if slow:
-                c["rx_general"] += len(slow)
-                self._general(ifname, slow)
-            else:
-                for p in self.tx.values():
-                    if p.pending:
-                        p.flush()
-            if got < FAST_BATCH:
-                break
-        self._woke[port.fileno()] = (last, total)
-        return None
+        return self._ring_readable(ifname, port, self.fast.mpls)
 
     def _ip_readable(self, ifname: str, port: RingPort) -> None:
         """IPv4 ring: push / IP forwarding ring-to-ring unless a hook (IPsec) wants every frame."""
         if self.fast is None or self.ipsec is not None:
             return self._frames_readable(ifname, port)
+        return self._ring_readable(ifname, port, self.fast.ipv4)
+
+    def _ring_readable(self, ifname: str, port: RingPort, step: Any) -> None:
+        """One wake-up of a ring: `step` (FastPath.mpls or .ipv4) in batches, the frames it
+        leaves to the general path, TX rings flushed after each batch."""
         c = self.counters
-        c["rx_wakeups"] += 1
-        last = self._coalesce(port)
+        c["rx_wakeups"] += 1  # rx_<if> / rx_wakeups: frames per wake-up (batching)
+        woke = self._coalesce(port)
         total = 0
-        for _ in range(FAST_ROUNDS):
-            got, fwd, slow = self.fast.ipv4(port, self.my_macs[ifname], FAST_BATCH)
+        for _ in range(FAST_ROUNDS):  # more rounds while frames keep coming: fewer epoll trips
+            got, fwd, slow = step(port, self.my_macs[ifname], FAST_BATCH)
             total += got
             c["rx_" + ifname] += got
             c["forwarded"] += fwd
@@ -562,7 +548,7 @@ class Router:
                         p.flush()
             if got < FAST_BATCH or self.ipsec is not None:
                 break
-        self._woke[port.fileno()] = (last, total)
+        self._woke[port.fileno()] = (woke, total)
         return None
 
     def _coalesce(self, port: RingPort) -> float:
