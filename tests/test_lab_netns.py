@@ -349,3 +349,34 @@ def test_up_timeout_names_what_did_not_converge():
         _no_leftovers(name)  # a failed up removes its partial lab
     finally:
         lab.down(name)
+
+
+def test_ctrl_c_while_a_router_is_forked_is_kept_and_the_router_recorded(monkeypatch):
+    """A Ctrl-C that arrives while `up` forks a router is held until the router is in the
+    lab state (so `down` ends it), then raised: never lost, never an orphan router."""
+    import signal
+
+    from lsr.lab import node
+    from lsr.lab.state import LabState, teardown
+
+    name = _lab_name("f")
+    child = subprocess.Popen(["sleep", "30"])
+
+    def fork_and_ctrl_c(ns, argv, log_path):
+        os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, right inside the fork
+        return child.pid
+
+    monkeypatch.setattr(node, "spawn_forked", fork_and_ctrl_c)
+    topo = load_topology(TOPOLOGIES / "line3.yaml")
+    st = LabState(name)
+    st.create({"topology": "line3", "source": "test", "up_pid": os.getpid()})
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            lab._start_routers(topo, name, st, ring=True, spawn="fork")
+        assert [p["pid"] for p in st.read()["pids"]] == [child.pid]  # the first router only
+    finally:
+        teardown(name)
+        try:
+            assert child.wait(timeout=10) is not None  # `down` ended the recorded router
+        finally:
+            child.kill()  # ours, by PID: gone in any case

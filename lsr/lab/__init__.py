@@ -19,9 +19,11 @@ import json
 import os
 import pickle
 import re
+import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -143,6 +145,26 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
     return Lab(name, topo, state.dir, timings["converged"], timings)
 
 
+@contextlib.contextmanager
+def _ctrl_c_held() -> Any:
+    """Hold a Ctrl-C back until the block is done, then raise it. Around fork() + recording
+    the router: raised inside fork(), the interpreter's at-fork hooks swallowed it
+    ("Exception ignored") and `up` went on waiting; raised between fork() and add_pid, it
+    would orphan a router. (A Python-level handler, not a signal mask: the signal may be
+    taken by another thread, e.g. the progress display's, and only flag the main one.)"""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    hit: list[int] = []
+    old = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+        if hit:
+            raise KeyboardInterrupt
+
+
 def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn: str) -> None:
     env = dict(os.environ)
     root = str(Path(lsr.__file__).resolve().parents[1])
@@ -164,16 +186,18 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
         if not ring:
             args.append("--no-ring")
         if spawn == "fork":
-            pid = node.spawn_forked(ns_name(name, r.name), args, state.dir / f"{r.name}.log")
-        else:
-            logf = open(state.dir / f"{r.name}.log", "ab")  # handed to the child
-            argv = ["ip", "netns", "exec", ns_name(name, r.name), sys.executable, "-m",
-                    "lsr.lab.node", *args]
-            # New session: a Ctrl-C at the terminal reaches `up` (which tears down), not routers.
-            pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                   cwd="/").pid
-            logf.close()
+            with _ctrl_c_held():
+                pid = node.spawn_forked(ns_name(name, r.name), args, state.dir / f"{r.name}.log")
+                state.add_pid(pid, f"router:{r.name}")
+            continue
+        logf = open(state.dir / f"{r.name}.log", "ab")  # handed to the child
+        argv = ["ip", "netns", "exec", ns_name(name, r.name), sys.executable, "-m",
+                "lsr.lab.node", *args]
+        # New session: a Ctrl-C at the terminal reaches `up` (which tears down), not routers.
+        pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+                               stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                               cwd="/").pid
+        logf.close()
         state.add_pid(pid, f"router:{r.name}")
     if spawn == "fork":
         gc.unfreeze()  # only the children needed it
