@@ -118,7 +118,7 @@ class RingPort(PacketPort):
         self.nframes = blocks * per_block
         self.index = 0
         self._drops = 0
-        self._stuck_at = -1  # unstick(): our index when last seen unready
+        self._stuck: tuple[int, int] | None = None  # unstick(): (our index, next ready slot)
         self._slots: list[memoryview] | None = None
 
     def recv_batch(self, limit: int = 64) -> list[bytes]:
@@ -154,9 +154,9 @@ class RingPort(PacketPort):
         return self._slots
 
     def unstick(self) -> int:
-        """Safety net, called about once a second: if the slot at our index has not been
-        ready for two calls in a row while other slots are, jump to the next ready one
-        and return how many slots were skipped (0 normally).
+        """Safety net, called about once a second: if the slot at our index is unready while
+        a later slot is ready, and the very same was true at the previous call, jump to that
+        ready slot and return how many slots were skipped (0 normally).
 
         The kernel claims V2 slots strictly in order (the ring's head moves only when a
         frame is written) and every claimed slot is set ready, so a reader that never
@@ -164,23 +164,22 @@ class RingPort(PacketPort):
         a claimed slot whose copy is under way (another CPU, or a softirq between two
         of our reads); skipping it leaves a ready slot behind us, the kernel's head stops
         there (every frame dropped as "ring full") and, the slot before the head being
-        free, poll() never reports the ring readable again. Only a slot unready for a
-        whole second is taken as lost.
+        free, poll() never reports the ring readable again. Only a slot that stayed
+        unready for a whole second with the same ready slot after it is taken as lost.
         """
         ring, fs, n, i = self.ring, self.frame_size, self.nframes, self.index
-        if ring[i * fs] & TP_STATUS_USER:
-            self._stuck_at = -1
+        j = None
+        if not ring[i * fs] & TP_STATUS_USER:
+            for k in range(1, n):
+                if ring[(i + k) % n * fs] & TP_STATUS_USER:
+                    j = (i + k) % n
+                    break
+        if j is None or self._stuck != (i, j):
+            self._stuck = None if j is None else (i, j)  # look again next time
             return 0
-        if self._stuck_at != i:
-            self._stuck_at = i  # look again next time
-            return 0
-        self._stuck_at = -1
-        for k in range(1, n):
-            j = (i + k) % n
-            if ring[j * fs] & TP_STATUS_USER:
-                self.index = j
-                return k
-        return 0
+        self._stuck = None
+        self.index = j
+        return (j - i) % n
 
     def close(self) -> None:
         self.np_views = None  # forwarding.vector's arrays export the mmap's buffer
