@@ -85,8 +85,20 @@ def test_rekey_while_traffic_flows(L):
     assert not first & set(st["child_sas"])  # the old Child SAs are gone
     for r in ("pe1", "pe2"):
         sas = L.query(r, "ipsec", view="sas")
-        assert len(sas["sas"]) == 2, sas["sas"]  # exactly one pair after the deletes
+        live = [sa for sa in sas["sas"] if not sa.get("replaced")]
+        assert len(live) == 2, sas["sas"]  # exactly one pair after the deletes
         assert sas["retired"].get("packets_in", 0) > 0  # counters of the rekeyed SAs kept
+    # a rekeyed inbound SA lingers for ESP still on its way (REKEYED_INBOUND_GRACE), then goes
+    old = set(_ike(L, "pe2")["child_sas"])
+    assert L.query("pe1", "ipsec", view="rekey", conn="site")["rekeyed"]
+    deadline = time.monotonic() + 1.5
+    while old & set(_ike(L, "pe2")["child_sas"]) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    sas = L.query("pe2", "ipsec", view="sas")["sas"]
+    assert not old & set(_ike(L, "pe2")["child_sas"])  # deleted as a Child SA ...
+    assert old <= {sa["spi"] for sa in sas if sa.get("replaced")}, sas  # ... still decrypting
+    time.sleep(2.5)
+    assert not old & {sa["spi"] for sa in L.query("pe2", "ipsec", view="sas")["sas"]}
 
 
 def test_wrong_psk_auth_failed(L):

@@ -108,7 +108,11 @@ def test_rekey_with_strongswan_keeps_traffic(L, gw):
     finally:
         if ping.poll() is None:
             ping.kill()
-    assert " 0% packet loss" in out, out
+    v = L.query("pe2", "ipsec", view="sas")
+    assert " 0% packet loss" in out, "\n".join([
+        out, f"pe2 SAD: {v['sad']}, retired SAs: {v['retired']}",
+        f"pe2 events: {_conn(L, gw)['events']}",
+        strongswan.log_path(NAME, gw).read_text()[-3000:]])
     after = _wait(L, gw)
     assert set(after["child_sas"]) and not before & set(after["child_sas"])
     assert "rekeyed" in " ".join(e["event"] for e in after["events"])

@@ -65,6 +65,11 @@ RETRANSMIT_BASE = 0.5  # seconds; doubled per try up to RETRANSMIT_CAP (RFC 7296
 RETRANSMIT_CAP = 4.0
 RETRANSMIT_TRIES = 10
 RETRY_AFTER_FAILURE = 5.0
+# A rekeyed Child SA's inbound half stays in the SAD this long after its DELETE: ESP the
+# peer sent on it may still be on its way (strongSwan with kernel-libipsec was seen sending
+# one packet that arrived after its DELETE). strongSwan does the same for its own
+# (charon.delete_rekeyed_delay, 5 s); RFC 7296 §2.8 leaves the timing open.
+REKEYED_INBOUND_GRACE = 2.0
 
 
 def _ts(nets: tuple[IPv4Network, ...]) -> tuple[TrafficSelector, ...]:
@@ -110,6 +115,8 @@ class IkeConn:
         self.children: dict[int, _Pair] = {}
         self.pending_out: dict[int, SecurityAssociation] = {}  # old spi_in -> new outbound
         self.my_rekeys: set[int] = set()
+        self.replaced: set[int] = set()  # spi_in of Child SAs a rekey replaced
+        self.lingering: dict[int, tuple[asyncio.TimerHandle, _Pair]] = {}  # spi_in -> removal
         self.counters: collections.Counter[str] = collections.Counter()
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
         self._rtx: asyncio.TimerHandle | None = None
@@ -220,6 +227,8 @@ class IkeConn:
         self.children[a.child.spi_in] = _Pair(out, inb)
         if self.spec.nat_t:
             self.rt.stage.udp_encap[out.name] = (NATT_PORT, NATT_PORT)
+        if a.replaces is not None:
+            self.replaced.add(a.replaces)
         if a.replaces is None or a.replaces in self.my_rekeys:
             self._use_outbound(out)
             self.my_rekeys.discard(a.replaces or 0)
@@ -241,24 +250,38 @@ class IkeConn:
             sad.remove(old)
         sad.add_outbound(out)
 
-    def _child_down(self, spi_in: int) -> None:
+    def _child_down(self, spi_in: int, linger: bool = True) -> None:
         sad = self.rt.engine.sad
         pair = self.children.pop(spi_in, None)
         if pair is None:
             return
-        sad.remove(pair.inb)
         new = self.pending_out.pop(spi_in, None)
         if new is not None:
             self._use_outbound(new)
         elif sad.lookup_outbound(pair.out.name) is pair.out:
             sad.remove(pair.out)
-        self.rt.retire(pair.out, pair.inb)
+        if linger and spi_in in self.replaced:
+            self.lingering[spi_in] = (self.rt.loop.call_later(
+                REKEYED_INBOUND_GRACE, self._drop_inbound, spi_in, pair), pair)
+        else:
+            self._drop_inbound(spi_in, pair)
+        self.replaced.discard(spi_in)
         self._event(f"CHILD_SA in 0x{spi_in:08x} deleted")
 
+    def _drop_inbound(self, spi_in: int, pair: _Pair) -> None:
+        self.lingering.pop(spi_in, None)
+        self.rt.engine.sad.remove(pair.inb)
+        self.rt.retire(pair.out, pair.inb)
+
     def _teardown_children(self) -> None:
+        """The IKE SA is gone: every Child SA goes at once, lingering inbound halves too."""
         for spi in list(self.children):
-            self._child_down(spi)
+            self._child_down(spi, linger=False)
+        for spi, (timer, pair) in list(self.lingering.items()):
+            timer.cancel()
+            self._drop_inbound(spi, pair)
         self.pending_out.clear()
+        self.replaced.clear()
         if self._rekey:
             self._rekey.cancel()
             self._rekey = None
@@ -484,8 +507,9 @@ class IpsecRuntime:
         for sa in sad.outbound.values():
             out.append({"direction": "out", **sa.status(),
                         "udp_encap": sa.name in self.stage.udp_encap})
-        for sa in sad.inbound.values():
-            out.append({"direction": "in", **sa.status()})
+        replaced = {id(pair.inb) for c in self.conns.values() for _t, pair in c.lingering.values()}
+        for sa in sad.inbound.values():  # replaced: a rekeyed SA kept for in-flight packets
+            out.append({"direction": "in", **sa.status(), "replaced": id(sa) in replaced})
         return {
             "router": self.name,
             "sas": out,
