@@ -88,3 +88,22 @@ def test_coalescing_off(monkeypatch) -> None:
     r = _router()
     r._woke[5] = (node.time.monotonic(), 500)
     node.Router._coalesce(r, _Port(5))
+
+
+@pytest.mark.parametrize(("var", "value"), [("LSR_RING_FRAMES", "lots"), ("LSR_RING_FRAMES", "8"),
+                                            ("LSR_COAL_US", "-1"), ("LSR_COAL_US", "99999")])
+def test_bad_tuning_knob_is_one_line(var: str, value: str, monkeypatch) -> None:
+    from lsr.lab import LabError, _check_env
+
+    monkeypatch.setenv(var, value)
+    with pytest.raises(LabError) as e:
+        _check_env()
+    assert var in str(e.value) and "\n" not in str(e.value)
+
+
+def test_good_tuning_knobs_pass(monkeypatch) -> None:
+    from lsr.lab import _check_env
+
+    monkeypatch.setenv("LSR_RING_FRAMES", "2048")
+    monkeypatch.setenv("LSR_COAL_US", "0")
+    _check_env()

@@ -89,6 +89,20 @@ def _check_name(name: str) -> None:
                        f"start with a letter, at most {MAX_LAB_NAME} characters")
 
 
+# Router tuning knobs read from the environment (lsr.lab.node): (smallest, largest) allowed.
+ENV_KNOBS = {"LSR_RING_FRAMES": (64, 1 << 16), "LSR_COAL_US": (0, 10_000)}
+
+
+def _check_env() -> None:
+    """A bad knob is one line here, not a traceback in every router's log."""
+    for var, (lo, hi) in ENV_KNOBS.items():
+        v = os.environ.get(var)
+        if v is None or v == "":
+            continue
+        if not v.isdigit() or not lo <= int(v) <= hi:
+            raise LabError(f"{var}={v!r}: expected a whole number from {lo} to {hi}")
+
+
 def _topology(name: str) -> Topology:
     p = lab_dir(name) / "topology.pickle"
     if not p.exists():
@@ -110,6 +124,7 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
     need_root()
     name = name or topo.name
     _check_name(name)
+    _check_env()
     say = progress or (lambda msg, frac: None)
     state = LabState(name)
     if state.exists():
