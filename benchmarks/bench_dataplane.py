@@ -53,8 +53,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from benchmarks.bench_lab import CHAIN, ipv4_udp, mac  # noqa: E402
-from forwarding.lfib import IlmEntry, Lfib, Nhlfe  # noqa: E402
 from lsr.core.igp import Igp  # noqa: E402
+from lsr.core.lfib import IlmEntry, Lfib, Nhlfe  # noqa: E402
 from lsr.core.topology import load_topology, parse_topology  # noqa: E402
 from lsr.lab import netns  # noqa: E402
 from lsr.lab.state import LabState, ns_name, teardown  # noqa: E402

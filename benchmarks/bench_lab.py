@@ -31,8 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from forwarding.lfib import IlmEntry, Lfib, Nhlfe  # noqa: E402
 from lsr.core.igp import Igp  # noqa: E402
+from lsr.core.lfib import IlmEntry, Lfib, Nhlfe  # noqa: E402
 from lsr.core.topology import load_topology, parse_topology  # noqa: E402
 from lsr.lab import netns  # noqa: E402
 from lsr.lab.state import LabState, ns_name, teardown  # noqa: E402

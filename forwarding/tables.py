@@ -2,7 +2,7 @@
 
 `RouterTables.build(topo, router, rib, lfib)` takes the topology (interfaces,
 deterministic MACs, peers), the IGP RIB of the router and its LFIB (FTN + ILM,
-`forwarding.lfib`, produced by LDP) and precompiles:
+`lsr.core.lfib`, produced by LDP) and precompiles:
 
 - per interface: MAC, address, MTU, the peer's MAC (the lab sets these MACs on
   the veths, so no ARP is needed in the dataplane);
@@ -27,9 +27,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from forwarding.labelops import ETH_P_IP, ETH_P_MPLS_UC, IMPLICIT_NULL
-from forwarding.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe
 from forwarding.results import DropReason
 from lsr.core.igp import Route
+from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe
 from lsr.core.topology import Topology
 
 TTL_MODELS = ("uniform", "pipe", "short-pipe")

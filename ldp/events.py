@@ -51,8 +51,8 @@ from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
-from forwarding.lfib import FtnEntry, IlmEntry, LfibDiff, Nhlfe
 from lsr.core.igp import Nexthop, Route
+from lsr.core.lfib import FtnEntry, IlmEntry, LfibDiff, Nhlfe
 
 
 class _Json:

@@ -14,7 +14,6 @@ import itertools
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
-from forwarding.lfib import Lfib
 from ldp.discovery import Adjacency, Discovery
 from ldp.events import (
     Action,
@@ -43,6 +42,7 @@ from ldp.events import (
 from ldp.lde import Lde
 from ldp.messages import Initialization, LdpId, Message, Notification, Pdu, Status, StatusCode
 from ldp.session import Session
+from lsr.core.lfib import Lfib
 from lsr.core.topology import LdpOptions, Topology
 
 DEFAULT_RETRY_INITIAL = 15.0  # FRR INIT_DELAY_TMR

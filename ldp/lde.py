@@ -24,7 +24,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 
-from forwarding.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe
 from ldp.messages import (
     Address,
     AddressWithdraw,
@@ -41,6 +40,7 @@ from ldp.messages import (
 )
 from lsr.core.igp import Route
 from lsr.core.labels import IMPLICIT_NULL, IPV4_EXPLICIT_NULL, MIN_UNRESERVED
+from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe
 from lsr.core.topology import LdpOptions
 
 

@@ -14,9 +14,9 @@ from ipaddress import IPv4Address, IPv4Network
 
 from forwarding.icmp import build_ipv4
 from forwarding.labelops import checksum16, encode_stack
-from forwarding.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from forwarding.tables import RouterTables, mac_bytes
 from lsr.core.igp import Igp
+from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Topology, parse_topology
 
 IMP_NULL = 3

@@ -9,10 +9,10 @@ import pytest
 from scapy.layers.inet import ICMP, IP, UDP
 from scapy.packet import Raw
 
-from forwarding.ipsec.config import IpsecConfig, ipsec_for_router
 from forwarding.ipsec.engine import Bypass, IpsecEngine
 from forwarding.ipsec.esp import Decapsulated, DropReason, Encapsulated, EspDrop
 from forwarding.ipsec.spd import Action
+from ike.config import IpsecConfig, ipsec_for_router
 from lsr.core.topology import TopologyError, load_topology, parse_topology
 
 DATA = Path(__file__).parent / "data" / "ipsec-line.yaml"

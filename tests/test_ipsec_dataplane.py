@@ -13,10 +13,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from forwarding.ipsec import IpsecEngine
-from forwarding.ipsec.config import ipsec_for_router
 from forwarding.ipsec.dataplane import IpsecStage, udp_unwrap, udp_wrap
 from forwarding.ipsec.esp import IPPROTO_ESP, check_ipv4
 from forwarding.plane import Dataplane
+from ike.config import ipsec_for_router
 from lsr.core.topology import load_topology
 from tests.fwd_helpers import all_tables, icmp_echo, ip, ip_frame, udp
 

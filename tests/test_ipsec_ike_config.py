@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 
-from forwarding.ipsec.config import ike_for_router, ike_out_sa, ipsec_for_router
-from forwarding.ipsec.ikev2 import SendIke
-from forwarding.ipsec.ikev2.codec import NotifyPayload, decode
-from forwarding.ipsec.ikev2.session import NAT_DETECTION_DESTINATION_IP, NAT_DETECTION_SOURCE_IP
 from forwarding.ipsec.spd import Action
+from ike import SendIke
+from ike.codec import NotifyPayload, decode
+from ike.config import ike_for_router, ike_out_sa, ipsec_for_router
+from ike.session import NAT_DETECTION_DESTINATION_IP, NAT_DETECTION_SOURCE_IP
 from lsr.core.topology import TopologyError, load_topology, parse_topology
 from tests.test_ipsec_ikev2 import sessions
 

@@ -13,7 +13,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.packet import Raw
 
 from forwarding.ipsec.esp import Decapsulated, Encapsulated, EspDrop
-from forwarding.ipsec.ikev2 import (
+from ike import (
     ChildSaDown,
     ChildSaFailed,
     ChildSaUp,
@@ -30,7 +30,7 @@ from forwarding.ipsec.ikev2 import (
     codec,
     crypto,
 )
-from forwarding.ipsec.ikev2.codec import TrafficSelector
+from ike.codec import TrafficSelector
 
 SITE1 = TrafficSelector(IPv4Address("192.168.1.0"), IPv4Address("192.168.1.255"))
 SITE2 = TrafficSelector(IPv4Address("192.168.2.0"), IPv4Address("192.168.2.255"))

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 
 from forwarding.labelops import encode_stack
-from forwarding.lfib import Lfib
 from forwarding.plane import Forward, decide
 from forwarding.tables import RouterTables
 from lsr.cli import main
 from lsr.core.igp import Igp
+from lsr.core.lfib import Lfib
 from lsr.core.topology import load_topology
 from lsr.lab.converge import analyse
 from lsr.lab.oam import ecmp_for, ldp_message_types

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from forwarding.lfib import Lfib
+from lsr.core.lfib import Lfib
 from lsr.core.topology import load_topology, parse_topology
 from lsr.oam.echo import (
     ALL_ROUTERS,

@@ -7,7 +7,7 @@ import json
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 
-from forwarding.lfib import Lfib
+from lsr.core.lfib import Lfib
 from lsr.core.topology import load_topology
 from lsr.oam.echo import EchoMessage, ReturnCode
 from lsr.oam.responder import tables_from_topology

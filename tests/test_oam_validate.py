@@ -11,9 +11,9 @@ from ipaddress import IPv4Network
 import pytest
 from click.testing import CliRunner
 
-from forwarding.lfib import Lfib
 from lsr.cli import main
 from lsr.core.igp import Igp
+from lsr.core.lfib import Lfib
 from lsr.core.topology import TopologyError, load_topology, parse_topology
 from lsr.oam.validate import (
     INVARIANTS,

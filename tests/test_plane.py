@@ -15,10 +15,10 @@ from scapy.layers.l2 import ARP, Ether
 from scapy.packet import bind_layers
 
 from forwarding.labelops import checksum16, encode_stack
-from forwarding.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe
 from forwarding.plane import LOCAL_IF, Dataplane, Deliver, Drop, DropReason, Forward, decide
 from forwarding.tables import RouterTables
 from lsr.core.igp import Igp
+from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe
 from lsr.core.topology import load_topology
 from tests.conftest import TOPOLOGIES
 from tests.fwd_helpers import (

@@ -25,6 +25,7 @@ import ipaddress
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib.metadata import EntryPoint, entry_points
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path as FsPath
 from typing import Any
@@ -219,15 +220,40 @@ class Topology:
 
 # ---------------------------------------------------------------- loader
 
-# Top-level sections that later features validate; each returns the value kept
-# in Topology.extra. Registered by the modules that own them.
+# Optional top-level sections (`ipsec:`, `expect:`, ...) belong to the packages
+# that understand them. The core never names them: each owner declares its
+# validator as an entry point in the group below (pyproject.toml), and the
+# loader imports a validator only when a file has that section, so loading a
+# plain topology imports no plugin. Tests may also register_section() directly.
 SectionValidator = Callable[["_Ctx", Any, "Topology"], Any]
+SECTION_GROUP = "lsr.sections"
 EXTRA_SECTIONS: dict[str, SectionValidator] = {}
+_declared: dict[str, EntryPoint] | None = None
 
 
 def register_section(name: str, validator: SectionValidator) -> None:
     """Allow an optional top-level section (e.g. `expect`, `ipsec`) and validate it."""
     EXTRA_SECTIONS[name] = validator
+
+
+def _declared_sections() -> dict[str, EntryPoint]:
+    global _declared
+    if _declared is None:
+        _declared = {ep.name: ep for ep in entry_points(group=SECTION_GROUP)}
+    return _declared
+
+
+def section_names() -> tuple[str, ...]:
+    """Every optional section a file may have, in validation order."""
+    names = list(_declared_sections())
+    names += [n for n in EXTRA_SECTIONS if n not in names]
+    return tuple(names)
+
+
+def _section_validator(name: str) -> SectionValidator:
+    if name not in EXTRA_SECTIONS:
+        EXTRA_SECTIONS[name] = _declared_sections()[name].load()
+    return EXTRA_SECTIONS[name]
 
 
 class _Ctx:
@@ -395,14 +421,11 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
         located = load_located(text)
     except YamlError as e:
         raise TopologyError(source, e.line, "", e.message) from None
-    from lsr.core.sections import load_sections
-
-    load_sections()
     ctx = _Ctx(source, located)
     doc = located.data
     if doc is None:
         raise ctx.fail((), "file is empty")
-    allowed = ("name", "topology", *EXTRA_SECTIONS)
+    allowed = ("name", "topology", *section_names())
     doc = _mapping(ctx, doc, (), allowed)
     if "name" not in doc:
         raise ctx.fail((), "missing 'name'")
@@ -601,9 +624,9 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
                     ("topology", "nodes", n.name, "ldp", "passwords", nb), f"unknown router '{nb}'"
                 )
 
-    for section, validator in EXTRA_SECTIONS.items():
+    for section in section_names():
         if section in doc:
-            topo.extra[section] = validator(ctx, doc[section], topo)
+            topo.extra[section] = _section_validator(section)(ctx, doc[section], topo)
     return topo
 
 

@@ -37,8 +37,8 @@ import traceback
 from ipaddress import IPv4Network
 from typing import Any
 
-from forwarding.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.igp import Igp, Route
+from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Topology
 from lsr.lab import frr
 from lsr.lab.state import LabState, lab_dir

@@ -35,11 +35,10 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from forwarding.ipsec.config import IkeSpec, ike_for_router, ike_out_sa, ipsec_for_router
 from forwarding.ipsec.dataplane import IKE_PORT, NATT_PORT, IpsecStage
 from forwarding.ipsec.engine import IpsecEngine
 from forwarding.ipsec.esp import EspDrop, SecurityAssociation
-from forwarding.ipsec.ikev2 import (
+from ike import (
     ChildSaDown,
     ChildSaFailed,
     ChildSaUp,
@@ -54,7 +53,8 @@ from forwarding.ipsec.ikev2 import (
     SendIke,
     State,
 )
-from forwarding.ipsec.ikev2.codec import Notify, TrafficSelector
+from ike.codec import Notify, TrafficSelector
+from ike.config import IkeSpec, ike_for_router, ike_out_sa, ipsec_for_router
 
 log = logging.getLogger("lsr.node.ipsec")
 

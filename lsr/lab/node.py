@@ -43,10 +43,10 @@ from forwarding.afpacket import (
     TxRing,
     mac_bytes,
 )
-from forwarding.lfib import Lfib
 from forwarding.plane import LOCAL_IF
 from ldp import events as ev
 from lsr.core.igp import Igp
+from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab.netns import sync_routes
@@ -813,7 +813,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ring", action="store_true", help="plain recv loop instead of TPACKET_V2")
     ap.add_argument("--debug", action="store_true")
     ap.add_argument("--wait-start", action="store_true", help="start LDP on a 'start' request")
-    ap.add_argument("--static-lfib", help="pickled forwarding.lfib.Lfib; no LDP (benchmarks)")
+    ap.add_argument("--static-lfib", help="pickled lsr.core.lfib.Lfib; no LDP (benchmarks)")
     args = ap.parse_args(argv)
     state_dir = Path(args.state_dir)
     logging.basicConfig(

@@ -39,8 +39,8 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from forwarding.labelops import LabelError, encode_stack, parse_stack
-from forwarding.lfib import Nhlfe
 from forwarding.plane import flow_hash, originate
+from lsr.core.lfib import Nhlfe
 from lsr.oam.echo import (
     LOOPBACK_NET,
     UDP_PORT,

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from forwarding.ipsec.config import IkeSpec
+from ike.config import IkeSpec
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive

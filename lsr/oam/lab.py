@@ -27,8 +27,8 @@ from collections.abc import Callable, Collection, Mapping
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from forwarding.lfib import Lfib
 from lsr.core.igp import Igp
+from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.oam.echo import LOCALHOST, Ddmap, EchoMessage, multipath_range

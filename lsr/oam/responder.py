@@ -35,9 +35,9 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
-from forwarding.lfib import IlmEntry, Lfib, Nhlfe
 from lsr.core.labels import IMPLICIT_NULL, IPV6_EXPLICIT_NULL
 from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
+from lsr.core.lfib import IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Topology
 from lsr.oam.echo import (
     ALL_ROUTERS,

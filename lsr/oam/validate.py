@@ -39,10 +39,10 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from forwarding.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.igp import Igp
 from lsr.core.labels import IMPLICIT_NULL, IPV4_EXPLICIT_NULL
-from lsr.core.topology import Topology, register_section
+from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
+from lsr.core.topology import Topology
 
 INVARIANTS = (
     "lsp-coverage",
@@ -191,7 +191,6 @@ def parse_expect(ctx: Any, raw: Any, topo: Topology) -> list[Expectation]:
     return out
 
 
-register_section("expect", parse_expect)
 
 
 # ---------------------------------------------------------------- LFIB JSON loader

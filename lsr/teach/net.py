@@ -3,7 +3,7 @@
 `from_file` runs the LDP simulator (optionally with links down);
 `from_lab` reads a running lab's tables through the lab library. Both give
 the same shapes: `lfib_json` as `lsr sim lfib --json`, `bindings` per router
-as `lsr sim bindings --json`, and `lfibs` as `forwarding.lfib.Lfib` objects.
+as `lsr sim bindings --json`, and `lfibs` as `lsr.core.lfib.Lfib` objects.
 
 LSP tracing (`lsp_hops`, `fec_hops`) follows FTN then ILM entries over every
 ECMP branch and records each hop's label operation.
@@ -15,8 +15,8 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from forwarding.lfib import Lfib, Nhlfe
 from lsr.core.igp import Igp
+from lsr.core.lfib import Lfib, Nhlfe
 from lsr.core.topology import Topology, load_topology
 from lsr.errors import LsrError
 

@@ -15,7 +15,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
-from forwarding.ipsec.ikev2.codec import (
+from ike.codec import (
     HEADER_LEN,
     Message,
     Payload,

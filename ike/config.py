@@ -42,7 +42,7 @@ from forwarding.ipsec.esp import (
 from forwarding.ipsec.replay import DEFAULT_WINDOW, MAX_WINDOW, MIN_WINDOW
 from forwarding.ipsec.sad import Sad
 from forwarding.ipsec.spd import Action, Policy, Selector, Spd
-from lsr.core.topology import Topology, register_section
+from lsr.core.topology import Topology
 
 SECTION = "ipsec"
 _TOP_KEYS = ("default", "sas", "policies", "ike")
@@ -477,7 +477,6 @@ def ike_out_sa(conn: str) -> str:
     return f"{conn}-out"
 
 
-register_section(SECTION, validate)
 
 
 # ---------------------------------------------------------------- building tables

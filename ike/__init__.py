@@ -1,6 +1,6 @@
 """Sans-I/O IKEv2 (RFC 7296) with PSK, AES-GCM-16, PRF-HMAC-SHA-256 and Curve25519."""
 
-from forwarding.ipsec.ikev2.session import (
+from ike.session import (
     ChildSa,
     ChildSaDown,
     ChildSaFailed,

@@ -27,8 +27,9 @@ from enum import StrEnum
 from ipaddress import IPv4Address, summarize_address_range
 
 from forwarding.ipsec.esp import SecurityAssociation
-from forwarding.ipsec.ikev2 import crypto
-from forwarding.ipsec.ikev2.codec import (
+from forwarding.ipsec.spd import Selector
+from ike import crypto
+from ike.codec import (
     AUTH_PSK,
     DH_CURVE25519,
     ENCR_AES_GCM_16,
@@ -59,7 +60,6 @@ from forwarding.ipsec.ikev2.codec import (
     decode_payloads,
     encode,
 )
-from forwarding.ipsec.spd import Selector
 
 NAT_DETECTION_SOURCE_IP = 16388  # RFC 7296 §3.10.1
 NAT_DETECTION_DESTINATION_IP = 16389
