@@ -1,8 +1,11 @@
 """Whole-network LDP simulation in one process, on a virtual clock.
 
-Every router of a Topology runs one `ldp.instance.LdpInstance`. The driver:
+Every router of a Topology runs one `ldp.instance.LdpInstance` and, by default,
+one `ospf.instance.OspfInstance` (`igp="ospf"`). The driver:
 
-* feeds each router its IGP RIB (`lsr.core.igp.Igp`) as `RibChanged`;
+* delivers OSPF packets across links and feeds each router's OSPF RIB to its LDP
+  speaker as `RibChanged` whenever an SPF run changes it (with `igp="reference"`
+  the RIB comes from the centrally computed reference model `lsr.core.igp.Igp`);
 * delivers every `SendHello` to the router at the other end of the link;
 * joins `TcpConnect` to the listener of the remote transport address with an
   in-memory byte pipe: the bytes are real LDP PDUs from `ldp.codec`;
@@ -43,11 +46,16 @@ from ldp.events import (
 from ldp.fsm import State
 from ldp.instance import LdpInstance
 from ldp.messages import ALL_ROUTERS
-from lsr.core.igp import Igp
+from lsr.core.igp import Igp, Route
 from lsr.core.topology import Topology
+from ospf import events as ospf_ev
+from ospf.config import from_topology as ospf_config
+from ospf.instance import OspfInstance
 
 LINK_DELAY = 0.001  # s, one way, hellos and TCP alike
 _TCP_EVENTS = (TcpAccepted, TcpConnected, TcpData, TcpClosed)
+OSPF = "/ospf"  # queue destination suffix: "<router>/ospf" is that router's OSPF instance
+IGP_MODES = ("ospf", "reference")
 
 
 class SimError(Exception):
@@ -83,8 +91,12 @@ class Simulation:
         retry_initial: float = 1.0,
         retry_max: float = 8.0,
         log: bool = False,
+        igp: str = "ospf",
     ) -> None:
+        if igp not in IGP_MODES:
+            raise SimError(f"igp must be one of {', '.join(IGP_MODES)}")
         self.topo = topo
+        self.igp_mode = igp
         self.link_delay = link_delay
         self.now = 0.0
         self.down: set[int] = set()
@@ -94,6 +106,10 @@ class Simulation:
             r: LdpInstance.from_topology(topo, r, retry_initial=retry_initial, retry_max=retry_max)
             for r in self.routers
         }
+        self.ospf: dict[str, OspfInstance] = (
+            {r: OspfInstance(ospf_config(topo, r)) for r in self.routers} if igp == "ospf" else {})
+        self.ribs: dict[str, dict[IPv4Network, Route]] = {r: {} for r in self.routers}
+        self._inflight_ospf = 0
         self._seq = 0
         self._queue: list[tuple[float, int, str, Any, int]] = []
         self._timers: dict[tuple[str, str], int] = {}  # (router, timer) -> live seq
@@ -118,8 +134,44 @@ class Simulation:
 
     def _deliver(self, router: str, event: Any) -> None:
         self.events += 1
+        if router.endswith(OSPF):
+            name = router[:-len(OSPF)]
+            self._perform_ospf(name, self.ospf[name].handle(event, self.now))
+            return
         actions = self.instances[router].handle(event, self.now)
         self._perform(router, actions)
+
+    def _arm(self, dest: str, timer: str, seconds: float, expired: Any) -> None:
+        self._seq += 1
+        seq = self._seq
+        self._timers[(dest, timer)] = seq
+        heapq.heappush(self._queue, (self.now + seconds, seq, dest, expired, seq))
+
+    def _perform_ospf(self, router: str, actions: list[Any]) -> None:
+        dest = router + OSPF
+        for a in actions:
+            if isinstance(a, ospf_ev.SendPacket):
+                iface = self.topo.nodes[router].interfaces[a.ifname]
+                peer = self.topo.nodes[iface.peer_node]
+                if iface.link in self.down or not peer.is_router:
+                    continue
+                self._inflight_ospf += 1
+                self._push(self.now + self.link_delay, peer.name + OSPF,
+                           ospf_ev.PacketReceived(iface.peer_interface, iface.address.ip, a.dst,
+                                                  a.data))
+            elif isinstance(a, ospf_ev.StartTimer):
+                self._arm(dest, a.timer, a.seconds, ospf_ev.TimerExpired(a.timer))
+            elif isinstance(a, ospf_ev.CancelTimer):
+                self._timers.pop((dest, a.timer), None)
+            elif isinstance(a, ospf_ev.RoutesChanged):
+                self.ribs[router] = a.rib
+                self.last_change = self.now
+                self._deliver(router, RibChanged(a.rib))
+            elif isinstance(a, ospf_ev.NeighborChange):
+                if self.log_lines is not None:
+                    self.log_lines.append(f"{self.now:10.6f} {router}: ospf: {a.ifname} "
+                                          f"{self.name_of(str(a.router_id))} {a.old} -> {a.new} "
+                                          f"({a.event})")
 
     def _perform(self, router: str, actions: list[Any]) -> None:
         d = self.link_delay
@@ -129,12 +181,7 @@ class Simulation:
                 if peer is not None:
                     self._push(self.now + d, peer[0], TcpData(peer[1], a.data))
             elif isinstance(a, StartTimer):
-                key = (router, a.timer)
-                self._seq += 1
-                seq = self._seq
-                self._timers[key] = seq
-                heapq.heappush(self._queue, (self.now + a.seconds, seq, router,
-                                             TimerExpired(a.timer), seq))
+                self._arm(router, a.timer, a.seconds, TimerExpired(a.timer))
             elif isinstance(a, CancelTimer):
                 self._timers.pop((router, a.timer), None)
             elif isinstance(a, SendHello):
@@ -168,7 +215,7 @@ class Simulation:
     def _connect(self, router: str, a: TcpConnect) -> None:
         d = self.link_delay
         target = self._listen.get(a.remote)
-        rib = self.igp.rib(router)
+        rib = self.ribs[router] if self.ospf else self.igp.rib(router)
         if target is None or IPv4Network(f"{a.remote}/32") not in rib:
             self._push(self.now + 3 * d, router, TcpClosed(a.conn, "connection refused"))
             return
@@ -190,8 +237,12 @@ class Simulation:
         if self.started:
             return
         self.started = True
-        for r in self.routers:
-            self._deliver(r, RibChanged(self.igp.rib(r)))
+        if self.ospf:  # LDP gets its RIB from each router's SPF runs
+            for r in self.routers:
+                self._deliver(r + OSPF, ospf_ev.Start())
+        else:
+            for r in self.routers:
+                self._deliver(r, RibChanged(self.igp.rib(r)))
         for r in self.routers:
             self._deliver(r, Start())
 
@@ -217,7 +268,34 @@ class Simulation:
                 have.add((r, self.lsr_names.get(str(lid), str(lid))))
         return have == self.expected_sessions()
 
-    def run(self, max_time: float = 3600.0, max_events: int = 50_000_000) -> SimResult:
+    def ospf_settled(self) -> bool:
+        """Every router link has a Full adjacency, nothing waits for an acknowledgment,
+        and no SPF run or LSA origination is pending."""
+        if not self.ospf:
+            return True
+        if self._inflight_ospf:
+            return False
+        want: dict[str, int] = dict.fromkeys(self.routers, 0)
+        for link in self.topo.links:
+            ends = [link.a[0], link.b[0]]
+            if link.index in self.down or not all(self.topo.nodes[n].is_router for n in ends):
+                continue
+            for n in ends:
+                want[n] += 1
+        for r, inst in self.ospf.items():
+            if inst.full_neighbors() != want[r] or inst.pending_work():
+                return False
+            if (r + OSPF, "spf") in self._timers or (r + OSPF, "originate") in self._timers:
+                return False
+        return True
+
+    def advance(self, seconds: float) -> SimResult:
+        """Process every event of the next `seconds` of virtual time, converged or not
+        (timers running out: dead intervals, retransmissions, refreshes)."""
+        return self.run(max_time=seconds, stop_when_converged=False)
+
+    def run(self, max_time: float = 3600.0, max_events: int = 50_000_000,
+            stop_when_converged: bool = True) -> SimResult:
         """Process events until converged (all sessions up, no TCP in flight) or max_time."""
         self.start()
         start_events = self.events
@@ -225,9 +303,9 @@ class Simulation:
         converged = False
         check_every = 0
         while self._queue:
-            if self._inflight_tcp == 0:
+            if self._inflight_tcp == 0 and self._inflight_ospf == 0 and stop_when_converged:
                 check_every += 1
-                if self.sessions_ok():
+                if self.ospf_settled() and self.sessions_ok():
                     converged = True
                     break
             t, seq, router, ev, tseq = heapq.heappop(self._queue)
@@ -243,7 +321,12 @@ class Simulation:
                 self._inflight_tcp -= 1
                 if isinstance(ev, (TcpAccepted, TcpConnected)):
                     self.last_change = t
+            elif isinstance(ev, ospf_ev.PacketReceived):
+                self._inflight_ospf -= 1
             self._deliver(router, ev)
+        if not stop_when_converged:
+            self.now = max(self.now, limit)
+            converged = self.ospf_settled() and self.sessions_ok()
         return SimResult(converged, self.last_change, self.now, self.events - start_events,
                          self.instances, self.message_counts())
 
@@ -259,18 +342,26 @@ class Simulation:
         self.start()
         link = self.topo.links[link_index]
         self.down.add(link_index)
+        self.igp = Igp(self.topo, self.down)
         for node, ifname in (link.a, link.b):
+            if node in self.ospf:
+                self._deliver(node + OSPF, ospf_ev.InterfaceDown(ifname))
             if node in self.instances:
                 self._deliver(node, InterfaceDown(ifname))
-        self._rib_update()
+        if not self.ospf:
+            self._rib_update()
         self.last_change = self.now
 
     def link_up(self, link_index: int) -> None:
         self.start()
         link = self.topo.links[link_index]
         self.down.discard(link_index)
-        self._rib_update()
+        self.igp = Igp(self.topo, self.down)
+        if not self.ospf:
+            self._rib_update()
         for node, ifname in (link.a, link.b):
+            if node in self.ospf:
+                self._deliver(node + OSPF, ospf_ev.InterfaceUp(ifname))
             if node in self.instances:
                 self._deliver(node, InterfaceUp(ifname))
         self.last_change = self.now
@@ -328,7 +419,18 @@ class Simulation:
             "labels": labels,
             "ftn_entries": sum(len(i.lfib.ftn) for i in self.instances.values()),
             "ilm_entries": sum(len(i.lfib.ilm) for i in self.instances.values()),
+            "igp": self.igp_mode,
+            **({"ospf": self.ospf_summary()} if self.ospf else {}),
             **result.summary(),
+        }
+
+    def ospf_summary(self) -> dict[str, int]:
+        return {
+            "adjacencies": sum(i.full_neighbors() for i in self.ospf.values()) // 2,
+            "lsdb": max((len(i.lsdb) for i in self.ospf.values()), default=0),
+            "spf_runs": sum(i.spf_runs for i in self.ospf.values()),
+            "packets": sum(v for i in self.ospf.values()
+                           for k, v in i.counters.items() if k.startswith("tx-")),
         }
 
 

@@ -1,0 +1,39 @@
+"""An OSPF instance's configuration from a topology file: what an operator would type.
+
+Every router link is a point-to-point interface in area 0 with the link's cost;
+links to hosts are passive (their subnet advertised as a stub network); the
+loopback is a host stub at cost 0. Timers and authentication come from the
+router's `ospf:` options (the topology's defaults apply).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lsr.core.topology import Topology
+from ospf.instance import InterfaceConfig, OspfConfig
+from ospf.packets import NO_AUTH, Auth
+
+
+def from_topology(topo: Topology, router: str, **overrides: Any) -> OspfConfig:
+    node = topo.nodes[router]
+    ifaces = []
+    for i in node.interfaces.values():
+        peer = topo.nodes[i.peer_node]
+        ifaces.append(InterfaceConfig(i.name, i.address, topo.links[i.link].cost,
+                                      passive=not peer.is_router, mtu=i.mtu))
+    opts = getattr(node, "ospf", None)
+    kw: dict[str, Any] = {}
+    if opts is not None:
+        kw = {"hello_interval": opts.hello_interval, "dead_interval": opts.dead_interval,
+              "retransmit_interval": opts.retransmit_interval,
+              "spf_delay": opts.spf_delay_ms / 1000, "spf_hold": opts.spf_hold_ms / 1000,
+              "spf_max_hold": opts.spf_max_hold_ms / 1000,
+              "min_ls_interval": opts.min_ls_interval_ms / 1000,
+              "min_ls_arrival": opts.min_ls_arrival_ms / 1000,
+              "auth": (Auth.from_config(opts.auth, opts.auth_key, opts.auth_key_id)
+                       if opts.auth != "null" else NO_AUTH)}
+    kw.update(overrides)
+    names = {n.lsr_id: n.name for n in topo.routers}
+    return OspfConfig(node.lsr_id, tuple(sorted(ifaces, key=lambda x: x.name)),
+                      loopback=node.loopback, names=names, **kw)

@@ -1,0 +1,114 @@
+"""Inputs and outputs of the sans-I/O OSPF instance (`ospf.instance.OspfInstance`).
+
+A driver (the simulator, or a router runtime in a lab) owns raw sockets and
+timers and calls ``actions = instance.handle(event, now)``. `now` is the
+driver's clock in seconds (virtual in the simulator); the instance reads no
+clock. Timers follow the LDP speaker's convention: `StartTimer(timer, s)`
+(re)arms a named timer, `CancelTimer` disarms it, and the driver feeds
+`TimerExpired(timer)` for a timer that ran out and was not re-armed since.
+
+Timer names: ``hello:<if>``, ``dead:<if>``, ``rxmt:<if>``, ``spf``,
+``originate``, ``refresh``, ``maxage``.
+
+`SendPacket(ifname, dst, data)` is one OSPF packet (IP protocol 89, TTL 1,
+DSCP CS6) from the interface's address to `dst` (224.0.0.5 or a neighbor).
+`RoutesChanged(rib)` hands the whole new RIB to whoever consumes it (LDP,
+the kernel table).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from ipaddress import IPv4Address, IPv4Network
+
+from lsr.core.igp import Route
+
+
+@dataclass(frozen=True)
+class Start:
+    """Bring the instance up on every interface whose carrier is up."""
+
+
+@dataclass(frozen=True)
+class Stop:
+    """Flush our LSAs (premature aging, §14.1) and go down."""
+
+
+@dataclass(frozen=True)
+class InterfaceUp:
+    """Carrier came up (netlink in a lab; a link event in the simulator)."""
+
+    ifname: str
+
+
+@dataclass(frozen=True)
+class InterfaceDown:
+    """Carrier lost: the neighbor on it is gone at once (LLDown, §10.3)."""
+
+    ifname: str
+
+
+@dataclass(frozen=True)
+class PacketReceived:
+    """One OSPF packet (the IP payload) received on `ifname` from `src` to `dst`."""
+
+    ifname: str
+    src: IPv4Address
+    dst: IPv4Address
+    data: bytes
+
+
+@dataclass(frozen=True)
+class TimerExpired:
+    timer: str
+
+
+@dataclass(frozen=True)
+class SetLinkMetric:
+    """Change what we advertise for a link (LDP-IGP sync, RFC 5443: max metric until
+    LDP is operational on it); `None` = the configured cost."""
+
+    ifname: str
+    metric: int | None
+
+
+Event = Start | Stop | InterfaceUp | InterfaceDown | PacketReceived | TimerExpired | SetLinkMetric
+
+
+@dataclass(frozen=True)
+class SendPacket:
+    ifname: str
+    dst: IPv4Address
+    data: bytes
+
+
+@dataclass(frozen=True)
+class StartTimer:
+    timer: str
+    seconds: float
+
+
+@dataclass(frozen=True)
+class CancelTimer:
+    timer: str
+
+
+@dataclass(frozen=True)
+class RoutesChanged:
+    """The whole RIB after an SPF run that changed it (prefix -> Route)."""
+
+    rib: dict[IPv4Network, Route]
+
+
+@dataclass(frozen=True)
+class NeighborChange:
+    """A neighbor changed state (for logs, timelines and `lsr ... ospf neighbors`)."""
+
+    ifname: str
+    router_id: IPv4Address
+    old: str
+    new: str
+    event: str
+
+
+Action = SendPacket | StartTimer | CancelTimer | RoutesChanged | NeighborChange

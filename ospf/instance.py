@@ -1,0 +1,835 @@
+"""One router's OSPFv2 instance (RFC 2328), sans-I/O: events in, actions out.
+
+Single area (0), point-to-point interfaces (every lab link is a veth pair) and
+passive interfaces (host subnets: advertised as stub networks, no Hellos). The
+procedures are tagged with their RFC sections where they happen: Hello (§10.5),
+neighbor state machine (§10.3, `ospf.fsm`), database exchange (§10.6, §10.8),
+Link State Requests (§10.7, §10.9), flooding (§13, §13.3, §13.5, §13.7), origination
+and refresh (§12.4, §12.4.1), aging and MaxAge flush (§14), SPF (§16, `ospf.spf`)
+with FRR-style throttling (initial delay, hold time doubling up to a maximum).
+
+Skipped, and why: DR/BDR election (§9.4; no broadcast networks in our labs),
+virtual links and areas other than 0 (§15, §3: single area), TOS (dropped from
+RFC 2328), demand circuits, opaque LSAs (we do not set the O bit, so peers do
+not send them). Acknowledgments are "delayed" to the end of the Update that
+carried them (one LSAck per received Update, §13.5).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from typing import Any
+
+from lsr.core.igp import Route
+from ospf import fsm
+from ospf.events import (
+    Action,
+    CancelTimer,
+    Event,
+    InterfaceDown,
+    InterfaceUp,
+    NeighborChange,
+    PacketReceived,
+    RoutesChanged,
+    SendPacket,
+    SetLinkMetric,
+    Start,
+    StartTimer,
+    Stop,
+    TimerExpired,
+)
+from ospf.fsm import NbrAction, NbrEvent, NbrState
+from ospf.lsdb import Lsdb, compare
+from ospf.packets import (
+    ALL_SPF_ROUTERS,
+    DD_I,
+    DD_M,
+    DD_MS,
+    INITIAL_SEQ,
+    LS_REFRESH_TIME,
+    MAX_AGE,
+    MAX_SEQ,
+    NO_AUTH,
+    OPT_E,
+    Auth,
+    AuType,
+    DbDescription,
+    DecodeError,
+    Hello,
+    LinkType,
+    Lsa,
+    LsAck,
+    LsaHeader,
+    LsaKey,
+    LsRequest,
+    LsType,
+    LsUpdate,
+    Packet,
+    RouterLink,
+    RouterLsaBody,
+    decode_packet,
+    encode_packet,
+)
+from ospf.spf import FirstHop, routes
+
+AREA0 = IPv4Address(0)
+HOST_MASK = IPv4Address("255.255.255.255")
+MAX_DD_HEADERS = 60  # 8 + 60 * 20 octets: fits a 1500-octet MTU with IP and MD5
+MAX_LSR_KEYS = 100
+MAX_UPDATE_BYTES = 1400
+
+
+@dataclass(frozen=True)
+class InterfaceConfig:
+    name: str
+    address: IPv4Interface
+    cost: int = 10
+    passive: bool = False  # a host subnet: stub link only, no Hellos (§12.4.1.3)
+    mtu: int = 1500
+
+
+@dataclass
+class OspfConfig:
+    router_id: IPv4Address
+    interfaces: tuple[InterfaceConfig, ...]
+    loopback: IPv4Address | None = None
+    hello_interval: int = 10
+    dead_interval: int = 40
+    retransmit_interval: float = 5
+    transmit_delay: int = 1
+    spf_delay: float = 0.0  # seconds; FRR's `timers throttle spf 0 50 5000`
+    spf_hold: float = 0.05
+    spf_max_hold: float = 5.0
+    # §12.4 MinLSInterval: RFC 2328 fixes 5 s; 1 s (as FRR's `timers throttle lsa all 1000`)
+    # lets a lab converge in about a second. Never below the peers' MinLSArrival (1 s).
+    min_ls_interval: float = 1.0
+    min_ls_arrival: float = 1.0  # §13 step 5a MinLSArrival
+    auth: Auth = NO_AUTH
+    names: Mapping[IPv4Address, str] = field(default_factory=dict)  # router ID -> node name
+
+
+@dataclass
+class Neighbor:
+    router_id: IPv4Address
+    address: IPv4Address
+    state: NbrState = NbrState.DOWN
+    options: int = 0
+    master: bool = False  # True when WE are the master of the exchange (§10.8)
+    dd_seq: int = 0
+    last_rx: tuple[int, int, int] | None = None  # (flags, options, seq) of the last DD accepted
+    last_tx: bytes | None = None  # the last DD we sent (retransmitted / replayed)
+    sent_all: bool = False  # our last DD had M clear
+    summary: list[LsaHeader] = field(default_factory=list)
+    requests: dict[LsaKey, LsaHeader] = field(default_factory=dict)
+    asked: set[LsaKey] = field(default_factory=set)  # requested in the last LSR
+    retransmit: dict[LsaKey, Lsa] = field(default_factory=dict)
+    crypt_seq: int = -1
+    since: float = 0.0
+
+    def clear_lists(self) -> None:
+        self.summary.clear()
+        self.requests.clear()
+        self.asked.clear()
+        self.retransmit.clear()
+
+
+@dataclass
+class Interface:
+    cfg: InterfaceConfig
+    up: bool = False
+    nbr: Neighbor | None = None
+    metric: int | None = None  # override (RFC 5443 max metric while LDP is not up)
+
+    @property
+    def name(self) -> str:
+        return self.cfg.name
+
+    @property
+    def cost(self) -> int:
+        return self.cfg.cost if self.metric is None else self.metric
+
+
+class OspfInstance:
+    def __init__(self, cfg: OspfConfig) -> None:
+        self.cfg = cfg
+        self.rid = cfg.router_id
+        self.ifaces: dict[str, Interface] = {i.name: Interface(i) for i in cfg.interfaces}
+        self.lsdb = Lsdb()
+        self.rib: dict[IPv4Network, Route] = {}
+        self.counters: dict[str, int] = {}
+        self.spf_runs = 0
+        self.running = False
+        self.now = 0.0
+        self._out: list[Action] = []
+        self._crypt_seq = 0
+        self._last_origination: float | None = None
+        self._last_spf: float | None = None
+        self._spf_pending = False
+        self._spf_multiplier = 1
+        self._maxage_at: float | None = None
+        self._flushing: set[LsaKey] = set()
+
+    # ------------------------------------------------------------ driver API
+
+    def handle(self, event: Event, now: float) -> list[Action]:
+        self.now = now
+        self._out = []
+        if isinstance(event, PacketReceived):
+            if self.running:
+                self._receive(event)
+        elif isinstance(event, TimerExpired):
+            if self.running:
+                self._timer(event.timer)
+        elif isinstance(event, InterfaceUp):
+            self._interface_up(event.ifname)
+        elif isinstance(event, InterfaceDown):
+            self._interface_down(event.ifname)
+        elif isinstance(event, SetLinkMetric):
+            self._set_metric(event.ifname, event.metric)
+        elif isinstance(event, Start):
+            self._start()
+        elif isinstance(event, Stop):
+            self._stop()
+        out, self._out = self._out, []
+        return out
+
+    def _count(self, what: str) -> None:
+        self.counters[what] = self.counters.get(what, 0) + 1
+
+    # ------------------------------------------------------------ up / down
+
+    def _start(self) -> None:
+        if self.running:
+            return
+        self.running = True
+        for i in self.ifaces.values():
+            i.up = True
+            if not i.cfg.passive:
+                self._send_hello(i)
+        self._originate()
+
+    def _stop(self) -> None:
+        """Premature aging of our router-LSA (§14.1), then silence."""
+        if not self.running:
+            return
+        key = LsaKey(LsType.ROUTER, self.rid, self.rid)
+        e = self.lsdb.get(key)
+        if e is not None:
+            flushed = e.lsa.with_age(MAX_AGE)
+            for i in self._active():
+                if i.nbr is not None and i.nbr.state >= NbrState.EXCHANGE:
+                    self._send_update(i, ALL_SPF_ROUTERS, [flushed])
+        for i in self.ifaces.values():
+            if i.nbr is not None:
+                self._nbr_event(i, NbrEvent.KILL_NBR)
+            for t in ("hello", "dead", "rxmt"):
+                self._out.append(CancelTimer(f"{t}:{i.name}"))
+        for t in ("spf", "originate", "refresh", "maxage"):
+            self._out.append(CancelTimer(t))
+        self.running = False
+
+    def _interface_up(self, ifname: str) -> None:
+        i = self.ifaces.get(ifname)
+        if i is None or i.up or not self.running:
+            return
+        i.up = True
+        if not i.cfg.passive:
+            self._send_hello(i)
+        self._originate()
+
+    def _interface_down(self, ifname: str) -> None:
+        """Loss of carrier: LLDown for the neighbor (§10.3), the link leaves our LSA."""
+        i = self.ifaces.get(ifname)
+        if i is None or not i.up:
+            return
+        i.up = False
+        if i.nbr is not None:
+            self._nbr_event(i, NbrEvent.LL_DOWN)
+        for t in ("hello", "dead", "rxmt"):
+            self._out.append(CancelTimer(f"{t}:{i.name}"))
+        if self.running:
+            self._originate()
+
+    def _set_metric(self, ifname: str, metric: int | None) -> None:
+        i = self.ifaces.get(ifname)
+        if i is None or i.metric == metric:
+            return
+        i.metric = metric
+        if self.running:
+            self._originate()
+
+    def _active(self) -> list[Interface]:
+        return [i for i in self.ifaces.values() if i.up and not i.cfg.passive]
+
+    # ------------------------------------------------------------ sending
+
+    def _send(self, i: Interface, dst: IPv4Address, body: Any) -> bytes:
+        auth = self.cfg.auth
+        if auth.type == AuType.CRYPTOGRAPHIC:  # non-decreasing (D.4.3); time-based survives restarts
+            self._crypt_seq = max(self._crypt_seq + 1, int(self.now))
+        data = encode_packet(Packet(self.rid, AREA0, body, self._crypt_seq), auth)
+        self._out.append(SendPacket(i.name, dst, data))
+        self._count(f"tx-{type(body).__name__}")
+        return data
+
+    def _send_hello(self, i: Interface) -> None:
+        """§9.5: every HelloInterval; lists the neighbor we have heard (state >= Init)."""
+        nbrs = (i.nbr.router_id,) if i.nbr is not None and i.nbr.state >= NbrState.INIT else ()
+        self._send(i, ALL_SPF_ROUTERS, Hello(i.cfg.address.netmask, self.cfg.hello_interval,
+                                             OPT_E, 1, self.cfg.dead_interval, AREA0, AREA0,
+                                             nbrs))
+        self._out.append(StartTimer(f"hello:{i.name}", self.cfg.hello_interval))
+
+    def _aged(self, lsa: Lsa) -> Lsa:
+        """The copy that goes on the wire: age + InfTransDelay, capped at MaxAge (§13.3)."""
+        e = self.lsdb.get(lsa.key)
+        base = e.aged(self.now) if e is not None and e.lsa.header.seq == lsa.header.seq else lsa
+        age = min(MAX_AGE, base.header.age + self.cfg.transmit_delay)
+        return base if age == base.header.age else base.with_age(age)
+
+    def _send_update(self, i: Interface, dst: IPv4Address, lsas: list[Lsa]) -> None:
+        batch: list[Lsa] = []
+        size = 0
+        for a in lsas:
+            a = a if a.header.age >= MAX_AGE else self._aged(a)
+            if batch and size + a.header.length > MAX_UPDATE_BYTES:
+                self._send(i, dst, LsUpdate(tuple(batch)))
+                batch, size = [], 0
+            batch.append(a)
+            size += a.header.length
+        if batch:
+            self._send(i, dst, LsUpdate(tuple(batch)))
+
+    def _arm_rxmt(self, i: Interface) -> None:
+        self._out.append(StartTimer(f"rxmt:{i.name}", self.cfg.retransmit_interval))
+
+    # ------------------------------------------------------------ timers
+
+    def _timer(self, name: str) -> None:
+        kind, _, ifname = name.partition(":")
+        i = self.ifaces.get(ifname)
+        if kind == "hello" and i is not None and i.up:
+            self._send_hello(i)
+        elif kind == "dead" and i is not None and i.nbr is not None:
+            self._nbr_event(i, NbrEvent.INACTIVITY_TIMER)
+        elif kind == "rxmt" and i is not None and i.nbr is not None:
+            self._retransmit(i, i.nbr)
+        elif kind == "spf":
+            self._run_spf()
+        elif kind == "originate":
+            self._originate()
+        elif kind == "refresh":
+            self._originate(refresh=True)
+        elif kind == "maxage":
+            self._maxage()
+
+    def _retransmit(self, i: Interface, n: Neighbor) -> None:
+        """RxmtInterval expired: resend what is unacknowledged (§10.8, §10.9, §13.6)."""
+        pending = False
+        if n.state == NbrState.EXSTART or (n.state == NbrState.EXCHANGE and n.master):
+            if n.last_tx is not None:
+                self._out.append(SendPacket(i.name, ALL_SPF_ROUTERS, n.last_tx))
+                self._count("tx-DbDescription")
+                pending = True
+        if n.state in (NbrState.EXCHANGE, NbrState.LOADING) and n.requests:
+            self._send_request(i, n)
+            pending = True
+        if n.state >= NbrState.EXCHANGE and n.retransmit:
+            self._send_update(i, n.address, list(n.retransmit.values()))
+            self._count("retransmissions")
+            pending = True
+        if pending:
+            self._arm_rxmt(i)
+
+    # ------------------------------------------------------------ receiving (§8.2)
+
+    def _receive(self, ev: PacketReceived) -> None:
+        i = self.ifaces.get(ev.ifname)
+        if i is None or not i.up or i.cfg.passive:
+            self._count("drop-not-ospf-interface")
+            return
+        try:
+            p = decode_packet(ev.data, self.cfg.auth)
+        except DecodeError as e:
+            self._count(f"drop-{e.reason}")
+            return
+        if p.area != AREA0:
+            self._count("drop-wrong-area")
+            return
+        if ev.dst != ALL_SPF_ROUTERS and ev.dst != i.cfg.address.ip:
+            self._count("drop-wrong-destination")
+            return
+        if p.router_id == self.rid:
+            self._count("drop-own-router-id")
+            return
+        self._count(f"rx-{type(p.body).__name__}")
+        if isinstance(p.body, Hello):
+            self._recv_hello(i, ev.src, p, p.body)
+            return
+        n = i.nbr
+        if n is None or n.router_id != p.router_id:
+            self._count("drop-unknown-neighbor")
+            return
+        if self.cfg.auth.type == AuType.CRYPTOGRAPHIC:
+            if p.crypt_seq < n.crypt_seq:  # D.5.2: replayed
+                self._count("drop-auth-sequence")
+                return
+            n.crypt_seq = p.crypt_seq
+        if isinstance(p.body, DbDescription):
+            self._recv_dd(i, n, p.body)
+        elif isinstance(p.body, LsRequest):
+            self._recv_request(i, n, p.body)
+        elif isinstance(p.body, LsUpdate):
+            self._recv_update(i, n, p.body)
+        elif isinstance(p.body, LsAck):
+            self._recv_ack(n, p.body)
+
+    def _recv_hello(self, i: Interface, src: IPv4Address, p: Packet, h: Hello) -> None:
+        """§10.5. The network mask is not checked on point-to-point links."""
+        if h.hello_interval != self.cfg.hello_interval or h.dead_interval != self.cfg.dead_interval:
+            self._count("drop-hello-timers-mismatch")
+            return
+        if (h.options & OPT_E) != OPT_E:
+            self._count("drop-options-mismatch")
+            return
+        n = i.nbr
+        if n is not None and n.router_id != p.router_id:
+            self._nbr_event(i, NbrEvent.KILL_NBR)  # another router on this link now
+            n = None
+        if n is None:
+            n = i.nbr = Neighbor(p.router_id, src, since=self.now)
+        if self.cfg.auth.type == AuType.CRYPTOGRAPHIC:
+            if p.crypt_seq < n.crypt_seq:
+                self._count("drop-auth-sequence")
+                return
+            n.crypt_seq = p.crypt_seq
+        n.address = src
+        was = n.state
+        self._nbr_event(i, NbrEvent.HELLO_RECEIVED)
+        if self.rid in h.neighbors:
+            self._nbr_event(i, NbrEvent.TWO_WAY_RECEIVED)
+        else:
+            self._nbr_event(i, NbrEvent.ONE_WAY_RECEIVED)
+        if was == NbrState.DOWN:
+            self._send_hello(i)  # let the new neighbor see us now, not a HelloInterval later
+
+    # ------------------------------------------------------------ neighbor state machine
+
+    def _nbr_event(self, i: Interface, ev: NbrEvent) -> None:
+        n = i.nbr
+        if n is None:
+            return
+        old = n.state
+        try:
+            action, new = fsm.step(old, ev)
+        except fsm.FsmError:
+            self._count("nbr-event-ignored")
+            return
+        n.state = new
+        if old != new:
+            n.since = self.now
+            self._out.append(NeighborChange(i.name, n.router_id, old.label, new.label, ev.value))
+        self._nbr_action(i, n, action)
+        if (old == NbrState.FULL) != (n.state == NbrState.FULL):
+            self._originate()  # the point-to-point link appears in / leaves our LSA (§12.4)
+            self._schedule_spf()
+
+    def _nbr_action(self, i: Interface, n: Neighbor, a: NbrAction) -> None:
+        if a == NbrAction.START_INACTIVITY:
+            self._out.append(StartTimer(f"dead:{i.name}", self.cfg.dead_interval))
+        elif a in (NbrAction.START_EXSTART, NbrAction.RESTART_EXSTART):
+            n.clear_lists()
+            n.last_rx = None
+            # §10.8: a new DD sequence number, claim to be master, send an empty I|M|MS.
+            n.dd_seq = (n.dd_seq + 1) if n.dd_seq else (int(self.now * 1000) & 0x7FFFFFFF) or 1
+            n.master = True
+            n.sent_all = False
+            n.last_tx = self._send(i, ALL_SPF_ROUTERS,
+                                   DbDescription(i.cfg.mtu, OPT_E, DD_I | DD_M | DD_MS,
+                                                 n.dd_seq, ()))
+            self._arm_rxmt(i)
+        elif a == NbrAction.LIST_DATABASE:
+            # §10.3 NegotiationDone: the summary list is the database; MaxAge LSAs go to the
+            # retransmission list instead.
+            for key, e in self.lsdb.entries():
+                if e.age(self.now) >= MAX_AGE:
+                    n.retransmit[key] = e.aged(self.now)
+                else:
+                    n.summary.append(e.header(self.now))
+        elif a == NbrAction.CHECK_LOADING:
+            if n.requests:
+                self._send_request(i, n)
+                self._arm_rxmt(i)
+            else:
+                self._nbr_event(i, NbrEvent.LOADING_DONE)
+        elif a == NbrAction.CLEAR_TO_INIT:
+            n.clear_lists()
+        elif a == NbrAction.KILL:
+            n.clear_lists()
+            self._out.append(CancelTimer(f"dead:{i.name}"))
+            self._out.append(CancelTimer(f"rxmt:{i.name}"))
+            i.nbr = None
+
+    # ------------------------------------------------------------ database exchange (§10.6)
+
+    def _recv_dd(self, i: Interface, n: Neighbor, dd: DbDescription) -> None:
+        if dd.mtu > i.cfg.mtu:
+            self._count("drop-mtu-mismatch")
+            return
+        if n.state == NbrState.INIT:
+            self._nbr_event(i, NbrEvent.TWO_WAY_RECEIVED)
+        st = n.state
+        key = (dd.flags & 7, dd.options, dd.seq)
+        if st < NbrState.EXSTART:
+            return
+        if st == NbrState.EXSTART:
+            if dd.flags & 7 == DD_I | DD_M | DD_MS and not dd.headers and p_gt(n.router_id, self.rid):
+                n.master = False  # the neighbor is master; take its sequence number
+                n.dd_seq = dd.seq
+                n.options = dd.options
+                n.last_rx = key
+                self._nbr_event(i, NbrEvent.NEGOTIATION_DONE)
+                self._out.append(CancelTimer(f"rxmt:{i.name}"))
+                self._send_dd(i, n)
+                return
+            if not dd.flags & (DD_I | DD_MS) and dd.seq == n.dd_seq and \
+                    p_gt(self.rid, n.router_id):
+                n.master = True
+                n.options = dd.options
+                self._nbr_event(i, NbrEvent.NEGOTIATION_DONE)
+                self._accept_dd(i, n, dd, key)
+            return
+        if key == n.last_rx:  # a duplicate: the slave answers it again, the master drops it
+            if not n.master and n.last_tx is not None:
+                self._out.append(SendPacket(i.name, ALL_SPF_ROUTERS, n.last_tx))
+            return
+        if st != NbrState.EXCHANGE:
+            self._nbr_event(i, NbrEvent.SEQ_NUMBER_MISMATCH)  # §10.6 in Loading or Full
+            return
+        expect_seq = n.dd_seq if n.master else (n.dd_seq + 1) & 0xFFFFFFFF
+        if (bool(dd.flags & DD_MS) == n.master or dd.flags & DD_I or dd.options != n.options
+                or dd.seq != expect_seq):
+            self._nbr_event(i, NbrEvent.SEQ_NUMBER_MISMATCH)
+            return
+        self._accept_dd(i, n, dd, key)
+
+    def _accept_dd(self, i: Interface, n: Neighbor, dd: DbDescription,
+                   key: tuple[int, int, int]) -> None:
+        n.last_rx = key
+        for h in dd.headers:
+            if h.ls_type not in (1, 2, 3, 4, 5):
+                self._nbr_event(i, NbrEvent.SEQ_NUMBER_MISMATCH)
+                return
+            e = self.lsdb.get(h.key)
+            if e is None or compare(h, e.header(self.now)) > 0:
+                n.requests[h.key] = h
+        more = bool(dd.flags & DD_M)
+        if n.master:
+            n.dd_seq = (n.dd_seq + 1) & 0xFFFFFFFF
+            if n.sent_all and not more:
+                self._out.append(CancelTimer(f"rxmt:{i.name}"))
+                self._nbr_event(i, NbrEvent.EXCHANGE_DONE)
+            else:
+                self._send_dd(i, n)
+                self._arm_rxmt(i)
+        else:
+            n.dd_seq = dd.seq
+            self._send_dd(i, n)
+            if not more and n.sent_all:
+                self._nbr_event(i, NbrEvent.EXCHANGE_DONE)
+
+    def _send_dd(self, i: Interface, n: Neighbor) -> None:
+        hdrs, n.summary = n.summary[:MAX_DD_HEADERS], n.summary[MAX_DD_HEADERS:]
+        n.sent_all = not n.summary
+        flags = (0 if n.sent_all else DD_M) | (DD_MS if n.master else 0)
+        n.last_tx = self._send(i, ALL_SPF_ROUTERS,
+                               DbDescription(i.cfg.mtu, OPT_E, flags, n.dd_seq, tuple(hdrs)))
+
+    # ------------------------------------------------------------ requests (§10.7, §10.9)
+
+    def _send_request(self, i: Interface, n: Neighbor) -> None:
+        keys = tuple(list(n.requests)[:MAX_LSR_KEYS])
+        n.asked = set(keys)
+        self._send(i, n.address, LsRequest(keys))
+
+    def _recv_request(self, i: Interface, n: Neighbor, req: LsRequest) -> None:
+        if n.state < NbrState.EXCHANGE:
+            return
+        out = []
+        for k in req.keys:
+            e = self.lsdb.get(k)
+            if e is None:
+                self._nbr_event(i, NbrEvent.BAD_LS_REQ)
+                return
+            out.append(e.aged(self.now))
+        self._send_update(i, n.address, out)
+
+    # ------------------------------------------------------------ flooding (§13)
+
+    def _recv_update(self, i: Interface, n: Neighbor, upd: LsUpdate) -> None:
+        if n.state < NbrState.EXCHANGE:
+            return
+        acks: list[LsaHeader] = []
+        for lsa in upd.lsas:
+            if self._receive_lsa(i, n, lsa, acks) is False:
+                return  # BadLSReq restarted the exchange: the rest of the packet is dropped
+        if acks:
+            self._send(i, ALL_SPF_ROUTERS, LsAck(tuple(acks)))
+        if n.state == NbrState.LOADING:
+            if not n.requests:
+                self._out.append(CancelTimer(f"rxmt:{i.name}"))
+                self._nbr_event(i, NbrEvent.LOADING_DONE)
+            elif not (n.asked & n.requests.keys()):
+                self._send_request(i, n)  # the last batch is in: ask for the next one now
+
+    def _receive_lsa(self, i: Interface, n: Neighbor, lsa: Lsa,
+                     acks: list[LsaHeader]) -> bool:
+        h = lsa.header
+        if h.ls_type not in (1, 2, 3, 4, 5):
+            self._count("drop-unknown-lsa-type")  # §13 step 2
+            return True
+        e = self.lsdb.get(h.key)
+        cur = e.header(self.now) if e is not None else None
+        # §13 step 4: a MaxAge LSA we do not have, with no exchange under way: ack, drop.
+        if h.age >= MAX_AGE and e is None and not any(
+                x.nbr is not None and x.nbr.state in (NbrState.EXCHANGE, NbrState.LOADING)
+                for x in self.ifaces.values()):
+            acks.append(h)
+            return True
+        if cur is None or compare(h, cur) > 0:  # step 5: newer
+            if e is not None and self.now - e.installed < self.cfg.min_ls_arrival \
+                    and h.adv_router != self.rid:
+                self._count("drop-min-ls-arrival")  # 5a
+                return True
+            self._flood(lsa, n)  # 5b
+            for x in self.ifaces.values():  # 5c
+                if x.nbr is not None:
+                    x.nbr.retransmit.pop(h.key, None)
+            if self.lsdb.install(lsa, self.now):  # 5d
+                self._schedule_spf()
+            self._arm_maxage()
+            acks.append(h)  # 5e (never flooded back out a point-to-point interface)
+            if h.adv_router == self.rid and h.ls_type == LsType.ROUTER:
+                self._self_originated(lsa)  # 5f, §13.4
+            if h.age >= MAX_AGE:
+                self._flushing.add(h.key)
+                self._try_remove(h.key)
+            return True
+        if h.key in n.requests:  # step 6
+            self._nbr_event(i, NbrEvent.BAD_LS_REQ)
+            return False
+        if compare(h, cur) == 0:  # step 7: the same instance
+            if h.key in n.retransmit:
+                del n.retransmit[h.key]  # an implied acknowledgment (§13.7)
+            else:
+                acks.append(h)
+            return True
+        # step 8: ours is newer; a MaxAge MaxSequenceNumber copy is on its way out: drop.
+        assert e is not None
+        if not (cur.age >= MAX_AGE and cur.seq == MAX_SEQ):
+            self._send_update(i, n.address, [e.aged(self.now)])
+        return True
+
+    def _flood(self, lsa: Lsa, came_from: Neighbor | None) -> None:
+        """§13.3 on each point-to-point interface: one neighbor each."""
+        key = lsa.key
+        for i in self._active():
+            n = i.nbr
+            if n is None or n.state < NbrState.EXCHANGE:
+                continue
+            if n.state < NbrState.FULL and key in n.requests:
+                c = compare(lsa.header, n.requests[key])
+                if c < 0:
+                    continue
+                del n.requests[key]
+                if c == 0:
+                    continue
+            if n is came_from:
+                continue
+            n.retransmit[key] = lsa
+            self._send_update(i, ALL_SPF_ROUTERS, [lsa])
+            self._arm_rxmt(i)
+
+    def _recv_ack(self, n: Neighbor, ack: LsAck) -> None:
+        """§13.7: an acknowledgment removes the same instance from the retransmission list."""
+        if n.state < NbrState.EXCHANGE:
+            return
+        for h in ack.headers:
+            have = n.retransmit.get(h.key)
+            if have is not None and compare(h, have.header) == 0:
+                del n.retransmit[h.key]
+                if h.key in self._flushing:
+                    self._try_remove(h.key)
+            elif have is not None and have.header.age >= MAX_AGE and h.seq == have.header.seq:
+                del n.retransmit[h.key]
+                self._try_remove(h.key)
+
+    # ------------------------------------------------------------ origination (§12.4)
+
+    def _router_lsa_body(self) -> RouterLsaBody:
+        """§12.4.1: a point-to-point link per Full neighbor, a stub per subnet, the loopback
+        as a host stub at cost 0 (as FRR advertises loopbacks)."""
+        links: list[RouterLink] = []
+        for i in self.ifaces.values():
+            if not i.up:
+                continue
+            a = i.cfg.address
+            if not i.cfg.passive and i.nbr is not None and i.nbr.state == NbrState.FULL:
+                links.append(RouterLink(i.nbr.router_id, a.ip, LinkType.POINT_TO_POINT, i.cost))
+            links.append(RouterLink(a.network.network_address, a.netmask, LinkType.STUB, i.cost))
+        if self.cfg.loopback is not None:
+            links.append(RouterLink(self.cfg.loopback, HOST_MASK, LinkType.STUB, 0))
+        links.sort(key=lambda ln: (ln.type, int(ln.link_id), int(ln.link_data)))
+        return RouterLsaBody(0, tuple(links))
+
+    def _originate(self, refresh: bool = False) -> None:
+        if not self.running:
+            return
+        key = LsaKey(LsType.ROUTER, self.rid, self.rid)
+        e = self.lsdb.get(key)
+        body = self._router_lsa_body()
+        if e is not None and not refresh and e.lsa.body == body and e.age(self.now) < MAX_AGE:
+            return
+        last = self._last_origination
+        if last is not None and self.now - last < self.cfg.min_ls_interval:
+            # MinLSInterval (§12.4): at most one new instance per interval.
+            self._out.append(StartTimer("originate", last + self.cfg.min_ls_interval - self.now))
+            return
+        seq = INITIAL_SEQ if e is None else e.lsa.header.seq + 1
+        if seq > MAX_SEQ:
+            seq = INITIAL_SEQ  # §12.1.6 wrap: simplified, the old instance is replaced at once
+        self._install_own(Lsa.build(LsType.ROUTER, self.rid, self.rid, seq, body))
+
+    def _install_own(self, lsa: Lsa) -> None:
+        self._last_origination = self.now
+        for x in self.ifaces.values():
+            if x.nbr is not None:
+                x.nbr.retransmit.pop(lsa.key, None)
+        if self.lsdb.install(lsa, self.now):
+            self._schedule_spf()
+        self._flood(lsa, None)
+        self._out.append(StartTimer("refresh", LS_REFRESH_TIME))
+        self._arm_maxage()
+
+    def _self_originated(self, lsa: Lsa) -> None:
+        """§13.4: a newer instance of our own LSA (from before a restart): advance past it."""
+        if lsa.header.age >= MAX_AGE:
+            self._flushing.discard(lsa.key)
+        seq = lsa.header.seq + 1
+        self._install_own(Lsa.build(LsType.ROUTER, self.rid, self.rid,
+                                    seq if seq <= MAX_SEQ else INITIAL_SEQ,
+                                    self._router_lsa_body()))
+
+    # ------------------------------------------------------------ aging (§14)
+
+    def _arm_maxage(self) -> None:
+        nxt = self.lsdb.next_expiry()
+        if nxt is not None and nxt != self._maxage_at:
+            self._maxage_at = nxt
+            self._out.append(StartTimer("maxage", max(0.0, nxt - self.now)))
+
+    def _maxage(self) -> None:
+        self._maxage_at = None
+        for key in self.lsdb.expired(self.now):
+            e = self.lsdb.get(key)
+            assert e is not None
+            if key.adv_router == self.rid:
+                self._originate(refresh=True)  # never reached while refreshes run
+                continue
+            self._flushing.add(key)
+            flushed = e.lsa.with_age(MAX_AGE)
+            self.lsdb.install(flushed, self.now)
+            self._flood(flushed, None)
+            self._schedule_spf()
+            self._try_remove(key)
+        self._arm_maxage()
+
+    def _try_remove(self, key: LsaKey) -> None:
+        """§14: a MaxAge LSA leaves the database once no retransmission list holds it and
+        no neighbor is exchanging databases."""
+        if any(x.nbr is not None and (key in x.nbr.retransmit or x.nbr.state in
+                                      (NbrState.EXCHANGE, NbrState.LOADING))
+               for x in self.ifaces.values()):
+            return
+        e = self.lsdb.get(key)
+        if e is not None and e.age(self.now) >= MAX_AGE:
+            self.lsdb.remove(key)
+        self._flushing.discard(key)
+
+    # ------------------------------------------------------------ SPF (§16) with throttling
+
+    def _schedule_spf(self) -> None:
+        """FRR's throttle: the initial delay after a quiet period; within the hold time of
+        the last run, wait out the hold time, which doubles up to the maximum."""
+        if self._spf_pending or not self.running:
+            return
+        self._spf_pending = True
+        cfg = self.cfg
+        if self._last_spf is None:
+            delay = cfg.spf_delay
+        else:
+            elapsed = self.now - self._last_spf
+            hold = min(cfg.spf_hold * self._spf_multiplier, cfg.spf_max_hold)
+            if elapsed < hold:
+                if hold < cfg.spf_max_hold:
+                    self._spf_multiplier += 1
+                delay = max(cfg.spf_delay, hold - elapsed)
+            else:
+                delay = cfg.spf_delay
+                self._spf_multiplier = 1
+        self._out.append(StartTimer("spf", delay))
+
+    def _first_hops(self, nbr_id: IPv4Address, link_data: IPv4Address) -> list[FirstHop]:
+        out = []
+        for i in self.ifaces.values():
+            n = i.nbr
+            if i.up and n is not None and n.router_id == nbr_id and n.state == NbrState.FULL \
+                    and i.cfg.address.ip == link_data:
+                out.append((i.name, n.address, nbr_id))
+        return out
+
+    def _run_spf(self) -> None:
+        self._spf_pending = False
+        self._last_spf = self.now
+        self.spf_runs += 1
+        rib = routes(self.lsdb, self.rid, self._first_hops, self.cfg.names)
+        if rib != self.rib:
+            self.rib = rib
+            self._out.append(RoutesChanged(rib))
+
+    # ------------------------------------------------------------ views
+
+    def pending_work(self) -> bool:
+        """Anything still waiting for an answer: requests, unacknowledged LSAs, an SPF run."""
+        if self._spf_pending:
+            return True
+        return any(i.nbr is not None and (i.nbr.requests or i.nbr.retransmit)
+                   for i in self.ifaces.values())
+
+    def full_neighbors(self) -> int:
+        return sum(1 for i in self.ifaces.values() if i.nbr is not None
+                   and i.nbr.state == NbrState.FULL)
+
+    def neighbors_json(self) -> list[dict[str, Any]]:
+        out = []
+        for i in self.ifaces.values():
+            n = i.nbr
+            if n is None:
+                continue
+            out.append({"interface": i.name, "router_id": str(n.router_id),
+                        "neighbor": self.cfg.names.get(n.router_id, str(n.router_id)),
+                        "address": str(n.address), "state": n.state.label,
+                        "role": "master" if not n.master else "slave",
+                        "uptime": round(self.now - n.since, 3),
+                        "requests": len(n.requests), "retransmit": len(n.retransmit)})
+        return out
+
+    def lsdb_json(self) -> list[dict[str, Any]]:
+        return [e.aged(self.now).to_json() for _, e in self.lsdb.entries()]
+
+
+def p_gt(a: IPv4Address, b: IPv4Address) -> bool:
+    """Router IDs compare as unsigned 32-bit numbers (§10.6, §10.8)."""
+    return int(a) > int(b)

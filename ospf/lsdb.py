@@ -1,0 +1,97 @@
+"""The link-state database of area 0 (RFC 2328 §12, §13.1, §14): which instance of an
+LSA is newer, installation with its arrival time, and ages computed from the clock
+the driver gives (an LSA's age grows by one a second while it sits in the database)."""
+
+from __future__ import annotations
+
+import heapq
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from ospf.packets import MAX_AGE, MAX_AGE_DIFF, Lsa, LsaHeader, LsaKey
+
+
+def compare(a: LsaHeader, b: LsaHeader) -> int:
+    """§13.1: > 0 if `a` is the more recent instance, < 0 if `b` is, 0 if the same."""
+    if a.seq != b.seq:
+        return 1 if a.seq > b.seq else -1
+    if a.checksum != b.checksum:
+        return 1 if a.checksum > b.checksum else -1
+    a_max, b_max = a.age >= MAX_AGE, b.age >= MAX_AGE
+    if a_max != b_max:
+        return 1 if a_max else -1
+    if abs(a.age - b.age) > MAX_AGE_DIFF:
+        return 1 if a.age < b.age else -1
+    return 0
+
+
+@dataclass
+class Entry:
+    lsa: Lsa  # as installed: header.age is the age at `installed`
+    installed: float
+
+    def age(self, now: float) -> int:
+        return min(MAX_AGE, self.lsa.header.age + int(now - self.installed))
+
+    def aged(self, now: float) -> Lsa:
+        """The LSA with its current age (what goes into DDs and Updates)."""
+        a = self.age(now)
+        return self.lsa if a == self.lsa.header.age else self.lsa.with_age(a)
+
+    def header(self, now: float) -> LsaHeader:
+        return self.aged(now).header
+
+
+class Lsdb:
+    def __init__(self) -> None:
+        self._db: dict[LsaKey, Entry] = {}
+        self._expiry: list[tuple[float, LsaKey, int]] = []  # (when MaxAge, key, seq)
+
+    def __len__(self) -> int:
+        return len(self._db)
+
+    def __contains__(self, key: LsaKey) -> bool:
+        return key in self._db
+
+    def get(self, key: LsaKey) -> Entry | None:
+        return self._db.get(key)
+
+    def entries(self) -> Iterator[tuple[LsaKey, Entry]]:
+        return iter(sorted(self._db.items()))
+
+    def install(self, lsa: Lsa, now: float) -> bool:
+        """§13.2: store the instance; True if its contents changed (SPF needed). A change
+        is anything but the age: a new body, or the LSA appearing or reaching MaxAge."""
+        old = self._db.get(lsa.key)
+        self._db[lsa.key] = Entry(lsa, now)
+        if lsa.header.age < MAX_AGE:
+            heapq.heappush(self._expiry, (now + MAX_AGE - lsa.header.age, lsa.key,
+                                          lsa.header.seq))
+        if old is None:
+            return True
+        if (old.lsa.header.age >= MAX_AGE) != (lsa.header.age >= MAX_AGE):
+            return True
+        return old.lsa.raw[20:] != lsa.raw[20:] or old.lsa.header.options != lsa.header.options
+
+    def remove(self, key: LsaKey) -> None:
+        self._db.pop(key, None)
+
+    def next_expiry(self) -> float | None:
+        """When the next LSA reaches MaxAge (stale heap entries are dropped)."""
+        while self._expiry:
+            when, key, seq = self._expiry[0]
+            e = self._db.get(key)
+            if e is not None and e.lsa.header.seq == seq and e.lsa.header.age < MAX_AGE:
+                return when
+            heapq.heappop(self._expiry)
+        return None
+
+    def expired(self, now: float) -> list[LsaKey]:
+        """Keys of LSAs that have reached MaxAge by `now` (§14)."""
+        out = []
+        while self._expiry and self._expiry[0][0] <= now:
+            _, key, seq = heapq.heappop(self._expiry)
+            e = self._db.get(key)
+            if e is not None and e.lsa.header.seq == seq and e.age(now) >= MAX_AGE:
+                out.append(key)
+        return out

@@ -1,0 +1,196 @@
+"""OSPF in the simulator: adjacencies, flooding and SPF on the virtual clock, through
+failures. The reference model (`lsr.core.igp.Igp`, SPF over the topology file) is
+the oracle: after every change each router's OSPF RIB must equal it."""
+
+from __future__ import annotations
+
+import random
+from ipaddress import IPv4Address
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from lsr.core.topology import load_topology
+from lsr.sim import OSPF, Simulation
+from ospf import events as ev
+from ospf.packets import Auth, Hello, Packet, encode_packet
+
+from .conftest import BUNDLED
+from .topogen import random_topology
+
+
+def ribs_match(sim: Simulation) -> list[str]:
+    """Routers whose OSPF RIB differs from the reference model for the links now up."""
+    return [r for r in sim.routers if sim.ribs[r] != sim.igp.rib(r)]
+
+
+def settle(sim: Simulation, max_time: float = 300) -> None:
+    res = sim.run(max_time=max_time)
+    assert res.converged, sim.ospf_summary()
+    assert not ribs_match(sim)
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=[p.stem for p in BUNDLED])
+def test_bundled_topologies_converge_to_the_reference(path):
+    sim = Simulation(load_topology(path))
+    settle(sim)
+    ref = Simulation(load_topology(path), igp="reference")
+    ref.run()
+    # LDP on OSPF's routes builds the same LFIBs, labels included.
+    assert sim.lfib_json() == ref.lfib_json()
+    s = sim.ospf_summary()
+    assert s["adjacencies"] == len(sim.expected_sessions()) // 2
+    assert s["lsdb"] == len(sim.routers)  # one router-LSA each, synchronised everywhere
+    for inst in sim.ospf.values():
+        assert [k for k, _ in inst.lsdb.entries()] == \
+            [k for k, _ in next(iter(sim.ospf.values())).lsdb.entries()]
+
+
+def test_link_failures_and_recoveries_follow_the_reference():
+    topo = load_topology(BUNDLED[0].parent / "backbone.yaml")
+    sim = Simulation(topo)
+    settle(sim)
+    rng = random.Random(7)
+    core = [ln.index for ln in topo.links
+            if all(topo.nodes[n].is_router for n in ln.nodes)]
+    for _ in range(12):
+        i = rng.choice(core)
+        if i in sim.down:
+            sim.link_up(i)
+        else:
+            sim.link_down(i)
+        settle(sim)
+
+
+def test_router_restart_advances_its_sequence_number():
+    """A restarted router originates 0x80000001 but its neighbours hold a newer instance
+    from before: it must advance past it (§13.4) or its new LSA would be ignored."""
+    topo = load_topology(BUNDLED[0].parent / "ring.yaml")
+    sim = Simulation(topo)
+    settle(sim)
+    victim = sim.routers[1]
+    inst = sim.ospf[victim]
+    key = next(k for k, _ in inst.lsdb.entries() if k.adv_router == inst.rid)
+    before = inst.lsdb.get(key).lsa.header.seq
+    sim._deliver(victim + OSPF, ev.Stop())
+    # Its LSA was flushed (premature aging, §14.1): the others remove it.
+    sim.advance(5)
+    others = [r for r in sim.routers if r != victim]
+    assert all(sim.ospf[r].lsdb.get(key) is None or
+               sim.ospf[r].lsdb.get(key).age(sim.now) >= 3600 for r in others)
+    from ospf.config import from_topology
+    from ospf.instance import OspfInstance
+
+    sim.ospf[victim] = OspfInstance(from_topology(topo, victim))  # a fresh process
+    sim._deliver(victim + OSPF, ev.Start())
+    settle(sim)
+    after = sim.ospf[victim].lsdb.get(key).lsa.header.seq
+    assert after > before
+
+
+def test_stopped_router_is_routed_around_after_dead_interval():
+    topo = load_topology(BUNDLED[0].parent / "diamond.yaml")
+    sim = Simulation(topo)
+    settle(sim)
+    # kill -9: no flush, no more Hellos; neighbours notice after the dead interval.
+    victim = "p1"
+    sim.ospf[victim].running = False
+    for (dest, timer) in list(sim._timers):
+        if dest == victim + OSPF:
+            del sim._timers[(dest, timer)]
+    sim.advance(45)  # dead interval 40 s
+    for r in ("pe1", "pe2"):
+        nbrs = {n["neighbor"] for n in sim.ospf[r].neighbors_json()}
+        assert victim not in nbrs
+        for route in sim.ribs[r].values():
+            assert all(nh.neighbor != victim for nh in route.nexthops)
+
+
+def _pair_with(topo_text: str, **opts):
+    from lsr.core.topology import parse_topology
+    from ospf.config import from_topology
+
+    topo = parse_topology(topo_text)
+    sim = Simulation(topo)
+    for r in sim.routers:
+        from ospf.instance import OspfInstance
+        sim.ospf[r] = OspfInstance(from_topology(topo, r, **opts.get(r, {})))
+    return sim
+
+
+PAIR = """
+name: pair
+topology:
+  nodes: {a: {loopback: 10.255.0.1}, b: {loopback: 10.255.0.2}}
+  links: [{endpoints: [a:eth1, b:eth1]}]
+"""
+
+
+def test_md5_authentication_both_sides():
+    a = Auth.from_config("md5", "k1", 1)
+    sim = _pair_with(PAIR, a={"auth": a}, b={"auth": a})
+    settle(sim)
+    assert sim.ospf["a"].full_neighbors() == 1
+
+
+def test_auth_mismatch_never_forms_and_is_counted():
+    sim = _pair_with(PAIR, a={"auth": Auth.from_config("md5", "k1", 1)},
+                     b={"auth": Auth.from_config("md5", "k2", 1)})
+    res = sim.run(max_time=30)
+    assert not res.converged
+    assert sim.ospf["a"].full_neighbors() == 0
+    assert sim.ospf["b"].counters.get("drop-auth-mismatch", 0) > 0
+
+
+def test_hello_timer_mismatch_is_named():
+    sim = _pair_with(PAIR, a={"hello_interval": 5, "dead_interval": 20})
+    res = sim.run(max_time=30)
+    assert not res.converged
+    assert sim.ospf["b"].counters.get("drop-hello-timers-mismatch", 0) > 0
+
+
+def test_malformed_packets_are_dropped_and_counted_adjacency_stays():
+    sim = Simulation(load_topology(BUNDLED[0].parent / "line3.yaml"))
+    settle(sim)
+    p1 = sim.ospf["p1"]
+    ifname = next(iter(p1.ifaces))
+    src = IPv4Address("10.0.0.1")
+    good = encode_packet(Packet(IPv4Address("10.255.0.1"), IPv4Address(0),
+                                Hello(IPv4Address("255.255.255.252"), 10, 2, 1, 40,
+                                      IPv4Address(0), IPv4Address(0), (p1.rid,))))
+    bad = {
+        "bad-checksum": good[:12] + b"\x00\x00" + good[14:],
+        "bad-length": good[:10],
+        "bad-type": good[:1] + b"\x07" + good[2:],
+        "wrong-area": None,
+        "auth-mismatch": good[:14] + b"\x00\x01" + good[16:],
+    }
+    wrong_area = Packet(IPv4Address("10.255.0.1"), IPv4Address("0.0.0.1"),
+                        Hello(IPv4Address("255.255.255.252"), 10, 2, 1, 40, IPv4Address(0),
+                              IPv4Address(0), (p1.rid,)))
+    bad["wrong-area"] = encode_packet(wrong_area)
+    before = p1.full_neighbors()
+    for reason, data in bad.items():
+        p1.handle(ev.PacketReceived(ifname, src, IPv4Address("224.0.0.5"), data), sim.now)
+        assert p1.counters.get(f"drop-{reason}", 0) >= 1, reason
+    rng = random.Random(1)
+    for _ in range(300):
+        junk = bytes(rng.randrange(256) for _ in range(rng.randrange(80)))
+        p1.handle(ev.PacketReceived(ifname, src, IPv4Address("224.0.0.5"), junk), sim.now)
+    assert p1.full_neighbors() == before
+    settle(sim)
+
+
+@settings(max_examples=15, deadline=None)
+@given(st.integers(3, 14), st.integers(0, 12), st.integers(0, 10_000))
+def test_random_graphs_equal_the_reference_through_failures(n, extra, seed):
+    topo = random_topology(n, extra, seed)
+    sim = Simulation(topo)
+    settle(sim, max_time=600)
+    rng = random.Random(seed)
+    for _ in range(3):
+        i = rng.randrange(len(topo.links))
+        (sim.link_up if i in sim.down else sim.link_down)(i)
+        sim.run(max_time=600)
+        assert not ribs_match(sim)
