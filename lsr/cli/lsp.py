@@ -12,8 +12,8 @@ import click
 from rich.markup import escape
 
 from lsr import render
-from lsr.cli import main
 from lsr.cli.common import json_option, load
+from lsr.cli.root import main
 from lsr.errors import LsrError
 
 _STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
