@@ -803,7 +803,7 @@ def ldp_bindings(inst: Any) -> Any:
 
 
 def _plain(v: Any) -> Any:
-    return json.loads(json.dumps(ev._plain(v), default=str))
+    return json.loads(json.dumps(ev.plain(v), default=str))
 
 
 def main(argv: list[str] | None = None) -> int:
