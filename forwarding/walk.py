@@ -59,8 +59,8 @@ def make_packet(src: IPv4Address, dst: IPv4Address, proto: str = "icmp", ttl: in
     return build_ipv4(s, d, PROTOS[proto], _l4(proto, s, d, sport, dport), ttl, ident=1)
 
 
-def _resolve(topo: Topology, who: str) -> tuple[str, IPv4Address]:
-    """Node name or address -> (node, address)."""
+def resolve_endpoint(topo: Topology, who: str) -> tuple[str, IPv4Address]:
+    """Node name or address -> (node, address): a walk's SRC or DST."""
     if who in topo.nodes:
         n = topo.nodes[who]
         if n.is_router:
@@ -101,8 +101,8 @@ def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
          proto: str = "icmp", ttl: int = 64, sport: int = 49152,
          dport: int = 33434) -> dict[str, Any]:
     """Walk one packet from SRC to DST (node names or addresses). See module docstring."""
-    snode, saddr = _resolve(topo, src)
-    dnode, daddr = _resolve(topo, dst)
+    snode, saddr = resolve_endpoint(topo, src)
+    dnode, daddr = resolve_endpoint(topo, dst)
     pkt = make_packet(saddr, daddr, proto, ttl, sport, dport)
     hops: list[dict[str, Any]] = []
     result = "loop"

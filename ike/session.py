@@ -390,6 +390,11 @@ class IkeSession:
         return self._enqueue(lambda: _Request(Exchange.INFORMATIONAL, "delete-ike",
                                               ctx={"payloads": [DeletePayload(Protocol.IKE)]}))
 
+    @property
+    def awaiting_reply(self) -> bool:
+        """A request of ours waits for its response (the driver runs its retransmit timer)."""
+        return self._outstanding is not None
+
     def retransmit(self) -> list[Action]:
         """The driver's retransmission timer fired: send the outstanding request again."""
         return [SendIke(self._outstanding.data)] if self._outstanding else []

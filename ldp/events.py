@@ -281,7 +281,9 @@ Action = (
 # ------------------------------------------------------------------ JSON
 
 
-def _plain(v: Any) -> Any:
+def plain(v: Any) -> Any:
+    """A value as JSON-ready data: addresses as strings, bytes as hex, enums as their
+    values, dataclasses as dicts (what `to_json` and the router runtime's views print)."""
     if isinstance(v, (IPv4Address, IPv6Address, IPv4Network, IPv6Network, IPv4Interface)):
         return str(v)
     if isinstance(v, bytes):
@@ -289,17 +291,17 @@ def _plain(v: Any) -> Any:
     if isinstance(v, enum.Enum):
         return v.value
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return {f.name: _plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
     if isinstance(v, dict):
-        return {str(k): _plain(x) for k, x in v.items()}
+        return {str(k): plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):
-        return [_plain(x) for x in v]
+        return [plain(x) for x in v]
     return v
 
 
 def to_json(obj: Any) -> dict[str, Any]:
     """JSON-ready dict of an event or action, with its class name under "type"."""
-    d = _plain(obj)
+    d = plain(obj)
     return {"type": type(obj).__name__, **d}
 
 

@@ -57,6 +57,7 @@ from ldp.messages import (
     UnknownMessage,
 )
 
+_STATUS_CODES = frozenset(c.value for c in StatusCode)  # known codes, to name them
 _TYPES: dict[type, int] = {
     Notification: MsgType.NOTIFICATION,
     Hello: MsgType.HELLO,
@@ -357,7 +358,7 @@ class Session:
             self.fatal_or_notify(msg.status, out, msg.detail)
         elif isinstance(msg, Notification):
             code = msg.status.code
-            name = StatusCode(code).name if code in StatusCode._value2member_map_ else hex(code)
+            name = StatusCode(code).name if code in _STATUS_CODES else hex(code)
             if msg.status.fatal:
                 self.last_error = f"received {name}"
                 self._step(fsm.Event.RX_SHUTDOWN, out)

@@ -20,7 +20,7 @@ from __future__ import annotations
 import heapq
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ldp.events import (
     ApplyLfib,
@@ -48,9 +48,13 @@ from ldp.instance import LdpInstance
 from ldp.messages import ALL_ROUTERS
 from lsr.core.igp import Igp, Route
 from lsr.core.topology import Topology
+from lsr.errors import LsrError
 from ospf import events as ospf_ev
 from ospf.config import from_topology as ospf_config
 from ospf.instance import OspfInstance
+
+if TYPE_CHECKING:  # the LSP ping network is built only on demand (sim_network)
+    from lsr.oam.trace import LfibNetwork
 
 LINK_DELAY = 0.001  # s, one way, hellos and TCP alike
 _TCP_EVENTS = (TcpAccepted, TcpConnected, TcpData, TcpClosed)
@@ -439,3 +443,14 @@ def simulate(topo: Topology, **kw: Any) -> tuple[Simulation, SimResult]:
     sim = Simulation(topo, **kw)
     res = sim.run()
     return sim, res
+
+
+def sim_network(topo: Topology) -> LfibNetwork:
+    """What `lsr lsp --sim` probes: `LfibNetwork` over the converged simulation's LFIBs."""
+    from lsr.oam.lspping import lfib_network
+    from lsr.oam.validate import lfibs_from_json
+
+    sim, res = simulate(topo)
+    if not res.converged:
+        raise LsrError(f"{topo.source}: LDP did not converge in the simulation")
+    return lfib_network(topo, lfibs_from_json(sim.lfib_json()))

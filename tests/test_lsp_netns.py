@@ -23,15 +23,9 @@ if is_root():
     from lsr.core.topology import load_topology
     from lsr.lab.control import node_start, node_stop
     from lsr.lab.converge import converge
+    from lsr.lab.lsp import LabSender, live_lfibs, validate_live
     from lsr.lab.state import ns_name
-    from lsr.oam.lab import (
-        LabSender,
-        live_lfibs,
-        lsp_ping,
-        lsp_traceroute,
-        resolve_fec,
-        validate_live,
-    )
+    from lsr.oam.lspping import lsp_ping, lsp_traceroute, resolve_fec
     from lsr.oam.validate import walk_lsp
 
 UNIQ = os.getpid() % 1000

@@ -17,9 +17,9 @@ from lsr.core.igp import Igp
 from lsr.core.lfib import Lfib
 from lsr.core.topology import load_topology
 from lsr.lab.converge import analyse
-from lsr.lab.oam import ecmp_for, ldp_message_types
+from lsr.lab.node_oam import ecmp_for, ldp_message_types
 from lsr.oam.echo import UDP_PORT, build_echo_request_packet, multipath_range
-from lsr.oam.lab import lsp_ping, lsp_traceroute, resolve_fec, sim_network
+from lsr.oam.lspping import lfib_network, lsp_ping, lsp_traceroute, resolve_fec
 from lsr.oam.trace import echo_request
 from lsr.oam.validate import lfibs_from_json, walk_lsp
 from lsr.sim import simulate
@@ -53,7 +53,7 @@ def test_resolve_fec(line3):
 
 def test_ping_egress_code_3(line3):
     topo, lfibs = line3
-    out = lsp_ping(sim_network(topo, lfibs), "pe1", resolve_fec(topo, "pe2"), count=3)
+    out = lsp_ping(lfib_network(topo, lfibs), "pe1", resolve_fec(topo, "pe2"), count=3)
     assert out["result"] == "ok"
     assert [r["return_code"] for r in out["replies"]] == [3, 3, 3]
     assert {r["router"] for r in out["replies"]} == {"pe2"}
@@ -62,7 +62,7 @@ def test_ping_egress_code_3(line3):
 def test_traceroute_8_then_3_matches_lfib_path(line3):
     topo, lfibs = line3
     fec = resolve_fec(topo, "pe2")
-    out = lsp_traceroute(sim_network(topo, lfibs), "pe1", fec)
+    out = lsp_traceroute(lfib_network(topo, lfibs), "pe1", fec)
     assert [(h["router"], h["return_code"]) for h in out["hops"]] == [("p1", 8), ("pe2", 3)]
     assert out["hops"][0]["labels"] == [3]  # p1 pops (PHP)
     assert out["hops"][0]["interface"] == "eth1"
@@ -72,10 +72,10 @@ def test_traceroute_8_then_3_matches_lfib_path(line3):
 def test_multipath_finds_both_branches(diamond):
     topo, lfibs = diamond
     fec = resolve_fec(topo, "pe2")
-    out = lsp_traceroute(sim_network(topo, lfibs), "pe1", fec, multipath=True)
+    out = lsp_traceroute(lfib_network(topo, lfibs), "pe1", fec, multipath=True)
     assert out["result"] == "ok"
     assert sorted(tuple(p["routers"]) for p in out["paths"]) == [("p1", "pe2"), ("p2", "pe2")]
-    single = lsp_traceroute(sim_network(topo, lfibs), "pe1", fec)
+    single = lsp_traceroute(lfib_network(topo, lfibs), "pe1", fec)
     assert len(single["paths"]) == 1
 
 
@@ -86,7 +86,7 @@ def test_broken_lsp_no_label_entry(line3):
     lf = lfibs["p1"]
     broken = dict(lfibs)
     broken["p1"] = Lfib(dict(lf.ftn), {k: v for k, v in lf.ilm.items() if v.fec != fec})
-    net = sim_network(topo, broken)
+    net = lfib_network(topo, broken)
     tr = lsp_traceroute(net, "pe1", fec)
     assert tr["result"] == "broken"
     assert tr["broken_at"]["router"] == "p1" and tr["broken_at"]["return_code"] == 11
@@ -99,7 +99,7 @@ def test_no_lsp_at_ingress(line3):
     fec = resolve_fec(topo, "pe2")
     broken = dict(lfibs)
     broken["pe1"] = Lfib({}, dict(lfibs["pe1"].ilm))
-    tr = lsp_traceroute(sim_network(topo, broken), "pe1", fec)
+    tr = lsp_traceroute(lfib_network(topo, broken), "pe1", fec)
     assert tr["result"] == "broken" and tr["broken_at"]["router"] == "pe1"
     assert "no FTN" in tr["reason"]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import click
 
 from lsr import render
-from lsr.cli import main
+from lsr.cli.root import main
 from lsr.core.topology import load_topology
 from lsr.errors import LsrError
 

@@ -10,8 +10,8 @@ import time
 import click
 
 from lsr import render
-from lsr.cli import main
 from lsr.cli.common import json_option, load, topology_arg
+from lsr.cli.root import main
 from lsr.errors import LsrError
 
 

@@ -12,8 +12,8 @@ import click
 from rich.markup import escape
 
 from lsr import render
-from lsr.cli import main
 from lsr.cli.common import json_option, load
+from lsr.cli.root import main
 from lsr.errors import LsrError
 
 _STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
@@ -26,9 +26,11 @@ def lsp() -> None:
 
 def _backend(args: tuple[str, ...], sim_file: str | None, wait: float) -> tuple[Any, Any, str, str]:
     """(backend, topology, FROM, FEC) from `NAME FROM FEC` or `--sim FILE FROM FEC`."""
-    from lsr.oam.lab import LabSender, check_router, sim_network
+    from lsr.oam.lspping import check_router
 
     if sim_file:
+        from lsr.sim import sim_network
+
         if len(args) != 2:
             raise click.UsageError("with --sim FILE give FROM FEC")
         topo = load(sim_file)
@@ -41,6 +43,8 @@ def _backend(args: tuple[str, ...], sim_file: str | None, wait: float) -> tuple[
 
     if os.geteuid() != 0:
         raise LsrError("lab commands need root (or use --sim FILE)", code=2)
+    from lsr.lab.lsp import LabSender
+
     name, src, fec = args
     sender = LabSender(name, wait=wait)
     check_router(sender.topo, src)
@@ -77,7 +81,7 @@ def ping_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, count: in
 
     Exit status 0 when every reply says "egress" (return code 3), else 1.
     """
-    from lsr.oam.lab import lsp_ping, resolve_fec
+    from lsr.oam.lspping import lsp_ping, resolve_fec
 
     backend, topo, src, fec_s = _backend(args, sim_file, wait)
     out = lsp_ping(backend, src, resolve_fec(topo, fec_s), count=count)
@@ -112,7 +116,7 @@ def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, mul
 
     Exit status 0 when every branch reaches the egress (return code 3), else 1.
     """
-    from lsr.oam.lab import lsp_traceroute, resolve_fec
+    from lsr.oam.lspping import lsp_traceroute, resolve_fec
 
     backend, topo, src, fec_s = _backend(args, sim_file, wait)
     out = lsp_traceroute(backend, src, resolve_fec(topo, fec_s), multipath=multipath, max_ttl=max_ttl)
@@ -158,7 +162,7 @@ if _lab_group is not None:
         """Validate a running lab: expect: assertions, LSP invariants on the live LFIBs, real
         pings, and LSP traceroute paths = LFIB paths. Exit status 1 when anything fails."""
         from lsr.lab import need_root
-        from lsr.oam.lab import validate_live
+        from lsr.lab.lsp import validate_live
 
         need_root()
         out = validate_live(name, sample=sample, traceroutes=not no_traceroute)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import click
 
 from lsr import render
-from lsr.cli import main
 from lsr.cli.common import json_option, load, pick_routers, topology_arg
+from lsr.cli.root import main
 from lsr.core.labels import label_name
 from lsr.errors import LsrError
 from lsr.sim import Simulation, simulate

@@ -8,7 +8,7 @@ import click
 from rich.markup import escape
 
 from lsr import render as out
-from lsr.cli import main
+from lsr.cli.root import main
 from lsr.errors import LsrError
 
 _down_option = click.option("--down", "down", multiple=True, metavar="A-B",

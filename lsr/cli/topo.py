@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from lsr import render
-from lsr.cli import main
 from lsr.cli.common import json_option, load, topology_arg
+from lsr.cli.root import main
 from lsr.core.topology import Topology
 
 

@@ -8,8 +8,8 @@ import click
 from rich.markup import escape
 
 from lsr import render
-from lsr.cli import main
 from lsr.cli.common import json_option, load, topology_arg
+from lsr.cli.root import main
 from lsr.core.igp import Igp
 from lsr.errors import LsrError
 from lsr.oam.validate import lfibs_from_json, reference_lfibs, summary, validate, walk_ping

@@ -152,7 +152,8 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
         _wait_converged(topo, name, t0 + timeout, say)
         timings["converged"] = time.monotonic() - t0
         state.set("converged", time.time())
-        timings.update(strongswan.start(topo, name, state, time.monotonic() + timeout))
+        timings.update(strongswan.start(topo, name, state, time.monotonic() + timeout,
+                                        query))
     except BaseException:
         teardown(name)
         raise

@@ -43,7 +43,7 @@ def _pe(topo: Any, host: str) -> str:
 
 def choose_hosts(name: str, topo: Any, a: str, b: str) -> tuple[str, str]:
     """The first (source, destination) host pair whose LFIB path crosses the a-b link."""
-    from lsr.oam.lab import live_lfibs
+    from lsr.lab.lsp import live_lfibs
     from lsr.oam.validate import walk_lsp
 
     lfibs, _ = live_lfibs(name)

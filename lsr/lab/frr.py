@@ -37,7 +37,8 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from lsr.core.igp import Igp
+from lsr.core.igp import Igp, Route
+from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Node, Topology
 from lsr.errors import LsrError
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, proc_start_time
@@ -50,6 +51,7 @@ ROUTE_PROTO = "static"  # kernel routes zebra passes on (see the module doc)
 DATAPLANE = os.environ.get("LSR_FRR_DATAPLANE", "1") != "0"
 FRR_MIN_SESSION_HOLDTIME = 15  # `session holdtime (15-65535)`; the session uses min(ours, theirs)
 IMPLICIT_NULL = 3
+RESERVED = range(0, 16)
 SPECIAL_LABELS = {"imp-null": 3, "exp-null": 0, "implicit-null": 3, "explicit-null": 0}
 
 
@@ -478,6 +480,37 @@ def _remote_from(bs: list[dict[str, Any]], peer: str) -> dict[str, int]:
     return {b["fec"]: r["label"] for b in bs for r in b.get("remote", []) if r["neighbor"] == peer}
 
 
+def lfib_from_bindings(topo: Topology, node: str, rib: dict[IPv4Network, Route],
+                       bindings: list[dict[str, Any]]) -> Lfib:
+    """FRR's forwarding decisions as our Lfib (neighbours as LSR IDs, like our LDE's)."""
+    by_fec = {b["fec"]: b for b in bindings}
+    lfib = Lfib()
+    for prefix in sorted(rib, key=lambda p: (int(p.network_address), p.prefixlen)):
+        route = rib[prefix]
+        b = by_fec.get(str(prefix))
+        if not route.nexthops or b is None:
+            continue
+        remote = {r["neighbor"]: r["label"] for r in b.get("remote", [])}
+        ftn: list[Nhlfe] = []
+        ilm: list[Nhlfe] = []
+        for nh in route.nexthops:
+            lid = str(topo.nodes[nh.neighbor].lsr_id)
+            if lid not in remote:
+                continue  # no mapping from that neighbour (yet): no LSP through it
+            rl = remote[lid]
+            out = () if rl == IMPLICIT_NULL else (rl,)
+            ftn.append(Nhlfe(lid, nh.interface, nh.address, out, "push"))
+            ilm.append(Nhlfe(lid, nh.interface, nh.address, out,
+                             "pop" if rl == IMPLICIT_NULL else "swap"))
+        if not ftn:
+            continue
+        lfib.ftn[prefix] = FtnEntry(prefix, tuple(ftn))
+        local = b.get("local_label")
+        if local is not None and local not in RESERVED:
+            lfib.ilm[local] = IlmEntry(local, prefix, tuple(ilm))
+    return lfib
+
+
 def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: Any,
             down_links: Sequence[int] = ()) -> str | None:
     """What an FRR node still lacks (None if converged): sessions, then labels both ways.
@@ -493,8 +526,6 @@ def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: An
                 f"OPERATIONAL ({', '.join(sess.get(p, 'none') for p in bad)})")
     mine = bindings(lab, None, node)
     if _has_dataplane(lab, node):  # our forwarding plane in it must use these bindings
-        from lsr.lab.frrplane import lfib_from_bindings
-
         want = lfib_from_bindings(topo, node, Igp(topo, down_links).rib(node), mine).to_json()
         if read_lfib(lab, node) != want:
             return f"{node}: dataplane LFIB not yet in line with FRR's bindings"

@@ -34,52 +34,18 @@ import signal
 import socket
 import sys
 import traceback
-from ipaddress import IPv4Network
 from typing import Any
 
-from lsr.core.igp import Igp, Route
-from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
+from lsr.core.igp import Igp
+from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.lab import frr
 from lsr.lab.state import LabState, lab_dir
 
 log = logging.getLogger("lsr.frrplane")
-IMPLICIT_NULL = 3
-RESERVED = range(0, 16)
 BATCH = 64
 # ldpd debug log lines after which FRR's bindings may have changed
 TRIGGER = re.compile(rb"label (mapping|withdraw|release)|nbr_fsm|session_close|zebra")
-
-
-def lfib_from_bindings(topo: Topology, node: str, rib: dict[IPv4Network, Route],
-                       bindings: list[dict[str, Any]]) -> Lfib:
-    """FRR's forwarding decisions as our Lfib (neighbours as LSR IDs, like our LDE's)."""
-    by_fec = {b["fec"]: b for b in bindings}
-    lfib = Lfib()
-    for prefix in sorted(rib, key=lambda p: (int(p.network_address), p.prefixlen)):
-        route = rib[prefix]
-        b = by_fec.get(str(prefix))
-        if not route.nexthops or b is None:
-            continue
-        remote = {r["neighbor"]: r["label"] for r in b.get("remote", [])}
-        ftn: list[Nhlfe] = []
-        ilm: list[Nhlfe] = []
-        for nh in route.nexthops:
-            lid = str(topo.nodes[nh.neighbor].lsr_id)
-            if lid not in remote:
-                continue  # no mapping from that neighbour (yet): no LSP through it
-            rl = remote[lid]
-            out = () if rl == IMPLICIT_NULL else (rl,)
-            ftn.append(Nhlfe(lid, nh.interface, nh.address, out, "push"))
-            ilm.append(Nhlfe(lid, nh.interface, nh.address, out,
-                             "pop" if rl == IMPLICIT_NULL else "swap"))
-        if not ftn:
-            continue
-        lfib.ftn[prefix] = FtnEntry(prefix, tuple(ftn))
-        local = b.get("local_label")
-        if local is not None and local not in RESERVED:
-            lfib.ilm[local] = IlmEntry(local, prefix, tuple(ilm))
-    return lfib
 
 
 class FrrPlane:
@@ -124,7 +90,7 @@ class FrrPlane:
 
     def _compute(self, down: tuple[int, ...]) -> tuple[dict, Lfib]:
         rib = Igp(self.topo, down).rib(self.name)
-        return rib, lfib_from_bindings(self.topo, self.name, rib,
+        return rib, frr.lfib_from_bindings(self.topo, self.name, rib,
                                        frr.bindings(self.lab, None, self.name))
 
     async def control(self) -> None:

@@ -134,7 +134,7 @@ class IkeConn:
         """Initiator: begin IKE_SA_INIT (again)."""
         if not self.initiator:
             return
-        self._cancel_timers()
+        self.cancel_timers()
         self._teardown_children()
         self.session = IkeSession(self.config, initiator=True)
         self.state = "connecting"
@@ -152,7 +152,7 @@ class IkeConn:
             self.session is None or self.session.spi_i != data[:8]
         ):
             # a (new) IKE_SA_INIT from the initiator: the previous IKE SA, if any, is gone
-            self._cancel_timers()
+            self.cancel_timers()
             self._teardown_children()
             self.session = IkeSession(self.config, initiator=False)
             self.state = "connecting"
@@ -302,7 +302,7 @@ class IkeConn:
 
     # ------------------------------------------------------------ timers
 
-    def _cancel_timers(self) -> None:
+    def cancel_timers(self) -> None:
         for t in (self._rtx, self._retry):
             if t:
                 t.cancel()
@@ -310,7 +310,7 @@ class IkeConn:
 
     def _arm_retransmit(self) -> None:
         s = self.session
-        outstanding = s is not None and s._outstanding is not None
+        outstanding = s is not None and s.awaiting_reply
         if not outstanding:
             if self._rtx:
                 self._rtx.cancel()
@@ -493,7 +493,7 @@ class IpsecRuntime:
 
     def stop(self) -> None:
         for c in self.conns.values():
-            c._cancel_timers()
+            c.cancel_timers()
         for s in self.socks.values():
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(s.fileno())

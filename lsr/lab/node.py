@@ -213,7 +213,7 @@ class Router:
         self.ipsec: Any = None  # lsr.lab.ipsec.IpsecRuntime when the topology gives us an IPsec role
         self.stopping = asyncio.Event()
         self.go = asyncio.Event()  # lab start barrier: every router's sockets exist before any hello
-        from lsr.lab.oam import NodeOam
+        from lsr.lab.node_oam import NodeOam
 
         self.oam = NodeOam(self)  # RFC 8029 responder/sender, event timeline
 
@@ -803,7 +803,7 @@ def ldp_bindings(inst: Any) -> Any:
 
 
 def _plain(v: Any) -> Any:
-    return json.loads(json.dumps(ev._plain(v), default=str))
+    return json.loads(json.dumps(ev.plain(v), default=str))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ import os
 import shutil
 import subprocess
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -146,8 +147,13 @@ def _swanctl(lab: str, node: str, *args: str, timeout: float = 15) -> subprocess
                           capture_output=True, text=True, timeout=timeout)
 
 
-def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[str, float]:
-    """Start charon on every strongswan node that has IKE connections (after convergence)."""
+def start(topo: Topology, lab: str, state: LabState, deadline: float,
+          query: Callable[..., Any]) -> dict[str, float]:
+    """Start charon on every strongswan node that has IKE connections (after convergence).
+
+    `query` is `lsr.lab.query` (our routers' management sockets), passed in so this module
+    does not import the lab package that imports it.
+    """
     nodes = [n for n in gateways(topo) if connections(topo, n)]
     if not nodes:
         return {}
@@ -188,8 +194,7 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
         if r.returncode != 0:
             raise LsrError(f"strongswan node {node}: swanctl --load-all: "
                            f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
-    from lsr.lab import query  # our routers that initiate towards a gateway: go now
-
+    # our routers that initiate towards a gateway: go now
     for node in nodes:
         for c in connections(topo, node):
             if c.initiator != node:

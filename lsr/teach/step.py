@@ -79,12 +79,6 @@ class StepHop:
     icmp: Headers | None = None  # the ICMP error sent, if any
 
 
-def _resolve(topo: Topology, who: str) -> tuple[str, IPv4Address]:
-    from forwarding.walk import _resolve as resolve
-
-    return resolve(topo, who)
-
-
 def _lpm(rib: Mapping[IPv4Network, Route], dst: IPv4Address) -> Route | None:
     best = [r for p, r in rib.items() if dst in p]
     return max(best, key=lambda r: r.prefix.prefixlen) if best else None
@@ -150,11 +144,11 @@ def _decision(topo: Topology, rib: Mapping[IPv4Network, Route], lfib: Any, hop: 
 def step_walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
               proto: str = "icmp", ttl: int = 64) -> tuple[dict[str, Any], list[StepHop]]:
     """The walk JSON and, per hop, the headers received/sent and the deciding row."""
-    from forwarding.walk import make_packet, walk
+    from forwarding.walk import make_packet, resolve_endpoint, walk
 
     w = walk(topo, tables, src, dst, proto, ttl)
-    snode, saddr = _resolve(topo, src)
-    _, daddr = _resolve(topo, dst)
+    snode, saddr = resolve_endpoint(topo, src)
+    _, daddr = resolve_endpoint(topo, dst)
     pkt = make_packet(saddr, daddr, proto, ttl)
     frames: list[tuple[bytes | None, Forward | None, Any]] = []  # (received, forward, result)
     n = topo.nodes[snode]

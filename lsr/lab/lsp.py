@@ -1,25 +1,19 @@
-"""LSP ping / traceroute (RFC 8029) against a live lab or the simulator, and live validation.
-
-Both back ends give the engines of `lsr.oam.trace` a `send(ttl, request[, dst])`:
+"""LSP ping / traceroute (RFC 8029) and LSP validation against a running lab.
 
 * `LabSender`: real echo requests injected at the ingress router of a running
-  lab through its management socket (`oam_probe`, see `lsr.lab.oam`): the
+  lab through its management socket (`oam_probe`, see `lsr.lab.node_oam`): the
   router's runtime pushes the FTN labels with the asked label TTL, sends the
   frame through its dataplane and awaits the reply on UDP 3503 (§4.3, §4.6).
   The replying router is named from the reply's source address (the address of
-  the interface the request arrived on).
-* `sim_network(topo)`: `trace.LfibNetwork` over the LDP simulator's converged LFIBs.
-
-`lsp_ping` / `lsp_traceroute` return the JSON documented in docs/cli.md
-("lsr lsp"); `validate_live` checks a running lab: the topology's `expect:`
-assertions and invariants over the live LFIBs, real pings between hosts, and
-control plane vs data plane (the LSP traceroute path equals the LFIB path).
+  the interface the request arrived on). It is the live back end of the pure
+  `lsr.oam.lspping.lsp_ping` / `lsp_traceroute`.
+* `validate_live` checks a running lab: the topology's `expect:` assertions and
+  invariants over the live LFIBs (`lsr.oam.validate`), real pings between hosts,
+  and control plane vs data plane (the LSP traceroute path equals the LFIB path).
 """
 
 from __future__ import annotations
 
-import itertools
-import os
 import random
 import subprocess
 import time
@@ -27,65 +21,26 @@ from collections.abc import Callable, Collection, Mapping
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+import lsr.lab
 from lsr.core.igp import Igp
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
-from lsr.oam.echo import LOCALHOST, Ddmap, EchoMessage, multipath_range
-from lsr.oam.responder import tables_from_topology
-from lsr.oam.trace import (
-    DEFAULT_MULTIPATH_ADDRESSES,
-    LfibNetwork,
-    Reply,
-    Sender,
-    TraceResult,
-    ping,
-    traceroute,
-)
+from lsr.lab.state import LabState, ns_name
+from lsr.oam.echo import LOCALHOST, Ddmap, EchoMessage
+from lsr.oam.lspping import address_owners, lsp_traceroute
+from lsr.oam.trace import DEFAULT_MULTIPATH_ADDRESSES, Reply, Sender
 from lsr.oam.validate import (
     CheckResult,
     expected_lsps,
     lfibs_from_json,
-    normalize_neighbors,
+    summary,
     validate,
     walk_lsp,
 )
 
 DEFAULT_WAIT = 1.0  # seconds to wait for each echo reply
 SAMPLE_PAIRS = 40  # (ingress, FEC) pairs traced by `validate_live` on big labs
-_handles = itertools.count((os.getpid() & 0x7FFF) << 16)
-
-
-def resolve_fec(topo: Topology, fec: str) -> IPv4Network:
-    """A router name (its loopback /32), a host name (its subnet) or a prefix."""
-    node = topo.nodes.get(fec)
-    if node is not None:
-        if node.is_router:
-            return IPv4Network(f"{node.lsr_id}/32")
-        for i in node.interfaces.values():
-            return i.address.network
-    try:
-        return IPv4Network(fec, strict=False)
-    except ValueError:
-        raise LsrError(f"FEC '{fec}' is neither a node of {topo.name} nor an IPv4 prefix") from None
-
-
-def check_router(topo: Topology, name: str) -> None:
-    if name not in topo.nodes or not topo.nodes[name].is_router:
-        raise LsrError(f"{topo.name}: no router named '{name}'")
-
-
-def address_owners(topo: Topology) -> dict[IPv4Address, tuple[str, str | None]]:
-    """Every router address -> (router, interface or None for the loopback)."""
-    out: dict[IPv4Address, tuple[str, str | None]] = {}
-    for r in topo.routers:
-        out[r.lsr_id] = (r.name, None)
-        for i in r.interfaces.values():
-            out[i.address.ip] = (r.name, i.name)
-    return out
-
-
-# ---------------------------------------------------------------- live lab
 
 
 class LabSender:
@@ -93,14 +48,13 @@ class LabSender:
 
     def __init__(self, name: str, wait: float = DEFAULT_WAIT,
                  query: Callable[..., Any] | None = None) -> None:
-        import lsr.lab
-
         self.name = name
         self.wait = wait
         self.query = query or lsr.lab.query
         self.topo = lsr.lab.topology(name)
         self.owners = address_owners(self.topo)
         self.last_reason: str | None = None
+        self.clock = time.time  # echo timestamps (RFC 8029 §3: NTP format, wall clock)
 
     def sender(self, ingress: str, fec: IPv4Network) -> Sender:
         def send(ttl: int, request: EchoMessage, dst: IPv4Address = LOCALHOST) -> Reply | None:
@@ -126,73 +80,11 @@ class LabSender:
         return any(e["fec"] == str(fec) and e["nexthops"] for e in lf.get("ftn", []))
 
 
-def sim_network(topo: Topology, lfibs: Mapping[str, Lfib] | None = None) -> LfibNetwork:
-    """`LfibNetwork` over the simulator's converged LFIBs (or the ones given)."""
-    if lfibs is None:
-        from lsr.sim import simulate
-
-        sim, res = simulate(topo)
-        if not res.converged:
-            raise LsrError(f"{topo.source}: LDP did not converge in the simulation")
-        lfibs = lfibs_from_json(sim.lfib_json())
-    lfibs = normalize_neighbors(topo, lfibs)
-    tables = {r.name: tables_from_topology(topo, r.name, lfibs.get(r.name, Lfib()))
-              for r in topo.routers}
-    return LfibNetwork.from_topology(topo, tables)
-
-
-def _no_lsp(fec: IPv4Network, source: str, multipath: bool) -> TraceResult:
-    res = TraceResult(fec, source, multipath)
-    res.paths.append({"path": 0, "result": "no-lsp", "routers": []})
-    return res
-
-
-def lsp_traceroute(backend: LabSender | LfibNetwork, source: str, fec: IPv4Network, *,
-                   multipath: bool = False, max_ttl: int = 30) -> dict[str, Any]:
-    """LSP traceroute JSON (`TraceResult.to_json` + `reason`, `backend`)."""
-    handle = next(_handles) & 0xFFFFFFFF
-    live = isinstance(backend, LabSender)
-    reason = None
-    if live and not backend.has_ftn(source, fec) or not live and (
-            fec not in backend.tables[source].lfib.ftn):
-        res = _no_lsp(fec, source, multipath)
-        reason = f"{source} has no FTN entry (no LSP) for {fec}"
-    else:
-        first = backend.first_ddmaps(source, fec, multipath)
-        res = traceroute(backend.sender(source, fec), fec, source, multipath=multipath,
-                         first_ddmaps=first, handle=handle, max_ttl=max_ttl,
-                         clock=time.time if live else None)
-    out = res.to_json()
-    out["backend"] = "lab" if live else "sim"
-    out["reason"] = reason
-    if reason and out["broken_at"] is None:
-        out["broken_at"] = {"ttl": 0, "path": 0, "router": source, "return_code": None,
-                            "return_code_name": "no LSP at the ingress"}
-    return out
-
-
-def lsp_ping(backend: LabSender | LfibNetwork, source: str, fec: IPv4Network, *,
-             count: int = 1) -> dict[str, Any]:
-    """LSP ping JSON (`PingResult.to_json` + `backend`, `reason`)."""
-    handle = next(_handles) & 0xFFFFFFFF
-    live = isinstance(backend, LabSender)
-    res = ping(backend.sender(source, fec), fec, source, count=count, handle=handle)
-    out = res.to_json()
-    out["backend"] = "lab" if live else "sim"
-    out["reason"] = backend.last_reason if live and out["result"] != "ok" else None
-    rtts = [r["rtt_ms"] for r in out["replies"] if r["rtt_ms"] is not None]
-    out["rtt_ms"] = {"min": min(rtts), "avg": round(sum(rtts) / len(rtts), 3), "max": max(rtts)} \
-        if rtts else None
-    return out
-
-
 # ---------------------------------------------------------------- live validation
 
 
 def live_lfibs(name: str) -> tuple[dict[str, Lfib], list[str]]:
     """Every running router's LFIB; routers whose runtime is stopped get an empty one."""
-    import lsr.lab
-
     topo = lsr.lab.topology(name)
     docs: dict[str, Any] = {}
     stopped = []
@@ -214,8 +106,6 @@ def _host_address(topo: Topology, node: str) -> IPv4Address:
 
 def live_ping(name: str, topo: Topology) -> Callable[[str, str], tuple[bool, str]]:
     """A `ping` assertion checker running the real `ping` in the source node's namespace."""
-    from lsr.lab.state import ns_name
-
     def check(src: str, dst: str) -> tuple[bool, str]:
         addr = _host_address(topo, dst)
         p = subprocess.run(["ip", "netns", "exec", ns_name(name, src), "ping", "-c", "3", "-i", "0.2",
@@ -271,10 +161,6 @@ def cp_dp_results(name: str, topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp
 def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = True) -> dict[str, Any]:
     """`lsr lab validate NAME` JSON: expect: + invariants on the live LFIBs, real pings,
     control plane vs data plane by LSP traceroute."""
-    import lsr.lab
-    from lsr.lab.state import LabState
-    from lsr.oam.validate import summary
-
     topo = lsr.lab.topology(name)
     down = LabState(name).read().get("down_links", [])
     igp = Igp(topo, down)
@@ -288,7 +174,4 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
             "stopped_routers": stopped, **summary(results)}
 
 
-__all__ = [
-    "LabSender", "address_owners", "check_router", "cp_dp_results", "live_lfibs", "live_ping",
-    "lsp_ping", "lsp_traceroute", "multipath_range", "resolve_fec", "sim_network", "validate_live",
-]
+__all__ = ["LabSender", "cp_dp_results", "live_lfibs", "live_ping", "validate_live"]
