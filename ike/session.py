@@ -9,6 +9,10 @@ no clocks; randomness (SPIs, nonces, DH private keys) comes from the injected
 `rng(n) -> bytes`, so runs are reproducible in tests. Retransmission is the
 driver's timer: it calls `retransmit()`.
 
+What each command or acceptable message does to the IKE SA is the table of
+`ike.fsm`: every change of `state` goes through `_step`. This module keeps the
+message layer (retransmissions, Message IDs, SPIs, integrity) and the handlers.
+
 Proposal: IKE = ENCR_AES_GCM_16 (RFC 5282) + PRF_HMAC_SHA2_256 + Curve25519
 (group 31); ESP = ENCR_AES_GCM_16, no ESN. Exchanges: IKE_SA_INIT, IKE_AUTH
 (PSK, §2.15), CREATE_CHILD_SA rekeying a Child SA (§1.3.3, optional PFS) and
@@ -23,12 +27,12 @@ import os
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from enum import StrEnum
 from ipaddress import IPv4Address, summarize_address_range
+from typing import Any, ClassVar
 
 from forwarding.ipsec.esp import SecurityAssociation
 from forwarding.ipsec.spd import Selector
-from ike import crypto
+from ike import crypto, fsm
 from ike.codec import (
     AUTH_PSK,
     DH_CURVE25519,
@@ -60,6 +64,7 @@ from ike.codec import (
     decode_payloads,
     encode,
 )
+from ike.fsm import FsmError, IkeSaFsm, Outcome, State
 
 NAT_DETECTION_SOURCE_IP = 16388  # RFC 7296 §3.10.1
 NAT_DETECTION_DESTINATION_IP = 16389
@@ -67,16 +72,6 @@ FLAG_I = 0x08
 FLAG_R = 0x20
 CHILD_SA_NOT_FOUND = 44
 ZERO_SPI = bytes(8)
-
-
-class State(StrEnum):
-    IDLE = "idle"
-    INIT_SENT = "init-sent"  # initiator, waiting for IKE_SA_INIT response
-    INIT_DONE = "init-done"  # responder, waiting for IKE_AUTH
-    AUTH_SENT = "auth-sent"  # initiator, waiting for IKE_AUTH response
-    ESTABLISHED = "established"
-    FAILED = "failed"
-    DELETED = "deleted"
 
 
 @dataclass(frozen=True)
@@ -200,6 +195,11 @@ class IkeError(Exception):
     """A command that the session's state does not allow."""
 
 
+# What a transition's handler returns: how it ended (`ike.fsm.after`) and the actions it made.
+Result = tuple[Outcome, list[Action]]
+DONE = Outcome.DONE
+
+
 @dataclass
 class _Request:
     exchange: int
@@ -218,7 +218,7 @@ class IkeSession:
         self.config = config
         self.initiator = initiator
         self.rng = rng
-        self.state = State.IDLE
+        self.fsm = IkeSaFsm()
         self.spi_i = ZERO_SPI
         self.spi_r = ZERO_SPI
         self.keys: crypto.IkeKeys | None = None
@@ -320,12 +320,61 @@ class IkeSession:
         return [NotifyPayload(NAT_DETECTION_SOURCE_IP, data=fake_src),
                 NotifyPayload(NAT_DETECTION_DESTINATION_IP, data=dst)]
 
+    # ------------------------------------------------------------ the state machine
+
+    @property
+    def state(self) -> State:
+        """The IKE SA's state; it changes only in `_step` (the table of `ike.fsm`)."""
+        return self.fsm.state
+
+    def _step(self, event: fsm.Event, *args: Any) -> list[Action]:
+        """The one driver: run the handler `ike.fsm.TABLE` names and move to its next state."""
+        return self.fsm.step(event, lambda action: self._HANDLERS[action](self, *args))
+
+    def _command(self, event: fsm.Event, *args: Any) -> list[Action]:
+        try:
+            return self._step(event, *args)
+        except FsmError as e:
+            if event is fsm.Event.START:
+                raise IkeError("start() is for an idle initiator") from e
+            raise IkeError(f"IKE SA is {self.state}, not established") from e
+
+    def _received(self, event: fsm.Event, unexpected: str, *args: Any) -> list[Action]:
+        try:
+            return self._step(event, *args)
+        except FsmError:
+            return [Ignored(unexpected)]
+
     # ------------------------------------------------------------ commands
 
     def start(self) -> list[Action]:
         """Initiator: send IKE_SA_INIT (§1.2)."""
-        if not self.initiator or self.state is not State.IDLE:
+        if not self.initiator:
             raise IkeError("start() is for an idle initiator")
+        return self._command(fsm.Event.START)
+
+    def rekey_child(self, spi_in: int) -> list[Action]:
+        """CREATE_CHILD_SA replacing the Child SA whose inbound SPI is `spi_in` (§1.3.3)."""
+        return self._command(fsm.Event.REKEY_CHILD, spi_in)
+
+    def delete_child(self, spi_in: int) -> list[Action]:
+        return self._command(fsm.Event.DELETE_CHILD, spi_in)
+
+    def liveness(self) -> list[Action]:
+        """Empty INFORMATIONAL request (§1.4, dead peer detection)."""
+        return self._command(fsm.Event.LIVENESS)
+
+    def close(self) -> list[Action]:
+        """Delete the IKE SA and with it every Child SA (§1.4.1)."""
+        return self._command(fsm.Event.CLOSE)
+
+    def retransmit(self) -> list[Action]:
+        """The driver's retransmission timer fired: send the outstanding request again."""
+        return self._step(fsm.Event.RETRANSMIT)
+
+    # ------------------------------------------------------------ command handlers
+
+    def _send_init(self) -> Result:
         self.spi_i = self.rng(8)
         self._ni = self.rng(32)
         self._dh = self.rng(32)
@@ -339,12 +388,9 @@ class IkeSession:
         self._msg1 = data
         self._next_mid = 1
         self._outstanding = _Request(Exchange.IKE_SA_INIT, "init", data, 0)
-        self.state = State.INIT_SENT
-        return [SendIke(data)]
+        return DONE, [SendIke(data)]
 
-    def rekey_child(self, spi_in: int) -> list[Action]:
-        """CREATE_CHILD_SA replacing the Child SA whose inbound SPI is `spi_in` (§1.3.3)."""
-        self._need_established()
+    def _queue_rekey(self, spi_in: int) -> Result:
         if spi_in not in self.children:
             raise IkeError(f"no Child SA with inbound SPI 0x{spi_in:08x}")
 
@@ -366,48 +412,38 @@ class IkeSession:
             return _Request(Exchange.CREATE_CHILD_SA, "rekey", ctx={
                 "old": spi_in, "spi": new_spi, "nonce": nonce, "dh": dh, "payloads": payloads})
 
-        return self._enqueue(build)
+        return DONE, self._enqueue(build)
 
-    def delete_child(self, spi_in: int) -> list[Action]:
-        self._need_established()
-
+    def _queue_delete_child(self, spi_in: int) -> Result:
         def build() -> _Request | None:
             if spi_in not in self.children:
                 return None
             return _Request(Exchange.INFORMATIONAL, "delete", ctx={
                 "spi": spi_in, "payloads": [DeletePayload(Protocol.ESP, (struct.pack("!I", spi_in),))]})
 
-        return self._enqueue(build)
+        return DONE, self._enqueue(build)
 
-    def liveness(self) -> list[Action]:
-        """Empty INFORMATIONAL request (§1.4, dead peer detection)."""
-        self._need_established()
-        return self._enqueue(lambda: _Request(Exchange.INFORMATIONAL, "liveness", ctx={"payloads": []}))
+    def _queue_liveness(self) -> Result:
+        return DONE, self._enqueue(lambda: _Request(Exchange.INFORMATIONAL, "liveness", ctx={"payloads": []}))
 
-    def close(self) -> list[Action]:
-        """Delete the IKE SA and with it every Child SA (§1.4.1)."""
-        self._need_established()
-        return self._enqueue(lambda: _Request(Exchange.INFORMATIONAL, "delete-ike",
-                                              ctx={"payloads": [DeletePayload(Protocol.IKE)]}))
+    def _queue_delete_ike(self) -> Result:
+        return DONE, self._enqueue(lambda: _Request(Exchange.INFORMATIONAL, "delete-ike",
+                                                    ctx={"payloads": [DeletePayload(Protocol.IKE)]}))
 
     @property
     def awaiting_reply(self) -> bool:
         """A request of ours waits for its response (the driver runs its retransmit timer)."""
         return self._outstanding is not None
 
-    def retransmit(self) -> list[Action]:
-        """The driver's retransmission timer fired: send the outstanding request again."""
-        return [SendIke(self._outstanding.data)] if self._outstanding else []
-
-    def _need_established(self) -> None:
-        if self.state is not State.ESTABLISHED:
-            raise IkeError(f"IKE SA is {self.state}, not established")
+    def _resend(self) -> Result:
+        return DONE, [SendIke(self._outstanding.data)] if self._outstanding else []
 
     def _enqueue(self, build: Callable[[], _Request | None]) -> list[Action]:
         self._queue.append(build)
         return self._pump()
 
     def _pump(self) -> list[Action]:
+        """Send the next queued request if none is in flight (§2.3: window of one)."""
         while self._outstanding is None and self._queue and self.state is State.ESTABLISHED:
             req = self._queue.pop(0)()
             if req is None:
@@ -422,35 +458,40 @@ class IkeSession:
     # ------------------------------------------------------------ input
 
     def receive(self, data: bytes) -> list[Action]:
-        """One received IKE datagram (without the non-ESP marker). Never raises on bad input."""
+        """One received IKE datagram (without the non-ESP marker). Never raises on bad input.
+
+        The message layer (§2.1 retransmissions, §2.2 Message IDs, §2.6 SPIs, §3.14
+        integrity) is here; what an acceptable message does is the table's (`_step`).
+        """
         try:
             m = decode(data)
         except DecodeError as e:
             return [Ignored(f"malformed: {e}")]
-        if self.state in (State.FAILED, State.DELETED):
+        if self.state in fsm.FINAL:
             return [Ignored(f"IKE SA is {self.state}")]
         if m.exchange == Exchange.IKE_SA_INIT and not m.is_response:
             if not self.initiator and data == self._msg1 and self._msg2:
                 return [SendIke(self._msg2)]  # §2.1: a retransmitted IKE_SA_INIT
-            if self.initiator or self.state is not State.IDLE or m.message_id != 0:
+            if self.initiator or m.message_id != 0:
                 return [Ignored("unexpected IKE_SA_INIT request")]
-            return self._on_init_request(m, data)
+            return self._received(fsm.Event.RX_INIT_REQUEST, "unexpected IKE_SA_INIT request", m, data)
         if m.spi_i != self.spi_i or (m.spi_r != self.spi_r and self.state is not State.INIT_SENT):
-            return [Ignored("IKE SPIs do not match")]
+            return [Ignored("IKE SPIs do not match")]  # §2.6: SPIr is unknown until the response
         if bool(m.flags & FLAG_I) == self.initiator:
             return [Ignored("Initiator flag says the message is our own")]
         if m.is_response:
             req = self._outstanding
             if req is None or m.message_id != req.mid or m.exchange != req.exchange:
                 return [Ignored(f"unexpected response id {m.message_id}")]
+            event = _RESPONSE_EVENTS[req.kind]
+            unexpected = f"unexpected response id {m.message_id}"
             if req.kind == "init":
-                return self._on_init_response(m, data)
+                return self._received(event, unexpected, m, data)
             inner = self._open(m, data)
             if inner is None:
                 return [Ignored("SK payload does not verify")]
-            self._outstanding = None
-            out = self._on_response(req, inner)
-            return out + self._pump()
+            self._outstanding = None  # answered, whatever the answer does
+            return self._received(event, unexpected, req, inner) + self._pump()
         # a request
         if self._last_response and m.message_id == self._last_response[0]:
             return [SendIke(self._last_response[1])]  # §2.1: retransmitted request
@@ -460,7 +501,11 @@ class IkeSession:
         if inner is None:
             return [Ignored("SK payload does not verify")]
         self._expect_mid += 1
-        return self._on_request(m, inner)
+        if self.state is State.ESTABLISHED:
+            unexpected = f"exchange {m.exchange} not handled"
+        else:
+            unexpected = f"{_exchange_name(m.exchange)} in state {self.state}"
+        return self._received(_request_event(m.exchange, inner), unexpected, m, inner)
 
     def _open(self, m: Message, data: bytes) -> tuple[Payload, ...] | None:
         if self.keys is None or not m.payloads or not isinstance(m.payloads[-1], SkPayload):
@@ -481,10 +526,11 @@ class IkeSession:
 
     # ------------------------------------------------------------ IKE_SA_INIT
 
-    def _on_init_request(self, m: Message, data: bytes) -> list[Action]:
-        def refuse(n: int, ndata: bytes = b"") -> list[Action]:
+    def _answer_init(self, m: Message, data: bytes) -> Result:
+        def refuse(n: int, ndata: bytes = b"") -> Result:
+            # §1.2, §2.6: the responder keeps no state for a request it refuses
             r = Message(m.spi_i, ZERO_SPI, Exchange.IKE_SA_INIT, FLAG_R, 0, (NotifyPayload(n, data=ndata),))
-            return [SendIke(encode(r)), Ignored(f"IKE_SA_INIT refused: {Notify(n).name}")]
+            return Outcome.REFUSED, [SendIke(encode(r)), Ignored(f"IKE_SA_INIT refused: {Notify(n).name}")]
 
         chosen = self._pick(next(iter(m.find(SaPayload)), None), Protocol.IKE)
         if chosen is None:
@@ -516,25 +562,24 @@ class IkeSession:
         self._msg2 = encode(r)
         self._last_response = (0, self._msg2)
         self._expect_mid = 1
-        self.state = State.INIT_DONE
-        return [SendIke(self._msg2)]
+        return DONE, [SendIke(self._msg2)]
 
-    def _on_init_response(self, m: Message, data: bytes) -> list[Action]:
+    def _send_auth(self, m: Message, data: bytes) -> Result:
+        """The IKE_SA_INIT response: derive the keys and send IKE_AUTH (initiator)."""
         errs = m.notifies() & {n.value for n in Notify}
         if errs and not m.find(SaPayload):
-            self.state = State.FAILED
             self._outstanding = None
             n = min(errs)
-            return [IkeFailed(f"responder refused IKE_SA_INIT: {Notify(n).name}", n)]
+            return Outcome.FAILED, [IkeFailed(f"responder refused IKE_SA_INIT: {Notify(n).name}", n)]
         chosen = self._pick(next(iter(m.find(SaPayload)), None), Protocol.IKE)
         ke = m.find(KePayload)
         nonce = m.find(NoncePayload)
         if chosen is None or not ke or not nonce or ke[0].group != DH_CURVE25519:
-            return [Ignored("IKE_SA_INIT response without an acceptable SA/KE/Nonce")]
+            return Outcome.REFUSED, [Ignored("IKE_SA_INIT response without an acceptable SA/KE/Nonce")]
         try:
             shared = crypto.x25519_shared(self._dh, ke[0].data)
         except ValueError:
-            return [Ignored("bad KE data")]
+            return Outcome.REFUSED, [Ignored("bad KE data")]
         self.spi_r = m.spi_r
         self._nr = nonce[0].nonce
         self._msg2 = data
@@ -551,23 +596,11 @@ class IkeSession:
         data2 = self._sealed(Exchange.IKE_AUTH, 1, False, payloads)
         self._next_mid = 2
         self._outstanding = _Request(Exchange.IKE_AUTH, "auth", data2, 1, {"spi": spi})
-        self.state = State.AUTH_SENT
-        return [SendIke(data2)]
+        return DONE, [SendIke(data2)]
 
     # ------------------------------------------------------------ requests we answer
 
-    def _on_request(self, m: Message, inner: tuple[Payload, ...]) -> list[Action]:
-        if m.exchange == Exchange.IKE_AUTH and self.state is State.INIT_DONE:
-            return self._on_auth_request(m, inner)
-        if self.state is not State.ESTABLISHED:
-            return [Ignored(f"{Exchange(m.exchange).name} in state {self.state}")]
-        if m.exchange == Exchange.CREATE_CHILD_SA:
-            return self._on_rekey_request(m, inner)
-        if m.exchange == Exchange.INFORMATIONAL:
-            return self._on_informational(m, inner)
-        return [Ignored(f"exchange {m.exchange} not handled")]
-
-    def _on_auth_request(self, m: Message, inner: tuple[Payload, ...]) -> list[Action]:
+    def _answer_auth(self, m: Message, inner: tuple[Payload, ...]) -> Result:
         assert self.keys is not None
         ids = [p for p in inner if isinstance(p, IdPayload) and not p.responder]
         auths = [p for p in inner if isinstance(p, AuthPayload)]
@@ -579,22 +612,21 @@ class IkeSession:
             )
         if not ok:  # §2.21.2: answer AUTH_FAILED and forget the IKE SA
             send = self._respond(m, [NotifyPayload(Notify.AUTH_FAILED)])
-            self.state = State.FAILED
-            return [send, IkeFailed("initiator authentication failed", Notify.AUTH_FAILED)]
+            return Outcome.FAILED, [send, IkeFailed("initiator authentication failed", Notify.AUTH_FAILED)]
         idr = IdPayload(ID_FQDN, self.config.local_id, responder=True)
         my_auth = crypto.psk_auth(self.config.psk, self._msg2, self._ni, self.keys.sk_pr, idr.body())
         head: list[Payload] = [idr, AuthPayload(AUTH_PSK, my_auth)]
-        self.state = State.ESTABLISHED
+        # the IKE SA is up even if its first Child SA is refused (§1.2, §2.21.2)
         up = IkeSaUp(self.spi_i.hex(), self.spi_r.hex())
         chosen = self._pick(next((p for p in inner if isinstance(p, SaPayload)), None), Protocol.ESP)
         if chosen is None:
-            return [self._respond(m, head + [NotifyPayload(Notify.NO_PROPOSAL_CHOSEN)]), up,
-                    ChildSaFailed(Notify.NO_PROPOSAL_CHOSEN)]
+            return DONE, [self._respond(m, head + [NotifyPayload(Notify.NO_PROPOSAL_CHOSEN)]), up,
+                          ChildSaFailed(Notify.NO_PROPOSAL_CHOSEN)]
         tsi = [p for p in inner if isinstance(p, TsPayload) and not p.responder]
         tsr = [p for p in inner if isinstance(p, TsPayload) and p.responder]
         if not self._ts_ok(tsi, tsr):
-            return [self._respond(m, head + [NotifyPayload(Notify.TS_UNACCEPTABLE)]), up,
-                    ChildSaFailed(Notify.TS_UNACCEPTABLE)]
+            return DONE, [self._respond(m, head + [NotifyPayload(Notify.TS_UNACCEPTABLE)]), up,
+                          ChildSaFailed(Notify.TS_UNACCEPTABLE)]
         spi_in = self._spi4()
         k_ir, k_ri = crypto.child_keys(self.keys.sk_d, self._ni, self._nr, self.config.esp_key_bits // 8)
         child = self._child(spi_in, struct.unpack("!I", chosen.spi)[0], k_ir, k_ri,
@@ -603,7 +635,7 @@ class IkeSession:
             SaPayload((Proposal(chosen.number, Protocol.ESP, struct.pack("!I", spi_in), chosen.transforms),)),
             tsi[0], tsr[0],
         ])
-        return [send, up, ChildSaUp(child)]
+        return DONE, [send, up, ChildSaUp(child)]
 
     def _child(self, spi_in: int, spi_out: int, key_in: bytes, key_out: bytes,
                local_ts: tuple[TrafficSelector, ...], remote_ts: tuple[TrafficSelector, ...]) -> ChildSa:
@@ -612,7 +644,7 @@ class IkeSession:
         self.children[spi_in] = child
         return child
 
-    def _on_rekey_request(self, m: Message, inner: tuple[Payload, ...]) -> list[Action]:
+    def _answer_create_child(self, m: Message, inner: tuple[Payload, ...]) -> Result:
         assert self.keys is not None
         rekey = [p for p in inner if isinstance(p, NotifyPayload) and p.notify == Notify.REKEY_SA]
         old = None
@@ -620,24 +652,24 @@ class IkeSession:
             peer_in = struct.unpack("!I", rekey[0].spi)[0]  # the peer's inbound = our outbound
             old = next((c for c in self.children.values() if c.spi_out == peer_in), None)
         if old is None:
-            return [self._respond(m, [NotifyPayload(CHILD_SA_NOT_FOUND, Protocol.ESP,
-                                                    rekey[0].spi if rekey else b"")])]
+            return DONE, [self._respond(m, [NotifyPayload(CHILD_SA_NOT_FOUND, Protocol.ESP,
+                                                          rekey[0].spi if rekey else b"")])]
         chosen = self._pick(next((p for p in inner if isinstance(p, SaPayload)), None), Protocol.ESP)
         nonce = [p for p in inner if isinstance(p, NoncePayload)]
         ke = [p for p in inner if isinstance(p, KePayload)]
         if chosen is None or not nonce:
-            return [self._respond(m, [NotifyPayload(Notify.NO_PROPOSAL_CHOSEN)])]
+            return DONE, [self._respond(m, [NotifyPayload(Notify.NO_PROPOSAL_CHOSEN)])]
         shared = b""
         reply_ke: list[Payload] = []
         if ke:
             if ke[0].group != DH_CURVE25519:
-                return [self._respond(m, [NotifyPayload(Notify.INVALID_KE_PAYLOAD,
-                                                        data=struct.pack("!H", DH_CURVE25519))])]
+                return DONE, [self._respond(m, [NotifyPayload(Notify.INVALID_KE_PAYLOAD,
+                                                              data=struct.pack("!H", DH_CURVE25519))])]
             dh = self.rng(32)
             try:
                 shared = crypto.x25519_shared(dh, ke[0].data)
             except ValueError:
-                return [self._respond(m, [NotifyPayload(Notify.INVALID_SYNTAX)])]
+                return DONE, [self._respond(m, [NotifyPayload(Notify.INVALID_SYNTAX)])]
             reply_ke = [KePayload(DH_CURVE25519, crypto.x25519_public(dh))]
         nr = self.rng(32)
         k_ir, k_ri = crypto.child_keys(self.keys.sk_d, nonce[0].nonce, nr, self.config.esp_key_bits // 8, shared)
@@ -649,15 +681,16 @@ class IkeSession:
             NoncePayload(nr), *reply_ke,
             TsPayload(old.remote_ts), TsPayload(old.local_ts, responder=True),
         ])
-        return [send, ChildSaUp(child, replaces=old.spi_in)]
+        # §2.8: the old Child SA stays until the peer (the rekey initiator) deletes it
+        return DONE, [send, ChildSaUp(child, replaces=old.spi_in)]
 
-    def _on_informational(self, m: Message, inner: tuple[Payload, ...]) -> list[Action]:
+    def _answer_informational(self, m: Message, inner: tuple[Payload, ...]) -> Result:
         out: list[Action] = []
         reply: list[Payload] = []
         for d in (p for p in inner if isinstance(p, DeletePayload)):
-            if d.protocol == Protocol.IKE:
+            if d.protocol == Protocol.IKE:  # RX_DELETE_IKE_REQUEST: the table moves to DELETED
                 send = self._respond(m, [])
-                return [send, *self._all_down(), IkeSaDown("deleted by peer")]
+                return DONE, [send, *self._all_down(), IkeSaDown("deleted by peer")]
             mine = []
             for raw in d.spis:
                 if len(raw) != 4:
@@ -670,34 +703,22 @@ class IkeSession:
                     mine.append(struct.pack("!I", c.spi_in))
             if mine:
                 reply.append(DeletePayload(Protocol.ESP, tuple(mine)))  # §1.4.1: delete ours too
-        return [self._respond(m, reply), *out]
+        return DONE, [self._respond(m, reply), *out]
 
     def _all_down(self) -> list[Action]:
         out: list[Action] = [ChildSaDown(c.spi_in, c.spi_out) for c in self.children.values()]
         self.children.clear()
-        self.state = State.DELETED
         return out
 
     # ------------------------------------------------------------ responses to our requests
 
-    def _on_response(self, req: _Request, inner: tuple[Payload, ...]) -> list[Action]:
-        notifies = {p.notify for p in inner if isinstance(p, NotifyPayload)}
-        if req.kind == "auth":
-            return self._on_auth_response(req, inner, notifies)
-        if req.kind == "rekey":
-            return self._on_rekey_response(req, inner, notifies)
-        if req.kind == "delete":
-            c = self.children.pop(req.ctx["spi"], None)
-            return [ChildSaDown(c.spi_in, c.spi_out)] if c else []
-        if req.kind == "delete-ike":
-            return [*self._all_down(), IkeSaDown("deleted")]
-        return [PeerAlive()]
-
-    def _on_auth_response(self, req: _Request, inner: tuple[Payload, ...], notifies: set[int]) -> list[Action]:
+    def _check_auth(self, req: _Request, inner: tuple[Payload, ...]) -> Result:
+        """The IKE_AUTH response (initiator)."""
         assert self.keys is not None
+        notifies = _notifies(inner)
         if Notify.AUTH_FAILED in notifies:
-            self.state = State.FAILED
-            return [IkeFailed("responder refused our authentication (wrong PSK or ID?)", Notify.AUTH_FAILED)]
+            return Outcome.FAILED, [IkeFailed("responder refused our authentication (wrong PSK or ID?)",
+                                              Notify.AUTH_FAILED)]
         ids = [p for p in inner if isinstance(p, IdPayload) and p.responder]
         auths = [p for p in inner if isinstance(p, AuthPayload)]
         ok = bool(ids and auths) and hmac.compare_digest(
@@ -705,36 +726,36 @@ class IkeSession:
             auths[0].data,
         ) and (self.config.remote_id is None or ids[0].data == self.config.remote_id)
         if not ok:
-            self.state = State.FAILED
-            return [IkeFailed("responder authentication failed", Notify.AUTH_FAILED)]
-        self.state = State.ESTABLISHED
+            return Outcome.FAILED, [IkeFailed("responder authentication failed", Notify.AUTH_FAILED)]
         out: list[Action] = [IkeSaUp(self.spi_i.hex(), self.spi_r.hex())]
         for n in (Notify.NO_PROPOSAL_CHOSEN, Notify.TS_UNACCEPTABLE):
             if n in notifies:
-                return out + [ChildSaFailed(n)]
+                return DONE, out + [ChildSaFailed(n)]
         chosen = self._pick(next((p for p in inner if isinstance(p, SaPayload)), None), Protocol.ESP)
         tsi = [p for p in inner if isinstance(p, TsPayload) and not p.responder]
         tsr = [p for p in inner if isinstance(p, TsPayload) and p.responder]
         if chosen is None or not tsi or not tsr:
-            return out + [ChildSaFailed(Notify.NO_PROPOSAL_CHOSEN)]
+            return DONE, out + [ChildSaFailed(Notify.NO_PROPOSAL_CHOSEN)]
         k_ir, k_ri = crypto.child_keys(self.keys.sk_d, self._ni, self._nr, self.config.esp_key_bits // 8)
         child = self._child(req.ctx["spi"], struct.unpack("!I", chosen.spi)[0], k_ri, k_ir,
                             tsi[0].selectors, tsr[0].selectors)
-        return out + [ChildSaUp(child)]
+        return DONE, out + [ChildSaUp(child)]
 
-    def _on_rekey_response(self, req: _Request, inner: tuple[Payload, ...], notifies: set[int]) -> list[Action]:
+    def _install_rekeyed(self, req: _Request, inner: tuple[Payload, ...]) -> Result:
+        """The CREATE_CHILD_SA response to our rekey (§1.3.3)."""
         assert self.keys is not None
+        notifies = _notifies(inner)
         chosen = self._pick(next((p for p in inner if isinstance(p, SaPayload)), None), Protocol.ESP)
         nonce = [p for p in inner if isinstance(p, NoncePayload)]
         ke = [p for p in inner if isinstance(p, KePayload)]
         if chosen is None or not nonce or (req.ctx["dh"] and not ke):
-            return [ChildSaFailed(min(notifies) if notifies else Notify.NO_PROPOSAL_CHOSEN)]
+            return DONE, [ChildSaFailed(min(notifies) if notifies else Notify.NO_PROPOSAL_CHOSEN)]
         shared = b""
         if req.ctx["dh"]:
             try:
                 shared = crypto.x25519_shared(req.ctx["dh"], ke[0].data)
             except ValueError:
-                return [ChildSaFailed(Notify.INVALID_SYNTAX)]
+                return DONE, [ChildSaFailed(Notify.INVALID_SYNTAX)]
         k_ir, k_ri = crypto.child_keys(self.keys.sk_d, req.ctx["nonce"], nonce[0].nonce,
                                        self.config.esp_key_bits // 8, shared)
         old = self.children[req.ctx["old"]]
@@ -745,7 +766,75 @@ class IkeSession:
         old_spi = old.spi_in
         self._queue.insert(0, lambda: _Request(Exchange.INFORMATIONAL, "delete", ctx={
             "spi": old_spi, "payloads": [DeletePayload(Protocol.ESP, (struct.pack("!I", old_spi),))]}))
-        return out
+        return DONE, out
+
+    def _remove_child(self, req: _Request, inner: tuple[Payload, ...]) -> Result:
+        """The response to our Delete of a Child SA (§1.4.1)."""
+        c = self.children.pop(req.ctx["spi"], None)
+        return DONE, [ChildSaDown(c.spi_in, c.spi_out)] if c else []
+
+    def _peer_alive(self, req: _Request, inner: tuple[Payload, ...]) -> Result:
+        return DONE, [PeerAlive()]
+
+    def _ike_deleted(self, req: _Request, inner: tuple[Payload, ...]) -> Result:
+        """The response to our Delete of the IKE SA (§1.4.1)."""
+        return DONE, [*self._all_down(), IkeSaDown("deleted")]
+
+    # ------------------------------------------------------------ the table's actions
+
+    _HANDLERS: ClassVar[dict[fsm.Action, Callable[..., Result]]] = {
+        fsm.Action.SEND_INIT: _send_init,
+        fsm.Action.QUEUE_REKEY: _queue_rekey,
+        fsm.Action.QUEUE_DELETE_CHILD: _queue_delete_child,
+        fsm.Action.QUEUE_LIVENESS: _queue_liveness,
+        fsm.Action.QUEUE_DELETE_IKE: _queue_delete_ike,
+        fsm.Action.RESEND: _resend,
+        fsm.Action.ANSWER_INIT: _answer_init,
+        fsm.Action.SEND_AUTH: _send_auth,
+        fsm.Action.ANSWER_AUTH: _answer_auth,
+        fsm.Action.CHECK_AUTH: _check_auth,
+        fsm.Action.ANSWER_CREATE_CHILD: _answer_create_child,
+        fsm.Action.ANSWER_INFORMATIONAL: _answer_informational,
+        fsm.Action.INSTALL_REKEYED: _install_rekeyed,
+        fsm.Action.REMOVE_CHILD: _remove_child,
+        fsm.Action.PEER_ALIVE: _peer_alive,
+        fsm.Action.IKE_DELETED: _ike_deleted,
+    }
+
+
+# The response events, by the kind of request they answer (one in flight, §2.3).
+_RESPONSE_EVENTS = {
+    "init": fsm.Event.RX_INIT_RESPONSE,
+    "auth": fsm.Event.RX_AUTH_RESPONSE,
+    "rekey": fsm.Event.RX_REKEY_RESPONSE,
+    "delete": fsm.Event.RX_DELETE_CHILD_RESPONSE,
+    "liveness": fsm.Event.RX_LIVENESS_RESPONSE,
+    "delete-ike": fsm.Event.RX_DELETE_IKE_RESPONSE,
+}
+
+
+def _request_event(exchange: int, inner: tuple[Payload, ...]) -> fsm.Event:
+    """The event for a request that passed the message layer (IKE_SA_INIT is handled before)."""
+    if exchange == Exchange.IKE_AUTH:
+        return fsm.Event.RX_AUTH_REQUEST
+    if exchange == Exchange.CREATE_CHILD_SA:
+        return fsm.Event.RX_CREATE_CHILD_REQUEST
+    if exchange == Exchange.INFORMATIONAL:
+        if any(isinstance(p, DeletePayload) and p.protocol == Protocol.IKE for p in inner):
+            return fsm.Event.RX_DELETE_IKE_REQUEST
+        return fsm.Event.RX_INFORMATIONAL_REQUEST
+    return fsm.Event.RX_OTHER_REQUEST
+
+
+def _exchange_name(exchange: int) -> str:
+    try:
+        return Exchange(exchange).name
+    except ValueError:  # e.g. IKE_INTERMEDIATE (RFC 9242): we do not implement it
+        return f"exchange {exchange}"
+
+
+def _notifies(inner: tuple[Payload, ...]) -> set[int]:
+    return {p.notify for p in inner if isinstance(p, NotifyPayload)}
 
 
 def _within(inner: tuple[TrafficSelector, ...], outer: tuple[TrafficSelector, ...]) -> bool:
