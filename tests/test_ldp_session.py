@@ -223,7 +223,7 @@ def test_message_error_notifications():
     assert s.state is State.OPERATIONAL  # non-fatal
     acts = []
     s.message(MessageError(0x0400, 81, Status.of(StatusCode.MALFORMED_TLV_VALUE, 81, 0x0400)), acts)
-    i._finish(acts)
+    i._commit(acts)
     assert s.state is State.NON_EXISTENT and TcpClose(conn) in acts
 
 
