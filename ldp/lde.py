@@ -305,7 +305,16 @@ class Lde:
         """
         conservative = self.options.retention == "conservative"
         for p in _ipv4_prefixes(msg.fec):
-            peer.requested.discard(p)  # LMp.1-2: answers our Label Request? forget it
+            requested = p in peer.requested  # LMp.1: answers our Label Request?
+            peer.requested.discard(p)  # LMp.2: delete the record of the request
+            old = peer.lib.get(p)  # LMp.9: an earlier mapping for FEC from MsgSource?
+            # LMp.10: a different label, not asked for (Note 6: an answer is a new LSP)
+            if old is not None and old != msg.label and not requested:
+                # LMp.10a: release the old label and take it out of forwarding use
+                # (the commit rebuilds the NHLFEs) -- in use or merely retained alike.
+                del peer.lib[p]
+                self.dirty.add(p)
+                self._send_release(peer, p, old)
             # LMp.11-12: is MsgSource a next hop for FEC (any ECMP next hop)?
             if conservative and not self._is_nexthop(peer, p):
                 # LMp.13 conservative -> LMp.32: release the label (§2.6.2.2)
