@@ -353,7 +353,7 @@ class Lde:
         if any(isinstance(f, WildcardFec) for f in msg.fec):
             gone = list(peer.lib)
         else:
-            gone = [intern_fec(f.prefix) for f in msg.fec if isinstance(f, PrefixFec)]
+            gone = _ipv4_prefixes(msg.fec)
         for p in gone:
             # LWd.3: a mapping for FEC from MsgSource (with that label, if one is given)?
             if msg.label is None or peer.lib.get(p) == msg.label:
@@ -376,7 +376,7 @@ class Lde:
         if any(isinstance(f, WildcardFec) for f in msg.fec):
             done = list(peer.withdrawn)
         else:
-            done = [intern_fec(f.prefix) for f in msg.fec if isinstance(f, PrefixFec)]
+            done = _ipv4_prefixes(msg.fec)
         for p in done:
             # LRl.1 / LRl.3: a FEC whose label we withdrew from MsgSource?
             label = peer.withdrawn.pop(p, None)  # LRl.4: delete the outstanding withdraw

@@ -308,3 +308,24 @@ def test_changed_mapping_conservative_not_nexthop_releases_both():
     assert [(pid, m.label) for pid, m in sent if isinstance(m, LabelRelease)] == [
         (P2, 2001), (P2, 2002)]
     assert N("10.255.0.2/32") not in lde.peers[P2].lib
+
+
+def test_ipv6_prefix_fec_elements_are_not_ours_but_still_answered():
+    """An IPv6 Prefix FEC element in a Withdraw or Release (a dual-stack peer) is skipped
+    by the IPv4 LDE instead of raising; the Withdraw is still answered (LWd.2)."""
+    from ipaddress import IPv6Network
+
+    lde, sent = make()
+    lde.rib_changed(RIB)
+    up(lde, P1, NH1)
+    lde.receive(P1, mapping("10.255.0.2/32", 30))
+    lde.finish()
+    sent.clear()
+    v6 = PrefixFec(IPv6Network("2001:db8::/32"))
+    fecs = (v6, PrefixFec(N("10.255.0.2/32")))
+    lde.receive(P1, LabelMapping(3, (v6,), 40))
+    lde.receive(P1, LabelWithdraw(4, fecs))
+    assert [(type(m), m.fec) for _, m in sent] == [(LabelRelease, fecs)]
+    assert lde.finish().ftn_del == (N("10.255.0.2/32"),)
+    lde.receive(P1, LabelRelease(5, (v6,), 40))
+    assert N("10.255.0.2/32") not in lde.peers[P1].lib
