@@ -271,10 +271,11 @@ class Lde:
         proc = _PROCEDURES.get(type(msg))
         if proc is not None:
             proc(self, peer, msg)
-        # Notifications (A.1.8-A.1.12: Label Request Aborted, No Label Resources, No
-        # Route, Loop Detected, Label Resources Available) need nothing here: we never
-        # have a Label Request pending that they could answer in DU mode, except
-        # conservative retention's, which NH.13 sends again on the next route change.
+        # Notifications never get here: the session logs the advisory ones. Skipped so:
+        # A.1.8-A.1.12 (Label Request Aborted, No Label Resources, No Route, Loop
+        # Detected, Label Resources Available). The only requests we send are
+        # conservative retention's (NH.13-15); one answered by No Route stays recorded
+        # as outstanding and is not sent again until the peer maps the FEC.
 
     def recv_address(self, peer: Peer, msg: Address) -> None:
         """§3.5.5.1: the peer's addresses name IGP next hops (§2.7). A FEC routed over
@@ -297,11 +298,11 @@ class Lde:
     def recv_label_mapping(self, peer: Peer, msg: LabelMapping) -> None:
         """A.1.2 Receive Label Mapping, per FEC element.
 
-        Skipped: LMp.3-8 (loop detection: no Hop Count / Path Vector, optional in
-        frame-mode §2.8); LMp.14-15 and LMp.17-31 run at commit (`finish`: install for
-        forwarding, and in ordered control the upstream advertisement SL.1-5 once the
-        next hop's label is there); LMp.18-27 attribute propagation (no loop detection);
-        LMp.28-30 (we merge: one local label per FEC, §2.6.1).
+        At commit (`finish`): LMp.14-15 (install for forwarding) and LMp.17 / LMp.24-26
+        (ordered control: advertise upstream, SL.1-5, once the next hop's label is
+        there). Skipped: LMp.3-8 (loop detection: no Hop Count / Path Vector, optional
+        in frame mode, §2.8); LMp.18-23 and LMp.27 (attribute propagation, for loop
+        detection); LMp.28-30 (we merge: one local label per FEC, §2.6.1).
         """
         conservative = self.options.retention == "conservative"
         for p in _ipv4_prefixes(msg.fec):
@@ -363,15 +364,14 @@ class Lde:
         self.send(peer.lsr_id, LabelRelease(self.next_msg_id(), msg.fec, msg.label))
 
     def recv_label_release(self, peer: Peer, msg: LabelRelease) -> None:
-        """A.1.4 Receive Label Release: a label we withdrew from this peer may be
-        reused once every peer has released it (§3.5.10).
+        """A.1.4 Receive Label Release: the peer no longer uses a label we withdrew;
+        once every peer has released it, it may be reused (§3.5.10).
 
-        LRl.6 (delete the record of the mapping sent) happened when we withdrew it
-        (SWd.2 keeps the label until this release). Skipped: LRl.6 for a mapping we
-        still advertise (a conservative peer releasing it: we keep the record, it gets
-        our Withdraw if the binding changes); LRl.7-9 (no release downstream:
-        independent control and liberal retention keep the next hop's label);
-        LRl.11-13 (the label left forwarding use when the FEC did).
+        LRl.6 (forget the mapping sent) already happened when we sent the Withdraw
+        (SWd.2). Skipped: LRl.6 for a mapping still advertised (a conservative peer's
+        release: we keep the record, so a later change still sends it a Withdraw);
+        LRl.7-9 (no release downstream: independent control keeps the next hop's
+        label); LRl.11-13 (the label left forwarding use when the FEC did).
         """
         if any(isinstance(f, WildcardFec) for f in msg.fec):
             done = list(peer.withdrawn)
