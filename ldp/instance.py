@@ -11,6 +11,7 @@ labels are learnt on the wire.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from ipaddress import IPv4Address, IPv4Interface
 from typing import Any
 
@@ -159,12 +160,14 @@ class LdpInstance:
     # -------------------------------------------------------------- session upcalls
 
     def session_up(self, s: Session) -> None:
+        """Session OPERATIONAL: Address list and initial mappings (`Lde.peer_up`)."""
         self.lde.peer_up(s.lsr_id, self.addresses())
 
     def session_down(self, s: Session) -> None:
         self.lde.peer_down(s.lsr_id)
 
     def session_message(self, s: Session, msg: Message) -> None:
+        """A message the session FSM passed on (PROCESS): the LDE's App. A procedure for it."""
         self.lde.receive(s.lsr_id, msg)
 
     def _lde_send(self, lsr_id: IPv4Address, msg: Message) -> None:
@@ -179,53 +182,17 @@ class LdpInstance:
         if now is not None:
             self.now = now
         out = self._out = []
-        if isinstance(event, TcpData):
-            self._tcp_data(event, out)
-        elif isinstance(event, TimerExpired):
-            self._timer(event.timer, out)
-        elif isinstance(event, HelloReceived):
-            self._hello(event, out)
-        elif isinstance(event, TcpConnected):
-            s = self.conns.get(event.conn)
-            if isinstance(s, Session):
-                s.connected(out)
-        elif isinstance(event, TcpAccepted):
-            self._accepted(event, out)
-        elif isinstance(event, TcpClosed):
-            c = self.conns.get(event.conn)
-            if isinstance(c, Session):
-                c.tcp_closed(event.reason, out)
-            elif c is not None:
-                del self.conns[event.conn]
-                out.append(CancelTimer(f"accept:{event.conn}"))
-        elif isinstance(event, RibChanged):
-            self.lde.rib_changed(event.rib)
-        elif isinstance(event, Start):
-            self._start(out)
-        elif isinstance(event, Stop):
-            self._stop(out)
-        elif isinstance(event, InterfaceDown):
-            before = self.addresses()
-            if event.ifname in self.ldp_interfaces:
-                self.if_down.add(event.ifname)
-            self._interface_off(event.ifname, out)
-            self._addresses_changed(before)
-        elif isinstance(event, InterfaceUp):
-            before = self.addresses()
-            self.if_down.discard(event.ifname)
-            self._interface_on(event.ifname, out)
-            self._addresses_changed(before)
-        elif isinstance(event, AddressAdded):
-            self._address_added(event, out)
-        elif isinstance(event, AddressRemoved):
-            self._address_removed(event, out)
-        else:
+        on = _HANDLERS.get(type(event))
+        if on is None:
             raise TypeError(f"not an LDP input event: {event!r}")
-        self._finish(out)
+        on(self, event, out)
+        self._commit(out)
         self._out = []
         return out
 
-    def _finish(self, out: list[Action]) -> None:
+    def _commit(self, out: list[Action]) -> None:
+        """After every event: the LDE's commit step (bindings, advertisements, LFIB
+        diff), then every session's queued messages, one TCP write each."""
         diff = self.lde.finish()
         if diff is not None:
             out.append(ApplyLfib(diff))
@@ -234,7 +201,36 @@ class LdpInstance:
             if s.queue:
                 s.flush(out)
 
+    def _tcp_connected(self, ev: TcpConnected, out: list[Action]) -> None:
+        s = self.conns.get(ev.conn)
+        if isinstance(s, Session):
+            s.connected(out)
+
+    def _tcp_closed(self, ev: TcpClosed, out: list[Action]) -> None:
+        c = self.conns.get(ev.conn)
+        if isinstance(c, Session):
+            c.tcp_closed(ev.reason, out)
+        elif c is not None:
+            del self.conns[ev.conn]
+            out.append(CancelTimer(f"accept:{ev.conn}"))
+
+    def _rib_changed(self, ev: RibChanged, out: list[Action]) -> None:
+        self.lde.rib_changed(ev.rib)
+
     # -------------------------------------------------------------- interfaces
+
+    def _link_down(self, ev: InterfaceDown, out: list[Action]) -> None:
+        before = self.addresses()
+        if ev.ifname in self.ldp_interfaces:
+            self.if_down.add(ev.ifname)
+        self._interface_off(ev.ifname, out)
+        self._addresses_changed(before)
+
+    def _link_up(self, ev: InterfaceUp, out: list[Action]) -> None:
+        before = self.addresses()
+        self.if_down.discard(ev.ifname)
+        self._interface_on(ev.ifname, out)
+        self._addresses_changed(before)
 
     def _interface_off(self, ifname: str, out: list[Action]) -> None:
         """No Hellos on `ifname` any more; its adjacencies go (§2.4)."""
@@ -269,7 +265,7 @@ class LdpInstance:
 
     # -------------------------------------------------------------- start / stop
 
-    def _start(self, out: list[Action]) -> None:
+    def _start(self, ev: Start, out: list[Action]) -> None:
         if self.started:
             return
         self.started = True
@@ -280,7 +276,7 @@ class LdpInstance:
             if ifname not in self.if_down:
                 self.discovery.start_interface(ifname, out)
 
-    def _stop(self, out: list[Action]) -> None:
+    def _stop(self, ev: Stop, out: list[Action]) -> None:
         self.stopped = True
         for ifname in list(self.discovery.up):
             for adj in self.discovery.interface_down(ifname, out):
@@ -378,7 +374,8 @@ class LdpInstance:
 
     # -------------------------------------------------------------- timers
 
-    def _timer(self, timer: str, out: list[Action]) -> None:
+    def _timer(self, ev: TimerExpired, out: list[Action]) -> None:
+        timer = ev.timer
         kind, _, rest = timer.partition(":")
         if kind == "hello":
             self.discovery.hello_timer_expired(rest, out)
@@ -446,3 +443,21 @@ class LdpInstance:
         if self.discovery.hellos_received:
             rx["HELLO"] = self.discovery.hellos_received
         return {"sent": dict(sorted(tx.items())), "received": dict(sorted(rx.items()))}
+
+
+# Input event type -> LdpInstance method(event, out); `handle` then runs the commit step.
+_HANDLERS: dict[type, Callable[[LdpInstance, Any, list[Action]], None]] = {
+    TcpData: LdpInstance._tcp_data,
+    TimerExpired: LdpInstance._timer,
+    HelloReceived: LdpInstance._hello,
+    TcpConnected: LdpInstance._tcp_connected,
+    TcpAccepted: LdpInstance._accepted,
+    TcpClosed: LdpInstance._tcp_closed,
+    RibChanged: LdpInstance._rib_changed,
+    Start: LdpInstance._start,
+    Stop: LdpInstance._stop,
+    InterfaceDown: LdpInstance._link_down,
+    InterfaceUp: LdpInstance._link_up,
+    AddressAdded: LdpInstance._address_added,
+    AddressRemoved: LdpInstance._address_removed,
+}

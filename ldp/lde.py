@@ -13,6 +13,25 @@ retention (§2.6.2.2); ordered control and conservative retention as options.
   hops whose peer sent a mapping; one NHLFE per ECMP next hop.
 * A label we withdrew is not reused until every peer released it (§3.5.10).
 
+The code reads as RFC 5036 Appendix A (as FRR's and holo's ldpd do): one
+method per event or received message, App. A steps tagged where they happen
+(``# LMp.10a``), the steps skipped listed per procedure:
+
+    event / message          App. A            method
+    new FEC, next hop change A.1.6, A.1.7      rib_changed (+ finish)
+    Address / Addr Withdraw  §3.5.5.1/§3.5.6.1 recv_address, recv_address_withdraw
+    Label Mapping            A.1.2  LMp.*      recv_label_mapping
+    Label Request            A.1.1  LRq.*      recv_label_request
+    Label Withdraw           A.1.5  LWd.*      recv_label_withdraw
+    Label Release            A.1.4  LRl.*      recv_label_release
+    Label Abort Request      A.1.3             recv_label_abort
+    FEC no longer switched   A.1.14            finish (_bind_local)
+    commit                   SL.*, SWd.*       finish: _bind_local, _advertise, _program
+
+Not implemented anywhere: loop detection (Check_Received_Attributes,
+Prepare_Label_Mapping_Attributes: no Hop Count / Path Vector, §2.8 optional),
+Downstream on Demand, Label Abort, No Label Resources (A.1.9, A.1.12, A.1.13).
+
 Peers are identified by LSR ID; `Nhlfe.neighbor` is ``str(lsr_id)`` here and
 the view layer translates it to a node name.
 """
@@ -23,10 +42,12 @@ import heapq
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from typing import Any
 
 from ldp.messages import (
     Address,
     AddressWithdraw,
+    LabelAbortRequest,
     LabelMapping,
     LabelRelease,
     LabelRequest,
@@ -113,6 +134,15 @@ class LabelAllocator:
 
 
 class Lde:
+    """One router's label decisions, as the procedures of RFC 5036 Appendix A.
+
+    Inputs are one method per App. A event (`rib_changed`, `peer_up`/`peer_down`,
+    `receive` -> one `recv_*` method per message). They change the LIB and mark
+    FECs dirty; `finish` (the commit step) then processes the dirty FECs in FEC
+    order: local binding, advertisements, LFIB diff. Steps are tagged where they
+    happen (``# LMp.10a``); each procedure lists the steps it skips and why.
+    """
+
     def __init__(
         self,
         lsr_id: IPv4Address,
@@ -136,16 +166,23 @@ class Lde:
         self.addr_peer: dict[int, IPv4Address] = {}  # int(peer address) -> peer LSR ID
         self.nh_index: dict[int, set[IPv4Network]] = {}  # int(next-hop address) -> FECs
         self.route_nh: dict[IPv4Network, tuple] = {}  # FEC -> ((Nexthop, int(address)), ...)
-        self._sig: dict[IPv4Network, tuple] = {}
-        self._names: dict[IPv4Address, str] = {}  # FEC -> inputs of its last FTN/ILM
+        self._sig: dict[IPv4Network, tuple] = {}  # FEC -> inputs of its last FTN/ILM
+        self._names: dict[IPv4Address, str] = {}  # peer LSR ID -> str, cached
         self.ilm_of: dict[IPv4Network, int] = {}
         self.lfib = Lfib()
         self.dirty: set[IPv4Network] = set()
-        self._diff: dict[str, dict] = {"ftn_set": {}, "ftn_del": {}, "ilm_set": {}, "ilm_del": {}}
 
-    # -------------------------------------------------------------- inputs
+    # ============================================================== events from the router
 
     def rib_changed(self, rib: dict[IPv4Network, Route]) -> None:
+        """A.1.6 Recognize new FEC, A.1.7 Detect change in FEC next hop, A.1.14 no longer
+        label switch a FEC: every FEC whose route changed is recomputed at commit.
+
+        FEC.1 (label distribution: SL.1-5 to every peer), NH.2 / NH.10-12 (leave the old
+        next hop's label, use the new one's retained mapping) and A.1.14 (SWd.1-2 to
+        every peer) all happen in `finish`. Here only what conservative retention adds.
+        Skipped: FEC.3-4 and NH.6-9 (Downstream on Demand / Label Abort: DU only).
+        """
         old = self.rib
         rib = {intern_fec(p): r for p, r in rib.items()}
         self.rib = rib
@@ -162,29 +199,55 @@ class Lde:
                 self.nh_index.setdefault(a, set()).add(p)
         self.dirty |= changed
         if self.options.retention == "conservative":
-            for peer in self.peers.values():
-                for p in sorted(changed & peer.lib.keys(), key=fec_key):
-                    if not self._is_nexthop(peer, p):
-                        self._release(peer, p, peer.lib.pop(p))
-            # A new next hop whose mapping we released: ask for it again (RFC 5036 A.1.7).
-            for p in sorted(changed & fecs, key=fec_key):
-                for _, a in self.route_nh[p]:
-                    pid = self.addr_peer.get(a)
-                    peer = self.peers.get(pid) if pid is not None else None
-                    if peer is not None and p not in peer.lib and p not in peer.requested:
-                        peer.requested.add(p)
-                        self.send(peer.lsr_id, LabelRequest(self.next_msg_id(), (PrefixFec(p),)))
+            self._nexthop_changed_conservative(changed, fecs)
+
+    def _nexthop_changed_conservative(self, changed: set[IPv4Network],
+                                      fecs: set[IPv4Network]) -> None:
+        """A.1.7 with conservative retention: release what the old next hop gave us,
+        ask the new next hop for what we released earlier."""
+        for peer in self.peers.values():
+            for p in sorted(changed & peer.lib.keys(), key=fec_key):
+                # NH.1: a mapping from a peer that is no longer a next hop;
+                # NH.4-5: conservative retention releases it and forgets it.
+                if not self._is_nexthop(peer, p):
+                    self._send_release(peer, p, peer.lib.pop(p))
+        for p in sorted(changed & fecs, key=fec_key):
+            for _, a in self.route_nh[p]:
+                pid = self.addr_peer.get(a)
+                peer = self.peers.get(pid) if pid is not None else None
+                # NH.11: no mapping from the new next hop (we released it);
+                # NH.13-15: Label Request to it, once (the record is LMp.1's).
+                if peer is not None and p not in peer.lib and p not in peer.requested:
+                    peer.requested.add(p)
+                    self.send(peer.lsr_id, LabelRequest(self.next_msg_id(), (PrefixFec(p),)))
 
     def peer_up(self, lsr_id: IPv4Address, addresses: list[IPv4Address]) -> None:
-        """Session OPERATIONAL: send our Address list (§2.5.5 / §3.5.5), then mappings."""
+        """Session OPERATIONAL: our Address list (§2.5.5, §3.5.5), then, DU (§2.6.3),
+        FEC.1 for every current local binding in FEC order (SL.4 send, SL.5 record).
+
+        The new peer has sent no mapping yet, so the FTN/ILM cannot change: no FEC
+        becomes dirty.
+        """
         peer = self.peers[lsr_id] = Peer(lsr_id)
         self.send(lsr_id, Address(self.next_msg_id(), tuple(addresses)))
-        # DU (§2.6.3): every current local binding, in FEC order. The new peer has
-        # sent no mapping yet, so the FTN/ILM cannot change: no FEC becomes dirty.
         for p in sorted(self.local, key=fec_key):
-            label = self.local[p]
-            peer.advertised[p] = label
-            self.send(lsr_id, LabelMapping(self.next_msg_id(), (PrefixFec(p),), label))
+            self._send_mapping(peer, p, self.local[p])
+
+    def peer_down(self, lsr_id: IPv4Address) -> None:
+        """Session gone: its mappings leave forwarding use (as LWd.1 / LWd.4 for all of
+        them), its addresses stop naming next hops, and it will release nothing more
+        (§3.5.10: its label holds end)."""
+        peer = self.peers.pop(lsr_id, None)
+        if peer is None:
+            return
+        self.dirty |= set(peer.lib)
+        for addr in sorted(peer.addresses):
+            self._unbind_address(addr, lsr_id)
+        for label, waiting in list(self.holds.items()):
+            waiting.discard(lsr_id)
+            if not waiting:
+                del self.holds[label]
+                self._maybe_free(label)
 
     def addresses_added(self, addresses: list[IPv4Address]) -> None:
         """New local addresses: an Address message to every peer (§3.5.5, §2.5.5)."""
@@ -198,83 +261,255 @@ class Lde:
             for pid in sorted(self.peers):
                 self.send(pid, AddressWithdraw(self.next_msg_id(), tuple(addresses)))
 
-    def peer_down(self, lsr_id: IPv4Address) -> None:
-        peer = self.peers.pop(lsr_id, None)
-        if peer is None:
-            return
-        self.dirty |= set(peer.lib)
-        for addr in sorted(peer.addresses):
-            self._unbind_address(addr, lsr_id)
-        for label, waiting in list(self.holds.items()):
-            waiting.discard(lsr_id)
-            if not waiting:
-                del self.holds[label]
-                self._maybe_free(label)
+    # ============================================================== messages from a peer
 
     def receive(self, lsr_id: IPv4Address, msg: Message) -> None:
-        """A label distribution message from an OPERATIONAL session."""
+        """A label distribution message from an OPERATIONAL session: one procedure each."""
         peer = self.peers.get(lsr_id)
         if peer is None:
             return
-        if isinstance(msg, Address):
-            for a in msg.addresses:
-                if isinstance(a, IPv4Address):
-                    peer.addresses.add(a)
-                    self.addr_peer[int(a)] = lsr_id
-                    self.dirty |= self.nh_index.get(int(a), set())
-        elif isinstance(msg, AddressWithdraw):
-            # §3.5.6: the peer no longer has these addresses: drop them from its
-            # address set, so the IGP next hops that used them no longer map to
-            # it (the FECs routed through them are recomputed: LFIB diff).
-            for a in msg.addresses:
-                if isinstance(a, IPv4Address) and a in peer.addresses:
-                    peer.addresses.discard(a)
-                    self._unbind_address(a, lsr_id)
-        elif isinstance(msg, LabelMapping):
-            for fec in msg.fec:
-                if not isinstance(fec, PrefixFec) or not isinstance(fec.prefix, IPv4Network):
-                    continue
-                p = intern_fec(fec.prefix)
-                if self.options.retention == "conservative" and not self._is_nexthop(peer, p):
-                    self._release(peer, p, msg.label)  # §2.6.2.2
-                    continue
-                peer.lib[p] = msg.label
-                peer.requested.discard(p)
-                self.dirty.add(p)
-        elif isinstance(msg, LabelWithdraw):
-            # §3.5.10: remove the mapping and answer with a Label Release.
-            if any(isinstance(f, WildcardFec) for f in msg.fec):
-                gone = list(peer.lib)
-            else:
-                gone = [intern_fec(f.prefix) for f in msg.fec if isinstance(f, PrefixFec)]
-            for p in gone:
-                if msg.label is None or peer.lib.get(p) == msg.label:
-                    peer.lib.pop(p, None)
-                self.dirty.add(p)
-            self.send(lsr_id, LabelRelease(self.next_msg_id(), msg.fec, msg.label))
-        elif isinstance(msg, LabelRelease):
-            if any(isinstance(f, WildcardFec) for f in msg.fec):
-                done = list(peer.withdrawn)
-            else:
-                done = [intern_fec(f.prefix) for f in msg.fec if isinstance(f, PrefixFec)]
-            for p in done:
-                label = peer.withdrawn.pop(p, None)
-                if label is not None:
-                    self._unhold(label, lsr_id)
-        elif isinstance(msg, LabelRequest):
-            # DoD is not used on our links (§3.5.3 A bit): answer from the local binding.
-            for f in msg.fec:
-                if isinstance(f, PrefixFec) and f.prefix in self.local:
-                    label = self.local[f.prefix]
-                    peer.advertised[f.prefix] = label
-                    self.send(lsr_id, LabelMapping(self.next_msg_id(), (f,), label,
-                                                   request_msg_id=msg.msg_id))
-                else:
-                    self.send(lsr_id, Notification(self.next_msg_id(), Status.of(
-                        StatusCode.NO_ROUTE, msg.msg_id, 0x0401)))
-        # Label Abort Request, Notifications: nothing to do in DU mode.
+        proc = _PROCEDURES.get(type(msg))
+        if proc is not None:
+            proc(self, peer, msg)
+        # Notifications never get here: the session logs the advisory ones. Skipped so:
+        # A.1.8-A.1.12 (Label Request Aborted, No Label Resources, No Route, Loop
+        # Detected, Label Resources Available). The only requests we send are
+        # conservative retention's (NH.13-15); one answered by No Route stays recorded
+        # as outstanding and is not sent again until the peer maps the FEC.
 
-    # -------------------------------------------------------------- helpers
+    def recv_address(self, peer: Peer, msg: Address) -> None:
+        """§3.5.5.1: the peer's addresses name IGP next hops (§2.7). A FEC routed over
+        one of them now has that peer as next hop: A.1.7 (NH.10-12) at commit."""
+        for a in msg.addresses:
+            if isinstance(a, IPv4Address):
+                peer.addresses.add(a)
+                self.addr_peer[int(a)] = peer.lsr_id
+                self.dirty |= self.nh_index.get(int(a), set())
+
+    def recv_address_withdraw(self, peer: Peer, msg: AddressWithdraw) -> None:
+        """§3.5.6.1: the peer no longer has these addresses. Next hops that used them
+        no longer map to it (or map to another peer that lists them): A.1.7 (NH.2,
+        NH.10-12) for the FECs routed through them, at commit."""
+        for a in msg.addresses:
+            if isinstance(a, IPv4Address) and a in peer.addresses:
+                peer.addresses.discard(a)
+                self._unbind_address(a, peer.lsr_id)
+
+    def recv_label_mapping(self, peer: Peer, msg: LabelMapping) -> None:
+        """A.1.2 Receive Label Mapping, per FEC element.
+
+        At commit (`finish`): LMp.14-15 (install for forwarding) and LMp.17 / LMp.24-26
+        (ordered control: advertise upstream, SL.1-5, once the next hop's label is
+        there). Skipped: LMp.3-8 (loop detection: no Hop Count / Path Vector, optional
+        in frame mode, §2.8); LMp.18-23 and LMp.27 (attribute propagation, for loop
+        detection); LMp.28-30 (we merge: one local label per FEC, §2.6.1).
+        """
+        conservative = self.options.retention == "conservative"
+        for p in _ipv4_prefixes(msg.fec):
+            requested = p in peer.requested  # LMp.1: answers our Label Request?
+            peer.requested.discard(p)  # LMp.2: delete the record of the request
+            old = peer.lib.get(p)  # LMp.9: an earlier mapping for FEC from MsgSource?
+            # LMp.10: a different label, not asked for (Note 6: an answer is a new LSP)
+            if old is not None and old != msg.label and not requested:
+                # LMp.10a: release the old label and take it out of forwarding use
+                # (the commit rebuilds the NHLFEs) -- in use or merely retained alike.
+                del peer.lib[p]
+                self.dirty.add(p)
+                self._send_release(peer, p, old)
+            # LMp.11-12: is MsgSource a next hop for FEC (any ECMP next hop)?
+            if conservative and not self._is_nexthop(peer, p):
+                # LMp.13 conservative -> LMp.32: release the label (§2.6.2.2)
+                self._send_release(peer, p, msg.label)
+                continue
+            # LMp.13 liberal / LMp.16: record the mapping; LMp.14-15 at commit
+            peer.lib[p] = msg.label
+            self.dirty.add(p)
+
+    def recv_label_request(self, peer: Peer, msg: LabelRequest) -> None:
+        """A.1.1 Receive Label Request, per FEC element. DoD is not used on our links
+        (§3.5.3 A bit), but a request is answered from the local binding.
+
+        Skipped: LRq.1 (loop detection); LRq.3-4 (a request from our next hop is
+        answered, not refused as a loop); LRq.6-8 (the request is answered at once,
+        never recorded as pending); LRq.10-12 (no request onward: DU, merging).
+        """
+        for f in msg.fec:
+            # LRq.2: a route for FEC? -- a local binding exists iff we label switch it
+            if isinstance(f, PrefixFec) and f.prefix in self.local:
+                # LRq.9: label distribution: SL.4 (answering the request, SL.6-7), SL.5
+                self._send_mapping(peer, f.prefix, self.local[f.prefix], msg.msg_id)
+            else:
+                # LRq.5: No Route
+                self.send(peer.lsr_id, Notification(self.next_msg_id(), Status.of(
+                    StatusCode.NO_ROUTE, msg.msg_id, 0x0401)))
+
+    def recv_label_withdraw(self, peer: Peer, msg: LabelWithdraw) -> None:
+        """A.1.5 Receive Label Withdraw (§3.5.10): remove the mappings, answer with one
+        Label Release carrying the same FEC TLV and label.
+
+        LWd.1 (remove from forwarding use) and LWd.8-12 (ordered control: withdraw
+        upstream, SWd.1-2, once the FEC has no downstream label) run at commit.
+        Skipped: LWd.6-7 (Downstream on Demand: no new request).
+        """
+        if any(isinstance(f, WildcardFec) for f in msg.fec):
+            gone = list(peer.lib)
+        else:
+            gone = _ipv4_prefixes(msg.fec)
+        for p in gone:
+            # LWd.3: a mapping for FEC from MsgSource (with that label, if one is given)?
+            if msg.label is None or peer.lib.get(p) == msg.label:
+                peer.lib.pop(p, None)  # LWd.4: delete it
+            self.dirty.add(p)  # LWd.1 at commit
+        # LWd.2: Label Release to MsgSource
+        self.send(peer.lsr_id, LabelRelease(self.next_msg_id(), msg.fec, msg.label))
+
+    def recv_label_release(self, peer: Peer, msg: LabelRelease) -> None:
+        """A.1.4 Receive Label Release: the peer no longer uses a label we withdrew;
+        once every peer has released it, it may be reused (§3.5.10).
+
+        LRl.6 (forget the mapping sent) already happened when we sent the Withdraw
+        (SWd.2). Skipped: LRl.6 for a mapping still advertised (a conservative peer's
+        release: we keep the record, so a later change still sends it a Withdraw);
+        LRl.7-9 (no release downstream: independent control keeps the next hop's
+        label); LRl.11-13 (the label left forwarding use when the FEC did).
+        """
+        if any(isinstance(f, WildcardFec) for f in msg.fec):
+            done = list(peer.withdrawn)
+        else:
+            done = _ipv4_prefixes(msg.fec)
+        for p in done:
+            # LRl.1 / LRl.3: a FEC whose label we withdrew from MsgSource?
+            label = peer.withdrawn.pop(p, None)  # LRl.4: delete the outstanding withdraw
+            if label is not None:
+                self._unhold(label, peer.lsr_id)
+
+    def recv_label_abort(self, peer: Peer, msg: LabelAbortRequest) -> None:
+        """A.1.3 Receive Label Abort Request: nothing to abort. We answer every Label
+        Request at once (no LRq.8 record), so none is ever pending here."""
+
+    # ============================================================== commit
+
+    def finish(self) -> LfibDiff | None:
+        """The commit step: process the dirty FECs in FEC order -- local binding,
+        advertisements, FTN/ILM -- and return the LFIB diff (None if nothing changed)."""
+        if not self.dirty:
+            return None
+        dirty = sorted(self.dirty, key=_sort_key)
+        self.dirty = set()
+        out = _DiffBuilder()
+        peers = [self.peers[k] for k in sorted(self.peers)]
+        for p in dirty:
+            # LMp.11-12 / NH.10-12: the label of every next hop whose peer mapped FEC
+            usable = self._nexthop_label(p)
+            old, new = self._bind_local(p, usable)
+            self._advertise(p, new, peers)
+            # the old local label is free unless a peer still has to release it (§3.5.10)
+            if old is not None and old != new and old >= MIN_UNRESERVED and old not in self.holds:
+                self.labels.free(old)
+            self._program(p, new, usable, out)
+        return out.diff()
+
+    def _bind_local(self, p: IPv4Network, usable: list) -> tuple[int | None, int | None]:
+        """SL.1-2 (allocate and bind a label) or A.1.14 (unbind): the local binding FEC
+        should have now. Returns (old, new)."""
+        old = self.local.get(p)
+        new = self._desired_local(p, usable)
+        if new != old:
+            if new is None:
+                del self.local[p]
+            else:
+                self.local[p] = new
+        return old, new
+
+    def _desired_local(self, p: IPv4Network, usable: list) -> int | None:
+        if p not in self.fecs:
+            return None  # A.1.14: no longer label switch FEC
+        route = self.rib[p]
+        if route.connected:  # egress (§2.6.1): our own prefix
+            return IPV4_EXPLICIT_NULL if self.options.explicit_null else IMPLICIT_NULL
+        if self.options.control == "ordered" and not usable:
+            return None  # §2.6.1.2 (FEC.1 DUO, LWd.8): wait for the next hop's mapping
+        cur = self.local.get(p)
+        if cur is not None and cur >= MIN_UNRESERVED:
+            return cur
+        return self.labels.alloc()  # SL.1-2
+
+    def _advertise(self, p: IPv4Network, new: int | None, peers: list[Peer]) -> None:
+        """DU label distribution (§2.6.3) to every peer: FEC.1 / LMp.17-31 / LWd.8-12.
+        A changed binding is withdrawn first (one Withdraw per FEC per peer)."""
+        for peer in peers:
+            have = peer.advertised.get(p)
+            if have == new:
+                continue
+            if have is not None:
+                self._send_withdraw(peer, p, have)
+            if new is not None:
+                self._send_mapping(peer, p, new)
+
+    def _program(self, p: IPv4Network, new: int | None, usable: list, out: _DiffBuilder) -> None:
+        """FTN and ILM of FEC (RFC 3031 §3.10-3.12): LMp.14-15 (install the next hops'
+        labels for forwarding), LWd.1 / LMp.10a / NH.2 (remove the ones gone)."""
+        route = self.rib.get(p)
+        sig = (route, new, p in self.fecs, tuple((pid, lbl) for _, pid, lbl in usable))
+        if self._sig.get(p) == sig:
+            return  # same route, local label and downstream labels: LFIB unchanged
+        self._sig[p] = sig
+        ftn_nh: list[Nhlfe] = []
+        ilm_nh: list[Nhlfe] = []
+        if route is not None and p in self.fecs and not route.connected:
+            for nh, pid, label in usable:
+                labels = () if label == IMPLICIT_NULL else (label,)
+                nbr = self._names.get(pid) or self._names.setdefault(pid, str(pid))
+                ftn_nh.append(Nhlfe(nbr, nh.interface, nh.address, labels, "push"))
+                ilm_nh.append(Nhlfe(nbr, nh.interface, nh.address, labels,
+                                    "pop" if label == IMPLICIT_NULL else "swap"))
+        cur_ftn = self.lfib.ftn.get(p)
+        if ftn_nh:
+            e = FtnEntry(p, tuple(ftn_nh))
+            if cur_ftn != e:
+                out.ftn_set.append(e)
+                self.lfib.ftn[p] = e
+        elif cur_ftn is not None:
+            out.ftn_del.append(p)
+            del self.lfib.ftn[p]
+        in_label = self.local.get(p)
+        old_in = self.ilm_of.get(p)
+        if old_in is not None and old_in != in_label or (old_in is not None and not ilm_nh):
+            out.ilm_del.append(old_in)
+            self.lfib.ilm.pop(old_in, None)
+            del self.ilm_of[p]
+        if ilm_nh and in_label is not None and in_label >= MIN_UNRESERVED:
+            e2 = IlmEntry(in_label, p, tuple(ilm_nh))
+            if self.lfib.ilm.get(in_label) != e2:
+                out.ilm_set.append(e2)
+                self.lfib.ilm[in_label] = e2
+                self.ilm_of[p] = in_label
+
+    # ============================================================== A.2 common procedures
+
+    def _send_mapping(self, peer: Peer, p: IPv4Network, label: int,
+                      request_msg_id: int | None = None) -> None:
+        """Send_Label (A.2.1): SL.4 send the mapping (SL.6-7: answering a request
+        carries its message ID), SL.5 record it. Skipped: SL.9-14 (no label resources:
+        a range runs out with an error instead)."""
+        peer.advertised[p] = label
+        self.send(peer.lsr_id, LabelMapping(self.next_msg_id(), (PrefixFec(p),), label,
+                                            request_msg_id=request_msg_id))
+
+    def _send_withdraw(self, peer: Peer, p: IPv4Network, label: int) -> None:
+        """Send_Label_Withdraw (A.2.3): SWd.2 record it -- the label waits for the
+        peer's Release before reuse (§3.5.10) -- and SWd.1 send it."""
+        del peer.advertised[p]
+        peer.withdrawn[p] = label
+        if label >= MIN_UNRESERVED:
+            self.holds.setdefault(label, set()).add(peer.lsr_id)
+        self.send(peer.lsr_id, LabelWithdraw(self.next_msg_id(), (PrefixFec(p),), label))
+
+    def _send_release(self, peer: Peer, p: IPv4Network, label: int) -> None:
+        """Send_Message (A.2.5) of a Label Release for one FEC and label."""
+        self.send(peer.lsr_id, LabelRelease(self.next_msg_id(), (PrefixFec(p),), label))
+
+    # ============================================================== helpers
 
     def _unbind_address(self, addr: IPv4Address, lsr_id: IPv4Address) -> None:
         """`lsr_id` no longer owns `addr`; another peer that still lists it takes over."""
@@ -290,9 +525,6 @@ class Lde:
 
     def _is_nexthop(self, peer: Peer, p: IPv4Network) -> bool:
         return any(self.addr_peer.get(a) == peer.lsr_id for _, a in self.route_nh.get(p, ()))
-
-    def _release(self, peer: Peer, p: IPv4Network, label: int) -> None:
-        self.send(peer.lsr_id, LabelRelease(self.next_msg_id(), (PrefixFec(p),), label))
 
     def _unhold(self, label: int, lsr_id: IPv4Address) -> None:
         waiting = self.holds.get(label)
@@ -323,100 +555,7 @@ class Lde:
                 out.append((nh, pid, label))
         return out
 
-    def _desired_local(self, p: IPv4Network, usable: list) -> int | None:
-        if p not in self.fecs:
-            return None
-        route = self.rib[p]
-        if route.connected:  # egress (§2.6.1): our own prefix
-            return IPV4_EXPLICIT_NULL if self.options.explicit_null else IMPLICIT_NULL
-        if self.options.control == "ordered" and not usable:
-            return None  # §2.6.1.2: wait for the next hop's mapping
-        cur = self.local.get(p)
-        if cur is not None and cur >= MIN_UNRESERVED:
-            return cur
-        return self.labels.alloc()
-
-    # -------------------------------------------------------------- decisions
-
-    def finish(self) -> LfibDiff | None:
-        """Process dirty FECs (sorted): bindings, advertisements, LFIB. Returns the diff."""
-        if not self.dirty:
-            return None
-        dirty = sorted(self.dirty, key=_sort_key)
-        self.dirty = set()
-        ftn_set: list[FtnEntry] = []
-        ftn_del: list[IPv4Network] = []
-        ilm_set: list[IlmEntry] = []
-        ilm_del: list[int] = []
-        peers = [self.peers[k] for k in sorted(self.peers)]
-        for p in dirty:
-            usable = self._nexthop_label(p)
-            # --- local binding
-            old = self.local.get(p)
-            new = self._desired_local(p, usable)
-            if new != old:
-                if new is None:
-                    del self.local[p]
-                else:
-                    self.local[p] = new
-            # --- advertisements (DU: to every peer, §2.6.3)
-            for peer in peers:
-                have = peer.advertised.get(p)
-                if have == new:
-                    continue
-                if have is not None:
-                    # one Withdraw per FEC per peer; the label waits for the Release
-                    del peer.advertised[p]
-                    peer.withdrawn[p] = have
-                    if have >= MIN_UNRESERVED:
-                        self.holds.setdefault(have, set()).add(peer.lsr_id)
-                    self.send(peer.lsr_id, LabelWithdraw(self.next_msg_id(), (PrefixFec(p),), have))
-                if new is not None:
-                    peer.advertised[p] = new
-                    self.send(peer.lsr_id, LabelMapping(self.next_msg_id(), (PrefixFec(p),), new))
-            if old is not None and old != new and old >= MIN_UNRESERVED and old not in self.holds:
-                self.labels.free(old)
-            # --- FTN and ILM (RFC 3031 §3.10-3.12)
-            route = self.rib.get(p)
-            sig = (route, new, p in self.fecs, tuple((pid, lbl) for _, pid, lbl in usable))
-            if self._sig.get(p) == sig:
-                continue  # same route, local label and downstream labels: LFIB unchanged
-            self._sig[p] = sig
-            ftn_nh: list[Nhlfe] = []
-            ilm_nh: list[Nhlfe] = []
-            if route is not None and p in self.fecs and not route.connected:
-                for nh, pid, label in usable:
-                    out = () if label == IMPLICIT_NULL else (label,)
-                    nbr = self._names.get(pid) or self._names.setdefault(pid, str(pid))
-                    ftn_nh.append(Nhlfe(nbr, nh.interface, nh.address, out, "push"))
-                    ilm_nh.append(Nhlfe(nbr, nh.interface, nh.address, out,
-                                        "pop" if label == IMPLICIT_NULL else "swap"))
-            cur_ftn = self.lfib.ftn.get(p)
-            if ftn_nh:
-                e = FtnEntry(p, tuple(ftn_nh))
-                if cur_ftn != e:
-                    ftn_set.append(e)
-                    self.lfib.ftn[p] = e
-            elif cur_ftn is not None:
-                ftn_del.append(p)
-                del self.lfib.ftn[p]
-            in_label = self.local.get(p)
-            old_in = self.ilm_of.get(p)
-            if old_in is not None and old_in != in_label or (old_in is not None and not ilm_nh):
-                ilm_del.append(old_in)
-                self.lfib.ilm.pop(old_in, None)
-                del self.ilm_of[p]
-            if ilm_nh and in_label is not None and in_label >= MIN_UNRESERVED:
-                e2 = IlmEntry(in_label, p, tuple(ilm_nh))
-                if self.lfib.ilm.get(in_label) != e2:
-                    ilm_set.append(e2)
-                    self.lfib.ilm[in_label] = e2
-                    self.ilm_of[p] = in_label
-        ilm_del = [x for x in ilm_del if x not in {e.in_label for e in ilm_set}]
-        diff = LfibDiff(tuple(ftn_set), tuple(ftn_del), tuple(ilm_set), tuple(ilm_del))
-        return diff if diff else None
-
-    # -------------------------------------------------------------- views
+    # ============================================================== views
 
     def bindings(self) -> list[dict]:
         """LIB view: per FEC our local label and every peer's label (peers as LSR IDs)."""
@@ -432,3 +571,38 @@ class Lde:
             ]
             out.append({"fec": str(p), "local_label": self.local.get(p), "remote": remote})
         return out
+
+
+@dataclass
+class _DiffBuilder:
+    """The LFIB changes of one commit, in the order they were decided."""
+
+    ftn_set: list[FtnEntry] = field(default_factory=list)
+    ftn_del: list[IPv4Network] = field(default_factory=list)
+    ilm_set: list[IlmEntry] = field(default_factory=list)
+    ilm_del: list[int] = field(default_factory=list)
+
+    def diff(self) -> LfibDiff | None:
+        # an in-label removed for one FEC and reused by another in the same commit stays
+        reused = {e.in_label for e in self.ilm_set}
+        ilm_del = [x for x in self.ilm_del if x not in reused]
+        d = LfibDiff(tuple(self.ftn_set), tuple(self.ftn_del), tuple(self.ilm_set), tuple(ilm_del))
+        return d if d else None
+
+
+def _ipv4_prefixes(fecs: tuple) -> list[Fec]:
+    """The IPv4 Prefix FEC elements of a FEC TLV, interned; other elements are not ours."""
+    return [intern_fec(f.prefix) for f in fecs
+            if isinstance(f, PrefixFec) and isinstance(f.prefix, IPv4Network)]
+
+
+# Receive procedures of App. A (and §3.5.5.1 / §3.5.6.1), by message type.
+_PROCEDURES: dict[type, Callable[[Lde, Peer, Any], None]] = {
+    Address: Lde.recv_address,
+    AddressWithdraw: Lde.recv_address_withdraw,
+    LabelMapping: Lde.recv_label_mapping,
+    LabelRequest: Lde.recv_label_request,
+    LabelWithdraw: Lde.recv_label_withdraw,
+    LabelRelease: Lde.recv_label_release,
+    LabelAbortRequest: Lde.recv_label_abort,
+}

@@ -229,3 +229,103 @@ def test_local_address_changes_sent_to_every_peer():
         (P1, "Address", (IPv4Address("10.0.0.9"),)),
         (P2, "Address", (IPv4Address("10.0.0.9"),)),
     ]
+
+
+# ---------------------------------------------------------------- LMp.10a (RFC 5036 App. A.1.2)
+
+
+def test_changed_mapping_for_retained_fec_releases_old_label():
+    """P2 is not the next hop for 10.255.0.2/32 (liberal retention keeps its label unused).
+    It maps 2001, then 2002: LMp.10a releases 2001 to P2, the LIB keeps 2002, the LFIB
+    does not change."""
+    lde, sent = make()
+    lde.rib_changed(RIB)
+    up(lde, P1, NH1)
+    up(lde, P2, NH2)
+    lde.receive(P1, mapping("10.255.0.2/32", 3))
+    lde.finish()
+    lde.receive(P2, mapping("10.255.0.2/32", 2001))
+    assert lde.finish() is None
+    sent.clear()
+    lde.receive(P2, mapping("10.255.0.2/32", 2002))
+    (rel,) = [(pid, m) for pid, m in sent]
+    assert rel[0] == P2 and isinstance(rel[1], LabelRelease)
+    assert (rel[1].fec, rel[1].label) == ((PrefixFec(N("10.255.0.2/32")),), 2001)
+    assert lde.peers[P2].lib[N("10.255.0.2/32")] == 2002
+    assert lde.finish() is None  # not in use: nothing to reprogram
+    # the same label again (a refresh) is no change: nothing released
+    sent.clear()
+    lde.receive(P2, mapping("10.255.0.2/32", 2002))
+    assert sent == [] and lde.finish() is None
+
+
+def test_changed_mapping_for_fec_in_use_releases_old_label_and_swaps_nhlfe():
+    """P1 is the next hop: 2001 then 2002 releases 2001 and the FTN/ILM push/swap 2002."""
+    lde, sent = make()
+    lde.rib_changed(RIB)
+    up(lde, P1, NH1)
+    lde.receive(P1, mapping("10.255.0.2/32", 2001))
+    d = lde.finish()
+    assert d.ftn_set[0].nexthops[0].out_labels == (2001,)
+    in_label = d.ilm_set[0].in_label
+    sent.clear()
+    lde.receive(P1, mapping("10.255.0.2/32", 2002))
+    assert [(pid, m.label, m.fec) for pid, m in sent if isinstance(m, LabelRelease)] == [
+        (P1, 2001, (PrefixFec(N("10.255.0.2/32")),))]
+    d = lde.finish()
+    (ftn,) = d.ftn_set
+    assert [(n.neighbor, n.out_labels) for n in ftn.nexthops] == [(str(P1), (2002,))]
+    (ilm,) = d.ilm_set
+    assert ilm.in_label == in_label and ilm.nexthops[0].out_labels == (2002,)
+    assert d.ftn_del == () and d.ilm_del == ()
+    # our own label for the FEC did not change: no Withdraw, no new Mapping upstream
+    assert not [m for _, m in sent if isinstance(m, LabelWithdraw | LabelMapping)]
+
+
+def test_changed_mapping_answering_our_request_releases_nothing():
+    """LMp.10 Note 6: a mapping that answers our Label Request is a new LSP, not a change
+    (conservative retention re-requests a label when a peer becomes the next hop)."""
+    lde, sent = make(retention="conservative")
+    lde.rib_changed(RIB)
+    up(lde, P1, NH1)
+    lde.receive(P1, mapping("10.255.0.2/32", 2001))
+    lde.peers[P1].requested.add(N("10.255.0.2/32"))
+    sent.clear()
+    lde.receive(P1, mapping("10.255.0.2/32", 2002))
+    assert sent == [] and lde.peers[P1].lib[N("10.255.0.2/32")] == 2002
+    assert not lde.peers[P1].requested
+
+
+def test_changed_mapping_conservative_not_nexthop_releases_both():
+    """Conservative retention, P2 not the next hop: the old label (LMp.10a) and the new
+    one (LMp.13 -> LMp.32) are both released, in that order, and nothing is kept."""
+    lde, sent = make(retention="conservative")
+    lde.rib_changed(RIB)
+    up(lde, P2, NH2)
+    lde.peers[P2].lib[N("10.255.0.2/32")] = 2001  # kept from when P2 was the next hop
+    sent.clear()
+    lde.receive(P2, mapping("10.255.0.2/32", 2002))
+    assert [(pid, m.label) for pid, m in sent if isinstance(m, LabelRelease)] == [
+        (P2, 2001), (P2, 2002)]
+    assert N("10.255.0.2/32") not in lde.peers[P2].lib
+
+
+def test_ipv6_prefix_fec_elements_are_not_ours_but_still_answered():
+    """An IPv6 Prefix FEC element in a Withdraw or Release (a dual-stack peer) is skipped
+    by the IPv4 LDE instead of raising; the Withdraw is still answered (LWd.2)."""
+    from ipaddress import IPv6Network
+
+    lde, sent = make()
+    lde.rib_changed(RIB)
+    up(lde, P1, NH1)
+    lde.receive(P1, mapping("10.255.0.2/32", 30))
+    lde.finish()
+    sent.clear()
+    v6 = PrefixFec(IPv6Network("2001:db8::/32"))
+    fecs = (v6, PrefixFec(N("10.255.0.2/32")))
+    lde.receive(P1, LabelMapping(3, (v6,), 40))
+    lde.receive(P1, LabelWithdraw(4, fecs))
+    assert [(type(m), m.fec) for _, m in sent] == [(LabelRelease, fecs)]
+    assert lde.finish().ftn_del == (N("10.255.0.2/32"),)
+    lde.receive(P1, LabelRelease(5, (v6,), 40))
+    assert N("10.255.0.2/32") not in lde.peers[P1].lib

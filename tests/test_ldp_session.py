@@ -223,7 +223,7 @@ def test_message_error_notifications():
     assert s.state is State.OPERATIONAL  # non-fatal
     acts = []
     s.message(MessageError(0x0400, 81, Status.of(StatusCode.MALFORMED_TLV_VALUE, 81, 0x0400)), acts)
-    i._finish(acts)
+    i._commit(acts)
     assert s.state is State.NON_EXISTENT and TcpClose(conn) in acts
 
 
@@ -523,3 +523,36 @@ def test_gtsm_needs_g_on_every_adjacency():
     i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, ghello(LO, True)), 2)
     assert i.discovery.gtsm_negotiated(LO)
     assert to_json(TcpConnect(1, ME, LO, None, True))["gtsm"] is True
+
+
+def test_changed_label_mapping_sends_release_of_old_label_on_the_wire():
+    """RFC 5036 App. A LMp.10a through the whole speaker: the peer re-maps a FEC with a
+    new label (no Withdraw between); we send exactly one Label Release, for the old
+    label, in the bytes of a PDU -- for a FEC we only retain and for one in use."""
+    i = inst()
+    rib = {A("10.255.0.1/32"): Route(A("10.255.0.1/32"), 10,
+                                     (Nexthop("lo", "eth1", IPv4Address("10.0.0.2")),)),
+           A("10.9.9.0/24"): Route(A("10.9.9.0/24"), 20,
+                                   (Nexthop("x", "eth2", IPv4Address("10.0.0.6")),)),
+           A("10.255.0.2/32"): Route(A("10.255.0.2/32"), 0, ())}
+    i.handle(RibChanged(rib), 0)
+    conn = active_up(i)
+    used, kept = PrefixFec(A("10.255.0.1/32")), PrefixFec(A("10.9.9.0/24"))
+    acts = i.handle(TcpData(conn, pdu(LO, Address(10, (LO, IPv4Address("10.0.0.2"))),
+                                      LabelMapping(11, (used,), 2001),
+                                      LabelMapping(12, (kept,), 2001))), 2)
+    assert not [m for m in sent(acts) if isinstance(m, LabelRelease)]
+    (ap,) = of(acts, ApplyLfib)
+    assert [e.nexthops[0].out_labels for e in ap.diff.ftn_set] == [(2001,)]
+    for n, fec in enumerate((kept, used)):
+        acts = i.handle(TcpData(conn, pdu(LO, LabelMapping(13 + n, (fec,), 2002))), 3 + n)
+        (tx,) = of(acts, TcpSend)
+        (p,) = codec.PduReader().feed(tx.data)
+        (rel,) = p.messages
+        assert tx.data == codec.encode_pdu(Pdu(LdpId(ME), (LabelRelease(rel.msg_id, (fec,), 2001),)))
+        assert i.lib[LO][fec.prefix] == 2002
+        if fec is used:
+            (ap,) = of(acts, ApplyLfib)
+            assert ap.diff.ftn_set[0].nexthops[0].out_labels == (2002,)
+        else:
+            assert not of(acts, ApplyLfib)
