@@ -11,8 +11,8 @@ labels are learnt on the wire.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
-from ipaddress import IPv4Address, IPv4Interface
+from collections.abc import Callable, Mapping
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
 from ldp.discovery import Adjacency, Discovery
@@ -40,7 +40,7 @@ from ldp.events import (
     TcpSend,
     TimerExpired,
 )
-from ldp.lde import Lde
+from ldp.lde import Lde, label_plan
 from ldp.messages import Initialization, LdpId, Message, Notification, Pdu, Status, StatusCode
 from ldp.session import Session
 from lsr.core.lfib import Lfib
@@ -72,6 +72,7 @@ class LdpInstance:
         retry_initial: float = DEFAULT_RETRY_INITIAL,
         retry_max: float = DEFAULT_RETRY_MAX,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
+        label_plan: Mapping[IPv4Network, int] | None = None,
     ) -> None:
         """`interfaces`: LDP-enabled interface -> address; `passwords`: peer LSR ID -> MD5 key."""
         if codec is None:
@@ -106,7 +107,7 @@ class LdpInstance:
         )
         self._out: list[Action] = []
         self.lde = Lde(self.lsr_id, labels, self.options, self._lde_send, self.next_msg_id,
-                       lambda lvl, txt: self._out.append(LogEvent(lvl, txt)))
+                       lambda lvl, txt: self._out.append(LogEvent(lvl, txt)), label_plan)
 
     @classmethod
     def from_topology(cls, topo: Topology, router: str, **kw: Any) -> LdpInstance:
@@ -114,11 +115,17 @@ class LdpInstance:
 
         Passwords are configured per neighbour node name; they are resolved to
         that node's LSR ID here, as an operator would configure a key per
-        neighbour LSR ID.
+        neighbour LSR ID. Local labels follow a plan (`ldp.lde.label_plan`): every
+        prefix of the topology this router would bind a label to, in FEC order,
+        so labels do not depend on the order routes arrive in.
         """
         node = topo.nodes[router]
         ifs = {i.name: i.address for i in node.interfaces.values()}
         pw = {topo.nodes[nb].lsr_id: key for nb, key in node.ldp.passwords}
+        remote = [p for p, owners in topo.prefixes().items()
+                  if all(o != router for o, _ in owners)
+                  and (node.ldp.fecs == "all" or p.prefixlen == 32)]
+        kw.setdefault("label_plan", label_plan(node.labels[0], remote))
         return cls(router, node.lsr_id, ifs, node.labels, node.ldp, pw, **kw)
 
     # -------------------------------------------------------------- host services
@@ -215,7 +222,25 @@ class LdpInstance:
             out.append(CancelTimer(f"accept:{ev.conn}"))
 
     def _rib_changed(self, ev: RibChanged, out: list[Action]) -> None:
+        reach = self._reachable_peers()
         self.lde.rib_changed(ev.rib)
+        # A connect that failed for want of a route to the peer's transport address is
+        # retried as soon as the IGP installs one, not when the backoff runs out.
+        for lid in sorted(self._reachable_peers() - reach):
+            s = self.sessions[lid]
+            if s.active and s.conn is None and s.adjacencies and s.retry_delay:
+                out.append(CancelTimer(f"retry:{lid}"))
+                s.connect(out)
+
+    def _reachable_peers(self) -> set[IPv4Address]:
+        """Peers with a session record whose transport address the RIB has a route to."""
+        rib = self.lde.rib
+        out = set()
+        for lid, s in self.sessions.items():
+            if any(s.transport in p for p in rib if p.prefixlen and not rib[p].connected) or \
+                    IPv4Network(f"{s.transport}/32") in rib:
+                out.add(lid)
+        return out
 
     # -------------------------------------------------------------- interfaces
 

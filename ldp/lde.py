@@ -39,7 +39,7 @@ the view layer translates it to a node name.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
@@ -113,24 +113,50 @@ class Peer:
 
 
 class LabelAllocator:
-    """Lowest free label of [lo, hi] first; never 0-15."""
+    """Local labels of [lo, hi], never 0-15.
 
-    def __init__(self, lo: int, hi: int) -> None:
+    A FEC the driver planned a label for gets that label, so a label is a function
+    of the FEC and not of the order routes happened to arrive in (OSPF installs
+    them one SPF run at a time; a router that restarts or a link that flaps gets
+    the same labels back, and a lab equals its simulation label for label). Other
+    FECs take the lowest free label above the plan.
+    """
+
+    def __init__(self, lo: int, hi: int, plan: Mapping[IPv4Network, int] | None = None) -> None:
         self.lo = max(lo, MIN_UNRESERVED)
         self.hi = hi
-        self.next = self.lo
+        self.plan = {p: lb for p, lb in (plan or {}).items() if self.lo <= lb <= hi}
+        self.planned = set(self.plan.values())
+        self.in_use: set[int] = set()
+        self.next = max(self.planned) + 1 if self.planned else self.lo
         self.freed: list[int] = []
 
-    def alloc(self) -> int:
+    def alloc(self, fec: IPv4Network | None = None) -> int:
+        want = self.plan.get(fec) if fec is not None else None
+        if want is not None and want not in self.in_use:
+            self.in_use.add(want)
+            return want
         if self.freed and self.freed[0] < self.next:
-            return heapq.heappop(self.freed)
-        if self.next > self.hi:
+            label = heapq.heappop(self.freed)
+        elif self.next > self.hi:
             raise RuntimeError("label range exhausted")
-        self.next += 1
-        return self.next - 1
+        else:
+            label = self.next
+            self.next += 1
+        self.in_use.add(label)
+        return label
 
     def free(self, label: int) -> None:
-        heapq.heappush(self.freed, label)
+        self.in_use.discard(label)
+        if label not in self.planned:
+            heapq.heappush(self.freed, label)
+
+
+def label_plan(lo: int, fecs: list[IPv4Network]) -> dict[IPv4Network, int]:
+    """Labels lo, lo+1, ... for `fecs` in FEC order: what allocation in sorted order
+    gives when every route is known at once (the labels `lsr` has always shown)."""
+    base = max(lo, MIN_UNRESERVED)
+    return {p: base + k for k, p in enumerate(sorted(fecs, key=fec_key))}
 
 
 class Lde:
@@ -151,13 +177,14 @@ class Lde:
         send: Callable[[IPv4Address, Message], None],
         next_msg_id: Callable[[], int],
         log: Callable[[str, str], None] = lambda level, text: None,
+        plan: Mapping[IPv4Network, int] | None = None,
     ) -> None:
         self.lsr_id = lsr_id
         self.options = options
         self.send = send
         self.next_msg_id = next_msg_id
         self.log = log
-        self.labels = LabelAllocator(*label_range)
+        self.labels = LabelAllocator(*label_range, plan)
         self.rib: dict[IPv4Network, Route] = {}
         self.fecs: set[IPv4Network] = set()
         self.local: dict[IPv4Network, int] = {}  # local bindings
@@ -432,7 +459,7 @@ class Lde:
         cur = self.local.get(p)
         if cur is not None and cur >= MIN_UNRESERVED:
             return cur
-        return self.labels.alloc()  # SL.1-2
+        return self.labels.alloc(p)  # SL.1-2
 
     def _advertise(self, p: IPv4Network, new: int | None, peers: list[Peer]) -> None:
         """DU label distribution (§2.6.3) to every peer: FEC.1 / LMp.17-31 / LWd.8-12.

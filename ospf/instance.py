@@ -102,10 +102,13 @@ class OspfConfig:
     spf_delay: float = 0.0  # seconds; FRR's `timers throttle spf 0 50 5000`
     spf_hold: float = 0.05
     spf_max_hold: float = 5.0
-    # §12.4 MinLSInterval: RFC 2328 fixes 5 s; 1 s (as FRR's `timers throttle lsa all 1000`)
-    # lets a lab converge in about a second. Never below the peers' MinLSArrival (1 s).
+    # §12.4 MinLSInterval and §13 step 5a MinLSArrival: RFC 2328 fixes 5 s and 1 s. We
+    # default to 1 s and 0.5 s (FRR: `timers throttle lsa all 1000`, `timers lsa min-arrival
+    # 500`) so a lab converges in about a second. The interval must stay above every
+    # peer's arrival time plus the flooding delay, or a peer drops the newer instance and
+    # it waits a RxmtInterval for the retransmission.
     min_ls_interval: float = 1.0
-    min_ls_arrival: float = 1.0  # §13 step 5a MinLSArrival
+    min_ls_arrival: float = 0.5
     auth: Auth = NO_AUTH
     names: Mapping[IPv4Address, str] = field(default_factory=dict)  # router ID -> node name
 
@@ -319,7 +322,7 @@ class OspfInstance:
         elif kind == "spf":
             self._run_spf()
         elif kind == "originate":
-            self._originate()
+            self._originate(held=True)
         elif kind == "refresh":
             self._originate(refresh=True)
         elif kind == "maxage":
@@ -603,10 +606,10 @@ class OspfInstance:
                     and h.adv_router != self.rid:
                 self._count("drop-min-ls-arrival")  # 5a
                 return True
-            self._flood(lsa, n)  # 5b
-            for x in self.ifaces.values():  # 5c
+            for x in self.ifaces.values():  # 5c first: the old instance, not the one 5b adds
                 if x.nbr is not None:
                     x.nbr.retransmit.pop(h.key, None)
+            self._flood(lsa, n)  # 5b
             if self.lsdb.install(lsa, self.now):  # 5d
                 self._schedule_spf()
             self._arm_maxage()
@@ -684,7 +687,10 @@ class OspfInstance:
         links.sort(key=lambda ln: (ln.type, int(ln.link_id), int(ln.link_data)))
         return RouterLsaBody(0, tuple(links))
 
-    def _originate(self, refresh: bool = False) -> None:
+    def _originate(self, refresh: bool = False, held: bool = False) -> None:
+        """A new instance of our router-LSA if its contents changed (or on refresh). `held`:
+        the MinLSInterval timer ran out, so the interval has passed whatever the float
+        arithmetic says."""
         if not self.running:
             return
         key = LsaKey(LsType.ROUTER, self.rid, self.rid)
@@ -693,7 +699,7 @@ class OspfInstance:
         if e is not None and not refresh and e.lsa.body == body and e.age(self.now) < MAX_AGE:
             return
         last = self._last_origination
-        if last is not None and self.now - last < self.cfg.min_ls_interval:
+        if not held and last is not None and self.now - last < self.cfg.min_ls_interval:
             # MinLSInterval (§12.4): at most one new instance per interval.
             self._out.append(StartTimer("originate", last + self.cfg.min_ls_interval - self.now))
             return
