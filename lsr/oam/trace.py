@@ -38,7 +38,6 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from lsr.core.labels import IMPLICIT_NULL
 from lsr.core.topology import Topology
 from lsr.oam.echo import (
     FLAG_V,
@@ -56,6 +55,7 @@ from lsr.oam.echo import (
     ntp_from_unix,
     return_code_name,
 )
+from lsr.oam.lspwalk import MAX_HOPS, step
 from lsr.oam.responder import RouterTables, ingress_ddmaps, respond
 
 DEFAULT_MAX_TTL = 30
@@ -372,10 +372,12 @@ class LfibNetwork:
         ftn = t.lfib.ftn.get(fec)
         if ftn is None or not ftn.nexthops:
             return None
-        nh = t.ecmp(dst, ftn.nexthops)
-        stack = [[lbl, ttl] for lbl in nh.out_labels if lbl != IMPLICIT_NULL]
-        router, in_if = self.links.get((ingress, nh.interface), (None, None))
-        for _ in range(64):
+        # One ECMP branch of the walk (`lspwalk.step` does the label operation);
+        # each stack entry carries its TTL, which decides where the probe is answered.
+        hop = step(ingress, None, t.ecmp(dst, ftn.nexthops))
+        stack = [[lbl, ttl] for lbl in hop.stack]
+        router, in_if = self.links.get((ingress, hop.interface), (None, None))
+        for _ in range(MAX_HOPS):
             if router is None or router not in self.tables:
                 return None  # left the MPLS domain
             t = self.tables[router]
@@ -390,9 +392,7 @@ class LfibNetwork:
             ilm = t.lfib.ilm.get(top[0])
             if ilm is None or not ilm.nexthops:
                 return None  # dropped: no label entry
-            nh = t.ecmp(dst, ilm.nexthops)
-            new_ttl = top[1] - 1
-            out = [lbl for lbl in nh.out_labels if lbl != IMPLICIT_NULL]
-            stack = [[lbl, new_ttl] for lbl in out] + stack[1:]
-            router, in_if = self.links.get((router, nh.interface), (None, None))
+            hop = step(router, tuple(e[0] for e in stack), t.ecmp(dst, ilm.nexthops))
+            stack = [[lbl, top[1] - 1] for lbl in hop.out_labels] + stack[1:]
+            router, in_if = self.links.get((router, hop.interface), (None, None))
         return None

@@ -40,9 +40,9 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from lsr.core.igp import Igp
-from lsr.core.labels import IMPLICIT_NULL, IPV4_EXPLICIT_NULL
 from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Topology
+from lsr.oam import lspwalk
 
 INVARIANTS = (
     "lsp-coverage",
@@ -52,7 +52,7 @@ INVARIANTS = (
     "no-loops",
     "no-black-holes",
 )
-MAX_PATHS = 1024  # ECMP branches walked per (ingress, FEC)
+MAX_PATHS = lspwalk.MAX_BRANCHES  # ECMP branches walked per (ingress, FEC)
 
 
 # ---------------------------------------------------------------- results
@@ -282,7 +282,7 @@ def normalize_neighbors(topo: Topology, lfibs: Mapping[str, Lfib]) -> dict[str, 
 
 
 def _egresses(topo: Topology, fec: IPv4Network) -> frozenset[str]:
-    return frozenset(o for o, _ in topo.prefixes().get(fec, []))
+    return frozenset(lspwalk.egresses(topo, fec))
 
 
 def wants(topo: Topology, router: str, fec: IPv4Network) -> bool:
@@ -321,7 +321,7 @@ def reference_lfibs(topo: Topology, igp: Igp | None = None) -> dict[str, Lfib]:
 
     def out_labels(nb: str, fec: IPv4Network) -> tuple[int, ...] | None:
         if nb in _egresses(topo, fec):
-            return (IPV4_EXPLICIT_NULL,) if topo.nodes[nb].ldp.explicit_null else ()
+            return lspwalk.egress_binding(topo, nb)
         lbl = local.get((nb, fec))
         return None if lbl is None else (lbl,)
 
@@ -374,79 +374,25 @@ class LspWalk:
         return bool(self.paths) and not self.problems
 
 
-def _label_for(lfib: Lfib | None, fec: IPv4Network) -> int | None:
-    if lfib is None:
-        return None
-    for e in lfib.ilm.values():
-        if e.fec == fec:
-            return e.in_label
-    return None
+# How each problem of the walk shows in the invariants (INVARIANTS).
+_CHECK = {
+    lspwalk.NO_FTN: "lsp-coverage",
+    lspwalk.LOOP: "no-loops",
+    lspwalk.MAX_HOPS_EXCEEDED: "no-loops",
+    lspwalk.NOT_A_ROUTER: "no-black-holes",
+    lspwalk.EGRESS_LABEL: "php",
+    lspwalk.EARLY_POP: "php",
+    lspwalk.LABEL_DISCONTINUITY: "label-continuity",
+    lspwalk.MISSING_ILM: "no-black-holes",
+    lspwalk.BLACKHOLE: "no-black-holes",
+}
 
 
 def walk_lsp(topo: Topology, lfibs: Mapping[str, Lfib], ingress: str, fec: IPv4Network) -> LspWalk:
-    """Follow FTN then ILM entries hop by hop over every ECMP branch."""
-    w = LspWalk(ingress, fec)
-    egress = _egresses(topo, fec)
-    lf = lfibs.get(ingress)
-    ftn = lf.ftn.get(fec) if lf else None
-    if ftn is None or not ftn.nexthops:
-        w.problems.append(Problem("lsp-coverage", ingress, fec, f"{ingress} has no FTN entry for {fec}"))
-        return w
-
-    def fail(check: str, router: str, detail: str) -> None:
-        w.problems.append(Problem(check, router, fec, detail))
-
-    def visit(router: str, nh: Nhlfe, path: tuple[str, ...]) -> None:
-        if len(w.paths) + len(w.problems) >= MAX_PATHS:
-            return
-        nxt = nh.neighbor
-        labels = tuple(lbl for lbl in nh.out_labels if lbl != IMPLICIT_NULL)
-        hop = f"{router} -> {nxt}"
-        if nxt in path:
-            fail("no-loops", router, f"loop: {' -> '.join(path + (nxt,))}")
-            return
-        if nxt not in topo.nodes or not topo.nodes[nxt].is_router:
-            fail("no-black-holes", router, f"{hop}: next hop {nxt} is not a router of the topology")
-            return
-        if nxt in egress:
-            want = (IPV4_EXPLICIT_NULL,) if topo.nodes[nxt].ldp.explicit_null else ()
-            if labels == want:
-                w.paths.append(path + (nxt,))
-            elif not want:
-                fail("php", router, f"{hop}: missing PHP, sends label {list(labels)} to the egress "
-                                    f"(expected pop)")
-            else:
-                fail("php", router, f"{hop}: sends {list(labels) or 'unlabelled'} to the egress, "
-                                    f"which asked for explicit-null")
-            return
-        if not labels:
-            fail("php", router, f"{hop}: pops before the egress ({nxt} is not an egress of {fec})")
-            return
-        top = labels[0]
-        nlf = lfibs.get(nxt)
-        ilm = nlf.ilm.get(top) if nlf else None
-        if ilm is None:
-            theirs = _label_for(nlf, fec)
-            if theirs is not None:
-                fail("label-continuity", router,
-                     f"{hop}: out label {top} but {nxt}'s label for {fec} is {theirs}")
-            else:
-                fail("no-black-holes", router,
-                     f"{hop}: {nxt} has no ILM entry for label {top} (nor any label for {fec})")
-            return
-        if ilm.fec != fec:
-            fail("label-continuity", router,
-                 f"{hop}: out label {top} is {nxt}'s label for {ilm.fec}, not {fec}")
-            return
-        if not ilm.nexthops:
-            fail("no-black-holes", nxt, f"{nxt}: ILM entry for label {top} has no next hop")
-            return
-        for n2 in ilm.nexthops:
-            visit(nxt, n2, path + (nxt,))
-
-    for nh in ftn.nexthops:
-        visit(ingress, nh, (ingress,))
-    return w
+    """Follow FTN then ILM entries hop by hop over every ECMP branch (`lsr.oam.lspwalk`)."""
+    wk = lspwalk.walk(topo, lfibs, ingress, fec)
+    return LspWalk(ingress, fec, [b.routers for b in wk.complete],
+                   [Problem(_CHECK[p.kind], p.router, fec, p.detail) for p in wk.problems])
 
 
 def _igp_set(igp: Igp, router: str, fec: IPv4Network) -> set[tuple[str, str, IPv4Address]] | None:

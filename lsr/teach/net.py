@@ -5,8 +5,9 @@
 the same shapes: `lfib_json` as `lsr sim lfib --json`, `bindings` per router
 as `lsr sim bindings --json`, and `lfibs` as `lsr.core.lfib.Lfib` objects.
 
-LSP tracing (`lsp_hops`, `fec_hops`) follows FTN then ILM entries over every
-ECMP branch and records each hop's label operation.
+LSP tracing: `lsp_hops` is the LSP walk of `lsr.oam.lspwalk` (every ECMP
+branch, each hop's label operation) in the shapes the drawings use;
+`fec_hops` lists every router's FTN and ILM decisions for a FEC.
 """
 
 from __future__ import annotations
@@ -16,12 +17,21 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from lsr.core.igp import Igp
-from lsr.core.lfib import Lfib, Nhlfe
+from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
+from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology, load_topology
 from lsr.errors import LsrError
-
-IMPLICIT_NULL = 3
-EXPLICIT_NULL = 0
+from lsr.oam.lspwalk import (
+    EGRESS_LABEL,
+    LABEL_DISCONTINUITY,
+    LOOP,
+    MAX_HOPS,
+    MAX_HOPS_EXCEEDED,
+    Problem,
+    walk,
+    wire_labels,
+)
+from lsr.oam.lspwalk import egresses as egresses  # re-exported: lsr.teach.draw uses it
 
 
 @dataclass
@@ -123,10 +133,6 @@ def resolve_fec(topo: Topology, spec: str) -> IPv4Network:
     return max(best, key=lambda p: p.prefixlen)
 
 
-def egresses(topo: Topology, fec: IPv4Network) -> list[str]:
-    return [r for r, _ in topo.prefixes().get(fec, [])]
-
-
 @dataclass(frozen=True)
 class Hop:
     """One router's decision for a FEC: it sends toward `neighbor`."""
@@ -153,10 +159,6 @@ def op_text(op: str, in_label: int | None, out: tuple[int, ...]) -> str:
     return f"swap {in_label}->{lbl}" + (" (explicit-null)" if out == (EXPLICIT_NULL,) else "")
 
 
-def _labels(nh: Nhlfe) -> tuple[int, ...]:
-    return tuple(x for x in nh.out_labels if x != IMPLICIT_NULL)
-
-
 @dataclass
 class LspTrace:
     ingress: str
@@ -178,55 +180,41 @@ class LspTrace:
         return out
 
 
-def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = 64) -> LspTrace:
-    """Every ECMP branch of the LSP for `fec` from `ingress`, hop by hop."""
+def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = MAX_HOPS) -> LspTrace:
+    """Every ECMP branch of the LSP for `fec` from `ingress`, hop by hop (`lsr.oam.lspwalk`)."""
     topo = net.topo
-    tr = LspTrace(ingress, fec)
     if ingress not in topo.nodes or not topo.nodes[ingress].is_router:
         raise LsrError(f"{topo.source}: no router named '{ingress}'")
-    eg = set(egresses(topo, fec))
-    lf = net.lfibs.get(ingress)
-    ftn = lf.ftn.get(fec) if lf else None
-    if ingress in eg:
-        tr.branches.append((ingress,))
-        return tr
-    if ftn is None or not ftn.nexthops:
-        tr.problems.append(f"{ingress} has no FTN entry for {fec}")
-        return tr
+    wk = walk(topo, net.lfibs, ingress, fec, max_hops=max_hops)
+    tr = LspTrace(ingress, fec, problems=[_problem_text(net, p) for p in wk.problems])
     seen: set[tuple[int, str, str, tuple[int, ...]]] = set()
-
-    def visit(router: str, in_label: int | None, nh: Nhlfe, path: tuple[str, ...],
-              done: tuple[Hop, ...] = ()) -> None:
-        out = _labels(nh)
-        op = "push" if in_label is None else ("pop" if not out else "swap")
-        h = Hop(router, nh.neighbor, nh.interface, op, in_label, out)
-        depth = len(path)
-        key = (depth, router, nh.neighbor, out)
-        if key not in seen:
-            seen.add(key)
-            tr.hops.append((depth, h))
-        nxt = nh.neighbor
-        if nxt in path or depth > max_hops:
-            tr.problems.append(f"loop: {' -> '.join(path + (nxt,))}")
-            return
-        if nxt in eg:
-            tr.branches.append(path + (nxt,))
-            tr.branch_hops.append(done + (h,))
-            return
-        if not out:
-            tr.problems.append(f"{router} -> {nxt}: unlabelled before the egress")
-            return
-        nlf = net.lfibs.get(nxt)
-        ilm = nlf.ilm.get(out[0]) if nlf else None
-        if ilm is None or not ilm.nexthops:
-            tr.problems.append(f"{nxt} has no ILM entry for label {out[0]}")
-            return
-        for n2 in ilm.nexthops:
-            visit(nxt, out[0], n2, path + (nxt,), done + (h,))
-
-    for nh in ftn.nexthops:
-        visit(ingress, None, nh, (ingress,))
+    for b in wk.branches:  # depth first: first sight of each hop is the walk's order
+        hops = tuple(Hop(h.router, h.neighbor, h.interface, "push" if h.in_label is None else
+                         ("swap" if h.out_labels else "pop"), h.in_label, h.out_labels)
+                     for h in b.hops)
+        for depth, h in enumerate(hops, 1):
+            key = (depth, h.router, h.neighbor, h.out_labels)
+            if key not in seen:
+                seen.add(key)
+                tr.hops.append((depth, h))
+        if b.problem is None:
+            tr.branches.append(b.routers)
+            tr.branch_hops.append(hops)
     return tr
+
+
+def _problem_text(net: Network, p: Problem) -> str:
+    """The teaching view's words for a walk problem: its own short ones where
+    it always saw a break, the walk's detail for the rest."""
+    h = p.hop
+    if h is None or p.kind in (LOOP, MAX_HOPS_EXCEEDED, EGRESS_LABEL):
+        return p.detail
+    if not h.stack:  # popped towards a router that is not an egress (or no router at all)
+        return f"{h.router} -> {h.neighbor}: unlabelled before the egress"
+    lf = net.lfibs.get(h.neighbor)
+    if p.kind == LABEL_DISCONTINUITY and lf is not None and h.stack[0] in lf.ilm:
+        return p.detail  # the label of another FEC
+    return f"{h.neighbor} has no ILM entry for label {h.stack[0]}"
 
 
 def branch_lines(net: Network, tr: LspTrace) -> list[str]:
@@ -257,10 +245,10 @@ def fec_hops(net: Network, fec: IPv4Network) -> list[Hop]:
         ftn = lf.ftn.get(fec)
         if ftn is not None:
             for nh in ftn.nexthops:
-                out.append(Hop(r.name, nh.neighbor, nh.interface, "push", None, _labels(nh)))
+                out.append(Hop(r.name, nh.neighbor, nh.interface, "push", None, wire_labels(nh)))
         for e in (e for e in lf.ilm.values() if e.fec == fec):
             for nh in e.nexthops:
-                lab = _labels(nh)
+                lab = wire_labels(nh)
                 out.append(Hop(r.name, nh.neighbor, nh.interface, "pop" if not lab else "swap",
                                e.in_label, lab))
     return out
