@@ -271,7 +271,7 @@ def router_mem_mb(lab: str, field: str) -> float:
 
 def bench_up(quick: bool) -> dict:
     import lsr.lab as L
-    from tests.topogen import random_topology_yaml
+    from benchmarks.topogen import random_topology_yaml
 
     res = {}
     cases = [("backbone", load_topology(ROOT / "topologies" / "backbone.yaml"))]
