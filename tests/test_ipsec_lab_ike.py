@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner
 
 from tests.conftest import is_root
-from tests.wait import wait_for
+from tests.wait import rx_packets, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not is_root(), reason="needs root")]
 
@@ -49,13 +49,6 @@ def _wait_established(L, timeout: float = 15) -> None:
     wait_for(established, timeout, lambda: f"IKE established: {_ike(L, 'pe1')} {_ike(L, 'pe2')}")
 
 
-def _rx_packets(node: str, ifname: str = "eth0") -> int:
-    """Frames received so far on a node's interface (the kernel's counter)."""
-    return int(subprocess.run(["ip", "netns", "exec", ns_name(NAME, node), "cat",
-                               f"/sys/class/net/{ifname}/statistics/rx_packets"],
-                              capture_output=True, text=True, check=True).stdout)
-
-
 def test_child_sas_installed_and_traffic_flows(L):
     _wait_established(L)
     sas = {r: L.query(r, "ipsec", view="sas")["sas"] for r in ("pe1", "pe2")}
@@ -75,10 +68,11 @@ def test_rekey_while_traffic_flows(L):
     ping = subprocess.Popen(["ip", "netns", "exec", ns_name(NAME, "ce1"), "ping", "-n", "-q",
                              "-c", "140", "-i", "0.05", "-W", "1", CE2],
                             stdout=subprocess.PIPE, text=True)
+    ce2 = ns_name(NAME, "ce2")
     try:
         for _ in range(2):  # on demand, on top of the 3-s timer, each after 20 pings
-            n = _rx_packets("ce2")
-            wait_for(lambda n=n: _rx_packets("ce2") >= n + 20, 10, "20 pings through the tunnel")
+            n = rx_packets(ce2)
+            wait_for(lambda n=n: rx_packets(ce2) >= n + 20, 10, "20 pings through the tunnel")
             assert L.query("pe1", "ipsec", view="rekey", conn="site")["rekeyed"]
         wait_for(lambda: _ike(L, "pe1")["counters"]["rekeys"] - rekeys0 >= 3, 10,
                  "a rekey by the 3-s timer while the ping runs")

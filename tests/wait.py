@@ -54,6 +54,14 @@ def wait_tcp_listening(ns: str, port: int, server: subprocess.Popen | None = Non
     wait_for(ready, timeout, f"a listener on TCP port {port} in {ns}")
 
 
+def rx_packets(ns: str, ifname: str = "eth0") -> int:
+    """Frames received so far on an interface in namespace `ns` (the kernel's counter):
+    a way to see that a stream (a ping) is running."""
+    return int(subprocess.run(["ip", "netns", "exec", ns, "cat",
+                               f"/sys/class/net/{ifname}/statistics/rx_packets"],
+                              capture_output=True, text=True, check=True, timeout=10).stdout)
+
+
 class Capture:
     """tcpdump in a namespace writing `pcap`; returns once tcpdump says it is listening
     (its filter is attached then: every later frame is captured)."""
