@@ -443,7 +443,7 @@ def bench_e2e(reps: int, dur: float, sizes: list[int], extra: bool = False) -> d
 def bench_up() -> dict:
     import lsr.lab as L
     from benchmarks.bench_lab import router_mem_mb
-    from tests.topogen import random_topology_yaml
+    from benchmarks.topogen import random_topology_yaml
 
     res = {}
     cases = [("backbone", load_topology(ROOT / "topologies" / "backbone.yaml")),

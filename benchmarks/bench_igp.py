@@ -13,8 +13,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.topogen import random_topology  # noqa: E402
 from lsr.core.igp import Igp  # noqa: E402
-from tests.topogen import random_topology  # noqa: E402
 
 
 def main() -> None:

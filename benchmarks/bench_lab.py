@@ -1,6 +1,6 @@
 """Lab benchmarks (root): numbers to report, not timed tests.
 
-    sudo python benchmarks/bench_lab.py [--quick] [--json OUT]
+    sudo python benchmarks/bench_lab.py [--quick] [--only swap|e2e|up|failover] [--json OUT]
 
 1. LSR swap forwarding (our runtime, one label) vs Linux kernel IPv4
    forwarding through an identical namespace chain snd -> mid -> rcv, same
@@ -8,7 +8,9 @@
    Forwarded = frames counted by the receiving veth (rx_packets).
 2. End-to-end UDP host to host (iperf3) across pe-p-pe (line3 lab) vs the
    same namespaces with kernel IP forwarding.
-3. `lab up` time and router memory for the backbone and a 50-router topology.
+3. `lab up` time and router memory for line3, the backbone and a 50-router topology.
+4. failover: on the diamond, the link carrying a 100-pings-a-second flow fails;
+   seconds until LDP has reconverged and the pings lost (outage = lost x 10 ms).
 
 For the issue-9 numbers use `python -m benchmarks.bench_dataplane`: its sender
 (TPACKET_V2 TX ring, paced) out-runs a plain `send()` loop, and it searches the
@@ -271,10 +273,11 @@ def router_mem_mb(lab: str, field: str) -> float:
 
 def bench_up(quick: bool) -> dict:
     import lsr.lab as L
-    from tests.topogen import random_topology_yaml
+    from benchmarks.topogen import random_topology_yaml
 
     res = {}
-    cases = [("backbone", load_topology(ROOT / "topologies" / "backbone.yaml"))]
+    cases = [("line3", load_topology(ROOT / "topologies" / "line3.yaml")),
+             ("backbone", load_topology(ROOT / "topologies" / "backbone.yaml"))]
     if not quick:
         cases.append(("rnd50", parse_topology(random_topology_yaml(50, 25, seed=7, hosts=2), "<rnd50>")))
     for label, topo in cases:
@@ -294,6 +297,39 @@ def bench_up(quick: bool) -> dict:
     return res
 
 
+def bench_failover(quick: bool) -> dict:
+    """Diamond: fail pe1's link to the P that carries the flow, under a 10-ms ping stream."""
+    import re
+
+    import lsr.lab as L
+
+    interval, reps = 0.01, 1 if quick else 3
+    topo = load_topology(ROOT / "topologies" / "diamond.yaml")
+    runs = []
+    for _ in range(reps):
+        lab = f"tbf{os.getpid() % 1000}"
+        try:
+            lab_ = L.up(topo, name=lab, timeout=60)
+            lab_.run("ce1", ["ping", "-c", "3", "-i", "0.1", "-W", "1", "192.168.2.2"])
+            fwd = {p: L.query(lab, p, "counters")["runtime"].get("forwarded", 0) for p in ("p1", "p2")}
+            used = max(fwd, key=fwd.get)  # type: ignore[arg-type]
+            ping = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, "ce1"), "ping", "-i",
+                                     str(interval), "-c", "300", "-W", "1", "192.168.2.2"],
+                                    stdout=subprocess.PIPE, text=True)
+            time.sleep(0.5)  # the stream runs before the failure
+            L.link(lab, "pe1", used, up=False)
+            reconverge = L.wait_converged(lab, timeout=20)
+            out, _ = ping.communicate(timeout=30)
+            m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
+            lost = int(m.group(1)) - int(m.group(2)) if m else None
+            runs.append({"reconverge_s": round(reconverge, 3), "lost_pings": lost,
+                         "outage_ms": None if lost is None else round(lost * interval * 1000)})
+        finally:
+            L.down(lab)
+        print(f"  failover: {runs[-1]}", flush=True)
+    return {"runs": runs}
+
+
 def main() -> int:
     if os.geteuid() != 0:
         print("bench_lab: needs root", file=sys.stderr)
@@ -301,10 +337,11 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
-    ap.add_argument("--only", choices=["swap", "e2e", "up"])
+    ap.add_argument("--only", choices=["swap", "e2e", "up", "failover"])
     a = ap.parse_args()
     out = {}
-    for name, fn in (("swap", bench_swap), ("e2e", bench_e2e), ("up", bench_up)):
+    for name, fn in (("swap", bench_swap), ("e2e", bench_e2e), ("up", bench_up),
+                     ("failover", bench_failover)):
         if a.only and a.only != name:
             continue
         print(f"{name}:", flush=True)

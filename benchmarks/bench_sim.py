@@ -11,40 +11,18 @@ from __future__ import annotations
 import argparse
 import cProfile
 import pstats
-import random
 import resource
 import sys
 import time
 import tracemalloc
 from pathlib import Path
 
-import yaml
-
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from lsr.core.topology import Topology, load_topology, parse_topology  # noqa: E402
+from benchmarks.topogen import random_topology  # noqa: E402
+from lsr.core.topology import Topology, load_topology  # noqa: E402
 from lsr.sim import Simulation  # noqa: E402
-
-
-def random_topology(n: int, extra: int, seed: int) -> Topology:
-    rng = random.Random(seed)
-    count = {f"r{i}": 0 for i in range(n)}
-    links = []
-
-    def add(a: str, b: str) -> None:
-        count[a] += 1
-        count[b] += 1
-        links.append({"endpoints": [f"{a}:eth{count[a]}", f"{b}:eth{count[b]}"],
-                      "cost": rng.randint(1, 10)})
-
-    for i in range(1, n):
-        add(f"r{rng.randrange(i)}", f"r{i}")
-    for _ in range(extra):
-        a, b = rng.sample(range(n), 2)
-        add(f"r{a}", f"r{b}")
-    doc = {"name": "bench", "topology": {"nodes": {r: {} for r in count}, "links": links}}
-    return parse_topology(yaml.safe_dump(doc, sort_keys=False), f"<random {n}>")
 
 
 def bench(name: str, topo: Topology, mem: bool) -> dict:
@@ -121,7 +99,8 @@ def main() -> None:
     if a.codec:
         print(bench_codec(), flush=True)
     cases = [("backbone", load_topology(ROOT / "topologies" / "backbone.yaml")),
-             (f"random-{a.routers}", random_topology(a.routers, a.extra, a.seed))]
+             (f"random-{a.routers}",
+              random_topology(a.routers, a.extra, a.seed, max_cost=10, name="bench"))]
     for name, topo in cases:
         if a.profile:
             pr = cProfile.Profile()

@@ -4,14 +4,11 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 
-# command -> Debian package that provides it
-declare -A tools=(
-  [ip]=iproute2 [ethtool]=ethtool [tshark]=tshark [vtysh]=frr
-  [traceroute]=traceroute [iperf3]=iperf3 [nc]=netcat-openbsd
-  [tcpdump]=tcpdump [dot]=graphviz [chromium]=chromium [ping]=iputils-ping
-  # strongSwan gateways (lsr/lab/strongswan.py): charon + kernel-libipsec, AES-GCM, X25519
-  [swanctl]="strongswan-swanctl strongswan-charon libcharon-extra-plugins libstrongswan-extra-plugins libstrongswan-standard-plugins"
-)
+# command -> Debian packages that provide it: the table `lsr demo` checks too
+# (lsr/lab/systools.py; -P: run as a plain script, before the package is installed)
+declare -A tools=()
+while read -r cmd pkgs; do tools[$cmd]=$pkgs; done < <(python3 -P lsr/lab/systools.py)
+if ((${#tools[@]} == 0)); then echo "scripts/test.sh: no tool table from lsr/lab/systools.py" >&2; exit 2; fi
 missing=()
 for cmd in "${!tools[@]}"; do
   command -v "$cmd" >/dev/null 2>&1 || [[ -x /usr/sbin/$cmd || -x /usr/bin/$cmd ]] || missing+=(${tools[$cmd]})  # unquoted: one tool may need several packages

@@ -8,10 +8,10 @@ import networkx as nx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.topogen import random_topology
 from lsr.core.igp import Igp
 from lsr.core.topology import load_topology
 from tests.conftest import TOPOLOGIES
-from tests.topogen import random_topology
 
 
 def oracle_nexthop_links(topo, down=()):

@@ -20,6 +20,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import ROOT, is_root
+from tests.wait import Capture, icmp_echo_in_mpls, wait_for, wait_tcp_listening
 
 
 def _frr_missing() -> str | None:
@@ -146,17 +147,6 @@ def _check_labels_agree(L) -> int:
     return n
 
 
-def _wait(pred, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 # ---------------------------------------------------------------- configuration
 
 OPTIONS = """
@@ -268,17 +258,13 @@ def test_line_traffic_through_frr_with_frr_labels(line, tmp_path: Path):
 
     label = _local(line.name, "f1")["192.168.2.0/24"]
     pcap = tmp_path / "pe1-f1.pcap"
-    cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line.name}-pe1", "tcpdump", "--immediate-mode", "-i", "eth2",
-                            "-U", "--immediate-mode", "-w", str(pcap), "mpls"],
-                           stderr=subprocess.PIPE, text=True)
+    cap = Capture(f"lsr-{line.name}-pe1", "eth2", pcap, "mpls")
     try:
-        assert "listening" in cap.stderr.readline()
         r = line.run("ce1", ["ping", "-c", "3", "-i", "0.2", "-W", "1", "192.168.2.2"])
         assert r.returncode == 0, r.stdout
-        time.sleep(0.3)
+        cap.wait(lambda fr: sum(map(icmp_echo_in_mpls, fr)) >= 3, 10, "3 labelled echo requests")
     finally:
-        cap.send_signal(signal.SIGINT)
-        cap.wait(timeout=10)
+        cap.stop()
     echo = [p for p in rdpcap(str(pcap)) if p.haslayer(MPLS) and p.haslayer(ICMP)
             and p[ICMP].type == 8]
     assert len(echo) == 3 and all(p[MPLS].label == label and p[IP].dst == "192.168.2.2"
@@ -286,10 +272,10 @@ def test_line_traffic_through_frr_with_frr_labels(line, tmp_path: Path):
     data = os.urandom(256 * 1024)
     src, dst = tmp_path / "tx", tmp_path / "rx"
     src.write_bytes(data)
-    srv = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line.name}-ce2", "sh", "-c",
-                            f"nc -l -p 5001 > {dst}"])
+    ns = f"lsr-{line.name}-ce2"
+    srv = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", f"nc -l -p 5001 > {dst}"])
     try:
-        time.sleep(0.3)
+        wait_tcp_listening(ns, 5001, srv)
         r = line.run("ce1", ["sh", "-c", f"nc -q1 -w5 192.168.2.2 5001 < {src}"], timeout=30)
         assert r.returncode == 0, r.stderr
         srv.wait(timeout=10)
@@ -304,14 +290,20 @@ def test_line_sessions_survive_keepalives(line):
     det = json.loads(frr.vtysh(line.name, "f1", "show mpls ldp neighbor 10.255.0.1 detail json"))
     det = det["10.255.0.1"]
     assert (det["sessionHoldtime"], det["keepAliveInterval"]) == (6, 2)
+    def keepalives() -> int:
+        return lab.query(line.name, "pe1", "counters")["ldp"]["received"].get("KEEPALIVE", 0)
+
+    t0 = time.monotonic()
     before = {n["lsr_id"]: n for n in lab.ldp(line.name, "pe1", "neighbors")}
-    ka0 = lab.query(line.name, "pe1", "counters")["ldp"]["received"].get("KEEPALIVE", 0)
+    ka0 = keepalives()
     assert before["10.255.0.2"]["keepalive"] == 6
-    time.sleep(15)  # 2.5 KeepAlive periods, 7 KeepAlive intervals
+    # 7 KeepAlives from FRR (one every 2 s): over 2 hold times, across which nothing may reset
+    wait_for(lambda: keepalives() - ka0 >= 7, 30, "7 KeepAlives from f1", interval=0.5)
     after = {n["lsr_id"]: n for n in lab.ldp(line.name, "pe1", "neighbors")}
+    elapsed = time.monotonic() - t0
     assert after["10.255.0.2"]["state"] == "OPERATIONAL"
-    assert after["10.255.0.2"]["uptime"] >= before["10.255.0.2"]["uptime"] + 14  # never reset
-    assert lab.query(line.name, "pe1", "counters")["ldp"]["received"]["KEEPALIVE"] - ka0 >= 6
+    # never reset: the session's uptime grew with the time that passed
+    assert after["10.255.0.2"]["uptime"] >= before["10.255.0.2"]["uptime"] + elapsed - 1.5
     assert _all_operational(line.name)["f1"] == {"10.255.0.1": "OPERATIONAL",
                                                   "10.255.0.3": "OPERATIONAL"}
     det2 = json.loads(frr.vtysh(line.name, "f1", "show mpls ldp neighbor 10.255.0.1 detail json"))
@@ -422,8 +414,11 @@ def test_md5_right_then_wrong_password():
                      for r in ("pe1", "pe2"))
             return st if ok and st["pe1"].get("md5_drops") else None
 
-        st = _wait(down_with_reason, 15, "sessions down with an MD5 reason")
-        time.sleep(3)  # it stays down (hello adjacencies still up)
+        st = wait_for(down_with_reason, 15, "sessions down with an MD5 reason")
+        # It stays down (hello adjacencies still up): the next tries are dropped too.
+        drops = st["pe1"]["md5_drops"]
+        wait_for(lambda: lab.status(name)["routers"]["pe1"].get("md5_drops", 0) >= drops + 2, 15,
+                 "two more segments dropped for MD5 at pe1")
         st = lab.status(name)["routers"]
         assert "OPERATIONAL" not in st["f1"]["sessions"].values()
         assert set(st["f1"]["sessions"]) == {"10.255.0.1", "10.255.0.3"}  # PRESENT: adjacency only
@@ -458,11 +453,8 @@ def test_capture_tshark_decodes_all_our_messages(tmp_path: Path):
     try:
         lab.up(load_topology(DATA / "frr-line.yaml"), name=name, timeout=40)
         pids = _pids(name)
-        cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{name}-pe1", "tcpdump", "--immediate-mode", "-i", "eth2",
-                                "-U", "--immediate-mode", "-w", str(pcap)],
-                               stderr=subprocess.PIPE, text=True)
+        cap = Capture(f"lsr-{name}-pe1", "eth2", pcap)
         try:
-            assert "listening" in cap.stderr.readline()
             lab.link(name, "pe1", "f1", up=False)
             lab.link(name, "pe1", "f1", up=True)
             lab.wait_converged(name, timeout=20)
@@ -473,12 +465,14 @@ def test_capture_tshark_decodes_all_our_messages(tmp_path: Path):
             log = frr.node_dir(name, "f1") / "ldpd.log"
             mark = log.stat().st_size
             os.kill(lab.status(name)["routers"]["pe1"]["pid"], signal.SIGTERM)  # -> Shutdown
-            _wait(lambda: "msg[in]: notification: lsr-id 10.255.0.1, status Shutdown"
-                  in log.read_text()[mark:], 5, "FRR to receive our Notification")
-            time.sleep(0.5)
+            wait_for(lambda: "msg[in]: notification: lsr-id 10.255.0.1, status Shutdown"
+                     in log.read_text()[mark:], 5, "FRR to receive our Notification")
+            wait_for(lambda: subprocess.run(
+                ["tshark", "-r", str(pcap), "-Y", "ldp.msg.type == 0x0001 && ip.src == 10.255.0.1",
+                 "-T", "fields", "-e", "frame.number"], capture_output=True, text=True).stdout.strip(),
+                10, "our Notification in the capture", interval=0.3)
         finally:
-            cap.send_signal(signal.SIGINT)
-            cap.wait(timeout=10)
+            cap.stop()
     finally:
         lab.down(name)
     _no_leftovers(name, pids)

@@ -12,17 +12,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import struct
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from tests.conftest import is_root
+from tests.wait import Capture, pcap_frames, wait_for, wait_tcp_listening
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not is_root(), reason="needs root")]
 
@@ -102,7 +101,7 @@ def test_tcp_byte_identical_and_pmtud(L, tmp_path):
     with open(out, "wb") as f:
         srv = subprocess.Popen(["ip", "netns", "exec", ns, "nc", "-l", "5001"], stdout=f)
         try:
-            time.sleep(0.3)
+            wait_tcp_listening(ns, 5001, srv)
             with open(src, "rb") as fin:
                 r = subprocess.run(["ip", "netns", "exec", f"lsr-{NAME}-ce1", "nc", "-N", "-w", "10",
                                     CE2, "5001"], stdin=fin, capture_output=True, timeout=60)
@@ -127,40 +126,15 @@ def test_mtu_df_and_prefragmentation(L):
     assert L.query("pe1", "ipsec", view="sas")["stage"].get("inner_fragmented", 0) >= 2
 
 
-def _capture(L, tmp_path, node: str, ifname: str, count: int):
-    pcap = tmp_path / f"{node}-{ifname}.pcap"
-    p = subprocess.Popen(["ip", "netns", "exec", f"lsr-{NAME}-{node}", "tcpdump", "--immediate-mode", "-i", ifname,
-                          "-U", "-n", "-w", str(pcap), "-c", str(count), "esp or mpls"],
-                         stderr=subprocess.PIPE, stdout=subprocess.DEVNULL)
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < 5:  # "listening on ..." once the filter is attached
-        if p.stderr and p.stderr.readline():
-            break
-    time.sleep(0.5)  # "listening" comes a little before frames are really captured
-    return p, pcap
-
-
-def _stop(p: subprocess.Popen) -> None:
-    if p.poll() is None:
-        time.sleep(0.3)
-        p.send_signal(signal.SIGINT)
-    p.wait(timeout=10)
-
-
-def _pcap_frames(pcap: Path) -> list[bytes]:
-    raw = pcap.read_bytes()
-    endian = "<" if raw[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
-    out, off = [], 24
-    while off + 16 <= len(raw):
-        incl = struct.unpack_from(endian + "I", raw, off + 8)[0]
-        out.append(raw[off + 16 : off + 16 + incl])
-        off += 16 + incl
-    return out
+def _capture(tmp_path, node: str, ifname: str, count: int) -> Capture:
+    """The first `count` labelled or ESP frames on a node's interface."""
+    return Capture(f"lsr-{NAME}-{node}", ifname, tmp_path / f"{node}-{ifname}.pcap",
+                   "esp or mpls", count=count)
 
 
 def _esp_frames(pcap: Path) -> list[bytes]:
     out = []
-    for b in _pcap_frames(pcap):
+    for b in pcap_frames(pcap):
         if b[12:14] == b"\x88\x47" and b[16] & 1 and b[18] >> 4 == 4 and b[18 + 9] == 50:
             out.append(b)
     return out
@@ -168,12 +142,14 @@ def _esp_frames(pcap: Path) -> list[bytes]:
 
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed")
 def test_core_capture_labels_esp_no_cleartext_tshark_decrypts(L, tmp_path):
-    p, pcap = _capture(L, tmp_path, "p1", "eth1", 6)  # pe1 -> p1: labelled
+    cap = _capture(tmp_path, "p1", "eth1", 6)  # pe1 -> p1: labelled
     try:
         r = _ping(L, "ce1", CE2, "-p", SECRET[:16].hex(), count=3)
         assert r.returncode == 0, r.stdout
+        cap.wait_exit()  # the 3 requests and 3 replies
     finally:
-        _stop(p)
+        cap.stop()
+    pcap = cap.pcap
     raw = pcap.read_bytes()
     assert SECRET[:16] not in raw  # no cleartext payload on the core link
     frames = _esp_frames(pcap)
@@ -208,12 +184,13 @@ def _inject(L, node: str, ifname: str, *frames: bytes) -> None:
 
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed")
 def test_replay_tamper_unknown_spi_dropped_and_counted(L, tmp_path):
-    p, pcap = _capture(L, tmp_path, "p1", "eth1", 2)
+    cap = _capture(tmp_path, "p1", "eth1", 2)
     try:
         assert _ping(L, "ce1", CE2, count=2).returncode == 0
+        cap.wait_exit()
     finally:
-        _stop(p)
-    frame = _esp_frames(pcap)[0]
+        cap.stop()
+    frame = _esp_frames(cap.pcap)[0]
     before = _sa(L, "pe2", "pe1-pe2", "in")
     unknown_before = L.query("pe2", "ipsec", view="sas")["sad"]["unknown_spi"]
     # 1. exact replay, re-injected into the core link (pe1 eth2 -> p1 eth1, label as captured)
@@ -227,8 +204,15 @@ def test_replay_tamper_unknown_spi_dropped_and_counted(L, tmp_path):
     u = bytearray(frame)
     struct.pack_into("!I", u, 38, 0xDEADBEEF)
     _inject(L, "pe1", "eth2", bytes(t), bytes(u))
-    time.sleep(0.3)
-    after = _sa(L, "pe2", "pe1-pe2", "in")
+
+    def all_three_seen() -> dict | None:
+        sa = _sa(L, "pe2", "pe1-pe2", "in")
+        unknown = L.query("pe2", "ipsec", view="sas")["sad"]["unknown_spi"]
+        c0, c = before["counters"], sa["counters"]
+        done = (c["replay_drops"] > c0["replay_drops"] and c["icv_failures"] > c0["icv_failures"]
+                and unknown > unknown_before)
+        return sa if done else None
+    after = wait_for(all_three_seen, 10, "pe2 to drop the 3 injected frames")
     c0, c1 = before["counters"], after["counters"]
     assert c1["replay_drops"] == c0["replay_drops"] + 1
     assert c1["icv_failures"] == c0["icv_failures"] + 1

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import os
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
 
 from tests.conftest import is_root
+from tests.wait import rx_packets, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not is_root(), reason="needs root")]
 
@@ -43,13 +43,10 @@ def _ike(L, router: str) -> dict:
 
 
 def _wait_established(L, timeout: float = 15) -> None:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
+    def established() -> bool:
         a, b = _ike(L, "pe1"), _ike(L, "pe2")
-        if a["state"] == b["state"] == "established" and a["child_sas"] and b["child_sas"]:
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"IKE not established: {_ike(L, 'pe1')} {_ike(L, 'pe2')}")
+        return a["state"] == b["state"] == "established" and bool(a["child_sas"] and b["child_sas"])
+    wait_for(established, timeout, lambda: f"IKE established: {_ike(L, 'pe1')} {_ike(L, 'pe2')}")
 
 
 def test_child_sas_installed_and_traffic_flows(L):
@@ -71,10 +68,14 @@ def test_rekey_while_traffic_flows(L):
     ping = subprocess.Popen(["ip", "netns", "exec", ns_name(NAME, "ce1"), "ping", "-n", "-q",
                              "-c", "140", "-i", "0.05", "-W", "1", CE2],
                             stdout=subprocess.PIPE, text=True)
+    ce2 = ns_name(NAME, "ce2")
     try:
-        for _ in range(2):  # on demand, on top of the 3-s timer
-            time.sleep(2)
+        for _ in range(2):  # on demand, on top of the 3-s timer, each after 20 pings
+            n = rx_packets(ce2)
+            wait_for(lambda n=n: rx_packets(ce2) >= n + 20, 10, "20 pings through the tunnel")
             assert L.query("pe1", "ipsec", view="rekey", conn="site")["rekeyed"]
+        wait_for(lambda: _ike(L, "pe1")["counters"]["rekeys"] - rekeys0 >= 3, 10,
+                 "a rekey by the 3-s timer while the ping runs")
         out, _ = ping.communicate(timeout=30)
     finally:
         if ping.poll() is None:
@@ -91,14 +92,12 @@ def test_rekey_while_traffic_flows(L):
     # a rekeyed inbound SA lingers for ESP still on its way (REKEYED_INBOUND_GRACE), then goes
     old = set(_ike(L, "pe2")["child_sas"])
     assert L.query("pe1", "ipsec", view="rekey", conn="site")["rekeyed"]
-    deadline = time.monotonic() + 1.5
-    while old & set(_ike(L, "pe2")["child_sas"]) and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: not old & set(_ike(L, "pe2")["child_sas"]), 1.5,
+             "the rekeyed Child SA deleted on pe2")
     sas = L.query("pe2", "ipsec", view="sas")["sas"]
-    assert not old & set(_ike(L, "pe2")["child_sas"])  # deleted as a Child SA ...
-    assert old <= {sa["spi"] for sa in sas if sa.get("replaced")}, sas  # ... still decrypting
-    time.sleep(2.5)
-    assert not old & {sa["spi"] for sa in L.query("pe2", "ipsec", view="sas")["sas"]}
+    assert old <= {sa["spi"] for sa in sas if sa.get("replaced")}, sas  # but still decrypting
+    wait_for(lambda: not old & {sa["spi"] for sa in L.query("pe2", "ipsec", view="sas")["sas"]},
+             5, "the replaced inbound SA to go after its grace time")
 
 
 def test_wrong_psk_auth_failed(L):
@@ -107,9 +106,7 @@ def test_wrong_psk_auth_failed(L):
     _wait_established(L)
     L.query("pe2", "ipsec", view="set-psk", conn="site", psk="not-the-right-psk")
     L.query("pe1", "ipsec", view="initiate", conn="site", force=True)
-    t0 = time.monotonic()
-    while _ike(L, "pe1")["state"] != "failed" and time.monotonic() - t0 < 10:
-        time.sleep(0.1)
+    wait_for(lambda: _ike(L, "pe1")["state"] == "failed", 10, lambda: f"IKE failed: {_ike(L, 'pe1')}")
     a, b = _ike(L, "pe1"), _ike(L, "pe2")
     assert a["state"] == "failed" and "AUTH_FAILED" in a["error"], a
     assert b["state"] == "failed" and "AUTH_FAILED" in b["error"], b

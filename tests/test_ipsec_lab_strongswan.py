@@ -12,12 +12,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import is_root
+from tests.wait import rx_packets, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not is_root(), reason="needs root")]
 
@@ -57,14 +57,11 @@ def _conn(L, name: str) -> dict:
 
 
 def _wait(L, name: str, timeout: float = 20) -> dict:
-    t0 = time.monotonic()
-    while time.monotonic() - t0 < timeout:
+    def established() -> dict | None:
         c = _conn(L, name)
-        if c["state"] == "established" and c["child_sas"]:
-            return c
-        time.sleep(0.1)
-    raise AssertionError(f"{name}: {_conn(L, name)}\n"
-                         + strongswan.log_path(NAME, name).read_text()[-3000:])
+        return c if c["state"] == "established" and c["child_sas"] else None
+    return wait_for(established, timeout, lambda: f"{name} established: {_conn(L, name)}\n"
+                    + strongswan.log_path(NAME, name).read_text()[-3000:])
 
 
 def _ping(L, node: str, dst: str, *args: str, count: int = 3) -> subprocess.CompletedProcess:
@@ -96,7 +93,8 @@ def test_rekey_with_strongswan_keeps_traffic(L, gw):
                              "-c", "50", "-i", "0.05", "-W", "1", SUBNET_ADDR[gw]],
                             stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(1)
+        n = rx_packets(ns_name(NAME, "ce2"))  # rekey once the ping stream runs
+        wait_for(lambda: rx_packets(ns_name(NAME, "ce2")) >= n + 10, 10, "10 replies at ce2")
         if _conn(L, gw)["role"] == "initiator":
             assert L.query("pe2", "ipsec", view="rekey", conn=gw)["rekeyed"]
         else:  # strongSwan initiates the CREATE_CHILD_SA

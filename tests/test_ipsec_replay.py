@@ -1,4 +1,10 @@
-"""RFC 4303 §3.4.3 anti-replay window (cases from notes/ipsec-facts.md §4)."""
+"""RFC 4303 §3.4.3 anti-replay window.
+
+Cases: seq 0 rejected; duplicates rejected; out of order inside the window accepted once;
+top-W+1 accepted and top-W rejected; a jump larger than W clears the bitmap; 2^32-1 handled;
+checking alone changes nothing (the window moves only once the ICV has verified); anti-replay
+off lets duplicates through; a restart on either side under manual keys; ESN (RFC 4303 App. A2).
+"""
 
 from __future__ import annotations
 

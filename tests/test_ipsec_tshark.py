@@ -1,7 +1,9 @@
 """Independent oracle: tshark decrypts our ESP with the keys and finds the ICV correct.
 
-Recipe from notes/ipsec-facts.md §2 (esp.enable_encryption_decode + esp_sa UAT
-records of 8 quoted fields; GCM key = AES key ‖ salt).
+Recipe (Wireshark 4.0): `-o esp.enable_encryption_decode:TRUE` and one
+`-o uat:esp_sa:...` per SA, each a record of exactly 8 quoted fields (protocol, source,
+destination, SPI as 0x%08x, encryption, key, authentication, key); the GCM key is
+AES key ‖ salt.
 """
 
 from __future__ import annotations

@@ -6,7 +6,6 @@ from __future__ import annotations
 import itertools
 import os
 import subprocess
-import time
 
 import pytest
 
@@ -15,6 +14,7 @@ from lsr.core.topology import host_address, load_topology
 from lsr.lab.state import ns_name
 from lsr.sim import simulate
 from tests.conftest import BUNDLED, needs_root
+from tests.wait import wait_tcp_listening
 
 pytestmark = [pytest.mark.netns, needs_root]
 
@@ -35,7 +35,7 @@ def test_bundled_topology_as_a_lab(path) -> None:
         recv = subprocess.Popen(["ip", "netns", "exec", ns_name(name, dst), "sh", "-c",
                                  "nc -l -p 5001 | wc -c"], stdout=subprocess.PIPE, text=True)
         try:
-            time.sleep(0.3)
+            wait_tcp_listening(ns_name(name, dst), 5001, recv)
             L.run(src, ["sh", "-c", f"head -c 300000 /dev/urandom | nc -N {host_address(topo, dst)} 5001"])
             assert recv.communicate(timeout=20)[0].strip() == "300000"
         finally:

@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 import re
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
 
 from tests.conftest import TOPOLOGIES, is_root
+from tests.wait import Capture, icmp_echo_in_mpls, wait_for, wait_tcp_listening
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not is_root(), reason="needs root")]
 
@@ -74,7 +74,7 @@ def test_line3_converged(line3):
     assert all(r["alive"] for r in st["routers"].values())
     assert st["routers"]["p1"]["sessions"] == {"10.255.0.1": "OPERATIONAL",
                                                "10.255.0.3": "OPERATIONAL"}
-    assert line3.converge_seconds < 10
+    assert line3.converge_seconds > 0  # how fast: benchmarks/bench_lab.py (up, failover)
 
 
 def test_lfib_equals_simulation(line3):
@@ -97,10 +97,10 @@ def test_tcp_transfer(line3, tmp_path: Path):
     data = os.urandom(1 << 20)
     src, dst = tmp_path / "tx", tmp_path / "rx"
     src.write_bytes(data)
-    srv = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line3.name}-ce2", "sh", "-c",
-                            f"nc -l -p 5001 > {dst}"])
+    ns = f"lsr-{line3.name}-ce2"
+    srv = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", f"nc -l -p 5001 > {dst}"])
     try:
-        time.sleep(0.3)
+        wait_tcp_listening(ns, 5001, srv)
         r = line3.run("ce1", ["sh", "-c", f"nc -q1 -w5 192.168.2.2 5001 < {src}"], timeout=30)
         assert r.returncode == 0, r.stderr
         srv.wait(timeout=10)
@@ -121,38 +121,18 @@ def test_traceroute_shows_core_with_labels(line3):
     assert re.search(rf"10\.0\.0\.2 <MPLS:L={label},E=0,S=1,T=1>", r.stdout), r.stdout
 
 
-def wait_listening(cap: subprocess.Popen, timeout: float = 10.0) -> None:
-    """Block until tcpdump says it is capturing (a fixed sleep loses frames under load)."""
-    import select
-
-    deadline = time.monotonic() + timeout
-    buf = b""
-    while time.monotonic() < deadline and b"listening on" not in buf:
-        r, _, _ = select.select([cap.stderr], [], [], 0.1)
-        if r:
-            chunk = os.read(cap.stderr.fileno(), 4096)
-            if not chunk:
-                break
-            buf += chunk
-    assert b"listening on" in buf, buf
-    time.sleep(0.1)  # the socket is bound before the message; give the filter a moment
-
-
 def test_capture_shows_expected_label(line3, tmp_path: Path):
     from scapy.contrib.mpls import MPLS
     from scapy.layers.inet import ICMP, IP
     from scapy.utils import rdpcap
 
     pcap = tmp_path / "p1.pcap"
-    cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{line3.name}-p1", "tcpdump", "--immediate-mode", "-i", "eth1",
-                            "-U", "-w", str(pcap), "mpls"], stderr=subprocess.PIPE)
+    cap = Capture(f"lsr-{line3.name}-p1", "eth1", pcap, "mpls")
     try:
-        wait_listening(cap)
         line3.run("ce1", ["ping", "-c", "3", "-i", "0.1", "192.168.2.2"])
-        time.sleep(0.3)
+        cap.wait(lambda fr: sum(map(icmp_echo_in_mpls, fr)) >= 3, 10, "3 labelled echo requests")
     finally:
-        cap.terminate()
-        cap.wait(timeout=5)
+        cap.stop()
     pe1 = lab.lfib(line3.name, ["pe1"])["routers"]["pe1"]
     label = next(e for e in pe1["ftn"] if e["fec"] == "192.168.2.0/24")["nexthops"][0]["out_labels"][0]
     pkts = [p for p in rdpcap(str(pcap)) if p.haslayer(MPLS)]
@@ -171,26 +151,18 @@ def test_diamond_ecmp_and_link_failure(diamond):
     # Which core router carries this flow (one path per flow, ECMP hash)?
     fwd = {p: lab.query(name, p, "counters")["runtime"].get("forwarded", 0) for p in ("p1", "p2")}
     used = max(fwd, key=fwd.get)  # type: ignore[arg-type]
-    # Continuous ping while the used link fails: traffic must resume via the other P.
-    interval = 0.01
-    ping = subprocess.Popen(["ip", "netns", "exec", f"lsr-{name}-ce1", "ping", "-i", str(interval),
-                             "-c", "300", "-W", "1", "192.168.2.2"],
-                            stdout=subprocess.PIPE, text=True)
-    time.sleep(0.5)
+    other = ({"p1", "p2"} - {used}).pop()
+    # The used link fails: traffic moves to the other P (how long it is lost for:
+    # benchmarks/bench_lab.py, failover).
     lab.link(name, "pe1", used, up=False)
-    reconverge = lab.wait_converged(name, timeout=20)
-    out, _ = ping.communicate(timeout=30)
-    m = re.search(r"(\d+) packets transmitted, (\d+) received", out)
-    assert m, out
-    lost = int(m.group(1)) - int(m.group(2))
-    outage_ms = lost * interval * 1000
-    print(f"reconverged in {reconverge:.3f} s, lost {lost} pings, outage ~{outage_ms:.0f} ms")
-    assert lost < 100, out  # < 1 s of traffic lost
+    lab.wait_converged(name, timeout=20)
     st = lab.status(name)
     assert str(diamond.topo.nodes[used].lsr_id) not in st["routers"]["pe1"]["sessions"] or \
         st["routers"]["pe1"]["sessions"][str(diamond.topo.nodes[used].lsr_id)] != "OPERATIONAL"
+    before = lab.query(name, other, "counters")["runtime"].get("forwarded", 0)
     r = diamond.run("ce1", ["ping", "-c", "3", "-i", "0.1", "-W", "1", "192.168.2.2"])
     assert r.returncode == 0
+    assert lab.query(name, other, "counters")["runtime"].get("forwarded", 0) - before >= 3
     # and back
     lab.link(name, "pe1", used, up=True)
     lab.wait_converged(name, timeout=20)
@@ -214,9 +186,8 @@ def test_teardown_after_kill9_of_router_and_up():
         # kill -9 of the `up` process once routers run
         up = subprocess.Popen(["lsr", "lab", "up", topo, "--name", name],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not list(lab_dir(name).glob("*.ready")):
-            time.sleep(0.05)
+        wait_for(lambda: len(list(lab_dir(name).glob("*.ready"))) == 3, 20,
+                 "the 3 routers to be ready")
         up.kill()
         up.wait()
         st = lab.status(name)
@@ -248,10 +219,9 @@ def test_ctrl_c_during_up_tears_down(tmp_path: Path):
     try:
         up = subprocess.Popen(["lsr", "lab", "up", str(topo), "--name", name, "--timeout", "60"],
                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not (lab_dir(name) / "state.json").exists():
-            time.sleep(0.01)
-        time.sleep(0.5)
+        # Ctrl-C once every router runs: `up` then waits for a convergence that never comes.
+        wait_for(lambda: len(list(lab_dir(name).glob("*.ready"))) == 4, 20,
+                 "the 4 routers to be ready")
         assert up.poll() is None, "lab up finished before Ctrl-C"
         up.send_signal(2)
         _, err = up.communicate(timeout=30)
@@ -324,9 +294,18 @@ def test_md5_sessions_and_bad_input_survival():
             "t = socket.create_connection(('10.255.0.2', 646), timeout=2)\n"
             "t.sendall(os.urandom(500)); t.close()\n"
         )
+        def p1_counters() -> dict:
+            return lab.query(name, "p1", "counters")["runtime"]
+
+        c0 = p1_counters()
         r = L.run("pe1", ["python3", "-c", junk])
         assert r.returncode == 0, r.stderr
-        time.sleep(0.5)
+
+        def p1_took_it_all() -> bool:  # the frames, the datagrams and the TCP bytes
+            c = p1_counters()
+            return all(c.get(k, 0) - c0.get(k, 0) >= n
+                       for k, n in (("rx_eth1", 200), ("hello_rx", 50), ("tcp_rx_bytes", 500)))
+        wait_for(p1_took_it_all, 10, "p1 to read all the garbage")
         st = lab.status(name)
         assert all(v["alive"] for v in st["routers"].values())
         assert st["routers"]["p1"]["sessions"]["10.255.0.3"] == "OPERATIONAL"

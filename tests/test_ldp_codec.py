@@ -273,7 +273,7 @@ def test_pdu_label_space_vector() -> None:
 
 
 def test_frr_init_with_capabilities() -> None:
-    """FRR 8.4 Init: 3 capability TLVs with U=1 (§5.2 of our interop notes)."""
+    """FRR 8.4 Init as captured: 3 capability TLVs with U=1, which we ignore."""
     wire = h(
         """
         0200 0025 00000002       # length 37 = 22 + 3 * 5

@@ -8,13 +8,13 @@ import os
 import shutil
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 import yaml
 
 from tests.conftest import ROOT, TOPOLOGIES, is_root
+from tests.wait import Capture, wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not is_root(), reason="needs root")]
 
@@ -132,22 +132,22 @@ def test_validate_healthy_diamond(diamond):
                     reason="tshark or tcpdump not installed")
 def test_tshark_decodes_mpls_echo(diamond, tmp_path):
     pcap = tmp_path / "core.pcap"
-    cap = subprocess.Popen(["ip", "netns", "exec", ns_name(diamond.name, "p1"), "tcpdump", "-U", "--immediate-mode", "-n",
-                            "-i", "eth1", "-w", str(pcap)], stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE, text=True)
+    cap = Capture(ns_name(diamond.name, "p1"), "eth1", pcap)
+    needed = ("MPLS Echo Request", "MPLS Echo Reply", "Label switched at stack-depth",
+              "Detailed Downstream Mapping")
+
+    def decoded() -> str:
+        return subprocess.run(["tshark", "-r", str(pcap), "-V"], capture_output=True,
+                              text=True).stdout
     try:
-        t0 = time.monotonic()
-        buf = ""
-        while "listening on" not in buf and time.monotonic() - t0 < 20:
-            buf += cap.stderr.readline()
         s = LabSender(diamond.name)
         fec = resolve_fec(s.topo, "pe2")
         lsp_traceroute(s, "pe1", fec, multipath=True)
         lsp_ping(s, "pe1", fec, count=4)
-        time.sleep(0.5)
+        wait_for(lambda: all(x in decoded() for x in needed), 20,
+                 "the echo requests and replies in the capture", interval=0.3)
     finally:
-        cap.terminate()
-        cap.wait(10)
+        cap.stop()
     res = subprocess.run(["tshark", "-r", str(pcap), "-V"], capture_output=True, text=True)
     dec = res.stdout
     assert res.returncode == 0, res.stderr
@@ -173,13 +173,12 @@ def test_broken_lsp_stop_router(line3):
     s = LabSender(line3.name, wait=0.3)
     fec = resolve_fec(s.topo, "pe2")
     node_stop(line3.name, "pe2")
+
+    def broken() -> dict | None:
+        tr = lsp_traceroute(s, "pe1", fec)
+        return tr if tr["result"] != "ok" else None
     try:
-        deadline = time.monotonic() + 10
-        while True:
-            tr = lsp_traceroute(s, "pe1", fec)
-            if tr["result"] != "ok" or time.monotonic() > deadline:
-                break
-            time.sleep(0.1)
+        tr = wait_for(broken, 10, "the LSP to break", interval=0.1)
         b = tr["broken_at"]
         assert b["router"] == "p1" and b["return_code"] == 11, tr  # no label entry at p1
         ping = lsp_ping(s, "pe1", fec)
@@ -205,7 +204,9 @@ def test_convergence_loss_matches_receiver():
         assert (p["from"], p["to"]) == ("ce1", "ce2")
         assert p["sent"] == 2000
         assert p["lost"] == p["receiver_lost"], out
-        assert 0 < p["lost"] < 1000 and p["outage_ms"] > 0
+        # lost some, then traffic came back on the new path (how fast: `lsr lab converge`,
+        # a number to report, not to assert here)
+        assert 0 < p["lost"] < p["sent"] and p["outage_ms"] > 0
         events = {e["event"] for e in out["timeline"]}
         assert {"LFIB updated", "withdraws sent", "first probe on the new path"} <= events
         assert out["restored"] and not lab.status(name)["down_links"]

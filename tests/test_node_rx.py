@@ -7,10 +7,10 @@ from types import SimpleNamespace
 
 import pytest
 
+from benchmarks.topogen import random_topology_yaml
 from lsr.core.topology import load_topology, parse_topology
 from lsr.lab import node
 from tests.conftest import TOPOLOGIES
-from tests.topogen import random_topology_yaml
 
 
 @pytest.mark.parametrize(("name", "frames"), [("line3", 4096), ("diamond", 4096),

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from ipaddress import IPv4Network
 
 import pytest
@@ -11,31 +10,11 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from benchmarks.topogen import random_topology
 from lsr.core.igp import Igp
-from lsr.core.topology import Topology, load_topology, parse_topology
+from lsr.core.topology import load_topology, parse_topology
 from lsr.sim import Simulation, simulate
 from tests.conftest import BUNDLED
-
-
-def random_topology(n: int, extra: int, seed: int) -> Topology:
-    """n routers on a random spanning tree plus `extra` random links (parallel allowed)."""
-    rng = random.Random(seed)
-    count = {f"r{i}": 0 for i in range(n)}
-    links = []
-
-    def add(a: str, b: str) -> None:
-        count[a] += 1
-        count[b] += 1
-        links.append({"endpoints": [f"{a}:eth{count[a]}", f"{b}:eth{count[b]}"],
-                      "cost": rng.randint(1, 4)})
-
-    for i in range(1, n):
-        add(f"r{rng.randrange(i)}", f"r{i}")
-    for _ in range(extra):
-        a, b = rng.sample(range(n), 2)
-        add(f"r{a}", f"r{b}")
-    doc = {"name": "rnd", "topology": {"nodes": {r: {} for r in count}, "links": links}}
-    return parse_topology(yaml.safe_dump(doc, sort_keys=False), f"<random {n}/{seed}>")
 
 
 def check_lfibs(sim: Simulation) -> None:
@@ -131,7 +110,7 @@ def test_deterministic(path):
 @settings(max_examples=6, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(n=st.integers(5, 15), extra=st.integers(0, 10), seed=st.integers(0, 10_000))
 def test_random_graphs(n, extra, seed):
-    sim, res = simulate(random_topology(n, extra, seed))
+    sim, res = simulate(random_topology(n, extra, seed, max_cost=4))
     assert res.converged
     check_lfibs(sim)
 

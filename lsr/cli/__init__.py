@@ -13,16 +13,18 @@ __all__ = ["LsrGroup", "main"]
 
 def _register() -> None:
     # Imported for their side effect of adding command groups to `main`.
-    import importlib
-
-    from lsr.cli import igp, topo  # noqa: F401
-
-    for mod in ("sim", "trace", "lab", "lsp", "validate", "teach", "ipsec", "bench", "demo"):
-        try:
-            importlib.import_module(f"lsr.cli.{mod}")
-        except ModuleNotFoundError as e:
-            if e.name != f"lsr.cli.{mod}":
-                raise
+    from lsr.cli import (  # noqa: F401
+        demo,
+        igp,
+        ipsec,
+        lab,
+        lsp,
+        sim,
+        teach,
+        topo,
+        trace,
+        validate,
+    )
 
 
 _register()

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
+import subprocess
 from pathlib import Path
 
 import click
@@ -49,7 +51,30 @@ def demo(ctx: click.Context, topo_name: str, sim_only: bool) -> None:
             render.line("[yellow]not root: showing the simulation (run as root for a real lab)[/]")
         _sim_demo(ctx, str(path), topo, src, dst)
     else:
+        check_system_tools()
         _lab_demo(ctx, path, topo, src, dst)
+
+
+def check_system_tools() -> None:
+    """The commands a real lab needs, installed with apt-get if some are missing (as
+    scripts/test.sh does); if that is impossible or fails, one line naming what to install."""
+    from lsr.lab import systools
+
+    need = systools.missing(systools.DEMO)
+    if not need:
+        return
+    apt = shutil.which("apt-get")
+    if apt is not None:
+        pkgs = systools.packages(need)
+        render.line(f"installing {' '.join(pkgs)} (for {', '.join(need)}) with apt-get")
+        env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+        if subprocess.run([apt, "update", "-qq"], env=env).returncode == 0:
+            subprocess.run([apt, "install", "-y", "-qq", *pkgs], env=env,
+                           stdout=subprocess.DEVNULL)
+        need = systools.missing(systools.DEMO)
+    if need:
+        raise LsrError(f"the demo needs {', '.join(need)}: "
+                       f"apt-get install {' '.join(systools.packages(need))}")
 
 
 def _sim_demo(ctx: click.Context, file: str, topo, src: str, dst: str) -> None:
@@ -98,16 +123,18 @@ def _show(proc) -> None:
 
 
 def _tcp_transfer(lab, src: str, dst: str, dst_ip: str):
-    import subprocess
     import time
 
     from lsr.lab.state import ns_name
 
-    recv = subprocess.Popen(
-        ["ip", "netns", "exec", ns_name(lab.name, dst), "sh", "-c", "nc -l -p 5001 | wc -c"],
-        stdout=subprocess.PIPE, text=True)
+    ns = ns_name(lab.name, dst)
+    recv = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", "nc -l -p 5001 | wc -c"],
+                            stdout=subprocess.PIPE, text=True)
     try:
-        time.sleep(0.5)  # let the listener bind
+        # A connect before the listener has bound would be refused: wait until it listens.
+        deadline = time.monotonic() + 5
+        while not _listening(ns, 5001) and recv.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
         sent = lab.run(src, ["sh", "-c", f"head -c 1000000 /dev/zero | nc -N {dst_ip} 5001"])
         got = recv.communicate(timeout=20)[0].strip()
     finally:
@@ -115,3 +142,10 @@ def _tcp_transfer(lab, src: str, dst: str, dst_ip: str):
             recv.kill()
     return subprocess.CompletedProcess(sent.args, sent.returncode,
                                        f"received {got} bytes over TCP\n", sent.stderr)
+
+
+def _listening(ns: str, port: int) -> bool:
+    """A TCP socket listens on `port` in namespace `ns`."""
+    out = subprocess.run(["ip", "netns", "exec", ns, "ss", "-Hltn", "sport", "=", f":{port}"],
+                         capture_output=True, text=True).stdout
+    return bool(out.strip())

@@ -11,7 +11,8 @@ topology:
 * charon hard-codes `/var/run/charon.pid`, so it runs as
   `ip netns exec NS sh -c 'mount --bind DIR /run && exec charon'`: `ip netns
   exec` gives it a slave mount namespace, and its private /run is that node
-  directory (the host's /run is untouched; notes/ipsec-facts.md §3);
+  directory (the host's /run is untouched: checked with two charons in two
+  namespaces);
 * the kernel here has no ESP (XFRM answers ENOSYS), so ESP is charon's
   userspace `kernel-libipsec` (a TUN device `ipsec0` + routes in table 220),
   which carries ESP only in UDP 4500: our side of such a connection uses

@@ -1,4 +1,8 @@
-"""Random connected topologies for property tests and benchmarks."""
+"""Random connected topologies: the one generator for property tests and benchmarks.
+
+Here rather than in tests/ or the package: benchmarks and tests (both at the
+repository root) import it, the package does not need it.
+"""
 
 from __future__ import annotations
 
