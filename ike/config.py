@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
@@ -209,11 +209,98 @@ def _protocol(fail: Fail, v: Any, path: tuple[Any, ...]) -> int | None:
     raise fail(path, f"protocol {v!r} must be 0..255 or one of {', '.join(PROTOCOLS)}")
 
 
+def _require(fail: Fail, m: dict[str, Any], path: tuple[Any, ...], keys: tuple[str, ...]) -> None:
+    for req in keys:
+        if req not in m:
+            raise fail(path, f"missing '{req}'")
+
+
+def _is_bool(v: Any) -> bool:
+    return isinstance(v, bool)
+
+
+def _is_int(v: Any) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _window_ok(v: Any) -> bool:
+    return _is_int(v) and (v == 0 or MIN_WINDOW <= v <= MAX_WINDOW)
+
+
+# Optional keys checked by a table: (key, default, is the value valid?, message for a bad one).
+# A table's rows are checked in order, so the first bad row is the error reported.
+_Option = tuple[str, Any, Callable[[Any], bool], Callable[[Any], str]]
+
+
+def _options(fail: Fail, m: dict[str, Any], path: tuple[Any, ...], table: tuple[_Option, ...]) -> list[Any]:
+    out = []
+    for key, default, ok, message in table:
+        v = m.get(key, default)
+        if not ok(v):
+            raise fail(path + (key,), message(v))
+        out.append(v)
+    return out
+
+
+def _true_or_false(v: Any) -> str:
+    return f"expected true or false, got {v!r}"
+
+
+_SA_REQUIRED = ("name", "spi", "src", "dst", "encryption", "enc_key")
+_SA_OPTIONS: tuple[_Option, ...] = (
+    ("replay_window", DEFAULT_WINDOW, _window_ok,
+     lambda v: f"replay_window {v!r} must be 0 (off) or {MIN_WINDOW}..{MAX_WINDOW} (RFC 4303 §3.4.3)"),
+    ("esn", False, _is_bool, _true_or_false),
+    ("df", "copy", lambda v: v in ("copy", "set", "clear"),
+     lambda v: f"df must be copy, set or clear, not {v!r}"),
+    ("lifetime_packets", None, lambda v: v is None or (_is_int(v) and v >= 1),
+     lambda v: f"lifetime_packets must be a positive integer, got {v!r}"),
+)
+_POLICY_REQUIRED = ("router", "src", "dst", "action")
+_IKE_REQUIRED = ("name", "left", "right", "psk", "left_subnets", "right_subnets")
+_IKE_OPTIONS: tuple[_Option, ...] = (
+    ("ike", "aes128gcm16-prfsha256-x25519", lambda v: v in IKE_PROPOSALS,
+     lambda v: f"IKE proposal {v!r} is not one of: {', '.join(IKE_PROPOSALS)}"),
+    ("esp", "aes128gcm16", lambda v: v in ESP_PROPOSALS,
+     lambda v: f"ESP proposal {v!r} is not one of: {', '.join(ESP_PROPOSALS)}"),
+    ("pfs", True, _is_bool, _true_or_false),
+    ("rekey_seconds", None,
+     lambda v: v is None or (not isinstance(v, bool) and isinstance(v, int | float) and v >= 2),
+     lambda v: f"rekey_seconds must be a number >= 2, got {v!r}"),
+)
+_IKE_WINDOW: tuple[_Option, ...] = (  # checked after nat_t
+    ("replay_window", DEFAULT_WINDOW, _window_ok,
+     lambda v: f"replay_window {v!r} must be 0 or {MIN_WINDOW}..{MAX_WINDOW}"),
+)
+
+
 def validate(ctx: Any, raw: Any, topo: Topology) -> IpsecConfig:
-    """`ipsec:` section validator (registered with the topology loader)."""
+    """`ipsec:` section validator (the `lsr.sections` entry point).
+
+    Checks run in this order, and a section with several problems gets the first
+    error: the section's shape, the SAs in file order, the policies in file order,
+    SAs no policy uses, then the IKE connections (tests pin the order).
+    """
     fail: Fail = ctx.fail
     root = (SECTION,)
     sec = _expect_map(fail, raw, root, _TOP_KEYS)
+    default, sas_raw, pol_raw = _section_shape(fail, sec, root)
+    sas = _validate_sas(fail, sas_raw, root + ("sas",), topo)
+    by_name = {s.name: s for s in sas}
+    policies = _validate_policies(fail, pol_raw, root + ("policies",), topo, by_name)
+    used = {q.sa for q in policies if q.sa}
+    for i, s in enumerate(sas):
+        if s.name not in used:
+            raise fail(
+                root + ("sas", i, "name"),
+                f"SA '{s.name}' is not used by any protect policy (its selectors come from them)",
+            )
+    ike = _validate_ike(fail, sec.get("ike", []), root + ("ike",), topo, set(by_name))
+    return IpsecConfig(default, tuple(sas), tuple(policies), ike)
+
+
+def _section_shape(fail: Fail, sec: dict[str, Any], root: tuple[Any, ...]) -> tuple[Action, Any, Any]:
+    """`default`, and `sas` and `policies` as lists (`sas` may be left out when `ike` is there)."""
     default_raw = sec.get("default", "bypass")
     if default_raw not in ("bypass", "discard"):
         raise fail(root + ("default",), f"default must be bypass or discard, not {default_raw!r}")
@@ -223,154 +310,158 @@ def validate(ctx: Any, raw: Any, topo: Topology) -> IpsecConfig:
     pol_raw = sec.get("policies", [])
     if not isinstance(pol_raw, list):
         raise fail(root + ("policies",), "expected a list of policies")
+    return Action(default_raw), sas_raw, pol_raw
 
-    sas: list[SaSpec] = []
-    names: dict[str, int] = {}
-    spis: dict[tuple[int, IPv4Address], str] = {}
-    keys: dict[bytes, tuple[str, str]] = {}
-    for i, s in enumerate(sas_raw):
-        p = root + ("sas", i)
-        m = _expect_map(fail, s, p, _SA_KEYS)
-        for req in ("name", "spi", "src", "dst", "encryption", "enc_key"):
-            if req not in m:
-                raise fail(p, f"missing '{req}'")
-        name = m["name"]
-        if not isinstance(name, str) or not _NAME_RE.match(name):
-            raise fail(p + ("name",), f"SA name {name!r} must start with a letter: letters, digits, _ . -")
-        if name in names:
-            raise fail(p + ("name",), f"SA name '{name}' is already used by sas[{names[name]}]")
-        names[name] = i
-        spi = m["spi"]
-        if isinstance(spi, bool) or not isinstance(spi, int):
-            raise fail(p + ("spi",), f"SPI must be an integer, got {spi!r}")
-        if 0 <= spi <= 255:
-            raise fail(p + ("spi",), f"SPI {spi} is reserved (0 and 1..255, RFC 4303 §2.1); use 256..{MAX_SEQ_32}")
-        if not 256 <= spi <= MAX_SEQ_32:
-            raise fail(p + ("spi",), f"SPI {spi} is out of range 256..{MAX_SEQ_32}")
-        src, src_addr = _endpoint(fail, m["src"], p + ("src",), topo)
-        dst, dst_addr = _endpoint(fail, m["dst"], p + ("dst",), topo)
-        if src == dst:
-            raise fail(p + ("dst",), f"src and dst are both {src}")
-        if (spi, dst_addr) in spis:
-            raise fail(
-                p + ("spi",),
-                f"SPI 0x{spi:08x} to {dst} is already used by SA '{spis[(spi, dst_addr)]}' "
-                "(SPIs must be unique per destination)",
-            )
-        spis[(spi, dst_addr)] = name
-        enc = m["encryption"]
-        if enc not in ENCRYPTIONS:
-            raise fail(p + ("encryption",), f"{enc!r} is not one of: {', '.join(ENCRYPTIONS)}")
-        alg = ENCRYPTIONS[enc]
-        if alg.aead:
-            raise fail(
-                p + ("encryption",),
-                f"{enc} with manual keys is refused: AES-GCM must never reuse an IV with the same key, "
-                "and static keys cannot guarantee that across restarts (RFC 4106 §8.1). "
-                "Use aes-*-cbc with hmac-sha2-256-128, or IKEv2-derived keys",
-            )
-        integ = m.get("integrity", NO_INTEGRITY)
-        if integ == NO_INTEGRITY:
-            raise fail(
-                p + ("integrity",) if "integrity" in m else p,
-                f"{enc} without integrity is refused (RFC 8221 §5: ESP encryption needs "
-                "authentication); set integrity: hmac-sha2-256-128",
-            )
-        if integ not in INTEGRITIES:
-            raise fail(p + ("integrity",), f"{integ!r} is not one of: {', '.join(INTEGRITIES)}")
-        ia = INTEGRITIES[integ]
-        enc_key = _key_bytes(fail, m["enc_key"], p + ("enc_key",))
-        if len(enc_key) != alg.keymat_len:
-            raise fail(
-                p + ("enc_key",),
-                f"{enc} needs a {alg.keymat_len}-byte key ({2 * alg.keymat_len} hex digits), got {len(enc_key)} bytes",
-            )
-        if "auth_key" not in m:
-            raise fail(p, f"missing 'auth_key' for {integ}")
-        auth_key = _key_bytes(fail, m["auth_key"], p + ("auth_key",))
-        if len(auth_key) != ia.key_len:
-            raise fail(
-                p + ("auth_key",),
-                f"{integ} needs a {ia.key_len}-byte key ({2 * ia.key_len} hex digits, RFC 4868 §2.1.1), "
-                f"got {len(auth_key)} bytes",
-            )
-        for kname, kval in (("enc_key", enc_key), ("auth_key", auth_key)):
-            if kval in keys:
-                other = keys[kval]
-                raise fail(
-                    p + (kname,),
-                    f"this key is already used as {other[1]} of SA '{other[0]}': never reuse a key",
-                )
-            keys[kval] = (name, kname)
-        window = m.get("replay_window", DEFAULT_WINDOW)
-        if isinstance(window, bool) or not isinstance(window, int) or not (
-            window == 0 or MIN_WINDOW <= window <= MAX_WINDOW
-        ):
-            raise fail(
-                p + ("replay_window",),
-                f"replay_window {window!r} must be 0 (off) or {MIN_WINDOW}..{MAX_WINDOW} (RFC 4303 §3.4.3)",
-            )
-        esn = m.get("esn", False)
-        if not isinstance(esn, bool):
-            raise fail(p + ("esn",), f"expected true or false, got {esn!r}")
-        df = m.get("df", "copy")
-        if df not in ("copy", "set", "clear"):
-            raise fail(p + ("df",), f"df must be copy, set or clear, not {df!r}")
-        lifetime = m.get("lifetime_packets")
-        if lifetime is not None and (isinstance(lifetime, bool) or not isinstance(lifetime, int) or lifetime < 1):
-            raise fail(p + ("lifetime_packets",), f"lifetime_packets must be a positive integer, got {lifetime!r}")
-        sas.append(
-            SaSpec(name, spi, src, dst, src_addr, dst_addr, enc, enc_key, integ, auth_key,
-                   window, esn, df, lifetime)
+
+@dataclass
+class _SasSoFar:
+    """What the SAs before this one use: names, SPIs per destination, key bytes."""
+
+    names: dict[str, int] = field(default_factory=dict)  # name -> index
+    spis: dict[tuple[int, IPv4Address], str] = field(default_factory=dict)  # -> SA name
+    keys: dict[bytes, tuple[str, str]] = field(default_factory=dict)  # -> (SA name, key name)
+
+
+def _validate_sas(fail: Fail, sas_raw: list[Any], root: tuple[Any, ...], topo: Topology) -> list[SaSpec]:
+    so_far = _SasSoFar()
+    return [_sa_spec(fail, s, root + (i,), i, topo, so_far) for i, s in enumerate(sas_raw)]
+
+
+def _sa_spec(fail: Fail, raw: Any, p: tuple[Any, ...], i: int, topo: Topology, so_far: _SasSoFar) -> SaSpec:
+    """One SA, checked in order: keys, name, SPI, endpoints, algorithms, keys, options."""
+    m = _expect_map(fail, raw, p, _SA_KEYS)
+    _require(fail, m, p, _SA_REQUIRED)
+    name = m["name"]
+    if not isinstance(name, str) or not _NAME_RE.match(name):
+        raise fail(p + ("name",), f"SA name {name!r} must start with a letter: letters, digits, _ . -")
+    if name in so_far.names:
+        raise fail(p + ("name",), f"SA name '{name}' is already used by sas[{so_far.names[name]}]")
+    so_far.names[name] = i
+    spi = _spi(fail, m["spi"], p + ("spi",))
+    src, src_addr = _endpoint(fail, m["src"], p + ("src",), topo)
+    dst, dst_addr = _endpoint(fail, m["dst"], p + ("dst",), topo)
+    if src == dst:
+        raise fail(p + ("dst",), f"src and dst are both {src}")
+    if (spi, dst_addr) in so_far.spis:
+        raise fail(
+            p + ("spi",),
+            f"SPI 0x{spi:08x} to {dst} is already used by SA '{so_far.spis[(spi, dst_addr)]}' "
+            "(SPIs must be unique per destination)",
         )
-
-    by_name = {s.name: s for s in sas}
-    policies: list[PolicySpec] = []
-    for i, q in enumerate(pol_raw):
-        p = root + ("policies", i)
-        m = _expect_map(fail, q, p, _POLICY_KEYS)
-        for req in ("router", "src", "dst", "action"):
-            if req not in m:
-                raise fail(p, f"missing '{req}'")
-        router = m["router"]
-        if router not in topo.nodes or not topo.nodes[router].is_router:
-            raise fail(p + ("router",), f"'{router}' is not a router of the topology")
-        sel = Selector(
-            _prefix(fail, m["src"], p + ("src",)),
-            _prefix(fail, m["dst"], p + ("dst",)),
-            _protocol(fail, m.get("protocol", "any"), p + ("protocol",)),
-        )
-        action_raw = m["action"]
-        if action_raw not in ("protect", "bypass", "discard"):
-            raise fail(p + ("action",), f"action {action_raw!r} must be protect, bypass or discard")
-        action = Action(action_raw)
-        sa_name = m.get("sa")
-        if action is Action.PROTECT:
-            if sa_name is None:
-                raise fail(p, "a protect policy needs 'sa'")
-            if sa_name not in by_name:
-                raise fail(p + ("sa",), f"unknown SA '{sa_name}' (known: {', '.join(by_name)})")
-            if by_name[sa_name].src != router:
-                raise fail(
-                    p + ("sa",),
-                    f"SA '{sa_name}' is sent by {by_name[sa_name].src}, not by {router}",
-                )
-        elif sa_name is not None:
-            raise fail(p + ("sa",), f"only protect policies name an SA, this one is {action_raw}")
-        pname = m.get("name", f"{router}#{i}")
-        if not isinstance(pname, str):
-            raise fail(p + ("name",), "policy name must be a string")
-        policies.append(PolicySpec(pname, router, sel, action, sa_name))
-
-    used = {q.sa for q in policies if q.sa}
-    for i, s in enumerate(sas):
-        if s.name not in used:
+    so_far.spis[(spi, dst_addr)] = name
+    enc, integ = _sa_algorithms(fail, m, p)
+    enc_key, auth_key = _sa_keys(fail, m, p, enc, integ)
+    for kname, kval in (("enc_key", enc_key), ("auth_key", auth_key)):
+        if kval in so_far.keys:
+            other = so_far.keys[kval]
             raise fail(
-                root + ("sas", i, "name"),
-                f"SA '{s.name}' is not used by any protect policy (its selectors come from them)",
+                p + (kname,),
+                f"this key is already used as {other[1]} of SA '{other[0]}': never reuse a key",
             )
-    ike = _validate_ike(fail, sec.get("ike", []), root + ("ike",), topo, set(by_name))
-    return IpsecConfig(Action(default_raw), tuple(sas), tuple(policies), ike)
+        so_far.keys[kval] = (name, kname)
+    window, esn, df, lifetime = _options(fail, m, p, _SA_OPTIONS)
+    return SaSpec(name, spi, src, dst, src_addr, dst_addr, enc, enc_key, integ, auth_key,
+                  window, esn, df, lifetime)
+
+
+def _spi(fail: Fail, spi: Any, path: tuple[Any, ...]) -> int:
+    if isinstance(spi, bool) or not isinstance(spi, int):
+        raise fail(path, f"SPI must be an integer, got {spi!r}")
+    if 0 <= spi <= 255:
+        raise fail(path, f"SPI {spi} is reserved (0 and 1..255, RFC 4303 §2.1); use 256..{MAX_SEQ_32}")
+    if not 256 <= spi <= MAX_SEQ_32:
+        raise fail(path, f"SPI {spi} is out of range 256..{MAX_SEQ_32}")
+    return spi
+
+
+def _sa_algorithms(fail: Fail, m: dict[str, Any], p: tuple[Any, ...]) -> tuple[str, str]:
+    """Encryption (CBC only with manual keys) and integrity (required)."""
+    enc = m["encryption"]
+    if enc not in ENCRYPTIONS:
+        raise fail(p + ("encryption",), f"{enc!r} is not one of: {', '.join(ENCRYPTIONS)}")
+    if ENCRYPTIONS[enc].aead:
+        raise fail(
+            p + ("encryption",),
+            f"{enc} with manual keys is refused: AES-GCM must never reuse an IV with the same key, "
+            "and static keys cannot guarantee that across restarts (RFC 4106 §8.1). "
+            "Use aes-*-cbc with hmac-sha2-256-128, or IKEv2-derived keys",
+        )
+    integ = m.get("integrity", NO_INTEGRITY)
+    if integ == NO_INTEGRITY:
+        raise fail(
+            p + ("integrity",) if "integrity" in m else p,
+            f"{enc} without integrity is refused (RFC 8221 §5: ESP encryption needs "
+            "authentication); set integrity: hmac-sha2-256-128",
+        )
+    if integ not in INTEGRITIES:
+        raise fail(p + ("integrity",), f"{integ!r} is not one of: {', '.join(INTEGRITIES)}")
+    return enc, integ
+
+
+def _sa_keys(fail: Fail, m: dict[str, Any], p: tuple[Any, ...], enc: str, integ: str) -> tuple[bytes, bytes]:
+    """The two keys, each of the length its algorithm needs."""
+    alg, ia = ENCRYPTIONS[enc], INTEGRITIES[integ]
+    enc_key = _key_bytes(fail, m["enc_key"], p + ("enc_key",))
+    if len(enc_key) != alg.keymat_len:
+        raise fail(
+            p + ("enc_key",),
+            f"{enc} needs a {alg.keymat_len}-byte key ({2 * alg.keymat_len} hex digits), got {len(enc_key)} bytes",
+        )
+    if "auth_key" not in m:
+        raise fail(p, f"missing 'auth_key' for {integ}")
+    auth_key = _key_bytes(fail, m["auth_key"], p + ("auth_key",))
+    if len(auth_key) != ia.key_len:
+        raise fail(
+            p + ("auth_key",),
+            f"{integ} needs a {ia.key_len}-byte key ({2 * ia.key_len} hex digits, RFC 4868 §2.1.1), "
+            f"got {len(auth_key)} bytes",
+        )
+    return enc_key, auth_key
+
+
+def _validate_policies(fail: Fail, pol_raw: list[Any], root: tuple[Any, ...], topo: Topology,
+                       by_name: dict[str, SaSpec]) -> list[PolicySpec]:
+    return [_policy_spec(fail, q, root + (i,), i, topo, by_name) for i, q in enumerate(pol_raw)]
+
+
+def _policy_spec(fail: Fail, raw: Any, p: tuple[Any, ...], i: int, topo: Topology,
+                 by_name: dict[str, SaSpec]) -> PolicySpec:
+    """One policy, checked in order: keys, router, selector, action, SA, name."""
+    m = _expect_map(fail, raw, p, _POLICY_KEYS)
+    _require(fail, m, p, _POLICY_REQUIRED)
+    router = m["router"]
+    if router not in topo.nodes or not topo.nodes[router].is_router:
+        raise fail(p + ("router",), f"'{router}' is not a router of the topology")
+    sel = Selector(
+        _prefix(fail, m["src"], p + ("src",)),
+        _prefix(fail, m["dst"], p + ("dst",)),
+        _protocol(fail, m.get("protocol", "any"), p + ("protocol",)),
+    )
+    action_raw = m["action"]
+    if action_raw not in ("protect", "bypass", "discard"):
+        raise fail(p + ("action",), f"action {action_raw!r} must be protect, bypass or discard")
+    action = Action(action_raw)
+    sa_name = _policy_sa(fail, m.get("sa"), p, action, router, by_name)
+    pname = m.get("name", f"{router}#{i}")
+    if not isinstance(pname, str):
+        raise fail(p + ("name",), "policy name must be a string")
+    return PolicySpec(pname, router, sel, action, sa_name)
+
+
+def _policy_sa(fail: Fail, sa_name: Any, p: tuple[Any, ...], action: Action, router: str,
+               by_name: dict[str, SaSpec]) -> str | None:
+    """A protect policy names an SA that its router sends on; other policies name none."""
+    if action is not Action.PROTECT:
+        if sa_name is not None:
+            raise fail(p + ("sa",), f"only protect policies name an SA, this one is {action.value}")
+        return None
+    if sa_name is None:
+        raise fail(p, "a protect policy needs 'sa'")
+    if sa_name not in by_name:
+        raise fail(p + ("sa",), f"unknown SA '{sa_name}' (known: {', '.join(by_name)})")
+    if by_name[sa_name].src != router:
+        raise fail(p + ("sa",), f"SA '{sa_name}' is sent by {by_name[sa_name].src}, not by {router}")
+    return sa_name
 
 
 def _ike_node(fail: Fail, v: Any, path: tuple[Any, ...], topo: Topology) -> tuple[str, IPv4Address]:
@@ -391,77 +482,79 @@ def _validate_ike(fail: Fail, raw: Any, root: tuple[Any, ...], topo: Topology,
     """`ipsec.ike`: IKEv2 connections. Each names two nodes, a PSK and the subnets behind each."""
     if not isinstance(raw, list):
         raise fail(root, "expected a list of IKE connections")
-    out: list[IkeSpec] = []
-    names: set[str] = set(sa_names)
-    for i, c in enumerate(raw):
-        p = root + (i,)
-        m = _expect_map(fail, c, p, _IKE_KEYS)
-        for req in ("name", "left", "right", "psk", "left_subnets", "right_subnets"):
-            if req not in m:
-                raise fail(p, f"missing '{req}'")
-        name = m["name"]
-        if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 24:
-            raise fail(p + ("name",), f"IKE name {name!r}: a letter, then letters, digits, _ . - (24 max)")
-        if name in names:
-            raise fail(p + ("name",), f"name '{name}' is already used by an SA or IKE connection")
-        names.add(name)
-        left, laddr = _ike_node(fail, m["left"], p + ("left",), topo)
-        right, raddr = _ike_node(fail, m["right"], p + ("right",), topo)
-        if left == right:
-            raise fail(p + ("right",), f"left and right are both {left}")
-        kinds = {topo.nodes[left].kind, topo.nodes[right].kind}
-        if "lsr" not in kinds:
-            raise fail(p, "at least one side of an IKE connection must be one of our routers")
-        psk = m["psk"]
-        if not isinstance(psk, str) or len(psk) < 8:
-            raise fail(p + ("psk",), "psk must be a quoted string of at least 8 characters")
-        subnets = {}
-        for side in ("left_subnets", "right_subnets"):
-            v = m[side]
-            if not isinstance(v, list) or not v:
-                raise fail(p + (side,), "expected a non-empty list of IPv4 prefixes")
-            subnets[side] = tuple(_prefix(fail, x, p + (side, j)) for j, x in enumerate(v))
-        ids = {}
-        for side, node in (("left_id", left), ("right_id", right)):
-            v = m.get(side, f"{node}.{name}.lsr.test")  # per connection: peers pick configs by ID
-            if not isinstance(v, str) or not v or len(v) > 255:
-                raise fail(p + (side,), "an IKE identity is a non-empty FQDN string")
-            ids[side] = v
-        init = m.get("initiator", "left")
-        init = {"left": left, "right": right}.get(init, init)
-        if init not in (left, right):
-            raise fail(p + ("initiator",), f"initiator must be left, right, {left} or {right}")
-        ike = m.get("ike", "aes128gcm16-prfsha256-x25519")
-        if ike not in IKE_PROPOSALS:
-            raise fail(p + ("ike",), f"IKE proposal {ike!r} is not one of: {', '.join(IKE_PROPOSALS)}")
-        esp = m.get("esp", "aes128gcm16")
-        if esp not in ESP_PROPOSALS:
-            raise fail(p + ("esp",), f"ESP proposal {esp!r} is not one of: {', '.join(ESP_PROPOSALS)}")
-        pfs = m.get("pfs", True)
-        if not isinstance(pfs, bool):
-            raise fail(p + ("pfs",), f"expected true or false, got {pfs!r}")
-        rekey = m.get("rekey_seconds")
-        if rekey is not None and (isinstance(rekey, bool) or not isinstance(rekey, int | float)
-                                  or rekey < 2):
-            raise fail(p + ("rekey_seconds",), f"rekey_seconds must be a number >= 2, got {rekey!r}")
-        gateway = kinds & set(GATEWAY_KINDS)
-        nat_t = m.get("nat_t", bool(gateway))
-        if not isinstance(nat_t, bool):
-            raise fail(p + ("nat_t",), f"expected true or false, got {nat_t!r}")
-        if gateway and not nat_t:
-            raise fail(p + ("nat_t",), "strongSwan's kernel-libipsec carries ESP only in UDP 4500 "
-                                       "(RFC 3948): nat_t must be true with a strongswan peer")
-        window = m.get("replay_window", DEFAULT_WINDOW)
-        if isinstance(window, bool) or not isinstance(window, int) or not (
-            window == 0 or MIN_WINDOW <= window <= MAX_WINDOW
-        ):
-            raise fail(p + ("replay_window",), f"replay_window {window!r} must be 0 or {MIN_WINDOW}..{MAX_WINDOW}")
-        out.append(IkeSpec(
-            name, left, right, laddr, raddr, psk.encode(), ids["left_id"], ids["right_id"],
-            subnets["left_subnets"], subnets["right_subnets"], init, IKE_PROPOSALS[ike],
-            ESP_PROPOSALS[esp], pfs, None if rekey is None else float(rekey), nat_t, window,
-        ))
-    return tuple(out)
+    names: set[str] = set(sa_names)  # one namespace for SAs and connections
+    return tuple(_ike_conn(fail, c, root + (i,), topo, names) for i, c in enumerate(raw))
+
+
+def _ike_conn(fail: Fail, raw: Any, p: tuple[Any, ...], topo: Topology, names: set[str]) -> IkeSpec:
+    """One connection, checked in order: keys, name, peers, psk, subnets, ids, initiator,
+    proposals and options, nat_t, replay window."""
+    m = _expect_map(fail, raw, p, _IKE_KEYS)
+    _require(fail, m, p, _IKE_REQUIRED)
+    name = m["name"]
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 24:
+        raise fail(p + ("name",), f"IKE name {name!r}: a letter, then letters, digits, _ . - (24 max)")
+    if name in names:
+        raise fail(p + ("name",), f"name '{name}' is already used by an SA or IKE connection")
+    names.add(name)
+    (left, laddr), (right, raddr) = _ike_peers(fail, m, p, topo)
+    psk = m["psk"]
+    if not isinstance(psk, str) or len(psk) < 8:
+        raise fail(p + ("psk",), "psk must be a quoted string of at least 8 characters")
+    subnets = {
+        side: _ike_subnets(fail, m[side], p + (side,)) for side in ("left_subnets", "right_subnets")
+    }
+    left_id = _ike_id(fail, m, p + ("left_id",), f"{left}.{name}.lsr.test")
+    right_id = _ike_id(fail, m, p + ("right_id",), f"{right}.{name}.lsr.test")
+    init = m.get("initiator", "left")
+    init = {"left": left, "right": right}.get(init, init)
+    if init not in (left, right):
+        raise fail(p + ("initiator",), f"initiator must be left, right, {left} or {right}")
+    ike, esp, pfs, rekey = _options(fail, m, p, _IKE_OPTIONS)
+    nat_t = _ike_nat_t(fail, m, p, {topo.nodes[left].kind, topo.nodes[right].kind})
+    (window,) = _options(fail, m, p, _IKE_WINDOW)
+    return IkeSpec(
+        name, left, right, laddr, raddr, psk.encode(), left_id, right_id,
+        subnets["left_subnets"], subnets["right_subnets"], init, IKE_PROPOSALS[ike],
+        ESP_PROPOSALS[esp], pfs, None if rekey is None else float(rekey), nat_t, window,
+    )
+
+
+def _ike_peers(fail: Fail, m: dict[str, Any], p: tuple[Any, ...],
+               topo: Topology) -> tuple[tuple[str, IPv4Address], tuple[str, IPv4Address]]:
+    """Two different nodes, at least one of them one of our routers."""
+    left = _ike_node(fail, m["left"], p + ("left",), topo)
+    right = _ike_node(fail, m["right"], p + ("right",), topo)
+    if left[0] == right[0]:
+        raise fail(p + ("right",), f"left and right are both {left[0]}")
+    if "lsr" not in {topo.nodes[left[0]].kind, topo.nodes[right[0]].kind}:
+        raise fail(p, "at least one side of an IKE connection must be one of our routers")
+    return left, right
+
+
+def _ike_subnets(fail: Fail, v: Any, path: tuple[Any, ...]) -> tuple[IPv4Network, ...]:
+    if not isinstance(v, list) or not v:
+        raise fail(path, "expected a non-empty list of IPv4 prefixes")
+    return tuple(_prefix(fail, x, path + (j,)) for j, x in enumerate(v))
+
+
+def _ike_id(fail: Fail, m: dict[str, Any], path: tuple[Any, ...], default: str) -> str:
+    v = m.get(path[-1], default)  # default per connection: peers pick configs by ID
+    if not isinstance(v, str) or not v or len(v) > 255:
+        raise fail(path, "an IKE identity is a non-empty FQDN string")
+    return v
+
+
+def _ike_nat_t(fail: Fail, m: dict[str, Any], p: tuple[Any, ...], kinds: set[str]) -> bool:
+    """ESP in UDP: on by default, and required, with a strongSwan gateway."""
+    gateway = kinds & set(GATEWAY_KINDS)
+    nat_t = m.get("nat_t", bool(gateway))
+    if not isinstance(nat_t, bool):
+        raise fail(p + ("nat_t",), f"expected true or false, got {nat_t!r}")
+    if gateway and not nat_t:
+        raise fail(p + ("nat_t",), "strongSwan's kernel-libipsec carries ESP only in UDP 4500 "
+                                   "(RFC 3948): nat_t must be true with a strongswan peer")
+    return nat_t
 
 
 def ike_for_router(topo: Topology, router: str) -> tuple[IkeSpec, ...]:
@@ -524,8 +617,15 @@ def ipsec_for_router(
                 if q.sa == s.name:
                     inbound_policies.append(Policy(q.selector, Action.PROTECT, s.name, name=f"in:{q.name}"))
     outbound = [Policy(q.selector, q.action, q.sa, name=q.name) for q in cfg.policies if q.router == router]
-    # IKE connections: PROTECT local -> remote subnets on the Child SA (installed once IKE is up;
-    # until then the packets are dropped as no-sa, RFC 4301 §5.1), and inbound the reverse.
+    ike_out, ike_in = _ike_policies(cfg, router)
+    return Spd(outbound + ike_out, inbound_policies + ike_in, default=cfg.default), sad
+
+
+def _ike_policies(cfg: IpsecConfig, router: str) -> tuple[list[Policy], list[Policy]]:
+    """IKE connections: PROTECT local -> remote subnets on the Child SA (installed once IKE is up;
+    until then the packets are dropped as no-sa, RFC 4301 §5.1), and inbound the reverse."""
+    outbound: list[Policy] = []
+    inbound: list[Policy] = []
     for c in cfg.ike:
         if router not in (c.left, c.right):
             continue
@@ -534,6 +634,6 @@ def ipsec_for_router(
             for rs in v["remote_subnets"]:
                 outbound.append(Policy(Selector(ls, rs), Action.PROTECT, ike_out_sa(c.name),
                                        name=f"{c.name}:{ls}->{rs}"))
-                inbound_policies.append(Policy(Selector(rs, ls), Action.PROTECT, f"{c.name}-in",
-                                               name=f"in:{c.name}:{rs}->{ls}"))
-    return Spd(outbound, inbound_policies, default=cfg.default), sad
+                inbound.append(Policy(Selector(rs, ls), Action.PROTECT, f"{c.name}-in",
+                                      name=f"in:{c.name}:{rs}->{ls}"))
+    return outbound, inbound

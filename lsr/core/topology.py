@@ -23,8 +23,9 @@ from __future__ import annotations
 import bisect
 import ipaddress
 import re
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path as FsPath
@@ -353,41 +354,40 @@ def _ifname_ok(name: str) -> str | None:
 
 _NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp")
 _ROUTER_FIELDS = ("labels", "ttl_model", "ldp")
-_LDP_KEYS = (
-    "hello_interval", "hello_holdtime", "keepalive_time", "explicit_null", "control",
-    "retention", "fecs", "passwords", "gtsm",
-)
 _LINK_KEYS = ("endpoints", "subnet", "cost", "mtu")
+
+
+def _ldp_passwords(ctx: _Ctx, v: Any, p: Path) -> tuple[tuple[str, str], ...]:
+    if not isinstance(v, dict):
+        raise ctx.fail(p, "expected a mapping of neighbour name to password")
+    pw = []
+    for nb, secret in v.items():
+        if not isinstance(secret, str) or not 1 <= len(secret) <= 80:
+            raise ctx.fail(p + (nb,), "password must be a string of 1..80 characters")
+        pw.append((str(nb), secret))
+    return tuple(sorted(pw))
+
+
+# `ldp:` keys and the validator of each one's value; the table's order is the order of
+# "allowed: ..." in error messages.
+_LDP_FIELDS: dict[str, Callable[[_Ctx, Any, Path], Any]] = {
+    "hello_interval": lambda ctx, v, p: _int(ctx, v, p, 1, 21845),
+    "hello_holdtime": lambda ctx, v, p: _int(ctx, v, p, 1, 65534),
+    "keepalive_time": lambda ctx, v, p: _int(ctx, v, p, 1, 65534),
+    "explicit_null": _bool,
+    "control": lambda ctx, v, p: _choice(ctx, v, p, LDP_CONTROL),
+    "retention": lambda ctx, v, p: _choice(ctx, v, p, LDP_RETENTION),
+    "fecs": lambda ctx, v, p: _choice(ctx, v, p, LDP_FECS),
+    "passwords": _ldp_passwords,
+    "gtsm": _bool,
+}
+_LDP_KEYS = tuple(_LDP_FIELDS)
 
 
 def _ldp_options(ctx: _Ctx, raw: Any, path: Path, base: LdpOptions) -> LdpOptions:
     m = _mapping(ctx, raw, path, _LDP_KEYS)
-    kw: dict[str, Any] = {}
-    for k, v in m.items():
-        p = path + (k,)
-        if k == "hello_interval":
-            kw[k] = _int(ctx, v, p, 1, 21845)
-        elif k in ("hello_holdtime", "keepalive_time"):
-            kw[k] = _int(ctx, v, p, 1, 65534)
-        elif k in ("explicit_null", "gtsm"):
-            kw[k] = _bool(ctx, v, p)
-        elif k == "control":
-            kw[k] = _choice(ctx, v, p, LDP_CONTROL)
-        elif k == "retention":
-            kw[k] = _choice(ctx, v, p, LDP_RETENTION)
-        elif k == "fecs":
-            kw[k] = _choice(ctx, v, p, LDP_FECS)
-        elif k == "passwords":
-            if not isinstance(v, dict):
-                raise ctx.fail(p, "expected a mapping of neighbour name to password")
-            pw = []
-            for nb, secret in v.items():
-                if not isinstance(secret, str) or not 1 <= len(secret) <= 80:
-                    raise ctx.fail(p + (nb,), "password must be a string of 1..80 characters")
-                pw.append((str(nb), secret))
-            kw[k] = tuple(sorted(pw))
-    merged = {**base.__dict__, **kw}
-    opts = LdpOptions(**merged)
+    kw = {k: _LDP_FIELDS[k](ctx, v, path + (k,)) for k, v in m.items()}
+    opts = replace(base, **kw)
     if opts.hello_holdtime < opts.hello_interval:
         raise ctx.fail(path, "hello_holdtime must be at least hello_interval")
     return opts
@@ -416,17 +416,73 @@ def load_topology(path: str | FsPath) -> Topology:
 
 
 def parse_topology(text: str, source: str = "<topology>") -> Topology:
-    """Validate topology YAML text; raises TopologyError."""
+    """Validate topology YAML text; raises TopologyError.
+
+    One step per part of the file, in this order; a file with several problems
+    gets the error of the first step that finds one (tests pin that order).
+    """
+    ctx, doc = _document(text, source)
+    name = _lab_name(ctx, doc)
+    defaults_raw, nodes_raw, links_raw = _topology_shape(ctx, doc)
+    defaults = _router_defaults(ctx, defaults_raw)
+    specs = _node_specs(ctx, nodes_raw, defaults)
+    link_specs = _link_specs(ctx, links_raw, specs)
+    _check_host_links(ctx, specs, link_specs)
+    _plan_addresses(ctx, specs, link_specs)
+    topo = _build(name, source, specs, link_specs)
+    _check_connected(ctx, topo)
+    _check_passwords(ctx, topo)
+    for section in section_names():
+        if section in doc:
+            topo.extra[section] = _section_validator(section)(ctx, doc[section], topo)
+    return topo
+
+
+@dataclass(frozen=True)
+class _RouterDefaults:
+    """`topology.defaults`: what a router node leaves out."""
+
+    labels: tuple[int, int] | None  # None: each router gets its own block (_default_labels)
+    ttl_model: str
+    ldp: LdpOptions
+
+
+@dataclass
+class _NodeSpec:
+    """A validated node before addresses are planned (hosts keep the defaults)."""
+
+    kind: str
+    index: int
+    loopback: IPv4Address | None = None
+    labels: tuple[int, int] = DEFAULT_LABEL_RANGE
+    ttl_model: str = "uniform"
+    ldp: LdpOptions = field(default_factory=LdpOptions)
+
+
+@dataclass
+class _LinkSpec:
+    """A validated link before addresses are planned."""
+
+    ends: tuple[tuple[str, str], tuple[str, str]]
+    host: bool  # one end is a host
+    path: Path
+    subnet: IPv4Network | None
+    cost: int
+    mtu: int
+
+
+def _document(text: str, source: str) -> tuple[_Ctx, dict[str, Any]]:
     try:
         located = load_located(text)
     except YamlError as e:
         raise TopologyError(source, e.line, "", e.message) from None
     ctx = _Ctx(source, located)
-    doc = located.data
-    if doc is None:
+    if located.data is None:
         raise ctx.fail((), "file is empty")
-    allowed = ("name", "topology", *section_names())
-    doc = _mapping(ctx, doc, (), allowed)
+    return ctx, _mapping(ctx, located.data, (), ("name", "topology", *section_names()))
+
+
+def _lab_name(ctx: _Ctx, doc: dict[str, Any]) -> str:
     if "name" not in doc:
         raise ctx.fail((), "missing 'name'")
     name = doc["name"]
@@ -436,6 +492,11 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
             f"lab name {name!r} must be lowercase letters, digits and '-', start with a letter, "
             f"at most {MAX_LAB_NAME} characters",
         )
+    return name
+
+
+def _topology_shape(ctx: _Ctx, doc: dict[str, Any]) -> tuple[dict[str, Any], dict[Any, Any], list[Any]]:
+    """The `topology:` mapping's three parts, checked for shape only."""
     if "topology" not in doc:
         raise ctx.fail((), "missing 'topology'")
     topo_raw = _mapping(ctx, doc["topology"], ("topology",), ("defaults", "nodes", "links"))
@@ -446,138 +507,165 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
     links_raw = topo_raw.get("links") or []
     if not isinstance(links_raw, list):
         raise ctx.fail(("topology", "links"), "expected a list of links")
+    return defaults_raw, nodes_raw, links_raw
 
-    # --- defaults for lsr nodes
+
+def _router_defaults(ctx: _Ctx, raw: dict[str, Any]) -> _RouterDefaults:
     dpath: Path = ("topology", "defaults")
-    def_labels = (
-        _label_range(ctx, defaults_raw["labels"], dpath + ("labels",))
-        if "labels" in defaults_raw
+    labels = _label_range(ctx, raw["labels"], dpath + ("labels",)) if "labels" in raw else None
+    ttl = _choice(ctx, raw.get("ttl_model", "uniform"), dpath + ("ttl_model",), TTL_MODELS)
+    return _RouterDefaults(labels, ttl, _ldp_options(ctx, raw.get("ldp"), dpath + ("ldp",), LdpOptions()))
+
+
+def _node_specs(ctx: _Ctx, nodes_raw: dict[Any, Any], defaults: _RouterDefaults) -> dict[str, _NodeSpec]:
+    """Every node in file order (interfaces come from the links)."""
+    specs: dict[str, _NodeSpec] = {}
+    loopbacks: dict[IPv4Address, str] = {}  # explicit ones, to name the first user of each
+    routers = 0
+    for index, (nname, nraw) in enumerate(nodes_raw.items()):
+        spec = _node_spec(ctx, index, nname, nraw, defaults, loopbacks, routers)
+        routers += spec.kind in ROUTER_KINDS
+        specs[nname] = spec
+    if not routers:
+        raise ctx.fail(("topology", "nodes"), "a topology needs at least one router")
+    return specs
+
+
+def _node_spec(
+    ctx: _Ctx, index: int, nname: Any, nraw: Any, defaults: _RouterDefaults,
+    loopbacks: dict[IPv4Address, str], router_ordinal: int,
+) -> _NodeSpec:
+    npath: Path = ("topology", "nodes", nname)
+    if not isinstance(nname, str) or not NAME_RE.match(nname) or len(nname) > MAX_NODE_NAME:
+        raise ctx.fail(
+            npath,
+            f"node name {nname!r} must be lowercase letters, digits and '-', start with a "
+            f"letter, at most {MAX_NODE_NAME} characters",
+        )
+    nm = _mapping(ctx, nraw, npath, _NODE_KEYS)
+    kind = _choice(ctx, nm.get("kind", "lsr"), npath + ("kind",), NODE_KINDS)
+    if kind in HOST_KINDS:
+        for k in nm:
+            if k != "kind":
+                raise ctx.fail(npath + (k,), f"'{k}' does not apply to a {kind} node")
+        return _NodeSpec(kind, index)
+    return _router_spec(ctx, npath, nm, _NodeSpec(kind, index), defaults, loopbacks, router_ordinal)
+
+
+def _router_spec(
+    ctx: _Ctx, npath: Path, nm: dict[str, Any], spec: _NodeSpec, defaults: _RouterDefaults,
+    loopbacks: dict[IPv4Address, str], router_ordinal: int,
+) -> _NodeSpec:
+    """A router's own fields, in order: loopback, labels, ttl_model, ldp, then FRR's limits."""
+    if "loopback" in nm:
+        spec.loopback = _unicast(ctx, nm["loopback"], npath + ("loopback",))
+        if spec.loopback in loopbacks:
+            raise ctx.fail(
+                npath + ("loopback",),
+                f"loopback {spec.loopback} is already used by {loopbacks[spec.loopback]}",
+            )
+        loopbacks[spec.loopback] = npath[-1]
+    if "labels" in nm:
+        spec.labels = _label_range(ctx, nm["labels"], npath + ("labels",))
+    else:
+        spec.labels = defaults.labels or _default_labels(router_ordinal)
+    spec.ttl_model = _choice(ctx, nm.get("ttl_model", defaults.ttl_model), npath + ("ttl_model",), TTL_MODELS)
+    spec.ldp = _ldp_options(ctx, nm.get("ldp"), npath + ("ldp",), defaults.ldp)
+    if spec.kind == "frr":  # FRR's ldpd: labels come from zebra's label manager, liberal only
+        if "labels" in nm:
+            raise ctx.fail(npath + ("labels",), "an frr node allocates its own labels "
+                           "(FRR's label manager); 'labels' does not apply")
+        if spec.ldp.retention != "liberal":
+            raise ctx.fail(npath + ("ldp", "retention"), "FRR's ldpd supports only liberal retention")
+    return spec
+
+
+def _link_specs(ctx: _Ctx, links_raw: list[Any], specs: dict[str, _NodeSpec]) -> list[_LinkSpec]:
+    used: dict[tuple[str, str], int] = {}  # (node, interface) -> link index
+    return [_link_spec(ctx, li, lraw, specs, used) for li, lraw in enumerate(links_raw)]
+
+
+def _link_spec(
+    ctx: _Ctx, li: int, lraw: Any, specs: dict[str, _NodeSpec], used: dict[tuple[str, str], int]
+) -> _LinkSpec:
+    lpath: Path = ("topology", "links", li)
+    lm = _mapping(ctx, lraw, lpath, _LINK_KEYS)
+    ends = _endpoints(ctx, lm.get("endpoints"), lpath + ("endpoints",), li, specs, used)
+    host_link = any(specs[nd].kind in HOST_KINDS for nd, _ in ends)
+    subnet = (
+        _subnet(ctx, lm["subnet"], lpath + ("subnet",), 30 if host_link else 31)
+        if "subnet" in lm
         else None
     )
-    def_ttl = _choice(ctx, defaults_raw.get("ttl_model", "uniform"), dpath + ("ttl_model",), TTL_MODELS)
-    def_ldp = _ldp_options(ctx, defaults_raw.get("ldp"), dpath + ("ldp",), LdpOptions())
+    cost = _int(ctx, lm.get("cost", DEFAULT_COST), lpath + ("cost",), 1, 65535)
+    mtu = _int(ctx, lm.get("mtu", DEFAULT_MTU), lpath + ("mtu",), 576, 9000)
+    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu)
 
-    # --- nodes (without interfaces yet)
-    specs: dict[str, dict[str, Any]] = {}
-    explicit_loopbacks: dict[IPv4Address, str] = {}
-    for index, (nname, nraw) in enumerate(nodes_raw.items()):
-        npath: Path = ("topology", "nodes", nname)
-        if not isinstance(nname, str) or not NAME_RE.match(nname) or len(nname) > MAX_NODE_NAME:
-            raise ctx.fail(
-                npath,
-                f"node name {nname!r} must be lowercase letters, digits and '-', start with a "
-                f"letter, at most {MAX_NODE_NAME} characters",
-            )
-        nm = _mapping(ctx, nraw, npath, _NODE_KEYS)
-        kind = _choice(ctx, nm.get("kind", "lsr"), npath + ("kind",), NODE_KINDS)
-        spec: dict[str, Any] = {"kind": kind, "index": index}
-        if kind in HOST_KINDS:
-            for k in nm:
-                if k != "kind":
-                    raise ctx.fail(npath + (k,), f"'{k}' does not apply to a {kind} node")
-        else:
-            if "loopback" in nm:
-                lb = _unicast(ctx, nm["loopback"], npath + ("loopback",))
-                if lb in explicit_loopbacks:
-                    raise ctx.fail(
-                        npath + ("loopback",),
-                        f"loopback {lb} is already used by {explicit_loopbacks[lb]}",
-                    )
-                explicit_loopbacks[lb] = nname
-                spec["loopback"] = lb
-            if "labels" in nm:
-                spec["labels"] = _label_range(ctx, nm["labels"], npath + ("labels",))
-            elif def_labels is not None:
-                spec["labels"] = def_labels
-            else:
-                spec["labels"] = _default_labels(sum(1 for s in specs.values() if "ldp" in s))
-            spec["ttl_model"] = _choice(
-                ctx, nm.get("ttl_model", def_ttl), npath + ("ttl_model",), TTL_MODELS
-            )
-            spec["ldp"] = _ldp_options(ctx, nm.get("ldp"), npath + ("ldp",), def_ldp)
-            if kind == "frr":  # FRR's ldpd: labels come from zebra's label manager, liberal only
-                if "labels" in nm:
-                    raise ctx.fail(npath + ("labels",), "an frr node allocates its own labels "
-                                   "(FRR's label manager); 'labels' does not apply")
-                if spec["ldp"].retention != "liberal":
-                    raise ctx.fail(npath + ("ldp", "retention"),
-                                   "FRR's ldpd supports only liberal retention")
-        specs[nname] = spec
-    if not any(s["kind"] in ROUTER_KINDS for s in specs.values()):
-        raise ctx.fail(("topology", "nodes"), "a topology needs at least one router")
 
-    # --- links
-    used_ifaces: dict[tuple[str, str], int] = {}
-    link_specs: list[dict[str, Any]] = []
-    for li, lraw in enumerate(links_raw):
-        lpath: Path = ("topology", "links", li)
-        lm = _mapping(ctx, lraw, lpath, _LINK_KEYS)
-        eps = lm.get("endpoints")
-        epath = lpath + ("endpoints",)
-        if not (isinstance(eps, list) and len(eps) == 2):
-            raise ctx.fail(epath, "endpoints must be a list of two 'node:interface' strings")
-        ends: list[tuple[str, str]] = []
-        for ei, ep in enumerate(eps):
-            if not isinstance(ep, str) or ep.count(":") != 1:
-                raise ctx.fail(epath + (ei,), f"endpoint {ep!r} must be 'node:interface'")
-            nd, ifn = ep.split(":")
-            if nd not in specs:
-                raise ctx.fail(epath + (ei,), f"unknown node '{nd}'")
-            bad = _ifname_ok(ifn)
-            if bad:
-                raise ctx.fail(epath + (ei,), bad)
-            if (nd, ifn) in used_ifaces:
-                raise ctx.fail(
-                    epath + (ei,),
-                    f"interface {nd}:{ifn} is already used by link {used_ifaces[(nd, ifn)]}",
-                )
-            used_ifaces[(nd, ifn)] = li
-            ends.append((nd, ifn))
-        if ends[0][0] == ends[1][0]:
-            raise ctx.fail(epath, f"a link cannot connect {ends[0][0]} to itself")
-        kinds = [specs[e[0]]["kind"] for e in ends]
-        host_link = any(k in HOST_KINDS for k in kinds)
-        if all(k in HOST_KINDS for k in kinds):
-            raise ctx.fail(epath, "a host must connect to a router, not to another host")
-        spec = {"ends": ends, "host": host_link, "path": lpath}
-        if "subnet" in lm:
-            spec["subnet"] = _subnet(ctx, lm["subnet"], lpath + ("subnet",), 30 if host_link else 31)
-        spec["cost"] = _int(ctx, lm.get("cost", DEFAULT_COST), lpath + ("cost",), 1, 65535)
-        spec["mtu"] = _int(ctx, lm.get("mtu", DEFAULT_MTU), lpath + ("mtu",), 576, 9000)
-        link_specs.append(spec)
+def _endpoints(
+    ctx: _Ctx, eps: Any, epath: Path, li: int, specs: dict[str, _NodeSpec],
+    used: dict[tuple[str, str], int],
+) -> tuple[tuple[str, str], tuple[str, str]]:
+    if not (isinstance(eps, list) and len(eps) == 2):
+        raise ctx.fail(epath, "endpoints must be a list of two 'node:interface' strings")
+    ends: list[tuple[str, str]] = []
+    for ei, ep in enumerate(eps):
+        if not isinstance(ep, str) or ep.count(":") != 1:
+            raise ctx.fail(epath + (ei,), f"endpoint {ep!r} must be 'node:interface'")
+        nd, ifn = ep.split(":")
+        if nd not in specs:
+            raise ctx.fail(epath + (ei,), f"unknown node '{nd}'")
+        bad = _ifname_ok(ifn)
+        if bad:
+            raise ctx.fail(epath + (ei,), bad)
+        if (nd, ifn) in used:
+            raise ctx.fail(epath + (ei,), f"interface {nd}:{ifn} is already used by link {used[(nd, ifn)]}")
+        used[(nd, ifn)] = li
+        ends.append((nd, ifn))
+    a, b = ends
+    if a[0] == b[0]:
+        raise ctx.fail(epath, f"a link cannot connect {a[0]} to itself")
+    if specs[a[0]].kind in HOST_KINDS and specs[b[0]].kind in HOST_KINDS:
+        raise ctx.fail(epath, "a host must connect to a router, not to another host")
+    return a, b
 
-    # --- hosts have exactly one link
+
+def _check_host_links(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpec]) -> None:
+    """A host has exactly one link (its default route points along it)."""
+    degree = Counter(nd for ls in link_specs for nd, _ in ls.ends)
     for nname, spec in specs.items():
-        if spec["kind"] in HOST_KINDS:
-            n = sum(1 for ls in link_specs for e in ls["ends"] if e[0] == nname)
-            if n != 1:
-                raise ctx.fail(
-                    ("topology", "nodes", nname), f"a host needs exactly one link, it has {n}"
-                )
+        if spec.kind in HOST_KINDS and degree[nname] != 1:
+            raise ctx.fail(
+                ("topology", "nodes", nname), f"a host needs exactly one link, it has {degree[nname]}"
+            )
 
-    # --- address plan: explicit first, then auto-assign around them
+
+def _plan_addresses(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpec]) -> None:
+    """Explicit loopbacks and subnets first, then auto-assign around them."""
     plan = _AddressPlan(ctx)
     for nname, spec in specs.items():
-        if "loopback" in spec:
-            plan.claim(IPv4Network(f"{spec['loopback']}/32"), ("topology", "nodes", nname, "loopback"))
+        if spec.loopback is not None:
+            plan.claim(IPv4Network(f"{spec.loopback}/32"), ("topology", "nodes", nname, "loopback"))
     for ls in link_specs:
-        if "subnet" in ls:
-            plan.claim(ls["subnet"], ls["path"] + ("subnet",))
+        if ls.subnet is not None:
+            plan.claim(ls.subnet, ls.path + ("subnet",))
     for nname, spec in specs.items():
-        if spec["kind"] in ROUTER_KINDS and "loopback" not in spec:
-            spec["loopback"] = plan.assign(LOOPBACK_POOL, 32, ("topology", "nodes", nname)).network_address
+        if spec.kind in ROUTER_KINDS and spec.loopback is None:
+            spec.loopback = plan.assign(LOOPBACK_POOL, 32, ("topology", "nodes", nname)).network_address
     for ls in link_specs:
-        if "subnet" not in ls:
-            pool, plen = (HOST_LINK_POOL, 24) if ls["host"] else (CORE_LINK_POOL, 30)
-            ls["subnet"] = plan.assign(pool, plen, ls["path"])
+        if ls.subnet is None:
+            pool, plen = (HOST_LINK_POOL, 24) if ls.host else (CORE_LINK_POOL, 30)
+            ls.subnet = plan.assign(pool, plen, ls.path)
 
-    # --- build the model
+
+def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpec]) -> Topology:
     links: list[Link] = []
     ifaces: dict[str, dict[str, Interface]] = {n: {} for n in specs}
     for li, ls in enumerate(link_specs):
-        net: IPv4Network = ls["subnet"]
+        net = ls.subnet
+        assert net is not None  # _plan_addresses gave every link one
         hosts = list(net.hosts()) if net.prefixlen < 31 else list(net)
-        (an, ai), (bn, bi) = ls["ends"]
+        (an, ai), (bn, bi) = ls.ends
         for (nd, ifn), addr, (pn, pi) in (
             ((an, ai), hosts[0], (bn, bi)),
             ((bn, bi), hosts[1], (an, ai)),
@@ -586,28 +674,31 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
                 node=nd,
                 name=ifn,
                 address=IPv4Interface(f"{addr}/{net.prefixlen}"),
-                mac=_mac(specs[nd]["index"], len(ifaces[nd])),
-                mtu=ls["mtu"],
+                mac=_mac(specs[nd].index, len(ifaces[nd])),
+                mtu=ls.mtu,
                 link=li,
                 peer_node=pn,
                 peer_interface=pi,
             )
-        links.append(Link(li, (an, ai), (bn, bi), net, ls["cost"], ls["mtu"]))
-    nodes: dict[str, Node] = {}
-    for nname, spec in specs.items():
-        nodes[nname] = Node(
+        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu))
+    nodes = {
+        nname: Node(
             name=nname,
-            kind=spec["kind"],
-            index=spec["index"],
-            loopback=spec.get("loopback"),
-            labels=spec.get("labels", DEFAULT_LABEL_RANGE),
-            ttl_model=spec.get("ttl_model", "uniform"),
-            ldp=spec.get("ldp", LdpOptions()),
+            kind=spec.kind,
+            index=spec.index,
+            loopback=spec.loopback,
+            labels=spec.labels,
+            ttl_model=spec.ttl_model,
+            ldp=spec.ldp,
             interfaces=dict(sorted(ifaces[nname].items())),
         )
-    topo = Topology(name=name, nodes=nodes, links=links, source=source)
+        for nname, spec in specs.items()
+    }
+    return Topology(name=name, nodes=nodes, links=links, source=source)
 
-    # --- routers must form one connected IGP domain
+
+def _check_connected(ctx: _Ctx, topo: Topology) -> None:
+    """Routers must form one connected IGP domain."""
     g = topo.graph()
     if g.number_of_nodes() > 1 and not nx.is_connected(g):
         comps = sorted((sorted(c) for c in nx.connected_components(g)), key=lambda c: c[0])
@@ -616,18 +707,16 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
             "routers are not all connected: "
             + " | ".join(", ".join(c[:4]) + (" ..." if len(c) > 4 else "") for c in comps[:3]),
         )
-    # LDP passwords must name routers this router has a link to.
+
+
+def _check_passwords(ctx: _Ctx, topo: Topology) -> None:
+    """LDP passwords must name routers of the topology."""
     for n in topo.routers:
         for nb, _ in n.ldp.passwords:
             if nb not in topo.nodes or not topo.nodes[nb].is_router:
                 raise ctx.fail(
                     ("topology", "nodes", n.name, "ldp", "passwords", nb), f"unknown router '{nb}'"
                 )
-
-    for section in section_names():
-        if section in doc:
-            topo.extra[section] = _section_validator(section)(ctx, doc[section], topo)
-    return topo
 
 
 class _AddressPlan:
