@@ -1,6 +1,6 @@
 """Dataplane benchmarks (root): our LSR vs Linux kernel forwarding, same run.
 
-    sudo python -m benchmarks.bench_dataplane [--reps 3] [--dur 1.0] [--only swap|e2e|up]
+    sudo python -m benchmarks.bench_dataplane [--reps 3] [--dur 1.0] [--only swap|e2e|up|inproc]
                                               [--json OUT]
 
 Numbers to report, not timed tests (issue 9, "Benchmarks").
@@ -31,6 +31,10 @@ cpu1 idle share in the JSON says how much headroom the kernel had left.
    with LDP vs the same namespaces with kernel forwarding; UDP frames from the
    TX-ring sender in ce1, counted at ce2. Loss-free rate by bisection too.
 3. up: `lab up` time and router memory (benchmarks.bench_lab.bench_up).
+4. inproc (no root, no namespaces): the ring-to-ring fast path (`forwarding.ioloop`,
+   `forwarding.vector`) in this process on anonymous mmaps laid out like TPACKET_V2
+   RX/TX rings: CPU nanoseconds per frame for each case (scalar: 32-frame runs, the
+   vector path off; vector: 256-frame runs). For A/B checks of fast-path edits.
 
 Each measurement is repeated (`--reps`, kernel and LSR alternately, both chains
 up at once) and the median reported, with the load average seen.
@@ -467,6 +471,113 @@ def bench_up() -> dict:
     return res
 
 
+# ---------------------------------------------------------------- in process
+
+INPROC_FS = 2048
+
+
+def _inproc_rings(frames: list[bytes], ntx: int = 512):
+    """An RX ring holding `frames` (every slot ready) and a factory of TX rings, as in
+    tests/test_ioloop.py: anonymous mmaps, no sockets."""
+    import mmap
+    import struct
+
+    from forwarding.afpacket import TX_DATA, RingPort, TxRing
+
+    class _Sock:
+        def send(self, data: bytes) -> int:
+            return 0
+
+    fs, n = INPROC_FS, len(frames)
+    rx = object.__new__(RingPort)
+    rx.ring = mmap.mmap(-1, n * fs)
+    rx.view = memoryview(rx.ring)
+    rx.frame_size, rx.nframes, rx.index, rx._slots = fs, n, 0, None
+    for k, f in enumerate(frames):
+        struct.pack_into("=IIIH", rx.ring, k * fs, 1, len(f), len(f), 66)
+        rx.ring[k * fs + 66:k * fs + 66 + len(f)] = f
+
+    def tx() -> TxRing:
+        t = object.__new__(TxRing)
+        t.ring = mmap.mmap(-1, ntx * fs)
+        t.frame_size, t.nframes, t.index, t.pending, t.tx_errors = fs, ntx, 0, 0, 0
+        t._slots = None
+        t.max_len = fs - TX_DATA
+        t.sock = _Sock()
+        return t
+
+    return rx, tx
+
+
+def _inproc_case(router: str, in_if: str, mk, mpls: bool, vector: bool, run: int,
+                 seconds: float) -> float:
+    """CPU nanoseconds per frame of FastPath.mpls/.ipv4 on runs of `run` ready frames: the
+    best block of 20 calls (others' load on a shared machine only ever adds time)."""
+    import numpy as np
+
+    from forwarding.ioloop import FastPath
+    from tests.fwd_helpers import all_tables, line4
+
+    t = all_tables(line4())[router]
+    frames = [mk(t, k) for k in range(run)]
+    rx, txf = _inproc_rings(frames)
+    txs = {name: txf() for name in t.interfaces}
+    fp = FastPath(t, txs, vector=vector)
+    step = fp.mpls if mpls else fp.ipv4
+    mac = t.interfaces[in_if].mac
+    rx_st = np.frombuffer(rx.ring, np.uint32).reshape(run, -1)[:, 0]
+    tx_st = [np.frombuffer(x.ring, np.uint32).reshape(x.nframes, -1)[:, 0] for x in txs.values()]
+    got, fwd, slow = step(rx, mac, run)
+    assert got == fwd == run and not slow, (router, got, fwd, len(slow))  # all on the fast path
+    clock = time.thread_time_ns
+    best = float("inf")
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        spent = 0
+        for _ in range(20):
+            rx_st[:] = 1  # the kernel filled the ring again; TX slots were sent
+            for s in tx_st:
+                s[:] = 0
+            t0 = clock()
+            step(rx, mac, run)
+            spent += clock() - t0
+        best = min(best, spent / (20 * run))
+    return best
+
+
+def bench_inproc(reps: int, dur: float, sizes: list[int]) -> dict:
+    """ns per frame of the fast path in this process, median of `reps` trials per case."""
+    from tests.fwd_helpers import ilm_label, ip_frame, mpls_frame, udp
+
+    def pkt(size: int, labelled: bool, dst: str = "192.168.2.2") -> bytes:
+        return udp("192.168.1.2", dst, data=bytes(max(0, size - 42 - (4 if labelled else 0))))
+
+    def cases(size: int) -> dict:
+        return {  # name: (router, in_if, frame maker, MPLS ring?)
+            "swap": ("p1", "eth1", lambda t, k: mpls_frame(
+                t, "eth1", (ilm_label(t, "192.168.2.0/24"),), pkt(size, True)), True),
+            "php": ("p2", "eth1", lambda t, k: mpls_frame(
+                t, "eth1", (ilm_label(t, "192.168.2.0/24"),), pkt(size, True)), True),
+            "swap+php, 2 egress": ("p2", "eth1", lambda t, k: mpls_frame(  # alternating
+                t, "eth1", (ilm_label(t, ("192.168.1.0/24", "192.168.2.0/24")[k % 2]),),
+                pkt(size, True)), True),
+            "push": ("pe1", "eth1", lambda t, k: ip_frame(t, "eth1", pkt(size, False)), False),
+            "ip forward": ("pe2", "eth2", lambda t, k: ip_frame(t, "eth2", pkt(size, False)),
+                           False),
+        }
+
+    out: dict = {}
+    for size in sizes:
+        for mode, vector, run in (("scalar", False, 32), ("vector", True, 256)):
+            for name, (router, in_if, mk, mpls) in cases(size).items():
+                ns = [_inproc_case(router, in_if, mk, mpls, vector, run, dur) for _ in range(reps)]
+                key = f"{mode} {name} {size} B"
+                out[key] = {"ns_per_frame": round(statistics.median(ns), 1),
+                            "trials": [round(x, 1) for x in ns]}
+                print(f"  {key}: {out[key]}", flush=True)
+    return out
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -488,25 +599,37 @@ def table(out: dict) -> str:
     for name, v in out.get("up", {}).items():
         rows.append(f"| lab up {name} ({v['routers']} routers) | | {v['up_seconds']} s | | "
                     f"PSS {v['router_pss_mb_total']} MB total, {v['router_pss_mb_each']} MB/router | | | |")
-    return "\n".join(rows)
+    if "inproc" in out:  # a table of its own
+        if len(rows) == 2:
+            rows = []
+        rows += ["", "| in-process fast path | ns/frame (CPU) | frames/s of CPU | trials |",
+                 "|---|---|---|---|"]
+        for name, v in out["inproc"].items():
+            rows.append(f"| {name} | {v['ns_per_frame']:,.0f} | {1e9 / v['ns_per_frame']:,.0f} | "
+                        f"{' / '.join(f'{x:,.0f}' for x in v['trials'])} |")
+    return "\n".join(rows).strip("\n")
 
 
 def main() -> int:
-    if os.geteuid() != 0:
-        print("bench_dataplane: needs root", file=sys.stderr)
-        return 2
     ap = argparse.ArgumentParser(prog="python -m benchmarks.bench_dataplane")
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--dur", type=float, default=1.0, help="seconds per trial")
     ap.add_argument("--sizes", default="60,1000", help="frame sizes without FCS")
-    ap.add_argument("--only", choices=["swap", "e2e", "up"])
+    ap.add_argument("--only", choices=["swap", "e2e", "up", "inproc"],
+                    help="inproc: the fast path in this process, ns per frame (no root)")
     ap.add_argument("--extra", action="store_true",
                     help="also kernel-inline (no RPS) and lsr-rps (RPS to the LSR core) for swap, "
                     "lsr-2cores (routers not pinned) for e2e")
     ap.add_argument("--json")
     a = ap.parse_args()
+    if a.only != "inproc" and os.geteuid() != 0:
+        print("bench_dataplane: needs root (except --only inproc)", file=sys.stderr)
+        return 2
     sizes = [int(x) for x in a.sizes.split(",")]
     out: dict = {"cpus": {"sender": SENDER_CPU, "lsr": LSR_CPU}, "load_start": loadavg()}
+    if a.only in (None, "inproc"):
+        print("inproc:", flush=True)
+        out["inproc"] = bench_inproc(a.reps, a.dur, sizes)
     if a.only in (None, "swap"):
         print("swap:", flush=True)
         out["swap"] = bench_swap(a.reps, a.dur, sizes, ["kernel", "lsr"] + (

@@ -4,8 +4,13 @@ Two receive paths with the same interface (`recv_batch(max) -> list[bytes]`):
 
 * `PacketPort`: non-blocking socket, `recv` in bounded batches (simple,
   always works);
-* `RingPort`: a TPACKET_V2 mmap RX ring (dataplane-speed.md: ~1.4x the plain
-  loop at plain-loop latency).
+* `RingPort`: a TPACKET_V2 mmap RX ring (measured when the dataplane was designed:
+  1.4-1.6x the frames/s of a plain recv loop at nearly its per-hop latency, 34 vs
+  30 us p50 at 1,000 frames/s; TPACKET_V3's 1 ms block timeout held frames back:
+  ~310 us. Current numbers: docs/benchmarks.md).
+
+The layout of a ring slot is spelled out below (`T2_*`, `RX_*`, `TX_*`); the fast
+paths (forwarding.ioloop, forwarding.vector) address slots with these names.
 
 Both drop our own transmissions in the kernel (PACKET_IGNORE_OUTGOING, the
 equivalent of skipping PACKET_OUTGOING) and bound the work per wake-up so a
@@ -21,15 +26,102 @@ import struct
 ETH_P_ALL = 0x0003
 ETH_P_IP = 0x0800
 ETH_P_MPLS_UC = 0x8847
+ETH_HLEN = 14  # destination MAC, source MAC, ethertype
 SOL_PACKET = 263
 PACKET_RX_RING = 5
 PACKET_VERSION = 10
 PACKET_IGNORE_OUTGOING = 23
 PACKET_STATISTICS = 6  # struct tpacket_stats: tp_packets, tp_drops (reset by each read)
 TPACKET_V2 = 1
-TP_STATUS_KERNEL = 0
-TP_STATUS_USER = 1
-_HDR2 = struct.Struct("=IIIHHIIHH4x")  # struct tpacket2_hdr (32 bytes)
+TP_STATUS_KERNEL = 0  # RX slot status: the kernel's to fill
+TP_STATUS_USER = 1  # RX slot status: a frame for us to read
+
+# ---------------------------------------------------------------- TPACKET_V2 ring slots
+#
+# include/uapi/linux/if_packet.h, Documentation/networking/packet_mmap.rst. A ring is
+# blocks of RING_BLOCK bytes cut into slots of frame_size bytes (2048 here); each slot
+# starts with a struct tpacket2_hdr, fields in host byte order (T2_* are their offsets):
+#
+#   0              4              8              12             14             16
+#   +--------------+--------------+--------------+--------------+--------------+
+#   |  tp_status   |    tp_len    |  tp_snaplen  |    tp_mac    |    tp_net    |
+#   |     u32      |     u32      |     u32      |     u16      |     u16      |
+#   +--------------+--------------+--------------+--------------+--------------+
+#   16             20             24             26             28             32
+#   +--------------+--------------+--------------+--------------+--------------+
+#   |    tp_sec    |   tp_nsec    | tp_vlan_tci  | tp_vlan_tpid |  tp_padding  |
+#   |     u32      |     u32      |     u16      |     u16      |    4 x u8    |
+#   +--------------+--------------+--------------+--------------+--------------+
+#
+# tp_status is the hand-over word: RX slots TP_STATUS_KERNEL <-> TP_STATUS_USER, TX slots
+# TP_STATUS_AVAILABLE <-> TP_STATUS_SEND_REQUEST (then SENDING while the kernel copies).
+#
+#   RX slot (RingPort)                            TX slot (TxRing, PACKET_VNET_HDR)
+#   0   tpacket2_hdr                              0   tpacket2_hdr (status, len, snaplen)
+#   32  struct sockaddr_ll (20 bytes)             32  TX_VNET: struct virtio_net_hdr (10 bytes)
+#   52  unused                                    34    its hdr_len (u16): TX_VNET_HDRLEN
+#   66  RX_MAC: the frame, Ethernet header        42  TX_DATA: the frame, Ethernet header
+#   80  RX_NET: label stack entry / IPv4 header   56  TX_NET: label stack entry / IPv4 header
+#   84  RX_IP1: IPv4 under one label              60  TX_IP1: IPv4 under one label
+#
+# RX: the kernel (net/packet/af_packet.c, tpacket_rcv) writes TPACKET2_HDRLEN =
+# TPACKET_ALIGN(32) + sizeof(struct sockaddr_ll) = 52 bytes of header and places the frame
+# so that its network header is aligned: tp_net = TPACKET_ALIGN(52 + max(14, 16)) = 80,
+# tp_mac = tp_net - 14 = 66 for an untagged Ethernet frame. The fast paths check tp_mac ==
+# RX_MAC on every frame and leave anything else to the general path (which reads tp_mac).
+# TX: without PACKET_TX_HAS_OFF the kernel reads a slot's data at TPACKET2_HDRLEN -
+# sizeof(struct sockaddr_ll) = 32 (tpacket_parse_header); with PACKET_VNET_HDR that data
+# is a virtio_net_hdr (flags u8, gso_type u8, hdr_len, gso_size, csum_start, csum_offset
+# u16, little-endian here), then the frame; tp_len and tp_snaplen count both.
+
+T2_STATUS, T2_LEN, T2_SNAPLEN, T2_MAC, T2_NET = 0, 4, 8, 12, 14  # tpacket2_hdr fields
+T2_SEC, T2_NSEC, T2_VLAN_TCI, T2_VLAN_TPID = 16, 20, 24, 26
+_HDR2 = struct.Struct("=IIIHHIIHH4x")  # struct tpacket2_hdr
+_STATUS = struct.Struct("=I")  # tp_status alone
+TPACKET_ALIGNMENT = 16
+SOCKADDR_LL_SIZE = 20  # struct sockaddr_ll
+
+
+def tpacket_align(x: int) -> int:
+    """TPACKET_ALIGN(x) of if_packet.h: x rounded up to TPACKET_ALIGNMENT."""
+    return (x + TPACKET_ALIGNMENT - 1) & ~(TPACKET_ALIGNMENT - 1)
+
+
+TPACKET2_HDRLEN = tpacket_align(_HDR2.size) + SOCKADDR_LL_SIZE  # 52
+RX_NET = tpacket_align(TPACKET2_HDRLEN + max(ETH_HLEN, 16))  # 80: tp_net, untagged Ethernet
+RX_MAC = RX_NET - ETH_HLEN  # 66: tp_mac, where the frame starts
+TX_VNET = TPACKET2_HDRLEN - SOCKADDR_LL_SIZE  # 32: where the kernel reads a TX slot's data
+VNET_HDR = 10  # struct virtio_net_hdr
+TX_VNET_HDRLEN = TX_VNET + 2  # virtio_net_hdr.hdr_len
+TX_DATA = TX_VNET + VNET_HDR  # 42: where a frame's bytes start in a TX slot
+# Where the fast paths find what follows the Ethernet header (one label: 4 bytes)
+RX_IP1 = RX_NET + 4  # 84: an IPv4 header under one label in an RX slot
+TX_NET = TX_DATA + ETH_HLEN  # 56: a label stack entry / an IPv4 header in a TX slot
+TX_IP1 = TX_NET + 4  # 60: an IPv4 header under one label in a TX slot
+RING_BLOCK = 1 << 16  # tp_block_size: bytes per ring block (a multiple of the page size)
+_TPACKET_REQ = struct.Struct("IIII")  # tp_block_size, tp_block_nr, tp_frame_size, tp_frame_nr
+_TPACKET_STATS = struct.Struct("II")  # tp_packets, tp_drops
+
+
+def slot_struct(order: str, *fields: tuple[int, str]) -> struct.Struct:
+    """A struct for some fields of a ring slot: `fields` are (slot offset, struct code) in
+    increasing offset order; the bytes between them are skipped. `order` as in struct
+    ("<", "=", "!"): the fast paths read label stack entries little-endian on purpose."""
+    fmt, at = order, 0
+    for off, code in fields:
+        if off < at:
+            raise ValueError(f"slot field at {off} overlaps the previous one (ends at {at})")
+        fmt += (f"{off - at}x" if off > at else "") + code
+        at = off + struct.calcsize(order + code)
+    return struct.Struct(fmt)
+
+
+def _ring_req(frame_size: int, frames: int) -> tuple[bytes, int, int]:
+    """(struct tpacket_req, blocks, slots) for about `frames` slots of `frame_size` bytes."""
+    per_block = RING_BLOCK // frame_size
+    blocks = max(1, frames // per_block)
+    return _TPACKET_REQ.pack(RING_BLOCK, blocks, frame_size, blocks * per_block), blocks, \
+        blocks * per_block
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -99,15 +191,12 @@ class RingPort(PacketPort):
         try:
             s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
-            block = 1 << 16
-            per_block = block // frame_size
-            blocks = max(1, frames // per_block)
-            s.setsockopt(SOL_PACKET, PACKET_RX_RING,
-                         struct.pack("IIII", block, blocks, frame_size, blocks * per_block))
+            req, blocks, nframes = _ring_req(frame_size, frames)
+            s.setsockopt(SOL_PACKET, PACKET_RX_RING, req)
             s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 4 << 20)
             s.bind((ifname, proto))
             s.setblocking(False)
-            self.ring = mmap.mmap(s.fileno(), block * blocks, mmap.MAP_SHARED,
+            self.ring = mmap.mmap(s.fileno(), RING_BLOCK * blocks, mmap.MAP_SHARED,
                                   mmap.PROT_READ | mmap.PROT_WRITE)
         except OSError:
             s.close()
@@ -115,7 +204,7 @@ class RingPort(PacketPort):
         self.sock = s
         self.view = memoryview(self.ring)
         self.frame_size = frame_size
-        self.nframes = blocks * per_block
+        self.nframes = nframes
         self.index = 0
         self._drops = 0
         self._stuck: tuple[int, int] | None = None  # unstick(): (our index, next ready slot)
@@ -127,11 +216,11 @@ class RingPort(PacketPort):
         i = self.index
         for _ in range(limit):
             off = i * fs
-            if not ring[off] & TP_STATUS_USER:
+            if not ring[off] & TP_STATUS_USER:  # tp_status's low byte (T2_STATUS = 0)
                 break  # strictly in order: see unstick()
             _st, _len, snaplen, mac, _net, _s, _ns, _tci, _tpid = _HDR2.unpack_from(view, off)
             out.append(bytes(view[off + mac : off + mac + snaplen]))
-            struct.pack_into("I", ring, off, TP_STATUS_KERNEL)
+            _STATUS.pack_into(ring, off + T2_STATUS, TP_STATUS_KERNEL)
             i = (i + 1) % n
         self.index = i
         return out
@@ -139,7 +228,8 @@ class RingPort(PacketPort):
     def drops(self) -> int:
         """Frames the kernel dropped because the ring was full, since this socket opened."""
         try:
-            _pkts, dropped = struct.unpack("II", self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))
+            _pkts, dropped = _TPACKET_STATS.unpack(
+                self.sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, _TPACKET_STATS.size))
         except OSError:
             return self._drops
         self._drops += dropped
@@ -169,7 +259,7 @@ class RingPort(PacketPort):
         """
         ring, fs, n, i = self.ring, self.frame_size, self.nframes, self.index
         j = None
-        if not ring[i * fs] & TP_STATUS_USER:
+        if not ring[i * fs] & TP_STATUS_USER:  # tp_status's low byte (T2_STATUS = 0)
             for k in range(1, n):
                 if ring[(i + k) % n * fs] & TP_STATUS_USER:
                     j = (i + k) % n
@@ -192,15 +282,14 @@ class RingPort(PacketPort):
 
 PACKET_TX_RING = 13
 PACKET_VNET_HDR = 15
-TP_STATUS_AVAILABLE = 0
-TP_STATUS_SEND_REQUEST = 1
+TP_STATUS_AVAILABLE = 0  # TX slot status: ours to fill
+TP_STATUS_SEND_REQUEST = 1  # TX slot status: filled, for the kernel to send
+TP_STATUS_SENDING = 2
 TP_STATUS_WRONG_FORMAT = 4
-# A V2 TX slot: tpacket2_hdr (TPACKET_ALIGN: 32 bytes), then a 10-byte struct virtio_net_hdr
-# (PACKET_VNET_HDR), then the frame. tp_len/tp_snaplen count the virtio header too.
-VNET_HDR = 10
-TX_DATA = 32 + VNET_HDR  # where a frame's bytes start in a TX slot
-_VNET_HDRLEN = 32 + 2  # virtio_net_hdr.hdr_len in a TX slot (little-endian 16 bits)
-_TXSLOT = struct.Struct("=III22xH")  # tp_status, tp_len, tp_snaplen, (..), vnet hdr_len
+TX_BUSY = TP_STATUS_SEND_REQUEST | TP_STATUS_SENDING | TP_STATUS_WRONG_FORMAT  # not ours yet
+# tp_status, tp_len, tp_snaplen (both count the virtio header), virtio_net_hdr.hdr_len
+_TXSLOT = slot_struct("=", (T2_STATUS, "I"), (T2_LEN, "I"), (T2_SNAPLEN, "I"),
+                      (TX_VNET_HDRLEN, "H"))
 
 
 class TxRing:
@@ -225,14 +314,11 @@ class TxRing:
         try:
             s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
             s.setsockopt(SOL_PACKET, PACKET_VNET_HDR, 1)
-            block = 1 << 16
-            per_block = block // frame_size
-            blocks = max(1, frames // per_block)
-            s.setsockopt(SOL_PACKET, PACKET_TX_RING,
-                         struct.pack("IIII", block, blocks, frame_size, blocks * per_block))
+            req, blocks, nframes = _ring_req(frame_size, frames)
+            s.setsockopt(SOL_PACKET, PACKET_TX_RING, req)
             s.bind((ifname, 0))
             s.setblocking(False)
-            self.ring = mmap.mmap(s.fileno(), block * blocks, mmap.MAP_SHARED,
+            self.ring = mmap.mmap(s.fileno(), RING_BLOCK * blocks, mmap.MAP_SHARED,
                                   mmap.PROT_READ | mmap.PROT_WRITE)
         except OSError:
             s.close()
@@ -240,7 +326,7 @@ class TxRing:
         self.sock = s
         self.frame_size = frame_size
         self.max_len = frame_size - TX_DATA
-        self.nframes = blocks * per_block
+        self.nframes = nframes
         self.index = 0
         self.pending = 0
         self._slots: list[memoryview] | None = None
@@ -258,9 +344,9 @@ class TxRing:
         n = len(frame)
         off = self.index * self.frame_size
         ring = self.ring
-        if n > self.max_len or ring[off] & 0x7:  # slot still owned by the kernel
+        if n > self.max_len or ring[off] & TX_BUSY:  # slot still the kernel's (tp_status)
             self.flush()
-            if n > self.max_len or ring[off] & 0x7:
+            if n > self.max_len or ring[off] & TX_BUSY:
                 # Not via self.sock: a TX-ring socket's send() transmits the ring and
                 # ignores the buffer (and it expects a vnet header): a plain socket.
                 try:

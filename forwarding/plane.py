@@ -84,10 +84,19 @@ from forwarding.labelops import (
     parse_stack,
 )
 from forwarding.results import Deliver, Drop, DropReason, Forward, Result
-from forwarding.tables import A_CONNECTED, A_LOCAL, A_NHLFE, CNhlfe, IfInfo, RouterTables
+from forwarding.tables import (
+    A_CONNECTED,
+    A_LOCAL,
+    A_NHLFE,
+    FAST_SWAP,
+    CNhlfe,
+    IfInfo,
+    RouterTables,
+)
 
 __all__ = [
     "decide", "Dataplane", "originate", "flow_hash", "labelled_hash", "fragment", "LOCAL_IF",
+    "ttl_checksum_update",
     "Forward", "Deliver", "Drop", "DropReason", "Result", "RouterTables",
 ]
 
@@ -103,8 +112,9 @@ _MIPH = struct.Struct("!IBBHHHBBHII")  # one label stack entry + IPv4 header
 _MISS = object()
 
 
-def _ttl_ck(ck: int, old_ttl: int, new_ttl: int, proto: int) -> int:
-    """IPv4 checksum after a TTL change (RFC 1624 eqn. 3)."""
+def ttl_checksum_update(ck: int, old_ttl: int, new_ttl: int, proto: int) -> int:
+    """The IPv4 header checksum after the TTL changed from old_ttl to new_ttl (RFC 1624
+    eqn. 3: the TTL and protocol share a 16-bit word)."""
     x = (~ck & 0xFFFF) + (~((old_ttl << 8) | proto) & 0xFFFF) + ((new_ttl << 8) | proto)
     x = (x & 0xFFFF) + (x >> 16)
     x = (x & 0xFFFF) + (x >> 16)
@@ -484,34 +494,35 @@ class Dataplane:
         if et == 0x8847:
             e = t.fast_ilm.get(w >> 12)
             if e is not None and (w & 0xFF) > 1:
-                kind, ch, ctr = e
-                c = ch[0] if len(ch) == 1 else ch[labelled_hash(frame, 14, t.seed) % len(ch)]
-                if kind == 0:  # swap: TC, S kept; TTL - 1 (no borrow: TTL > 1)
-                    if n - 14 <= c[3]:
+                kind, ch, ctr = e  # forwarding.tables: FAST_KIND, FAST_NHS, FAST_COUNTER
+                out_if, hdr, lbits, mtu = (  # FNH_OUT_IF, FNH_HDR, FNH_LABEL, FNH_MTU
+                    ch[0] if len(ch) == 1 else ch[labelled_hash(frame, 14, t.seed) % len(ch)])
+                if kind == FAST_SWAP:  # TC, S kept; TTL - 1 (no borrow: TTL > 1)
+                    if n - 14 <= mtu:
                         ctr[0] += 1
                         ctr[1] += n
-                        return [(c[0], c[1] + _pack(c[2] | ((w & 0xFFF) - 1)) + frame[18:])]
-                elif w & 0x100 and n >= 38:  # PHP pop of the bottom label: IPv4 out
+                        return [(out_if, hdr + _pack(lbits | ((w & 0xFFF) - 1)) + frame[18:])]
+                elif w & 0x100 and n >= 38:  # FAST_PHP of the bottom label: IPv4 out
                     _w, vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _mip(frame, 14)
-                    if vihl == 0x45 and 20 <= total <= c[3] and 18 + total <= n:
+                    if vihl == 0x45 and 20 <= total <= mtu and 18 + total <= n:
                         s_ = ((vihl << 8) + tos + total + ident + frag + (ttl << 8) + proto + ck
                               + (src >> 16) + (src & 0xFFFF) + (dst >> 16) + (dst & 0xFFFF))
                         s_ = (s_ & 0xFFFF) + (s_ >> 16)
                         if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:  # header checksum OK
                             out_ttl = (w & 0xFF) - 1
                             if t.uniform and ttl > out_ttl:  # RFC 3443: copy, never increase
-                                ck = _ttl_ck(ck, ttl, out_ttl, proto)
-                                out = (c[1] + _iph(vihl, tos, total, ident, frag, out_ttl, proto,
+                                ck = ttl_checksum_update(ck, ttl, out_ttl, proto)
+                                out = (hdr + _iph(vihl, tos, total, ident, frag, out_ttl, proto,
                                                    ck, src, dst) + frame[38:18 + total])
                             else:
-                                out = c[1] + frame[18:18 + total]
+                                out = hdr + frame[18:18 + total]
                             ctr[0] += 1
                             ctr[1] += len(out)
-                            return [(c[0], out)]
+                            return [(out_if, out)]
         elif et == 0x0800 and w >> 24 == 0x45:  # IPv4 ingress: FTN push of one label
             vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _iphu(frame, 14)
             if ttl > 1 and 20 <= total <= n - 14:
-                a = t._cache.get(dst, _MISS)
+                a = t.lpm_cache.get(dst, _MISS)
                 if a is _MISS:
                     a = t.lookup(dst)
                 if a is not None and a.kind == A_NHLFE:
@@ -524,7 +535,7 @@ class Dataplane:
                         s_ = (s_ & 0xFFFF) + (s_ >> 16)
                         if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:
                             ttl -= 1
-                            ck = _ttl_ck(ck, ttl + 1, ttl, proto)
+                            ck = ttl_checksum_update(ck, ttl + 1, ttl, proto)
                             lw = (labels[0] << 12) | ((tos >> 5) << 9) | 0x100 \
                                 | (ttl if t.uniform else 255)
                             out = (nh.hdr_mpls + _pack(lw)

@@ -40,6 +40,19 @@ A_CONNECTED = 1  # directly connected subnet: next hop is the destination itself
 A_NHLFE = 2  # FTN (push, or unlabelled when out_labels == ()) or RIB route (IP forward)
 LPM_CACHE_MAX = 65536
 
+# RouterTables.fast_ilm: in_label -> (FAST_KIND, FAST_NHS, FAST_COUNTER), for the labels the
+# hot loops (forwarding.plane.Dataplane, forwarding.ioloop, forwarding.vector) switch without
+# `decide`: every next hop resolved, and all of them swapping to one label >= 16
+# (FAST_SWAP) or all popping the label (FAST_PHP: IPv4 out if it was the bottom one).
+# FAST_NHS: a tuple of next hops (FNH_OUT_IF, FNH_HDR, FNH_LABEL, FNH_MTU): the egress
+# interface, its 14-byte Ethernet header (ethertype 0x8847 for FAST_SWAP, 0x0800 for
+# FAST_PHP), the out label << 12 (the label bits of a stack entry; 0 for FAST_PHP), the link
+# MTU. FAST_COUNTER: the ILM counter [packets, bytes]. Plain tuples: the loops unpack them
+# (a NamedTuple would cost them ~35 ns a frame, see forwarding.ioloop).
+FAST_SWAP, FAST_PHP = 0, 1
+FAST_KIND, FAST_NHS, FAST_COUNTER = 0, 1, 2
+FNH_OUT_IF, FNH_HDR, FNH_LABEL, FNH_MTU = 0, 1, 2, 3
+
 
 def mac_bytes(mac: str) -> bytes:
     return bytes(int(x, 16) for x in mac.split(":"))
@@ -133,11 +146,13 @@ class RouterTables:
         self.rib: dict[IPv4Network, Route] = {}
         # compiled state
         self.ilm: dict[int, IlmC] = {}
-        self.fast_ilm: dict[int, tuple] = {}
+        self.fast_ilm: dict[int, tuple] = {}  # see FAST_KIND above
         self._lpm: list[tuple[int, int, dict[int, Action]]] = []
         self._by_len: dict[int, dict[int, Action]] = {}
         self._conn: dict[IPv4Network, str] = {}
-        self._cache: dict[int, Action | None] = {}
+        # destination -> lookup() result. A new dict after every LPM change: caches derived
+        # from lookups (forwarding.ioloop) compare its identity to know when to forget.
+        self.lpm_cache: dict[int, Action | None] = {}
         # counters
         self.c_ilm: dict[int, list[int]] = {}
         self.c_ftn: dict[IPv4Network, list[int]] = {}
@@ -215,10 +230,11 @@ class RouterTables:
             return
         if all(len(n.out_labels) == 1 and n.out_labels[0] >= 16 for n in nhs):
             self.fast_ilm[e.in_label] = (
-                0, tuple((n.out_if, n.hdr_mpls, n.out_labels[0] << 12, n.mtu) for n in nhs), ctr)
+                FAST_SWAP, tuple((n.out_if, n.hdr_mpls, n.out_labels[0] << 12, n.mtu) for n in nhs),
+                ctr)
         elif all(not n.out_labels for n in nhs):
             self.fast_ilm[e.in_label] = (
-                1, tuple((n.out_if, n.hdr_ip, n.hdr_mpls, n.mtu) for n in nhs), ctr)
+                FAST_PHP, tuple((n.out_if, n.hdr_ip, 0, n.mtu) for n in nhs), ctr)
 
     def _action_for(self, prefix: IPv4Network) -> Action | None:
         """The LPM entry of one prefix: connected/local > FTN > RIB route."""
@@ -267,7 +283,7 @@ class RouterTables:
         for prefix in prefixes:
             self._put(prefix)
         self._sort_lpm()
-        self._cache = {}
+        self.lpm_cache = {}
 
     def _update_prefixes(self, prefixes: list[IPv4Network]) -> None:
         """Incremental LPM update for a few FTN prefixes (LDP diffs)."""
@@ -276,12 +292,12 @@ class RouterTables:
             grew |= self._put(p)
         if grew:
             self._sort_lpm()
-        self._cache = {}
+        self.lpm_cache = {}
 
     def lookup(self, dst: int) -> Action | None:
         """Longest-prefix match for an IPv4 destination (as int), cached."""
         try:
-            return self._cache[dst]
+            return self.lpm_cache[dst]
         except KeyError:
             pass
         a = None
@@ -289,9 +305,9 @@ class RouterTables:
             a = d.get(dst & mask)
             if a is not None:
                 break
-        if len(self._cache) >= LPM_CACHE_MAX:
-            self._cache.clear()
-        self._cache[dst] = a
+        if len(self.lpm_cache) >= LPM_CACHE_MAX:
+            self.lpm_cache.clear()
+        self.lpm_cache[dst] = a
         return a
 
     # ------------------------------------------------------------ updates

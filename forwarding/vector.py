@@ -28,16 +28,55 @@ the kernel reads a TX ring only inside our `send()` (TxRing.flush).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
-from forwarding.afpacket import RingPort, TxRing
+from forwarding.afpacket import (
+    ETH_HLEN,
+    RX_IP1,
+    RX_MAC,
+    RX_NET,
+    T2_LEN,
+    T2_MAC,
+    T2_SNAPLEN,
+    T2_STATUS,
+    TP_STATUS_SEND_REQUEST,
+    TP_STATUS_USER,
+    TX_BUSY,
+    TX_DATA,
+    TX_IP1,
+    TX_NET,
+    TX_VNET_HDRLEN,
+    VNET_HDR,
+    RingPort,
+    TxRing,
+)
+from forwarding.ioloop import LE_COUNTER, LE_HDR, LE_KIND, LE_LABEL, LE_MTU, LE_OUT_IF
+from forwarding.tables import FAST_PHP, FAST_SWAP
 
 VECTOR_MIN = 48  # fewer waiting frames than this: the scalar loop is cheaper
 
 _U8, _U16, _U32, _I64 = np.uint8, np.uint16, np.uint32, np.int64
-_MAC48 = np.uint64(0xFFFF_FFFF_FFFF_0000)  # the destination MAC in a slot's 8 bytes at 64
+
+# A ring as arrays has one row per slot, in bytes (b), 16-bit (h) and 32-bit words (w), host
+# order; the slot offsets (forwarding.afpacket's diagram) as column indices:
+_W_STATUS, _W_LEN, _W_SNAP = T2_STATUS // 4, T2_LEN // 4, T2_SNAPLEN // 4  # tpacket2_hdr
+_W_MAC = T2_MAC // 4  # tp_mac in the low 16 bits (tp_net above)
+_W_L1 = RX_NET // 4  # RX: the top label stack entry, read little-endian
+_W_HDR = _W_L1 + 1  # RX: words 0.._W_L1 (tpacket2_hdr .. the label entry)
+_H_DMAC = slice(RX_MAC // 2, RX_MAC // 2 + 3)  # RX: the destination MAC
+_H_IP = slice(RX_NET // 2, RX_NET // 2 + 10)  # RX: an IPv4 header (no options) on its own
+_H_IP1 = slice(RX_IP1 // 2, RX_IP1 // 2 + 10)  # RX: the same under one label
+_W_IPDST = (RX_NET + 16) // 4  # RX: the IPv4 destination of an unlabelled packet
+_Q_DMAC = RX_MAC // 8  # RX: the 64-bit word holding the destination MAC in its top 6 bytes
+_MAC48 = np.uint64(0xFFFF_FFFF_FFFF_0000)  # those 6 bytes
+assert RX_MAC % 8 == 2 and RX_MAC % 2 == 0 and RX_NET % 4 == 0 and RX_IP1 % 4 == 0
+_TW_L1 = TX_NET // 4  # TX: the label stack entry after the Ethernet header
+_TH_VNET_LEN = TX_VNET_HDRLEN // 2  # TX: virtio_net_hdr.hdr_len
+_T_ETH = slice(TX_DATA, TX_DATA + ETH_HLEN)  # TX: the Ethernet header
+assert TX_NET % 4 == 0 and TX_VNET_HDRLEN % 2 == 0
+_IP_TTL, _IP_CK = 8, 10  # IPv4 header (RFC 791): the TTL, the header checksum
 
 
 def _arrays(port: Any) -> tuple[Any, Any, Any]:
@@ -58,8 +97,21 @@ def _fold(s: Any) -> Any:
 
 def _ready_run(r32: Any, i: int, limit: int) -> int:
     """How many slots from i on (not past the ring's end) are ready, up to limit."""
-    st = r32[i:min(i + limit, r32.shape[0]), 0] & 1
+    st = r32[i:min(i + limit, r32.shape[0]), _W_STATUS] & TP_STATUS_USER
     return int(st.size if st.all() else st.argmin())
+
+
+class IlmColumns(NamedTuple):
+    """FastPath.label_entry_table() as sorted columns (one row per label, one next hop)."""
+
+    keys: Any  # the LE value of (label << 12), sorted: what a slot's label word is matched on
+    kind: Any  # FAST_SWAP / FAST_PHP
+    oif: Any  # the egress as an index into oifs
+    hdrs: Any  # the 14-byte Ethernet headers, one row each
+    base: Any  # the out label's bits, LE (swap)
+    mtu: Any
+    ctrs: list  # the ILM counters
+    oifs: list  # egress interface names, sorted
 
 
 class VectorPath:
@@ -73,23 +125,23 @@ class VectorPath:
 
     # ------------------------------------------------------------ tables
 
-    def _ilm(self) -> tuple:
+    def _ilm(self) -> IlmColumns:
         """fast_ilm (one next hop) as sorted columns, keyed like FastPath's LE table."""
-        led = self.fast._le_table()
+        led = self.fast.label_entry_table()
         if self._le is led:
             return self._cols
         keys = sorted(led)
         ents = [led[k] for k in keys]
-        oifs = sorted({e[1] for e in ents})
-        self._cols = (
+        oifs = sorted({e[LE_OUT_IF] for e in ents})
+        self._cols = IlmColumns(
             np.array(keys, dtype=_U32),
-            np.array([e[0] for e in ents], dtype=_U8),
-            np.array([oifs.index(e[1]) for e in ents], dtype=_I64),
-            np.frombuffer(b"".join(e[2] for e in ents), dtype=_U8).reshape(-1, 14) if ents
-            else np.zeros((0, 14), _U8),
-            np.array([e[3] for e in ents], dtype=_U32),
-            np.array([e[4] for e in ents], dtype=_I64),
-            [e[5] for e in ents],
+            np.array([e[LE_KIND] for e in ents], dtype=_U8),
+            np.array([oifs.index(e[LE_OUT_IF]) for e in ents], dtype=_I64),
+            np.frombuffer(b"".join(e[LE_HDR] for e in ents), dtype=_U8).reshape(-1, ETH_HLEN)
+            if ents else np.zeros((0, ETH_HLEN), _U8),
+            np.array([e[LE_LABEL] for e in ents], dtype=_U32),
+            np.array([e[LE_MTU] for e in ents], dtype=_I64),
+            [e[LE_COUNTER] for e in ents],
             oifs,
         )
         self._le = led
@@ -103,8 +155,8 @@ class VectorPath:
         slots = rx.slot_views()
         for j in np.flatnonzero(bad).tolist():
             sv = slots[i + j]
-            mac = sv[12] | sv[13] << 8
-            snap = int.from_bytes(sv[8:12], "little")
+            mac = sv[T2_MAC] | sv[T2_MAC + 1] << 8
+            snap = int.from_bytes(sv[T2_SNAPLEN:T2_SNAPLEN + 4], "little")
             out.append(bytes(sv[mac:mac + snap]))
         return out
 
@@ -113,9 +165,9 @@ class VectorPath:
         _tb, _t16, t32 = _arrays(tx)
         ti, tn = tx.index, tx.nframes
         rows = slice(ti, ti + c) if ti + c <= tn else (ti + self.ar[:c]) % tn
-        if (t32[rows, 0] & 7).any():
+        if (t32[rows, _W_STATUS] & TX_BUSY).any():
             tx.flush()
-            if (t32[rows, 0] & 7).any():
+            if (t32[rows, _W_STATUS] & TX_BUSY).any():
                 return None
         return rows
 
@@ -141,25 +193,26 @@ class VectorPath:
         keys, kind, oif, hdrs, base, mtu, ctrs, oifs = self._ilm()
         if not keys.size:  # nothing to switch here: all of it the general way
             slow = self._slow(rx, i, np.ones(k, bool))
-            r32[i:i + k, 0] = 0
+            r32[i:i + k, _W_STATUS] = 0
             rx.index = (i + k) % rx.nframes
             return k, 0, slow
         rows = slice(i, i + k)
-        h = r32[rows, :21].astype(_I64)  # status, len, snaplen, mac | net<<16, .., label word
-        ln, w = h[:, 1], h[:, 20]
-        dm = (r16[rows, 33:36] == np.frombuffer(my_mac, dtype=_U16)).all(axis=1)
-        ok = (h[:, 3] & 0xFFFF == 66) & dm & (w >> 24 > 1) & (ln == h[:, 2]) & (ln >= 34)
+        h = r32[rows, :_W_HDR].astype(_I64)  # status, len, snaplen, mac | net<<16, .., label word
+        ln, w = h[:, _W_LEN], h[:, _W_L1]
+        dm = (r16[rows, _H_DMAC] == np.frombuffer(my_mac, dtype=_U16)).all(axis=1)
+        ok = (h[:, _W_MAC] & 0xFFFF == RX_MAC) & dm & (w >> 24 > 1) & (ln == h[:, _W_SNAP]) \
+            & (ln >= 34)
         key = w & 0x00F0FFFF
         pos = np.minimum(np.searchsorted(keys, key), keys.size - 1)
         ok &= keys[pos] == key
         kd = kind[pos]
-        swap = ok & (kd == 0) & (ln - 14 <= mtu[pos])
-        php = ok & (kd == 1) & (w & 0x10000 != 0) & (ln >= 38)
+        swap = ok & (kd == FAST_SWAP) & (ln - 14 <= mtu[pos])
+        php = ok & (kd == FAST_PHP) & (w & 0x10000 != 0) & (ln >= 38)
         total = ttl = None
-        if php.any():  # the IPv4 header under the bottom label (slot offset 84)
-            ip = rb[rows, 84:96].astype(_I64)
-            total, ttl = ip[:, 2] << 8 | ip[:, 3], ip[:, 8]
-            ck_ok = _fold(r16[rows, 42:52].sum(axis=1, dtype=_I64)) == 0xFFFF  # byte-order free
+        if php.any():  # the IPv4 header under the bottom label
+            ip = rb[rows, RX_IP1:RX_IP1 + 12].astype(_I64)
+            total, ttl = ip[:, 2] << 8 | ip[:, 3], ip[:, _IP_TTL]
+            ck_ok = _fold(r16[rows, _H_IP1].sum(axis=1, dtype=_I64)) == 0xFFFF  # byte-order free
             php &= (ip[:, 0] == 0x45) & (total >= 20) & (total <= mtu[pos]) & (18 + total <= ln)
             php &= ck_ok
         good = swap | php
@@ -193,7 +246,7 @@ class VectorPath:
                                 base[pos[sa]])
                 self._php_rows(rb, tb, t16, t32, i + sb, tr[b], w[sb], total[sb], ttl[sb],
                                hdrs[pos[sb]])
-            t32[trows, 0] = 1  # TP_STATUS_SEND_REQUEST, after the slot is complete
+            t32[trows, _W_STATUS] = TP_STATUS_SEND_REQUEST  # after the slot is complete
             tx.index = (tx.index + c) % tx.nframes
             tx.pending += c
             fwd += c
@@ -201,7 +254,7 @@ class VectorPath:
             nb = np.where(swap, ln, (total + 14) if total is not None else 0)[good]
             self._count(ctrs, pos[good], nb, len(ctrs))
         slow = self._slow(rx, i, ~good) if fwd < k else []
-        r32[rows, 0] = 0  # slots back to the kernel
+        r32[rows, _W_STATUS] = 0  # slots back to the kernel (TP_STATUS_KERNEL)
         rx.index = (i + k) % rx.nframes
         return k, fwd, slow
 
@@ -210,57 +263,59 @@ class VectorPath:
         """The common busy-link case in few array operations: every frame of the run has the
         same label, is for us and takes the fast path (None: not so, use the general way)."""
         rows = slice(i, i + k)
-        h = r32[rows, :21]
-        w = h[:, 20]
+        h = r32[rows, :_W_HDR]
+        w = h[:, _W_L1]
         key = w & 0x00F0FFFF
         k0 = int(key[0])
         if int(key.max()) != k0 or int(key.min()) != k0:
             return None
-        e = self.fast._le_table().get(k0)
+        e = self.fast.label_entry_table().get(k0)
         if e is None:
             return None
         kind, out_if, hdr, base, mtu, ctr = e
         tx = self.fast.tx.get(out_if)
         if type(tx) is not TxRing:
             return None
-        ln = h[:, 1]
+        ln = h[:, _W_LEN]
         lo, hi = int(ln.min()), int(ln.max())
-        mine = np.uint64(int.from_bytes(my_mac, "little") << 16)  # slot bytes 66..72, LE
+        mine = np.uint64(int.from_bytes(my_mac, "little") << 16)  # the MAC's bytes, LE, in _MAC48
         r64 = rb.view(np.uint64)
-        if not ((r64[rows, 8] & _MAC48) == mine).all() or int((w >> 24).min()) <= 1 or lo < 34 \
-                or not ((h[:, 3] & 0xFFFF) == 66).all() or not (h[:, 2] == ln).all():
+        if not ((r64[rows, _Q_DMAC] & _MAC48) == mine).all() or int((w >> 24).min()) <= 1 \
+                or lo < 34 or not ((h[:, _W_MAC] & 0xFFFF) == RX_MAC).all() \
+                or not (h[:, _W_SNAP] == ln).all():
             return None
-        if kind == 0:
+        if kind == FAST_SWAP:
             if hi - 14 > mtu:
                 return None
         else:  # PHP: bottom of stack, a plain IPv4 header with a good checksum, fits
             if lo < 38 or not (w & 0x10000).all():
                 return None
-            ip = rb[rows, 84:96]
+            ip = rb[rows, RX_IP1:RX_IP1 + 12]
             if not (ip[:, 0] == 0x45).all():
                 return None
             total = (ip[:, 2].astype(np.int64) << 8) | ip[:, 3]
             tlo, thi = int(total.min()), int(total.max())
             if tlo < 20 or thi > mtu or not (18 + total <= ln).all() \
-                    or not (_fold(r16[rows, 42:52].sum(axis=1, dtype=_I64)) == 0xFFFF).all():
+                    or not (_fold(r16[rows, _H_IP1].sum(axis=1, dtype=_I64)) == 0xFFFF).all():
                 return None
         trows = self._tx_rows(tx, k)
         if trows is None:
             return None
         tb, t16, t32 = _arrays(tx)
         h14 = np.frombuffer(hdr, dtype=_U8)
-        if kind == 0:
+        if kind == FAST_SWAP:
             self._swap_rows(rb, tb, t16, t32, rows, trows, ln, w, h14, base)
             nbytes = int(ln.sum())
         else:
-            self._php_rows(rb, tb, t16, t32, rows, trows, w, total, ip[:, 8].astype(_I64), h14)
+            self._php_rows(rb, tb, t16, t32, rows, trows, w, total, ip[:, _IP_TTL].astype(_I64),
+                           h14)
             nbytes = int(total.sum()) + 14 * k
-        t32[trows, 0] = 1
+        t32[trows, _W_STATUS] = TP_STATUS_SEND_REQUEST
         tx.index = (tx.index + k) % tx.nframes
         tx.pending += k
         ctr[0] += k
         ctr[1] += nbytes
-        r32[rows, 0] = 0
+        r32[rows, _W_STATUS] = 0
         rx.index = (i + k) % rx.nframes
         return k, k, []
 
@@ -270,18 +325,18 @@ class VectorPath:
         """Swap: header, new top label entry (TC and S kept, TTL - 1), rest of the frame.
         rr/tr: RX/TX rows (slices or index arrays); hdr, base: per row or one for all."""
         top = int(ln.max())
-        tb[tr, 60:42 + top] = rb[rr, 84:66 + top]
-        tb[tr, 42:56] = hdr
-        t32[tr, 14] = base | ((w & 0xFF0F0000) - 0x1000000)  # label word, read LE
-        t32[tr, 1] = t32[tr, 2] = ln + 10  # tp_len, tp_snaplen (with the virtio header)
-        t16[tr, 17] = ln  # virtio_net_hdr.hdr_len: the whole frame (see TxRing)
+        tb[tr, TX_IP1:TX_DATA + top] = rb[rr, RX_IP1:RX_MAC + top]
+        tb[tr, _T_ETH] = hdr
+        t32[tr, _TW_L1] = base | ((w & 0xFF0F0000) - 0x1000000)  # label word, read LE
+        t32[tr, _W_LEN] = t32[tr, _W_SNAP] = ln + VNET_HDR  # with the virtio header
+        t16[tr, _TH_VNET_LEN] = ln  # virtio_net_hdr.hdr_len: the whole frame (see TxRing)
 
     def _php_rows(self, rb: Any, tb: Any, t16: Any, t32: Any, rr: Any, tr: Any, w: Any,
                   total: Any, ttl: Any, hdr: Any) -> None:
         """PHP: IPv4 header, the packet, IP TTL lowered to the label's (uniform model)."""
         top = int(total.max())
-        tb[tr, 56:56 + top] = rb[rr, 84:84 + top]
-        tb[tr, 42:56] = hdr
+        tb[tr, TX_NET:TX_NET + top] = rb[rr, RX_IP1:RX_IP1 + top]
+        tb[tr, _T_ETH] = hdr
         if self.fast.tables.uniform:
             out_ttl = (w >> 24) - 1
             lower = ttl > out_ttl  # RFC 3443: the TTL never increases
@@ -289,16 +344,17 @@ class VectorPath:
                 ix = np.flatnonzero(lower)
                 trl = tr[ix] if not isinstance(tr, slice) else tr.start + ix
                 old, new = ttl[ix], out_ttl[ix]
-                ipb = rb[rr[ix] if not isinstance(rr, slice) else rr.start + ix, 84:96].astype(_I64)
-                proto, ck = ipb[:, 9], ipb[:, 10] << 8 | ipb[:, 11]
+                ipb = rb[rr[ix] if not isinstance(rr, slice) else rr.start + ix,
+                         RX_IP1:RX_IP1 + 12].astype(_I64)
+                proto, ck = ipb[:, _IP_TTL + 1], ipb[:, _IP_CK] << 8 | ipb[:, _IP_CK + 1]
                 x = (~ck & 0xFFFF) + (~((old << 8) | proto) & 0xFFFF) + ((new << 8) | proto)
                 ck = ~_fold(x) & 0xFFFF  # RFC 1624 eqn. 3
-                tb[trl, 64] = new
-                tb[trl, 66] = ck >> 8
-                tb[trl, 67] = ck & 0xFF
+                tb[trl, TX_NET + _IP_TTL] = new
+                tb[trl, TX_NET + _IP_CK] = ck >> 8
+                tb[trl, TX_NET + _IP_CK + 1] = ck & 0xFF
         n = total + 14
-        t32[tr, 1] = t32[tr, 2] = n + 10
-        t16[tr, 17] = n
+        t32[tr, _W_LEN] = t32[tr, _W_SNAP] = n + VNET_HDR
+        t16[tr, _TH_VNET_LEN] = n
 
     # ------------------------------------------------------------ IPv4
 
@@ -306,10 +362,7 @@ class VectorPath:
         """(frames received, frames forwarded here, frames for the general path)."""
         fast = self.fast
         t = fast.tables
-        if fast._lpm_cache is not t._cache:
-            fast.ip_cache.clear()
-            fast._lpm_cache = t._cache
-        cache = fast.ip_cache
+        cache = fast.ip_entries()
         rb, r16, r32 = _arrays(rx)
         i = rx.index
         k = _ready_run(r32, i, limit)
@@ -317,17 +370,18 @@ class VectorPath:
         if done is not None:
             return done
         rows = slice(i, i + k)
-        h = r32[rows, :4].astype(_I64)
-        ln = h[:, 1]
-        ip = rb[rows, 80:100].astype(_I64)  # the IPv4 header (frame offset 14)
+        h = r32[rows, :_W_MAC + 1].astype(_I64)
+        ln = h[:, _W_LEN]
+        ip = rb[rows, RX_NET:RX_NET + 20].astype(_I64)  # the IPv4 header (frame offset 14)
         total = ip[:, 2] << 8 | ip[:, 3]
-        ttl = ip[:, 8]
-        ck = ip[:, 10] << 8 | ip[:, 11]
+        ttl = ip[:, _IP_TTL]
+        ck = ip[:, _IP_CK] << 8 | ip[:, _IP_CK + 1]
         dst = ip[:, 16] << 24 | ip[:, 17] << 16 | ip[:, 18] << 8 | ip[:, 19]
-        dm = (r16[rows, 33:36] == np.frombuffer(my_mac, dtype=_U16)).all(axis=1)
-        ok = (ln == h[:, 2]) & (ln >= 34) & (h[:, 3] & 0xFFFF == 66) & dm & (ip[:, 0] == 0x45)
+        dm = (r16[rows, _H_DMAC] == np.frombuffer(my_mac, dtype=_U16)).all(axis=1)
+        ok = (ln == h[:, _W_SNAP]) & (ln >= 34) & (h[:, _W_MAC] & 0xFFFF == RX_MAC) & dm \
+            & (ip[:, 0] == 0x45)
         ok &= (ttl > 1) & (total >= 20) & (total <= ln - 14)
-        ok &= _fold(r16[rows, 40:50].sum(axis=1, dtype=_I64)) == 0xFFFF
+        ok &= _fold(r16[rows, _H_IP].sum(axis=1, dtype=_I64)) == 0xFFFF
         # One lookup per distinct destination (FastPath's per-destination cache).
         uniq, inv = np.unique(dst, return_inverse=True)
         oifs: list[str] = []
@@ -335,15 +389,13 @@ class VectorPath:
         for d in uniq.tolist():
             e = cache.get(d, cache)
             if e is cache:
-                e = cache[d] = fast._ip_entry(d)
-                if len(cache) > 4096:
-                    cache.clear()
+                e = fast.cache_ip_entry(d)
             if e is None:
                 e_oif.append(-1)
                 e_push.append(False)
                 e_lw.append(0)
                 e_mtu.append(0)
-                e_hdr.append(bytes(14))
+                e_hdr.append(bytes(ETH_HLEN))
                 e_ctr.append(None)
                 continue
             push, out_if, hdr, lw, mtu, ctr = e
@@ -359,7 +411,7 @@ class VectorPath:
         oif_k = np.array(e_oif, dtype=_I64)[inv]
         ok &= (oif_k >= 0) & (total <= np.array(e_mtu, dtype=_I64)[inv])
         push_k = np.array(e_push, dtype=bool)[inv]
-        hdrs = np.frombuffer(b"".join(e_hdr), dtype=_U8).reshape(-1, 14)
+        hdrs = np.frombuffer(b"".join(e_hdr), dtype=_U8).reshape(-1, ETH_HLEN)
         lws = np.array(e_lw, dtype=_I64)
         # TTL - 1 and its checksum (RFC 1624: ~m + m' is the constant 0xFEFF)
         nttl = ttl - 1
@@ -387,19 +439,20 @@ class VectorPath:
                 rr = i + s
                 tot = total[s]
                 top = int(tot.max())
-                tb[trp, 56 + off:56 + off + top] = rb[rr, 80:80 + top]
-                tb[trp, 42:56] = hdrs[inv[s]]
+                at = TX_NET + off  # the IPv4 header in the TX slot (after the label if pushed)
+                tb[trp, at:at + top] = rb[rr, RX_NET:RX_NET + top]
+                tb[trp, _T_ETH] = hdrs[inv[s]]
                 if off:  # FTN push: label | TC from IP precedence | TTL (RFC 3443)
                     lab = lws[inv[s]] | ((ip[s, 1] >> 5) << 17)
                     lab |= (nttl[s] if uniform else 255) << 24
-                    t32[trp, 14] = lab
-                tb[trp, 64 + off] = nttl[s]
-                tb[trp, 66 + off] = nck[s] >> 8
-                tb[trp, 67 + off] = nck[s] & 0xFF
+                    t32[trp, _TW_L1] = lab
+                tb[trp, at + _IP_TTL] = nttl[s]
+                tb[trp, at + _IP_CK] = nck[s] >> 8
+                tb[trp, at + _IP_CK + 1] = nck[s] & 0xFF
                 n = tot + 14 + off
-                t32[trp, 1] = t32[trp, 2] = n + 10
-                t16[trp, 17] = n
-            t32[trows, 0] = 1
+                t32[trp, _W_LEN] = t32[trp, _W_SNAP] = n + VNET_HDR
+                t16[trp, _TH_VNET_LEN] = n
+            t32[trows, _W_STATUS] = TP_STATUS_SEND_REQUEST
             tx.index = (tx.index + c) % tx.nframes
             tx.pending += c
             fwd += c
@@ -409,7 +462,7 @@ class VectorPath:
             ctrs = [c if c is not None else [0, 0] for c in e_ctr]
             self._count(ctrs, u, nb, len(ctrs))
         slow = self._slow(rx, i, ~ok) if fwd < k else []
-        r32[rows, 0] = 0
+        r32[rows, _W_STATUS] = 0
         rx.index = (i + k) % rx.nframes
         return k, fwd, slow
 
@@ -418,59 +471,60 @@ class VectorPath:
         """Every frame of the run to one destination, for us, on the fast path (else None)."""
         fast = self.fast
         rows = slice(i, i + k)
-        d = r32[rows, 24]  # the destination address, read little-endian
+        d = r32[rows, _W_IPDST]  # the destination address, read little-endian
         d0 = int(d[0])
         if int(d.max()) != d0 or int(d.min()) != d0:
             return None
         dst = int.from_bytes(d0.to_bytes(4, "little"), "big")
-        cache = fast.ip_cache
+        cache = fast.ip_entries()
         e = cache.get(dst, cache)
         if e is cache:
-            e = cache[dst] = fast._ip_entry(dst)
-            if len(cache) > 4096:
-                cache.clear()
+            e = fast.cache_ip_entry(dst)
         if e is None:
             return None
         push, out_if, hdr, lw, mtu, ctr = e
         tx = fast.tx.get(out_if)
         if type(tx) is not TxRing:
             return None
-        h = r32[rows, :4]
-        ln = h[:, 1]
-        ip = rb[rows, 80:92]
+        h = r32[rows, :_W_MAC + 1]
+        ln = h[:, _W_LEN]
+        ip = rb[rows, RX_NET:RX_NET + 12]
         total = (ip[:, 2].astype(_I64) << 8) | ip[:, 3]
         mine = np.uint64(int.from_bytes(my_mac, "little") << 16)
-        if int(ln.min()) < 34 or not (h[:, 2] == ln).all() or not ((h[:, 3] & 0xFFFF) == 66).all() \
-                or not ((rb.view(np.uint64)[rows, 8] & _MAC48) == mine).all() \
-                or not (ip[:, 0] == 0x45).all() or int(ip[:, 8].min()) <= 1 \
+        if int(ln.min()) < 34 or not (h[:, _W_SNAP] == ln).all() \
+                or not ((h[:, _W_MAC] & 0xFFFF) == RX_MAC).all() \
+                or not ((rb.view(np.uint64)[rows, _Q_DMAC] & _MAC48) == mine).all() \
+                or not (ip[:, 0] == 0x45).all() or int(ip[:, _IP_TTL].min()) <= 1 \
                 or int(total.min()) < 20 or int(total.max()) > mtu or not (total <= ln - 14).all() \
-                or not (_fold(r16[rows, 40:50].sum(axis=1, dtype=_I64)) == 0xFFFF).all():
+                or not (_fold(r16[rows, _H_IP].sum(axis=1, dtype=_I64)) == 0xFFFF).all():
             return None
         trows = self._tx_rows(tx, k)
         if trows is None:
             return None
         tb, t16, t32 = _arrays(tx)
         top = int(total.max())
-        off = 4 if push else 0
-        tb[trows, 56 + off:56 + off + top] = rb[rows, 80:80 + top]
-        tb[trows, 42:56] = np.frombuffer(hdr, dtype=_U8)
-        nttl = ip[:, 8] - 1
-        ck = (ip[:, 10].astype(_I64) << 8) | ip[:, 11]
+        off = 4 if push else 0  # the label pushed
+        at = TX_NET + off  # the IPv4 header in the TX slot
+        tb[trows, at:at + top] = rb[rows, RX_NET:RX_NET + top]
+        tb[trows, _T_ETH] = np.frombuffer(hdr, dtype=_U8)
+        nttl = ip[:, _IP_TTL] - 1
+        ck = (ip[:, _IP_CK].astype(_I64) << 8) | ip[:, _IP_CK + 1]
         ck = ~_fold((~ck & 0xFFFF) + 0xFEFF) & 0xFFFF  # RFC 1624 for TTL - 1
         if push:  # FTN: one label, TC from IP precedence, TTL (RFC 3443)
             lab = lw | ((ip[:, 1].astype(_U32) >> 5) << 17)
-            t32[trows, 14] = lab | ((nttl.astype(_U32) << 24) if fast.tables.uniform else 255 << 24)
-        tb[trows, 64 + off] = nttl
-        tb[trows, 66 + off] = ck >> 8
-        tb[trows, 67 + off] = ck & 0xFF
+            t32[trows, _TW_L1] = lab | ((nttl.astype(_U32) << 24) if fast.tables.uniform
+                                        else 255 << 24)
+        tb[trows, at + _IP_TTL] = nttl
+        tb[trows, at + _IP_CK] = ck >> 8
+        tb[trows, at + _IP_CK + 1] = ck & 0xFF
         n = total + 14 + off
-        t32[trows, 1] = t32[trows, 2] = n + 10
-        t16[trows, 17] = n
-        t32[trows, 0] = 1
+        t32[trows, _W_LEN] = t32[trows, _W_SNAP] = n + VNET_HDR
+        t16[trows, _TH_VNET_LEN] = n
+        t32[trows, _W_STATUS] = TP_STATUS_SEND_REQUEST
         tx.index = (tx.index + k) % tx.nframes
         tx.pending += k
         ctr[0] += k
         ctr[1] += int(n.sum())
-        r32[rows, 0] = 0
+        r32[rows, _W_STATUS] = 0
         rx.index = (i + k) % rx.nframes
         return k, k, []
