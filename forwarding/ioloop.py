@@ -53,7 +53,12 @@ from forwarding.afpacket import (
     slot_struct,
 )
 from forwarding.plane import ttl_checksum_update
-from forwarding.tables import A_CONNECTED, A_NHLFE, FAST_SWAP, RouterTables
+from forwarding.tables import (  # the fast path's tuple layouts live with the tables
+    A_CONNECTED,
+    A_NHLFE,
+    FAST_SWAP,
+    RouterTables,
+)
 
 # Slot offsets: the diagram in forwarding.afpacket. The loops bind them to locals once a
 # call: a local costs what a literal does, a module global a dict lookup per use.
@@ -84,19 +89,6 @@ _TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), head
 _KERNEL = TP_STATUS_KERNEL.to_bytes(4, "little")  # an RX slot back to the kernel
 _STATUS = slice(T2_STATUS, T2_STATUS + 4)  # a slot's tp_status
 _MISS = object()
-
-# FastPath.label_entry_table() values, one per label with a single next hop:
-LE_KIND, LE_OUT_IF, LE_HDR, LE_LABEL, LE_MTU, LE_COUNTER = range(6)
-#   kind: FAST_SWAP or FAST_PHP (forwarding.tables); out_if; the 14-byte Ethernet header;
-#   the out label's bits as the LE value of a stack entry with TC, S and TTL 0 (swap; 0 for
-#   PHP); the link MTU; the ILM counter [packets, bytes].
-# FastPath.ip_entry() values, for a destination with one next hop the fast path serves:
-IP_PUSH, IP_OUT_IF, IP_HDR, IP_LABEL, IP_MTU, IP_COUNTER = range(6)
-#   push: one label to push (FTN), else plain IP forwarding; out_if; the Ethernet header
-#   (0x8847 if push, else 0x0800); the label's bits as the LE value of an entry with S set,
-#   TC and TTL 0 (0 if no push); the MTU left for the IPv4 packet; the FTN or RIB counter.
-# The loops unpack these tuples into named locals: a NamedTuple would cost ~35 ns a frame
-# (Python 3.11 specialises unpacking of exact tuples only: 69 vs 34 ns for six fields).
 
 
 def _le(word: int) -> int:

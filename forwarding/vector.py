@@ -52,8 +52,16 @@ from forwarding.afpacket import (
     RingPort,
     TxRing,
 )
-from forwarding.ioloop import LE_COUNTER, LE_HDR, LE_KIND, LE_LABEL, LE_MTU, LE_OUT_IF
-from forwarding.tables import FAST_PHP, FAST_SWAP
+from forwarding.tables import (
+    FAST_PHP,
+    FAST_SWAP,
+    LE_COUNTER,
+    LE_HDR,
+    LE_KIND,
+    LE_LABEL,
+    LE_MTU,
+    LE_OUT_IF,
+)
 
 VECTOR_MIN = 48  # fewer waiting frames than this: the scalar loop is cheaper
 

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from lsr.cli import main
 from lsr.core.topology import load_topology
 
-from .conftest import BUNDLED
+from .conftest import BUNDLED, ROOT
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("LSR_UPDATE_GOLDEN") == "1"
@@ -28,7 +28,7 @@ UPDATE = os.environ.get("LSR_UPDATE_GOLDEN") == "1"
 def _cases(path: Path) -> list[tuple[str, list[str]]]:
     """(golden file name, lsr arguments) for one topology."""
     topo = load_topology(path)
-    f = str(path)
+    f = str(path.relative_to(ROOT))  # run from the repository root: outputs name no checkout
     routers = [n.name for n in topo.nodes.values() if n.kind == "lsr"]
     hosts = [n.name for n in topo.nodes.values() if n.kind == "host"]
     cases = [
@@ -56,7 +56,8 @@ def _all() -> list:
 
 
 @pytest.mark.parametrize("path,name,args", _all())
-def test_golden(path: Path, name: str, args: list[str]) -> None:
+def test_golden(path: Path, name: str, args: list[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(ROOT)
     res = CliRunner().invoke(main, args, catch_exceptions=False)
     # validate exits 1 when a check fails; the output is what is pinned.
     assert res.exit_code in (0, 1), res.output

@@ -32,24 +32,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("lsr", "ldp", "ike", "forwarding")
+PACKAGES = ("lsr", "ldp", "ospf", "ike", "forwarding")
 
 # Top to bottom. A module belongs to the entry with the longest matching prefix.
 LAYERS: dict[str, tuple[str, ...]] = {
     "edge": ("lsr.cli", "lsr.lab", "lsr.sim", "lsr.teach", "lsr.render"),
     "checking": ("lsr.oam",),
-    "protocols": ("ldp", "ike", "forwarding"),
+    "protocols": ("ldp", "ospf", "ike", "forwarding"),
     "core": ("lsr.core", "lsr.errors", "lsr"),  # `lsr` = lsr/__init__.py (a docstring)
 }
 # Which protocol package may import which: control plane -> dataplane only, where declared.
 PROTOCOL_DEPS: dict[str, frozenset[str]] = {
     "ldp": frozenset(),
+    "ospf": frozenset(),
     "ike": frozenset({"forwarding"}),
     "forwarding": frozenset(),
 }
 TOP = "lsr.cli"  # the click commands: nothing below imports them
 
-PURE = ("lsr.core", "lsr.errors", "lsr.oam", "ldp", "ike", "forwarding")
+PURE = ("lsr.core", "lsr.errors", "lsr.oam", "ldp", "ospf", "ike", "forwarding")
 IO_MODULES = frozenset({
     "subprocess", "socket", "asyncio", "selectors", "select", "mmap", "fcntl", "signal",
     "threading", "multiprocessing", "time", "pyroute2", "click", "rich", "scapy",
@@ -59,15 +60,8 @@ IO_EXEMPT: dict[str, frozenset[str]] = {
     "forwarding.afpacket": frozenset({"socket", "mmap"}),  # AF_PACKET TPACKET_V2 rings
 }
 CORE_THIRD_PARTY = frozenset({"networkx", "yaml"})
-# (module, private name) reach-ins still allowed. The ring fast path shares its tables'
-# caches and the scalar loop's helpers on purpose (forwarding/ioloop.py, vector.py); the
-# fast-path work gives them public names, then these entries go.
-REACH_IN_OK: frozenset[tuple[str, str]] = frozenset({
-    ("forwarding.ioloop", "_ttl_ck"), ("forwarding.ioloop", "_cache"),
-    ("forwarding.plane", "_cache"),
-    ("forwarding.vector", "_cache"), ("forwarding.vector", "_le_table"),
-    ("forwarding.vector", "_lpm_cache"), ("forwarding.vector", "_ip_entry"),
-})
+# (module, private name) reach-ins still allowed: none (the fast path has public names).
+REACH_IN_OK: frozenset[tuple[str, str]] = frozenset()
 STDLIB_PRIVATE = frozenset({"os._exit", "sys._getframe"})  # documented, underscore or not
 STDLIB = frozenset(sys.stdlib_module_names)
 
