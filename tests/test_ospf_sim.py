@@ -11,13 +11,13 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from benchmarks.topogen import random_topology
 from lsr.core.topology import load_topology
 from lsr.sim import OSPF, Simulation
 from ospf import events as ev
 from ospf.packets import Auth, Hello, Packet, encode_packet
 
 from .conftest import BUNDLED
-from .topogen import random_topology
 
 
 def ribs_match(sim: Simulation) -> list[str]:
