@@ -194,7 +194,11 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
             import forwarding.vector  # noqa: F401  (numpy: ~20 MB a router if imported there)
         except ImportError:
             pass
-        from lsr.lab import node
+        from lsr.lab import node, node_ospf  # noqa: F401
+        try:
+            import pyroute2  # noqa: F401  (netlink carrier watch in every router)
+        except ImportError:
+            pass
 
         gc.freeze()  # keep the collector from dirtying the shared pages in every child
     for r in frr.our_routers(topo):
@@ -507,6 +511,10 @@ def link(name: str, a: str, b: str, up: bool) -> None:
         (down_set.discard if up else down_set.add)(idx)
         st["down_links"] = sorted(down_set)
     netns.set_link(topo, name, idx, up)
+    from lsr.lab.node import ospf_mode
+
+    if ospf_mode(topo):
+        return  # a carrier change: both routers see it through netlink, OSPF floods the rest
     frr.sync_routes(topo, name, sorted(down_set))  # FRR nodes: kernel routes -> zebra -> ldpd
     stopped = set(state.read().get("stopped_routers", []))  # replayed by `lab node R start`
     for r in frr.our_routers(topo):

@@ -186,7 +186,17 @@ class Router:
         self.counters: collections.Counter[str] = collections.Counter()
         self.down_links: set[int] = set()
         self.igp = Igp(topo)
-        self.rib = self.igp.rib(name)
+        # The IGP: OSPF on the wire (lsr.lab.node_ospf); until its first SPF run the RIB
+        # holds our connected prefixes. Labs with FRR nodes keep the centrally computed
+        # routes (their FRR routers run static routes, not ospfd).
+        self.ospf: Any = None
+        if ospf_mode(topo) and static_lfib is None:
+            from lsr.lab.node_ospf import NodeOspf
+
+            self.ospf = NodeOspf(self, self.routes_changed, self.carrier_event)
+            self.rib = {p: r for p, r in self.igp.rib(name).items() if r.connected}
+        else:
+            self.rib = self.igp.rib(name)
         self.kernel_routes: set = set()
         self.lfib = static_lfib if static_lfib is not None else Lfib()
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -383,6 +393,26 @@ class Router:
         self.kernel_routes = sync_routes(self.rib, self.kernel_routes)
         self.rebuild_tables()
         self.feed(ev.RibChanged(dict(self.rib)))
+
+    def routes_changed(self, rib: dict) -> None:
+        """OSPF's SPF changed our RIB: kernel table, forwarding tables, then LDP."""
+        self.rib = dict(rib)
+        self.kernel_routes = sync_routes(self.rib, self.kernel_routes)
+        self.rebuild_tables()
+        self.feed(ev.RibChanged(dict(self.rib)))
+
+    def carrier_event(self, ifname: str, up: bool) -> None:
+        """Carrier changed on one of our interfaces (netlink): LDP's Hello adjacency goes
+        or comes now, as OSPF's does; the IGP routes follow from OSPF."""
+        iface = self.node.interfaces[ifname]
+        (self.down_links.discard if up else self.down_links.add)(iface.link)
+        sock = self.hello_socks.get(ifname)
+        if not up and sock is not None:
+            self.loop.remove_reader(sock.fileno())
+        self.feed(ev.InterfaceUp(ifname) if up else ev.InterfaceDown(ifname))
+        if up and sock is not None:
+            self.loop.add_reader(sock.fileno(), self._hello_readable, ifname, sock)
+            self._hello_readable(ifname, sock)
 
     def link_event(self, link: int, up: bool) -> None:
         if up:
@@ -672,8 +702,18 @@ class Router:
                 "router": self.name, "pid": os.getpid(), "uptime": round(time.time() - self.started, 3),
                 "lsr_id": str(self.node.lsr_id), "down_links": sorted(self.down_links),
                 "sessions": ldp_sessions(self.ldp), "dataplane": self.process is not None,
-                "ring": self.use_ring,
+                "ring": self.use_ring, "igp": "ospf" if self.ospf is not None else "reference",
+                **({"ospf_full": self.ospf.inst.full_neighbors(),
+                    "carrier_down": sorted(i for i, up in self.ospf.carrier.items() if not up)}
+                   if self.ospf is not None else {}),
             }
+        if op == "ospf":
+            if self.ospf is None:
+                raise ValueError(f"{self.name} runs no OSPF in this lab (it has FRR routers)")
+            what = req.get("what", "status")
+            if what == "lsdb":
+                return {"lsdb": self.ospf.inst.lsdb_json()}
+            return self.ospf.status()
         if op == "lfib":
             return self.lfib.to_json()
         if op == "neighbors":
@@ -701,7 +741,8 @@ class Router:
                                  f"(links 0..{len(self.topo.links) - 1})")
             if not isinstance(up, bool):
                 raise ValueError(f"link 'up' must be true or false, not {up!r}")
-            self.link_event(link, up)
+            if self.ospf is None:  # central IGP: told of the change; with OSPF, carrier tells
+                self.link_event(link, up)
             return {"down_links": sorted(self.down_links)}
         if op == "ipsec":
             if self.ipsec is None:
@@ -725,6 +766,8 @@ class Router:
         for ifname, iface in self.node.interfaces.items():
             if self.topo.nodes[iface.peer_node].is_router:
                 self.hello_socks[ifname] = self.open_hello_socket(ifname)
+        if self.ospf is not None:
+            self.ospf.open()
         self.open_ports()
         self.kernel_routes = sync_routes(self.rib, set())
         self.rebuild_tables()
@@ -747,6 +790,8 @@ class Router:
         for ifname, s in self.hello_socks.items():
             self.loop.add_reader(s.fileno(), self._hello_readable, ifname, s)
             self._hello_readable(ifname, s)
+        if self.ospf is not None:
+            self.ospf.start()
         log.info("router %s up (pid %d)", self.name, os.getpid())
         if self.ipsec is not None:
             self.ipsec.start()  # IKE: after the start barrier, like LDP
@@ -754,6 +799,9 @@ class Router:
         log.info("stopping")
         with contextlib.suppress(Exception):
             self.feed(ev.Stop())
+        if self.ospf is not None:
+            with contextlib.suppress(Exception):
+                self.ospf.stop()  # flush our router-LSA (premature aging, RFC 2328 §14.1)
         await asyncio.sleep(0.05)  # let Shutdown notifications leave
         server.close()
 
@@ -765,6 +813,11 @@ class _NoLdp:
 
 # ---------------------------------------------------------------- LDP glue
 # The speaker's constructor and introspection, in one place.
+
+
+def ospf_mode(topo: Topology) -> bool:
+    """Our routers run OSPF unless the lab has FRR routers (they run static routes)."""
+    return not any(n.kind == "frr" for n in topo.nodes.values())
 
 
 def make_ldp(topo: Topology, name: str) -> Any:

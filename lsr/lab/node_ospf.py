@@ -1,0 +1,241 @@
+"""OSPF inside a lab router's runtime (`lsr.lab.node`): the I/O around `ospf.instance`.
+
+One raw IP socket (protocol 89) per router namespace carries every interface's
+packets: it joins AllSPFRouters (224.0.0.5) on each router-facing interface,
+learns the arrival interface and destination from IP_PKTINFO, and sends with
+IP_PKTINFO naming the interface, TTL 1 and precedence 6 (TOS 0xC0, RFC 2328
+A.1), as FRR's ospfd does. Timers run on the asyncio loop; SPF results become
+the router's RIB (kernel routes, forwarding tables, LDP's next hops).
+
+Carrier comes from netlink (pyroute2): RTM_NEWLINK / RTM_DELLINK for the
+router's own interfaces. Losing IFF_LOWER_UP - `ip link set down` here or on
+the peer, the veth deleted, `lsr lab link` - takes the OSPF adjacency and the
+LDP Hello adjacency down at once (carrier-delay 0); regaining it brings them
+back. Nothing outside the router tells it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+import struct
+import time
+import traceback
+from collections.abc import Callable
+from ipaddress import IPv4Address
+from typing import Any
+
+from ospf import events as oev
+from ospf.config import from_topology
+from ospf.instance import OspfInstance
+from ospf.packets import ALL_SPF_ROUTERS, IP_PROTO_OSPF
+
+log = logging.getLogger("lsr.node.ospf")
+
+IP_PKTINFO = 8
+IFF_UP = 0x1
+IFF_LOWER_UP = 0x10000
+RTMGRP_LINK = 0x1
+TOS_INTERNETWORK_CONTROL = 0xC0
+
+
+class NodeOspf:
+    """The OSPF instance of one router process and its socket, timers and carrier watch."""
+
+    def __init__(self, router: Any, on_routes: Callable[[dict], None],
+                 on_carrier: Callable[[str, bool], None]) -> None:
+        self.r = router
+        self.loop: asyncio.AbstractEventLoop = router.loop
+        topo, name = router.topo, router.name
+        self.inst = OspfInstance(from_topology(topo, name))
+        self.on_routes = on_routes
+        self.on_carrier = on_carrier
+        self.ifaces = {i.name: i for i in self.inst.cfg.interfaces if not i.passive}
+        self.index: dict[str, int] = {}
+        self.by_index: dict[int, str] = {}
+        self.timers: dict[str, asyncio.TimerHandle] = {}
+        self.sock: socket.socket | None = None
+        self.nl: Any = None
+        self.carrier: dict[str, bool] = {}
+        self.busy = False
+        self.queue: list[Any] = []
+        self.counters = router.counters
+
+    # ------------------------------------------------------------ sockets
+
+    def open(self) -> None:
+        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IP_PROTO_OSPF)
+        s.setsockopt(socket.IPPROTO_IP, IP_PKTINFO, 1)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_LOOP, 0)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_TTL, 1)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, 1)
+        s.setsockopt(socket.IPPROTO_IP, socket.IP_TOS, TOS_INTERNETWORK_CONTROL)
+        s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 1 << 20)
+        for name, cfg in self.ifaces.items():
+            idx = socket.if_nametoindex(name)
+            self.index[name] = idx
+            self.by_index[idx] = name
+            mreqn = ALL_SPF_ROUTERS.packed + cfg.address.ip.packed + struct.pack("=i", idx)
+            s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP, mreqn)
+        s.setblocking(False)
+        self.sock = s
+
+    def start(self) -> None:
+        """After the lab's start barrier: read packets, watch carrier, bring OSPF up."""
+        assert self.sock is not None
+        self.loop.add_reader(self.sock.fileno(), self._readable)
+        self.feed(oev.Start())
+        self._watch_carrier()  # an interface found without carrier goes down when seen
+
+    def stop(self) -> None:
+        if self.nl is not None:
+            self.nl.cancel()
+        self.feed(oev.Stop())
+        for h in self.timers.values():
+            h.cancel()
+        self.timers.clear()
+
+    def _readable(self) -> None:
+        assert self.sock is not None
+        for _ in range(64):
+            try:
+                data, anc, _flags, src = self.sock.recvmsg(65535, 64)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.counters["ospf_rx_errors"] += 1
+                log.debug("ospf recv: %s", e)
+                return
+            ifname, dst = None, ALL_SPF_ROUTERS
+            for level, typ, cdata in anc:
+                if level == socket.IPPROTO_IP and typ == IP_PKTINFO and len(cdata) >= 12:
+                    (idx,) = struct.unpack_from("=i", cdata)
+                    ifname = self.by_index.get(idx)
+                    dst = IPv4Address(cdata[8:12])
+            if ifname is None or len(data) < 20:
+                self.counters["ospf_rx_foreign"] += 1
+                continue
+            ihl = (data[0] & 0x0F) * 4  # raw IPv4 sockets hand us the IP header too
+            self.counters["ospf_rx"] += 1
+            self.feed(oev.PacketReceived(ifname, IPv4Address(src[0]), dst, data[ihl:]))
+
+    def _send(self, a: oev.SendPacket) -> None:
+        idx = self.index.get(a.ifname)
+        cfg = self.ifaces.get(a.ifname)
+        if self.sock is None or idx is None or cfg is None:
+            return
+        pktinfo = struct.pack("=i4s4s", idx, cfg.address.ip.packed, a.dst.packed)
+        try:
+            self.sock.sendmsg([a.data], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0,
+                               (str(a.dst), 0))
+            self.counters["ospf_tx"] += 1
+        except OSError as e:  # no carrier: the instance learns it from netlink
+            self.counters["ospf_tx_errors"] += 1
+            log.debug("ospf send on %s: %s", a.ifname, e)
+
+    # ------------------------------------------------------------ the instance
+
+    def feed(self, event: Any) -> None:
+        """Process in order, never re-entrantly (an action may lead to another event)."""
+        self.queue.append(event)
+        if self.busy:
+            return
+        self.busy = True
+        try:
+            while self.queue:
+                e = self.queue.pop(0)
+                try:
+                    actions = self.inst.handle(e, time.monotonic())
+                except Exception:  # a bad packet or an engine bug must not stop the router
+                    self.counters["ospf_errors"] += 1
+                    log.error("ospf.handle(%s) failed:\n%s", type(e).__name__,
+                              traceback.format_exc())
+                    continue
+                for a in actions:
+                    try:
+                        self._do(a)
+                    except Exception:
+                        self.counters["action_errors"] += 1
+                        log.error("ospf action %s failed:\n%s", type(a).__name__,
+                                  traceback.format_exc())
+        finally:
+            self.busy = False
+
+    def _do(self, a: Any) -> None:
+        if isinstance(a, oev.SendPacket):
+            self._send(a)
+        elif isinstance(a, oev.StartTimer):
+            old = self.timers.pop(a.timer, None)
+            if old:
+                old.cancel()
+            self.timers[a.timer] = self.loop.call_later(a.seconds, self._timer, a.timer)
+        elif isinstance(a, oev.CancelTimer):
+            old = self.timers.pop(a.timer, None)
+            if old:
+                old.cancel()
+        elif isinstance(a, oev.RoutesChanged):
+            self.counters["spf_rib_changes"] += 1
+            self.on_routes(a.rib)
+        elif isinstance(a, oev.NeighborChange):
+            name = self.inst.cfg.names.get(a.router_id, str(a.router_id))
+            log.info("ospf neighbor %s on %s: %s -> %s (%s)", name, a.ifname, a.old, a.new,
+                     a.event)
+            self.r.oam.events.append({"t": time.time(), "event": "ospf",
+                                      "text": f"neighbor {name} on {a.ifname} {a.old} -> {a.new}"})
+
+    def _timer(self, name: str) -> None:
+        self.timers.pop(name, None)
+        self.feed(oev.TimerExpired(name))
+
+    # ------------------------------------------------------------ carrier (netlink)
+
+    def _watch_carrier(self) -> None:
+        self.nl = self.loop.create_task(self._carrier_task())
+
+    async def _carrier_task(self) -> None:
+        """Every link message of this namespace (pyroute2's asyncio netlink socket)."""
+        try:
+            from pyroute2 import AsyncIPRoute
+
+            ipr = AsyncIPRoute()
+            await ipr.setup_endpoint()
+            await ipr.bind(groups=RTMGRP_LINK)
+            async for msg in await ipr.link("dump"):
+                self._link_msg(msg)
+            while True:
+                async for msg in ipr.get():
+                    self._link_msg(msg)
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # without netlink the router still runs; carrier changes go unseen
+            self.counters["netlink_errors"] += 1
+            log.error("netlink carrier watch failed:\n%s", traceback.format_exc())
+
+    def _link_msg(self, msg: Any) -> None:
+        event = msg.get("event")
+        if event not in ("RTM_NEWLINK", "RTM_DELLINK"):
+            return
+        ifname = msg.get_attr("IFLA_IFNAME")
+        if ifname not in self.r.node.interfaces:
+            return
+        flags = msg.get("flags", 0)
+        up = event == "RTM_NEWLINK" and bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+        was = self.carrier.get(ifname, True)  # the runtime starts out assuming carrier
+        self.carrier[ifname] = up
+        if was == up:
+            return
+        self.counters["carrier_changes"] += 1
+        log.info("carrier %s on %s", "up" if up else "down", ifname)
+        self.on_carrier(ifname, up)
+        if ifname in self.ifaces:
+            self.feed(oev.InterfaceUp(ifname) if up else oev.InterfaceDown(ifname))
+
+    # ------------------------------------------------------------ views
+
+    def status(self) -> dict[str, Any]:
+        inst = self.inst
+        return {"router_id": str(inst.rid), "neighbors": inst.neighbors_json(),
+                "full": inst.full_neighbors(), "lsdb": len(inst.lsdb),
+                "spf_runs": inst.spf_runs, "counters": dict(sorted(inst.counters.items())),
+                "carrier": dict(sorted(self.carrier.items()))}
