@@ -4,6 +4,11 @@ Messages are `Message(header fields, payloads)`; `encode()` chains the
 payloads with their Next Payload fields, `decode()` parses them back and
 raises `DecodeError` (never anything else) on malformed input. The SK
 payload is kept as raw bytes here; `crypto.seal`/`crypto.open_sk` handle it.
+
+Each payload is a class in the idiom of every codec here (`lsr.core.codec`):
+its type `TYPE`, `value()` (the body after the generic payload header, §3.2)
+and a `from_value(body, code, next_payload)` classmethod, registered in
+`PAYLOADS`; a payload type no class claims is skipped (§2.5).
 """
 
 from __future__ import annotations
@@ -12,10 +17,15 @@ import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
 from ipaddress import IPv4Address
+from typing import ClassVar
+
+from lsr.core.codec import DecodeError as _BaseDecodeError
+from lsr.core.codec import Registry
 
 
-class DecodeError(Exception):
-    """Malformed IKEv2 message (maps to INVALID_SYNTAX where a reply is due)."""
+class DecodeError(_BaseDecodeError):
+    """Malformed IKEv2 message: `ike.session` drops it (no reply, §2.21.1 before
+    authentication); INVALID_SYNTAX is sent only for well-formed but unusable input."""
 
 
 class Exchange(IntEnum):  # RFC 7296 §3.1
@@ -122,107 +132,193 @@ class TrafficSelector:
                            self.end_port, self.start.packed, self.end.packed)
 
 
-# payload bodies -------------------------------------------------------------------------
+# payloads ---------------------------------------------------------------------------------
+#
+# Generic payload header (§3.2), written by `encode_payloads`; `value()` is what follows:
+#                      1                   2                   3
+#  0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1 2 3 4 5 6 7 8 9 0 1
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+# | Next Payload  |C|  RESERVED   |         Payload Length        |
+# +-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+-+
+
+PAYLOADS: Registry[Payload] = Registry("IKEv2 payload")
 
 
+@PAYLOADS.register
 @dataclass(frozen=True)
 class SaPayload:
-    proposals: tuple[Proposal, ...]
-    type = PayloadType.SA
+    """Security Association (§3.3): proposals, each with its transforms."""
 
-    def body(self) -> bytes:
+    TYPE: ClassVar[int] = PayloadType.SA
+    proposals: tuple[Proposal, ...]
+
+    def value(self) -> bytes:
         return b"".join(p.encode(i == len(self.proposals) - 1) for i, p in enumerate(self.proposals))
 
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> SaPayload:
+        return cls(_proposals(v))
 
+
+@PAYLOADS.register
 @dataclass(frozen=True)
 class KePayload:
+    """Key Exchange (§3.4): DH Group Num (16), RESERVED (16), key exchange data."""
+
+    TYPE: ClassVar[int] = PayloadType.KE
     group: int
     data: bytes
-    type = PayloadType.KE
 
-    def body(self) -> bytes:
+    def value(self) -> bytes:
         return struct.pack("!HH", self.group, 0) + self.data
 
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> KePayload:
+        _need(len(v) >= 4, "truncated KE")
+        return cls(struct.unpack_from("!H", v)[0], v[4:])
 
+
+@PAYLOADS.register
 @dataclass(frozen=True)
 class NoncePayload:
-    nonce: bytes
-    type = PayloadType.NONCE
+    """Nonce (§3.9): 16 to 256 octets."""
 
-    def body(self) -> bytes:
+    TYPE: ClassVar[int] = PayloadType.NONCE
+    nonce: bytes
+
+    def value(self) -> bytes:
         return self.nonce
 
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> NoncePayload:
+        _need(16 <= len(v) <= 256, "nonce must be 16..256 bytes")  # §2.10, §3.9
+        return cls(v)
 
+
+@PAYLOADS.register
 @dataclass(frozen=True)
 class IdPayload:
+    """Identification (§3.5): ID Type (8), RESERVED (24), data. One class, two
+    codes: IDi (35) and IDr (36, `responder`)."""
+
+    TYPES: ClassVar[tuple[int, int]] = (PayloadType.IDi, PayloadType.IDr)
     id_type: int
     data: bytes
     responder: bool = False
 
     @property
-    def type(self) -> PayloadType:  # type: ignore[override]
+    def TYPE(self) -> int:
         return PayloadType.IDr if self.responder else PayloadType.IDi
 
-    def body(self) -> bytes:
+    def value(self) -> bytes:
         return struct.pack("!B3x", self.id_type) + self.data
 
+    body = value  # AUTH signs the ID payload's body (§2.15); ike.session calls it so
 
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> IdPayload:
+        _need(len(v) >= 4, "truncated ID")
+        return cls(v[0], v[4:], responder=code == PayloadType.IDr)
+
+
+@PAYLOADS.register
 @dataclass(frozen=True)
 class AuthPayload:
+    """Authentication (§3.8): Auth Method (8), RESERVED (24), data."""
+
+    TYPE: ClassVar[int] = PayloadType.AUTH
     method: int
     data: bytes
-    type = PayloadType.AUTH
 
-    def body(self) -> bytes:
+    def value(self) -> bytes:
         return struct.pack("!B3x", self.method) + self.data
 
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> AuthPayload:
+        _need(len(v) >= 4, "truncated AUTH")
+        return cls(v[0], v[4:])
 
+
+@PAYLOADS.register
 @dataclass(frozen=True)
 class TsPayload:
+    """Traffic Selectors (§3.13): Number of TSs (8), RESERVED (24), selectors. One
+    class, two codes: TSi (44) and TSr (45, `responder`)."""
+
+    TYPES: ClassVar[tuple[int, int]] = (PayloadType.TSi, PayloadType.TSr)
     selectors: tuple[TrafficSelector, ...]
     responder: bool = False
 
     @property
-    def type(self) -> PayloadType:  # type: ignore[override]
+    def TYPE(self) -> int:
         return PayloadType.TSr if self.responder else PayloadType.TSi
 
-    def body(self) -> bytes:
+    def value(self) -> bytes:
         return struct.pack("!B3x", len(self.selectors)) + b"".join(s.encode() for s in self.selectors)
 
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> TsPayload:
+        return cls(_selectors(v), responder=code == PayloadType.TSr)
 
+
+@PAYLOADS.register
 @dataclass(frozen=True)
 class NotifyPayload:
+    """Notify (§3.10): Protocol ID (8), SPI Size (8), Notify Message Type (16), SPI, data."""
+
+    TYPE: ClassVar[int] = PayloadType.NOTIFY
     notify: int
     protocol: int = 0
     spi: bytes = b""
     data: bytes = b""
-    type = PayloadType.NOTIFY
 
-    def body(self) -> bytes:
+    def value(self) -> bytes:
         return struct.pack("!BBH", self.protocol, len(self.spi), self.notify) + self.spi + self.data
 
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> NotifyPayload:
+        _need(len(v) >= 4, "truncated notify")
+        proto, spi_size, ntype = struct.unpack_from("!BBH", v)
+        _need(len(v) >= 4 + spi_size, "truncated notify SPI")
+        return cls(ntype, proto, v[4 : 4 + spi_size], v[4 + spi_size :])
 
+
+@PAYLOADS.register
 @dataclass(frozen=True)
 class DeletePayload:
+    """Delete (§3.11): Protocol ID (8), SPI Size (8), Num of SPIs (16), SPIs."""
+
+    TYPE: ClassVar[int] = PayloadType.DELETE
     protocol: int
     spis: tuple[bytes, ...] = ()
-    type = PayloadType.DELETE
 
-    def body(self) -> bytes:
+    def value(self) -> bytes:
         size = len(self.spis[0]) if self.spis else 0
         return struct.pack("!BBH", self.protocol, size, len(self.spis)) + b"".join(self.spis)
 
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> DeletePayload:
+        _need(len(v) >= 4, "truncated delete")
+        proto, size, n = struct.unpack_from("!BBH", v)
+        _need(len(v) == 4 + size * n, "bad delete length")
+        return cls(proto, tuple(v[4 + i * size : 4 + (i + 1) * size] for i in range(n)))
 
+
+@PAYLOADS.register
 @dataclass(frozen=True)
 class SkPayload:
     """Encrypted and authenticated payload (§3.14), raw: IV ‖ ciphertext ‖ ICV."""
 
+    TYPE: ClassVar[int] = PayloadType.SK
     first: int  # Next Payload of the first inner payload
     data: bytes
-    type = PayloadType.SK
 
-    def body(self) -> bytes:
+    def value(self) -> bytes:
         return self.data
+
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> SkPayload:
+        return cls(next_type, v)
 
 
 Payload = (SaPayload | KePayload | NoncePayload | IdPayload | AuthPayload | TsPayload
@@ -256,12 +352,12 @@ def encode_payloads(payloads: tuple[Payload, ...] | list[Payload]) -> tuple[int,
     for i, p in enumerate(payloads):
         nxt = 0
         if i + 1 < len(payloads):
-            nxt = payloads[i + 1].type
+            nxt = payloads[i + 1].TYPE
         if isinstance(p, SkPayload):
             nxt = p.first  # §3.14: SK's Next Payload names its first inner payload
-        body = p.body()
+        body = p.value()
         out += struct.pack("!BBH", nxt, 0, 4 + len(body)) + body
-    return (payloads[0].type if payloads else 0), out
+    return (payloads[0].TYPE if payloads else 0), out
 
 
 def encode_header(m: Message, first: int, length: int) -> bytes:
@@ -344,35 +440,8 @@ def _selectors(body: bytes) -> tuple[TrafficSelector, ...]:
 
 def decode_payload(ptype: int, body: bytes, next_type: int) -> Payload | None:
     """One payload body; None for payloads we do not model (skipped, §2.5)."""
-    if ptype == PayloadType.SA:
-        return SaPayload(_proposals(body))
-    if ptype == PayloadType.KE:
-        _need(len(body) >= 4, "truncated KE")
-        return KePayload(struct.unpack_from("!H", body)[0], body[4:])
-    if ptype == PayloadType.NONCE:
-        _need(16 <= len(body) <= 256, "nonce must be 16..256 bytes")  # §2.10, §3.9
-        return NoncePayload(body)
-    if ptype in (PayloadType.IDi, PayloadType.IDr):
-        _need(len(body) >= 4, "truncated ID")
-        return IdPayload(body[0], body[4:], responder=ptype == PayloadType.IDr)
-    if ptype == PayloadType.AUTH:
-        _need(len(body) >= 4, "truncated AUTH")
-        return AuthPayload(body[0], body[4:])
-    if ptype in (PayloadType.TSi, PayloadType.TSr):
-        return TsPayload(_selectors(body), responder=ptype == PayloadType.TSr)
-    if ptype == PayloadType.NOTIFY:
-        _need(len(body) >= 4, "truncated notify")
-        proto, spi_size, ntype = struct.unpack_from("!BBH", body)
-        _need(len(body) >= 4 + spi_size, "truncated notify SPI")
-        return NotifyPayload(ntype, proto, body[4 : 4 + spi_size], body[4 + spi_size :])
-    if ptype == PayloadType.DELETE:
-        _need(len(body) >= 4, "truncated delete")
-        proto, size, n = struct.unpack_from("!BBH", body)
-        _need(len(body) == 4 + size * n, "bad delete length")
-        return DeletePayload(proto, tuple(body[4 + i * size : 4 + (i + 1) * size] for i in range(n)))
-    if ptype == PayloadType.SK:
-        return SkPayload(next_type, body)
-    return None
+    cls = PAYLOADS.get(ptype)
+    return None if cls is None else cls.from_value(body, ptype, next_type)
 
 
 def decode_payloads(first: int, data: bytes) -> tuple[Payload, ...]:

@@ -19,12 +19,15 @@ Every message is a fixed 32-octet header followed by TLVs (RFC 8029 §3)::
     |                            TLVs ...                           |
 
 A TLV is Type (16) + Length (16, of the value, padding excluded) + Value,
-zero-padded to a 4-octet boundary (§3). Decoders raise only `DecodeError`;
-`return_code_for` is the one place that maps it to a return code (1,
-"malformed echo request received"). Unknown TLVs and sub-TLVs are kept
-(`UnknownTlv`, `UnknownFec`, `UnknownSubTlv`) so the responder can apply the
-mandatory / optional rule (§3: types < 32768 are mandatory) and copy them
-into an Errored TLVs TLV (§3.8).
+zero-padded to a 4-octet boundary (§3). Each TLV and sub-TLV is a class in
+the idiom of every codec here (`lsr.core.codec`): its code `TYPE`, `value()`
+and a `from_value(value, offset)` classmethod, registered in `TLVS` (top-level
+TLVs) or `FECS` (Target FEC Stack sub-TLVs). Decoders raise only
+`DecodeError`; `return_code_for` is the one place that maps it to a return
+code (1, "malformed echo request received"). Unknown TLVs and sub-TLVs are kept
+raw (`RawTlv` a.k.a. `UnknownTlv`, `UnknownFec`, `UnknownSubTlv`) so the
+responder can apply the mandatory / optional rule (§3: types < 32768 are
+mandatory) and copy them into an Errored TLVs TLV (§3.8).
 
 Timestamps are NTP 64-bit (seconds since 1900 + 2^-32 fractions), kept as a
 `(seconds, fraction)` pair; `ntp_from_unix` / `ntp_to_unix` convert.
@@ -37,8 +40,11 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from typing import ClassVar
 
 from forwarding.labelops import checksum16 as inet_checksum  # RFC 1071
+from lsr.core.codec import DecodeError as _BaseDecodeError
+from lsr.core.codec import Registry
 
 UDP_PORT = 3503  # RFC 8029 §4.3 (IANA "lsp-ping")
 VERSION = 1
@@ -197,7 +203,7 @@ def is_mandatory(tlv_type: int) -> bool:
 # ---------------------------------------------------------------- errors
 
 
-class DecodeError(Exception):
+class DecodeError(_BaseDecodeError):
     """Malformed bytes: the request maps to return code 1 (malformed), §4.4."""
 
     def __init__(self, message: str, offset: int | None = None) -> None:
@@ -264,6 +270,10 @@ def _tlv(t: int, value: bytes) -> bytes:
     return struct.pack("!HH", t, len(value)) + value + b"\0" * _pad_len(len(value))
 
 
+TLVS: Registry[KnownTlv] = Registry("echo TLV")  # §3 top-level TLVs
+FECS: Registry[KnownFec] = Registry("echo FEC sub-TLV")  # §3.2 Target FEC Stack sub-TLVs
+
+
 # ---------------------------------------------------------------- label entries
 
 
@@ -296,40 +306,76 @@ def label_stack(labels: Iterable[int], ttl: int = 255) -> tuple[LabelEntry, ...]
 # ---------------------------------------------------------------- Target FEC Stack (§3.2)
 
 
+@FECS.register
 @dataclass(frozen=True)
 class LdpIpv4Fec:
     """§3.2.1 LDP IPv4 prefix: prefix (4), prefix length (1), MBZ (3); Length 5."""
 
+    TYPE: ClassVar[int] = FecType.LDP_IPV4
     prefix: IPv4Network
 
-    def encode(self) -> bytes:
-        return _tlv(FecType.LDP_IPV4, self.prefix.network_address.packed + bytes([self.prefix.prefixlen]))
+    def value(self) -> bytes:
+        return self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
+
+    @classmethod
+    def from_value(cls, v: bytes, off: int) -> LdpIpv4Fec:
+        if len(v) != 5:
+            raise DecodeError(f"LDP IPv4 FEC length {len(v)} != 5", off)
+        plen = v[4]
+        if plen > 32:
+            raise DecodeError(f"LDP IPv4 FEC prefix length {plen} > 32", off)
+        try:
+            return cls(IPv4Network((IPv4Address(v[:4]), plen)))
+        except ValueError as e:
+            raise DecodeError(f"LDP IPv4 FEC: {e}", off) from None
 
     def __str__(self) -> str:
         return str(self.prefix)
 
 
+@FECS.register
 @dataclass(frozen=True)
 class LdpIpv6Fec:
     """§3.2.2 LDP IPv6 prefix: prefix (16), prefix length (1), MBZ (3); Length 17."""
 
+    TYPE: ClassVar[int] = FecType.LDP_IPV6
     prefix: IPv6Network
 
-    def encode(self) -> bytes:
-        return _tlv(FecType.LDP_IPV6, self.prefix.network_address.packed + bytes([self.prefix.prefixlen]))
+    def value(self) -> bytes:
+        return self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
+
+    @classmethod
+    def from_value(cls, v: bytes, off: int) -> LdpIpv6Fec:
+        if len(v) != 17:
+            raise DecodeError(f"LDP IPv6 FEC length {len(v)} != 17", off)
+        plen = v[16]
+        if plen > 128:
+            raise DecodeError(f"LDP IPv6 FEC prefix length {plen} > 128", off)
+        try:
+            return cls(IPv6Network((IPv6Address(v[:16]), plen)))
+        except ValueError as e:
+            raise DecodeError(f"LDP IPv6 FEC: {e}", off) from None
 
     def __str__(self) -> str:
         return str(self.prefix)
 
 
+@FECS.register
 @dataclass(frozen=True)
 class NilFec:
     """§3.2.13 Nil FEC: label (20 bits) + MBZ (12); stands for a reserved label in the stack."""
 
+    TYPE: ClassVar[int] = FecType.NIL
     label: int
 
-    def encode(self) -> bytes:
-        return _tlv(FecType.NIL, struct.pack("!I", (self.label & 0xFFFFF) << 12))
+    def value(self) -> bytes:
+        return struct.pack("!I", (self.label & 0xFFFFF) << 12)
+
+    @classmethod
+    def from_value(cls, v: bytes, off: int) -> NilFec:
+        if len(v) != 4:
+            raise DecodeError(f"Nil FEC length {len(v)} != 4", off)
+        return cls(struct.unpack("!I", v)[0] >> 12)
 
     def __str__(self) -> str:
         return f"nil({self.label})"
@@ -349,46 +395,29 @@ class UnknownFec:
         return f"fec-type-{self.type}"
 
 
-Fec = LdpIpv4Fec | LdpIpv6Fec | NilFec | UnknownFec
+KnownFec = LdpIpv4Fec | LdpIpv6Fec | NilFec
+Fec = KnownFec | UnknownFec
+
+
+def _encode_fec(f: Fec) -> bytes:
+    return f.encode() if isinstance(f, UnknownFec) else _tlv(f.TYPE, f.value())
 
 
 def _decode_fec(t: int, v: bytes, off: int) -> Fec:
-    if t == FecType.LDP_IPV4:
-        if len(v) != 5:
-            raise DecodeError(f"LDP IPv4 FEC length {len(v)} != 5", off)
-        plen = v[4]
-        if plen > 32:
-            raise DecodeError(f"LDP IPv4 FEC prefix length {plen} > 32", off)
-        try:
-            return LdpIpv4Fec(IPv4Network((IPv4Address(v[:4]), plen)))
-        except ValueError as e:
-            raise DecodeError(f"LDP IPv4 FEC: {e}", off) from None
-    if t == FecType.LDP_IPV6:
-        if len(v) != 17:
-            raise DecodeError(f"LDP IPv6 FEC length {len(v)} != 17", off)
-        plen = v[16]
-        if plen > 128:
-            raise DecodeError(f"LDP IPv6 FEC prefix length {plen} > 128", off)
-        try:
-            return LdpIpv6Fec(IPv6Network((IPv6Address(v[:16]), plen)))
-        except ValueError as e:
-            raise DecodeError(f"LDP IPv6 FEC: {e}", off) from None
-    if t == FecType.NIL:
-        if len(v) != 4:
-            raise DecodeError(f"Nil FEC length {len(v)} != 4", off)
-        return NilFec(struct.unpack("!I", v)[0] >> 12)
-    return UnknownFec(t, v)
+    cls = FECS.get(t)
+    return UnknownFec(t, v) if cls is None else cls.from_value(v, off)
 
 
+@TLVS.register
 @dataclass(frozen=True)
 class TargetFecStack:
     """§3.2 Target FEC Stack TLV (type 1): one sub-TLV per label, top first."""
 
+    TYPE: ClassVar[int] = TlvType.TARGET_FEC_STACK
     fecs: tuple[Fec, ...]
-    TYPE = TlvType.TARGET_FEC_STACK
 
     def value(self) -> bytes:
-        return b"".join(f.encode() for f in self.fecs)
+        return b"".join(_encode_fec(f) for f in self.fecs)
 
     @classmethod
     def from_value(cls, v: bytes, off: int) -> TargetFecStack:
@@ -417,12 +446,12 @@ class Multipath:
     where bit i (MSB first) selects prefix + i).
     """
 
-    type: int = MultipathType.NONE
+    TYPE: ClassVar[int] = DdmapSubType.MULTIPATH
+    type: int = MultipathType.NONE  # the multipath type, not the sub-TLV's
     info: bytes = b""
 
-    def encode(self) -> bytes:
-        body = struct.pack("!BHB", self.type, len(self.info), 0) + self.info
-        return _tlv(DdmapSubType.MULTIPATH, body)
+    def value(self) -> bytes:
+        return struct.pack("!BHB", self.type, len(self.info), 0) + self.info
 
     @classmethod
     def from_value(cls, v: bytes, off: int) -> Multipath:
@@ -482,7 +511,7 @@ class Multipath:
         if self.type == MultipathType.IP_ADDRESS:
             return tuple(IPv4Address(self.info[i : i + 4]) for i in range(0, len(self.info), 4))
         if self.type == MultipathType.IP_RANGE:
-            out = []
+            out: list[IPv4Address] = []
             for i in range(0, len(self.info), 8):
                 lo, hi = struct.unpack("!II", self.info[i : i + 8])
                 out.extend(IPv4Address(a) for a in range(lo, min(hi, lo + 0xFFFF) + 1))
@@ -527,20 +556,20 @@ class FecStackChange:
     Operation 1 = push, 2 = pop; address type 0 = unspecified, 1 = IPv4, 2 = IPv6.
     """
 
+    TYPE: ClassVar[int] = DdmapSubType.FEC_STACK_CHANGE
     operation: int
     fec: Fec
     remote_peer: IPv4Address | IPv6Address | None = None
     PUSH = 1
     POP = 2
 
-    def encode(self) -> bytes:
-        fec_tlv = self.fec.encode()
+    def value(self) -> bytes:
+        fec_tlv = _encode_fec(self.fec)
         if self.remote_peer is None:
             at, addr = 0, b""
         else:
             at, addr = (1 if self.remote_peer.version == 4 else 2), self.remote_peer.packed
-        body = struct.pack("!BBBB", self.operation, at, len(fec_tlv), 0) + addr + fec_tlv
-        return _tlv(DdmapSubType.FEC_STACK_CHANGE, body)
+        return struct.pack("!BBBB", self.operation, at, len(fec_tlv), 0) + addr + fec_tlv
 
     @classmethod
     def from_value(cls, v: bytes, off: int) -> FecStackChange:
@@ -578,6 +607,7 @@ class UnknownSubTlv:
         return _tlv(self.type, self.value)
 
 
+@TLVS.register
 @dataclass(frozen=True)
 class Ddmap:
     """§3.4 Downstream Detailed Mapping TLV (type 20)::
@@ -606,7 +636,7 @@ class Ddmap:
     labels: tuple[DsLabel, ...] = ()
     fec_changes: tuple[FecStackChange, ...] = ()
     unknown: tuple[UnknownSubTlv, ...] = ()
-    TYPE = TlvType.DDMAP
+    TYPE: ClassVar[int] = TlvType.DDMAP
 
     def value(self) -> bytes:
         at = self.address_type
@@ -619,10 +649,10 @@ class Ddmap:
         subs = b""
         if self.labels:
             subs += _tlv(DdmapSubType.LABEL_STACK, b"".join(lbl.encode() for lbl in self.labels))
-        subs += b"".join(c.encode() for c in self.fec_changes)
+        subs += b"".join(_tlv(c.TYPE, c.value()) for c in self.fec_changes)
         subs += b"".join(u.encode() for u in self.unknown)
         if self.multipath is not None:
-            subs += self.multipath.encode()
+            subs += _tlv(Multipath.TYPE, self.multipath.value())
         return head + struct.pack("!BBH", self.return_code, self.return_subcode, len(subs)) + subs
 
     @classmethod
@@ -678,13 +708,14 @@ class Ddmap:
 # ---------------------------------------------------------------- other TLVs
 
 
+@TLVS.register
 @dataclass(frozen=True)
 class Pad:
     """§3.5 Pad TLV (type 3): first octet 1 = drop from reply, 2 = copy to reply."""
 
     action: int = PadAction.DROP
     data: bytes = b""
-    TYPE = TlvType.PAD
+    TYPE: ClassVar[int] = TlvType.PAD
 
     def __post_init__(self) -> None:
         # Keep the value a multiple of 4 octets by padding *inside* it: §3 pads
@@ -704,6 +735,7 @@ class Pad:
         return cls(v[0], v[1:])
 
 
+@TLVS.register
 @dataclass(frozen=True)
 class InterfaceLabelStack:
     """§3.7 Interface and Label Stack TLV (type 7)::
@@ -721,7 +753,7 @@ class InterfaceLabelStack:
     interface: IPv4Address | IPv6Address | int
     labels: tuple[LabelEntry, ...] = ()
     address_type: int = AddressType.IPV4_NUMBERED
-    TYPE = TlvType.INTERFACE_LABEL_STACK
+    TYPE: ClassVar[int] = TlvType.INTERFACE_LABEL_STACK
 
     def value(self) -> bytes:
         out = struct.pack("!B3x", self.address_type) + self.address.packed
@@ -772,12 +804,13 @@ class RawTlv:
 UnknownTlv = RawTlv
 
 
+@TLVS.register
 @dataclass(frozen=True)
 class ErroredTlvs:
     """§3.8 Errored TLVs (type 9): copies of the TLVs that were not understood."""
 
     tlvs: tuple[RawTlv, ...]
-    TYPE = TlvType.ERRORED_TLVS
+    TYPE: ClassVar[int] = TlvType.ERRORED_TLVS
 
     def value(self) -> bytes:
         return b"".join(t.encode() for t in self.tlvs)
@@ -787,12 +820,13 @@ class ErroredTlvs:
         return cls(tuple(RawTlv(t, tv) for t, tv, _ in _Reader(v, off).tlvs("errored TLV")))
 
 
+@TLVS.register
 @dataclass(frozen=True)
 class ReplyTos:
     """§3.9 Reply TOS Byte TLV (type 10): TOS (8) + MBZ (24)."""
 
     tos: int
-    TYPE = TlvType.REPLY_TOS
+    TYPE: ClassVar[int] = TlvType.REPLY_TOS
 
     def value(self) -> bytes:
         return struct.pack("!B3x", self.tos)
@@ -804,16 +838,8 @@ class ReplyTos:
         return cls(v[0])
 
 
-Tlv = TargetFecStack | Ddmap | Pad | InterfaceLabelStack | ErroredTlvs | ReplyTos | RawTlv
-
-_DECODERS = {
-    TlvType.TARGET_FEC_STACK: TargetFecStack.from_value,
-    TlvType.DDMAP: Ddmap.from_value,
-    TlvType.PAD: Pad.from_value,
-    TlvType.INTERFACE_LABEL_STACK: InterfaceLabelStack.from_value,
-    TlvType.ERRORED_TLVS: ErroredTlvs.from_value,
-    TlvType.REPLY_TOS: ReplyTos.from_value,
-}
+KnownTlv = TargetFecStack | Ddmap | Pad | InterfaceLabelStack | ErroredTlvs | ReplyTos
+Tlv = KnownTlv | RawTlv
 
 
 def encode_tlv(tlv: Tlv) -> bytes:
@@ -892,8 +918,8 @@ class EchoMessage:
             raise DecodeError(f"message type {mt} is not an echo request (1) or reply (2)", 2)
         tlvs: list[Tlv] = []
         for t, v, off in r.tlvs("TLV"):
-            dec = _DECODERS.get(t)  # type: ignore[call-overload]
-            tlvs.append(dec(v, off + 4) if dec else RawTlv(t, v))
+            tlv_cls = TLVS.get(t)
+            tlvs.append(RawTlv(t, v) if tlv_cls is None else tlv_cls.from_value(v, off + 4))
         return cls(mt, rm, rc, rsc, handle, seq, (s1, s2), (r1, r2), flags, tuple(tlvs), ver)
 
     # -- accessors
@@ -918,7 +944,7 @@ class EchoMessage:
         TLVs carrying an unknown mandatory sub-TLV."""
         out: list[RawTlv] = []
         for t in self.tlvs:
-            if isinstance(t, RawTlv) and t.mandatory and t.type not in _DECODERS:
+            if isinstance(t, RawTlv) and t.mandatory and t.type not in TLVS:
                 out.append(t)
             elif isinstance(t, (TargetFecStack, Ddmap)) and t.unknown_mandatory():
                 out.append(tlv_as_raw(t))
