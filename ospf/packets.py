@@ -1,7 +1,8 @@
 """OSPFv2 packets and LSAs on the wire (RFC 2328 Appendix A), with authentication (App. D).
 
-One class per packet body and per LSA body: `TYPE`, `value()` (the body's bytes)
-and `from_value(bytes)`; a registry per type space refuses a duplicate type.
+The codec idiom of every protocol here (`lsr.core.codec`): one class per packet body
+and per LSA body with `TYPE`, `value()` (the body's bytes) and `from_value(bytes)`,
+filed in a `Registry` per type space that refuses a second class for a code.
 `encode_packet` / `decode_packet` add the 24-byte header, the checksum and the
 authentication trailer. Decoders raise only `DecodeError` (with a short reason
 the instance counts as a drop reason).
@@ -26,6 +27,9 @@ from enum import IntEnum
 from ipaddress import IPv4Address
 from typing import ClassVar
 
+from lsr.core.codec import DecodeError as CodecError
+from lsr.core.codec import Registry
+
 VERSION = 2
 HEADER_LEN = 24
 LSA_HEADER_LEN = 20
@@ -38,7 +42,7 @@ _HDR = struct.Struct("!BBH4s4sHH8s")
 _LSA_HDR = struct.Struct("!HBB4s4sIHH")
 
 
-class DecodeError(Exception):
+class DecodeError(CodecError):
     """A packet or LSA we cannot parse; `reason` is a stable counter name."""
 
     def __init__(self, reason: str, detail: str = "") -> None:
@@ -264,17 +268,9 @@ class OpaqueBody:
 
 
 LsaBody = RouterLsaBody | NetworkLsaBody | OpaqueBody
-LSA_BODIES: dict[int, type] = {}
-
-
-def _register(table: dict[int, type], cls: type) -> None:
-    if cls.TYPE in table:
-        raise ValueError(f"duplicate type {cls.TYPE} for {cls.__name__}")
-    table[cls.TYPE] = cls
-
-
+LSA_BODIES: Registry = Registry("OSPF LSA")
 for _c in (RouterLsaBody, NetworkLsaBody):
-    _register(LSA_BODIES, _c)
+    LSA_BODIES.register(_c)
 
 
 @dataclass(frozen=True)
@@ -447,9 +443,9 @@ class LsAck:
 
 
 Body = Hello | DbDescription | LsRequest | LsUpdate | LsAck
-PACKET_BODIES: dict[int, type] = {}
+PACKET_BODIES: Registry = Registry("OSPF packet")
 for _c in (Hello, DbDescription, LsRequest, LsUpdate, LsAck):
-    _register(PACKET_BODIES, _c)
+    PACKET_BODIES.register(_c)
 del _c
 
 
@@ -515,7 +511,8 @@ def decode_packet(b: bytes, auth: Auth = NO_AUTH) -> Packet:
         raise DecodeError("bad-version", str(ver))
     if length < HEADER_LEN or length > len(b):
         raise DecodeError("bad-length", f"length field {length}, {len(b)} received")
-    if t not in PACKET_BODIES:
+    body_cls = PACKET_BODIES.get(t)
+    if body_cls is None:
         raise DecodeError("bad-type", str(t))
     if autype != auth.type:
         raise DecodeError("auth-mismatch", f"AuType {autype}, configured {auth.type}")
@@ -532,5 +529,5 @@ def decode_packet(b: bytes, auth: Auth = NO_AUTH) -> Packet:
             raise DecodeError("bad-checksum")
         if autype == AuType.SIMPLE and authf != auth.key.ljust(8, b"\0"):
             raise DecodeError("auth-mismatch", "password")
-    body = PACKET_BODIES[t].from_value(b[HEADER_LEN:length])
+    body = body_cls.from_value(b[HEADER_LEN:length])
     return Packet(IPv4Address(rid), IPv4Address(area), body, crypt_seq)

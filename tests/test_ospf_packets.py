@@ -29,7 +29,6 @@ from ospf.packets import (
     Packet,
     RouterLink,
     RouterLsaBody,
-    _register,
     decode_packet,
     encode_packet,
     fletcher_checksum,
@@ -140,9 +139,10 @@ def test_bad_lsa_checksum_is_refused():
 
 def test_registry_refuses_a_duplicate_type():
     with pytest.raises(ValueError):
-        _register(dict(PACKET_BODIES), Hello)
+        PACKET_BODIES.register(Hello)
     with pytest.raises(ValueError):
-        _register(dict(LSA_BODIES), RouterLsaBody)
+        LSA_BODIES.register(RouterLsaBody)
+    assert PACKET_BODIES.codes() == {1, 2, 3, 4, 5} and LSA_BODIES.codes() == {1, 2}
 
 
 def test_fletcher_matches_iso_definition():
