@@ -22,17 +22,16 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> OspfConfig:
         peer = topo.nodes[i.peer_node]
         ifaces.append(InterfaceConfig(i.name, i.address, topo.links[i.link].cost,
                                       passive=not peer.is_router, mtu=i.mtu))
-    opts = getattr(node, "ospf", None)
-    kw: dict[str, Any] = {}
-    if opts is not None:
-        kw = {"hello_interval": opts.hello_interval, "dead_interval": opts.dead_interval,
-              "retransmit_interval": opts.retransmit_interval,
-              "spf_delay": opts.spf_delay_ms / 1000, "spf_hold": opts.spf_hold_ms / 1000,
-              "spf_max_hold": opts.spf_max_hold_ms / 1000,
-              "min_ls_interval": opts.min_ls_interval_ms / 1000,
-              "min_ls_arrival": opts.min_ls_arrival_ms / 1000,
-              "auth": (Auth.from_config(opts.auth, opts.auth_key, opts.auth_key_id)
-                       if opts.auth != "null" else NO_AUTH)}
+    opts = node.ospf
+    auth = Auth.from_config("md5", opts.md5_key, opts.md5_key_id) if opts.md5_key else NO_AUTH
+    kw: dict[str, Any] = {
+        "hello_interval": opts.hello_interval, "dead_interval": opts.dead_interval,
+        "retransmit_interval": opts.retransmit_interval,
+        "spf_delay": opts.spf_delay_ms / 1000, "spf_hold": opts.spf_hold_ms / 1000,
+        "spf_max_hold": opts.spf_max_hold_ms / 1000,
+        "min_ls_interval": opts.min_ls_interval_ms / 1000,
+        "min_ls_arrival": opts.min_ls_arrival_ms / 1000, "auth": auth,
+    }
     kw.update(overrides)
     names = {n.lsr_id: n.name for n in topo.routers}
     return OspfConfig(node.lsr_id, tuple(sorted(ifaces, key=lambda x: x.name)),

@@ -195,3 +195,43 @@ def test_random_graphs_equal_the_reference_through_failures(n, extra, seed):
         (sim.link_up if i in sim.down else sim.link_down)(i)
         sim.run(max_time=600)
         assert not ribs_match(sim)
+
+
+OPTS = """
+name: opts
+topology:
+  defaults: {ospf: {hello_interval: 1, dead_interval: 4, md5_key: s3cret}}
+  nodes:
+    a: {loopback: 10.255.0.1}
+    b: {loopback: 10.255.0.2, ospf: {md5_key_id: 2}}
+    c: {loopback: 10.255.0.3}
+  links: [{endpoints: [a:eth1, b:eth1]}, {endpoints: [a:eth2, c:eth1]}]
+"""
+
+
+def test_topology_ospf_options_reach_the_instances():
+    from lsr.core.topology import parse_topology
+
+    sim = Simulation(parse_topology(OPTS))
+    a = sim.ospf["a"].cfg
+    assert (a.hello_interval, a.dead_interval, a.auth.key, a.auth.key_id) == (1, 4, b"s3cret", 1)
+    res = sim.run(max_time=30)
+    # b's key id differs (D.3: the key id selects the key): a-c comes up, a-b never does.
+    assert not res.converged
+    assert sim.ospf["c"].full_neighbors() == 1 and sim.ospf["b"].full_neighbors() == 0
+    assert sim.ospf["b"].counters.get("drop-auth-mismatch", 0) > 0
+
+
+@pytest.mark.parametrize("opts,msg", [
+    ("{hello_interval: 10, dead_interval: 10}", "dead_interval must be longer than hello_interval"),
+    ("{md5_key: ''}", "md5_key must be a string of 1..16 characters"),
+    ("{hello: 1}", "unknown key 'hello' (allowed: hello_interval, dead_interval"),
+    ("{spf_hold_ms: 100, spf_max_hold_ms: 50}", "spf_max_hold_ms must be at least spf_hold_ms"),
+])
+def test_bad_ospf_options_are_one_located_line(opts, msg):
+    from lsr.core.topology import TopologyError, parse_topology
+
+    text = PAIR.replace("a: {loopback: 10.255.0.1}", f"a: {{loopback: 10.255.0.1, ospf: {opts}}}")
+    with pytest.raises(TopologyError) as e:
+        parse_topology(text, "bad.yaml")
+    assert "bad.yaml:4: topology.nodes.a.ospf" in str(e.value) and msg in str(e.value)

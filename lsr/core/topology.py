@@ -92,9 +92,26 @@ class LdpOptions:
     fecs: str = "all"  # which IGP prefixes get labels: all, or loopbacks only
     passwords: tuple[tuple[str, str], ...] = ()  # (neighbour node, TCP MD5 key), RFC 5036 §2.9
     gtsm: bool = False  # RFC 6720: G bit in Link Hellos; TTL 255 + min TTL 255 on the session
+    igp_sync: bool = False  # RFC 5443: a link advertises max metric until LDP is up on it
 
     def password_for(self, neighbor: str) -> str | None:
         return dict(self.passwords).get(neighbor)
+
+
+@dataclass(frozen=True)
+class OspfOptions:
+    """Per-router OSPFv2 settings: RFC 2328 / FRR defaults unless stated (ospf.instance)."""
+
+    hello_interval: int = 10  # s; must match on both ends of a link (§10.5)
+    dead_interval: int = 40  # s
+    retransmit_interval: int = 5  # s
+    spf_delay_ms: int = 0  # SPF throttle (FRR `timers throttle spf 0 50 5000`)
+    spf_hold_ms: int = 50
+    spf_max_hold_ms: int = 5000
+    min_ls_interval_ms: int = 1000  # RFC 2328 MinLSInterval is 5000 (see ospf.instance)
+    min_ls_arrival_ms: int = 500  # RFC 2328 MinLSArrival is 1000
+    md5_key: str = ""  # RFC 2328 App. D cryptographic authentication when set
+    md5_key_id: int = 1
 
 
 @dataclass(frozen=True)
@@ -118,6 +135,7 @@ class Node:
     labels: tuple[int, int] = DEFAULT_LABEL_RANGE
     ttl_model: str = "uniform"
     ldp: LdpOptions = field(default_factory=LdpOptions)
+    ospf: OspfOptions = field(default_factory=OspfOptions)
     interfaces: dict[str, Interface] = field(default_factory=dict)
 
     @property
@@ -352,8 +370,8 @@ def _ifname_ok(name: str) -> str | None:
     return None
 
 
-_NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp")
-_ROUTER_FIELDS = ("labels", "ttl_model", "ldp")
+_NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp", "ospf")
+_ROUTER_FIELDS = ("labels", "ttl_model", "ldp", "ospf")
 _LINK_KEYS = ("endpoints", "subnet", "cost", "mtu")
 
 
@@ -380,8 +398,41 @@ _LDP_FIELDS: dict[str, Callable[[_Ctx, Any, Path], Any]] = {
     "fecs": lambda ctx, v, p: _choice(ctx, v, p, LDP_FECS),
     "passwords": _ldp_passwords,
     "gtsm": _bool,
+    "igp_sync": _bool,
 }
 _LDP_KEYS = tuple(_LDP_FIELDS)
+
+
+def _md5_key(ctx: _Ctx, v: Any, p: Path) -> str:
+    if not isinstance(v, str) or not 1 <= len(v) <= 16:
+        raise ctx.fail(p, "md5_key must be a string of 1..16 characters (RFC 2328 D.3)")
+    return v
+
+
+# `ospf:` keys, as `ldp:`: the table's order is the order of "allowed: ..." in errors.
+_OSPF_FIELDS: dict[str, Callable[[_Ctx, Any, Path], Any]] = {
+    "hello_interval": lambda ctx, v, p: _int(ctx, v, p, 1, 65535),
+    "dead_interval": lambda ctx, v, p: _int(ctx, v, p, 1, 65535),
+    "retransmit_interval": lambda ctx, v, p: _int(ctx, v, p, 1, 3600),
+    "spf_delay_ms": lambda ctx, v, p: _int(ctx, v, p, 0, 600000),
+    "spf_hold_ms": lambda ctx, v, p: _int(ctx, v, p, 0, 600000),
+    "spf_max_hold_ms": lambda ctx, v, p: _int(ctx, v, p, 0, 600000),
+    "min_ls_interval_ms": lambda ctx, v, p: _int(ctx, v, p, 0, 5000),
+    "min_ls_arrival_ms": lambda ctx, v, p: _int(ctx, v, p, 0, 5000),
+    "md5_key": _md5_key,
+    "md5_key_id": lambda ctx, v, p: _int(ctx, v, p, 0, 255),
+}
+_OSPF_KEYS = tuple(_OSPF_FIELDS)
+
+
+def _ospf_options(ctx: _Ctx, raw: Any, path: Path, base: OspfOptions) -> OspfOptions:
+    m = _mapping(ctx, raw, path, _OSPF_KEYS)
+    opts = replace(base, **{k: _OSPF_FIELDS[k](ctx, v, path + (k,)) for k, v in m.items()})
+    if opts.dead_interval <= opts.hello_interval:
+        raise ctx.fail(path, "dead_interval must be longer than hello_interval")
+    if opts.spf_max_hold_ms < opts.spf_hold_ms:
+        raise ctx.fail(path, "spf_max_hold_ms must be at least spf_hold_ms")
+    return opts
 
 
 def _ldp_options(ctx: _Ctx, raw: Any, path: Path, base: LdpOptions) -> LdpOptions:
@@ -445,6 +496,7 @@ class _RouterDefaults:
     labels: tuple[int, int] | None  # None: each router gets its own block (_default_labels)
     ttl_model: str
     ldp: LdpOptions
+    ospf: OspfOptions
 
 
 @dataclass
@@ -457,6 +509,7 @@ class _NodeSpec:
     labels: tuple[int, int] = DEFAULT_LABEL_RANGE
     ttl_model: str = "uniform"
     ldp: LdpOptions = field(default_factory=LdpOptions)
+    ospf: OspfOptions = field(default_factory=OspfOptions)
 
 
 @dataclass
@@ -514,7 +567,8 @@ def _router_defaults(ctx: _Ctx, raw: dict[str, Any]) -> _RouterDefaults:
     dpath: Path = ("topology", "defaults")
     labels = _label_range(ctx, raw["labels"], dpath + ("labels",)) if "labels" in raw else None
     ttl = _choice(ctx, raw.get("ttl_model", "uniform"), dpath + ("ttl_model",), TTL_MODELS)
-    return _RouterDefaults(labels, ttl, _ldp_options(ctx, raw.get("ldp"), dpath + ("ldp",), LdpOptions()))
+    return _RouterDefaults(labels, ttl, _ldp_options(ctx, raw.get("ldp"), dpath + ("ldp",), LdpOptions()),
+                           _ospf_options(ctx, raw.get("ospf"), dpath + ("ospf",), OspfOptions()))
 
 
 def _node_specs(ctx: _Ctx, nodes_raw: dict[Any, Any], defaults: _RouterDefaults) -> dict[str, _NodeSpec]:
@@ -571,6 +625,7 @@ def _router_spec(
         spec.labels = defaults.labels or _default_labels(router_ordinal)
     spec.ttl_model = _choice(ctx, nm.get("ttl_model", defaults.ttl_model), npath + ("ttl_model",), TTL_MODELS)
     spec.ldp = _ldp_options(ctx, nm.get("ldp"), npath + ("ldp",), defaults.ldp)
+    spec.ospf = _ospf_options(ctx, nm.get("ospf"), npath + ("ospf",), defaults.ospf)
     if spec.kind == "frr":  # FRR's ldpd: labels come from zebra's label manager, liberal only
         if "labels" in nm:
             raise ctx.fail(npath + ("labels",), "an frr node allocates its own labels "
@@ -690,6 +745,7 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
             labels=spec.labels,
             ttl_model=spec.ttl_model,
             ldp=spec.ldp,
+            ospf=spec.ospf,
             interfaces=dict(sorted(ifaces[nname].items())),
         )
         for nname, spec in specs.items()
