@@ -40,6 +40,7 @@ from ldp.events import (
     TcpSend,
     TimerExpired,
 )
+from ldp.fsm import State
 from ldp.lde import Lde, label_plan
 from ldp.messages import Initialization, LdpId, Message, Notification, Pdu, Status, StatusCode
 from ldp.session import Session
@@ -422,6 +423,12 @@ class LdpInstance:
             out.append(LogEvent("warning", f"unknown timer {timer}"))
 
     # -------------------------------------------------------------- views
+
+    def operational_interfaces(self) -> frozenset[str]:
+        """Interfaces with a Hello adjacency whose session is OPERATIONAL: where "LDP is
+        operational on the link" for LDP-IGP synchronisation (RFC 5443 §2)."""
+        return frozenset(i for s in self.sessions.values()
+                         if s.state is State.OPERATIONAL for i in s.adjacencies)
 
     def neighbors(self) -> list[dict]:
         """Sessions, one per peer LSR ID (peers as LSR IDs; the view layer names them)."""

@@ -113,6 +113,8 @@ class Simulation:
         self.ospf: dict[str, OspfInstance] = (
             {r: OspfInstance(ospf_config(topo, r)) for r in self.routers} if igp == "ospf" else {})
         self.ribs: dict[str, dict[IPv4Network, Route]] = {r: {} for r in self.routers}
+        self._ldp_sync: dict[str, frozenset[str]] = {
+            r: frozenset() for r, o in self.ospf.items() if o.cfg.ldp_sync}
         self._inflight_ospf = 0
         self._seq = 0
         self._queue: list[tuple[float, int, str, Any, int]] = []
@@ -144,6 +146,15 @@ class Simulation:
             return
         actions = self.instances[router].handle(event, self.now)
         self._perform(router, actions)
+        if router in self._ldp_sync:
+            self._sync_igp(router)
+
+    def _sync_igp(self, router: str) -> None:
+        """RFC 5443: tell OSPF where LDP is operational when that changes."""
+        ops = self.instances[router].operational_interfaces()
+        if ops != self._ldp_sync[router]:
+            self._ldp_sync[router] = ops
+            self._deliver(router + OSPF, ospf_ev.LdpStatus(ops))
 
     def _arm(self, dest: str, timer: str, seconds: float, expired: Any) -> None:
         self._seq += 1

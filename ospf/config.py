@@ -31,6 +31,7 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> OspfConfig:
         "spf_max_hold": opts.spf_max_hold_ms / 1000,
         "min_ls_interval": opts.min_ls_interval_ms / 1000,
         "min_ls_arrival": opts.min_ls_arrival_ms / 1000, "auth": auth,
+        "ldp_sync": node.ldp.igp_sync,
     }
     kw.update(overrides)
     names = {n.lsr_id: n.name for n in topo.routers}

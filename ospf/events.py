@@ -72,7 +72,16 @@ class SetLinkMetric:
     metric: int | None
 
 
-Event = Start | Stop | InterfaceUp | InterfaceDown | PacketReceived | TimerExpired | SetLinkMetric
+@dataclass(frozen=True)
+class LdpStatus:
+    """LDP-IGP synchronisation (RFC 5443): the interfaces on which LDP is operational now.
+    With `ldp_sync` configured, every other interface is advertised at max metric."""
+
+    operational: frozenset[str]
+
+
+Event = (Start | Stop | InterfaceUp | InterfaceDown | PacketReceived | TimerExpired | SetLinkMetric
+         | LdpStatus)
 
 
 @dataclass(frozen=True)

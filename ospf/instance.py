@@ -30,6 +30,7 @@ from ospf.events import (
     Event,
     InterfaceDown,
     InterfaceUp,
+    LdpStatus,
     NeighborChange,
     PacketReceived,
     RoutesChanged,
@@ -75,6 +76,7 @@ from ospf.packets import (
 from ospf.spf import FirstHop, routes
 
 AREA0 = IPv4Address(0)
+MAX_LINK_METRIC = 0xFFFF  # RFC 5443 §3 (LSInfinity): the link stays usable as a last resort
 HOST_MASK = IPv4Address("255.255.255.255")
 MAX_DD_HEADERS = 60  # 8 + 60 * 20 octets: fits a 1500-octet MTU with IP and MD5
 MAX_LSR_KEYS = 100
@@ -111,6 +113,7 @@ class OspfConfig:
     min_ls_arrival: float = 0.5
     auth: Auth = NO_AUTH
     names: Mapping[IPv4Address, str] = field(default_factory=dict)  # router ID -> node name
+    ldp_sync: bool = False  # RFC 5443: max metric on links where LDP is not operational
 
 
 @dataclass
@@ -191,6 +194,8 @@ class OspfInstance:
             self._interface_down(event.ifname)
         elif isinstance(event, SetLinkMetric):
             self._set_metric(event.ifname, event.metric)
+        elif isinstance(event, LdpStatus):
+            self._ldp_status(event.operational)
         elif isinstance(event, Start):
             self._start()
         elif isinstance(event, Stop):
@@ -209,6 +214,8 @@ class OspfInstance:
         self.running = True
         for i in self.ifaces.values():
             i.up = True
+            if self.cfg.ldp_sync and not i.cfg.passive and i.metric is None:
+                i.metric = MAX_LINK_METRIC  # RFC 5443: no LDP on any link yet
             if not i.cfg.passive:
                 self._send_hello(i)
         self._originate()
@@ -253,6 +260,22 @@ class OspfInstance:
         for t in ("hello", "dead", "rxmt"):
             self._out.append(CancelTimer(f"{t}:{i.name}"))
         if self.running:
+            self._originate()
+
+    def _ldp_status(self, operational: frozenset[str]) -> None:
+        """RFC 5443 §3: until LDP is operational on a link, advertise it at max metric so
+        traffic never takes a link whose labels are not there yet."""
+        if not self.cfg.ldp_sync:
+            return
+        changed = False
+        for i in self.ifaces.values():
+            if i.cfg.passive:
+                continue
+            m = None if i.name in operational else MAX_LINK_METRIC
+            if m != i.metric:
+                i.metric = m
+                changed = True
+        if changed and self.running:
             self._originate()
 
     def _set_metric(self, ifname: str, metric: int | None) -> None:
@@ -681,7 +704,9 @@ class OspfInstance:
             a = i.cfg.address
             if not i.cfg.passive and i.nbr is not None and i.nbr.state == NbrState.FULL:
                 links.append(RouterLink(i.nbr.router_id, a.ip, LinkType.POINT_TO_POINT, i.cost))
-            links.append(RouterLink(a.network.network_address, a.netmask, LinkType.STUB, i.cost))
+            # RFC 5443 raises the link's metric, not the subnet's: the stub keeps its cost.
+            links.append(RouterLink(a.network.network_address, a.netmask, LinkType.STUB,
+                                    i.cfg.cost))
         if self.cfg.loopback is not None:
             links.append(RouterLink(self.cfg.loopback, HOST_MASK, LinkType.STUB, 0))
         links.sort(key=lambda ln: (ln.type, int(ln.link_id), int(ln.link_data)))

@@ -235,3 +235,36 @@ def test_bad_ospf_options_are_one_located_line(opts, msg):
     with pytest.raises(TopologyError) as e:
         parse_topology(text, "bad.yaml")
     assert "bad.yaml:4: topology.nodes.a.ospf" in str(e.value) and msg in str(e.value)
+
+
+def test_ldp_igp_sync_keeps_traffic_off_links_without_labels():
+    """RFC 5443: with igp_sync a link is advertised at max metric until LDP is operational
+    on it; once every session is up the routes are the reference model's again."""
+    from lsr.core.topology import parse_topology
+
+    text = (BUNDLED[0].parent / "diamond.yaml").read_text().replace(
+        "  nodes:", "  defaults: {ldp: {igp_sync: true}}\n  nodes:", 1)
+    topo = parse_topology(text)
+    sim = Simulation(topo)
+    sim.start()
+    pe1 = sim.ospf["pe1"]
+    # Before any LDP session: every router link at max metric.
+    assert all(i.metric == 0xFFFF for i in pe1.ifaces.values() if not i.cfg.passive)
+    settle(sim)
+    assert all(i.metric is None for i in pe1.ifaces.values())
+    # A link that comes back is held at max metric until its LDP session is up again.
+    li = next(ln.index for ln in topo.links if set(ln.nodes) == {"pe1", "p1"})
+    sim.link_down(li)
+    settle(sim)
+    sim.link_up(li)
+    p1_if = pe1.ifaces[topo.links[li].end("pe1")[1]]
+    seen = []  # (OSPF Full on the link, its metric, LDP operational on it), every 0.5 ms
+    for _ in range(100):
+        sim.advance(0.0005)
+        full = p1_if.nbr is not None and p1_if.nbr.state.label == "Full"
+        ldp_up = p1_if.name in sim.instances["pe1"].operational_interfaces()
+        seen.append((full, p1_if.metric, ldp_up))
+    assert (True, 0xFFFF, False) in seen  # adjacency up, labels not yet: pushed away
+    assert all(m is None for full, m, up in seen if up)
+    settle(sim)
+    assert p1_if.metric is None

@@ -250,6 +250,8 @@ class Router:
                     except Exception:
                         self.counters["action_errors"] += 1
                         log.error("action %s failed:\n%s", type(a).__name__, traceback.format_exc())
+                if self.ospf is not None and self.ospf.inst.cfg.ldp_sync:
+                    self.ospf.ldp_status(self.ldp.operational_interfaces())
         finally:
             self.busy = False
 

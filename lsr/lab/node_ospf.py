@@ -58,6 +58,7 @@ class NodeOspf:
         self.sock: socket.socket | None = None
         self.nl: Any = None
         self.carrier: dict[str, bool] = {}
+        self.ldp_operational: frozenset[str] = frozenset()
         self.busy = False
         self.queue: list[Any] = []
         self.counters = router.counters
@@ -183,6 +184,12 @@ class NodeOspf:
                      a.event)
             self.r.oam.events.append({"t": time.time(), "event": "ospf",
                                       "text": f"neighbor {name} on {a.ifname} {a.old} -> {a.new}"})
+
+    def ldp_status(self, operational: frozenset[str]) -> None:
+        """RFC 5443: LDP's operational interfaces, passed on when they change."""
+        if operational != self.ldp_operational:
+            self.ldp_operational = operational
+            self.feed(oev.LdpStatus(operational))
 
     def _timer(self, name: str) -> None:
         self.timers.pop(name, None)
