@@ -19,6 +19,7 @@ def _register() -> None:
         ipsec,
         lab,
         lsp,
+        ospf,
         sim,
         teach,
         topo,

@@ -101,10 +101,14 @@ def status(name: str, as_json: bool) -> None:
         why = "; ".join(f"{k}: {v}" for k, v in info.get("reasons", {}).items())
         if info.get("md5_drops"):
             why += f" [{info['md5_drops']} TCP MD5 drops]"
+        ospf = str(info["ospf_full"]) if "ospf_full" in info else "-"
+        if info.get("carrier_down"):
+            why = (why + "; " if why else "") + "no carrier on " + ", ".join(info["carrier_down"])
         rows.append((r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}",
-                     info.get("error") or why))
-    render.table(f"lab {name} ({st['topology']}), down links: {st['down_links'] or 'none'}",
-                 ["router", "pid", "alive", "sessions up", "error"], rows)
+                     ospf, info.get("error") or why))
+    down = ", ".join(st["down_link_names"]) or "none"
+    render.table(f"lab {name} ({st['topology']}), down links: {down}",
+                 ["router", "pid", "alive", "sessions up", "ospf full", "error"], rows)
 
 
 @lab.command("exec", context_settings={"ignore_unknown_options": True})

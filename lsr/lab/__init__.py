@@ -475,17 +475,30 @@ def status(name: str) -> dict[str, Any]:
                 s = query(name, role, "status", timeout=2)
                 info["sessions"] = s["sessions"]
                 info["uptime"] = s["uptime"]
+                if "ospf_full" in s:
+                    info["ospf_full"] = s["ospf_full"]
+                    info["carrier_down"] = s.get("carrier_down", [])
                 if not all(_operational(str(v)) for v in s["sessions"].values()):
                     info.update(frr.reasons(name, role, query(name, role, "neighbors", timeout=2)))
             except (OSError, LabError, ValueError) as e:
                 info["error"] = str(e)
         routers[role] = info
+    down = set(st.get("down_links", []))
+    names: list[str] = []
     with contextlib.suppress(LsrError, OSError, pickle.UnpicklingError):
-        routers.update(frr.status(name, _topology(name), st.get("pids", [])))
+        topo = _topology(name)
+        routers.update(frr.status(name, topo, st.get("pids", [])))
+        # Links down by whatever means: `lab link`, `ip link` in a namespace, a veth gone.
+        for r, info in routers.items():
+            for ifname in info.get("carrier_down", []):
+                iface = topo.nodes[r].interfaces.get(ifname)
+                if iface is not None:
+                    down.add(iface.link)
+        names = ["-".join(topo.links[i].nodes) for i in sorted(down)]
     return {
         "lab": name, "topology": st.get("topology"), "source": st.get("source"),
-        "namespaces": st.get("namespaces", []), "down_links": st.get("down_links", []),
-        "converged": st.get("converged"), "routers": routers,
+        "namespaces": st.get("namespaces", []), "down_links": sorted(down),
+        "down_link_names": names, "converged": st.get("converged"), "routers": routers,
     }
 
 
