@@ -33,6 +33,7 @@ from ldp.events import (
     SendHello,
     Start,
     StartTimer,
+    Stop,
     TcpAccepted,
     TcpClose,
     TcpClosed,
@@ -113,6 +114,7 @@ class Simulation:
         self.ospf: dict[str, OspfInstance] = (
             {r: OspfInstance(ospf_config(topo, r)) for r in self.routers} if igp == "ospf" else {})
         self.ribs: dict[str, dict[IPv4Network, Route]] = {r: {} for r in self.routers}
+        self.stopped: set[str] = set()  # routers whose process is gone (router_stop)
         self._ldp_sync: dict[str, frozenset[str]] = {
             r: frozenset() for r, o in self.ospf.items() if o.cfg.ldp_sync}
         self._inflight_ospf = 0
@@ -139,6 +141,8 @@ class Simulation:
         return self._seq
 
     def _deliver(self, router: str, event: Any) -> None:
+        if self.stopped and router.partition("/")[0] in self.stopped:
+            return  # nothing reaches a stopped router
         self.events += 1
         if router.endswith(OSPF):
             name = router[:-len(OSPF)]
@@ -268,7 +272,8 @@ class Simulation:
             a, b = link.a[0], link.b[0]
             if link.index in self.down:
                 continue
-            if self.topo.nodes[a].is_router and self.topo.nodes[b].is_router:
+            if self.topo.nodes[a].is_router and self.topo.nodes[b].is_router and \
+                    a not in self.stopped and b not in self.stopped:
                 pairs.add((a, b))
                 pairs.add((b, a))
         return pairs
@@ -277,6 +282,8 @@ class Simulation:
         """Every expected session OPERATIONAL, and no others."""
         have = set()
         for r, inst in self.instances.items():
+            if r in self.stopped:
+                continue
             for lid, s in inst.sessions.items():
                 if s.state is not State.OPERATIONAL:
                     return False
@@ -293,11 +300,14 @@ class Simulation:
         want: dict[str, int] = dict.fromkeys(self.routers, 0)
         for link in self.topo.links:
             ends = [link.a[0], link.b[0]]
-            if link.index in self.down or not all(self.topo.nodes[n].is_router for n in ends):
+            if link.index in self.down or not all(self.topo.nodes[n].is_router for n in ends) \
+                    or any(n in self.stopped for n in ends):
                 continue
             for n in ends:
                 want[n] += 1
         for r, inst in self.ospf.items():
+            if r in self.stopped:
+                continue
             if inst.full_neighbors() != want[r] or inst.pending_work():
                 return False
             if (r + OSPF, "spf") in self._timers or (r + OSPF, "originate") in self._timers:
@@ -365,6 +375,17 @@ class Simulation:
                 self._deliver(node, InterfaceDown(ifname))
         if not self.ospf:
             self._rib_update()
+        self.last_change = self.now
+
+    def router_stop(self, router: str) -> None:
+        """The router's process stops (`lsr lab node R stop`): OSPF flushes its LSA, LDP
+        closes its sessions, and it hears nothing more. Its links keep carrier, so its
+        neighbours keep their connected subnets and notice the rest by themselves."""
+        self.start()
+        if router in self.ospf:
+            self._deliver(router + OSPF, ospf_ev.Stop())
+        self._deliver(router, Stop())
+        self.stopped.add(router)
         self.last_change = self.now
 
     def link_up(self, link_index: int) -> None:

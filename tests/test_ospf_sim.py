@@ -268,3 +268,20 @@ def test_ldp_igp_sync_keeps_traffic_off_links_without_labels():
     assert all(m is None for full, m, up in seen if up)
     settle(sim)
     assert p1_if.metric is None
+
+
+def test_stopped_router_keeps_its_neighbours_subnets():
+    """`lab node R stop` in the simulator: R's LSA is flushed and it is routed around,
+    but its links keep carrier, so its neighbours still reach their side of each link."""
+    topo = load_topology(BUNDLED[0].parent / "diamond.yaml")
+    sim = Simulation(topo)
+    settle(sim)
+    sim.advance(2)
+    sim.router_stop("pe1")
+    res = sim.run(max_time=120)
+    assert res.converged
+    subnet = next(ln.subnet for ln in topo.links if set(ln.nodes) == {"pe1", "p1"})
+    assert subnet in sim.ribs["pe2"]  # via p1, whose interface is still up
+    assert all(nh.neighbor != "pe1" for r in sim.ribs["pe2"].values() for nh in r.nexthops)
+    assert IPv4Address(str(topo.nodes["pe1"].loopback)) not in [
+        r.prefix.network_address for r in sim.ribs["pe2"].values()]

@@ -264,3 +264,38 @@ def link_(name: str, a: str, b: str, state: str, wait: bool) -> None:
 
 
 __all__ = ["lab"]
+
+
+@lab.command()
+@click.argument("name")
+@click.option("--events", "-n", default=20, show_default=True, type=click.IntRange(1, 100000),
+              help="Failures and recoveries to apply.")
+@click.option("--seed", "-s", default=1, show_default=True, type=int,
+              help="Random seed (the same seed gives the same events).")
+@click.option("--settle-timeout", default=90.0, show_default=True,
+              type=click.FloatRange(1), help="Seconds an event may take to settle.")
+@json_option
+def chaos(name: str, events: int, seed: int, settle_timeout: float, as_json: bool) -> None:
+    """Soak NAME with random link failures (lab link, ip link in a namespace), router
+    stops and starts; after each, every LFIB must equal the simulator's; at the end,
+    idle routers must be idle and hold no more file descriptors or memory."""
+    _root()
+    from lsr.lab import chaos as chaos_mod
+
+    rep = chaos_mod.run(name, events, seed, say=(lambda s: None) if as_json else render.line,
+                        settle_timeout=settle_timeout)
+    if as_json:
+        render.emit_json(rep)
+    else:
+        p = rep["pings"]
+        render.line(f"{events} events, settled in {rep['settle_mean_s']:.2f} s on average "
+                    f"(max {rep['settle_max_s']:.2f} s)"
+                    + (f"; pings {p['received']}/{p['sent']}" if "sent" in p else ""))
+        rows = [(r, i["pid"], f"{i['idle_cpu']:.1%}", f"{i.get('fds_before', '-')} -> {i['fds']}",
+                 f"{i.get('rss_before', 0) >> 20} -> {i['rss'] >> 20} MB")
+                for r, i in rep["routers"].items()]
+        render.table("routers after the soak", ["router", "pid", "idle CPU", "fds", "RSS"], rows)
+        for prob in rep["problems"]:
+            render.line(f"problem: {prob}")
+    if not rep["ok"]:
+        sys.exit(1)

@@ -103,6 +103,16 @@ def _check_env() -> None:
             raise LabError(f"{var}={v!r}: expected a whole number from {lo} to {hi}")
 
 
+def topology_of(name: str) -> Topology:
+    """The topology a running lab was built from."""
+    return _topology(name)
+
+
+def router_missing(name: str, router: str, exp: dict[str, Any], names: dict[str, str]) -> str | None:
+    """What `router` still lacks against `expected(...)[router]`, or None if it matches."""
+    return _missing(name, router, exp, names)
+
+
 def _topology(name: str) -> Topology:
     p = lab_dir(name) / "topology.pickle"
     if not p.exists():
@@ -273,7 +283,8 @@ def _shape(lfib: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
             "ilm": sorted((e["fec"], tuple(nhs(e, True))) for e in lfib.get("ilm", []))}
 
 
-def expected(topo: Topology, down_links: Sequence[int] = ()) -> dict[str, dict[str, Any]]:
+def expected(topo: Topology, down_links: Sequence[int] = (),
+             stopped: Sequence[str] = ()) -> dict[str, dict[str, Any]]:
     """Per router: expected LDP peers (LSR IDs) and the LFIB shape the simulator converges to.
 
     Uses `lsr.sim` (same LDP engine, in memory) when it is there; otherwise
@@ -290,6 +301,10 @@ def expected(topo: Topology, down_links: Sequence[int] = ()) -> dict[str, dict[s
         for i in down_links:
             sim.link_down(i)
             sim.run()
+        for r in stopped:  # its process gone; its neighbours' interfaces keep carrier
+            sim.router_stop(r)
+        if stopped:
+            sim.run()
         sim_lfib = sim.lfib_json()["routers"]
     except ImportError:
         pass
@@ -298,7 +313,7 @@ def expected(topo: Topology, down_links: Sequence[int] = ()) -> dict[str, dict[s
         peers = set()
         for iface in r.interfaces.values():
             peer = topo.nodes[iface.peer_node]
-            if peer.is_router and iface.link not in igp.down:
+            if peer.is_router and iface.link not in igp.down and peer.name not in stopped:
                 peers.add(str(peer.lsr_id))
         exp: dict[str, Any] = {"peers": sorted(peers)}
         if sim_lfib is not None:
