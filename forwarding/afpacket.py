@@ -15,6 +15,14 @@ paths (forwarding.ioloop, forwarding.vector) address slots with these names.
 Both drop our own transmissions in the kernel (PACKET_IGNORE_OUTGOING, the
 equivalent of skipping PACKET_OUTGOING) and bound the work per wake-up so a
 flood cannot starve the control plane in the same event loop.
+
+An interface that goes down (`ip link set IF down`, or `lsr lab link` doing it)
+leaves ENETDOWN in sk_err of every packet socket bound to it with a protocol
+(net/packet/af_packet.c, packet_notifier). poll() reports POLLERR for as long as
+it is there, which makes an event-loop reader callback runnable at every turn;
+only a recv() or getsockopt(SO_ERROR) clears it, and a ring reader never calls
+recv(). So a reader whose wake-up found no frames calls `take_error()`: without
+it a router spins at 100% of a core from the first flap on.
 """
 
 from __future__ import annotations
@@ -146,6 +154,7 @@ class PacketPort:
     """One interface: receive frames in batches, send frames."""
 
     pending = 0  # frames queued for a batched flush (none: send() is immediate)
+    _error = 0  # an error recv() raised, for take_error()
 
     def __init__(self, ifname: str, proto: int = ETH_P_ALL) -> None:
         self.ifname = ifname
@@ -163,7 +172,20 @@ class PacketPort:
                 out.append(recv(65536))
         except (BlockingIOError, InterruptedError):
             pass
+        except OSError as e:  # the socket's pending error (ENETDOWN), cleared by this recv
+            self._error = e.errno or -1
         return out
+
+    def take_error(self) -> int:
+        """The error the kernel left on this socket (an errno; 0 if none), cleared: call it
+        after a wake-up that found no frames. A pending error makes poll() report POLLERR
+        until it is read, so the event loop would call the reader again and again."""
+        err, self._error = self._error, 0
+        try:
+            err = self.sock.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) or err
+        except OSError:
+            pass
+        return err
 
     def send(self, frame: bytes | bytearray | memoryview) -> bool:
         try:

@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import collections
+import errno
+import os
+import socket
 from types import SimpleNamespace
 
 import pytest
 
 from benchmarks.topogen import random_topology_yaml
+from forwarding.afpacket import PacketPort
 from lsr.core.topology import load_topology, parse_topology
 from lsr.lab import node
 from tests.conftest import TOPOLOGIES
@@ -107,3 +111,33 @@ def test_good_tuning_knobs_pass(monkeypatch) -> None:
     monkeypatch.setenv("LSR_RING_FRAMES", "2048")
     monkeypatch.setenv("LSR_COAL_US", "0")
     _check_env()
+
+
+class _ErrSock:
+    """A packet socket with ENETDOWN pending (its interface went down): recv() raises it
+    once, getsockopt(SO_ERROR) reads it once; both clear it, like the kernel."""
+
+    def __init__(self) -> None:
+        self.err = errno.ENETDOWN
+
+    def recv(self, _n: int) -> bytes:
+        if self.err:
+            e, self.err = self.err, 0
+            raise OSError(e, os.strerror(e))
+        raise BlockingIOError
+
+    def getsockopt(self, level: int, opt: int) -> int:
+        assert (level, opt) == (socket.SOL_SOCKET, socket.SO_ERROR)
+        e, self.err = self.err, 0
+        return e
+
+
+@pytest.mark.parametrize("via_recv", [True, False])
+def test_packet_socket_error_is_taken_once(via_recv: bool) -> None:
+    port = PacketPort.__new__(PacketPort)  # no socket: root-free
+    port.sock = _ErrSock()
+    if via_recv:  # a plain socket's recv() consumes the error: nothing raised, kept for us
+        assert port.recv_batch(8) == []
+    assert port.take_error() == errno.ENETDOWN
+    assert port.take_error() == 0
+    assert port.recv_batch(8) == []

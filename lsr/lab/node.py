@@ -544,6 +544,8 @@ class Router:
 
     def _frames_readable(self, ifname: str, port: PacketPort) -> None:
         frames = port.recv_batch(BATCH)
+        if not frames and port.take_error():  # POLLERR, not frames: forwarding.afpacket
+            self.counters["rx_socket_errors_" + ifname] += 1
         self.counters["rx_" + ifname] += len(frames)
         self._general(ifname, frames)
 
@@ -580,6 +582,8 @@ class Router:
                         p.flush()
             if got < FAST_BATCH or self.ipsec is not None:
                 break
+        if not total and port.take_error():  # POLLERR, not frames: forwarding.afpacket
+            c["rx_socket_errors_" + ifname] += 1
         self._woke[port.fileno()] = (woke, total)
         return None
 
