@@ -125,7 +125,9 @@ class Neighbor:
     master: bool = False  # True when WE are the master of the exchange (§10.8)
     dd_seq: int = 0
     last_rx: tuple[int, int, int] | None = None  # (flags, options, seq) of the last DD accepted
-    last_tx: bytes | None = None  # the last DD we sent (retransmitted / replayed)
+    # The last DD we sent (retransmitted / replayed). The body, not the bytes: a resent
+    # packet needs a fresh MD5 sequence number, or the neighbor drops it as a replay (D.5.2).
+    last_tx: DbDescription | None = None
     sent_all: bool = False  # our last DD had M clear
     summary: list[LsaHeader] = field(default_factory=list)
     requests: dict[LsaKey, LsaHeader] = field(default_factory=dict)
@@ -291,14 +293,14 @@ class OspfInstance:
 
     # ------------------------------------------------------------ sending
 
-    def _send(self, i: Interface, dst: IPv4Address, body: Any) -> bytes:
+    def _send(self, i: Interface, dst: IPv4Address, body: Any, count: bool = True) -> None:
         auth = self.cfg.auth
         if auth.type == AuType.CRYPTOGRAPHIC:  # non-decreasing (D.4.3); time-based survives restarts
             self._crypt_seq = max(self._crypt_seq + 1, int(self.now))
         data = encode_packet(Packet(self.rid, AREA0, body, self._crypt_seq), auth)
         self._out.append(SendPacket(i.name, dst, data))
-        self._count(f"tx-{type(body).__name__}")
-        return data
+        if count:
+            self._count(f"tx-{type(body).__name__}")
 
     def _send_hello(self, i: Interface) -> None:
         """§9.5: every HelloInterval; lists the neighbor we have heard (state >= Init)."""
@@ -356,8 +358,7 @@ class OspfInstance:
         pending = False
         if n.state == NbrState.EXSTART or (n.state == NbrState.EXCHANGE and n.master):
             if n.last_tx is not None:
-                self._out.append(SendPacket(i.name, ALL_SPF_ROUTERS, n.last_tx))
-                self._count("tx-DbDescription")
+                self._send(i, ALL_SPF_ROUTERS, n.last_tx)
                 pending = True
         if n.state in (NbrState.EXCHANGE, NbrState.LOADING) and n.requests:
             self._send_request(i, n)
@@ -472,9 +473,8 @@ class OspfInstance:
             n.dd_seq = (n.dd_seq + 1) if n.dd_seq else (int(self.now * 1000) & 0x7FFFFFFF) or 1
             n.master = True
             n.sent_all = False
-            n.last_tx = self._send(i, ALL_SPF_ROUTERS,
-                                   DbDescription(i.cfg.mtu, OPT_E, DD_I | DD_M | DD_MS,
-                                                 n.dd_seq, ()))
+            n.last_tx = DbDescription(i.cfg.mtu, OPT_E, DD_I | DD_M | DD_MS, n.dd_seq, ())
+            self._send(i, ALL_SPF_ROUTERS, n.last_tx)
             self._arm_rxmt(i)
         elif a == NbrAction.LIST_DATABASE:
             # §10.3 NegotiationDone: the summary list is the database; MaxAge LSAs go to the
@@ -529,7 +529,7 @@ class OspfInstance:
             return
         if key == n.last_rx:  # a duplicate: the slave answers it again, the master drops it
             if not n.master and n.last_tx is not None:
-                self._out.append(SendPacket(i.name, ALL_SPF_ROUTERS, n.last_tx))
+                self._send(i, ALL_SPF_ROUTERS, n.last_tx, count=False)
             return
         if st != NbrState.EXCHANGE:
             self._nbr_event(i, NbrEvent.SEQ_NUMBER_MISMATCH)  # §10.6 in Loading or Full
@@ -570,8 +570,8 @@ class OspfInstance:
         hdrs, n.summary = n.summary[:MAX_DD_HEADERS], n.summary[MAX_DD_HEADERS:]
         n.sent_all = not n.summary
         flags = (0 if n.sent_all else DD_M) | (DD_MS if n.master else 0)
-        n.last_tx = self._send(i, ALL_SPF_ROUTERS,
-                               DbDescription(i.cfg.mtu, OPT_E, flags, n.dd_seq, tuple(hdrs)))
+        n.last_tx = DbDescription(i.cfg.mtu, OPT_E, flags, n.dd_seq, tuple(hdrs))
+        self._send(i, ALL_SPF_ROUTERS, n.last_tx)
 
     # ------------------------------------------------------------ requests (§10.7, §10.9)
 

@@ -135,6 +135,31 @@ def test_md5_authentication_both_sides():
     assert sim.ospf["a"].full_neighbors() == 1
 
 
+def test_md5_restart_reforms_every_adjacency():
+    """A retransmitted DD carries a fresh MD5 sequence number: replaying the bytes of the
+    first one (sent before some Hellos) had the neighbor drop every retransmission as a
+    replay (D.5.2), and the adjacency stuck in ExStart for good."""
+    topo = load_topology(BUNDLED[0].parent / "ring.yaml")
+    auth = Auth.from_config("md5", "key", 1)
+    sim = Simulation(topo)
+    from ospf.config import from_topology
+    from ospf.instance import OspfInstance
+
+    for r in sim.routers:
+        sim.ospf[r] = OspfInstance(from_topology(topo, r, auth=auth))
+    settle(sim)
+    victim = sim.routers[1]
+    sim.advance(2)
+    sim._deliver(victim + OSPF, ev.Stop())
+    sim.advance(5)
+    sim.ospf[victim] = OspfInstance(from_topology(topo, victim, auth=auth))
+    sim._deliver(victim + OSPF, ev.Start())
+    # The restarted router's sequence numbers start below what its neighbors last
+    # accepted: they drop it until their dead interval ends (40 s), then it forms.
+    settle(sim)
+    assert sim.ospf_summary()["adjacencies"] == len(sim.expected_sessions()) // 2
+
+
 def test_auth_mismatch_never_forms_and_is_counted():
     sim = _pair_with(PAIR, a={"auth": Auth.from_config("md5", "k1", 1)},
                      b={"auth": Auth.from_config("md5", "k2", 1)})
