@@ -310,3 +310,17 @@ def test_stopped_router_keeps_its_neighbours_subnets():
     assert all(nh.neighbor != "pe1" for r in sim.ribs["pe2"].values() for nh in r.nexthops)
     assert IPv4Address(str(topo.nodes["pe1"].loopback)) not in [
         r.prefix.network_address for r in sim.ribs["pe2"].values()]
+
+
+def test_validate_igp_routes_invariant_names_a_wrong_route():
+    from lsr.oam.validate import igp_route_result
+
+    sim = Simulation(load_topology(BUNDLED[0].parent / "diamond.yaml"))
+    settle(sim)
+    assert igp_route_result(sim.topo, sim.ribs, sim.igp).status == "pass"
+    ribs = {r: dict(v) for r, v in sim.ribs.items()}
+    victim = next(p for p, rt in ribs["pe1"].items() if len(rt.nexthops) == 2)
+    rt = ribs["pe1"][victim]
+    ribs["pe1"][victim] = type(rt)(rt.prefix, rt.metric, rt.nexthops[:1])  # ECMP lost
+    res = igp_route_result(sim.topo, ribs, sim.igp)
+    assert res.status == "fail" and f"pe1 {victim}" in res.detail

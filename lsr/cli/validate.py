@@ -12,7 +12,14 @@ from lsr.cli.common import json_option, load, topology_arg
 from lsr.cli.root import main
 from lsr.core.igp import Igp
 from lsr.errors import LsrError
-from lsr.oam.validate import lfibs_from_json, reference_lfibs, summary, validate, walk_ping
+from lsr.oam.validate import (
+    igp_route_result,
+    lfibs_from_json,
+    reference_lfibs,
+    summary,
+    validate,
+    walk_ping,
+)
 
 _STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
 
@@ -58,6 +65,8 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
         lfibs, source = lfibs_from_json(sim.lfib_json()), "sim"
     results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp),
                        invariants=not no_invariants)
+    if source == "sim" and not no_invariants:  # OSPF's routes against the reference model
+        results.append(igp_route_result(topo, sim.ribs, igp))
     out = {"topology": topo.name, "file": file, "lfib_source": source, **summary(results)}
     if as_json:
         render.emit_json(out)

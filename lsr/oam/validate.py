@@ -558,3 +558,30 @@ def summary(results: Iterable[CheckResult]) -> dict[str, Any]:
         "skipped": counts["skip"],
         "result": "fail" if counts["fail"] else "ok",
     }
+
+
+def igp_route_result(topo: Topology, ribs: Mapping[str, Mapping[IPv4Network, Any]],
+                     igp: Igp) -> CheckResult:
+    """invariant igp-routes: the routes each router's IGP (OSPF) built equal the reference
+    model's, prefix by prefix: metric and the exact ECMP next-hop set."""
+    bad: list[str] = []
+    total = 0
+    for r in topo.routers:
+        want, have = igp.rib(r.name), ribs.get(r.name, {})
+        total += len(want)
+        for p in sorted(set(want) | set(have), key=lambda p: (int(p.network_address), p.prefixlen)):
+            if want.get(p) != have.get(p):
+                bad.append(f"{r.name} {p}: {_route_text(have.get(p))} (reference "
+                           f"{_route_text(want.get(p))})")
+    if bad:
+        more = f" (+{len(bad) - 3} more)" if len(bad) > 3 else ""
+        return CheckResult("invariant igp-routes", "fail", "; ".join(bad[:3]) + more)
+    return CheckResult("invariant igp-routes", "pass",
+                       f"{total} routes on {len(topo.routers)} routers equal the reference")
+
+
+def _route_text(route: Any) -> str:
+    if route is None:
+        return "none"
+    via = ",".join(nh.neighbor for nh in route.nexthops) or "connected"
+    return f"metric {route.metric} via {via}"
