@@ -27,6 +27,7 @@ it a router spins at 100% of a core from the first flap on.
 
 from __future__ import annotations
 
+import errno
 import mmap
 import socket
 import struct
@@ -332,6 +333,7 @@ class TxRing:
     def __init__(self, ifname: str, frame_size: int = 2048, frames: int = 512) -> None:
         self.ifname = ifname
         self.tx_errors = 0
+        self.tx_dropped = 0  # frames queued while the interface was down, never sent
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, 0)
         try:
             s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
@@ -393,8 +395,26 @@ class TxRing:
         self.pending = 0
         try:
             self.sock.send(b"")
-        except OSError:  # ENOBUFS, ENETDOWN: the frames are lost like on a real wire
+        except OSError as e:  # ENOBUFS, ENETDOWN: the frames are lost like on a real wire
             self.tx_errors += 1
+            if e.errno in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
+                self.tx_dropped += self._drop_queued()
+
+    def _drop_queued(self) -> int:
+        """Give back the slots still queued after a send() that failed before the kernel
+        looked at the ring (interface down or gone: tpacket_snd checks that first), and
+        return how many. Left queued they would go out with the next send() once the
+        interface is up again: frames from before the outage, seconds late. The kernel
+        sends from its own head, which did not move, so our index goes back to the
+        first of them."""
+        ring, fs, n = self.ring, self.frame_size, self.nframes
+        i, k = self.index, 0
+        while k < n and ring[(i - 1) % n * fs] == TP_STATUS_SEND_REQUEST:  # tp_status low byte
+            i = (i - 1) % n
+            _STATUS.pack_into(ring, i * fs + T2_STATUS, TP_STATUS_AVAILABLE)
+            k += 1
+        self.index = i
+        return k
 
     def fileno(self) -> int:
         return self.sock.fileno()

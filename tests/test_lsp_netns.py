@@ -206,7 +206,7 @@ def test_convergence_loss_matches_receiver():
         assert p["lost"] == p["receiver_lost"], out
         # lost some, then traffic came back on the new path (how fast: `lsr lab converge`,
         # a number to report, not to assert here)
-        assert 0 < p["lost"] < p["sent"] and p["outage_ms"] > 0
+        assert 0 < p["lost"] < p["sent"] and p["outage_ms"] > 0 and p["recovered"]
         events = {e["event"] for e in out["timeline"]}
         assert {"LFIB updated", "withdraws sent", "first probe on the new path"} <= events
         assert out["restored"] and not lab.status(name)["down_links"]
@@ -217,3 +217,14 @@ def test_convergence_loss_matches_receiver():
     finally:
         lab.down(name)
     assert not Path(f"/run/netns/{ns_name(name, 'p1')}").exists()
+
+
+def test_convergence_not_recovered(line3):
+    # line3 has no other path: the probes never come back within the window, which is
+    # said as such (it used to read "lost 428 ... outage 0.0 ms")
+    out = converge(line3.name, "pe1", "p1", before=0.3, after=0.7)
+    p = out["probe"]
+    assert p["lost"] == p["receiver_lost"] > 0, out
+    assert not p["recovered"] and p["outage_ms"] is None and p["outage_at_least_ms"] > 0
+    assert "not recovered" in {e["event"] for e in out["timeline"]}
+    assert out["restored"] and not lab.status(line3.name)["down_links"]

@@ -16,7 +16,6 @@ from lsr.cli import main
 from lsr.core.igp import Igp
 from lsr.core.lfib import Lfib
 from lsr.core.topology import load_topology
-from lsr.lab.converge import analyse
 from lsr.lab.node_oam import ecmp_for, ldp_message_types
 from lsr.oam.echo import UDP_PORT, build_echo_request_packet, multipath_range
 from lsr.oam.lspping import lfib_network, lsp_ping, lsp_traceroute, resolve_fec
@@ -146,12 +145,3 @@ def test_ldp_message_types():
     pdu_body = struct.pack("!HHI", 0x0402, 4, 7) + struct.pack("!HHI", 0x0400, 4, 8)
     pdu = struct.pack("!HH", 1, 6 + len(pdu_body)) + bytes(6) + pdu_body
     assert ldp_message_types(pdu + pdu) == [0x0402, 0x0400, 0x0402, 0x0400]
-
-
-def test_converge_analyse():
-    arrivals = [[s, 10.0 + s / 1000] for s in range(100) if not 40 <= s < 47]
-    a = analyse(arrivals, 100, 10.039)
-    assert a["lost"] == 7 and a["received"] == 93
-    assert a["last_before"]["seq"] == 39 and a["first_after"]["seq"] == 47
-    assert a["outage_ms"] == pytest.approx(8.0, abs=0.01)
-    assert analyse([[s, float(s)] for s in range(5)], 5, 0.0)["lost"] == 0

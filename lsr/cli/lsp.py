@@ -228,5 +228,12 @@ if _lab_group is not None:
                      f"({out['probe']['from']} -> {out['probe']['to']}, {rate} pps)",
                      ["t ms", "router", "event", "detail"], rows)
         p = out["probe"]
+        outage = (f"outage {p['outage_ms']} ms" if p["recovered"] else
+                  f"not recovered: no probe arrived in the last {p['outage_at_least_ms']} ms "
+                  "of the stream")
         render.line(f"sent {p['sent']}, received {p['received']}, lost {p['lost']} "
-                    f"(receiver counted {p['receiver_lost']} lost), outage {p['outage_ms']} ms")
+                    f"(receiver counted {p['receiver_lost']} lost), {outage}")
+        if p["lost_before_failure"]:
+            render.line(f"warning: {p['lost_before_failure']} of the lost probes were sent before "
+                        "the link went down (see 'loss before the failure'): the path was "
+                        "already losing traffic")

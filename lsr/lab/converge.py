@@ -10,23 +10,31 @@ counts distinct sequence numbers on its own (`receiver_lost`, the independent
 count the report's loss must equal). Router events (LDP session / adjacency
 loss, Label Withdraws sent, LFIB updates) come with timestamps from every
 router's runtime (`oam_events`). Times are milliseconds from the moment the
-link was set down. The link is restored afterwards unless `keep_down`.
+link was set down. The link is restored afterwards unless `keep_down` (also when
+the measurement fails half-way).
+
+Both receivers stop at the same moment, a grace period after the sender's last
+probe (they are told on their standard input), so they count the same probes
+however long the three processes took to start on a loaded machine. `analyse` is
+the pure computation on the resulting timeline.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import os
 import subprocess
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-import lsr
 from lsr.errors import LsrError
 
 PROBE_PORT = 47000
+GRACE = 0.5  # s after the last probe was sent: the receivers stop then (stragglers)
+PROBE_SCRIPT = str(Path(__file__).with_name("probe_stream.py"))  # stdlib only: starts fast
 
 
 def _host_ip(topo: Any, host: str) -> str:
@@ -61,25 +69,26 @@ def choose_hosts(name: str, topo: Any, a: str, b: str) -> tuple[str, str]:
 
 
 def _spawn(name: str, node: str, args: list[str]) -> subprocess.Popen:
+    """Start a probe_stream process in `node`'s namespace (`_ready` waits for it)."""
     from lsr.lab.state import ns_name
 
-    env = dict(os.environ)
-    root = str(Path(lsr.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    p = subprocess.Popen(["ip", "netns", "exec", ns_name(name, node), sys.executable, "-m",
-                          "lsr.lab.probe_stream", *args], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)
+    return subprocess.Popen(["ip", "netns", "exec", ns_name(name, node), sys.executable,
+                             PROBE_SCRIPT, *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _ready(p: subprocess.Popen, node: str, mode: str) -> None:
     line = p.stdout.readline() if p.stdout else ""
     if line.strip() != "ready":
         p.kill()
         err = p.stderr.read() if p.stderr else ""
-        raise LsrError(f"probe {args[0]} in {node} failed to start: {err.strip()[-200:]}")
-    return p
+        raise LsrError(f"probe {mode} in {node} failed to start: {err.strip()[-200:]}")
 
 
-def _result(p: subprocess.Popen, timeout: float) -> dict[str, Any]:
+def _result(p: subprocess.Popen, timeout: float, stop_at: float | None = None) -> dict[str, Any]:
+    """The JSON a probe process prints; `stop_at`: tell a receiver when to stop."""
     try:
-        out, err = p.communicate(timeout=timeout)
+        out, err = p.communicate(None if stop_at is None else f"{stop_at!r}\n", timeout=timeout)
     except subprocess.TimeoutExpired:
         p.kill()
         p.communicate()
@@ -90,22 +99,49 @@ def _result(p: subprocess.Popen, timeout: float) -> dict[str, Any]:
     return json.loads(lines[-1])
 
 
-def analyse(arrivals: list[list[float]], total: int, t_fail: float) -> dict[str, Any]:
-    """Loss, outage and first packet after the outage from (seq, arrival time) pairs."""
-    got = {int(s): t for s, t in arrivals}
+def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
+            t_fail: float) -> dict[str, Any]:
+    """Loss, outage and recovery from a probe timeline: `sent_at[s]` is when probe s was
+    sent, `arrivals` (seq, arrival time) pairs, `t_fail` when the link was set down
+    (absolute seconds, one clock).
+
+    Probes sent before `t_fail` and lost are not the failure's loss: `lost_before_failure`
+    counts them (the path was losing traffic already). The outage is the gap in arrivals
+    around the loss after the failure: from the last probe that arrived before it (the
+    lost probes right before the first one lost after `t_fail` belong to the gap, even
+    if sent before `t_fail`) to the first probe that arrived after the last lost one.
+    If none arrived after it, traffic did not recover within the window: `recovered`
+    is false, `outage_ms` None and `outage_at_least_ms` runs to the last probe sent.
+    """
+    total = len(sent_at)
+    got = {int(s): t for s, t in arrivals if 0 <= int(s) < total}
     lost = [s for s in range(total) if s not in got]
-    out: dict[str, Any] = {"received": len(got), "lost": len(lost), "outage_ms": 0.0,
-                           "last_before": None, "first_after": None}
-    if not lost:
+    early = [s for s in lost if sent_at[s] < t_fail]
+    late = [s for s in lost if sent_at[s] >= t_fail]
+
+    def at(seq: int, t: float) -> dict[str, Any]:
+        return {"seq": seq, "t_ms": round((t - t_fail) * 1000, 3)}
+
+    out: dict[str, Any] = {
+        "received": len(got), "lost": len(lost), "lost_before_failure": len(early),
+        "first_lost_before_failure": at(early[0], sent_at[early[0]]) if early else None,
+        "recovered": True, "outage_ms": 0.0, "outage_at_least_ms": None,
+        "last_before": None, "first_after": None}
+    if not late:
         return out
-    before = [s for s in got if s < lost[0]]
-    after = [s for s in got if s > lost[-1]]
-    if before:
-        out["last_before"] = {"seq": max(before), "t_ms": round((got[max(before)] - t_fail) * 1000, 3)}
-    if after:
-        out["first_after"] = {"seq": min(after), "t_ms": round((got[min(after)] - t_fail) * 1000, 3)}
-    if before and after:
-        out["outage_ms"] = round((got[min(after)] - got[max(before)]) * 1000, 3)
+    start, end = late[0], late[-1]  # end is the last lost probe: end + 1 arrived
+    while start > 0 and start - 1 not in got:
+        start -= 1
+    if start > 0:
+        out["last_before"] = at(start - 1, got[start - 1])
+    t_from = got[start - 1] if start > 0 else sent_at[0]  # nothing ever arrived before
+    if end + 1 < total:
+        out["first_after"] = at(end + 1, got[end + 1])
+        out["outage_ms"] = round((got[end + 1] - t_from) * 1000, 3)
+    else:
+        out["recovered"] = False
+        out["outage_ms"] = None
+        out["outage_at_least_ms"] = round(max(0.0, sent_at[-1] - t_from) * 1000, 3)
     return out
 
 
@@ -129,20 +165,31 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
         if h not in topo.nodes or topo.nodes[h].is_router:
             raise LsrError(f"lab '{name}' has no host '{h}'")
     seconds = before + after
-    until = time.time() + seconds + 3.0
+    until = time.time() + seconds + 120.0  # a cap only: the receivers are told when to stop
     port = PROBE_PORT
-    recv = _spawn(name, dst, ["recv", str(port), repr(until)])
-    sniff = _spawn(name, dst, ["sniff", _host_if(topo, dst), str(port), repr(until)])
-    send = None
+    recv = sniff = send = None
+    link_down = False  # from here on restore the link whatever happens (unless keep_down)
     try:
+        recv = _spawn(name, dst, ["recv", str(port), repr(until)])
+        sniff = _spawn(name, dst, ["sniff", _host_if(topo, dst), str(port), repr(until)])
+        _ready(recv, dst, "recv")
+        _ready(sniff, dst, "sniff")
         send = _spawn(name, src, ["send", _host_ip(topo, dst), str(port), str(rate), str(seconds)])
+        _ready(send, src, "send")
         time.sleep(before)
         t_fail = time.time()
+        link_down = True
         lsr.lab.link(name, a, b, up=False)
         t_cmd = time.time()
-        sent = _result(send, seconds + 10)
-        rx = _result(recv, until - time.time() + 10)
-        cap = _result(sniff, until - time.time() + 10)
+        sent = _result(send, seconds + 30)
+        stop_at = sent["t1"] + GRACE
+        rx = _result(recv, stop_at - time.time() + 30, stop_at)
+        cap = _result(sniff, stop_at - time.time() + 30, stop_at)
+    except BaseException:
+        if link_down and not keep_down:
+            with contextlib.suppress(Exception):  # the first error is the one to report
+                lsr.lab.link(name, a, b, up=True)
+        raise
     finally:
         for p in (send, recv, sniff):
             if p is not None and p.poll() is None:
@@ -160,7 +207,8 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
     if not keep_down:
         lsr.lab.link(name, a, b, up=True)
         converged = round(lsr.lab.wait_converged(name, 30), 3)
-    stats = analyse(cap["arrivals"], sent["total"], t_fail)
+    sent_at = [sent["t0"] + t for t in sent["sent_at"]]
+    stats = analyse(sent_at, cap["arrivals"], t_fail)
     timeline = [{"t_ms": 0.0, "router": None, "event": "link down", "detail": f"{a}-{b}"},
                 {"t_ms": round((t_cmd - t_fail) * 1000, 3), "router": None,
                  "event": "link down applied", "detail": "veths down, every router told"}]
@@ -186,18 +234,30 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
                                                                         else "session up"),
                        "detail": detail}
     timeline += list(firsts.values())
+    if stats["first_lost_before_failure"]:
+        fl = stats["first_lost_before_failure"]
+        timeline.append({"t_ms": fl["t_ms"], "router": None, "event": "loss before the failure",
+                         "detail": f"seq {fl['seq']}: {stats['lost_before_failure']} probes "
+                                   "sent before the link went down were lost"})
     if stats["last_before"]:
         timeline.append({"t_ms": stats["last_before"]["t_ms"], "router": None,
                          "event": "last probe before the outage", "detail": f"seq {stats['last_before']['seq']}"})
     if stats["first_after"]:
         timeline.append({"t_ms": stats["first_after"]["t_ms"], "router": None,
                          "event": "first probe on the new path", "detail": f"seq {stats['first_after']['seq']}"})
+    elif not stats["recovered"]:
+        timeline.append({"t_ms": round((sent_at[-1] - t_fail) * 1000, 3), "router": None,
+                         "event": "not recovered", "detail": "no probe arrived after the outage "
+                                                             "(end of the stream)"})
     timeline.sort(key=lambda e: e["t_ms"])
     return {
         "lab": name, "link": f"{a}-{b}", "restored": not keep_down, "reconverged_seconds": converged,
         "probe": {"from": src, "to": dst, "rate": rate, "sent": sent["sent"], "received": stats["received"],
                   "lost": sent["total"] - stats["received"], "outage_ms": stats["outage_ms"],
-                  "receiver_received": rx["received"], "receiver_lost": rx["lost"],
-                  "receiver_duplicates": rx["duplicates"]},
+                  "recovered": stats["recovered"], "outage_at_least_ms": stats["outage_at_least_ms"],
+                  "lost_before_failure": stats["lost_before_failure"],
+                  "receiver_received": rx["received"], "receiver_lost": sent["total"] - rx["received"],
+                  "receiver_duplicates": rx["duplicates"],
+                  "capture_drops": cap["drops"], "receiver_drops": rx["drops"]},
         "withdraws_sent": withdraws, "lfib_updates": lfib_updates, "timeline": timeline,
     }
