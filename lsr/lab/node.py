@@ -730,6 +730,8 @@ class Router:
             out = dict(self.counters)
             for name, p in self.tx.items():
                 out["port_tx_errors_" + name] = p.tx_errors
+                if getattr(p, "tx_dropped", 0):  # queued while the interface was down
+                    out["tx_dropped_" + name] = p.tx_dropped
             for name, rings in self.rings.items():  # RX ring full: the kernel dropped frames
                 out["rx_ring_drops_" + name] = sum(r.drops() for r in rings)
             res: dict[str, Any] = {"runtime": dict(sorted(out.items()))}
