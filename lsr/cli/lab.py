@@ -15,13 +15,13 @@ from lsr.cli.root import main
 from lsr.errors import LsrError
 
 
-def _lab():  # imported lazily: `lsr --help` must not pay for it
+def lab_api():  # imported lazily: `lsr --help` must not pay for it
     import lsr.lab
 
     return lsr.lab
 
 
-def _root() -> None:
+def require_root() -> None:
     if os.geteuid() != 0:
         raise LsrError("lab commands need root", code=2)
 
@@ -39,9 +39,9 @@ def lab() -> None:
 @click.option("--no-ring", is_flag=True, help="Plain recv loop instead of TPACKET_V2 rings.")
 def up(file: str, name: str | None, timeout: float, no_ring: bool) -> None:
     """Build the lab of FILE and wait until LDP has converged."""
-    _root()
+    require_root()
     topo = load(file)
-    L = _lab()
+    L = lab_api()
     name = name or topo.name
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -65,8 +65,8 @@ def up(file: str, name: str | None, timeout: float, no_ring: bool) -> None:
 @click.argument("name")
 def down(name: str) -> None:
     """Tear lab NAME down (a no-op if it is not there)."""
-    _root()
-    if _lab().down(name):
+    require_root()
+    if lab_api().down(name):
         render.line(f"lab {name} down")
     else:
         render.line(f"no lab named {name}")
@@ -76,7 +76,7 @@ def down(name: str) -> None:
 @json_option
 def list_(as_json: bool) -> None:
     """Labs that are up."""
-    names = _lab().list_labs()
+    names = lab_api().list_labs()
     if as_json:
         render.emit_json({"labs": names})
         return
@@ -89,8 +89,8 @@ def list_(as_json: bool) -> None:
 @json_option
 def status(name: str, as_json: bool) -> None:
     """Router processes and LDP sessions of lab NAME."""
-    _root()
-    st = _lab().status(name)
+    require_root()
+    st = lab_api().status(name)
     if as_json:
         render.emit_json(st)
         return
@@ -117,8 +117,8 @@ def status(name: str, as_json: bool) -> None:
 @click.argument("cmd", nargs=-1, required=True, type=click.UNPROCESSED)
 def exec_(name: str, node: str, cmd: tuple[str, ...]) -> None:
     """Run CMD inside NODE's namespace; its exit status is ours."""
-    _root()
-    sys.exit(_lab().exec_in(name, node, list(cmd)))
+    require_root()
+    sys.exit(lab_api().exec_in(name, node, list(cmd)))
 
 
 @lab.command()
@@ -127,8 +127,8 @@ def exec_(name: str, node: str, cmd: tuple[str, ...]) -> None:
 @json_option
 def lfib(name: str, router: str | None, as_json: bool) -> None:
     """FTN and ILM of the routers (JSON as `lsr sim lfib --json`)."""
-    _root()
-    L = _lab()
+    require_root()
+    L = lab_api()
     topo = L.topology(name)
     if router is not None and (router not in topo.nodes or not topo.nodes[router].is_router):
         raise LsrError(f"lab '{name}' has no router '{router}'")
@@ -162,8 +162,8 @@ def _labels(ls: list[int]) -> str:
 @json_option
 def ldp_(name: str, router: str, what: str, as_json: bool) -> None:
     """LDP neighbours or label bindings of ROUTER."""
-    _root()
-    data = _lab().ldp(name, router, what)
+    require_root()
+    data = lab_api().ldp(name, router, what)
     if as_json:
         render.emit_json(data)
         return
@@ -186,8 +186,8 @@ def ldp_(name: str, router: str, what: str, as_json: bool) -> None:
 @json_option
 def counters(name: str, router: str | None, as_json: bool) -> None:
     """Runtime, LDP message and dataplane counters of one or all routers."""
-    _root()
-    L = _lab()
+    require_root()
+    L = lab_api()
     topo = L.topology(name)
     if router is not None and router in topo.nodes and topo.nodes[router].kind == "frr":
         raise LsrError(f"{router} is an FRR router: lsr lab exec {name} {router} -- vtysh -c "
@@ -217,11 +217,11 @@ def counters(name: str, router: str | None, as_json: bool) -> None:
 @click.option("-c", "count", type=click.IntRange(1), help="Stop after N packets.")
 def capture(name: str, where: str, write: str | None, count: int | None) -> None:
     """Capture on NODE:IFACE inside the lab (tcpdump, or tshark if tcpdump is missing)."""
-    _root()
+    require_root()
     if where.count(":") != 1:
         raise LsrError(f"'{where}' must be NODE:IFACE")
     node, ifname = where.split(":")
-    topo = _lab().topology(name)
+    topo = lab_api().topology(name)
     if node not in topo.nodes or ifname not in topo.nodes[node].interfaces:
         raise LsrError(f"lab '{name}' has no interface {where}")
     if shutil.which("tcpdump"):
@@ -239,7 +239,7 @@ def capture(name: str, where: str, write: str | None, count: int | None) -> None
     else:
         raise LsrError("capture needs tcpdump or tshark")
     try:
-        rc = _lab().exec_in(name, node, argv)
+        rc = lab_api().exec_in(name, node, argv)
     except KeyboardInterrupt:
         rc = 0
     sys.exit(rc)
@@ -254,8 +254,8 @@ def capture(name: str, where: str, write: str | None, count: int | None) -> None
               help="Wait until LDP has reconverged.")
 def link_(name: str, a: str, b: str, state: str, wait: bool) -> None:
     """Set the A-B link down or up; every router recomputes its IGP and LDP reacts."""
-    _root()
-    L = _lab()
+    require_root()
+    L = lab_api()
     L.link(name, a, b, state == "up")
     msg = f"link {a}-{b} {state}"
     if wait:
@@ -279,7 +279,7 @@ def chaos(name: str, events: int, seed: int, settle_timeout: float, as_json: boo
     """Soak NAME with random link failures (lab link, ip link in a namespace), router
     stops and starts; after each, every LFIB must equal the simulator's; at the end,
     idle routers must be idle and hold no more file descriptors or memory."""
-    _root()
+    require_root()
     from lsr.lab import chaos as chaos_mod
 
     rep = chaos_mod.run(name, events, seed, say=(lambda s: None) if as_json else render.line,

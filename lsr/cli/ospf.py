@@ -12,7 +12,7 @@ import click
 
 from lsr import render
 from lsr.cli.common import json_option, load, pick_routers, topology_arg
-from lsr.cli.lab import _lab, _root, lab
+from lsr.cli.lab import lab, lab_api, require_root
 from lsr.cli.sim import sim
 from lsr.errors import LsrError
 
@@ -79,8 +79,8 @@ def sim_ospf(file: str, view: str, router: str | None, as_json: bool) -> None:
 @json_option
 def lab_ospf(name: str, router: str, view: str, as_json: bool) -> None:
     """OSPF neighbors or LSDB of ROUTER in a running lab (JSON as `lsr sim ospf`)."""
-    _root()
-    L = _lab()
+    require_root()
+    L = lab_api()
     if view == "neighbors":
         data = {"neighbors": L.query(name, router, "ospf")["neighbors"]}
     else:
