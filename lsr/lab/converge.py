@@ -211,7 +211,7 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
     stats = analyse(sent_at, cap["arrivals"], t_fail)
     timeline = [{"t_ms": 0.0, "router": None, "event": "link down", "detail": f"{a}-{b}"},
                 {"t_ms": round((t_cmd - t_fail) * 1000, 3), "router": None,
-                 "event": "link down applied", "detail": "veths down, every router told"}]
+                 "event": "link down applied", "detail": "both veth ends down (carrier)"}]
     firsts: dict[tuple[str, str], dict[str, Any]] = {}
     withdraws = 0
     lfib_updates = 0
@@ -221,9 +221,9 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
             withdraws += e["count"]
         if kind == "lfib":
             lfib_updates += 1
-        label = {"ldp": "LDP", "withdraw_sent": "withdraws sent", "lfib": "LFIB updated",
-                 "mapping_sent": "mappings sent"}[kind]
-        key = (e["router"], label if kind != "ldp" else e["text"])
+        label = {"ldp": "LDP", "ospf": "OSPF", "withdraw_sent": "withdraws sent",
+                 "lfib": "LFIB updated", "mapping_sent": "mappings sent"}.get(kind, kind)
+        key = (e["router"], label if kind not in ("ldp", "ospf") else e["text"])
         if key in firsts:
             continue
         detail = e.get("text") or (f"{e['count']} messages" if "count" in e else
