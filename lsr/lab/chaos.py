@@ -97,8 +97,11 @@ class Chaos:
     # ------------------------------------------------------------ events
 
     def _ip_link(self, node: str, ifname: str, up: bool) -> None:
-        subprocess.run(["ip", "netns", "exec", ns_name(self.name, node), "ip", "link", "set",
-                        ifname, "up" if up else "down"], check=True, capture_output=True)
+        r = subprocess.run(["ip", "netns", "exec", ns_name(self.name, node), "ip", "link", "set",
+                            ifname, "up" if up else "down"], capture_output=True, text=True)
+        if r.returncode != 0:
+            raise LabError(f"chaos: ip link set {ifname} {'up' if up else 'down'} in {node}: "
+                           f"{(r.stderr or r.stdout).strip() or f'exit {r.returncode}'}")
 
     def step(self) -> dict[str, Any]:
         failed = [("lab", i) for i in sorted(self.lab_down)] + \
