@@ -44,7 +44,10 @@ def _network_lsa(lsdb: Lsdb, dr_addr: IPv4Address):  # type: ignore[no-untyped-d
 
 def _edges(lsdb: Lsdb, v: Vertex) -> list[tuple[Vertex, int, IPv4Address]]:
     """(neighbor vertex, cost, link data) for each transit link of `v`."""
-    b = _body(lsdb, v)
+    return _edges_of(_body(lsdb, v))
+
+
+def _edges_of(b: RouterLsaBody | NetworkLsaBody | None) -> list[tuple[Vertex, int, IPv4Address]]:
     out: list[tuple[Vertex, int, IPv4Address]] = []
     if isinstance(b, RouterLsaBody):
         for ln in b.links:
@@ -89,7 +92,7 @@ class _Graph:
         e = self._edges.get(v)
         if e is None:
             e = []
-            for (kind, w), cost, link_data in _edges(self.lsdb, self.vertex(v)):
+            for (kind, w), cost, link_data in _edges_of(self.body(v)):
                 wi = int(w)
                 self.addr.setdefault(wi, w)
                 e.append(((kind, wi), cost, link_data))
