@@ -121,6 +121,13 @@ class Simulation:
         self._seq = 0
         self._queue: list[tuple[float, int, str, Any, int]] = []
         self._timers: dict[tuple[str, str], int] = {}  # (router, timer) -> live seq
+        # (router, timer) -> its TimerExpired event, made once: a re-armed timer leaves its
+        # old entry in the queue until popped, and OSPF re-arms dead and retransmission
+        # timers all the time (~170k entries after a 200-router start).
+        self._expiries: dict[tuple[str, str], Any] = {}
+        # (router, interface) -> (link index, peer OSPF destination, peer interface, our
+        # address, peer is a router): what delivering a SendPacket needs, looked up once.
+        self._ospf_out: dict[tuple[str, str], tuple[int, str, str, IPv4Address, bool]] = {}
         self._listen: dict[IPv4Address, str] = {}
         self._pipes: dict[tuple[str, int], tuple[str, int]] = {}
         self._accept_ids: dict[str, int] = {r: 0 for r in self.routers}
@@ -160,26 +167,35 @@ class Simulation:
             self._ldp_sync[router] = ops
             self._deliver(router + OSPF, ospf_ev.LdpStatus(ops))
 
-    def _arm(self, dest: str, timer: str, seconds: float, expired: Any) -> None:
+    def _arm(self, dest: str, timer: str, seconds: float, kind: type) -> None:
         self._seq += 1
         seq = self._seq
-        self._timers[(dest, timer)] = seq
+        key = (dest, timer)
+        self._timers[key] = seq
+        expired = self._expiries.get(key)
+        if expired is None:
+            expired = self._expiries[key] = kind(timer)
         heapq.heappush(self._queue, (self.now + seconds, seq, dest, expired, seq))
 
     def _perform_ospf(self, router: str, actions: list[Any]) -> None:
         dest = router + OSPF
         for a in actions:
             if isinstance(a, ospf_ev.SendPacket):
-                iface = self.topo.nodes[router].interfaces[a.ifname]
-                peer = self.topo.nodes[iface.peer_node]
-                if iface.link in self.down or not peer.is_router:
+                out = self._ospf_out.get((router, a.ifname))
+                if out is None:
+                    iface = self.topo.nodes[router].interfaces[a.ifname]
+                    peer = self.topo.nodes[iface.peer_node]
+                    out = self._ospf_out[(router, a.ifname)] = (
+                        iface.link, peer.name + OSPF, iface.peer_interface, iface.address.ip,
+                        peer.is_router)
+                link, peer_dest, peer_if, src, to_router = out
+                if link in self.down or not to_router:
                     continue
                 self._inflight_ospf += 1
-                self._push(self.now + self.link_delay, peer.name + OSPF,
-                           ospf_ev.PacketReceived(iface.peer_interface, iface.address.ip, a.dst,
-                                                  a.data))
+                self._push(self.now + self.link_delay, peer_dest,
+                           ospf_ev.PacketReceived(peer_if, src, a.dst, a.data))
             elif isinstance(a, ospf_ev.StartTimer):
-                self._arm(dest, a.timer, a.seconds, ospf_ev.TimerExpired(a.timer))
+                self._arm(dest, a.timer, a.seconds, ospf_ev.TimerExpired)
             elif isinstance(a, ospf_ev.CancelTimer):
                 self._timers.pop((dest, a.timer), None)
             elif isinstance(a, ospf_ev.RoutesChanged):
@@ -200,7 +216,7 @@ class Simulation:
                 if peer is not None:
                     self._push(self.now + d, peer[0], TcpData(peer[1], a.data))
             elif isinstance(a, StartTimer):
-                self._arm(router, a.timer, a.seconds, TimerExpired(a.timer))
+                self._arm(router, a.timer, a.seconds, TimerExpired)
             elif isinstance(a, CancelTimer):
                 self._timers.pop((router, a.timer), None)
             elif isinstance(a, SendHello):

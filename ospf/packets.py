@@ -24,6 +24,7 @@ import hashlib
 import struct
 from dataclasses import dataclass, field
 from enum import IntEnum
+from functools import cached_property
 from ipaddress import IPv4Address
 from typing import ClassVar
 
@@ -40,6 +41,31 @@ IP_PROTO_OSPF = 89
 
 _HDR = struct.Struct("!BBH4s4sHH8s")
 _LSA_HDR = struct.Struct("!HBB4s4sIHH")
+_U16 = struct.Struct("!H")
+
+# Decoding is a pure function of the bytes, and the same bytes arrive again and again (a
+# flooded LSA reaches every router, acknowledgments repeat its header, router IDs recur):
+# decoded addresses, LSA headers and LSAs are shared, frozen objects, memoised by their
+# bytes. Bounded: a full table is emptied, never grown (a router fed garbage stays small).
+_MEMO_MAX = 1 << 14
+_ADDRS: dict[bytes, IPv4Address] = {}
+_HEADERS: dict[bytes, LsaHeader] = {}
+_LSAS: dict[bytes, Lsa] = {}
+
+
+def _memo(table: dict, key: bytes, value: object) -> None:
+    if len(table) >= _MEMO_MAX:
+        table.clear()
+    table[key] = value
+
+
+def _addr(b: bytes) -> IPv4Address:
+    """IPv4Address(b) for 4 bytes, shared."""
+    a = _ADDRS.get(b)
+    if a is None:
+        a = IPv4Address(b)
+        _memo(_ADDRS, b, a)
+    return a
 
 
 class DecodeError(CodecError):
@@ -98,9 +124,11 @@ def ip_checksum(data: bytes) -> int:
     """The Internet checksum (RFC 1071) of `data`."""
     if len(data) % 2:
         data += b"\0"
-    s = sum(struct.unpack(f"!{len(data) // 2}H", data))
-    while s >> 16:
-        s = (s & 0xFFFF) + (s >> 16)
+    # The one's complement sum of the 16-bit words is the number mod 0xFFFF (2**16 = 1
+    # mod 0xFFFF), except that a nonzero sum folds to 0xFFFF, never to 0.
+    s = int.from_bytes(data, "big") % 0xFFFF
+    if s == 0 and any(data):
+        s = 0xFFFF
     return ~s & 0xFFFF
 
 
@@ -142,6 +170,15 @@ class LsaKey:
     ls_id: IPv4Address
     adv_router: IPv4Address
 
+    def __post_init__(self) -> None:
+        # Keys are hashed at every database and list lookup; IPv4Address hashes through
+        # hex() each time. The hash is computed once (equality stays the fields').
+        object.__setattr__(self, "_hash", hash((self.ls_type, int(self.ls_id),
+                                                int(self.adv_router))))
+
+    def __hash__(self) -> int:
+        return self._hash  # type: ignore[attr-defined, no-any-return]
+
     def to_json(self) -> dict[str, object]:
         return {"type": self.ls_type, "id": str(self.ls_id), "adv_router": str(self.adv_router)}
 
@@ -159,7 +196,7 @@ class LsaHeader:
     checksum: int
     length: int
 
-    @property
+    @cached_property
     def key(self) -> LsaKey:
         return LsaKey(self.ls_type, self.ls_id, self.adv_router)
 
@@ -172,10 +209,15 @@ class LsaHeader:
     def decode(cls, b: bytes | memoryview, off: int = 0) -> LsaHeader:
         if len(b) - off < LSA_HEADER_LEN:
             raise DecodeError("bad-length", "LSA header truncated")
-        age, opts, t, lid, adv, seq, ck, length = _LSA_HDR.unpack_from(b, off)
-        if seq & 0x80000000:
-            seq -= 1 << 32
-        return cls(age, opts, t, IPv4Address(lid), IPv4Address(adv), seq, ck, length)
+        raw = bytes(b[off:off + LSA_HEADER_LEN])
+        h = _HEADERS.get(raw)
+        if h is None:
+            age, opts, t, lid, adv, seq, ck, length = _LSA_HDR.unpack(raw)
+            if seq & 0x80000000:
+                seq -= 1 << 32
+            h = cls(age, opts, t, _addr(lid), _addr(adv), seq, ck, length)
+            _memo(_HEADERS, raw, h)
+        return h
 
     def to_json(self) -> dict[str, object]:
         return {"type": self.ls_type, "id": str(self.ls_id), "adv_router": str(self.adv_router),
@@ -224,7 +266,7 @@ class RouterLsaBody:
             off += 12 + 4 * ntos
             if off > len(v):
                 raise DecodeError("bad-length", "router-LSA TOS metrics")
-            links.append(RouterLink(IPv4Address(lid), IPv4Address(ldata), t, metric))
+            links.append(RouterLink(_addr(lid), _addr(ldata), t, metric))
         if off != len(v):
             raise DecodeError("bad-length", "router-LSA trailing bytes")
         return cls(flags, tuple(links))
@@ -311,12 +353,17 @@ class Lsa:
         if h.length < LSA_HEADER_LEN or off + h.length > len(b):
             raise DecodeError("bad-length", f"LSA length {h.length}")
         raw = bytes(b[off:off + h.length])
+        lsa = _LSAS.get(raw)
+        if lsa is not None:
+            return lsa
         if not fletcher_ok(raw[2:]):
             raise DecodeError("bad-lsa-checksum", f"LSA {h.ls_type} {h.ls_id} {h.adv_router}")
         body_cls = LSA_BODIES.get(h.ls_type)
         v = raw[LSA_HEADER_LEN:]
         body: LsaBody = body_cls.from_value(v) if body_cls else OpaqueBody(v)
-        return cls(h, body, raw)
+        lsa = cls(h, body, raw)
+        _memo(_LSAS, raw, lsa)
+        return lsa
 
     def to_json(self) -> dict[str, object]:
         return {**self.header.to_json(), **self.body.to_json()}
@@ -349,9 +396,8 @@ class Hello:
         if len(v) < 20 or (len(v) - 20) % 4:
             raise DecodeError("bad-length", "Hello")
         mask, hi, opts, pri, dead, dr, bdr = struct.unpack_from("!4sHBBI4s4s", v)
-        nbrs = tuple(IPv4Address(v[i:i + 4]) for i in range(20, len(v), 4))
-        return cls(IPv4Address(mask), hi, opts, pri, dead, IPv4Address(dr), IPv4Address(bdr),
-                   nbrs)
+        nbrs = tuple(_addr(v[i:i + 4]) for i in range(20, len(v), 4))
+        return cls(_addr(mask), hi, opts, pri, dead, _addr(dr), _addr(bdr), nbrs)
 
 
 @dataclass(frozen=True)
@@ -396,7 +442,7 @@ class LsRequest:
         keys = []
         for off in range(0, len(v), 12):
             t, lid, adv = struct.unpack_from("!I4s4s", v, off)
-            keys.append(LsaKey(t, IPv4Address(lid), IPv4Address(adv)))
+            keys.append(LsaKey(t, _addr(lid), _addr(adv)))
         return cls(tuple(keys))
 
 
@@ -530,4 +576,4 @@ def decode_packet(b: bytes, auth: Auth = NO_AUTH) -> Packet:
         if autype == AuType.SIMPLE and authf != auth.key.ljust(8, b"\0"):
             raise DecodeError("auth-mismatch", "password")
     body = body_cls.from_value(b[HEADER_LEN:length])
-    return Packet(IPv4Address(rid), IPv4Address(area), body, crypt_seq)
+    return Packet(_addr(rid), _addr(area), body, crypt_seq)

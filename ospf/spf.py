@@ -44,7 +44,10 @@ def _network_lsa(lsdb: Lsdb, dr_addr: IPv4Address):  # type: ignore[no-untyped-d
 
 def _edges(lsdb: Lsdb, v: Vertex) -> list[tuple[Vertex, int, IPv4Address]]:
     """(neighbor vertex, cost, link data) for each transit link of `v`."""
-    b = _body(lsdb, v)
+    return _edges_of(_body(lsdb, v))
+
+
+def _edges_of(b: RouterLsaBody | NetworkLsaBody | None) -> list[tuple[Vertex, int, IPv4Address]]:
     out: list[tuple[Vertex, int, IPv4Address]] = []
     if isinstance(b, RouterLsaBody):
         for ln in b.links:
@@ -58,8 +61,49 @@ def _edges(lsdb: Lsdb, v: Vertex) -> list[tuple[Vertex, int, IPv4Address]]:
     return out
 
 
-def _links_back(lsdb: Lsdb, w: Vertex, v: Vertex) -> bool:
-    return any(x == v for x, _, _ in _edges(lsdb, w))
+# Inside one run vertices are (kind, int(ID)): IPv4Address hashes through hex() on every
+# dict and set operation, ints do not; the order of ints is the order of the addresses,
+# so the heap pops vertices in the same order either way.
+_V = tuple[int, int]
+
+
+class _Graph:
+    """One SPF run's view of the LSDB: each vertex's body, edges and the vertices it links
+    back to, computed once per run instead of once per edge that reaches it."""
+
+    def __init__(self, lsdb: Lsdb) -> None:
+        self.lsdb = lsdb
+        self.addr: dict[int, IPv4Address] = {}
+        self._bodies: dict[_V, RouterLsaBody | NetworkLsaBody | None] = {}
+        self._edges: dict[_V, list[tuple[_V, int, IPv4Address]]] = {}
+        self._back: dict[_V, set[_V]] = {}
+
+    def vertex(self, v: _V) -> Vertex:
+        return (v[0], self.addr[v[1]])
+
+    def body(self, v: _V) -> RouterLsaBody | NetworkLsaBody | None:
+        try:
+            return self._bodies[v]
+        except KeyError:
+            b = self._bodies[v] = _body(self.lsdb, self.vertex(v))
+            return b
+
+    def edges(self, v: _V) -> list[tuple[_V, int, IPv4Address]]:
+        e = self._edges.get(v)
+        if e is None:
+            e = []
+            for (kind, w), cost, link_data in _edges_of(self.body(v)):
+                wi = int(w)
+                self.addr.setdefault(wi, w)
+                e.append(((kind, wi), cost, link_data))
+            self._edges[v] = e
+        return e
+
+    def links_back(self, w: _V, v: _V) -> bool:
+        back = self._back.get(w)
+        if back is None:
+            back = self._back[w] = {x for x, _, _ in self.edges(w)}
+        return v in back
 
 
 def spf(lsdb: Lsdb, root: IPv4Address,
@@ -68,24 +112,33 @@ def spf(lsdb: Lsdb, root: IPv4Address,
     """Dijkstra from `root`. `first_hops(nbr_id, our_link_data)` says which interfaces and
     neighbor addresses reach a directly connected router over the link whose Link Data
     in our router-LSA is `our_link_data` (empty if no such Full neighbor)."""
-    src: Vertex = (LsType.ROUTER, root)
-    dist: dict[Vertex, int] = {src: 0}
-    hops: dict[Vertex, frozenset[FirstHop]] = {src: frozenset()}
-    done: set[Vertex] = set()
-    heap: list[tuple[int, Vertex]] = [(0, src)]
+    g = _Graph(lsdb)
+    return {g.vertex(v): dh for v, dh in _spf(g, root, first_hops).items()}
+
+
+def _spf(g: _Graph, root: IPv4Address,
+         first_hops: Callable[[IPv4Address, IPv4Address], list[FirstHop]]
+         ) -> dict[_V, tuple[int, frozenset[FirstHop]]]:
+    g.addr[int(root)] = root
+    src: _V = (LsType.ROUTER, int(root))
+    dist: dict[_V, int] = {src: 0}
+    hops: dict[_V, frozenset[FirstHop]] = {src: frozenset()}
+    done: set[_V] = set()
+    heap: list[tuple[int, _V]] = [(0, src)]
     while heap:
         d, v = heapq.heappop(heap)
         if v in done:
             continue
         done.add(v)
-        for w, cost, link_data in _edges(lsdb, v):
+        for w, cost, link_data in g.edges(v):
             if w in done:
                 continue
-            if _body(lsdb, w) is None or not _links_back(lsdb, w, v):
+            if g.body(w) is None or not g.links_back(w, v):
                 continue
             nd = d + cost
             if v == src:
-                h = frozenset(first_hops(w[1], link_data)) if w[0] == LsType.ROUTER else frozenset()
+                h = (frozenset(first_hops(g.addr[w[1]], link_data)) if w[0] == LsType.ROUTER
+                     else frozenset())
                 if not h:
                     continue
             else:
@@ -99,47 +152,80 @@ def spf(lsdb: Lsdb, root: IPv4Address,
     return {v: (dist[v], hops[v]) for v in done}
 
 
+# A prefix inside one run: (network address, prefix length) as ints, cheap to hash, and
+# sorting them is sorting the IPv4Networks by (address, length).
+_NetKey = tuple[int, int]
+_NETWORKS: dict[tuple[int, int], tuple[_NetKey, IPv4Network]] = {}
+
+
+def _network(addr: IPv4Address, mask: IPv4Address) -> tuple[_NetKey, IPv4Network]:
+    """IPv4Network(f"{addr}/{mask}", strict=False) and its key, memoised (bounded): a stub's
+    prefix is rebuilt at every SPF run for every router that advertises it."""
+    k = (int(addr), int(mask))
+    hit = _NETWORKS.get(k)
+    if hit is None:
+        net = IPv4Network(f"{addr}/{mask}", strict=False)
+        hit = ((int(net.network_address), net.prefixlen), net)
+        if len(_NETWORKS) >= 1 << 16:
+            _NETWORKS.clear()
+        _NETWORKS[k] = hit
+    return hit
+
+
 def routes(lsdb: Lsdb, root: IPv4Address,
            first_hops: Callable[[IPv4Address, IPv4Address], list[FirstHop]],
            name_of: Mapping[IPv4Address, str]) -> dict[IPv4Network, Route]:
     """Stage 2: every stub network reachable through the tree -> Route. Our own stubs are
     connected routes (metric 0, no next hop), as the reference IGP model has them."""
-    tree = spf(lsdb, root, first_hops)
-    best: dict[IPv4Network, tuple[int, frozenset[FirstHop]]] = {}
-    own: set[IPv4Network] = set()
+    g = _Graph(lsdb)
+    tree = _spf(g, root, first_hops)
+    nets: dict[_NetKey, IPv4Network] = {}
+    best: dict[_NetKey, tuple[int, frozenset[FirstHop]]] = {}
+    own: set[_NetKey] = set()
+    iroot = int(root)
     for v, (d, h) in tree.items():
-        b = _body(lsdb, v)
+        b = g.body(v)
         if v[0] == LsType.NETWORK and isinstance(b, NetworkLsaBody):
-            net = IPv4Network(f"{v[1]}/{b.mask}", strict=False)
-            _better(best, net, d, h)
+            k, net = _network(g.addr[v[1]], b.mask)
+            nets[k] = net
+            _better(best, k, d, h)
             continue
         if not isinstance(b, RouterLsaBody):
             continue
         for ln in b.links:
             if ln.type != LinkType.STUB:
                 continue
-            net = IPv4Network(f"{ln.link_id}/{ln.link_data}", strict=False)
-            if v[1] == root:
-                own.add(net)
+            k, net = _network(ln.link_id, ln.link_data)
+            nets[k] = net
+            if v[1] == iroot:
+                own.add(k)
             elif ln.metric < LS_INFINITY:
-                _better(best, net, d + ln.metric, h)
+                _better(best, k, d + ln.metric, h)
+    nexthops: dict[frozenset[FirstHop], tuple[Nexthop, ...]] = {}  # stubs share their router's
     out: dict[IPv4Network, Route] = {}
-    for net in own:
-        out[net] = Route(net, 0, ())
-    for net, (d, h) in best.items():
-        if net in own or not h:
+    for k in sorted(own.union(k for k, (_, h) in best.items() if h)):
+        net = nets[k]
+        if k in own:
+            out[net] = Route(net, 0, ())
             continue
-        nhs = tuple(sorted(Nexthop(name_of.get(rid, str(rid)), ifname, addr)
-                           for ifname, addr, rid in h))
+        d, h = best[k]
+        nhs = nexthops.get(h)
+        if nhs is None:
+            nhs = nexthops[h] = tuple(sorted(Nexthop(_name(name_of, rid), ifname, addr)
+                                             for ifname, addr, rid in h))
         out[net] = Route(net, d, nhs)
-    return dict(sorted(out.items(), key=lambda kv: (int(kv[0].network_address),
-                                                      kv[0].prefixlen)))
+    return out
 
 
-def _better(best: dict[IPv4Network, tuple[int, frozenset[FirstHop]]], net: IPv4Network,
+def _name(name_of: Mapping[IPv4Address, str], rid: IPv4Address) -> str:
+    name = name_of.get(rid)
+    return str(rid) if name is None else name
+
+
+def _better(best: dict[_NetKey, tuple[int, frozenset[FirstHop]]], k: _NetKey,
             d: int, h: frozenset[FirstHop]) -> None:
-    cur = best.get(net)
+    cur = best.get(k)
     if cur is None or d < cur[0]:
-        best[net] = (d, h)
+        best[k] = (d, h)
     elif d == cur[0]:
-        best[net] = (d, cur[1] | h)
+        best[k] = (d, cur[1] | h)
