@@ -23,9 +23,11 @@ import struct
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any
 
+from lsr.lab.netns import kernel_mtu
 from ospf import events as oev
 from ospf.config import from_topology
 from ospf.instance import OspfInstance
@@ -48,7 +50,12 @@ class NodeOspf:
         self.r = router
         self.loop: asyncio.AbstractEventLoop = router.loop
         topo, name = router.topo, router.name
-        self.inst = OspfInstance(from_topology(topo, name))
+        cfg = from_topology(topo, name)
+        # DDs carry the interface's real MTU (the veth's, label headroom included), as FRR's
+        # do: a peer rejects a DD whose MTU exceeds its own interface's (RFC 2328 §10.6).
+        cfg.interfaces = tuple(replace(i, mtu=kernel_mtu(topo, router.node.interfaces[i.name].link))
+                               for i in cfg.interfaces)
+        self.inst = OspfInstance(cfg)
         self.on_routes = on_routes
         self.on_carrier = on_carrier
         self.ifaces = {i.name: i for i in self.inst.cfg.interfaces if not i.passive}
