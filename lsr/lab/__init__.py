@@ -68,7 +68,7 @@ class Lab:
         return subprocess.run(["ip", "netns", "exec", ns_name(self.name, node), *argv],
                               capture_output=True, text=True, timeout=timeout)
 
-    def query(self, router: str, what: str, **kw: Any) -> Any:
+    def query(self, router: str, what: str, /, **kw: Any) -> Any:
         return query(self.name, router, what, **kw)
 
     def link(self, a: str, b: str, up: bool) -> None:
@@ -380,8 +380,9 @@ def wait_converged(name: str, timeout: float = 30) -> float:
 # ---------------------------------------------------------------- queries
 
 
-def query(name: str, router: str, what: str, timeout: float = 5, **params: Any) -> Any:
-    """One management request to a router: status, lfib, neighbors, bindings, counters, rib."""
+def query(name: str, router: str, what: str, /, timeout: float = 5, **params: Any) -> Any:
+    """One management request to a router: status, lfib, neighbors, bindings, counters, rib,
+    ospf (`what="lsdb"` is a parameter of that request: the first three are positional)."""
     path = lab_dir(name) / f"{router}.sock"
     if not path.exists():
         if not lab_dir(name).exists():

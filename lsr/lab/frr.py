@@ -99,7 +99,11 @@ def render(topo: Topology, node: str, d: Path) -> dict[str, str]:
     n = topo.nodes[node]
     o = n.ldp
     lo = n.lsr_id
-    zebra = [f"hostname {node}", f"log file {d}/zebra.log", "log timestamp precision 6", ""]
+    # Routes with their next hops inline, not kernel nexthop objects: FRR 8.4's zebra
+    # loses a member of an ECMP nexthop group in the kernel after its link goes down and
+    # up (FRRouting/frr#14080), and the node would forward over fewer paths than its RIB.
+    zebra = [f"hostname {node}", f"log file {d}/zebra.log", "log timestamp precision 6",
+             "no zebra nexthop kernel enable", ""]
     ldpd = [
         f"hostname {node}",
         f"log file {d}/ldpd.log",
@@ -172,6 +176,7 @@ def render_ospfd(topo: Topology, node: str, d: Path) -> str:
     # with cost 0 whatever `ip ospf cost` says, as we do (Topology.prefixes()).
     lines += ["interface lo", " ip ospf area 0", "exit", "!",
               "router ospf", f" ospf router-id {cfg.router_id}",
+              " log-adjacency-changes detail",  # logs who is master of each DD exchange
               f" timers throttle spf {_ms(cfg.spf_delay)} {_ms(cfg.spf_hold)} "
               f"{_ms(cfg.spf_max_hold)}",
               f" timers throttle lsa all {_ms(cfg.min_ls_interval)}",
@@ -485,6 +490,75 @@ def ldp_view(lab: str, topo: Topology, node: str, what: str) -> Any:
     raise FrrError(f"unknown LDP view '{what}' (neighbors, bindings)")
 
 
+# ---------------------------------------------------------------- OSPF views in our schema
+
+_FRR_LINK_TYPES = {"another Router (point-to-point)": 1, "a Transit Network": 2,
+                   "Stub Network": 3, "a Virtual Link": 4}
+
+
+def ospf_neighbors(lab: str, topo: Topology, node: str) -> list[dict[str, Any]]:
+    """Like our routers' `ospf` status neighbors: interface, router_id, neighbor, state."""
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    out = []
+    for rid, entries in vtysh_json(lab, node, "show ip ospf neighbor json").get(
+            "neighbors", {}).items():
+        for e in entries:
+            iface = str(e.get("ifaceName", "")).split(":")[0]
+            state = str(e.get("nbrState", e.get("converged", ""))).split("/")[0]
+            out.append({"interface": iface, "router_id": rid, "neighbor": names.get(rid, rid),
+                        "address": e.get("ifaceAddress", e.get("address")), "state": state})
+    return sorted(out, key=lambda e: e["interface"])
+
+
+def _frr_link(link: dict[str, Any]) -> dict[str, Any]:
+    t = _FRR_LINK_TYPES.get(str(link.get("linkType")), 0)
+    if t == 3:
+        lid, data = link.get("networkAddress"), link.get("networkMask")
+    elif t == 1:
+        lid, data = link.get("neighborRouterId"), link.get("routerInterfaceAddress")
+    else:
+        lid = link.get("designatedRouterAddress", link.get("neighborRouterId"))
+        data = link.get("routerInterfaceAddress")
+    return {"type": t, "link_id": str(lid), "link_data": str(data),
+            "metric": int(link.get("tos0Metric", 0))}
+
+
+def ospf_lsdb(lab: str, node: str) -> list[dict[str, Any]]:
+    """FRR's router-LSAs (`show ip ospf database router json`) as our `lsdb` entries: type,
+    id, adv_router, age, seq, checksum, length, flags, links (in the LSA's order)."""
+    j = vtysh_json(lab, node, "show ip ospf database router json")
+    out = []
+    for lsas in j.get("routerLinkStates", {}).get("areas", {}).values():
+        for e in lsas:
+            links = [_frr_link(x) for x in e.get("routerLinks", {}).values()]
+            out.append({"type": 1, "id": e["linkStateId"], "adv_router": e["advertisingRouter"],
+                        "age": int(e["lsaAge"]), "seq": f"0x{int(e['lsaSeqNumber'], 16):08x}",
+                        "checksum": f"0x{int(str(e['checksum']), 16):04x}",
+                        "length": int(e["length"]), "flags": int(e.get("flags", 0)),
+                        "links": links})
+    return sorted(out, key=lambda e: (e["type"], int(IPv4Address(e["id"])),
+                                      int(IPv4Address(e["adv_router"]))))
+
+
+def ospf_routes(lab: str, topo: Topology, node: str) -> list[dict[str, Any]]:
+    """The routes FRR's ospfd computed (`show ip route ospf json`, selected or not) as our
+    `rib` entries; a directly connected network has no next hops (its metric stays
+    FRR's: the interface cost)."""
+    peers = {i.name: i.peer_node for i in topo.nodes[node].interfaces.values()}
+    out = []
+    for prefix, entries in vtysh_json(lab, node, "show ip route ospf json").items():
+        for e in entries:
+            if e.get("protocol") != "ospf":
+                continue
+            hops = [{"neighbor": peers.get(h.get("interfaceName", ""), ""),
+                     "interface": h.get("interfaceName", ""), "nexthop": h["ip"]}
+                    for h in e.get("nexthops", []) if h.get("ip")]
+            out.append({"prefix": prefix, "metric": int(e.get("metric", 0)),
+                        "nexthops": sorted(hops, key=lambda h: (h["neighbor"], h["interface"]))})
+    return sorted(out, key=lambda r: (int(IPv4Network(r["prefix"]).network_address),
+                                      IPv4Network(r["prefix"]).prefixlen))
+
+
 # ---------------------------------------------------------------- convergence
 
 
@@ -645,8 +719,9 @@ def leftover_processes(lab: str) -> list[int]:
 
 __all__ = [
     "FrrError", "bindings", "frr_routers", "is_frr", "ldp_view", "missing", "missing_tools",
-    "neighbors", "node_dir", "our_routers", "proc_start_time", "render", "sessions", "start",
-    "rib_from_kernel", "status", "vtysh", "vtysh_argv", "vtysh_json",
+    "neighbors", "node_dir", "ospf_lsdb", "ospf_neighbors", "ospf_routes", "our_routers",
+    "proc_start_time", "render", "render_ospfd", "rib_from_kernel", "sessions", "start",
+    "start_ospfd", "status", "vtysh", "vtysh_argv", "vtysh_json",
 ]
 
 
