@@ -42,7 +42,7 @@ from ospf.events import (
     TimerExpired,
 )
 from ospf.fsm import NbrAction, NbrEvent, NbrState
-from ospf.lsdb import Lsdb, compare
+from ospf.lsdb import Entry, Lsdb, compare
 from ospf.packets import (
     ALL_SPF_ROUTERS,
     DD_I,
@@ -81,6 +81,7 @@ HOST_MASK = IPv4Address("255.255.255.255")
 MAX_DD_HEADERS = 60  # 8 + 60 * 20 octets: fits a 1500-octet MTU with IP and MD5
 MAX_LSR_KEYS = 100
 MAX_UPDATE_BYTES = 1400
+ARRIVAL_MARGIN = 0.1  # s past a neighbor's MinLSArrival before a held instance goes out
 
 
 @dataclass(frozen=True)
@@ -133,6 +134,8 @@ class Neighbor:
     requests: dict[LsaKey, LsaHeader] = field(default_factory=dict)
     asked: set[LsaKey] = field(default_factory=set)  # requested in the last LSR
     retransmit: dict[LsaKey, Lsa] = field(default_factory=dict)
+    sent: dict[LsaKey, float] = field(default_factory=dict)  # when we last sent each LSA
+    held: set[LsaKey] = field(default_factory=set)  # new instances held back (`_arrival_wait`)
     crypt_seq: int = -1
     since: float = 0.0
 
@@ -141,6 +144,7 @@ class Neighbor:
         self.requests.clear()
         self.asked.clear()
         self.retransmit.clear()
+        self.held.clear()
 
 
 @dataclass
@@ -178,6 +182,7 @@ class OspfInstance:
         self._spf_multiplier = 1
         self._maxage_at: float | None = None
         self._flushing: set[LsaKey] = set()
+        self._deferred: dict[LsaKey, tuple[str, Lsa, float]] = {}  # `_defer`: (if, LSA, when)
 
     # ------------------------------------------------------------ driver API
 
@@ -236,10 +241,11 @@ class OspfInstance:
         for i in self.ifaces.values():
             if i.nbr is not None:
                 self._nbr_event(i, NbrEvent.KILL_NBR)
-            for t in ("hello", "dead", "rxmt"):
+            for t in ("hello", "dead", "rxmt", "early"):
                 self._out.append(CancelTimer(f"{t}:{i.name}"))
-        for t in ("spf", "originate", "refresh", "maxage"):
+        for t in ("spf", "originate", "refresh", "maxage", "arrival"):
             self._out.append(CancelTimer(t))
+        self._deferred.clear()
         self.running = False
 
     def _interface_up(self, ifname: str) -> None:
@@ -259,7 +265,7 @@ class OspfInstance:
         i.up = False
         if i.nbr is not None:
             self._nbr_event(i, NbrEvent.LL_DOWN)
-        for t in ("hello", "dead", "rxmt"):
+        for t in ("hello", "dead", "rxmt", "early"):
             self._out.append(CancelTimer(f"{t}:{i.name}"))
         if self.running:
             self._originate()
@@ -320,6 +326,9 @@ class OspfInstance:
     def _send_update(self, i: Interface, dst: IPv4Address, lsas: list[Lsa]) -> None:
         batch: list[Lsa] = []
         size = 0
+        if i.nbr is not None:
+            for a in lsas:
+                i.nbr.sent[a.key] = self.now
         for a in lsas:
             a = a if a.header.age >= MAX_AGE else self._aged(a)
             if batch and size + a.header.length > MAX_UPDATE_BYTES:
@@ -344,6 +353,10 @@ class OspfInstance:
             self._nbr_event(i, NbrEvent.INACTIVITY_TIMER)
         elif kind == "rxmt" and i is not None and i.nbr is not None:
             self._retransmit(i, i.nbr)
+        elif kind == "early" and i is not None and i.nbr is not None:
+            self._send_held(i, i.nbr)
+        elif kind == "arrival":
+            self._take_deferred()
         elif kind == "spf":
             self._run_spf()
         elif kind == "originate":
@@ -597,8 +610,13 @@ class OspfInstance:
     def _recv_update(self, i: Interface, n: Neighbor, upd: LsUpdate) -> None:
         if n.state < NbrState.EXCHANGE:
             return
+        self._take(i, n, upd.lsas)
+
+    def _take(self, i: Interface, n: Neighbor, lsas: tuple[Lsa, ...]) -> None:
+        """§13 for the LSAs of one Update (or deferred ones), then acknowledgments and the
+        progress of Loading."""
         acks: list[LsaHeader] = []
-        for lsa in upd.lsas:
+        for lsa in lsas:
             if self._receive_lsa(i, n, lsa, acks) is False:
                 return  # BadLSReq restarted the exchange: the rest of the packet is dropped
         if acks:
@@ -625,15 +643,17 @@ class OspfInstance:
             acks.append(h)
             return True
         if cur is None or compare(h, cur) > 0:  # step 5: newer
-            if e is not None and self.now - e.installed < self.cfg.min_ls_arrival \
-                    and h.adv_router != self.rid:
-                self._count("drop-min-ls-arrival")  # 5a
+            if e is not None and h.adv_router != self.rid and self._too_soon(e):
+                self._defer(i, lsa, e.installed + self.cfg.min_ls_arrival)  # 5a
                 return True
+            # A copy that came with the database exchange (asked for, or flooded to us
+            # while the adjacency was not yet Full) is synchronisation, not flooding (5a).
+            flooded = n.state == NbrState.FULL and h.key not in n.requests
             for x in self.ifaces.values():  # 5c first: the old instance, not the one 5b adds
                 if x.nbr is not None:
                     x.nbr.retransmit.pop(h.key, None)
             self._flood(lsa, n)  # 5b
-            if self.lsdb.install(lsa, self.now):  # 5d
+            if self.lsdb.install(lsa, self.now, flooded):  # 5d
                 self._schedule_spf()
             self._arm_maxage()
             acks.append(h)  # 5e (never flooded back out a point-to-point interface)
@@ -658,6 +678,71 @@ class OspfInstance:
             self._send_update(i, n.address, [e.aged(self.now)])
         return True
 
+    def _too_soon(self, e: Entry) -> bool:
+        """§13 step 5a: drop a newer instance if "the database copy was received via
+        flooding and installed less than MinLSArrival seconds ago". A copy that came with
+        a database exchange was not: the new instance its originator floods as the
+        adjacency reaches Full a few milliseconds later is taken at once."""
+        return e.flooded and self.now - e.installed < self.cfg.min_ls_arrival
+
+    def _defer(self, i: Interface, lsa: Lsa, when: float) -> None:
+        """5a says discard, unacknowledged, and let the neighbor retransmit: a RxmtInterval
+        (5 s) later, where a router that floods two instances in a row (FRR's ospfd, as
+        its adjacencies reach Full one after the other) puts the newer one. We keep the
+        newest such instance and take it up ourselves once MinLSArrival has passed: the
+        rate limit holds, the wait is MinLSArrival at most."""
+        self._count("deferred-min-ls-arrival")
+        have = self._deferred.get(lsa.key)
+        if have is not None and compare(have[1].header, lsa.header) > 0:
+            return
+        self._deferred[lsa.key] = (i.name, lsa, when)
+        self._arm_deferred()
+
+    def _arm_deferred(self) -> None:
+        if self._deferred:
+            first = min(w for _, _, w in self._deferred.values())
+            self._out.append(StartTimer("arrival", max(0.0, first - self.now)))
+
+    def _take_deferred(self) -> None:
+        due = sorted(k for k, (_, _, w) in self._deferred.items() if w <= self.now + 1e-6)
+        by_if: dict[str, list[Lsa]] = {}
+        for k in due:
+            ifname, lsa, _ = self._deferred.pop(k)
+            by_if.setdefault(ifname, []).append(lsa)
+        for ifname, lsas in by_if.items():
+            i = self.ifaces[ifname]
+            if i.up and i.nbr is not None and i.nbr.state >= NbrState.EXCHANGE:
+                self._take(i, i.nbr, tuple(lsas))
+        self._arm_deferred()
+
+    def _arrival_wait(self, n: Neighbor, key: LsaKey) -> float:
+        """How long to hold a new instance of `key` back from `n`: a neighbor that applies
+        MinLSArrival to every copy (FRR's ospfd) drops an instance arriving within
+        MinLSArrival of the previous one we sent it, and would get it only after a
+        RxmtInterval. Sent once it will be taken, it costs MinLSArrival at most."""
+        last = n.sent.get(key)
+        if last is None:
+            return 0.0
+        return max(0.0, last + self.cfg.min_ls_arrival + ARRIVAL_MARGIN - self.now)
+
+    def _hold(self, i: Interface, n: Neighbor, key: LsaKey) -> None:
+        n.held.add(key)
+        self._out.append(StartTimer(f"early:{i.name}",
+                                    min(self._arrival_wait(n, k) for k in n.held)))
+
+    def _send_held(self, i: Interface, n: Neighbor) -> None:
+        """The 'early' timer: held-back instances still unacknowledged go out once the
+        neighbor will take them."""
+        n.held &= n.retransmit.keys()
+        ready = sorted(k for k in n.held if self._arrival_wait(n, k) <= 1e-6)
+        n.held.difference_update(ready)
+        if n.held:
+            self._out.append(StartTimer(f"early:{i.name}",
+                                        min(self._arrival_wait(n, k) for k in n.held)))
+        if ready and n.state >= NbrState.EXCHANGE:
+            self._send_update(i, ALL_SPF_ROUTERS, [n.retransmit[k] for k in ready])
+            self._arm_rxmt(i)
+
     def _flood(self, lsa: Lsa, came_from: Neighbor | None) -> None:
         """§13.3 on each point-to-point interface: one neighbor each."""
         key = lsa.key
@@ -675,6 +760,9 @@ class OspfInstance:
             if n is came_from:
                 continue
             n.retransmit[key] = lsa
+            if self._arrival_wait(n, key) > 0:
+                self._hold(i, n, key)
+                continue
             self._send_update(i, ALL_SPF_ROUTERS, [lsa])
             self._arm_rxmt(i)
 
@@ -834,7 +922,7 @@ class OspfInstance:
 
     def pending_work(self) -> bool:
         """Anything still waiting for an answer: requests, unacknowledged LSAs, an SPF run."""
-        if self._spf_pending:
+        if self._spf_pending or self._deferred:
             return True
         return any(i.nbr is not None and (i.nbr.requests or i.nbr.retransmit)
                    for i in self.ifaces.values())

@@ -29,6 +29,7 @@ def compare(a: LsaHeader, b: LsaHeader) -> int:
 class Entry:
     lsa: Lsa  # as installed: header.age is the age at `installed`
     installed: float
+    flooded: bool = True  # False: came with a database exchange (§10.6-§10.9)
 
     def age(self, now: float) -> int:
         return min(MAX_AGE, self.lsa.header.age + int(now - self.installed))
@@ -59,11 +60,11 @@ class Lsdb:
     def entries(self) -> Iterator[tuple[LsaKey, Entry]]:
         return iter(sorted(self._db.items()))
 
-    def install(self, lsa: Lsa, now: float) -> bool:
+    def install(self, lsa: Lsa, now: float, flooded: bool = True) -> bool:
         """§13.2: store the instance; True if its contents changed (SPF needed). A change
         is anything but the age: a new body, or the LSA appearing or reaching MaxAge."""
         old = self._db.get(lsa.key)
-        self._db[lsa.key] = Entry(lsa, now)
+        self._db[lsa.key] = Entry(lsa, now, flooded)
         if lsa.header.age < MAX_AGE:
             heapq.heappush(self._expiry, (now + MAX_AGE - lsa.header.age, lsa.key,
                                           lsa.header.seq))

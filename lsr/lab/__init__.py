@@ -68,7 +68,7 @@ class Lab:
         return subprocess.run(["ip", "netns", "exec", ns_name(self.name, node), *argv],
                               capture_output=True, text=True, timeout=timeout)
 
-    def query(self, router: str, what: str, **kw: Any) -> Any:
+    def query(self, router: str, what: str, /, **kw: Any) -> Any:
         return query(self.name, router, what, **kw)
 
     def link(self, a: str, b: str, up: bool) -> None:
@@ -157,6 +157,7 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
         _wait_ready(topo, name, state, t0 + timeout)
         for r in frr.our_routers(topo):  # the start barrier: all hello sockets exist now
             query(name, r.name, "start")
+        frr.start_ospfd(topo, name, state, t0 + timeout)
         timings["routers"] = time.monotonic() - t0
         say("waiting for LDP to converge", 0.5)
         _wait_converged(topo, name, t0 + timeout, say)
@@ -394,8 +395,9 @@ def wait_converged(name: str, timeout: float = 30) -> float:
 # ---------------------------------------------------------------- queries
 
 
-def query(name: str, router: str, what: str, timeout: float = 5, **params: Any) -> Any:
-    """One management request to a router: status, lfib, neighbors, bindings, counters, rib."""
+def query(name: str, router: str, what: str, /, timeout: float = 5, **params: Any) -> Any:
+    """One management request to a router: status, lfib, neighbors, bindings, counters, rib,
+    ospf (`what="lsdb"` is a parameter of that request: the first three are positional)."""
     path = lab_dir(name) / f"{router}.sock"
     if not path.exists():
         if not lab_dir(name).exists():
@@ -529,7 +531,7 @@ def exec_in(name: str, node: str, argv: Sequence[str], **kw: Any) -> int:
 
 
 def link(name: str, a: str, b: str, up: bool) -> None:
-    """Set both veth ends of the a-b link down/up and tell every router (IGP + LDP react)."""
+    """Set both veth ends of the a-b link down/up (recorded in the lab state)."""
     need_root()
     topo = _topology(name)
     idx = netns.find_link(topo, a, b)
@@ -538,13 +540,6 @@ def link(name: str, a: str, b: str, up: bool) -> None:
         down_set = set(st.get("down_links", []))
         (down_set.discard if up else down_set.add)(idx)
         st["down_links"] = sorted(down_set)
+    # A carrier change: both ends see it through netlink (ours and FRR's zebra alike),
+    # OSPF floods the rest. No router is told.
     netns.set_link(topo, name, idx, up)
-    from lsr.lab.node import ospf_mode
-
-    if ospf_mode(topo):
-        return  # a carrier change: both routers see it through netlink, OSPF floods the rest
-    frr.sync_routes(topo, name, sorted(down_set))  # FRR nodes: kernel routes -> zebra -> ldpd
-    stopped = set(state.read().get("stopped_routers", []))  # replayed by `lab node R start`
-    for r in frr.our_routers(topo):
-        if r.name not in stopped:
-            query(name, r.name, "link", link=idx, up=up)

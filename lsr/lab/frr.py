@@ -1,18 +1,18 @@
-"""FRR routers (`kind: frr`) in labs: FRRouting's zebra + ldpd as LDP peers.
+"""FRR routers (`kind: frr`) in labs: FRRouting's zebra + ospfd + ldpd.
 
-A node of kind `frr` gets the same namespace, veths, addresses and IGP routes
-as one of ours, but instead of `lsr.lab.node` it runs FRR 8.x's `zebra` and
+A node of kind `frr` gets the same namespace, veths and addresses as one of
+ours, but instead of `lsr.lab.node` it runs FRR 8.x's `zebra`, `ospfd` and
 `ldpd` (Debian: /usr/lib/frr). Everything lives in a per-node directory
 `<lab state dir>/frr/<node>` owned by frr:frr (daemons drop privileges to it):
 configs, pid files, logs, the zserv socket (`-z`), vty sockets
 (`--vty_socket DIR`) and ldpd's control socket (`--ctl_socket DIR`: a
 directory, not a file, see docs/interop.md).
 
-* IGP: the lab computes the same SPF for FRR nodes and installs the routes
-  into their kernel table with `proto static`; zebra sees them as kernel
-  routes and hands them to ldpd. (Not our usual proto 188: that is
-  RTPROT_OSPF to zebra, which ignores such "self" routes at runtime and sweeps
-  them at start-up.) No staticd/ospfd is needed.
+* IGP: ospfd, configured from the same `ospf.config.from_topology` as our
+  routers (`render_ospfd`): every router link point-to-point in area 0 with the
+  link's cost, host links passive, the loopback a cost-0 host stub, our
+  hello/dead/retransmit intervals and SPF/LSA throttling. Its routes go
+  through zebra into the kernel (proto ospf) and to ldpd, as on any FRR box.
 * FRR has no MPLS dataplane here (the kernel has no MPLS_ROUTING): FRR nodes
   are control-plane-only LDP peers. Convergence for them means: every session
   OPERATIONAL on both sides, and labels agree both ways with every neighbour
@@ -37,16 +37,15 @@ from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import Any
 
-from lsr.core.igp import Igp, Route
+from lsr.core.igp import Igp, Nexthop, Route
 from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Node, Topology
 from lsr.errors import LsrError
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, proc_start_time
 
 FRR_LIBEXEC = Path(os.environ.get("LSR_FRR_DIR", "/usr/lib/frr"))
-DAEMONS = ("zebra", "ldpd")
+DAEMONS = ("zebra", "ospfd", "ldpd")
 KIND = "frr"
-ROUTE_PROTO = "static"  # kernel routes zebra passes on (see the module doc)
 # Run our userspace MPLS dataplane in FRR nodes (FRR's labels, our forwarding); 0 turns it off.
 DATAPLANE = os.environ.get("LSR_FRR_DATAPLANE", "1") != "0"
 FRR_MIN_SESSION_HOLDTIME = 15  # `session holdtime (15-65535)`; the session uses min(ours, theirs)
@@ -96,11 +95,15 @@ def node_dir(lab: str, node: str) -> Path:
 
 
 def render(topo: Topology, node: str, d: Path) -> dict[str, str]:
-    """zebra.conf and ldpd.conf of one FRR node (files written into `d`)."""
+    """zebra.conf, ospfd.conf and ldpd.conf of one FRR node (files written into `d`)."""
     n = topo.nodes[node]
     o = n.ldp
     lo = n.lsr_id
-    zebra = [f"hostname {node}", f"log file {d}/zebra.log", "log timestamp precision 6", ""]
+    # Routes with their next hops inline, not kernel nexthop objects: FRR 8.4's zebra
+    # loses a member of an ECMP nexthop group in the kernel after its link goes down and
+    # up (FRRouting/frr#14080), and the node would forward over fewer paths than its RIB.
+    zebra = [f"hostname {node}", f"log file {d}/zebra.log", "log timestamp precision 6",
+             "no zebra nexthop kernel enable", ""]
     ldpd = [
         f"hostname {node}",
         f"log file {d}/ldpd.log",
@@ -132,7 +135,54 @@ def render(topo: Topology, node: str, d: Path) -> dict[str, str]:
         if topo.nodes[iface.peer_node].is_router:
             ldpd += [f"  interface {iface.name}", "  exit"]
     ldpd += [" exit-address-family", " !", "exit", ""]
-    return {"zebra.conf": "\n".join(zebra), "ldpd.conf": "\n".join(ldpd)}
+    return {"zebra.conf": "\n".join(zebra), "ospfd.conf": render_ospfd(topo, node, d),
+            "ldpd.conf": "\n".join(ldpd)}
+
+
+def _ms(seconds: float) -> int:
+    return round(seconds * 1000)
+
+
+def render_ospfd(topo: Topology, node: str, d: Path) -> str:
+    """ospfd.conf from the OspfConfig our own router would run with (`ospf.config`), so
+    timers, costs and authentication are equal on both sides of every link."""
+    from ospf.config import from_topology
+    from ospf.packets import AuType
+
+    cfg = from_topology(topo, node)
+    lines = [f"hostname {node}", f"log file {d}/ospfd.log", "log timestamp precision 6",
+             "debug ospf ism", "debug ospf nsm", "!"]
+    auth = cfg.auth
+    for i in cfg.interfaces:
+        lines.append(f"interface {i.name}")
+        if not i.passive:
+            lines.append(" ip ospf network point-to-point")  # no DR election, no Wait timer
+        lines += [" ip ospf area 0", f" ip ospf cost {i.cost}"]
+        if i.passive:
+            lines.append(" ip ospf passive")  # a host subnet: a stub link, no Hellos
+        else:
+            lines += [f" ip ospf hello-interval {cfg.hello_interval}",
+                      f" ip ospf dead-interval {cfg.dead_interval}",
+                      f" ip ospf retransmit-interval {max(1, round(cfg.retransmit_interval))}",
+                      f" ip ospf transmit-delay {cfg.transmit_delay}"]
+            if auth.type == AuType.SIMPLE:
+                lines += [" ip ospf authentication",
+                          f" ip ospf authentication-key {auth.key.decode()}"]
+            elif auth.type == AuType.CRYPTOGRAPHIC:
+                lines += [" ip ospf authentication message-digest",
+                          f" ip ospf message-digest-key {auth.key_id} md5 {auth.key.decode()}"]
+        lines += ["exit", "!"]
+    # The loopback: FRR advertises an address on a loopback interface as a host stub
+    # with cost 0 whatever `ip ospf cost` says, as we do (Topology.prefixes()).
+    lines += ["interface lo", " ip ospf area 0", "exit", "!",
+              "router ospf", f" ospf router-id {cfg.router_id}",
+              " log-adjacency-changes detail",  # logs who is master of each DD exchange
+              f" timers throttle spf {_ms(cfg.spf_delay)} {_ms(cfg.spf_hold)} "
+              f"{_ms(cfg.spf_max_hold)}",
+              f" timers throttle lsa all {_ms(cfg.min_ls_interval)}",
+              f" timers lsa min-arrival {_ms(cfg.min_ls_arrival)}",
+              "exit", ""]
+    return "\n".join(lines)
 
 
 def _chown_frr(d: Path) -> None:
@@ -148,52 +198,25 @@ def _chown_frr(d: Path) -> None:
 # ---------------------------------------------------------------- kernel routes
 
 
-def route_commands(topo: Topology, node: str, down_links: Sequence[int],
-                   installed: dict[str, Any]) -> list[str]:
-    """`ip -batch` lines making the node's kernel table match the IGP (our SPF)."""
-    rib = Igp(topo, down_links).rib(node)
-    cmds: list[str] = []
-    want: set[str] = set()
-    for prefix, route in rib.items():
-        if not route.nexthops:
-            continue  # own loopback / connected: the kernel has it
-        want.add(str(prefix))
-        hops = sorted((str(nh.address), nh.interface) for nh in route.nexthops)
-        if installed.get(str(prefix)) == hops:
+def rib_from_kernel(topo: Topology, node: str,
+                    routes: Sequence[tuple[str, Sequence[tuple[str, str]]]]) -> dict[IPv4Network, Route]:
+    """The RIB an FRR node forwards with: its connected prefixes plus the routes zebra
+    installed into the kernel (`routes`: (prefix, [(gateway, ifname)]) of proto ospf)."""
+    n = topo.nodes[node]
+    rib: dict[IPv4Network, Route] = {IPv4Network(f"{n.loopback}/32"): Route(
+        IPv4Network(f"{n.loopback}/32"), 0, ())}
+    peers = {i.name: i.peer_node for i in n.interfaces.values()}
+    for i in n.interfaces.values():
+        rib[i.address.network] = Route(i.address.network, 0, ())
+    for prefix, hops in routes:
+        net = IPv4Network(prefix)
+        if net in rib:
             continue
-        if len(hops) == 1:
-            cmds.append(f"route replace {prefix} via {hops[0][0]} dev {hops[0][1]} "
-                        f"proto {ROUTE_PROTO} metric 20")
-        else:
-            nh = " ".join(f"nexthop via {a} dev {i}" for a, i in hops)
-            cmds.append(f"route replace {prefix} proto {ROUTE_PROTO} metric 20 {nh}")
-    for prefix in sorted(set(installed) - want, key=IPv4Network):
-        cmds.append(f"route del {prefix} proto {ROUTE_PROTO} metric 20")
-    return cmds
-
-
-def _installed_routes(ns: str) -> dict[str, Any]:
-    out = subprocess.run(["ip", "-j", "-n", ns, "route", "show", "proto", ROUTE_PROTO],
-                         capture_output=True, text=True, timeout=30).stdout
-    res: dict[str, Any] = {}
-    for r in json.loads(out or "[]"):
-        dst = r["dst"] if "/" in r["dst"] else r["dst"] + "/32"
-        if "nexthops" in r:
-            hops = sorted((h["gateway"], h["dev"]) for h in r["nexthops"])
-        else:
-            hops = [(r.get("gateway", ""), r.get("dev", ""))]
-        res[dst] = [list(h) for h in hops]
-    return {k: [tuple(h) for h in v] for k, v in res.items()}
-
-
-def sync_routes(topo: Topology, lab: str, down_links: Sequence[int] = ()) -> None:
-    """Install (or update after a link change) the IGP routes of every FRR node."""
-    for n in frr_routers(topo):
-        ns = ns_name(lab, n.name)
-        cmds = route_commands(topo, n.name, down_links, _installed_routes(ns))
-        if cmds:
-            subprocess.run(["ip", "-n", ns, "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
-                           capture_output=True, text=True, timeout=30)
+        nhs = tuple(sorted(Nexthop(peers[dev], dev, IPv4Address(gw)) for gw, dev in hops
+                           if dev in peers and gw))
+        if nhs:
+            rib[net] = Route(net, 0, nhs)
+    return rib
 
 
 # ---------------------------------------------------------------- start
@@ -253,7 +276,8 @@ def _children(pid: int) -> list[int]:
 
 
 def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[str, float]:
-    """Start zebra, then ldpd, in every FRR node's namespace; return timings."""
+    """Start zebra, then ldpd, in every FRR node's namespace; return timings. ospfd comes
+    later (`start_ospfd`)."""
     nodes = frr_routers(topo)
     if not nodes:
         return {}
@@ -261,7 +285,6 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
     if why:
         raise FrrError(f"frr nodes need FRR: {why}")
     t0 = time.monotonic()
-    sync_routes(topo, lab)
     dirs: dict[str, Path] = {}
     # The daemons run as frr: they must traverse the (root, 0700) lab dir to reach their own.
     # 0711 lets them pass without listing it; our management sockets stay root-only (0755 files).
@@ -275,7 +298,8 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
         _chown_frr(d)
         dirs[n.name] = d
     zebras = {f"{n}:zebra": _spawn(lab, n, d, "zebra", state) for n, d in dirs.items()}
-    # ldpd's zclient retries a failed connect only after 10 s: zebra must listen first.
+    # The daemons' zclients retry a failed connect only seconds later (ldpd: 10 s): zebra
+    # must listen first.
     _wait_for([d / "zserv.api" for d in dirs.values()] + [d / "zebra.vty" for d in dirs.values()],
               zebras, deadline, "zebra")
     ldpds = {f"{n}:ldpd": _spawn(lab, n, d, "ldpd", state) for n, d in dirs.items()}
@@ -291,6 +315,16 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
         for n, d in dirs.items():
             _spawn_dataplane(lab, n, d, state)
     return {"frr_started": time.monotonic() - t0}
+
+
+def start_ospfd(topo: Topology, lab: str, state: LabState, deadline: float) -> None:
+    """ospfd in every FRR node, once our routers run: its first Hello (sent as its
+    interfaces come up) then finds them listening and the adjacencies form at once. Started
+    before them, its first Hello is lost and FRR, which does not answer a new neighbor's
+    Hello, lists them only a HelloInterval (10 s) later."""
+    dirs = {n.name: node_dir(lab, n.name) for n in frr_routers(topo)}
+    ospfds = {f"{n}:ospfd": _spawn(lab, n, d, "ospfd", state) for n, d in dirs.items()}
+    _wait_for([d / "ospfd.vty" for d in dirs.values()], ospfds, deadline, "ospfd")
 
 
 def _spawn_dataplane(lab: str, node: str, d: Path, state: LabState) -> int:
@@ -456,6 +490,75 @@ def ldp_view(lab: str, topo: Topology, node: str, what: str) -> Any:
     raise FrrError(f"unknown LDP view '{what}' (neighbors, bindings)")
 
 
+# ---------------------------------------------------------------- OSPF views in our schema
+
+_FRR_LINK_TYPES = {"another Router (point-to-point)": 1, "a Transit Network": 2,
+                   "Stub Network": 3, "a Virtual Link": 4}
+
+
+def ospf_neighbors(lab: str, topo: Topology, node: str) -> list[dict[str, Any]]:
+    """Like our routers' `ospf` status neighbors: interface, router_id, neighbor, state."""
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    out = []
+    for rid, entries in vtysh_json(lab, node, "show ip ospf neighbor json").get(
+            "neighbors", {}).items():
+        for e in entries:
+            iface = str(e.get("ifaceName", "")).split(":")[0]
+            state = str(e.get("nbrState", e.get("converged", ""))).split("/")[0]
+            out.append({"interface": iface, "router_id": rid, "neighbor": names.get(rid, rid),
+                        "address": e.get("ifaceAddress", e.get("address")), "state": state})
+    return sorted(out, key=lambda e: e["interface"])
+
+
+def _frr_link(link: dict[str, Any]) -> dict[str, Any]:
+    t = _FRR_LINK_TYPES.get(str(link.get("linkType")), 0)
+    if t == 3:
+        lid, data = link.get("networkAddress"), link.get("networkMask")
+    elif t == 1:
+        lid, data = link.get("neighborRouterId"), link.get("routerInterfaceAddress")
+    else:
+        lid = link.get("designatedRouterAddress", link.get("neighborRouterId"))
+        data = link.get("routerInterfaceAddress")
+    return {"type": t, "link_id": str(lid), "link_data": str(data),
+            "metric": int(link.get("tos0Metric", 0))}
+
+
+def ospf_lsdb(lab: str, node: str) -> list[dict[str, Any]]:
+    """FRR's router-LSAs (`show ip ospf database router json`) as our `lsdb` entries: type,
+    id, adv_router, age, seq, checksum, length, flags, links (in the LSA's order)."""
+    j = vtysh_json(lab, node, "show ip ospf database router json")
+    out = []
+    for lsas in j.get("routerLinkStates", {}).get("areas", {}).values():
+        for e in lsas:
+            links = [_frr_link(x) for x in e.get("routerLinks", {}).values()]
+            out.append({"type": 1, "id": e["linkStateId"], "adv_router": e["advertisingRouter"],
+                        "age": int(e["lsaAge"]), "seq": f"0x{int(e['lsaSeqNumber'], 16):08x}",
+                        "checksum": f"0x{int(str(e['checksum']), 16):04x}",
+                        "length": int(e["length"]), "flags": int(e.get("flags", 0)),
+                        "links": links})
+    return sorted(out, key=lambda e: (e["type"], int(IPv4Address(e["id"])),
+                                      int(IPv4Address(e["adv_router"]))))
+
+
+def ospf_routes(lab: str, topo: Topology, node: str) -> list[dict[str, Any]]:
+    """The routes FRR's ospfd computed (`show ip route ospf json`, selected or not) as our
+    `rib` entries; a directly connected network has no next hops (its metric stays
+    FRR's: the interface cost)."""
+    peers = {i.name: i.peer_node for i in topo.nodes[node].interfaces.values()}
+    out = []
+    for prefix, entries in vtysh_json(lab, node, "show ip route ospf json").items():
+        for e in entries:
+            if e.get("protocol") != "ospf":
+                continue
+            hops = [{"neighbor": peers.get(h.get("interfaceName", ""), ""),
+                     "interface": h.get("interfaceName", ""), "nexthop": h["ip"]}
+                    for h in e.get("nexthops", []) if h.get("ip")]
+            out.append({"prefix": prefix, "metric": int(e.get("metric", 0)),
+                        "nexthops": sorted(hops, key=lambda h: (h["neighbor"], h["interface"]))})
+    return sorted(out, key=lambda r: (int(IPv4Network(r["prefix"]).network_address),
+                                      IPv4Network(r["prefix"]).prefixlen))
+
+
 # ---------------------------------------------------------------- convergence
 
 
@@ -616,8 +719,9 @@ def leftover_processes(lab: str) -> list[int]:
 
 __all__ = [
     "FrrError", "bindings", "frr_routers", "is_frr", "ldp_view", "missing", "missing_tools",
-    "neighbors", "node_dir", "our_routers", "proc_start_time", "render", "sessions", "start",
-    "status", "sync_routes", "vtysh", "vtysh_argv", "vtysh_json",
+    "neighbors", "node_dir", "ospf_lsdb", "ospf_neighbors", "ospf_routes", "our_routers",
+    "proc_start_time", "render", "render_ospfd", "rib_from_kernel", "sessions", "start",
+    "start_ospfd", "status", "vtysh", "vtysh_argv", "vtysh_json",
 ]
 
 

@@ -1,4 +1,4 @@
-"""Our userspace MPLS dataplane in an FRR node's namespace, fed from FRR's LDP bindings.
+"""Our userspace MPLS dataplane in an FRR node's namespace, fed from FRR's RIB and bindings.
 
     ip netns exec lsr-<lab>-<frr-node> python -m lsr.lab.frrplane --lab LAB --router NODE
 
@@ -7,16 +7,19 @@ The kernel here has no MPLS, so FRR's ldpd can only advertise and learn labels
 AF_PACKET forwarding plane as our routers (`forwarding.plane`), with an LFIB
 computed from FRR's own decisions:
 
-* FTN: every IGP prefix with next hops -> for each ECMP next hop, the label
+* RIB: the node's connected prefixes plus the routes FRR's ospfd had zebra
+  install into the kernel (proto ospf), watched over netlink: a route change
+  reaches the forwarding tables at once, with the bindings already known
+  (liberal retention keeps every neighbour's labels);
+* FTN: every RIB prefix with next hops -> for each ECMP next hop, the label
   that neighbour advertised to FRR (`show mpls ldp binding json`; nothing for
   implicit-null);
 * ILM: FRR's local label for the prefix -> swap to that label (pop for
   implicit-null). FRR's egress FECs (implicit-null) need no ILM.
 
-The IGP next hops are the lab's SPF (the same routes the lab installed into
-the namespace's kernel table for zebra). The LFIB is recomputed whenever
-ldpd's log grows with a label event or the lab's down links change, and is
-written to `<frr dir>/lfib.json` (what `lsr lab lfib` shows for FRR nodes).
+The bindings are read again whenever ldpd's log grows with a label event. The
+LFIB is written to `<frr dir>/lfib.json` (what `lsr lab lfib` shows for FRR
+nodes).
 """
 
 from __future__ import annotations
@@ -36,16 +39,18 @@ import sys
 import traceback
 from typing import Any
 
-from lsr.core.igp import Igp
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.lab import frr
-from lsr.lab.state import LabState, lab_dir
+from lsr.lab.state import lab_dir
 
 log = logging.getLogger("lsr.frrplane")
 BATCH = 64
 # ldpd debug log lines after which FRR's bindings may have changed
 TRIGGER = re.compile(rb"label (mapping|withdraw|release)|nbr_fsm|session_close|zebra")
+RTMGRP_IPV4_ROUTE = 0x40
+RTPROT_OSPF = 188  # zebra installs ospfd's routes with this protocol
+MAIN_TABLE = 254
 
 
 class FrrPlane:
@@ -58,8 +63,9 @@ class FrrPlane:
         self.dir = frr.node_dir(lab, name)
         self.loop = asyncio.get_event_loop()
         self.counters: collections.Counter[str] = collections.Counter()
-        self.down: tuple[int, ...] = ()
-        self.rib = Igp(topo).rib(name)
+        self.routes: list[tuple[str, list[tuple[str, str]]]] = []  # zebra's, from the kernel
+        self.bindings: list[dict[str, Any]] = []
+        self.rib = frr.rib_from_kernel(topo, name, [])
         self.lfib = Lfib()
         self.tables = RouterTables.build(topo, name, self.rib, self.lfib)
         self.process = Dataplane(self.tables).process
@@ -76,11 +82,7 @@ class FrrPlane:
     # ------------------------------------------------------------ control: FRR -> LFIB
 
     def _watch(self) -> None:
-        """Cheap change detection: new label events in ldpd's log, or new down links."""
-        down = tuple(LabState(self.lab).read().get("down_links", []))
-        if down != self.down:
-            self.down = down
-            self.dirty = True
+        """Cheap change detection: new label events in ldpd's log."""
         with contextlib.suppress(OSError), open(self.dir / "ldpd.log", "rb") as f:
             f.seek(self.log_pos)
             new = f.read()
@@ -88,25 +90,67 @@ class FrrPlane:
             if TRIGGER.search(new):
                 self.dirty = True
 
-    def _compute(self, down: tuple[int, ...]) -> tuple[dict, Lfib]:
-        rib = Igp(self.topo, down).rib(self.name)
-        return rib, frr.lfib_from_bindings(self.topo, self.name, rib,
-                                       frr.bindings(self.lab, None, self.name))
+    def refresh(self) -> None:
+        """Forwarding state from the current routes and bindings."""
+        rib = frr.rib_from_kernel(self.topo, self.name, self.routes)
+        self.install(rib, frr.lfib_from_bindings(self.topo, self.name, rib, self.bindings))
 
     async def control(self) -> None:
-        while True:
-            self._watch()
-            if self.dirty:
-                self.dirty = False
-                try:
-                    # vtysh takes ~0.1 s: off the loop, the dataplane keeps forwarding
-                    rib, lfib = await self.loop.run_in_executor(None, self._compute, self.down)
-                    self.install(rib, lfib)
-                except Exception:
-                    self.counters["refresh_errors"] += 1
-                    self.dirty = True
-                    log.warning("refresh failed:\n%s", traceback.format_exc())
-            await asyncio.sleep(0.1)
+        routes = self.loop.create_task(self.watch_routes())
+        try:
+            while True:
+                self._watch()
+                if self.dirty:
+                    self.dirty = False
+                    try:
+                        # vtysh takes ~0.1 s: off the loop, the dataplane keeps forwarding
+                        self.bindings = await self.loop.run_in_executor(
+                            None, frr.bindings, self.lab, None, self.name)
+                        self.refresh()
+                    except Exception:
+                        self.counters["refresh_errors"] += 1
+                        self.dirty = True
+                        log.warning("refresh failed:\n%s", traceback.format_exc())
+                await asyncio.sleep(0.1)
+        finally:
+            routes.cancel()
+
+    async def watch_routes(self) -> None:
+        """zebra's kernel routes over netlink: every change is applied at once (a dump of
+        the table after each batch of notifications)."""
+        from pyroute2 import AsyncIPRoute
+
+        try:
+            mon, dump = AsyncIPRoute(), AsyncIPRoute()
+            await mon.setup_endpoint()
+            await mon.bind(groups=RTMGRP_IPV4_ROUTE)
+            await dump.setup_endpoint()
+            while True:
+                self.routes = await self._dump(dump)
+                self.refresh()
+                async for _ in mon.get():
+                    pass  # any route change: dump again (the table is small)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            self.counters["netlink_errors"] += 1
+            log.error("route watch failed:\n%s", traceback.format_exc())
+
+    @staticmethod
+    async def _dump(ipr: Any) -> list[tuple[str, list[tuple[str, str]]]]:
+        out = []
+        async for m in await ipr.route("dump", table=MAIN_TABLE, family=socket.AF_INET):
+            if m.get("proto") != RTPROT_OSPF or m.get("type") != 1:  # unicast from ospfd
+                continue
+            prefix = f"{m.get_attr('RTA_DST') or '0.0.0.0'}/{m.get('dst_len')}"
+            hops = []
+            for nh in m.get_attr("RTA_MULTIPATH") or [m]:
+                oif = nh.get("oif") if nh is not m else m.get_attr("RTA_OIF")
+                gw = nh.get_attr("RTA_GATEWAY")
+                with contextlib.suppress(OSError, TypeError):
+                    hops.append((str(gw or ""), socket.if_indextoname(oif)))
+            out.append((prefix, hops))
+        return sorted(out)
 
     def install(self, rib: dict, lfib: Lfib) -> None:
         if rib != self.rib:

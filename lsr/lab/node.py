@@ -187,10 +187,10 @@ class Router:
         self.down_links: set[int] = set()
         self.igp = Igp(topo)
         # The IGP: OSPF on the wire (lsr.lab.node_ospf); until its first SPF run the RIB
-        # holds our connected prefixes. Labs with FRR nodes keep the centrally computed
-        # routes (their FRR routers run static routes, not ospfd).
+        # holds our connected prefixes. A static LFIB (benchmarks) keeps the centrally
+        # computed routes.
         self.ospf: Any = None
-        if ospf_mode(topo) and static_lfib is None:
+        if static_lfib is None:
             from lsr.lab.node_ospf import NodeOspf
 
             self.ospf = NodeOspf(self, self.routes_changed, self.carrier_event)
@@ -715,7 +715,7 @@ class Router:
             }
         if op == "ospf":
             if self.ospf is None:
-                raise ValueError(f"{self.name} runs no OSPF in this lab (it has FRR routers)")
+                raise ValueError(f"{self.name} runs no OSPF (a static LFIB)")
             what = req.get("what", "status")
             if what == "lsdb":
                 return {"lsdb": self.ospf.inst.lsdb_json()}
@@ -821,11 +821,6 @@ class _NoLdp:
 
 # ---------------------------------------------------------------- LDP glue
 # The speaker's constructor and introspection, in one place.
-
-
-def ospf_mode(topo: Topology) -> bool:
-    """Our routers run OSPF unless the lab has FRR routers (they run static routes)."""
-    return not any(n.kind == "frr" for n in topo.nodes.values())
 
 
 def make_ldp(topo: Topology, name: str) -> Any:

@@ -23,9 +23,11 @@ import struct
 import time
 import traceback
 from collections.abc import Callable
+from dataclasses import replace
 from ipaddress import IPv4Address
 from typing import Any
 
+from lsr.lab.netns import kernel_mtu
 from ospf import events as oev
 from ospf.config import from_topology
 from ospf.instance import OspfInstance
@@ -36,6 +38,8 @@ log = logging.getLogger("lsr.node.ospf")
 IP_PKTINFO = 8
 IFF_UP = 0x1
 IFF_LOWER_UP = 0x10000
+IFF_RUNNING = 0x40  # RFC 2863 operational state up: carrier (what ifr_flags has of it)
+SIOCGIFFLAGS = 0x8913
 RTMGRP_LINK = 0x1
 TOS_INTERNETWORK_CONTROL = 0xC0
 
@@ -48,7 +52,12 @@ class NodeOspf:
         self.r = router
         self.loop: asyncio.AbstractEventLoop = router.loop
         topo, name = router.topo, router.name
-        self.inst = OspfInstance(from_topology(topo, name))
+        cfg = from_topology(topo, name)
+        # DDs carry the interface's real MTU (the veth's, label headroom included), as FRR's
+        # do: a peer rejects a DD whose MTU exceeds its own interface's (RFC 2328 §10.6).
+        cfg.interfaces = tuple(replace(i, mtu=kernel_mtu(topo, router.node.interfaces[i.name].link))
+                               for i in cfg.interfaces)
+        self.inst = OspfInstance(cfg)
         self.on_routes = on_routes
         self.on_carrier = on_carrier
         self.ifaces = {i.name: i for i in self.inst.cfg.interfaces if not i.passive}
@@ -117,6 +126,12 @@ class NodeOspf:
             if ifname is None or len(data) < 20:
                 self.counters["ospf_rx_foreign"] += 1
                 continue
+            if not self.carrier.get(ifname, True) and self._lower_up(ifname):
+                # A packet on a link we think is down: netlink has not told us yet that it
+                # is back (FRR's first Hello beats the notification). Take the carrier
+                # now, or the Hello is dropped and FRR, which does not answer a new
+                # neighbor's Hello, lists us only a HelloInterval later.
+                self._carrier(ifname, True)
             ihl = (data[0] & 0x0F) * 4  # raw IPv4 sockets hand us the IP header too
             self.counters["ospf_rx"] += 1
             self.feed(oev.PacketReceived(ifname, IPv4Address(src[0]), dst, data[ihl:]))
@@ -227,7 +242,24 @@ class NodeOspf:
         if ifname not in self.r.node.interfaces:
             return
         flags = msg.get("flags", 0)
-        up = event == "RTM_NEWLINK" and bool(flags & IFF_UP) and bool(flags & IFF_LOWER_UP)
+        self._carrier(ifname, event == "RTM_NEWLINK" and bool(flags & IFF_UP)
+                      and bool(flags & IFF_LOWER_UP))
+
+    def _lower_up(self, ifname: str) -> bool:
+        """The kernel's view of one interface now: up and running (IFF_RUNNING is the
+        carrier in SIOCGIFFLAGS' 16-bit flags, where IFF_LOWER_UP does not fit)."""
+        import fcntl
+
+        assert self.sock is not None
+        try:
+            req = struct.pack("16sH14x", ifname.encode(), 0)
+            (flags,) = struct.unpack_from("H", fcntl.ioctl(self.sock.fileno(), SIOCGIFFLAGS,
+                                                           req), 16)
+        except OSError:
+            return False
+        return bool(flags & IFF_UP) and bool(flags & IFF_RUNNING)
+
+    def _carrier(self, ifname: str, up: bool) -> None:
         was = self.carrier.get(ifname, True)  # the runtime starts out assuming carrier
         self.carrier[ifname] = up
         if was == up:
