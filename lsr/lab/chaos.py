@@ -203,7 +203,10 @@ def run(name: str, events: int, seed: int, say: Callable[[str], None] = lambda s
     try:
         for k in range(events):
             e = c.step()
-            e["settle_s"] = round(c.settle(), 3)
+            try:
+                e["settle_s"] = round(c.settle(), 3)
+            except LabError as err:
+                raise LabError(f"event {k + 1} ({e['event']}): {err}") from None
             e["n"] = k + 1
             settles.append(e["settle_s"])
             c.log.append(e)
