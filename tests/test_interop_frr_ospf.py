@@ -309,3 +309,35 @@ def test_frr_kernel_routes_are_ospfs(mixed):
     j = lab.lfib(mixed.name, ["f2"])["routers"]["f2"]
     ftn = {e["fec"]: e["nexthops"] for e in j["ftn"]}
     assert sorted(nh["neighbor"] for nh in ftn["10.255.0.4/32"]) == ["f3", "f5"]
+
+
+# ---------------------------------------------------------------- outage (bench_outage)
+
+
+def test_failed_link_traffic_takes_the_other_path():
+    """benchmarks/bench_outage.py's diamond with FRR P routers: `ip link set eth2 down`
+    inside pe1 (its link to p1, the path both ways) under probe streams both ways. Both
+    streams recover, over p2 (pe1's FTN now goes there); the link comes back and the lab
+    reconverges. Behaviour only: the outage numbers are the benchmark's."""
+    from benchmarks.bench_outage import fail_once, restore, topology
+
+    topo = topology("mixed")
+    name = _name(2)
+    pids: list = []
+    try:
+        lab.up(topo, name=name, timeout=60)
+        pids = [(p["pid"], p["start"]) for p in LabState(name).read()["pids"]]
+        pe1 = {e["fec"]: e for e in lab.lfib(name, ["pe1"])["routers"]["pe1"]["ftn"]}
+        assert [nh["neighbor"] for nh in pe1["192.168.2.0/24"]["nexthops"]] == ["p1"]
+        res = fail_once(name, topo, rate=200, before=0.5, after=2.5)
+        for d, r in res.items():
+            assert r["recovered"] and r["lost"] < r["sent"] // 2, (d, r)
+        pe1 = {e["fec"]: e for e in lab.lfib(name, ["pe1"])["routers"]["pe1"]["ftn"]}
+        assert [nh["neighbor"] for nh in pe1["192.168.2.0/24"]["nexthops"]] == ["p2"]
+        p2 = {e["fec"]: e for e in lab.lfib(name, ["p2"])["routers"]["p2"]["ftn"]}
+        assert [nh["neighbor"] for nh in p2["192.168.1.0/24"]["nexthops"]] == ["pe1"]
+        restore(name, settle=0)
+    finally:
+        lab.down(name)
+    assert not [p for p, st in pids if pid_alive(p, st)]
+    assert frr.leftover_processes(name) == []
