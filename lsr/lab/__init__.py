@@ -387,8 +387,8 @@ def wait_converged(name: str, timeout: float = 30) -> float:
     """After a link change: wait until sessions and FTNs match the IGP again; returns seconds."""
     topo = _topology(name)
     t0 = time.monotonic()
-    _wait_converged(topo, name, t0 + timeout, lambda m, f: None,
-                    LabState(name).read().get("down_links", []))
+    # Links down by any means (lab link, ip link in a namespace): what the routers see.
+    _wait_converged(topo, name, t0 + timeout, lambda m, f: None, status(name)["down_links"])
     return time.monotonic() - t0
 
 
