@@ -543,3 +543,24 @@ def link(name: str, a: str, b: str, up: bool) -> None:
     # A carrier change: both ends see it through netlink (ours and FRR's zebra alike),
     # OSPF floods the rest. No router is told.
     netns.set_link(topo, name, idx, up)
+    _await_carrier(name, topo, idx, up)
+
+
+def _await_carrier(name: str, topo: Topology, idx: int, up: bool, timeout: float = 3.0) -> None:
+    """Until our routers at both ends report the new carrier state (netlink takes a few ms),
+    so a status or convergence check right after sees the link as it now is."""
+    ln = topo.links[idx]
+    ends = [(n, i) for n, i in (ln.a, ln.b) if topo.nodes[n].kind == "lsr"]
+    deadline = time.monotonic() + timeout
+    while ends and time.monotonic() < deadline:
+        left = []
+        for n, ifname in ends:
+            try:
+                down = ifname in query(name, n, "status", timeout=1).get("carrier_down", [])
+            except (OSError, LsrError):
+                continue  # a stopped router: nothing to wait for
+            if down == up:
+                left.append((n, ifname))
+        ends = left
+        if ends:
+            time.sleep(0.02)
