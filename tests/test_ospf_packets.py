@@ -176,3 +176,36 @@ def test_random_bodies_after_a_valid_header(body, t):
         decode_packet(bytes(hdr) + body)
     except DecodeError:
         pass
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=120) | st.lists(st.sampled_from([0, 0xFF]), max_size=60).map(bytes))
+def test_ip_checksum_is_the_rfc1071_word_sum(data):
+    from ospf.packets import ip_checksum
+
+    padded = data + b"\0" * (len(data) % 2)
+    s = sum(int.from_bytes(padded[i:i + 2], "big") for i in range(0, len(padded), 2))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    assert ip_checksum(data) == ~s & 0xFFFF
+
+
+def test_decode_memo_is_bounded_and_never_skips_the_checksum(monkeypatch):
+    """Decoded LSAs are memoised by their bytes: equal results, a bounded table, and
+    corrupted bytes (a different key) still refused."""
+    from ospf import packets
+
+    monkeypatch.setattr(packets, "_MEMO_MAX", 4)
+    lsas = [router_lsa(INITIAL_SEQ + i) for i in range(10)]
+    for a in lsas + lsas:
+        b = Lsa.decode(a.encode())
+        assert b == a and b.raw == a.raw and b.key == a.key
+        assert len(packets._LSAS) <= 4 and len(packets._HEADERS) <= 4
+    good = lsas[0].encode()
+    Lsa.decode(good)
+    bad = bytearray(good)
+    bad[-1] ^= 1
+    with pytest.raises(DecodeError) as e:
+        Lsa.decode(bytes(bad))
+    assert e.value.reason == "bad-lsa-checksum"
+    assert hash(LsaKey(1, R1, R2)) == hash(LsaKey(1, A("10.255.0.1"), A("10.255.0.2")))
