@@ -135,8 +135,8 @@ def fail_once(lab: str, topo: Any, rate: int = 1000, before: float = 1.0,
         for d in ends:
             sent = _result(sends[d], seconds + 10)
             cap = _result(sniffs[d], until - time.time() + 10)
-            st = analyse(cap["arrivals"], sent["total"], t_fail)
-            recovered = st["first_after"] is not None or st["lost"] == 0
+            st = analyse([sent["t0"] + t for t in sent["sent_at"]], cap["arrivals"], t_fail)
+            recovered = st["recovered"]
             lost = sent["total"] - st["received"]
             out[d] = {"sent": sent["total"], "lost": lost,
                       "lost_ms": round(lost * 1000 / rate, 1),

@@ -203,9 +203,10 @@ def test_convergence_loss_matches_receiver():
         assert (p["from"], p["to"]) == ("ce1", "ce2")
         assert p["sent"] == 2000
         assert p["lost"] == p["receiver_lost"], out
-        # lost some, then traffic came back on the new path (how fast: `lsr lab converge`,
-        # a number to report, not to assert here)
-        assert 0 < p["lost"] < p["sent"] and p["outage_ms"] > 0 and p["recovered"]
+        # traffic came back on the new path (how fast: `lsr lab converge`, a number to
+        # report, not to assert here). With carrier-driven OSPF, p1 can turn the flow back
+        # towards pe1 within a millisecond, so a run may lose nothing at all.
+        assert p["lost"] < p["sent"] and p["recovered"], p
         events = {e["event"] for e in out["timeline"]}
         assert {"LFIB updated", "withdraws sent", "first probe on the new path"} <= events
         assert out["restored"] and not lab.status(name)["down_links"]
