@@ -97,8 +97,9 @@ class Chaos:
     # ------------------------------------------------------------ events
 
     def _ip_link(self, node: str, ifname: str, up: bool) -> None:
+        # `dev` first: an interface named like an iproute2 keyword ("hel") is still a name
         r = subprocess.run(["ip", "netns", "exec", ns_name(self.name, node), "ip", "link", "set",
-                            ifname, "up" if up else "down"], capture_output=True, text=True)
+                            "dev", ifname, "up" if up else "down"], capture_output=True, text=True)
         if r.returncode != 0:
             raise LabError(f"chaos: ip link set {ifname} {'up' if up else 'down'} in {node}: "
                            f"{(r.stderr or r.stdout).strip() or f'exit {r.returncode}'}")
