@@ -196,6 +196,8 @@ def test_decode_memo_is_bounded_and_never_skips_the_checksum(monkeypatch):
     from ospf import packets
 
     monkeypatch.setattr(packets, "_MEMO_MAX", 4)
+    monkeypatch.setattr(packets, "_LSAS", {})  # what earlier tests memoised is not ours
+    monkeypatch.setattr(packets, "_HEADERS", {})
     lsas = [router_lsa(INITIAL_SEQ + i) for i in range(10)]
     for a in lsas + lsas:
         b = Lsa.decode(a.encode())
