@@ -36,6 +36,19 @@ def _router_pid(name: str, router: str) -> int:
     return int(query(name, router, "status", timeout=5)["pid"])
 
 
+def _fd_kinds(pid: int) -> dict[str, int]:
+    """What a process's descriptors are: socket, anon_inode:[eventpoll], a path ... -> count."""
+    out: dict[str, int] = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            t = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        kind = t.split(":[", 1)[0] if ":[" in t else t
+        out[kind] = out.get(kind, 0) + 1
+    return out
+
+
 def _proc(pid: int) -> tuple[int, int, int]:
     """(CPU ticks used, open file descriptors, resident bytes) of a process."""
     with open(f"/proc/{pid}/stat") as f:
@@ -65,6 +78,9 @@ class Chaos:
         self.stopped: set[str] = set()
         self.names = {str(n.lsr_id): n.name for n in self.topo.routers}
         self.log: list[dict[str, Any]] = []
+        # Router PIDs, asked once (and taken from node_start): sampling /proc must not open
+        # a management connection, whose descriptor would be counted as the router's.
+        self.pids = {r.name: _router_pid(name, r.name) for r in self.topo.routers}
 
     # ------------------------------------------------------------ state
 
@@ -134,7 +150,7 @@ class Chaos:
 
     def _recover(self, kind: str, what: Any) -> dict[str, Any]:
         if kind == "router":
-            node_start(self.name, what, wait=False)
+            self.pids[what] = node_start(self.name, what, wait=False)["pid"]
             self.stopped.discard(what)
             return {"event": f"start router {what}"}
         ln = self.topo.links[what]
@@ -158,11 +174,12 @@ class Chaos:
 
     def sample(self) -> dict[str, tuple[int, int, int, int]]:
         """router -> (pid, CPU ticks, fds, RSS) for every running router."""
+        time.sleep(0.3)  # the management connections of the last checks close first
         out = {}
         for r in self.topo.routers:
             if r.name in self.stopped:
                 continue
-            pid = _router_pid(self.name, r.name)
+            pid = self.pids[r.name]
             out[r.name] = (pid, *_proc(pid))
         return out
 
@@ -199,6 +216,7 @@ def run(name: str, events: int, seed: int, say: Callable[[str], None] = lambda s
         raise LabError(f"no lab named '{name}' (lsr lab list)")
     c.settle()
     before = c.sample()
+    kinds_before = {r: _fd_kinds(v[0]) for r, v in before.items()}
     ping = _ping_stream(name, c.topo)
     settles: list[float] = []
     try:
@@ -230,7 +248,10 @@ def run(name: str, events: int, seed: int, say: Callable[[str], None] = lambda s
         if r in before and before[r][0] == pid:  # same process all along
             info["fds_before"], info["rss_before"] = before[r][2], before[r][3]
             if fds > before[r][2]:
-                problems.append(f"{r}: file descriptors {before[r][2]} -> {fds}")
+                now = _fd_kinds(pid)
+                grew = {k: f"{kinds_before[r].get(k, 0)}->{n}" for k, n in sorted(now.items())
+                        if n != kinds_before[r].get(k, 0)}
+                problems.append(f"{r}: file descriptors {before[r][2]} -> {fds} ({grew})")
             if rss - before[r][3] > RSS_GROWTH_MAX:
                 problems.append(f"{r}: memory {before[r][3] >> 20} -> {rss >> 20} MB")
         routers[r] = info
