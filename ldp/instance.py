@@ -223,25 +223,23 @@ class LdpInstance:
             out.append(CancelTimer(f"accept:{ev.conn}"))
 
     def _rib_changed(self, ev: RibChanged, out: list[Action]) -> None:
-        reach = self._reachable_peers()
-        self.lde.rib_changed(ev.rib)
         # A connect that failed for want of a route to the peer's transport address is
-        # retried as soon as the IGP installs one, not when the backoff runs out.
-        for lid in sorted(self._reachable_peers() - reach):
-            s = self.sessions[lid]
-            if s.active and s.conn is None and s.adjacencies and s.retry_delay:
-                out.append(CancelTimer(f"retry:{lid}"))
+        # retried as soon as the IGP installs one, not when the backoff runs out. Only
+        # sessions waiting on that backoff are looked at (none, once the network is up).
+        waiting = [s for _, s in sorted(self.sessions.items())
+                   if s.active and s.conn is None and s.adjacencies and s.retry_delay]
+        before = [self._reachable(s.transport) for s in waiting]
+        self.lde.rib_changed(ev.rib)
+        for s, had in zip(waiting, before, strict=True):
+            if not had and self._reachable(s.transport):
+                out.append(CancelTimer(f"retry:{s.lsr_id}"))
                 s.connect(out)
 
-    def _reachable_peers(self) -> set[IPv4Address]:
-        """Peers with a session record whose transport address the RIB has a route to."""
+    def _reachable(self, addr: IPv4Address) -> bool:
+        """The RIB has a route (not merely a connected subnet) covering `addr`."""
         rib = self.lde.rib
-        out = set()
-        for lid, s in self.sessions.items():
-            if any(s.transport in p for p in rib if p.prefixlen and not rib[p].connected) or \
-                    IPv4Network(f"{s.transport}/32") in rib:
-                out.add(lid)
-        return out
+        return IPv4Network(f"{addr}/32") in rib or any(
+            addr in p for p, r in rib.items() if p.prefixlen and not r.connected)
 
     # -------------------------------------------------------------- interfaces
 
