@@ -335,7 +335,7 @@ def test_diamond_link_down_withdraw_release_both_ways(diamond):
     assert diamond.topo.links[3].nodes == ("p1", "pe2")
     assert fec in _remote(name, "p2", "pe1") and fec in _remote(name, "pe1", "p2")
     c0 = lab.query(name, "pe1", "counters")["ldp"]
-    log = frr.node_dir(name, "p2") / "ldpd.log"
+    log = frr.log_path(name, "p2", "ldpd")
     mark = log.stat().st_size
     lab.link(name, "p1", "pe2", up=False)
     lab.wait_converged(name, timeout=20)
@@ -462,7 +462,7 @@ def test_capture_tshark_decodes_all_our_messages(tmp_path: Path):
             lab.wait_converged(name, timeout=20)
             lab.link(name, "f1", "pe2", up=True)
             lab.wait_converged(name, timeout=20)
-            log = frr.node_dir(name, "f1") / "ldpd.log"
+            log = frr.log_path(name, "f1", "ldpd")
             mark = log.stat().st_size
             os.kill(lab.status(name)["routers"]["pe1"]["pid"], signal.SIGTERM)  # -> Shutdown
             wait_for(lambda: "msg[in]: notification: lsr-id 10.255.0.1, status Shutdown"

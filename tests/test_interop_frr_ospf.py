@@ -111,7 +111,7 @@ def _full_both_ends(L, f: str, fi: str, r: str, ri: str) -> bool:
 
 
 def _frr_log(L, node: str) -> str:
-    return (frr.node_dir(L.name, node) / "ospfd.log").read_text(errors="replace")
+    return frr.log_path(L.name, node, "ospfd").read_text(errors="replace")
 
 
 def _check_roles(L, f: str, fi: str, r: str, ri: str, log_from: int = 0) -> str:

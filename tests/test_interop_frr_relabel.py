@@ -140,7 +140,7 @@ def test_frr_changes_its_label_we_release_the_old_one(tmp_path: Path):
                    timeout=40)
         pids = [(p["pid"], p["start"]) for p in LabState(NAME).read().get("pids", [])]
         assert L.topo.nodes["f1"].kind == "frr"
-        log = frr.node_dir(NAME, "f1") / "ldpd.log"
+        log = frr.log_path(NAME, "f1", "ldpd")
         # Explicit-null only for the FECs the access list EXPNULL permits; it does not
         # exist yet, so nothing changes label -- but this configuration change itself
         # makes FRR withdraw its null labels (wildcard) and map them again: let it settle.

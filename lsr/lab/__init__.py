@@ -36,6 +36,7 @@ from lsr.core.igp import Igp
 from lsr.core.topology import MAX_LAB_NAME, Topology
 from lsr.errors import LsrError
 from lsr.lab import frr, netns, strongswan
+from lsr.lab.files import open_append, write_file
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
 from lsr.lab.state import list_labs as _list_labs
 
@@ -144,7 +145,7 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
     state.create({"topology": topo.name, "source": topo.source, "up_pid": os.getpid(),
                   "nodes": list(topo.nodes), "routers": [r.name for r in topo.routers]})
     try:
-        (state.dir / "topology.pickle").write_bytes(pickle.dumps(topo))
+        write_file(state.dir / "topology.pickle", pickle.dumps(topo), 0o600)  # every secret
         say(f"creating {len(topo.nodes)} namespaces", 0.05)
         netns.create_namespaces(topo, name, state)
         say(f"creating {len(topo.links)} links", 0.2)
@@ -221,14 +222,16 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
                 pid = node.spawn_forked(ns_name(name, r.name), args, state.dir / f"{r.name}.log")
                 state.add_pid(pid, f"router:{r.name}")
             continue
-        logf = open(state.dir / f"{r.name}.log", "ab")  # handed to the child
+        logf = open_append(state.dir / f"{r.name}.log")  # handed to the child
         argv = ["ip", "netns", "exec", ns_name(name, r.name), sys.executable, "-m",
                 "lsr.lab.node", *args]
         # New session: a Ctrl-C at the terminal reaches `up` (which tears down), not routers.
-        pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                               stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                               cwd="/").pid
-        logf.close()
+        try:
+            pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
+                                   stderr=subprocess.STDOUT, env=env, start_new_session=True,
+                                   cwd="/").pid
+        finally:
+            os.close(logf)
         state.add_pid(pid, f"router:{r.name}")
     if spawn == "fork":
         gc.unfreeze()  # only the children needed it

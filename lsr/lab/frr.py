@@ -2,11 +2,20 @@
 
 A node of kind `frr` gets the same namespace, veths and addresses as one of
 ours, but instead of `lsr.lab.node` it runs FRR 8.x's `zebra`, `ospfd` and
-`ldpd` (Debian: /usr/lib/frr). Everything lives in a per-node directory
-`<lab state dir>/frr/<node>` owned by frr:frr (daemons drop privileges to it):
-configs, pid files, logs, the zserv socket (`-z`), vty sockets
-(`--vty_socket DIR`) and ldpd's control socket (`--ctl_socket DIR`: a
-directory, not a file, see docs/interop.md).
+`ldpd` (Debian: /usr/lib/frr). The daemons start as root and drop to user
+`frr`, so their files cannot live in the (root-only, 0700) lab directory, and
+root must never write where `frr` can (a planted symlink would redirect the
+write). Three directories per node (docs/architecture.md, "Lab files"):
+
+* `conf_dir`  RUN_DIR/<lab>.frr/<node>, root:frr 0750: the configs, root:frr
+  0640 (they hold the node's LDP and OSPF keys: FRR reads them, nobody else);
+* `run_dir`   <conf_dir>/run, frr:frr 0700: what the daemons write as frr: pid
+  files, logs, the zserv socket (`-z`), vty sockets (`--vty_socket DIR`) and
+  ldpd's control socket (`--ctl_socket DIR`: a directory, not a file, see
+  docs/interop.md);
+* `node_dir`  <lab dir>/frr/<node>, root 0700: what root writes: the daemons'
+  stdout (`*.out`) and early log (`*.stdlog`, opened before they drop to frr),
+  our dataplane's log and lfib.json.
 
 * IGP: ospfd, configured from the same `ospf.config.from_topology` as our
   routers (`render_ospfd`): every router link point-to-point in area 0 with the
@@ -41,7 +50,8 @@ from lsr.core.igp import Igp, Nexthop, Route
 from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Node, Topology
 from lsr.errors import LsrError
-from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, proc_start_time
+from lsr.lab import files
+from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, proc_start_time, side_dir
 
 FRR_LIBEXEC = Path(os.environ.get("LSR_FRR_DIR", "/usr/lib/frr"))
 DAEMONS = ("zebra", "ospfd", "ldpd")
@@ -88,7 +98,30 @@ def our_routers(topo: Topology) -> list[Node]:
 
 
 def node_dir(lab: str, node: str) -> Path:
+    """Root's files of an FRR node (0700, inside the lab directory): *.out, *.stdlog,
+    dataplane.log, lfib.json."""
     return lab_dir(lab) / "frr" / node
+
+
+def conf_dir(lab: str, node: str) -> Path:
+    """The node's configs (root:frr 0750, files 0640)."""
+    return side_dir(lab, "frr") / node
+
+
+def run_dir(lab: str, node: str) -> Path:
+    """What the daemons write as frr (frr:frr 0700): pids, logs, sockets."""
+    return conf_dir(lab, node) / "run"
+
+
+def log_path(lab: str, node: str, daemon: str) -> Path:
+    """The log a daemon's config names (`log file`), e.g. ldpd.log."""
+    return run_dir(lab, node) / f"{daemon}.log"
+
+
+def read_log(lab: str, node: str, daemon: str, offset: int = 0, limit: int = 1 << 24) -> bytes:
+    """A daemon's log from `offset` (b"" if none yet): a file in frr's directory, so root
+    opens it without following links and only if it is a regular file."""
+    return files.read_foreign(log_path(lab, node, daemon), offset, limit) or b""
 
 
 # ---------------------------------------------------------------- configuration
@@ -185,14 +218,30 @@ def render_ospfd(topo: Topology, node: str, d: Path) -> str:
     return "\n".join(lines)
 
 
-def _chown_frr(d: Path) -> None:
+def _frr_ids() -> tuple[int, int]:
     import grp
     import pwd
 
-    uid, gid = pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid
-    os.chown(d, uid, gid)
-    for p in d.iterdir():
-        os.chown(p, uid, gid)
+    return pwd.getpwnam("frr").pw_uid, grp.getgrnam("frr").gr_gid
+
+
+def _make_dirs(topo: Topology, lab: str, nodes: list[Node]) -> None:
+    """The three directories of every FRR node, configs written (module docstring)."""
+    uid, gid = _frr_ids()
+    base = side_dir(lab, "frr")
+    if base.exists():  # left by a crashed run: only root can create it (RUN_DIR is root's)
+        shutil.rmtree(base)
+    if not os.stat(base.parent).st_mode & 0o001:
+        raise FrrError(f"{base.parent} must be searchable by user frr (chmod o+x)")
+    files.make_dir(base, 0o750, 0, gid)
+    files.make_dir(lab_dir(lab) / "frr", 0o700, exist_ok=True)
+    for n in nodes:
+        conf = files.make_dir(conf_dir(lab, n.name), 0o750, 0, gid)
+        run = run_dir(lab, n.name)
+        for fname, text in render(topo, n.name, run).items():
+            files.write_file(conf / fname, text, 0o640, gid)
+        files.make_dir(run, 0o700, uid, gid)
+        files.make_dir(node_dir(lab, n.name), 0o700, exist_ok=True)
 
 
 # ---------------------------------------------------------------- kernel routes
@@ -222,44 +271,49 @@ def rib_from_kernel(topo: Topology, node: str,
 # ---------------------------------------------------------------- start
 
 
-def _daemon_argv(d: Path, daemon: str) -> list[str]:
-    argv = [str(FRR_LIBEXEC / daemon), "-f", str(d / f"{daemon}.conf"),
-            "-i", str(d / f"{daemon}.pid"), "-z", str(d / "zserv.api"),
-            "--vty_socket", str(d), "-P", "0", "-u", "frr", "-g", "frr",
-            "--log", f"file:{d}/{daemon}.stdlog"]
+def _daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
+    conf, run, own = conf_dir(lab, node), run_dir(lab, node), node_dir(lab, node)
+    argv = [str(FRR_LIBEXEC / daemon), "-f", str(conf / f"{daemon}.conf"),
+            "-i", str(run / f"{daemon}.pid"), "-z", str(run / "zserv.api"),
+            "--vty_socket", str(run), "-P", "0", "-u", "frr", "-g", "frr",
+            # opened while the daemon is still root: in root's directory
+            "--log", f"file:{own}/{daemon}.stdlog"]
     if daemon == "ldpd":
-        argv += ["--ctl_socket", str(d)]  # a directory: ldpd appends "ldpd.sock"
+        argv += ["--ctl_socket", str(run)]  # a directory: ldpd appends "ldpd.sock"
     return argv
 
 
-def _spawn(lab: str, node: str, d: Path, daemon: str, state: LabState) -> int:
-    out = open(d / f"{daemon}.out", "ab")  # noqa: SIM115 - handed to the child
+def _spawn(lab: str, node: str, daemon: str, state: LabState) -> int:
+    out = files.open_append(node_dir(lab, node) / f"{daemon}.out")
     try:
         # `ip netns exec` execs the daemon: Popen's pid is the daemon's pid.
-        p = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, node), *_daemon_argv(d, daemon)],
+        p = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, node),
+                              *_daemon_argv(lab, node, daemon)],
                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                             start_new_session=True, cwd=str(d))
+                             start_new_session=True, cwd=str(run_dir(lab, node)))
     finally:
-        out.close()
+        os.close(out)
     state.add_pid(p.pid, f"frr:{node}:{daemon}")
     return p.pid
 
 
-def _wait_for(paths: list[Path], pids: dict[str, int], deadline: float, what: str) -> None:
+def _wait_for(lab: str, paths: list[Path], pids: dict[str, int], deadline: float,
+              what: str) -> None:
     while True:
         if all(p.exists() for p in paths):
             return
         for role, pid in pids.items():
             if not pid_alive(pid, None):
-                raise FrrError(f"FRR {role} exited during start-up: {_tail(paths[0].parent, role)}")
+                raise FrrError(f"FRR {role} exited during start-up: {_tail(lab, role)}")
         if time.monotonic() > deadline:
             lacking = [str(p) for p in paths if not p.exists()]
             raise FrrError(f"FRR {what} not ready before the timeout: {', '.join(lacking[:3])}")
         time.sleep(0.02)
 
 
-def _tail(d: Path, role: str) -> str:
-    daemon = role.rsplit(":", 1)[-1]
+def _tail(lab: str, role: str) -> str:
+    node, daemon = role.split(":")[0], role.rsplit(":", 1)[-1]
+    d = node_dir(lab, node)
     for f in (d / f"{daemon}.out", d / f"{daemon}.stdlog"):
         with contextlib.suppress(OSError):
             lines = [ln for ln in f.read_text(errors="replace").splitlines() if ln.strip()]
@@ -285,26 +339,16 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
     if why:
         raise FrrError(f"frr nodes need FRR: {why}")
     t0 = time.monotonic()
-    dirs: dict[str, Path] = {}
-    # The daemons run as frr: they must traverse the (root, 0700) lab dir to reach their own.
-    # 0711 lets them pass without listing it; our management sockets stay root-only (0755 files).
-    os.chmod(lab_dir(lab), 0o711)
-    for n in nodes:
-        d = node_dir(lab, n.name)
-        d.mkdir(parents=True, exist_ok=True)
-        for fname, text in render(topo, n.name, d).items():
-            (d / fname).write_text(text)
-        _chown_frr(d.parent)
-        _chown_frr(d)
-        dirs[n.name] = d
-    zebras = {f"{n}:zebra": _spawn(lab, n, d, "zebra", state) for n, d in dirs.items()}
+    _make_dirs(topo, lab, nodes)
+    dirs = {n.name: run_dir(lab, n.name) for n in nodes}
+    zebras = {f"{n}:zebra": _spawn(lab, n, "zebra", state) for n in dirs}
     # The daemons' zclients retry a failed connect only seconds later (ldpd: 10 s): zebra
     # must listen first.
-    _wait_for([d / "zserv.api" for d in dirs.values()] + [d / "zebra.vty" for d in dirs.values()],
-              zebras, deadline, "zebra")
-    ldpds = {f"{n}:ldpd": _spawn(lab, n, d, "ldpd", state) for n, d in dirs.items()}
-    _wait_for([d / "ldpd.vty" for d in dirs.values()] + [d / "ldpd.sock" for d in dirs.values()],
-              ldpds, deadline, "ldpd")
+    _wait_for(lab, [d / "zserv.api" for d in dirs.values()]
+              + [d / "zebra.vty" for d in dirs.values()], zebras, deadline, "zebra")
+    ldpds = {f"{n}:ldpd": _spawn(lab, n, "ldpd", state) for n in dirs}
+    _wait_for(lab, [d / "ldpd.vty" for d in dirs.values()]
+              + [d / "ldpd.sock" for d in dirs.values()], ldpds, deadline, "ldpd")
     for role, pid in ldpds.items():  # lde and ldpe
         node = role.split(":")[0]
         while len(kids := _children(pid)) < 2 and time.monotonic() < deadline:
@@ -312,8 +356,8 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
         for k in kids:
             state.add_pid(k, f"frr:{node}:ldpd-child")
     if DATAPLANE:
-        for n, d in dirs.items():
-            _spawn_dataplane(lab, n, d, state)
+        for n in dirs:
+            _spawn_dataplane(lab, n, state)
     return {"frr_started": time.monotonic() - t0}
 
 
@@ -322,26 +366,26 @@ def start_ospfd(topo: Topology, lab: str, state: LabState, deadline: float) -> N
     interfaces come up) then finds them listening and the adjacencies form at once. Started
     before them, its first Hello is lost and FRR, which does not answer a new neighbor's
     Hello, lists them only a HelloInterval (10 s) later."""
-    dirs = {n.name: node_dir(lab, n.name) for n in frr_routers(topo)}
-    ospfds = {f"{n}:ospfd": _spawn(lab, n, d, "ospfd", state) for n, d in dirs.items()}
-    _wait_for([d / "ospfd.vty" for d in dirs.values()], ospfds, deadline, "ospfd")
+    dirs = {n.name: run_dir(lab, n.name) for n in frr_routers(topo)}
+    ospfds = {f"{n}:ospfd": _spawn(lab, n, "ospfd", state) for n in dirs}
+    _wait_for(lab, [d / "ospfd.vty" for d in dirs.values()], ospfds, deadline, "ospfd")
 
 
-def _spawn_dataplane(lab: str, node: str, d: Path, state: LabState) -> int:
+def _spawn_dataplane(lab: str, node: str, state: LabState) -> int:
     """Our AF_PACKET forwarding plane in the FRR node's namespace (lsr.lab.frrplane)."""
     import lsr
 
     env = dict(os.environ)
     root = str(Path(lsr.__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    out = open(d / "dataplane.log", "ab")  # noqa: SIM115 - handed to the child
+    out = files.open_append(node_dir(lab, node) / "dataplane.log")
     try:
         p = subprocess.Popen(["ip", "netns", "exec", ns_name(lab, node), sys.executable, "-m",
                               "lsr.lab.frrplane", "--lab", lab, "--router", node],
                              stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
                              env=env, start_new_session=True, cwd="/")
     finally:
-        out.close()
+        os.close(out)
     state.add_pid(p.pid, f"frr:{node}:dataplane")
     return p.pid
 
@@ -366,7 +410,7 @@ def vtysh_argv(lab: str, node: str, argv: Sequence[str]) -> list[str]:
     argv = list(argv)
     if argv and os.path.basename(argv[0]) == "vtysh" and not any(
             a.startswith("--vty_socket") for a in argv):
-        argv[1:1] = ["--vty_socket", str(node_dir(lab, node))]
+        argv[1:1] = ["--vty_socket", str(run_dir(lab, node))]
     return argv
 
 
@@ -705,8 +749,8 @@ def status(lab: str, topo: Topology | None, pids: list[dict[str, Any]]) -> dict[
 
 
 def leftover_processes(lab: str) -> list[int]:
-    """FRR processes still running with this lab's directory on their command line."""
-    d = str(lab_dir(lab) / "frr") + "/"
+    """FRR processes still running with this lab's FRR directory on their command line."""
+    d = str(side_dir(lab, "frr")) + "/"
     out = []
     for p in Path("/proc").iterdir():
         if not p.name.isdigit():
@@ -718,10 +762,10 @@ def leftover_processes(lab: str) -> list[int]:
 
 
 __all__ = [
-    "FrrError", "bindings", "frr_routers", "is_frr", "ldp_view", "missing", "missing_tools",
-    "neighbors", "node_dir", "ospf_lsdb", "ospf_neighbors", "ospf_routes", "our_routers",
-    "proc_start_time", "render", "render_ospfd", "rib_from_kernel", "sessions", "start",
-    "start_ospfd", "status", "vtysh", "vtysh_argv", "vtysh_json",
+    "FrrError", "bindings", "conf_dir", "frr_routers", "is_frr", "ldp_view", "log_path",
+    "missing", "missing_tools", "neighbors", "node_dir", "ospf_lsdb", "ospf_neighbors",
+    "ospf_routes", "our_routers", "proc_start_time", "read_log", "render", "render_ospfd",
+    "rib_from_kernel", "run_dir", "sessions", "start", "start_ospfd", "status", "vtysh", "vtysh_argv", "vtysh_json",
 ]
 
 

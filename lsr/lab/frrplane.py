@@ -18,8 +18,8 @@ computed from FRR's own decisions:
   implicit-null). FRR's egress FECs (implicit-null) need no ILM.
 
 The bindings are read again whenever ldpd's log grows with a label event. The
-LFIB is written to `<frr dir>/lfib.json` (what `lsr lab lfib` shows for FRR
-nodes).
+LFIB is written to `lfib.json` in root's directory of the node (`frr.node_dir`,
+never one `frr` can write; what `lsr lab lfib` shows for FRR nodes).
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from typing import Any
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.lab import frr
+from lsr.lab.files import write_file
 from lsr.lab.state import lab_dir
 
 log = logging.getLogger("lsr.frrplane")
@@ -82,13 +83,12 @@ class FrrPlane:
     # ------------------------------------------------------------ control: FRR -> LFIB
 
     def _watch(self) -> None:
-        """Cheap change detection: new label events in ldpd's log."""
-        with contextlib.suppress(OSError), open(self.dir / "ldpd.log", "rb") as f:
-            f.seek(self.log_pos)
-            new = f.read()
-            self.log_pos += len(new)
-            if TRIGGER.search(new):
-                self.dirty = True
+        """Cheap change detection: new label events in ldpd's log (a file in frr's
+        directory: read without following links, never blocking)."""
+        new = frr.read_log(self.lab, self.name, "ldpd", self.log_pos)
+        self.log_pos += len(new)
+        if TRIGGER.search(new):
+            self.dirty = True
 
     def refresh(self) -> None:
         """Forwarding state from the current routes and bindings."""
@@ -160,9 +160,8 @@ class FrrPlane:
             self.lfib = lfib
             self.tables.set_lfib(lfib)
             self.counters["lfib_updates"] += 1
-            tmp = self.dir / "lfib.json.tmp"
-            tmp.write_text(json.dumps(lfib.to_json(), sort_keys=True))
-            os.replace(tmp, self.dir / "lfib.json")
+            # root's own directory (frr.node_dir), and still a fresh O_EXCL|O_NOFOLLOW file
+            write_file(self.dir / "lfib.json", json.dumps(lfib.to_json(), sort_keys=True), 0o600)
 
     # ------------------------------------------------------------ dataplane
 

@@ -49,6 +49,7 @@ from lsr.core.igp import Igp
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
+from lsr.lab.files import open_append, write_file
 from lsr.lab.netns import sync_routes
 
 log = logging.getLogger("lsr.node")
@@ -771,6 +772,7 @@ class Router:
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
         server = await asyncio.start_unix_server(self._mgmt, path=str(sock_path))
+        os.chmod(sock_path, 0o600)  # root's alone (connect needs write permission)
         for ifname, iface in self.node.interfaces.items():
             if self.topo.nodes[iface.peer_node].is_router:
                 self.hello_socks[ifname] = self.open_hello_socket(ifname)
@@ -786,7 +788,7 @@ class Router:
             self.loop.call_later(1.0, self._ring_watchdog)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.stopping.set)
-        (self.state_dir / f"{self.name}.ready").write_text(str(os.getpid()))
+        write_file(self.state_dir / f"{self.name}.ready", str(os.getpid()), 0o600)
         if wait_start:
             # Hellos sent before a neighbour has its socket are lost and cost a
             # whole hello interval; the lab starts every router at once instead.
@@ -901,7 +903,7 @@ def spawn_forked(ns: str, argv: list[str], log_path: Path) -> int:
     import ctypes
 
     fd = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-    logfd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC, 0o600)
+    logfd = open_append(log_path)
     pid = os.fork()
     if pid:
         os.close(fd)

@@ -23,6 +23,7 @@ from typing import Any
 
 from lsr.core.topology import NAME_RE
 from lsr.errors import LsrError
+from lsr.lab.files import make_dir, write_file
 
 RUN_DIR = Path(os.environ.get("LSR_RUN_DIR", "/run/lsr"))
 NS_PREFIX = "lsr"
@@ -39,6 +40,29 @@ def lab_dir(lab: str) -> Path:
         raise LsrError(f"bad lab name {lab!r}: lowercase letters, digits and '-', "
                        "starting with a letter")
     return RUN_DIR / lab
+
+
+def side_dir(lab: str, what: str) -> Path:
+    """RUN_DIR/<lab>.<what>: a directory of the lab that another user may enter (FRR's
+    daemons: `<lab>.frr`), beside the lab directory, which stays root-only. A lab name has
+    no '.', so `<lab>.*` belongs to that lab alone; teardown removes it."""
+    return lab_dir(lab).with_name(f"{lab}.{what}")
+
+
+def side_dirs(lab: str) -> list[Path]:
+    lab_dir(lab)  # the name check
+    if not RUN_DIR.is_dir():
+        return []
+    return [p for p in RUN_DIR.glob(f"{lab}.*") if not p.is_symlink() and p.is_dir()]
+
+
+def make_run_dir() -> None:
+    """RUN_DIR itself: 0755 when we create it (whatever the umask), so FRR's daemons can
+    pass through it to `<lab>.frr`; every lab directory in it is 0700."""
+    if not RUN_DIR.exists():
+        RUN_DIR.parent.mkdir(parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            make_dir(RUN_DIR, 0o755)
 
 
 def proc_start_time(pid: int) -> int | None:
@@ -79,8 +103,8 @@ class LabState:
         return self.path.exists()
 
     def create(self, meta: dict[str, Any]) -> None:
-        self.dir.mkdir(parents=True, exist_ok=True)
-        os.chmod(self.dir, 0o700)
+        make_run_dir()
+        make_dir(self.dir, 0o700, exist_ok=True)
         with self.update() as st:
             st.update({"lab": self.lab, "created": time.time(), "namespaces": [], "pids": [],
                        "files": [], **meta})
@@ -94,14 +118,16 @@ class LabState:
     @contextlib.contextmanager
     def update(self) -> Iterator[dict[str, Any]]:
         """Read-modify-write under an flock; the rename makes a crash leave old or new, never half."""
-        self.dir.mkdir(parents=True, exist_ok=True)
-        with open(self.dir / ".lock", "w") as lk:
+        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        lk = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+        try:
             fcntl.flock(lk, fcntl.LOCK_EX)
             st = self.read()
             yield st
-            tmp = self.path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(st, indent=1, sort_keys=True))
-            os.replace(tmp, self.path)
+            write_file(self.path, json.dumps(st, indent=1, sort_keys=True), 0o600)
+        finally:
+            os.close(lk)
 
     # ---------------------------------------------------------------- records
 
@@ -178,10 +204,14 @@ def teardown(lab: str) -> bool:
     for ns in namespaces:
         if namespace_exists(ns):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
-    # 3. temp files outside the state dir, then the state dir itself
+    # 3. temp files outside the state dir, the lab's side directories (`<lab>.frr`), then
+    # the state dir itself (last: while it exists, `lab down` can be run again). rmtree
+    # never follows a link another user planted in them.
     for f in st.get("files", []):
         with contextlib.suppress(OSError):
             os.unlink(f)
+    for d in side_dirs(lab):
+        shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(state.dir, ignore_errors=True)
     return True
 

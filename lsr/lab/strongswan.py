@@ -6,8 +6,10 @@ HOST_KINDS). After the lab has converged, `start()` runs charon in it for the
 `ipsec.ike` connections that name it, with the config generated from the
 topology:
 
-* everything lives in `<lab state dir>/strongswan/<node>/`: strongswan.conf,
-  swanctl.conf, the vici socket, charon.pid and charon.log;
+* everything lives in `<lab state dir>/strongswan/<node>/` (root, 0700, inside
+  the root-only lab directory; charon runs as root): strongswan.conf,
+  swanctl.conf (the PSKs, 0600), the vici socket, charon.pid and charon.log
+  (charon runs with umask 077);
 * charon hard-codes `/var/run/charon.pid`, so it runs as
   `ip netns exec NS sh -c 'mount --bind DIR /run && exec charon'`: `ip netns
   exec` gives it a slave mount namespace, and its private /run is that node
@@ -37,6 +39,7 @@ from typing import Any
 from ike.config import IkeSpec
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
+from lsr.lab.files import make_dir, open_append, write_file
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive
 
 KIND = "strongswan"
@@ -162,12 +165,11 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float,
     if why:
         raise LsrError(f"strongswan node {nodes[0]}: {why}")
     t0 = time.monotonic()
+    make_dir(lab_dir(lab) / "strongswan", 0o700, exist_ok=True)
     for node in nodes:
-        d = node_dir(lab, node)
-        d.mkdir(parents=True, exist_ok=True)
-        os.chmod(d, 0o700)  # the PSK is in swanctl.conf
+        d = make_dir(node_dir(lab, node), 0o700, exist_ok=True)
         for fname, text in render(topo, node).items():
-            (d / fname).write_text(text)
+            write_file(d / fname, text, 0o600)  # the PSKs are in swanctl.conf
         ns = ns_name(lab, node)
         addrs = sorted({str(n.network_address + 1) if n.prefixlen < 31 else str(n.network_address)
                         for c in connections(topo, node) for n in c.view(node)["local_subnets"]})
@@ -175,12 +177,15 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float,
             subprocess.run(["ip", "-n", ns, "addr", "replace", f"{a}/32", "dev", "lo"],
                            capture_output=True, timeout=10)
         env = {**os.environ, "STRONGSWAN_CONF": "/run/strongswan.conf"}
-        logf = open(d / "stdout.log", "ab")  # noqa: SIM115 (handed to the child)
-        p = subprocess.Popen(
-            ["ip", "netns", "exec", ns, "sh", "-c", f"mount --bind {d} /run && exec {CHARON}"],
-            stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
-            start_new_session=True, cwd="/")
-        logf.close()
+        logf = open_append(d / "stdout.log")  # handed to the child
+        try:
+            p = subprocess.Popen(
+                ["ip", "netns", "exec", ns, "sh", "-c",
+                 f"mount --bind {d} /run && exec {CHARON}"],
+                stdin=subprocess.DEVNULL, stdout=logf, stderr=subprocess.STDOUT, env=env,
+                start_new_session=True, cwd="/", umask=0o077)
+        finally:
+            os.close(logf)
         state.add_pid(p.pid, f"strongswan:{node}")
     for node in nodes:
         d = node_dir(lab, node)
