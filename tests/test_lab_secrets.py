@@ -247,6 +247,7 @@ def test_probe_sees_what_it_should():
     import tempfile
 
     scratch = Path(tempfile.mkdtemp(prefix="lsr-hs-probe-"))  # /tmp: other users can enter
+    socks: list[socket.socket] = []
     try:
         scratch.chmod(0o755)
         open_f, closed_f = scratch / "open", scratch / "closed"
@@ -254,7 +255,6 @@ def test_probe_sees_what_it_should():
         open_f.chmod(0o644)
         closed_f.write_bytes(b"lsrtestsecret")
         closed_f.chmod(0o600)
-        socks = []
         for mode in (0o777, 0o755):  # connect needs write permission
             s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             socks.append(s)
@@ -265,9 +265,9 @@ def test_probe_sees_what_it_should():
                                  "sockets": [str(scratch / "s777"), str(scratch / "s755")],
                                  "dirs": [str(scratch)],
                                  "secrets": {"s": b"lsrtestsecret".hex()}})
+    finally:
         for s in socks:
             s.close()
-    finally:
         shutil.rmtree(scratch)
     assert got["readable"] == [str(open_f)]
     assert got["secrets"] == {str(open_f): ["s"]}
@@ -287,7 +287,7 @@ def L():
         yield L, t0
     finally:
         lab.down(NAME)
-    assert not any(p.name.startswith(NAME) for p in lab_state.RUN_DIR.iterdir())
+    assert _trees(NAME) == [], "left after lab down"
 
 
 def _everything(name: str, t0: float) -> dict:
