@@ -215,6 +215,32 @@ def test_link_change_through_the_api(web, diamond):
         _link_up(diamond.name, "p2", "pe2")
 
 
+def test_router_stop_and_start(web, diamond):
+    """A stopped runtime: the router shown dead, one timeline event; the rates of its host
+    link still read (from the host's namespace, `ip -s link`); started again: running."""
+    from lsr.lab.control import node_start, node_stop
+
+    node_stop(diamond.name, "pe1")
+    try:
+        def stopped() -> dict | None:
+            st = web.get("/api/state")
+            return st if not st["routers"]["pe1"]["alive"] else None
+        st = wait_for(stopped, 10, "pe1 shown stopped")
+        texts = [e["text"] for e in st["events"]]
+        assert "pe1: runtime stopped" in texts
+        assert not any(t.startswith("pe1: LDP session") for t in texts[texts.index(
+            "pe1: runtime stopped"):]), texts  # its own sessions are not reported one by one
+        wait_for(lambda: web.get("/api/state")["links"][0]["pps"] is not None, 10,
+                 "the ce1-pe1 rates read at ce1 while pe1 is stopped")
+        errors = web.get("/api/router?name=pe1")["errors"]  # each table named, not a 500
+        assert set(errors) == {"lfib", "bindings", "ldp_neighbors", "ospf_neighbors"}, errors
+        assert "no running router 'pe1'" in errors["lfib"], errors
+    finally:
+        node_start(diamond.name, "pe1")
+    wait_for(lambda: "pe1: runtime running" in [e["text"] for e in web.get("/api/state")["events"]],
+             10, "pe1 shown running again")
+
+
 # ---------------------------------------------------------------- the browser
 
 

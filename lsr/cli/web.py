@@ -23,11 +23,11 @@ def web(name: str, port: int, allow_changes: bool, interval: float) -> None:
     Read-only unless --allow-changes. The printed URL carries a per-run token."""
     require_root()
     from lsr.web.collect import LabView
-    from lsr.web.server import serve
+    from lsr.web.server import WebServer, serve
 
     view = LabView(name)
 
-    def ready(srv) -> None:
+    def ready(srv: WebServer) -> None:
         mode = "link changes allowed" if allow_changes else "read-only"
         # click.echo, not rich: a wrapped URL could not be copied
         click.echo(f"lsr lab web: {name} on {srv.url} ({mode}; Ctrl-C to stop)")

@@ -29,6 +29,7 @@ import secrets
 import sys
 import threading
 import time
+from collections.abc import Callable
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from ipaddress import IPv4Address
@@ -281,7 +282,7 @@ class Handler(BaseHTTPRequestHandler):
 
 
 def serve(view: View, port: int = 0, allow_changes: bool = False, interval: float = 1.0,
-          ready: Any = None) -> None:
+          ready: Callable[[WebServer], None] | None = None) -> None:
     """Serve until KeyboardInterrupt (re-raised after shutting down); `ready(server)` is
     called once the first sample is taken and the port listens."""
     srv = WebServer(view, port, allow_changes, interval)
