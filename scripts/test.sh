@@ -26,6 +26,11 @@ if ((${#missing[@]})); then
 fi
 
 python3 -m pip install -q -e '.[test]' 2>&1 | grep -v "Running pip as the 'root' user" || true
+# The browser tests' driver (a 50 MB wheel; it drives the system's Chromium, never downloads
+# a browser): optional, its tests skip without it.
+python3 -m pip install -q -e '.[browser]' 2>&1 | grep -v "Running pip as the 'root' user" || true
+python3 -c "import playwright" 2>/dev/null \
+  || echo "note: playwright not installed; the browser tests of lsr lab web will skip"
 
 python3 -m pytest -q -p no:cacheprovider "$@"
 rc=$?

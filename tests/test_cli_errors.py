@@ -129,6 +129,8 @@ CASES = [
     (["lab", "ldp", "q999", "pe1", "bogus"], 2, "'bogus' is not one of"),
     (["lab", "node", "q999", "pe1", "explode"], 2, "'explode' is not one of"),
     (["lab", "exec", "q999", "ce1"], 2, "Missing argument"),
+    (["lab", "web", "q999", "--port", "70000"], 2, "'--port': 70000 is not in the range"),
+    (["lab", "web", "q999", "--interval", "0"], 2, "'--interval'"),
     (["draw", DIAMOND, "--engine", "foo"], 2, "'foo' is not one of"),
     (["exercise", "start", "abc"], 2, "'abc' is not a valid integer"),
     (["report", LINE3], 2, "Missing option '-o'"),
@@ -185,7 +187,7 @@ LAB_COMMANDS = [
     ["lab", "node", "q999", "pe1", "stop"], ["lab", "converge", "q999", "--fail", "pe1-p1"],
     ["lab", "ipsec", "q999", "pe1"], ["lsp", "ping", "q999", "pe1", "pe2"],
     ["lsp", "traceroute", "q999", "pe1", "pe2"], ["draw", "--lab", "q999"],
-    ["report", "--lab", "q999", "-o", "r.html"],
+    ["report", "--lab", "q999", "-o", "r.html"], ["lab", "web", "q999"],
 ]
 
 
@@ -246,7 +248,7 @@ def test_group_without_subcommand_still_prints_help():
 
 # Commands that print a table have --json (docs/cli.md); these print lines or files only.
 NO_TABLE = {"topo validate", "lab up", "lab down", "lab exec", "lab capture", "lab link",
-            "exercise start", "draw", "report", "demo"}
+            "exercise start", "draw", "report", "demo", "lab web"}
 
 
 def _leaves(cmd: click.Command, path: tuple[str, ...] = ()):
@@ -266,7 +268,8 @@ def test_every_table_command_has_json():
 
 @pytest.mark.skipif(not is_root() or shutil.which("setpriv") is None, reason="needs root and setpriv")
 @pytest.mark.parametrize("argv", [["lab", "status", "q999"], ["lab", "down", "q999"],
-                                  ["lsp", "ping", "q999", "pe1", "pe2"], ["draw", "--lab", "q999"]],
+                                  ["lsp", "ping", "q999", "pe1", "pe2"], ["draw", "--lab", "q999"],
+                                  ["lab", "web", "q999"]],
                          ids=lambda c: " ".join(c[:2]))
 def test_non_root_process(argv):
     """A real unprivileged process (uid nobody; read/search capability only so that it can

@@ -36,7 +36,7 @@ PACKAGES = ("lsr", "ldp", "ospf", "ike", "forwarding")
 
 # Top to bottom. A module belongs to the entry with the longest matching prefix.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "edge": ("lsr.cli", "lsr.lab", "lsr.sim", "lsr.teach", "lsr.render"),
+    "edge": ("lsr.cli", "lsr.lab", "lsr.sim", "lsr.teach", "lsr.render", "lsr.web"),
     "checking": ("lsr.oam",),
     "protocols": ("ldp", "ospf", "ike", "forwarding"),
     "core": ("lsr.core", "lsr.errors", "lsr"),  # `lsr` = lsr/__init__.py (a docstring)

@@ -25,6 +25,7 @@ def _register() -> None:
         topo,
         trace,
         validate,
+        web,
     )
 
 
