@@ -444,8 +444,9 @@ class OspfInstance:
             return
         n = i.nbr
         if n is not None and n.router_id != p.router_id and n.state >= NbrState.TWO_WAY:
-            # One neighbor on a point-to-point link: an established one stays until it dies
-            # (inactivity, carrier), whatever else claims to be on the link.
+            # One neighbor on a point-to-point link (§8.2: identified by its Router ID): an
+            # established one stays until it dies (inactivity, carrier), whatever else
+            # claims to be on the link.
             self._count("drop-hello-second-neighbor")
             return
         if (n is None or n.router_id != p.router_id) and not i.new_nbrs.take(self.now):
