@@ -34,7 +34,7 @@ HELLO_RATE_LIMIT = "hello-rate-limit"  # new adjacencies over adjacency_rate on 
 HELLO_NOT_LDP = "hello-not-ldp-interface"  # LDP is not enabled on the interface
 HELLO_IF_DOWN = "hello-interface-down"  # LDP interface down (a Hello that raced the carrier)
 HELLO_MALFORMED = "hello-malformed"  # not a decodable Link Hello PDU (§3.5.1.1)
-HELLO_BAD_TRANSPORT = "hello-bad-transport"  # unusable Transport Address (§3.5.2)
+HELLO_BAD_TRANSPORT = "hello-bad-transport"  # unusable Transport Address (§3.5.2), or ours
 
 
 @dataclass
@@ -159,7 +159,8 @@ class Discovery:
         if hello.targeted:
             return None  # only Basic Discovery is implemented
         transport = hello.transport_address or src
-        if not isinstance(transport, IPv4Address) or not usable_transport(transport):
+        if not isinstance(transport, IPv4Address) or not usable_transport(transport) \
+                or self._ours(transport):  # one of ours: we would connect to ourselves
             self._refuse(ifname, HELLO_BAD_TRANSPORT, now, out, f"from {src}: {transport}")
             return None
         lsr_id = pdu.ldp_id.lsr_id
@@ -193,6 +194,9 @@ class Discovery:
         if hold != INFINITE_HOLDTIME:
             out.append(StartTimer(adj.timer, float(hold)))
         return adj, is_new
+
+    def _ours(self, addr: IPv4Address) -> bool:
+        return addr == self.transport or any(i.ip == addr for i in self.interfaces.values())
 
     def _refuse(self, ifname: str, reason: str, now: float, out: list[Action],
                 detail: str = "") -> None:

@@ -187,3 +187,13 @@ def test_flood_options_reach_the_speaker():
         "p1: {loopback: 10.255.0.2, ldp: {max_adjacencies: 3, adjacency_rate: 7}}")
     i = LdpInstance.from_topology(parse_topology(text), "p1")
     assert (i.discovery.max_adjacencies, i.discovery.adjacency_rate) == (3, 7)
+
+
+def test_our_own_address_as_transport_is_refused():
+    """A Hello naming one of our addresses as its transport would have us connect to
+    ourselves."""
+    i = inst()
+    for k, t in enumerate((ME, IPv4Address("10.0.0.1"), IPv4Address("10.0.0.5"))):
+        lsr = IPv4Address(f"11.0.0.{k + 1}")
+        i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(lsr, t)), 0.0)
+    assert not i.sessions and i.refusals() == {"hello-bad-transport": 3}
