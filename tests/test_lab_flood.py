@@ -130,7 +130,8 @@ def test_ldp_hello_flood_on_a_core_link(line3):
     assert w["worst"] < 0.5
     # new adjacencies: a burst of 4 then 2 a second, each connects and retries (2 s, 4 s)
     assert opens <= 60
-    assert refused["hello-adjacency-limit"] + refused["hello-rate-limit"] >= w["sent"] - 100
+    assert refused["hello-adjacency-limit"] and refused["hello-rate-limit"]
+    assert sum(refused.values()) >= w["sent"] - 100  # (10.0.0.2 is p1's: bad transport)
     c = lab.query(NAME, "p1", "counters")
     assert c["ldp"]["refused"] == refused
 
