@@ -3,6 +3,13 @@
 Pure: `Discovery` builds Hello PDUs, validates received ones and keeps the
 adjacency table keyed by (interface, LSR ID). It returns what changed; the
 instance turns that into session work.
+
+Flood bounds: a Hello from a new LSR ID costs a session, maybe a TCP connect and
+an fd, so new adjacencies are policed per interface -- at most `max_adjacencies`
+at once and `adjacency_rate` new ones a second (a token bucket on the driver's
+`now`, a burst of ADJ_BURST). Hellos that refresh an existing adjacency are never
+refused, so a flood of made-up LSR IDs cannot take a real neighbour down. Every
+refused or dropped Hello is counted in `refused` (reason -> count).
 """
 
 from __future__ import annotations
@@ -14,9 +21,20 @@ from typing import Any
 
 from ldp.events import Action, CancelTimer, LogEvent, SendHello, StartTimer
 from ldp.messages import Hello, LdpId, Pdu
+from lsr.core.bucket import TokenBucket
 
 DEFAULT_LINK_HOLDTIME = 15  # §3.5.2: Hold Time 0 in a Link Hello means 15 s
 INFINITE_HOLDTIME = 0xFFFF
+ADJ_BURST = 4  # new adjacencies an interface may take at once before `adjacency_rate` applies
+REFUSAL_LOG_INTERVAL = 10.0  # s: one log line per (interface, reason) at most this often
+
+# `Discovery.refused` keys: why a received Hello formed no adjacency.
+HELLO_ADJACENCY_LIMIT = "hello-adjacency-limit"  # the interface has max_adjacencies already
+HELLO_RATE_LIMIT = "hello-rate-limit"  # new adjacencies over adjacency_rate on the interface
+HELLO_NOT_LDP = "hello-not-ldp-interface"  # LDP is not enabled on the interface
+HELLO_IF_DOWN = "hello-interface-down"  # LDP interface down (a Hello that raced the carrier)
+HELLO_MALFORMED = "hello-malformed"  # not a decodable Link Hello PDU (§3.5.1.1)
+HELLO_BAD_TRANSPORT = "hello-bad-transport"  # unusable Transport Address (§3.5.2), or ours
 
 
 @dataclass
@@ -70,6 +88,8 @@ class Discovery:
         codec: Any,
         next_msg_id: Callable[[], int],
         gtsm: bool = False,
+        max_adjacencies: int = 16,
+        adjacency_rate: float = 2.0,
     ) -> None:
         self.ldp_id = ldp_id
         self.transport = transport
@@ -83,6 +103,12 @@ class Discovery:
         self.adjacencies: dict[tuple[str, IPv4Address], Adjacency] = {}
         self.hellos_sent = 0
         self.hellos_received = 0
+        self.max_adjacencies = max_adjacencies
+        self.adjacency_rate = adjacency_rate
+        self.buckets: dict[str, TokenBucket] = {}
+        self.per_if: dict[str, int] = {}  # interface -> adjacencies on it
+        self.refused: dict[str, int] = {}  # reason -> Hellos refused or dropped
+        self._refusal_logged: dict[tuple[str, str], tuple[float, int]] = {}
 
     # -------------------------------------------------------------- sending
 
@@ -114,11 +140,16 @@ class Discovery:
     ) -> tuple[Adjacency, bool] | None:
         """Process one received Hello datagram; (adjacency, is_new) or None if ignored."""
         if ifname not in self.up:
+            if ifname not in self.interfaces:
+                # §2.4.1: Basic Discovery runs on the interfaces configured for LDP only.
+                self._refuse(ifname, HELLO_NOT_LDP, now, out)
+            else:  # down, or no address: a Hello that raced the carrier event
+                self.refused[HELLO_IF_DOWN] = self.refused.get(HELLO_IF_DOWN, 0) + 1
             return None
         try:
             pdu = self.codec.decode_pdu(data)
         except Exception as e:  # codec.DecodeError: a bad Hello is dropped (§3.5.1.1)
-            out.append(LogEvent("debug", f"{ifname}: bad Hello from {src}: {e}"))
+            self._refuse(ifname, HELLO_MALFORMED, now, out, f"from {src}: {e}")
             return None
         if pdu.ldp_id.label_space != 0 or pdu.ldp_id.lsr_id == self.ldp_id.lsr_id:
             return None
@@ -128,18 +159,32 @@ class Discovery:
         if hello.targeted:
             return None  # only Basic Discovery is implemented
         transport = hello.transport_address or src
-        if not isinstance(transport, IPv4Address) or not usable_transport(transport):
-            out.append(LogEvent("warning", f"{ifname}: Hello from {src} with bad transport {transport}"))
+        if not isinstance(transport, IPv4Address) or not usable_transport(transport) \
+                or self._ours(transport):  # one of ours: we would connect to ourselves
+            self._refuse(ifname, HELLO_BAD_TRANSPORT, now, out, f"from {src}: {transport}")
             return None
-        self.hellos_received += 1
         lsr_id = pdu.ldp_id.lsr_id
-        hold = negotiate_holdtime(self.hello_holdtime, hello.holdtime)
         key = (ifname, lsr_id)
         adj = self.adjacencies.get(key)
         is_new = adj is None
         if adj is None:
+            # A new adjacency: within the interface's bounds, or refused (counted).
+            if self.per_if.get(ifname, 0) >= self.max_adjacencies:
+                self._refuse(ifname, HELLO_ADJACENCY_LIMIT, now, out)
+                return None
+            bucket = self.buckets.get(ifname)
+            if bucket is None:
+                bucket = self.buckets[ifname] = TokenBucket(
+                    self.adjacency_rate, max(1.0, min(ADJ_BURST, self.max_adjacencies)))
+            if not bucket.take(now):
+                self._refuse(ifname, HELLO_RATE_LIMIT, now, out)
+                return None
+        self.hellos_received += 1
+        hold = negotiate_holdtime(self.hello_holdtime, hello.holdtime)
+        if adj is None:
             adj = Adjacency(ifname, lsr_id, src, transport, hold, now, now, hello.gtsm)
             self.adjacencies[key] = adj
+            self.per_if[ifname] = self.per_if.get(ifname, 0) + 1
         else:
             adj.last_seen = now
             adj.source = src
@@ -150,9 +195,37 @@ class Discovery:
             out.append(StartTimer(adj.timer, float(hold)))
         return adj, is_new
 
+    def _ours(self, addr: IPv4Address) -> bool:
+        return addr == self.transport or any(i.ip == addr for i in self.interfaces.values())
+
+    def _refuse(self, ifname: str, reason: str, now: float, out: list[Action],
+                detail: str = "") -> None:
+        """Count a refused Hello; log it at most once per REFUSAL_LOG_INTERVAL per
+        (interface, reason), with how many were refused since (never a line per packet)."""
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+        k = (ifname, reason)
+        last, count = self._refusal_logged.get(k, (None, 0))
+        if last is not None and now - last < REFUSAL_LOG_INTERVAL:
+            self._refusal_logged[k] = (last, count + 1)
+            return
+        self._refusal_logged[k] = (now, 0)
+        since = f" ({count} more since the last report)" if count else ""
+        out.append(LogEvent("warning", f"{ifname}: Hello refused: {reason}"
+                                       f"{': ' + detail if detail else ''}{since}"))
+
+    def _forget(self, adj: Adjacency) -> None:
+        n = self.per_if.get(adj.ifname, 0) - 1
+        if n > 0:
+            self.per_if[adj.ifname] = n
+        else:
+            self.per_if.pop(adj.ifname, None)
+
     def expire(self, ifname: str, lsr_id: IPv4Address) -> Adjacency | None:
         """Hold timer ran out (§2.4): the adjacency goes."""
-        return self.adjacencies.pop((ifname, lsr_id), None)
+        adj = self.adjacencies.pop((ifname, lsr_id), None)
+        if adj is not None:
+            self._forget(adj)
+        return adj
 
     def interface_down(self, ifname: str, out: list[Action]) -> list[Adjacency]:
         """Stop Hellos on `ifname`; return its adjacencies, now removed."""
@@ -161,6 +234,7 @@ class Discovery:
         gone = [a for k, a in sorted(self.adjacencies.items()) if k[0] == ifname]
         for a in gone:
             del self.adjacencies[(a.ifname, a.lsr_id)]
+            self._forget(a)
             out.append(CancelTimer(a.timer))
         return gone
 

@@ -11,7 +11,7 @@ labels are learnt on the wire.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
@@ -50,6 +50,14 @@ from lsr.core.topology import LdpOptions, Topology
 DEFAULT_RETRY_INITIAL = 15.0  # FRR INIT_DELAY_TMR
 DEFAULT_RETRY_MAX = 120.0  # FRR MAX_DELAY_TMR
 DEFAULT_INIT_TIMEOUT = 15.0  # FRR: init timeout
+# Flood bounds on TCP (Hello adjacencies are bounded in ldp.discovery): connects we have
+# in flight (TcpConnect not yet answered) and accepted connections whose first PDU has
+# not come. Each costs a socket; a peer over the bound is retried (ours) or closed (theirs).
+DEFAULT_MAX_CONNECTING = 8
+DEFAULT_MAX_PENDING_ACCEPTS = 32
+CONNECT_LIMIT_RETRY = 1.0  # s: a session that found no connect slot tries again after this
+CONNECT_LIMIT = "connect-limit"  # `refused` keys, besides ldp.discovery's Hello ones
+ACCEPT_LIMIT = "accept-limit"
 
 
 class _Pending:
@@ -74,8 +82,13 @@ class LdpInstance:
         retry_max: float = DEFAULT_RETRY_MAX,
         init_timeout: float = DEFAULT_INIT_TIMEOUT,
         label_plan: Mapping[IPv4Network, int] | None = None,
+        ldp_interfaces: Iterable[str] | None = None,
+        max_connecting: int = DEFAULT_MAX_CONNECTING,
+        max_pending_accepts: int = DEFAULT_MAX_PENDING_ACCEPTS,
     ) -> None:
-        """`interfaces`: LDP-enabled interface -> address; `passwords`: peer LSR ID -> MD5 key."""
+        """`interfaces`: interface -> address (advertised in Address messages);
+        `ldp_interfaces`: the ones LDP runs on (Hellos, adjacencies; all of them when
+        None); `passwords`: peer LSR ID -> MD5 key."""
         if codec is None:
             from ldp import codec as _codec
 
@@ -85,7 +98,10 @@ class LdpInstance:
         self.ldp_id = LdpId(self.lsr_id, 0)
         self.transport = self.lsr_id  # transport address = loopback (§2.5.2)
         self.interfaces = dict(sorted(interfaces.items()))  # current address of each
-        self.ldp_interfaces = frozenset(self.interfaces)  # LDP-enabled (configured) names
+        self.configured = frozenset(self.interfaces)  # every interface we were given
+        # LDP-enabled names (§2.4.1: Basic Discovery on the interfaces configured for LDP)
+        self.ldp_interfaces = (self.configured if ldp_interfaces is None
+                               else frozenset(ldp_interfaces) & self.configured)
         self.if_down: set[str] = set()  # link down (InterfaceDown until InterfaceUp)
         self.options = options or LdpOptions()
         self.passwords = dict(passwords or {})
@@ -102,9 +118,15 @@ class LdpInstance:
         self.sessions: dict[IPv4Address, Session] = {}
         self.counters_rx: dict[str, int] = {}
         self.counters_tx: dict[str, int] = {}
+        self.max_connecting = max_connecting
+        self.max_pending_accepts = max_pending_accepts
+        self.refused: dict[str, int] = {}  # CONNECT_LIMIT / ACCEPT_LIMIT -> count
         self.discovery = Discovery(
-            self.ldp_id, self.transport, self.interfaces, self.options.hello_interval,
-            self.options.hello_holdtime, codec, self.next_msg_id, gtsm=self.options.gtsm,
+            self.ldp_id, self.transport,
+            {n: a for n, a in self.interfaces.items() if n in self.ldp_interfaces},
+            self.options.hello_interval, self.options.hello_holdtime, codec, self.next_msg_id,
+            gtsm=self.options.gtsm, max_adjacencies=self.options.max_adjacencies,
+            adjacency_rate=self.options.adjacency_rate,
         )
         self._out: list[Action] = []
         self.lde = Lde(self.lsr_id, labels, self.options, self._lde_send, self.next_msg_id,
@@ -127,6 +149,7 @@ class LdpInstance:
                   if all(o != router for o, _ in owners)
                   and (node.ldp.fecs == "all" or p.prefixlen == 32)]
         kw.setdefault("label_plan", label_plan(node.labels[0], remote))
+        kw.setdefault("ldp_interfaces", topo.ldp_interfaces(router))
         return cls(router, node.lsr_id, ifs, node.labels, node.ldp, pw, **kw)
 
     # -------------------------------------------------------------- host services
@@ -245,7 +268,7 @@ class LdpInstance:
 
     def _link_down(self, ev: InterfaceDown, out: list[Action]) -> None:
         before = self.addresses()
-        if ev.ifname in self.ldp_interfaces:
+        if ev.ifname in self.configured:
             self.if_down.add(ev.ifname)
         self._interface_off(ev.ifname, out)
         self._addresses_changed(before)
@@ -266,14 +289,16 @@ class LdpInstance:
             self.discovery.start_interface(ifname, out)
 
     def _address_added(self, ev: AddressAdded, out: list[Action]) -> None:
-        if ev.ifname not in self.ldp_interfaces or self.interfaces.get(ev.ifname) == ev.address:
+        if ev.ifname not in self.configured or self.interfaces.get(ev.ifname) == ev.address:
             return
         before = self.addresses()
-        if ev.ifname in self.interfaces:  # renumbered: Hellos restart from the new source
+        ldp = ev.ifname in self.ldp_interfaces
+        if ldp and ev.ifname in self.interfaces:  # renumbered: Hellos restart from the new source
             self._interface_off(ev.ifname, out)
         self.interfaces[ev.ifname] = ev.address
-        self.discovery.interfaces[ev.ifname] = ev.address
-        self._interface_on(ev.ifname, out)
+        if ldp:
+            self.discovery.interfaces[ev.ifname] = ev.address
+            self._interface_on(ev.ifname, out)
         self._addresses_changed(before)
 
     def _address_removed(self, ev: AddressRemoved, out: list[Action]) -> None:
@@ -296,7 +321,7 @@ class LdpInstance:
         self.stopped = False
         out.append(TcpListen(self.transport, tuple(sorted(self.passwords.items())),
                              gtsm=self.options.gtsm))
-        for ifname in self.interfaces:
+        for ifname in self.discovery.interfaces:
             if ifname not in self.if_down:
                 self.discovery.start_interface(ifname, out)
 
@@ -347,8 +372,33 @@ class LdpInstance:
 
     # -------------------------------------------------------------- TCP
 
+    def connect_slot(self, s: Session, out: list[Action]) -> bool:
+        """May `s` open TCP now? At most `max_connecting` connects in flight (each holds
+        a socket until it is answered); without a slot, `s` retries in
+        CONNECT_LIMIT_RETRY s without growing its backoff."""
+        busy = sum(1 for x in self.sessions.values() if x.connecting)
+        if busy < self.max_connecting:
+            return True
+        self._refuse(CONNECT_LIMIT)
+        out.append(StartTimer(f"retry:{s.lsr_id}", CONNECT_LIMIT_RETRY))
+        return False
+
+    def _refuse(self, reason: str) -> None:
+        self.refused[reason] = self.refused.get(reason, 0) + 1
+
+    def refusals(self) -> dict[str, int]:
+        """What the flood bounds refused so far (ldp.discovery's Hello reasons,
+        CONNECT_LIMIT, ACCEPT_LIMIT): reason -> count, only reasons that occurred."""
+        return dict(sorted({**self.discovery.refused, **self.refused}.items()))
+
     def _accepted(self, ev: TcpAccepted, out: list[Action]) -> None:
         if self.stopped or not self.started:
+            out.append(TcpClose(ev.conn))
+            return
+        pending = sum(1 for c in self.conns.values() if isinstance(c, _Pending))
+        if pending >= self.max_pending_accepts:
+            # A real peer retries; a flood of connections costs no more than this many fds.
+            self._refuse(ACCEPT_LIMIT)
             out.append(TcpClose(ev.conn))
             return
         self.conns[ev.conn] = _Pending(ev.conn, ev.local, ev.remote, self.codec.PduReader())
@@ -472,7 +522,8 @@ class LdpInstance:
             tx["HELLO"] = self.discovery.hellos_sent
         if self.discovery.hellos_received:
             rx["HELLO"] = self.discovery.hellos_received
-        return {"sent": dict(sorted(tx.items())), "received": dict(sorted(rx.items()))}
+        return {"sent": dict(sorted(tx.items())), "received": dict(sorted(rx.items())),
+                "refused": self.refusals()}
 
 
 # Input event type -> LdpInstance method(event, out); `handle` then runs the commit step.

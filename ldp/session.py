@@ -9,6 +9,7 @@ Messages that belong to label distribution are handed to the host
 The host provides: ``ldp_id``, ``transport``, ``options`` (LdpOptions),
 ``codec``, ``discovery`` (for GTSM, RFC 6720), ``now``, ``next_msg_id()``,
 ``new_conn()``, ``conns`` (conn -> owner), ``password_for(lsr_id)``,
+``connect_slot(session, out)`` (may we open TCP now: a bound on connects in flight),
 ``retry_initial``, ``retry_max``,
 ``init_timeout``, ``counters_rx``/``counters_tx`` and the upcalls
 ``session_up(session)``, ``session_down(session)``, ``session_message(session, msg)``.
@@ -149,6 +150,11 @@ class Session:
     def operational(self) -> bool:
         return self.fsm.state is State.OPERATIONAL
 
+    @property
+    def connecting(self) -> bool:
+        """Our TCP connect is in flight: issued, neither connected nor failed yet."""
+        return self.active and self.conn is not None and self.reader is None
+
     def _t(self, kind: str) -> str:
         return f"{kind}:{self.lsr_id}"
 
@@ -159,6 +165,8 @@ class Session:
         if not self.active or self.conn is not None or not self.adjacencies:
             return
         h = self.host
+        if not h.connect_slot(self, out):
+            return
         self.conn = h.new_conn()
         h.conns[self.conn] = self
         self.gtsm = h.discovery.gtsm_negotiated(self.lsr_id)  # RFC 6720 §3

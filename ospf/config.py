@@ -17,11 +17,11 @@ from ospf.packets import NO_AUTH, Auth
 
 def from_topology(topo: Topology, router: str, **overrides: Any) -> OspfConfig:
     node = topo.nodes[router]
+    core = set(topo.ldp_interfaces(router))  # OSPF runs where LDP does: router-facing links
     ifaces = []
     for i in node.interfaces.values():
-        peer = topo.nodes[i.peer_node]
         ifaces.append(InterfaceConfig(i.name, i.address, topo.links[i.link].cost,
-                                      passive=not peer.is_router, mtu=i.mtu))
+                                      passive=i.name not in core, mtu=i.mtu))
     opts = node.ospf
     auth = Auth.from_config("md5", opts.md5_key, opts.md5_key_id) if opts.md5_key else NO_AUTH
     kw: dict[str, Any] = {

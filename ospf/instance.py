@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
 
+from lsr.core.bucket import TokenBucket
 from lsr.core.igp import Route
 from ospf import fsm
 from ospf.events import (
@@ -82,6 +83,12 @@ MAX_DD_HEADERS = 60  # 8 + 60 * 20 octets: fits a 1500-octet MTU with IP and MD5
 MAX_LSR_KEYS = 100
 MAX_UPDATE_BYTES = 1400
 ARRIVAL_MARGIN = 0.1  # s past a neighbor's MinLSArrival before a held instance goes out
+# Flood bounds: a Hello from an unknown Router ID costs a neighbor and an immediate Hello
+# back, so new neighbors on an interface come at most NEW_NBR_RATE a second (a burst of
+# NEW_NBR_BURST); and a point-to-point link has one neighbor, which a Hello from another
+# Router ID does not displace once it is 2-Way or more (counters: drop-hello-*).
+NEW_NBR_RATE = 1.0
+NEW_NBR_BURST = 4.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +160,7 @@ class Interface:
     up: bool = False
     nbr: Neighbor | None = None
     metric: int | None = None  # override (RFC 5443 max metric while LDP is not up)
+    new_nbrs: TokenBucket = field(default_factory=lambda: TokenBucket(NEW_NBR_RATE, NEW_NBR_BURST))
 
     @property
     def name(self) -> str:
@@ -435,6 +443,15 @@ class OspfInstance:
             self._count("drop-options-mismatch")
             return
         n = i.nbr
+        if n is not None and n.router_id != p.router_id and n.state >= NbrState.TWO_WAY:
+            # One neighbor on a point-to-point link (§8.2: identified by its Router ID): an
+            # established one stays until it dies (inactivity, carrier), whatever else
+            # claims to be on the link.
+            self._count("drop-hello-second-neighbor")
+            return
+        if (n is None or n.router_id != p.router_id) and not i.new_nbrs.take(self.now):
+            self._count("drop-hello-neighbor-rate")
+            return
         if n is not None and n.router_id != p.router_id:
             self._nbr_event(i, NbrEvent.KILL_NBR)  # another router on this link now
             n = None

@@ -98,12 +98,18 @@ def status(name: str, as_json: bool) -> None:
     for r, info in st["routers"].items():
         sess = info.get("sessions", {})
         up_ = sum(1 for v in sess.values() if str(v).endswith("OPERATIONAL"))
-        why = "; ".join(f"{k}: {v}" for k, v in info.get("reasons", {}).items())
+        reasons = list(info.get("reasons", {}).items())
+        why = "; ".join(f"{k}: {v}" for k, v in reasons[:3])
+        if len(reasons) > 3:  # a Hello flood makes many (bounded: ldp max_adjacencies)
+            why += f"; and {len(reasons) - 3} more (lsr lab ldp {name} {r} neighbors)"
         if info.get("md5_drops"):
             why += f" [{info['md5_drops']} TCP MD5 drops]"
         ospf = str(info["ospf_full"]) if "ospf_full" in info else "-"
         if info.get("carrier_down"):
             why = (why + "; " if why else "") + "no carrier on " + ", ".join(info["carrier_down"])
+        if info.get("refused"):  # flood bounds at work (docs/cli.md, "refused")
+            why = (why + "; " if why else "") + "refused " + ", ".join(
+                f"{proto} {k} {v}" for proto, r in info["refused"].items() for k, v in r.items())
         rows.append((r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}",
                      ospf, info.get("error") or why))
     down = ", ".join(st["down_link_names"]) or "none"
@@ -199,7 +205,7 @@ def counters(name: str, router: str | None, as_json: bool) -> None:
         return
     for r, c in data["routers"].items():
         rows = [("runtime", k, v) for k, v in c["runtime"].items()]
-        for d in ("sent", "received"):
+        for d in ("sent", "received", "refused"):
             rows += [(f"ldp {d}", k, v) for k, v in c.get("ldp", {}).get(d, {}).items()]
         dp = c.get("dataplane", {})
         rows += [("drop", k, v) for k, v in dp.get("drops", {}).items() if v]

@@ -93,6 +93,10 @@ class LdpOptions:
     passwords: tuple[tuple[str, str], ...] = ()  # (neighbour node, TCP MD5 key), RFC 5036 §2.9
     gtsm: bool = False  # RFC 6720: G bit in Link Hellos; TTL 255 + min TTL 255 on the session
     igp_sync: bool = False  # RFC 5443: a link advertises max metric until LDP is up on it
+    # Flood bounds of Basic Discovery (ldp.discovery): Hello adjacencies per interface, and
+    # new adjacencies a second per interface (a token bucket; a burst of ADJ_BURST).
+    max_adjacencies: int = 16
+    adjacency_rate: int = 2
 
     def password_for(self, neighbor: str) -> str | None:
         return dict(self.passwords).get(neighbor)
@@ -193,6 +197,17 @@ class Topology:
 
     def interface(self, node: str, ifname: str) -> Interface:
         return self.nodes[node].interfaces[ifname]
+
+    def ldp_interfaces(self, router: str) -> tuple[str, ...]:
+        """The interfaces of `router` that run LDP (and OSPF, and accept MPLS): those facing
+        another router. RFC 5036 §2.4.1 Basic Discovery runs on the interfaces configured for
+        LDP; a host-facing (customer) port is not one of them, so a host can neither form a
+        Hello adjacency nor be an OSPF neighbour (its subnet is a passive stub). The one
+        place this set is defined: the LDP speaker, the lab's Hello sockets and OSPF's
+        configuration take it from here."""
+        node = self.nodes[router]
+        return tuple(i.name for i in node.interfaces.values()
+                     if self.nodes[i.peer_node].is_router)
 
     def graph(self) -> nx.MultiGraph:
         """The IGP graph: routers as nodes, router-router links as edges (key = link index)."""
@@ -399,6 +414,8 @@ _LDP_FIELDS: dict[str, Callable[[_Ctx, Any, Path], Any]] = {
     "passwords": _ldp_passwords,
     "gtsm": _bool,
     "igp_sync": _bool,
+    "max_adjacencies": lambda ctx, v, p: _int(ctx, v, p, 1, 4096),
+    "adjacency_rate": lambda ctx, v, p: _int(ctx, v, p, 1, 1000),
 }
 _LDP_KEYS = tuple(_LDP_FIELDS)
 

@@ -91,7 +91,8 @@ def _check_name(name: str) -> None:
 
 
 # Router tuning knobs read from the environment (lsr.lab.node): (smallest, largest) allowed.
-ENV_KNOBS = {"LSR_RING_FRAMES": (64, 1 << 16), "LSR_COAL_US": (0, 10_000)}
+ENV_KNOBS = {"LSR_RING_FRAMES": (64, 1 << 16), "LSR_COAL_US": (0, 10_000),
+             "LSR_LOG_BYTES": (4096, 1 << 30)}  # router log cap (lsr.lab.logcap)
 
 
 def _check_env() -> None:
@@ -498,6 +499,8 @@ def status(name: str) -> dict[str, Any]:
                 if "ospf_full" in s:
                     info["ospf_full"] = s["ospf_full"]
                     info["carrier_down"] = s.get("carrier_down", [])
+                if s.get("refused"):
+                    info["refused"] = s["refused"]
                 if not all(_operational(str(v)) for v in s["sessions"].values()):
                     info.update(frr.reasons(name, role, query(name, role, "neighbors", timeout=2)))
             except (OSError, LabError, ValueError) as e:

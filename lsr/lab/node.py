@@ -50,6 +50,8 @@ from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab.files import open_append, write_file
+from lsr.lab.logcap import RateLimit
+from lsr.lab.logcap import install as install_logging
 from lsr.lab.netns import sync_routes
 
 log = logging.getLogger("lsr.node")
@@ -77,6 +79,11 @@ FAST_ROUNDS = 2  # up to this many batches per wake-up (flushed each): <= 1024 f
 COAL_WAIT = int(os.environ.get("LSR_COAL_US", "300")) * 1e-6
 COAL_GAP = 0.002
 COAL_MIN = 8
+# Outgoing LDP connects in flight (sockets in SYN-SENT). The speaker bounds them itself
+# (ldp.instance DEFAULT_MAX_CONNECTING); this is the runtime's own bound on the fds they
+# take, whatever engine runs. Over it a connect fails at once (ldp_connect_refused).
+MAX_CONNECTING = 16
+LOG_FLUSH = 10.0  # s between reports of suppressed log lines (lsr.lab.logcap)
 
 
 RING_BUDGET = 512 << 20  # bytes of RX rings all routers of a lab may take together
@@ -222,6 +229,7 @@ class Router:
         self._coal_next = 0.0  # no coalescing wait before this time (one per COAL_WAIT)
         self.raw: socket.socket | None = None
         self.ipsec: Any = None  # lsr.lab.ipsec.IpsecRuntime when the topology gives us an IPsec role
+        self.log_limit: RateLimit | None = None  # lsr.lab.logcap, when main() set logging up
         self.stopping = asyncio.Event()
         self.go = asyncio.Event()  # lab start barrier: every router's sockets exist before any hello
         from lsr.lab.node_oam import NodeOam
@@ -283,6 +291,10 @@ class Router:
             if old:
                 old.cancel()
         elif isinstance(a, ev.TcpConnect):
+            if len(self.connecting) >= MAX_CONNECTING:
+                self.counters["ldp_connect_refused"] += 1
+                self.feed(ev.TcpClosed(a.conn, "connect: too many connects in flight"))
+                return
             self.connecting[a.conn] = self.loop.create_task(self._connect(a))
         elif isinstance(a, ev.TcpClose):
             t = self.connecting.pop(a.conn, None)
@@ -543,6 +555,14 @@ class Router:
         finally:
             self.loop.call_later(1.0, self._ring_watchdog)
 
+    def _log_flush(self) -> None:
+        """Say what the log rate limit held back ("suppressed K similar")."""
+        try:
+            if self.log_limit is not None:
+                self.log_limit.flush(log)
+        finally:
+            self.loop.call_later(LOG_FLUSH, self._log_flush)
+
     def _frames_readable(self, ifname: str, port: PacketPort) -> None:
         frames = port.recv_batch(BATCH)
         if not frames and port.take_error():  # POLLERR, not frames: forwarding.afpacket
@@ -700,6 +720,27 @@ class Router:
         finally:
             writer.close()
 
+    def refused(self) -> dict[str, dict[str, int]]:
+        """What the flood bounds refused, per protocol (reason -> count, non-zero only):
+        LDP's Hello and TCP bounds (`LdpInstance.refusals`) and the runtime's connect bound,
+        OSPF's Hellos from an extra or too-new neighbor and packets on non-OSPF interfaces."""
+        out: dict[str, dict[str, int]] = {}
+        ldp = dict(getattr(self.ldp, "refusals", dict)())
+        if self.counters["ldp_connect_refused"]:
+            ldp["runtime-connect-limit"] = self.counters["ldp_connect_refused"]
+        if ldp:
+            out["ldp"] = dict(sorted(ldp.items()))
+        if self.ospf is not None:
+            ospf = {k.removeprefix("drop-"): v for k, v in self.ospf.inst.counters.items()
+                    if k.startswith(("drop-hello-second", "drop-hello-neighbor",
+                                     "drop-not-ospf"))}
+            if self.counters["ospf_rx_foreign"]:
+                ospf["not-ospf-interface"] = (ospf.get("not-ospf-interface", 0)
+                                              + self.counters["ospf_rx_foreign"])
+            if ospf:
+                out["ospf"] = dict(sorted(ospf.items()))
+        return out
+
     def answer(self, req: dict[str, Any]) -> Any:
         op = req.get("op")
         if str(op).startswith("oam_"):
@@ -713,6 +754,7 @@ class Router:
                 **({"ospf_full": self.ospf.inst.full_neighbors(),
                     "carrier_down": sorted(i for i, up in self.ospf.carrier.items() if not up)}
                    if self.ospf is not None else {}),
+                "refused": self.refused(),
             }
         if op == "ospf":
             if self.ospf is None:
@@ -735,6 +777,8 @@ class Router:
                     out["tx_dropped_" + name] = p.tx_dropped
             for name, rings in self.rings.items():  # RX ring full: the kernel dropped frames
                 out["rx_ring_drops_" + name] = sum(r.drops() for r in rings)
+            if self.log_limit is not None and self.log_limit.suppressed:
+                out["log_suppressed"] = self.log_limit.suppressed
             res: dict[str, Any] = {"runtime": dict(sorted(out.items()))}
             if hasattr(self.ldp, "counters"):
                 res["ldp"] = _plain(self.ldp.counters())
@@ -773,9 +817,8 @@ class Router:
             sock_path.unlink()
         server = await asyncio.start_unix_server(self._mgmt, path=str(sock_path))
         os.chmod(sock_path, 0o600)  # root's alone (connect needs write permission)
-        for ifname, iface in self.node.interfaces.items():
-            if self.topo.nodes[iface.peer_node].is_router:
-                self.hello_socks[ifname] = self.open_hello_socket(ifname)
+        for ifname in self.topo.ldp_interfaces(self.name):  # none on host-facing ports
+            self.hello_socks[ifname] = self.open_hello_socket(ifname)
         if self.ospf is not None:
             self.ospf.open()
         self.open_ports()
@@ -786,6 +829,7 @@ class Router:
         self.ipsec = IpsecRuntime.maybe(self)
         if self.rings:
             self.loop.call_later(1.0, self._ring_watchdog)
+        self.loop.call_later(LOG_FLUSH, self._log_flush)
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, self.stopping.set)
         write_file(self.state_dir / f"{self.name}.ready", str(os.getpid()), 0o600)
@@ -874,16 +918,16 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--static-lfib", help="pickled lsr.core.lfib.Lfib; no LDP (benchmarks)")
     args = ap.parse_args(argv)
     state_dir = Path(args.state_dir)
-    logging.basicConfig(
-        level=logging.DEBUG if args.debug else logging.INFO,
-        format=f"%(asctime)s {args.router} %(levelname)s %(message)s",
-        stream=sys.stderr,
-    )
+    # Rate-limited lines, size-capped file (lsr.lab.logcap): an attack cannot fill /run.
+    limit = install_logging(state_dir / f"{args.router}.log",
+                            f"%(asctime)s {args.router} %(levelname)s %(message)s",
+                            logging.DEBUG if args.debug else logging.INFO)
     topo: Topology = pickle.loads((state_dir / "topology.pickle").read_bytes())
 
     async def amain() -> None:
         static = pickle.loads(Path(args.static_lfib).read_bytes()) if args.static_lfib else None
         router = Router(topo, args.router, state_dir, ring=not args.no_ring, static_lfib=static)
+        router.log_limit = limit
         await router.run(wait_start=args.wait_start)
 
     asyncio.run(amain())
