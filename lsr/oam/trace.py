@@ -243,6 +243,10 @@ def traceroute(
         maps = reply.message.ddmaps if reply is not None else ()
         hop = _hop(br.ttl, br.path, reply, maps)
         res.hops.append(hop)
+        # A router answering twice on one branch (or the ingress answering) is a
+        # loop, as LDP's path vector would call it (RFC 5036 §2.8), even when the
+        # packet hairpins back out and reaches the egress.
+        looped = bool(hop.router) and hop.router in (res.source, *br.routers)
         if hop.router:
             br.routers.append(hop.router)
 
@@ -262,6 +266,9 @@ def traceroute(
             continue
         if code not in (ReturnCode.LABEL_SWITCHED, ReturnCode.LABEL_SWITCHED_FEC_CHANGE):
             finish("broken")
+            continue
+        if looped:
+            finish("loop")
             continue
         if br.ttl >= max_ttl:
             finish("max-ttl")
