@@ -365,7 +365,9 @@ class Update:
             assert worst is not None
             raise MessageError(ErrorCode.UPDATE_MESSAGE, worst.subcode, worst.reason,
                                worst.data, tuple(problems))
-        return cls(withdrawn, d.attrs, nlri, d.mp_reach, d.mp_unreach, tuple(problems))
+        # An UPDATE of MP attributes alone has no other path attributes (RFC 4760 §4).
+        attrs = None if d.seen <= {AttrType.MP_UNREACH_NLRI} else d.attrs
+        return cls(withdrawn, attrs, nlri, d.mp_reach, d.mp_unreach, tuple(problems))
 
     @property
     def handling(self) -> Handling | None:
