@@ -16,14 +16,12 @@ import pytest
 
 from bgp import events as ev
 from bgp.attrs import ExtCommunity
-from bgp.config import validate
 from bgp.nlri import IPV4_UNICAST, IPV4_VPN, Nlri, Rd
-from lsr.core.topology import load_topology, register_section, section_names
 from lsr.sim import Simulation
 
+from .bgp_section import load_bgp_topology as load_topology
+
 TOPO = Path(__file__).parent / "data" / "bgp-rr.yaml"
-if "bgp" not in section_names():  # installed metadata predates the entry point
-    register_section("bgp", validate)
 
 LO = {n: IPv4Address(f"10.255.0.{i}") for n, i in
       (("pe1", 1), ("pe2", 2), ("pe3", 3), ("pe4", 4), ("rr", 10), ("p1", 11))}
