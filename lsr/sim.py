@@ -10,7 +10,12 @@ one `ospf.instance.OspfInstance` (`igp="ospf"`). The driver:
 * joins `TcpConnect` to the listener of the remote transport address with an
   in-memory byte pipe: the bytes are real LDP PDUs from `ldp.codec`;
 * runs timers on a deterministic event queue, a heap ordered by (time, seq),
-  with a fixed link delay.
+  with a fixed link delay;
+* runs a `bgp.instance.BgpInstance` on every router the file's `bgp:` section
+  names: its TCP connections (port 179, between loopbacks) open only when both
+  ends have an IGP route to the other, and bytes sent while the sender has no route
+  wait (as TCP retransmits) until one appears; each router's IGP RIB feeds its BGP
+  next-hop resolution.
 
 Same topology in, same labels and same event order out, every run.
 """
@@ -22,6 +27,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
+from bgp import events as bgp_ev
+from bgp.config import from_topology as bgp_config
+from bgp.instance import BgpInstance
 from ldp.events import (
     ApplyLfib,
     CancelTimer,
@@ -60,6 +68,8 @@ if TYPE_CHECKING:  # the LSP ping network is built only on demand (sim_network)
 LINK_DELAY = 0.001  # s, one way, hellos and TCP alike
 _TCP_EVENTS = (TcpAccepted, TcpConnected, TcpData, TcpClosed)
 OSPF = "/ospf"  # queue destination suffix: "<router>/ospf" is that router's OSPF instance
+BGP = "/bgp"  # "<router>/bgp": its BGP instance
+_BGP_TCP = (bgp_ev.TcpAccepted, bgp_ev.TcpConnected, bgp_ev.TcpData, bgp_ev.TcpClosed)
 IGP_MODES = ("ospf", "reference")
 
 
@@ -137,6 +147,20 @@ class Simulation:
         self.log_lines: list[str] | None = [] if log else None
         self.lsr_names = {str(n.lsr_id): n.name for n in topo.routers}
         self.started = False
+        self.bgp: dict[str, BgpInstance] = {}
+        for r in self.routers:
+            cfg = bgp_config(topo, r)
+            if cfg is not None:
+                self.bgp[r] = BgpInstance(cfg)
+        self._bgp_listen: dict[IPv4Address, str] = {}
+        # (router, conn) -> (peer router, peer conn, our address, the peer's address)
+        self._bgp_pipes: dict[tuple[str, int], tuple[str, int, IPv4Address, IPv4Address]] = {}
+        self._bgp_backlog: dict[tuple[str, int], list[bytes]] = {}
+        self._bgp_accept_ids: dict[str, int] = {r: 0 for r in self.bgp}
+        self._inflight_bgp = 0
+        # Called with (router, BestPathChanged) for every Loc-RIB change: the hook a VPN
+        # layer (VRF import) listens on.
+        self.bgp_listeners: list[Any] = []
 
     # -------------------------------------------------------------- queue
 
@@ -145,12 +169,18 @@ class Simulation:
         heapq.heappush(self._queue, (t, self._seq, router, event, timer_seq))
         if isinstance(event, _TCP_EVENTS):
             self._inflight_tcp += 1
+        elif isinstance(event, _BGP_TCP):
+            self._inflight_bgp += 1
         return self._seq
 
     def _deliver(self, router: str, event: Any) -> None:
         if self.stopped and router.partition("/")[0] in self.stopped:
             return  # nothing reaches a stopped router
         self.events += 1
+        if router.endswith(BGP):
+            name = router[:-len(BGP)]
+            self._perform_bgp(name, self.bgp[name].handle(event, self.now))
+            return
         if router.endswith(OSPF):
             name = router[:-len(OSPF)]
             self._perform_ospf(name, self.ospf[name].handle(event, self.now))
@@ -202,6 +232,8 @@ class Simulation:
                 self.ribs[router] = a.rib
                 self.last_change = self.now
                 self._deliver(router, RibChanged(a.rib))
+                if router in self.bgp:
+                    self._bgp_rib(router, a.rib)
             elif isinstance(a, ospf_ev.NeighborChange):
                 if self.log_lines is not None:
                     self.log_lines.append(f"{self.now:10.6f} {router}: ospf: {a.ifname} "
@@ -280,6 +312,10 @@ class Simulation:
                 self._deliver(r, RibChanged(self.igp.rib(r)))
         for r in self.routers:
             self._deliver(r, Start())
+        for r in self.bgp:
+            if not self.ospf:
+                self._bgp_rib(r, self.igp.rib(r))
+            self._deliver(r + BGP, bgp_ev.Start())
 
     def expected_sessions(self) -> set[tuple[str, str]]:
         """Router pairs joined by at least one up link: they must have a session."""
@@ -344,9 +380,10 @@ class Simulation:
         converged = False
         check_every = 0
         while self._queue:
-            if self._inflight_tcp == 0 and self._inflight_ospf == 0 and stop_when_converged:
+            if self._inflight_tcp == 0 and self._inflight_ospf == 0 and \
+                    self._inflight_bgp == 0 and stop_when_converged:
                 check_every += 1
-                if self.ospf_settled() and self.sessions_ok():
+                if self.ospf_settled() and self.sessions_ok() and self.bgp_settled():
                     converged = True
                     break
             t, seq, router, ev, tseq = heapq.heappop(self._queue)
@@ -364,10 +401,12 @@ class Simulation:
                     self.last_change = t
             elif isinstance(ev, ospf_ev.PacketReceived):
                 self._inflight_ospf -= 1
+            elif isinstance(ev, _BGP_TCP):
+                self._inflight_bgp -= 1
             self._deliver(router, ev)
         if not stop_when_converged:
             self.now = max(self.now, limit)
-            converged = self.ospf_settled() and self.sessions_ok()
+            converged = self.ospf_settled() and self.sessions_ok() and self.bgp_settled()
         return SimResult(converged, self.last_change, self.now, self.events - start_events,
                          self.instances, self.message_counts())
 
@@ -377,6 +416,8 @@ class Simulation:
         self.igp = Igp(self.topo, self.down)
         for r in self.routers:
             self._deliver(r, RibChanged(self.igp.rib(r)))
+            if r in self.bgp:
+                self._bgp_rib(r, self.igp.rib(r))
 
     def link_down(self, link_index: int) -> None:
         """Carrier down on a link: IGP recomputes, LDP loses the adjacencies on it."""
@@ -401,6 +442,16 @@ class Simulation:
         if router in self.ospf:
             self._deliver(router + OSPF, ospf_ev.Stop())
         self._deliver(router, Stop())
+        if router in self.bgp:
+            self._deliver(router + BGP, bgp_ev.Stop())
+        self.stopped.add(router)
+        self.last_change = self.now
+
+    def router_crash(self, router: str) -> None:
+        """The router's process dies without a word: no flush, no NOTIFICATION, no
+        TCP close. Its neighbours find out from their own timers (OSPF dead interval,
+        LDP KeepAlive, BGP hold timer)."""
+        self.start()
         self.stopped.add(router)
         self.last_change = self.now
 
@@ -417,6 +468,120 @@ class Simulation:
             if node in self.instances:
                 self._deliver(node, InterfaceUp(ifname))
         self.last_change = self.now
+
+    # -------------------------------------------------------------- BGP
+
+    def _bgp_rib(self, router: str, rib: dict[IPv4Network, Route]) -> None:
+        self._deliver(router + BGP, bgp_ev.RibChanged(rib))
+        for key in [k for k in self._bgp_backlog if k[0] == router]:  # TCP retransmits
+            pipe = self._bgp_pipes.get(key)
+            if pipe is not None and self._reaches(router, pipe[3]):
+                for data in self._bgp_backlog.pop(key):
+                    self._push(self.now + self.link_delay, pipe[0] + BGP,
+                               bgp_ev.TcpData(pipe[1], data))
+
+    def _reaches(self, router: str, addr: IPv4Address) -> bool:
+        """`router`'s IGP RIB has a route to `addr` (longest match)."""
+        rib = self.ribs[router] if self.ospf else self.igp.rib(router)
+        n = int(addr)
+        return any(IPv4Network((n >> (32 - p) << (32 - p), p)) in rib for p in range(32, -1, -1))
+
+    def _perform_bgp(self, router: str, actions: list[Any]) -> None:
+        dest = router + BGP
+        d = self.link_delay
+        for a in actions:
+            if isinstance(a, bgp_ev.TcpSend):
+                pipe = self._bgp_pipes.get((router, a.conn))
+                if pipe is None:
+                    continue
+                key = (router, a.conn)
+                if key in self._bgp_backlog or not self._reaches(router, pipe[3]):
+                    self._bgp_backlog.setdefault(key, []).append(a.data)
+                else:
+                    self._push(self.now + d, pipe[0] + BGP, bgp_ev.TcpData(pipe[1], a.data))
+            elif isinstance(a, bgp_ev.StartTimer):
+                self._arm(dest, a.timer, a.seconds, bgp_ev.TimerExpired)
+            elif isinstance(a, bgp_ev.CancelTimer):
+                self._timers.pop((dest, a.timer), None)
+            elif isinstance(a, bgp_ev.TcpConnect):
+                self._bgp_connect(router, a)
+            elif isinstance(a, bgp_ev.TcpClose):
+                self._bgp_backlog.pop((router, a.conn), None)
+                pipe = self._bgp_pipes.pop((router, a.conn), None)
+                if pipe is not None:
+                    self._bgp_pipes.pop((pipe[0], pipe[1]), None)
+                    self._bgp_backlog.pop((pipe[0], pipe[1]), None)
+                    self._push(self.now + d, pipe[0] + BGP,
+                               bgp_ev.TcpClosed(pipe[1], "closed by peer"))
+            elif isinstance(a, bgp_ev.TcpListen):
+                self._bgp_listen[a.address] = router
+            elif isinstance(a, bgp_ev.BestPathChanged):
+                self.last_change = self.now
+                for fn in self.bgp_listeners:
+                    fn(router, a)
+            elif isinstance(a, bgp_ev.PeerStateChanged):
+                self.last_change = self.now
+                if self.log_lines is not None:
+                    self.log_lines.append(f"{self.now:10.6f} {router}: bgp: "
+                                          f"{self.name_of(str(a.peer))} {a.old} -> {a.new} "
+                                          f"({a.event})")
+            elif isinstance(a, bgp_ev.LogEvent):
+                if self.log_lines is not None:
+                    self.log_lines.append(f"{self.now:10.6f} {router}: bgp {a.level}: {a.text}")
+
+    def _bgp_connect(self, router: str, a: bgp_ev.TcpConnect) -> None:
+        """A SYN to `a.remote`:179: it gets through when both ends have a route to each
+        other and the remote listens; else the attempt fails (refused or unreachable)."""
+        d = self.link_delay
+        target = self._bgp_listen.get(a.remote)
+        if target is None or target in self.stopped or not self._reaches(router, a.remote) \
+                or not self._reaches(target, a.local):
+            self._push(self.now + 3 * d, router + BGP, bgp_ev.TcpClosed(a.conn, "connection refused"))
+            return
+        self._bgp_accept_ids[target] -= 1
+        aconn = self._bgp_accept_ids[target]
+        self._bgp_pipes[(router, a.conn)] = (target, aconn, a.local, a.remote)
+        self._bgp_pipes[(target, aconn)] = (router, a.conn, a.remote, a.local)
+        self._push(self.now + d, target + BGP, bgp_ev.TcpAccepted(aconn, a.remote, a.local))
+        self._push(self.now + 2 * d, router + BGP, bgp_ev.TcpConnected(a.conn))
+
+    def bgp_sessions(self) -> set[tuple[str, str]]:
+        """(router, peer name) of every configured session whose ends both run."""
+        out = set()
+        for r, inst in self.bgp.items():
+            if r in self.stopped:
+                continue
+            for p in inst.cfg.peers:
+                if p.name not in self.stopped:
+                    out.add((r, p.name))
+        return out
+
+    def bgp_settled(self) -> bool:
+        """Every configured BGP session between running routers is Established, and
+        nothing is in flight."""
+        if not self.bgp:
+            return True
+        if self._inflight_bgp:
+            return False
+        for r, p in self.bgp_sessions():
+            inst = self.bgp[r]
+            if inst.state_of(self.topo.nodes[p].lsr_id).value != "Established":
+                return False
+        return True
+
+    def bgp_originate(self, router: str, routes: tuple[bgp_ev.LocalRoute, ...]) -> None:
+        """Hand local routes to `router`'s BGP (the VPN layer's hook in)."""
+        self.start()
+        self._deliver(router + BGP, bgp_ev.Originate(routes))
+
+    def bgp_withdraw(self, router: str, family: tuple[int, int], nlris: tuple) -> None:
+        self.start()
+        self._deliver(router + BGP, bgp_ev.WithdrawLocal(family, nlris))
+
+    def bgp_deliver(self, router: str, event: Any) -> None:
+        """Any BGP input event to `router` now (PeerStop, PeerStart, ...)."""
+        self.start()
+        self._deliver(router + BGP, event)
 
     # -------------------------------------------------------------- views
 

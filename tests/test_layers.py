@@ -1,7 +1,7 @@
 """The dependency contract: layers, imports only point down (docs/architecture.md, "Layers").
 
 This file is the ONE place the contract lives. It reads every import in `lsr/`, `ldp/`,
-`ike/` and `forwarding/` with `ast` (module-level and function-level `import` / `from ...
+`ospf/`, `bgp/`, `ike/` and `forwarding/` with `ast` (module-level and function-level `import` / `from ...
 import`, and `importlib.import_module("...")` with a literal or f-string prefix) and
 checks:
 
@@ -32,25 +32,26 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-PACKAGES = ("lsr", "ldp", "ospf", "ike", "forwarding")
+PACKAGES = ("lsr", "ldp", "ospf", "bgp", "ike", "forwarding")
 
 # Top to bottom. A module belongs to the entry with the longest matching prefix.
 LAYERS: dict[str, tuple[str, ...]] = {
     "edge": ("lsr.cli", "lsr.lab", "lsr.sim", "lsr.teach", "lsr.render", "lsr.web"),
     "checking": ("lsr.oam",),
-    "protocols": ("ldp", "ospf", "ike", "forwarding"),
+    "protocols": ("ldp", "ospf", "bgp", "ike", "forwarding"),
     "core": ("lsr.core", "lsr.errors", "lsr"),  # `lsr` = lsr/__init__.py (a docstring)
 }
 # Which protocol package may import which: control plane -> dataplane only, where declared.
 PROTOCOL_DEPS: dict[str, frozenset[str]] = {
     "ldp": frozenset(),
     "ospf": frozenset(),
+    "bgp": frozenset(),
     "ike": frozenset({"forwarding"}),
     "forwarding": frozenset(),
 }
 TOP = "lsr.cli"  # the click commands: nothing below imports them
 
-PURE = ("lsr.core", "lsr.errors", "lsr.oam", "ldp", "ospf", "ike", "forwarding")
+PURE = ("lsr.core", "lsr.errors", "lsr.oam", "ldp", "ospf", "bgp", "ike", "forwarding")
 IO_MODULES = frozenset({
     "subprocess", "socket", "asyncio", "selectors", "select", "mmap", "fcntl", "signal",
     "threading", "multiprocessing", "time", "pyroute2", "click", "rich", "scapy",
@@ -369,7 +370,7 @@ def test_loading_a_plain_topology_imports_no_plugin() -> None:
         "from lsr.core.topology import load_topology\n"
         "load_topology('topologies/line3.yaml')\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in"
-        " ('cryptography', 'forwarding', 'ike', 'ldp') or m.startswith('lsr.oam'))\n"
+        " ('cryptography', 'forwarding', 'ike', 'ldp', 'bgp') or m.startswith('lsr.oam'))\n"
         "print(' '.join(bad))\n"
     )
     r = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True,
