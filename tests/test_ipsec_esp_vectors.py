@@ -25,6 +25,8 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from forwarding.ipsec.esp import (
     Decapsulated,
@@ -357,3 +359,24 @@ def test_vectors_cover_every_drop_reason(vectors: dict[str, Any]) -> None:
     assert reasons >= {"unknown-spi", "replay", "icv-failed", "malformed", "bad-padding",
                        "bad-next-header", "dummy", "policy-mismatch", "seq-exhausted",
                        "lifetime-expired"}, reasons
+
+
+def _checksum_by_words(header: bytes) -> int:
+    """RFC 1071 the long way: add 16-bit words, fold the carries, complement."""
+    if len(header) % 2:
+        header += b"\0"
+    s = sum(struct.unpack(f"!{len(header) // 2}H", header))
+    while s >> 16:
+        s = (s & 0xFFFF) + (s >> 16)
+    return ~s & 0xFFFF
+
+
+@settings(max_examples=500, deadline=None)
+@given(st.binary(max_size=64))
+def test_checksum_equals_the_word_sum(data: bytes) -> None:
+    assert ipv4_checksum(data) == _checksum_by_words(data)
+
+
+@pytest.mark.parametrize("data", [b"", b"\0" * 20, b"\xff" * 20, b"\xff\xff", b"\x01", bytes(19) + b"\x01"])
+def test_checksum_edge_cases(data: bytes) -> None:
+    assert ipv4_checksum(data) == _checksum_by_words(data)
