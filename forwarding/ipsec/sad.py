@@ -102,7 +102,7 @@ class Sad:
         if x & _OUTER_MASK == _OUTER_ESP and (x >> SHIFT_TOTAL) & 0xFFFF == n and n >= 28 and not x % 0xFFFF:
             sa = self._wire.get(packet[20:24] + packet[16:20])
             if sa is not None:
-                return sa.open_at(packet, 20, n, now)
+                return sa.open20(packet, now)
         ip = check_ipv4(packet)
         if isinstance(ip, str):
             self.counters.malformed += 1
