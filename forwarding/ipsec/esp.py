@@ -175,6 +175,8 @@ class SecurityAssociation:
     sequence numbers and windows are per-SA state).
     """
 
+    protocol = "esp"
+
     # Slots, not a __dict__: with more than 30 instance attributes CPython 3.11 stops
     # specialising attribute loads on a dict-based instance, and every `self.x` on the
     # fast path became a dictionary look-up.
@@ -333,6 +335,7 @@ class SecurityAssociation:
     def status(self) -> dict[str, object]:
         return {
             "name": self.name,
+            "protocol": "esp",
             "spi": f"0x{self.spi:08x}",
             "src": str(self.src),
             "dst": str(self.dst),
