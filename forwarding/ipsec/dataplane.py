@@ -54,6 +54,7 @@ from forwarding.ipsec.esp import (
     check_ipv4,
     ipv4_checksum,
 )
+from forwarding.ipsec.sad import plain_esp
 from forwarding.ipsec.spd import Action
 from forwarding.plane import LOCAL_IF, fragment, originate
 from forwarding.tables import A_NHLFE, RouterTables
@@ -176,6 +177,12 @@ class IpsecStage:
         proto = ip[9]
         if proto != IPPROTO_ESP and proto != IPPROTO_UDP and proto != IPPROTO_AH:
             return None
+        if proto == IPPROTO_ESP and plain_esp(ip):  # the usual packet: its header is checked once
+            r = self.engine.sad.open_plain_esp(ip, now)
+            if isinstance(r, EspDrop):
+                return self._drop(r)
+            self.counters["esp_in"] += 1
+            return self._deliver(r, now)
         ok = check_ipv4(ip)
         if isinstance(ok, str):
             return None  # the kernel drops it as it likes

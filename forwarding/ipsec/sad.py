@@ -33,6 +33,16 @@ _OUTER_MASK, _OUTER_ESP = fast_header_mask(IPPROTO_ESP)
 AnySa = SecurityAssociation | AhSecurityAssociation
 
 
+def plain_esp(packet: bytes) -> bool:
+    """The usual ESP packet, checked in one go (see SecurityAssociation.decapsulate): IPv4
+    without options, ESP, not a fragment, total length = the bytes there are, room for SPI
+    and sequence number, a good header checksum. Such a packet passes `check_ipv4` and
+    the other outer checks, so whoever checked this need not check them again."""
+    x = int.from_bytes(packet[:20], "big")
+    n = len(packet)
+    return x & _OUTER_MASK == _OUTER_ESP and (x >> SHIFT_TOTAL) & 0xFFFF == n and n >= 28 and not x % 0xFFFF
+
+
 @dataclass
 class SadCounters:
     """Drops that cannot be charged to an SA."""
@@ -105,14 +115,19 @@ class Sad:
 
     def decapsulate(self, packet: bytes, now: float = 0.0) -> Decapsulated | EspDrop:
         """Find the inbound SA of an outer IPv4/ESP or IPv4/AH packet and open it. Never raises."""
-        x = int.from_bytes(packet[:20], "big")
-        # fast path (see SecurityAssociation.decapsulate): a plain, whole, unfragmented
-        # IPv4/ESP packet with a good checksum and room for SPI and sequence number
-        n = len(packet)
-        if x & _OUTER_MASK == _OUTER_ESP and (x >> SHIFT_TOTAL) & 0xFFFF == n and n >= 28 and not x % 0xFFFF:
-            sa = self._wire.get(packet[20:24] + packet[16:20])
-            if sa is not None:
-                return sa.open20(packet, now)
+        if plain_esp(packet):
+            return self.open_plain_esp(packet, now)
+        return self._decapsulate_checked(packet, now)
+
+    def open_plain_esp(self, packet: bytes, now: float = 0.0) -> Decapsulated | EspDrop:
+        """decapsulate() for a packet `plain_esp` accepted (its header is not checked again)."""
+        sa = self._wire.get(packet[20:24] + packet[16:20])
+        if sa is not None:
+            return sa.open20(packet, now)
+        return self._decapsulate_checked(packet, now)  # it names the unknown SPI
+
+    def _decapsulate_checked(self, packet: bytes, now: float) -> Decapsulated | EspDrop:
+        """decapsulate() step by step: each problem gets its own drop reason and detail."""
         ip = check_ipv4(packet)
         if isinstance(ip, str):
             self.counters.malformed += 1
