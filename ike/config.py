@@ -18,6 +18,13 @@ loopback and receives on those whose `dst` is::
           auth_key: "<64 hex digits>"
           replay_window: 64          # 0 = off, else 32..65536
           esn: false
+        - name: pe2-pe1-ah           # AH (RFC 4302): integrity only, no encryption
+          protocol: ah               # esp (default) | ah
+          spi: 0x2002
+          src: pe2
+          dst: pe1
+          integrity: hmac-sha2-256-128
+          auth_key: "<64 hex digits>"
       policies:                      # ordered; first match wins per router
         - {router: pe1, src: 192.168.1.0/24, dst: 192.168.2.0/24, action: protect, sa: pe1-pe2}
 
@@ -32,6 +39,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from forwarding.ipsec.ah import AhSecurityAssociation
 from forwarding.ipsec.esp import (
     ENCRYPTIONS,
     INTEGRITIES,
@@ -54,9 +62,10 @@ IKE_PROPOSALS = {"aes128gcm16-prfsha256-x25519": 128, "aes256gcm16-prfsha256-x25
 ESP_PROPOSALS = {"aes128gcm16": 128, "aes256gcm16": 256}
 GATEWAY_KINDS = ("strongswan",)  # host-like nodes that can be an IKE peer
 _SA_KEYS = (
-    "name", "spi", "src", "dst", "encryption", "enc_key", "integrity", "auth_key",
+    "name", "protocol", "spi", "src", "dst", "encryption", "enc_key", "integrity", "auth_key",
     "replay_window", "esn", "df", "lifetime_packets",
 )
+SA_PROTOCOLS = ("esp", "ah")
 _POLICY_KEYS = ("name", "router", "src", "dst", "protocol", "action", "sa")
 _NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_.-]{0,62}$")
 _HEX_RE = re.compile(r"^(0x)?([0-9a-fA-F]{2})+$")
@@ -79,9 +88,11 @@ class SaSpec:
     esn: bool = False
     df: str = "copy"
     lifetime_packets: int | None = None
+    protocol: str = "esp"  # or "ah" (RFC 4302: no encryption, enc_key empty)
 
     def __repr__(self) -> str:  # never print keys
-        return f"SaSpec({self.name!r}, spi=0x{self.spi:08x}, {self.src}->{self.dst}, {self.encryption})"
+        alg = self.encryption if self.protocol == "esp" else f"ah {self.integrity}"
+        return f"SaSpec({self.name!r}, spi=0x{self.spi:08x}, {self.src}->{self.dst}, {alg})"
 
 
 @dataclass(frozen=True)
@@ -247,6 +258,7 @@ def _true_or_false(v: Any) -> str:
 
 
 _SA_REQUIRED = ("name", "spi", "src", "dst", "encryption", "enc_key")
+_AH_REQUIRED = ("name", "spi", "src", "dst", "integrity", "auth_key")
 _SA_OPTIONS: tuple[_Option, ...] = (
     ("replay_window", DEFAULT_WINDOW, _window_ok,
      lambda v: f"replay_window {v!r} must be 0 (off) or {MIN_WINDOW}..{MAX_WINDOW} (RFC 4303 §3.4.3)"),
@@ -328,9 +340,12 @@ def _validate_sas(fail: Fail, sas_raw: list[Any], root: tuple[Any, ...], topo: T
 
 
 def _sa_spec(fail: Fail, raw: Any, p: tuple[Any, ...], i: int, topo: Topology, so_far: _SasSoFar) -> SaSpec:
-    """One SA, checked in order: keys, name, SPI, endpoints, algorithms, keys, options."""
+    """One SA, checked in order: keys, protocol, name, SPI, endpoints, algorithms, keys, options."""
     m = _expect_map(fail, raw, p, _SA_KEYS)
-    _require(fail, m, p, _SA_REQUIRED)
+    protocol = m.get("protocol", "esp")
+    if protocol not in SA_PROTOCOLS:
+        raise fail(p + ("protocol",), f"protocol {protocol!r} must be esp or ah")
+    _require(fail, m, p, _SA_REQUIRED if protocol == "esp" else _AH_REQUIRED)
     name = m["name"]
     if not isinstance(name, str) or not _NAME_RE.match(name):
         raise fail(p + ("name",), f"SA name {name!r} must start with a letter: letters, digits, _ . -")
@@ -349,9 +364,15 @@ def _sa_spec(fail: Fail, raw: Any, p: tuple[Any, ...], i: int, topo: Topology, s
             "(SPIs must be unique per destination)",
         )
     so_far.spis[(spi, dst_addr)] = name
-    enc, integ = _sa_algorithms(fail, m, p)
-    enc_key, auth_key = _sa_keys(fail, m, p, enc, integ)
+    if protocol == "ah":
+        enc, enc_key = NO_ENCRYPTION, b""
+        integ, auth_key = _ah_algorithm_and_key(fail, m, p)
+    else:
+        enc, integ = _sa_algorithms(fail, m, p)
+        enc_key, auth_key = _sa_keys(fail, m, p, enc, integ)
     for kname, kval in (("enc_key", enc_key), ("auth_key", auth_key)):
+        if not kval:
+            continue
         if kval in so_far.keys:
             other = so_far.keys[kval]
             raise fail(
@@ -361,7 +382,29 @@ def _sa_spec(fail: Fail, raw: Any, p: tuple[Any, ...], i: int, topo: Topology, s
         so_far.keys[kval] = (name, kname)
     window, esn, df, lifetime = _options(fail, m, p, _SA_OPTIONS)
     return SaSpec(name, spi, src, dst, src_addr, dst_addr, enc, enc_key, integ, auth_key,
-                  window, esn, df, lifetime)
+                  window, esn, df, lifetime, protocol)
+
+
+NO_ENCRYPTION = "none"
+
+
+def _ah_algorithm_and_key(fail: Fail, m: dict[str, Any], p: tuple[Any, ...]) -> tuple[str, bytes]:
+    """AH (RFC 4302): an integrity algorithm and its key; nothing to encrypt with."""
+    for k in ("encryption", "enc_key"):
+        if k in m:
+            raise fail(p + (k,), f"AH does not encrypt (RFC 4302): remove '{k}', or use protocol: esp")
+    integ = m["integrity"]
+    if integ not in INTEGRITIES:
+        raise fail(p + ("integrity",), f"{integ!r} is not one of: {', '.join(INTEGRITIES)}")
+    ia = INTEGRITIES[integ]
+    auth_key = _key_bytes(fail, m["auth_key"], p + ("auth_key",))
+    if len(auth_key) != ia.key_len:
+        raise fail(
+            p + ("auth_key",),
+            f"{integ} needs a {ia.key_len}-byte key ({2 * ia.key_len} hex digits, RFC 4868 §2.1.1), "
+            f"got {len(auth_key)} bytes",
+        )
+    return integ, auth_key
 
 
 def _spi(fail: Fail, spi: Any, path: tuple[Any, ...]) -> int:
@@ -601,14 +644,24 @@ def ipsec_for_router(
     for s in cfg.sas:
         if router not in (s.src, s.dst):
             continue
-        sa = SecurityAssociation(
-            name=s.name, spi=s.spi, src=s.src_addr, dst=s.dst_addr,
-            encryption=s.encryption, enc_key=s.enc_key,
-            integrity=s.integrity, auth_key=s.auth_key,
-            replay_window=s.replay_window, esn=s.esn, df=s.df,
-            lifetime_packets=s.lifetime_packets, created=now,
-            selectors=cfg.selectors_of(s.name), **extra,
-        )
+        sa: SecurityAssociation | AhSecurityAssociation
+        if s.protocol == "ah":
+            sa = AhSecurityAssociation(
+                name=s.name, spi=s.spi, src=s.src_addr, dst=s.dst_addr,
+                integrity=s.integrity, auth_key=s.auth_key,
+                replay_window=s.replay_window, esn=s.esn, df=s.df,
+                lifetime_packets=s.lifetime_packets, created=now,
+                selectors=cfg.selectors_of(s.name),
+            )
+        else:
+            sa = SecurityAssociation(
+                name=s.name, spi=s.spi, src=s.src_addr, dst=s.dst_addr,
+                encryption=s.encryption, enc_key=s.enc_key,
+                integrity=s.integrity, auth_key=s.auth_key,
+                replay_window=s.replay_window, esn=s.esn, df=s.df,
+                lifetime_packets=s.lifetime_packets, created=now,
+                selectors=cfg.selectors_of(s.name), **extra,
+            )
         if s.src == router:
             sad.add_outbound(sa)
         else:

@@ -10,7 +10,7 @@ is not IPsec's business (the caller goes on as without IPsec) or the list of
 * **Outbound** (RFC 4301 §5.1), frames from a host-facing interface (`host_ifs`):
   SPD lookup on the customer packet. BYPASS -> `None` (normal FTN push);
   DISCARD -> dropped and audited; PROTECT -> inner TTL - 1 (the router
-  forwards the inner packet, RFC 1812 §5.3.1), ESP tunnel-mode encapsulation
+  forwards the inner packet, RFC 1812 §5.3.1), ESP (or AH) tunnel-mode encapsulation
   (outer src/dst = the SA's endpoints, our loopbacks) and the outer packet is
   routed like any packet this router originates (`plane.originate`: FTN
   lookup on the far loopback -> label push). With `udp_encap` the ESP packet
@@ -24,8 +24,8 @@ is not IPsec's business (the caller goes on as without IPsec) or the list of
   far edge never has to reassemble.
 * **Inbound** (RFC 4301 §5.2): ESP (protocol 50), or ESP in UDP 4500 with a
   non-zero first word (RFC 3948 §2.2; a zero "non-ESP marker" is IKE and goes
-  to the kernel socket), addressed to one of the router's own addresses, is
-  decrypted here (`Sad.decapsulate`: anti-replay, ICV, selectors); the inner
+  to the kernel socket), or AH (protocol 51, RFC 4302), addressed to one of
+  the router's own addresses, is opened here (`Sad.decapsulate`: anti-replay, ICV, selectors); the inner
   packet's TTL is decremented and it is routed (normally to the connected
   host). Clear packets from the core that match an inbound PROTECT policy are
   discarded (they should have come through an SA).
@@ -42,6 +42,7 @@ import struct
 from collections.abc import Callable, Iterable
 
 from forwarding.icmp import frag_needed, may_send_error
+from forwarding.ipsec.ah import IPPROTO_AH
 from forwarding.ipsec.engine import IpsecEngine
 from forwarding.ipsec.esp import (
     IPPROTO_ESP,
@@ -53,6 +54,7 @@ from forwarding.ipsec.esp import (
     check_ipv4,
     ipv4_checksum,
 )
+from forwarding.ipsec.sad import plain_esp
 from forwarding.ipsec.spd import Action
 from forwarding.plane import LOCAL_IF, fragment, originate
 from forwarding.tables import A_NHLFE, RouterTables
@@ -170,10 +172,17 @@ class IpsecStage:
         return self.clear_inbound(ip, now)
 
     def local(self, ip: bytes, now: float = 0.0) -> Out | None:
-        """A packet to one of our addresses: ESP (or ESP in UDP 4500) is ours, the rest the kernel's."""
+        """A packet to one of our addresses: ESP (or ESP in UDP 4500) and AH are ours, the rest
+        the kernel's."""
         proto = ip[9]
-        if proto != IPPROTO_ESP and proto != IPPROTO_UDP:
+        if proto != IPPROTO_ESP and proto != IPPROTO_UDP and proto != IPPROTO_AH:
             return None
+        if proto == IPPROTO_ESP and plain_esp(ip):  # the usual packet: its header is checked once
+            r = self.engine.sad.open_plain_esp(ip, now)
+            if isinstance(r, EspDrop):
+                return self._drop(r)
+            self.counters["esp_in"] += 1
+            return self._deliver(r, now)
         ok = check_ipv4(ip)
         if isinstance(ok, str):
             return None  # the kernel drops it as it likes
@@ -190,10 +199,10 @@ class IpsecStage:
         r = self.engine.sad.decapsulate(pkt, now)
         if isinstance(r, EspDrop):
             return self._drop(r)
+        self.counters["ah_in" if proto == IPPROTO_AH else "esp_in"] += 1
         return self._deliver(r, now)
 
     def _deliver(self, r: Decapsulated, now: float) -> Out:
-        self.counters["esp_in"] += 1
         inner = dec_ttl(r.inner)
         if inner is None:
             self.counters["inner_ttl_expired"] += 1
@@ -271,5 +280,5 @@ class IpsecStage:
                 self.counters["no_route_to_peer"] += 1
                 return out
             out += routed
-            self.counters["esp_out"] += 1
+            self.counters["ah_out" if sa.protocol == "ah" else "esp_out"] += 1
         return out

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from forwarding.ipsec.ah import IPPROTO_AH
 from forwarding.ipsec.esp import (
     IPPROTO_ESP,
     Decapsulated,
@@ -23,6 +24,8 @@ from forwarding.ipsec.esp import (
 )
 from forwarding.ipsec.sad import Sad
 from forwarding.ipsec.spd import Action, Spd
+
+_IPSEC_PROTOS = (IPPROTO_ESP, IPPROTO_AH)
 
 
 @dataclass(frozen=True)
@@ -57,9 +60,9 @@ class IpsecEngine:
         return sa.encapsulate(inner, now)
 
     def inbound(self, packet: bytes, now: float = 0.0) -> Bypass | Decapsulated | EspDrop:
-        """RFC 4301 §5.2: ESP to one of our tunnel endpoints is opened; clear traffic
+        """RFC 4301 §5.2: ESP or AH to one of our tunnel endpoints is opened; clear traffic
         that a PROTECT policy covers is discarded; anything else bypasses."""
-        if len(packet) >= 20 and packet[9] == IPPROTO_ESP and self.sad.is_local(packet[16:20]):
+        if len(packet) >= 20 and packet[9] in _IPSEC_PROTOS and self.sad.is_local(packet[16:20]):
             return self.sad.decapsulate(packet, now)  # checks the header itself
         ip = parse_ipv4(packet)
         if isinstance(ip, str):

@@ -24,7 +24,7 @@ _MASK32 = 0xFFFFFFFF
 class ReplayWindow:
     """Bitmap anti-replay window. Bit i of `bitmap` = seq `top - i` was received."""
 
-    __slots__ = ("size", "top", "bitmap", "_mask")
+    __slots__ = ("size", "top", "bitmap", "mask")
 
     def __init__(self, size: int = DEFAULT_WINDOW) -> None:
         if size != 0 and not MIN_WINDOW <= size <= MAX_WINDOW:
@@ -32,7 +32,7 @@ class ReplayWindow:
         self.size = size
         self.top = 0  # highest authenticated sequence number (0 = nothing received yet)
         self.bitmap = 0
-        self._mask = (1 << size) - 1
+        self.mask = (1 << size) - 1  # bits of the window
 
     @property
     def enabled(self) -> bool:
@@ -56,7 +56,7 @@ class ReplayWindow:
         if seq > self.top:
             shift = seq - self.top
             if self.enabled:
-                self.bitmap = ((self.bitmap << shift) | 1) & self._mask if shift < self.size else 1
+                self.bitmap = ((self.bitmap << shift) | 1) & self.mask if shift < self.size else 1
             self.top = seq
         elif self.enabled:
             offset = self.top - seq

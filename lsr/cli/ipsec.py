@@ -19,7 +19,10 @@ def _sa_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
         c = sa["counters"]
         d = sa["direction"]
         pk, by = (c["packets_out"], c["bytes_out"]) if d == "out" else (c["packets_in"], c["bytes_in"])
-        algo = sa["encryption"] + ("" if sa["integrity"] == "none" else "+" + sa["integrity"])
+        if sa.get("protocol") == "ah":
+            algo = "AH " + sa["integrity"]
+        else:
+            algo = sa["encryption"] + ("" if sa["integrity"] == "none" else "+" + sa["integrity"])
         rows.append((d, sa["name"], sa["spi"], f"{sa['src']} -> {sa['dst']}",
                      algo + (" udp4500" if sa.get("udp_encap") else ""), pk, by,
                      c["replay_drops"], c["icv_failures"],

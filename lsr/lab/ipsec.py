@@ -60,6 +60,7 @@ log = logging.getLogger("lsr.node.ipsec")
 
 NON_ESP_MARKER = b"\0\0\0\0"  # RFC 3948 §2.2
 IPPROTO_ESP = 50
+IPPROTO_AH = 51  # RFC 4302
 SO_ATTACH_FILTER = 26
 RETRANSMIT_BASE = 0.5  # seconds; doubled per try up to RETRANSMIT_CAP (RFC 7296 §2.1)
 RETRANSMIT_CAP = 4.0
@@ -434,15 +435,16 @@ class IpsecRuntime:
             c.start()
 
     def _claim_esp(self) -> None:
-        """Keep the kernel (which has no ESP) from answering ICMP protocol-unreachable to the
-        ESP packets our dataplane opens: a raw IPPROTO_ESP socket makes the kernel consider
-        them delivered (Linux ip_local_deliver_finish); its BPF filter drops them all, so
-        nothing queues."""
-        s = socket.socket(socket.AF_INET, socket.SOCK_RAW, IPPROTO_ESP)
+        """Keep the kernel (which has neither ESP nor AH) from answering ICMP
+        protocol-unreachable to the ESP and AH packets our dataplane opens: a raw socket
+        per protocol makes the kernel consider them delivered (Linux
+        ip_local_deliver_finish); its BPF filter drops them all, so nothing queues."""
         self._bpf = ctypes.create_string_buffer(struct.pack("HBBI", 0x06, 0, 0, 0))  # ret 0
         prog = struct.pack("HL", 1, ctypes.addressof(self._bpf))
-        s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
-        self.socks[IPPROTO_ESP] = s
+        for proto in (IPPROTO_ESP, IPPROTO_AH):
+            s = socket.socket(socket.AF_INET, socket.SOCK_RAW, proto)
+            s.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, prog)
+            self.socks[proto] = s
 
     def _readable(self, port: int, s: socket.socket) -> None:
         for _ in range(32):
