@@ -207,6 +207,16 @@ class Topology:
             self._graph = g
         return self._graph
 
+    def ldp_interfaces(self, node: str) -> tuple[str, ...]:
+        """The interfaces of `node` LDP runs on: its links to other routers (`lsr`, `frr`).
+
+        Host links (customer ports) carry no LDP Hellos, and the dataplane accepts no
+        labelled frame on them (`forwarding.tables.RouterTables.mpls_input`, like Linux's
+        net.mpls.conf.<if>.input). The lab's Hello sockets, FRR's ldpd.conf and the
+        forwarding tables all take the list from here."""
+        return tuple(i.name for i in self.nodes[node].interfaces.values()
+                     if self.nodes[i.peer_node].is_router)
+
     def prefixes(self) -> dict[IPv4Network, list[tuple[str, int]]]:
         """Every IGP prefix -> the routers that originate it and at what cost.
 
