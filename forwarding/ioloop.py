@@ -85,8 +85,8 @@ _HDR = slot_struct("=", (T2_STATUS, "I"), (T2_LEN, "I"), (T2_SNAPLEN, "I"),
 # header checksum
 _MIP = struct.Struct("!BxH4xBBH").unpack_from
 # A frame from its start: destination MAC, (source, ethertype) | IPv4 version/IHL, ToS, total
-# length, (id, frag), TTL, protocol, checksum, source, destination
-_IP = struct.Struct("!6s8xBBH4xBBHII").unpack_from
+# length, (id, frag), TTL, protocol, checksum, the source's first octet, destination
+_IP = struct.Struct("!6s8xBBH4xBBHB3xI").unpack_from
 _H10 = struct.Struct("!10H").unpack_from  # an IPv4 header as 16-bit words (checksum)
 _TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), header checksum
 _KERNEL = TP_STATUS_KERNEL.to_bytes(4, "little")  # an RX slot back to the kernel
@@ -359,10 +359,10 @@ class FastPath:
                 break
             got += 1
             if ln == snap and ln >= 34 and mac == rx_eth:
-                dmac, vihl, tos, total, ttl, proto, ck, src, dst = _IP(sv, rx_eth)
+                dmac, vihl, tos, total, ttl, proto, ck, src1, dst = _IP(sv, rx_eth)
                 # (a martian source, RFC 1812 §5.3.7: the general path drops it)
                 if dmac == my_mac and vihl == 0x45 and ttl > 1 and 20 <= total <= ln - 14 \
-                        and src_ok[src >> 24]:
+                        and src_ok[src1]:
                     e = cache.get(dst, _MISS)
                     if e is _MISS:
                         e = self.cache_ip_entry(dst)

@@ -87,7 +87,9 @@ _T_ETH = slice(TX_DATA, TX_DATA + ETH_HLEN)  # TX: the Ethernet header
 assert TX_NET % 4 == 0 and TX_VNET_HDRLEN % 2 == 0
 _IP_TTL, _IP_CK = 8, 10  # IPv4 header (RFC 791): the TTL, the header checksum
 _IP_SRC1 = 12  # IPv4 header: the source's first octet
-_SRC_OK = np.frombuffer(SOURCE_OK, dtype=_U8).astype(bool)  # RFC 1812 §5.3.7, by first octet
+# RFC 1812 §5.3.7, by first octet. (Index it with int64 columns: uint8 indices take numpy's
+# slow path, ~4 us for a 256-frame run against ~1.)
+_SRC_OK = np.frombuffer(SOURCE_OK, dtype=_U8).astype(bool)
 
 
 def _arrays(port: Any) -> tuple[Any, Any, Any]:
@@ -506,7 +508,7 @@ class VectorPath:
                 or not ((h[:, _W_MAC] & 0xFFFF) == RX_MAC).all() \
                 or not ((rb.view(np.uint64)[rows, _Q_DMAC] & _MAC48) == mine).all() \
                 or not (ip[:, 0] == 0x45).all() or int(ip[:, _IP_TTL].min()) <= 1 \
-                or not _SRC_OK[ip[:, _IP_SRC1]].all() \
+                or not _SRC_OK[ip[:, _IP_SRC1].astype(_I64)].min() \
                 or int(total.min()) < 20 or int(total.max()) > mtu or not (total <= ln - 14).all() \
                 or not (_fold(r16[rows, _H_IP].sum(axis=1, dtype=_I64)) == 0xFFFF).all():
             return None
