@@ -18,7 +18,7 @@ from forwarding.plane import Dataplane, Deliver, Drop, DropReason, Forward, deci
 from forwarding.tables import RouterTables, martian_destination, martian_source
 from lsr.core.igp import Igp
 from lsr.core.topology import load_topology, parse_topology
-from tests.conftest import TOPOLOGIES
+from tests.conftest import BUNDLED, TOPOLOGIES
 from tests.fwd_helpers import all_tables, ilm_label, ip_frame, line4, mpls_frame, udp
 from tests.test_ioloop import check, rx_ring, tx_ring
 
@@ -41,6 +41,21 @@ def test_ldp_interfaces_are_the_router_links() -> None:
     assert t.mpls_input == {"eth2", "eth3"} and set(t.mpls_mac) == {"eth2", "eth3"}
     with pytest.raises(ValueError, match="no interface eth9"):
         t.set_mpls_input(["eth9"])
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_sim_and_lab_accept_labels_on_the_same_interfaces(path) -> None:
+    """The simulator's and teaching views' tables (build_all: the topology's default) and a
+    lab router's (lsr.lab.node passes Topology.ldp_interfaces, where it sends Hellos) agree:
+    labels are accepted on router links, never on host links."""
+    from forwarding.tables import build_all
+
+    topo = load_topology(path)
+    igp = Igp(topo)
+    tables = build_all(topo, igp.ribs(), {})
+    for r in topo.routers:
+        links = {n for n, i in r.interfaces.items() if topo.nodes[i.peer_node].is_router}
+        assert tables[r.name].mpls_input == links == set(topo.ldp_interfaces(r.name))
 
 
 def test_frr_ldpd_and_frr_dataplane_use_the_same_interfaces(tmp_path) -> None:
