@@ -12,8 +12,7 @@ deterministic MACs, peers), the IGP RIB of the router and its LFIB (FTN + ILM,
 - one longest-prefix-match table merging the RIB and the FTN: for each prefix
   the FTN entry if LDP installed one, else the RIB route (connected routes win
   over FTN entries of the same prefix); a per-destination cache over it;
-- own addresses (loopback + interface addresses): packets for them are delivered.
-
+- own addresses (loopback + interface addresses): packets for them are delivered;
 - the interfaces labelled frames are accepted on (`mpls_input`: those LDP runs
   on) and the martian address tables (RFC 1812 §5.3.7).
 
