@@ -16,6 +16,20 @@ Both drop our own transmissions in the kernel (PACKET_IGNORE_OUTGOING, the
 equivalent of skipping PACKET_OUTGOING) and bound the work per wake-up so a
 flood cannot starve the control plane in the same event loop.
 
+Which socket sees which frame (`RingPort(..., bpf=NOT_OTHERHOST)` on the MPLS and
+IPv4 rings, `PacketPort(..., bpf=REST)` beside them): the kernel takes a VLAN tag
+off a received frame before any packet socket sees it (net/core/dev.c,
+skb_vlan_untag) and hands a frame with a VLAN ID it has no device for to the
+protocol sockets as if untagged, marked PACKET_OTHERHOST. So the protocol rings
+refuse PACKET_OTHERHOST frames in the kernel (a BPF filter: they are not for us,
+or were tagged), and one ETH_P_ALL socket per interface takes exactly what the
+rings do not -- tagged frames (VLAN ID != 0), frames for another MAC, ethertypes
+other than IPv4, MPLS and ARP (ARP is the kernel's) -- with the tag put back in
+place from PACKET_AUXDATA (`PacketPort`, `RingPort.recv_batch` do that for every
+frame), so the dataplane sees each frame once, as it was on the wire. A
+priority tag (VLAN ID 0) is taken off and the frame handled as untagged, as the
+kernel does.
+
 An interface that goes down (`ip link set IF down`, or `lsr lab link` doing it)
 leaves ENETDOWN in sk_err of every packet socket bound to it with a protocol
 (net/packet/af_packet.c, packet_notifier). poll() reports POLLERR for as long as
@@ -27,6 +41,7 @@ it a router spins at 100% of a core from the first flap on.
 
 from __future__ import annotations
 
+import ctypes
 import errno
 import mmap
 import socket
@@ -41,9 +56,69 @@ PACKET_RX_RING = 5
 PACKET_VERSION = 10
 PACKET_IGNORE_OUTGOING = 23
 PACKET_STATISTICS = 6  # struct tpacket_stats: tp_packets, tp_drops (reset by each read)
+PACKET_AUXDATA = 8  # struct tpacket_auxdata with every recvmsg(): the VLAN tag taken off
 TPACKET_V2 = 1
 TP_STATUS_KERNEL = 0  # RX slot status: the kernel's to fill
 TP_STATUS_USER = 1  # RX slot status: a frame for us to read
+TP_STATUS_VLAN_VALID = 0x10  # tp_vlan_tci holds the tag the kernel took off
+TP_STATUS_VLAN_TPID_VALID = 0x40  # tp_vlan_tpid holds its TPID (0x8100, 0x88a8)
+ETH_P_8021Q = 0x8100
+PACKET_OTHERHOST = 3  # sll_pkttype: not for this host (another MAC, or a VLAN we lack)
+
+# ---------------------------------------------------------------- classic BPF socket filters
+#
+# (struct sock_filter: code, jt, jf, k; jumps count the instructions skipped.) Loads from
+# SKF_AD_OFF + n read the skb's metadata rather than the frame (linux/filter.h).
+SO_ATTACH_FILTER = 26
+_SKF_AD = -0x1000
+_LD_AD = 0x20  # BPF_LD | BPF_W | BPF_ABS
+_LDH = 0x28  # BPF_LD | BPF_H | BPF_ABS
+_JEQ = 0x15  # BPF_JMP | BPF_JEQ | BPF_K
+_JSET = 0x45  # BPF_JMP | BPF_JSET | BPF_K
+_RET = 0x06  # BPF_RET | BPF_K
+_PKTTYPE, _VLAN_TAG, _VLAN_TAG_PRESENT = _SKF_AD + 4, _SKF_AD + 44, _SKF_AD + 48
+_ALL = 0x40000  # accept: up to this many bytes
+
+# The MPLS and IPv4 rings: everything but PACKET_OTHERHOST (see the module docstring).
+NOT_OTHERHOST = (
+    (_LD_AD, 0, 0, _PKTTYPE),
+    (_JEQ, 0, 1, PACKET_OTHERHOST),
+    (_RET, 0, 0, 0),
+    (_RET, 0, 0, _ALL),
+)
+# The ETH_P_ALL socket beside them: what they do not get, ARP aside.
+REST = (
+    (_LD_AD, 0, 0, _VLAN_TAG_PRESENT),
+    (_JEQ, 2, 0, 0),  # untagged: on to the packet type
+    (_LD_AD, 0, 0, _VLAN_TAG),
+    (_JSET, 6, 0, 0x0FFF),  # a VLAN ID: accept
+    (_LD_AD, 0, 0, _PKTTYPE),
+    (_JEQ, 4, 0, PACKET_OTHERHOST),  # accept
+    (_LDH, 0, 0, 12),  # the ethertype
+    (_JEQ, 3, 0, ETH_P_IP),  # the IPv4 ring's: drop
+    (_JEQ, 2, 0, ETH_P_MPLS_UC),  # the MPLS ring's: drop
+    (_JEQ, 1, 0, 0x0806),  # ARP, the kernel's: drop
+    (_RET, 0, 0, _ALL),
+    (_RET, 0, 0, 0),
+)
+
+
+def attach_filter(sock: socket.socket, prog: tuple[tuple[int, int, int, int], ...]) -> None:
+    """SO_ATTACH_FILTER: a classic BPF program on `sock` (the kernel copies it)."""
+    insns = b"".join(struct.pack("=HBBI", c, jt, jf, k & 0xFFFFFFFF) for c, jt, jf, k in prog)
+    buf = ctypes.create_string_buffer(insns, len(insns))
+    fprog = struct.pack("@HP", len(prog), ctypes.addressof(buf))  # struct sock_fprog
+    sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+
+
+def with_vlan_tag(frame: bytes, status: int, tci: int, tpid: int) -> bytes:
+    """The frame as it was on the wire: the VLAN tag the kernel took off (PACKET_AUXDATA or
+    a ring slot's tp_status / tp_vlan_tci / tp_vlan_tpid) put back after the MACs. A priority
+    tag (VLAN ID 0) stays off, as the kernel treats the frame as untagged."""
+    if not status & TP_STATUS_VLAN_VALID or not tci & 0x0FFF:
+        return frame
+    tp = tpid if status & TP_STATUS_VLAN_TPID_VALID and tpid else ETH_P_8021Q
+    return frame[:12] + struct.pack("!HH", tp, tci) + frame[12:]
 
 # ---------------------------------------------------------------- TPACKET_V2 ring slots
 #
@@ -137,9 +212,13 @@ def mac_bytes(mac: str) -> bytes:
     return bytes.fromhex(mac.replace(":", ""))
 
 
-def open_packet_socket(ifname: str, proto: int = ETH_P_ALL, rcvbuf: int = 4 << 20) -> socket.socket:
+def open_packet_socket(ifname: str, proto: int = ETH_P_ALL, rcvbuf: int = 4 << 20,
+                       bpf: tuple[tuple[int, int, int, int], ...] | None = None) -> socket.socket:
     s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
     try:
+        if bpf is not None:  # before bind: no frame gets in unfiltered
+            attach_filter(s, bpf)
+        s.setsockopt(SOL_PACKET, PACKET_AUXDATA, 1)
         s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
         s.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, rcvbuf)
@@ -151,15 +230,21 @@ def open_packet_socket(ifname: str, proto: int = ETH_P_ALL, rcvbuf: int = 4 << 2
     return s
 
 
+_AUX = struct.Struct("=IIIHHHH")  # struct tpacket_auxdata: status .. vlan_tci, vlan_tpid
+_AUX_SPACE = socket.CMSG_SPACE(_AUX.size)
+
+
 class PacketPort:
-    """One interface: receive frames in batches, send frames."""
+    """One interface: receive frames in batches (VLAN tags put back, `with_vlan_tag`), send
+    frames. `bpf`: a socket filter (`REST`, beside the rings)."""
 
     pending = 0  # frames queued for a batched flush (none: send() is immediate)
     _error = 0  # an error recv() raised, for take_error()
 
-    def __init__(self, ifname: str, proto: int = ETH_P_ALL) -> None:
+    def __init__(self, ifname: str, proto: int = ETH_P_ALL,
+                 bpf: tuple[tuple[int, int, int, int], ...] | None = None) -> None:
         self.ifname = ifname
-        self.sock = open_packet_socket(ifname, proto)
+        self.sock = open_packet_socket(ifname, proto, bpf=bpf)
         self.tx_errors = 0
 
     def fileno(self) -> int:
@@ -167,10 +252,15 @@ class PacketPort:
 
     def recv_batch(self, limit: int = 64) -> list[bytes]:
         out: list[bytes] = []
-        recv = self.sock.recv
+        recvmsg, aux, space = self.sock.recvmsg, _AUX.unpack_from, _AUX_SPACE
         try:
             for _ in range(limit):
-                out.append(recv(65536))
+                data, anc, _flags, _addr = recvmsg(65536, space)
+                for level, kind, cdata in anc:
+                    if level == SOL_PACKET and kind == PACKET_AUXDATA and len(cdata) >= _AUX.size:
+                        st, _ln, _snap, _mac, _net, tci, tpid = aux(cdata)
+                        data = with_vlan_tag(data, st, tci, tpid)
+                out.append(data)
         except (BlockingIOError, InterruptedError):
             pass
         except OSError as e:  # the socket's pending error (ENETDOWN), cleared by this recv
@@ -207,11 +297,14 @@ class RingPort(PacketPort):
     """PacketPort whose receive side is a TPACKET_V2 mmap ring."""
 
     def __init__(self, ifname: str, proto: int = ETH_P_ALL, frame_size: int = 2048,
-                 frames: int = 1024) -> None:
+                 frames: int = 1024,
+                 bpf: tuple[tuple[int, int, int, int], ...] | None = None) -> None:
         self.ifname = ifname
         self.tx_errors = 0
         s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(proto))
         try:
+            if bpf is not None:  # before bind: no frame gets in unfiltered
+                attach_filter(s, bpf)
             s.setsockopt(SOL_PACKET, PACKET_IGNORE_OUTGOING, 1)
             s.setsockopt(SOL_PACKET, PACKET_VERSION, TPACKET_V2)
             req, blocks, nframes = _ring_req(frame_size, frames)
@@ -241,8 +334,9 @@ class RingPort(PacketPort):
             off = i * fs
             if not ring[off] & TP_STATUS_USER:  # tp_status's low byte (T2_STATUS = 0)
                 break  # strictly in order: see unstick()
-            _st, _len, snaplen, mac, _net, _s, _ns, _tci, _tpid = _HDR2.unpack_from(view, off)
-            out.append(bytes(view[off + mac : off + mac + snaplen]))
+            st, _len, snaplen, mac, _net, _s, _ns, tci, tpid = _HDR2.unpack_from(view, off)
+            f = bytes(view[off + mac : off + mac + snaplen])
+            out.append(with_vlan_tag(f, st, tci, tpid) if st & TP_STATUS_VLAN_VALID else f)
             _STATUS.pack_into(ring, off + T2_STATUS, TP_STATUS_KERNEL)
             i = (i + 1) % n
         self.index = i

@@ -12,8 +12,9 @@ ingress interface and ethertype) and `TxRing`s (one per egress interface):
   push (FTN) and plain IP forwarding (RIB or connected route), one next hop.
 
 Everything else -- reserved or unknown labels, TTL expiry, MTU/fragmentation,
-ECMP, bad checksums, local or group destinations, RFC 8029 echo (IP to 127/8
-or label TTL <= 1), ring or slot anomalies -- is returned as `bytes` frames for
+ECMP, bad checksums, local or group destinations, martian addresses, RFC 8029
+echo (IP to 127/8 or label TTL <= 1), ring or slot anomalies, every frame of an
+MPLS ring on an interface without MPLS input -- is returned as `bytes` frames for
 the caller's general path (`forwarding.plane.Dataplane.process` and the
 router's hooks), so the behaviour is exactly that of `forwarding.plane`; the
 counters (`RouterTables` per-label / per-prefix packets and bytes) are updated
@@ -57,7 +58,9 @@ from forwarding.tables import (  # the fast path's tuple layouts live with the t
     A_CONNECTED,
     A_NHLFE,
     FAST_SWAP,
+    SOURCE_OK,
     RouterTables,
+    martian_destination,
 )
 
 # Slot offsets: the diagram in forwarding.afpacket. The loops bind them to locals once a
@@ -82,8 +85,8 @@ _HDR = slot_struct("=", (T2_STATUS, "I"), (T2_LEN, "I"), (T2_SNAPLEN, "I"),
 # header checksum
 _MIP = struct.Struct("!BxH4xBBH").unpack_from
 # A frame from its start: destination MAC, (source, ethertype) | IPv4 version/IHL, ToS, total
-# length, (id, frag), TTL, protocol, checksum, (source), destination
-_IP = struct.Struct("!6s8xBBH4xBBH4xI").unpack_from
+# length, (id, frag), TTL, protocol, checksum, the source's first octet, destination
+_IP = struct.Struct("!6s8xBBH4xBBHB3xI").unpack_from
 _H10 = struct.Struct("!10H").unpack_from  # an IPv4 header as 16-bit words (checksum)
 _TTLCK = struct.Struct("!BBH").pack_into  # IPv4 TTL, protocol (unchanged), header checksum
 _KERNEL = TP_STATUS_KERNEL.to_bytes(4, "little")  # an RX slot back to the kernel
@@ -210,7 +213,7 @@ class FastPath:
         """(IP_PUSH, .., IP_COUNTER) for a destination the fast path forwards itself (one next
         hop, resolved, a TxRing, at most one label to push), else None."""
         t = self.tables
-        if dst in t.own or dst in t.local_bcast or dst >> 28 == 0xE or dst >> 24 == 127:
+        if dst in t.own or dst in t.local_bcast or dst >> 28 == 0xE or martian_destination(dst):
             return None
         a = t.lookup(dst)
         if a is None:
@@ -233,7 +236,12 @@ class FastPath:
     # ------------------------------------------------------------ MPLS
 
     def mpls(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
-        """(frames received, frames forwarded here, frames for the general path)."""
+        """(frames received, frames forwarded here, frames for the general path). On an
+        interface without MPLS input (`my_mac` is not one of tables.mpls_mac: a customer
+        port) every frame goes to the general path, which drops it."""
+        if my_mac not in self.tables.mpls_mac.values():
+            slow = rx.recv_batch(limit)
+            return len(slow), 0, slow
         if self.vector is not None and self.long_run(rx, limit):
             return self.vector.mpls(rx, my_mac, limit)
         slots, nfr = rx.slot_views(), rx.nframes
@@ -337,6 +345,7 @@ class FastPath:
         rx_eth, rx_net, tx_net, tx_ip1 = RX_MAC, RX_NET, TX_NET, TX_IP1
         tx_ttl, tx_ttl1, vnet, ready, send, busy = TX_NET + _IP_TTL, TX_IP1 + _IP_TTL, \
             VNET_HDR, TP_STATUS_USER, TP_STATUS_SEND_REQUEST, TX_BUSY
+        src_ok = SOURCE_OK
         slow: list[bytes] = []
         got = 0
         cur_if = None
@@ -350,8 +359,10 @@ class FastPath:
                 break
             got += 1
             if ln == snap and ln >= 34 and mac == rx_eth:
-                dmac, vihl, tos, total, ttl, proto, ck, dst = _IP(sv, rx_eth)
-                if dmac == my_mac and vihl == 0x45 and ttl > 1 and 20 <= total <= ln - 14:
+                dmac, vihl, tos, total, ttl, proto, ck, src1, dst = _IP(sv, rx_eth)
+                # (a martian source, RFC 1812 §5.3.7: the general path drops it)
+                if dmac == my_mac and vihl == 0x45 and ttl > 1 and 20 <= total <= ln - 14 \
+                        and src_ok[src1]:
                     e = cache.get(dst, _MISS)
                     if e is _MISS:
                         e = self.cache_ip_entry(dst)

@@ -41,6 +41,8 @@ ETH_P_ARP = 0x0806
 ETH_P_IPV6 = 0x86DD
 ETH_P_MPLS_UC = 0x8847  # RFC 3032 §5
 ETH_P_MPLS_MC = 0x8848
+# VLAN tags: IEEE 802.1Q C-tag, 802.1ad S-tag, and the pre-standard QinQ 0x9100
+ETH_P_VLAN_TAGS = frozenset((0x8100, 0x88A8, 0x9100))
 
 _I = struct.Struct("!I")
 _H = struct.Struct("!H")

@@ -14,12 +14,28 @@ Two entry points over the same `RouterTables` (`forwarding.tables`):
 
 Behaviour (RFC 3031, RFC 3032, RFC 4182, RFC 3443, RFC 4950):
 
+- Every frame ends in exactly one outcome, each with a counter: forwarded (the
+  ILM / FTN / RIB entry's), delivered, or dropped for one reason
+  (`RouterTables.counters_json`: forwarded + delivered + drops = frames).
 - Ethertypes: 0x8847 MPLS unicast and 0x0800 IPv4 are forwarded; 0x8848
   (MPLS multicast) is dropped (MPLS_MULTICAST); IPv6 is dropped
-  (IPV6_UNSUPPORTED); ARP and the rest: NOT_IP (the kernel handles ARP).
-  Frames whose destination MAC is neither the interface's nor a group
-  address: NOT_FOR_US. Broadcast/multicast frames are only delivered (IP to
-  a local/broadcast/multicast address), never forwarded.
+  (IPV6_UNSUPPORTED); ARP is delivered (kind "kernel": the router's kernel
+  answers it); a VLAN tag (0x8100, 0x88a8, 0x9100) is dropped (VLAN_TAGGED:
+  router ports are untagged; the lab puts back the tag the kernel takes off,
+  `forwarding.afpacket`); anything else: NOT_IP. Frames whose destination MAC
+  is neither the interface's nor a group address: NOT_FOR_US.
+  Broadcast/multicast frames are only delivered (IP to a
+  local/broadcast/multicast address), never forwarded.
+- MPLS input: a labelled frame is accepted only on an interface LDP runs on
+  (`RouterTables.mpls_input`, like Linux's net.mpls.conf.<if>.input); on a
+  customer port it is dropped, MPLS_INPUT_DISABLED, whatever its labels, so
+  a host cannot put a packet on an LSP past the ingress's IP checks (SPD).
+- Martians (RFC 1812 §5.3.7): a packet to be IP-forwarded (at the ingress,
+  or after an explicit-null pop) whose source is on network 0 or 127, or is
+  multicast, class E or limited broadcast, is dropped (MARTIAN_SOURCE); one
+  whose destination is on network 0 or 127 or in class E: MARTIAN_DESTINATION.
+  Packets for this router are delivered first (the kernel judges those).
+  Label switching (swap, PHP) looks at no IP address.
 - Reserved labels on top (RFC 3032 §2.1, RFC 4182): 0 (IPv4 explicit null) at
   the bottom -> pop, IPv4 lookup; 0 or 2 above the bottom -> pop and continue
   with the next entry; 2 at the bottom -> IPV6_UNSUPPORTED; 1 (router alert)
@@ -67,10 +83,12 @@ import zlib
 
 from forwarding.icmp import frag_needed, may_send_error, time_exceeded
 from forwarding.labelops import (
+    ETH_P_ARP,
     ETH_P_IP,
     ETH_P_IPV6,
     ETH_P_MPLS_MC,
     ETH_P_MPLS_UC,
+    ETH_P_VLAN_TAGS,
     IMPLICIT_NULL,
     IPV4_EXPLICIT_NULL,
     IPV6_EXPLICIT_NULL,
@@ -89,9 +107,12 @@ from forwarding.tables import (
     A_LOCAL,
     A_NHLFE,
     FAST_SWAP,
+    SOURCE_OK,
     CNhlfe,
     IfInfo,
     RouterTables,
+    martian_destination,
+    martian_source,
 )
 
 __all__ = [
@@ -252,16 +273,31 @@ def _decide(frame: bytes, in_if: str, t: RouterTables) -> Result:
         return Drop(DropReason.NOT_FOR_US, "destination MAC is not ours")
     et = (frame[12] << 8) | frame[13]
     if et == ETH_P_MPLS_UC:
+        if in_if not in t.mpls_input:  # a customer port: no label is trusted here
+            return Drop(DropReason.MPLS_INPUT_DISABLED, f"no LDP on {in_if}", _labels(frame))
         if group:
             return Drop(DropReason.NOT_FOR_US, "MPLS unicast in a group-addressed frame")
         return _mpls(frame, ifi, t)
     if et == ETH_P_IP:
         return _ip(frame, 14, ifi, t, group)
+    if et == ETH_P_ARP:
+        return Deliver(frame[14:], "kernel")
+    if et in ETH_P_VLAN_TAGS:
+        vid = ((frame[14] << 8) | frame[15]) & 0xFFF if len(frame) >= 16 else 0
+        return Drop(DropReason.VLAN_TAGGED, f"ethertype 0x{et:04x}, VLAN {vid}")
     if et == ETH_P_MPLS_MC:
         return Drop(DropReason.MPLS_MULTICAST)
     if et == ETH_P_IPV6:
         return Drop(DropReason.IPV6_UNSUPPORTED)
     return Drop(DropReason.NOT_IP, f"ethertype 0x{et:04x}")
+
+
+def _labels(frame: bytes) -> tuple[int, ...]:
+    """The labels of a frame's stack, top first; () if it does not parse."""
+    try:
+        return tuple(e.label for e in parse_stack(frame, 14)[0])
+    except LabelError:
+        return ()
 
 
 def _mpls(frame: bytes, ifi: IfInfo, t: RouterTables) -> Result:
@@ -359,6 +395,11 @@ def _ip(frame: bytes, off: int, ifi: IfInfo, t: RouterTables, group: bool,
         return Deliver(bytes(ip), "local", labelled, labels_in, ttl)
     if group:
         return Drop(DropReason.NOT_FOR_US, "unicast IP in a group-addressed frame", labels_in, ttl)
+    if martian_destination(dst):  # RFC 1812 §5.3.7: never forwarded
+        return Drop(DropReason.MARTIAN_DESTINATION, f"destination {_dq(dst)}", labels_in, ttl)
+    src = int.from_bytes(ip[12:16], "big")
+    if martian_source(src):
+        return Drop(DropReason.MARTIAN_SOURCE, f"source {_dq(src)}", labels_in, ttl)
     a = t.lookup(dst)
     if a is None:
         return Drop(DropReason.NO_ROUTE, f"no route to {_dq(dst)}", labels_in, ttl)
@@ -409,6 +450,7 @@ def _emit(t: RouterTables, counter: list[int], nh: CNhlfe, hdr: bytes, stack: by
     if frags is None:
         return Drop(DropReason.MTU_EXCEEDED, "MTU too small to fragment", labels_in, ttl)
     frames = [hdr + stack + f for f in frags]
+    t.fragments += len(frames) - 1
     counter[0] += len(frames)
     counter[1] += sum(len(f) for f in frames)
     return Forward(nh.out_if, frames[0], op, labels_in, labels_out, ttl, nh.neighbor,
@@ -483,15 +525,16 @@ class Dataplane:
 
     def process(self, frame: bytes | bytearray | memoryview, in_if: str,
                 _eth=_ETH.unpack_from, _iphu=_IPH.unpack_from, _iph=_IPH.pack,
-                _mip=_MIPH.unpack_from, _pack=_I.pack) -> list[tuple[str, bytes]]:
+                _mip=_MIPH.unpack_from, _pack=_I.pack,
+                _src_ok=SOURCE_OK) -> list[tuple[str, bytes]]:
         t = self.tables
         n = len(frame)
         if n < 34:
             return self._slow(frame, in_if)
         dmac, et, w = _eth(frame)
-        if dmac != t.if_mac.get(in_if):
-            return self._slow(frame, in_if)
         if et == 0x8847:
+            if dmac != t.mpls_mac.get(in_if):  # not for us, or no MPLS input on in_if
+                return self._slow(frame, in_if)
             e = t.fast_ilm.get(w >> 12)
             if e is not None and (w & 0xFF) > 1:
                 kind, ch, ctr = e  # forwarding.tables: FAST_KIND, FAST_NHS, FAST_COUNTER
@@ -519,9 +562,10 @@ class Dataplane:
                             ctr[0] += 1
                             ctr[1] += len(out)
                             return [(out_if, out)]
-        elif et == 0x0800 and w >> 24 == 0x45:  # IPv4 ingress: FTN push of one label
+        elif et == 0x0800 and w >> 24 == 0x45 and dmac == t.if_mac.get(in_if):
+            # IPv4 ingress: FTN push of one label
             vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _iphu(frame, 14)
-            if ttl > 1 and 20 <= total <= n - 14:
+            if ttl > 1 and 20 <= total <= n - 14 and _src_ok[src >> 24]:  # RFC 1812 §5.3.7
                 a = t.lpm_cache.get(dst, _MISS)
                 if a is _MISS:
                     a = t.lookup(dst)

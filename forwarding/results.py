@@ -21,11 +21,18 @@ class DropReason(StrEnum):
     MTU_EXCEEDED = "mtu-exceeded"  # too big and cannot be fragmented (not IPv4 under the stack)
     FRAG_NEEDED = "frag-needed"  # too big with DF set: ICMP 3/4 generated (RFC 3032 §3, RFC 1191)
     RESERVED_LABEL = "reserved-label"  # labels 4..15 (RFC 3032 §2.1, RFC 7274)
-    NOT_IP = "not-ip"  # ARP and any other ethertype: the router's kernel handles those
+    NOT_IP = "not-ip"  # an ethertype nobody here handles (ARP is not one: it is delivered)
     IPV6_UNSUPPORTED = "ipv6-unsupported"  # IPv6 / IPv6 explicit-null: this dataplane is IPv4 only
     MPLS_MULTICAST = "mpls-multicast"  # ethertype 0x8848: not supported, dropped (RFC 5332)
     NOT_FOR_US = "not-for-us"  # Ethernet destination is neither our MAC nor broadcast
     UNKNOWN_INTERFACE = "unknown-interface"  # in_if is not an interface of this router
+    # MPLS on an interface LDP does not run on (a customer port): never label-switched, or a
+    # host could send a label it learned past the SPD and VPN isolation (Linux drops these
+    # too unless net.mpls.conf.<if>.input is set)
+    MPLS_INPUT_DISABLED = "mpls-input-disabled"
+    VLAN_TAGGED = "vlan-tagged"  # 802.1Q / 802.1ad tag (VID != 0): router ports are untagged
+    MARTIAN_SOURCE = "martian-source"  # 0/8, 127/8, 224/4, 240/4 source: RFC 1812 §5.3.7
+    MARTIAN_DESTINATION = "martian-destination"  # 0/8, 127/8, 240/4 destination: RFC 1812 §5.3.7
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +71,9 @@ class Deliver:
     for kind "router-alert" the labelled packet as received: stack + payload).
 
     `kind` is "local" (addressed to one of our addresses, broadcast or
-    multicast) or "router-alert" (label 1 on top, RFC 3032 §2.1: to the control
-    plane). `labelled` says the frame arrived with labels, so the kernel did
+    multicast), "router-alert" (label 1 on top, RFC 3032 §2.1: to the control
+    plane) or "kernel" (ARP: the router's kernel answers it; `packet` is the ARP
+    payload). `labelled` says the frame arrived with labels, so the kernel did
     not see it as IP: a runtime must inject `packet` into the local stack.
     """
 

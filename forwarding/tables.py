@@ -12,17 +12,20 @@ deterministic MACs, peers), the IGP RIB of the router and its LFIB (FTN + ILM,
 - one longest-prefix-match table merging the RIB and the FTN: for each prefix
   the FTN entry if LDP installed one, else the RIB route (connected routes win
   over FTN entries of the same prefix); a per-destination cache over it;
-- own addresses (loopback + interface addresses): packets for them are delivered.
+- own addresses (loopback + interface addresses): packets for them are delivered;
+- the interfaces labelled frames are accepted on (`mpls_input`: those LDP runs
+  on) and the martian address tables (RFC 1812 §5.3.7).
 
 `set_lfib`, `set_rib` and `apply_diff` swap in new state without touching
 counters of entries that stay. Counters: per ILM label, FTN prefix and RIB
-prefix (packets, bytes), drops by reason, deliveries, ICMP errors sent.
+prefix (packets, bytes), drops by reason, deliveries, ICMP errors sent;
+`forwarded()` + deliveries + drops = frames decided on.
 """
 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
@@ -52,6 +55,25 @@ LPM_CACHE_MAX = 65536
 FAST_SWAP, FAST_PHP = 0, 1
 FAST_KIND, FAST_NHS, FAST_COUNTER = 0, 1, 2
 FNH_OUT_IF, FNH_HDR, FNH_LABEL, FNH_MTU = 0, 1, 2, 3
+
+
+# RFC 1812 §5.3.7 (martian addresses), by first octet: a router must not forward a packet
+# whose source is on network 0 or 127 or is not unicast (224/4 multicast, 240/4 class E and
+# 255.255.255.255), nor one whose destination is on network 0 or 127 or in class E
+# (255.255.255.255 is delivered, never forwarded). Subnet-directed broadcast sources are
+# not checked: which addresses those are depends on masks this router does not know.
+SOURCE_OK = bytes(0 if a in (0, 127) or a >= 224 else 1 for a in range(256))  # [src >> 24]
+DESTINATION_OK = bytes(0 if a in (0, 127) or a >= 240 else 1 for a in range(256))  # [dst >> 24]
+
+
+def martian_source(src: int) -> bool:
+    """The IPv4 source (as int) is one a router must not forward (RFC 1812 §5.3.7)."""
+    return not SOURCE_OK[src >> 24]
+
+
+def martian_destination(dst: int) -> bool:
+    """The IPv4 destination (as int) is one a router must not forward (RFC 1812 §5.3.7)."""
+    return not DESTINATION_OK[dst >> 24]
 
 
 def mac_bytes(mac: str) -> bytes:
@@ -118,7 +140,8 @@ class RouterTables:
 
     def __init__(self, name: str, interfaces: Mapping[str, IfInfo], loopback: IPv4Address | None,
                  ttl_model: str = "uniform",
-                 extra_neighbors: Mapping[IPv4Address, tuple[str, bytes, str]] | None = None) -> None:
+                 extra_neighbors: Mapping[IPv4Address, tuple[str, bytes, str]] | None = None,
+                 mpls_input: Iterable[str] | None = None) -> None:
         if ttl_model not in TTL_MODELS:
             raise ValueError(f"ttl_model must be one of {TTL_MODELS}")
         self.name = name
@@ -127,6 +150,11 @@ class RouterTables:
         self.interfaces: dict[str, IfInfo] = dict(interfaces)
         self.loopback = loopback
         self.if_mac: dict[str, bytes] = {n: i.mac for n, i in self.interfaces.items()}
+        # MPLS input (see set_mpls_input); by default the interfaces towards routers
+        self.mpls_input: frozenset[str] = frozenset()
+        self.mpls_mac: dict[str, bytes] = {}
+        self.set_mpls_input(mpls_input if mpls_input is not None else
+                            [n for n, i in self.interfaces.items() if not i.peer_is_host])
         self.if_ip: dict[str, int] = {n: i.ip for n, i in self.interfaces.items()}
         self.own: set[int] = {i.ip for i in self.interfaces.values()}
         if loopback is not None:
@@ -160,14 +188,16 @@ class RouterTables:
         self.drops: dict[str, int] = {r.value: 0 for r in DropReason}
         self.delivered = 0
         self.icmp_sent = 0
+        self.fragments = 0  # frames sent beyond the first of a fragmented packet (RFC 3032 §3)
         self.hdr_cache: dict[tuple[str, int], tuple[bytes, bytes, bool]] = {}
 
     # ------------------------------------------------------------ construction
 
     @classmethod
     def build(cls, topo: Topology, router: str, rib: Mapping[IPv4Network, Route],
-              lfib: Lfib | None = None) -> RouterTables:
-        """Tables of `router` from the topology, its IGP RIB and its LFIB."""
+              lfib: Lfib | None = None, mpls_input: Iterable[str] | None = None) -> RouterTables:
+        """Tables of `router` from the topology, its IGP RIB and its LFIB. `mpls_input`: the
+        interfaces LDP runs on (default: the topology's, `Topology.ldp_interfaces`)."""
         node = topo.nodes[router]
         if not node.is_router:
             raise ValueError(f"{router} is not a router")
@@ -181,10 +211,25 @@ class RouterTables:
                 peer_mac=mac_bytes(pi.mac), peer_address=pi.address.ip,
                 peer_is_host=not peer.is_router,
             )
-        t = cls(router, ifs, node.loopback, node.ttl_model)
+        t = cls(router, ifs, node.loopback, node.ttl_model,
+                mpls_input=topo.ldp_interfaces(router) if mpls_input is None else mpls_input)
         t.set_rib(rib, recompile=False)
         t.set_lfib(lfib if lfib is not None else Lfib())
         return t
+
+    def set_mpls_input(self, ifnames: Iterable[str]) -> None:
+        """The interfaces labelled frames are accepted on: those LDP runs on (the lab passes
+        `Topology.ldp_interfaces`; FRR nodes the interfaces of their ldpd.conf). A labelled
+        frame on any other interface is dropped, MPLS_INPUT_DISABLED, before its label is
+        looked at (Linux: net.mpls.conf.<if>.input, default 0). `mpls_mac` is `if_mac` for
+        those interfaces only: the hot loops compare the destination MAC of a labelled
+        frame with it, so the check costs them nothing."""
+        names = frozenset(ifnames)
+        unknown = names - set(self.interfaces)
+        if unknown:
+            raise ValueError(f"mpls_input: no interface {', '.join(sorted(unknown))} on {self.name}")
+        self.mpls_input = names
+        self.mpls_mac = {n: m for n, m in self.if_mac.items() if n in names}
 
     # ------------------------------------------------------------ compilation
 
@@ -301,10 +346,11 @@ class RouterTables:
         except KeyError:
             pass
         a = None
-        for _plen, mask, d in self._lpm:
-            a = d.get(dst & mask)
-            if a is not None:
-                break
+        if DESTINATION_OK[dst >> 24]:  # a martian destination has no route (RFC 1812 §5.3.7)
+            for _plen, mask, d in self._lpm:
+                a = d.get(dst & mask)
+                if a is not None:
+                    break
         if len(self.lpm_cache) >= LPM_CACHE_MAX:
             self.lpm_cache.clear()
         self.lpm_cache[dst] = a
@@ -364,8 +410,16 @@ class RouterTables:
             "ip": {str(p): pb(self.c_ip[p]) for p in sorted(self.c_ip, key=pkey)},
             "drops": {k: v for k, v in sorted(self.drops.items())},
             "delivered": self.delivered,
+            "forwarded": self.forwarded(),
             "icmp_sent": self.icmp_sent,
         }
+
+    def forwarded(self) -> int:
+        """Frames received and forwarded: the packets of every ILM / FTN / RIB counter less
+        the extra frames fragmentation made. Every frame decided on is counted once:
+        forwarded + delivered + sum(drops) = frames received."""
+        n = sum(c[0] for d in (self.c_ilm, self.c_ftn, self.c_ip) for c in d.values())
+        return n - self.fragments
 
     def reset_counters(self) -> None:
         for d in (self.c_ilm, self.c_ftn, self.c_ip):
@@ -373,7 +427,7 @@ class RouterTables:
                 c[0] = c[1] = 0
         for k in self.drops:
             self.drops[k] = 0
-        self.delivered = self.icmp_sent = 0
+        self.delivered = self.icmp_sent = self.fragments = 0
 
 
 def build_all(topo: Topology, ribs: Mapping[str, Mapping[IPv4Network, Route]],

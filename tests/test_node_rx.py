@@ -126,6 +126,9 @@ class _ErrSock:
             raise OSError(e, os.strerror(e))
         raise BlockingIOError
 
+    def recvmsg(self, _n: int, _anc: int) -> tuple:
+        return self.recv(_n), [], 0, None
+
     def getsockopt(self, level: int, opt: int) -> int:
         assert (level, opt) == (socket.SOL_SOCKET, socket.SO_ERROR)
         e, self.err = self.err, 0
@@ -141,3 +144,34 @@ def test_packet_socket_error_is_taken_once(via_recv: bool) -> None:
     assert port.take_error() == errno.ENETDOWN
     assert port.take_error() == 0
     assert port.recv_batch(8) == []
+
+
+def test_general_path_counts_every_frame_and_oam_only_on_ldp_links() -> None:
+    """lsr.lab.node's per-frame path leaves no frame uncounted (runts, other MACs, odd
+    ethertypes reach forwarding.plane, which counts them), and a labelled frame on a host
+    port is not answered as an RFC 8029 echo request: it is dropped, mpls-input-disabled."""
+    from forwarding.plane import Dataplane
+    from tests.fwd_helpers import all_tables, eth, ilm_label, line4, mpls_frame, udp
+
+    pe1 = all_tables(line4())["pe1"]
+    answered: list[str] = []
+    oam = SimpleNamespace(intercept=lambda f, ifname: answered.append(ifname) or True)
+    r = SimpleNamespace(my_macs={n: i.mac for n, i in pe1.interfaces.items()},
+                        process=Dataplane(pe1).process, tx={}, counters=collections.Counter(),
+                        ldp_ifs=("eth2",), oam=oam, ipsec=None, local_ips=set())
+    i = pe1.interfaces["eth1"]
+    echo = udp("192.168.1.1", "127.0.0.1", dport=3503)  # an echo request's shape
+    lbl = ilm_label(pe1, "10.255.0.4/32")
+    frames = [mpls_frame(pe1, "eth1", (lbl,), echo, ttl=1),  # host port: not OAM's
+              eth(i.mac, i.peer_mac, 0x0800, b"\x45\x00"),  # a runt
+              eth("02:00:00:00:00:99", i.peer_mac, 0x0800, udp("192.168.1.1", "192.168.2.2")),
+              eth(i.mac, i.peer_mac, 0x86DD, bytes(40)),
+              eth(i.mac, i.peer_mac, 0x8848, bytes(24))]
+    node.Router._general(r, "eth1", frames)
+    assert answered == []
+    d = pe1.drops
+    assert (d["mpls-input-disabled"], d["malformed"], d["not-for-us"], d["ipv6-unsupported"],
+            d["mpls-multicast"]) == (1, 1, 1, 1, 1)
+    assert pe1.forwarded() + pe1.delivered + sum(d.values()) == len(frames)
+    node.Router._general(r, "eth2", [mpls_frame(pe1, "eth2", (lbl,), echo, ttl=1)])
+    assert answered == ["eth2"]  # on an LDP link the echo request is OAM's

@@ -289,7 +289,8 @@ def test_arp_and_other_ethertypes(T):
     pe1 = T["pe1"]
     i = pe1.interfaces["eth1"]
     arp = bytes(Ether(dst="ff:ff:ff:ff:ff:ff", src=i.peer_mac.hex(":")) / ARP(pdst=str(i.address.ip)))
-    assert decide(arp, "eth1", pe1).reason == DropReason.NOT_IP
+    r = decide(arp, "eth1", pe1)  # the router's kernel answers ARP: delivered, not dropped
+    assert isinstance(r, Deliver) and r.kind == "kernel" and pe1.delivered == 1
     assert decide(eth(i.mac, i.peer_mac, 0x88CC, b"\x00" * 46), "eth1", pe1).reason == DropReason.NOT_IP
     assert decide(eth(i.mac, i.peer_mac, 0x86DD, b"\x60" + b"\x00" * 45), "eth1",
                   pe1).reason == DropReason.IPV6_UNSUPPORTED
@@ -449,6 +450,7 @@ def test_ecmp_labelled_hash_uses_inner_header():
     topo = load_topology(TOPOLOGIES / "diamond.yaml")
     T = all_tables(topo)
     pe1 = T["pe1"]
+    pe1.set_mpls_input(pe1.interfaces)  # labelled frames in on eth1 (a host port) for this test
     fec = "10.255.0.4/32"
     inl = ilm_label(pe1, fec)
     seen = set()

@@ -151,3 +151,25 @@ def icmp_echo_in_mpls(frame: bytes, icmp_type: int = 8) -> bool:
         return False
     ihl = (frame[off] & 0xF) * 4
     return len(frame) > off + ihl and frame[off + ihl] == icmp_type
+
+
+def pcap_records(pcap: Path) -> list[tuple[float, bytes]]:
+    """(capture time, frame) of each record of a classic pcap file, microsecond or
+    nanosecond timestamps, either byte order; a truncated last record is left out."""
+    try:
+        raw = pcap.read_bytes()
+    except FileNotFoundError:
+        return []
+    if len(raw) < 24:
+        return []
+    magic = raw[:4]
+    endian = "<" if magic in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    frac = 1e-9 if magic in (b"\x4d\x3c\xb2\xa1", b"\xa1\xb2\x3c\x4d") else 1e-6
+    out, off = [], 24
+    while off + 16 <= len(raw):
+        sec, sub, incl = struct.unpack_from(endian + "III", raw, off)
+        if off + 16 + incl > len(raw):
+            break
+        out.append((sec + sub * frac, raw[off + 16:off + 16 + incl]))
+        off += 16 + incl
+    return out

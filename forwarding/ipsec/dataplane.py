@@ -8,7 +8,9 @@ is not IPsec's business (the caller goes on as without IPsec) or the list of
 `(out_if, frame)` to send (possibly empty: consumed or dropped).
 
 * **Outbound** (RFC 4301 §5.1), frames from a host-facing interface (`host_ifs`):
-  SPD lookup on the customer packet. BYPASS -> `None` (normal FTN push);
+  SPD lookup on the customer packet (a martian source or destination, RFC 1812
+  §5.3.7, is not looked up: `None`, the forwarding plane drops and counts it).
+  BYPASS -> `None` (normal FTN push);
   DISCARD -> dropped and audited; PROTECT -> inner TTL - 1 (the router
   forwards the inner packet, RFC 1812 §5.3.1), ESP (or AH) tunnel-mode encapsulation
   (outer src/dst = the SA's endpoints, our loopbacks) and the outer packet is
@@ -57,7 +59,7 @@ from forwarding.ipsec.esp import (
 from forwarding.ipsec.sad import plain_esp
 from forwarding.ipsec.spd import Action
 from forwarding.plane import LOCAL_IF, fragment, originate
-from forwarding.tables import A_NHLFE, RouterTables
+from forwarding.tables import A_NHLFE, RouterTables, martian_destination, martian_source
 
 IPPROTO_UDP = 17
 NATT_PORT = 4500  # RFC 3948 §2.1
@@ -236,7 +238,10 @@ class IpsecStage:
         hlen, total, proto = ok
         ip = ip[:total]
         src, dst = ip[12:16], ip[16:20]
-        policy = self.engine.spd.lookup(int.from_bytes(src, "big"), int.from_bytes(dst, "big"), proto)
+        isrc, idst = int.from_bytes(src, "big"), int.from_bytes(dst, "big")
+        if martian_source(isrc) or martian_destination(idst):
+            return None  # never forwarded, sealed or not: the forwarding plane drops it
+        policy = self.engine.spd.lookup(isrc, idst, proto)
         if policy.action is Action.BYPASS:
             return None
         if policy.action is Action.DISCARD:

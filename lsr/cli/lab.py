@@ -208,6 +208,8 @@ def counters(name: str, router: str | None, as_json: bool) -> None:
         for d in ("sent", "received", "refused"):
             rows += [(f"ldp {d}", k, v) for k, v in c.get("ldp", {}).get(d, {}).items()]
         dp = c.get("dataplane", {})
+        # every frame read: forwarded + delivered + drops (forwarding.tables.counters_json)
+        rows += [("dataplane", k, dp[k]) for k in ("forwarded", "delivered") if k in dp]
         rows += [("drop", k, v) for k, v in dp.get("drops", {}).items() if v]
         rows += [("ilm", k, f"{v['packets']} pkts {v['bytes']} B") for k, v in dp.get("ilm", {}).items()
                  if v["packets"]]

@@ -198,17 +198,6 @@ class Topology:
     def interface(self, node: str, ifname: str) -> Interface:
         return self.nodes[node].interfaces[ifname]
 
-    def ldp_interfaces(self, router: str) -> tuple[str, ...]:
-        """The interfaces of `router` that run LDP (and OSPF, and accept MPLS): those facing
-        another router. RFC 5036 §2.4.1 Basic Discovery runs on the interfaces configured for
-        LDP; a host-facing (customer) port is not one of them, so a host can neither form a
-        Hello adjacency nor be an OSPF neighbour (its subnet is a passive stub). The one
-        place this set is defined: the LDP speaker, the lab's Hello sockets and OSPF's
-        configuration take it from here."""
-        node = self.nodes[router]
-        return tuple(i.name for i in node.interfaces.values()
-                     if self.nodes[i.peer_node].is_router)
-
     def graph(self) -> nx.MultiGraph:
         """The IGP graph: routers as nodes, router-router links as edges (key = link index)."""
         if self._graph is None:
@@ -221,6 +210,19 @@ class Topology:
                     g.add_edge(a, b, key=link.index, cost=link.cost)
             self._graph = g
         return self._graph
+
+    def ldp_interfaces(self, node: str) -> tuple[str, ...]:
+        """The interfaces of `node` LDP runs on: its links to other routers (`lsr`, `frr`).
+
+        RFC 5036 §2.4.1 Basic Discovery runs on the interfaces configured for LDP; a
+        host-facing (customer) port is not one of them, so a host can neither form a Hello
+        adjacency nor be an OSPF neighbour (its subnet is a passive stub), and the
+        dataplane accepts no labelled frame on it (`forwarding.tables.RouterTables.mpls_input`,
+        like Linux's net.mpls.conf.<if>.input). The one place this set is defined: the LDP
+        speaker, the lab's Hello sockets, OSPF's configuration, FRR's ldpd.conf and the
+        forwarding tables all take it from here."""
+        return tuple(i.name for i in self.nodes[node].interfaces.values()
+                     if self.nodes[i.peer_node].is_router)
 
     def prefixes(self) -> dict[IPv4Network, list[tuple[str, int]]]:
         """Every IGP prefix -> the routers that originate it and at what cost.

@@ -164,7 +164,7 @@ def render(topo: Topology, node: str, d: Path) -> dict[str, str]:
         ldpd.append("  label local allocate host-routes")
     if o.explicit_null:
         ldpd.append("  label local advertise explicit-null")
-    for ifname in topo.ldp_interfaces(node):
+    for ifname in topo.ldp_interfaces(node):  # frrplane accepts labelled frames on these only
         ldpd += [f"  interface {ifname}", "  exit"]
     ldpd += [" exit-address-family", " !", "exit", ""]
     return {"zebra.conf": "\n".join(zebra), "ospfd.conf": render_ospfd(topo, node, d),

@@ -68,13 +68,12 @@ class FrrPlane:
         self.bindings: list[dict[str, Any]] = []
         self.rib = frr.rib_from_kernel(topo, name, [])
         self.lfib = Lfib()
-        self.tables = RouterTables.build(topo, name, self.rib, self.lfib)
+        # Labelled frames are accepted on the interfaces ldpd runs on (its ldpd.conf lists
+        # Topology.ldp_interfaces), as on our routers: never on a host link.
+        self.tables = RouterTables.build(topo, name, self.rib, self.lfib,
+                                         mpls_input=topo.ldp_interfaces(name))
         self.process = Dataplane(self.tables).process
         self.ports: dict[str, Any] = {}
-        self.my_macs = {i.name: bytes.fromhex(i.mac.replace(":", ""))
-                        for i in self.node.interfaces.values()}
-        self.local_ips = {i.address.ip.packed for i in self.node.interfaces.values()}
-        self.local_ips.add(self.node.lsr_id.packed)
         self.raw: socket.socket | None = None
         self.log_pos = 0
         self.dirty = True
@@ -174,26 +173,19 @@ class FrrPlane:
             self.loop.add_reader(port.fileno(), self._frames, ifname, port)
 
     def _frames(self, ifname: str, port: Any) -> None:
+        """Every frame gets its outcome and counter from `forwarding.plane` (FRR's own traffic,
+        ARP and broadcasts are delivered: the kernel has its copy; VLAN tags come back in
+        place from PacketPort)."""
         from forwarding.plane import LOCAL_IF
 
-        my_mac, local, c = self.my_macs[ifname], self.local_ips, self.counters
+        c = self.counters
         for f in port.recv_batch(BATCH):
-            if f[:6] != my_mac or len(f) < 18:
-                continue
-            et = f[12:14]
-            if et == b"\x08\x00":
-                if f[30:34] in local:
-                    continue  # FRR's own traffic (LDP TCP...): the kernel's
-            elif et != b"\x88\x47":
-                continue
             try:
                 out = self.process(f, ifname)
             except Exception:
                 c["dataplane_errors"] += 1
                 continue
-            if not out:
-                c["dropped"] += 1
-            for out_if, data in out or ():
+            for out_if, data in out:
                 p = self.ports.get(out_if)
                 if p is not None:
                     c["forwarded" if p.send(data) else "tx_errors"] += 1

@@ -38,6 +38,8 @@ from forwarding.afpacket import (
     ETH_P_ALL,
     ETH_P_IP,
     ETH_P_MPLS_UC,
+    NOT_OTHERHOST,
+    REST,
     PacketPort,
     RingPort,
     TxRing,
@@ -216,10 +218,11 @@ class Router:
         self.hello_socks: dict[str, socket.socket] = {}
         self.listener: socket.socket | None = None
         self.ports: dict[str, PacketPort] = {}
+        self.rest: dict[str, PacketPort] = {}  # ring mode: what the rings do not take (afpacket)
+        # The interfaces LDP runs on: Hello sockets, and where labelled frames are accepted
+        self.ldp_ifs = self.topo.ldp_interfaces(name)
         self.tx: dict[str, PacketPort | TxRing] = {}  # egress per interface (TX ring or the port)
         self.my_macs = {i.name: mac_bytes(i.mac) for i in self.node.interfaces.values()}
-        self.local_ips = {i.address.ip.packed for i in self.node.interfaces.values()}
-        self.local_ips.add(self.node.lsr_id.packed)
         # A static LFIB (benchmarks) replaces LDP with an engine that does nothing.
         self.ldp = make_ldp(topo, name) if static_lfib is None else _NoLdp()
         self.tables: Any = None
@@ -466,7 +469,8 @@ class Router:
 
         try:
             if self.tables is None:
-                self.tables = RouterTables.build(self.topo, self.name, self.rib, self.lfib)
+                self.tables = RouterTables.build(self.topo, self.name, self.rib, self.lfib,
+                                                 mpls_input=self.ldp_ifs)
                 self.process = Dataplane(self.tables).process
                 if self.use_ring:
                     from forwarding.ioloop import FastPath
@@ -501,22 +505,32 @@ class Router:
 
     def open_ports(self) -> None:
         """Per interface: ring mode has an MPLS (0x8847) and an IPv4 (0x0800) RX ring, so
-        label-switched frames never meet IPv4-only checks, plus a TX ring; without rings
-        (or if they fail) one ETH_P_ALL socket does both."""
+        label-switched frames never meet IPv4-only checks, a TX ring, and a plain socket for
+        the frames the rings do not take (VLAN-tagged, for another MAC, other ethertypes:
+        forwarding.afpacket), so that every frame gets an outcome and a counter; without
+        rings (or if they fail) one ETH_P_ALL socket does all."""
         for ifname in self.node.interfaces:
             if self.use_ring:
+                opened: list[Any] = []
                 try:
-                    rings = (RingPort(ifname, ETH_P_MPLS_UC, frames=self.ring_frames),
-                             RingPort(ifname, ETH_P_IP, frames=self.ring_frames))
-                    tx = TxRing(ifname)
+                    for kind in (ETH_P_MPLS_UC, ETH_P_IP):
+                        opened.append(RingPort(ifname, kind, frames=self.ring_frames,
+                                               bpf=NOT_OTHERHOST))
+                    opened.append(PacketPort(ifname, ETH_P_ALL, bpf=REST))
+                    opened.append(TxRing(ifname))
                 except OSError:
                     log.warning("rings on %s failed, falling back to a plain socket", ifname)
+                    for p in opened:
+                        p.close()
                 else:
-                    self.ports[ifname] = rings[0]
-                    self.rings[ifname] = rings
+                    mring, iring, rest, tx = opened
+                    self.ports[ifname] = mring
+                    self.rings[ifname] = (mring, iring)
+                    self.rest[ifname] = rest
                     self.tx[ifname] = tx
-                    self.loop.add_reader(rings[0].fileno(), self._mpls_readable, ifname, rings[0])
-                    self.loop.add_reader(rings[1].fileno(), self._ip_readable, ifname, rings[1])
+                    self.loop.add_reader(mring.fileno(), self._mpls_readable, ifname, mring)
+                    self.loop.add_reader(iring.fileno(), self._ip_readable, ifname, iring)
+                    self.loop.add_reader(rest.fileno(), self._frames_readable, ifname, rest)
                     continue
             port: PacketPort
             try:
@@ -621,34 +635,31 @@ class Router:
         return now
 
     def _general(self, ifname: str, frames: list[bytes]) -> None:
-        """The per-frame path: RFC 8029 echo and IPsec hooks, then `forwarding.plane`."""
+        """The per-frame path: RFC 8029 echo and IPsec hooks, then `forwarding.plane`, which
+        gives every other frame its outcome and counter (forwarded, delivered -- for us,
+        broadcast, multicast: the kernel has its own copy --, or dropped for a reason)."""
         my_mac = self.my_macs[ifname]
-        local = self.local_ips
         process = self.process
         ports = self.tx
         c = self.counters
+        # Labelled echo requests only where labelled frames are accepted at all (LDP links)
+        oam_mpls = ifname in self.ldp_ifs
         for f in frames:
-            # Only unicast frames to us; hellos, ARP and broadcasts are the kernel's.
-            if f[:6] != my_mac or len(f) < 18:
-                continue
             et = f[12:14]
+            mine = f[:6] == my_mac
             # RFC 8029 echo requests: label TTL expiring here, explicit-null, or IP to 127/8
-            if len(f) > 34 and (f[30] == 127 if et == b"\x08\x00" else et == b"\x88\x47" and (
-                    f[17] <= 1 or f[14:16] == b"\0\0")) and self.oam.intercept(f, ifname):
+            if mine and len(f) > 34 and (f[30] == 127 if et == b"\x08\x00" else (
+                    oam_mpls and et == b"\x88\x47" and (f[17] <= 1 or f[14:16] == b"\0\0"))) \
+                    and self.oam.intercept(f, ifname):
                 continue
             out = None
-            if et == b"\x08\x00":
-                if self.ipsec is not None:  # ESP in/out at an edge router (lsr.lab.ipsec)
-                    try:
-                        out = self.ipsec.frame(f, ifname)
-                    except Exception:
-                        c["ipsec_errors"] += 1
-                        log.warning("ipsec error on %s:\n%s", ifname, traceback.format_exc())
-                        continue
-                if out is None and f[30:34] in local:
-                    continue  # for this router: the kernel stack delivers it
-            elif et != b"\x88\x47":
-                continue
+            if mine and et == b"\x08\x00" and self.ipsec is not None:
+                try:  # ESP in/out at an edge router (lsr.lab.ipsec)
+                    out = self.ipsec.frame(f, ifname)
+                except Exception:
+                    c["ipsec_errors"] += 1
+                    log.warning("ipsec error on %s:\n%s", ifname, traceback.format_exc())
+                    continue
             if process is None:
                 c["no_tables"] += 1
                 continue
@@ -659,9 +670,6 @@ class Router:
                 c["dataplane_errors"] += 1
                 if c["dataplane_errors"] <= 20:
                     log.warning("dataplane error on %s:\n%s", ifname, traceback.format_exc())
-                continue
-            if not out:
-                c["dropped"] += 1
                 continue
             for out_if, data in out:
                 p = ports.get(out_if)
@@ -817,7 +825,7 @@ class Router:
             sock_path.unlink()
         server = await asyncio.start_unix_server(self._mgmt, path=str(sock_path))
         os.chmod(sock_path, 0o600)  # root's alone (connect needs write permission)
-        for ifname in self.topo.ldp_interfaces(self.name):  # none on host-facing ports
+        for ifname in self.ldp_ifs:
             self.hello_socks[ifname] = self.open_hello_socket(ifname)
         if self.ospf is not None:
             self.ospf.open()
