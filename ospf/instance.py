@@ -452,8 +452,14 @@ class OspfInstance:
             self._nbr_event(i, NbrEvent.TWO_WAY_RECEIVED)
         else:
             self._nbr_event(i, NbrEvent.ONE_WAY_RECEIVED)
-        if was == NbrState.DOWN:
-            self._send_hello(i)  # let the new neighbor see us now, not a HelloInterval later
+        if was == NbrState.DOWN or (was >= NbrState.TWO_WAY and n.state == NbrState.INIT):
+            # Let the neighbor see us listed now, not a HelloInterval later: a new one, and
+            # one whose Hello no longer lists us (§10.5 1-WayReceived: it restarted, and its
+            # links kept carrier). Until it hears us it sits in Init with no adjacency,
+            # while we already route around it: a restarted transit router would stay a
+            # hole for up to HelloInterval. One Hello per such transition: a repeated
+            # one-way Hello finds the neighbor in Init already and triggers nothing.
+            self._send_hello(i)
 
     # ------------------------------------------------------------ neighbor state machine
 

@@ -324,3 +324,25 @@ def test_validate_igp_routes_invariant_names_a_wrong_route():
     ribs["pe1"][victim] = type(rt)(rt.prefix, rt.metric, rt.nexthops[:1])  # ECMP lost
     res = igp_route_result(sim.topo, ribs, sim.igp)
     assert res.status == "fail" and f"pe1 {victim}" in res.detail
+
+
+@pytest.mark.parametrize("crash", [True, False], ids=["kill-9", "stop"])
+def test_restarted_router_is_answered_at_once(crash):
+    """A transit router's process restarts; its links keep carrier. Its first Hello lists
+    nobody, so each neighbour falls back to Init (§10.5 1-WayReceived) and routes around
+    it -- and answers at once with a Hello that lists it: the adjacencies are Full again
+    in well under a HelloInterval (10 s), not when the neighbours' hello timers run out."""
+    topo = load_topology(BUNDLED[0].parent / "line3.yaml")
+    sim = Simulation(topo)
+    settle(sim)
+    sim.advance(3)  # mid-way between two of the neighbours' Hellos
+    sim.router_stop("p1", crash=crash)
+    sim.advance(0.5)
+    sim.router_start("p1")
+    t0 = sim.now
+    p1 = sim.ospf["p1"]
+    while p1.full_neighbors() < 2 and sim.now - t0 < 15:
+        sim.advance(0.05)
+    assert p1.full_neighbors() == 2 and sim.now - t0 < 1.0, sim.now - t0
+    for r in ("pe1", "pe2"):
+        assert [n["state"] for n in sim.ospf[r].neighbors_json()] == ["Full"]

@@ -49,7 +49,7 @@ from lsr.core.igp import Igp
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
-from lsr.lab.netns import sync_routes
+from lsr.lab.netns import sweep_routes, sync_routes
 
 log = logging.getLogger("lsr.node")
 
@@ -777,6 +777,7 @@ class Router:
         if self.ospf is not None:
             self.ospf.open()
         self.open_ports()
+        sweep_routes()  # a predecessor's routes (after a crash): ours start from our RIB
         self.kernel_routes = sync_routes(self.rib, set())
         self.rebuild_tables()
         from lsr.lab.ipsec import IpsecRuntime
