@@ -436,7 +436,7 @@ class Simulation:
             self.ribs[router] = {}
             if router in self._ldp_sync:
                 self._ldp_sync[router] = frozenset()
-            self._deliver(router + OSPF, ospf_ev.Start())
+            self._deliver(router + OSPF, ospf_ev.Start(restart=True))
         else:
             self._deliver(router, RibChanged(self.igp.rib(router)))
         self._deliver(router, Start())

@@ -80,7 +80,7 @@ def node_start(name: str, router: str, timeout: float = 30.0, wait: bool = True)
         raise lsr.lab.LabError(f"router {router} of lab '{name}' is already running")
     with contextlib.suppress(FileNotFoundError):
         (state.dir / f"{router}.ready").unlink()
-    args = ["--state-dir", str(state.dir), "--router", router, "--wait-start"]
+    args = ["--state-dir", str(state.dir), "--router", router, "--wait-start", "--restart"]
     pid = node.spawn_forked(ns_name(name, router), args, state.dir / f"{router}.log")
     state.add_pid(pid, f"router:{router}")
     t0 = time.monotonic()

@@ -766,7 +766,7 @@ class Router:
 
     # ------------------------------------------------------------ run
 
-    async def run(self, wait_start: bool = False) -> None:
+    async def run(self, wait_start: bool = False, restart: bool = False) -> None:
         sock_path = self.state_dir / f"{self.name}.sock"
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
@@ -800,8 +800,8 @@ class Router:
             self.loop.add_reader(s.fileno(), self._hello_readable, ifname, s)
             self._hello_readable(ifname, s)
         if self.ospf is not None:
-            self.ospf.start()
-        log.info("router %s up (pid %d)", self.name, os.getpid())
+            self.ospf.start(restart)
+        log.info("router %s up (pid %d)%s", self.name, os.getpid(), " (restart)" if restart else "")
         if self.ipsec is not None:
             self.ipsec.start()  # IKE: after the start barrier, like LDP
         await self.stopping.wait()
@@ -870,6 +870,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ring", action="store_true", help="plain recv loop instead of TPACKET_V2")
     ap.add_argument("--debug", action="store_true")
     ap.add_argument("--wait-start", action="store_true", help="start LDP on a 'start' request")
+    ap.add_argument("--restart", action="store_true",
+                    help="a restart into a running lab (lsr lab node start): OSPF stub router "
+                         "for a while (RFC 6987)")
     ap.add_argument("--static-lfib", help="pickled lsr.core.lfib.Lfib; no LDP (benchmarks)")
     args = ap.parse_args(argv)
     state_dir = Path(args.state_dir)
@@ -883,7 +886,7 @@ def main(argv: list[str] | None = None) -> int:
     async def amain() -> None:
         static = pickle.loads(Path(args.static_lfib).read_bytes()) if args.static_lfib else None
         router = Router(topo, args.router, state_dir, ring=not args.no_ring, static_lfib=static)
-        await router.run(wait_start=args.wait_start)
+        await router.run(wait_start=args.wait_start, restart=args.restart)
 
     asyncio.run(amain())
     return 0
