@@ -434,17 +434,40 @@ class Simulation:
             self._rib_update()
         self.last_change = self.now
 
-    def router_stop(self, router: str) -> None:
+    def router_stop(self, router: str, crash: bool = False) -> None:
         """The router's process stops (`lsr lab node R stop`): OSPF flushes its LSA, LDP
         closes its sessions, and it hears nothing more. Its links keep carrier, so its
-        neighbours keep their connected subnets and notice the rest by themselves."""
+        neighbours keep their connected subnets and notice the rest by themselves.
+
+        With `crash` (kill -9) nothing is sent: no flush, no Shutdown; its kernel resets
+        its TCP connections (the peers see them close). Either way its listener is gone:
+        a connect to it is refused until `router_start`."""
         self.start()
-        if router in self.ospf:
-            self._deliver(router + OSPF, ospf_ev.Stop())
-        self._deliver(router, Stop())
-        if router in self.bgp:
-            self._deliver(router + BGP, bgp_ev.Stop())
+        if crash:
+            for (r, conn), peer in sorted(self._pipes.items()):
+                if r == router:
+                    del self._pipes[(r, conn)]
+                    self._pipes.pop(peer, None)
+                    self._push(self.now + self.link_delay, peer[0],
+                               TcpClosed(peer[1], "connection reset"))
+            for (r, conn), pipe in sorted(self._bgp_pipes.items()):
+                if r == router:
+                    del self._bgp_pipes[(r, conn)]
+                    self._bgp_backlog.pop((r, conn), None)
+                    self._bgp_pipes.pop((pipe[0], pipe[1]), None)
+                    self._push(self.now + self.link_delay, pipe[0] + BGP,
+                               bgp_ev.TcpClosed(pipe[1], "connection reset"))
+        else:
+            if router in self.ospf:
+                self._deliver(router + OSPF, ospf_ev.Stop())
+            self._deliver(router, Stop())
+            if router in self.bgp:
+                self._deliver(router + BGP, bgp_ev.Stop())
         self.stopped.add(router)
+        self._listen = {a: r for a, r in self._listen.items() if r != router}
+        self._bgp_listen = {a: r for a, r in self._bgp_listen.items() if r != router}
+        for key in [k for k in self._timers if k[0] in (router, router + OSPF, router + BGP)]:
+            del self._timers[key]  # its timers die with the process
         self.last_change = self.now
 
     def router_crash(self, router: str) -> None:
@@ -453,6 +476,37 @@ class Simulation:
         LDP KeepAlive, BGP hold timer)."""
         self.start()
         self.stopped.add(router)
+        self.last_change = self.now
+
+    def router_start(self, router: str) -> None:
+        """A fresh process for a stopped router (`lsr lab node R start`): new OSPF and LDP
+        instances that remember nothing (sequence numbers, sessions, labels' state)."""
+        if router not in self.stopped:
+            raise SimError(f"router {router} is not stopped")
+        self.stopped.discard(router)
+        for key in [k for k in self._pipes if k[0] == router]:  # a connect it never saw
+            peer = self._pipes.pop(key)
+            self._pipes.pop(peer, None)
+        self.instances[router] = LdpInstance.from_topology(
+            self.topo, router, retry_initial=self.instances[router].retry_initial,
+            retry_max=self.instances[router].retry_max)
+        if router in self.ospf:
+            self.ospf[router] = OspfInstance(ospf_config(self.topo, router))
+            self.ribs[router] = {}
+            if router in self._ldp_sync:
+                self._ldp_sync[router] = frozenset()
+            self._deliver(router + OSPF, ospf_ev.Start(restart=True))
+        else:
+            self._deliver(router, RibChanged(self.igp.rib(router)))
+        self._deliver(router, Start())
+        if router in self.bgp:
+            for key in [k for k in self._bgp_pipes if k[0] == router]:
+                pipe = self._bgp_pipes.pop(key)
+                self._bgp_pipes.pop((pipe[0], pipe[1]), None)
+            self.bgp[router] = BgpInstance(bgp_config(self.topo, router))
+            if not self.ospf:
+                self._bgp_rib(router, self.igp.rib(router))
+            self._deliver(router + BGP, bgp_ev.Start())
         self.last_change = self.now
 
     def link_up(self, link_index: int) -> None:

@@ -199,32 +199,51 @@ if _lab_group is not None:
 
     @_lab_group.command("converge")
     @click.argument("name")
-    @click.option("--fail", "fail_link", required=True, metavar="A-B", help="The link to fail.")
+    @click.option("--fail", "fail_link", metavar="A-B", help="The link to fail.")
+    @click.option("--restart", "restart_router", metavar="R",
+                  help="Restart router R's runtime instead (stop, then start at once).")
+    @click.option("--kill", is_flag=True, help="--restart: SIGKILL (a crash) instead of SIGTERM.")
     @click.option("--from", "src", help="Probe source host (default: chosen automatically).")
     @click.option("--to", "dst", help="Probe destination host (default: chosen automatically).")
     @click.option("--rate", default=1000, show_default=True, type=click.IntRange(1), help="Probes per second.")
     @click.option("--before", default=1.0, show_default=True, type=click.FloatRange(0), help="Seconds of probes before the failure.")
-    @click.option("--after", default=2.0, show_default=True, type=click.FloatRange(0), help="Seconds of probes after the failure.")
+    @click.option("--after", type=click.FloatRange(0),
+                  help="Seconds of probes after the failure  [default: 2, 10 with --restart]")
     @click.option("--keep-down", is_flag=True, help="Leave the link down afterwards.")
     @json_option
-    def lab_converge(name: str, fail_link: str, src: str | None, dst: str | None, rate: int,
-                     before: float, after: float, keep_down: bool, as_json: bool) -> None:
-        """Fail link A-B under a steady probe stream and report the convergence timeline."""
+    def lab_converge(name: str, fail_link: str | None, restart_router: str | None, kill: bool,
+                     src: str | None, dst: str | None, rate: int, before: float,
+                     after: float | None, keep_down: bool, as_json: bool) -> None:
+        """Fail link A-B (or restart router R) under a steady probe stream and report the
+        convergence timeline and every outage."""
         from lsr.lab import need_root
-        from lsr.lab.converge import converge
+        from lsr.lab.converge import converge, restart
 
+        if (fail_link is None) == (restart_router is None):
+            raise LsrError("give --fail A-B or --restart R (one of them)")
+        if kill and restart_router is None:
+            raise LsrError("--kill goes with --restart R")
+        if keep_down and restart_router is not None:
+            raise LsrError("--keep-down goes with --fail A-B")
         need_root()
-        if "-" not in fail_link:
-            raise LsrError(f"--fail {fail_link!r}: expected A-B (two node names)")
-        a, b = fail_link.split("-", 1)
-        out = converge(name, a, b, src=src, dst=dst, rate=rate, before=before, after=after,
-                       keep_down=keep_down)
+        if restart_router is not None:
+            out = restart(name, restart_router, kill=kill, src=src, dst=dst, rate=rate,
+                          before=before, after=10.0 if after is None else after)
+            what = f"{restart_router} restart ({out['signal']})"
+        else:
+            assert fail_link is not None
+            if "-" not in fail_link:
+                raise LsrError(f"--fail {fail_link!r}: expected A-B (two node names)")
+            a, b = fail_link.split("-", 1)
+            out = converge(name, a, b, src=src, dst=dst, rate=rate, before=before,
+                           after=2.0 if after is None else after, keep_down=keep_down)
+            what = f"{a}-{b} down"
         if as_json:
             render.emit_json(out)
             return
         rows = [(f"{e['t_ms']:+.1f}", e["router"] or "", escape(e["event"]), escape(e.get("detail", "")))
                 for e in out["timeline"]]
-        render.table(f"{name}: convergence after {a}-{b} down "
+        render.table(f"{name}: convergence after {what} "
                      f"({out['probe']['from']} -> {out['probe']['to']}, {rate} pps)",
                      ["t ms", "router", "event", "detail"], rows)
         p = out["probe"]
@@ -233,6 +252,10 @@ if _lab_group is not None:
                   "of the stream")
         render.line(f"sent {p['sent']}, received {p['received']}, lost {p['lost']} "
                     f"(receiver counted {p['receiver_lost']} lost), {outage}")
+        if len(p["outages"]) > 1:
+            render.line(f"{len(p['outages'])} separate outages (traffic came back and was lost "
+                        "again): " + ", ".join(f"{g['lost']} lost, gap {g['gap_ms']} ms"
+                                               for g in p["outages"]))
         if p["lost_before_failure"]:
             render.line(f"warning: {p['lost_before_failure']} of the lost probes were sent before "
                         "the link went down (see 'loss before the failure'): the path was "

@@ -116,6 +116,7 @@ class OspfOptions:
     min_ls_arrival_ms: int = 500  # RFC 2328 MinLSArrival is 1000
     md5_key: str = ""  # RFC 2328 App. D cryptographic authentication when set
     md5_key_id: int = 1
+    restart_max_metric_ms: int = 5000  # RFC 6987 stub router after a restart; 0 = off
 
 
 @dataclass(frozen=True)
@@ -440,6 +441,7 @@ _OSPF_FIELDS: dict[str, Callable[[_Ctx, Any, Path], Any]] = {
     "min_ls_arrival_ms": lambda ctx, v, p: _int(ctx, v, p, 0, 5000),
     "md5_key": _md5_key,
     "md5_key_id": lambda ctx, v, p: _int(ctx, v, p, 0, 255),
+    "restart_max_metric_ms": lambda ctx, v, p: _int(ctx, v, p, 0, 3600000),
 }
 _OSPF_KEYS = tuple(_OSPF_FIELDS)
 

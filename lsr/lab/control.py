@@ -41,14 +41,17 @@ def running(name: str, router: str) -> bool:
     return any(pid_alive(p, s) for p, s in _router_pids(LabState(name), router))
 
 
-def node_stop(name: str, router: str, timeout: float = 5.0) -> dict:
-    """Stop router's runtime (SIGTERM, then SIGKILL after `timeout`); returns {"router", "pids"}."""
+def node_stop(name: str, router: str, timeout: float = 5.0,
+              sig: signal.Signals = signal.SIGTERM) -> dict:
+    """Stop router's runtime (`sig`, SIGTERM by default, then SIGKILL after `timeout`);
+    returns {"router", "stopped_pids"}. SIGKILL is a crash: nothing is sent (no LDP
+    Shutdown); the kernel closes its TCP connections."""
     _check(name, router)
     state = LabState(name)
     live = [(p, s) for p, s in _router_pids(state, router) if pid_alive(p, s)]
     for p, _ in live:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(p, signal.SIGTERM)
+            os.kill(p, sig)
     deadline = time.monotonic() + timeout
     while any(pid_alive(p, s) for p, s in live) and time.monotonic() < deadline:
         time.sleep(0.02)
@@ -77,7 +80,7 @@ def node_start(name: str, router: str, timeout: float = 30.0, wait: bool = True)
         raise lsr.lab.LabError(f"router {router} of lab '{name}' is already running")
     with contextlib.suppress(FileNotFoundError):
         (state.dir / f"{router}.ready").unlink()
-    args = ["--state-dir", str(state.dir), "--router", router, "--wait-start"]
+    args = ["--state-dir", str(state.dir), "--router", router, "--wait-start", "--restart"]
     pid = node.spawn_forked(ns_name(name, router), args, state.dir / f"{router}.log")
     state.add_pid(pid, f"router:{router}")
     t0 = time.monotonic()

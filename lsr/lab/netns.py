@@ -157,6 +157,15 @@ def route_commands(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Net
     return cmds, want
 
 
+def sweep_routes() -> None:
+    """Remove every route of ours from the current namespace's kernel table. A router
+    runtime that starts again after a crash (kill -9) finds its predecessor's routes
+    there; it knows nothing of them, so it would never replace or delete the ones its
+    own RIB lacks (zebra, too, sweeps its stale routes at start-up)."""
+    subprocess.run(["ip", "route", "flush", "proto", str(ROUTE_PROTO)], capture_output=True,
+                   text=True, timeout=30)
+
+
 def sync_routes(rib: Mapping[IPv4Network, Route], installed: set[IPv4Network]) -> set[IPv4Network]:
     """Install the RIB into the current namespace's kernel table; returns what is installed."""
     cmds, want = route_commands(rib, installed)

@@ -54,7 +54,7 @@ from lsr.errors import LsrError
 from lsr.lab.files import open_append, write_file
 from lsr.lab.logcap import RateLimit
 from lsr.lab.logcap import install as install_logging
-from lsr.lab.netns import sync_routes
+from lsr.lab.netns import sweep_routes, sync_routes
 
 log = logging.getLogger("lsr.node")
 
@@ -819,7 +819,7 @@ class Router:
 
     # ------------------------------------------------------------ run
 
-    async def run(self, wait_start: bool = False) -> None:
+    async def run(self, wait_start: bool = False, restart: bool = False) -> None:
         sock_path = self.state_dir / f"{self.name}.sock"
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
@@ -830,6 +830,7 @@ class Router:
         if self.ospf is not None:
             self.ospf.open()
         self.open_ports()
+        sweep_routes()  # a predecessor's routes (after a crash): ours start from our RIB
         self.kernel_routes = sync_routes(self.rib, set())
         self.rebuild_tables()
         from lsr.lab.ipsec import IpsecRuntime
@@ -853,8 +854,8 @@ class Router:
             self.loop.add_reader(s.fileno(), self._hello_readable, ifname, s)
             self._hello_readable(ifname, s)
         if self.ospf is not None:
-            self.ospf.start()
-        log.info("router %s up (pid %d)", self.name, os.getpid())
+            self.ospf.start(restart)
+        log.info("router %s up (pid %d)%s", self.name, os.getpid(), " (restart)" if restart else "")
         if self.ipsec is not None:
             self.ipsec.start()  # IKE: after the start barrier, like LDP
         await self.stopping.wait()
@@ -923,6 +924,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ring", action="store_true", help="plain recv loop instead of TPACKET_V2")
     ap.add_argument("--debug", action="store_true")
     ap.add_argument("--wait-start", action="store_true", help="start LDP on a 'start' request")
+    ap.add_argument("--restart", action="store_true",
+                    help="a restart into a running lab (lsr lab node start): OSPF stub router "
+                         "for a while (RFC 6987)")
     ap.add_argument("--static-lfib", help="pickled lsr.core.lfib.Lfib; no LDP (benchmarks)")
     args = ap.parse_args(argv)
     state_dir = Path(args.state_dir)
@@ -936,7 +940,7 @@ def main(argv: list[str] | None = None) -> int:
         static = pickle.loads(Path(args.static_lfib).read_bytes()) if args.static_lfib else None
         router = Router(topo, args.router, state_dir, ring=not args.no_ring, static_lfib=static)
         router.log_limit = limit
-        await router.run(wait_start=args.wait_start)
+        await router.run(wait_start=args.wait_start, restart=args.restart)
 
     asyncio.run(amain())
     return 0
