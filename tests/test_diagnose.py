@@ -154,6 +154,8 @@ def test_validate_reports_the_session_and_the_lsps_it_breaks() -> None:
     failed = {r["check"] for r in j["results"] if r["status"] == "fail"}
     assert {"invariant lsp-coverage", "invariant no-black-holes"} <= failed
     assert any(r["status"] == "pass" for r in j["results"])  # what converged is checked too
+    code, out, _ = cli("validate", str(MD5_EXAMPLE), "--no-invariants", "--json")
+    assert code == 1 and [r["detail"] for r in json.loads(out)["results"]] == [ONE_SIDED]
 
 
 def test_draw_marks_the_stuck_session(tmp_path: Path) -> None:
