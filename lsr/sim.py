@@ -424,8 +424,10 @@ class Simulation:
         start_events = self.events
         limit = self.now + max_time
         converged = False
+        check_every = 0
         while self._queue:
             if self._inflight_tcp == 0 and self._inflight_ospf == 0 and stop_when_converged:
+                check_every += 1
                 if self.ospf_settled() and self.sessions_ok():
                     converged = True
                     break
