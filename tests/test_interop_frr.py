@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -218,6 +219,10 @@ def test_line_sessions_and_labels_agree(line):
     assert r.returncode == 0, r.stderr
     assert [(n["neighbor"], n["lsr_id"], n["state"]) for n in json.loads(r.stdout)] == [
         ("pe1", "10.255.0.1", "OPERATIONAL"), ("pe2", "10.255.0.3", "OPERATIONAL")]
+    # uptimes in seconds as ours (FRR says "00:00:05"), HH:MM:SS in the table as ours
+    assert all(isinstance(n["uptime"], int) for n in json.loads(r.stdout))
+    r = _lsr("lab", "ldp", line.name, "f1", "neighbors")
+    assert r.returncode == 0 and re.search(r"OPERATIONAL +│ frr +│ [\w,]+ +│ \d\d:\d\d:\d\d", r.stdout)
     r = _lsr("lab", "ldp", line.name, "f1", "bindings", "--json")
     b = {e["fec"]: e for e in json.loads(r.stdout)["bindings"]}
     assert b["10.255.0.2/32"]["local_label"] == 3  # FRR's own loopback: imp-null -> 3

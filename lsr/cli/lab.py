@@ -37,7 +37,10 @@ def lab() -> None:
 @click.option("--timeout", default=60.0, show_default=True,
               type=click.FloatRange(0, min_open=True), help="Seconds to wait for convergence.")
 @click.option("--no-ring", is_flag=True, help="Plain recv loop instead of TPACKET_V2 rings.")
-def up(file: str, name: str | None, timeout: float, no_ring: bool) -> None:
+@click.option("--keep", is_flag=True,
+              help="If the lab fails (e.g. does not converge), leave it up for `lab status`, "
+                   "`lab ldp`... (`lab down` removes it); the exit status is still 1.")
+def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = False) -> None:
     """Build the lab of FILE and wait until LDP has converged."""
     require_root()
     topo = load(file)
@@ -50,9 +53,18 @@ def up(file: str, name: str | None, timeout: float, no_ring: bool) -> None:
         with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
                       console=render.console, transient=True) as prog:
             task = prog.add_task(f"{name}: starting", total=1.0)
-            lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring,
+            lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring, keep=keep,
                         progress=lambda msg, frac: prog.update(task, completed=frac,
                                                                description=f"{name}: {msg}"))
+    except LsrError as e:
+        from lsr.lab.state import LabState
+
+        if not keep or LabState(name).read().get("failed") != str(e):
+            raise  # not kept: failed before the lab existed (a name taken, bad input)
+        click.echo(f"lsr: {e}", err=True)
+        click.echo(f"lsr: lab '{name}' kept for debugging: lsr lab status {name}; "
+                   f"lsr lab ldp {name} ROUTER neighbors; lsr lab down {name}", err=True)
+        sys.exit(1)
     except KeyboardInterrupt:
         # L.up already tore the partial lab down before re-raising.
         click.echo(f"lsr: interrupted; lab '{name}' torn down", err=True)
@@ -115,6 +127,8 @@ def status(name: str, as_json: bool) -> None:
     down = ", ".join(st["down_link_names"]) or "none"
     render.table(f"lab {name} ({st['topology']}), down links: {down}",
                  ["router", "pid", "alive", "sessions up", "ospf full", "error"], rows)
+    if st.get("failed"):
+        render.plain(f"kept after a failed lab up: {st['failed']}")
 
 
 @lab.command("exec", context_settings={"ignore_unknown_options": True})
@@ -142,23 +156,7 @@ def lfib(name: str, router: str | None, as_json: bool) -> None:
     if as_json:
         render.emit_json(data)
         return
-    for r, j in data["routers"].items():
-        rows = []
-        for e in j["ftn"]:
-            for k, nh in enumerate(e["nexthops"]):
-                rows.append(("FTN" if k == 0 else "", e["fec"] if k == 0 else "", "",
-                             "push", _labels(nh["out_labels"]), nh["neighbor"], nh["interface"]))
-        for e in j["ilm"]:
-            for k, nh in enumerate(e["nexthops"]):
-                rows.append(("ILM" if k == 0 else "", e["fec"] if k == 0 else "",
-                             e["in_label"] if k == 0 else "", nh["op"], _labels(nh["out_labels"]),
-                             nh["neighbor"], nh["interface"]))
-        render.table(f"{r} ({j['lsr_id']}): LFIB", ["", "fec", "in", "op", "out", "via",
-                                                     "interface"], rows)
-
-
-def _labels(ls: list[int]) -> str:
-    return "/".join(str(x) for x in ls) if ls else "-"
+    render.show(render.lfib_tables(data))  # the layout of `lsr sim lfib`
 
 
 @lab.command("ldp")
@@ -172,18 +170,10 @@ def ldp_(name: str, router: str, what: str, as_json: bool) -> None:
     data = lab_api().ldp(name, router, what)
     if as_json:
         render.emit_json(data)
-        return
-    if what == "neighbors":
-        render.table(f"{router}: LDP neighbours", ["neighbor", "lsr id", "state", "role",
-                                                    "adjacencies", "uptime"],
-                     [(n["neighbor"], n["lsr_id"], n["state"], n["role"],
-                       ",".join(n["adjacencies"]), n["uptime"]) for n in data])
+    elif what == "neighbors":  # the tables of `lsr sim neighbors` / `lsr sim bindings`
+        render.show(render.ldp_neighbors_table(router, data))
     else:
-        rows = []
-        for b in data["bindings"]:
-            remote = ", ".join(f"{r['neighbor']}:{r['label']}" for r in b.get("remote", []))
-            rows.append((b.get("fec"), b.get("local_label"), remote))
-        render.table(f"{router}: LDP bindings", ["fec", "local", "remote"], rows)
+        render.show(render.bindings_table(router, data["bindings"]))
 
 
 @lab.command()

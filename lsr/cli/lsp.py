@@ -12,7 +12,7 @@ import click
 from rich.markup import escape
 
 from lsr import render
-from lsr.cli.common import json_option, load
+from lsr.cli.common import json_option, load, simulated
 from lsr.cli.root import main
 from lsr.errors import LsrError
 
@@ -36,7 +36,9 @@ def _backend(args: tuple[str, ...], sim_file: str | None, wait: float) -> tuple[
         topo = load(sim_file)
         src, fec = args
         check_router(topo, src)
-        return sim_network(topo), topo, src, fec
+        # What did not converge is named on stderr; ping and traceroute then show where
+        # the LSP breaks (their exit status is 1 then).
+        return sim_network(topo, simulated(topo)), topo, src, fec
     if len(args) != 3:
         raise click.UsageError("give NAME FROM FEC (or --sim FILE FROM FEC)")
     import os

@@ -8,11 +8,11 @@ import click
 from rich.markup import escape
 
 from lsr import render as out
+from lsr.cli.common import down_option
 from lsr.cli.root import main
 from lsr.errors import LsrError
 
-_down_option = click.option("--down", "down", multiple=True, metavar="A-B",
-                            help="Take the A-B link down first (simulated failure; repeatable).")
+_down_option = down_option
 
 
 def _network(file: str | None, lab: str | None, down: tuple[str, ...]):
@@ -29,7 +29,19 @@ def _network(file: str | None, lab: str | None, down: tuple[str, ...]):
         return net.from_lab(lab)
     if not file:
         raise LsrError("missing FILE (or --lab NAME)")
-    return net.from_file(file, down)
+    return _warn(net.from_file(file, down))
+
+
+def _warn(n, prefix: str = "not converged"):  # noqa: ANN001, ANN202  (a net.Network)
+    """Name what did not converge on stderr; the picture or page shows what did."""
+    for p in n.problems:
+        click.echo(f"lsr: {prefix}: {p}", err=True)
+    return n
+
+
+def _exit_if_stuck(n) -> None:
+    if n.problems:
+        raise click.exceptions.Exit(1)
 
 
 def _overlays(n, lsps: tuple[str, ...], fecs: tuple[str, ...]) -> tuple[list, list[str]]:
@@ -72,7 +84,9 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
     """Draw the topology of FILE (routers, hosts, interfaces, costs) and its LSPs.
 
     Every label operation of an LSP is written on the link it is sent on, in
-    hop order ("1: push 22", "2: pop 22"); ECMP branches are all drawn.
+    hop order ("1: push 22", "2: pop 22"); ECMP branches are all drawn. A link
+    whose LDP session or OSPF adjacency did not come up is dashed red with the
+    cause; the exit status is then 1 (the picture is still written).
     """
     from lsr.teach import draw, net
 
@@ -82,13 +96,18 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
         if not file:
             raise LsrError("missing FILE (or --lab NAME)")
         from lsr.cli.common import load
+        from lsr.oam.diagnose import config_findings
 
-        n = net.Network(load(file), {"routers": {}}, {}, "file")
+        topo = load(file)  # no simulation: mark what the configs keep down
+        found = config_findings(topo)
+        n = _warn(net.Network(topo, {"routers": {}}, {}, "file", stuck=found,
+                              problems=[s.text("cannot come up") for s in found]), "warning")
     ovs, texts = _overlays(n, lsps, fecs)
     eng = draw.choose_engine(n.topo) if engine == "auto" else engine
     dot = draw.dot_source(n, ovs, eng)
     if not output:
         click.echo(dot, nl=False)
+        _exit_if_stuck(n)
         return
     fmt = Path(output).suffix.lstrip(".").lower()
     data = draw.render(dot, fmt, eng)
@@ -99,6 +118,7 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
              + (f", down: {down_txt}" if down_txt else ""))
     for t in texts:
         out.line(escape(t))
+    _exit_if_stuck(n)
 
 
 @main.command("report")
@@ -119,6 +139,7 @@ def report_cmd(file: str | None, lab: str | None, output: str, src: str | None,
     page = report.build(n, src, dst)
     Path(output).write_text(page, encoding="utf-8")
     out.line(f"{output}: report on {n.topo.name} ({n.source}), {len(page) // 1024} KiB")
+    _exit_if_stuck(n)
 
 
 @main.group("exercise")

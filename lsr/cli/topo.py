@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import click
+
 from lsr import render
 from lsr.cli.common import json_option, load, topology_arg
 from lsr.cli.root import main
@@ -16,9 +18,23 @@ def topo() -> None:
 @topo.command()
 @topology_arg
 def validate(file: str) -> None:
-    """Check FILE; exit 0 with a summary, or 2 with the first error."""
+    """Check FILE; exit 0 with a summary, or 2 with the first error.
+
+    A file that loads but cannot converge as configured (an LDP session or OSPF
+    adjacency whose two ends disagree: a TCP MD5 password on one side only, different
+    OSPF timers or keys) gets one warning line for each and exit status 1."""
+    from lsr.oam.diagnose import config_findings
+
     t = load(file)
-    render.line(f"{file}: ok: {t.summary()}")
+    found = config_findings(t)
+    if not found:
+        render.line(f"{file}: ok: {t.summary()}")
+        return
+    n = len(found)
+    render.plain(f"{file}: loads with {n} warning{'s' if n > 1 else ''}: {t.summary()}")
+    for s in found:
+        render.plain(f"warning: {s.text('cannot come up')}")
+    raise click.exceptions.Exit(1)
 
 
 def topology_json(t: Topology) -> dict:

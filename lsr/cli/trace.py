@@ -5,20 +5,17 @@ from __future__ import annotations
 import click
 
 from lsr import render
-from lsr.cli.common import json_option, load, topology_arg
+from lsr.cli.common import down_option, exit_if_stuck, json_option, load, simulated, topology_arg
 from lsr.cli.sim import sim
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 
 
 def lfibs_for(topo: Topology) -> dict:
-    """router -> converged Lfib, from the LDP simulator (`lsr.sim`)."""
-    import lsr.sim as simulator
+    """router -> Lfib from the LDP simulator (`lsr.sim`): converged, or as far as it got."""
+    from lsr.sim import converge
 
-    s, res = simulator.simulate(topo)
-    if not res.converged:
-        raise LsrError(f"{topo.source}: the LDP simulation did not converge")
-    return {name: inst.lfib for name, inst in s.instances.items()}
+    return {name: inst.lfib for name, inst in converge(topo).sim.instances.items()}
 
 
 def _labels(labels: list[int]) -> str:
@@ -37,31 +34,39 @@ def _labels(labels: list[int]) -> str:
               "LFIB row that decided it (a key press between hops; lsr.teach.step).")
 @click.option("--delay", type=click.FloatRange(0), default=None,
               help="With --step: wait S seconds between hops instead of a key press.")
+@down_option
 @json_option
 def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
-          step: bool = False, delay: float | None = None) -> None:
+          step: bool = False, delay: float | None = None, down: tuple[str, ...] = ()) -> None:
     """Walk one packet from SRC to DST (node names or addresses) router by router.
 
-    Runs the LDP simulation of FILE to convergence, builds every router's
-    forwarding tables and calls the forwarding plane's `decide` at each hop.
+    Runs the LDP simulation of FILE to convergence (then fails the --down links and
+    reconverges), builds every router's forwarding tables and calls the forwarding
+    plane's `decide` at each hop. Exit status 1 when the simulation did not converge
+    (the packet is walked through what did).
     """
     from forwarding.tables import build_all
     from forwarding.walk import walk
-    from lsr.core.igp import Igp
 
     topo = load(file)
-    tables = build_all(topo, Igp(topo).ribs(), lfibs_for(topo))
+    o = simulated(topo, down)
+    # The routes each router's OSPF built (the reference model's when converged).
+    ribs = o.sim.ribs if o.sim.ospf else o.sim.igp.ribs()
+    tables = build_all(topo, ribs, {r: i.lfib for r, i in o.sim.instances.items()})
     try:
         w = walk(topo, tables, src, dst, proto, ttl)
     except ValueError as e:
         raise LsrError(f"{topo.source}: {e}") from None
     if as_json:
         render.emit_json(w)
+        exit_if_stuck(o)
         return
     if step or delay is not None:
         from lsr.teach.step import show_trace
 
-        return show_trace(topo, tables, src, dst, proto, ttl, delay)
+        show_trace(topo, tables, src, dst, proto, ttl, delay)
+        exit_if_stuck(o)
+        return
     rows = []
     notes = []
     for k, h in enumerate(w["hops"], 1):
@@ -82,3 +87,4 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
     for n in notes:
         render.line(n)
     render.line(f"result: {w['result']}")
+    exit_if_stuck(o)

@@ -126,10 +126,13 @@ def _topology(name: str) -> Topology:
 
 
 def up(topo: Topology, name: str | None = None, timeout: float = 60,
-       progress: Progress | None = None, ring: bool = True, spawn: str = "fork") -> Lab:
+       progress: Progress | None = None, ring: bool = True, spawn: str = "fork",
+       keep: bool = False) -> Lab:
     """Build the lab and return once every session is OPERATIONAL and every LFIB complete.
 
-    Any failure, timeout or KeyboardInterrupt tears the partial lab down and re-raises.
+    Any failure, timeout or KeyboardInterrupt tears the partial lab down and re-raises;
+    with `keep`, a failure (not a KeyboardInterrupt) leaves the lab as it is for `status`,
+    `ldp`, `lfib`... (the lab state records it under "failed"; `down` removes it).
     `spawn`: "fork" (routers forked from this process into their namespace: fast, shared
     memory) or "exec" (`ip netns exec python -m lsr.lab.node`, fully independent).
     """
@@ -167,6 +170,13 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
         state.set("converged", time.time())
         timings.update(strongswan.start(topo, name, state, time.monotonic() + timeout,
                                         query))
+    except Exception as e:
+        if not keep:
+            teardown(name)
+        else:
+            with contextlib.suppress(OSError, LsrError):  # the first error is the one to see
+                state.set("failed", str(e))
+        raise
     except BaseException:
         teardown(name)
         raise
@@ -249,7 +259,7 @@ def _wait_ready(topo: Topology, name: str, state: LabState, deadline: float) -> 
             role = dead[0]["role"].split(":", 1)[-1]
             tail = _log_tail(name, role)
             raise LabError(f"router {role} exited during start-up: {tail}")
-        if time.monotonic() > deadline:
+        if pending and time.monotonic() > deadline:  # (all ready just now: not a timeout)
             raise LabError(f"routers not started before the timeout: {', '.join(sorted(pending))}")
         time.sleep(0.05)
 
@@ -302,14 +312,15 @@ def expected(topo: Topology, down_links: Sequence[int] = (),
         from lsr.sim import Simulation
 
         sim = Simulation(topo)
-        sim.run()
+        quiet = sim.quiet_time()  # a config that cannot converge: stop once it settles
+        sim.run(quiet=quiet)
         for i in down_links:
             sim.link_down(i)
-            sim.run()
+            sim.run(quiet=quiet)
         for r in stopped:  # its process gone; its neighbours' interfaces keep carrier
             sim.router_stop(r)
         if stopped:
-            sim.run()
+            sim.run(quiet=quiet)
         sim_lfib = sim.lfib_json()["routers"]
     except ImportError:
         pass
@@ -383,7 +394,10 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
             return
         pending = still
         if time.monotonic() > deadline:
-            raise LabError(f"lab '{name}' did not converge: {last}")
+            from lsr.lab.diagnose import explain
+
+            raise LabError(f"lab '{name}' did not converge: "
+                           f"{explain(name, topo, still, query) or last}")
         time.sleep(0.1)
 
 
@@ -522,6 +536,7 @@ def status(name: str) -> dict[str, Any]:
         "lab": name, "topology": st.get("topology"), "source": st.get("source"),
         "namespaces": st.get("namespaces", []), "down_links": sorted(down),
         "down_link_names": names, "converged": st.get("converged"), "routers": routers,
+        **({"failed": st["failed"]} if st.get("failed") else {}),
     }
 
 

@@ -37,6 +37,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -485,12 +486,31 @@ def neighbors(lab: str, topo: Topology, node: str) -> list[dict[str, Any]]:
         lid = str(e.get("neighborId"))
         st = str(e.get("state", "")).upper()
         ent = {"neighbor": names.get(lid, lid), "lsr_id": lid, "state": st,
-               "transport": str(e.get("transportAddress", "")), "uptime": e.get("upTime"),
+               "transport": str(e.get("transportAddress", "")),
+               "uptime": uptime_seconds(e.get("upTime")),
                "role": "frr", "adjacencies": sorted(adjs.get(lid, []))}
         if st != "OPERATIONAL":
             ent["reason"] = "no TCP session" + (" (MD5 mismatch?)" if lid in pw else "")
         out.append(ent)
     return out
+
+
+_UPTIME = re.compile(r"^(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)m)?$")
+
+
+def uptime_seconds(text: Any) -> int | None:
+    """ldpd's uptime as seconds, as our routers give it: "01:02:03" (under a day),
+    "1d02h03m" (under a week), "02w1d03h"; None when there is none."""
+    if not isinstance(text, str) or not text:
+        return None
+    parts = text.split(":")
+    if len(parts) == 3 and all(p.isdigit() for p in parts):
+        return int(parts[0]) * 3600 + int(parts[1]) * 60 + int(parts[2])
+    m = _UPTIME.match(text)
+    if m is None:
+        return None
+    w, d, h, mi = (int(x or 0) for x in m.groups())
+    return ((w * 7 + d) * 24 + h) * 3600 + mi * 60
 
 
 def raw_bindings(lab: str, node: str) -> list[dict[str, Any]]:

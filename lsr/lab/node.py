@@ -343,7 +343,8 @@ class Router:
         except Exception as e:
             s.close()
             self.connecting.pop(a.conn, None)
-            self.feed(ev.TcpClosed(a.conn, f"connect: {e or type(e).__name__}"))  # timeouts: ''
+            # str(): an exception object is always true, and a timeout's text is ''
+            self.feed(ev.TcpClosed(a.conn, f"connect: {str(e) or type(e).__name__}"))
             return
         self.connecting.pop(a.conn, None)
         self.feed(ev.TcpConnected(a.conn))

@@ -8,7 +8,8 @@ middle and, at each end, the interface name and the host part of its
 address ("eth2 .1"). An LSP colours the links it uses, arrows point
 downstream, and each link carries the hop number(s) and the label
 operation of the router sending on it ("2: swap 17->24"); all ECMP branches
-are drawn. Down links are dashed grey.
+are drawn. Down links are dashed grey; a link whose OSPF adjacency or LDP
+session did not come up is dashed red with the cause written on it.
 """
 
 from __future__ import annotations
@@ -22,8 +23,10 @@ from ipaddress import IPv4Network
 
 from lsr.core.topology import Link, Topology
 from lsr.errors import LsrError
+from lsr.oam.diagnose import LDP, OSPF, Stuck
 from lsr.teach.net import Hop, LspTrace, Network, egress_text, egresses, op_text
 
+STUCK_COLOR = "#c62828"  # a session or adjacency that did not come up
 COLORS = ("#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b", "#e377c2")
 FORMATS = ("svg", "png", "pdf", "dot")
 
@@ -93,6 +96,7 @@ def dot_source(net: Network | Topology, overlays: Sequence[Overlay] = (),
     """The DOT text of the topology (a Network adds down links) with overlays."""
     topo = net.topo if isinstance(net, Network) else net
     down = net.down if isinstance(net, Network) else set()
+    stuck = net.stuck if isinstance(net, Network) else []
     engine = engine or choose_engine(topo)
     big = len(topo.routers) > 8
     lines = [f"digraph {_q(topo.name)} {{"]
@@ -105,6 +109,8 @@ def dot_source(net: Network | Topology, overlays: Sequence[Overlay] = (),
               "start=1", "epsilon=0.0001", "maxiter=5000"]
     head = title or f"{topo.name}"
     sub = [f"<font color='{o.color}'>{_e(o.title)}</font>" for o in overlays]
+    if stuck:
+        sub.append(f"<font color='{STUCK_COLOR}'>{_e(_stuck_title(stuck))}</font>")
     g.append("label=<<b>" + _e(head) + "</b>" + "".join("<br/>" + s for s in sub)
              + "<br/><font point-size='10'>link: subnet / IGP cost; node:interface .address"
              + ("; arrows: LSP hop n: label operation" if overlays else "") + "</font>>")
@@ -130,13 +136,30 @@ def dot_source(net: Network | Topology, overlays: Sequence[Overlay] = (),
             attrs = ["shape=box", 'style="filled"', 'fillcolor="#fff4c2"', 'color="#a08000"']
         lines.append(f"  {_q(n.name)} [label={lbl}, {', '.join(attrs)}];")
     for link in topo.links:
-        lines += _link(topo, link, overlays, down, engine, ef)
+        lines += _link(topo, link, overlays, down, engine, ef, stuck)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
 
+def _stuck_title(stuck: Sequence[Stuck]) -> str:
+    n = len(stuck)
+    return f"NOT converged: {n} session{'s' if n > 1 else ''} / adjacenc{'ies' if n > 1 else 'y'} " \
+        "down (red dashes)"
+
+
+def _stuck_on(link: Link, stuck: Sequence[Stuck]) -> list[str]:
+    """What is stuck on this link: its OSPF adjacency, the LDP session of its two routers."""
+    out = []
+    for s in stuck:
+        if s.kind == OSPF and s.link == link.index:
+            out.append(f"OSPF not Full: {s.cause}")
+        elif s.kind == LDP and {s.a, s.b} == set(link.nodes):
+            out.append(f"LDP session down: {s.cause}")
+    return out
+
+
 def _link(topo: Topology, link: Link, overlays: Sequence[Overlay], down: set[int], engine: str,
-          ef: int) -> list[str]:
+          ef: int, stuck: Sequence[Stuck] = ()) -> list[str]:
     """DOT lines of one link. Its label names the subnet, the cost and both ends
     (node:interface .address), then the LSP operations sent on it. (Interface
     labels at the edge ends collide with each other and with the middle label,
@@ -164,6 +187,9 @@ def _link(topo: Topology, link: Link, overlays: Sequence[Overlay], down: set[int
     if link.index in down:
         style += ['style="dashed"', 'color="#aaaaaa"']
         label.append("<font color='#aa0000'><b>DOWN</b></font>")
+    elif (why := _stuck_on(link, stuck)):
+        style += ['style="dashed"', "penwidth=2"] + ([] if colors else [f'color="{STUCK_COLOR}"'])
+        label += [f"<font color='{STUCK_COLOR}'><b>{_e(w)}</b></font>" for w in why]
     if colors:
         style += [f'color="{":".join(dict.fromkeys(colors))}"', "penwidth=2.5", "arrowsize=0.8"]
     lbl = "<" + "<br/>".join(label) + ">"

@@ -1,6 +1,7 @@
 """A network snapshot for the teaching views: topology + converged tables.
 
-`from_file` runs the LDP simulator (optionally with links down);
+`from_file` runs the LDP simulator (optionally with links down; what did not
+converge is named in `stuck` / `problems` and the tables hold what did);
 `from_lab` reads a running lab's tables through the lab library. Both give
 the same shapes: `lfib_json` as `lsr sim lfib --json`, `bindings` per router
 as `lsr sim bindings --json`, and `lfibs` as `lsr.core.lfib.Lfib` objects.
@@ -21,6 +22,7 @@ from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology, load_topology
 from lsr.errors import LsrError
+from lsr.oam.diagnose import Stuck
 from lsr.oam.lspwalk import (
     EGRESS_LABEL,
     LABEL_DISCONTINUITY,
@@ -42,6 +44,8 @@ class Network:
     source: str  # "sim" or "lab NAME"
     down: set[int] = field(default_factory=set)  # link indexes down
     lfibs: dict[str, Lfib] = field(default_factory=dict)
+    stuck: list[Stuck] = field(default_factory=list)  # sessions / adjacencies not up, and why
+    problems: list[str] = field(default_factory=list)  # one line each; [] when converged
 
     @property
     def igp(self) -> Igp:
@@ -50,16 +54,9 @@ class Network:
 
 def parse_link(topo: Topology, spec: str) -> int:
     """'A-B' (node names, which may contain '-') -> the index of the A-B link."""
-    for k in range(1, len(spec)):
-        if spec[k] != "-":
-            continue
-        a, b = spec[:k], spec[k + 1:]
-        if a in topo.nodes and b in topo.nodes:
-            for link in topo.links:
-                if set(link.nodes) == {a, b}:
-                    return link.index
-            raise LsrError(f"{topo.source}: no link between {a} and {b}")
-    raise LsrError(f"{topo.source}: '{spec}' is not A-B with two nodes of {topo.name}")
+    from lsr.sim import parse_link as parse
+
+    return parse(topo, spec)
 
 
 def _lfibs(doc: dict[str, Any]) -> dict[str, Lfib]:
@@ -69,22 +66,14 @@ def _lfibs(doc: dict[str, Any]) -> dict[str, Lfib]:
 
 
 def from_topology(topo: Topology, down: list[str] | tuple[str, ...] = ()) -> Network:
-    """Converge the LDP simulation of `topo`, then take the links in `down` down."""
-    from lsr.sim import simulate
+    """Converge the LDP simulation of `topo`, then take the links in `down` down. What did
+    not converge is in `stuck` (the tables hold what did)."""
+    from lsr.sim import converge
 
-    idx = [parse_link(topo, d) for d in down]
-    sim, res = simulate(topo)
-    if not res.converged:
-        raise LsrError(f"{topo.source}: LDP did not converge (virtual time {res.ended:.3f} s)")
-    for i in idx:
-        sim.link_down(i)
-    if idx:
-        res = sim.run()
-        if not res.converged:
-            raise LsrError(f"{topo.source}: LDP did not reconverge after the link failure")
-    doc = sim.lfib_json()
-    binds = {r.name: sim.bindings_json(r.name)["bindings"] for r in topo.routers}
-    return Network(topo, doc, binds, "sim", set(idx), _lfibs(doc))
+    o = converge(topo, down)
+    doc = o.sim.lfib_json()
+    binds = {r.name: o.sim.bindings_json(r.name)["bindings"] for r in topo.routers}
+    return Network(topo, doc, binds, "sim", set(o.down), _lfibs(doc), o.stuck, o.problems())
 
 
 def from_file(path: str, down: list[str] | tuple[str, ...] = ()) -> Network:

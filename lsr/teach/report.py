@@ -124,7 +124,7 @@ def build(net: Network, src: str | None = None, dst: str | None = None,
     """The HTML page (a str)."""
     from forwarding.tables import build_all
     from forwarding.walk import walk
-    from lsr.oam.validate import summary, validate, walk_ping
+    from lsr.oam.validate import CheckResult, summary, validate, walk_ping
     from lsr.teach import draw
 
     topo = net.topo
@@ -150,7 +150,9 @@ def build(net: Network, src: str | None = None, dst: str | None = None,
         svg = _strip_ns(draw.svg_inline(draw.dot_source(net, overlays, eng), eng))
     except Exception as e:  # Graphviz missing or failing: the page still has the tables
         svg = f"<p class=\"muted\">(no picture: {_e(e)})</p>"
-    results = validate(topo, net.lfibs, igp, ping=walk_ping(topo, net.lfibs, igp))
+    # what did not converge (named, with its cause) before the LSPs it breaks
+    results = [CheckResult("invariant control-plane", "fail", p) for p in net.problems]
+    results += validate(topo, net.lfibs, igp, ping=walk_ping(topo, net.lfibs, igp))
     summ = summary(results)
 
     h: list[str] = []
