@@ -826,7 +826,8 @@ class IkeSession:
         return DONE, [self._respond(sa, m, [])]
 
     def _forget_child(self, spi_in: int) -> None:
-        self._rekeying.pop(spi_in, None)
+        # `_rekeying` stays until our rekey's response: a collision noted for the old Child
+        # SA still decides (§2.8.1) after the peer, the winner, deleted it
         self._replaced.discard(spi_in)
 
     def _all_down(self) -> list[Action]:
@@ -910,10 +911,14 @@ class IkeSession:
             local_ts, remote_ts = tsi[0].selectors, tsr[0].selectors
         child = self._child(req.ctx["spi"], struct.unpack("!I", chosen.spi)[0], k_ri, k_ir,
                             local_ts, remote_ts)
+        peer = mine.get("peer")
         if old is None:  # new, or its predecessor went meanwhile (§2.25.1)
+            if peer is not None and min(req.ctx["nonce"], nr) < min(peer[0], peer[1]):
+                # §2.8.1: the peer won a simultaneous rekey and already deleted the old one
+                self._queue_next(self.sa, self._delete_child_builder(child.spi_in))
+                return DONE, [ChildSaUp(child, replaces=old_spi, ours=True, redundant=True)]
             return DONE, [ChildSaUp(child, ours=True)]
         self._replaced.add(old.spi_in)
-        peer = mine.get("peer")
         if peer is not None and peer[2] in self.children:
             # §2.8.1: both rekeyed it. The SA made with the lowest of the four nonces is
             # redundant and closed by its creator; the creator of the other deletes the old one.

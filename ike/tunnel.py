@@ -189,6 +189,7 @@ class Tunnel:
         self.rng = rng or random.Random()
         self.session_rng = session_rng
         self.session: IkeSession | None = None
+        self.candidate: IkeSession | None = None  # responder: a new IKE SA negotiated aside
         self.state = "idle"  # idle | connecting | established | failed | down
         self.error: str | None = None  # why the IKE SA failed or went down
         self.children: dict[int, _Child] = {}
@@ -233,15 +234,46 @@ class Tunnel:
         spi_r, exchange, flags, mid = data[8:16], data[18], data[19], data[20:24]
         new_init = (exchange == 34 and flags & 0x08 and not flags & 0x20 and mid == bytes(4)
                     and spi_r == bytes(8))
-        if new_init and not self.initiator and (self.session is None or not self.session.knows(data[:8])):
-            # a (new) IKE_SA_INIT from the initiator: the previous IKE SA, if any, is gone
-            outs = self._reset()
+        if not self.initiator and self.state == "established" and self.session is not None:
+            if self.candidate is not None and self.candidate.knows(data[:8]):
+                return self._aside(data, now)
+            if new_init and not self.session.knows(data[:8]):
+                # A new IKE_SA_INIT while ours is up: the peer restarted, or someone forged it.
+                # It is negotiated aside and replaces ours only once it authenticates.
+                self.candidate = IkeSession(self.config, initiator=False, rng=self.session_rng)
+                self.counters["ike_sa_init_aside"] += 1
+                return self._aside(data, now)
+        elif new_init and not self.initiator and (self.session is None or not self.session.knows(data[:8])):
+            outs = self._reset()  # a (new) IKE_SA_INIT from the initiator
             self.session = IkeSession(self.config, initiator=False, rng=self.session_rng)
             self.state = "connecting"
         if self.session is None:
             self.counters["ignored"] += 1
             return outs
         return outs + self._handle(self.session.receive(data), now)
+
+    def _aside(self, data: bytes, now: float) -> list[Out]:
+        """A datagram for the IKE SA being negotiated next to the established one."""
+        assert self.candidate is not None
+        acts = self.candidate.receive(data)
+        outs: list[Out] = []
+        for i, a in enumerate(acts):
+            if isinstance(a, SendIke):
+                self.counters["tx"] += 1
+                outs.append(a)
+            elif isinstance(a, IkeSaUp):  # authenticated (§2.15): the peer's new IKE SA wins
+                outs.append(Note("a new IKE SA from the peer authenticated: it replaces ours", "warning"))
+                new = self.candidate
+                outs += self._reset()
+                self.session = new
+                return outs + self._handle(acts[i:], now)
+            elif isinstance(a, IkeFailed):
+                self.candidate = None
+                self.counters["ike_sa_init_aside_failed"] += 1
+                outs.append(Note(f"a new IKE SA from the peer failed ({a.reason}); ours stays", "warning"))
+            else:
+                self.counters["ignored"] += 1
+        return outs
 
     def tick(self, now: float) -> list[Out]:
         """Run what is due at `now` (the driver calls it at `next_deadline()`)."""
@@ -477,6 +509,11 @@ class Tunnel:
         successor = self.pending.pop(a.spi_in, None)
         for k in [k for k, v in self.pending.items() if v == a.spi_in]:
             del self.pending[k]
+        superseded = False
+        for other in self.children.values():
+            if other.successor == a.spi_in:  # e.g. the peer's redundant one (§2.8.1): the
+                other.successor = None       # old one carries on until its real successor
+                superseded = True
         if self.out_spi == a.spi_in:
             nxt = self.children.get(successor) if successor is not None else None
             if nxt is None or nxt.redundant:
@@ -486,15 +523,16 @@ class Tunnel:
             else:
                 self.out_spi = None
                 outs.append(ClearOutbound(ch.out))
-        if a.reason != DOWN_IKE and (ch.successor is not None or ch.redundant):
+        if a.reason != DOWN_IKE and (ch.successor is not None or ch.redundant or superseded):
             self.lingering[a.spi_in] = (now + LINGER, ch)
         else:
             outs.append(RemoveInbound(ch.inb, ch.out))
         if ch.successor is not None and a.reason == DOWN_BY_PEER:
             self.counters["child_rekeyed"] += 1  # the peer's rekey is complete
             outs.append(Note(f"CHILD_SA 0x{a.spi_in:08x} rekeyed by peer -> 0x{ch.successor:08x}"))
-        elif ch.successor is not None or ch.redundant:
-            outs.append(Note(f"CHILD_SA 0x{a.spi_in:08x} deleted"))
+        elif ch.successor is not None or ch.redundant or superseded:
+            outs.append(Note(f"CHILD_SA 0x{a.spi_in:08x} {a.reason}"
+                             + (" (it lost a simultaneous rekey)" if superseded else "")))
         elif a.reason != DOWN_IKE:
             self.counters["child_lost"] += 1
             level = "info" if a.reason != DOWN_BY_PEER else "warning"
@@ -576,6 +614,7 @@ class Tunnel:
         self.children.clear()
         self.lingering.clear()
         self.pending.clear()
+        self.candidate = None
         self.out_spi = None
         self._rtx_at, self._rtx_tries, self._rtx_flight = None, 0, ()
         self._create_at = None
