@@ -23,7 +23,15 @@ from forwarding.ipsec.esp import Decapsulated, Encapsulated, SecurityAssociation
 from forwarding.ipsec.sad import Sad
 from ike import IkeConfig, SendIke
 from ike.codec import TrafficSelector
-from ike.tunnel import AddInbound, ClearOutbound, Lifetimes, Note, RemoveInbound, SetOutbound, Tunnel
+from ike.tunnel import (
+    AddInbound,
+    ClearOutbound,
+    Lifetimes,
+    Note,
+    RemoveInbound,
+    SetOutbound,
+    Tunnel,
+)
 
 SITE1 = TrafficSelector(IPv4Address("192.168.1.0"), IPv4Address("192.168.1.255"))
 SITE2 = TrafficSelector(IPv4Address("192.168.2.0"), IPv4Address("192.168.2.255"))
