@@ -212,6 +212,22 @@ class IkeSession:
         return [{"spi_i": sa.spi_i.hex(), "spi_r": sa.spi_r.hex(), "state": sa.state.value}
                 for sa in sorted(self._sas, key=lambda s: s is not self.sa)]
 
+    def replaced(self) -> list[bytes]:
+        """The initiator SPIs of the IKE SAs a rekey replaced that wait for their Delete."""
+        return [sa.spi_i for sa in self._sas if sa is not self.sa and sa.state not in fsm.FINAL]
+
+    def forget(self, spi_i: bytes) -> list[Action]:
+        """Drop a replaced IKE SA whose Delete never came (or was never answered): e.g. the
+        peer deleted the old IKE SA before our crossing rekey's answer reached us, so it never
+        learnt the keys of the redundant one to delete it (§2.8.2). The driver's timeout."""
+        out: list[Action] = []
+        for sa in [s for s in self._sas if s is not self.sa and s.spi_i == spi_i]:
+            self._sas.remove(sa)
+            req, sa.outstanding = sa.outstanding, None
+            if req is not None:
+                out += self._orphaned(req)
+        return out
+
     @property
     def in_flight(self) -> tuple[tuple[bytes, int], ...]:
         """Our requests waiting for their response, by IKE SA and Message ID."""
@@ -318,7 +334,7 @@ class IkeSession:
         if req.kind == "create":
             return [ChildSaFailed(Notify.TEMPORARY_FAILURE)]
         if req.kind == "rekey-ike":
-            return [IkeRekeyFailed(Notify.TEMPORARY_FAILURE)]
+            return []  # moot: the peer's rekey replaced that IKE SA (IkeSaRekeyed came)
         if req.kind == "delete" and req.ctx["spi"] in self.children:
             self._deleting.discard(req.ctx["spi"])
             spi = req.ctx["spi"]
@@ -451,9 +467,9 @@ class IkeSession:
 
     @staticmethod
     def _delete_ike_builder(sa: _IkeSa) -> Callable[[], _Request | None]:
-        def build() -> _Request | None:
-            sa.deleting = True
-            return _Request(Exchange.INFORMATIONAL, "delete-ike", ctx={"payloads": [DeletePayload(Protocol.IKE)]})
+        def build() -> _Request | None:  # `_pump` sends it only on `sa` (not on a successor)
+            return _Request(Exchange.INFORMATIONAL, "delete-ike",
+                            ctx={"sa": sa, "payloads": [DeletePayload(Protocol.IKE)]})
         return build
 
     def _resend(self, sa: _IkeSa) -> Result:
@@ -474,6 +490,10 @@ class IkeSession:
             req = sa.queue.pop(0)()
             if req is None:
                 continue
+            if req.kind == "delete-ike":
+                if req.ctx.pop("sa") is not sa:
+                    continue  # a Delete for an IKE SA that a rekey replaced meanwhile
+                sa.deleting = True
             req.mid = sa.next_mid
             sa.next_mid += 1
             req.data = self._sealed(sa, req.exchange, req.mid, False, req.ctx.pop("payloads"))
@@ -756,6 +776,10 @@ class IkeSession:
 
         if sa.deleting:
             return refuse(Notify.TEMPORARY_FAILURE)  # §2.25.2: we are closing it
+        if sa.outstanding is not None and sa.outstanding.kind != "rekey-ike":
+            # §2.25: an exchange of ours is in flight on this IKE SA; were it replaced now,
+            # a lost answer to ours could not be asked for again (as strongSwan does)
+            return refuse(Notify.TEMPORARY_FAILURE)
         chosen = self._pick(_sa_payload(inner), Protocol.IKE)
         nonce = [p for p in inner if isinstance(p, NoncePayload)]
         ke = [p for p in inner if isinstance(p, KePayload)]
@@ -782,8 +806,11 @@ class IkeSession:
             NoncePayload(nr), KePayload(DH_CURVE25519, crypto.x25519_public(dh)),
         ])
         self._sas.append(new)
-        if sa.rekey is not None:  # §2.8.2: ours is in flight; note it, decide on its response
+        if sa.rekey is not None:
+            # §2.8.2: ours is in flight: note the collision; the answer to ours decides which
+            # new IKE SA stays (until then this one stays current, in state REKEYED)
             sa.collision = (ni, nr, new)
+            return DONE, [send]
         return DONE, [send, *self._switch(sa, new, ours=False)]
 
     def _switch(self, old: _IkeSa, new: _IkeSa, ours: bool) -> list[Action]:
@@ -803,6 +830,8 @@ class IkeSession:
         for d in (p for p in inner if isinstance(p, DeletePayload)):
             if d.protocol == Protocol.IKE:  # RX_DELETE_IKE_REQUEST: the table moves to DELETED
                 send = self._respond(sa, m, [])
+                if sa is not self.sa:  # a new IKE SA from a collision not yet decided (§2.8.2):
+                    return DONE, [send]  # the peer found it redundant; the Child SAs stay
                 return DONE, [send, *self._all_down(), IkeSaDown("deleted by peer")]
             mine = []
             for raw in d.spis:
@@ -823,7 +852,16 @@ class IkeSession:
 
     def _answer_delete_rekeyed(self, sa: _IkeSa, m: Message, inner: tuple[Payload, ...]) -> Result:
         """The peer deletes an IKE SA a rekey replaced (§2.18): its Child SAs have moved on."""
-        return DONE, [self._respond(sa, m, [])]
+        send = self._respond(sa, m, [])
+        if sa is not self.sa:
+            return DONE, [send]
+        # still current: both rekeyed it (§2.8.2) and the answer to ours has not come; the
+        # peer deletes the old one, so its new IKE SA won (ours is dropped with this one)
+        peer_new = sa.collision[2] if sa.collision else None
+        sa.collision = None
+        if peer_new is not None and peer_new.state is State.ESTABLISHED:
+            return DONE, [send, *self._switch(sa, peer_new, ours=False)]
+        return DONE, [send, *self._all_down(), IkeSaDown("deleted by peer")]
 
     def _forget_child(self, spi_in: int) -> None:
         # `_rekeying` stays until our rekey's response: a collision noted for the old Child
@@ -952,21 +990,26 @@ class IkeSession:
         new = _IkeSa(req.ctx["spi"], chosen.spi, initiator=True, keys=keys, state=State.ESTABLISHED)
         self._sas.append(new)
         collision, sa.collision = sa.collision, None
-        if collision is None and sa is self.sa:
-            out = self._switch(sa, new, ours=True)
-            # §2.18: the Delete of the old IKE SA is the last request sent on it
-            self._queue_next(sa, self._delete_ike_builder(sa))
-            return DONE, out
-        peer_new = collision[2] if collision else self.sa
-        if collision is None or min(ni, nr) < min(collision[0], collision[1]):
-            # §2.8.2: ours has the lowest nonce: redundant; we made it, we delete it (the
-            # winner deletes the old one)
-            out = self._step(new, fsm.Event.REDUNDANT)
+        if collision is None:
+            if sa is self.sa:
+                out = self._switch(sa, new, ours=True)
+                # §2.18: the Delete of the old IKE SA is the last request sent on it
+                self._queue_next(sa, self._delete_ike_builder(sa))
+                return DONE, out
+            collision = (b"", b"", self.sa)  # replaced meanwhile: ours is the redundant one
+        peer_new = collision[2]
+        alive = peer_new.state is State.ESTABLISHED
+        if alive and min(ni, nr) < min(collision[0], collision[1]):
+            # §2.8.2: ours has the lowest nonce: redundant; we made it, we delete it; the
+            # peer's stays and the peer (its creator) deletes the old one
+            out = self._switch(sa, peer_new, ours=False) if sa is self.sa else []
+            out += self._step(new, fsm.Event.REDUNDANT)
             self._queue_next(new, self._delete_ike_builder(new))
             return DONE, out
-        # ours survives: the Child SAs move to it; the peer deletes its redundant one, we the old
-        out = self._switch(peer_new, new, ours=True)
-        out += self._step(peer_new, fsm.Event.REDUNDANT)
+        # ours stays: the Child SAs move to it; the peer deletes its redundant one, we the old
+        out = self._switch(sa, new, ours=True)
+        if alive:
+            out += self._step(peer_new, fsm.Event.REDUNDANT)
         self._queue_next(sa, self._delete_ike_builder(sa))
         return DONE, out
 

@@ -69,6 +69,9 @@ RETRY_BUSY = (0.3, 1.5)  # after TEMPORARY_FAILURE: "MUST NOT immediately retry"
 RETRY_FAILED = 5.0  # after another failure (doubling to RETRY_FAILED_CAP)
 RETRY_FAILED_CAP = 60.0
 KEEP_UP_FALLBACK = 1.0  # keep_up_delay when the peer may re-create the Child SA itself
+# A replaced IKE SA whose Delete has not come (or been answered) after this long is dropped:
+# longer than the peer's retransmissions of that Delete (RFC 7296 §2.1: ~25 s here)
+STALE_REPLACED = 40.0
 # A rekeyed Child SA's inbound half stays this long after its Delete: ESP the peer sent on
 # it may still be on its way (strongSwan with kernel-libipsec was seen sending one packet
 # that arrived after its DELETE; its own charon.delete_rekeyed_delay is 5 s).
@@ -212,6 +215,7 @@ class Tunnel:
         self._ike_rekeying = False
         self._ike_failures = 0
         self._ike_error: str | None = None
+        self._replaced_since: dict[bytes, float] = {}  # replaced IKE SA -> when first seen
 
     # ------------------------------------------------------------ input
 
@@ -290,6 +294,12 @@ class Tunnel:
         s = self.session
         if s is None or s.state is not State.ESTABLISHED or self.state != "established":
             return outs
+        for spi, since in list(self._replaced_since.items()):
+            if now >= since + STALE_REPLACED:
+                del self._replaced_since[spi]
+                self.counters["ike_replaced_forgotten"] += 1
+                outs.append(Note(f"replaced IKE SA {spi.hex()} never deleted: forgotten", "warning"))
+                outs += self._handle(s.forget(spi), now)
         lt = self.lifetimes
         if self._ike_expire_at is not None and now >= self._ike_expire_at:
             self._ike_expire_at = self._ike_rekey_at = None
@@ -331,6 +341,7 @@ class Tunnel:
         if self.state == "established" and self.session is not None \
                 and self.session.state is State.ESTABLISHED:
             times += [t for t in (self._ike_expire_at,) if t is not None]
+            times += [since + STALE_REPLACED for since in self._replaced_since.values()]
             if self._ike_rekey_at is not None and not self._ike_rekeying:
                 times.append(self._ike_rekey_at)
             for ch in self.children.values():
@@ -436,6 +447,11 @@ class Tunnel:
                 self.counters["peer_alive"] += 1
             elif isinstance(a, Ignored):
                 self.counters["ignored"] += 1
+        if self.session is not None:
+            replaced = set(self.session.replaced())
+            self._replaced_since = {k: v for k, v in self._replaced_since.items() if k in replaced}
+            for spi in replaced - self._replaced_since.keys():
+                self._replaced_since[spi] = now
         flight = self.session.in_flight if self.session is not None else ()
         if not flight:
             self._rtx_at, self._rtx_tries, self._rtx_flight = None, 0, ()
@@ -585,8 +601,15 @@ class Tunnel:
         self._rtx_tries += 1
         if self._rtx_tries > RETRANSMIT_TRIES:
             self._rtx_tries = 0
+            outs0: list[Out] = []
+            for spi in self.session.replaced():  # an unanswered Delete of a replaced IKE SA
+                self._replaced_since.pop(spi, None)  # costs only that IKE SA
+                outs0 += self._handle(self.session.forget(spi), now)
+            if not self.session.in_flight:
+                return outs0 + [Note("no answer to the Delete of a replaced IKE SA: forgotten",
+                                     "warning")]
             self.error = "peer does not answer"
-            outs: list[Out] = [Note("no answer after retransmissions: starting over", "warning")]
+            outs = outs0 + [Note("no answer after retransmissions: starting over", "warning")]
             if self.initiator:
                 return outs + self.start(now)
             # the responder gives the IKE SA up; the initiator will set up a new one
@@ -622,6 +645,7 @@ class Tunnel:
         self._missing_since = None
         self._ike_rekey_at = self._ike_expire_at = None
         self._ike_rekeying = False
+        self._replaced_since.clear()
         return outs
 
     # ------------------------------------------------------------ health and views

@@ -58,6 +58,7 @@ class Side:
     sent: int = 0
     delivered: int = 0  # of this side's packets, at the peer
     lost: Counter = field(default_factory=Counter)
+    lost_at: list[float] = field(default_factory=list)
     notes: list[tuple[float, Note]] = field(default_factory=list)
     out_history: list[tuple[float, int, int]] = field(default_factory=list)  # (t, spi_out, spi_in)
     ike_spis: list[tuple[float, str]] = field(default_factory=list)
@@ -176,10 +177,12 @@ class Net:
             sa = side.outbound
             if sa is None:
                 side.lost["no-sa"] += 1
+                side.lost_at.append(self.now)
             else:
                 r = sa.encapsulate(INNER[n], self.now)
                 if not isinstance(r, Encapsulated):
                     side.lost[f"encap:{r.reason}"] += 1
+                    side.lost_at.append(self.now)
                 else:
                     self.at(self.now + self.wire(), lambda p=r.packet: self.arrive(peer, side, p))
             if t + interval <= until:
@@ -194,6 +197,7 @@ class Net:
             sender.delivered += 1
         else:
             sender.lost[str(r.reason)] += 1
+            sender.lost_at.append(self.now)
 
     def losses(self) -> dict[int, dict[str, int]]:
         return {n: dict(s.lost) for n, s in self.sides.items()}
