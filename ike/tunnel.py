@@ -79,14 +79,21 @@ LINGER = 2.0
 
 
 def margin(rekey: float) -> float:
-    """Hard lifetime minus rekey time, and the random range subtracted from the rekey time:
-    strongSwan's default 10 % (life_time = 1.1 rekey_time, rand_time = life - rekey;
+    """Hard lifetime minus rekey time: strongSwan's default 10 % (life_time = 1.1 rekey_time,
     over_time = 10 %), but at least 1 s so that short test lifetimes leave room to rekey."""
     return max(1.0, rekey / 10)
 
 
 @dataclass(frozen=True)
 class Lifetimes:
+    """Rekey at `*_rekey` minus U(0, `*_rand`) after creation; give up at `*_life`.
+
+    The random parts follow what charon 5.9 does with swanctl's rand_time (its default is
+    the margin): for a Child SA it subtracts up to rand_time + 1 s (`apply_jitter`), for
+    the IKE SA up to rand_time - 1 s (`random() % rand_time`); `lsr.lab.strongswan` writes
+    rand_time so that both ends draw from the same range and either may rekey first.
+    """
+
     child_rekey: float
     child_life: float
     child_rand: float
@@ -99,7 +106,7 @@ class Lifetimes:
         """From the topology's rekey_seconds / ike_rekey_seconds (None: strongSwan's defaults)."""
         c = CHILD_REKEY_DEFAULT if child_rekey is None else float(child_rekey)
         i = IKE_REKEY_DEFAULT if ike_rekey is None else float(ike_rekey)
-        return cls(c, c + margin(c), margin(c), i, i + margin(i), margin(i))
+        return cls(c, c + margin(c), min(margin(c) + 1, c / 2), i, i + margin(i), margin(i))
 
     def to_dict(self) -> dict[str, float]:
         return {k: round(v, 3) for k, v in self.__dict__.items()}
@@ -192,6 +199,7 @@ class Tunnel:
         self.rng = rng or random.Random()
         self.session_rng = session_rng
         self.session: IkeSession | None = None
+        self.accepted = False  # the last received datagram was taken by the IKE SA
         self.candidate: IkeSession | None = None  # responder: a new IKE SA negotiated aside
         self.state = "idle"  # idle | connecting | established | failed | down
         self.error: str | None = None  # why the IKE SA failed or went down
@@ -230,7 +238,10 @@ class Tunnel:
         return outs + self._handle(self.session.start(), now)
 
     def receive(self, data: bytes, now: float) -> list[Out]:
-        """One IKE datagram from the peer (without the non-ESP marker)."""
+        """One IKE datagram from the peer (without the non-ESP marker). Afterwards `accepted`
+        says whether the IKE SA took it (e.g. for the driver's idea of the peer's port,
+        RFC 7296 §2.23: only from messages that pass the integrity check)."""
+        self.accepted = False
         if len(data) < 28:
             self.counters["ignored"] += 1
             return []
@@ -254,7 +265,9 @@ class Tunnel:
         if self.session is None:
             self.counters["ignored"] += 1
             return outs
-        return outs + self._handle(self.session.receive(data), now)
+        acts = self.session.receive(data)
+        self.accepted = any(not isinstance(a, Ignored) for a in acts)
+        return outs + self._handle(acts, now)
 
     def _aside(self, data: bytes, now: float) -> list[Out]:
         """A datagram for the IKE SA being negotiated next to the established one."""
@@ -405,6 +418,7 @@ class Tunnel:
                                  f"{'initiator' if self.initiator else 'responder'})"))
             elif isinstance(a, IkeSaRekeyed):
                 self.counters["ike_rekeyed"] += 1
+                self.counters["ike_rekeyed_by_us" if a.ours else "ike_rekeyed_by_peer"] += 1
                 self._ike_timers(now)
                 self._ike_failures, self._ike_error = 0, None
                 outs.append(Note(f"IKE SA rekeyed: {a.old_spi_i}/{a.old_spi_r} -> {a.spi_i}/{a.spi_r} "
@@ -504,6 +518,7 @@ class Tunnel:
             outs += self._use(ch)
         elif a.ours:
             self.counters["child_rekeyed"] += 1
+            self.counters["child_rekeyed_by_us"] += 1
             outs.append(Note(f"CHILD_SA 0x{old.spi_in:08x} rekeyed{pfs} -> {desc}"))
             outs += self._use(ch)
         else:
@@ -545,6 +560,7 @@ class Tunnel:
             outs.append(RemoveInbound(ch.inb, ch.out))
         if ch.successor is not None and a.reason == DOWN_BY_PEER:
             self.counters["child_rekeyed"] += 1  # the peer's rekey is complete
+            self.counters["child_rekeyed_by_peer"] += 1
             outs.append(Note(f"CHILD_SA 0x{a.spi_in:08x} rekeyed by peer -> 0x{ch.successor:08x}"))
         elif ch.successor is not None or ch.redundant or superseded:
             outs.append(Note(f"CHILD_SA 0x{a.spi_in:08x} {a.reason}"

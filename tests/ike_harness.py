@@ -77,7 +77,8 @@ class Net:
 
     def __init__(self, lifetimes: Lifetimes, *, seed: int = 1, delay: tuple[float, float] = (0.001, 0.02),
                  cfg1: dict | None = None, cfg2: dict | None = None, keep_up2: float = 1.0,
-                 drop: Callable[[int, bytes], bool] | None = None) -> None:
+                 drop: Callable[[int, bytes], bool] | None = None,
+                 lifetimes2: Lifetimes | None = None) -> None:
         self.rng = random.Random(seed)
         self.now = 0.0
         self.delay = delay
@@ -90,7 +91,7 @@ class Net:
                               remote=PE2, lifetimes=lifetimes, rng=random.Random(mk.random()),
                               session_rng=random.Random(mk.random()).randbytes)),
             2: Side(2, Tunnel(config(2, **(cfg2 or {})), name="site", initiator=False, local=PE2,
-                              remote=PE1, lifetimes=lifetimes, keep_up_delay=keep_up2,
+                              remote=PE1, lifetimes=lifetimes2 or lifetimes, keep_up_delay=keep_up2,
                               rng=random.Random(mk.random()),
                               session_rng=random.Random(mk.random()).randbytes)),
         }

@@ -445,14 +445,21 @@ def deliver(a: IkeSession, b: IkeSession, pending: list[tuple[IkeSession, bytes]
 
 
 def test_ike_rekey_crossing_a_child_rekey():
-    # each end answers the other's request; the Child SA rekey completes on the old IKE SA
-    # and the Child SAs move to the new one
+    # §2.25: with its Child SA rekey in flight, r refuses the IKE SA rekey (TEMPORARY_FAILURE:
+    # were the IKE SA replaced, a lost answer to its request could not be asked for again);
+    # i answers r's request; then i's next try goes through
     for seed in range(6):
         i, r = established(seed)
+        old = (i.spi_i, i.spi_r)
         (qa,) = sends(i.rekey_ike())
         (qb,) = sends(r.rekey_child(next(iter(r.children))))
         out_r, out_i = r.receive(qa), i.receive(qb)
-        deliver(i, r, [(r, d) for d in sends(out_r)] + [(i, d) for d in sends(out_i)])
-        assert len(i.ike_sas()) == len(r.ike_sas()) == 1, seed
-        assert (i.spi_i, i.spi_r) == (r.spi_i, r.spi_r)
+        (ra,) = sends(out_r)
+        _, inner = opened(i.keys, ra)
+        assert {p.notify for p in inner if isinstance(p, NotifyPayload)} == {Notify.TEMPORARY_FAILURE}
+        assert [type(a).__name__ for a in i.receive(ra)] == ["IkeRekeyFailed"]
+        deliver(i, r, [(i, d) for d in sends(out_i)])
         assert len(i.children) == len(r.children) == 1 and carries(i, r), seed
+        ea, eb = run(i, r, i.rekey_ike())
+        assert only(ea, IkeSaRekeyed) and len(i.ike_sas()) == len(r.ike_sas()) == 1, seed
+        assert (i.spi_i, i.spi_r) == (r.spi_i, r.spi_r) != old and carries(i, r)

@@ -108,8 +108,10 @@ class IkeConn:
         self._apply(self.tunnel.start(time.monotonic()))
 
     def receive(self, data: bytes, port: int) -> None:
-        self.peer_port = port
-        self._apply(self.tunnel.receive(data, time.monotonic()))
+        outs = self.tunnel.receive(data, time.monotonic())
+        if self.tunnel.accepted:  # a forged datagram must not move our idea of the peer's port
+            self.peer_port = port
+        self._apply(outs, reply_port=port)  # an answer goes where its request came from (§2.11)
 
     def _fire(self) -> None:
         self._timer = self._timer_at = None
@@ -126,19 +128,19 @@ class IkeConn:
 
     # ------------------------------------------------------------ output
 
-    def _apply(self, outs: list[Any]) -> None:
+    def _apply(self, outs: list[Any], reply_port: int | None = None) -> None:
         for o in outs:
             try:
-                self._do(o)
+                self._do(o, reply_port)
             except Exception as e:  # an action must never stop the router
                 self.tunnel.counters["errors"] += 1
                 log.exception("ike %s: %s failed: %s", self.spec.name, type(o).__name__, e)
         self._arm()
 
-    def _do(self, o: Any) -> None:
+    def _do(self, o: Any, reply_port: int | None = None) -> None:
         sad = self.rt.engine.sad
         if isinstance(o, SendIke):
-            self._send(o.data)
+            self._send(o.data, reply_port)
         elif isinstance(o, AddInbound):
             sad.add_inbound(o.sa)
         elif isinstance(o, SetOutbound):
@@ -166,12 +168,12 @@ class IkeConn:
                                   "src": str(self.local), "dst": str(self.remote),
                                   "sa": self.spec.name})
 
-    def _send(self, data: bytes) -> None:
+    def _send(self, data: bytes, reply_port: int | None = None) -> None:
         s = self.tunnel.session
         port = NATT_PORT if (self.spec.nat_t and s is not None and s.state is not State.INIT_SENT
                              and s.state is not State.IDLE) else IKE_PORT
         if not self.initiator:
-            port = self.peer_port if self.peer_port else port
+            port = reply_port or self.peer_port or port
         self.rt.send_ike(self.local, self.remote, port, data)
 
     def _arm(self) -> None:

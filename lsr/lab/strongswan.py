@@ -25,8 +25,8 @@ topology:
 * lifetimes are those our side uses (`ike.tunnel.Lifetimes`, from the
   connection's `rekey_seconds` and `ike_rekey_seconds`, strongSwan's defaults
   when absent), in whole seconds: Child SA `rekey_time`, `life_time` and
-  `rand_time`, IKE SA `rekey_time`, `over_time` and `rand_time`; both ends
-  rekey. `close_action = none`: a Child SA charon loses is created again by
+  `rand_time`, IKE SA `rekey_time`, `over_time` and `rand_time` (written so
+  that charon's random part matches ours); both ends rekey, either may be first. `close_action = none`: a Child SA charon loses is created again by
   our side (see `ike.tunnel`), so the two never make duplicates.
 """
 
@@ -119,7 +119,7 @@ def render(topo: Topology, node: str) -> dict[str, str]:
     mobike = no
     rekey_time = {t['ike_rekey']}s
     over_time = {t['ike_over']}s
-    rand_time = {t['ike_over']}s
+    rand_time = {t['ike_rand']}s
     reauth_time = 0
     dpd_delay = 0
     local {{
@@ -138,7 +138,7 @@ def render(topo: Topology, node: str) -> dict[str, str]:
         esp_proposals = {esp}
         rekey_time = {t['child_rekey']}s
         life_time = {t['child_life']}s
-        rand_time = {t['child_life'] - t['child_rekey']}s
+        rand_time = {t['child_rand']}s
         close_action = none
         start_action = {'start' if initiator else 'none'}
       }}
@@ -155,10 +155,14 @@ def render(topo: Topology, node: str) -> dict[str, str]:
 
 
 def swanctl_times(lt: Lifetimes) -> dict[str, int]:
-    """Our lifetimes in swanctl's whole seconds (rounded up; the hard limit stays above)."""
+    """Our lifetimes in swanctl's whole seconds (rounded; the hard limit stays above). charon
+    5.9 subtracts up to rand_time + 1 s from a Child SA's rekey_time and up to rand_time - 1 s
+    from the IKE SA's (`ike.tunnel.Lifetimes`): rand_time is written so that the ranges match."""
     child_rekey, ike_rekey = math.ceil(lt.child_rekey), math.ceil(lt.ike_rekey)
     return {"child_rekey": child_rekey, "child_life": max(child_rekey + 1, math.ceil(lt.child_life)),
-            "ike_rekey": ike_rekey, "ike_over": max(1, math.ceil(lt.ike_life - lt.ike_rekey))}
+            "child_rand": max(0, round(lt.child_rand) - 1),
+            "ike_rekey": ike_rekey, "ike_over": max(1, math.ceil(lt.ike_life - lt.ike_rekey)),
+            "ike_rand": round(lt.ike_rand) + 1}
 
 
 def _swanctl(lab: str, node: str, *args: str, timeout: float = 15) -> subprocess.CompletedProcess:
