@@ -52,7 +52,12 @@ the current IKE SA and, during a rekey (§2.18), the IKE SAs it replaced: each
 has its own state in this table. REKEYED is an IKE SA that a rekey replaced, or
 a redundant one from a simultaneous rekey (§2.8.2): its Child SAs have moved to
 the current IKE SA and it only waits for its Delete (sent by the rekey
-initiator: the last request on it, §2.18). The Child SAs are the `children` of
+initiator: the last request on it, §2.18). While a simultaneous IKE SA rekey
+is undecided (our answer has not come) the old IKE SA, already REKEYED, stays
+the current one, and the peer's new one waits beside it in ESTABLISHED; a
+Delete of an IKE SA that is not the current one removes only that IKE SA. A
+peer with an exchange of its own in flight refuses to have its IKE SA
+rekeyed (TEMPORARY_FAILURE, §2.25: the IKE SA stays). The Child SAs are the `children` of
 the session: installed by IKE_AUTH (§1.2) or CREATE_CHILD_SA (§1.3.1, §1.3.3),
 removed by a Delete (§1.4.1) or with the IKE SA.
 """

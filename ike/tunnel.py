@@ -173,6 +173,11 @@ class _Child:
         return self.successor is None and not self.redundant and not self.deleting
 
 
+def _failing(failures: int, last: str | None) -> bool:
+    """A problem: a refusal, or TEMPORARY_FAILURE again and again (once is a collision, §2.25)."""
+    return failures >= 3 or (failures >= 1 and last != Notify.TEMPORARY_FAILURE.name)
+
+
 def _notify_name(n: int | None) -> str:
     if n is None:
         return ""
@@ -586,6 +591,8 @@ class Tunnel:
             if ch is None:
                 return [Note(f"CHILD_SA rekey of 0x{a.rekeying:08x} failed: {name}", "warning")]
             ch.rekeying = False
+            if not ch.live:  # replaced by the peer's rekey meanwhile, or going: moot
+                return [Note(f"CHILD_SA rekey of 0x{a.rekeying:08x} not needed any more ({name})")]
             ch.failures += 1
             ch.last_failure = name
             delay = self._retry_delay(a.notify, ch.failures)
@@ -684,8 +691,8 @@ class Tunnel:
                 out.append({"sa": f"0x{ch.spi_in:08x}", "problem": "expiring",
                             "detail": f"Child SA 0x{ch.spi_in:08x} is past its rekey time and expires "
                                       f"in {max(0.0, ch.expire_at - now):.1f} s without a successor"})
-        for ch in self.children.values():
-            if ch.failures:
+        for ch in live:
+            if _failing(ch.failures, ch.last_failure):
                 out.append({"sa": f"0x{ch.spi_in:08x}", "problem": "rekey-failing",
                             "detail": f"{ch.failures} rekey(s) of Child SA 0x{ch.spi_in:08x} failed, "
                                       f"last: {ch.last_failure}"})
@@ -697,7 +704,7 @@ class Tunnel:
             out.append({"sa": "ike", "problem": "expiring",
                         "detail": f"IKE SA is past its rekey time and expires in "
                                   f"{max(0.0, self._ike_expire_at - now):.1f} s without a successor"})
-        if self._ike_failures:
+        if _failing(self._ike_failures, self._ike_error):
             out.append({"sa": "ike", "problem": "rekey-failing",
                         "detail": f"{self._ike_failures} IKE SA rekey(s) failed, last: {self._ike_error}"})
         return out
