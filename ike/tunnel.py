@@ -229,6 +229,7 @@ class Tunnel:
         self._ike_failures = 0
         self._ike_error: str | None = None
         self._replaced_since: dict[bytes, float] = {}  # replaced IKE SA -> when first seen
+        self._aside_error: str | None = None  # a new IKE SA from the peer failed beside ours
 
     # ------------------------------------------------------------ input
 
@@ -290,9 +291,17 @@ class Tunnel:
                 self.session = new
                 return outs + self._handle(acts[i:], now)
             elif isinstance(a, IkeFailed):
+                # Only a peer that sees our answers gets this far (a blind forger cannot): the
+                # peer may have restarted with another key. Ours stays while the peer answers
+                # it: ask (liveness, §1.4); no answer and the retransmissions give it up.
                 self.candidate = None
                 self.counters["ike_sa_init_aside_failed"] += 1
-                outs.append(Note(f"a new IKE SA from the peer failed ({a.reason}); ours stays", "warning"))
+                name = _notify_name(a.notify)
+                self._aside_error = f"{name}: {a.reason}" if name else a.reason
+                outs.append(Note(f"a new IKE SA from the peer failed ({self._aside_error}); "
+                                 "checking that the peer still has ours", "error", "ike-failed"))
+                if self.session is not None and self.session.state is State.ESTABLISHED:
+                    outs += self._command(self.session.liveness, now)
             else:
                 self.counters["ignored"] += 1
         return outs
@@ -464,6 +473,7 @@ class Tunnel:
                 self._schedule_retry(now)
             elif isinstance(a, PeerAlive):
                 self.counters["peer_alive"] += 1
+                self._aside_error = None  # the peer still has our IKE SA
             elif isinstance(a, Ignored):
                 self.counters["ignored"] += 1
         if self.session is not None:
@@ -669,6 +679,7 @@ class Tunnel:
         self._ike_rekey_at = self._ike_expire_at = None
         self._ike_rekeying = False
         self._replaced_since.clear()
+        self._aside_error = None
         return outs
 
     # ------------------------------------------------------------ health and views
@@ -704,6 +715,10 @@ class Tunnel:
             out.append({"sa": "ike", "problem": "expiring",
                         "detail": f"IKE SA is past its rekey time and expires in "
                                   f"{max(0.0, self._ike_expire_at - now):.1f} s without a successor"})
+        if self._aside_error is not None:
+            out.append({"sa": "ike", "problem": "peer-failed",
+                        "detail": f"a new IKE SA from the peer failed: {self._aside_error} "
+                                  "(ours stays while the peer answers it)"})
         if _failing(self._ike_failures, self._ike_error):
             out.append({"sa": "ike", "problem": "rekey-failing",
                         "detail": f"{self._ike_failures} IKE SA rekey(s) failed, last: {self._ike_error}"})

@@ -113,9 +113,13 @@ def test_wrong_psk_auth_failed(L):
     L.query("pe2", "ipsec", view="set-psk", conn="site", psk="not-the-right-psk")
     L.query("pe1", "ipsec", view="initiate", conn="site", force=True)
     wait_for(lambda: _ike(L, "pe1")["state"] == "failed", 10, lambda: f"IKE failed: {_ike(L, 'pe1')}")
+    wait_for(lambda: "AUTH_FAILED" in (_ike(L, "pe2")["error"] or ""), 5, lambda: f"{_ike(L, 'pe2')}")
     a, b = _ike(L, "pe1"), _ike(L, "pe2")
     assert a["state"] == "failed" and "AUTH_FAILED" in a["error"], a
-    assert b["state"] == "failed" and "AUTH_FAILED" in b["error"], b
+    # the responder keeps its IKE SA (an IKE_SA_INIT that does not authenticate cannot end
+    # it) but shows the failure as an error until the peer proves it still has that IKE SA
+    assert b["state"] == "error" and "AUTH_FAILED" in b["error"], b
+    assert [p["problem"] for p in b["problems"]] == ["peer-failed"], b
     assert not a["child_sas"]
     assert L.run("ce1", ["ping", "-n", "-c", "1", "-W", "1", CE2]).returncode != 0
     r = CliRunner().invoke(main, ["lab", "ipsec", NAME, "pe1", "sas"])
