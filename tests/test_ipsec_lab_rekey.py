@@ -147,6 +147,10 @@ def test_rekeys_from_both_ends_with_pfs_lose_nothing(L, gw, role):
         assert i1 != i2 and o1 != o2, pairs
     assert c1["problems"] == [] and c1["state"] == "established" and len(c1["children"]) <= 3
     assert c1["ike_spis"] != ike0  # the IKE SA was rekeyed
+    done = {k: c1["counters"].get(k, 0) - n0.get(k, 0) for k in (
+        "child_rekeyed_by_us", "child_rekeyed_by_peer", "ike_rekeyed_by_us", "ike_rekeyed_by_peer")}
+    print(f"\n{gw}: pings {totals} (sent, received); {len(pairs)} Child SA SPI pairs in a row, "
+          f"each new in and out; rekeys {done}")
     # strongSwan sees the same IKE SA and Child SA, with PFS (CURVE_25519 in the Child SA)
     def same_view() -> bool:
         c = _conn(L, gw)
@@ -185,6 +189,7 @@ def test_deleted_child_sa_is_back_within_2s(Llong, gw, who):
         return Llong.run("ce2", ["ping", "-n", "-c", "1", "-W", "0.3", SUBNET_ADDR[gw]]).returncode == 0
     wait_for(back, 10, lambda: f"{gw} back: {_conn(Llong, gw)}", interval=0.02)
     took = time.monotonic() - t0
+    print(f"\n{gw}: Child SA deleted by {who}, back with traffic after {took:.2f} s")
     assert took < 2.0, took
     c = _conn(Llong, gw)
     assert c["state"] == "established" and c["problems"] == [] and len(c["children"]) == 1
