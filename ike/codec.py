@@ -57,6 +57,8 @@ class Notify(IntEnum):  # §3.10.1
     INVALID_KE_PAYLOAD = 17
     AUTH_FAILED = 24
     TS_UNACCEPTABLE = 38
+    TEMPORARY_FAILURE = 43  # §2.25: try again later (a rekey or a delete is under way)
+    CHILD_SA_NOT_FOUND = 44  # §2.25: no such Child SA to rekey
     REKEY_SA = 16393
 
 
@@ -77,6 +79,7 @@ ENCR_AES_GCM_16 = 20  # RFC 5282 / RFC 4106
 PRF_HMAC_SHA2_256 = 5  # RFC 4868
 DH_CURVE25519 = 31  # RFC 8031
 ESN_NONE = 0
+DH_NONE = 0  # §3.3.2: "no Diffie-Hellman" (better left out, §1.2)
 ID_FQDN = 2
 ID_IPV4_ADDR = 1
 AUTH_PSK = 2  # Shared Key Message Integrity Code

@@ -307,7 +307,7 @@ def test_rekey_child_then_old_deleted(pfs, who):
     assert ua.replaces == old_a.spi_in and ub.replaces == old_a.spi_out
     assert ua.child.key_out == ub.child.key_in and ua.child.key_out not in (old_i.key_in, old_i.key_out)
     assert only(ea, ChildSaDown) == [ChildSaDown(old_a.spi_in, old_a.spi_out)]
-    assert only(eb, ChildSaDown) == [ChildSaDown(old_a.spi_out, old_a.spi_in)]
+    assert only(eb, ChildSaDown) == [ChildSaDown(old_a.spi_out, old_a.spi_in, "deleted by peer")]
     assert list(a.children) == [ua.child.spi_in] and list(b.children) == [ub.child.spi_in]
     # the new SA carries traffic
     o, _ = ua.child.to_sas(PE1, PE2)
