@@ -50,6 +50,9 @@ class LsrGroup(click.Group):
         except LsrError as e:
             click.echo(f"lsr: {e}", err=True)
             ctx.exit(e.code)
+        except MemoryError:
+            click.echo("lsr: out of memory", err=True)
+            ctx.exit(1)
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)

@@ -18,7 +18,6 @@ import gc
 import json
 import os
 import pickle
-import re
 import signal
 import socket
 import subprocess
@@ -33,7 +32,7 @@ from typing import Any
 
 import lsr
 from lsr.core.igp import Igp
-from lsr.core.topology import MAX_LAB_NAME, Topology
+from lsr.core.topology import MAX_LAB_NAME, NAME_RE, Topology
 from lsr.errors import LsrError
 from lsr.lab import frr, netns, strongswan
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
@@ -45,7 +44,6 @@ __all__ = [
 ]
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 class LabError(LsrError):
@@ -84,7 +82,7 @@ def need_root() -> None:
 
 
 def _check_name(name: str) -> None:
-    if not NAME_RE.match(name) or len(name) > MAX_LAB_NAME:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > MAX_LAB_NAME:
         raise LabError(f"lab name {name!r} must be lowercase letters, digits and '-', "
                        f"start with a letter, at most {MAX_LAB_NAME} characters")
 
