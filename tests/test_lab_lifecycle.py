@@ -34,9 +34,16 @@ def _name(kind: str) -> str:
     return f"{PREFIX}{kind}{UNIQ}"
 
 
-def _cli(*argv: str) -> subprocess.Popen:
+# Imports done, it says "ready" and waits for a line on stdin before running the command:
+# two of them released together reach `lab up`'s claim within a millisecond or so.
+CLI_ON_CUE = ("import sys; import lsr.lab; from lsr.cli import main; sys.argv[0] = 'lsr'; "
+              "sys.stderr.write('ready\\n'); sys.stderr.flush(); sys.stdin.readline(); main()")
+
+
+def _cli(*argv: str, on_cue: bool = False) -> subprocess.Popen:
     """`lsr ARGV` in a subprocess running this tree."""
-    return subprocess.Popen([sys.executable, "-c", CLI, *argv], stdout=subprocess.PIPE,
+    return subprocess.Popen([sys.executable, "-c", CLI_ON_CUE if on_cue else CLI, *argv],
+                            stdin=subprocess.PIPE if on_cue else subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, cwd="/",
                             env={**os.environ, "PYTHONPATH": ROOT})
 
@@ -69,8 +76,13 @@ def test_two_ups_of_one_name_one_wins_nothing_orphaned():
     says why in one line (exit 2) and touches nothing; `lsr lab down` leaves nothing."""
     name = _name("r")
     for round_ in range(20):
-        procs = [_cli("lab", "up", LINE3, "--name", name) for _ in range(2)]
+        procs = [_cli("lab", "up", LINE3, "--name", name, on_cue=True) for _ in range(2)]
         try:
+            for p in procs:
+                assert p.stderr.readline() == "ready\n"
+            for p in procs:  # go
+                p.stdin.write("\n")
+                p.stdin.flush()
             results = [(*p.communicate(timeout=120), p.returncode) for p in procs]
             results = [(rc, out, err) for out, err, rc in results]
         finally:
