@@ -230,23 +230,32 @@ def namespace_exists(ns: str) -> bool:
 _CLAIM_FILES = {".lock", "state.tmp"}
 
 
-def _stop_builder(state: LabState, timeout: float = 60.0) -> None:
-    """A lab another process is still building: ask it to stop (SIGTERM: `lab up` tears
-    down what it built and exits), and wait until it has, then KILL it if it has not."""
+def _builder(state: LabState) -> tuple[int, int | None] | None:
+    """The process building the lab right now, if it is another one and alive."""
     st = state.read()
     b = st.get("builder") or {}
     pid, start = b.get("pid"), b.get("start")
     if not st.get("building") or not pid or pid == os.getpid() or not pid_alive(pid, start):
+        return None
+    return pid, start
+
+
+def _stop_builder(state: LabState, timeout: float = 60.0) -> None:
+    """A lab another process is still building: ask it to stop (SIGTERM: `lab up` tears
+    down what it built, and exits) and wait until it has; KILL it only if it is still at
+    it after `timeout`. (A library caller of `up` lives on after its teardown.)"""
+    b = _builder(state)
+    if b is None:
         return
     with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+        os.kill(b[0], signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while pid_alive(pid, start) and time.monotonic() < deadline:
+    while _builder(state) == b and time.monotonic() < deadline:
         time.sleep(0.05)
-    if pid_alive(pid, start):
+    if _builder(state) == b:
         with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        while pid_alive(pid, start):
+            os.kill(b[0], signal.SIGKILL)
+        while pid_alive(*b):
             time.sleep(0.05)
 
 
