@@ -114,6 +114,9 @@ class LabState:
 
     def taken(self) -> str:
         """Why this lab's name cannot be claimed now, in one line."""
+        deadline = time.monotonic() + 1.0  # a claim writes its record right after its mkdir
+        while not self.path.exists() and self.dir.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
         st = self.read()
         b = st.get("builder") or {}
         if st.get("building") and pid_alive(b.get("pid", 0), b.get("start")):
