@@ -43,32 +43,37 @@ def lab() -> None:
 def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = False) -> None:
     """Build the lab of FILE and wait until LDP has converged."""
     require_root()
-    topo = load(file)
     L = lab_api()
-    name = name or topo.name
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     t0 = time.monotonic()
-    try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=render.console, transient=True) as prog:
-            task = prog.add_task(f"{name}: starting", total=1.0)
-            lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring, keep=keep,
-                        progress=lambda msg, frac: prog.update(task, completed=frac,
-                                                               description=f"{name}: {msg}"))
-    except LsrError as e:
-        from lsr.lab.state import LabState
+    with L.signals_interrupt():  # SIGTERM, SIGHUP: torn down like Ctrl-C, one line
+        try:
+            topo = load(file)
+            name = name or topo.name
+            # Not on a pipe or file: there its last frame would stay behind as a blank line.
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+                          console=render.console, transient=True,
+                          disable=not render.console.is_terminal) as prog:
+                task = prog.add_task(f"{name}: starting", total=1.0)
+                lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring, keep=keep,
+                            progress=lambda msg, frac: prog.update(task, completed=frac,
+                                                                   description=f"{name}: {msg}"))
+        except LsrError as e:
+            from lsr.lab.state import LabState
 
-        if not keep or LabState(name).read().get("failed") != str(e):
-            raise  # not kept: failed before the lab existed (a name taken, bad input)
-        click.echo(f"lsr: {e}", err=True)
-        click.echo(f"lsr: lab '{name}' kept for debugging: lsr lab status {name}; "
-                   f"lsr lab ldp {name} ROUTER neighbors; lsr lab down {name}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        # L.up already tore the partial lab down before re-raising.
-        click.echo(f"lsr: interrupted; lab '{name}' torn down", err=True)
-        sys.exit(130)
+            if not keep or not name or LabState(name).read().get("failed") != str(e):
+                raise  # not kept: failed before the lab existed (a name taken, bad input)
+            click.echo(f"lsr: {e}", err=True)
+            click.echo(f"lsr: lab '{name}' kept for debugging: lsr lab status {name}; "
+                       f"lsr lab ldp {name} ROUTER neighbors; lsr lab down {name}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt as e:
+            # L.up tore down what it had built before re-raising (or had built nothing).
+            why = getattr(e, "name", "SIGINT")
+            left = f"; nothing of lab '{name}' is left" if name else ""
+            click.echo(f"lsr: interrupted ({why}){left}", err=True)
+            sys.exit(128 + getattr(e, "signum", 2))
     render.line(f"lab [bold]{name}[/bold] up: {len(topo.routers)} routers, {len(topo.hosts)} hosts, "
                 f"converged in {lab_.converge_seconds:.2f} s ({time.monotonic() - t0:.2f} s total)")
 

@@ -6,7 +6,7 @@
     link("t1", "pe1", "p1", up=False)
     down("t1")
 
-Every router runs `lsr.lab.node` in its own namespace `lsr-<lab>-<router>`;
+Every router runs `lsr.lab.node` in its own namespace `lsr-<lab>.<router>`;
 hosts are plain namespaces with an address and a default route. Everything a
 lab creates is recorded in `lsr.lab.state` first, so `down()` always works.
 """
@@ -18,7 +18,6 @@ import gc
 import json
 import os
 import pickle
-import re
 import signal
 import socket
 import subprocess
@@ -33,8 +32,8 @@ from typing import Any
 
 import lsr
 from lsr.core.igp import Igp
-from lsr.core.topology import MAX_LAB_NAME, Topology
-from lsr.errors import LsrError
+from lsr.core.topology import MAX_LAB_NAME, NAME_RE, Topology
+from lsr.errors import Interrupted, LsrError
 from lsr.lab import frr, netns, strongswan
 from lsr.lab.files import open_append, write_file
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
@@ -46,7 +45,6 @@ __all__ = [
 ]
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
 
 
 class LabError(LsrError):
@@ -85,7 +83,7 @@ def need_root() -> None:
 
 
 def _check_name(name: str) -> None:
-    if not NAME_RE.match(name) or len(name) > MAX_LAB_NAME:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > MAX_LAB_NAME:
         raise LabError(f"lab name {name!r} must be lowercase letters, digits and '-', "
                        f"start with a letter, at most {MAX_LAB_NAME} characters")
 
@@ -130,11 +128,13 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
        keep: bool = False) -> Lab:
     """Build the lab and return once every session is OPERATIONAL and every LFIB complete.
 
-    Any failure, timeout or KeyboardInterrupt tears the partial lab down and re-raises;
-    with `keep`, a failure (not a KeyboardInterrupt) leaves the lab as it is for `status`,
-    `ldp`, `lfib`... (the lab state records it under "failed"; `down` removes it).
-    `spawn`: "fork" (routers forked from this process into their namespace: fast, shared
-    memory) or "exec" (`ip netns exec python -m lsr.lab.node`, fully independent).
+    The name is claimed first (an exclusive mkdir: of two `up` of one name, one fails at
+    once and touches nothing). Any failure, timeout, Ctrl-C, SIGTERM or SIGHUP then tears
+    down what this run recorded and re-raises (KeyboardInterrupt, or `Interrupted` for
+    the two signals); with `keep`, a failure (not an interruption) leaves the
+    lab as it is for `status`, `ldp`, `lfib`... (the lab state records it under "failed";
+    `down` removes it). `spawn`: "fork" (routers forked from this process into their
+    namespace: fast, shared memory) or "exec" (`ip netns exec python -m lsr.lab.node`).
     """
     need_root()
     name = name or topo.name
@@ -142,66 +142,109 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
     _check_env()
     say = progress or (lambda msg, frac: None)
     state = LabState(name)
-    if state.exists():
-        raise LabError(f"lab '{name}' is already up (lsr lab down {name})")
     t0 = time.monotonic()
     timings: dict[str, float] = {}
-    state.create({"topology": topo.name, "source": topo.source, "up_pid": os.getpid(),
-                  "nodes": list(topo.nodes), "routers": [r.name for r in topo.routers]})
-    try:
-        write_file(state.dir / "topology.pickle", pickle.dumps(topo), 0o600)  # every secret
-        say(f"creating {len(topo.nodes)} namespaces", 0.05)
-        netns.create_namespaces(topo, name, state)
-        say(f"creating {len(topo.links)} links", 0.2)
-        netns.create_links(topo, name)
-        netns.configure_nodes(topo, name)
-        timings["network"] = time.monotonic() - t0
-        say(f"starting {len(topo.routers)} routers", 0.35)
-        timings.update(frr.start(topo, name, state, t0 + timeout))  # kind: frr (FRR's ldpd)
-        _start_routers(topo, name, state, ring, spawn)
-        _wait_ready(topo, name, state, t0 + timeout)
-        for r in frr.our_routers(topo):  # the start barrier: all hello sockets exist now
-            query(name, r.name, "start")
-        frr.start_ospfd(topo, name, state, t0 + timeout)
-        timings["routers"] = time.monotonic() - t0
-        say("waiting for LDP to converge", 0.5)
-        _wait_converged(topo, name, t0 + timeout, say)
-        timings["converged"] = time.monotonic() - t0
-        state.set("converged", time.time())
-        timings.update(strongswan.start(topo, name, state, time.monotonic() + timeout,
-                                        query))
-    except Exception as e:
-        if not keep:
-            teardown(name)
-        else:
-            with contextlib.suppress(OSError, LsrError):  # the first error is the one to see
-                state.set("failed", str(e))
-        raise
-    except BaseException:
-        teardown(name)
-        raise
+    claimed = False
+    with signals_interrupt():
+        try:
+            with signals_held():  # claimed and known to be: no signal in between
+                state.claim({"topology": topo.name, "source": topo.source, "up_pid": os.getpid(),
+                             "nodes": list(topo.nodes), "routers": [r.name for r in topo.routers]})
+                claimed = True
+            write_file(state.dir / "topology.pickle", pickle.dumps(topo), 0o600)  # every secret
+            say(f"creating {len(topo.nodes)} namespaces", 0.05)
+            netns.create_namespaces(topo, name, state)
+            say(f"creating {len(topo.links)} links", 0.2)
+            netns.create_links(topo, name)
+            netns.configure_nodes(topo, name)
+            timings["network"] = time.monotonic() - t0
+            say(f"starting {len(topo.routers)} routers", 0.35)
+            timings.update(frr.start(topo, name, state, t0 + timeout))  # kind: frr (FRR's ldpd)
+            _start_routers(topo, name, state, ring, spawn)
+            _wait_ready(topo, name, state, t0 + timeout)
+            for r in frr.our_routers(topo):  # the start barrier: all hello sockets exist now
+                query(name, r.name, "start")
+            frr.start_ospfd(topo, name, state, t0 + timeout)
+            timings["routers"] = time.monotonic() - t0
+            say("waiting for LDP to converge", 0.5)
+            _wait_converged(topo, name, t0 + timeout, say)
+            timings["converged"] = time.monotonic() - t0
+            state.set("converged", time.time())
+            timings.update(strongswan.start(topo, name, state, time.monotonic() + timeout,
+                                            query))
+            with signals_held():
+                state.set("building", False)  # from here `lab down` of it signals nobody
+        except Exception as e:
+            if claimed and keep:
+                with contextlib.suppress(OSError, LsrError):  # the first error is the one to see
+                    state.set("failed", str(e))
+                    state.set("building", False)
+            elif claimed:
+                with signals_held(deliver=False):  # a second Ctrl-C must not cut teardown short
+                    teardown(name)
+            raise
+        except BaseException:
+            if claimed:
+                with signals_held(deliver=False):
+                    teardown(name)
+            raise
     say("converged", 1.0)
     return Lab(name, topo, state.dir, timings["converged"], timings)
 
 
+ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
+
+
+def _interrupted(signum: int) -> KeyboardInterrupt:
+    if signum == signal.SIGINT:
+        return KeyboardInterrupt()
+    return Interrupted(signum, signal.Signals(signum).name)
+
+
 @contextlib.contextmanager
-def _ctrl_c_held() -> Any:
-    """Hold a Ctrl-C back until the block is done, then raise it. Around fork() + recording
-    the router: raised inside fork(), the interpreter's at-fork hooks swallowed it
-    ("Exception ignored") and `up` went on waiting; raised between fork() and add_pid, it
-    would orphan a router. (A Python-level handler, not a signal mask: the signal may be
-    taken by another thread, e.g. the progress display's, and only flag the main one.)"""
+def signals_interrupt() -> Any:
+    """SIGTERM and SIGHUP raise `Interrupted` in the main thread for the block, as Ctrl-C
+    raises KeyboardInterrupt, so the block's clean-up runs (their default ends the process
+    on the spot, leaving a half-built lab). Elsewhere than the main thread: nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_(signum: int, frame: Any) -> None:
+        raise _interrupted(signum)
+
+    old = {s: signal.signal(s, raise_) for s in ENDING_SIGNALS}
+    try:
+        yield
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+
+
+@contextlib.contextmanager
+def signals_held(deliver: bool = True) -> Any:
+    """Hold Ctrl-C, SIGTERM and SIGHUP back until the block is done, then raise the first
+    (`deliver`) or drop them. Around fork() + recording the router: raised inside fork(),
+    the interpreter's at-fork hooks swallowed it ("Exception ignored") and `up` went on
+    waiting; raised between fork() and add_pid, it would orphan a router. (A Python-level
+    handler, not a signal mask: the signal may be taken by another thread, e.g. the
+    progress display's, and only flag the main one.)"""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     hit: list[int] = []
-    old = signal.signal(signal.SIGINT, lambda signum, frame: hit.append(signum))
+    sigs = (signal.SIGINT, *ENDING_SIGNALS)
+    old = {s: signal.signal(s, lambda signum, frame: hit.append(signum)) for s in sigs}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, old)
-        if hit:
-            raise KeyboardInterrupt
+        for s, h in old.items():
+            signal.signal(s, h)
+        if hit and deliver:
+            raise _interrupted(hit[0])
+
+
+_ctrl_c_held = signals_held  # the name tests know
 
 
 def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn: str) -> None:
@@ -229,23 +272,35 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
         if not ring:
             args.append("--no-ring")
         if spawn == "fork":
-            with _ctrl_c_held():
+            with signals_held():
                 pid = node.spawn_forked(ns_name(name, r.name), args, state.dir / f"{r.name}.log")
-                state.add_pid(pid, f"router:{r.name}")
+                _record(state, pid, f"router:{r.name}")
             continue
         logf = open_append(state.dir / f"{r.name}.log")  # handed to the child
         argv = ["ip", "netns", "exec", ns_name(name, r.name), sys.executable, "-m",
                 "lsr.lab.node", *args]
         # New session: a Ctrl-C at the terminal reaches `up` (which tears down), not routers.
-        try:
+        with signals_held():
             pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
                                    stderr=subprocess.STDOUT, env=env, start_new_session=True,
                                    cwd="/").pid
-        finally:
             os.close(logf)
-        state.add_pid(pid, f"router:{r.name}")
+            _record(state, pid, f"router:{r.name}")
     if spawn == "fork":
         gc.unfreeze()  # only the children needed it
+
+
+def _record(state: LabState, pid: int, role: str) -> None:
+    """Record a process this run started; one that cannot be recorded (the lab was torn
+    down meanwhile) is ended here, or nothing would ever end it."""
+    try:
+        state.add_pid(pid, role)
+    except BaseException:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, 0)
+        raise
 
 
 def _wait_ready(topo: Topology, name: str, state: LabState, deadline: float) -> None:

@@ -1,6 +1,6 @@
 """Our userspace MPLS dataplane in an FRR node's namespace, fed from FRR's RIB and bindings.
 
-    ip netns exec lsr-<lab>-<frr-node> python -m lsr.lab.frrplane --lab LAB --router NODE
+    ip netns exec lsr-<lab>.<frr-node> python -m lsr.lab.frrplane --lab LAB --router NODE
 
 The kernel here has no MPLS, so FRR's ldpd can only advertise and learn labels
 (zebra drops its label installs). This process gives an FRR node the same

@@ -1,6 +1,6 @@
 """The router runtime: one process per router, started inside its namespace.
 
-    ip netns exec lsr-<lab>-<router> python -m lsr.lab.node --state-dir DIR --router R
+    ip netns exec lsr-<lab>.<router> python -m lsr.lab.node --state-dir DIR --router R
 
 An asyncio loop drives the sans-I/O LDP speaker (`ldp.instance`) with real
 sockets (UDP 646 hellos per interface, TCP 646 sessions from/to the loopback,
@@ -55,6 +55,7 @@ from lsr.lab.files import open_append, write_file
 from lsr.lab.logcap import RateLimit
 from lsr.lab.logcap import install as install_logging
 from lsr.lab.netns import sweep_routes, sync_routes
+from lsr.lab.state import node_of
 
 log = logging.getLogger("lsr.node")
 
@@ -973,7 +974,7 @@ def spawn_forked(ns: str, argv: list[str], log_path: Path) -> int:
         if libc.setns(fd, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), f"setns {ns}")
         os.close(fd)
-        libc.prctl(15, f"lsr-{ns.rsplit('-', 1)[-1]}"[:15].encode(), 0, 0, 0)  # PR_SET_NAME: ps/top
+        libc.prctl(15, f"lsr-{node_of(ns)}"[:15].encode(), 0, 0, 0)  # PR_SET_NAME: ps/top
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(logfd, 1)
@@ -984,7 +985,8 @@ def spawn_forked(ns: str, argv: list[str], log_path: Path) -> int:
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         for h in logging.root.handlers[:]:
             logging.root.removeHandler(h)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # `up`'s handlers: not ours
+            signal.signal(sig, signal.SIG_DFL)
         code = main(argv)
     except BaseException:
         with contextlib.suppress(Exception):
