@@ -82,6 +82,9 @@ ESN_NONE = 0
 DH_NONE = 0  # §3.3.2: "no Diffie-Hellman" (better left out, §1.2)
 ID_FQDN = 2
 ID_IPV4_ADDR = 1
+ID_IPV6_ADDR = 5
+# §3.5: an address ID is exactly one address (ID_IPV4_ADDR 4 octets, ID_IPV6_ADDR 16)
+ID_ADDR_LEN = {ID_IPV4_ADDR: 4, ID_IPV6_ADDR: 16}
 AUTH_PSK = 2  # Shared Key Message Integrity Code
 TS_IPV4_ADDR_RANGE = 7
 ATTR_KEY_LENGTH = 14
@@ -221,6 +224,9 @@ class IdPayload:
     @classmethod
     def from_value(cls, v: bytes, code: int, next_type: int) -> IdPayload:
         _need(len(v) >= 4, "truncated ID")
+        want = ID_ADDR_LEN.get(v[0])
+        _need(want is None or len(v) - 4 == want,
+              f"ID type {v[0]} carries {len(v) - 4} octets, not {want} (RFC 7296 §3.5)")
         return cls(v[0], v[4:], responder=code == PayloadType.IDr)
 
 
