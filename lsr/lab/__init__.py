@@ -385,9 +385,9 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
                 if frr.is_frr(topo, r):
                     why = frr.missing(name, topo, r, exp[r]["peers"], query, down_links)
                     if why is None and "bgp" in exp[r]:
-                        from lsr.lab import frr_bgp
+                        from lsr.lab import bgp_lab
 
-                        why = frr_bgp.missing(name, topo, r, exp[r]["bgp"])
+                        why = bgp_lab.frr_missing(name, topo, r, exp[r]["bgp"])
                 else:
                     why = _missing(name, r, exp[r], names)
             except (OSError, LsrError) as e:
@@ -539,6 +539,16 @@ def status(name: str) -> dict[str, Any]:
     with contextlib.suppress(LsrError, OSError, pickle.UnpicklingError):
         topo = _topology(name)
         routers.update(frr.status(name, topo, st.get("pids", [])))
+        if "bgp" in topo.extra:  # FRR nodes with bgpd: their sessions as ours
+            from lsr.lab import bgp_lab
+
+            for r in frr.frr_routers(topo):
+                info = routers.get(r.name)
+                if info and info.get("alive") and "error" not in info:
+                    with contextlib.suppress(OSError, LsrError, ValueError):
+                        sess = bgp_lab.frr_sessions(name, topo, r.name)
+                        if sess is not None:
+                            info["bgp"] = sess
         # Links down by whatever means: `lab link`, `ip link` in a namespace, a veth gone.
         for r, info in routers.items():
             for ifname in info.get("carrier_down", []):

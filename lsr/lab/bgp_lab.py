@@ -64,6 +64,23 @@ def missing(lab: str, router: str, exp: dict[str, Any], status: dict[str, Any],
     return None
 
 
+def frr_missing(lab: str, topo: Topology, node: str, exp: dict[str, Any]) -> str | None:
+    import lsr.lab.frr as frr
+    import lsr.lab.frr_bgp as frr_bgp
+
+    return frr_bgp.missing(frr.vtysh, lab, topo, node, exp)
+
+
+def frr_sessions(lab: str, topo: Topology, node: str) -> dict[str, str] | None:
+    """An FRR node's BGP sessions (peer address -> state), None when it runs no bgpd."""
+    import lsr.lab.frr as frr
+    import lsr.lab.frr_bgp as frr_bgp
+
+    if frr_bgp.config(topo, node) is None:
+        return None
+    return frr_bgp.sessions(frr.vtysh, lab, node)
+
+
 def view(lab: str, topo: Topology, router: str, what: str, query: Query) -> dict[str, Any]:
     """`lsr lab bgp NAME R summary|vpn|unicast --json`: {"routers": {R: ...}}."""
     import lsr.lab.frr as frr
@@ -76,7 +93,7 @@ def view(lab: str, topo: Topology, router: str, what: str, query: Query) -> dict
     if frr.is_frr(topo, router):
         import lsr.lab.frr_bgp as frr_bgp
 
-        data = frr_bgp.view(lab, topo, router, what)
+        data = frr_bgp.view(frr.vtysh, lab, topo, router, what)
     else:
         data = query(lab, router, "bgp", what=what)
     return {"routers": {router: data}}

@@ -51,6 +51,7 @@ from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Node, Topology
 from lsr.errors import LsrError
 from lsr.lab import files
+from lsr.lab.frr_bgp import render_bgpd
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, proc_start_time, side_dir
 
 FRR_LIBEXEC = Path(os.environ.get("LSR_FRR_DIR", "/usr/lib/frr"))
@@ -167,8 +168,12 @@ def render(topo: Topology, node: str, d: Path) -> dict[str, str]:
     for ifname in topo.ldp_interfaces(node):  # frrplane accepts labelled frames on these only
         ldpd += [f"  interface {ifname}", "  exit"]
     ldpd += [" exit-address-family", " !", "exit", ""]
-    return {"zebra.conf": "\n".join(zebra), "ospfd.conf": render_ospfd(topo, node, d),
-            "ldpd.conf": "\n".join(ldpd)}
+    out = {"zebra.conf": "\n".join(zebra), "ospfd.conf": render_ospfd(topo, node, d),
+           "ldpd.conf": "\n".join(ldpd)}
+    bgpd = render_bgpd(topo, node, d)  # only for a node in the `bgp:` section
+    if bgpd is not None:
+        out["bgpd.conf"] = bgpd
+    return out
 
 
 def _ms(seconds: float) -> int:
@@ -279,6 +284,8 @@ def _daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
             "--log", f"file:{own}/{daemon}.stdlog"]
     if daemon == "ldpd":
         argv += ["--ctl_socket", str(run)]  # a directory: ldpd appends "ldpd.sock"
+    if daemon == "bgpd":
+        argv += ["-n"]  # no BGP routes into the kernel: the node only exchanges routes
     return argv
 
 
@@ -346,6 +353,11 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
     _wait_for(lab, [d / "zserv.api" for d in dirs.values()]
               + [d / "zebra.vty" for d in dirs.values()], zebras, deadline, "zebra")
     ldpds = {f"{n}:ldpd": _spawn(lab, n, "ldpd", state) for n in dirs}
+    # bgpd where the `bgp:` section names the node (after zebra: it tracks next hops)
+    bgp_nodes = [n for n in dirs if (conf_dir(lab, n) / "bgpd.conf").exists()]
+    if bgp_nodes and not (FRR_LIBEXEC / "bgpd").exists():
+        raise FrrError(f"{FRR_LIBEXEC / 'bgpd'} not found (apt-get install frr)")
+    bgpds = {f"{n}:bgpd": _spawn(lab, n, "bgpd", state) for n in bgp_nodes}
     _wait_for(lab, [d / "ldpd.vty" for d in dirs.values()]
               + [d / "ldpd.sock" for d in dirs.values()], ldpds, deadline, "ldpd")
     for role, pid in ldpds.items():  # lde and ldpe
@@ -354,6 +366,7 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
             time.sleep(0.02)
         for k in kids:
             state.add_pid(k, f"frr:{node}:ldpd-child")
+    _wait_for(lab, [dirs[n] / "bgpd.vty" for n in bgp_nodes], bgpds, deadline, "bgpd")
     if DATAPLANE:
         for n in dirs:
             _spawn_dataplane(lab, n, state)
