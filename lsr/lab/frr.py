@@ -26,6 +26,8 @@ write). Three directories per node (docs/architecture.md, "Lab files"):
   are control-plane-only LDP peers. Convergence for them means: every session
   OPERATIONAL on both sides, and labels agree both ways with every neighbour
   (FRR's remote labels are our local ones and vice versa).
+* BGP: a node named in the topology's `bgp:` section also runs bgpd (after zebra,
+  whose next-hop tracking it waits for), configured by `lsr.lab.frr_bgp`.
 * Processes are started in the foreground (no `-d`) with `Popen`, so their
   PIDs go into the teardown registry as they start; ldpd's two children
   (lde, ldpe) are recorded too once they appear (they also exit with their
