@@ -85,6 +85,11 @@ def test_sessions_and_routes_as_in_the_simulator(bgplab):
     lab_text = _lsr("lab", "bgp", NAME, "pe2", "vpn")
     assert lab_text.returncode == 0 and lab_text.stdout == sim_text.stdout
     assert "65000:2" in lab_text.stdout and "1002" in lab_text.stdout
+    table = _lsr("lab", "status", NAME).stdout
+    assert "bgp up" in table and any(ln.split("│")[1].strip() == "rr" and "2/2" in ln
+                                     for ln in table.splitlines() if "│" in ln), table
+    counters = _lsr("lab", "counters", NAME, "pe1").stdout
+    assert "bgp sent" in counters and "KEEPALIVE" in counters, counters
     s = lab.bgp(NAME, "pe1")["routers"]["pe1"]
     rr = _peer("pe1", "rr")
     assert rr["md5"] and rr["families"] == ["ipv4-unicast", "ipv4-vpn"]
