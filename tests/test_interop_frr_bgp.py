@@ -14,6 +14,7 @@ import json
 import os
 import re
 import subprocess
+import sys
 from ipaddress import IPv4Network
 
 import pytest
@@ -158,14 +159,14 @@ def test_summary_in_our_schema(frrlab):
 def test_withdrawal_through_the_frr_reflector(frrlab):
     """pe2 stops (Cease to f1): f1 withdraws pe2's routes from pe1 and f2; pe2 back: they
     return, with FRR connecting again (pe2 is passive towards it)."""
-    r = subprocess.run(["python3", "-c", "from lsr.cli import main; main()", "lab", "node",
+    r = subprocess.run([sys.executable, "-c", "from lsr.cli import main; main()", "lab", "node",
                         NAME, "pe2", "stop"], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=60)
     assert r.returncode == 0, r.stderr
     wait_for(lambda: not any(x[0] == "65000:3" for x in our_vpn_table("pe1")), 15,
              "pe2's VPN route withdrawn at pe1")
     assert not any(x[0] == "65000:3" for x in frr_vpn_table("f2"))
-    r = subprocess.run(["python3", "-c", "from lsr.cli import main; main()", "lab", "node",
+    r = subprocess.run([sys.executable, "-c", "from lsr.cli import main; main()", "lab", "node",
                         NAME, "pe2", "start"], capture_output=True, text=True, cwd=ROOT,
                        env={**os.environ, "PYTHONPATH": str(ROOT)}, timeout=120)
     assert r.returncode == 0, r.stderr
