@@ -22,6 +22,7 @@ from .conftest import TOPOLOGIES, is_root
 
 LINE3 = str(TOPOLOGIES / "line3.yaml")
 DIAMOND = str(TOPOLOGIES / "diamond.yaml")
+BGP_RR = str(TOPOLOGIES.parent / "tests" / "data" / "bgp-rr.yaml")
 
 
 @pytest.fixture()
@@ -58,7 +59,7 @@ def _check(result, code: int, fragment: str) -> None:
 
 FILE_COMMANDS = [
     ["topo", "validate"], ["topo", "show"], ["igp", "routes"], ["sim", "run"], ["sim", "lfib"],
-    ["sim", "neighbors"], ["validate"], ["draw"],
+    ["sim", "neighbors"], ["validate"], ["draw"], ["sim", "bgp"],
 ]
 BAD_FILES = [
     ("nope.yaml", "no such file"),
@@ -129,6 +130,7 @@ CASES = [
     (["lab", "converge", "q999", "--fail", "pe1-p1", "--kill"], 2, "--kill goes with --restart"),
     (["lab", "link", "q999", "pe1", "p1", "sideways"], 2, "'sideways' is not one of"),
     (["lab", "ldp", "q999", "pe1", "bogus"], 2, "'bogus' is not one of"),
+    (["lab", "bgp", "q999", "pe1", "bogus"], 2, "'bogus' is not one of"),
     (["lab", "node", "q999", "pe1", "explode"], 2, "'explode' is not one of"),
     (["lab", "exec", "q999", "ce1"], 2, "Missing argument"),
     (["lab", "web", "q999", "--port", "70000"], 2, "'--port': 70000 is not in the range"),
@@ -144,6 +146,11 @@ CASES = [
     (["sim", "lfib", LINE3, "-r", "nope"], 2, "no router named 'nope'"),
     (["sim", "bindings", LINE3, "-r", "ce1"], 2, "no router named 'ce1'"),
     (["sim", "neighbors", LINE3, "-r", "x"], 2, "no router named 'x'"),
+    (["sim", "bgp", LINE3], 2, "no bgp: section"),
+    (["sim", "bgp", BGP_RR, "nope"], 2, "no router named 'nope'"),
+    (["sim", "bgp", BGP_RR, "p1", "vpn"], 2, "p1 runs no BGP"),
+    (["sim", "bgp", BGP_RR, "pe1", "colours"], 2, "unknown BGP view 'colours'"),
+    (["sim", "bgp", BGP_RR, "pe1", "vpn", "x"], 2, "expected [ROUTER]"),
     (["sim", "trace", LINE3, "ce1", "nope"], 2, "'nope' is neither a node"),
     (["sim", "trace", LINE3, "nope", "ce2"], 2, "'nope' is neither a node"),
     (["sim", "trace", LINE3, "ce1", "10.0.0.0/33"], 2, "'10.0.0.0/33' is neither"),
@@ -184,6 +191,7 @@ def test_bad_input(files, argv, code, fragment):
 LAB_COMMANDS = [
     ["lab", "status", "q999"], ["lab", "status", "q999", "--json"], ["lab", "lfib", "q999"],
     ["lab", "ldp", "q999", "pe1", "neighbors"], ["lab", "counters", "q999"],
+    ["lab", "bgp", "q999", "pe1"], ["lab", "bgp", "q999", "pe1", "vpn", "--json"],
     ["lab", "exec", "q999", "ce1", "--", "true"], ["lab", "capture", "q999", "pe1:eth1", "-c", "1"],
     ["lab", "link", "q999", "pe1", "p1", "down"], ["lab", "validate", "q999"],
     ["lab", "node", "q999", "pe1", "stop"], ["lab", "converge", "q999", "--fail", "pe1-p1"],

@@ -30,6 +30,7 @@ __all__ = ["LsrGroup", "main"]
 def _register() -> None:
     # Imported for their side effect of adding command groups to `main`.
     from lsr.cli import (  # noqa: F401
+        bgp,
         demo,
         igp,
         ipsec,

@@ -112,6 +112,7 @@ def status(name: str, as_json: bool) -> None:
         render.emit_json(st)
         return
     rows = []
+    has_bgp = any("bgp" in info for info in st["routers"].values())
     for r, info in st["routers"].items():
         sess = info.get("sessions", {})
         up_ = sum(1 for v in sess.values() if str(v).endswith("OPERATIONAL"))
@@ -127,11 +128,16 @@ def status(name: str, as_json: bool) -> None:
         if info.get("refused"):  # flood bounds at work (docs/cli.md, "refused")
             why = (why + "; " if why else "") + "refused " + ", ".join(
                 f"{proto} {k} {v}" for proto, r in info["refused"].items() for k, v in r.items())
-        rows.append((r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}",
-                     ospf, info.get("error") or why))
+        row = [r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}", ospf]
+        if has_bgp:  # BGP sessions Established / configured (labs with a bgp: section)
+            bgp = info.get("bgp")
+            row.append("-" if bgp is None else
+                       f"{sum(1 for v in bgp.values() if v == 'Established')}/{len(bgp)}")
+        rows.append((*row, info.get("error") or why))
     down = ", ".join(st["down_link_names"]) or "none"
     render.table(f"lab {name} ({st['topology']}), down links: {down}",
-                 ["router", "pid", "alive", "sessions up", "ospf full", "error"], rows)
+                 ["router", "pid", "alive", "sessions up", "ospf full",
+                  *(["bgp up"] if has_bgp else []), "error"], rows)
     if st.get("failed"):
         render.plain(f"kept after a failed lab up: {st['failed']}")
 
@@ -202,6 +208,12 @@ def counters(name: str, router: str | None, as_json: bool) -> None:
         rows = [("runtime", k, v) for k, v in c["runtime"].items()]
         for d in ("sent", "received", "refused"):
             rows += [(f"ldp {d}", k, v) for k, v in c.get("ldp", {}).get(d, {}).items()]
+        bgp = c.get("bgp", {})
+        for d in ("sent", "received", "notifications_sent", "notifications_received",
+                  "refused"):
+            rows += [(f"bgp {d.replace('_', ' ')}", k, v) for k, v in bgp.get(d, {}).items()]
+        rows += [("bgp", k, bgp[k]) for k in ("treated_as_withdraw", "attributes_discarded")
+                 if bgp.get(k)]
         dp = c.get("dataplane", {})
         # every frame read: forwarded + delivered + drops (forwarding.tables.counters_json)
         rows += [("dataplane", k, dp[k]) for k in ("forwarded", "delivered") if k in dp]

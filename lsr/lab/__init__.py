@@ -40,8 +40,8 @@ from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
 from lsr.lab.state import list_labs as _list_labs
 
 __all__ = [
-    "Lab", "LabError", "down", "exec_in", "expected", "ldp", "lfib", "link", "list_labs", "query",
-    "status", "topology", "up", "wait_converged",
+    "Lab", "LabError", "bgp", "down", "exec_in", "expected", "ldp", "lfib", "link", "list_labs",
+    "query", "status", "topology", "up", "wait_converged",
 ]
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
@@ -260,7 +260,7 @@ def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn
             import forwarding.vector  # noqa: F401  (numpy: ~20 MB a router if imported there)
         except ImportError:
             pass
-        from lsr.lab import node, node_ospf  # noqa: F401
+        from lsr.lab import node, node_bgp, node_ospf  # noqa: F401
         try:
             import pyroute2  # noqa: F401  (netlink carrier watch in every router)
         except ImportError:
@@ -363,6 +363,7 @@ def expected(topo: Topology, down_links: Sequence[int] = (),
     igp = Igp(topo, down_links)
     names = {str(n.lsr_id): n.name for n in topo.routers}
     sim_lfib: dict[str, Any] | None = None
+    sim_bgp: dict[str, Any] = {}
     try:
         from lsr.sim import Simulation
 
@@ -377,6 +378,10 @@ def expected(topo: Topology, down_links: Sequence[int] = (),
         if stopped:
             sim.run(quiet=quiet)
         sim_lfib = sim.lfib_json()["routers"]
+        if sim.bgp:  # only labs with a `bgp:` section pay for this
+            from lsr.lab import bgp_lab
+
+            sim_bgp = bgp_lab.expected(sim, set(stopped))
     except ImportError:
         pass
     out: dict[str, dict[str, Any]] = {}
@@ -395,6 +400,8 @@ def expected(topo: Topology, down_links: Sequence[int] = (),
                 if route.nexthops and (r.ldp.fecs == "all" or prefix.prefixlen == 32):
                     ftn[str(prefix)] = len(route.nexthops)
             exp["ftn"] = ftn
+        if r.name in sim_bgp:
+            exp["bgp"] = sim_bgp[r.name]
         out[r.name] = exp
     return out
 
@@ -423,6 +430,11 @@ def _missing(name: str, router: str, exp: dict[str, Any], names: dict[str, str])
         lacking.sort(key=lambda p: IPv4Network(p))
         return f"{router}: FTN incomplete for {', '.join(lacking[:4])}" + \
                (f" (+{len(lacking) - 4} more)" if len(lacking) > 4 else "")
+    if "bgp" in exp:
+        from lsr.lab import bgp_lab
+
+        return bgp_lab.missing(name, router, exp["bgp"], st,
+                               lambda v: query(name, router, "bgp", what=v)["routes"], names)
     return None
 
 
@@ -436,8 +448,14 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
         still = []
         for r in pending:
             try:
-                why = (frr.missing(name, topo, r, exp[r]["peers"], query, down_links)
-                       if frr.is_frr(topo, r) else _missing(name, r, exp[r], names))
+                if frr.is_frr(topo, r):
+                    why = frr.missing(name, topo, r, exp[r]["peers"], query, down_links)
+                    if why is None and "bgp" in exp[r]:
+                        from lsr.lab import bgp_lab
+
+                        why = bgp_lab.frr_missing(name, topo, r, exp[r]["bgp"])
+                else:
+                    why = _missing(name, r, exp[r], names)
             except (OSError, LsrError) as e:
                 why = f"{r}: management socket: {e}"
             if why:
@@ -547,6 +565,14 @@ def topology(name: str) -> Topology:
     return _topology(name)
 
 
+def bgp(name: str, router: str, what: str = "summary") -> dict[str, Any]:
+    """`lsr lab bgp NAME R summary|vpn|unicast --json` (docs/cli.md, "BGP"): the JSON of
+    `lsr sim bgp`, for our routers and FRR's alike."""
+    from lsr.lab import bgp_lab
+
+    return bgp_lab.view(name, _topology(name), router, what, query)
+
+
 def status(name: str) -> dict[str, Any]:
     """Lab summary: nodes, router processes alive, sessions, down links."""
     need_root()
@@ -570,6 +596,8 @@ def status(name: str) -> dict[str, Any]:
                     info["carrier_down"] = s.get("carrier_down", [])
                 if s.get("refused"):
                     info["refused"] = s["refused"]
+                if "bgp" in s:  # peer address -> BGP state, where the router runs BGP
+                    info["bgp"] = s["bgp"]
                 if not all(_operational(str(v)) for v in s["sessions"].values()):
                     info.update(frr.reasons(name, role, query(name, role, "neighbors", timeout=2)))
             except (OSError, LabError, ValueError) as e:
@@ -580,6 +608,16 @@ def status(name: str) -> dict[str, Any]:
     with contextlib.suppress(LsrError, OSError, pickle.UnpicklingError):
         topo = _topology(name)
         routers.update(frr.status(name, topo, st.get("pids", [])))
+        if "bgp" in topo.extra:  # FRR nodes with bgpd: their sessions as ours
+            from lsr.lab import bgp_lab
+
+            for r in frr.frr_routers(topo):
+                info = routers.get(r.name)
+                if info and info.get("alive") and "error" not in info:
+                    with contextlib.suppress(OSError, LsrError, ValueError):
+                        sess = bgp_lab.frr_sessions(name, topo, r.name)
+                        if sess is not None:
+                            info["bgp"] = sess
         # Links down by whatever means: `lab link`, `ip link` in a namespace, a veth gone.
         for r, info in routers.items():
             for ifname in info.get("carrier_down", []):

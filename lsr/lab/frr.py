@@ -26,6 +26,8 @@ write). Three directories per node (docs/architecture.md, "Lab files"):
   are control-plane-only LDP peers. Convergence for them means: every session
   OPERATIONAL on both sides, and labels agree both ways with every neighbour
   (FRR's remote labels are our local ones and vice versa).
+* BGP: a node named in the topology's `bgp:` section also runs bgpd (after zebra,
+  whose next-hop tracking it waits for), configured by `lsr.lab.frr_bgp`.
 * Processes are started in the foreground (no `-d`) with `Popen`, so their
   PIDs go into the teardown registry as they start; ldpd's two children
   (lde, ldpe) are recorded too once they appear (they also exit with their
@@ -52,6 +54,7 @@ from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Node, Topology
 from lsr.errors import LsrError
 from lsr.lab import files
+from lsr.lab.frr_bgp import render_bgpd
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, proc_start_time, side_dir
 
 FRR_LIBEXEC = Path(os.environ.get("LSR_FRR_DIR", "/usr/lib/frr"))
@@ -168,8 +171,12 @@ def render(topo: Topology, node: str, d: Path) -> dict[str, str]:
     for ifname in topo.ldp_interfaces(node):  # frrplane accepts labelled frames on these only
         ldpd += [f"  interface {ifname}", "  exit"]
     ldpd += [" exit-address-family", " !", "exit", ""]
-    return {"zebra.conf": "\n".join(zebra), "ospfd.conf": render_ospfd(topo, node, d),
-            "ldpd.conf": "\n".join(ldpd)}
+    out = {"zebra.conf": "\n".join(zebra), "ospfd.conf": render_ospfd(topo, node, d),
+           "ldpd.conf": "\n".join(ldpd)}
+    bgpd = render_bgpd(topo, node, d)  # only for a node in the `bgp:` section
+    if bgpd is not None:
+        out["bgpd.conf"] = bgpd
+    return out
 
 
 def _ms(seconds: float) -> int:
@@ -280,6 +287,8 @@ def _daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
             "--log", f"file:{own}/{daemon}.stdlog"]
     if daemon == "ldpd":
         argv += ["--ctl_socket", str(run)]  # a directory: ldpd appends "ldpd.sock"
+    if daemon == "bgpd":
+        argv += ["-n"]  # no BGP routes into the kernel: the node only exchanges routes
     return argv
 
 
@@ -359,6 +368,11 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
     _wait_for(lab, [d / "zserv.api" for d in dirs.values()]
               + [d / "zebra.vty" for d in dirs.values()], zebras, deadline, "zebra")
     ldpds = {f"{n}:ldpd": _spawn(lab, n, "ldpd", state) for n in dirs}
+    # bgpd where the `bgp:` section names the node (after zebra: it tracks next hops)
+    bgp_nodes = [n for n in dirs if (conf_dir(lab, n) / "bgpd.conf").exists()]
+    if bgp_nodes and not (FRR_LIBEXEC / "bgpd").exists():
+        raise FrrError(f"{FRR_LIBEXEC / 'bgpd'} not found (apt-get install frr)")
+    bgpds = {f"{n}:bgpd": _spawn(lab, n, "bgpd", state) for n in bgp_nodes}
     _wait_for(lab, [d / "ldpd.vty" for d in dirs.values()]
               + [d / "ldpd.sock" for d in dirs.values()], ldpds, deadline, "ldpd")
     for role, pid in ldpds.items():  # lde and ldpe
@@ -367,6 +381,7 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
             time.sleep(0.02)
         for k in kids:
             state.add_pid(k, f"frr:{node}:ldpd-child")
+    _wait_for(lab, [dirs[n] / "bgpd.vty" for n in bgp_nodes], bgpds, deadline, "bgpd")
     if DATAPLANE:
         for n in dirs:
             _spawn_dataplane(lab, n, state)

@@ -55,17 +55,15 @@ from lsr.lab.files import open_append, write_file
 from lsr.lab.logcap import RateLimit
 from lsr.lab.logcap import install as install_logging
 from lsr.lab.netns import sweep_routes, sync_routes
+from lsr.lab.sockopts import GTSM_TTL, gtsm_sockopt, md5_sockopt
 from lsr.lab.state import node_of
 
 log = logging.getLogger("lsr.node")
 
 LDP_PORT = 646
 ALL_ROUTERS = "224.0.0.2"
-TCP_MD5SIG = 14
 TCP_QUICKACK = 12
 IP_MULTICAST_ALL = 49
-IP_MINTTL = 21  # linux/in.h; GTSM receive check (RFC 5082 / RFC 6720)
-GTSM_TTL = 255
 IP_PKTINFO = 8  # not exported by Python 3.11 socket
 BATCH = 64  # frames per wake-up per interface: bounds the work a flood can cause
 FAST_BATCH = 512  # the same bound for the ring-to-ring fast path (forwarding.ioloop; a
@@ -109,22 +107,6 @@ def ring_frames(topo: Topology, frame_size: int = 2048) -> int:
     while n * 2 <= RING_MAX and rings * n * 2 * frame_size <= RING_BUDGET:
         n *= 2
     return n
-
-
-def gtsm_sockopt(sock: socket.socket, enabled: bool) -> None:
-    """RFC 6720 GTSM on an LDP TCP socket: send with TTL 255 and drop anything that
-    arrives with less (IP_MINTTL), or back to the defaults."""
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, GTSM_TTL if enabled else 64)
-    sock.setsockopt(socket.IPPROTO_IP, IP_MINTTL, GTSM_TTL if enabled else 0)
-
-
-def md5_sockopt(sock: socket.socket, peer: IPv4Address, key: str) -> None:
-    """TCP_MD5SIG for one peer (struct tcp_md5sig, RFC 2385 / RFC 5036 §2.9)."""
-    raw = key.encode()
-    addr = struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + peer.packed
-    addr = addr.ljust(128, b"\0")
-    sock.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG,
-                    addr + struct.pack("=BBHI", 0, 0, len(raw), 0) + raw.ljust(80, b"\0"))
 
 
 class Conn(asyncio.Protocol):
@@ -208,6 +190,12 @@ class Router:
             self.rib = {p: r for p, r in self.igp.rib(name).items() if r.connected}
         else:
             self.rib = self.igp.rib(name)
+        # BGP (lsr.lab.node_bgp) where the topology's `bgp:` section names this router.
+        self.bgp: Any = None
+        if static_lfib is None:
+            from lsr.lab.node_bgp import NodeBgp
+
+            self.bgp = NodeBgp.maybe(self)
         self.kernel_routes: set = set()
         self.lfib = static_lfib if static_lfib is not None else Lfib()
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -413,6 +401,8 @@ class Router:
         self.kernel_routes = sync_routes(self.rib, self.kernel_routes)
         self.rebuild_tables()
         self.feed(ev.RibChanged(dict(self.rib)))
+        if self.bgp is not None:
+            self.bgp.rib_changed(self.rib)
 
     def routes_changed(self, rib: dict) -> None:
         """OSPF's SPF changed our RIB: kernel table, forwarding tables, then LDP."""
@@ -420,6 +410,8 @@ class Router:
         self.kernel_routes = sync_routes(self.rib, self.kernel_routes)
         self.rebuild_tables()
         self.feed(ev.RibChanged(dict(self.rib)))
+        if self.bgp is not None:  # next-hop reachability and IGP cost (RFC 4271 §9.1.2.1)
+            self.bgp.rib_changed(self.rib)
 
     def carrier_event(self, ifname: str, up: bool) -> None:
         """Carrier changed on one of our interfaces (netlink): LDP's Hello adjacency goes
@@ -749,6 +741,8 @@ class Router:
                                               + self.counters["ospf_rx_foreign"])
             if ospf:
                 out["ospf"] = dict(sorted(ospf.items()))
+        if self.bgp is not None and self.bgp.refused:
+            out["bgp"] = dict(sorted(self.bgp.refused.items()))
         return out
 
     def answer(self, req: dict[str, Any]) -> Any:
@@ -765,7 +759,12 @@ class Router:
                     "carrier_down": sorted(i for i, up in self.ospf.carrier.items() if not up)}
                    if self.ospf is not None else {}),
                 "refused": self.refused(),
+                **({"bgp": self.bgp.sessions()} if self.bgp is not None else {}),
             }
+        if op == "bgp":
+            if self.bgp is None:
+                raise ValueError(f"{self.name} runs no BGP (not in the topology's bgp: section)")
+            return self.bgp.answer(req)
         if op == "ospf":
             if self.ospf is None:
                 raise ValueError(f"{self.name} runs no OSPF (a static LFIB)")
@@ -792,6 +791,8 @@ class Router:
             res: dict[str, Any] = {"runtime": dict(sorted(out.items()))}
             if hasattr(self.ldp, "counters"):
                 res["ldp"] = _plain(self.ldp.counters())
+            if self.bgp is not None:
+                res["bgp"] = self.bgp.counters_json()
             if self.tables is not None and hasattr(self.tables, "counters_json"):
                 res["dataplane"] = _plain(self.tables.counters_json())
             return res
@@ -857,6 +858,8 @@ class Router:
             self._hello_readable(ifname, s)
         if self.ospf is not None:
             self.ospf.start(restart)
+        if self.bgp is not None:
+            self.bgp.start(self.rib)
         log.info("router %s up (pid %d)%s", self.name, os.getpid(), " (restart)" if restart else "")
         if self.ipsec is not None:
             self.ipsec.start()  # IKE: after the start barrier, like LDP
@@ -864,6 +867,9 @@ class Router:
         log.info("stopping")
         with contextlib.suppress(Exception):
             self.feed(ev.Stop())
+        if self.bgp is not None:
+            with contextlib.suppress(Exception):
+                self.bgp.stop()  # NOTIFICATION Cease to every peer
         if self.ospf is not None:
             with contextlib.suppress(Exception):
                 self.ospf.stop()  # flush our router-LSA (premature aging, RFC 2328 §14.1)
