@@ -33,6 +33,7 @@ from typing import Any
 
 import networkx as nx
 
+from lsr.core import impair as _impair
 from lsr.core.labels import MAX_LABEL, MIN_UNRESERVED
 from lsr.core.yamlpos import Located, Path, YamlError, load_located
 
@@ -166,6 +167,8 @@ class Link:
     subnet: IPv4Network
     cost: int
     mtu: int
+    # delay / jitter / loss / rate (lsr.core.impair): applied by our dataplane in labs
+    impair: _impair.Impairment | None = None
 
     @property
     def nodes(self) -> tuple[str, str]:
@@ -389,7 +392,7 @@ def _ifname_ok(name: str) -> str | None:
 
 _NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp", "ospf")
 _ROUTER_FIELDS = ("labels", "ttl_model", "ldp", "ospf")
-_LINK_KEYS = ("endpoints", "subnet", "cost", "mtu")
+_LINK_KEYS = ("endpoints", "subnet", "cost", "mtu", *_impair.KEYS)
 
 
 def _ldp_passwords(ctx: _Ctx, v: Any, p: Path) -> tuple[tuple[str, str], ...]:
@@ -541,6 +544,7 @@ class _LinkSpec:
     subnet: IPv4Network | None
     cost: int
     mtu: int
+    impair: _impair.Impairment | None = None
 
 
 def _document(text: str, source: str) -> tuple[_Ctx, dict[str, Any]]:
@@ -673,7 +677,29 @@ def _link_spec(
     )
     cost = _int(ctx, lm.get("cost", DEFAULT_COST), lpath + ("cost",), 1, 65535)
     mtu = _int(ctx, lm.get("mtu", DEFAULT_MTU), lpath + ("mtu",), 576, 9000)
-    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu)
+    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu, _link_impairment(ctx, lm, lpath, ends, specs))
+
+
+def _link_impairment(ctx: _Ctx, lm: dict[str, Any], lpath: Path, ends: tuple[tuple[str, str], ...],
+                     specs: dict[str, _NodeSpec]) -> _impair.Impairment | None:
+    """A link's delay/jitter/loss/rate/queue; our `lsr` runtime applies them, so one end must
+    be an `lsr` router (lsr.lab.node_impair)."""
+    raw = {k: lm[k] for k in _impair.KEYS if k in lm}
+    if not raw:
+        return None
+    for k, v in raw.items():
+        try:
+            _impair.parse_value(k, v)
+        except ValueError as e:
+            raise ctx.fail(lpath + (k,), str(e).split(": ", 1)[-1]) from None
+    try:
+        imp = _impair.update(None, raw)
+    except ValueError as e:
+        raise ctx.fail(lpath + ("jitter",), str(e)) from None
+    if not any(specs[nd].kind == "lsr" for nd, _ in ends):
+        raise ctx.fail(lpath + (next(iter(raw)),), "impairments are applied by an lsr router's "
+                       "dataplane: one end of the link must be a node of kind lsr")
+    return imp
 
 
 def _endpoints(
@@ -754,7 +780,7 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
                 peer_node=pn,
                 peer_interface=pi,
             )
-        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu))
+        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu, ls.impair))
     nodes = {
         nname: Node(
             name=nname,
