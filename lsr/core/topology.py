@@ -188,6 +188,8 @@ class Topology:
     links: list[Link]
     source: str = "<topology>"
     extra: dict[str, Any] = field(default_factory=dict)  # validated optional sections
+    # what an import (containerlab file, GML graph: lsr.core.importers) mapped or ignored
+    notes: list[str] = field(default_factory=list, compare=False)
     _graph: nx.MultiGraph | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -301,6 +303,7 @@ class _Ctx:
     def __init__(self, source: str, located: Located) -> None:
         self.source = source
         self.located = located
+        self.notes: list[str] = []  # from a conversion (containerlab)
 
     def fail(self, path: Path, message: str) -> TopologyError:
         return TopologyError(self.source, self.located.line(path), _fmt_path(path), message)
@@ -479,6 +482,8 @@ def _label_range(ctx: _Ctx, v: Any, p: Path) -> tuple[int, int]:
 def load_topology(path: str | FsPath) -> Topology:
     """Read and validate a topology file; raises TopologyError."""
     source = str(path)
+    if FsPath(source).suffix.lower() in (".gml", ".graphml"):
+        return _graph_topology(source)
     try:
         text = FsPath(path).read_text()
     except FileNotFoundError:
@@ -486,6 +491,19 @@ def load_topology(path: str | FsPath) -> Topology:
     except (OSError, UnicodeDecodeError) as e:
         raise TopologyError(source, None, "", f"cannot read: {e}") from None
     return parse_topology(text, source)
+
+
+def _graph_topology(source: str, **options: Any) -> Topology:
+    """A GML/GraphML graph (lsr.core.importers.graph: routers, hosts, costs) as a topology."""
+    from lsr.core.importers import graph
+
+    try:
+        text, notes = graph.to_yaml(source, **options)
+    except graph.GraphError as e:
+        raise TopologyError(source, None, "", str(e)) from None
+    topo = parse_topology(text, source)
+    topo.notes = notes
+    return topo
 
 
 def parse_topology(text: str, source: str = "<topology>") -> Topology:
@@ -503,6 +521,7 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
     _check_host_links(ctx, specs, link_specs)
     _plan_addresses(ctx, specs, link_specs)
     topo = _build(name, source, specs, link_specs)
+    topo.notes = ctx.notes
     _check_connected(ctx, topo)
     _check_passwords(ctx, topo)
     for section in section_names():
@@ -555,7 +574,24 @@ def _document(text: str, source: str) -> tuple[_Ctx, dict[str, Any]]:
     ctx = _Ctx(source, located)
     if located.data is None:
         raise ctx.fail((), "file is empty")
-    return ctx, _mapping(ctx, located.data, (), ("name", "topology", *section_names()))
+    ctx = _containerlab(ctx)
+    return ctx, _mapping(ctx, ctx.located.data, (), ("name", "topology", *section_names()))
+
+
+def _containerlab(ctx: _Ctx) -> _Ctx:
+    """A containerlab file converted to ours (lsr.core.importers.containerlab: the mapping),
+    errors still located in the file; anything else as it is."""
+    from lsr.core.importers import containerlab
+
+    if not containerlab.recognise(ctx.located.data):
+        return ctx
+    try:
+        data, lines, notes = containerlab.convert(ctx.located.data, ctx.located.lines)
+    except containerlab.ConvertError as e:
+        raise ctx.fail(e.path, e.message) from None
+    out = _Ctx(ctx.source, Located(data, lines))
+    out.notes = notes
+    return out
 
 
 def _lab_name(ctx: _Ctx, doc: dict[str, Any]) -> str:
