@@ -493,12 +493,12 @@ def load_topology(path: str | FsPath) -> Topology:
     return parse_topology(text, source)
 
 
-def _graph_topology(source: str, **options: Any) -> Topology:
+def _graph_topology(source: str) -> Topology:
     """A GML/GraphML graph (lsr.core.importers.graph: routers, hosts, costs) as a topology."""
     from lsr.core.importers import graph
 
     try:
-        text, notes = graph.to_yaml(source, **options)
+        text, notes = graph.to_yaml(source)
     except graph.GraphError as e:
         raise TopologyError(source, None, "", str(e)) from None
     topo = parse_topology(text, source)
