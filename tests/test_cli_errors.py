@@ -257,7 +257,7 @@ def test_group_without_subcommand_still_prints_help():
 
 
 # Commands that print a table have --json (docs/cli.md); these print lines or files only.
-NO_TABLE = {"topo validate", "lab up", "lab down", "lab exec", "lab capture", "lab link",
+NO_TABLE = {"topo validate", "topo import", "lab up", "lab down", "lab exec", "lab capture", "lab link",
             "exercise start", "draw", "report", "demo", "lab web"}
 
 

@@ -140,6 +140,11 @@ def status(name: str, as_json: bool) -> None:
                   *(["bgp up"] if has_bgp else []), "error"], rows)
     if st.get("failed"):
         render.plain(f"kept after a failed lab up: {st['failed']}")
+    if st.get("impairments"):  # lsr lab link NAME A B set ...
+        render.table(f"lab {name}: impaired links (each direction)",
+                     ["link", "impairment", "impair-loss", "impair-queue-full"],
+                     [(i["name"], i["describe"], i["impair-loss"], i["impair-queue-full"])
+                      for i in st["impairments"]])
 
 
 @lab.command("exec", context_settings={"ignore_unknown_options": True})
@@ -222,6 +227,9 @@ def counters(name: str, router: str | None, as_json: bool) -> None:
                  if v["packets"]]
         rows += [("ftn", k, f"{v['packets']} pkts {v['bytes']} B") for k, v in dp.get("ftn", {}).items()
                  if v["packets"]]
+        for k, v in c.get("impair", {}).items():  # impaired links (lsr lab link ... set)
+            rows += [("impair", f"{k} {ctr}", v[ctr])
+                     for ctr in ("impair-loss", "impair-queue-full", "impair-passed", "held")]
         render.table(f"{r}: counters", ["group", "counter", "value"], rows)
 
 
@@ -260,22 +268,60 @@ def capture(name: str, where: str, write: str | None, count: int | None) -> None
     sys.exit(rc)
 
 
-@lab.command("link")
+@lab.command("link", context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("a")
 @click.argument("b")
-@click.argument("state", type=click.Choice(["up", "down"]))
+@click.argument("action", type=click.Choice(["up", "down", "set", "clear", "show"]))
+@click.argument("values", nargs=-1, type=click.UNPROCESSED)
 @click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait until LDP has reconverged.")
-def link_(name: str, a: str, b: str, state: str, wait: bool) -> None:
-    """Set the A-B link down or up; every router recomputes its IGP and LDP reacts."""
+              help="Wait until LDP has reconverged (up, down).")
+@json_option
+def link_(name: str, a: str, b: str, action: str, values: tuple[str, ...], wait: bool,
+          as_json: bool) -> None:
+    """Fail or restore the A-B link (down, up: every router recomputes its IGP and LDP
+    reacts), or impair it in both directions in our dataplane: `set delay 20ms jitter 2ms
+    loss 1% rate 10mbit [queue 1000]` (merged into what is set), `clear`, `show`."""
     require_root()
     L = lab_api()
-    L.link(name, a, b, state == "up")
-    msg = f"link {a}-{b} {state}"
-    if wait:
-        msg += f", reconverged in {L.wait_converged(name):.2f} s"
-    render.line(msg)
+    if action in ("up", "down"):
+        if values:
+            raise LsrError(f"'{action}' takes no values")
+        L.link(name, a, b, action == "up")
+        msg = f"link {a}-{b} {action}"
+        if wait:
+            msg += f", reconverged in {L.wait_converged(name):.2f} s"
+        render.line(msg)
+        return
+    if action == "set":
+        from lsr.core.impair import parse_words
+
+        try:
+            view = L.impair(name, a, b, parse_words(values))
+        except ValueError as e:
+            raise LsrError(f"lab link {a} {b} set: {e}") from None
+    elif action == "clear":
+        if values:
+            raise LsrError("'clear' takes no values")
+        view = L.impair(name, a, b, None)
+    else:
+        if values:
+            raise LsrError("'show' takes no values")
+        view = L.link_view(name, a, b)
+    if as_json:
+        render.emit_json(view)
+        return
+    render.line(f"link {view['name']} ({' '.join(view['endpoints'])}"
+                f"{', down' if view['down'] else ''}): {view['describe']}"
+                + (" (each direction)" if view["impair"] else ""))
+    if action == "show":
+        rows = [(r, d.get("interface", ""), d.get("direction", ""), d.get("impair-loss", ""),
+                 d.get("impair-queue-full", ""), d.get("impair-passed", ""), d.get("held", ""))
+                for r, per in view["applied_by"].items() for d in per.values()]
+        if rows:
+            render.table(f"link {view['name']}: impairment counters",
+                         ["router", "interface", "dir", "impair-loss", "impair-queue-full",
+                          "passed", "held"], rows)
 
 
 __all__ = ["lab"]

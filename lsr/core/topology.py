@@ -33,6 +33,7 @@ from typing import Any
 
 import networkx as nx
 
+from lsr.core import impair as _impair
 from lsr.core.labels import MAX_LABEL, MIN_UNRESERVED
 from lsr.core.yamlpos import MAX_BYTES, Located, Path, YamlError, load_located, too_big
 
@@ -168,6 +169,8 @@ class Link:
     subnet: IPv4Network
     cost: int
     mtu: int
+    # delay / jitter / loss / rate (lsr.core.impair): applied by our dataplane in labs
+    impair: _impair.Impairment | None = None
 
     @property
     def nodes(self) -> tuple[str, str]:
@@ -187,6 +190,8 @@ class Topology:
     links: list[Link]
     source: str = "<topology>"
     extra: dict[str, Any] = field(default_factory=dict)  # validated optional sections
+    # what an import (containerlab file, GML graph: lsr.core.importers) mapped or ignored
+    notes: list[str] = field(default_factory=list, compare=False)
     _graph: nx.MultiGraph | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -300,6 +305,7 @@ class _Ctx:
     def __init__(self, source: str, located: Located) -> None:
         self.source = source
         self.located = located
+        self.notes: list[str] = []  # from a conversion (containerlab)
 
     def fail(self, path: Path, message: str) -> TopologyError:
         return TopologyError(self.source, self.located.line(path), _fmt_path(path), message)
@@ -404,7 +410,7 @@ def _ifname_ok(name: str) -> str | None:
 
 _NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp", "ospf")
 _ROUTER_FIELDS = ("labels", "ttl_model", "ldp", "ospf")
-_LINK_KEYS = ("endpoints", "subnet", "cost", "mtu")
+_LINK_KEYS = ("endpoints", "subnet", "cost", "mtu", *_impair.KEYS)
 
 
 def _ldp_passwords(ctx: _Ctx, v: Any, p: Path) -> tuple[tuple[str, str], ...]:
@@ -492,6 +498,8 @@ def _label_range(ctx: _Ctx, v: Any, p: Path) -> tuple[int, int]:
 def load_topology(path: str | FsPath) -> Topology:
     """Read and validate a topology file; raises TopologyError."""
     source = str(path)
+    if FsPath(source).suffix.lower() in (".gml", ".graphml"):
+        return _graph_topology(source)
     try:
         with open(path, "rb") as f:
             # Never more than the limit into memory, whatever the file is (/dev/zero too).
@@ -504,6 +512,19 @@ def load_topology(path: str | FsPath) -> Topology:
     except (OSError, UnicodeDecodeError) as e:
         raise TopologyError(source, None, "", f"cannot read: {e}") from None
     return parse_topology(text, source)
+
+
+def _graph_topology(source: str) -> Topology:
+    """A GML/GraphML graph (lsr.core.importers.graph: routers, hosts, costs) as a topology."""
+    from lsr.core.importers import graph
+
+    try:
+        text, notes = graph.to_yaml(source)
+    except graph.GraphError as e:
+        raise TopologyError(source, None, "", str(e)) from None
+    topo = parse_topology(text, source)
+    topo.notes = notes
+    return topo
 
 
 def parse_topology(text: str, source: str = "<topology>") -> Topology:
@@ -521,6 +542,7 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
     _check_host_links(ctx, specs, link_specs)
     _plan_addresses(ctx, specs, link_specs)
     topo = _build(name, source, specs, link_specs)
+    topo.notes = ctx.notes
     _check_connected(ctx, topo)
     _check_passwords(ctx, topo)
     for section in section_names():
@@ -562,6 +584,7 @@ class _LinkSpec:
     subnet: IPv4Network | None
     cost: int
     mtu: int
+    impair: _impair.Impairment | None = None
 
 
 def _document(text: str, source: str) -> tuple[_Ctx, dict[str, Any]]:
@@ -574,7 +597,24 @@ def _document(text: str, source: str) -> tuple[_Ctx, dict[str, Any]]:
     ctx = _Ctx(source, located)
     if located.data is None:
         raise ctx.fail((), "file is empty")
-    return ctx, _mapping(ctx, located.data, (), ("name", "topology", *section_names()))
+    ctx = _containerlab(ctx)
+    return ctx, _mapping(ctx, ctx.located.data, (), ("name", "topology", *section_names()))
+
+
+def _containerlab(ctx: _Ctx) -> _Ctx:
+    """A containerlab file converted to ours (lsr.core.importers.containerlab: the mapping),
+    errors still located in the file; anything else as it is."""
+    from lsr.core.importers import containerlab
+
+    if not containerlab.recognise(ctx.located.data):
+        return ctx
+    try:
+        data, lines, notes = containerlab.convert(ctx.located.data, ctx.located.lines)
+    except containerlab.ConvertError as e:
+        raise ctx.fail(e.path, e.message) from None
+    out = _Ctx(ctx.source, Located(data, lines))
+    out.notes = notes
+    return out
 
 
 def _lab_name(ctx: _Ctx, doc: dict[str, Any]) -> str:
@@ -696,7 +736,29 @@ def _link_spec(
     )
     cost = _int(ctx, lm.get("cost", DEFAULT_COST), lpath + ("cost",), 1, 65535)
     mtu = _int(ctx, lm.get("mtu", DEFAULT_MTU), lpath + ("mtu",), 576, 9000)
-    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu)
+    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu, _link_impairment(ctx, lm, lpath, ends, specs))
+
+
+def _link_impairment(ctx: _Ctx, lm: dict[str, Any], lpath: Path, ends: tuple[tuple[str, str], ...],
+                     specs: dict[str, _NodeSpec]) -> _impair.Impairment | None:
+    """A link's delay/jitter/loss/rate/queue; our `lsr` runtime applies them, so one end must
+    be an `lsr` router (lsr.lab.node_impair)."""
+    raw = {k: lm[k] for k in _impair.KEYS if k in lm}
+    if not raw:
+        return None
+    for k, v in raw.items():
+        try:
+            _impair.parse_value(k, v)
+        except ValueError as e:
+            raise ctx.fail(lpath + (k,), str(e).split(": ", 1)[-1]) from None
+    try:
+        imp = _impair.update(None, raw)
+    except ValueError as e:
+        raise ctx.fail(lpath + ("jitter",), str(e)) from None
+    if not any(specs[nd].kind == "lsr" for nd, _ in ends):
+        raise ctx.fail(lpath + (next(iter(raw)),), "impairments are applied by an lsr router's "
+                       "dataplane: one end of the link must be a node of kind lsr")
+    return imp
 
 
 def _endpoints(
@@ -779,7 +841,7 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
                 peer_node=pn,
                 peer_interface=pi,
             )
-        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu))
+        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu, ls.impair))
     nodes = {
         nname: Node(
             name=nname,

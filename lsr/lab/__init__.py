@@ -40,8 +40,8 @@ from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
 from lsr.lab.state import list_labs as _list_labs
 
 __all__ = [
-    "Lab", "LabError", "bgp", "down", "exec_in", "expected", "ldp", "lfib", "link", "list_labs",
-    "query", "status", "topology", "up", "wait_converged",
+    "Lab", "LabError", "bgp", "down", "exec_in", "expected", "impair", "ldp", "lfib", "link",
+    "link_view", "list_labs", "query", "status", "topology", "up", "wait_converged",
 ]
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
@@ -605,6 +605,7 @@ def status(name: str) -> dict[str, Any]:
         routers[role] = info
     down = set(st.get("down_links", []))
     names: list[str] = []
+    impairments: list[dict[str, Any]] = []  # links with delay/loss/rate (lsr.lab.linkimpair)
     with contextlib.suppress(LsrError, OSError, pickle.UnpicklingError):
         topo = _topology(name)
         routers.update(frr.status(name, topo, st.get("pids", [])))
@@ -625,11 +626,15 @@ def status(name: str) -> dict[str, Any]:
                 if iface is not None:
                     down.add(iface.link)
         names = ["-".join(topo.links[i].nodes) for i in sorted(down)]
+        from lsr.lab.linkimpair import status_rows
+
+        impairments = status_rows(name, topo, st, query)
     return {
         "lab": name, "topology": st.get("topology"), "source": st.get("source"),
         "namespaces": st.get("namespaces", []), "down_links": sorted(down),
         "down_link_names": names, "converged": st.get("converged"), "routers": routers,
         **({"failed": st["failed"]} if st.get("failed") else {}),
+        "impairments": impairments,
     }
 
 
@@ -658,6 +663,26 @@ def link(name: str, a: str, b: str, up: bool) -> None:
     # OSPF floods the rest. No router is told.
     netns.set_link(topo, name, idx, up)
     _await_carrier(name, topo, idx, up)
+
+
+def impair(name: str, a: str, b: str, values: dict[str, str] | None) -> dict[str, Any]:
+    """Set (merge `values`, raw as typed: {"delay": "20ms", "loss": "1%"}) or clear (None)
+    the a-b link's impairments, both directions; returns link_view(). lsr.lab.linkimpair."""
+    need_root()
+    from lsr.lab import linkimpair
+
+    linkimpair.set_impairment(name, _topology(name), a, b, values, query)
+    return link_view(name, a, b)
+
+
+def link_view(name: str, a: str, b: str) -> dict[str, Any]:
+    """The a-b link: down or up, the impairment in force, each applying router's counters."""
+    need_root()
+    from lsr.lab import linkimpair
+
+    topo = _topology(name)
+    idx = netns.find_link(topo, a, b)
+    return linkimpair.link_view(name, topo, idx, idx in status(name)["down_links"], query)
 
 
 def _await_carrier(name: str, topo: Topology, idx: int, up: bool, timeout: float = 3.0) -> None:

@@ -227,6 +227,13 @@ class Router:
         from lsr.lab.node_oam import NodeOam
 
         self.oam = NodeOam(self)  # RFC 8029 responder/sender, event timeline
+        # RX readers of each interface: fd -> (port, callback) in force (ingress impairment
+        # swaps them: lsr.lab.node_impair)
+        self.readers: dict[str, dict[int, tuple[Any, Callable[[str, Any], None]]]] = {}
+        self.ingress_hooks: dict[str, Callable[[list[bytes]], None]] = {}
+        from lsr.lab.node_impair import NodeImpair
+
+        self.impair = NodeImpair(self)  # link delay / jitter / loss / rate
 
     # ------------------------------------------------------------ LDP driver
 
@@ -522,8 +529,8 @@ class Router:
                     self.rings[ifname] = (mring, iring)
                     self.rest[ifname] = rest
                     self.tx[ifname] = tx
-                    self.loop.add_reader(mring.fileno(), self._mpls_readable, ifname, mring)
-                    self.loop.add_reader(iring.fileno(), self._ip_readable, ifname, iring)
+                    self._reader(ifname, mring, self._mpls_readable)
+                    self._reader(ifname, iring, self._ip_readable)
                     self.loop.add_reader(rest.fileno(), self._frames_readable, ifname, rest)
                     continue
             port: PacketPort
@@ -538,7 +545,39 @@ class Router:
                     self.tx[ifname] = TxRing(ifname)
                 except OSError:
                     pass
-            self.loop.add_reader(port.fileno(), self._frames_readable, ifname, port)
+            self._reader(ifname, port, self._frames_readable)
+
+    def _reader(self, ifname: str, port: Any, cb: Callable[[str, Any], None]) -> None:
+        """Read `port` with `cb` (recorded, so an ingress impairment can take it over)."""
+        self.readers.setdefault(ifname, {})[port.fileno()] = (port, cb)
+        self.loop.add_reader(port.fileno(), cb, ifname, port)
+
+    def set_ingress_hook(self, ifname: str, hook: Callable[[list[bytes]], None] | None) -> None:
+        """Hand every frame read on `ifname` to `hook` (the ingress impairment's queue, which
+        gives them back through `receive_general`), or with None read it the usual way."""
+        if hook is None:
+            self.ingress_hooks.pop(ifname, None)
+        else:
+            self.ingress_hooks[ifname] = hook
+        for fd, (port, cb) in self.readers.get(ifname, {}).items():
+            self.loop.remove_reader(fd)
+            self.loop.add_reader(fd, self._hooked_readable if hook else cb, ifname, port)
+
+    def _hooked_readable(self, ifname: str, port: PacketPort) -> None:
+        frames = port.recv_batch(BATCH)
+        if not frames and port.take_error():
+            self.counters["rx_socket_errors_" + ifname] += 1
+        self.counters["rx_" + ifname] += len(frames)
+        hook = self.ingress_hooks.get(ifname)
+        if hook is not None:
+            hook(frames)
+        else:
+            self._general(ifname, frames)
+
+    def receive_general(self, ifname: str, frames: list[bytes]) -> None:
+        """Frames received on `ifname` earlier (held by an ingress impairment), processed now."""
+        self.counters["rx_general"] += len(frames)
+        self._general(ifname, frames)
 
     def _ring_watchdog(self) -> None:
         """Once a second, read every RX ring even without a wake-up (rx_ring_missed counts
@@ -548,7 +587,10 @@ class Router:
         try:
             c = self.counters
             for ifname, (mring, iring) in self.rings.items():
+                hooked = ifname in self.ingress_hooks
                 for ring, fn in ((mring, self._mpls_readable), (iring, self._ip_readable)):
+                    if hooked:
+                        fn = self._hooked_readable
                     skipped = ring.unstick()
                     if skipped:
                         c["rx_ring_resyncs"] += 1
@@ -795,6 +837,9 @@ class Router:
                 res["bgp"] = self.bgp.counters_json()
             if self.tables is not None and hasattr(self.tables, "counters_json"):
                 res["dataplane"] = _plain(self.tables.counters_json())
+            imp = self.impair.counters_json()
+            if imp:  # per impaired interface and direction (lsr.lab.node_impair)
+                res["impair"] = imp
             return res
         if op == "rib":
             return [r.to_json() for r in self.rib.values()]
@@ -808,6 +853,8 @@ class Router:
             if self.ospf is None:  # central IGP: told of the change; with OSPF, carrier tells
                 self.link_event(link, up)
             return {"down_links": sorted(self.down_links)}
+        if op == "impair":
+            return self._impair_request(req)
         if op == "ipsec":
             if self.ipsec is None:
                 raise ValueError(f"{self.name} has no IPsec role in this topology")
@@ -819,6 +866,23 @@ class Router:
             self.loop.call_soon(self.stopping.set)
             return {}
         raise ValueError(f"unknown op {op!r}")
+
+    def _impair_request(self, req: dict[str, Any]) -> Any:
+        """`{"op": "impair", "link": N, "impair": {...} | null}`: set or clear the link's
+        impairment on our end (lsr.lab.node_impair); without "impair": what is in force."""
+        from lsr.core.impair import Impairment
+
+        link = req.get("link")
+        if type(link) is not int or not 0 <= link < len(self.topo.links):
+            raise ValueError(f"no link {link!r} in this topology")
+        if "impair" not in req:
+            imp = self.impair.params.get(link)
+            return {"link": link, "impair": imp.to_json() if imp else None}
+        raw = req["impair"]
+        if raw is not None and not isinstance(raw, dict):
+            raise ValueError("impair must be an object or null")
+        imp = Impairment.from_json(raw) if raw else None
+        return self.impair.set(link, imp)
 
     # ------------------------------------------------------------ run
 
@@ -839,6 +903,7 @@ class Router:
         from lsr.lab.ipsec import IpsecRuntime
 
         self.ipsec = IpsecRuntime.maybe(self)
+        self.impair.start()  # after the tables: the fast path must learn which ports are wrapped
         if self.rings:
             self.loop.call_later(1.0, self._ring_watchdog)
         self.loop.call_later(LOG_FLUSH, self._log_flush)
