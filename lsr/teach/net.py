@@ -217,6 +217,18 @@ def branch_lines(net: Network, tr: LspTrace) -> list[str]:
     return out + [f"BROKEN: {p}" for p in tr.problems]
 
 
+def pop_reason(op: str, neighbor: str, out_labels: tuple[int, ...] | list[int]) -> str | None:
+    """Why an ILM next hop pops (or swaps to explicit-null), for a student: `op` is the
+    NHLFE's (`pop`, `swap`, `untagged`), `neighbor` the node it sends to."""
+    if op == "untagged":
+        return "pops: no label from the next hop yet (untagged)"
+    if not out_labels:
+        return f"pops: egress {neighbor} advertised implicit-null (RFC 3032 §2.1, PHP)"
+    if tuple(out_labels)[:1] == (EXPLICIT_NULL,):
+        return f"swaps to explicit-null: egress {neighbor} advertised label 0 (RFC 3032 §2.1)"
+    return None
+
+
 def egress_text(net: Network, router: str) -> str:
     """What the egress does with the packet of an LSP."""
     if net.topo.nodes[router].ldp.explicit_null:
