@@ -258,3 +258,21 @@ def test_lab_tables_through_the_lab_library(monkeypatch: pytest.MonkeyPatch) -> 
     assert "tables from: lab t1" in h and 'class="status-fail"' not in h
     r = CliRunner().invoke(main, ["draw", "--lab", "t1", "--lsp", "pe1:pe2"])
     assert r.exit_code == 0 and "1: push" in r.output
+
+
+def test_rows_of_an_icmp_error_walk() -> None:
+    """unequal, TTL 2: p1 drops, its error goes on along the LSP; both legs' rows."""
+    from forwarding.tables import build_all
+    from forwarding.walk import walk
+    from lsr.teach.packet import used_rows
+
+    n = net.from_file(str(TOPOLOGIES / "unequal.yaml"))
+    w = walk(n.topo, build_all(n.topo, n.igp.ribs(), n.lfibs), "ce1", "ce2", "icmp", 2)
+    used = used_rows(n, w)
+    packet = [r for r in used.rows if r.leg == "packet"]
+    icmp = [r for r in used.rows if r.leg == "icmp"]
+    assert [r.router for r in packet] == ["pe1", "p1"] and "dropped: ttl-expired" in packet[1].why
+    assert [r.router for r in icmp] == ["p1", "p2", "pe2", "p2", "p1", "pe1"]
+    assert "sent on along the LSP" in icmp[0].why
+    assert icmp[1].why.startswith("pops: egress pe2 advertised implicit-null")
+    assert used.routers() == ["pe1", "p1"]

@@ -168,8 +168,12 @@ def _add(net: Network, hops: list[dict[str, Any]], used: Used, leg: str) -> None
             notes.append(f"dropped: {h['reason']}")
         table = h.get("table")
         out = _labels(h["labels_out"])
-        if table == "ilm":
-            label = next(x for x in h["labels_in"] if x >= 16)
+        label = next((x for x in h["labels_in"] if x >= 16), None)
+        if table == "ilm" and label is None:  # an ICMP error sent on along the LSP
+            used.rows.append(UsedRow(k, r, "ilm", "", fec, f"push {out} via {nb}", "",
+                                     "; ".join(["sent on along the LSP (RFC 3032 §2.3.2)",
+                                                *notes]), "", leg))
+        elif table == "ilm" and label is not None:
             op, outs = _ilm_op(net, r, label, nb)
             local, remote = _binding(net, r, fec, nb) if fec else ("-", "none")
             action = (f"{h['op']} {out}" if h["op"] != "pop" else "pop") + (
