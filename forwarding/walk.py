@@ -59,8 +59,10 @@ def make_packet(src: IPv4Address, dst: IPv4Address, proto: str = "icmp", ttl: in
     return build_ipv4(s, d, PROTOS[proto], _l4(proto, s, d, sport, dport), ttl, ident=1)
 
 
-def resolve_endpoint(topo: Topology, who: str) -> tuple[str, IPv4Address]:
-    """Node name or address -> (node, address): a walk's SRC or DST."""
+def resolve_endpoint(topo: Topology, who: str, vrf: str | None = None) -> tuple[str, IPv4Address]:
+    """Node name or address -> (node, address): a walk's SRC or DST. An address is looked
+    up in VRF `vrf` (the source's: VRFs reuse addresses); from a VRF, an address of no
+    node of that VRF is allowed (node ""): the walk shows where the packet goes."""
     if who in topo.nodes:
         n = topo.nodes[who]
         if n.is_router:
@@ -71,8 +73,10 @@ def resolve_endpoint(topo: Topology, who: str) -> tuple[str, IPv4Address]:
         a = IPv4Address(who)
     except ValueError:
         raise ValueError(f"'{who}' is neither a node of {topo.name} nor an IPv4 address") from None
-    n = topo.node_of_address(a)
+    n = topo.node_of_address(a, vrf)
     if n is None:
+        if vrf is not None:
+            return "", a
         raise ValueError(f"{a} is not an address of {topo.name}")
     return n.name, a
 
@@ -102,7 +106,7 @@ def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
          dport: int = 33434) -> dict[str, Any]:
     """Walk one packet from SRC to DST (node names or addresses). See module docstring."""
     snode, saddr = resolve_endpoint(topo, src)
-    dnode, daddr = resolve_endpoint(topo, dst)
+    dnode, daddr = resolve_endpoint(topo, dst, topo.vrf_of(snode))
     pkt = make_packet(saddr, daddr, proto, ttl, sport, dport)
     hops: list[dict[str, Any]] = []
     result = "loop"

@@ -12,13 +12,14 @@ from lsr.errors import LsrError
 
 
 def lfibs_for(topo: Topology) -> dict:
-    """router -> converged Lfib, from the LDP simulator (`lsr.sim`)."""
+    """router -> converged Lfib, from the simulator (`lsr.sim`): LDP's FTN and ILM, and
+    on PEs their VRF FIBs and VPN labels."""
     import lsr.sim as simulator
 
     s, res = simulator.simulate(topo)
     if not res.converged:
         raise LsrError(f"{topo.source}: the LDP simulation did not converge")
-    return {name: inst.lfib for name, inst in s.instances.items()}
+    return s.lfibs()
 
 
 def _labels(labels: list[int]) -> str:

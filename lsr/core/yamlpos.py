@@ -80,8 +80,17 @@ class _Walk:
             self.active.discard(id(node))
 
 
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
+
+
 def _scalar(node: yaml.Node) -> Any:
-    # Resolve the scalar's tag exactly as yaml.safe_load would.
+    # YAML 1.1 reads a plain 65000:1 as a base-60 integer (3900001); YAML 1.2 has no base
+    # 60, and in a topology file ADMIN:NUMBER is a route distinguisher or a route target
+    # (RFC 4364 §4.2, RFC 4360): keep the text.
+    if node.tag in (_INT_TAG, _FLOAT_TAG) and ":" in str(node.value):
+        return str(node.value)
+    # Otherwise resolve the scalar's tag exactly as yaml.safe_load would.
     loader = yaml.SafeLoader("")
     try:
         return loader.construct_object(node, deep=True)
