@@ -30,7 +30,7 @@ from bgp.events import LocalRoute
 from bgp.nlri import IPV4_VPN, Family, Nlri, Rd
 from bgp.rib import DEFAULT_LOCAL_PREF, Path
 from lsr.core.topology import Topology
-from lsr.core.vpnfib import LabelKey, label_for, label_keys
+from lsr.core.vpnfib import LabelKey, label_for, label_keys, local_routes
 from lsr.core.vrf import VpnRoute, VrfLocal
 
 
@@ -96,3 +96,29 @@ def import_routes(topo: Topology, router: str,
             out[name][prefix] = VpnRoute(prefix, str(p.nlri.rd), p.next_hop, p.label,
                                          route_targets(p), p.local)
     return out
+
+
+def reference_imports(topo: Topology, router: str) -> dict[str, dict[IPv4Network, VpnRoute]]:
+    """What `import_routes` gives once BGP has carried every PE's exported routes
+    everywhere (the oracle of `lsr validate --reference` and of tests): from the topology
+    alone, every local route of every VRF (links up), by targets, the same tie-breaks."""
+    vrfs = topo.nodes[router].vrfs
+    cands: dict[str, dict[IPv4Network, tuple]] = {name: {} for name in vrfs}
+    for pe in topo.routers:
+        if not pe.vrfs:
+            continue
+        labels = allocate_labels(topo, pe.name)
+        for oname, routes in local_routes(topo, pe.name).items():
+            ov = pe.vrfs[oname]
+            if not ov.export_rts:
+                continue
+            for r in routes:
+                label = label_for(labels, oname, r.prefix)
+                assert label is not None
+                vr = VpnRoute(r.prefix, ov.rd, pe.lsr_id, label, ov.export_rts, pe.name == router)
+                rank = (int(pe.lsr_id), Rd.parse(ov.rd))
+                for name, v in vrfs.items():
+                    have = cands[name].get(r.prefix)
+                    if v.imports(ov.export_rts) and (have is None or rank < have[0]):
+                        cands[name][r.prefix] = (rank, vr)
+    return {name: {p: vr for p, (_, vr) in c.items()} for name, c in cands.items()}

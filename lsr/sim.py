@@ -674,6 +674,36 @@ class Simulation:
             out[r] = {"lsr_id": str(inst.lsr_id), **j}
         return {"routers": out}
 
+    def vrf_json(self, routers: list[str] | None = None, vrf: str | None = None) -> dict:
+        """`lsr sim vrf --json` (docs/cli.md): each PE's VRFs, their routes (the FIB) with
+        VPN and transport labels, the VPN labels, and imported routes left out."""
+        out = {}
+        for r in routers or self.pes:
+            node = self.topo.nodes[r]
+            if not node.vrfs:
+                continue
+            vt = self.vpn_tables(r)
+            doc = Lfib(vrfs=vt.vrfs, vpn_ilm=vt.ilm).to_json()
+            vrfs = {}
+            for name, v in sorted(node.vrfs.items()):
+                if vrf is not None and name != vrf:
+                    continue
+                routes = doc.get("vrfs", {}).get(name, [])
+                for e in routes:
+                    for nh in e["nexthops"]:
+                        nh["neighbor"] = self.name_of(nh["neighbor"])
+                    if "pe" in e:
+                        e["pe_name"] = self.name_of(e["pe"])
+                vrfs[name] = {
+                    **{k: x for k, x in v.to_json().items() if k != "name"},
+                    "vpn_labels": [e for e in doc.get("vpn_ilm", []) if e["vrf"] == name],
+                    "fib": routes,
+                    "rejected": [{"prefix": str(p), "reason": why}
+                                 for n, p, why in vt.rejected if n == name],
+                }
+            out[r] = {"lsr_id": str(node.lsr_id), "vrfs": vrfs}
+        return {"routers": out}
+
     def bindings_json(self, router: str) -> dict:
         b = self.instances[router].bindings()
         for e in b:

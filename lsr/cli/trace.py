@@ -77,9 +77,16 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
         rows.append((k, h["router"], h["in_interface"] or "(local)", _labels(h["labels_in"]),
                      h["op"], _labels(h["labels_out"]), f"{h['ttl_in']}->{h['ttl']}",
                      h["out_interface"] or ""))
-    render.table(f"{w['src']} -> {w['dst']} ({proto}, TTL {ttl}) on {topo.name}",
+    vrf = topo.vrf_of(src) if src in topo.nodes else None
+    render.table(f"{w['src']} -> {w['dst']} ({proto}, TTL {ttl}) on {topo.name}"
+                 + (f", VRF {vrf}" if vrf else ""),
                  ["hop", "router", "in", "labels in", "op", "labels out", "ttl", "out"],
                  rows)
     for n in notes:
         render.line(n)
-    render.line(f"result: {w['result']}")
+    last = w["hops"][-1] if w["hops"] else None
+    if w["result"] == "misdelivered" and last is not None:
+        end = last["router"] if last["op"] == "deliver" else last["neighbor"]
+        render.line(f"result: misdelivered (reached {end}, not {dst})")
+    else:
+        render.line(f"result: {w['result']}")

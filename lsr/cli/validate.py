@@ -19,6 +19,7 @@ from lsr.oam.validate import (
     summary,
     validate,
     walk_ping,
+    walk_trace,
 )
 
 _STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
@@ -62,9 +63,10 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
         sim, res = simulate(topo)
         if not res.converged:
             raise LsrError(f"{file}: LDP did not converge (virtual time {res.ended:.3f} s)")
-        lfibs, source = lfibs_from_json(sim.lfib_json()), "sim"
-    results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp),
-                       invariants=not no_invariants)
+        lfibs, source = lfibs_from_json(sim.lfib_json()), "sim"  # VRFs included
+    trace = walk_trace(topo, lfibs, igp)
+    results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp, trace),
+                       invariants=not no_invariants, trace=trace)
     if source == "sim" and not no_invariants:  # OSPF's routes against the reference model
         results.append(igp_route_result(topo, sim.ribs, igp))
     out = {"topology": topo.name, "file": file, "lfib_source": source, **summary(results)}

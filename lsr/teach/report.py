@@ -97,6 +97,45 @@ def _labels(xs: Sequence[int]) -> str:
     return " ".join(str(x) for x in xs) if xs else "-"
 
 
+def _vrf_section(net: Network) -> list[str]:
+    """Each PE's VRFs: every route with where it goes and the stack it pushes (transport
+    label over VPN label), and the VPN labels it allocated (RFC 4364)."""
+    h = ["<section id=\"vrfs\"><h2>VRFs</h2><p>Each PE's VRF tables: a customer route "
+         "goes out a port (connected, static) or to the egress PE over an LSP, pushing the "
+         "LDP label of the egress PE's loopback and, under it, the VPN label the egress "
+         "allocated (none of the LDP label when the egress is a neighbour: implicit-null). "
+         "VPN labels: what this PE does with its own.</p><div class=\"routers\">"]
+    for r in net.topo.routers:
+        d = net.lfib_json["routers"].get(r.name, {})
+        for name, fib in sorted(d.get("vrfs", {}).items()):
+            v = r.vrfs.get(name)
+            meta = f"RD {v.rd}, import {' '.join(v.import_rts)}, export {' '.join(v.export_rts)}" \
+                if v else ""
+            h.append(f"<div class=\"router\"><h3>{_e(r.name)} VRF {_e(name)} "
+                     f"<span class=\"muted\">({_e(meta)})</span></h3>")
+            rows = []
+            for e in fib:
+                if e["source"] == "vpn":
+                    for k, nh in enumerate(e["nexthops"]):
+                        rows.append((e["prefix"] if k == 0 else "", f"bgp {e.get('rd', '')}",
+                                     _op("push"), _labels(nh["out_labels"]), nh["neighbor"],
+                                     nh["interface"]))
+                else:
+                    where = e.get("interface") or ", ".join(n["nexthop"] for n in e["nexthops"])
+                    rows.append((e["prefix"], e["source"], "-", "-", e.get("vrf", ""), where))
+            h.append(_table(["prefix", "source", "op", "push", "via", "interface"], rows,
+                            ["mono", "mono", "", "mono num", "", "mono"]))
+            labs = [x for x in d.get("vpn_ilm", []) if x["vrf"] == name]
+            rows = [(x["in_label"], x["prefix"] or "(VRF)",
+                     f"pop, to {x['nexthops'][0]['neighbor']}" if x["nexthops"]
+                     else f"pop, lookup in {name}") for x in labs]
+            h.append("<div class=\"muted\">VPN labels</div>")
+            h.append(_table(["in", "prefix", "action"], rows, ["mono num", "mono", ""]))
+            h.append("</div>")
+    h.append("</div></section>")
+    return h
+
+
 def _op(op: str) -> tuple[str, str]:
     return ("html", f"<span class=\"op-{_e(op)}\">{_e(op)}</span>")
 
@@ -112,7 +151,15 @@ def pick_hosts(net: Network, src: str | None, dst: str | None) -> tuple[str, str
     if src and dst:
         return src, dst
     if len(hosts) >= 2:
-        return src or hosts[0], dst or hosts[1]
+        a = src or hosts[0]
+        if dst is None and a in net.topo.nodes and net.topo.vrf_of(a) is not None:
+            # a VPN site: walk to another site of its VPN on another PE
+            vrf, pe = net.topo.vrf_of(a), net.topo.pe_of(a)
+            same = [h for h in hosts if h != a and net.topo.vrf_of(h) == vrf]
+            other = [h for h in same if net.topo.pe_of(h) != pe]
+            if other or same:
+                return a, (other or same)[0]
+        return a, dst or next(h for h in hosts if h != a)
     routers = [r.name for r in net.topo.routers]
     if len(routers) >= 2:
         return src or routers[0], dst or routers[-1]
@@ -124,7 +171,7 @@ def build(net: Network, src: str | None = None, dst: str | None = None,
     """The HTML page (a str)."""
     from forwarding.tables import build_all
     from forwarding.walk import walk
-    from lsr.oam.validate import summary, validate, walk_ping
+    from lsr.oam.validate import summary, validate, walk_ping, walk_trace
     from lsr.teach import draw
 
     topo = net.topo
@@ -142,7 +189,10 @@ def build(net: Network, src: str | None = None, dst: str | None = None,
 
             raise LsrError(f"{topo.source}: {e}") from None
         first = walk_json["hops"][0]["router"] if walk_json["hops"] else None
-        if first is not None:
+        if pair[0] in topo.nodes and topo.vrf_of(pair[0]) is not None:  # a VPN packet
+            overlays.append(draw.walk_overlay(walk_json, draw.COLORS[0],
+                                              f"packet {pair[0]} -> {pair[1]}"))
+        elif first is not None:
             fec = resolve_fec(topo, walk_json["dst"])
             overlays.append(draw.lsp_overlay(net, lsp_hops(net, first, fec), draw.COLORS[0]))
     eng = engine or draw.choose_engine(topo)
@@ -150,7 +200,9 @@ def build(net: Network, src: str | None = None, dst: str | None = None,
         svg = _strip_ns(draw.svg_inline(draw.dot_source(net, overlays, eng), eng))
     except Exception as e:  # Graphviz missing or failing: the page still has the tables
         svg = f"<p class=\"muted\">(no picture: {_e(e)})</p>"
-    results = validate(topo, net.lfibs, igp, ping=walk_ping(topo, net.lfibs, igp))
+    trace = walk_trace(topo, net.lfibs, igp)
+    results = validate(topo, net.lfibs, igp, ping=walk_ping(topo, net.lfibs, igp, trace),
+                       trace=trace)
     summ = summary(results)
 
     h: list[str] = []
@@ -165,7 +217,10 @@ def build(net: Network, src: str | None = None, dst: str | None = None,
              + " · validation: <span class=\"summary "
              f"{'fail' if summ['failed'] else 'pass'}\">"
              f"{_e(summ['result'])}</span></p></header>")
-    h.append("<nav><ul>" + "".join(f"<li><a href=\"#{k}\">{_e(t)}</a></li>" for k, t in SECTIONS)
+    secs = list(SECTIONS)
+    if any(r.vrfs for r in topo.routers):
+        secs.insert(3, ("vrfs", "VRFs"))
+    h.append("<nav><ul>" + "".join(f"<li><a href=\"#{k}\">{_e(t)}</a></li>" for k, t in secs)
              + "</ul></nav>")
 
     h.append("<section id=\"topology\"><h2>Topology</h2>")
@@ -208,6 +263,9 @@ def build(net: Network, src: str | None = None, dst: str | None = None,
                         ["mono num", "mono", "", "mono num", "", "mono", "mono"]))
         h.append("</div>")
     h.append("</div></section>")
+
+    if any(r.vrfs for r in topo.routers):
+        h += _vrf_section(net)
 
     h.append("<section id=\"bindings\"><h2>LDP bindings</h2><p>The LIB of each router: its "
              "local label per FEC (3 = implicit-null, 0 = explicit-null) and every label its "
