@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from bgp.attrs import ExtCommunity
 from bgp.nlri import FAMILY_BY_NAME, Family
 from lsr.core.topology import Topology
 
@@ -62,6 +63,10 @@ class BgpConfig:
     networks: tuple[IPv4Network, ...] = ()
     name: str = ""
     names: dict[str, str] = field(default_factory=dict)  # peer address -> node name
+    # A PE's inbound route-target filter (RFC 4364 §4.3.3): VPN-IPv4 routes are kept
+    # only with one of these route targets (raw extended communities); None keeps all
+    # (a reflector, or a router without VRFs).
+    import_targets: frozenset[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -254,7 +259,11 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> BgpConfig | 
         peers.append(PeerConfig(topo.nodes[other].lsr_id, o.asn, other,
                                 rr_client=(router, other) in sec.clients))
     names = {str(topo.nodes[n].lsr_id): n for n in sec.routers}
+    vrfs = topo.nodes[router].vrfs
+    targets = frozenset(ExtCommunity.route_target(t).raw for v in vrfs.values()
+                        for t in v.import_rts) if vrfs and not s.route_reflector else None
     kw: dict[str, Any] = {
+        "import_targets": targets,
         "cluster_id": s.cluster_id, "route_reflector": s.route_reflector,
         "hold_time": s.hold_time, "keepalive": s.keepalive, "connect_retry": s.connect_retry,
         "families": s.families, "networks": s.networks, "name": router, "names": names,

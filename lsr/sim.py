@@ -734,7 +734,19 @@ class Simulation:
             "ilm_entries": sum(len(i.lfib.ilm) for i in self.instances.values()),
             "igp": self.igp_mode,
             **({"ospf": self.ospf_summary()} if self.ospf else {}),
+            **({"vpn": self.vpn_summary()} if self.pes else {}),
             **result.summary(),
+        }
+
+    def vpn_summary(self) -> dict[str, int]:
+        """PEs, VRFs, VPN routes exported, VRF FIB entries (and imported ones left out)."""
+        tables = [self.vpn_tables(r) for r in self.pes]
+        return {
+            "pes": len(self.pes),
+            "vrfs": sum(len(self.topo.nodes[r].vrfs) for r in self.pes),
+            "vpn_routes": sum(len(x) for x in self._vpn_exported.values()),
+            "vrf_routes": sum(len(f) for t in tables for f in t.vrfs.values()),
+            "rejected": sum(len(t.rejected) for t in tables),
         }
 
     def ospf_summary(self) -> dict[str, int]:

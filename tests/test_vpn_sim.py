@@ -369,3 +369,20 @@ def test_vrf_lookup_actions(net):
     a = red.lookup(int(IPv4Address("10.1.3.1")))
     assert a.kind == A_NHLFE and len(a.nhs[0].out_labels) == 2
     assert T["pe1"].vrfs["blue"].lookup(int(IPv4Address("10.1.1.1"))).out_if == "eth2"
+
+
+def test_pes_keep_only_routes_their_vrfs_import(extra):
+    """Inbound route-target filtering: pe3 (one spoke VRF, importing 65000:20) keeps the
+    hub's route and its own, not red's, green's or the service's; pe1 keeps what its
+    VRFs import (red, green, svc's targets)."""
+    from bgp.nlri import IPV4_VPN
+    from bgp.vpn import route_targets
+
+    topo, sim, _ = extra
+    rib3 = {(str(n.rd), str(n.prefix)): p for (f, n), p in sim.bgp["pe3"].loc_rib.items()
+            if f == IPV4_VPN}
+    assert set(rib3) == {("2:4", "10.5.0.0/24"), ("3:3", "10.5.2.0/24")}
+    rts1 = {t for (f, _), p in sim.bgp["pe1"].loc_rib.items() if f == IPV4_VPN
+            for t in route_targets(p)}
+    assert rts1 <= {"65000:1", "65000:2", "65000:99"} and "65000:1" in rts1
+    assert sim.bgp["pe1"].cfg.import_targets is not None

@@ -40,6 +40,11 @@ def run(file: str, as_json: bool) -> None:
     )
     render.line(f"converged at virtual time {summary['convergence_time']:.3f} s "
                 f"({summary['events']} events)")
+    if "vpn" in summary:
+        v = summary["vpn"]
+        render.line(f"VPN: {v['pes']} PEs, {v['vrfs']} VRFs, {v['vpn_routes']} VPN routes "
+                    f"exported, {v['vrf_routes']} VRF routes installed"
+                    + (f", {v['rejected']} without an LSP" if v["rejected"] else ""))
     render.table("messages sent", ["type", "count"], sorted(summary["messages"].items()))
 
 
