@@ -157,3 +157,11 @@ def test_cli_validate_lfib_file_with_a_leak(tmp_path, monkeypatch):
     assert any(x["detail"] == "pe2 red 10.1.3.0/24 from pe3 blue: targets 65000:2, but red imports "
                "65000:1" for x in fails)
     assert IPv4Address("10.255.0.3")  # (the leaked route's egress)
+
+
+def test_lsp_ping_names_a_vpn_site_instead_of_probing():
+    r = CliRunner().invoke(main, ["lsp", "ping", "pe1", "red2", "--sim", str(L3VPN)])
+    assert r.exit_code == 2
+    assert "red2 is a site of VPN red" in r.output
+    r = CliRunner().invoke(main, ["lsp", "ping", "pe1", "pe2", "--sim", str(L3VPN), "--json"])
+    assert r.exit_code == 0 and json.loads(r.output)["result"] == "ok"
