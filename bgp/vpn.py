@@ -78,23 +78,30 @@ def import_routes(topo: Topology, router: str,
     """VRF -> IPv4 prefix -> the VPN route it imports (§4.3.3), from the Loc-RIB."""
     vrfs = topo.nodes[router].vrfs
     best: dict[str, dict[IPv4Network, Path]] = {name: {} for name in vrfs}
+    # Paths of one UPDATE share their attributes: targets and importing VRFs once each.
+    into: dict[int, tuple[object, tuple[str, ...], list[str]]] = {}
     for (family, nlri), p in loc_rib.items():
         if family != IPV4_VPN or p.label is None or not isinstance(nlri.prefix, IPv4Network):
             continue
-        rts = route_targets(p)
-        for name, vrf in vrfs.items():
-            if not vrf.imports(rts):
-                continue
+        hit = into.get(id(p.attrs))
+        if hit is None or hit[0] is not p.attrs:  # (ids of dead objects are reused)
+            rts = route_targets(p)
+            hit = into[id(p.attrs)] = (p.attrs, rts, [n for n, v in vrfs.items() if v.imports(rts)])
+        for name in hit[2]:
             have = best[name].get(nlri.prefix)
             if have is None or _rank(p) < _rank(have):
                 best[name][nlri.prefix] = p
     out: dict[str, dict[IPv4Network, VpnRoute]] = {}
+    text: dict[object, str] = {}
     for name, routes in best.items():
         out[name] = {}
         for prefix, p in routes.items():
             assert p.label is not None and isinstance(p.next_hop, IPv4Address)
-            out[name][prefix] = VpnRoute(prefix, str(p.nlri.rd), p.next_hop, p.label,
-                                         route_targets(p), p.local)
+            rd = text.get(p.nlri.rd)
+            if rd is None:
+                rd = text[p.nlri.rd] = str(p.nlri.rd)
+            out[name][prefix] = VpnRoute(prefix, rd, p.next_hop, p.label,
+                                         into[id(p.attrs)][1], p.local)
     return out
 
 

@@ -107,6 +107,7 @@ def compose(topo: Topology, router: str, imported: Mapping[str, Mapping[IPv4Netw
     node = topo.nodes[router]
     local = local_routes(topo, router, down)
     by_rd = {v.rd: name for name, v in node.vrfs.items()}
+    hosts: dict[object, IPv4Network] = {}  # next hop -> its /32 (FTN key), made once
     out = VpnTables()
     for name in node.vrfs:
         fib: dict[IPv4Network, VrfEntry] = {}
@@ -126,7 +127,10 @@ def compose(topo: Topology, router: str, imported: Mapping[str, Mapping[IPv4Netw
                 fib[prefix] = VrfEntry(prefix, "leaked", e.nexthops, e.interface, vr.rd,
                                        None, vr.label, vr.route_targets, src)
                 continue
-            lsp = ftn.get(IPv4Network(f"{vr.next_hop}/32"))
+            host = hosts.get(vr.next_hop)
+            if host is None:
+                host = hosts[vr.next_hop] = IPv4Network((vr.next_hop, 32))
+            lsp = ftn.get(host)
             if lsp is None or not lsp.nexthops:
                 out.rejected.append((name, prefix, f"no LSP to {vr.next_hop} (RFC 4364 §5)"))
                 continue
