@@ -386,3 +386,22 @@ def test_pes_keep_only_routes_their_vrfs_import(extra):
             for t in route_targets(p)}
     assert rts1 <= {"65000:1", "65000:2", "65000:99"} and "65000:1" in rts1
     assert sim.bgp["pe1"].cfg.import_targets is not None
+
+
+def test_fragmentation_needed_counts_both_labels(net):
+    """RFC 3032 §3: a 1500-octet DF packet does not fit under [LDP, VPN label] on a
+    1500 link: pe1 answers 3/4 with next-hop MTU 1500 - 2 x 4, routed back in the VRF."""
+    from tests.fwd_helpers import ip
+
+    topo, _, T = net
+    pe1 = T["pe1"]
+    pkt = ip("10.1.1.1", "10.1.2.1", payload=bytes(1480), df=True)
+    r = decide(ip_frame(pe1, "eth1", pkt), "eth1", pe1)
+    assert isinstance(r, Drop) and r.reason == DropReason.FRAG_NEEDED
+    (rep,) = r.replies
+    p = Ether(rep.frame)
+    assert rep.out_if == "eth1" and p[IP].src == "10.1.1.2" and p[IP].dst == "10.1.1.1"
+    assert (p[ICMP].type, p[ICMP].code, p[ICMP].nexthopmtu) == (3, 4, 1492)
+    ok = decide(ip_frame(pe1, "eth1", ip("10.1.1.1", "10.1.2.1", payload=bytes(1472),
+                                         df=True)), "eth1", pe1)
+    assert isinstance(ok, Forward) and len(ok.frame) == 14 + 8 + 1492
