@@ -41,7 +41,9 @@ Behaviour (RFC 3031, RFC 3032, RFC 4182, RFC 3443, RFC 4950):
   with the next entry; 2 at the bottom -> IPV6_UNSUPPORTED; 1 (router alert)
   -> Deliver(kind="router-alert"); 3 (implicit null, never on the wire) ->
   MALFORMED; 4..15 -> RESERVED_LABEL. Unknown label -> NO_ILM_ENTRY (never
-  IP-forwarded, RFC 3031 §3.18).
+  IP-forwarded, RFC 3031 §3.18). An "untagged" ILM entry (our label, no
+  downstream label yet: ldp.lde) pops and forwards the IPv4 packet under it
+  like PHP; with labels below it, UNTAGGED_LABELLED.
 - Ingress (IPv4 in): one longest-prefix match over RIB+FTN; an FTN entry with
   out labels pushes them, with out_labels == () or a plain RIB route it IP
   forwards; connected subnets go straight to the station's MAC. The pushed TC
@@ -370,6 +372,11 @@ def _mpls(frame: bytes, ifi: IfInfo, t: RouterTables) -> Result:
                          labels_in, nh.out_labels + tuple(x.label for x in rest), out_ttl,
                          ifi, rx_stack, rest)
         if rest:  # pop, more labels underneath
+            if nh.source is not None and nh.source.op == "untagged":
+                # No downstream label yet (ldp.lde._untagged): popping would hand the next
+                # hop a label it never allocated (RFC 3031 §3.18): discard instead.
+                return Drop(DropReason.UNTAGGED_LABELLED, f"label {lbl} untagged, "
+                            f"label {rest[0].label} below", labels_in, ttl)
             r0 = rest[0]
             nttl = min(r0.ttl, out_ttl) if t.uniform else r0.ttl
             stack = _I.pack(encode_entry(r0.label, r0.tc, r0.s, nttl)) + frame[14 + 4 * (i + 2):poff]

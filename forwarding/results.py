@@ -14,6 +14,7 @@ class DropReason(StrEnum):
     """Why a frame was not forwarded (one counter per reason per router)."""
 
     NO_ILM_ENTRY = "no-ilm-entry"  # unknown top label: discard, never IP-forward (RFC 3031 §3.18)
+    UNTAGGED_LABELLED = "untagged-labelled"  # untagged label (no next-hop label) with labels below
     TTL_EXPIRED = "ttl-expired"  # RFC 3032 §2.4, RFC 791; ICMP Time Exceeded was generated if allowed
     MALFORMED = "malformed"  # truncated frame, no S bit, bad IPv4 header, label 3 on the wire
     NO_ROUTE = "no-route"  # no FTN entry nor route for the destination

@@ -358,6 +358,14 @@ class LdpInstance:
             out.append(self.discovery.hello(adj.ifname))
             out.append(CancelTimer(f"retry:{s.lsr_id}"))
             s.connect(out)
+        elif s.hello_cuts_backoff():
+            # The peer is there (it restarted, or its session went down and it came
+            # back): connect now, not when the backoff runs out (Session.hello_cuts_backoff).
+            out.append(LogEvent("info", f"neighbor {adj.lsr_id}: Hello while the session "
+                                        "is down: backoff reset, connecting"))
+            out.append(self.discovery.hello(adj.ifname))
+            out.append(CancelTimer(f"retry:{s.lsr_id}"))
+            s.connect(out)
 
     def _adjacency_gone(self, adj: Adjacency, out: list[Action], code: StatusCode) -> None:
         s = self.sessions.get(adj.lsr_id)

@@ -490,6 +490,8 @@ class Lde:
                 ftn_nh.append(Nhlfe(nbr, nh.interface, nh.address, labels, "push"))
                 ilm_nh.append(Nhlfe(nbr, nh.interface, nh.address, labels,
                                     "pop" if label == IMPLICIT_NULL else "swap"))
+            if not usable and new is not None and new >= MIN_UNRESERVED:
+                ilm_nh = _untagged(route)
         cur_ftn = self.lfib.ftn.get(p)
         if ftn_nh:
             e = FtnEntry(p, tuple(ftn_nh))
@@ -615,6 +617,28 @@ class _DiffBuilder:
         ilm_del = [x for x in self.ilm_del if x not in reused]
         d = LfibDiff(tuple(self.ftn_set), tuple(self.ftn_del), tuple(self.ilm_set), tuple(ilm_del))
         return d if d else None
+
+
+def _untagged(route: Route) -> list[Nhlfe]:
+    """The ILM of a FEC we advertise a label for while no next hop has mapped it yet.
+
+    Independent control (RFC 5036 §2.6.1.1) advertises a label "whenever [the LSR] is
+    prepared to label-switch that FEC", so the label must forward from the moment it is
+    advertised, not only once the next hop's mapping arrives: after a restart our
+    sessions come up in any order, and an upstream peer that got our label before our
+    downstream peer gave us its own would push into a label we drop (no-ilm-entry).
+    Until a downstream label exists the label is "untagged" (RFC 8029's return code 9,
+    "label switched but no MPLS forwarding"; Cisco's "untagged", FRR's
+    allow-broken-lsps): pop it and send the packet as IP to the IGP next hops -- an
+    NHLFE whose operation is to pop the stack (RFC 3031 §3.10), which is what the LSP
+    would have done one hop later. The label is bound to this FEC, so this is not the
+    invalid-label case of RFC 3031 §3.18; the dataplane still discards an untagged
+    label with labels below it (the next hop would read a label it never allocated).
+    Ordered control (§2.6.1.2) never gets here: it binds no label before the next
+    hop's mapping.
+    """
+    return [Nhlfe(nh.neighbor, nh.interface, nh.address, (), "untagged")
+            for nh in route.nexthops]
 
 
 def _ipv4_prefixes(fecs: tuple) -> list[Fec]:

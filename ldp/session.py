@@ -131,6 +131,8 @@ class Session:
     last_error: str = ""
     established_count: int = 0
     gtsm: bool = False  # RFC 6720 in force on the current connection
+    nakd: bool = False  # the last attempt ended in an Initialization NAK (§2.5.3)
+    hello_retry_at: float | None = None  # when a Hello last cut the backoff short
 
     # -------------------------------------------------------------- naming
 
@@ -235,6 +237,7 @@ class Session:
         h = self.host
         self.up_since = h.now
         self.retry_delay = 0.0
+        self.nakd = False
         self.established_count += 1
         out.append(CancelTimer(self._t("init")))
         # §2.5.5: send something at least every KeepAlive period; FRR sends 3 per period.
@@ -274,6 +277,33 @@ class Session:
             h.retry_initial if not self.retry_delay else min(self.retry_delay * 2, h.retry_max)
         )
         out.append(StartTimer(self._t("retry"), self.retry_delay))
+
+    def hello_cuts_backoff(self) -> bool:
+        """A Hello from the peer while our session is down and we wait on the retry
+        backoff (active role, no connection): reconnect now instead of when the timer
+        runs out? Resets the backoff when so (the caller cancels the timer, connects).
+
+        The backoff RFC 5036 §2.5.3 mandates (>= 15 s, growing to >= 2 min) is for
+        "situations where Initialization messages are being NAK'd" -- a configuration
+        mismatch a retry cannot cure. Other failures -- the peer closed the session, it
+        restarted, a connect was refused or found no route -- are cured by the peer
+        coming back, and its Hellos say it is there (§2.5.1-2.5.2: Hello adjacencies
+        drive session establishment). FRR reconnects on such a Hello too (hello.c:
+        when no init-delay timer runs, which it starts only on a NAK'd Init). Without
+        this, a restarted neighbour waited for our 2, 4, 8 s timer while it already
+        advertised labels upstream. At most one such reconnect per `retry_initial`
+        seconds, so a stream of (spoofed) Hellos cannot turn into a stream of SYNs.
+        """
+        h = self.host
+        if not self.active or self.conn is not None or not self.adjacencies or h.stopped:
+            return False
+        if not self.retry_delay or self.nakd:  # no backoff running / §2.5.3 throttle
+            return False
+        if self.hello_retry_at is not None and h.now - self.hello_retry_at < h.retry_initial:
+            return False
+        self.hello_retry_at = h.now
+        self.retry_delay = 0.0
+        return True
 
     def shutdown(self, code: StatusCode, out: list[Action], reason: str = "") -> None:
         """We close the session with a fatal Notification (§3.5.1, §2.5.6)."""
@@ -369,6 +399,7 @@ class Session:
             name = StatusCode(code).name if code in _STATUS_CODES else hex(code)
             if msg.status.fatal:
                 self.last_error = f"received {name}"
+                self.nakd = self.state is not State.OPERATIONAL  # §2.5.3: our Init NAK'd
                 self._step(fsm.Event.RX_SHUTDOWN, out)
             else:
                 out.append(LogEvent("info", f"peer {self.lsr_id}: Notification {name}"))
@@ -379,6 +410,7 @@ class Session:
             else:
                 self.nak = status
                 self.last_error = f"rejected Init: {StatusCode(status.code).name}"
+                self.nakd = True  # §2.5.3: we NAK'd the peer's Init
                 self._step(fsm.Event.RX_INIT_BAD, out)
         elif isinstance(msg, KeepAlive):
             self._step(fsm.Event.RX_KEEPALIVE, out)

@@ -23,6 +23,7 @@ Same topology in, same labels and same event order out, every run.
 from __future__ import annotations
 
 import heapq
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,9 @@ from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.core.vpnfib import LabelKey, VpnTables, compose, local_routes
 from lsr.errors import LsrError
+from lsr.oam.diagnose import LDP as STUCK_LDP
+from lsr.oam.diagnose import OSPF as STUCK_OSPF
+from lsr.oam.diagnose import Stuck, ldp_cause, ospf_cause, router_links, router_pairs
 from ospf import events as ospf_ev
 from ospf.config import from_topology as ospf_config
 from ospf.instance import OspfInstance
@@ -147,6 +151,8 @@ class Simulation:
         self._accept_ids: dict[str, int] = {r: 0 for r in self.routers}
         self._inflight_tcp = 0
         self.last_change = 0.0
+        self._progress = 0.0  # last OSPF adjacency change (run's `quiet` stop)
+        self._settle_want: tuple[frozenset[int], frozenset[str], dict[str, int]] | None = None
         self.events = 0
         self.log_lines: list[str] | None = [] if log else None
         self.lsr_names = {str(n.lsr_id): n.name for n in topo.routers}
@@ -244,6 +250,7 @@ class Simulation:
                 if router in self.bgp:
                     self._bgp_rib(router, a.rib)
             elif isinstance(a, ospf_ev.NeighborChange):
+                self._progress = self.now
                 if self.log_lines is not None:
                     self.log_lines.append(f"{self.now:10.6f} {router}: ospf: {a.ifname} "
                                           f"{self.name_of(str(a.router_id))} {a.old} -> {a.new} "
@@ -353,6 +360,59 @@ class Simulation:
                 have.add((r, self.lsr_names.get(str(lid), str(lid))))
         return have == self.expected_sessions()
 
+    def stuck(self) -> list[Stuck]:
+        """The OSPF adjacencies and LDP sessions that should be up and are not, each with
+        its cause: the two ends' configs compared (`lsr.oam.diagnose`), else what this
+        simulation saw (no route to the peer's transport address, the session's state)."""
+        out: list[Stuck] = []
+        up_links = [ln for ln in router_links(self.topo) if ln.index not in self.down
+                    and not any(n in self.stopped for n in ln.nodes)]
+        if self.ospf:
+            for ln in up_links:
+                states = [self._ospf_state(n, ifname) for n, ifname in (ln.a, ln.b)]
+                if states != ["Full", "Full"]:
+                    seen = ", ".join(f"{n} {s}" for n, s in zip(ln.nodes, states, strict=True))
+                    out.append(Stuck(STUCK_OSPF, *ln.nodes, ospf_cause(self.topo, ln) or seen,
+                                     ln.index))
+        joined = {frozenset(ln.nodes) for ln in up_links}
+        for a, b in router_pairs(self.topo):
+            if frozenset((a, b)) not in joined:
+                continue
+            na, nb = self._ldp_neighbor(a, b), self._ldp_neighbor(b, a)
+            if na and nb and na["state"] == nb["state"] == State.OPERATIONAL.value:
+                continue
+            cause = ldp_cause(self.topo, a, b) or self._ldp_seen(a, b, na, nb)
+            out.append(Stuck(STUCK_LDP, a, b, cause))
+        return out
+
+    def _ospf_state(self, router: str, ifname: str) -> str:
+        for n in self.ospf[router].neighbors_json():
+            if n["interface"] == ifname:
+                return str(n["state"])
+        return "Down"
+
+    def _ldp_neighbor(self, router: str, peer: str) -> dict[str, Any] | None:
+        lid = str(self.topo.nodes[peer].lsr_id)
+        return next((n for n in self.instances[router].neighbors() if n["lsr_id"] == lid), None)
+
+    def _ldp_seen(self, a: str, b: str, na: dict[str, Any] | None,
+                  nb: dict[str, Any] | None) -> str:
+        """Why the a-b session is down when both configs agree: what the simulation saw."""
+        if na is None and nb is None:
+            return "no LDP Hello adjacency"
+        for x, y in ((a, b), (b, a)):  # RFC 5036 §2.5.2: TCP to the transport address
+            addr = self.topo.nodes[y].lsr_id
+            rib = self.ribs[x] if self.ospf else self.igp.rib(x)
+            if IPv4Network(f"{addr}/32") not in rib:
+                return f"no route from {x} to {y}'s transport address {addr}"
+        parts = []
+        for x, n in ((a, na), (b, nb)):
+            if n is None:
+                parts.append(f"{x}: no Hello adjacency")
+            elif n["state"] != State.OPERATIONAL.value:
+                parts.append(f"{x}: {n.get('reason') or n['state']}")
+        return "; ".join(parts)
+
     def ospf_settled(self) -> bool:
         """Every router link has a Full adjacency, nothing waits for an acknowledgment,
         and no SPF run or LSA origination is pending."""
@@ -360,14 +420,7 @@ class Simulation:
             return True
         if self._inflight_ospf:
             return False
-        want: dict[str, int] = dict.fromkeys(self.routers, 0)
-        for link in self.topo.links:
-            ends = [link.a[0], link.b[0]]
-            if link.index in self.down or not all(self.topo.nodes[n].is_router for n in ends) \
-                    or any(n in self.stopped for n in ends):
-                continue
-            for n in ends:
-                want[n] += 1
+        want = self._full_wanted()
         for r, inst in self.ospf.items():
             if r in self.stopped:
                 continue
@@ -377,14 +430,45 @@ class Simulation:
                 return False
         return True
 
+    def _full_wanted(self) -> dict[str, int]:
+        """Router -> Full adjacencies it should have (cached: checked after every event)."""
+        key = (frozenset(self.down), frozenset(self.stopped))
+        if self._settle_want is None or self._settle_want[:2] != key:
+            want = dict.fromkeys(self.routers, 0)
+            for link in self.topo.links:
+                ends = [link.a[0], link.b[0]]
+                if link.index in self.down or not all(self.topo.nodes[n].is_router
+                                                      for n in ends) \
+                        or any(n in self.stopped for n in ends):
+                    continue
+                for n in ends:
+                    want[n] += 1
+            self._settle_want = (*key, want)
+        return self._settle_want[2]
+
+    def quiet_time(self) -> float:
+        """Virtual seconds without progress after which no timer can still bring a session
+        or adjacency up: twice the longest OSPF dead / retransmit interval, LDP hold time
+        and connect retry of any router (BGP's too), and a margin."""
+        longest = max([self.instances[r].retry_max for r in self.routers]
+                      + [max(n.ospf.dead_interval, n.ospf.retransmit_interval,
+                             n.ldp.hello_holdtime) for n in self.topo.routers]
+                      + [max(float(b.cfg.connect_retry), float(b.cfg.hold_time))
+                         for b in self.bgp.values()], default=0.0)
+        return 2 * longest + 10.0
+
     def advance(self, seconds: float) -> SimResult:
         """Process every event of the next `seconds` of virtual time, converged or not
         (timers running out: dead intervals, retransmissions, refreshes)."""
         return self.run(max_time=seconds, stop_when_converged=False)
 
     def run(self, max_time: float = 3600.0, max_events: int = 50_000_000,
-            stop_when_converged: bool = True) -> SimResult:
-        """Process events until converged (all sessions up, no TCP in flight) or max_time."""
+            stop_when_converged: bool = True, quiet: float | None = None) -> SimResult:
+        """Process events until converged (all sessions up, no TCP in flight) or max_time.
+
+        `quiet`: also stop once nothing has progressed (no LFIB, route, TCP session or OSPF
+        adjacency change) for that many virtual seconds: the network has settled without
+        converging (`quiet_time()` is long enough for every timer that could still help)."""
         self.start()
         start_events = self.events
         limit = self.now + max_time
@@ -396,6 +480,8 @@ class Simulation:
                 check_every += 1
                 if self.ospf_settled() and self.sessions_ok() and self.bgp_settled():
                     converged = True
+                    break
+                if quiet is not None and self.now - max(self.last_change, self._progress) > quiet:
                     break
             t, seq, router, ev, tseq = heapq.heappop(self._queue)
             if t > limit or self.events - start_events >= max_events:
@@ -446,17 +532,40 @@ class Simulation:
         self._vpn_link(link_index)
         self.last_change = self.now
 
-    def router_stop(self, router: str) -> None:
+    def router_stop(self, router: str, crash: bool = False) -> None:
         """The router's process stops (`lsr lab node R stop`): OSPF flushes its LSA, LDP
         closes its sessions, and it hears nothing more. Its links keep carrier, so its
-        neighbours keep their connected subnets and notice the rest by themselves."""
+        neighbours keep their connected subnets and notice the rest by themselves.
+
+        With `crash` (kill -9) nothing is sent: no flush, no Shutdown; its kernel resets
+        its TCP connections (the peers see them close). Either way its listener is gone:
+        a connect to it is refused until `router_start`."""
         self.start()
-        if router in self.ospf:
-            self._deliver(router + OSPF, ospf_ev.Stop())
-        self._deliver(router, Stop())
-        if router in self.bgp:
-            self._deliver(router + BGP, bgp_ev.Stop())
+        if crash:
+            for (r, conn), peer in sorted(self._pipes.items()):
+                if r == router:
+                    del self._pipes[(r, conn)]
+                    self._pipes.pop(peer, None)
+                    self._push(self.now + self.link_delay, peer[0],
+                               TcpClosed(peer[1], "connection reset"))
+            for (r, conn), pipe in sorted(self._bgp_pipes.items()):
+                if r == router:
+                    del self._bgp_pipes[(r, conn)]
+                    self._bgp_backlog.pop((r, conn), None)
+                    self._bgp_pipes.pop((pipe[0], pipe[1]), None)
+                    self._push(self.now + self.link_delay, pipe[0] + BGP,
+                               bgp_ev.TcpClosed(pipe[1], "connection reset"))
+        else:
+            if router in self.ospf:
+                self._deliver(router + OSPF, ospf_ev.Stop())
+            self._deliver(router, Stop())
+            if router in self.bgp:
+                self._deliver(router + BGP, bgp_ev.Stop())
         self.stopped.add(router)
+        self._listen = {a: r for a, r in self._listen.items() if r != router}
+        self._bgp_listen = {a: r for a, r in self._bgp_listen.items() if r != router}
+        for key in [k for k in self._timers if k[0] in (router, router + OSPF, router + BGP)]:
+            del self._timers[key]  # its timers die with the process
         self.last_change = self.now
 
     def router_crash(self, router: str) -> None:
@@ -465,6 +574,37 @@ class Simulation:
         LDP KeepAlive, BGP hold timer)."""
         self.start()
         self.stopped.add(router)
+        self.last_change = self.now
+
+    def router_start(self, router: str) -> None:
+        """A fresh process for a stopped router (`lsr lab node R start`): new OSPF and LDP
+        instances that remember nothing (sequence numbers, sessions, labels' state)."""
+        if router not in self.stopped:
+            raise SimError(f"router {router} is not stopped")
+        self.stopped.discard(router)
+        for key in [k for k in self._pipes if k[0] == router]:  # a connect it never saw
+            peer = self._pipes.pop(key)
+            self._pipes.pop(peer, None)
+        self.instances[router] = LdpInstance.from_topology(
+            self.topo, router, retry_initial=self.instances[router].retry_initial,
+            retry_max=self.instances[router].retry_max)
+        if router in self.ospf:
+            self.ospf[router] = OspfInstance(ospf_config(self.topo, router))
+            self.ribs[router] = {}
+            if router in self._ldp_sync:
+                self._ldp_sync[router] = frozenset()
+            self._deliver(router + OSPF, ospf_ev.Start(restart=True))
+        else:
+            self._deliver(router, RibChanged(self.igp.rib(router)))
+        self._deliver(router, Start())
+        if router in self.bgp:
+            for key in [k for k in self._bgp_pipes if k[0] == router]:
+                pipe = self._bgp_pipes.pop(key)
+                self._bgp_pipes.pop((pipe[0], pipe[1]), None)
+            self.bgp[router] = BgpInstance(bgp_config(self.topo, router))
+            if not self.ospf:
+                self._bgp_rib(router, self.igp.rib(router))
+            self._deliver(router + BGP, bgp_ev.Start())
         self.last_change = self.now
 
     def link_up(self, link_index: int) -> None:
@@ -559,14 +699,19 @@ class Simulation:
         self._push(self.now + 2 * d, router + BGP, bgp_ev.TcpConnected(a.conn))
 
     def bgp_sessions(self) -> set[tuple[str, str]]:
-        """(router, peer name) of every configured session whose ends both run."""
+        """(router, peer name) of every configured session whose ends both run and one
+        of them opens (with both ends passive, neither ever connects)."""
         out = set()
         for r, inst in self.bgp.items():
             if r in self.stopped:
                 continue
             for p in inst.cfg.peers:
-                if p.name not in self.stopped:
-                    out.add((r, p.name))
+                if p.name in self.stopped or p.name not in self.bgp:
+                    continue
+                back = self.bgp[p.name].peers.get(inst.cfg.local_address)
+                if p.passive and back is not None and back.cfg.passive:
+                    continue
+                out.add((r, p.name))
         return out
 
     def bgp_settled(self) -> bool:
@@ -718,7 +863,8 @@ class Simulation:
         return n
 
     def summary_json(self, result: SimResult) -> dict:
-        sessions = sum(len(i.sessions) for i in self.instances.values()) // 2
+        sessions = sum(1 for i in self.instances.values() for s in i.sessions.values()
+                       if s.state is State.OPERATIONAL) // 2
         fecs = set()
         labels = 0
         for inst in self.instances.values():
@@ -760,18 +906,71 @@ class Simulation:
 
 
 def simulate(topo: Topology, **kw: Any) -> tuple[Simulation, SimResult]:
-    """Build, start and run a simulation to convergence."""
+    """Build, start and run a simulation to convergence, or until it stops progressing."""
     sim = Simulation(topo, **kw)
-    res = sim.run()
+    res = sim.run(quiet=sim.quiet_time())
     return sim, res
 
 
-def sim_network(topo: Topology) -> LfibNetwork:
-    """What `lsr lsp --sim` probes: `LfibNetwork` over the converged simulation's LFIBs."""
+def parse_link(topo: Topology, spec: str) -> int:
+    """'A-B' (node names, which may contain '-') -> the index of the A-B link."""
+    for k in range(1, len(spec)):
+        if spec[k] != "-":
+            continue
+        a, b = spec[:k], spec[k + 1:]
+        if a in topo.nodes and b in topo.nodes:
+            for link in topo.links:
+                if set(link.nodes) == {a, b}:
+                    return link.index
+            raise LsrError(f"{topo.source}: no link between {a} and {b}")
+    raise LsrError(f"{topo.source}: '{spec}' is not A-B with two nodes of {topo.name}")
+
+
+@dataclass
+class Outcome:
+    """A simulation run as the analysis commands use it: converged, then the `--down`
+    links failed and reconverged; what stayed down is in `stuck`."""
+
+    sim: Simulation
+    result: SimResult
+    down: list[int]
+    stuck: list[Stuck]
+
+    @property
+    def converged(self) -> bool:
+        return self.result.converged
+
+    def problems(self) -> list[str]:
+        """One line per session or adjacency that did not come up ([] when converged)."""
+        if self.converged:
+            return []
+        return [s.text() for s in self.stuck] or [
+            f"did not converge by virtual time {self.result.ended:.3f} s"]
+
+    def warning(self) -> str:
+        """One line for stderr: '<file>: not converged: pe1-p1: LDP session ...; ...'."""
+        return f"{self.sim.topo.source}: not converged: " + "; ".join(self.problems())
+
+
+def converge(topo: Topology, down: Sequence[str] = (), **kw: Any) -> Outcome:
+    """Run the simulation of `topo` to convergence (or until it stops changing), take
+    the `down` links ('A-B') down and run again. Never raises for what did not converge:
+    the caller shows what did, and `Outcome.stuck` says what did not and why."""
+    idx = [parse_link(topo, d) for d in down]
+    sim = Simulation(topo, **kw)
+    res = sim.run(quiet=sim.quiet_time())
+    for i in idx:
+        sim.link_down(i)
+    if idx:
+        res = sim.run(quiet=sim.quiet_time())
+    return Outcome(sim, res, idx, [] if res.converged else sim.stuck())
+
+
+def sim_network(topo: Topology, outcome: Outcome | None = None) -> LfibNetwork:
+    """What `lsr lsp --sim` probes: `LfibNetwork` over the simulation's LFIBs (`outcome`,
+    else a fresh `converge`); what did not converge simply has no labels to probe."""
     from lsr.oam.lspping import lfib_network
     from lsr.oam.validate import lfibs_from_json
 
-    sim, res = simulate(topo)
-    if not res.converged:
-        raise LsrError(f"{topo.source}: LDP did not converge in the simulation")
-    return lfib_network(topo, lfibs_from_json(sim.lfib_json()))
+    o = outcome or converge(topo)
+    return lfib_network(topo, lfibs_from_json(o.sim.lfib_json()))

@@ -34,6 +34,7 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> OspfConfig:
         "min_ls_interval": opts.min_ls_interval_ms / 1000,
         "min_ls_arrival": opts.min_ls_arrival_ms / 1000, "auth": auth,
         "ldp_sync": node.ldp.igp_sync,
+        "restart_max_metric": opts.restart_max_metric_ms / 1000,
     }
     kw.update(overrides)
     names = {n.lsr_id: n.name for n in topo.routers}

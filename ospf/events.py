@@ -26,7 +26,11 @@ from lsr.core.igp import Route
 
 @dataclass(frozen=True)
 class Start:
-    """Bring the instance up on every interface whose carrier is up."""
+    """Bring the instance up on every interface whose carrier is up. `restart`: the
+    router's process starts again in a running network (`lsr lab node R start`): stub
+    router for `OspfConfig.restart_max_metric` seconds (RFC 6987)."""
+
+    restart: bool = False
 
 
 @dataclass(frozen=True)

@@ -122,6 +122,9 @@ class OspfConfig:
     auth: Auth = NO_AUTH
     names: Mapping[IPv4Address, str] = field(default_factory=dict)  # router ID -> node name
     ldp_sync: bool = False  # RFC 5443: max metric on links where LDP is not operational
+    # RFC 6987 stub router after a restart (`Start(restart=True)`): seconds our transit
+    # links are advertised at MaxLinkMetric; 0 = never. See `_start`.
+    restart_max_metric: float = 5.0
 
 
 @dataclass
@@ -191,6 +194,8 @@ class OspfInstance:
         self._maxage_at: float | None = None
         self._flushing: set[LsaKey] = set()
         self._deferred: dict[LsaKey, tuple[str, Lsa, float]] = {}  # `_defer`: (if, LSA, when)
+        self.stub = False  # RFC 6987: transit links at MaxLinkMetric (after a restart)
+        self._stub_ending = False  # its time ran out; it ends with the next SPF run
 
     # ------------------------------------------------------------ driver API
 
@@ -212,7 +217,7 @@ class OspfInstance:
         elif isinstance(event, LdpStatus):
             self._ldp_status(event.operational)
         elif isinstance(event, Start):
-            self._start()
+            self._start(event.restart)
         elif isinstance(event, Stop):
             self._stop()
         out, self._out = self._out, []
@@ -223,10 +228,19 @@ class OspfInstance:
 
     # ------------------------------------------------------------ up / down
 
-    def _start(self) -> None:
+    def _start(self, restart: bool = False) -> None:
+        """Up on every interface. After a restart (the links kept carrier, the network
+        kept running) we are a stub router for a while (RFC 6987 §2, as FRR's `max-metric
+        router-lsa on-startup`): our neighbours route around us until our own SPF has
+        run over the whole database. Without it, a neighbour that computes its routes
+        before we do sends traffic back through us while we have no route yet: a second,
+        short outage after traffic had moved to the other path."""
         if self.running:
             return
         self.running = True
+        if restart and self.cfg.restart_max_metric > 0:
+            self.stub = True
+            self._out.append(StartTimer("stub", self.cfg.restart_max_metric))
         for i in self.ifaces.values():
             i.up = True
             if self.cfg.ldp_sync and not i.cfg.passive and i.metric is None:
@@ -251,9 +265,10 @@ class OspfInstance:
                 self._nbr_event(i, NbrEvent.KILL_NBR)
             for t in ("hello", "dead", "rxmt", "early"):
                 self._out.append(CancelTimer(f"{t}:{i.name}"))
-        for t in ("spf", "originate", "refresh", "maxage", "arrival"):
+        for t in ("spf", "originate", "refresh", "maxage", "arrival", "stub"):
             self._out.append(CancelTimer(t))
         self._deferred.clear()
+        self.stub = self._stub_ending = False
         self.running = False
 
     def _interface_up(self, ifname: str) -> None:
@@ -373,6 +388,10 @@ class OspfInstance:
             self._originate(refresh=True)
         elif kind == "maxage":
             self._maxage()
+        elif kind == "stub":
+            self._stub_ending = True
+            if not self._spf_pending:  # else once that run has our routes up to date
+                self._end_stub()
 
     def _retransmit(self, i: Interface, n: Neighbor) -> None:
         """RxmtInterval expired: resend what is unacknowledged (§10.8, §10.9, §13.6)."""
@@ -469,8 +488,14 @@ class OspfInstance:
             self._nbr_event(i, NbrEvent.TWO_WAY_RECEIVED)
         else:
             self._nbr_event(i, NbrEvent.ONE_WAY_RECEIVED)
-        if was == NbrState.DOWN:
-            self._send_hello(i)  # let the new neighbor see us now, not a HelloInterval later
+        if was == NbrState.DOWN or (was >= NbrState.TWO_WAY and n.state == NbrState.INIT):
+            # Let the neighbor see us listed now, not a HelloInterval later: a new one, and
+            # one whose Hello no longer lists us (§10.5 1-WayReceived: it restarted, and its
+            # links kept carrier). Until it hears us it sits in Init with no adjacency,
+            # while we already route around it: a restarted transit router would stay a
+            # hole for up to HelloInterval. One Hello per such transition: a repeated
+            # one-way Hello finds the neighbor in Init already and triggers nothing.
+            self._send_hello(i)
 
     # ------------------------------------------------------------ neighbor state machine
 
@@ -808,7 +833,9 @@ class OspfInstance:
                 continue
             a = i.cfg.address
             if not i.cfg.passive and i.nbr is not None and i.nbr.state == NbrState.FULL:
-                links.append(RouterLink(i.nbr.router_id, a.ip, LinkType.POINT_TO_POINT, i.cost))
+                # RFC 6987 §2: a stub router's transit links cost MaxLinkMetric
+                cost = MAX_LINK_METRIC if self.stub else i.cost
+                links.append(RouterLink(i.nbr.router_id, a.ip, LinkType.POINT_TO_POINT, cost))
             # RFC 5443 raises the link's metric, not the subnet's: the stub keeps its cost.
             links.append(RouterLink(a.network.network_address, a.netmask, LinkType.STUB,
                                     i.cfg.cost))
@@ -934,6 +961,13 @@ class OspfInstance:
         if rib != self.rib:
             self.rib = rib
             self._out.append(RoutesChanged(rib))
+        if self._stub_ending:
+            self._end_stub()
+
+    def _end_stub(self) -> None:
+        """RFC 6987: our routes are computed; our links carry their own costs again."""
+        self.stub = self._stub_ending = False
+        self._originate()
 
     # ------------------------------------------------------------ views
 

@@ -118,3 +118,23 @@ def test_arrivals_out_of_range_are_ignored() -> None:
     sent_at, arr = timeline(10, {4})
     a = analyse(sent_at, [*arr, [57, T0], [-1, T0]], t_fail(3))
     assert a["received"] == 9 and a["lost"] == 1 and a["outage_ms"] == pytest.approx(2.0)
+
+
+def test_each_gap_is_listed() -> None:
+    # traffic came back for 10 probes, then was lost again: two outages, one after the other
+    sent_at, arr = timeline(200, set(range(50, 60)) | set(range(70, 75)))
+    a = analyse(sent_at, arr, t_fail(49.5))
+    assert [(g["first_lost"], g["last_lost"], g["lost"]) for g in a["outages"]] == [
+        (50, 59, 10), (70, 74, 5)]
+    assert [g["gap_ms"] for g in a["outages"]] == pytest.approx([11.0, 6.0], abs=0.01)
+    assert a["outages"][1]["from_ms"] == pytest.approx(20.0, abs=0.01)  # arrival of 69
+
+
+def test_gaps_one_outage_not_recovered_and_none() -> None:
+    sent_at, arr = timeline(100, set(range(40, 47)))
+    assert len(analyse(sent_at, arr, t_fail(39.5))["outages"]) == 1
+    sent_at, arr = timeline(20, set(range(15, 20)))
+    (g,) = analyse(sent_at, arr, t_fail(14.5))["outages"]
+    assert g["to_ms"] is None and g["gap_ms"] is None and g["lost"] == 5
+    sent_at, arr = timeline(20, {3})  # loss before the failure only: no outage
+    assert analyse(sent_at, arr, t_fail(10))["outages"] == []

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 from ipaddress import IPv4Address, IPv4Network
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from ldp.lde import LabelAllocator, Lde
 from ldp.messages import (
     Address,
@@ -267,7 +270,8 @@ def test_changed_mapping_for_fec_in_use_releases_old_label_and_swaps_nhlfe():
     lde.receive(P1, mapping("10.255.0.2/32", 2001))
     d = lde.finish()
     assert d.ftn_set[0].nexthops[0].out_labels == (2001,)
-    in_label = d.ilm_set[0].in_label
+    in_label = lde.local[N("10.255.0.2/32")]
+    assert lde.lfib.ilm[in_label].nexthops[0].out_labels == (2001,)
     sent.clear()
     lde.receive(P1, mapping("10.255.0.2/32", 2002))
     assert [(pid, m.label, m.fec) for pid, m in sent if isinstance(m, LabelRelease)] == [
@@ -329,3 +333,101 @@ def test_ipv6_prefix_fec_elements_are_not_ours_but_still_answered():
     assert lde.finish().ftn_del == (N("10.255.0.2/32"),)
     lde.receive(P1, LabelRelease(5, (v6,), 40))
     assert N("10.255.0.2/32") not in lde.peers[P1].lib
+
+
+# ---------------------------------------------------------------- no ILM hole
+
+
+def _forwards(lde: Lde, label: int) -> bool:
+    e = lde.lfib.ilm.get(label)
+    return e is not None and bool(e.nexthops)
+
+
+def test_label_advertised_before_the_downstream_mapping_pops_untagged():
+    """Independent control (§2.6.1.1): the upstream session (P2) comes up before the
+    downstream one (P1, the next hop for 10.255.0.2/32) -- a restarted router. The label
+    we advertise to P2 must forward from then on: pop, IP to the IGP next hop."""
+    lde, sent = make()
+    lde.rib_changed(RIB)
+    lde.finish()
+    up(lde, P2, NH2)
+    d = lde.finish()
+    label = lde.local[N("10.255.0.2/32")]
+    assert (P2, label) in [(pid, m.label) for pid, m in sent if isinstance(m, LabelMapping)
+                           and m.fec[0].prefix == N("10.255.0.2/32")]
+    e = lde.lfib.ilm[label]
+    assert [(n.op, n.interface, n.nexthop, n.out_labels) for n in e.nexthops] == [
+        ("untagged", "eth1", NH1, ())]
+    assert d is None or N("10.255.0.2/32") not in d.ftn_set  # no FTN: we send IP ourselves
+    assert N("10.255.0.2/32") not in lde.lfib.ftn
+    # the next hop's mapping arrives: the same label swaps now
+    up(lde, P1, NH1)
+    lde.receive(P1, mapping("10.255.0.2/32", 2001))
+    d = lde.finish()
+    (ilm,) = [e for e in d.ilm_set if e.fec == N("10.255.0.2/32")]
+    assert ilm.in_label == label and [(n.op, n.out_labels) for n in ilm.nexthops] == [
+        ("swap", (2001,))]
+    assert label not in d.ilm_del
+    # and back to untagged when it is withdrawn (not removed: P2 still holds our label)
+    lde.receive(P1, LabelWithdraw(8, (PrefixFec(N("10.255.0.2/32")),), 2001))
+    d = lde.finish()
+    assert label not in d.ilm_del
+    assert [n.op for n in lde.lfib.ilm[label].nexthops] == ["untagged"]
+
+
+def test_untagged_only_when_no_next_hop_has_a_label():
+    """ECMP: one next hop mapped the FEC -- use it alone, no untagged branch beside it."""
+    lde, _ = make()
+    lde.rib_changed(RIB)
+    up(lde, P1, NH1)
+    up(lde, P2, NH2)
+    lde.finish()
+    label = lde.local[N("10.255.0.4/32")]
+    assert [(n.op, n.interface) for n in lde.lfib.ilm[label].nexthops] == [
+        ("untagged", "eth1"), ("untagged", "eth2")]  # one per IGP next hop
+    lde.receive(P2, mapping("10.255.0.4/32", 3))
+    lde.finish()
+    assert [(n.op, n.interface) for n in lde.lfib.ilm[label].nexthops] == [("pop", "eth2")]
+
+
+def test_ordered_control_never_advertises_an_unforwardable_label():
+    """§2.6.1.2: nothing bound, nothing advertised, no ILM entry before the next hop maps."""
+    lde, sent = make(control="ordered")
+    lde.rib_changed(RIB)
+    up(lde, P2, NH2)
+    lde.finish()
+    assert N("10.255.0.2/32") not in lde.local
+    assert not [m for _, m in sent if isinstance(m, LabelMapping)
+                and m.fec[0].prefix == N("10.255.0.2/32")]
+    assert not any(e.fec == N("10.255.0.2/32") for e in lde.lfib.ilm.values())
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(st.sampled_from(["rib", "up", "down", "map", "withdraw"]),
+                          st.sampled_from([P1, P2]),
+                          st.sampled_from(sorted(RIB, key=lambda p: (int(p.network_address), p.prefixlen))),
+                          st.integers(0, 3)), max_size=25),
+       st.sampled_from(["independent", "ordered"]))
+def test_every_advertised_label_forwards(ops, control):
+    """Whatever order routes, sessions and mappings come in: after every commit, each
+    label a peer holds from us (advertised, not withdrawn; not a null label) has an ILM
+    entry that forwards -- no upstream router ever pushes into a label we drop."""
+    lde, _ = make(control=control)
+    addr = {P1: NH1, P2: NH2}
+    for op, pid, fec, k in ops:
+        if op == "rib":  # a subset of the routes: FECs come and go
+            lde.rib_changed({p: r for j, (p, r) in enumerate(sorted(RIB.items())) if (k >> j) & 1
+                             or j >= 2})
+        elif op == "up" and pid not in lde.peers:
+            up(lde, pid, addr[pid])
+        elif op == "down":
+            lde.peer_down(pid)
+        elif op == "map" and pid in lde.peers:
+            lde.receive(pid, mapping(str(fec), [3, 40, 41, 42][k]))
+        elif op == "withdraw" and pid in lde.peers:
+            lde.receive(pid, LabelWithdraw(7, (PrefixFec(fec),), None))
+        lde.finish()
+        for peer in lde.peers.values():
+            for p, label in peer.advertised.items():
+                if label >= 16:
+                    assert _forwards(lde, label), (p, label, control)

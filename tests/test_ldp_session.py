@@ -11,6 +11,7 @@ from ldp.events import (
     AddressAdded,
     AddressRemoved,
     ApplyLfib,
+    CancelTimer,
     HelloReceived,
     InterfaceDown,
     InterfaceUp,
@@ -294,7 +295,11 @@ def test_withdraw_answered_with_release_and_lfib():
     (rel,) = [m for m in sent(acts) if isinstance(m, LabelRelease)]
     assert rel.label == 3 and rel.fec == (PrefixFec(A("10.255.0.1/32")),)
     (ap,) = of(acts, ApplyLfib)
-    assert ap.diff.ftn_del == (A("10.255.0.1/32"),) and ap.diff.ilm_del == (16,)
+    # no downstream label any more: the FTN goes, our label 16 stays bound and advertised,
+    # so its ILM entry pops and forwards as IP (untagged, ldp.lde._untagged)
+    assert ap.diff.ftn_del == (A("10.255.0.1/32"),) and ap.diff.ilm_del == ()
+    (ilm,) = ap.diff.ilm_set
+    assert ilm.in_label == 16 and [(n.op, n.out_labels) for n in ilm.nexthops] == [("untagged", ())]
 
 
 def test_events_json_roundtrip():
@@ -382,7 +387,9 @@ def test_address_withdraw_received_remaps_nexthop():
     assert of(acts, ApplyLfib)
     acts = i.handle(TcpData(conn, pdu(LO, AddressWithdraw(12, (IPv4Address("10.0.0.2"),)))), 3)
     (ap,) = of(acts, ApplyLfib)
-    assert ap.diff.ftn_del == (A("10.255.0.1/32"),) and ap.diff.ilm_del == (16,)
+    # the next hop maps to no peer: no labelled NHLFE; our label stays, untagged
+    assert ap.diff.ftn_del == (A("10.255.0.1/32"),) and ap.diff.ilm_del == ()
+    assert [n.op for n in ap.diff.ilm_set[0].nexthops] == ["untagged"]
     assert IPv4Address("10.0.0.2") not in i.lde.peers[LO].addresses
     assert LO in i.lib and i.lib[LO][A("10.255.0.1/32")] == 3  # liberal retention keeps it
     # the address comes back: the LFIB entry is reinstalled
@@ -556,3 +563,158 @@ def test_changed_label_mapping_sends_release_of_old_label_on_the_wire():
             assert ap.diff.ftn_set[0].nexthops[0].out_labels == (2002,)
         else:
             assert not of(acts, ApplyLfib)
+
+
+# ---------------------------------------------------------------- Hello x session down
+# RFC 5036 §2.5.3 backoff is for NAK'd Initializations; a Hello from a peer whose session
+# is down otherwise cuts the backoff short (Session.hello_cuts_backoff). One builder per
+# session state (we are active towards LO unless said otherwise); each returns the
+# instance and the time of the Hello.
+
+
+def _closed_by_peer():
+    """OPERATIONAL, then the peer's process died: its kernel closed the connection."""
+    i = inst()
+    conn = active_up(i)
+    acts = i.handle(TcpClosed(conn, "reset"), 3.0)
+    assert StartTimer(f"retry:{LO}", 2) in acts
+    return i, 4.0
+
+
+def _peer_sent_shutdown():
+    """OPERATIONAL, then the peer stopped gracefully (Shutdown: not an Init NAK)."""
+    i = inst()
+    conn = active_up(i)
+    i.handle(TcpData(conn, pdu(LO, Notification(4, Status.of(StatusCode.SHUTDOWN)))), 3.0)
+    return i, 4.0
+
+
+def _refused_many_times():
+    """The peer is gone: every connect is refused, the backoff has grown to its cap."""
+    i = inst()
+    i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), 0)
+    for k in range(4):
+        i.handle(TcpClosed(i.sessions[LO].conn, "refused"), k)
+        i.handle(TimerExpired(f"retry:{LO}"), k + 0.5)
+    i.handle(TcpClosed(i.sessions[LO].conn, "refused"), 5.0)
+    assert i.sessions[LO].retry_delay == 8
+    return i, 6.0
+
+
+def _init_nakd_by_peer():
+    """Our Init was NAK'd (a fatal Notification in OPENSENT): §2.5.3 throttles."""
+    i = inst()
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), 0)
+    (c,) = of(acts, TcpConnect)
+    i.handle(TcpConnected(c.conn), 0.1)
+    i.handle(TcpData(c.conn, pdu(LO, Notification(1, Status.of(
+        StatusCode.SESSION_REJECTED_BAD_KEEPALIVE_TIME)))), 0.2)
+    assert i.sessions[LO].state is State.NON_EXISTENT and i.sessions[LO].retry_delay == 2
+    return i, 1.0
+
+
+def _peer_init_nakd_by_us():
+    """We NAK'd the peer's Init (KeepAlive Time 0): a configuration mismatch, throttled."""
+    i = inst()
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), 0)
+    (c,) = of(acts, TcpConnect)
+    i.handle(TcpConnected(c.conn), 0.1)
+    acts = i.handle(TcpData(c.conn, pdu(LO, Initialization(1, 0, LdpId(ME)))), 0.2)
+    assert TcpClose(c.conn) in acts and i.sessions[LO].retry_delay == 2
+    return i, 1.0
+
+
+def _connecting():
+    """A connect is in progress (no answer yet): nothing to cut short."""
+    i = inst()
+    i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), 0)
+    assert i.sessions[LO].conn is not None and i.sessions[LO].state is State.NON_EXISTENT
+    return i, 1.0
+
+
+def _opensent():
+    i = inst()
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), 0)
+    i.handle(TcpConnected(of(acts, TcpConnect)[0].conn), 0.1)
+    assert i.sessions[LO].state is State.OPENSENT
+    return i, 1.0
+
+
+def _operational():
+    i = inst()
+    active_up(i)
+    return i, 3.0
+
+
+def _passive_closed_by_peer():
+    """We are passive towards HI: the peer reconnects, never we."""
+    i = inst()
+    i.handle(HelloReceived("eth2", IPv4Address("10.0.0.6"), ALL, hello(HI)), 0)
+    i.handle(TcpAccepted(-1, ME, HI), 0.1)
+    i.handle(TcpData(-1, pdu(HI, Initialization(8, 180, LdpId(ME)))), 0.2)
+    i.handle(TcpData(-1, pdu(HI, KeepAlive(9))), 0.3)
+    i.handle(TcpClosed(-1, "reset"), 1.0)
+    assert i.sessions[HI].state is State.NON_EXISTENT
+    return i, 2.0
+
+
+def _just_cut_short():
+    """A Hello already cut the backoff short and that connect was refused: the next Hello
+    within retry_initial (2 s) waits for the timer (no SYN per Hello)."""
+    i, t = _closed_by_peer()
+    i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), t)
+    i.handle(TcpClosed(i.sessions[LO].conn, "refused"), t + 0.1)
+    return i, t + 1.0
+
+
+def _cut_short_a_while_ago():
+    i, t = _just_cut_short()
+    return i, t + 1.5  # 2.5 s after the last Hello-driven connect
+
+
+HELLO_WHILE = [  # (session state, connect now?)
+    (_closed_by_peer, True),
+    (_peer_sent_shutdown, True),
+    (_refused_many_times, True),
+    (_init_nakd_by_peer, False),
+    (_peer_init_nakd_by_us, False),
+    (_connecting, False),
+    (_opensent, False),
+    (_operational, False),
+    (_passive_closed_by_peer, False),
+    (_just_cut_short, False),
+    (_cut_short_a_while_ago, True),
+]
+
+
+@pytest.mark.parametrize(("state", "connects"), HELLO_WHILE, ids=[s.__name__[1:] for s, _ in HELLO_WHILE])
+def test_hello_from_peer_whose_session_is_down(state, connects):
+    i, t = state()
+    peer, ifname, src = (HI, "eth2", "10.0.0.6") if state is _passive_closed_by_peer else \
+        (LO, "eth1", "10.0.0.2")
+    s = i.sessions[peer]
+    st, delay, conn = s.state, s.retry_delay, s.conn
+    acts = i.handle(HelloReceived(ifname, IPv4Address(src), ALL, hello(peer)), t)
+    if connects:
+        (c,) = of(acts, TcpConnect)
+        assert c.remote == peer
+        assert CancelTimer(f"retry:{peer}") in acts  # the backoff timer goes
+        assert of(acts, SendHello)  # a Hello first: the peer surely has our adjacency
+        assert s.retry_delay == 0  # reset: a new failure starts again from retry_initial
+        acts = i.handle(TcpClosed(c.conn, "refused"), t + 0.1)
+        assert StartTimer(f"retry:{peer}", 2) in acts
+    else:
+        assert not of(acts, TcpConnect)
+        assert (s.state, s.retry_delay, s.conn) == (st, delay, conn)
+
+
+def test_naked_init_throttle_ends_with_an_operational_session():
+    i, t = _init_nakd_by_peer()
+    acts = i.handle(TimerExpired(f"retry:{LO}"), t + 1.5)  # the throttled retry
+    (c,) = of(acts, TcpConnect)
+    i.handle(TcpConnected(c.conn), t + 1.6)
+    i.handle(TcpData(c.conn, pdu(LO, Initialization(1, 60, LdpId(ME)), KeepAlive(2))), t + 1.7)
+    assert i.sessions[LO].operational and not i.sessions[LO].nakd
+    i.handle(TcpClosed(c.conn, "reset"), t + 2)
+    acts = i.handle(HelloReceived("eth1", IPv4Address("10.0.0.2"), ALL, hello(LO)), t + 3)
+    assert of(acts, TcpConnect)  # a later failure is not a NAK

@@ -89,6 +89,24 @@ def test_transit_swap_ddmap_carries_next_label() -> None:
     assert dd.downstream_address == addr(topo, "p2", "eth1")
 
 
+def test_untagged_label_is_switched_without_mpls_9() -> None:
+    """p1 advertised its label but p2 has not mapped the FEC yet (p1 just restarted): the
+    entry pops and sends IP on (ldp.lde untagged), RFC 8029's "label switched but no MPLS
+    forwarding at stack-depth" (9)."""
+    from lsr.core.lfib import IlmEntry
+
+    topo, lf, _ = setup("unequal")
+    fec = IPv4Network("10.255.0.4/32")
+    lbl = label_of(lf["p1"], fec)
+    e = lf["p1"].ilm[lbl]
+    ilm = dict(lf["p1"].ilm)
+    ilm[lbl] = IlmEntry(lbl, fec, tuple(replace(n, out_labels=(), op="untagged")
+                                        for n in e.nexthops))
+    t = tables_from_topology(topo, "p1", Lfib(dict(lf["p1"].ftn), ilm))
+    d = decide(t, echo_request(fec, ddmap=Ddmap()), [lbl], "eth1")
+    assert (d.return_code, d.subcode) == (ReturnCode.LABEL_SWITCHED_NO_MPLS, 1)
+
+
 def test_ping_request_without_ddmap_gets_none() -> None:
     topo, lf, t = setup("line3")
     reply = respond(t["p1"], echo_request(LINE_FEC), [label_of(lf["p1"], LINE_FEC)], "eth1")

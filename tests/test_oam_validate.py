@@ -341,9 +341,12 @@ def test_cli_validate_exit_codes_and_json(tmp_path) -> None:
     r = CliRunner().invoke(main, ["validate", str(ok), "--json"])
     assert r.exit_code == 0, r.output
     j = json.loads(r.output)
-    # + the igp-routes invariant: simulated LFIBs come with OSPF's routes to check
-    assert (j["result"], j["failed"], j["passed"], j["lfib_source"]) == ("ok", 0, 3 + len(INVARIANTS), "sim")
+    # + the control-plane and igp-routes invariants: simulated LFIBs come with the
+    # simulation's sessions and OSPF's routes to check
+    assert (j["result"], j["failed"], j["passed"], j["lfib_source"]) == ("ok", 0, 4 + len(INVARIANTS), "sim")
     assert any(x["check"] == "invariant igp-routes" and x["status"] == "pass" for x in j["results"])
+    assert j["results"][0] == {"check": "invariant control-plane", "status": "pass",
+                               "detail": "4 LDP sessions OPERATIONAL, 4 OSPF adjacencies Full"}
     assert set(j["results"][0]) == {"check", "status", "detail"}
 
     bad = tmp_path / "bad.yaml"

@@ -324,3 +324,95 @@ def test_validate_igp_routes_invariant_names_a_wrong_route():
     ribs["pe1"][victim] = type(rt)(rt.prefix, rt.metric, rt.nexthops[:1])  # ECMP lost
     res = igp_route_result(sim.topo, ribs, sim.igp)
     assert res.status == "fail" and f"pe1 {victim}" in res.detail
+
+
+@pytest.mark.parametrize("crash", [True, False], ids=["kill-9", "stop"])
+def test_restarted_router_is_answered_at_once(crash):
+    """A transit router's process restarts; its links keep carrier. Its first Hello lists
+    nobody, so each neighbour falls back to Init (§10.5 1-WayReceived) and routes around
+    it -- and answers at once with a Hello that lists it: the adjacencies are Full again
+    in well under a HelloInterval (10 s), not when the neighbours' hello timers run out."""
+    topo = load_topology(BUNDLED[0].parent / "line3.yaml")
+    sim = Simulation(topo)
+    settle(sim)
+    sim.advance(3)  # mid-way between two of the neighbours' Hellos
+    sim.router_stop("p1", crash=crash)
+    sim.advance(0.5)
+    sim.router_start("p1")
+    t0 = sim.now
+    p1 = sim.ospf["p1"]
+    while p1.full_neighbors() < 2 and sim.now - t0 < 15:
+        sim.advance(0.05)
+    assert p1.full_neighbors() == 2 and sim.now - t0 < 1.0, sim.now - t0
+    for r in ("pe1", "pe2"):
+        assert [n["state"] for n in sim.ospf[r].neighbors_json()] == ["Full"]
+
+
+ALT = """
+name: alt
+topology:
+  nodes:
+    ce1: {kind: host}
+    pe1: {loopback: 10.255.0.1}
+    p1: {loopback: 10.255.0.2}
+    p2: {loopback: 10.255.0.3}
+    pe2: {loopback: 10.255.0.4}
+    ce2: {kind: host}
+  links:
+    - endpoints: [ce1:eth0, pe1:eth1]
+    - endpoints: [pe1:eth2, p1:eth1]
+    - endpoints: [pe1:eth3, p2:eth1]
+      cost: 20
+    - endpoints: [p1:eth2, pe2:eth2]
+    - endpoints: [p2:eth2, pe2:eth3]
+      cost: 20
+    - endpoints: [pe2:eth1, ce2:eth0]
+"""
+
+
+def _p2p_metrics(sim: Simulation, router: str) -> list[int]:
+    inst = sim.ospf[router]
+    (lsa,) = [e for e in inst.lsdb_json() if e["adv_router"] == str(inst.rid)]
+    return [ln["metric"] for ln in lsa["links"] if ln["type"] == 1]
+
+
+@pytest.mark.parametrize("crash", [True, False], ids=["kill-9", "stop"])
+def test_restarted_router_is_a_stub_router_until_its_routes_are_in(crash):
+    """RFC 6987 after a restart: p1 advertises its transit links at MaxLinkMetric for
+    restart_max_metric_ms, so pe1 keeps the backup path (p2) until p1 has computed its
+    own routes; then the links get their costs back and the traffic returns to p1."""
+    from lsr.core.topology import parse_topology
+
+    sim = Simulation(parse_topology(ALT))
+    settle(sim)
+    sim.advance(3)
+    ce2 = next(p for p, r in sim.ribs["pe2"].items() if r.connected and p.prefixlen == 24
+               and p.network_address.packed[0] == 192)
+    assert [nh.neighbor for nh in sim.ribs["pe1"][ce2].nexthops] == ["p1"]
+    sim.router_stop("p1", crash=crash)
+    sim.advance(0.5)
+    sim.router_start("p1")
+    sim.advance(2)  # adjacencies Full, LSAs exchanged, SPF run everywhere
+    assert sim.ospf["p1"].stub and _p2p_metrics(sim, "p1") == [0xFFFF, 0xFFFF]
+    assert sim.ospf["p1"].full_neighbors() == 2 and ce2 in sim.ribs["p1"]
+    assert [nh.neighbor for nh in sim.ribs["pe1"][ce2].nexthops] == ["p2"]
+    sim.advance(4)  # restart_max_metric_ms 5000 from the start
+    assert not sim.ospf["p1"].stub and _p2p_metrics(sim, "p1") == [10, 10]
+    assert [nh.neighbor for nh in sim.ribs["pe1"][ce2].nexthops] == ["p1"]
+
+
+def test_a_first_start_is_no_stub_router_and_zero_turns_it_off():
+    from lsr.core.topology import parse_topology
+
+    sim = Simulation(parse_topology(ALT))
+    settle(sim)
+    assert not any(o.stub for o in sim.ospf.values())
+    off = parse_topology(ALT.replace("topology:\n", "topology:\n  defaults: "
+                                     "{ospf: {restart_max_metric_ms: 0}}\n", 1))
+    sim = Simulation(off)
+    settle(sim)
+    sim.router_stop("p1", crash=True)
+    sim.advance(0.5)
+    sim.router_start("p1")
+    sim.advance(2)
+    assert not sim.ospf["p1"].stub and _p2p_metrics(sim, "p1") == [10, 10]

@@ -192,6 +192,41 @@ def test_pop_with_labels_underneath(T):
     assert labels_of(p) == [(4444, 0, 1, 9)]  # uniform: outgoing TTL copied down, never up
 
 
+def _untagged(t, fec: str) -> int:
+    """Make `t`'s ILM entry for `fec` untagged (ldp.lde: our label, no downstream label
+    yet): pop, IP to the IGP next hop. Returns the label."""
+    inl = ilm_label(t, fec)
+    e = t.lfib.ilm[inl]
+    t.apply_diff(LfibDiff(ilm_set=(IlmEntry(inl, e.fec, tuple(
+        Nhlfe(n.neighbor, n.interface, n.nexthop, (), "untagged") for n in e.nexthops)),)))
+    return inl
+
+
+def test_untagged_pops_and_forwards_ip_to_the_next_hop(topo, T):
+    """p1 restarted: pe1 has its label, p1 has no label from p2 yet. The packet goes on
+    as IP to p2 (which forwards it by IP: its FTN pops nothing, pe2 is the egress)."""
+    p1 = T["p1"]
+    inl = _untagged(p1, FEC2)
+    f = mpls_frame(p1, "eth1", (inl,), udp(CE1, CE2, ttl=64), ttl=10)
+    r = decide(f, "eth1", p1)
+    assert isinstance(r, Forward) and r.op == "pop" and r.out_if == "eth2"
+    p = Ether(r.frame)
+    assert p.type == 0x0800 and p.dst == mac(topo, "p2", "eth1")
+    assert p[IP].ttl == 9 and ip_ok(p)
+    assert Dataplane(p1).process(f, "eth1") == [(r.out_if, r.frame)]  # the fast path agrees
+
+
+def test_untagged_with_labels_below_is_dropped(T):
+    """The next hop never allocated the label under ours (RFC 3031 §3.18)."""
+    p1 = T["p1"]
+    inl = _untagged(p1, FEC2)
+    f = mpls_frame(p1, "eth1", (inl, 4444), udp(CE1, CE2), ttls=(10, 100))
+    assert Dataplane(p1).process(f, "eth1") == []
+    assert p1.counters_json()["drops"]["untagged-labelled"] == 1
+    r = decide(f, "eth1", p1)
+    assert isinstance(r, Drop) and r.reason is DropReason.UNTAGGED_LABELLED
+
+
 def test_egress_forward_to_connected_host(topo, T):
     pe2 = T["pe2"]
     r = decide(ip_frame(pe2, "eth2", udp(CE1, CE2, ttl=9)), "eth2", pe2)

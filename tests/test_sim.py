@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import weakref
 from ipaddress import IPv4Network
 
 import pytest
@@ -247,3 +248,93 @@ def test_gtsm_option_converges_and_is_validated():
     doc["topology"]["defaults"] = {"ldp": {"gtsm": "yes"}}
     with pytest.raises(Exception, match="gtsm"):
         parse_topology(yaml.safe_dump(doc), "<ring>")
+
+
+# ---------------------------------------------------------------- router restart
+
+ALT = """
+name: alt
+topology:
+  nodes:
+    ce1: {kind: host}
+    pe1: {loopback: 10.255.0.1}
+    p1: {loopback: 10.255.0.2}
+    p2: {loopback: 10.255.0.3}
+    pe2: {loopback: 10.255.0.4}
+    ce2: {kind: host}
+  links:
+    - endpoints: [ce1:eth0, pe1:eth1]
+    - endpoints: [pe1:eth2, p1:eth1]
+    - endpoints: [pe1:eth3, p2:eth1]
+      cost: 20
+    - endpoints: [p1:eth2, pe2:eth2]
+    - endpoints: [p2:eth2, pe2:eth3]
+      cost: 20
+    - endpoints: [pe2:eth1, ce2:eth0]
+"""
+
+
+_TABLES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()  # sim -> (key, tables)
+
+
+def _delivered(sim: Simulation, src: str, dst: str) -> bool:
+    """One UDP packet src -> dst through the routers' current RIBs and LFIBs; a stopped
+    router forwards nothing."""
+    from forwarding.tables import build_all
+    from forwarding.walk import walk
+
+    key = (sim.last_change, frozenset(sim.stopped))  # the tables change with these
+    if sim not in _TABLES or _TABLES[sim][0] != key:
+        _TABLES[sim] = (key, build_all(sim.topo, sim.ribs,
+                                       {r: sim.instances[r].lfib for r in sim.routers}))
+    w = walk(sim.topo, _TABLES[sim][1], src, dst, proto="udp")
+    return w["result"] == "delivered" and not any(h["router"] in sim.stopped for h in w["hops"])
+
+
+def _restart_outages(topo, router: str, crash: bool, down: float = 0.5,
+                     step: float = 0.01, window: float = 30.0) -> list[tuple[float, float]]:
+    """Restart `router` under a 100 pps stream ce1 -> ce2 (a packet walked every `step`
+    of virtual time): the runs of lost packets, (first lost, first delivered after) in
+    seconds from the stop."""
+    sim = Simulation(topo)
+    assert sim.run().converged
+    sim.advance(20)  # past start-up: LSA intervals and hello phases of a running network
+    assert _delivered(sim, "ce1", "ce2")
+    t0 = sim.now
+    sim.router_stop(router, crash=crash)
+    started = False
+    runs: list[tuple[float, float]] = []
+    lost_since = None
+    while sim.now - t0 < window:
+        if not started and sim.now - t0 >= down:
+            sim.router_start(router)
+            started = True
+        ok = _delivered(sim, "ce1", "ce2")
+        if not ok and lost_since is None:
+            lost_since = sim.now - t0
+        elif ok and lost_since is not None:
+            runs.append((round(lost_since, 3), round(sim.now - t0, 3)))
+            lost_since = None
+        sim.advance(step)
+    assert lost_since is None, f"not recovered: lost since {lost_since:.2f} s ({runs})"
+    return runs
+
+
+@pytest.mark.parametrize("crash", [True, False], ids=["kill-9", "stop"])
+@pytest.mark.parametrize("name", ["line3", "alt"])
+def test_router_restart_is_one_outage(name, crash):
+    """A transit router restarts (process only: its links keep carrier). Traffic across it
+    is lost once, while it is down and until its adjacencies and sessions are back -- and
+    never again after it came back: a label it advertises forwards at once (untagged
+    until its downstream session is up, ldp.lde._untagged), its active-side peers
+    reconnect on its first Hello (ldp.session.Session.hello_cuts_backoff), and its OSPF
+    neighbours answer its first Hello at once (ospf.instance._recv_hello)."""
+    topo = load_topology(BUNDLED[0].parent / "line3.yaml") if name == "line3" \
+        else parse_topology(ALT)
+    runs = _restart_outages(topo, "p1", crash)
+    assert len(runs) <= 1, f"{len(runs)} outages (traffic came back, then was lost again): {runs}"
+    # the one outage is the stop's: a loss that begins once p1 runs again is a second one
+    assert all(first < 0.5 for first, _ in runs), runs
+    if name == "line3":  # the only path: lost from the stop until it is back
+        (run,) = runs
+        assert run[0] == 0.0 and run[1] < 3.0, run

@@ -36,7 +36,7 @@ def test_console_lab_blocks(tmp_path: Path) -> None:
     text = TUTORIAL.read_text()
     blocks = [(text[:m.start()].count("\n") + 1, m.group(1)) for m in LAB_BLOCK.finditer(text)]
     assert len(blocks) >= 3
-    labs = set(re.findall(r"lsr lab up topologies/(\w+)\.yaml", text))
+    labs = set(re.findall(r"lsr lab up (?:topologies|docs/examples)/([\w-]+)\.yaml", text))
     cwd = scratch(tmp_path)
     try:
         for line, body in blocks:

@@ -12,7 +12,7 @@ import click
 from rich.markup import escape
 
 from lsr import render
-from lsr.cli.common import json_option, load
+from lsr.cli.common import json_option, load, simulated
 from lsr.cli.root import main
 from lsr.errors import LsrError
 
@@ -36,7 +36,9 @@ def _backend(args: tuple[str, ...], sim_file: str | None, wait: float) -> tuple[
         topo = load(sim_file)
         src, fec = args
         check_router(topo, src)
-        return sim_network(topo), topo, src, fec
+        # What did not converge is named on stderr; ping and traceroute then show where
+        # the LSP breaks (their exit status is 1 then).
+        return sim_network(topo, simulated(topo)), topo, src, fec
     if len(args) != 3:
         raise click.UsageError("give NAME FROM FEC (or --sim FILE FROM FEC)")
     import os
@@ -68,6 +70,13 @@ def _rc(code: int | None, name: str) -> str:
         return "[yellow]timeout[/]"
     style = "green" if code in (3, 8) else "bold red"
     return f"[{style}]{code}[/] {escape(_SHORT.get(code, name))}"
+
+
+def _hop_name(h: dict[str, Any]) -> str:
+    """Who answered a traceroute hop; a silent hop as the router the DDMAP named."""
+    if h["router"]:
+        return str(h["router"])
+    return f"{h['expected_router']} (silent)" if h.get("expected_router") else "*"
 
 
 @lsp.command("ping")
@@ -123,7 +132,7 @@ def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, mul
     if as_json:
         render.emit_json(out)
     else:
-        rows = [(h["path"], h["ttl"], h["router"] or "*", h["interface"] or "",
+        rows = [(h["path"], h["ttl"], _hop_name(h), h["interface"] or "",
                  _rc(h["return_code"], h["return_code_name"]),
                  "/".join(str(x) for x in h["labels"]), ", ".join(h["downstream"]),
                  "" if h["rtt_ms"] is None else f"{h['rtt_ms']:.3f}") for h in out["hops"]]
@@ -131,11 +140,14 @@ def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, mul
                      ["path", "ttl", "router", "in if", "return code", "out labels", "downstream",
                       "rtt ms"], rows)
         for p in out["paths"]:
-            render.line(escape(f"path {p['path']}: {' -> '.join([src, *p['routers']])}: {p['result']}"))
+            hops = [_hop_name(h) for h in out["hops"] if h["path"] == p["path"]]
+            render.line(escape(f"path {p['path']}: {' -> '.join([src, *hops])}: {p['result']}"))
         b = out["broken_at"]
         tail = f"result: {out['result']}"
         if b:
             tail += f", broken at hop {b['ttl']} {b['router'] or '*'}: {b['return_code_name']}"
+            if b["return_code_name"] == "timeout" and b["router"]:
+                tail += " (no reply)"
         if out.get("reason"):
             tail += f" ({out['reason']})"
         render.line(escape(tail))
@@ -183,48 +195,71 @@ if _lab_group is not None:
     @click.option("--no-wait", is_flag=True, help="start: do not wait for the lab to converge.")
     @json_option
     def lab_node(name: str, router: str, action: str, no_wait: bool, as_json: bool) -> None:
-        """Stop or start ROUTER's runtime (its namespace and links stay up: the IGP still
-        routes through it, LDP sessions with it drop, LSPs through it break)."""
+        """Stop or start ROUTER's runtime (its namespace and links stay up: LDP sessions
+        with it drop, LSPs through it break). For an FRR router: zebra, ospfd, ldpd and
+        our dataplane in it."""
         from lsr.lab.control import node_start, node_stop
 
         out = node_stop(name, router) if action == "stop" else node_start(name, router, wait=not no_wait)
+        what = "FRR (zebra, ospfd, ldpd, dataplane)" if out.get("kind") == "frr" else "runtime"
         if as_json:
             render.emit_json(out)
         elif action == "stop":
-            render.line(f"{router}: runtime stopped (pids {out['stopped_pids']})")
+            render.line(f"{router}: {what} stopped (pids {out['stopped_pids']})")
         else:
             conv = out.get("converged_seconds")
-            render.line(f"{router}: runtime started (pid {out['pid']})"
+            pids = ", ".join(f"{d} {p}" for d, p in out["pids"].items()) if "pids" in out \
+                else f"pid {out['pid']}"
+            render.line(f"{router}: {what} started ({pids})"
                         + (f", lab converged in {conv:.2f} s" if conv is not None else ""))
 
     @_lab_group.command("converge")
     @click.argument("name")
-    @click.option("--fail", "fail_link", required=True, metavar="A-B", help="The link to fail.")
+    @click.option("--fail", "fail_link", metavar="A-B", help="The link to fail.")
+    @click.option("--restart", "restart_router", metavar="R",
+                  help="Restart router R's runtime instead (stop, then start at once).")
+    @click.option("--kill", is_flag=True, help="--restart: SIGKILL (a crash) instead of SIGTERM.")
     @click.option("--from", "src", help="Probe source host (default: chosen automatically).")
     @click.option("--to", "dst", help="Probe destination host (default: chosen automatically).")
     @click.option("--rate", default=1000, show_default=True, type=click.IntRange(1), help="Probes per second.")
     @click.option("--before", default=1.0, show_default=True, type=click.FloatRange(0), help="Seconds of probes before the failure.")
-    @click.option("--after", default=2.0, show_default=True, type=click.FloatRange(0), help="Seconds of probes after the failure.")
+    @click.option("--after", type=click.FloatRange(0),
+                  help="Seconds of probes after the failure  [default: 2, 10 with --restart]")
     @click.option("--keep-down", is_flag=True, help="Leave the link down afterwards.")
     @json_option
-    def lab_converge(name: str, fail_link: str, src: str | None, dst: str | None, rate: int,
-                     before: float, after: float, keep_down: bool, as_json: bool) -> None:
-        """Fail link A-B under a steady probe stream and report the convergence timeline."""
+    def lab_converge(name: str, fail_link: str | None, restart_router: str | None, kill: bool,
+                     src: str | None, dst: str | None, rate: int, before: float,
+                     after: float | None, keep_down: bool, as_json: bool) -> None:
+        """Fail link A-B (or restart router R) under a steady probe stream and report the
+        convergence timeline and every outage."""
         from lsr.lab import need_root
-        from lsr.lab.converge import converge
+        from lsr.lab.converge import converge, restart
 
+        if (fail_link is None) == (restart_router is None):
+            raise LsrError("give --fail A-B or --restart R (one of them)")
+        if kill and restart_router is None:
+            raise LsrError("--kill goes with --restart R")
+        if keep_down and restart_router is not None:
+            raise LsrError("--keep-down goes with --fail A-B")
         need_root()
-        if "-" not in fail_link:
-            raise LsrError(f"--fail {fail_link!r}: expected A-B (two node names)")
-        a, b = fail_link.split("-", 1)
-        out = converge(name, a, b, src=src, dst=dst, rate=rate, before=before, after=after,
-                       keep_down=keep_down)
+        if restart_router is not None:
+            out = restart(name, restart_router, kill=kill, src=src, dst=dst, rate=rate,
+                          before=before, after=10.0 if after is None else after)
+            what = f"{restart_router} restart ({out['signal']})"
+        else:
+            assert fail_link is not None
+            if "-" not in fail_link:
+                raise LsrError(f"--fail {fail_link!r}: expected A-B (two node names)")
+            a, b = fail_link.split("-", 1)
+            out = converge(name, a, b, src=src, dst=dst, rate=rate, before=before,
+                           after=2.0 if after is None else after, keep_down=keep_down)
+            what = f"{a}-{b} down"
         if as_json:
             render.emit_json(out)
             return
         rows = [(f"{e['t_ms']:+.1f}", e["router"] or "", escape(e["event"]), escape(e.get("detail", "")))
                 for e in out["timeline"]]
-        render.table(f"{name}: convergence after {a}-{b} down "
+        render.table(f"{name}: convergence after {what} "
                      f"({out['probe']['from']} -> {out['probe']['to']}, {rate} pps)",
                      ["t ms", "router", "event", "detail"], rows)
         p = out["probe"]
@@ -233,6 +268,10 @@ if _lab_group is not None:
                   "of the stream")
         render.line(f"sent {p['sent']}, received {p['received']}, lost {p['lost']} "
                     f"(receiver counted {p['receiver_lost']} lost), {outage}")
+        if len(p["outages"]) > 1:
+            render.line(f"{len(p['outages'])} separate outages (traffic came back and was lost "
+                        "again): " + ", ".join(f"{g['lost']} lost, gap {g['gap_ms']} ms"
+                                               for g in p["outages"]))
         if p["lost_before_failure"]:
             render.line(f"warning: {p['lost_before_failure']} of the lost probes were sent before "
                         "the link went down (see 'loss before the failure'): the path was "

@@ -11,10 +11,17 @@ from typing import Any
 import click
 
 from lsr import render
-from lsr.cli.common import json_option, load, pick_routers, topology_arg
+from lsr.cli.common import (
+    down_option,
+    exit_if_stuck,
+    json_option,
+    load,
+    pick_routers,
+    simulated,
+    topology_arg,
+)
 from lsr.cli.lab import lab, lab_api, require_root
 from lsr.cli.sim import sim
-from lsr.errors import LsrError
 
 VIEWS = ("neighbors", "lsdb")
 
@@ -25,12 +32,7 @@ def _show(data: dict[str, Any], view: str, as_json: bool) -> None:
         return
     for r, d in data["routers"].items():
         if view == "neighbors":
-            rows = [(n["neighbor"], n["router_id"], n["interface"], n["address"], n["state"],
-                     n["role"], f"{n['uptime']:.1f}", n["retransmit"])
-                    for n in d["neighbors"]]
-            render.table(f"{r}: OSPF neighbors", ["neighbor", "router ID", "interface",
-                                                  "address", "state", "role", "uptime s",
-                                                  "rxmt"], rows)
+            render.show(render.ospf_neighbors_table(r, d["neighbors"]))
         else:
             rows = []
             for a in d["lsdb"]:
@@ -57,19 +59,18 @@ def _link_cells(ln: dict[str, Any] | None) -> tuple[str, str, str]:
 @topology_arg
 @click.argument("view", type=click.Choice(VIEWS), default="neighbors")
 @click.option("--router", "-r", help="Only this router.")
+@down_option
 @json_option
-def sim_ospf(file: str, view: str, router: str | None, as_json: bool) -> None:
+def sim_ospf(file: str, view: str, router: str | None, down: tuple[str, ...],
+             as_json: bool) -> None:
     """OSPF neighbors or LSDB of each router once the simulation converged."""
-    from lsr.sim import simulate
-
-    s, res = simulate(load(file))
-    if not res.converged:
-        raise LsrError(f"{file}: the simulation did not converge")
+    o = simulated(load(file), down)
     out: dict[str, Any] = {}
-    for r in pick_routers(s.topo, router):
-        inst = s.ospf[r]
+    for r in pick_routers(o.sim.topo, router):
+        inst = o.sim.ospf[r]
         out[r] = {view: inst.neighbors_json() if view == "neighbors" else inst.lsdb_json()}
     _show({"routers": out}, view, as_json)
+    exit_if_stuck(o)
 
 
 @lab.command("ospf")

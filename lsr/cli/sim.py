@@ -1,22 +1,26 @@
-"""`lsr sim ...`: run LDP on every router of a topology in memory (virtual clock)."""
+"""`lsr sim ...`: run LDP on every router of a topology in memory (virtual clock).
+
+A simulation that does not converge is still shown: what did converge is printed, each
+session or adjacency that did not is named with its cause on stderr, and the exit status
+is 1 (`lsr.cli.common.simulated`).
+"""
 
 from __future__ import annotations
 
 import click
 
 from lsr import render
-from lsr.cli.common import json_option, load, pick_routers, topology_arg
+from lsr.cli.common import (
+    down_option,
+    exit_if_stuck,
+    json_option,
+    load,
+    pick_routers,
+    simulated,
+    topology_arg,
+)
 from lsr.cli.root import main
-from lsr.core.labels import label_name
 from lsr.errors import LsrError
-from lsr.sim import Simulation, simulate
-
-
-def _run(file: str) -> tuple[Simulation, dict]:
-    sim, res = simulate(load(file))
-    if not res.converged:
-        raise LsrError(f"{file}: LDP did not converge (virtual time {res.ended:.3f} s)")
-    return sim, sim.summary_json(res)
 
 
 @main.group()
@@ -26,171 +30,119 @@ def sim() -> None:
 
 @sim.command()
 @topology_arg
+@down_option
 @json_option
-def run(file: str, as_json: bool) -> None:
-    """Converge LDP on FILE; print sessions, FECs, labels, time and messages."""
-    s, summary = _run(file)
+def run(file: str, down: tuple[str, ...], as_json: bool) -> None:
+    """Converge LDP on FILE; print sessions, FECs, labels, time and messages.
+
+    Exit status 1 when a session or adjacency did not come up (each is named, with its
+    cause), 2 for bad input."""
+    from lsr.sim import converge
+
+    o = converge(load(file), down)
+    summary = {**o.sim.summary_json(o.result), "stuck": [s.to_json() for s in o.stuck]}
     if as_json:
         render.emit_json(summary)
+        exit_if_stuck(o)
         return
+    want = "" if o.converged else f" of {len(o.sim.expected_sessions()) // 2}"
     render.line(
-        f"{summary['topology']}: {summary['routers']} routers, {summary['sessions']} sessions "
-        f"OPERATIONAL, {summary['fecs']} FECs, {summary['labels']} local labels, "
+        f"{summary['topology']}: {summary['routers']} routers, {summary['sessions']}{want} "
+        f"sessions OPERATIONAL, {summary['fecs']} FECs, {summary['labels']} local labels, "
         f"{summary['ftn_entries']} FTN / {summary['ilm_entries']} ILM entries"
     )
-    render.line(f"converged at virtual time {summary['convergence_time']:.3f} s "
-                f"({summary['events']} events)")
+    if o.converged:
+        render.line(f"converged at virtual time {summary['convergence_time']:.3f} s "
+                    f"({summary['events']} events)")
+    else:
+        render.line(f"NOT converged: nothing changed after virtual time "
+                    f"{summary['convergence_time']:.3f} s (stopped at {o.result.ended:.3f} s, "
+                    f"{summary['events']} events)")
+        for p in o.problems():
+            render.plain(f"  {p}")
     if "vpn" in summary:
         v = summary["vpn"]
         render.line(f"VPN: {v['pes']} PEs, {v['vrfs']} VRFs, {v['vpn_routes']} VPN routes "
                     f"exported, {v['vrf_routes']} VRF routes installed"
                     + (f", {v['rejected']} without an LSP" if v["rejected"] else ""))
     render.table("messages sent", ["type", "count"], sorted(summary["messages"].items()))
+    exit_if_stuck(o)
 
 
 @sim.command()
 @topology_arg
 @click.option("--router", "-r", help="Only this router.")
+@down_option
 @json_option
-def lfib(file: str, router: str | None, as_json: bool) -> None:
+def lfib(file: str, router: str | None, down: tuple[str, ...], as_json: bool) -> None:
     """FTN and ILM of each router after convergence."""
-    s, _ = _run(file)
-    names = pick_routers(s.topo, router)
-    data = s.lfib_json(names)
+    o = simulated(load(file), down)
+    data = o.sim.lfib_json(pick_routers(o.sim.topo, router))
     if as_json:
         render.emit_json(data)
-        return
-    for r in names:
-        d = data["routers"][r]
-        rows = []
-        for e in d["ftn"]:
-            for k, nh in enumerate(e["nexthops"]):
-                rows.append((e["fec"] if k == 0 else "", nh["neighbor"], nh["interface"],
-                             nh["nexthop"], _stack(nh["out_labels"], "push")))
-        render.table(f"{r} ({d['lsr_id']}): FTN", ["FEC", "via", "interface", "nexthop", "push"],
-                     rows)
-        rows = []
-        for e in d["ilm"]:
-            for k, nh in enumerate(e["nexthops"]):
-                rows.append((e["in_label"] if k == 0 else "", e["fec"] if k == 0 else "",
-                             nh["op"], _stack(nh["out_labels"], nh["op"]), nh["neighbor"],
-                             nh["interface"], nh["nexthop"]))
-        for e in d.get("vpn_ilm", []):  # VPN labels (RFC 4364): pop, then the VRF decides
-            what = f"VRF {e['vrf']}" + (f" {e['prefix']}" if e["prefix"] else "")
-            if e["nexthops"]:
-                nh = e["nexthops"][0]
-                rows.append((e["in_label"], what, "pop", "-", nh["neighbor"], nh["interface"],
-                             nh["nexthop"]))
-            else:
-                rows.append((e["in_label"], what, "pop", "-", f"lookup in {e['vrf']}", "", ""))
-        render.table(f"{r}: ILM", ["in", "FEC", "op", "out", "via", "interface", "nexthop"], rows)
-
-
-def _stack(labels: list[int], op: str) -> str:
-    if not labels:
-        return "-" if op != "push" else "(none)"
-    return " ".join(str(x) for x in labels)
+    else:
+        render.show(render.lfib_tables(data))
+    exit_if_stuck(o)
 
 
 @sim.command()
 @topology_arg
 @click.option("--router", "-r", required=True, help="The router.")
+@down_option
 @json_option
-def bindings(file: str, router: str, as_json: bool) -> None:
+def bindings(file: str, router: str, down: tuple[str, ...], as_json: bool) -> None:
     """The LIB of ROUTER: local and remote label per FEC."""
-    s, _ = _run(file)
-    (name,) = pick_routers(s.topo, router)
-    data = s.bindings_json(name)
+    o = simulated(load(file), down)
+    (name,) = pick_routers(o.sim.topo, router)
+    data = o.sim.bindings_json(name)
     if as_json:
         render.emit_json(data)
-        return
-    rows = []
-    for e in data["bindings"]:
-        local = "-" if e["local_label"] is None else label_name(e["local_label"])
-        remote = e["remote"] or [None]
-        for k, rm in enumerate(remote):
-            rows.append((e["fec"] if k == 0 else "", local if k == 0 else "",
-                         rm["neighbor"] if rm else "-", label_name(rm["label"]) if rm else "-"))
-    render.table(f"{name}: LDP bindings", ["FEC", "local", "neighbor", "remote"], rows)
+    else:
+        render.show(render.bindings_table(name, data["bindings"]))
+    exit_if_stuck(o)
 
 
 @sim.command()
 @topology_arg
 @click.option("--router", "-r", help="Only this router.")
+@down_option
 @json_option
-def neighbors(file: str, router: str | None, as_json: bool) -> None:
+def neighbors(file: str, router: str | None, down: tuple[str, ...], as_json: bool) -> None:
     """LDP sessions of each router after convergence."""
-    s, _ = _run(file)
-    names = pick_routers(s.topo, router)
-    data = {"routers": {r: {"neighbors": s.neighbors_json(r)} for r in names}}
+    o = simulated(load(file), down)
+    names = pick_routers(o.sim.topo, router)
+    data = {"routers": {r: {"neighbors": o.sim.neighbors_json(r)} for r in names}}
     if as_json:
         render.emit_json(data)
-        return
-    for r in names:
-        rows = [(n["neighbor"], n["lsr_id"], n["state"], n["role"], ",".join(n["adjacencies"]),
-                 n["keepalive"]) for n in data["routers"][r]["neighbors"]]
-        render.table(f"{r}: LDP neighbors", ["neighbor", "LSR ID", "state", "role",
-                                             "adjacencies", "keepalive"], rows)
+    else:
+        render.show([render.ldp_neighbors_table(r, data["routers"][r]["neighbors"])
+                     for r in names])
+    exit_if_stuck(o)
 
 
 @sim.command("vrf")
 @topology_arg
 @click.argument("router", required=False)
 @click.option("--vrf", "vrf_name", help="Only this VRF.")
+@down_option
 @json_option
-def vrf_cmd(file: str, router: str | None, vrf_name: str | None, as_json: bool) -> None:
+def vrf_cmd(file: str, router: str | None, vrf_name: str | None, down: tuple[str, ...],
+            as_json: bool) -> None:
     """The VRFs of each PE (or ROUTER) after convergence: every route with where it goes
     and its label stack [transport, VPN], and the VPN labels (RFC 4364)."""
-    s, _ = _run(file)
-    names = pick_routers(s.topo, router)
-    if router is not None and not s.topo.nodes[router].vrfs:
+    topo = load(file)
+    names = pick_routers(topo, router)
+    if router is not None and not topo.nodes[router].vrfs:
         raise LsrError(f"{file}: {router} has no VRFs")
-    if not s.pes:
+    if not any(n.vrfs for n in topo.routers):
         raise LsrError(f"{file}: no router has VRFs (topology.nodes.R.vrfs)")
-    known = {v for r in names for v in s.topo.nodes[r].vrfs}
+    known = {v for r in names for v in topo.nodes[r].vrfs}
     if vrf_name is not None and vrf_name not in known:
         raise LsrError(f"{file}: no VRF named {vrf_name!r}" + (f" on {router}" if router else ""))
-    data = s.vrf_json([r for r in names if s.topo.nodes[r].vrfs], vrf_name)
+    o = simulated(topo, down)
+    data = o.sim.vrf_json([r for r in names if topo.nodes[r].vrfs], vrf_name)
     if as_json:
         render.emit_json(data)
-        return
-    for r, d in data["routers"].items():
-        for name, v in d["vrfs"].items():
-            rts = f"import {' '.join(v['import']) or '-'}, export {' '.join(v['export']) or '-'}"
-            rows = []
-            for e in v["fib"]:
-                rows.append((e["prefix"], _source(e), _where(e), _vrf_labels(e)))
-            title = f"{r} VRF {name} (RD {v['rd']}; {rts}; {v['label_mode']} labels)"
-            render.table(title, ["prefix", "source", "next hop", "push"], rows)
-            lab = ", ".join(f"{x['in_label']} -> " + (
-                f"pop, to {x['nexthops'][0]['neighbor']}" if x["nexthops"] else
-                f"pop, lookup in {name}") + (f" ({x['prefix']})" if x["prefix"] else "")
-                for x in v["vpn_labels"])
-            render.line(f"  VPN labels: {lab or '-'}")
-            for x in v["rejected"]:
-                render.line(f"  not installed: {x['prefix']}: {x['reason']}")
-
-
-def _source(e: dict) -> str:
-    if e["source"] == "vpn":
-        return f"bgp {e['rd']}"
-    if e["source"] == "leaked":
-        return f"vrf {e['vrf']}" + (f" ({e['rd']})" if e.get("rd") else "")
-    return e["source"]
-
-
-def _where(e: dict) -> str:
-    if e["source"] == "vpn":
-        hops = ", ".join(f"{n['neighbor']} {n['interface']}" for n in e["nexthops"])
-        return f"{e['pe_name']} via {hops}"
-    if e.get("interface"):
-        return e["interface"]
-    return ", ".join(f"{n['nexthop']} ({n['neighbor']}) {n['interface']}" for n in e["nexthops"])
-
-
-def _vrf_labels(e: dict) -> str:
-    """The stack pushed, top first, per ECMP next hop: 'transport/VPN'."""
-    if e["source"] != "vpn":
-        return "-"
-    stacks = {"/".join(str(x) for x in n["out_labels"] if x != 3) for n in e["nexthops"]}
-    return " | ".join(sorted(stacks))
+    else:
+        render.vrf_show(data)
+    exit_if_stuck(o)

@@ -8,11 +8,11 @@ import click
 from rich.markup import escape
 
 from lsr import render as out
+from lsr.cli.common import down_option
 from lsr.cli.root import main
 from lsr.errors import LsrError
 
-_down_option = click.option("--down", "down", multiple=True, metavar="A-B",
-                            help="Take the A-B link down first (simulated failure; repeatable).")
+_down_option = down_option
 
 
 def _network(file: str | None, lab: str | None, down: tuple[str, ...]):
@@ -29,7 +29,19 @@ def _network(file: str | None, lab: str | None, down: tuple[str, ...]):
         return net.from_lab(lab)
     if not file:
         raise LsrError("missing FILE (or --lab NAME)")
-    return net.from_file(file, down)
+    return _warn(net.from_file(file, down))
+
+
+def _warn(n, prefix: str = "not converged"):  # noqa: ANN001, ANN202  (a net.Network)
+    """Name what did not converge on stderr; the picture or page shows what did."""
+    for p in n.problems:
+        click.echo(f"lsr: {prefix}: {p}", err=True)
+    return n
+
+
+def _exit_if_stuck(n) -> None:
+    if n.problems:
+        raise click.exceptions.Exit(1)
 
 
 def _overlays(n, lsps: tuple[str, ...], fecs: tuple[str, ...]) -> tuple[list, list[str]]:
@@ -96,7 +108,9 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
     """Draw the topology of FILE (routers, hosts, interfaces, costs) and its LSPs.
 
     Every label operation of an LSP is written on the link it is sent on, in
-    hop order ("1: push 22", "2: pop 22"); ECMP branches are all drawn.
+    hop order ("1: push 22", "2: pop 22"); ECMP branches are all drawn. A link
+    whose LDP session or OSPF adjacency did not come up is dashed red with the
+    cause; the exit status is then 1 (the picture is still written).
     """
     from lsr.teach import draw, net
 
@@ -106,8 +120,12 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
         if not file:
             raise LsrError("missing FILE (or --lab NAME)")
         from lsr.cli.common import load
+        from lsr.oam.diagnose import config_findings
 
-        n = net.Network(load(file), {"routers": {}}, {}, "file")
+        topo = load(file)  # no simulation: mark what the configs keep down
+        found = config_findings(topo)
+        n = _warn(net.Network(topo, {"routers": {}}, {}, "file", stuck=found,
+                              problems=[s.text("cannot come up") for s in found]), "warning")
     ovs, texts = _overlays(n, lsps, fecs)
     for spec in traces:
         ov, lines = _trace_overlay(n, spec, draw.COLORS[len(ovs) % len(draw.COLORS)])
@@ -117,6 +135,7 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
     dot = draw.dot_source(n, ovs, eng)
     if not output:
         click.echo(dot, nl=False)
+        _exit_if_stuck(n)
         return
     fmt = Path(output).suffix.lstrip(".").lower()
     data = draw.render(dot, fmt, eng)
@@ -127,6 +146,7 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
              + (f", down: {down_txt}" if down_txt else ""))
     for t in texts:
         out.line(escape(t))
+    _exit_if_stuck(n)
 
 
 @main.command("report")
@@ -134,19 +154,25 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
 @click.option("--lab", help="Report on a running lab (its live tables) instead of FILE.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The HTML file to write.")
-@click.option("--from", "src", help="Packet walk source (default: the first host).")
-@click.option("--to", "dst", help="Packet walk destination (default: the second host).")
+@click.option("--from", "src", help="Packet walk source (default: see --to).")
+@click.option("--to", "dst", help="Packet walk destination (default: the longest walk between "
+              "two hosts, docs/cli.md).")
 @_down_option
 def report_cmd(file: str | None, lab: str | None, output: str, src: str | None,
                dst: str | None, down: tuple[str, ...]) -> None:
-    """Write one self-contained HTML page: the topology picture, every LFIB, the
-    LDP bindings, a packet walk between two hosts and the validation results."""
+    """Write one self-contained HTML page that follows one packet: its walk and the
+    table rows it used, the topology picture with its LSP, the FTN, ILM and LDP
+    bindings of the routers on its way (the rows it used highlighted), the
+    validation results, and the other routers' tables in an appendix."""
     from lsr.teach import report
 
     n = _network(file, lab, down)
-    page = report.build(n, src, dst)
+    page, choice = report.build_report(n, src, dst)
     Path(output).write_text(page, encoding="utf-8")
-    out.line(f"{output}: report on {n.topo.name} ({n.source}), {len(page) // 1024} KiB")
+    out.plain(f"{output}: report on {n.topo.name} ({n.source}), {len(page) // 1024} KiB")
+    if choice is not None:
+        out.plain(f"packet: {choice.src} -> {choice.dst} ({choice.why})")
+    _exit_if_stuck(n)
 
 
 @main.group("exercise")

@@ -8,11 +8,12 @@ import click
 from rich.markup import escape
 
 from lsr import render
-from lsr.cli.common import json_option, load, topology_arg
+from lsr.cli.common import down_option, json_option, load, topology_arg
 from lsr.cli.root import main
 from lsr.core.igp import Igp
 from lsr.errors import LsrError
 from lsr.oam.validate import (
+    control_plane_results,
     igp_route_result,
     lfibs_from_json,
     reference_lfibs,
@@ -33,17 +34,27 @@ _STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yello
 @click.option("--reference", is_flag=True,
               help="Check the reference LFIBs computed from the IGP instead of simulating LDP.")
 @click.option("--no-invariants", is_flag=True, help="Only the file's expect: assertions.")
+@down_option
 @json_option
 def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariants: bool,
-                 as_json: bool) -> None:
+                 down: tuple[str, ...], as_json: bool) -> None:
     """Validate the LSPs of FILE: its expect: assertions and the built-in invariants.
 
-    Exit status 0 when every check passes, 1 when one fails, 2 for bad input.
+    With --down A-B the links are failed first (the simulation reconverges, the
+    reference LFIBs and the IGP are computed without them).
+    Exit status 0 when every check passes, 1 when one fails (a session or adjacency
+    that did not come up is a failed control-plane check), 2 for bad input.
     """
+    from lsr.sim import parse_link
+
     topo = load(file)
-    igp = Igp(topo)
     if lfib_file and reference:
         raise LsrError("--lfib and --reference exclude each other")
+    if lfib_file and down:
+        raise LsrError("--down fails links in a simulation; --lfib checks given tables")
+    idx = [parse_link(topo, d) for d in down]
+    igp = Igp(topo, idx)
+    o = None
     if lfib_file:
         try:
             with open(lfib_file) as f:
@@ -58,17 +69,19 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
     elif reference:
         lfibs, source = reference_lfibs(topo, igp), "reference"
     else:
-        from lsr.sim import simulate
+        from lsr.sim import converge
 
-        sim, res = simulate(topo)
-        if not res.converged:
-            raise LsrError(f"{file}: LDP did not converge (virtual time {res.ended:.3f} s)")
-        lfibs, source = lfibs_from_json(sim.lfib_json()), "sim"  # VRFs included
+        o = converge(topo, down)
+        lfibs, source = lfibs_from_json(o.sim.lfib_json()), "sim"  # VRFs included
     trace = walk_trace(topo, lfibs, igp)
     results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp, trace),
                        invariants=not no_invariants, trace=trace)
-    if source == "sim" and not no_invariants:  # OSPF's routes against the reference model
-        results.append(igp_route_result(topo, sim.ribs, igp))
+    if o is not None and (o.problems() or not no_invariants):  # a stuck session is never hidden
+        s = o.sim
+        adj = sum(i.full_neighbors() for i in s.ospf.values()) // 2 if s.ospf else None
+        results[:0] = control_plane_results(o.problems(), len(s.expected_sessions()) // 2, adj)
+    if o is not None and not no_invariants:  # OSPF's routes against the reference model
+        results.append(igp_route_result(topo, o.sim.ribs, igp))
     out = {"topology": topo.name, "file": file, "lfib_source": source, **summary(results)}
     if as_json:
         render.emit_json(out)

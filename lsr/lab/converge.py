@@ -23,10 +23,11 @@ from __future__ import annotations
 
 import contextlib
 import json
+import signal
 import subprocess
 import sys
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -51,6 +52,18 @@ def _pe(topo: Any, host: str) -> str:
 
 def choose_hosts(name: str, topo: Any, a: str, b: str) -> tuple[str, str]:
     """The first (source, destination) host pair whose LFIB path crosses the a-b link."""
+    return _hosts_where(name, topo, lambda p: any({x, y} == {a, b} for x, y in
+                                                  zip(p, p[1:], strict=False)),
+                        f"an LSP across {a}-{b}")
+
+
+def choose_hosts_via(name: str, topo: Any, router: str) -> tuple[str, str]:
+    """The first (source, destination) host pair whose LFIB path has `router` in transit."""
+    return _hosts_where(name, topo, lambda p: router in p[1:-1], f"an LSP through {router}")
+
+
+def _hosts_where(name: str, topo: Any, crosses: Callable[[list[str]], bool],
+                 what: str) -> tuple[str, str]:
     from lsr.lab.lsp import live_lfibs
     from lsr.oam.validate import walk_lsp
 
@@ -62,10 +75,9 @@ def choose_hosts(name: str, topo: Any, a: str, b: str) -> tuple[str, str]:
                 continue
             fec = next(iter(topo.nodes[h2].interfaces.values())).address.network
             w = walk_lsp(topo, lfibs, _pe(topo, h1), fec)
-            for p in w.paths:
-                if any({x, y} == {a, b} for x, y in zip(p, p[1:], strict=False)):
-                    return h1, h2
-    raise LsrError(f"no host pair of lab '{name}' has an LSP across {a}-{b}: give --from/--to")
+            if any(crosses(list(p)) for p in w.paths):
+                return h1, h2
+    raise LsrError(f"no host pair of lab '{name}' has {what}: give --from/--to")
 
 
 def _spawn(name: str, node: str, args: list[str]) -> subprocess.Popen:
@@ -126,7 +138,8 @@ def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
         "received": len(got), "lost": len(lost), "lost_before_failure": len(early),
         "first_lost_before_failure": at(early[0], sent_at[early[0]]) if early else None,
         "recovered": True, "outage_ms": 0.0, "outage_at_least_ms": None,
-        "last_before": None, "first_after": None}
+        "last_before": None, "first_after": None,
+        "outages": gaps(sent_at, got, late[0], t_fail) if late else []}
     if not late:
         return out
     start, end = late[0], late[-1]  # end is the last lost probe: end + 1 arrived
@@ -145,6 +158,36 @@ def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
     return out
 
 
+def gaps(sent_at: Sequence[float], got: dict[int, float], first: int,
+         t_ref: float) -> list[dict[str, Any]]:
+    """Every run of consecutive lost probes from probe `first` on, each an outage of its
+    own: `got` maps sequence -> arrival time. A run's gap is measured like `analyse`'s
+    outage, from the arrival of the probe before it to the arrival of the probe after it
+    (None if none arrived after it: not recovered); times in ms from `t_ref`. Two runs
+    mean traffic came back in between and was lost again (a second outage)."""
+    total = len(sent_at)
+    runs: list[dict[str, Any]] = []
+    seq = first
+    while seq < total:
+        if seq in got:
+            seq += 1
+            continue
+        start = seq
+        while start > 0 and start - 1 not in got:  # the run began before `first`
+            start -= 1
+        end = seq
+        while end + 1 < total and end + 1 not in got:
+            end += 1
+        t_from = got[start - 1] if start > 0 else sent_at[0]
+        t_to = got.get(end + 1)
+        runs.append({"first_lost": start, "last_lost": end, "lost": end - start + 1,
+                     "from_ms": round((t_from - t_ref) * 1000, 3),
+                     "to_ms": None if t_to is None else round((t_to - t_ref) * 1000, 3),
+                     "gap_ms": None if t_to is None else round((t_to - t_from) * 1000, 3)})
+        seq = end + 2
+    return runs
+
+
 def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | None = None,
              rate: int = 1000, before: float = 1.0, after: float = 2.0,
              keep_down: bool = False) -> dict[str, Any]:
@@ -157,18 +200,89 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
         if n not in topo.nodes:
             raise LsrError(f"lab '{name}' has no node '{n}'")
     netns.find_link(topo, a, b)
+    src, dst = _endpoints(topo, src, dst, lambda: choose_hosts(name, topo, a, b))
+
+    def fail() -> list[dict[str, Any]]:
+        lsr.lab.link(name, a, b, up=False)
+        return [{"event": "link down applied", "detail": "both veth ends down (carrier)"}]
+
+    def restore() -> None:
+        if not keep_down:
+            lsr.lab.link(name, a, b, up=True)
+
+    run = _probe_run(name, topo, src, dst, rate, before, after, fail, restore)
+    converged = None
+    if not keep_down:
+        restore()
+        converged = round(lsr.lab.wait_converged(name, 30), 3)
+    first = {"t_ms": 0.0, "router": None, "event": "link down", "detail": f"{a}-{b}"}
+    return {"lab": name, "link": f"{a}-{b}", "restored": not keep_down,
+            "reconverged_seconds": converged, **_report(topo, run, first, rate, src, dst)}
+
+
+def restart(name: str, router: str, *, kill: bool = False, src: str | None = None,
+            dst: str | None = None, rate: int = 100, before: float = 1.0,
+            after: float = 10.0) -> dict[str, Any]:
+    """Restart `router`'s runtime under a probe stream through it: stop it (SIGTERM, or
+    SIGKILL with `kill`), start it again at once, and report every outage the stream saw
+    (`probe.outages`: one when the restart costs one gap; a second means traffic came
+    back and was lost again). The JSON of `lsr lab converge --restart R --json`."""
+    import lsr.lab
+    from lsr.lab.control import node_start, node_stop, running
+
+    topo = lsr.lab.topology(name)
+    if router not in topo.nodes or not topo.nodes[router].is_router:
+        raise LsrError(f"lab '{name}' has no router '{router}'")
+    if not running(name, router):
+        raise LsrError(f"router {router} of lab '{name}' is not running (lsr lab node start)")
+    src, dst = _endpoints(topo, src, dst, lambda: choose_hosts_via(name, topo, router))
+
+    def bounce() -> list[dict[str, Any]]:
+        stopped = node_stop(name, router, sig=signal.SIGKILL if kill else signal.SIGTERM)
+        t = time.time()
+        node_start(name, router, wait=False)
+        return [{"event": "router stopped", "t": t,
+                 "detail": f"pids {stopped['stopped_pids']} ({'SIGKILL' if kill else 'SIGTERM'})"},
+                {"event": "router started", "detail": "runtime spawned, start barrier released"}]
+
+    def ensure_running() -> None:
+        if not running(name, router):
+            node_start(name, router, wait=False)
+
+    run = _probe_run(name, topo, src, dst, rate, before, after, bounce, ensure_running)
+    converged = round(lsr.lab.wait_converged(name, 30), 3)
+    first = {"t_ms": 0.0, "router": router, "event": "restart",
+             "detail": "kill -9, then start" if kill else "stop (SIGTERM), then start"}
+    return {"lab": name, "router": router, "signal": "SIGKILL" if kill else "SIGTERM",
+            "reconverged_seconds": converged, **_report(topo, run, first, rate, src, dst)}
+
+
+def _endpoints(topo: Any, src: str | None, dst: str | None,
+               choose: Callable[[], tuple[str, str]]) -> tuple[str, str]:
     if (src is None) != (dst is None):
         raise LsrError("give both --from and --to, or neither (chosen automatically)")
     if src is None or dst is None:
-        src, dst = choose_hosts(name, topo, a, b)
+        src, dst = choose()
     for h in (src, dst):
         if h not in topo.nodes or topo.nodes[h].is_router:
-            raise LsrError(f"lab '{name}' has no host '{h}'")
+            raise LsrError(f"lab '{topo.name}' has no host '{h}'")
+    return src, dst
+
+
+def _probe_run(name: str, topo: Any, src: str, dst: str, rate: int, before: float,
+               after: float, event: Callable[[], list[dict[str, Any]]],
+               undo: Callable[[], None]) -> dict[str, Any]:
+    """Probes src -> dst for before + after seconds; `event()` runs after `before` seconds
+    (t = 0) and returns timeline entries (their own "t" or the time it returned). If the
+    measurement fails once the event ran, `undo()` repairs the lab before the error is
+    raised. Returns the probe results, t_event and the routers' events since it."""
+    import lsr.lab
+
     seconds = before + after
     until = time.time() + seconds + 120.0  # a cap only: the receivers are told when to stop
     port = PROBE_PORT
     recv = sniff = send = None
-    link_down = False  # from here on restore the link whatever happens (unless keep_down)
+    happened = False  # from here on undo the event whatever happens
     try:
         recv = _spawn(name, dst, ["recv", str(port), repr(until)])
         sniff = _spawn(name, dst, ["sniff", _host_if(topo, dst), str(port), repr(until)])
@@ -177,18 +291,18 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
         send = _spawn(name, src, ["send", _host_ip(topo, dst), str(port), str(rate), str(seconds)])
         _ready(send, src, "send")
         time.sleep(before)
-        t_fail = time.time()
-        link_down = True
-        lsr.lab.link(name, a, b, up=False)
+        t_event = time.time()
+        happened = True
+        marks = event()
         t_cmd = time.time()
         sent = _result(send, seconds + 30)
         stop_at = sent["t1"] + GRACE
         rx = _result(recv, stop_at - time.time() + 30, stop_at)
         cap = _result(sniff, stop_at - time.time() + 30, stop_at)
     except BaseException:
-        if link_down and not keep_down:
+        if happened:
             with contextlib.suppress(Exception):  # the first error is the one to report
-                lsr.lab.link(name, a, b, up=True)
+                undo()
         raise
     finally:
         for p in (send, recv, sniff):
@@ -198,24 +312,27 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
     events = []
     for r in topo.routers:
         try:
-            ev = lsr.lab.query(name, r.name, "oam_events", since=t_fail - 0.001)
+            ev = lsr.lab.query(name, r.name, "oam_events", since=t_event - 0.001)
         except (OSError, LsrError):
             continue
         for e in ev["events"]:
             events.append({**e, "router": r.name})
-    converged = None
-    if not keep_down:
-        lsr.lab.link(name, a, b, up=True)
-        converged = round(lsr.lab.wait_converged(name, 30), 3)
+    return {"sent": sent, "rx": rx, "cap": cap, "t_event": t_event, "events": events,
+            "marks": [{"t": m.get("t", t_cmd), **m} for m in marks]}
+
+
+def _report(topo: Any, run: dict[str, Any], first: dict[str, Any], rate: int, src: str,
+            dst: str) -> dict[str, Any]:
+    """The probe statistics and the timeline of one `_probe_run`."""
+    sent, rx, cap, t_fail = run["sent"], run["rx"], run["cap"], run["t_event"]
     sent_at = [sent["t0"] + t for t in sent["sent_at"]]
     stats = analyse(sent_at, cap["arrivals"], t_fail)
-    timeline = [{"t_ms": 0.0, "router": None, "event": "link down", "detail": f"{a}-{b}"},
-                {"t_ms": round((t_cmd - t_fail) * 1000, 3), "router": None,
-                 "event": "link down applied", "detail": "both veth ends down (carrier)"}]
+    timeline = [first] + [{"t_ms": round((m["t"] - t_fail) * 1000, 3), "router": None,
+                           "event": m["event"], "detail": m["detail"]} for m in run["marks"]]
     firsts: dict[tuple[str, str], dict[str, Any]] = {}
     withdraws = 0
     lfib_updates = 0
-    for e in sorted(events, key=lambda e: e["t"]):
+    for e in sorted(run["events"], key=lambda e: e["t"]):
         kind = e["event"]
         if kind == "withdraw_sent":
             withdraws += e["count"]
@@ -242,6 +359,10 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
     if stats["last_before"]:
         timeline.append({"t_ms": stats["last_before"]["t_ms"], "router": None,
                          "event": "last probe before the outage", "detail": f"seq {stats['last_before']['seq']}"})
+    for g in stats["outages"][1:]:
+        timeline.append({"t_ms": g["from_ms"], "router": None, "event": "loss again",
+                         "detail": f"seq {g['first_lost']}..{g['last_lost']}: {g['lost']} probes "
+                                   "lost after traffic had come back"})
     if stats["first_after"]:
         timeline.append({"t_ms": stats["first_after"]["t_ms"], "router": None,
                          "event": "first probe on the new path", "detail": f"seq {stats['first_after']['seq']}"})
@@ -251,11 +372,11 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
                                                              "(end of the stream)"})
     timeline.sort(key=lambda e: e["t_ms"])
     return {
-        "lab": name, "link": f"{a}-{b}", "restored": not keep_down, "reconverged_seconds": converged,
         "probe": {"from": src, "to": dst, "rate": rate, "sent": sent["sent"], "received": stats["received"],
                   "lost": sent["total"] - stats["received"], "outage_ms": stats["outage_ms"],
                   "recovered": stats["recovered"], "outage_at_least_ms": stats["outage_at_least_ms"],
                   "lost_before_failure": stats["lost_before_failure"],
+                  "outages": stats["outages"],
                   "receiver_received": rx["received"], "receiver_lost": sent["total"] - rx["received"],
                   "receiver_duplicates": rx["duplicates"],
                   "capture_drops": cap["drops"], "receiver_drops": rx["drops"]},

@@ -91,11 +91,13 @@ class NodeOspf:
         s.setblocking(False)
         self.sock = s
 
-    def start(self) -> None:
-        """After the lab's start barrier: read packets, watch carrier, bring OSPF up."""
+    def start(self, restart: bool = False) -> None:
+        """After the lab's start barrier: read packets, watch carrier, bring OSPF up
+        (`restart`: into a running network, `lsr lab node R start`: RFC 6987 stub router
+        for a while, ospf.instance)."""
         assert self.sock is not None
         self.loop.add_reader(self.sock.fileno(), self._readable)
-        self.feed(oev.Start())
+        self.feed(oev.Start(restart=restart))
         self._watch_carrier()  # an interface found without carrier goes down when seen
 
     def stop(self) -> None:
@@ -276,5 +278,6 @@ class NodeOspf:
         inst = self.inst
         return {"router_id": str(inst.rid), "neighbors": inst.neighbors_json(),
                 "full": inst.full_neighbors(), "lsdb": len(inst.lsdb),
-                "spf_runs": inst.spf_runs, "counters": dict(sorted(inst.counters.items())),
+                "spf_runs": inst.spf_runs, "stub": inst.stub,
+                "counters": dict(sorted(inst.counters.items())),
                 "carrier": dict(sorted(self.carrier.items()))}

@@ -253,6 +253,10 @@ def decide(
             continue
         if not ilm.nexthops:
             return Decision(ReturnCode.LABEL_SWITCHED_NO_MPLS, depth, reason="ILM entry has no next hop")
+        if all(nh.op == "untagged" for nh in ilm.nexthops):
+            # our label, but no next hop has mapped the FEC: popped and sent on as IP
+            return Decision(ReturnCode.LABEL_SWITCHED_NO_MPLS, depth,
+                            reason=f"label {label} untagged: no downstream label yet")
         maps = downstream_maps(tables, ilm.nexthops, rq_map) if rq_maps else ()
         return Decision(ReturnCode.LABEL_SWITCHED, depth, maps, f"label {label} switched")
 

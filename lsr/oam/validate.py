@@ -39,7 +39,7 @@ vpn-label-continuity (`lsr.oam.vpncheck`).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
@@ -651,6 +651,18 @@ def summary(results: Iterable[CheckResult]) -> dict[str, Any]:
         "skipped": counts["skip"],
         "result": "fail" if counts["fail"] else "ok",
     }
+
+
+def control_plane_results(problems: Sequence[str], sessions: int,
+                          adjacencies: int | None) -> list[CheckResult]:
+    """invariant control-plane: every LDP session (and OSPF adjacency) the topology calls
+    for is up; else one failure per one that is not, naming it and its cause
+    (`lsr.oam.diagnose`). The LSP invariants after it show what that breaks."""
+    if problems:
+        return [CheckResult("invariant control-plane", "fail", p) for p in problems]
+    ospf = f", {adjacencies} OSPF adjacencies Full" if adjacencies is not None else ""
+    return [CheckResult("invariant control-plane", "pass",
+                        f"{sessions} LDP sessions OPERATIONAL{ospf}")]
 
 
 def igp_route_result(topo: Topology, ribs: Mapping[str, Mapping[IPv4Network, Any]],

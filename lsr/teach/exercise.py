@@ -169,16 +169,18 @@ def _lfibs(topo: Topology) -> dict:
 
 
 def _validate(topo: Topology, exps: list[tuple[str, str, dict[str, Any]]]) -> Outcome:
-    """Run the validation engine: the given lsp expectations + the invariants."""
+    """Run the validation engine: the given lsp expectations + the invariants (and a
+    failure for each session or adjacency the edited file keeps down)."""
     from lsr.core.igp import Igp
-    from lsr.oam.validate import Expectation, validate
-    from lsr.teach.net import resolve_fec
+    from lsr.oam.validate import CheckResult, Expectation, validate
+    from lsr.teach.net import from_topology, resolve_fec
 
-    lfibs = _lfibs(topo)
+    net = from_topology(topo)
     e = [Expectation(i, None, "lsp", src, dst, resolve_fec(topo, dst), tuple(kw.get("via", ())),
                      tuple(kw.get("via_any", ())), kw.get("hops"))
          for i, (src, dst, kw) in enumerate(exps)]
-    res = validate(topo, lfibs, Igp(topo), expectations=e)
+    res = [CheckResult("invariant control-plane", "fail", p) for p in net.problems]
+    res += validate(topo, net.lfibs, Igp(topo), expectations=e)
     checks = [r.to_json() for r in res]
     return Outcome(all(r.status != "fail" for r in res), checks)
 

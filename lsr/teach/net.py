@@ -1,6 +1,7 @@
 """A network snapshot for the teaching views: topology + converged tables.
 
-`from_file` runs the LDP simulator (optionally with links down);
+`from_file` runs the LDP simulator (optionally with links down; what did not
+converge is named in `stuck` / `problems` and the tables hold what did);
 `from_lab` reads a running lab's tables through the lab library. Both give
 the same shapes: `lfib_json` as `lsr sim lfib --json`, `bindings` per router
 as `lsr sim bindings --json`, and `lfibs` as `lsr.core.lfib.Lfib` objects.
@@ -21,6 +22,7 @@ from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology, load_topology
 from lsr.errors import LsrError
+from lsr.oam.diagnose import Stuck
 from lsr.oam.lspwalk import (
     EGRESS_LABEL,
     LABEL_DISCONTINUITY,
@@ -42,6 +44,8 @@ class Network:
     source: str  # "sim" or "lab NAME"
     down: set[int] = field(default_factory=set)  # link indexes down
     lfibs: dict[str, Lfib] = field(default_factory=dict)
+    stuck: list[Stuck] = field(default_factory=list)  # sessions / adjacencies not up, and why
+    problems: list[str] = field(default_factory=list)  # one line each; [] when converged
 
     @property
     def igp(self) -> Igp:
@@ -50,16 +54,9 @@ class Network:
 
 def parse_link(topo: Topology, spec: str) -> int:
     """'A-B' (node names, which may contain '-') -> the index of the A-B link."""
-    for k in range(1, len(spec)):
-        if spec[k] != "-":
-            continue
-        a, b = spec[:k], spec[k + 1:]
-        if a in topo.nodes and b in topo.nodes:
-            for link in topo.links:
-                if set(link.nodes) == {a, b}:
-                    return link.index
-            raise LsrError(f"{topo.source}: no link between {a} and {b}")
-    raise LsrError(f"{topo.source}: '{spec}' is not A-B with two nodes of {topo.name}")
+    from lsr.sim import parse_link as parse
+
+    return parse(topo, spec)
 
 
 def _lfibs(doc: dict[str, Any]) -> dict[str, Lfib]:
@@ -69,22 +66,14 @@ def _lfibs(doc: dict[str, Any]) -> dict[str, Lfib]:
 
 
 def from_topology(topo: Topology, down: list[str] | tuple[str, ...] = ()) -> Network:
-    """Converge the LDP simulation of `topo`, then take the links in `down` down."""
-    from lsr.sim import simulate
+    """Converge the LDP simulation of `topo`, then take the links in `down` down. What did
+    not converge is in `stuck` (the tables hold what did)."""
+    from lsr.sim import converge
 
-    idx = [parse_link(topo, d) for d in down]
-    sim, res = simulate(topo)
-    if not res.converged:
-        raise LsrError(f"{topo.source}: LDP did not converge (virtual time {res.ended:.3f} s)")
-    for i in idx:
-        sim.link_down(i)
-    if idx:
-        res = sim.run()
-        if not res.converged:
-            raise LsrError(f"{topo.source}: LDP did not reconverge after the link failure")
-    doc = sim.lfib_json()
-    binds = {r.name: sim.bindings_json(r.name)["bindings"] for r in topo.routers}
-    return Network(topo, doc, binds, "sim", set(idx), _lfibs(doc))
+    o = converge(topo, down)
+    doc = o.sim.lfib_json()
+    binds = {r.name: o.sim.bindings_json(r.name)["bindings"] for r in topo.routers}
+    return Network(topo, doc, binds, "sim", set(o.down), _lfibs(doc), o.stuck, o.problems())
 
 
 def from_file(path: str, down: list[str] | tuple[str, ...] = ()) -> Network:
@@ -150,10 +139,13 @@ class Hop:
 
 
 def op_text(op: str, in_label: int | None, out: tuple[int, ...]) -> str:
-    """'push 24', 'swap 24->31', 'pop 24', 'swap 24->0 (explicit-null)', 'IP (no label)'."""
+    """'push 24', 'swap 24->31', 'pop 24', 'swap 24->0 (explicit-null)', 'IP (no label)',
+    'pop 24 (untagged)' (no label from the next hop: pop and route, ldp.lde)."""
     lbl = " ".join(str(x) for x in out)
     if op == "push":
         return f"push {lbl}" if out else "IP (no label)"
+    if op == "untagged":
+        return f"pop {in_label} (untagged)"
     if op == "pop" or (op == "swap" and not out):
         return f"pop {in_label}"
     return f"swap {in_label}->{lbl}" + (" (explicit-null)" if out == (EXPLICIT_NULL,) else "")
@@ -189,9 +181,9 @@ def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = MAX_H
     tr = LspTrace(ingress, fec, problems=[_problem_text(net, p) for p in wk.problems])
     seen: set[tuple[int, str, str, tuple[int, ...]]] = set()
     for b in wk.branches:  # depth first: first sight of each hop is the walk's order
-        hops = tuple(Hop(h.router, h.neighbor, h.interface, "push" if h.in_label is None else
-                         ("swap" if h.out_labels else "pop"), h.in_label, h.out_labels)
-                     for h in b.hops)
+        hops = tuple(Hop(h.router, h.neighbor, h.interface, _op(net, h.router, h.in_label,
+                                                              h.interface, h.out_labels),
+                         h.in_label, h.out_labels) for h in b.hops)
         for depth, h in enumerate(hops, 1):
             key = (depth, h.router, h.neighbor, h.out_labels)
             if key not in seen:
@@ -201,6 +193,21 @@ def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = MAX_H
             tr.branches.append(b.routers)
             tr.branch_hops.append(hops)
     return tr
+
+
+def _op(net: Network, router: str, in_label: int | None, interface: str,
+        out_labels: tuple[int, ...]) -> str:
+    """push (FTN), swap, pop, or untagged: a pop because the next hop gave no label."""
+    if in_label is None:
+        return "push"
+    if out_labels:
+        return "swap"
+    lf = net.lfibs.get(router)
+    e = lf.ilm.get(in_label) if lf is not None else None
+    if e is not None and any(nh.op == "untagged" and nh.interface == interface
+                             for nh in e.nexthops):
+        return "untagged"
+    return "pop"
 
 
 def _problem_text(net: Network, p: Problem) -> str:
@@ -228,6 +235,18 @@ def branch_lines(net: Network, tr: LspTrace) -> list[str]:
     return out + [f"BROKEN: {p}" for p in tr.problems]
 
 
+def pop_reason(op: str, neighbor: str, out_labels: tuple[int, ...] | list[int]) -> str | None:
+    """Why an ILM next hop pops (or swaps to explicit-null), for a student: `op` is the
+    NHLFE's (`pop`, `swap`, `untagged`), `neighbor` the node it sends to."""
+    if op == "untagged":
+        return "pops: no label from the next hop yet (untagged)"
+    if not out_labels:
+        return f"pops: egress {neighbor} advertised implicit-null (RFC 3032 §2.1, PHP)"
+    if tuple(out_labels)[:1] == (EXPLICIT_NULL,):
+        return f"swaps to explicit-null: egress {neighbor} advertised label 0 (RFC 3032 §2.1)"
+    return None
+
+
 def egress_text(net: Network, router: str) -> str:
     """What the egress does with the packet of an LSP."""
     if net.topo.nodes[router].ldp.explicit_null:
@@ -249,6 +268,6 @@ def fec_hops(net: Network, fec: IPv4Network) -> list[Hop]:
         for e in (e for e in lf.ilm.values() if e.fec == fec):
             for nh in e.nexthops:
                 lab = wire_labels(nh)
-                out.append(Hop(r.name, nh.neighbor, nh.interface, "pop" if not lab else "swap",
-                               e.in_label, lab))
+                op = "swap" if lab else ("untagged" if nh.op == "untagged" else "pop")
+                out.append(Hop(r.name, nh.neighbor, nh.interface, op, e.in_label, lab))
     return out

@@ -1,0 +1,108 @@
+"""Why an LDP session or an OSPF adjacency does not come up, named from both ends' configs.
+
+Pure: reads a `Topology`. `ldp_cause(topo, a, b)` and `ospf_cause(topo, link)` compare
+what the two ends were told and name the first thing that keeps them apart (a TCP MD5
+password on one side only, different passwords, different OSPF timers or keys);
+`config_findings(topo)` lists every such router pair and link (`lsr topo validate`
+warns about them). The drivers turn what did not converge into `Stuck` items: the
+simulator (`lsr.sim.Simulation.stuck`) from its instances' states, falling back on what
+it saw (no route to the peer's transport address, a session state) when the configs
+agree; the lab (`lsr lab up`) from the routers' answers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from lsr.core.topology import Link, Topology
+
+LDP = "ldp"
+OSPF = "ospf"
+_WHAT = {LDP: "LDP session", OSPF: "OSPF adjacency"}
+_NOT_UP = {LDP: "not established", OSPF: "not Full"}
+
+
+@dataclass(frozen=True)
+class Stuck:
+    """One LDP session (router pair) or OSPF adjacency (link) that is not up, and why."""
+
+    kind: str  # LDP | OSPF
+    a: str
+    b: str
+    cause: str
+    link: int | None = None  # OSPF: the link's index
+
+    @property
+    def pair(self) -> str:
+        return f"{self.a}-{self.b}"
+
+    def text(self, verb: str = "") -> str:
+        """'pe1-p1: LDP session not established: TCP MD5 password on pe1 only' (or with
+        `verb`, e.g. 'cannot come up', for a finding from the configuration alone)."""
+        return f"{self.pair}: {_WHAT[self.kind]} {verb or _NOT_UP[self.kind]}: {self.cause}"
+
+    def to_json(self) -> dict[str, Any]:
+        return {"kind": self.kind, "session": self.pair, "a": self.a, "b": self.b,
+                "cause": self.cause, "link": self.link, "text": self.text()}
+
+
+def ldp_cause(topo: Topology, a: str, b: str) -> str | None:
+    """What in the two routers' LDP configs keeps their session down (RFC 5036 §2.9: the
+    TCP MD5 option must be configured on both ends with the same key), or None."""
+    pa = topo.nodes[a].ldp.password_for(b)
+    pb = topo.nodes[b].ldp.password_for(a)
+    if pa == pb:
+        return None
+    if not pb:
+        return f"TCP MD5 password on {a} only"
+    if not pa:
+        return f"TCP MD5 password on {b} only"
+    return f"TCP MD5 passwords differ on {a} and {b}"
+
+
+def ospf_cause(topo: Topology, link: Link) -> str | None:
+    """What in the two ends' OSPF configs keeps the adjacency on `link` down, or None:
+    HelloInterval and RouterDeadInterval must match (RFC 2328 §10.5), and so must the
+    authentication type, key ID and key (App. D.3)."""
+    a, b = link.nodes
+    oa, ob = topo.nodes[a].ospf, topo.nodes[b].ospf
+    why = []
+    for field, what in (("hello_interval", "hello intervals"), ("dead_interval", "dead intervals")):
+        x, y = getattr(oa, field), getattr(ob, field)
+        if x != y:
+            why.append(f"OSPF {what} differ ({a} {x} s, {b} {y} s)")
+    if bool(oa.md5_key) != bool(ob.md5_key):
+        why.append(f"OSPF MD5 key on {a if oa.md5_key else b} only")
+    elif oa.md5_key and oa.md5_key_id != ob.md5_key_id:
+        why.append(f"OSPF MD5 key IDs differ ({a} {oa.md5_key_id}, {b} {ob.md5_key_id})")
+    elif oa.md5_key != ob.md5_key:
+        why.append(f"OSPF MD5 keys differ on {a} and {b}")
+    return "; ".join(why) or None
+
+
+def router_links(topo: Topology) -> list[Link]:
+    """Links with a router at both ends: where OSPF adjacencies and LDP sessions form."""
+    return [ln for ln in topo.links if all(topo.nodes[n].is_router for n in ln.nodes)]
+
+
+def router_pairs(topo: Topology) -> list[tuple[str, str]]:
+    """Router pairs joined by at least one link, each once, in link order."""
+    seen: dict[frozenset[str], tuple[str, str]] = {}
+    for ln in router_links(topo):
+        seen.setdefault(frozenset(ln.nodes), ln.nodes)
+    return list(seen.values())
+
+
+def config_findings(topo: Topology) -> list[Stuck]:
+    """Every OSPF adjacency and LDP session the configuration keeps from coming up."""
+    out = []
+    for ln in router_links(topo):
+        cause = ospf_cause(topo, ln)
+        if cause:
+            out.append(Stuck(OSPF, *ln.nodes, cause, ln.index))
+    for a, b in router_pairs(topo):
+        cause = ldp_cause(topo, a, b)
+        if cause:
+            out.append(Stuck(LDP, a, b, cause))
+    return out
