@@ -143,14 +143,16 @@ class LdpInstance:
         so labels do not depend on the order routes arrive in.
         """
         node = topo.nodes[router]
-        ifs = {i.name: i.address for i in node.interfaces.values()}
+        # A VRF's interfaces are not in the global table: LDP neither advertises their
+        # addresses (RFC 5036 §3.5.5.1) nor takes labels from the VPN layer's range.
+        ifs = {i.name: i.address for i in node.interfaces.values() if i.vrf is None}
         pw = {topo.nodes[nb].lsr_id: key for nb, key in node.ldp.passwords}
         remote = [p for p, owners in topo.prefixes().items()
                   if all(o != router for o, _ in owners)
                   and (node.ldp.fecs == "all" or p.prefixlen == 32)]
         kw.setdefault("label_plan", label_plan(node.labels[0], remote))
         kw.setdefault("ldp_interfaces", topo.ldp_interfaces(router))
-        return cls(router, node.lsr_id, ifs, node.labels, node.ldp, pw, **kw)
+        return cls(router, node.lsr_id, ifs, topo.label_ranges(router)[0], node.ldp, pw, **kw)
 
     # -------------------------------------------------------------- host services
 

@@ -29,8 +29,10 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
 from bgp import events as bgp_ev
+from bgp import vpn as bgp_vpn
 from bgp.config import from_topology as bgp_config
 from bgp.instance import BgpInstance
+from bgp.nlri import IPV4_VPN
 from ldp.events import (
     ApplyLfib,
     CancelTimer,
@@ -57,7 +59,9 @@ from ldp.fsm import State
 from ldp.instance import LdpInstance
 from ldp.messages import ALL_ROUTERS
 from lsr.core.igp import Igp, Route
+from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
+from lsr.core.vpnfib import LabelKey, VpnTables, compose, local_routes
 from lsr.errors import LsrError
 from lsr.oam.diagnose import LDP as STUCK_LDP
 from lsr.oam.diagnose import OSPF as STUCK_OSPF
@@ -167,6 +171,11 @@ class Simulation:
         # Called with (router, BestPathChanged) for every Loc-RIB change: the hook a VPN
         # layer (VRF import) listens on.
         self.bgp_listeners: list[Any] = []
+        # The VPN layer: PEs (routers with VRFs), their VPN labels, what each exported.
+        self.pes = [r for r in self.routers if topo.nodes[r].vrfs]
+        self.vpn_labels: dict[str, dict[LabelKey, int]] = {
+            r: bgp_vpn.allocate_labels(topo, r) for r in self.pes}
+        self._vpn_exported: dict[str, dict[Any, bgp_ev.LocalRoute]] = {r: {} for r in self.pes}
 
     # -------------------------------------------------------------- queue
 
@@ -323,6 +332,8 @@ class Simulation:
             if not self.ospf:
                 self._bgp_rib(r, self.igp.rib(r))
             self._deliver(r + BGP, bgp_ev.Start())
+        for r in self.pes:
+            self._vpn_export(r)
 
     def expected_sessions(self) -> set[tuple[str, str]]:
         """Router pairs joined by at least one up link: they must have a session."""
@@ -518,6 +529,7 @@ class Simulation:
                 self._deliver(node, InterfaceDown(ifname))
         if not self.ospf:
             self._rib_update()
+        self._vpn_link(link_index)
         self.last_change = self.now
 
     def router_stop(self, router: str, crash: bool = False) -> None:
@@ -607,6 +619,7 @@ class Simulation:
                 self._deliver(node + OSPF, ospf_ev.InterfaceUp(ifname))
             if node in self.instances:
                 self._deliver(node, InterfaceUp(ifname))
+        self._vpn_link(link_index)
         self.last_change = self.now
 
     # -------------------------------------------------------------- BGP
@@ -728,6 +741,54 @@ class Simulation:
         self.start()
         self._deliver(router + BGP, event)
 
+    # -------------------------------------------------------------- VPN (RFC 4364)
+
+    def _vpn_export(self, router: str) -> None:
+        """Hand `router`'s VRF routes to its BGP (withdrawing what is gone)."""
+        if router not in self.bgp or router in self.stopped:
+            return
+        local = local_routes(self.topo, router, self.down)
+        routes = bgp_vpn.export_routes(self.topo, router, self.vpn_labels[router], local)
+        want = {(r.family, r.nlri): r for r in routes}
+        have = self._vpn_exported[router]
+        gone = tuple(k[1] for k in have if k not in want)
+        new = tuple(r for k, r in want.items() if have.get(k) != r)
+        self._vpn_exported[router] = want
+        if gone:
+            self.bgp_withdraw(router, IPV4_VPN, gone)
+        if new:
+            self.bgp_originate(router, new)
+
+    def _vpn_link(self, link_index: int) -> None:
+        """A customer link changed: its PE exports (or withdraws) the port's routes."""
+        link = self.topo.links[link_index]
+        if link.vrf is not None:
+            for node in link.nodes:
+                if node in self._vpn_exported:
+                    self._vpn_export(node)
+
+    def vpn_tables(self, router: str) -> VpnTables:
+        """`router`'s VRF FIBs and VPN ILM now: what its VRFs import from the Loc-RIB,
+        over LDP's FTN (next hops named by LSR ID, as in LDP's tables)."""
+        if router in self.bgp and router not in self.stopped:
+            imported = bgp_vpn.import_routes(self.topo, router, self.bgp[router].loc_rib)
+        else:
+            imported = {}
+        return compose(self.topo, router, imported, self.instances[router].lfib.ftn,
+                       self.vpn_labels.get(router, {}), self.down)
+
+    def lfibs(self) -> dict[str, Lfib]:
+        """Every router's Lfib now: LDP's FTN and ILM, and on PEs the VRF FIBs and VPN
+        ILM (what the forwarding tables are built from)."""
+        out = {}
+        for r in self.routers:
+            lf = self.instances[r].lfib
+            out[r] = Lfib(dict(lf.ftn), dict(lf.ilm))
+            if r in self.vpn_labels:
+                vt = self.vpn_tables(r)
+                out[r].vrfs, out[r].vpn_ilm = vt.vrfs, vt.ilm
+        return out
+
     # -------------------------------------------------------------- views
 
     def message_counts(self) -> dict[str, int]:
@@ -745,12 +806,47 @@ class Simulation:
         out = {}
         for r in routers or self.routers:
             inst = self.instances[r]
-            j = inst.lfib.to_json()
-            for section in ("ftn", "ilm"):
-                for e in j[section]:
+            lf = inst.lfib
+            if r in self.vpn_labels:
+                vt = self.vpn_tables(r)
+                lf = Lfib(lf.ftn, lf.ilm, vt.vrfs, vt.ilm)
+            j = lf.to_json()
+            entries = j["ftn"] + j["ilm"] + j.get("vpn_ilm", []) + [
+                e for fib in j.get("vrfs", {}).values() for e in fib]
+            for e in entries:
+                for nh in e["nexthops"]:
+                    nh["neighbor"] = self.name_of(nh["neighbor"])
+            out[r] = {"lsr_id": str(inst.lsr_id), **j}
+        return {"routers": out}
+
+    def vrf_json(self, routers: list[str] | None = None, vrf: str | None = None) -> dict:
+        """`lsr sim vrf --json` (docs/cli.md): each PE's VRFs, their routes (the FIB) with
+        VPN and transport labels, the VPN labels, and imported routes left out."""
+        out = {}
+        for r in routers or self.pes:
+            node = self.topo.nodes[r]
+            if not node.vrfs:
+                continue
+            vt = self.vpn_tables(r)
+            doc = Lfib(vrfs=vt.vrfs, vpn_ilm=vt.ilm).to_json()
+            vrfs = {}
+            for name, v in sorted(node.vrfs.items()):
+                if vrf is not None and name != vrf:
+                    continue
+                routes = doc.get("vrfs", {}).get(name, [])
+                for e in routes:
                     for nh in e["nexthops"]:
                         nh["neighbor"] = self.name_of(nh["neighbor"])
-            out[r] = {"lsr_id": str(inst.lsr_id), **j}
+                    if "pe" in e:
+                        e["pe_name"] = self.name_of(e["pe"])
+                vrfs[name] = {
+                    **{k: x for k, x in v.to_json().items() if k != "name"},
+                    "vpn_labels": [e for e in doc.get("vpn_ilm", []) if e["vrf"] == name],
+                    "fib": routes,
+                    "rejected": [{"prefix": str(p), "reason": why}
+                                 for n, p, why in vt.rejected if n == name],
+                }
+            out[r] = {"lsr_id": str(node.lsr_id), "vrfs": vrfs}
         return {"routers": out}
 
     def bindings_json(self, router: str) -> dict:
@@ -784,7 +880,19 @@ class Simulation:
             "ilm_entries": sum(len(i.lfib.ilm) for i in self.instances.values()),
             "igp": self.igp_mode,
             **({"ospf": self.ospf_summary()} if self.ospf else {}),
+            **({"vpn": self.vpn_summary()} if self.pes else {}),
             **result.summary(),
+        }
+
+    def vpn_summary(self) -> dict[str, int]:
+        """PEs, VRFs, VPN routes exported, VRF FIB entries (and imported ones left out)."""
+        tables = [self.vpn_tables(r) for r in self.pes]
+        return {
+            "pes": len(self.pes),
+            "vrfs": sum(len(self.topo.nodes[r].vrfs) for r in self.pes),
+            "vpn_routes": sum(len(x) for x in self._vpn_exported.values()),
+            "vrf_routes": sum(len(f) for t in tables for f in t.vrfs.values()),
+            "rejected": sum(len(t.rejected) for t in tables),
         }
 
     def ospf_summary(self) -> dict[str, int]:

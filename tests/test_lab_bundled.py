@@ -22,6 +22,10 @@ pytestmark = [pytest.mark.netns, needs_root]
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
 def test_bundled_topology_as_a_lab(path) -> None:
     topo = load_topology(path)
+    if any(r.vrfs for r in topo.routers):
+        # VPN routes travel in BGP, which labs do not run yet (the BGP lab driver):
+        # l3vpn's sites are checked in the simulator (tests/test_vpn_sim.py).
+        pytest.skip("a VPN lab needs BGP in lab routers")
     name = f"u{os.getpid() % 1000}{path.stem[:4]}"
     try:
         L = lab.up(topo, name=name, timeout=60)

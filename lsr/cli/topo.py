@@ -55,9 +55,11 @@ def topology_json(t: Topology) -> dict:
                         "mac": i.mac,
                         "mtu": i.mtu,
                         "peer": f"{i.peer_node}:{i.peer_interface}",
+                        **({"vrf": i.vrf} if i.vrf else {}),
                     }
                     for i in n.interfaces.values()
                 },
+                **({"vrfs": {v.name: v.to_json() for v in n.vrfs.values()}} if n.vrfs else {}),
             }
             for n in t.nodes.values()
         },
@@ -67,6 +69,7 @@ def topology_json(t: Topology) -> dict:
                 "subnet": str(lk.subnet),
                 "cost": lk.cost,
                 "mtu": lk.mtu,
+                **({"vrf": lk.vrf} if lk.vrf else {}),
                 **({"impair": lk.impair.to_json()} if lk.impair is not None else {}),
             }
             for lk in t.links
@@ -88,7 +91,8 @@ def show(file: str, as_json: bool) -> None:
         ["node", "kind", "loopback", "interface", "address", "peer"],
         [
             (n.name if k == 0 else "", n.kind if k == 0 else "", (n.loopback or "") if k == 0 else "",
-             i.name, i.address, f"{i.peer_node}:{i.peer_interface}")
+             i.name, f"{i.address} (VRF {i.vrf})" if i.vrf else i.address,
+             f"{i.peer_node}:{i.peer_interface}")
             for n in t.nodes.values()
             for k, i in enumerate(n.interfaces.values())
         ],

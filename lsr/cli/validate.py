@@ -20,6 +20,7 @@ from lsr.oam.validate import (
     summary,
     validate,
     walk_ping,
+    walk_trace,
 )
 
 _STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
@@ -71,9 +72,10 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
         from lsr.sim import converge
 
         o = converge(topo, down)
-        lfibs, source = lfibs_from_json(o.sim.lfib_json()), "sim"
-    results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp),
-                       invariants=not no_invariants)
+        lfibs, source = lfibs_from_json(o.sim.lfib_json()), "sim"  # VRFs included
+    trace = walk_trace(topo, lfibs, igp)
+    results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp, trace),
+                       invariants=not no_invariants, trace=trace)
     if o is not None and (o.problems() or not no_invariants):  # a stuck session is never hidden
         s = o.sim
         adj = sum(i.full_neighbors() for i in s.ospf.values()) // 2 if s.ospf else None
