@@ -34,14 +34,14 @@ import lsr
 from lsr.core.igp import Igp
 from lsr.core.topology import MAX_LAB_NAME, NAME_RE, Topology
 from lsr.errors import Interrupted, LsrError
-from lsr.lab import frr, netns, strongswan
+from lsr.lab import frr, netns, owner, strongswan
 from lsr.lab.files import open_append, write_file
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
 from lsr.lab.state import list_labs as _list_labs
 
 __all__ = [
-    "Lab", "LabError", "bgp", "down", "exec_in", "expected", "impair", "ldp", "lfib", "link",
-    "link_view", "list_labs", "query", "status", "topology", "up", "wait_converged",
+    "Lab", "LabError", "bgp", "down", "exec_in", "expected", "impair", "labs", "ldp", "lfib",
+    "link", "link_view", "list_labs", "query", "status", "topology", "up", "wait_converged",
 ]
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
@@ -80,6 +80,11 @@ class Lab:
 def need_root() -> None:
     if os.geteuid() != 0:
         raise LabError("lab commands need root", code=2)
+
+
+def check_name(name: str) -> None:
+    """One line (LabError) if `name` cannot name a lab."""
+    _check_name(name)
 
 
 def _check_name(name: str) -> None:
@@ -327,14 +332,44 @@ def _log_tail(name: str, router: str) -> str:
         return "(no log)"
 
 
-def down(name: str) -> bool:
-    """Tear the lab down; False (and no error) if there was nothing to remove."""
+def down(name: str, force: bool = False) -> bool:
+    """Tear the lab down; False (and no error) if there was nothing to remove. A lab that
+    another user brought up (`lsr.lab.owner`) is refused, one line naming its owner,
+    unless `force`."""
     need_root()
+    if not force:
+        why = owner.refuse_down(name, LabState(name).read())
+        if why:
+            raise LabError(why)
     return teardown(name)
 
 
 def list_labs() -> list[str]:
     return _list_labs()
+
+
+def labs(now: float | None = None) -> list[dict[str, Any]]:
+    """Every lab on this machine: name, topology, owner, when it started, how long it has
+    been up and its state (`up`, `building`, `failed`: kept by `lab up --keep`, `stale`: its
+    `lab up` died while building; `lsr lab down` removes it). `lsr lab list --json`."""
+    now = time.time() if now is None else now
+    out = []
+    for name in _list_labs():
+        st = LabState(name).read()
+        if not st:
+            continue  # torn down meanwhile
+        b = st.get("builder") or {}
+        if st.get("building"):
+            state = "building" if pid_alive(b.get("pid", 0), b.get("start")) else "stale"
+        else:
+            state = "failed" if st.get("failed") else "up"
+        o = st.get("owner") if isinstance(st.get("owner"), dict) else {}
+        created = st.get("created")
+        out.append({"name": name, "topology": st.get("topology"), "owner": o.get("user"),
+                    "uid": o.get("uid"), "started": round(created, 1) if created else None,
+                    "uptime": round(now - created, 1) if created else None, "state": state,
+                    "routers": len(st.get("routers", [])), "nodes": len(st.get("nodes", []))})
+    return out
 
 
 # ---------------------------------------------------------------- convergence
