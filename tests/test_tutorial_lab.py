@@ -37,6 +37,7 @@ def test_console_lab_blocks(tmp_path: Path) -> None:
     blocks = [(text[:m.start()].count("\n") + 1, m.group(1)) for m in LAB_BLOCK.finditer(text)]
     assert len(blocks) >= 3
     labs = set(re.findall(r"lsr lab up (?:topologies|docs/examples)/([\w-]+)\.yaml", text))
+    labs |= set(re.findall(r"lsr lab up \S+ --name ([\w-]+)", text))
     cwd = scratch(tmp_path)
     try:
         for line, body in blocks:
