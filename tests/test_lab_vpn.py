@@ -139,6 +139,11 @@ def test_tables_and_views_equal_the_simulators(vpnlab):
         have = [{k: n[k] for k in keys} for n in lab.bgp(NAME, r)["routers"][r]["neighbors"]]
         want = [{k: n[k] for k in keys} for n in views.summary(sim.bgp[r], sim.now)["neighbors"]]
         assert have == want
+    from lsr.lab.lsp import validate_live
+
+    res = validate_live(NAME, traceroutes=False)  # expect: and invariants on the live tables
+    vpn = {r["check"]: r["status"] for r in res["results"] if "vpn" in r["check"]}
+    assert len(vpn) == 6 and set(vpn.values()) == {"pass"}, res["results"]
     r = _lsr("lab", "vrf", NAME, "p1")
     assert r.returncode == 2 and r.stderr.strip() == "lsr: p1 has no VRFs", r.stderr
     r = _lsr("lab", "vrf", NAME, "pe1", "--vrf", "green")
