@@ -5,7 +5,8 @@ customers with the same addresses at three sites each, and a raw BGP peer of pe3
   vrf` / `lsr lab bgp ... vpn` print what `lsr sim vrf` / `lsr sim bgp ... vpn` print;
 * every site pings its own VPN's other sites; a ping to the other customer's address
   reaches the host of its own VPN that has it (ICMP counters of both hosts);
-* a capture on a core link shows the two labels, [LDP label, VPN label];
+* a capture on a core link shows the two labels, [LDP label, VPN label], and
+  `traceroute -e` from a CE both labels at the P router (RFC 4950);
 * a core link flap and a PE restart: the tables equal the simulator's for each new
   state and the sites ping again; tshark decodes every BGP message of the restart
   (OPEN, VPN-IPv4 UPDATEs, KEEPALIVE, NOTIFICATION) with no malformed or warning item;
@@ -194,6 +195,14 @@ def test_a_core_link_carries_two_labels(vpnlab, tmp_path):
         cap.stop()
     (frame,) = pcap_frames(pcap)
     assert _stack(frame) == nh["out_labels"] == [nh["out_labels"][0], route["vpn_label"]]
+    # traceroute -e from the CE: p1's Time Exceeded quotes both labels (RFC 4950), pe2's
+    # the VPN label alone
+    tr = subprocess.run(["ip", "netns", "exec", ns_name(NAME, "red1"), "traceroute", "-e", "-n",
+                         "-q", "1", str(host_address(TOPO, "red2"))],
+                        capture_output=True, text=True, timeout=60).stdout
+    top, vpn_label = nh["out_labels"]
+    assert f"<MPLS:L={top},E=0,S=0,T=1/L={vpn_label},E=0,S=1,T=1>" in tr, tr
+    assert f"<MPLS:L={vpn_label},E=0,S=1,T=1>" in tr, tr
     if subprocess.run(["which", "tshark"], capture_output=True).returncode == 0:
         out = subprocess.run(["tshark", "-r", str(pcap), "-T", "fields", "-e", "mpls.label",
                               "-e", "mpls.bottom", "-e", "icmp.type"],
