@@ -9,7 +9,7 @@ BGP's own part of BGP/MPLS IP VPNs, pure functions of the topology and the Loc-R
 * `export_routes`: §4.3.1-4.3.2, each VRF route as a VPN-IPv4 route: the VRF's RD and the
   IPv4 prefix (§4.3.4), the VPN label, the VRF's export route targets (RFC 4360 extended
   communities), next hop our loopback (the speaker's local address). Handed to the
-  speaker as `Originate` (and `WithdrawLocal` for what is gone).
+  speaker as `Originate` (and `WithdrawLocal` for what is gone: `export_diff`).
 * `import_routes`: §4.3.3, every VPN-IPv4 best path of the Loc-RIB goes into each VRF
   that imports one of its route targets, without its RD, as a `lsr.core.vrf.VpnRoute`.
   Two routes for one IPv4 prefix (different RDs, say two sites of a multihomed customer)
@@ -58,6 +58,20 @@ def export_routes(topo: Topology, router: str, labels: Mapping[LabelKey, int],
             out.append(LocalRoute(IPV4_VPN, Nlri(r.prefix, rd), label, ext_communities=rts))
     # One route per NLRI (a static route for a port's subnet adds nothing).
     return tuple({(r.family, r.nlri): r for r in out}.values())
+
+
+ExportKey = tuple[Family, Nlri]
+
+
+def export_diff(have: Mapping[ExportKey, LocalRoute], routes: Iterable[LocalRoute]
+                ) -> tuple[dict[ExportKey, LocalRoute], tuple[Nlri, ...], tuple[LocalRoute, ...]]:
+    """What a driver hands its speaker when a PE's exported routes become `routes`:
+    (the new exported set, NLRIs to withdraw, routes to originate: new or changed).
+    The simulator and a lab router call it with what they exported before."""
+    want = {(r.family, r.nlri): r for r in routes}
+    gone = tuple(k[1] for k in have if k not in want)
+    new = tuple(r for k, r in want.items() if have.get(k) != r)
+    return want, gone, new
 
 
 def route_targets(p: Path) -> tuple[str, ...]:

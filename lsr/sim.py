@@ -61,7 +61,7 @@ from ldp.messages import ALL_ROUTERS
 from lsr.core.igp import Igp, Route
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
-from lsr.core.vpnfib import LabelKey, VpnTables, compose, local_routes
+from lsr.core.vpnfib import LabelKey, VpnTables, compose, local_routes, vrf_json
 from lsr.errors import LsrError
 from lsr.oam.diagnose import LDP as STUCK_LDP
 from lsr.oam.diagnose import OSPF as STUCK_OSPF
@@ -749,10 +749,7 @@ class Simulation:
             return
         local = local_routes(self.topo, router, self.down)
         routes = bgp_vpn.export_routes(self.topo, router, self.vpn_labels[router], local)
-        want = {(r.family, r.nlri): r for r in routes}
-        have = self._vpn_exported[router]
-        gone = tuple(k[1] for k in have if k not in want)
-        new = tuple(r for k, r in want.items() if have.get(k) != r)
+        want, gone, new = bgp_vpn.export_diff(self._vpn_exported[router], routes)
         self._vpn_exported[router] = want
         if gone:
             self.bgp_withdraw(router, IPV4_VPN, gone)
@@ -824,29 +821,8 @@ class Simulation:
         VPN and transport labels, the VPN labels, and imported routes left out."""
         out = {}
         for r in routers or self.pes:
-            node = self.topo.nodes[r]
-            if not node.vrfs:
-                continue
-            vt = self.vpn_tables(r)
-            doc = Lfib(vrfs=vt.vrfs, vpn_ilm=vt.ilm).to_json()
-            vrfs = {}
-            for name, v in sorted(node.vrfs.items()):
-                if vrf is not None and name != vrf:
-                    continue
-                routes = doc.get("vrfs", {}).get(name, [])
-                for e in routes:
-                    for nh in e["nexthops"]:
-                        nh["neighbor"] = self.name_of(nh["neighbor"])
-                    if "pe" in e:
-                        e["pe_name"] = self.name_of(e["pe"])
-                vrfs[name] = {
-                    **{k: x for k, x in v.to_json().items() if k != "name"},
-                    "vpn_labels": [e for e in doc.get("vpn_ilm", []) if e["vrf"] == name],
-                    "fib": routes,
-                    "rejected": [{"prefix": str(p), "reason": why}
-                                 for n, p, why in vt.rejected if n == name],
-                }
-            out[r] = {"lsr_id": str(node.lsr_id), "vrfs": vrfs}
+            if self.topo.nodes[r].vrfs:
+                out[r] = vrf_json(self.topo, r, self.vpn_tables(r), self.lsr_names, vrf)
         return {"routers": out}
 
     def bindings_json(self, router: str) -> dict:

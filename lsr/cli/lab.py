@@ -185,6 +185,22 @@ def lfib(name: str, router: str | None, as_json: bool) -> None:
     render.show(render.lfib_tables(data))  # the layout of `lsr sim lfib`
 
 
+@lab.command("vrf")
+@click.argument("name")
+@click.argument("router", required=False)
+@click.option("--vrf", "vrf_name", help="Only this VRF.")
+@json_option
+def vrf_(name: str, router: str | None, vrf_name: str | None, as_json: bool) -> None:
+    """The VRFs of each PE (or ROUTER) in a running lab: every route, where it goes and
+    the label stack pushed, the VPN labels (JSON and tables as `lsr sim vrf`)."""
+    require_root()
+    data = lab_api().vrf(name, [router] if router else None, vrf_name)
+    if as_json:
+        render.emit_json(data)
+    else:
+        render.vrf_show(data)
+
+
 @lab.command("ldp")
 @click.argument("name")
 @click.argument("router")

@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 
-from lsr.core.lfib import FtnEntry, Nhlfe, VpnIlmEntry, VrfEntry
+from lsr.core.lfib import FtnEntry, Lfib, Nhlfe, VpnIlmEntry, VrfEntry
 from lsr.core.topology import Topology
 from lsr.core.vrf import VpnRoute, VrfLocal
 
@@ -146,3 +146,30 @@ def compose(topo: Topology, router: str, imported: Mapping[str, Mapping[IPv4Netw
                (Nhlfe(st.neighbor, st.interface, st.via, (), "pop"),))
         out.ilm[label] = VpnIlmEntry(label, name, prefix, nhs)
     return out
+
+
+def vrf_json(topo: Topology, router: str, vt: VpnTables, names: Mapping[str, str],
+             vrf: str | None = None) -> dict:
+    """One PE's entry of `lsr sim vrf --json` / `lsr lab vrf --json` (docs/cli.md) from
+    its `VpnTables`: per VRF (all, or `vrf`) its configuration, VPN labels, FIB and the
+    imported routes left out; neighbours and PEs named by `names` (LSR ID -> node)."""
+    node = topo.nodes[router]
+    doc = Lfib(vrfs=vt.vrfs, vpn_ilm=vt.ilm).to_json()
+    vrfs = {}
+    for name, v in sorted(node.vrfs.items()):
+        if vrf is not None and name != vrf:
+            continue
+        routes = doc.get("vrfs", {}).get(name, [])
+        for e in routes:
+            for nh in e["nexthops"]:
+                nh["neighbor"] = names.get(nh["neighbor"], nh["neighbor"])
+            if "pe" in e:
+                e["pe_name"] = names.get(e["pe"], e["pe"])
+        vrfs[name] = {
+            **{k: x for k, x in v.to_json().items() if k != "name"},
+            "vpn_labels": [e for e in doc.get("vpn_ilm", []) if e["vrf"] == name],
+            "fib": routes,
+            "rejected": [{"prefix": str(p), "reason": why} for n, p, why in vt.rejected
+                         if n == name],
+        }
+    return {"lsr_id": str(node.lsr_id), "vrfs": vrfs}

@@ -385,7 +385,10 @@ def _shape(lfib: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
         return sorted((names.get(n["neighbor"], n["neighbor"]), n["interface"], n["nexthop"],
                        n.get("op", "") if op else "") for n in e["nexthops"])
     return {"ftn": {e["fec"]: nhs(e, False) for e in lfib.get("ftn", [])},
-            "ilm": sorted((e["fec"], tuple(nhs(e, True))) for e in lfib.get("ilm", []))}
+            "ilm": sorted((e["fec"], tuple(nhs(e, True))) for e in lfib.get("ilm", [])),
+            # a PE's VRF FIBs (RFC 4364): where each route goes, from which PE
+            "vrfs": {v: {e["prefix"]: (e["source"], e.get("pe"), nhs(e, False)) for e in fib}
+                     for v, fib in lfib.get("vrfs", {}).items()}}
 
 
 def expected(topo: Topology, down_links: Sequence[int] = (),
@@ -468,8 +471,14 @@ def _missing(name: str, router: str, exp: dict[str, Any], names: dict[str, str])
     if "bgp" in exp:
         from lsr.lab import bgp_lab
 
-        return bgp_lab.missing(name, router, exp["bgp"], st,
-                               lambda v: query(name, router, "bgp", what=v)["routes"], names)
+        why = bgp_lab.missing(name, router, exp["bgp"], st,
+                              lambda v: query(name, router, "bgp", what=v)["routes"], names)
+        if why:
+            return why
+    if "shape" in exp and have["vrfs"] != exp["shape"]["vrfs"]:
+        diff = sorted(v for v in set(have["vrfs"]) | set(exp["shape"]["vrfs"])
+                      if have["vrfs"].get(v) != exp["shape"]["vrfs"].get(v))
+        return f"{router}: VRF {', '.join(diff)} differs from the simulation"
     return None
 
 
@@ -567,11 +576,31 @@ def lfib(name: str, routers: Sequence[str] | None = None) -> dict[str, Any]:
                 continue
         else:
             j = query(name, r, "lfib")
-        for section in ("ftn", "ilm"):
-            for e in j[section]:
-                for nh in e["nexthops"]:
-                    nh["neighbor"] = names.get(nh["neighbor"], nh["neighbor"])
+        entries = j["ftn"] + j["ilm"] + j.get("vpn_ilm", []) + [
+            e for fib in j.get("vrfs", {}).values() for e in fib]
+        for e in entries:
+            for nh in e["nexthops"]:
+                nh["neighbor"] = names.get(nh["neighbor"], nh["neighbor"])
         out[r] = {"lsr_id": str(topo.nodes[r].lsr_id), **j}
+    return {"routers": out}
+
+
+def vrf(name: str, routers: Sequence[str] | None = None, vrf: str | None = None) -> dict[str, Any]:
+    """`lsr lab vrf NAME [R] [--vrf V] --json`: the JSON of `lsr sim vrf --json`, from the
+    PEs' runtimes (every router with VRFs, or `routers`)."""
+    topo = _topology(name)
+    pes = [r.name for r in topo.routers if r.vrfs]
+    if not pes:
+        raise LabError(f"lab '{name}' has no router with VRFs")
+    out: dict[str, Any] = {}
+    for r in routers or pes:
+        if r not in topo.nodes or not topo.nodes[r].is_router:
+            raise LabError(f"lab '{name}' has no router '{r}'")
+        if not topo.nodes[r].vrfs:
+            raise LabError(f"{r} has no VRFs")
+        if frr.is_frr(topo, r):
+            raise LabError(f"{r} is an FRR router: VRFs run on our routers only")
+        out[r] = query(name, r, "vrf", vrf=vrf)
     return {"routers": out}
 
 
