@@ -14,6 +14,10 @@ runtime pays nothing for IPsec unless it is configured. Otherwise:
   outbound SA up by name), arms one timer for the tunnel's next deadline, and
   keeps its notes for `lsr lab ipsec` and the log (lifecycle errors also go to
   the audit ring).
+* the router's own packets (RFC 4301 §5.1) pass the SPD too: those of its
+  kernel through a TUN device the remote PROTECT selectors are routed into
+  (`lsr.lab.tun`), those of the runtime (RFC 8029 echo replies) through
+  `originate`; both end in `IpsecStage.originated`.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import contextlib
 import ctypes
 import dataclasses
 import logging
+import os
 import socket
 import struct
 import time
@@ -47,6 +52,7 @@ from ike.tunnel import (
     SetOutbound,
     Tunnel,
 )
+from lsr.lab import tun
 
 log = logging.getLogger("lsr.node.ipsec")
 
@@ -223,6 +229,7 @@ class IpsecRuntime:
                       for c in ike_for_router(topo, self.name)}
         self.retired: collections.Counter[str] = collections.Counter()  # counters of old SAs
         self.socks: dict[int, socket.socket] = {}
+        self.tun_fd: int | None = None
 
     @staticmethod
     def maybe(router: Any) -> IpsecRuntime | None:
@@ -244,6 +251,46 @@ class IpsecRuntime:
     def local(self, packet: bytes) -> list[tuple[str, bytes]] | None:
         """A packet that arrived labelled and is for this router (explicit null)."""
         return self.stage.local(packet, time.monotonic())
+
+    def originate(self, packet: bytes) -> None:
+        """A packet the runtime made (an RFC 8029 echo reply): out through the SPD."""
+        self.router.send_frames(self.stage.originated(packet, time.monotonic()))
+
+    def open_tun(self) -> None:
+        """Route the remote PROTECT selectors into a TUN device and read what the kernel
+        sends there (its pings, echo replies, ICMP errors: RFC 4301 §5.1, `lsr.lab.tun`)."""
+        routes = self.stage.kernel_routes()
+        if not routes or self.tun_fd is not None:
+            return
+        try:
+            self.tun_fd = tun.open_tun()
+        except OSError as e:  # the router still forwards; only its own packets skip the SPD
+            self.stage.counters["tun_errors"] += 1
+            log.error("ipsec: no TUN device (%s): the router's own packets bypass the SPD", e)
+            return
+        err = tun.install_routes(routes)
+        if err:
+            self.stage.counters["tun_route_errors"] += 1
+            log.error("ipsec: routes into %s: %s", tun.TUN_NAME, err)
+        self.loop.add_reader(self.tun_fd, self._tun_readable)
+
+    def _tun_readable(self) -> None:
+        assert self.tun_fd is not None
+        now = time.monotonic()
+        for _ in range(64):
+            try:
+                pkt = os.read(self.tun_fd, 65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.stage.counters["tun_errors"] += 1
+                log.debug("tun read: %s", e)
+                return
+            try:
+                self.router.send_frames(self.stage.originated(pkt, now))
+            except Exception:
+                self.stage.counters["originated_errors"] += 1
+                log.exception("ipsec: a packet of our own failed")
 
     def _audit(self, d: EspDrop) -> None:
         rec = d.to_dict()
@@ -268,6 +315,7 @@ class IpsecRuntime:
 
     def start(self) -> None:
         self._claim_esp()
+        self.open_tun()
         if not self.conns:
             return
         addrs = {c.local for c in self.conns.values()}
@@ -345,6 +393,11 @@ class IpsecRuntime:
     def stop(self) -> None:
         for c in self.conns.values():
             c.cancel_timers()
+        if self.tun_fd is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.tun_fd)
+            os.close(self.tun_fd)  # the device and its routes go with it
+            self.tun_fd = None
         for s in self.socks.values():
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(s.fileno())
