@@ -76,7 +76,40 @@ def _ts(nets: tuple[IPv4Network, ...]) -> tuple[TrafficSelector, ...]:
     return tuple(TrafficSelector(n.network_address, n.broadcast_address) for n in nets)
 
 
-class IkeConn:
+class _Timed:
+    """An asyncio timer kept at the sans-I/O machine's next deadline (`Tunnel`,
+    `RemoteAccess`): armed after each input, fired into its `tick`."""
+
+    rt: IpsecRuntime
+    _timer: asyncio.TimerHandle | None = None
+    _timer_at: float | None = None
+
+    def _machine(self) -> Tunnel | RemoteAccess:
+        raise NotImplementedError
+
+    def _apply(self, outs: list[Any], reply_port: int | None = None) -> None:
+        raise NotImplementedError
+
+    def _fire(self) -> None:
+        self._timer = self._timer_at = None
+        self._apply(self._machine().tick(time.monotonic()))
+
+    def _arm(self) -> None:
+        at = self._machine().next_deadline()
+        if at == self._timer_at:
+            return
+        self.cancel_timers()
+        if at is not None:
+            self._timer_at = at
+            self._timer = self.rt.loop.call_later(max(0.0, at - time.monotonic()), self._fire)
+
+    def cancel_timers(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+
+class IkeConn(_Timed):
     """One IKEv2 connection of this router: a `Tunnel` and its I/O."""
 
     def __init__(self, rt: IpsecRuntime, spec: IkeSpec, peer_kind: str = "lsr") -> None:
@@ -102,8 +135,6 @@ class IkeConn:
                              keep_up_delay=keep_up, sa_options={"replay_window": spec.replay_window})
         self.peer_port = IKE_PORT
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
 
     @property
     def config(self) -> IkeConfig:
@@ -129,9 +160,8 @@ class IkeConn:
             self.peer_port = port
         self._apply(outs, reply_port=port)  # an answer goes where its request came from (§2.11)
 
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
-        self._apply(self.tunnel.tick(time.monotonic()))
+    def _machine(self) -> Tunnel | RemoteAccess:
+        return self.tunnel
 
     def command(self, what: str) -> dict[str, Any]:
         """`rekey` (Child SA), `rekey-ike` or `delete` (the Child SA; it comes back)."""
@@ -192,20 +222,6 @@ class IkeConn:
             port = reply_port or self.peer_port or port
         self.rt.send_ike(self.local, self.remote, port, data)
 
-    def _arm(self) -> None:
-        at = self.tunnel.next_deadline()
-        if at == self._timer_at:
-            return
-        self.cancel_timers()
-        if at is not None:
-            self._timer_at = at
-            self._timer = self.rt.loop.call_later(max(0.0, at - time.monotonic()), self._fire)
-
-    def cancel_timers(self) -> None:
-        if self._timer:
-            self._timer.cancel()
-        self._timer = self._timer_at = None
-
     # ------------------------------------------------------------ show
 
     def status(self) -> dict[str, Any]:
@@ -220,7 +236,7 @@ class IkeConn:
         }
 
 
-class RaConn:
+class RaConn(_Timed):
     """One remote-access connection of this router: a `RemoteAccess` and its I/O."""
 
     def __init__(self, rt: IpsecRuntime, spec: RaSpec) -> None:
@@ -237,8 +253,6 @@ class RaConn:
                                lifetimes=Lifetimes.of(spec.rekey_seconds, spec.ike_rekey_seconds),
                                sa_options={"replay_window": spec.replay_window})
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
 
     def wants(self, data: bytes) -> bool:
         """The datagram is for one of our clients, or starts a new IKE SA (§1.2)."""
@@ -247,9 +261,8 @@ class RaConn:
     def receive(self, data: bytes, addr: IPv4Address, port: int) -> None:
         self._apply(self.ra.receive(data, addr, port, time.monotonic()), reply_port=port)
 
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
-        self._apply(self.ra.tick(time.monotonic()))
+    def _machine(self) -> Tunnel | RemoteAccess:
+        return self.ra
 
     def client(self, name: str) -> Client | None:
         return next((c for c in self.ra.clients.values() if c.name == name), None)
@@ -308,20 +321,6 @@ class RaConn:
         if c.tunnel.state == "failed" and isinstance(o, Note) and o.level == "error":
             rt.audit_record({"reason": "ike-failed", "detail": o.text, "spi": None, "seq": None,
                              "src": str(self.local), "dst": str(c.addr), "sa": c.name})
-
-    def _arm(self) -> None:
-        at = self.ra.next_deadline()
-        if at == self._timer_at:
-            return
-        self.cancel_timers()
-        if at is not None:
-            self._timer_at = at
-            self._timer = self.rt.loop.call_later(max(0.0, at - time.monotonic()), self._fire)
-
-    def cancel_timers(self) -> None:
-        if self._timer:
-            self._timer.cancel()
-        self._timer = self._timer_at = None
 
     def status(self) -> dict[str, Any]:
         st = self.ra.status(time.monotonic())
