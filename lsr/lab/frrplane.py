@@ -89,6 +89,7 @@ class FrrPlane:
         self.process = Dataplane(self.tables).process
         self.ports: dict[str, Any] = {}
         self.tx = self.ports  # what NodeOam sends replies and probes on
+        self.ipsec = None  # NodeOam sends through an IPsec stage where one runs: never here
         self.egress: frozenset[IPv4Network] = frozenset()
         self.oam = NodeOam(self, own_fecs=lambda: self.egress)
         self.my_macs = {i.name: bytes.fromhex(i.mac.replace(":", ""))
