@@ -56,6 +56,10 @@ def _terminate(pids: list[tuple[int, int | None]], timeout: float,
         if pid_alive(p, s):
             with contextlib.suppress(ProcessLookupError):
                 os.kill(p, signal.SIGKILL)
+    deadline = time.monotonic() + 10.0  # killed: gone a moment later, then it is stopped
+    while any(pid_alive(p, s) for p, s in live) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for p, _ in live:
         with contextlib.suppress(ChildProcessError, OSError):
             os.waitpid(p, os.WNOHANG)
     return [p for p, _ in live]

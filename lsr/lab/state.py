@@ -242,6 +242,12 @@ def _kill(pids: list[tuple[int, int | None]], grace: float = 1.5) -> None:
     for p, _ in live:
         with contextlib.suppress(ProcessLookupError):
             os.kill(p, signal.SIGKILL)
+    # A killed process takes a moment to exit (a loaded box, big AF_PACKET rings): wait for
+    # it, so "nothing is left" is true when teardown returns.
+    deadline = time.monotonic() + 10.0
+    while live and time.monotonic() < deadline:
+        time.sleep(0.01)
+        live = [(p, s) for p, s in live if pid_alive(p, s)]
     # Reap our own children so they do not linger as zombies.
     for p, _ in pids:
         with contextlib.suppress(ChildProcessError, OSError):
