@@ -44,6 +44,7 @@ from ldp.fsm import State
 from ldp.lde import Lde, label_plan
 from ldp.messages import Initialization, LdpId, Message, Notification, Pdu, Status, StatusCode
 from ldp.session import Session
+from lsr.core.ipv6 import ldp_range
 from lsr.core.lfib import Lfib
 from lsr.core.topology import LdpOptions, Topology
 
@@ -148,9 +149,10 @@ class LdpInstance:
         remote = [p for p, owners in topo.prefixes().items()
                   if all(o != router for o, _ in owners)
                   and (node.ldp.fecs == "all" or p.prefixlen == 32)]
-        kw.setdefault("label_plan", label_plan(node.labels[0], remote))
+        labels = ldp_range(node)  # a 6PE router keeps its first label for 6PE (RFC 4798)
+        kw.setdefault("label_plan", label_plan(labels[0], remote))
         kw.setdefault("ldp_interfaces", topo.ldp_interfaces(router))
-        return cls(router, node.lsr_id, ifs, node.labels, node.ldp, pw, **kw)
+        return cls(router, node.lsr_id, ifs, labels, node.ldp, pw, **kw)
 
     # -------------------------------------------------------------- host services
 

@@ -27,13 +27,21 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from pathlib import Path as FsPath
 from typing import Any
 
 import networkx as nx
 
 from lsr.core import impair as _impair
+from lsr.core import ipv6 as _ipv6
 from lsr.core.labels import MAX_LABEL, MIN_UNRESERVED
 from lsr.core.yamlpos import MAX_BYTES, Located, Path, YamlError, load_located, too_big
 
@@ -131,6 +139,8 @@ class Interface:
     link: int  # index into Topology.links
     peer_node: str
     peer_interface: str
+    # IPv6 on a customer (host) link: `subnet6` of the link (lsr.core.ipv6); None elsewhere
+    address6: IPv6Interface | None = None
 
 
 @dataclass(frozen=True)
@@ -160,6 +170,12 @@ class Node:
         (iface,) = self.interfaces.values()
         return topo.nodes[iface.peer_node].interfaces[iface.peer_interface].address.ip
 
+    def gateway6(self, topo: Topology) -> IPv6Address | None:
+        """A host's IPv6 default gateway: its router's IPv6 address on the host link."""
+        (iface,) = self.interfaces.values()
+        a = topo.nodes[iface.peer_node].interfaces[iface.peer_interface].address6
+        return a.ip if a is not None else None
+
 
 @dataclass(frozen=True)
 class Link:
@@ -171,6 +187,7 @@ class Link:
     mtu: int
     # delay / jitter / loss / rate (lsr.core.impair): applied by our dataplane in labs
     impair: _impair.Impairment | None = None
+    subnet6: IPv6Network | None = None  # IPv6 on a customer link (lsr.core.ipv6)
 
     @property
     def nodes(self) -> tuple[str, str]:
@@ -244,6 +261,19 @@ class Topology:
             owners = [(nd, link.cost) for nd in link.nodes if self.nodes[nd].is_router]
             out[link.subnet] = owners
         return dict(sorted(out.items(), key=lambda kv: (int(kv[0].network_address), kv[0].prefixlen)))
+
+    def node_of_address6(self, addr: IPv6Address) -> Node | None:
+        """The node with IPv6 address `addr` on one of its interfaces, or None."""
+        for n in self.nodes.values():
+            for i in n.interfaces.values():
+                if i.address6 is not None and i.address6.ip == addr:
+                    return n
+        return None
+
+    @property
+    def has_ipv6(self) -> bool:
+        """Some customer link has IPv6 (`subnet6`)."""
+        return any(lk.subnet6 is not None for lk in self.links)
 
     def node_of_address(self, addr: IPv4Address) -> Node | None:
         for n in self.nodes.values():
@@ -410,7 +440,7 @@ def _ifname_ok(name: str) -> str | None:
 
 _NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp", "ospf")
 _ROUTER_FIELDS = ("labels", "ttl_model", "ldp", "ospf")
-_LINK_KEYS = ("endpoints", "subnet", "cost", "mtu", *_impair.KEYS)
+_LINK_KEYS = ("endpoints", "subnet", "subnet6", "cost", "mtu", *_impair.KEYS)
 
 
 def _ldp_passwords(ctx: _Ctx, v: Any, p: Path) -> tuple[tuple[str, str], ...]:
@@ -585,6 +615,7 @@ class _LinkSpec:
     cost: int
     mtu: int
     impair: _impair.Impairment | None = None
+    subnet6: IPv6Network | str | None = None  # a prefix, "auto" until planned, or None
 
 
 def _document(text: str, source: str) -> tuple[_Ctx, dict[str, Any]]:
@@ -736,7 +767,30 @@ def _link_spec(
     )
     cost = _int(ctx, lm.get("cost", DEFAULT_COST), lpath + ("cost",), 1, 65535)
     mtu = _int(ctx, lm.get("mtu", DEFAULT_MTU), lpath + ("mtu",), 576, 9000)
-    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu, _link_impairment(ctx, lm, lpath, ends, specs))
+    subnet6 = _subnet6(ctx, lm["subnet6"], lpath + ("subnet6",), host_link, mtu) \
+        if "subnet6" in lm else None
+    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu,
+                     _link_impairment(ctx, lm, lpath, ends, specs), subnet6)
+
+
+def _subnet6(ctx: _Ctx, value: Any, path: Path, host_link: bool, mtu: int) -> IPv6Network | str:
+    """A customer link's IPv6 subnet: a prefix, or `auto` (lsr.core.ipv6.auto_subnet)."""
+    if not host_link:
+        raise ctx.fail(path, "subnet6 is for customer (host) links: the core stays IPv4 "
+                             "(IPv6 crosses it labelled, 6PE RFC 4798)")
+    if mtu < _ipv6.MIN_MTU:
+        raise ctx.fail(path, f"IPv6 needs a link MTU of at least {_ipv6.MIN_MTU} "
+                             f"(RFC 8200 §5); this link has {mtu}")
+    if value == "auto":
+        return "auto"
+    try:
+        net = IPv6Network(str(value), strict=True)
+    except ValueError as e:
+        raise ctx.fail(path, f"bad IPv6 subnet {value!r} (or 'auto'): {e}") from None
+    why = _ipv6.subnet_problem(net)
+    if why:
+        raise ctx.fail(path, why)
+    return net
 
 
 def _link_impairment(ctx: _Ctx, lm: dict[str, Any], lpath: Path, ends: tuple[tuple[str, str], ...],
@@ -815,6 +869,28 @@ def _plan_addresses(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_Li
         if ls.subnet is None:
             pool, plen = (HOST_LINK_POOL, 24) if ls.host else (CORE_LINK_POOL, 30)
             ls.subnet = plan.assign(pool, plen, ls.path)
+    _plan_ipv6(ctx, link_specs)
+
+
+def _plan_ipv6(ctx: _Ctx, link_specs: list[_LinkSpec]) -> None:
+    """Explicit IPv6 subnets must not overlap; `auto` ones come from the lab's ULA /48."""
+    seen: list[tuple[IPv6Network, Path]] = []
+    for ls in link_specs:
+        if isinstance(ls.subnet6, IPv6Network):
+            for net, p in seen:
+                if net.overlaps(ls.subnet6):
+                    raise ctx.fail(ls.path + ("subnet6",),
+                                   f"{ls.subnet6} overlaps {net} ({_fmt_path(p)})")
+            seen.append((ls.subnet6, ls.path))
+    name = ctx.located.data.get("name") if isinstance(ctx.located.data, dict) else None
+    for li, ls in enumerate(link_specs):
+        if ls.subnet6 == "auto":
+            net = _ipv6.auto_subnet(str(name), li)
+            for other, p in seen:
+                if net.overlaps(other):
+                    raise ctx.fail(ls.path + ("subnet6",),
+                                   f"auto subnet {net} overlaps {other} ({_fmt_path(p)})")
+            ls.subnet6 = net
 
 
 def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpec]) -> Topology:
@@ -827,10 +903,11 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
         # a big subnet (a /8 is allowed on a host link) would cost seconds and gigabytes.
         first = int(net.network_address) + (1 if net.prefixlen < 31 else 0)
         (an, ai), (bn, bi) = ls.ends
-        for (nd, ifn), addr, (pn, pi) in (
+        net6 = ls.subnet6 if isinstance(ls.subnet6, IPv6Network) else None
+        for k, ((nd, ifn), addr, (pn, pi)) in enumerate((
             ((an, ai), first, (bn, bi)),
             ((bn, bi), first + 1, (an, ai)),
-        ):
+        )):
             ifaces[nd][ifn] = Interface(
                 node=nd,
                 name=ifn,
@@ -840,8 +917,9 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
                 link=li,
                 peer_node=pn,
                 peer_interface=pi,
+                address6=_ipv6.host_interface(net6, k) if net6 is not None else None,
             )
-        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu, ls.impair))
+        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu, ls.impair, net6))
     nodes = {
         nname: Node(
             name=nname,
