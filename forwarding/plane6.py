@@ -32,6 +32,7 @@ at the bottom of the stack, popped at the egress (`egress`).
 from __future__ import annotations
 
 import struct
+from ipaddress import IPv6Address
 
 from forwarding.icmp6 import (
     ICMP6_ECHO_REQUEST,
@@ -61,6 +62,7 @@ from forwarding.labelops import encode_stack
 from forwarding.nexthop import A_CONNECTED, A_NHLFE, CNhlfe
 from forwarding.results import Deliver, Drop, DropReason, Forward, Result
 from forwarding.tables import IfInfo, RouterTables
+from lsr.core.ipv6 import text as text6
 
 ALL_NODES = b"\xff\x02" + bytes(13) + b"\x01"
 
@@ -70,9 +72,7 @@ def _pick(nhs: tuple[CNhlfe, ...], h: int | None) -> CNhlfe:
 
 
 def _a6(b: bytes) -> str:
-    from ipaddress import IPv6Address
-
-    return str(IPv6Address(b))
+    return text6(IPv6Address(b))
 
 
 def ipv6(frame: bytes, off: int, ifi: IfInfo, t: RouterTables, group: bool,

@@ -81,3 +81,9 @@ def ldp_range(node: Any) -> tuple[int, int]:
     """The label range LDP allocates from: the node's, less its 6PE label."""
     lo, hi = node.labels
     return (max(lo, 16) + 1, hi) if sixpe_label(node) is not None else (lo, hi)
+
+
+def text(a: IPv6Address) -> str:
+    """An IPv6 address as tools print it: an IPv4-mapped one as ::ffff:a.b.c.d."""
+    v4 = a.ipv4_mapped
+    return f"::ffff:{v4}" if v4 is not None else str(a)

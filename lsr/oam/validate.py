@@ -40,6 +40,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from lsr.core.igp import Igp
+from lsr.core.ipv6 import ldp_range
 from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Topology
 from lsr.oam import lspwalk
@@ -311,7 +312,7 @@ def reference_lfibs(topo: Topology, igp: Igp | None = None) -> dict[str, Lfib]:
     fecs = list(topo.prefixes())
     local: dict[tuple[str, IPv4Network], int] = {}
     for r in topo.routers:
-        nxt = r.labels[0]
+        nxt = ldp_range(r)[0]  # a 6PE router keeps its first label for 6PE
         for fec in fecs:
             if r.name in _egresses(topo, fec) or not wants(topo, r.name, fec):
                 continue
