@@ -27,19 +27,24 @@ from bgp.nlri import IPV6_LABELLED, Family, Nlri
 from bgp.rib import Path
 from lsr.core.fib6 import Fib6, compose
 from lsr.core.ipv6 import sixpe_label
-from lsr.core.labels import IPV6_EXPLICIT_NULL
+from lsr.core.labels import IMPLICIT_NULL, IPV6_EXPLICIT_NULL
 from lsr.core.lfib import FtnEntry
 from lsr.core.topology import Topology
 
 
 def enabled(topo: Topology, router: str, families: tuple[Family, ...]) -> bool:
     """The router is a 6PE PE: it has IPv6 customer links and BGP carries labelled IPv6."""
-    return IPV6_LABELLED in families and sixpe_label(topo.nodes[router]) is not None
+    return IPV6_LABELLED in families and advertised_label(topo, router) is not None
 
 
 def advertised_label(topo: Topology, router: str, explicit_null: bool = False) -> int | None:
-    """The label the router binds to its IPv6 prefixes (None: not a 6PE router)."""
-    label = sixpe_label(topo.nodes[router])
+    """The label the router binds to its IPv6 prefixes (None: not a 6PE router). An FRR
+    node stands for FRR 8.4's bgpd, which binds Implicit Null to labelled-unicast routes it
+    originates (its "enforced penultimate hop popping", docs/interop.md)."""
+    node = topo.nodes[router]
+    if node.kind == "frr" and prefixes(topo, router):
+        return IMPLICIT_NULL
+    label = sixpe_label(node)
     if label is None:
         return None
     return IPV6_EXPLICIT_NULL if explicit_null else label
@@ -76,7 +81,7 @@ def fib6(topo: Topology, router: str, loc_rib: Mapping[tuple[Family, Nlri], Path
         else:  # RFC 4798 §2: the egress's IPv4 address, mapped; anything else has no LSP
             odd[nlri.prefix] = f"next hop {p.next_hop} is not IPv4-mapped (no IPv4 LSP)"
     own = advertised_label(topo, router, explicit_null)
-    labels = (own,) if own is not None and own != IPV6_EXPLICIT_NULL else ()
+    labels = (own,) if own is not None and own not in (IPV6_EXPLICIT_NULL, IMPLICIT_NULL) else ()
     out = compose(paths, ftn, labels, names)
     out.unresolved.update(odd)
     return out
