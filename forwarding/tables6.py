@@ -65,6 +65,7 @@ class Tables6:
         self._lpm: list[tuple[int, int, dict[int, Action]]] = []
         self.cache: dict[bytes, Action | None] = {}
         self._hdr: dict[tuple[str, bytes], bytes] = {}
+        self._conn: dict[tuple[str, bytes], CNhlfe] = {}  # connected_nh, made once per host
         self._rebuild()
 
     # ------------------------------------------------------------ construction
@@ -136,11 +137,17 @@ class Tables6:
     def connected_nh(self, out_if: str, dst: bytes) -> CNhlfe:
         """The next hop for a destination on a connected IPv6 subnet: the host itself.
         `hdr_ip` is the IPv6 (0x86dd) header; unresolved if no station has `dst`."""
-        i = self.ifs[out_if]
-        n = self.neigh.get(dst)
-        ok = n is not None and n[0] == out_if
-        mac = n[1] if ok and n is not None else bytes(6)
-        return CNhlfe(out_if, n[2] if n else "", 0, (), b"", self.hdr6(out_if, mac), i.mtu, ok)
+        nh = self._conn.get((out_if, dst))
+        if nh is None:
+            i = self.ifs[out_if]
+            n = self.neigh.get(dst)
+            ok = n is not None and n[0] == out_if
+            mac = n[1] if ok and n is not None else bytes(6)
+            nh = CNhlfe(out_if, n[2] if n else "", 0, (), b"", self.hdr6(out_if, mac), i.mtu, ok)
+            if len(self._conn) >= LPM_CACHE_MAX:
+                self._conn.clear()
+            self._conn[(out_if, dst)] = nh
+        return nh
 
     def unlabelled(self, nh: CNhlfe) -> bytes:
         """The IPv6 header for a 6PE next hop whose labels are all implicit null."""
