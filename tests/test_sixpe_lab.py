@@ -161,3 +161,13 @@ def test_lab_tables_equal_the_simulation(six):
         exp = key(views.routes(o.sim.bgp[r], IPV6_LABELLED))
         wait_for(lambda r=r, exp=exp: key(lab.query(NAME, r, "bgp", what="ipv6")["routes"]) == exp,
                  10, f"{r}'s 6PE routes equal the simulator's")
+
+
+def test_lab_validate_checks_6pe(six):
+    from lsr.lab.lsp import validate_live
+
+    out = validate_live(NAME, traceroutes=False)
+    rows = {r["check"]: r for r in out["results"]}
+    assert out["result"] == "ok", [r for r in out["results"] if r["status"] != "pass"]
+    for check in ("invariant 6pe-routes", "invariant 6pe-reachability", "6pe-ping"):
+        assert rows[check]["status"] == "pass", rows.get(check)

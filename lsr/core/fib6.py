@@ -85,3 +85,18 @@ def compose(paths: Iterable[tuple[IPv6Network, IPv4Address, int]],
                     for n in e.nexthops)
         out.routes[prefix] = Route6(prefix, nh, label, nhs, names.get(nh, ""))
     return out
+
+
+def fib6_from_json(d: dict) -> Fib6:
+    """A Fib6 from its JSON (`Fib6.to_json`: the `ipv6` part of an lfib document).
+    Raises ValueError (KeyError, TypeError) on a malformed one."""
+    routes = {}
+    for e in d.get("routes", []):
+        p = IPv6Network(e["prefix"])
+        nhs = tuple(Nhlfe(str(n["neighbor"]), str(n["interface"]), IPv4Address(n["nexthop"]),
+                          tuple(int(x) for x in n["out_labels"]), "push")
+                    for n in e["nexthops"])
+        routes[p] = Route6(p, IPv4Address(e["next_hop"]), int(e["label"]), nhs,
+                           str(e.get("egress", "")))
+    return Fib6(routes, tuple(int(x) for x in d.get("labels", [])),
+                {IPv6Network(k): str(v) for k, v in d.get("unresolved", {}).items()})
