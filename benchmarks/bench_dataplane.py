@@ -312,7 +312,9 @@ def chain_frame(topo, mode: str, size: int) -> bytes:
         return eth + b"\x08\x00" + ipv4_udp(str(snd.address.ip), dst_ip, size - 14)
     if mode == "lsr6":  # labelled IPv6 as 6PE puts it on the core: [LDP label, 6PE label]
         stack = ((100 << 12) | 64).to_bytes(4, "big") + ((4000 << 12) | 0x100 | 64).to_bytes(4, "big")
-        return eth + b"\x88\x47" + stack + ipv6_udp("2001:db8:1::1", "2001:db8:2::2", size - 22)
+        # at least 70 octets: the smallest labelled IPv6 UDP frame (the 60 B row is 70 B)
+        return eth + b"\x88\x47" + stack + ipv6_udp("2001:db8:1::1", "2001:db8:2::2",
+                                                     max(size, 70) - 22)
     label = ((100 << 12) | 0x100 | 64).to_bytes(4, "big")
     return eth + b"\x88\x47" + label + ipv4_udp(str(snd.address.ip), dst_ip, size - 18)
 
