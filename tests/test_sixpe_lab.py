@@ -171,3 +171,50 @@ def test_lab_validate_checks_6pe(six):
     assert out["result"] == "ok", [r for r in out["results"] if r["status"] != "pass"]
     for check in ("invariant 6pe-routes", "invariant 6pe-reachability", "6pe-ping"):
         assert rows[check]["status"] == "pass", rows.get(check)
+
+
+def test_malformed_ipv6_from_a_host_is_counted_and_pe1_keeps_going(six):
+    """ce1 sends pe1 IPv6 frames that are truncated, have broken or too long extension
+    header chains, a bad ICMPv6 checksum, or are random bytes: none reaches the core, each
+    lands on its drop counter, and IPv6 still flows afterwards."""
+    import random
+
+    from forwarding import ip6
+    from tests.test_ingress_netns import _send
+    from tests.v6_helpers import a6, echo6, udp6
+
+    topo = six.topo
+    dst = bytes.fromhex(topo.interface("pe1", "eth1").mac.replace(":", ""))
+    src = bytes.fromhex(topo.interface("ce1", "eth0").mac.replace(":", ""))
+    good = udp6(CE1, CE2)
+    dopt = bytes(6)
+
+    def chain(n: int) -> bytes:  # n Destination Options headers, then UDP
+        body = b"".join(bytes((ip6.NH_DSTOPTS if k < n - 1 else 17, 0)) + dopt
+                        for k in range(n)) + good[40:]
+        return ip6.header(a6(CE1), a6(CE2), ip6.NH_DSTOPTS, len(body), 64) + body
+
+    bad_ck = bytearray(echo6(CE1, PE1))
+    bad_ck[43] ^= 0xFF
+    rnd = random.Random(6)
+    sent = {
+        "ipv6-malformed": [good[:30], b"\x40" + good[1:], good[:4] + b"\x09\x99" + good[6:]],
+        "ipv6-ext-chain": [ip6.header(a6(CE1), a6(CE2), ip6.NH_DSTOPTS, 8) + b"\x11\x05" + dopt],
+        "ipv6-chain-too-long": [chain(9), chain(12)],
+        "icmpv6-malformed": [bytes(bad_ck)],
+        "martian-source": [udp6("fe80::1", CE2)],
+    }
+    junk = [b"\x60" + bytes(rnd.getrandbits(8) for _ in range(rnd.randint(0, 80))) for _ in range(20)]
+    before = lab.query(NAME, "pe1", "counters")["dataplane"]
+    _send(six, "ce1", [dst + src + b"\x86\xdd" + p for ps in sent.values() for p in ps]
+          + [dst + src + b"\x86\xdd" + j for j in junk])
+
+    def counted() -> bool:
+        d = lab.query(NAME, "pe1", "counters")["dataplane"]["drops"]
+        return all(d[k] - before["drops"][k] >= len(v) for k, v in sent.items())
+    wait_for(counted, 10, lambda: str(lab.query(NAME, "pe1", "counters")["dataplane"]["drops"]))
+    after = lab.query(NAME, "pe1", "counters")["dataplane"]
+    assert after["ftn6"]["2001:db8:2::/64"] == before["ftn6"]["2001:db8:2::/64"]  # none forwarded
+    assert lab.query(NAME, "pe1", "counters")["runtime"].get("dataplane_errors", 0) == 0
+    r = six.run("ce1", ["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", CE2])
+    assert r.returncode == 0, r.stdout
