@@ -88,6 +88,10 @@ class BgpConfig:
     names: dict[str, str] = field(default_factory=dict)  # peer address -> node name
     # 6PE (bgp.sixpe): bind IPv6 Explicit Null (2) to our IPv6 prefixes, not our 6PE label
     ipv6_explicit_null: bool = False
+    # A PE's inbound route-target filter (RFC 4364 §4.3.3): VPN-IPv4 routes are kept
+    # only with one of these route targets (raw extended communities); None keeps all
+    # (a reflector, or a router without VRFs).
+    import_targets: frozenset[bytes] | None = None
 
 
 @dataclass(frozen=True)
@@ -377,7 +381,11 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> BgpConfig | 
                                 password=dict(s.passwords).get(other),
                                 ttl_security=s.ttl_security and o.asn != s.asn))
     names = {str(topo.nodes[n].lsr_id): n for n in sec.routers}
+    vrfs = topo.nodes[router].vrfs
+    targets = frozenset(ExtCommunity.route_target(t).raw for v in vrfs.values()
+                        for t in v.import_rts) if vrfs and not s.route_reflector else None
     kw: dict[str, Any] = {
+        "import_targets": targets,
         "cluster_id": s.cluster_id, "route_reflector": s.route_reflector,
         "hold_time": s.hold_time, "keepalive": s.keepalive, "connect_retry": s.connect_retry,
         "families": s.families, "networks": s.networks, "vpn_networks": s.vpn_networks,

@@ -637,9 +637,10 @@ class BgpInstance:
         r = u.mp_reach
         if r is not None and r.family in fams:
             mp_attrs = replace(attrs, next_hop=None) if attrs is not None else None
+            keep = mp_attrs is not None and self._imports(r.family, mp_attrs)
             for n, label in r.nlri:
                 key = (r.family, n)
-                if withdraw_all or mp_attrs is None:
+                if withdraw_all or mp_attrs is None or not keep:
                     self._unlearn(peer, key)
                 else:
                     self._learn(peer, key, Path(r.family, n, mp_attrs, r.next_hop, label,
@@ -648,6 +649,15 @@ class BgpInstance:
         eor = u.is_end_of_rib()
         if eor is not None:
             peer.eor_received.add(eor)
+
+    def _imports(self, family: Family, attrs: PathAttrs) -> bool:
+        """A PE keeps a VPN-IPv4 route only if one of its VRFs imports one of the route's
+        targets (RFC 4364 §4.3.3; `BgpConfig.import_targets`): the others would sit in
+        the Adj-RIB-In unused. A reflector keeps everything (it serves every PE)."""
+        targets = self.cfg.import_targets
+        if targets is None or family != IPV4_VPN or self.cfg.route_reflector:
+            return True
+        return any(c.raw in targets for c in attrs.ext_communities)
 
     def _learn(self, peer: Peer, key: Key, path: Path) -> None:
         old = peer.adj_in.get(key)

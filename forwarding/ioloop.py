@@ -338,7 +338,12 @@ class FastPath:
     # ------------------------------------------------------------ IPv4
 
     def ipv4(self, rx: RingPort, my_mac: bytes, limit: int) -> tuple[int, int, list[bytes]]:
-        """(frames received, frames forwarded here, frames for the general path)."""
+        """(frames received, frames forwarded here, frames for the general path). On a
+        VRF port (RFC 4364: its packets are looked up in the VRF, tables.vrf_macs) every
+        frame goes to the general path."""
+        if my_mac in self.tables.vrf_macs:
+            slow = rx.recv_batch(limit)
+            return len(slow), 0, slow
         if self.vector is not None and self.long_run(rx, limit):
             return self.vector.ipv4(rx, my_mac, limit)
         t = self.tables

@@ -115,6 +115,7 @@ from forwarding.tables import (
     CNhlfe,
     IfInfo,
     RouterTables,
+    VrfTable,
     martian_destination,
     martian_source,
 )
@@ -285,8 +286,8 @@ def _decide(frame: bytes, in_if: str, t: RouterTables) -> Result:
         if group:
             return Drop(DropReason.NOT_FOR_US, "MPLS unicast in a group-addressed frame")
         return _mpls(frame, ifi, t)
-    if et == ETH_P_IP:
-        return _ip(frame, 14, ifi, t, group)
+    if et == ETH_P_IP:  # a VRF port's packets are looked up in its VRF (RFC 4364 §3)
+        return _ip(frame, 14, ifi, t, group, fib=t.port_vrf.get(in_if))
     if et == ETH_P_ARP:
         return Deliver(frame[14:], "kernel")
     if et in ETH_P_VLAN_TAGS:
@@ -348,6 +349,20 @@ def _mpls(frame: bytes, ifi: IfInfo, t: RouterTables) -> Result:
                 return Drop(DropReason.MALFORMED, f"6PE label {lbl} above the bottom", labels_in,
                             ttl)
             return plane6.egress(t, frame, poff, ifi, rx_stack, labels_in, ttl)
+        fib = None if ilm is None or ilm.vrf is None else t.vrfs.get(ilm.vrf)
+        if fib is not None and not ilm.nhs:  # a VPN label: pop, IPv4 lookup in its VRF
+            if not e.s:  # RFC 4364 §4.3.2: the VPN label is the bottom of the stack
+                return Drop(DropReason.MALFORMED, f"VPN label {lbl} above the bottom",
+                            labels_in, ttl)
+            # As an explicit-null egress (RFC 3443): uniform and short-pipe forward on the
+            # IPv4 header (uniform with the label's TTL if smaller), pipe on the label's.
+            if t.ttl_model == "pipe":
+                if ttl <= 1:
+                    return _expired(t, frame, poff, ifi, rx_stack, labels_in, ttl, None, (), fib)
+                return _ip(frame, poff, ifi, t, False, rx_stack, labels_in, decrement=False,
+                           popped=True, fib=fib)
+            return _ip(frame, poff, ifi, t, False, rx_stack, labels_in,
+                       ttl_cap=ttl if t.uniform else None, popped=True, fib=fib)
         if ilm is None or not ilm.nhs:
             return Drop(DropReason.NO_ILM_ENTRY, f"label {lbl}", labels_in, ttl)
         nh = _pick(ilm.nhs, labelled_hash(frame, 14, t.seed) if len(ilm.nhs) > 1 else None)
@@ -355,7 +370,7 @@ def _mpls(frame: bytes, ifi: IfInfo, t: RouterTables) -> Result:
         if not nh.resolved:
             return Drop(DropReason.NO_NEIGHBOR, f"next hop {nh.nexthop} unresolved", labels_in, ttl)
         if ttl <= 1:  # RFC 3032 §2.4.1 / §2.3.2
-            return _expired(t, frame, poff, ifi, rx_stack, labels_in, ttl, nh, rest)
+            return _expired(t, frame, poff, ifi, rx_stack, labels_in, ttl, nh, rest, fib)
         out_ttl = ttl - 1
         if nh.out_labels:  # swap (and push, when there are several out labels)
             k = len(nh.out_labels)
@@ -390,13 +405,15 @@ def _mpls(frame: bytes, ifi: IfInfo, t: RouterTables) -> Result:
         if t.uniform and ip[8] > out_ttl:  # RFC 3443 §3.1: copy, never increase
             ip_set_ttl(ip, 0, out_ttl)
         return _emit(t, ilm.counter, nh, nh.hdr_ip, b"", bytes(ip), "pop", labels_in, (), ip[8],
-                     ifi, rx_stack, ())
+                     ifi, rx_stack, (), fib)
 
 
 def _ip(frame: bytes, off: int, ifi: IfInfo, t: RouterTables, group: bool,
         rx_stack: bytes | None = None, labels_in: tuple[int, ...] = (), decrement: bool = True,
-        ttl_cap: int | None = None, popped: bool = False) -> Result:
-    """IPv4 forwarding of the packet at `off` (ingress, or egress after a pop)."""
+        ttl_cap: int | None = None, popped: bool = False, fib: VrfTable | None = None) -> Result:
+    """IPv4 forwarding of the packet at `off` (ingress, or egress after a pop), in the
+    global table or, `fib`, in a VRF."""
+    f: RouterTables | VrfTable = t if fib is None else fib
     err = _ipv4_error(frame, off)
     if err is not None:
         if len(frame) > off and frame[off] >> 4 == 6:
@@ -409,7 +426,7 @@ def _ip(frame: bytes, off: int, ifi: IfInfo, t: RouterTables, group: bool,
     if ttl_cap is not None and ip[8] > ttl_cap:  # uniform egress: label TTL if smaller
         ip_set_ttl(ip, 0, ttl_cap)
     ttl = ip[8]
-    if dst in t.own or dst in t.local_bcast or dst >> 28 == 0xE:
+    if dst in f.own or dst in f.local_bcast or dst >> 28 == 0xE:
         return Deliver(bytes(ip), "local", labelled, labels_in, ttl)
     if group:
         return Drop(DropReason.NOT_FOR_US, "unicast IP in a group-addressed frame", labels_in, ttl)
@@ -418,9 +435,10 @@ def _ip(frame: bytes, off: int, ifi: IfInfo, t: RouterTables, group: bool,
     src = int.from_bytes(ip[12:16], "big")
     if martian_source(src):
         return Drop(DropReason.MARTIAN_SOURCE, f"source {_dq(src)}", labels_in, ttl)
-    a = t.lookup(dst)
+    a = f.lookup(dst)
     if a is None:
-        return Drop(DropReason.NO_ROUTE, f"no route to {_dq(dst)}", labels_in, ttl)
+        where = "" if fib is None else f" in VRF {fib.name}"
+        return Drop(DropReason.NO_ROUTE, f"no route to {_dq(dst)}{where}", labels_in, ttl)
     if a.kind == A_LOCAL:
         return Deliver(bytes(ip), "local", labelled, labels_in, ttl)
     if a.kind == A_CONNECTED:
@@ -432,21 +450,31 @@ def _ip(frame: bytes, off: int, ifi: IfInfo, t: RouterTables, group: bool,
                     labels_in, ttl)
     if decrement:
         if ttl <= 1:
-            return _expired(t, ip, 0, ifi, rx_stack, labels_in, ttl, None, ())
+            return _expired(t, ip, 0, ifi, rx_stack, labels_in, ttl, None, (), fib)
         ip_set_ttl(ip, 0, ttl - 1)
-    if a.kind == A_NHLFE and nh.out_labels:  # FTN: label imposition
+    if a.kind == A_NHLFE and nh.out_labels:  # FTN (or a VRF's VPN route): label imposition
         lttl = ip[8] if t.uniform else 255  # RFC 3443: uniform copies, pipe uses 255
         stack = encode_stack(nh.out_labels, ip[1] >> 5, lttl)
         return _emit(t, a.counter, nh, nh.hdr_mpls, stack, bytes(ip), "push", labels_in,
-                     nh.out_labels, lttl, ifi, rx_stack, ())
+                     nh.out_labels, lttl, ifi, rx_stack, (), fib)
     return _emit(t, a.counter, nh, nh.hdr_ip, b"", bytes(ip), "pop" if popped else "forward",
-                 labels_in, (), ip[8], ifi, rx_stack, ())
+                 labels_in, (), ip[8], ifi, rx_stack, (), fib)
+
+
+def _icmp_source(ifi: IfInfo, fib: VrfTable | None) -> int:
+    """The source of an ICMP error: the interface the packet came in on, or, for a VRF's
+    packet that came from the core (after its VPN label), an address of that VRF."""
+    if fib is None or ifi.vrf == fib.name:
+        return ifi.ip
+    return fib.source
 
 
 def _emit(t: RouterTables, counter: list[int], nh: CNhlfe, hdr: bytes, stack: bytes,
           payload: bytes, op: str, labels_in: tuple[int, ...], labels_out: tuple[int, ...],
-          ttl: int, ifi: IfInfo, rx_stack: bytes | None, rest: tuple | list) -> Result:
-    """Build the frame; MTU check and fragmentation (RFC 3032 §3)."""
+          ttl: int, ifi: IfInfo, rx_stack: bytes | None, rest: tuple | list,
+          fib: VrfTable | None = None) -> Result:
+    """Build the frame; MTU check and fragmentation (RFC 3032 §3). `fib`: the VRF the
+    packet is forwarded in (where an ICMP error about it is routed)."""
     if len(stack) + len(payload) <= nh.mtu:
         frame = hdr + stack + payload
         counter[0] += 1
@@ -461,8 +489,9 @@ def _emit(t: RouterTables, counter: list[int], nh: CNhlfe, hdr: bytes, stack: by
     if payload[6] & 0x40:  # DF
         replies: tuple[Forward, ...] = ()
         if may_send_error(payload):
-            icmp = frag_needed(payload, ifi.ip, avail, rx_stack)
-            fw = _onward(t, icmp, nh, rest) if rx_stack is not None else originate(t, icmp)
+            icmp = frag_needed(payload, _icmp_source(ifi, fib), avail, rx_stack)
+            fw = _onward(t, icmp, nh, rest, fib) if rx_stack is not None \
+                else originate(t, icmp, fib)
             replies = (fw,) if fw is not None else ()
         return Drop(DropReason.FRAG_NEEDED, f"DF set, next-hop MTU {avail}", labels_in, ttl,
                     replies)
@@ -480,35 +509,40 @@ def _emit(t: RouterTables, counter: list[int], nh: CNhlfe, hdr: bytes, stack: by
 
 def _expired(t: RouterTables, buf: bytes | bytearray, poff: int, ifi: IfInfo,
              rx_stack: bytes | None, labels_in: tuple[int, ...], ttl: int, nh: CNhlfe | None,
-             rest: tuple | list) -> Drop:
-    """TTL expired: ICMP Time Exceeded (RFC 792; RFC 3032 §2.3.2; RFC 4950 if labelled)."""
+             rest: tuple | list, fib: VrfTable | None = None) -> Drop:
+    """TTL expired: ICMP Time Exceeded (RFC 792; RFC 3032 §2.3.2; RFC 4950 if labelled).
+    A P router sends it on along the LSP, so it reaches the egress PE, which routes it
+    in the VRF back to the source (as any VPN packet); a PE routes it in `fib`."""
     inner = bytes(buf[poff:])
     if inner[:1] and inner[0] >> 4 == 6:  # ICMPv6 about the IPv6 packet under the labels
         return plane6.expired6(t, inner, ifi, rx_stack, labels_in, ttl, nh, rest)
     replies: tuple[Forward, ...] = ()
     if _ipv4_error(inner, 0) is None and may_send_error(inner):
-        icmp = time_exceeded(inner, ifi.ip, rx_stack)
-        fw = _onward(t, icmp, nh, rest) if nh is not None else originate(t, icmp)
+        icmp = time_exceeded(inner, _icmp_source(ifi, fib), rx_stack)
+        fw = _onward(t, icmp, nh, rest, fib) if nh is not None else originate(t, icmp, fib)
         replies = (fw,) if fw is not None else ()
     return Drop(DropReason.TTL_EXPIRED, "", labels_in, ttl, replies)
 
 
-def _onward(t: RouterTables, ip: bytes, nh: CNhlfe, rest: tuple | list) -> Forward | None:
+def _onward(t: RouterTables, ip: bytes, nh: CNhlfe, rest: tuple | list,
+            fib: VrfTable | None = None) -> Forward | None:
     """Send an ICMP error along the LSP (RFC 3032 §2.3.2): the outgoing stack, TTL 255."""
     labels = nh.out_labels + tuple(x.label for x in rest)
     if not labels or not nh.resolved:
-        return originate(t, ip)
+        return originate(t, ip, fib)
     stack = encode_stack(labels, 0, 255)
     return Forward(nh.out_if, nh.hdr_mpls + stack + ip, "push", (), labels, 255, nh.neighbor)
 
 
-def originate(t: RouterTables, ip: bytes) -> Forward | None:
-    """Route a packet this router generates (no TTL decrement). None if unroutable/local."""
+def originate(t: RouterTables, ip: bytes, fib: VrfTable | None = None) -> Forward | None:
+    """Route a packet this router generates (no TTL decrement), in the global table or in
+    VRF `fib`. None if unroutable/local."""
     if _ipv4_error(ip, 0) is not None:
         return None
     dst = int.from_bytes(ip[16:20], "big")
-    a = t.lookup(dst)
-    if a is None or a.kind == A_LOCAL or dst in t.own:
+    f: RouterTables | VrfTable = t if fib is None else fib
+    a = f.lookup(dst)
+    if a is None or a.kind == A_LOCAL or dst in f.own:
         return None
     if a.kind == A_CONNECTED:
         nh = t.connected_nhlfe(a.out_if, dst)
@@ -586,7 +620,7 @@ class Dataplane:
                             ctr[0] += 1
                             ctr[1] += len(out)
                             return [(out_if, out)]
-        elif et == 0x0800 and w >> 24 == 0x45 and dmac == t.if_mac.get(in_if):
+        elif et == 0x0800 and w >> 24 == 0x45 and dmac == t.ip_mac.get(in_if):
             # IPv4 ingress: FTN push of one label
             vihl, tos, total, ident, frag, ttl, proto, ck, src, dst = _iphu(frame, 14)
             if ttl > 1 and 20 <= total <= n - 14 and _src_ok[src >> 24]:  # RFC 1812 §5.3.7

@@ -14,7 +14,14 @@ deterministic MACs, peers), the IGP RIB of the router and its LFIB (FTN + ILM,
   over FTN entries of the same prefix); a per-destination cache over it;
 - own addresses (loopback + interface addresses): packets for them are delivered;
 - the interfaces labelled frames are accepted on (`mpls_input`: those LDP runs
-  on) and the martian address tables (RFC 1812 §5.3.7).
+  on) and the martian address tables (RFC 1812 §5.3.7);
+- on a PE (RFC 4364), a `VrfTable` per VRF: its own LPM over the VRF's FIB
+  (`Lfib.vrfs`) and its ports' subnets, its own addresses and CE neighbours. A
+  port bound to a VRF (`port_vrf`) is looked up in that VRF only, never in the
+  global table, and the global table holds nothing of any VRF. VPN labels
+  (`Lfib.vpn_ilm`) are ILM entries: a per-prefix label of a static route pops
+  and forwards like PHP (the fast paths take it), the others pop and look up in
+  their VRF (`IlmC.vrf`, the general path).
 
 `set_lfib`, `set_rib` and `apply_diff` swap in new state without touching
 counters of entries that stay. Counters: per ILM label, FTN prefix and RIB
@@ -42,7 +49,7 @@ from forwarding.results import DropReason
 from forwarding.tables6 import Tables6, interfaces6
 from lsr.core.fib6 import Fib6
 from lsr.core.igp import Route
-from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe
+from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe, VpnIlmEntry, VrfEntry
 from lsr.core.topology import Topology
 
 TTL_MODELS = ("uniform", "pipe", "short-pipe")
@@ -99,6 +106,7 @@ class IfInfo:
     peer_mac: bytes
     peer_address: IPv4Address
     peer_is_host: bool
+    vrf: str | None = None  # the VRF the port is bound to (RFC 4364), None: global
 
     @property
     def ip(self) -> int:
@@ -107,9 +115,72 @@ class IfInfo:
 
 @dataclass(slots=True)
 class IlmC:
-    entry: IlmEntry
+    entry: IlmEntry | VpnIlmEntry
     nhs: tuple[CNhlfe, ...]
     counter: list[int]
+    # A VPN label's VRF: with no next hops, pop and look up there; with next hops (a
+    # per-prefix label), ICMP errors about the packet are routed there.
+    vrf: str | None = None
+
+
+class VrfTable:
+    """One VRF's forwarding on a PE: the lookup contract of the global table (`own`,
+    `local_bcast`, `lookup`), over the VRF's FIB (`lsr.core.lfib.VrfEntry`) and the
+    subnets of its ports. Built and kept up to date by its `RouterTables`."""
+
+    def __init__(self, name: str, tables: RouterTables) -> None:
+        self.name = name
+        self.tables = tables
+        self.ports = tuple(n for n, i in tables.interfaces.items() if i.vrf == name)
+        ifs = [tables.interfaces[n] for n in self.ports]
+        self.own: set[int] = {i.ip for i in ifs}
+        self.local_bcast: set[int] = {0xFFFFFFFF} | {
+            int(i.address.network.broadcast_address) for i in ifs if i.address.network.prefixlen < 31}
+        # The source of ICMP errors this VRF originates for a packet that came from the
+        # core (a VRF has no loopback): its first port's address.
+        self.source = ifs[0].ip if ifs else 0
+        self.fib: dict[IPv4Network, VrfEntry] = {}
+        self._lpm: list[tuple[int, int, dict[int, Action]]] = []
+        self.lpm_cache: dict[int, Action | None] = {}
+
+    def set_fib(self, fib: dict[IPv4Network, VrfEntry]) -> None:
+        t = self.tables
+        self.fib = dict(fib)
+        by_len: dict[int, dict[int, Action]] = {}
+        for n in self.ports:  # the ports' subnets, unless the FIB says otherwise
+            net = t.interfaces[n].address.network
+            by_len.setdefault(net.prefixlen, {})[int(net.network_address)] = Action(
+                A_CONNECTED, net, out_if=n, counter=t.c_vrf.setdefault((self.name, net), [0, 0]))
+        for prefix, e in self.fib.items():
+            ctr = t.c_vrf.setdefault((self.name, prefix), [0, 0])
+            if e.interface:
+                a = Action(A_CONNECTED, prefix, out_if=e.interface, counter=ctr)
+            elif e.nexthops:
+                nhs = tuple(t.compile_nhlfe(nh) for nh in e.nexthops)
+                a = Action(A_NHLFE, prefix, nhs, e.source == "vpn", ctr)
+            else:
+                continue
+            by_len.setdefault(prefix.prefixlen, {})[int(prefix.network_address)] = a
+        self._lpm = [(plen, (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, by_len[plen])
+                     for plen in sorted(by_len, reverse=True)]
+        self.lpm_cache = {}
+
+    def lookup(self, dst: int) -> Action | None:
+        """Longest-prefix match in this VRF (martian destinations have no route)."""
+        try:
+            return self.lpm_cache[dst]
+        except KeyError:
+            pass
+        a = None
+        if DESTINATION_OK[dst >> 24]:
+            for _plen, mask, d in self._lpm:
+                a = d.get(dst & mask)
+                if a is not None:
+                    break
+        if len(self.lpm_cache) >= LPM_CACHE_MAX:
+            self.lpm_cache.clear()
+        self.lpm_cache[dst] = a
+        return a
 
 
 class RouterTables:
@@ -127,25 +198,39 @@ class RouterTables:
         self.interfaces: dict[str, IfInfo] = dict(interfaces)
         self.loopback = loopback
         self.if_mac: dict[str, bytes] = {n: i.mac for n, i in self.interfaces.items()}
+        # VRF ports (RFC 4364): their IPv4 is looked up in their VRF, so the IPv4 fast
+        # paths, which look up the global table, take frames of the other ports only.
+        self.if_vrf: dict[str, str] = {n: i.vrf for n, i in self.interfaces.items() if i.vrf}
+        self.ip_mac: dict[str, bytes] = {n: m for n, m in self.if_mac.items()
+                                         if n not in self.if_vrf}
+        self.vrf_macs: frozenset[bytes] = frozenset(self.if_mac[n] for n in self.if_vrf)
+        glob = [i for i in self.interfaces.values() if not i.vrf]
         # MPLS input (see set_mpls_input); by default the interfaces towards routers
         self.mpls_input: frozenset[str] = frozenset()
         self.mpls_mac: dict[str, bytes] = {}
         self.set_mpls_input(mpls_input if mpls_input is not None else
                             [n for n, i in self.interfaces.items() if not i.peer_is_host])
         self.if_ip: dict[str, int] = {n: i.ip for n, i in self.interfaces.items()}
-        self.own: set[int] = {i.ip for i in self.interfaces.values()}
+        self.own: set[int] = {i.ip for i in glob}
         if loopback is not None:
             self.own.add(int(loopback))
         # Local broadcast-ish addresses: delivered, never forwarded.
         self.local_bcast: set[int] = {0xFFFFFFFF}
         self.local_bcast |= {int(i.address.network.broadcast_address)
-                             for i in self.interfaces.values() if i.address.network.prefixlen < 31}
+                             for i in glob if i.address.network.prefixlen < 31}
         # neighbour table: address -> (interface, MAC, node)
         self.neigh: dict[int, tuple[str, bytes, str]] = {}
-        for i in self.interfaces.values():
+        for i in glob:
             self.neigh[int(i.peer_address)] = (i.name, i.peer_mac, i.peer_node)
         for a, v in (extra_neighbors or {}).items():
             self.neigh[int(a)] = v
+        # CEs on VRF ports, by (port, address): two VRFs may use the same addresses.
+        self.port_neigh: dict[tuple[str, int], tuple[str, bytes, str]] = {
+            (i.name, int(i.peer_address)): (i.name, i.peer_mac, i.peer_node)
+            for i in self.interfaces.values() if i.vrf}
+        self.c_vrf: dict[tuple[str, IPv4Network], list[int]] = {}  # (VRF, prefix) counters
+        self.vrfs: dict[str, VrfTable] = {v: VrfTable(v, self) for v in sorted(set(self.if_vrf.values()))}
+        self.port_vrf: dict[str, VrfTable] = {n: self.vrfs[v] for n, v in self.if_vrf.items()}
         self.seed = zlib.crc32(name.encode())  # per-router ECMP hash seed (avoids polarisation)
         self.lfib = Lfib()
         self.rib: dict[IPv4Network, Route] = {}
@@ -188,7 +273,7 @@ class RouterTables:
                 name=name, mac=mac_bytes(i.mac), address=i.address, mtu=i.mtu,
                 peer_node=i.peer_node, peer_interface=i.peer_interface,
                 peer_mac=mac_bytes(pi.mac), peer_address=pi.address.ip,
-                peer_is_host=not peer.is_router,
+                peer_is_host=not peer.is_router, vrf=i.vrf,
             )
         t = cls(router, ifs, node.loopback, node.ttl_model,
                 mpls_input=topo.ldp_interfaces(router) if mpls_input is None else mpls_input)
@@ -221,6 +306,8 @@ class RouterTables:
         if h is None:
             i = self.interfaces.get(out_if)
             n = self.neigh.get(nexthop)
+            if n is None or n[0] != out_if:
+                n = self.port_neigh.get((out_if, nexthop))
             if i is None or n is None or n[0] != out_if:
                 dst, ok = b"\x00" * 6, False
             else:
@@ -244,14 +331,15 @@ class RouterTables:
     def connected_nhlfe(self, out_if: str, dst: int) -> CNhlfe:
         """Next hop for a destination on a connected subnet: the station itself."""
         hm, hi, ok = self._headers(out_if, dst)
-        n = self.neigh.get(dst)
+        n = self.neigh.get(dst) or self.port_neigh.get((out_if, dst))
         i = self.interfaces[out_if]
         return CNhlfe(out_if, n[2] if n else "", dst, (), hm, hi, i.mtu, ok)
 
-    def _compile_ilm(self, e: IlmEntry) -> None:
+    def _compile_ilm(self, e: IlmEntry | VpnIlmEntry) -> None:
         nhs = tuple(self.compile_nhlfe(n) for n in e.nexthops)
         ctr = self.c_ilm.setdefault(e.in_label, [0, 0])
-        self.ilm[e.in_label] = IlmC(e, nhs, ctr)
+        vrf = e.vrf if isinstance(e, VpnIlmEntry) else None
+        self.ilm[e.in_label] = IlmC(e, nhs, ctr, vrf)
         self.fast_ilm.pop(e.in_label, None)
         if not nhs or not all(n.resolved for n in nhs):
             return
@@ -302,7 +390,7 @@ class RouterTables:
                      for plen in sorted(self._by_len, reverse=True)]
 
     def _rebuild_lpm(self) -> None:
-        self._conn = {i.address.network: i.name for i in self.interfaces.values()}
+        self._conn = {i.address.network: i.name for i in self.interfaces.values() if not i.vrf}
         self._by_len = {}
         prefixes = set(self.rib) | set(self.lfib.ftn)
         if not self.rib:
@@ -311,6 +399,8 @@ class RouterTables:
             self._put(prefix)
         self._sort_lpm()
         self.lpm_cache = {}
+        for name, v in self.vrfs.items():
+            v.set_fib(self.lfib.vrfs.get(name, {}))
 
     def _update_prefixes(self, prefixes: list[IPv4Network]) -> None:
         """Incremental LPM update for a few FTN prefixes (LDP diffs)."""
@@ -348,12 +438,28 @@ class RouterTables:
 
     def set_lfib(self, lfib: Lfib) -> None:
         """Swap in a whole new LFIB (counters of labels/prefixes that stay are kept)."""
-        self.lfib = Lfib(dict(lfib.ftn), dict(lfib.ilm))
+        self.lfib = Lfib(dict(lfib.ftn), dict(lfib.ilm), dict(lfib.vrfs), dict(lfib.vpn_ilm))
         self.ilm.clear()
         self.fast_ilm.clear()
         for e in self.lfib.ilm.values():
             self._compile_ilm(e)
+        for v in self.lfib.vpn_ilm.values():
+            self._compile_ilm(v)
         self._rebuild_lpm()
+
+    def set_vpn(self, vrfs: Mapping[str, Mapping[IPv4Network, VrfEntry]],
+                vpn_ilm: Mapping[int, VpnIlmEntry]) -> None:
+        """Swap in a PE's VRF FIBs and VPN labels (`lsr.core.vpnfib.compose`)."""
+        for lbl in self.lfib.vpn_ilm:
+            if lbl not in vpn_ilm:
+                self.ilm.pop(lbl, None)
+                self.fast_ilm.pop(lbl, None)
+        self.lfib.vrfs = {k: dict(v) for k, v in vrfs.items()}
+        self.lfib.vpn_ilm = dict(vpn_ilm)
+        for e in self.lfib.vpn_ilm.values():
+            self._compile_ilm(e)
+        for name, v in self.vrfs.items():
+            v.set_fib(self.lfib.vrfs.get(name, {}))
 
     def apply_diff(self, diff: LfibDiff) -> None:
         """Apply an LDP `LfibDiff`: only the touched ILM entries are recompiled."""
@@ -392,6 +498,9 @@ class RouterTables:
             "ftn": {str(p): pb(self.c_ftn[p]) for p in sorted(self.c_ftn, key=pkey)},
             "ip": {str(p): pb(self.c_ip[p]) for p in sorted(self.c_ip, key=pkey)},
             **v6,  # ip6 / ftn6: only on routers with IPv6
+            **({"vrf": {f"{v} {p}": pb(c) for (v, p), c in sorted(
+                self.c_vrf.items(), key=lambda kv: (kv[0][0], pkey(kv[0][1])))}}
+               if self.c_vrf else {}),
             "drops": {k: v for k, v in sorted(self.drops.items())},
             "delivered": self.delivered,
             "forwarded": self.forwarded(),
@@ -402,11 +511,12 @@ class RouterTables:
         """Frames received and forwarded: the packets of every ILM / FTN / RIB counter less
         the extra frames fragmentation made. Every frame decided on is counted once:
         forwarded + delivered + sum(drops) = frames received."""
-        n = sum(c[0] for d in (self.c_ilm, self.c_ftn, self.c_ip) for c in d.values())
+        n = sum(c[0] for d in (self.c_ilm, self.c_ftn, self.c_ip, self.c_vrf)
+                for c in d.values())
         return n + self.v6.forwarded() - self.fragments
 
     def reset_counters(self) -> None:
-        for d in (self.c_ilm, self.c_ftn, self.c_ip):
+        for d in (self.c_ilm, self.c_ftn, self.c_ip, self.c_vrf):
             for c in d.values():
                 c[0] = c[1] = 0
         for k in self.drops:

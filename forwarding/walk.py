@@ -21,8 +21,9 @@ Hop JSON (docs/cli.md, `lsr sim trace --json`)::
      "labels_in", "op" (push|swap|pop|forward|deliver|drop), "labels_out",
      "ttl_in", "ttl" (outgoing TTL: top label's, or IP's if unlabelled; for
      deliver/drop the TTL as processed), "out_interface", "neighbor",
-     "reason" (drops), "table" (ilm|ftn|rib or null: what decided), "fec" (the
-     ILM entry's FEC or the prefix the IP lookup matched), "ecmp" (null, or
+     "reason" (drops), "table" (ilm|ftn|rib|vrf|vpn or null: what decided; vrf: a
+     VRF port's lookup, vpn: a VPN label), "fec" (the ILM entry's FEC, the prefix the
+     IP or VRF lookup matched, a per-prefix VPN label's prefix), "ecmp" (null, or
      {"hash", "index", "choices"} when the entry had several next hops),
      "icmp" (an ICMP error the router sent, with its own "hops" and "result",
      or null)}
@@ -40,7 +41,7 @@ from forwarding.icmp import build_ipv4
 from forwarding.labelops import LabelError, checksum16, parse_stack
 from forwarding.plane import Deliver, Drop, Forward, decide, flow_hash, labelled_hash, originate
 from forwarding.plane6 import originate6
-from forwarding.tables import A_LOCAL, A_NHLFE, CNhlfe, RouterTables
+from forwarding.tables import A_LOCAL, A_NHLFE, CNhlfe, RouterTables, VrfTable
 from lsr.core.ipv6 import text as text6
 from lsr.core.topology import Topology
 
@@ -93,11 +94,13 @@ def _packet6(src: IPv6Address, dst: IPv6Address, proto: str, hl: int, sport: int
     return ip6.packet(s, d, ip6.NH_TCP, tcp, hl, csum_at=16)
 
 
-def resolve_endpoint(topo: Topology, who: str, family: int = 4
+def resolve_endpoint(topo: Topology, who: str, family: int = 4, vrf: str | None = None
                      ) -> tuple[str, IPv4Address | IPv6Address]:
     """Node name or address -> (node, address): a walk's SRC or DST. A node name gives
     its IPv4 address (a router: its loopback), or with `family=6` its IPv6 address (a
-    router: that of its first IPv6 interface)."""
+    router: that of its first IPv6 interface). An address is looked up in VRF `vrf`
+    (the source's: VRFs reuse addresses); from a VRF, an address of no node of that VRF
+    is allowed (node ""): the walk shows where the packet goes."""
     if who in topo.nodes:
         n = topo.nodes[who]
         if family == 6:
@@ -113,8 +116,11 @@ def resolve_endpoint(topo: Topology, who: str, family: int = 4
         a = ip_address(who)
     except ValueError:
         raise ValueError(f"'{who}' is neither a node of {topo.name} nor an IP address") from None
-    node = topo.node_of_address(a) if isinstance(a, IPv4Address) else topo.node_of_address6(a)
+    node = topo.node_of_address(a, vrf) if isinstance(a, IPv4Address) \
+        else topo.node_of_address6(a, vrf)
     if node is None:
+        if vrf is not None:
+            return "", a
         raise ValueError(f"{a} is not an address of {topo.name}")
     return node.name, a
 
@@ -156,25 +162,36 @@ def _ip6_entry(t: RouterTables, buf: bytes, off: int) -> Entry:
     return "6pe", str(a.prefix), ecmp
 
 
-def _ip_entry(t: RouterTables, buf: bytes, off: int) -> Entry:
-    """The LPM entry the plane uses for the IPv4 packet at `off` (FTN or RIB)."""
+def _ip_entry(t: RouterTables | VrfTable, buf: bytes, off: int,
+              router: RouterTables | None = None) -> Entry:
+    """The LPM entry the plane uses for the IP packet at `off` (FTN or RIB) in `t`,
+    the router's tables or one of its VRFs (`router` then: the router's tables)."""
+    rt = router if router is not None else t
+    assert isinstance(rt, RouterTables)
     if len(buf) > off and buf[off] >> 4 == 6:
-        return _ip6_entry(t, buf, off)
+        return _ip6_entry(rt, buf, off) if router is None else NO_ENTRY
     if len(buf) < off + 20:
         return NO_ENTRY
+    rt = router if router is not None else t
+    assert isinstance(rt, RouterTables)
     dst = int.from_bytes(buf[off + 16:off + 20], "big")
     a = t.lookup(dst)
     if a is None or a.kind == A_LOCAL or dst in t.own:
         return NO_ENTRY
     if a.kind != A_NHLFE:  # a connected subnet
         return "rib", str(a.prefix), None
-    ecmp = _ecmp(t, a.nhs, flow_hash(buf, off, t.seed)) if len(a.nhs) > 1 else None
+    ecmp = _ecmp(rt, a.nhs, flow_hash(buf, off, rt.seed)) if len(a.nhs) > 1 else None
     return ("ftn" if a.ftn else "rib"), str(a.prefix), ecmp
 
 
-def entry(t: RouterTables, frame: bytes) -> Entry:
-    """(table, FEC, ECMP choice) behind the plane's decision on an Ethernet frame."""
+def entry(t: RouterTables, frame: bytes, in_if: str | None = None) -> Entry:
+    """(table, FEC, ECMP choice) behind the plane's decision on an Ethernet frame
+    received on `in_if` (a VRF port: its VRF's table, "vrf")."""
     if frame[12:14] != b"\x88\x47":
+        v = t.port_vrf.get(in_if) if in_if is not None else None
+        if v is not None:
+            table, fec, ecmp = _ip_entry(v, frame, 14, t)
+            return ("vrf" if table else None), fec, ecmp
         return _ip_entry(t, frame, 14)
     try:
         entries, poff = parse_stack(frame, 14)
@@ -186,6 +203,9 @@ def entry(t: RouterTables, frame: bytes) -> Entry:
                 table, fec, ecmp = _ip6_entry(t, frame, poff)
                 return ("6pe" if table else None), fec, ecmp
             ilm = t.ilm.get(e.label)
+            if ilm is not None and ilm.vrf is not None:  # a VPN label (RFC 4364)
+                e = ilm.entry
+                return "vpn", None if e.prefix is None else str(e.prefix), None
             if ilm is None or not ilm.nhs:
                 return NO_ENTRY
             h = labelled_hash(frame, 14, t.seed) if len(ilm.nhs) > 1 else None
@@ -223,20 +243,20 @@ def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
     if any(":" in x for x in (src, dst)):
         family = 6
     snode, saddr = resolve_endpoint(topo, src, family)
-    dnode, daddr = resolve_endpoint(topo, dst, family)
+    dnode, daddr = resolve_endpoint(topo, dst, family, topo.vrf_of(snode))
     if saddr.version != daddr.version:
         raise ValueError(f"{saddr} and {daddr} are not of one address family")
     pkt = make_packet(saddr, daddr, proto, ttl, sport, dport)
     hops: list[dict[str, Any]] = []
     n = topo.nodes[snode]
     if n.is_router:
-        result = _originate(topo, tables, snode, pkt, dnode, hops)
+        result = _originate(topo, tables, snode, pkt, dnode, hops, snode)
     else:
         (i,) = n.interfaces.values()
         rif = topo.interface(i.peer_node, i.peer_interface)
         frame = bytes.fromhex(rif.mac.replace(":", "")) + bytes.fromhex(
             i.mac.replace(":", "")) + (b"\x86\xdd" if saddr.version == 6 else b"\x08\x00") + pkt
-        result = _follow(topo, tables, frame, i.peer_node, i.peer_interface, dnode, hops)
+        result = _follow(topo, tables, frame, i.peer_node, i.peer_interface, dnode, hops, snode)
     out = _out(topo, saddr, daddr, proto, ttl, hops, result)
     ports = proto in ("udp", "tcp")
     out["sport"], out["dport"] = (sport, dport) if ports else (None, None)
@@ -245,7 +265,7 @@ def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
 
 def _originate(topo: Topology, tables: Mapping[str, RouterTables], router: str, pkt: bytes,
                dnode: str | None, hops: list[dict[str, Any]],
-               icmp: bool = True) -> str:
+               origin: str | None = None) -> str:
     """A router sends `pkt` itself (no TTL decrement), then the walk goes on."""
     t = tables[router]
     v6 = pkt[0] >> 4 == 6
@@ -261,25 +281,27 @@ def _originate(topo: Topology, tables: Mapping[str, RouterTables], router: str, 
     h["table"], h["fec"], h["ecmp"] = _ip_entry(t, pkt, 0)
     hops.append(h)
     oi = t.interfaces[fw.out_if]
-    return _next(topo, tables, fw.frame, oi.peer_node, oi.peer_interface, dnode, hops, icmp)
+    return _next(topo, tables, fw.frame, oi.peer_node, oi.peer_interface, dnode, hops, origin)
 
 
 def _next(topo: Topology, tables: Mapping[str, RouterTables], frame: bytes, node: str,
-          in_if: str, dnode: str | None, hops: list[dict[str, Any]], icmp: bool) -> str:
+          in_if: str, dnode: str | None, hops: list[dict[str, Any]],
+          origin: str | None) -> str:
     if not topo.nodes[node].is_router:  # out to a host: the walk ends
         return "delivered" if node == dnode else "misdelivered"
-    return _follow(topo, tables, frame, node, in_if, dnode, hops, icmp)
+    return _follow(topo, tables, frame, node, in_if, dnode, hops, origin)
 
 
 def _follow(topo: Topology, tables: Mapping[str, RouterTables], frame: bytes, router: str,
             in_if: str, dnode: str | None, hops: list[dict[str, Any]],
-            icmp: bool = True) -> str:
+            origin: str | None = None) -> str:
     """Hand `frame` to `router` on `in_if` and follow it; hops appended, result returned.
-    `icmp`: walk an ICMP error a router sends (not for the walk of an ICMP error)."""
+    `origin`: the walk's source node, to which an ICMP error a router sends is walked
+    (None for the walk of an ICMP error: no error about an error)."""
     for _ in range(MAX_HOPS):
         t = tables[router]
         labels_in, ttl_in = _stack(frame)
-        table, fec, ecmp = entry(t, frame)
+        table, fec, ecmp = entry(t, frame, in_if)
         r = decide(frame, in_if, t)
         if isinstance(r, Forward):
             oi = t.interfaces[r.out_if]
@@ -299,8 +321,8 @@ def _follow(topo: Topology, tables: Mapping[str, RouterTables], frame: bytes, ro
         h = _hop(router, in_if, labels_in, "drop", (), ttl_in, r.ttl, None, None,
                  r.reason.value)
         h["table"], h["fec"], h["ecmp"] = table, fec, ecmp
-        if r.replies and icmp:
-            h["icmp"] = _icmp_walk(topo, tables, router, r.replies[0], h)
+        if r.replies and origin is not None:
+            h["icmp"] = _icmp_walk(topo, tables, router, r.replies[0], h, origin)
         elif r.replies:
             h["icmp"] = _icmp_json(r.replies[0])
         hops.append(h)
@@ -321,8 +343,9 @@ def _onward(t: RouterTables, dropped: dict[str, Any], fw: Forward) -> bool:
 
 
 def _icmp_walk(topo: Topology, tables: Mapping[str, RouterTables], router: str, fw: Forward,
-               dropped: dict[str, Any]) -> dict[str, Any]:
-    """The ICMP error `router` sent (`fw`), walked to the dropped packet's source.
+               dropped: dict[str, Any], origin: str) -> dict[str, Any]:
+    """The ICMP error `router` sent (`fw`), walked to the dropped packet's source
+    (`origin`: a VPN site's address may be another VRF's too).
 
     About a labelled packet with an onward label it goes on along the LSP (RFC 3032
     §2.3.2: `onward`), so its first hop is the ILM entry of the dropped packet; else it
@@ -332,10 +355,18 @@ def _icmp_walk(topo: Topology, tables: Mapping[str, RouterTables], router: str, 
     off = 14 + 4 * len(fw.labels_out)
     ip = fw.frame[off:]
     if ip[0] >> 4 == 6:
-        owner = topo.node_of_address6(IPv6Address(ip[24:40]))
+        dst6 = IPv6Address(ip[24:40])
+        owner = origin if _has_address(topo, origin, dst6) else None
+        if owner is None:
+            n6 = topo.node_of_address6(dst6)
+            owner = n6.name if n6 is not None else None
         ttl_in = ip[7]
     else:
-        owner = topo.node_of_address(IPv4Address(ip[16:20]))
+        dst = IPv4Address(ip[16:20])
+        owner = origin if _has_address(topo, origin, dst) else None
+        if owner is None:
+            n = topo.node_of_address(dst)
+            owner = n.name if n is not None else None
         ttl_in = ip[8]
     table, fec, ecmp = _ip_entry(t, ip, 0)
     onward = _onward(t, dropped, fw)
@@ -347,9 +378,17 @@ def _icmp_walk(topo: Topology, tables: Mapping[str, RouterTables], router: str, 
     hops = [h]
     oi = t.interfaces[fw.out_if]
     result = _next(topo, tables, fw.frame, oi.peer_node, oi.peer_interface,
-                   owner.name if owner else None, hops, False)
+                   owner, hops, None)
     d.update(onward=onward, hops=hops, result=result)
     return d
+
+
+def _has_address(topo: Topology, node: str, addr: IPv4Address | IPv6Address) -> bool:
+    n = topo.nodes[node]
+    if isinstance(addr, IPv6Address):
+        return any(i.address6 is not None and i.address6.ip == addr
+                   for i in n.interfaces.values())
+    return n.loopback == addr or any(i.address.ip == addr for i in n.interfaces.values())
 
 
 def _hop(router: str, in_if: str | None, labels_in: tuple[int, ...], op: str,

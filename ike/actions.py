@@ -6,7 +6,7 @@ the IKE SA and its Child SAs (the ESP keys travel in `ChildSaUp.child`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, summarize_address_range
 
 from forwarding.ipsec.esp import SecurityAssociation
@@ -29,6 +29,10 @@ class SendIke:
 class IkeSaUp:
     spi_i: str
     spi_r: str
+    # equal IKE SAs are equal SPIs; the rest is one side's view
+    peer_id: bytes = field(default=b"", compare=False)  # the peer's authenticated identity (§2.15)
+    vip: IPv4Address | None = field(default=None, compare=False)  # remote access (§3.15)
+    initial_contact: bool = field(default=False, compare=False)  # no other IKE SA with us (§2.4)
 
 
 @dataclass(frozen=True)

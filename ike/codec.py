@@ -48,6 +48,7 @@ class PayloadType(IntEnum):  # §3.2
     TSi = 44
     TSr = 45
     SK = 46
+    CP = 47  # Configuration (§3.15)
 
 
 class Notify(IntEnum):  # §3.10.1
@@ -56,10 +57,46 @@ class Notify(IntEnum):  # §3.10.1
     NO_PROPOSAL_CHOSEN = 14
     INVALID_KE_PAYLOAD = 17
     AUTH_FAILED = 24
+    INTERNAL_ADDRESS_FAILURE = 36  # §3.15.4: no address to give; no Child SA in IKE_AUTH
+    FAILED_CP_REQUIRED = 37  # §3.15.4: the responder wants a CP request and got none
     TS_UNACCEPTABLE = 38
     TEMPORARY_FAILURE = 43  # §2.25: try again later (a rekey or a delete is under way)
     CHILD_SA_NOT_FOUND = 44  # §2.25: no such Child SA to rekey
+    INITIAL_CONTACT = 16384  # §2.4: the sender has no other IKE SA with us (after a restart)
     REKEY_SA = 16393
+
+
+class CfgType(IntEnum):  # §3.15
+    CFG_REQUEST = 1
+    CFG_REPLY = 2
+    CFG_SET = 3
+    CFG_ACK = 4
+
+
+class CfgAttr(IntEnum):  # §3.15.1 (the IPv4 ones we hand out, and what we may be asked)
+    INTERNAL_IP4_ADDRESS = 1
+    INTERNAL_IP4_NETMASK = 2
+    INTERNAL_IP4_DNS = 3
+    INTERNAL_IP4_NBNS = 4
+    INTERNAL_IP4_DHCP = 6
+    APPLICATION_VERSION = 7
+    INTERNAL_IP6_ADDRESS = 8
+    INTERNAL_IP6_DNS = 10
+    INTERNAL_IP6_DHCP = 12
+    INTERNAL_IP4_SUBNET = 13
+    SUPPORTED_ATTRIBUTES = 14
+    INTERNAL_IP6_SUBNET = 15
+
+
+# §3.15.1: the lengths an attribute may have (0 in a request, the full value in a reply);
+# types not listed here (APPLICATION_VERSION, SUPPORTED_ATTRIBUTES, unknown ones) are free
+CFG_ATTR_LENGTHS: dict[int, tuple[int, ...]] = {
+    CfgAttr.INTERNAL_IP4_ADDRESS: (0, 4), CfgAttr.INTERNAL_IP4_NETMASK: (0, 4),
+    CfgAttr.INTERNAL_IP4_DNS: (0, 4), CfgAttr.INTERNAL_IP4_NBNS: (0, 4),
+    CfgAttr.INTERNAL_IP4_DHCP: (0, 4), CfgAttr.INTERNAL_IP6_ADDRESS: (0, 17),
+    CfgAttr.INTERNAL_IP6_DNS: (0, 16), CfgAttr.INTERNAL_IP6_DHCP: (0, 16),
+    CfgAttr.INTERNAL_IP4_SUBNET: (0, 8), CfgAttr.INTERNAL_IP6_SUBNET: (0, 17),
+}
 
 
 class Protocol(IntEnum):
@@ -330,8 +367,58 @@ class SkPayload:
         return cls(next_type, v)
 
 
+@dataclass(frozen=True)
+class CfgAttribute:
+    """One configuration attribute (§3.15.1): type (15 bits) and value."""
+
+    type: int
+    value: bytes = b""
+
+    def encode(self) -> bytes:
+        return struct.pack("!HH", self.type & 0x7FFF, len(self.value)) + self.value
+
+    @property
+    def address(self) -> IPv4Address | None:
+        """The value as one IPv4 address (INTERNAL_IP4_ADDRESS/NETMASK/DNS...), else None."""
+        return IPv4Address(self.value) if len(self.value) == 4 else None
+
+
+@PAYLOADS.register
+@dataclass(frozen=True)
+class CpPayload:
+    """Configuration (§3.15): CFG Type (8), RESERVED (24), attributes, each
+    R (1, zero, ignored on receipt) | Attribute Type (15) | Length (16) | Value."""
+
+    TYPE: ClassVar[int] = PayloadType.CP
+    cfg_type: int
+    attributes: tuple[CfgAttribute, ...] = ()
+
+    def value(self) -> bytes:
+        return struct.pack("!B3x", self.cfg_type) + b"".join(a.encode() for a in self.attributes)
+
+    @classmethod
+    def from_value(cls, v: bytes, code: int, next_type: int) -> CpPayload:
+        _need(len(v) >= 4, "truncated CP")
+        attrs = []
+        off = 4
+        while off < len(v):
+            _need(len(v) - off >= 4, "truncated configuration attribute")
+            atype, length = struct.unpack_from("!HH", v, off)
+            atype &= 0x7FFF  # §3.15.1: the R bit is ignored on receipt
+            _need(off + 4 + length <= len(v), "configuration attribute runs past the payload")
+            allowed = CFG_ATTR_LENGTHS.get(atype)
+            _need(allowed is None or length in allowed,
+                  f"configuration attribute {atype} has length {length}, not one of {allowed} (§3.15.1)")
+            attrs.append(CfgAttribute(atype, v[off + 4 : off + 4 + length]))
+            off += 4 + length
+        return cls(v[0], tuple(attrs))
+
+    def get(self, atype: int) -> list[CfgAttribute]:
+        return [a for a in self.attributes if a.type == atype]
+
+
 Payload = (SaPayload | KePayload | NoncePayload | IdPayload | AuthPayload | TsPayload
-           | NotifyPayload | DeletePayload | SkPayload)
+           | NotifyPayload | DeletePayload | SkPayload | CpPayload)
 
 
 @dataclass(frozen=True)

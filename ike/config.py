@@ -53,7 +53,7 @@ from forwarding.ipsec.spd import Action, Policy, Selector, Spd
 from lsr.core.topology import Topology
 
 SECTION = "ipsec"
-_TOP_KEYS = ("default", "sas", "policies", "ike")
+_TOP_KEYS = ("default", "sas", "policies", "ike", "remote_access")
 _IKE_KEYS = (
     "name", "left", "right", "psk", "left_id", "right_id", "left_subnets", "right_subnets",
     "initiator", "ike", "esp", "pfs", "rekey_seconds", "ike_rekey_seconds", "nat_t", "replay_window",
@@ -61,6 +61,10 @@ _IKE_KEYS = (
 IKE_PROPOSALS = {"aes128gcm16-prfsha256-x25519": 128, "aes256gcm16-prfsha256-x25519": 256}
 ESP_PROPOSALS = {"aes128gcm16": 128, "aes256gcm16": 256}
 GATEWAY_KINDS = ("strongswan",)  # host-like nodes that can be an IKE peer
+_RA_KEYS = (
+    "name", "gateway", "clients", "psk", "pool", "subnets", "dns", "gateway_id", "ike", "esp", "pfs",
+    "rekey_seconds", "ike_rekey_seconds", "replay_window",
+)
 _SA_KEYS = (
     "name", "protocol", "spi", "src", "dst", "encryption", "enc_key", "integrity", "auth_key",
     "replay_window", "esn", "df", "lifetime_packets",
@@ -150,11 +154,43 @@ class IkeSpec:
 
 
 @dataclass(frozen=True)
+class RaSpec:
+    """Remote access (RFC 7296 §1.1.3, §2.19, §3.15): one of our routers answers IKEv2 from
+    roaming strongSwan clients and gives each a virtual IP from `pool`."""
+
+    name: str
+    gateway: str  # our router (kind lsr): the responder; IKE on its loopback
+    gateway_addr: IPv4Address
+    gateway_id: str
+    clients: tuple[str, ...]  # strongswan nodes: the initiators
+    client_addrs: tuple[IPv4Address, ...]
+    client_ids: tuple[str, ...]  # <client>.<name>.lsr.test: the identities the gateway accepts
+    psk: bytes
+    pool: IPv4Network  # INTERNAL_IP4_ADDRESS values (§3.15.1)
+    subnets: tuple[IPv4Network, ...]  # what the clients reach behind the gateway (its TSr)
+    dns: tuple[IPv4Address, ...] = ()  # INTERNAL_IP4_DNS
+    ike_bits: int = 128
+    esp_bits: int = 128
+    pfs: bool = True
+    rekey_seconds: float | None = None
+    ike_rekey_seconds: float | None = None
+    replay_window: int = DEFAULT_WINDOW
+    nat_t: bool = True  # the clients run kernel-libipsec: ESP in UDP 4500 (RFC 3948)
+
+    def __repr__(self) -> str:  # never print the PSK
+        return f"RaSpec({self.name!r}, gateway={self.gateway}, clients={list(self.clients)}, pool={self.pool})"
+
+    def client_id(self, client: str) -> str:
+        return self.client_ids[self.clients.index(client)]
+
+
+@dataclass(frozen=True)
 class IpsecConfig:
     default: Action
     sas: tuple[SaSpec, ...]
     policies: tuple[PolicySpec, ...]
     ike: tuple[IkeSpec, ...] = ()
+    remote_access: tuple[RaSpec, ...] = ()
 
     def sa(self, name: str) -> SaSpec:
         return next(s for s in self.sas if s.name == name)
@@ -311,8 +347,10 @@ def validate(ctx: Any, raw: Any, topo: Topology) -> IpsecConfig:
                 root + ("sas", i, "name"),
                 f"SA '{s.name}' is not used by any protect policy (its selectors come from them)",
             )
-    ike = _validate_ike(fail, sec.get("ike", []), root + ("ike",), topo, set(by_name))
-    return IpsecConfig(default, tuple(sas), tuple(policies), ike)
+    names = set(by_name)
+    ike = _validate_ike(fail, sec.get("ike", []), root + ("ike",), topo, names)
+    ra = _validate_ra(fail, sec.get("remote_access", []), root + ("remote_access",), topo, names, ike)
+    return IpsecConfig(default, tuple(sas), tuple(policies), ike, ra)
 
 
 def _section_shape(fail: Fail, sec: dict[str, Any], root: tuple[Any, ...]) -> tuple[Action, Any, Any]:
@@ -320,9 +358,10 @@ def _section_shape(fail: Fail, sec: dict[str, Any], root: tuple[Any, ...]) -> tu
     default_raw = sec.get("default", "bypass")
     if default_raw not in ("bypass", "discard"):
         raise fail(root + ("default",), f"default must be bypass or discard, not {default_raw!r}")
-    sas_raw = sec.get("sas", [] if "ike" in sec else None)
-    if not isinstance(sas_raw, list) or (not sas_raw and "ike" not in sec):
-        raise fail(root + ("sas",), "expected a non-empty list of SAs (or an 'ike' list)")
+    keyed = "ike" in sec or "remote_access" in sec
+    sas_raw = sec.get("sas", [] if keyed else None)
+    if not isinstance(sas_raw, list) or (not sas_raw and not keyed):
+        raise fail(root + ("sas",), "expected a non-empty list of SAs (or an 'ike' or 'remote_access' list)")
     pol_raw = sec.get("policies", [])
     if not isinstance(pol_raw, list):
         raise fail(root + ("policies",), "expected a list of policies")
@@ -525,11 +564,11 @@ def _ike_node(fail: Fail, v: Any, path: tuple[Any, ...], topo: Topology) -> tupl
 
 
 def _validate_ike(fail: Fail, raw: Any, root: tuple[Any, ...], topo: Topology,
-                  sa_names: set[str]) -> tuple[IkeSpec, ...]:
-    """`ipsec.ike`: IKEv2 connections. Each names two nodes, a PSK and the subnets behind each."""
+                  names: set[str]) -> tuple[IkeSpec, ...]:
+    """`ipsec.ike`: IKEv2 connections. Each names two nodes, a PSK and the subnets behind each.
+    `names` (one namespace for SAs and connections) gains theirs."""
     if not isinstance(raw, list):
         raise fail(root, "expected a list of IKE connections")
-    names: set[str] = set(sa_names)  # one namespace for SAs and connections
     return tuple(_ike_conn(fail, c, root + (i,), topo, names) for i, c in enumerate(raw))
 
 
@@ -620,6 +659,111 @@ def ike_out_sa(conn: str) -> str:
 
 
 
+# ---------------------------------------------------------------- remote access
+
+_RA_REQUIRED = ("name", "gateway", "clients", "psk", "pool", "subnets")
+
+
+def _validate_ra(fail: Fail, raw: Any, root: tuple[Any, ...], topo: Topology, names: set[str],
+                 ike: tuple[IkeSpec, ...]) -> tuple[RaSpec, ...]:
+    """`ipsec.remote_access`: roaming clients (strongswan nodes) of one of our routers."""
+    if not isinstance(raw, list):
+        raise fail(root, "expected a list of remote-access connections")
+    out: list[RaSpec] = []
+    taken = {n for c in ike for n in (c.left, c.right)}  # a client is in one connection only
+    for i, r in enumerate(raw):
+        spec = _ra_conn(fail, r, root + (i,), topo, names, taken)
+        for j, other in enumerate(out):
+            if other.gateway == spec.gateway:
+                raise fail(root + (i, "gateway"), f"{spec.gateway} already answers remote_access[{j}] "
+                                                  f"('{other.name}'): one remote-access connection per router")
+            if other.pool.overlaps(spec.pool):
+                raise fail(root + (i, "pool"), f"pool {spec.pool} overlaps remote_access[{j}]'s {other.pool}")
+        out.append(spec)
+    return tuple(out)
+
+
+def _ra_conn(fail: Fail, raw: Any, p: tuple[Any, ...], topo: Topology, names: set[str],
+             taken: set[str]) -> RaSpec:
+    """One remote-access connection, checked in order: keys, name, gateway, clients, psk,
+    pool, subnets, dns, ids, proposals and options, replay window."""
+    m = _expect_map(fail, raw, p, _RA_KEYS)
+    _require(fail, m, p, _RA_REQUIRED)
+    name = m["name"]
+    if not isinstance(name, str) or not _NAME_RE.match(name) or len(name) > 24:
+        raise fail(p + ("name",), f"name {name!r}: a letter, then letters, digits, _ . - (24 max)")
+    if name in names:
+        raise fail(p + ("name",), f"name '{name}' is already used by an SA or IKE connection")
+    names.add(name)
+    gw = m["gateway"]
+    if not isinstance(gw, str) or gw not in topo.nodes or topo.nodes[gw].kind != "lsr":
+        raise fail(p + ("gateway",), f"{gw!r} is not one of our routers (kind lsr): the gateway "
+                                     "answers the clients")
+    clients = m["clients"]
+    if not isinstance(clients, list) or not clients:
+        raise fail(p + ("clients",), "expected a non-empty list of strongswan nodes")
+    addrs = []
+    for j, c in enumerate(clients):
+        cp = p + ("clients", j)
+        if not isinstance(c, str) or c not in topo.nodes or topo.nodes[c].kind not in GATEWAY_KINDS:
+            raise fail(cp, f"{c!r} is not a strongswan node: remote-access clients run strongSwan")
+        if c in taken:
+            raise fail(cp, f"'{c}' is already in another IKE or remote-access connection")
+        taken.add(c)
+        (iface,) = topo.nodes[c].interfaces.values()
+        addrs.append(iface.address.ip)
+    psk = m["psk"]
+    if not isinstance(psk, str) or len(psk) < 8:
+        raise fail(p + ("psk",), "psk must be a quoted string of at least 8 characters")
+    pool = _prefix(fail, m["pool"], p + ("pool",))
+    _ra_pool_free(fail, pool, p + ("pool",), topo)
+    subnets = _ike_subnets(fail, m["subnets"], p + ("subnets",))
+    for j, net in enumerate(subnets):
+        if net.overlaps(pool):
+            raise fail(p + ("subnets", j), f"{net} overlaps the pool {pool}")
+    dns = m.get("dns", [])
+    if not isinstance(dns, list):
+        raise fail(p + ("dns",), "expected a list of IPv4 addresses")
+    dns_addrs = []
+    for j, d in enumerate(dns):
+        try:
+            dns_addrs.append(IPv4Address(str(d)))
+        except ValueError:
+            raise fail(p + ("dns", j), f"{d!r} is not an IPv4 address") from None
+    gw_id = _ike_id(fail, m, p + ("gateway_id",), f"{gw}.{name}.lsr.test")
+    ike, esp, pfs, rekey, ike_rekey = _options(fail, m, p, _IKE_OPTIONS)
+    (window,) = _options(fail, m, p, _IKE_WINDOW)
+    return RaSpec(
+        name, gw, topo.nodes[gw].lsr_id, gw_id, tuple(clients), tuple(addrs),
+        tuple(f"{c}.{name}.lsr.test" for c in clients), psk.encode(), pool, subnets,
+        tuple(dns_addrs), IKE_PROPOSALS[ike], ESP_PROPOSALS[esp], pfs,
+        None if rekey is None else float(rekey), None if ike_rekey is None else float(ike_rekey), window,
+    )
+
+
+def _ra_pool_free(fail: Fail, pool: IPv4Network, path: tuple[Any, ...], topo: Topology) -> None:
+    """The pool's addresses are the clients' alone: no link subnet or loopback in it."""
+    for link in topo.links:
+        if link.subnet.overlaps(pool):
+            a, b = link.a[0], link.b[0]
+            raise fail(path, f"pool {pool} overlaps the subnet {link.subnet} of link {a}-{b}")
+    for r in topo.routers:
+        if r.loopback is not None and r.loopback in pool:
+            raise fail(path, f"pool {pool} holds the loopback of {r.name} ({r.loopback})")
+
+
+def ra_for_router(topo: Topology, router: str) -> tuple[RaSpec, ...]:
+    """The remote-access connections one of our routers answers."""
+    cfg: IpsecConfig | None = topo.extra.get(SECTION)
+    return () if cfg is None else tuple(r for r in cfg.remote_access if r.gateway == router)
+
+
+def ra_of_client(topo: Topology, node: str) -> tuple[RaSpec, ...]:
+    """The remote-access connection a strongswan node is a client of (none or one)."""
+    cfg: IpsecConfig | None = topo.extra.get(SECTION)
+    return () if cfg is None else tuple(r for r in cfg.remote_access if node in r.clients)
+
+
 # ---------------------------------------------------------------- building tables
 
 
@@ -684,6 +828,17 @@ def _ike_policies(cfg: IpsecConfig, router: str) -> tuple[list[Policy], list[Pol
     until then the packets are dropped as no-sa, RFC 4301 §5.1), and inbound the reverse."""
     outbound: list[Policy] = []
     inbound: list[Policy] = []
+    for r in cfg.remote_access:
+        if r.gateway != router:
+            continue
+        # per-client entries (subnets -> the client's virtual IP on its own Child SA) come at
+        # run time, before these (Spd.set_dynamic); these catch the pool's other addresses:
+        # no SA, so dropped as no-sa (RFC 4301 §5.1), and clear pool traffic from the core
+        for net in r.subnets:
+            outbound.append(Policy(Selector(net, r.pool), Action.PROTECT, ike_out_sa(r.name),
+                                   name=f"{r.name}:{net}->{r.pool}"))
+            inbound.append(Policy(Selector(r.pool, net), Action.PROTECT, f"{r.name}-in",
+                                  name=f"in:{r.name}:{r.pool}->{net}"))
     for c in cfg.ike:
         if router not in (c.left, c.right):
             continue

@@ -15,6 +15,14 @@ its state in the table of `ike.fsm`: every change of state goes through
 `_step`). Datagrams go to the IKE SA their SPIs name. The Child SAs belong to
 the session, so an IKE SA rekey moves them all at once.
 
+Remote access (§3.15, §2.19): a responder given an `AddressPool` answers the
+CFG_REQUEST of IKE_AUTH with a CFG_REPLY holding an INTERNAL_IP4_ADDRESS from
+the pool (and the pool's INTERNAL_IP4_DNS), narrows the client's TSi to that
+address and its TSr to our selectors (§2.9); without a CFG_REQUEST it answers
+FAILED_CP_REQUIRED, with the pool exhausted INTERNAL_ADDRESS_FAILURE (the IKE
+SA stays, no Child SA: §3.10.1). An initiator with `request_vip` asks for one
+(TSi 0.0.0.0/0) and uses what the CFG_REPLY gives.
+
 Exchanges: IKE_SA_INIT, IKE_AUTH (PSK, §2.15), CREATE_CHILD_SA for a new Child
 SA (§1.3.1), a Child SA rekey (§1.3.3, PFS with a D-H transform in the
 proposal) and an IKE SA rekey (§1.3.2, §2.18), INFORMATIONAL (Delete,
@@ -31,7 +39,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from ike import crypto, fsm
 from ike.actions import (
@@ -60,6 +68,10 @@ from ike.codec import (
     HEADER_LEN,
     ID_FQDN,
     AuthPayload,
+    CfgAttr,
+    CfgAttribute,
+    CfgType,
+    CpPayload,
     DecodeError,
     DeletePayload,
     Exchange,
@@ -83,6 +95,9 @@ from ike.codec import (
 from ike.fsm import FsmError, IkeSaFsm, Outcome, State
 from ike.proposals import Dh, esp_proposal, ike_proposal, pick
 
+if TYPE_CHECKING:
+    from ike.pool import AddressPool
+
 NAT_DETECTION_SOURCE_IP = 16388  # RFC 7296 §3.10.1
 NAT_DETECTION_DESTINATION_IP = 16389
 FLAG_I = 0x08
@@ -91,6 +106,10 @@ CHILD_SA_NOT_FOUND = Notify.CHILD_SA_NOT_FOUND
 ZERO_SPI = bytes(8)
 NONCE_LEN = 32  # §2.10: at least half the PRF key size (SHA-256: 32)
 ERROR_NOTIFY_MAX = 16383  # §3.10.1: notify types below 16384 are errors
+ANY_TS = TrafficSelector(IPv4Address("0.0.0.0"), IPv4Address("255.255.255.255"))
+# §1.2/§3.10.1: these in an IKE_AUTH response mean the IKE SA is up without a Child SA
+CHILD_REFUSALS = (Notify.NO_PROPOSAL_CHOSEN, Notify.TS_UNACCEPTABLE, Notify.INTERNAL_ADDRESS_FAILURE,
+                  Notify.FAILED_CP_REQUIRED)
 
 
 @dataclass(frozen=True)
@@ -108,6 +127,9 @@ class IkeConfig:
     # in UDP 4500 (RFC 3948), as strongSwan's `encap = yes` does. The driver moves to 4500.
     nat_t: bool = False
     remote_addr: tuple[IPv4Address, int] | None = None  # for the destination hash
+    remote_ids: tuple[bytes, ...] = ()  # if given, the peer's identity must be one of these
+    request_vip: bool = False  # initiator: ask for a virtual IP in IKE_AUTH (CFG_REQUEST, §3.15)
+    initial_contact: bool = False  # initiator: INITIAL_CONTACT in IKE_AUTH (§2.4), as strongSwan
 
     def __repr__(self) -> str:
         return f"IkeConfig(local_id={self.local_id!r}, remote_id={self.remote_id!r}, psk=<secret>)"
@@ -166,10 +188,13 @@ class _IkeSa:
 
 class IkeSession:
     def __init__(self, config: IkeConfig, *, initiator: bool,
-                 rng: Callable[[int], bytes] = os.urandom) -> None:
+                 rng: Callable[[int], bytes] = os.urandom, pool: AddressPool | None = None) -> None:
         self.config = config
         self.initiator = initiator  # our role in IKE_SA_INIT
         self.rng = rng
+        self.pool = pool  # responder: remote access, virtual IPs from here (§3.15)
+        self.vip: IPv4Address | None = None  # the virtual IP given (responder) or received
+        self.peer_id: bytes | None = None  # the peer's authenticated identity
         self.sa = _IkeSa(ZERO_SPI, ZERO_SPI, initiator)  # the current IKE SA
         self._sas: list[_IkeSa] = [self.sa]  # the current one and those a rekey replaced
         self.children: dict[int, ChildSa] = {}  # by spi_in
@@ -274,13 +299,41 @@ class IkeSession:
         bits = self.config.ike_key_bits if protocol == Protocol.IKE else self.config.esp_key_bits
         return pick(sa, protocol, bits, dh)
 
+    def _local_ts(self) -> tuple[TrafficSelector, ...]:
+        """Our side: the virtual IP once a remote-access responder gave us one (§3.15)."""
+        if self.initiator and self.vip is not None:
+            return (TrafficSelector(self.vip, self.vip),)
+        return self.config.local_ts
+
+    def _remote_ts(self) -> tuple[TrafficSelector, ...]:
+        """The peer's side: the virtual IP we gave a remote-access client (§3.15)."""
+        if self.pool is not None and self.vip is not None:
+            return (TrafficSelector(self.vip, self.vip),)
+        return self.config.remote_ts
+
     def _ts_ok(self, tsi: list[TsPayload], tsr: list[TsPayload]) -> bool:
         """Requested selectors must lie within ours (§2.9; we do not narrow)."""
         if not tsi or not tsr:
             return False
         # the requester's TSi is its local side: our remote side
         theirs_local, theirs_remote = tsi[0].selectors, tsr[0].selectors
-        return _within(theirs_local, self.config.remote_ts) and _within(theirs_remote, self.config.local_ts)
+        return _within(theirs_local, self._remote_ts()) and _within(theirs_remote, self._local_ts())
+
+    def _narrow(self, tsi: list[TsPayload], tsr: list[TsPayload]) -> tuple[
+            tuple[TrafficSelector, ...], tuple[TrafficSelector, ...]] | None:
+        """A remote-access client's selectors narrowed (§2.9): TSi to its virtual IP (it asks
+        for 0.0.0.0/0, not knowing it yet, §3.15.1), TSr to what we have of what it asks for."""
+        if not tsi or not tsr or self.vip is None:
+            return None
+        vip = self.vip
+        mine = next((s for s in tsi[0].selectors if s.start <= vip <= s.end), None)
+        if mine is None:
+            return None
+        local = tuple(x for s in tsr[0].selectors for o in self.config.local_ts
+                      if (x := _intersect(s, o)) is not None)
+        if not local:
+            return None
+        return (TrafficSelector(vip, vip, mine.protocol, mine.start_port, mine.end_port),), local
 
     def _natd(self, spi_i: bytes, spi_r: bytes) -> list[Payload]:
         """NAT-D notifies (§2.23): SHA-1(SPIi | SPIr | IP | port); ours is forced to mismatch."""
@@ -411,7 +464,7 @@ class IkeSession:
         if self.config.pfs:
             dh = self.rng(32)
             payloads.append(KePayload(DH_CURVE25519, crypto.x25519_public(dh)))
-        local, remote = (old.local_ts, old.remote_ts) if old else (self.config.local_ts, self.config.remote_ts)
+        local, remote = (old.local_ts, old.remote_ts) if old else (self._local_ts(), self._remote_ts())
         payloads += [TsPayload(local), TsPayload(remote, responder=True)]
         return _Request(Exchange.CREATE_CHILD_SA, kind, ctx={
             "old": old.spi_in if old else None, "spi": new_spi, "nonce": nonce, "dh": dh,
@@ -646,10 +699,18 @@ class IkeSession:
         idi = IdPayload(ID_FQDN, self.config.local_id)
         auth = crypto.psk_auth(self.config.psk, self._msg1, self._nr, sa.keys.sk_pi, idi.body())
         spi = self._spi4()
-        payloads: list[Payload] = [
-            idi, AuthPayload(AUTH_PSK, auth),
+        payloads: list[Payload] = [idi]
+        if self.config.initial_contact:  # §2.4: we hold no other IKE SA with this peer
+            payloads.append(NotifyPayload(Notify.INITIAL_CONTACT))
+        payloads.append(AuthPayload(AUTH_PSK, auth))
+        local_ts = self.config.local_ts
+        if self.config.request_vip:  # §3.15.1: ask for an address, and DNS; TSi is anything yet
+            payloads.append(CpPayload(CfgType.CFG_REQUEST, (CfgAttribute(CfgAttr.INTERNAL_IP4_ADDRESS),
+                                                            CfgAttribute(CfgAttr.INTERNAL_IP4_DNS))))
+            local_ts = (ANY_TS,)
+        payloads += [
             SaPayload((esp_proposal(self.config.esp_key_bits, spi, pfs=False),)),
-            TsPayload(self.config.local_ts), TsPayload(self.config.remote_ts, responder=True),
+            TsPayload(local_ts), TsPayload(self.config.remote_ts, responder=True),
         ]
         data2 = self._sealed(sa, Exchange.IKE_AUTH, 1, False, payloads)
         sa.next_mid = 2
@@ -665,34 +726,74 @@ class IkeSession:
         ok = False
         if ids and auths and auths[0].method == AUTH_PSK:
             expect = crypto.psk_auth(self.config.psk, self._msg1, self._nr, sa.keys.sk_pi, ids[0].body())
-            ok = hmac.compare_digest(expect, auths[0].data) and (
-                self.config.remote_id is None or ids[0].data == self.config.remote_id
-            )
+            ok = hmac.compare_digest(expect, auths[0].data) and self._id_ok(ids[0].data)
         if not ok:  # §2.21.2: answer AUTH_FAILED and forget the IKE SA
             send = self._respond(sa, m, [NotifyPayload(Notify.AUTH_FAILED)])
             return Outcome.FAILED, [send, IkeFailed("initiator authentication failed", Notify.AUTH_FAILED)]
+        self.peer_id = ids[0].data
         idr = IdPayload(ID_FQDN, self.config.local_id, responder=True)
         my_auth = crypto.psk_auth(self.config.psk, self._msg2, self._ni, sa.keys.sk_pr, idr.body())
         head: list[Payload] = [idr, AuthPayload(AUTH_PSK, my_auth)]
-        # the IKE SA is up even if its first Child SA is refused (§1.2, §2.21.2)
-        up = IkeSaUp(sa.spi_i.hex(), sa.spi_r.hex())
+        initial = Notify.INITIAL_CONTACT in _notifies(inner)
+
+        def up() -> IkeSaUp:  # the IKE SA is up even if its first Child SA is refused (§1.2, §2.21.2)
+            return IkeSaUp(sa.spi_i.hex(), sa.spi_r.hex(), self.peer_id or b"", self.vip, initial)
+
+        def no_child(n: int) -> Result:
+            return DONE, [self._respond(sa, m, head + [NotifyPayload(n)]), up(), ChildSaFailed(n)]
+
+        if self.pool is not None:  # remote access: the client's address first (§3.15)
+            cp = self._configure(inner, ids[0].data, initial)
+            if isinstance(cp, int):
+                return no_child(cp)
+            head.append(cp)
         chosen = self._pick(_sa_payload(inner), Protocol.ESP, Dh.IGNORE)
         if chosen is None:
-            return DONE, [self._respond(sa, m, head + [NotifyPayload(Notify.NO_PROPOSAL_CHOSEN)]), up,
-                          ChildSaFailed(Notify.NO_PROPOSAL_CHOSEN)]
+            return no_child(Notify.NO_PROPOSAL_CHOSEN)
         tsi, tsr = _ts(inner)
-        if not self._ts_ok(tsi, tsr):
-            return DONE, [self._respond(sa, m, head + [NotifyPayload(Notify.TS_UNACCEPTABLE)]), up,
-                          ChildSaFailed(Notify.TS_UNACCEPTABLE)]
+        if self.pool is not None:
+            narrowed = self._narrow(tsi, tsr)
+            if narrowed is None:
+                return no_child(Notify.TS_UNACCEPTABLE)
+            ts_i, ts_r = narrowed
+        elif not self._ts_ok(tsi, tsr):
+            return no_child(Notify.TS_UNACCEPTABLE)
+        else:
+            ts_i, ts_r = tsi[0].selectors, tsr[0].selectors
         spi_in = self._spi4()
         k_ir, k_ri = crypto.child_keys(sa.keys.sk_d, self._ni, self._nr, self.config.esp_key_bits // 8)
-        child = self._child(spi_in, struct.unpack("!I", chosen.spi)[0], k_ir, k_ri,
-                            tsr[0].selectors, tsi[0].selectors)
+        child = self._child(spi_in, struct.unpack("!I", chosen.spi)[0], k_ir, k_ri, ts_r, ts_i)
         send = self._respond(sa, m, head + [
             SaPayload((Proposal(chosen.number, Protocol.ESP, struct.pack("!I", spi_in), chosen.transforms),)),
-            tsi[0], tsr[0],
+            TsPayload(ts_i), TsPayload(ts_r, responder=True),
         ])
-        return DONE, [send, up, ChildSaUp(child)]
+        return DONE, [send, up(), ChildSaUp(child)]
+
+    def _id_ok(self, peer: bytes) -> bool:
+        c = self.config
+        return (c.remote_id is None or peer == c.remote_id) and (not c.remote_ids or peer in c.remote_ids)
+
+    def _configure(self, inner: tuple[Payload, ...], identity: bytes, initial: bool) -> CpPayload | int:
+        """A remote-access client's CFG_REQUEST answered (§3.15, §3.15.4): the CFG_REPLY, or
+        the notify that refuses the Child SA."""
+        assert self.pool is not None
+        req = next((p for p in inner if isinstance(p, CpPayload) and p.cfg_type == CfgType.CFG_REQUEST), None)
+        if req is None:
+            return Notify.FAILED_CP_REQUIRED
+        asked = next((a.address for a in req.get(CfgAttr.INTERNAL_IP4_ADDRESS) if a.address), None)
+        if asked is not None and int(asked) == 0:
+            asked = None
+        # §2.4: with INITIAL_CONTACT the client has no other IKE SA with us, so what its
+        # identity holds is stale: it gets its address back
+        vip = self.pool.assign(identity, self, asked, replace=initial)
+        if vip is None:
+            return Notify.INTERNAL_ADDRESS_FAILURE
+        self.vip = vip
+        attrs = [CfgAttribute(CfgAttr.INTERNAL_IP4_ADDRESS, vip.packed)]
+        if req.get(CfgAttr.INTERNAL_IP4_NETMASK):
+            attrs.append(CfgAttribute(CfgAttr.INTERNAL_IP4_NETMASK, self.pool.network.netmask.packed))
+        attrs += [CfgAttribute(CfgAttr.INTERNAL_IP4_DNS, d.packed) for d in self.pool.dns]
+        return CpPayload(CfgType.CFG_REPLY, tuple(attrs))
 
     def _child(self, spi_in: int, spi_out: int, key_in: bytes, key_out: bytes,
                local_ts: tuple[TrafficSelector, ...], remote_ts: tuple[TrafficSelector, ...]) -> ChildSa:
@@ -890,17 +991,26 @@ class IkeSession:
         ok = bool(ids and auths) and hmac.compare_digest(
             crypto.psk_auth(self.config.psk, self._msg2, self._ni, sa.keys.sk_pr, ids[0].body()),
             auths[0].data,
-        ) and (self.config.remote_id is None or ids[0].data == self.config.remote_id)
+        ) and self._id_ok(ids[0].data)
         if not ok:
             return Outcome.FAILED, [IkeFailed("responder authentication failed", Notify.AUTH_FAILED)]
-        out: list[Action] = [IkeSaUp(sa.spi_i.hex(), sa.spi_r.hex())]
-        for n in (Notify.NO_PROPOSAL_CHOSEN, Notify.TS_UNACCEPTABLE):
+        self.peer_id = ids[0].data
+        if self.config.request_vip:  # §3.15.1: the address the responder gave us
+            reply = next((p for p in inner if isinstance(p, CpPayload) and p.cfg_type == CfgType.CFG_REPLY), None)
+            got = [a.address for a in reply.get(CfgAttr.INTERNAL_IP4_ADDRESS)] if reply else []
+            self.vip = next((a for a in got if a is not None and int(a)), None)
+        out: list[Action] = [IkeSaUp(sa.spi_i.hex(), sa.spi_r.hex(), self.peer_id, self.vip)]
+        for n in CHILD_REFUSALS:
             if n in notifies:
                 return DONE, out + [ChildSaFailed(n)]
+        if self.config.request_vip and self.vip is None:
+            return DONE, out + [ChildSaFailed(Notify.INTERNAL_ADDRESS_FAILURE)]
         chosen = self._pick(_sa_payload(inner), Protocol.ESP, Dh.IGNORE)
         tsi, tsr = _ts(inner)
         if chosen is None or not tsi or not tsr:
             return DONE, out + [ChildSaFailed(Notify.NO_PROPOSAL_CHOSEN)]
+        if self.vip is not None and not _within(tsi[0].selectors, self._local_ts()):
+            return DONE, out + [ChildSaFailed(Notify.TS_UNACCEPTABLE)]  # not narrowed to our address
         k_ir, k_ri = crypto.child_keys(sa.keys.sk_d, self._ni, self._nr, self.config.esp_key_bits // 8)
         child = self._child(req.ctx["spi"], struct.unpack("!I", chosen.spi)[0], k_ri, k_ir,
                             tsi[0].selectors, tsr[0].selectors)
@@ -1115,6 +1225,17 @@ def _ts(inner: tuple[Payload, ...]) -> tuple[list[TsPayload], list[TsPayload]]:
 
 def _notifies(inner: tuple[Payload, ...]) -> set[int]:
     return {p.notify for p in inner if isinstance(p, NotifyPayload)}
+
+
+def _intersect(a: TrafficSelector, b: TrafficSelector) -> TrafficSelector | None:
+    """The selector both allow (§2.9 narrowing), or None."""
+    if a.protocol and b.protocol and a.protocol != b.protocol:
+        return None
+    start, end = max(a.start, b.start), min(a.end, b.end)
+    sp, ep = max(a.start_port, b.start_port), min(a.end_port, b.end_port)
+    if start > end or sp > ep:
+        return None
+    return TrafficSelector(start, end, a.protocol or b.protocol, sp, ep)
 
 
 def _within(inner: tuple[TrafficSelector, ...], outer: tuple[TrafficSelector, ...]) -> bool:

@@ -192,7 +192,8 @@ class Tunnel:
                  local: IPv4Address | str, remote: IPv4Address | str,
                  lifetimes: Lifetimes | None = None, keep_up_delay: float = 0.0,
                  sa_options: dict[str, Any] | None = None, rng: random.Random | None = None,
-                 session_rng: Callable[[int], bytes] = os.urandom) -> None:
+                 session_rng: Callable[[int], bytes] = os.urandom,
+                 session_kw: dict[str, Any] | None = None) -> None:
         self.config = config
         self.name = name
         self.initiator = initiator
@@ -203,6 +204,7 @@ class Tunnel:
         self.sa_options = sa_options or {}
         self.rng = rng or random.Random()
         self.session_rng = session_rng
+        self.session_kw = session_kw or {}  # for every IkeSession, e.g. a remote-access pool
         self.session: IkeSession | None = None
         self.accepted = False  # the last received datagram was taken by the IKE SA
         self.candidate: IkeSession | None = None  # responder: a new IKE SA negotiated aside
@@ -238,7 +240,7 @@ class Tunnel:
         if not self.initiator:
             return []
         outs = self._reset()
-        self.session = IkeSession(self.config, initiator=True, rng=self.session_rng)
+        self.session = IkeSession(self.config, initiator=True, rng=self.session_rng, **self.session_kw)
         self.state = "connecting"
         self.counters["ike_sa_init"] += 1
         return outs + self._handle(self.session.start(), now)
@@ -261,12 +263,12 @@ class Tunnel:
             if new_init and not self.session.knows(data[:8]):
                 # A new IKE_SA_INIT while ours is up: the peer restarted, or someone forged it.
                 # It is negotiated aside and replaces ours only once it authenticates.
-                self.candidate = IkeSession(self.config, initiator=False, rng=self.session_rng)
+                self.candidate = IkeSession(self.config, initiator=False, rng=self.session_rng, **self.session_kw)
                 self.counters["ike_sa_init_aside"] += 1
                 return self._aside(data, now)
         elif new_init and not self.initiator and (self.session is None or not self.session.knows(data[:8])):
             outs = self._reset()  # a (new) IKE_SA_INIT from the initiator
-            self.session = IkeSession(self.config, initiator=False, rng=self.session_rng)
+            self.session = IkeSession(self.config, initiator=False, rng=self.session_rng, **self.session_kw)
             self.state = "connecting"
         if self.session is None:
             self.counters["ignored"] += 1
@@ -681,6 +683,15 @@ class Tunnel:
         self._replaced_since.clear()
         self._aside_error = None
         return outs
+
+    def drop(self, reason: str) -> list[Out]:
+        """Forget the IKE SA here without a word to the peer (it was replaced by a newer one
+        of the same client, RFC 7296 §2.4): its SAs go, the connection is down."""
+        outs = self._reset()
+        self.session = None
+        self.state = "down"
+        self.error = reason
+        return outs + [Note(f"IKE SA dropped: {reason}", "warning")]
 
     # ------------------------------------------------------------ health and views
 

@@ -44,7 +44,6 @@ from ldp.fsm import State
 from ldp.lde import Lde, label_plan
 from ldp.messages import Initialization, LdpId, Message, Notification, Pdu, Status, StatusCode
 from ldp.session import Session
-from lsr.core.ipv6 import ldp_range
 from lsr.core.lfib import Lfib
 from lsr.core.topology import LdpOptions, Topology
 
@@ -144,12 +143,15 @@ class LdpInstance:
         so labels do not depend on the order routes arrive in.
         """
         node = topo.nodes[router]
-        ifs = {i.name: i.address for i in node.interfaces.values()}
+        # A VRF's interfaces are not in the global table: LDP neither advertises their
+        # addresses (RFC 5036 §3.5.5.1) nor takes labels from the VPN layer's range.
+        ifs = {i.name: i.address for i in node.interfaces.values() if i.vrf is None}
         pw = {topo.nodes[nb].lsr_id: key for nb, key in node.ldp.passwords}
         remote = [p for p, owners in topo.prefixes().items()
                   if all(o != router for o, _ in owners)
                   and (node.ldp.fecs == "all" or p.prefixlen == 32)]
-        labels = ldp_range(node)  # a 6PE router keeps its first label for 6PE (RFC 4798)
+        # one split of the router's labels: 6PE label, LDP, VPN (Topology.label_ranges)
+        labels = topo.label_ranges(router)[0]
         kw.setdefault("label_plan", label_plan(labels[0], remote))
         kw.setdefault("ldp_interfaces", topo.ldp_interfaces(router))
         return cls(router, node.lsr_id, ifs, labels, node.ldp, pw, **kw)

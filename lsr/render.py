@@ -86,6 +86,14 @@ def lfib_tables(data: dict[str, Any]) -> list[TableSpec]:
                 rows.append((e["in_label"] if k == 0 else "", e["fec"] if k == 0 else "",
                              nh["op"], stack_text(nh["out_labels"], nh["op"]), nh["neighbor"],
                              nh["interface"], nh["nexthop"]))
+        for e in d.get("vpn_ilm", []):  # VPN labels (RFC 4364): pop, then the VRF decides
+            what = f"VRF {e['vrf']}" + (f" {e['prefix']}" if e["prefix"] else "")
+            if e["nexthops"]:
+                nh = e["nexthops"][0]
+                rows.append((e["in_label"], what, "pop", "-", nh["neighbor"], nh["interface"],
+                             nh["nexthop"]))
+            else:
+                rows.append((e["in_label"], what, "pop", "-", f"lookup in {e['vrf']}", "", ""))
         out.append((f"{r}: ILM", ["in", "FEC", "op", "out", "via", "interface", "nexthop"], rows))
         if "ipv6" in d:
             out.append(sixpe_table(r, d["ipv6"]))
@@ -107,6 +115,50 @@ def sixpe_table(router: str, d: dict[str, Any]) -> TableSpec:
     own = ", ".join(str(x) for x in d["labels"]) or "-"
     return (f"{router}: 6PE (IPv6 over labels; own 6PE label: {own})",
             ["prefix", "egress", "6PE label", "via", "interface", "push"], rows)
+
+
+def vrf_show(data: dict[str, Any]) -> None:
+    """`lsr sim vrf` / `lsr lab vrf`: per PE and VRF its routes with the label stack
+    pushed [transport, VPN], then its VPN labels and the routes not installed."""
+    for r, d in data["routers"].items():
+        for name, v in d["vrfs"].items():
+            rts = f"import {' '.join(v['import']) or '-'}, export {' '.join(v['export']) or '-'}"
+            rows = [(e["prefix"], _vrf_source(e), _vrf_where(e), _vrf_labels(e))
+                    for e in v["fib"]]
+            table(f"{r} VRF {name} (RD {v['rd']}; {rts}; {v['label_mode']} labels)",
+                  ["prefix", "source", "next hop", "push"], rows)
+            lab = ", ".join(f"{x['in_label']} -> " + (
+                f"pop, to {x['nexthops'][0]['neighbor']}" if x["nexthops"] else
+                f"pop, lookup in {name}") + (f" ({x['prefix']})" if x["prefix"] else "")
+                for x in v["vpn_labels"])
+            plain(f"  VPN labels: {lab or '-'}")
+            for x in v["rejected"]:
+                plain(f"  not installed: {x['prefix']}: {x['reason']}")
+
+
+def _vrf_source(e: dict[str, Any]) -> str:
+    if e["source"] == "vpn":
+        return f"bgp {e['rd']}"
+    if e["source"] == "leaked":
+        return f"vrf {e['vrf']}" + (f" ({e['rd']})" if e.get("rd") else "")
+    return e["source"]
+
+
+def _vrf_where(e: dict[str, Any]) -> str:
+    if e["source"] == "vpn":
+        hops = ", ".join(f"{n['neighbor']} {n['interface']}" for n in e["nexthops"])
+        return f"{e['pe_name']} via {hops}"
+    if e.get("interface"):
+        return e["interface"]
+    return ", ".join(f"{n['nexthop']} ({n['neighbor']}) {n['interface']}" for n in e["nexthops"])
+
+
+def _vrf_labels(e: dict[str, Any]) -> str:
+    """The stack pushed, top first, per ECMP next hop: 'transport/VPN'."""
+    if e["source"] != "vpn":
+        return "-"
+    stacks = {"/".join(str(x) for x in n["out_labels"] if x != 3) for n in e["nexthops"]}
+    return " | ".join(sorted(stacks))
 
 
 def bindings_table(router: str, bindings: list[dict[str, Any]]) -> TableSpec:

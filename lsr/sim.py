@@ -30,8 +30,10 @@ from typing import TYPE_CHECKING, Any
 
 from bgp import events as bgp_ev
 from bgp import sixpe
+from bgp import vpn as bgp_vpn
 from bgp.config import from_topology as bgp_config
 from bgp.instance import BgpInstance
+from bgp.nlri import IPV4_VPN
 from ldp.events import (
     ApplyLfib,
     CancelTimer,
@@ -59,7 +61,9 @@ from ldp.instance import LdpInstance
 from ldp.messages import ALL_ROUTERS
 from lsr.core.fib6 import Fib6
 from lsr.core.igp import Igp, Route
+from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
+from lsr.core.vpnfib import LabelKey, VpnTables, compose, local_routes, vrf_json
 from lsr.errors import LsrError
 from lsr.oam.diagnose import LDP as STUCK_LDP
 from lsr.oam.diagnose import OSPF as STUCK_OSPF
@@ -169,6 +173,11 @@ class Simulation:
         # Called with (router, BestPathChanged) for every Loc-RIB change: the hook a VPN
         # layer (VRF import) listens on.
         self.bgp_listeners: list[Any] = []
+        # The VPN layer: PEs (routers with VRFs), their VPN labels, what each exported.
+        self.pes = [r for r in self.routers if topo.nodes[r].vrfs]
+        self.vpn_labels: dict[str, dict[LabelKey, int]] = {
+            r: bgp_vpn.allocate_labels(topo, r) for r in self.pes}
+        self._vpn_exported: dict[str, dict[Any, bgp_ev.LocalRoute]] = {r: {} for r in self.pes}
 
     # -------------------------------------------------------------- queue
 
@@ -326,6 +335,8 @@ class Simulation:
                 self._bgp_rib(r, self.igp.rib(r))
             self._deliver(r + BGP, bgp_ev.Start())
             self._sixpe_export(r)
+        for r in self.pes:
+            self._vpn_export(r)
 
     def _sixpe_export(self, router: str) -> None:
         """A 6PE PE originates its IPv6 customer subnets, labelled (bgp.sixpe)."""
@@ -542,6 +553,7 @@ class Simulation:
                 self._deliver(node, InterfaceDown(ifname))
         if not self.ospf:
             self._rib_update()
+        self._vpn_link(link_index)
         self.last_change = self.now
 
     def router_stop(self, router: str, crash: bool = False) -> None:
@@ -632,6 +644,7 @@ class Simulation:
                 self._deliver(node + OSPF, ospf_ev.InterfaceUp(ifname))
             if node in self.instances:
                 self._deliver(node, InterfaceUp(ifname))
+        self._vpn_link(link_index)
         self.last_change = self.now
 
     # -------------------------------------------------------------- BGP
@@ -753,6 +766,51 @@ class Simulation:
         self.start()
         self._deliver(router + BGP, event)
 
+    # -------------------------------------------------------------- VPN (RFC 4364)
+
+    def _vpn_export(self, router: str) -> None:
+        """Hand `router`'s VRF routes to its BGP (withdrawing what is gone)."""
+        if router not in self.bgp or router in self.stopped:
+            return
+        local = local_routes(self.topo, router, self.down)
+        routes = bgp_vpn.export_routes(self.topo, router, self.vpn_labels[router], local)
+        want, gone, new = bgp_vpn.export_diff(self._vpn_exported[router], routes)
+        self._vpn_exported[router] = want
+        if gone:
+            self.bgp_withdraw(router, IPV4_VPN, gone)
+        if new:
+            self.bgp_originate(router, new)
+
+    def _vpn_link(self, link_index: int) -> None:
+        """A customer link changed: its PE exports (or withdraws) the port's routes."""
+        link = self.topo.links[link_index]
+        if link.vrf is not None:
+            for node in link.nodes:
+                if node in self._vpn_exported:
+                    self._vpn_export(node)
+
+    def vpn_tables(self, router: str) -> VpnTables:
+        """`router`'s VRF FIBs and VPN ILM now: what its VRFs import from the Loc-RIB,
+        over LDP's FTN (next hops named by LSR ID, as in LDP's tables)."""
+        if router in self.bgp and router not in self.stopped:
+            imported = bgp_vpn.import_routes(self.topo, router, self.bgp[router].loc_rib)
+        else:
+            imported = {}
+        return compose(self.topo, router, imported, self.instances[router].lfib.ftn,
+                       self.vpn_labels.get(router, {}), self.down)
+
+    def lfibs(self) -> dict[str, Lfib]:
+        """Every router's Lfib now: LDP's FTN and ILM, and on PEs the VRF FIBs and VPN
+        ILM (what the forwarding tables are built from)."""
+        out = {}
+        for r in self.routers:
+            lf = self.instances[r].lfib
+            out[r] = Lfib(dict(lf.ftn), dict(lf.ilm))
+            if r in self.vpn_labels:
+                vt = self.vpn_tables(r)
+                out[r].vrfs, out[r].vpn_ilm = vt.vrfs, vt.ilm
+        return out
+
     # -------------------------------------------------------------- views
 
     def message_counts(self) -> dict[str, int]:
@@ -770,11 +828,16 @@ class Simulation:
         out = {}
         for r in routers or self.routers:
             inst = self.instances[r]
-            j = inst.lfib.to_json()
-            for section in ("ftn", "ilm"):
-                for e in j[section]:
-                    for nh in e["nexthops"]:
-                        nh["neighbor"] = self.name_of(nh["neighbor"])
+            lf = inst.lfib
+            if r in self.vpn_labels:
+                vt = self.vpn_tables(r)
+                lf = Lfib(lf.ftn, lf.ilm, vt.vrfs, vt.ilm)
+            j = lf.to_json()
+            entries = j["ftn"] + j["ilm"] + j.get("vpn_ilm", []) + [
+                e for fib in j.get("vrfs", {}).values() for e in fib]
+            for e in entries:
+                for nh in e["nexthops"]:
+                    nh["neighbor"] = self.name_of(nh["neighbor"])
             out[r] = {"lsr_id": str(inst.lsr_id), **j}
             f6 = self.fib6(r) if r in self.bgp else None
             if f6 is not None and (f6.routes or f6.labels or f6.unresolved):
@@ -783,6 +846,15 @@ class Simulation:
                     for nh in e["nexthops"]:
                         nh["neighbor"] = self.name_of(nh["neighbor"])
                 out[r]["ipv6"] = j6
+        return {"routers": out}
+
+    def vrf_json(self, routers: list[str] | None = None, vrf: str | None = None) -> dict:
+        """`lsr sim vrf --json` (docs/cli.md): each PE's VRFs, their routes (the FIB) with
+        VPN and transport labels, the VPN labels, and imported routes left out."""
+        out = {}
+        for r in routers or self.pes:
+            if self.topo.nodes[r].vrfs:
+                out[r] = vrf_json(self.topo, r, self.vpn_tables(r), self.lsr_names, vrf)
         return {"routers": out}
 
     def bindings_json(self, router: str) -> dict:
@@ -816,7 +888,19 @@ class Simulation:
             "ilm_entries": sum(len(i.lfib.ilm) for i in self.instances.values()),
             "igp": self.igp_mode,
             **({"ospf": self.ospf_summary()} if self.ospf else {}),
+            **({"vpn": self.vpn_summary()} if self.pes else {}),
             **result.summary(),
+        }
+
+    def vpn_summary(self) -> dict[str, int]:
+        """PEs, VRFs, VPN routes exported, VRF FIB entries (and imported ones left out)."""
+        tables = [self.vpn_tables(r) for r in self.pes]
+        return {
+            "pes": len(self.pes),
+            "vrfs": sum(len(self.topo.nodes[r].vrfs) for r in self.pes),
+            "vpn_routes": sum(len(x) for x in self._vpn_exported.values()),
+            "vrf_routes": sum(len(f) for t in tables for f in t.vrfs.values()),
+            "rejected": sum(len(t.rejected) for t in tables),
         }
 
     def ospf_summary(self) -> dict[str, int]:

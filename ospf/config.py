@@ -20,6 +20,8 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> OspfConfig:
     core = set(topo.ldp_interfaces(router))  # OSPF runs where LDP does: router-facing links
     ifaces = []
     for i in node.interfaces.values():
+        if i.vrf is not None:  # a VRF's subnet is not in the global table (RFC 4364 §3)
+            continue
         ifaces.append(InterfaceConfig(i.name, i.address, topo.links[i.link].cost,
                                       passive=i.name not in core, mtu=i.mtu))
     opts = node.ospf

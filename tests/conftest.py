@@ -8,6 +8,13 @@ from pathlib import Path
 
 import pytest
 
+# pytest-xdist workers run with COLUMNS=80 LINES=24 in their environment; rich would fix
+# the CLI console's width at import from them, and a test's CliRunner(env={"COLUMNS": ...})
+# could not widen it. Without them a worker behaves as a one-process run.
+for _var in ("COLUMNS", "LINES"):
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        os.environ.pop(_var, None)
+
 ROOT = Path(__file__).resolve().parents[1]
 TOPOLOGIES = ROOT / "topologies"
 BUNDLED = sorted(TOPOLOGIES.glob("*.yaml"))

@@ -148,6 +148,7 @@ IKE_PAYLOADS = [
     ike.TsPayload((SEL, SEL), responder=True),
     ike.NotifyPayload(ike.Notify.REKEY_SA, 3, b"\0\0\1\0"),
     ike.DeletePayload(3, (b"\0\0\1\0",)),
+    ike.CpPayload(2, (ike.CfgAttribute(1, b"\x0a\x63\0\1"), ike.CfgAttribute(3))),
     ike.SkPayload(ike.PayloadType.IDi, b"sealed"),
 ]
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lsr.lab.converge import analyse
+from lsr.lab.converge import _report, analyse
 
 RATE = 1000.0
 T0 = 100.0
@@ -138,3 +138,60 @@ def test_gaps_one_outage_not_recovered_and_none() -> None:
     assert g["to_ms"] is None and g["gap_ms"] is None and g["lost"] == 5
     sent_at, arr = timeline(20, {3})  # loss before the failure only: no outage
     assert analyse(sent_at, arr, t_fail(10))["outages"] == []
+
+
+def with_ttl(arr: list[list[float]], ttl_of: dict[int, int], ttl: int = 60) -> list[list[float]]:
+    """The capture's arrivals with each probe's IP TTL: `ttl`, or `ttl_of[seq]`."""
+    return [[s, t, ttl_of.get(int(s), ttl)] for s, t in arr]
+
+
+def test_a_new_path_without_loss_is_found_by_its_ttl() -> None:
+    # the flaky run: the routers repaired the path before the next probe, nothing was lost,
+    # so there was no gap to find the new path by; from probe 52 on, 2 hops fewer
+    sent_at, arr = timeline(100, set())
+    a = analyse(sent_at, with_ttl(arr, {s: 62 for s in range(52, 100)}), t_fail(49.5))
+    assert a["lost"] == 0 and a["first_after"] is None
+    assert a["new_path"] == {"seq": 52, "t_ms": pytest.approx(3.0, abs=0.01),
+                             "ttl_before": 60, "ttl": 62}
+
+
+def test_no_new_path_without_a_ttl_change() -> None:
+    sent_at, arr = timeline(100, set(range(50, 55)))
+    assert analyse(sent_at, with_ttl(arr, {}), t_fail(49.5))["new_path"] is None
+    assert analyse(sent_at, arr, t_fail(49.5))["new_path"] is None  # no TTLs at all
+    # a TTL that changed before the failure is not the failure's new path
+    assert analyse(sent_at, with_ttl(arr, {s: 61 for s in range(10, 100)}),
+                   t_fail(49.5))["new_path"] is None
+
+
+def _events(sent_at: list[float], arrivals: list[list[float]], fail: float) -> dict[str, str]:
+    """`lsr lab converge`'s timeline (event -> detail) for a synthetic probe run."""
+    run = {"sent": {"t0": 0.0, "sent_at": sent_at, "sent": len(sent_at), "total": len(sent_at)},
+           "rx": {"received": len(arrivals), "duplicates": 0, "drops": 0},
+           "cap": {"arrivals": arrivals, "drops": 0}, "t_event": fail, "events": [], "marks": []}
+    first = {"t_ms": 0.0, "router": None, "event": "link down", "detail": "p1-p2"}
+    out = _report(None, run, first, 1000, "ce1", "ce2")
+    return {e["event"]: e["detail"] for e in out["timeline"]}
+
+
+def test_timeline_has_the_new_path_when_nothing_was_lost() -> None:
+    sent_at, arr = timeline(100, set())
+    ev = _events(sent_at, with_ttl(arr, {s: 62 for s in range(52, 100)}), t_fail(49.5))
+    assert ev["first probe on the new path"] == "seq 52: TTL 60 -> 62 (2 hops fewer)"
+    assert "first probe after the outage" not in ev
+
+
+def test_timeline_new_path_and_outage() -> None:
+    # loss, then the first probe after it on a longer path: one event
+    sent_at, arr = timeline(100, set(range(50, 55)))
+    ev = _events(sent_at, with_ttl(arr, {s: 59 for s in range(55, 100)}), t_fail(49.5))
+    assert ev["first probe on the new path"] == "seq 55: TTL 60 -> 59 (1 hop more)"
+    assert "first probe after the outage" not in ev
+    # a path of the same length: the first probe after the gap is the new path's
+    ev = _events(sent_at, with_ttl(arr, {}), t_fail(49.5))
+    assert ev["first probe on the new path"] == "seq 55 (the first after the outage)"
+    # traffic moved (shorter), then was lost again: both are shown
+    sent_at, arr = timeline(100, set(range(60, 65)))
+    ev = _events(sent_at, with_ttl(arr, {s: 62 for s in range(52, 100)}), t_fail(49.5))
+    assert ev["first probe on the new path"].startswith("seq 52: ")
+    assert ev["first probe after the outage"] == "seq 65"

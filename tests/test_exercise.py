@@ -45,6 +45,8 @@ SOLUTIONS = {
     4: (r"cost: 25", "cost: 31"),
     5: (r"pe2: \{loopback: 10.255.0.3\}", "pe2: {loopback: 10.255.0.3, ldp: {explicit_null: true}}"),
     6: (r"cost: 15", "cost: 10"),
+    8: (r"(rd: 10\.255\.0\.3:1, rt: 65000:)2(, interfaces: \[eth1\]\}\n        blue: \{rd: "
+        r"10\.255\.0\.3:2, rt: 65000:)1", r"\g<1>1\g<2>2"),
 }
 ANSWERS = {2: ("cph", "fra"), 7: ("p1", "pe2")}
 

@@ -216,3 +216,49 @@ def test_ecmp_same_flow_same_path(ttl, data, sport):
     b = decide(ip_frame(pe1, "eth1", ip(CE1, CE2, ttl=64, payload=u[:8] + b"x" * 5)), "eth1", pe1)
     if isinstance(a, Forward):
         assert a.out_if == b.out_if
+
+
+# ---------------------------------------------------------------- VRFs (RFC 4364)
+
+
+def _vpn_tables():
+    from forwarding.tables import build_all
+    from lsr.core.igp import Igp
+    from lsr.core.topology import load_topology
+    from lsr.sim import simulate
+    from tests.conftest import TOPOLOGIES
+
+    topo = load_topology(TOPOLOGIES / "l3vpn.yaml")
+    sim, _ = simulate(topo)
+    return build_all(topo, Igp(topo).ribs(), sim.lfibs())
+
+
+VPN = _vpn_tables()
+VPN_BLIND = _vpn_tables()
+for _t in VPN_BLIND.values():  # the global table emptied: no IGP route, no FTN entry
+    _t.set_rib({})
+    _t.set_ftn({})
+addresses = st.one_of(
+    st.integers(min_value=0, max_value=0xFFFFFFFF),
+    st.sampled_from(["10.1.1.1", "10.1.2.1", "10.1.3.1", "10.255.0.2", "10.0.0.10",
+                     "10.1.1.2", "10.1.2.2"]).map(lambda a: int.from_bytes(bytes(
+                         int(x) for x in a.split(".")), "big")))
+
+
+@SETTINGS
+@given(dst=addresses, ttl=st.integers(min_value=1, max_value=255),
+       port=st.sampled_from([("pe1", "eth1"), ("pe1", "eth2"), ("pe2", "eth1"), ("pe3", "eth2")]))
+def test_vrf_port_never_consults_the_global_table(dst, ttl, port):
+    """A frame from a VRF port gets the same decision whatever the global table holds."""
+    router, ifname = port
+    src = ".".join(str(b) for b in VPN[router].interfaces[ifname].peer_address.packed)
+    d = ".".join(str((dst >> s) & 0xFF) for s in (24, 16, 8, 0))
+    f = ip_frame(VPN[router], ifname, ip(src, d, ttl=ttl))
+    a, b = decide(f, ifname, VPN[router]), decide(f, ifname, VPN_BLIND[router])
+    assert type(a) is type(b)
+    if isinstance(a, Forward):
+        assert (a.out_if, a.frame, a.labels_out) == (b.out_if, b.frame, b.labels_out)
+    elif isinstance(a, Drop):
+        assert a.reason == b.reason and [r.frame for r in a.replies] == [r.frame for r in b.replies]
+    # and the hot loop agrees with decide
+    assert Dataplane(VPN[router]).process(f, ifname) == Dataplane(VPN_BLIND[router]).process(f, ifname)

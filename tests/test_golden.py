@@ -1,6 +1,7 @@
 """Golden outputs: what users see must not change by accident.
 
-For every bundled topology the suite runs `lsr sim lfib|bindings|trace --json`,
+For every bundled topology the suite runs `lsr sim lfib|bindings|trace --json`
+(and `lsr sim vrf --json` and a `draw --trace` for one with VRFs),
 `lsr validate --json` and `lsr draw` (DOT text, with and without LSP overlays)
 and compares the bytes with `tests/golden/<topology>/`. A deliberate change is
 made by regenerating them and reviewing the diff:
@@ -56,6 +57,17 @@ def _cases(path: Path) -> list[tuple[str, list[str]]]:
         cases.append((f"sim-trace6-{hosts6[0]}-{hosts6[-1]}-ttl3.json",
                       ["sim", "trace", f, hosts6[0], hosts6[-1], "-6", "--ttl", "3", "--proto",
                        "udp", "--json"]))
+    # VPNs (RFC 4364): the VRF tables, and a site-to-site walk drawn with its label stacks
+    # and one whose TTL runs out in the core.
+    sites = [h for h in hosts if topo.vrf_of(h) is not None]
+    if sites:
+        a = sites[0]
+        b = next(h for h in sites if topo.vrf_of(h) == topo.vrf_of(a)
+                 and topo.pe_of(h) != topo.pe_of(a))
+        cases += [("sim-vrf.json", ["sim", "vrf", f, "--json"]),
+                  (f"draw-trace-{a}-{b}.dot", ["draw", f, "--trace", f"{a}:{b}"]),
+                  (f"sim-trace-{a}-{b}-ttl2.json", ["sim", "trace", f, a, b, "--ttl", "2",
+                                                    "--json"])]
     return cases
 
 

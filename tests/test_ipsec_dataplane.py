@@ -121,6 +121,75 @@ def test_udp_encapsulation_and_ike_marker():
     assert stages["pe2"].frame(ip_frame(tables["pe2"], "eth2", ike), "eth2") is None  # the socket's
 
 
+PE1_SITE, PE2_SITE = "192.168.1.2", "192.168.2.1"  # the edge routers' own site addresses
+
+
+def test_kernel_routes_cover_the_remote_selectors_with_a_source_inside_the_local_one():
+    _, stages, _ = _net()
+    assert stages["pe1"].kernel_routes() == [("192.168.2.0/24", PE1_SITE)]
+    assert stages["pe2"].kernel_routes() == [("192.168.1.0/24", PE2_SITE)]
+
+
+def test_router_originated_packets_pass_the_spd():
+    """RFC 4301 §5.1: pe1's own packet from its site address is sealed (no TTL decrement),
+    crosses the core and opens at pe2; pe2's echo reply goes back sealed the same way."""
+    tables, stages, audits = _net()
+    (out_if, f), = stages["pe1"].originated(icmp_echo(PE1_SITE, CE2, ttl=64, data=b"own ping"))
+    assert out_if == "eth2" and f[12:14] == b"\x88\x47" and f[18 + 9] == IPPROTO_ESP
+    assert b"own ping" not in f
+    (_, f2), = Dataplane(tables["p1"]).process(f, "eth1")
+    (out_if, frame), = stages["pe2"].frame(f2, "eth2")
+    assert out_if == "eth1" and frame[14 + 8] == 63  # pe2 forwards: one decrement, not two
+    # pe2's kernel answers a ping from ce1 to its site address: sealed too
+    (out_if, back), = stages["pe2"].originated(icmp_echo(PE2_SITE, CE1, data=b"own reply"))
+    assert back[18 + 9] == IPPROTO_ESP and b"own reply" not in back
+    assert stages["pe1"].counters["originated_protected"] == 1 and not audits["pe1"] + audits["pe2"]
+
+
+def test_router_originated_bypass_discard_and_no_sa():
+    tables, stages, audits = _net()
+    core = "10.0.0.1"  # pe1's core address: outside every selector, so BYPASS (routed in clear)
+    (out_if, f), = stages["pe1"].originated(udp(core, CE2))
+    assert out_if == "eth2" and f[12:14] == b"\x88\x47" and f[18 + 9] == 17  # FTN push, clear
+    assert stages["pe1"].originated(udp(PE1_SITE, "10.255.0.3")) == []  # pe1's DISCARD policy
+    assert audits["pe1"][-1].reason.value == "policy-discard"
+    sad = stages["pe1"].engine.sad
+    sad.remove(sad.lookup_outbound("pe1-pe2"))
+    assert stages["pe1"].originated(udp(PE1_SITE, CE2)) == []
+    assert audits["pe1"][-1].reason.value == "no-sa"  # never in clear (RFC 4301 §5.1)
+    assert stages["pe1"].originated(b"\x45junk") == []
+    assert stages["pe1"].counters["originated_malformed"] == 1
+
+
+def test_router_originated_too_big_teaches_our_own_stack_the_mtu():
+    from forwarding.plane import LOCAL_IF
+
+    _, stages, _ = _net()
+    sa = stages["pe1"].engine.sad.lookup_outbound("pe1-pe2")
+    room = stages["pe1"].room(sa)
+    big = udp(PE1_SITE, CE2, data=bytes(1400), df=True)
+    (out_if, icmp), = stages["pe1"].originated(big)
+    assert out_if == LOCAL_IF and icmp[16:20] == bytes([192, 168, 1, 2])
+    assert icmp[20:22] == b"\x03\x04" and struct.unpack_from("!H", icmp, 26)[0] == room
+    assert len(stages["pe1"].originated(udp(PE1_SITE, CE2, data=bytes(1400)))) == 2  # DF clear
+
+
+def test_inner_ttl_running_out_at_the_far_edge_gets_a_sealed_time_exceeded():
+    """traceroute through the tunnel: the inner TTL ends at pe2, whose Time Exceeded (from its
+    site address) goes back through the SPD, sealed, to ce1."""
+    tables, stages, _ = _net()
+    (_, f), = stages["pe1"].frame(ip_frame(tables["pe1"], "eth1", udp(CE1, CE2, ttl=2)), "eth1")
+    (_, f2), = Dataplane(tables["p1"]).process(f, "eth1")
+    (out_if, te), = stages["pe2"].frame(f2, "eth2")
+    assert out_if == "eth2" and te[18 + 9] == IPPROTO_ESP  # back into the core, sealed
+    assert stages["pe2"].counters["inner_ttl_expired"] == 1
+    (_, te2), = Dataplane(tables["p1"]).process(te, "eth2")
+    (out_if, back), = stages["pe1"].frame(te2, "eth2")
+    icmp = back[14:]
+    assert out_if == "eth1" and icmp[9] == 1 and icmp[20] == 11  # Time Exceeded to ce1
+    assert icmp[12:16] == bytes([192, 168, 2, 1])
+
+
 @settings(max_examples=300, deadline=None)
 @given(st.binary(max_size=200), st.sampled_from(["eth1", "eth2"]), st.integers(0, 3))
 def test_random_frames_never_raise(data, in_if, shape):

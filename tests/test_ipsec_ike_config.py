@@ -218,3 +218,66 @@ def test_nat_detection_notifies():
     i2, r2 = sessions()  # without nat_t: no NAT-D either way
     (req2,) = i2.start()
     assert not [p for p in decode(req2.data).payloads if isinstance(p, NotifyPayload)]
+
+
+# ---------------------------------------------------------------- remote_access
+
+ROAM = (Path(__file__).parents[1] / "topologies" / "ipsec-roam.yaml").read_text()
+
+
+def test_remote_access_loads_and_adds_its_spd_entries():
+    from ike.config import ra_for_router, ra_of_client
+
+    t = parse_topology(ROAM, "x.yaml")
+    (r,) = ra_for_router(t, "pe2")
+    assert r.gateway_addr == IPv4Address("10.255.0.3") and r.clients == ("rw1", "rw2")
+    assert r.client_ids == ("rw1.roam.lsr.test", "rw2.roam.lsr.test") and r.nat_t
+    assert r.client_addrs == (IPv4Address("198.51.100.1"), IPv4Address("198.51.100.5"))
+    assert str(r.pool) == "100.64.0.0/28" and r.dns == (IPv4Address("192.168.2.2"),)
+    assert "psk" not in repr(r).lower() and ra_of_client(t, "rw2") == (r,) and ra_for_router(t, "pe1") == ()
+    spd, sad = ipsec_for_router(t, "pe2")
+    (p,) = spd.outbound
+    assert (str(p.selector.src), str(p.selector.dst), p.sa) == ("192.168.2.0/24", "100.64.0.0/28", "roam-out")
+    (q,) = spd.inbound
+    assert (str(q.selector.src), str(q.selector.dst)) == ("100.64.0.0/28", "192.168.2.0/24")
+    assert ipsec_for_router(t, "pe1")[0].outbound == ()
+
+
+@pytest.mark.parametrize("old,new,msg", [
+    ("      gateway: pe2 ", "      gateway: ce2 ", "not one of our routers"),
+    ("      clients: [rw1, rw2] ", "      clients: [rw1, ce1] ", "not a strongswan node"),
+    ("      clients: [rw1, rw2] ", "      clients: [] ", "non-empty list"),
+    ("      clients: [rw1, rw2] ", "      clients: [rw1, rw1] ", "already in another"),
+    ('      psk: "lsr-roam-psk-not-secret"', '      psk: "short"', "at least 8"),
+    ("      pool: 100.64.0.0/28 ", "      pool: 192.168.2.0/28 ", "overlaps the subnet"),
+    ("      pool: 100.64.0.0/28 ", "      pool: 10.255.0.0/24 ", "loopback of pe1"),
+    ("      pool: 100.64.0.0/28 ", "      pool: 100.64.0.1/28 ", "bad IPv4 prefix"),
+    ("      subnets: [192.168.2.0/24] ", "      subnets: [100.64.0.0/16] ", "overlaps the pool"),
+    ("      dns: [192.168.2.2] ", "      dns: [dns.example] ", "not an IPv4 address"),
+    ("    - name: roam\n", "    - name: roam\n      colour: red\n", "unknown key"),
+    ("    - name: roam\n", "    - name: roam\n      rekey_seconds: 1\n", ">= 2"),
+])
+def test_remote_access_errors_are_located(old, new, msg):
+    assert old in ROAM, old
+    with pytest.raises(TopologyError) as e:
+        parse_topology(ROAM.replace(old, new), "x.yaml")
+    assert msg in str(e.value) and "ipsec.remote_access[0]" in str(e.value), str(e.value)
+
+
+def test_remote_access_one_per_gateway_and_clients_not_in_ike():
+    second = ROAM + """    - name: roam2
+      gateway: pe2
+      clients: [rw2]
+      psk: "lsr-roam-psk-not-secret"
+      pool: 100.64.1.0/28
+      subnets: [192.168.2.0/24]
+"""
+    with pytest.raises(TopologyError, match=r"remote_access\[1\].*one remote-access connection per router"):
+        parse_topology(second.replace("clients: [rw1, rw2]", "clients: [rw1]"), "x.yaml")
+    with pytest.raises(TopologyError, match="already in another"):
+        parse_topology(second.replace("gateway: pe2\n      clients: [rw2]", "gateway: pe1\n      clients: [rw2]"),
+                       "x.yaml")
+    ike = ROAM.replace("ipsec:\n", "ipsec:\n  ike:\n    - {name: gw, left: rw1, right: pe1, psk: "
+                       "\"lsr-test-psk-x1\", left_subnets: [172.16.0.0/24], right_subnets: [192.168.1.0/24]}\n")
+    with pytest.raises(TopologyError, match="already in another"):
+        parse_topology(ike, "x.yaml")

@@ -177,6 +177,48 @@ def test_core_capture_labels_esp_no_cleartext_tshark_decrypts(L, tmp_path):
         assert SECRET[:16].hex() in row[4].replace(":", ""), row  # our payload, decrypted
 
 
+def _ip_of(frame: bytes) -> bytes | None:
+    """The IPv4 packet in an Ethernet frame, under any MPLS labels; None for anything else."""
+    et, off = frame[12:14], 14
+    if et == b"\x88\x47":
+        while off + 4 <= len(frame) and not frame[off + 2] & 1:
+            off += 4
+        off += 4
+    elif et != b"\x08\x00":
+        return None
+    ip = frame[off:]
+    return ip if len(ip) >= 20 and ip[0] >> 4 == 4 else None
+
+
+@pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed")
+def test_router_own_packets_pass_the_spd(L, tmp_path):
+    """RFC 4301 §5.1 covers locally generated traffic: pe1's own ping to ce2 (the kernel's
+    source: pe1's address inside the protected 192.168.1.0/24) and pe1's echo replies to
+    ce2 leave sealed; the core carries ESP both ways and no ICMP in clear."""
+    pe1_site = str(lab.topology(NAME).nodes["pe1"].interfaces["eth1"].address.ip)
+    cap = Capture(f"lsr-{NAME}.p1", "eth1", tmp_path / "own.pcap")
+    try:
+        r = _ping(L, "pe1", CE2, "-p", SECRET[:16].hex(), count=3)
+        assert r.returncode == 0, r.stdout
+        r = _ping(L, "ce2", pe1_site, "-p", SECRET[:16].hex(), count=3)
+        assert r.returncode == 0, r.stdout
+
+        def esp_both_ways(frames: list[bytes]) -> bool:
+            ips = [ip for ip in map(_ip_of, frames) if ip is not None and ip[9] == 50]
+            return (sum(ip[12:16] == bytes([10, 255, 0, 1]) for ip in ips) >= 6
+                    and sum(ip[12:16] == bytes([10, 255, 0, 3]) for ip in ips) >= 6)
+        cap.wait(esp_both_ways, 10, "6 ESP packets each way on p1 eth1")
+    finally:
+        cap.stop()
+    frames = pcap_frames(cap.pcap)
+    assert SECRET[:16] not in cap.pcap.read_bytes()
+    clear = [ip for ip in map(_ip_of, frames) if ip is not None and ip[9] == 1]
+    assert not clear, f"{len(clear)} ICMP packets in clear on the core"
+    st = L.query("pe1", "ipsec", view="sas")["stage"]
+    assert st["originated_protected"] >= 6, st  # 3 requests, 3 echo replies
+    assert not [a for a in L.query("pe2", "ipsec", view="audit") if a["reason"] == "unprotected"]
+
+
 def _inject(L, node: str, ifname: str, *frames: bytes) -> None:
     r = L.run(node, [sys.executable, "-c", INJECT, ifname, *(f.hex() for f in frames)])
     assert r.returncode == 0, r.stderr

@@ -122,10 +122,13 @@ def test_ping_and_tcp_through_ah(L, addrs, tmp_path):
     assert out.read_bytes() == data
 
 
-def test_cli_shows_ah(L):
+def test_cli_shows_ah(L, monkeypatch):
+    from lsr import render
     from lsr.cli import main
 
-    r = CliRunner().invoke(main, ["lab", "ipsec", NAME, "pe1", "sas"], env={"COLUMNS": "220"})
+    # wide enough that no cell folds (the console's width is fixed once it has been measured)
+    monkeypatch.setattr(render.console, "_width", 220)  # undone to None: measured again
+    r = CliRunner().invoke(main, ["lab", "ipsec", NAME, "pe1", "sas"])
     assert r.exit_code == 0, r.output
     assert "AH hmac-sha2-256-128" in r.output and "AH hmac-sha2-512-256" in r.output
     r = CliRunner().invoke(main, ["lab", "ipsec", NAME, "pe1", "sas", "--json"])

@@ -8,7 +8,7 @@ from ipaddress import IPv6Address, IPv6Network
 import pytest
 
 from ldp.instance import LdpInstance
-from lsr.core.ipv6 import auto_subnet, ldp_range, sixpe_label, ula_block
+from lsr.core.ipv6 import auto_subnet, sixpe_label, ula_block
 from lsr.core.topology import TopologyError, parse_topology
 
 BASE = """
@@ -75,9 +75,49 @@ def test_errors(kw, where, msg):
 def test_sixpe_label_is_kept_out_of_ldp():
     t = topo()
     pe1, p1 = t.nodes["pe1"], t.nodes["p1"]
-    assert sixpe_label(pe1) == 1000 and ldp_range(pe1) == (1001, 1048575)
-    assert sixpe_label(p1) is None and ldp_range(p1) == p1.labels  # a P router: no IPv6
+    assert sixpe_label(pe1) == 1000 and t.label_ranges("pe1")[0] == (1001, 1048575)
+    assert sixpe_label(p1) is None and t.label_ranges("p1")[0] == p1.labels  # a P router: no IPv6
     inst = LdpInstance.from_topology(t, "pe1")
     assert min(inst.lde.labels.plan.values()) == 1001
     plain = topo(link0="cost: 10", link3="cost: 10")
     assert sixpe_label(plain.nodes["pe1"]) is None and not plain.has_ipv6
+
+
+VPN6 = """
+name: six
+topology:
+  nodes:
+    ce1: {kind: host}
+    red1: {kind: host}
+    pe1:
+      vrfs:
+        red: {rd: 65000:1, rt: 65000:1, interfaces: [eth3]}
+    p1: {}
+    pe2: {}
+    ce2: {kind: host}
+  links:
+    - endpoints: [ce1:eth0, pe1:eth1]
+      subnet6: auto
+    - endpoints: [red1:eth0, pe1:eth3]
+      RED
+    - endpoints: [pe1:eth2, p1:eth1]
+    - endpoints: [p1:eth2, pe2:eth2]
+    - endpoints: [pe2:eth1, ce2:eth0]
+      subnet6: auto
+"""
+
+
+def test_one_label_split_for_6pe_ldp_and_vpn():
+    """A PE that is a 6PE router too: its 6PE label, then LDP's block, then VPN labels."""
+    t = parse_topology(VPN6.replace("RED", "cost: 10"), "six.yaml")
+    pe1 = t.nodes["pe1"]
+    ldp, vpn = t.label_ranges("pe1")
+    assert sixpe_label(pe1) == 1000 and ldp == (1001, 1099) and vpn == (1100, pe1.labels[1])
+    inst = LdpInstance.from_topology(t, "pe1")
+    assert min(inst.lde.labels.plan.values()) == 1001
+
+
+def test_ipv6_in_a_vrf_is_refused():
+    with pytest.raises(TopologyError) as ei:
+        parse_topology(VPN6.replace("RED", "subnet6: auto"), "six.yaml")
+    assert "topology.links[1].subnet6" in str(ei.value) and "6VPE" in str(ei.value)

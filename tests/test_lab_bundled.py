@@ -1,5 +1,7 @@
-"""Every bundled topology as a real lab: converges, LFIBs equal the simulator's, every
-host pings every other host, and TCP crosses the core between the first and last host."""
+"""Every bundled topology as a real lab: converges, LFIBs (VRF tables included) equal the
+simulator's, every host pings every other host (a VPN site: its own VPN's host of that
+address, never the other customer's), and TCP crosses the core between the first host
+and the last one it reaches."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ import pytest
 
 import lsr.lab as lab
 from lsr.core.topology import host_address, load_topology
+from lsr.lab import strongswan
 from lsr.lab.state import ns_name
 from lsr.sim import simulate
 from tests.conftest import BUNDLED, needs_root
@@ -22,16 +25,29 @@ pytestmark = [pytest.mark.netns, needs_root]
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
 def test_bundled_topology_as_a_lab(path) -> None:
     topo = load_topology(path)
-    name = f"u{os.getpid() % 1000}{path.stem[:4]}"
+    if strongswan.gateways(topo) and strongswan.missing_tools():
+        pytest.skip(strongswan.missing_tools())
+    # LSR_TEST_LAB_PREFIX: labs of parallel runs on one machine never share a name
+    name = f"{os.environ.get('LSR_TEST_LAB_PREFIX', 'u')}{os.getpid() % 1000}{path.stem[:4]}"
     try:
         L = lab.up(topo, name=name, timeout=60)
         sim, _ = simulate(topo)
         assert lab.lfib(name) == sim.lfib_json()
-        hosts = [h.name for h in topo.hosts]
+        # customer hosts; strongSwan nodes route through their tunnels (their own test files)
+        hosts = [h.name for h in topo.hosts if h.kind == "host"]
         for a, b in itertools.permutations(hosts, 2):
-            r = L.run(a, ["ping", "-c", "1", "-W", "2", str(host_address(topo, b))])
-            assert r.returncode == 0, (a, b, r.stdout)
-        src, dst = hosts[0], hosts[-1]
+            addr = host_address(topo, b)
+            # A VPN site (RFC 4364) reaches its own VPN only: another customer's address
+            # is the host of a's VPN that has it, if any (l3vpn: the same 10.1.x sites).
+            owner = topo.node_of_address(addr, topo.vrf_of(a))
+            seen = {n: _in_echos(name, n) for n in {b, owner.name if owner else b}}
+            r = L.run(a, ["ping", "-c", "1", "-W", "2", str(addr)])
+            assert (r.returncode == 0) == (owner is not None), (a, b, r.stdout)
+            if owner is not None and owner.name != b:
+                assert _in_echos(name, owner.name) == seen[owner.name] + 1, (a, b)
+                assert _in_echos(name, b) == seen[b], (a, b, "reached the other customer")
+        src = hosts[0]
+        dst = [h for h in hosts if topo.vrf_of(h) == topo.vrf_of(src)][-1]
         recv = subprocess.Popen(["ip", "netns", "exec", ns_name(name, dst), "sh", "-c",
                                  "nc -l -p 5001 | wc -c"], stdout=subprocess.PIPE, text=True)
         try:
@@ -45,3 +61,12 @@ def test_bundled_topology_as_a_lab(path) -> None:
         lab.down(name)
     left = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
     assert not any(ns.startswith(f"lsr-{name}.") for ns in left)
+
+
+def _in_echos(lab_name: str, host: str) -> int:
+    """ICMP echo requests the host's kernel received (its namespace's /proc/net/snmp)."""
+    lines = subprocess.run(["ip", "netns", "exec", ns_name(lab_name, host), "cat",
+                            "/proc/net/snmp"], capture_output=True, text=True,
+                           timeout=10).stdout.splitlines()
+    head, vals = [x.split() for x in lines if x.startswith("Icmp:")][:2]
+    return int(vals[head.index("InEchos")])

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import subprocess
 from pathlib import Path
 
@@ -24,15 +25,19 @@ def run_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return d
 
 
-def test_a_name_is_claimed_once(run_dir):
+def test_a_name_is_claimed_once(run_dir, monkeypatch):
+    monkeypatch.setenv("SUDO_USER", "alice")  # the same user claims it twice
     LabState("hl1").claim({"topology": "x"})
     with pytest.raises(LsrError) as e:
         LabState("hl1").claim({"topology": "y"})
-    assert str(e.value) == (f"lab 'hl1' is being built by another 'lsr lab up' (pid {os.getpid()}); "
-                            "'lsr lab down hl1' stops it")
+    assert re.fullmatch(
+        rf"lab 'hl1' is being built by another 'lsr lab up' \(yours, pid {os.getpid()}, since "
+        r"\d\d:\d\d:\d\d, 00:00:0\d ago\); 'lsr lab down hl1' stops it, or choose another name "
+        r"with --name", str(e.value)), str(e.value)
     assert LabState("hl1").read()["topology"] == "x"  # the loser touched nothing
     LabState("hl1").set("building", False)
-    with pytest.raises(LsrError, match=r"^lab 'hl1' is already up \(lsr lab down hl1\)$"):
+    with pytest.raises(LsrError, match=r"^lab 'hl1' is already up \(yours, since .*\): lsr lab "
+                                       r"down hl1 first, or choose another name with --name$"):
         LabState("hl1").claim({})
 
 

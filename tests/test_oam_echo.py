@@ -41,6 +41,7 @@ from lsr.oam.echo import (
     ReturnCode,
     TargetFecStack,
     UnknownFec,
+    VpnIpv4Fec,
     build_echo_reply_packet,
     build_echo_request_packet,
     inet_checksum,
@@ -118,6 +119,14 @@ def test_ddmap_vector() -> None:
         (TargetFecStack((NilFec(1),)), "00010008" "00100004" "00001000"),
         (TargetFecStack((LdpIpv6Fec(IPv6Network("2001:db8::/32")),)),
          "00010018" "00020011" "20010db8000000000000000000000000" "20000000"),
+        # §3.2.5 VPN IPv4 prefix (type 6, Length 13 + 3 octets of padding): RD type 0
+        # 65000:1, then 10.1.2.0/24; RD type 1 10.255.0.2:7; RD type 2 4200000000:9.
+        (TargetFecStack((VpnIpv4Fec.from_text("65000:1", IPv4Network("10.1.2.0/24")),)),
+         "00010014" "0006000d" "0000fde800000001" "0a010200" "18000000"),
+        (TargetFecStack((VpnIpv4Fec.from_text("10.255.0.2:7", IPv4Network("10.1.2.0/24")),)),
+         "00010014" "0006000d" "00010aff00020007" "0a010200" "18000000"),
+        (TargetFecStack((VpnIpv4Fec.from_text("4200000000:9", IPv4Network("0.0.0.0/0")),)),
+         "00010014" "0006000d" "0002fa56ea000009" "00000000" "00000000"),
         (ReplyTos(0xC0), "000a0004" "c0000000"),
         (Pad(PadAction.COPY, b"abc"), "00030004" "02616263"),
         (InterfaceLabelStack(IPv4Address("10.0.0.2"), IPv4Address("10.0.0.2"), (LabelEntry(17, 0, True, 1),)),
@@ -187,6 +196,11 @@ def test_unknown_mandatory_ddmap_sub_tlv() -> None:
         (REQ_HEADER + H("0001000c" "00010005" "0aff0004" "10000000"), "host bits"),
         (REQ_HEADER + H("0001000c" "00010004" "0aff0004" "20000000"), "length 4"),
         (REQ_HEADER + H("00010000"), "empty Target FEC Stack"),
+        (REQ_HEADER + H("00010010" "0006000c" "0000fde800000001" "0a010200"), "VPN length 12"),
+        (REQ_HEADER + H("00010014" "0006000d" "0000fde800000001" "0a010200" "21000000"),
+         "VPN prefix length 33"),
+        (REQ_HEADER + H("00010014" "0006000d" "0000fde800000001" "0a010201" "18000000"),
+         "VPN host bits"),
         (REQ_HEADER + H("00140010" "0000" "09" "00" "e0000002" "e0000002" "00000000"), "address type"),
         (REQ_HEADER + H("00140010" "0000" "01" "00" "e0000002" "e0000002" "00000004"), "sub-TLV length"),
         (REQ_HEADER + H("00140018" "0000" "01" "00" "e0000002" "e0000002" "0000" "0008" "00020003" "00011100"),
@@ -235,7 +249,8 @@ def test_known_tlv_types_with_random_values_raise_only_decode_error(t: int, valu
 
 addrs = st.integers(0, 2**32 - 1).map(IPv4Address)
 prefixes = st.tuples(addrs, st.integers(0, 32)).map(lambda t: IPv4Network(t, strict=False))
-fecs = st.one_of(prefixes.map(LdpIpv4Fec), st.integers(0, 15).map(NilFec))
+fecs = st.one_of(prefixes.map(LdpIpv4Fec), st.integers(0, 15).map(NilFec),
+                 st.builds(VpnIpv4Fec, st.binary(min_size=8, max_size=8), prefixes))
 labels = st.integers(0, 2**20 - 1)
 ds_labels = st.builds(DsLabel, labels, st.integers(0, 255), st.integers(0, 7), st.booleans())
 loop_addrs = st.lists(st.integers(0x7F000001, 0x7F0000FF).map(IPv4Address), min_size=1, max_size=20)
@@ -381,6 +396,11 @@ def test_tshark_decodes_request_and_reply(tmp_path) -> None:
         flags=FLAG_V, sender_handle=42, sequence=7, ts_sent=ntp_from_unix(1.5),
         tlvs=(TargetFecStack((LdpIpv4Fec(FEC), NilFec(0))), DDMAP, Pad(PadAction.COPY, b"abcd"), ReplyTos(0xC0)),
     )
+    vpn = EchoMessage(  # a VPN IPv4 FEC under the LDP FEC of the egress PE (RFC 8029 §3.2.5)
+        flags=FLAG_V, sender_handle=43, sequence=8,
+        tlvs=(TargetFecStack((LdpIpv4Fec(FEC), VpnIpv4Fec.from_text(
+            "10.255.0.2:1", IPv4Network("10.1.2.0/24")))),),
+    )
     reply = EchoMessage(
         msg_type=MessageType.ECHO_REPLY, return_code=ReturnCode.LABEL_SWITCHED, return_subcode=1,
         sender_handle=42, sequence=7,
@@ -392,11 +412,15 @@ def test_tshark_decodes_request_and_reply(tmp_path) -> None:
     src = IPv4Address("10.255.0.1")
     pcap = tmp_path / "echo.pcap"
     pcap.write_bytes(_pcap([build_echo_request_packet(req, src, 49152),
-                            build_echo_reply_packet(reply, IPv4Address("10.0.0.2"), src, 49152)]))
+                            build_echo_reply_packet(reply, IPv4Address("10.0.0.2"), src, 49152),
+                            build_echo_request_packet(vpn, src, 49153)]))
     out = subprocess.run(["tshark", "-r", str(pcap), "-T", "json", "-V"], capture_output=True,
                          text=True, check=True).stdout
     pkts = json.loads(out)
-    assert len(pkts) == 2
+    assert len(pkts) == 3
+    vtext = json.dumps(pkts[2]["_source"]["layers"]["mpls-echo"])
+    assert "VPN IPv4 prefix" in vtext and "10.1.2.0" in vtext and '"24"' in vtext, vtext
+    pkts = pkts[:2]
     echo = [p["_source"]["layers"]["mpls-echo"] for p in pkts]
     assert echo[0]["mpls_echo.msg_type"] == "1" and echo[1]["mpls_echo.msg_type"] == "2"
     assert echo[0]["mpls_echo.sequence"] == "7" and echo[1]["mpls_echo.return_code"] == "8"

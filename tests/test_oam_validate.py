@@ -23,7 +23,9 @@ from lsr.oam.validate import (
     validate,
     walk_lsp,
     walk_ping,
+    walk_trace,
 )
+from lsr.oam.vpncheck import VPN_INVARIANTS
 from lsr.sim import simulate
 from tests.conftest import BUNDLED, TOPOLOGIES
 
@@ -185,9 +187,11 @@ def ilm_for(lf: Lfib, fec: IPv4Network):
 @pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
 def test_simulated_ldp_passes_every_invariant(path) -> None:
     topo = load_topology(path)
-    rs = validate(topo, sim_lfibs(topo))
+    lf = sim_lfibs(topo)
+    rs = validate(topo, lf, trace=walk_trace(topo, lf, Igp(topo)))
     inv = [r for r in rs if r.check.startswith("invariant ")]
-    assert [r.check for r in inv] == [f"invariant {c}" for c in INVARIANTS]
+    vpn = VPN_INVARIANTS if any(r.vrfs for r in topo.routers) else ()
+    assert [r.check for r in inv] == [f"invariant {c}" for c in INVARIANTS + vpn]
     # The bundled expect: assertions hold too (ping ones skip without a walker).
     assert all(r.status in ("pass", "skip") for r in rs), [r for r in rs if r.status == "fail"]
     assert all(r.status == "pass" for r in inv)

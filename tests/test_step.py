@@ -69,6 +69,22 @@ def test_delay_and_key_press(monkeypatch) -> None:
     assert "hop 1/3" in out and "hop 2/3" not in out  # q after the first hop
 
 
+def test_vpn_hops_name_the_vrf_route_and_the_vpn_label() -> None:
+    """A VPN packet: the ingress decides in its VRF (push LDP + VPN label), the egress
+    pops the VPN label and looks up in the VRF (RFC 4364)."""
+    topo = load_topology(TOPOLOGIES / "l3vpn.yaml")
+    sim, _ = simulate(topo)
+    tables = build_all(topo, Igp(topo).ribs(), sim.lfibs())
+    w, steps = step.step_walk(topo, tables, "red1", "10.1.2.1", "icmp", 64)
+    assert w["result"] == "delivered"
+    first, _, last = steps
+    assert first.rule_title == "VRF red route (longest match for 10.1.2.1)"
+    assert first.rule == [("10.1.2.0/24 from pe2 (RD 10.255.0.2:1, VPN label 5101)  push "
+                           "2005 5101 via p1 eth3", True)]
+    assert last.rule_title == "VPN label 5101: pop, then VRF red route (longest match for 10.1.2.1)"
+    assert last.rule[-1] == ("10.1.2.0/24 connected, out eth1", True)
+
+
 def test_why_a_router_pops() -> None:
     """PHP: the egress advertised implicit-null; untagged: no label from the next hop."""
     topo, tables = _tables(LINE3)

@@ -134,6 +134,26 @@ def update() -> None:
     TUTORIAL.write_text("".join(out))
 
 
+def test_lab_chapter_is_for_a_shared_machine() -> None:
+    """The console-lab blocks name every lab by the reader's own `$LAB`, never a name two
+    students on one machine would both use, and prefix no command with sudo (how to run
+    as root is said once)."""
+    text = TUTORIAL.read_text()
+    lab_blocks = re.findall(r"^```console-lab\n(.*?)^```", text, re.S | re.M)
+    cmds = [c for body in lab_blocks for c, _ in commands(body)]
+    assert any(c.startswith("LAB=") for c in cmds)
+    for c in cmds:
+        assert "sudo" not in c, c
+        for part in re.split(r"&&|\|\||;", c):
+            argv = shlex.split(part.split(">")[0])
+            if argv[:2] == ["lsr", "lab"] and argv[2] == "up":
+                assert argv[argv.index("--name") + 1] == "$LAB", c
+            elif argv[:2] == ["lsr", "lab"] and argv[2] not in ("list",):
+                assert argv[3] == "$LAB", c
+            if "--lab" in argv:
+                assert argv[argv.index("--lab") + 1] == "$LAB", c
+
+
 def test_matcher() -> None:
     assert matches(["a   b", "...", "z"], "a b\nanything\nmore\nz\n")
     assert matches(["...", "z"], "x\ny\nz")

@@ -71,7 +71,7 @@ def test_session_down_and_up_from_each_side():
                                "pe2": {"p1": OP}})
     ev = diff(snap(1.0), gone, NAMES)
     assert [(e.kind, e.level, e.router, e.text) for e in ev] == [
-        ("ldp", "down", "pe1", "pe1: LDP session with p1 down (none)"),
+        ("ldp", "down", "pe1", "pe1: LDP session with p1 down (no session)"),
         ("ldp", "down", "p1", "p1: LDP session with pe1 down (NONEXISTENT)")]
     back = diff(gone, snap(3.0), NAMES)
     assert texts(back) == ["pe1: LDP session with p1 up", "p1: LDP session with pe1 up"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import select
 import shutil
 import signal
@@ -302,6 +303,9 @@ def test_page_shows_every_router_and_link(page, diamond):
     page.wait_for_selector("#router-tables table")
     assert "LFIB (" in page.inner_text("#router-tables")
     assert "OPERATIONAL" in page.inner_text("#router-tables")
+    # spelled as the CLI tables spell them: implicit null by name, uptimes HH:MM:SS
+    text = page.text_content("#router-tables")
+    assert "imp-null" in text and re.search(r"\d\d:\d\d:\d\d", text), text
 
 
 def test_page_follows_a_link_failure(page, diamond, tmp_path):

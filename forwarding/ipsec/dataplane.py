@@ -24,12 +24,23 @@ is not IPsec's business (the caller goes on as without IPsec) or the list of
   (PMTUD, RFC 1191), so TCP adapts its segment size; with DF clear it is
   fragmented *before* encryption (each fragment its own ESP packet), so the
   far edge never has to reassemble.
+* **Router-originated** (RFC 4301 §5.1 applies to locally generated traffic too):
+  `originated(ip, now)` takes a packet the router itself made -- from its kernel
+  (pings, echo replies, TCP, ICMP errors: the runtime routes the remote
+  selectors of its PROTECT policies into a TUN device, `kernel_routes()`), or
+  from the runtime (RFC 8029 echo replies, the ICMP errors below) -- through
+  the same SPD lookup, without a TTL decrement. PROTECT seals it, BYPASS routes
+  it as `plane.originate` does, DISCARD drops it; a DF packet too big for the
+  SA's path gets ICMP fragmentation-needed handed back to the router's own
+  stack (`LOCAL_IF`), which learns the path MTU.
 * **Inbound** (RFC 4301 §5.2): ESP (protocol 50), or ESP in UDP 4500 with a
   non-zero first word (RFC 3948 §2.2; a zero "non-ESP marker" is IKE and goes
   to the kernel socket), or AH (protocol 51, RFC 4302), addressed to one of
   the router's own addresses, is opened here (`Sad.decapsulate`: anti-replay, ICV, selectors); the inner
   packet's TTL is decremented and it is routed (normally to the connected
-  host). Clear packets from the core that match an inbound PROTECT policy are
+  host); an inner packet whose TTL runs out here gets ICMP Time Exceeded,
+  itself router-originated (so sealed when the SPD says so: traceroute through
+  the tunnel shows the far edge). Clear packets from the core that match an inbound PROTECT policy are
   discarded (they should have come through an SA).
 
 Every drop is counted (per SA in `SecurityAssociation.counters`, else in
@@ -43,7 +54,7 @@ import collections
 import struct
 from collections.abc import Callable, Iterable
 
-from forwarding.icmp import frag_needed, may_send_error
+from forwarding.icmp import frag_needed, may_send_error, time_exceeded
 from forwarding.ipsec.ah import IPPROTO_AH
 from forwarding.ipsec.engine import IpsecEngine
 from forwarding.ipsec.esp import (
@@ -57,9 +68,14 @@ from forwarding.ipsec.esp import (
     ipv4_checksum,
 )
 from forwarding.ipsec.sad import plain_esp
-from forwarding.ipsec.spd import Action
+from forwarding.ipsec.spd import Action, Policy
 from forwarding.plane import LOCAL_IF, fragment, originate
-from forwarding.tables import A_NHLFE, RouterTables, martian_destination, martian_source
+from forwarding.tables import (
+    A_NHLFE,
+    RouterTables,
+    martian_destination,
+    martian_source,
+)
 
 IPPROTO_UDP = 17
 NATT_PORT = 4500  # RFC 3948 §2.1
@@ -208,7 +224,7 @@ class IpsecStage:
         inner = dec_ttl(r.inner)
         if inner is None:
             self.counters["inner_ttl_expired"] += 1
-            return []
+            return self._expired(r.inner, now)
         if self._own(inner[16:20]):
             return [(LOCAL_IF, inner)]
         out = self._route(inner)
@@ -218,6 +234,22 @@ class IpsecStage:
                                       src=addr_str(inner[12:16]), dst=addr_str(inner[16:20]),
                                       time=now))
         return out
+
+    def _expired(self, inner: bytes, now: float) -> Out:
+        """ICMP Time Exceeded for a decapsulated packet whose TTL ran out here (RFC 792), from
+        the address of the interface it would have left by (RFC 1812 §4.3.2.4 names the
+        arrival interface; the tunnel has none), sent as this router's own packet."""
+        if not may_send_error(inner):
+            return []
+        dst = int.from_bytes(inner[16:20], "big")
+        a = self.tables.lookup(dst)
+        out_if = "" if a is None else a.out_if or (a.nhs[0].out_if if a.nhs else "")
+        ifi = self.tables.interfaces.get(out_if)
+        src = ifi.ip if ifi is not None else int(self.tables.loopback or 0)
+        if not src:
+            return []
+        self.counters["icmp_time_exceeded_sent"] += 1
+        return self.originated(time_exceeded(inner, src), now)
 
     def clear_inbound(self, ip: bytes, now: float = 0.0) -> Out | None:
         """A clear packet from the core: discard it if an inbound PROTECT policy covers it."""
@@ -245,28 +277,101 @@ class IpsecStage:
         if policy.action is Action.BYPASS:
             return None
         if policy.action is Action.DISCARD:
-            return self._drop(EspDrop(DropReason.POLICY_DISCARD, f"policy {policy.name}",
-                                      src=addr_str(src), dst=addr_str(dst), time=now))
+            return self._discard(policy, ip, now)
         if ip[8] <= 1:
             return None  # the forwarding plane answers ICMP Time Exceeded
+        sa = self._sa_for(policy, ip, now)
+        if sa is None:
+            return []
+        inner = dec_ttl(ip)
+        assert inner is not None
+
+        def too_big(room: int) -> Out:  # tell the host the MTU it can use (RFC 1191)
+            ifi = self.tables.interfaces[in_if]
+            return self._route(frag_needed(ip, ifi.ip, room, None)) or []
+
+        return self._protect(sa, inner, too_big, now)
+
+    def originated(self, ip: bytes, now: float = 0.0) -> Out:
+        """A packet this router made itself (RFC 4301 §5.1: outbound processing covers locally
+        generated traffic too): SPD lookup, then sealed, routed or dropped; no TTL decrement.
+        Never raises on bad input; never returns None (the packet has nowhere else to go)."""
+        ok = check_ipv4(ip)
+        if isinstance(ok, str):
+            self.counters["originated_malformed"] += 1
+            return []
+        _, total, proto = ok
+        ip = ip[:total]
+        self.counters["originated"] += 1
+        policy = self.engine.spd.lookup(int.from_bytes(ip[12:16], "big"),
+                                        int.from_bytes(ip[16:20], "big"), proto)
+        if policy.action is Action.BYPASS:
+            out = self._route(ip)
+            if out is None:
+                self.counters["originated_no_route"] += 1
+                return []
+            self.counters["originated_bypass"] += 1
+            return out
+        if policy.action is Action.DISCARD:
+            return self._discard(policy, ip, now)
+        sa = self._sa_for(policy, ip, now)
+        if sa is None:
+            return []
+
+        def too_big(room: int) -> Out:  # our own stack learns the path MTU (RFC 1191)
+            return [(LOCAL_IF, frag_needed(ip, int(sa.src), room, None))]
+
+        self.counters["originated_protected"] += 1
+        return self._protect(sa, ip, too_big, now)
+
+    def kernel_routes(self) -> list[tuple[str, str | None]]:
+        """(remote prefix, preferred source) for every PROTECT policy of the outbound SPD: the
+        runtime routes these prefixes into its TUN device so that what the router's kernel
+        sends there passes `originated` (RFC 4301 §5.1). The source is one of this router's
+        addresses inside the policy's local selector, as strongSwan's routes in table 220
+        have (so a plain `ping` from the router uses the tunnel); None if it has none."""
+        mine = sorted(self.tables.own)
+        out: dict[str, str | None] = {}
+        for p in self.engine.spd.outbound:
+            if p.action is not Action.PROTECT:
+                continue
+            net = p.selector.src
+            lo, mask = int(net.network_address), int(net.netmask)
+            src = next((a for a in mine if a & mask == lo), None)
+            key = str(p.selector.dst)
+            if out.get(key) is None:
+                out[key] = addr_str(src.to_bytes(4, "big")) if src is not None else None
+        return list(out.items())
+
+    # ------------------------------------------------------------ outbound helpers
+
+    def _discard(self, policy: Policy, ip: bytes, now: float) -> Out:
+        return self._drop(EspDrop(DropReason.POLICY_DISCARD, f"policy {policy.name}",
+                                  src=addr_str(ip[12:16]), dst=addr_str(ip[16:20]), time=now))
+
+    def _sa_for(self, policy: Policy, ip: bytes, now: float) -> SecurityAssociation | None:
+        """The outbound SA of a PROTECT policy, or None (dropped as no-sa, RFC 4301 §5.1)."""
         sa = self.engine.sad.lookup_outbound(policy.sa or "")
         if sa is None:
-            return self._drop(EspDrop(DropReason.NO_SA, f"policy {policy.name}: no SA {policy.sa!r}",
-                                      sa=policy.sa, src=addr_str(src), dst=addr_str(dst), time=now))
+            self._drop(EspDrop(DropReason.NO_SA, f"policy {policy.name}: no SA {policy.sa!r}",
+                               sa=policy.sa, src=addr_str(ip[12:16]), dst=addr_str(ip[16:20]),
+                               time=now))
+        return sa
+
+    def _protect(self, sa: SecurityAssociation, inner: bytes, too_big: Callable[[int], Out],
+                 now: float) -> Out:
+        """Seal `inner` on `sa` and route the outer packet(s) (RFC 4301 §8: MTU first)."""
         room = self.room(sa)
         if room is None:
             self.counters["no_route_to_peer"] += 1
             return []
-        inner = dec_ttl(ip)
-        assert inner is not None
         pieces = [inner]
         if len(inner) > room:
-            if inner[6] & 0x40:  # DF: tell the host the MTU it can use (RFC 1191)
+            if inner[6] & 0x40:  # DF
                 self.counters["frag_needed_sent"] += 1
-                if not may_send_error(ip):
+                if not may_send_error(inner):
                     return []
-                ifi = self.tables.interfaces[in_if]
-                return self._route(frag_needed(ip, ifi.ip, room, None)) or []
+                return too_big(room)
             frags = fragment(inner, room)
             if frags is None:
                 return self._drop(EspDrop(DropReason.MALFORMED, f"cannot fragment to {room}",

@@ -7,6 +7,11 @@ have come through an SA). Selectors are IPv4 prefixes and an optional IP
 protocol. Lookups are pure and return the matching `Policy`; when nothing
 matches, the SPD's explicit default (BYPASS unless configured) applies,
 which plays the role of §4.4.1's final catch-all entry.
+
+Entries made at run time (a remote-access client's Child SA: the gateway's
+subnets -> that client's virtual IP, `set_dynamic`) are looked up before the
+configured ones: they are the narrowest, and the configured entry for the
+whole address pool behind them has no SA (its packets are dropped as no-sa).
 """
 
 from __future__ import annotations
@@ -96,14 +101,29 @@ class Spd:
         self.outbound: tuple[Policy, ...] = tuple(outbound)
         self.inbound: tuple[Policy, ...] = tuple(inbound)
         self.default = Policy(Selector(), default, None, name="default")
-        self._out = _compile(self.outbound)
+        self._static_out = _compile(self.outbound)
+        self._out = self._static_out
         self._in = _compile(self.inbound)
+        self.dynamic: dict[str, tuple[Policy, ...]] = {}  # key -> outbound entries, first
 
     def _first(self, table: _Compiled, src: int, dst: int, protocol: int) -> Policy:
         for snet, smask, dnet, dmask, proto, policy in table:
             if src & smask == snet and dst & dmask == dnet and (proto is None or proto == protocol):
                 return policy
         return self.default
+
+    def set_dynamic(self, key: str, policies: Iterable[Policy]) -> None:
+        """Outbound entries made at run time under `key` (replacing those it had)."""
+        self.dynamic[key] = tuple(policies)
+        self._recompile()
+
+    def clear_dynamic(self, key: str) -> None:
+        if self.dynamic.pop(key, None) is not None:
+            self._recompile()
+
+    def _recompile(self) -> None:
+        dyn = [p for ps in self.dynamic.values() for p in ps]
+        self._out = _compile(dyn) + self._static_out
 
     def lookup(self, src: IPv4Address | int, dst: IPv4Address | int, protocol: int = 0) -> Policy:
         """Outbound decision for an inner packet (RFC 4301 §5.1). Addresses may be ints."""
@@ -114,8 +134,9 @@ class Spd:
         return self._first(self._in, int(src), int(dst), protocol)
 
     def to_dict(self) -> dict[str, object]:
+        dyn = [p for ps in self.dynamic.values() for p in ps]
         return {
-            "outbound": [p.to_dict() for p in self.outbound],
+            "outbound": [p.to_dict() for p in (*dyn, *self.outbound)],
             "inbound": [p.to_dict() for p in self.inbound],
             "default": str(self.default.action),
         }

@@ -9,7 +9,6 @@ tears the lab down. Without root it shows the same network in the simulator.
 from __future__ import annotations
 
 import os
-import secrets
 import shutil
 import subprocess
 from pathlib import Path
@@ -32,8 +31,11 @@ def _title(text: str) -> None:
 @click.option("--topology", "-t", "topo_name", default="diamond", show_default=True,
               help="Bundled topology to run (topologies/NAME.yaml) or a file path.")
 @click.option("--sim", "sim_only", is_flag=True, help="Simulation only, even as root.")
+@click.option("--name", "-n", "lab_name",
+              help="Lab name (default: demo-<your user name>, so that users of one machine "
+                   "do not collide).")
 @click.pass_context
-def demo(ctx: click.Context, topo_name: str, sim_only: bool) -> None:
+def demo(ctx: click.Context, topo_name: str, sim_only: bool, lab_name: str | None) -> None:
     """Bring up a bundled topology, show LFIBs, ping and traceroute across it, tear it down."""
     path = Path(topo_name)
     if not path.exists():
@@ -46,13 +48,25 @@ def demo(ctx: click.Context, topo_name: str, sim_only: bool) -> None:
     if len(hosts) < 2:
         raise click.UsageError(f"{path} needs two hosts for the demo")
     src, dst = hosts[0], hosts[-1]
+    if lab_name is not None:
+        from lsr.lab import check_name
+
+        check_name(lab_name)
     if sim_only or os.geteuid() != 0:
         if not sim_only:
             render.line("[yellow]not root: showing the simulation (run as root for a real lab)[/]")
         _sim_demo(ctx, str(path), topo, src, dst)
     else:
         check_system_tools()
-        _lab_demo(ctx, path, topo, src, dst)
+        _lab_demo(ctx, path, topo, src, dst, lab_name or default_name())
+
+
+def default_name() -> str:
+    """demo-<user> (the user behind sudo or a root shell, lsr.lab.owner), or demo-u<uid>:
+    two users' demos never share a name, and a crashed one is easy to find and remove."""
+    from lsr.lab.owner import personal_name
+
+    return personal_name("demo") or "demo"
 
 
 def check_system_tools() -> None:
@@ -91,12 +105,11 @@ def _sim_demo(ctx: click.Context, file: str, topo, src: str, dst: str) -> None:
     ctx.invoke(trace_cli.trace, file=file, src=src, dst=dst, proto="icmp", ttl=64, as_json=False)
 
 
-def _lab_demo(ctx: click.Context, path: Path, topo, src: str, dst: str) -> None:
+def _lab_demo(ctx: click.Context, path: Path, topo, src: str, dst: str, name: str) -> None:
     import lsr.lab as L
     from lsr.cli import lab as lab_cli
     from lsr.core.topology import host_address
 
-    name = f"demo{secrets.token_hex(2)}"
     dst_ip = str(host_address(topo, dst))
     first = topo.node_of_address(topo.nodes[src].gateway(topo)).name
     _title(f"lab {name}: {topo.summary()}")

@@ -30,12 +30,29 @@ def _sa_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
     return rows
 
 
+def _remote_access(router: str, r: dict[str, Any]) -> None:
+    """A remote-access connection: its pool, one row per client, failed attempts."""
+    pool = r["pool"]
+    render.table(f"{router}: remote access {r['name']} (pool {pool['network']}: {pool['in_use']} of "
+                 f"{pool['size']} in use)",
+                 ["client", "identity", "from", "virtual ip", "state", "child sa (in/out)", "ike spis"],
+                 [(c["name"], c["identity"] or "-", f"{c['remote']}:{c['port']}", c["virtual_ip"] or "-",
+                   c["state"], ", ".join(f"{ch['spi_in']}/{ch['spi_out']}" for ch in c["children"]) or "-",
+                   "/".join(c["ike_spis"] or ["-"]))
+                  for c in r["clients"]])
+    for c in r["clients"]:
+        for p in c["problems"]:
+            click.echo(f"  ERROR {c['name']} {p['problem']}: {p['detail']}")
+    for f in r["failures"]:
+        click.echo(f"  FAILED {f['client']} from {f['remote']}: {f['error']}")
+
+
 @lab.command("ipsec")
 @click.argument("name")
 @click.argument("router")
 @click.argument("what", type=click.Choice(["sas", "policies", "audit", "rekey", "rekey-ike", "delete"]),
                 default="sas")
-@click.option("--conn", help="IKE connection (rekey, rekey-ike, delete).")
+@click.option("--conn", help="IKE connection, or remote-access client CONN#N (rekey, rekey-ike, delete).")
 @json_option
 def ipsec_(name: str, router: str, what: str, conn: str | None, as_json: bool) -> None:
     """IPsec SAs with counters and SA health, SPD policies, audited drops and SA errors; or
@@ -76,6 +93,8 @@ def ipsec_(name: str, router: str, what: str, conn: str | None, as_json: bool) -
                        f"{', NAT-T' if c['nat_t'] else ''}): {c['state']}{err}")
             for p in c["problems"]:
                 click.echo(f"  ERROR {p['problem']}: {p['detail']}")
+        for r in data.get("remote_access", []):
+            _remote_access(router, r)
         other = {**data["sad"], **data["stage"]}
         if any(other.values()):
             click.echo("  " + "  ".join(f"{k}={v}" for k, v in other.items() if v))

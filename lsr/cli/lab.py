@@ -80,10 +80,13 @@ def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = 
 
 @lab.command()
 @click.argument("name")
-def down(name: str) -> None:
-    """Tear lab NAME down (a no-op if it is not there)."""
+@click.option("--force", is_flag=True,
+              help="Take the lab down even if another user brought it up (lsr lab list: owner).")
+def down(name: str, force: bool) -> None:
+    """Tear lab NAME down (a no-op if it is not there). Someone else's lab: refused
+    without --force."""
     require_root()
-    if lab_api().down(name):
+    if lab_api().down(name, force=force):
         render.line(f"lab {name} down")
     else:
         render.line(f"no lab named {name}")
@@ -92,13 +95,20 @@ def down(name: str) -> None:
 @lab.command("list")
 @json_option
 def list_(as_json: bool) -> None:
-    """Labs that are up."""
-    names = lab_api().list_labs()
+    """Labs on this machine, everyone's: owner, start time, uptime, state."""
+    require_root()
+    labs = lab_api().labs()
     if as_json:
-        render.emit_json({"labs": names})
+        render.emit_json({"labs": labs})
         return
-    for n in names:
-        render.line(n)
+    if not labs:
+        render.line("no labs")
+        return
+    render.table("labs", ["lab", "topology", "owner", "started", "uptime", "state", "routers"],
+                 [(x["name"], x["topology"] or "-", x["owner"] or "-",
+                   time.strftime("%Y-%m-%d %H:%M", time.localtime(x["started"]))
+                   if x["started"] else "-", render.hms(x["uptime"]), x["state"], x["routers"])
+                  for x in labs])
 
 
 @lab.command()
@@ -173,6 +183,22 @@ def lfib(name: str, router: str | None, as_json: bool) -> None:
         render.emit_json(data)
         return
     render.show(render.lfib_tables(data))  # the layout of `lsr sim lfib`
+
+
+@lab.command("vrf")
+@click.argument("name")
+@click.argument("router", required=False)
+@click.option("--vrf", "vrf_name", help="Only this VRF.")
+@json_option
+def vrf_(name: str, router: str | None, vrf_name: str | None, as_json: bool) -> None:
+    """The VRFs of each PE (or ROUTER) in a running lab: every route, where it goes and
+    the label stack pushed, the VPN labels (JSON and tables as `lsr sim vrf`)."""
+    require_root()
+    data = lab_api().vrf(name, [router] if router else None, vrf_name)
+    if as_json:
+        render.emit_json(data)
+    else:
+        render.vrf_show(data)
 
 
 @lab.command("ldp")

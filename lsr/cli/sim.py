@@ -20,6 +20,7 @@ from lsr.cli.common import (
     topology_arg,
 )
 from lsr.cli.root import main
+from lsr.errors import LsrError
 
 
 @main.group()
@@ -59,6 +60,11 @@ def run(file: str, down: tuple[str, ...], as_json: bool) -> None:
                     f"{summary['events']} events)")
         for p in o.problems():
             render.plain(f"  {p}")
+    if "vpn" in summary:
+        v = summary["vpn"]
+        render.line(f"VPN: {v['pes']} PEs, {v['vrfs']} VRFs, {v['vpn_routes']} VPN routes "
+                    f"exported, {v['vrf_routes']} VRF routes installed"
+                    + (f", {v['rejected']} without an LSP" if v["rejected"] else ""))
     render.table("messages sent", ["type", "count"], sorted(summary["messages"].items()))
     exit_if_stuck(o)
 
@@ -111,4 +117,32 @@ def neighbors(file: str, router: str | None, down: tuple[str, ...], as_json: boo
     else:
         render.show([render.ldp_neighbors_table(r, data["routers"][r]["neighbors"])
                      for r in names])
+    exit_if_stuck(o)
+
+
+@sim.command("vrf")
+@topology_arg
+@click.argument("router", required=False)
+@click.option("--vrf", "vrf_name", help="Only this VRF.")
+@down_option
+@json_option
+def vrf_cmd(file: str, router: str | None, vrf_name: str | None, down: tuple[str, ...],
+            as_json: bool) -> None:
+    """The VRFs of each PE (or ROUTER) after convergence: every route with where it goes
+    and its label stack [transport, VPN], and the VPN labels (RFC 4364)."""
+    topo = load(file)
+    names = pick_routers(topo, router)
+    if router is not None and not topo.nodes[router].vrfs:
+        raise LsrError(f"{file}: {router} has no VRFs")
+    if not any(n.vrfs for n in topo.routers):
+        raise LsrError(f"{file}: no router has VRFs (topology.nodes.R.vrfs)")
+    known = {v for r in names for v in topo.nodes[r].vrfs}
+    if vrf_name is not None and vrf_name not in known:
+        raise LsrError(f"{file}: no VRF named {vrf_name!r}" + (f" on {router}" if router else ""))
+    o = simulated(topo, down)
+    data = o.sim.vrf_json([r for r in names if topo.nodes[r].vrfs], vrf_name)
+    if as_json:
+        render.emit_json(data)
+    else:
+        render.vrf_show(data)
     exit_if_stuck(o)

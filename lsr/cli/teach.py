@@ -66,6 +66,26 @@ def _overlays(n, lsps: tuple[str, ...], fecs: tuple[str, ...]) -> tuple[list, li
     return ovs, texts
 
 
+def _trace_overlay(n, spec: str, color: str):
+    """--trace SRC:DST: a packet walk over the network's tables, as an overlay."""
+    from forwarding.tables import build_all
+    from forwarding.walk import walk
+    from lsr.teach import draw
+
+    src, sep, dst = spec.partition(":")
+    if not sep or not src or not dst:
+        raise LsrError(f"--trace wants SRC:DST (e.g. red1:red2), got '{spec}'")
+    try:
+        w = walk(n.topo, build_all(n.topo, n.igp.ribs(), n.lfibs), src, dst)
+    except ValueError as e:
+        raise LsrError(f"{n.topo.source}: {e}") from None
+    ov = draw.walk_overlay(w, color, f"packet {src} -> {dst} ({w['dst']})")
+    hops = " -> ".join(f"{h['router']} [{h['op']}"
+                       + (" " + "/".join(map(str, h["labels_out"])) if h["labels_out"] else "")
+                       + "]" for h in w["hops"])
+    return ov, [f"packet {src} -> {dst} ({w['dst']}): {w['result']}", f"  {hops}"]
+
+
 @main.command("draw")
 @click.argument("file", required=False, type=click.Path(dir_okay=False))
 @click.option("--lab", help="Draw a running lab (its live LFIBs) instead of FILE.")
@@ -76,11 +96,15 @@ def _overlays(n, lsps: tuple[str, ...], fecs: tuple[str, ...]) -> tuple[list, li
                    "repeatable.")
 @click.option("--fec", "fecs", multiple=True, metavar="FEC",
               help="Draw every router's LSP to FEC (the whole tree); repeatable.")
+@click.option("--trace", "traces", multiple=True, metavar="SRC:DST",
+              help="Draw a packet walk from SRC to DST (nodes or addresses) with the whole "
+                   "label stack on each link (a VPN packet's two labels); repeatable.")
 @click.option("--engine", type=click.Choice(["auto", "dot", "neato"]), default="auto",
               show_default=True, help="Graphviz layout engine.")
 @_down_option
 def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[str, ...],
-             fecs: tuple[str, ...], engine: str, down: tuple[str, ...]) -> None:
+             fecs: tuple[str, ...], engine: str, down: tuple[str, ...],
+             traces: tuple[str, ...] = ()) -> None:
     """Draw the topology of FILE (routers, hosts, interfaces, costs) and its LSPs.
 
     Every label operation of an LSP is written on the link it is sent on, in
@@ -90,7 +114,7 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
     """
     from lsr.teach import draw, net
 
-    if lsps or fecs or lab or down:
+    if lsps or fecs or lab or down or traces:
         n = _network(file, lab, down)
     else:
         if not file:
@@ -103,6 +127,10 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
         n = _warn(net.Network(topo, {"routers": {}}, {}, "file", stuck=found,
                               problems=[s.text("cannot come up") for s in found]), "warning")
     ovs, texts = _overlays(n, lsps, fecs)
+    for spec in traces:
+        ov, lines = _trace_overlay(n, spec, draw.COLORS[len(ovs) % len(draw.COLORS)])
+        ovs.append(ov)
+        texts += lines
     eng = draw.choose_engine(n.topo) if engine == "auto" else engine
     dot = draw.dot_source(n, ovs, eng)
     if not output:

@@ -56,9 +56,11 @@ def topology_json(t: Topology) -> dict:
                         "mac": i.mac,
                         "mtu": i.mtu,
                         "peer": f"{i.peer_node}:{i.peer_interface}",
+                        **({"vrf": i.vrf} if i.vrf else {}),
                     }
                     for i in n.interfaces.values()
                 },
+                **({"vrfs": {v.name: v.to_json() for v in n.vrfs.values()}} if n.vrfs else {}),
             }
             for n in t.nodes.values()
         },
@@ -69,6 +71,7 @@ def topology_json(t: Topology) -> dict:
                 **({"subnet6": str(lk.subnet6)} if lk.subnet6 is not None else {}),
                 "cost": lk.cost,
                 "mtu": lk.mtu,
+                **({"vrf": lk.vrf} if lk.vrf else {}),
                 **({"impair": lk.impair.to_json()} if lk.impair is not None else {}),
             }
             for lk in t.links
@@ -91,7 +94,8 @@ def show(file: str, as_json: bool) -> None:
         ["node", "kind", "loopback", "interface", "address", *(["ipv6"] if v6 else []), "peer"],
         [
             (n.name if k == 0 else "", n.kind if k == 0 else "", (n.loopback or "") if k == 0 else "",
-             i.name, i.address, *([i.address6 or ""] if v6 else []),
+             i.name, f"{i.address} (VRF {i.vrf})" if i.vrf else i.address,
+             *([i.address6 or ""] if v6 else []),
              f"{i.peer_node}:{i.peer_interface}")
             for n in t.nodes.values()
             for k, i in enumerate(n.interfaces.values())

@@ -19,10 +19,11 @@ COLUMNS = ["hop", "router", "in", "labels in", "op", "labels out", "ttl", "out"]
 
 
 def lfibs_for(topo: Topology) -> dict:
-    """router -> Lfib from the LDP simulator (`lsr.sim`): converged, or as far as it got."""
+    """router -> Lfib from the simulator (`lsr.sim`), converged or as far as it got: LDP's
+    FTN and ILM, and on PEs their VRF FIBs and VPN labels."""
     from lsr.sim import converge
 
-    return {name: inst.lfib for name, inst in converge(topo).sim.instances.items()}
+    return converge(topo).sim.lfibs()
 
 
 def _labels(labels: list[int]) -> str:
@@ -51,7 +52,7 @@ def _notes(hops: list[dict[str, Any]]) -> list[str]:
     return notes
 
 
-def print_walk(w: dict[str, Any], title: str) -> None:
+def print_walk(w: dict[str, Any], title: str, dst: str | None = None) -> None:
     """The table of `lsr sim trace`, its notes and the ICMP error's own walk."""
     hops = w["hops"]
     render.table(title, COLUMNS, _rows(hops))
@@ -66,7 +67,12 @@ def print_walk(w: dict[str, Any], title: str) -> None:
             for n in _notes(i["hops"]):
                 render.plain(n)
             render.plain(f"ICMP error: {i['result']}")
-    render.plain(f"result: {w['result']}")
+    last = hops[-1] if hops else None
+    if w["result"] == "misdelivered" and last is not None:  # a VPN leak: say where it went
+        end = last["router"] if last["op"] == "deliver" else last["neighbor"]
+        render.plain(f"result: misdelivered (reached {end}, not {dst or w['dst']})")
+    else:
+        render.plain(f"result: {w['result']}")
 
 
 @sim.command("trace")
@@ -115,8 +121,8 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
     o = simulated(topo, down)
     # The routes each router's OSPF built (the reference model's when converged).
     ribs = o.sim.ribs if o.sim.ospf else o.sim.igp.ribs()
-    tables = build_all(topo, ribs, {r: i.lfib for r, i in o.sim.instances.items()},
-                       o.sim.fib6s())
+    # VRF FIBs and VPN labels (lfibs), 6PE routes (fib6s) included
+    tables = build_all(topo, ribs, o.sim.lfibs(), o.sim.fib6s())
     family = 6 if ipv6 or ":" in src or ":" in dst else 4
     try:
         w = walk(topo, tables, src, dst, proto, ttl, sp, dp, family)
@@ -135,5 +141,7 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
         exit_if_stuck(o)
         return
     what = f"{proto}v6, hop limit" if family == 6 else f"{proto}, TTL"
-    print_walk(w, f"{w['src']} -> {w['dst']} ({what} {ttl}) on {topo.name}")
+    vrf = topo.vrf_of(src) if src in topo.nodes else None
+    print_walk(w, f"{w['src']} -> {w['dst']} ({what} {ttl}) on {topo.name}"
+               + (f", VRF {vrf}" if vrf else ""), dst)
     exit_if_stuck(o)

@@ -20,6 +20,7 @@ from lsr.oam.validate import (
     summary,
     validate,
     walk_ping,
+    walk_trace,
 )
 
 _STYLE = {"pass": "[green]pass[/]", "fail": "[bold red]FAIL[/]", "skip": "[yellow]skip[/]"}
@@ -71,9 +72,10 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
         from lsr.sim import converge
 
         o = converge(topo, down)
-        lfibs, source = lfibs_from_json(o.sim.lfib_json()), "sim"
-    results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp),
-                       invariants=not no_invariants)
+        lfibs, source = lfibs_from_json(o.sim.lfib_json()), "sim"  # VRFs included
+    trace = walk_trace(topo, lfibs, igp)
+    results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp, trace),
+                       invariants=not no_invariants, trace=trace)
     if not no_invariants and topo.has_ipv6 and not lfib_file:  # 6PE (lsr.oam.sixpe_check)
         from lsr.oam.sixpe_check import reference_fib6s, sixpe_results
 

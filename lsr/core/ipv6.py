@@ -67,20 +67,15 @@ def mapped(v4: IPv4Address) -> IPv6Address:
 
 
 def sixpe_label(node: Any) -> int | None:
-    """The 6PE label of an `lsr` router with an IPv6 customer link: the first label of
-    its range (`labels`, default 1000*k), bound to every IPv6 prefix it originates into
-    BGP (RFC 4798 §3: pop it, look the IPv6 packet up). None for other nodes. LDP takes
-    the rest of the range (`ldp_range`), so with the default blocks pe2's 6PE label is
-    3000 and its LDP labels 3001 up."""
-    if node.kind != "lsr" or not any(i.address6 is not None for i in node.interfaces.values()):
+    """The 6PE label of an `lsr` router with an IPv6 customer link in the global table:
+    the first label of its range (`labels`, default 1000*k), bound to every IPv6 prefix
+    it originates into BGP (RFC 4798 §3: pop it, look the IPv6 packet up). None for other
+    nodes. LDP and VPN labels share the rest (`Topology.label_ranges`), so with the
+    default blocks pe2's 6PE label is 3000 and its LDP labels 3001 up."""
+    if node.kind != "lsr" or not any(i.address6 is not None and i.vrf is None
+                                     for i in node.interfaces.values()):
         return None
     return max(node.labels[0], 16)
-
-
-def ldp_range(node: Any) -> tuple[int, int]:
-    """The label range LDP allocates from: the node's, less its 6PE label."""
-    lo, hi = node.labels
-    return (max(lo, 16) + 1, hi) if sixpe_label(node) is not None else (lo, hi)
 
 
 def text(a: IPv6Address) -> str:

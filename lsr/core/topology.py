@@ -43,6 +43,7 @@ import networkx as nx
 from lsr.core import impair as _impair
 from lsr.core import ipv6 as _ipv6
 from lsr.core.labels import MAX_LABEL, MIN_UNRESERVED
+from lsr.core.vrf import Vrf, parse_vrfs
 from lsr.core.yamlpos import MAX_BYTES, Located, Path, YamlError, load_located, too_big
 
 ROUTER_KINDS = ("lsr", "frr")  # nodes that run the IGP and LDP
@@ -139,6 +140,9 @@ class Interface:
     link: int  # index into Topology.links
     peer_node: str
     peer_interface: str
+    # The VRF the link is bound to (both ends: the PE's customer port and the host's
+    # interface share its address space), None for the global table.
+    vrf: str | None = None
     # IPv6 on a customer (host) link: `subnet6` of the link (lsr.core.ipv6); None elsewhere
     address6: IPv6Interface | None = None
 
@@ -154,6 +158,7 @@ class Node:
     ldp: LdpOptions = field(default_factory=LdpOptions)
     ospf: OspfOptions = field(default_factory=OspfOptions)
     interfaces: dict[str, Interface] = field(default_factory=dict)
+    vrfs: dict[str, Vrf] = field(default_factory=dict)  # RFC 4364 VRFs (lsr.core.vrf)
 
     @property
     def is_router(self) -> bool:
@@ -187,6 +192,7 @@ class Link:
     mtu: int
     # delay / jitter / loss / rate (lsr.core.impair): applied by our dataplane in labs
     impair: _impair.Impairment | None = None
+    vrf: str | None = None  # a PE-CE link bound to a VRF: its subnet is not in the IGP
     subnet6: IPv6Network | None = None  # IPv6 on a customer link (lsr.core.ipv6)
 
     @property
@@ -258,15 +264,18 @@ class Topology:
         for n in self.routers:
             out[IPv4Network(f"{n.loopback}/32")] = [(n.name, 0)]
         for link in self.links:
+            if link.vrf is not None:  # a VRF's subnet: in its VRF, never in the global table
+                continue
             owners = [(nd, link.cost) for nd in link.nodes if self.nodes[nd].is_router]
             out[link.subnet] = owners
         return dict(sorted(out.items(), key=lambda kv: (int(kv[0].network_address), kv[0].prefixlen)))
 
-    def node_of_address6(self, addr: IPv6Address) -> Node | None:
-        """The node with IPv6 address `addr` on one of its interfaces, or None."""
+    def node_of_address6(self, addr: IPv6Address, vrf: str | None = None) -> Node | None:
+        """The node with IPv6 address `addr` on one of its interfaces in the global table
+        (`vrf` None) or in VRF `vrf`, or None."""
         for n in self.nodes.values():
             for i in n.interfaces.values():
-                if i.address6 is not None and i.address6.ip == addr:
+                if i.address6 is not None and i.address6.ip == addr and i.vrf == vrf:
                     return n
         return None
 
@@ -275,14 +284,51 @@ class Topology:
         """Some customer link has IPv6 (`subnet6`)."""
         return any(lk.subnet6 is not None for lk in self.links)
 
-    def node_of_address(self, addr: IPv4Address) -> Node | None:
+    def node_of_address(self, addr: IPv4Address, vrf: str | None = None) -> Node | None:
+        """The node that has `addr` in the global table (`vrf` None) or in VRF `vrf`
+        (VRFs may reuse each other's addresses: the same address names a node per VRF)."""
         for n in self.nodes.values():
-            if n.loopback == addr:
+            if vrf is None and n.loopback == addr:
                 return n
             for i in n.interfaces.values():
-                if i.address.ip == addr:
+                if i.address.ip == addr and i.vrf == vrf:
                     return n
         return None
+
+    def vrf_of(self, node: str) -> str | None:
+        """The VRF a host sits in (its link's), None for a router or a global host."""
+        n = self.nodes[node]
+        if n.is_router:
+            return None
+        (iface,) = n.interfaces.values()
+        return iface.vrf
+
+    def pe_of(self, host: str) -> str:
+        """The router a host is attached to."""
+        (iface,) = self.nodes[host].interfaces.values()
+        return iface.peer_node
+
+    def label_ranges(self, router: str) -> tuple[tuple[int, int], tuple[int, int] | None]:
+        """The router's labels for LDP and for VPN labels (None without VRFs): one space,
+        split so that none is handed out twice. A 6PE router's first label is its 6PE label
+        (`lsr.core.ipv6.sixpe_label`), LDP takes the bottom after it: as many labels as the
+        topology has prefixes, rounded up to a hundred with room to spare; VPN labels the
+        rest. With the default blocks pe1's LDP labels are 1000.. (1001.. beside the 6PE
+        label 1000) and its VPN labels 1100.."""
+        node = self.nodes[router]
+        lo, hi = max(node.labels[0], MIN_UNRESERVED), node.labels[1]
+        first = lo + 1 if _ipv6.sixpe_label(node) is not None else lo
+        if not node.vrfs:
+            return (node.labels if first == node.labels[0] else (first, hi)), None
+        ldp = len(self.prefixes())
+        vpn = sum(v.label_count() for v in node.vrfs.values())
+        base = lo + 100 * -(-(ldp + 50) // 100)
+        if base + vpn - 1 > hi:
+            base = hi - vpn + 1
+        if base < first + ldp:
+            raise ValueError(f"labels [{node.labels[0]}, {hi}] are too few for {ldp} LDP and "
+                             f"{vpn} VPN labels")
+        return (first, base - 1), (base, hi)
 
     def summary(self) -> str:
         return (
@@ -438,7 +484,7 @@ def _ifname_ok(name: str) -> str | None:
     return None
 
 
-_NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp", "ospf")
+_NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp", "ospf", "vrfs")
 _ROUTER_FIELDS = ("labels", "ttl_model", "ldp", "ospf")
 _LINK_KEYS = ("endpoints", "subnet", "subnet6", "cost", "mtu", *_impair.KEYS)
 
@@ -570,11 +616,13 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
     specs = _node_specs(ctx, nodes_raw, defaults)
     link_specs = _link_specs(ctx, links_raw, specs)
     _check_host_links(ctx, specs, link_specs)
+    _bind_vrfs(ctx, specs, link_specs)
     _plan_addresses(ctx, specs, link_specs)
     topo = _build(name, source, specs, link_specs)
     topo.notes = ctx.notes
     _check_connected(ctx, topo)
     _check_passwords(ctx, topo)
+    _check_vrfs(ctx, topo)
     for section in section_names():
         if section in doc:
             topo.extra[section] = _section_validator(section)(ctx, doc[section], topo)
@@ -602,6 +650,7 @@ class _NodeSpec:
     ttl_model: str = "uniform"
     ldp: LdpOptions = field(default_factory=LdpOptions)
     ospf: OspfOptions = field(default_factory=OspfOptions)
+    vrfs: dict[str, Vrf] = field(default_factory=dict)
 
 
 @dataclass
@@ -616,6 +665,7 @@ class _LinkSpec:
     mtu: int
     impair: _impair.Impairment | None = None
     subnet6: IPv6Network | str | None = None  # a prefix, "auto" until planned, or None
+    vrf: str | None = None
 
 
 def _document(text: str, source: str) -> tuple[_Ctx, dict[str, Any]]:
@@ -745,6 +795,10 @@ def _router_spec(
                            "(FRR's label manager); 'labels' does not apply")
         if spec.ldp.retention != "liberal":
             raise ctx.fail(npath + ("ldp", "retention"), "FRR's ldpd supports only liberal retention")
+    if "vrfs" in nm:
+        if spec.kind != "lsr":
+            raise ctx.fail(npath + ("vrfs",), f"VRFs run on lsr routers, not on a {spec.kind} node")
+        spec.vrfs = parse_vrfs(ctx.fail, nm["vrfs"], npath + ("vrfs",))
     return spec
 
 
@@ -854,21 +908,44 @@ def _check_host_links(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_
 
 
 def _plan_addresses(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpec]) -> None:
-    """Explicit loopbacks and subnets first, then auto-assign around them."""
+    """Explicit loopbacks and subnets first, then auto-assign around them.
+
+    The global table is one plan; each VRF (by name) is a plan of its own that must stay
+    clear of the global one but may reuse another VRF's addresses (two customers with the
+    same prefixes, RFC 4364 §1). Global blocks avoid every VRF's; VRF links are given
+    subnets last, from the host pool, so two VRFs get the same ones."""
     plan = _AddressPlan(ctx)
+    vrf_plans: dict[str, _AddressPlan] = {}
+    for ls in link_specs:
+        if ls.vrf is not None:
+            vrf_plans.setdefault(ls.vrf, _AddressPlan(ctx))
+    every = tuple(vrf_plans.values())
     for nname, spec in specs.items():
         if spec.loopback is not None:
             plan.claim(IPv4Network(f"{spec.loopback}/32"), ("topology", "nodes", nname, "loopback"))
     for ls in link_specs:
         if ls.subnet is not None:
-            plan.claim(ls.subnet, ls.path + ("subnet",))
+            if ls.vrf is None:
+                plan.claim(ls.subnet, ls.path + ("subnet",), every)
+            else:
+                vrf_plans[ls.vrf].claim(ls.subnet, ls.path + ("subnet",), (plan,))
     for nname, spec in specs.items():
         if spec.kind in ROUTER_KINDS and spec.loopback is None:
-            spec.loopback = plan.assign(LOOPBACK_POOL, 32, ("topology", "nodes", nname)).network_address
+            spec.loopback = plan.assign(LOOPBACK_POOL, 32, ("topology", "nodes", nname),
+                                        every).network_address
     for ls in link_specs:
-        if ls.subnet is None:
+        if ls.subnet is None and ls.vrf is None:
             pool, plen = (HOST_LINK_POOL, 24) if ls.host else (CORE_LINK_POOL, 30)
-            ls.subnet = plan.assign(pool, plen, ls.path)
+            ls.subnet = plan.assign(pool, plen, ls.path, every)
+    # The global plan records its claims, not its assignments (only its cursor): a VRF
+    # starts after the global host links, so that it reuses none of their subnets.
+    start = plan.cursor.get((HOST_LINK_POOL, 24))
+    for vp in vrf_plans.values():
+        if start is not None:
+            vp.cursor[(HOST_LINK_POOL, 24)] = start
+    for ls in link_specs:
+        if ls.subnet is None and ls.vrf is not None:
+            ls.subnet = vrf_plans[ls.vrf].assign(HOST_LINK_POOL, 24, ls.path, (plan,))
     _plan_ipv6(ctx, link_specs)
 
 
@@ -891,6 +968,31 @@ def _plan_ipv6(ctx: _Ctx, link_specs: list[_LinkSpec]) -> None:
                     raise ctx.fail(ls.path + ("subnet6",),
                                    f"auto subnet {net} overlaps {other} ({_fmt_path(p)})")
             ls.subnet6 = net
+
+
+def _bind_vrfs(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpec]) -> None:
+    """A VRF interface is a port of its router that leads to a host (a CE), in one VRF."""
+    link_of = {end: ls for ls in link_specs for end in ls.ends}
+    for nname, spec in specs.items():
+        bound: dict[str, str] = {}
+        for vname, vrf in spec.vrfs.items():
+            for k, ifn in enumerate(vrf.interfaces):
+                p = ("topology", "nodes", nname, "vrfs", vname, "interfaces", k)
+                ls = link_of.get((nname, ifn))
+                if ls is None:
+                    raise ctx.fail(p, f"{nname} has no interface '{ifn}' (no link names it)")
+                if ifn in bound:
+                    raise ctx.fail(p, f"{nname}:{ifn} is already in VRF {bound[ifn]}")
+                bound[ifn] = vname
+                peer = ls.ends[1] if ls.ends[0][0] == nname else ls.ends[0]
+                if specs[peer[0]].kind not in HOST_KINDS:
+                    raise ctx.fail(p, f"{nname}:{ifn} leads to router {peer[0]}: a VRF interface "
+                                      "leads to a host (a CE)")
+                if ls.subnet6 is not None:  # 6VPE (RFC 4659) is not here yet
+                    raise ctx.fail(ls.path + ("subnet6",), f"{nname}:{ifn} is in VRF {vname}: "
+                                   "IPv6 in a VRF (6VPE) is not supported; subnet6 is for "
+                                   "global customer links (6PE)")
+                ls.vrf = vname
 
 
 def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpec]) -> Topology:
@@ -917,9 +1019,10 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
                 link=li,
                 peer_node=pn,
                 peer_interface=pi,
+                vrf=ls.vrf,
                 address6=_ipv6.host_interface(net6, k) if net6 is not None else None,
             )
-        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu, ls.impair, net6))
+        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu, ls.impair, ls.vrf, net6))
     nodes = {
         nname: Node(
             name=nname,
@@ -931,6 +1034,7 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
             ldp=spec.ldp,
             ospf=spec.ospf,
             interfaces=dict(sorted(ifaces[nname].items())),
+            vrfs=spec.vrfs,
         )
         for nname, spec in specs.items()
     }
@@ -959,6 +1063,29 @@ def _check_passwords(ctx: _Ctx, topo: Topology) -> None:
                 )
 
 
+def _check_vrfs(ctx: _Ctx, topo: Topology) -> None:
+    """Static routes' next hops are on a subnet of the VRF (a CE, not the PE itself);
+    LDP and VPN labels fit the router's label range."""
+    for n in topo.routers:
+        for vname, vrf in n.vrfs.items():
+            base = ("topology", "nodes", n.name, "vrfs", vname)
+            routes = []
+            for k, r in enumerate(vrf.routes):
+                hit = [i for i in (n.interfaces[x] for x in vrf.interfaces)
+                       if r.via in i.address.network]
+                if not hit:
+                    raise ctx.fail(base + ("routes", k, "via"),
+                                   f"{r.via} is on no subnet of VRF {vname}'s interfaces")
+                if r.via == hit[0].address.ip:
+                    raise ctx.fail(base + ("routes", k, "via"), f"{r.via} is {n.name}'s own address")
+                routes.append(replace(r, interface=hit[0].name))
+            n.vrfs[vname] = replace(vrf, routes=tuple(routes))
+        try:
+            topo.label_ranges(n.name)
+        except ValueError as e:
+            raise ctx.fail(("topology", "nodes", n.name, "labels"), str(e)) from None
+
+
 class _AddressPlan:
     """Address blocks in use, as sorted intervals, so overlap checks stay O(log n)."""
 
@@ -980,21 +1107,33 @@ class _AddressPlan:
         self.starts.insert(i, lo)
         self.blocks.insert(i, (lo, hi, net, path))
 
-    def claim(self, net: IPv4Network, path: Path) -> None:
-        lo, hi = int(net.network_address), int(net.broadcast_address)
+    def _conflict_any(self, lo: int, hi: int, others: tuple[_AddressPlan, ...]
+                      ) -> tuple[int, int, IPv4Network, Path] | None:
         hit = self._conflict(lo, hi)
+        for o in others:
+            if hit is not None:
+                break
+            hit = o._conflict(lo, hi)
+        return hit
+
+    def claim(self, net: IPv4Network, path: Path, others: tuple[_AddressPlan, ...] = ()) -> None:
+        """Take `net`; it must overlap nothing of this plan nor of `others`."""
+        lo, hi = int(net.network_address), int(net.broadcast_address)
+        hit = self._conflict_any(lo, hi, others)
         if hit:
             raise self.ctx.fail(path, f"{net} overlaps {hit[2]} ({_fmt_path(hit[3])})")
         self._add(lo, hi, net, path)
 
-    def assign(self, pool: IPv4Network, plen: int, path: Path) -> IPv4Network:
-        """The next free /plen of `pool` (never its first /32: x.x.0.0 is no loopback)."""
+    def assign(self, pool: IPv4Network, plen: int, path: Path,
+               others: tuple[_AddressPlan, ...] = ()) -> IPv4Network:
+        """The next free /plen of `pool` (never its first /32: x.x.0.0 is no loopback),
+        clear of this plan and of `others`."""
         size = 1 << (32 - plen)
         key = (pool, plen)
         lo = self.cursor.get(key, int(pool.network_address) + (size if plen == 32 else 0))
         end = int(pool.broadcast_address)
         while lo + size - 1 <= end:
-            hit = self._conflict(lo, lo + size - 1)
+            hit = self._conflict_any(lo, lo + size - 1, others)
             if hit is None:
                 # Not added to the intervals: claims all come before the first assignment,
                 # and the pools are disjoint with one prefix length each, so the cursor

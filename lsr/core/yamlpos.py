@@ -53,6 +53,8 @@ class Located:
 
 _EventSource = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ~10x faster
 _STR = "tag:yaml.org,2002:str"
+_INT_TAG = "tag:yaml.org,2002:int"
+_FLOAT_TAG = "tag:yaml.org,2002:float"
 _resolver = yaml.resolver.Resolver()
 _constructor = yaml.constructor.SafeConstructor()
 _NO_KEY = object()
@@ -206,6 +208,11 @@ def _scalar(ev: yaml.ScalarEvent, line: int) -> Any:
     if tag is None or tag == "!":
         tag = _resolver.resolve(yaml.ScalarNode, ev.value, ev.implicit)
     if tag == _STR:
+        return ev.value
+    # YAML 1.1 reads a plain 65000:1 as a base-60 integer (3900001); YAML 1.2 has no base
+    # 60, and in a topology file ADMIN:NUMBER is a route distinguisher or a route target
+    # (RFC 4364 §4.2, RFC 4360): keep the text.
+    if tag in (_INT_TAG, _FLOAT_TAG) and ":" in ev.value:
         return ev.value
     node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, ev.style)
     try:

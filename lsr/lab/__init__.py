@@ -34,14 +34,14 @@ import lsr
 from lsr.core.igp import Igp
 from lsr.core.topology import MAX_LAB_NAME, NAME_RE, Topology
 from lsr.errors import Interrupted, LsrError
-from lsr.lab import frr, netns, strongswan
+from lsr.lab import frr, netns, owner, strongswan
 from lsr.lab.files import open_append, write_file
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
 from lsr.lab.state import list_labs as _list_labs
 
 __all__ = [
-    "Lab", "LabError", "bgp", "down", "exec_in", "expected", "impair", "ldp", "lfib", "link",
-    "link_view", "list_labs", "query", "status", "topology", "up", "wait_converged",
+    "Lab", "LabError", "bgp", "down", "exec_in", "expected", "impair", "labs", "ldp", "lfib",
+    "link", "link_view", "list_labs", "query", "status", "topology", "up", "wait_converged",
 ]
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
@@ -80,6 +80,11 @@ class Lab:
 def need_root() -> None:
     if os.geteuid() != 0:
         raise LabError("lab commands need root", code=2)
+
+
+def check_name(name: str) -> None:
+    """One line (LabError) if `name` cannot name a lab."""
+    _check_name(name)
 
 
 def _check_name(name: str) -> None:
@@ -327,14 +332,44 @@ def _log_tail(name: str, router: str) -> str:
         return "(no log)"
 
 
-def down(name: str) -> bool:
-    """Tear the lab down; False (and no error) if there was nothing to remove."""
+def down(name: str, force: bool = False) -> bool:
+    """Tear the lab down; False (and no error) if there was nothing to remove. A lab that
+    another user brought up (`lsr.lab.owner`) is refused, one line naming its owner,
+    unless `force`."""
     need_root()
+    if not force:
+        why = owner.refuse_down(name, LabState(name).read())
+        if why:
+            raise LabError(why)
     return teardown(name)
 
 
 def list_labs() -> list[str]:
     return _list_labs()
+
+
+def labs(now: float | None = None) -> list[dict[str, Any]]:
+    """Every lab on this machine: name, topology, owner, when it started, how long it has
+    been up and its state (`up`, `building`, `failed`: kept by `lab up --keep`, `stale`: its
+    `lab up` died while building; `lsr lab down` removes it). `lsr lab list --json`."""
+    now = time.time() if now is None else now
+    out = []
+    for name in _list_labs():
+        st = LabState(name).read()
+        if not st:
+            continue  # torn down meanwhile
+        b = st.get("builder") or {}
+        if st.get("building"):
+            state = "building" if pid_alive(b.get("pid", 0), b.get("start")) else "stale"
+        else:
+            state = "failed" if st.get("failed") else "up"
+        o = st.get("owner") if isinstance(st.get("owner"), dict) else {}
+        created = st.get("created")
+        out.append({"name": name, "topology": st.get("topology"), "owner": o.get("user"),
+                    "uid": o.get("uid"), "started": round(created, 1) if created else None,
+                    "uptime": round(now - created, 1) if created else None, "state": state,
+                    "routers": len(st.get("routers", [])), "nodes": len(st.get("nodes", []))})
+    return out
 
 
 # ---------------------------------------------------------------- convergence
@@ -350,7 +385,10 @@ def _shape(lfib: dict[str, Any], names: dict[str, str]) -> dict[str, Any]:
         return sorted((names.get(n["neighbor"], n["neighbor"]), n["interface"], n["nexthop"],
                        n.get("op", "") if op else "") for n in e["nexthops"])
     return {"ftn": {e["fec"]: nhs(e, False) for e in lfib.get("ftn", [])},
-            "ilm": sorted((e["fec"], tuple(nhs(e, True))) for e in lfib.get("ilm", []))}
+            "ilm": sorted((e["fec"], tuple(nhs(e, True))) for e in lfib.get("ilm", [])),
+            # a PE's VRF FIBs (RFC 4364): where each route goes, from which PE
+            "vrfs": {v: {e["prefix"]: (e["source"], e.get("pe"), nhs(e, False)) for e in fib}
+                     for v, fib in lfib.get("vrfs", {}).items()}}
 
 
 def expected(topo: Topology, down_links: Sequence[int] = (),
@@ -433,8 +471,14 @@ def _missing(name: str, router: str, exp: dict[str, Any], names: dict[str, str])
     if "bgp" in exp:
         from lsr.lab import bgp_lab
 
-        return bgp_lab.missing(name, router, exp["bgp"], st,
-                               lambda v: query(name, router, "bgp", what=v)["routes"], names)
+        why = bgp_lab.missing(name, router, exp["bgp"], st,
+                              lambda v: query(name, router, "bgp", what=v)["routes"], names)
+        if why:
+            return why
+    if "shape" in exp and have["vrfs"] != exp["shape"]["vrfs"]:
+        diff = sorted(v for v in set(have["vrfs"]) | set(exp["shape"]["vrfs"])
+                      if have["vrfs"].get(v) != exp["shape"]["vrfs"].get(v))
+        return f"{router}: VRF {', '.join(diff)} differs from the simulation"
     return None
 
 
@@ -532,11 +576,31 @@ def lfib(name: str, routers: Sequence[str] | None = None) -> dict[str, Any]:
                 continue
         else:
             j = query(name, r, "lfib")
-        for section in ("ftn", "ilm"):
-            for e in j[section]:
-                for nh in e["nexthops"]:
-                    nh["neighbor"] = names.get(nh["neighbor"], nh["neighbor"])
+        entries = j["ftn"] + j["ilm"] + j.get("vpn_ilm", []) + [
+            e for fib in j.get("vrfs", {}).values() for e in fib]
+        for e in entries:
+            for nh in e["nexthops"]:
+                nh["neighbor"] = names.get(nh["neighbor"], nh["neighbor"])
         out[r] = {"lsr_id": str(topo.nodes[r].lsr_id), **j}
+    return {"routers": out}
+
+
+def vrf(name: str, routers: Sequence[str] | None = None, vrf: str | None = None) -> dict[str, Any]:
+    """`lsr lab vrf NAME [R] [--vrf V] --json`: the JSON of `lsr sim vrf --json`, from the
+    PEs' runtimes (every router with VRFs, or `routers`)."""
+    topo = _topology(name)
+    pes = [r.name for r in topo.routers if r.vrfs]
+    if not pes:
+        raise LabError(f"lab '{name}' has no router with VRFs")
+    out: dict[str, Any] = {}
+    for r in routers or pes:
+        if r not in topo.nodes or not topo.nodes[r].is_router:
+            raise LabError(f"lab '{name}' has no router '{r}'")
+        if not topo.nodes[r].vrfs:
+            raise LabError(f"{r} has no VRFs")
+        if frr.is_frr(topo, r):
+            raise LabError(f"{r} is an FRR router: VRFs run on our routers only")
+        out[r] = query(name, r, "vrf", vrf=vrf)
     return {"routers": out}
 
 

@@ -114,8 +114,8 @@ def _result(p: subprocess.Popen, timeout: float, stop_at: float | None = None) -
 def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
             t_fail: float) -> dict[str, Any]:
     """Loss, outage and recovery from a probe timeline: `sent_at[s]` is when probe s was
-    sent, `arrivals` (seq, arrival time) pairs, `t_fail` when the link was set down
-    (absolute seconds, one clock).
+    sent, `arrivals` (seq, arrival time[, IP TTL]) entries, `t_fail` when the link was set
+    down (absolute seconds, one clock).
 
     Probes sent before `t_fail` and lost are not the failure's loss: `lost_before_failure`
     counts them (the path was losing traffic already). The outage is the gap in arrivals
@@ -124,9 +124,11 @@ def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
     if sent before `t_fail`) to the first probe that arrived after the last lost one.
     If none arrived after it, traffic did not recover within the window: `recovered`
     is false, `outage_ms` None and `outage_at_least_ms` runs to the last probe sent.
+    `new_path` is the first probe that arrived on a path of another length (`path_change`),
+    whether or not any was lost.
     """
     total = len(sent_at)
-    got = {int(s): t for s, t in arrivals if 0 <= int(s) < total}
+    got = {int(a[0]): a[1] for a in arrivals if 0 <= int(a[0]) < total}
     lost = [s for s in range(total) if s not in got]
     early = [s for s in lost if sent_at[s] < t_fail]
     late = [s for s in lost if sent_at[s] >= t_fail]
@@ -139,7 +141,8 @@ def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
         "first_lost_before_failure": at(early[0], sent_at[early[0]]) if early else None,
         "recovered": True, "outage_ms": 0.0, "outage_at_least_ms": None,
         "last_before": None, "first_after": None,
-        "outages": gaps(sent_at, got, late[0], t_fail) if late else []}
+        "outages": gaps(sent_at, got, late[0], t_fail) if late else [],
+        "new_path": path_change([a for a in arrivals if 0 <= int(a[0]) < total], t_fail)}
     if not late:
         return out
     start, end = late[0], late[-1]  # end is the last lost probe: end + 1 arrived
@@ -156,6 +159,25 @@ def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
         out["outage_ms"] = None
         out["outage_at_least_ms"] = round(max(0.0, sent_at[-1] - t_from) * 1000, 3)
     return out
+
+
+def path_change(arrivals: Sequence[Sequence[float]], t_fail: float) -> dict[str, Any] | None:
+    """The first probe to arrive after `t_fail` with another IP TTL than the last one that
+    arrived before it: the first on a path of another length (each router on the way takes
+    one off). Found even when no probe was lost (a failure the routers repair before the
+    next probe), which a gap in arrivals cannot show. None if the TTL never changed (a path
+    of the same length, the pipe TTL model), nothing arrived before `t_fail`, or the
+    arrivals carry no TTL."""
+    timed = sorted((a[1], int(a[0]), int(a[2])) for a in arrivals if len(a) > 2)
+    before = [ttl for t, _, ttl in timed if t < t_fail]
+    if not before:
+        return None
+    old = before[-1]
+    for t, seq, ttl in timed:
+        if t >= t_fail and ttl != old:
+            return {"seq": seq, "t_ms": round((t - t_fail) * 1000, 3), "ttl_before": old,
+                    "ttl": ttl}
+    return None
 
 
 def gaps(sent_at: Sequence[float], got: dict[int, float], first: int,
@@ -363,10 +385,20 @@ def _report(topo: Any, run: dict[str, Any], first: dict[str, Any], rate: int, sr
         timeline.append({"t_ms": g["from_ms"], "router": None, "event": "loss again",
                          "detail": f"seq {g['first_lost']}..{g['last_lost']}: {g['lost']} probes "
                                    "lost after traffic had come back"})
-    if stats["first_after"]:
-        timeline.append({"t_ms": stats["first_after"]["t_ms"], "router": None,
-                         "event": "first probe on the new path", "detail": f"seq {stats['first_after']['seq']}"})
-    elif not stats["recovered"]:
+    moved, after = stats["new_path"], stats["first_after"]
+    if moved:  # seen by its TTL: found even when nothing was lost
+        hops = moved["ttl_before"] - moved["ttl"]
+        timeline.append({"t_ms": moved["t_ms"], "router": None, "event": "first probe on the new path",
+                         "detail": f"seq {moved['seq']}: TTL {moved['ttl_before']} -> {moved['ttl']} "
+                                   f"({abs(hops)} hop{'s' if abs(hops) != 1 else ''} "
+                                   f"{'more' if hops > 0 else 'fewer'})"})
+    if after and not moved:  # the old path broke: the first probe after the gap took another
+        timeline.append({"t_ms": after["t_ms"], "router": None, "event": "first probe on the new path",
+                         "detail": f"seq {after['seq']} (the first after the outage)"})
+    elif after and after["seq"] != moved["seq"]:
+        timeline.append({"t_ms": after["t_ms"], "router": None, "event": "first probe after the outage",
+                         "detail": f"seq {after['seq']}"})
+    if not stats["recovered"]:
         timeline.append({"t_ms": round((sent_at[-1] - t_fail) * 1000, 3), "router": None,
                          "event": "not recovered", "detail": "no probe arrived after the outage "
                                                              "(end of the stream)"})
@@ -376,7 +408,7 @@ def _report(topo: Any, run: dict[str, Any], first: dict[str, Any], rate: int, sr
                   "lost": sent["total"] - stats["received"], "outage_ms": stats["outage_ms"],
                   "recovered": stats["recovered"], "outage_at_least_ms": stats["outage_at_least_ms"],
                   "lost_before_failure": stats["lost_before_failure"],
-                  "outages": stats["outages"],
+                  "outages": stats["outages"], "new_path": stats["new_path"],
                   "receiver_received": rx["received"], "receiver_lost": sent["total"] - rx["received"],
                   "receiver_duplicates": rx["duplicates"],
                   "capture_drops": cap["drops"], "receiver_drops": rx["drops"]},

@@ -14,6 +14,16 @@ runtime pays nothing for IPsec unless it is configured. Otherwise:
   outbound SA up by name), arms one timer for the tunnel's next deadline, and
   keeps its notes for `lsr lab ipsec` and the log (lifecycle errors also go to
   the audit ring).
+* one `RaConn` per `ipsec.remote_access` entry this router answers runs an
+  `ike.remote_access.RemoteAccess` (roaming clients, each with a virtual IP
+  from the pool, RFC 7296 §3.15) on the same sockets: datagrams go to it by
+  initiator SPI or when they start a new IKE SA from an address no `IkeConn`
+  has; each client's Child SA gets an SPD entry of its own (subnets -> its
+  virtual IP, `Spd.set_dynamic`) while its outbound SA is installed;
+* the router's own packets (RFC 4301 §5.1) pass the SPD too: those of its
+  kernel through a TUN device the remote PROTECT selectors are routed into
+  (`lsr.lab.tun`), those of the runtime (RFC 8029 echo replies) through
+  `originate`; both end in `IpsecStage.originated`.
 """
 
 from __future__ import annotations
@@ -24,6 +34,7 @@ import contextlib
 import ctypes
 import dataclasses
 import logging
+import os
 import socket
 import struct
 import time
@@ -34,9 +45,12 @@ from typing import Any
 from forwarding.ipsec.dataplane import IKE_PORT, NATT_PORT, IpsecStage
 from forwarding.ipsec.engine import IpsecEngine
 from forwarding.ipsec.esp import EspDrop, SecurityAssociation
+from forwarding.ipsec.spd import Action, Policy
 from ike import IkeConfig, SendIke, State
 from ike.codec import TrafficSelector
-from ike.config import IkeSpec, ike_for_router, ike_out_sa, ipsec_for_router
+from ike.config import IkeSpec, RaSpec, ike_for_router, ike_out_sa, ipsec_for_router, ra_for_router
+from ike.pool import AddressPool
+from ike.remote_access import Client, RemoteAccess, is_new_init
 from ike.tunnel import (
     KEEP_UP_FALLBACK,
     AddInbound,
@@ -47,6 +61,7 @@ from ike.tunnel import (
     SetOutbound,
     Tunnel,
 )
+from lsr.lab import tun
 
 log = logging.getLogger("lsr.node.ipsec")
 
@@ -61,7 +76,40 @@ def _ts(nets: tuple[IPv4Network, ...]) -> tuple[TrafficSelector, ...]:
     return tuple(TrafficSelector(n.network_address, n.broadcast_address) for n in nets)
 
 
-class IkeConn:
+class _Timed:
+    """An asyncio timer kept at the sans-I/O machine's next deadline (`Tunnel`,
+    `RemoteAccess`): armed after each input, fired into its `tick`."""
+
+    rt: IpsecRuntime
+    _timer: asyncio.TimerHandle | None = None
+    _timer_at: float | None = None
+
+    def _machine(self) -> Tunnel | RemoteAccess:
+        raise NotImplementedError
+
+    def _apply(self, outs: list[Any], reply_port: int | None = None) -> None:
+        raise NotImplementedError
+
+    def _fire(self) -> None:
+        self._timer = self._timer_at = None
+        self._apply(self._machine().tick(time.monotonic()))
+
+    def _arm(self) -> None:
+        at = self._machine().next_deadline()
+        if at == self._timer_at:
+            return
+        self.cancel_timers()
+        if at is not None:
+            self._timer_at = at
+            self._timer = self.rt.loop.call_later(max(0.0, at - time.monotonic()), self._fire)
+
+    def cancel_timers(self) -> None:
+        if self._timer:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
+
+
+class IkeConn(_Timed):
     """One IKEv2 connection of this router: a `Tunnel` and its I/O."""
 
     def __init__(self, rt: IpsecRuntime, spec: IkeSpec, peer_kind: str = "lsr") -> None:
@@ -87,8 +135,6 @@ class IkeConn:
                              keep_up_delay=keep_up, sa_options={"replay_window": spec.replay_window})
         self.peer_port = IKE_PORT
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
-        self._timer: asyncio.TimerHandle | None = None
-        self._timer_at: float | None = None
 
     @property
     def config(self) -> IkeConfig:
@@ -114,9 +160,8 @@ class IkeConn:
             self.peer_port = port
         self._apply(outs, reply_port=port)  # an answer goes where its request came from (§2.11)
 
-    def _fire(self) -> None:
-        self._timer = self._timer_at = None
-        self._apply(self.tunnel.tick(time.monotonic()))
+    def _machine(self) -> Tunnel | RemoteAccess:
+        return self.tunnel
 
     def command(self, what: str) -> dict[str, Any]:
         """`rekey` (Child SA), `rekey-ike` or `delete` (the Child SA; it comes back)."""
@@ -177,20 +222,6 @@ class IkeConn:
             port = reply_port or self.peer_port or port
         self.rt.send_ike(self.local, self.remote, port, data)
 
-    def _arm(self) -> None:
-        at = self.tunnel.next_deadline()
-        if at == self._timer_at:
-            return
-        self.cancel_timers()
-        if at is not None:
-            self._timer_at = at
-            self._timer = self.rt.loop.call_later(max(0.0, at - time.monotonic()), self._fire)
-
-    def cancel_timers(self) -> None:
-        if self._timer:
-            self._timer.cancel()
-        self._timer = self._timer_at = None
-
     # ------------------------------------------------------------ show
 
     def status(self) -> dict[str, Any]:
@@ -203,6 +234,99 @@ class IkeConn:
             "ike_rekey_seconds": self.spec.ike_rekey_seconds,
             **st, "events": list(self.events)[-10:],
         }
+
+
+class RaConn(_Timed):
+    """One remote-access connection of this router: a `RemoteAccess` and its I/O."""
+
+    def __init__(self, rt: IpsecRuntime, spec: RaSpec) -> None:
+        self.rt = rt
+        self.spec = spec
+        self.local: IPv4Address = spec.gateway_addr
+        config = IkeConfig(
+            psk=spec.psk, local_id=spec.gateway_id.encode(), local_ts=_ts(spec.subnets),
+            remote_ts=_ts((spec.pool,)), remote_ids=tuple(i.encode() for i in spec.client_ids),
+            ike_key_bits=spec.ike_bits, esp_key_bits=spec.esp_bits, pfs=spec.pfs, nat_t=spec.nat_t,
+        )
+        self.ra = RemoteAccess(config, name=spec.name, local=self.local,
+                               pool=AddressPool(spec.pool, spec.dns),
+                               lifetimes=Lifetimes.of(spec.rekey_seconds, spec.ike_rekey_seconds),
+                               sa_options={"replay_window": spec.replay_window})
+        self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
+
+    def wants(self, data: bytes) -> bool:
+        """The datagram is for one of our clients, or starts a new IKE SA (§1.2)."""
+        return self.ra.find(data[:8]) is not None or is_new_init(data)
+
+    def receive(self, data: bytes, addr: IPv4Address, port: int) -> None:
+        self._apply(self.ra.receive(data, addr, port, time.monotonic()), reply_port=port)
+
+    def _machine(self) -> Tunnel | RemoteAccess:
+        return self.ra
+
+    def client(self, name: str) -> Client | None:
+        return next((c for c in self.ra.clients.values() if c.name == name), None)
+
+    def command(self, what: str, client: str) -> dict[str, Any]:
+        """`rekey`, `rekey-ike` or `delete` on one client (`--conn <conn>#<n>`)."""
+        c = self.client(client)
+        if c is None:
+            raise ValueError(f"no remote-access client {client!r} on {self.rt.name} "
+                             f"(clients: {', '.join(x.name for x in self.ra.clients.values()) or 'none'})")
+        t = c.tunnel
+        fn = {"rekey": t.rekey_child, "rekey-ike": t.rekey_ike, "delete": t.delete_child}[what]
+        result, outs = fn(time.monotonic())
+        self._apply([(c, o) for o in outs])
+        return result
+
+    def _apply(self, pairs: list[tuple[Client, Any]], reply_port: int | None = None) -> None:
+        for c, o in pairs:
+            try:
+                self._do(c, o, reply_port)
+            except Exception as e:  # an action must never stop the router
+                self.ra.counters["errors"] += 1
+                log.exception("ike %s: %s failed: %s", c.name, type(o).__name__, e)
+        self._arm()
+
+    def _do(self, c: Client, o: Any, reply_port: int | None) -> None:
+        rt = self.rt
+        sad, spd = rt.engine.sad, rt.engine.spd
+        if isinstance(o, SendIke):
+            rt.send_ike(self.local, c.addr, reply_port or c.port, o.data)
+        elif isinstance(o, AddInbound):
+            sad.add_inbound(o.sa)
+        elif isinstance(o, SetOutbound):
+            old = sad.lookup_outbound(o.sa.name)
+            if old is not None:
+                sad.remove(old)
+            sad.add_outbound(o.sa)
+            rt.stage.udp_encap[o.sa.name] = (NATT_PORT, c.port if c.port != IKE_PORT else NATT_PORT)
+            # this client's own SPD entries: the gateway's subnets -> its virtual IP
+            spd.set_dynamic(c.name, [Policy(sel, Action.PROTECT, o.sa.name, name=f"{c.name}:{sel.src}->{sel.dst}")
+                                     for sel in o.sa.selectors])
+        elif isinstance(o, ClearOutbound):
+            if sad.lookup_outbound(o.sa.name) is o.sa:
+                sad.remove(o.sa)
+                spd.clear_dynamic(c.name)
+                rt.stage.udp_encap.pop(o.sa.name, None)
+        elif isinstance(o, RemoveInbound):
+            sad.remove(o.sa)
+            rt.retire(o.out, o.sa)
+        elif isinstance(o, Note):
+            self.events.append({"time": round(time.time(), 3), "client": c.name, "event": o.text})
+            log.log(LEVELS.get(o.level, logging.INFO), "ike %s: %s", c.name, o.text)
+            if o.problem is not None:
+                rt.audit_record({"reason": o.problem, "detail": o.text, "spi": o.spi, "seq": None,
+                                 "src": str(self.local), "dst": str(c.addr), "sa": c.name})
+        if c.tunnel.state == "failed" and isinstance(o, Note) and o.level == "error":
+            rt.audit_record({"reason": "ike-failed", "detail": o.text, "spi": None, "seq": None,
+                             "src": str(self.local), "dst": str(c.addr), "sa": c.name})
+
+    def status(self) -> dict[str, Any]:
+        st = self.ra.status(time.monotonic())
+        st["subnets"] = [str(n) for n in self.spec.subnets]
+        st["events"] = list(self.events)[-10:]
+        return st
 
 
 class IpsecRuntime:
@@ -221,8 +345,10 @@ class IpsecRuntime:
         self.audit_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
         self.conns = {c.name: IkeConn(self, c, topo.nodes[c.peer(self.name)].kind)
                       for c in ike_for_router(topo, self.name)}
+        self.ras = {r.name: RaConn(self, r) for r in ra_for_router(topo, self.name)}
         self.retired: collections.Counter[str] = collections.Counter()  # counters of old SAs
         self.socks: dict[int, socket.socket] = {}
+        self.tun_fd: int | None = None
 
     @staticmethod
     def maybe(router: Any) -> IpsecRuntime | None:
@@ -233,7 +359,8 @@ class IpsecRuntime:
         name = router.name
         role = (any(name in (s.src, s.dst) for s in cfg.sas)
                 or any(p.router == name for p in cfg.policies)
-                or any(name in (c.left, c.right) for c in cfg.ike))
+                or any(name in (c.left, c.right) for c in cfg.ike)
+                or any(r.gateway == name for r in cfg.remote_access))
         return IpsecRuntime(router) if role else None
 
     # ------------------------------------------------------------ dataplane glue
@@ -244,6 +371,46 @@ class IpsecRuntime:
     def local(self, packet: bytes) -> list[tuple[str, bytes]] | None:
         """A packet that arrived labelled and is for this router (explicit null)."""
         return self.stage.local(packet, time.monotonic())
+
+    def originate(self, packet: bytes) -> None:
+        """A packet the runtime made (an RFC 8029 echo reply): out through the SPD."""
+        self.router.send_frames(self.stage.originated(packet, time.monotonic()))
+
+    def open_tun(self) -> None:
+        """Route the remote PROTECT selectors into a TUN device and read what the kernel
+        sends there (its pings, echo replies, ICMP errors: RFC 4301 §5.1, `lsr.lab.tun`)."""
+        routes = self.stage.kernel_routes()
+        if not routes or self.tun_fd is not None:
+            return
+        try:
+            self.tun_fd = tun.open_tun()
+        except OSError as e:  # the router still forwards; only its own packets skip the SPD
+            self.stage.counters["tun_errors"] += 1
+            log.error("ipsec: no TUN device (%s): the router's own packets bypass the SPD", e)
+            return
+        err = tun.install_routes(routes)
+        if err:
+            self.stage.counters["tun_route_errors"] += 1
+            log.error("ipsec: routes into %s: %s", tun.TUN_NAME, err)
+        self.loop.add_reader(self.tun_fd, self._tun_readable)
+
+    def _tun_readable(self) -> None:
+        assert self.tun_fd is not None
+        now = time.monotonic()
+        for _ in range(64):
+            try:
+                pkt = os.read(self.tun_fd, 65535)
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as e:
+                self.stage.counters["tun_errors"] += 1
+                log.debug("tun read: %s", e)
+                return
+            try:
+                self.router.send_frames(self.stage.originated(pkt, now))
+            except Exception:
+                self.stage.counters["originated_errors"] += 1
+                log.exception("ipsec: a packet of our own failed")
 
     def _audit(self, d: EspDrop) -> None:
         rec = d.to_dict()
@@ -268,9 +435,10 @@ class IpsecRuntime:
 
     def start(self) -> None:
         self._claim_esp()
-        if not self.conns:
+        self.open_tun()
+        if not self.conns and not self.ras:
             return
-        addrs = {c.local for c in self.conns.values()}
+        addrs = {c.local for c in (*self.conns.values(), *self.ras.values())}
         (addr,) = addrs  # our IKE endpoint is the loopback
         for port in (IKE_PORT, NATT_PORT):
             s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
@@ -310,25 +478,32 @@ class IpsecRuntime:
                     self.stage.counters["udp_esp_to_socket"] += 1  # the stage should have had it
                     continue
                 data = data[4:]
-            conn = self._dispatch(IPv4Address(src), data)
-            if conn is None:
-                self.stage.counters["ike_unknown_peer"] += 1
-                continue
+            peer = IPv4Address(src)
+            conn = self._dispatch(peer, data)
             try:
-                conn.receive(data, sport)
+                if isinstance(conn, IkeConn):
+                    conn.receive(data, sport)
+                elif conn is not None:
+                    conn.receive(data, peer, sport)
+                else:
+                    self.stage.counters["ike_unknown_peer"] += 1
             except Exception:
-                conn.counters["errors"] += 1
-                log.exception("ike %s: receive failed", conn.spec.name)
+                self.stage.counters["ike_errors"] += 1
+                log.exception("ike %s: receive failed", conn.spec.name if conn else "?")
 
-    def _dispatch(self, peer: IPv4Address, data: bytes) -> IkeConn | None:
+    def _dispatch(self, peer: IPv4Address, data: bytes) -> IkeConn | RaConn | None:
         """The connection a datagram belongs to: by initiator SPI (RFC 7296 §2.6), else a new
-        IKE_SA_INIT request goes to the connection that responds to this peer."""
+        IKE_SA_INIT request goes to the connection that responds to this peer, or, from an
+        address no connection names, to the remote-access connection (roaming clients)."""
         mine = [c for c in self.conns.values() if c.remote == peer]
         for c in mine:
             s = c.tunnel.session
             if s is not None and s.knows(data[:8]):  # also an IKE SA a rekey replaced
                 return c
-        return next((c for c in mine if not c.initiator), None)
+        responder = next((c for c in mine if not c.initiator), None)
+        if responder is not None:
+            return responder
+        return next((r for r in self.ras.values() if r.wants(data)), None)
 
     def send_ike(self, local: IPv4Address, remote: IPv4Address, port: int, data: bytes) -> None:
         src_port = NATT_PORT if port == NATT_PORT else IKE_PORT
@@ -343,8 +518,13 @@ class IpsecRuntime:
             log.debug("ike send to %s:%d: %s", remote, port, e)
 
     def stop(self) -> None:
-        for c in self.conns.values():
+        for c in (*self.conns.values(), *self.ras.values()):
             c.cancel_timers()
+        if self.tun_fd is not None:
+            with contextlib.suppress(Exception):
+                self.loop.remove_reader(self.tun_fd)
+            os.close(self.tun_fd)  # the device and its routes go with it
+            self.tun_fd = None
         for s in self.socks.values():
             with contextlib.suppress(Exception):
                 self.loop.remove_reader(s.fileno())
@@ -362,14 +542,17 @@ class IpsecRuntime:
         for sa in sad.inbound.values():  # replaced: a rekeyed SA kept for in-flight packets
             out.append({"direction": "in", **sa.status(), "replaced": id(sa) in replaced})
         ike = [c.status() for c in self.conns.values()]
+        ras = [r.status() for r in self.ras.values()]
+        clients = [c for r in ras for c in r["clients"]]
         return {
             "router": self.name,
-            "problems": [{"conn": c["name"], **p} for c in ike for p in c["problems"]],
+            "problems": [{"conn": c["name"], **p} for c in ike + clients for p in c["problems"]],
             "sas": out,
             "sad": sad.counters.to_dict(),
             "stage": dict(sorted(self.stage.counters.items())),
             "retired": dict(sorted(self.retired.items())),
             "ike": ike,
+            "remote_access": ras,
         }
 
     def policies(self) -> dict[str, Any]:
@@ -385,7 +568,11 @@ class IpsecRuntime:
         if view == "audit":
             return list(self.audit_log)
         if view in ("rekey", "rekey-ike", "delete"):
-            conn = self.conns.get(req.get("conn", ""))
+            name = str(req.get("conn", ""))
+            ra = self.ras.get(name.split("#")[0]) if "#" in name else None
+            if ra is not None:
+                return ra.command(view, name)
+            conn = self.conns.get(name)
             if conn is None:
                 raise ValueError(f"no IKE connection {req.get('conn')!r} on {self.name}")
             return conn.command(view)
@@ -398,7 +585,12 @@ class IpsecRuntime:
                     started.append(c.spec.name)
             return {"started": started}
         if view == "set-psk":  # tests: emulate a mismatched pre-shared key on this side
-            c = self.conns[str(req["conn"])]
+            name = str(req["conn"])
+            if name in self.ras:  # new clients' IKE SAs use it
+                ra = self.ras[name].ra
+                ra.config = dataclasses.replace(ra.config, psk=str(req["psk"]).encode())
+                return {"conn": name}
+            c = self.conns[name]
             c.config = dataclasses.replace(c.config, psk=str(req["psk"]).encode())
             return {"conn": c.spec.name}
         if view == "set-seq":  # tests: start an SA near the end of its sequence space

@@ -38,6 +38,7 @@ from lsr.oam.validate import (
     summary,
     validate,
     walk_lsp,
+    walk_trace,
 )
 
 DEFAULT_WAIT = 1.0  # seconds to wait for each echo reply
@@ -258,7 +259,9 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
     lfibs, stopped, why = _live_lfibs(name)
     hung = [r for r in why if r not in stopped]
     results = [CheckResult("router-runtime", "fail", f"{r}: {w}") for r, w in why.items()]
-    results += validate(topo, lfibs, igp, ping=live_ping(name, topo))
+    # VPN checks (RFC 4364) walk packets through the live tables, VRFs included
+    trace = walk_trace(topo, lfibs, igp) if any(r.vrfs for r in topo.routers) else None
+    results += validate(topo, lfibs, igp, ping=live_ping(name, topo), trace=trace)
     if traceroutes:
         results += cp_dp_results(name, topo, lfibs, igp, sample, stopped=stopped, hung=hung)
     if topo.has_ipv6:

@@ -204,6 +204,12 @@ class Router:
             self.sixpe = NodeSixpe.maybe(self)
         self.kernel_routes: set = set()
         self.lfib = static_lfib if static_lfib is not None else Lfib()
+        # VRFs (RFC 4364, lsr.lab.node_vpn): export into BGP, import into VRF FIBs.
+        self.vpn: Any = None
+        if static_lfib is None:
+            from lsr.lab.node_vpn import NodeVpn
+
+            self.vpn = NodeVpn.maybe(self)
         self.timers: dict[str, asyncio.TimerHandle] = {}
         self.conns: dict[int, Conn] = {}
         self.connecting: dict[int, asyncio.Task] = {}
@@ -438,6 +444,8 @@ class Router:
         if up and sock is not None:
             self.loop.add_reader(sock.fileno(), self._hello_readable, ifname, sock)
             self._hello_readable(ifname, sock)
+        if self.vpn is not None and iface.vrf is not None:
+            self.vpn.links_changed()  # a customer port: its routes are exported or withdrawn
 
     def link_event(self, link: int, up: bool) -> None:
         if up:
@@ -465,6 +473,8 @@ class Router:
                 if sock is not None:
                     self.loop.add_reader(sock.fileno(), self._hello_readable, ifname, sock)
                     self._hello_readable(ifname, sock)
+        if self.vpn is not None:
+            self.vpn.links_changed()
         log.info("link %d %s", link, "up" if up else "down")
 
     # ------------------------------------------------------------ dataplane
@@ -499,6 +509,8 @@ class Router:
             self.rebuild_tables()
         else:
             self.tables.apply_diff(diff)
+        if self.vpn is not None and (diff.ftn_set or diff.ftn_del):
+            self.vpn.ftn_changed()  # transport LSPs to the egress PEs (RFC 4364 §5)
 
     def deliver_local(self, packet: bytes) -> None:
         """A packet that arrived labelled and is for this router: hand it to the kernel stack."""
@@ -817,6 +829,10 @@ class Router:
             if self.bgp is None:
                 raise ValueError(f"{self.name} runs no BGP (not in the topology's bgp: section)")
             return self.bgp.answer(req)
+        if op == "vrf":
+            if self.vpn is None:
+                raise ValueError(f"{self.name} has no VRFs")
+            return self.vpn.answer(req)
         if op == "ospf":
             if self.ospf is None:
                 raise ValueError(f"{self.name} runs no OSPF (a static LFIB)")
@@ -939,6 +955,8 @@ class Router:
             self.bgp.start(self.rib)
         if self.sixpe is not None:
             self.sixpe.start()
+        if self.vpn is not None:
+            self.vpn.start()
         log.info("router %s up (pid %d)%s", self.name, os.getpid(), " (restart)" if restart else "")
         if self.ipsec is not None:
             self.ipsec.start()  # IKE: after the start barrier, like LDP

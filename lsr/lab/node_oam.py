@@ -199,6 +199,9 @@ class NodeOam:
         self._send_ip(ip)
 
     def _send_ip(self, ip: bytes) -> None:
+        if self.r.ipsec is not None:  # an edge router's own packets pass its SPD (RFC 4301 §5.1)
+            self.r.ipsec.originate(ip)
+            return
         fw = originate(self.r.tables, ip)
         if fw is None:
             self.counters["echo_unroutable"] += 1

@@ -12,8 +12,9 @@ standard library, so it starts in a fraction of a second even on a loaded machin
   ``{"received", "total", "duplicates", "drops"}`` (``drops``: the namespace's UDP
   receive-buffer and checksum errors meanwhile, from /proc/net/snmp).
 * ``sniff IFNAME PORT UNTIL``: an AF_PACKET capture of the probes arriving on
-  IFNAME with their arrival times (the kernel's timestamps); prints ``{"arrivals": [[seq, t], ...], "drops"}``
-  (``drops``: frames the kernel dropped for want of buffer, PACKET_STATISTICS).
+  IFNAME with their arrival times (the kernel's timestamps) and IP TTLs; prints
+  ``{"arrivals": [[seq, t, ttl], ...], "drops"}`` (``drops``: frames the kernel dropped for
+  want of buffer, PACKET_STATISTICS). The TTL tells paths of different lengths apart.
 
 Each mode prints ``ready`` on a line of its own once its socket is open. The receivers
 stop at the absolute time UNTIL at the latest; earlier at the time written on their
@@ -155,7 +156,7 @@ def sniff(ifname: str, port: int, until: float) -> dict:
     s.setsockopt(socket.SOL_SOCKET, SO_TIMESTAMPNS, 1)
     s.bind((ifname, 0))
     print("ready", flush=True)
-    arrivals: dict[int, float] = {}
+    arrivals: dict[int, tuple[float, int]] = {}
     drops = total = 0
 
     def take(sock: socket.socket) -> bool:
@@ -174,13 +175,13 @@ def sniff(ifname: str, port: int, until: float) -> dict:
             if struct.unpack_from("!H", f, ihl + 2)[0] != port:
                 continue
             seq, total, _t = _P.unpack_from(f, ihl + 8)
-            arrivals.setdefault(seq, now)
+            arrivals.setdefault(seq, (now, f[8]))  # f[8]: the IP TTL, one less per hop
         # tp_drops, reset by each read
         drops += struct.unpack("II", sock.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8))[1]
         return 0 < total == len(arrivals)
 
     _receive(s, until, take)
-    return {"arrivals": sorted([k, v] for k, v in arrivals.items()), "drops": drops}
+    return {"arrivals": sorted([k, t, ttl] for k, (t, ttl) in arrivals.items()), "drops": drops}
 
 
 def main(argv: list[str]) -> int:

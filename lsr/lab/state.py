@@ -23,6 +23,7 @@ from typing import Any
 
 from lsr.core.topology import NAME_RE
 from lsr.errors import LsrError
+from lsr.lab import owner
 from lsr.lab.files import make_dir, write_file
 
 RUN_DIR = Path(os.environ.get("LSR_RUN_DIR", "/run/lsr"))
@@ -127,6 +128,7 @@ class LabState:
         try:
             with self.update(new=True) as st:
                 st.update({"lab": self.lab, "created": time.time(), "namespaces": [],
+                           "owner": owner.invoking_user(),  # lsr.lab.owner: whose, for others
                            "pids": [], "files": [], "building": True,
                            "builder": {"pid": os.getpid(), "start": proc_start_time(os.getpid())},
                            **meta})
@@ -143,13 +145,11 @@ class LabState:
             time.sleep(0.01)
         st = self.read()
         b = st.get("builder") or {}
-        if st.get("building") and pid_alive(b.get("pid", 0), b.get("start")):
-            return (f"lab '{self.lab}' is being built by another 'lsr lab up' (pid {b['pid']}); "
-                    f"'lsr lab down {self.lab}' stops it")
         if st:
-            return f"lab '{self.lab}' is already up (lsr lab down {self.lab})"
+            alive = st.get("building") and pid_alive(b.get("pid", 0), b.get("start"))
+            return owner.taken(self.lab, st, b["pid"] if alive else None)
         return (f"lab '{self.lab}' is being created by another process, or was left half-made "
-                f"(lsr lab down {self.lab})")
+                f"(lsr lab down {self.lab} if it is yours, or choose another name with --name)")
 
     def read(self) -> dict[str, Any]:
         try:

@@ -43,7 +43,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from ike.config import IkeSpec
+from ike.config import IkeSpec, RaSpec, ra_of_client
 from ike.tunnel import Lifetimes
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
@@ -81,14 +81,25 @@ def connections(topo: Topology, node: str) -> list[IkeSpec]:
     return [c for c in (cfg.ike if cfg else ()) if node in (c.left, c.right)]
 
 
+def has_work(topo: Topology, node: str) -> bool:
+    """The node takes part in an IKE connection or is a remote-access client."""
+    return bool(connections(topo, node) or ra_of_client(topo, node))
+
+
+CLIENT_DPD = 2  # s: a roaming client checks on its gateway this often (swanctl dpd_delay)
+CLIENT_RETRANSMITS = 3  # charon.retransmit_tries for clients: a lost gateway is noticed in ~9 s
+
+
 def render(topo: Topology, node: str) -> dict[str, str]:
-    """strongswan.conf and swanctl.conf of one gateway (paths as charon sees them: /run)."""
+    """strongswan.conf and swanctl.conf of one gateway or client (paths as charon sees them: /run)."""
+    client = bool(ra_of_client(topo, node))
+    tries = f"\n  retransmit_tries = {CLIENT_RETRANSMITS}" if client else ""
     conf = f"""charon {{
   load_modular = no
   load = {PLUGINS}
   install_routes = yes
   retransmit_timeout = 1.0
-  retransmit_base = 1.4
+  retransmit_base = 1.4{tries}
   filelog {{
     lsr {{
       path = /run/charon.log
@@ -153,8 +164,62 @@ def render(topo: Topology, node: str) -> dict[str, str]:
     id-b = {v['remote_id']}
     secret = "{psk}"
   }}""")
+    for r in ra_of_client(topo, node):
+        c_conn, c_secret = _client_conn(topo, node, r)
+        conns.append(c_conn)
+        secrets.append(c_secret)
     swanctl = "connections {\n" + "\n".join(conns) + "\n}\nsecrets {\n" + "\n".join(secrets) + "\n}\n"
     return {"strongswan.conf": conf, "swanctl.conf": swanctl}
+
+
+def _client_conn(topo: Topology, node: str, r: RaSpec) -> tuple[str, str]:
+    """A roaming client's connection (vips: ask the gateway for an address) and its secret."""
+    (iface,) = topo.nodes[node].interfaces.values()
+    esp = ESP_PROPOSAL[r.esp_bits] + ("-x25519" if r.pfs else "")
+    t = swanctl_times(Lifetimes.of(r.rekey_seconds, r.ike_rekey_seconds))
+    my_id = r.client_id(node)
+    conn = f"""  {r.name} {{
+    version = 2
+    local_addrs = {iface.address.ip}
+    remote_addrs = {r.gateway_addr}
+    vips = 0.0.0.0
+    proposals = {IKE_PROPOSAL[r.ike_bits]}
+    encap = yes
+    mobike = no
+    rekey_time = {t['ike_rekey']}s
+    over_time = {t['ike_over']}s
+    rand_time = {t['ike_rand']}s
+    reauth_time = 0
+    dpd_delay = {CLIENT_DPD}s
+    local {{
+      auth = psk
+      id = {my_id}
+    }}
+    remote {{
+      auth = psk
+      id = {r.gateway_id}
+    }}
+    children {{
+      {r.name} {{
+        mode = tunnel
+        remote_ts = {', '.join(str(n) for n in r.subnets)}
+        esp_proposals = {esp}
+        rekey_time = {t['child_rekey']}s
+        life_time = {t['child_life']}s
+        rand_time = {t['child_rand']}s
+        close_action = none
+        dpd_action = restart
+        start_action = start
+      }}
+    }}
+  }}"""
+    psk = r.psk.decode().replace("\\", "\\\\").replace('"', '\\"')
+    secret = f"""  ike-{r.name} {{
+    id-a = {my_id}
+    id-b = {r.gateway_id}
+    secret = "{psk}"
+  }}"""
+    return conn, secret
 
 
 def swanctl_times(lt: Lifetimes) -> dict[str, int]:
@@ -181,7 +246,7 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float,
     `query` is `lsr.lab.query` (our routers' management sockets), passed in so this module
     does not import the lab package that imports it.
     """
-    nodes = [n for n in gateways(topo) if connections(topo, n)]
+    nodes = [n for n in gateways(topo) if has_work(topo, n)]
     if not nodes:
         return {}
     why = missing_tools()

@@ -148,6 +148,7 @@ class FecType(IntEnum):
 
     LDP_IPV4 = 1
     LDP_IPV6 = 2
+    VPN_IPV4 = 6  # §3.2.5 (IANA "Target FEC Stack Sub-TLVs": 5 is unassigned)
     NIL = 16
 
 
@@ -360,6 +361,70 @@ class LdpIpv6Fec:
         return str(self.prefix)
 
 
+_RD = struct.Struct("!HHI")  # a route distinguisher as its type and 6 value octets (RFC 4364 §4.2)
+
+
+@FECS.register
+@dataclass(frozen=True)
+class VpnIpv4Fec:
+    """§3.2.5 VPN IPv4 prefix: route distinguisher (8), IPv4 prefix (4), prefix length
+    (1), MBZ (3); Length 13. The RD is kept as its 8 octets (RFC 4364 §4.2: type 0 is
+    2-octet AS : 4-octet number, 1 IPv4 : 2-octet number, 2 4-octet AS : 2-octet number);
+    `rd_text` writes it as ADMIN:NUMBER."""
+
+    TYPE: ClassVar[int] = FecType.VPN_IPV4
+    rd: bytes
+    prefix: IPv4Network
+
+    def __post_init__(self) -> None:
+        if len(self.rd) != 8:
+            raise ValueError(f"a route distinguisher has 8 octets, not {len(self.rd)}")
+
+    def value(self) -> bytes:
+        return self.rd + self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
+
+    @classmethod
+    def from_value(cls, v: bytes, off: int) -> VpnIpv4Fec:
+        if len(v) != 13:
+            raise DecodeError(f"VPN IPv4 FEC length {len(v)} != 13", off)
+        plen = v[12]
+        if plen > 32:
+            raise DecodeError(f"VPN IPv4 FEC prefix length {plen} > 32", off)
+        try:
+            return cls(bytes(v[:8]), IPv4Network((IPv4Address(v[8:12]), plen)))
+        except ValueError as e:
+            raise DecodeError(f"VPN IPv4 FEC: {e}", off) from None
+
+    @classmethod
+    def from_text(cls, rd: str, prefix: IPv4Network) -> VpnIpv4Fec:
+        """From "65000:1" / "10.0.0.1:1" / "4200000000:1" (the forms of RFC 4364 §4.2)."""
+        left, _, right = rd.rpartition(":")
+        num = int(right)
+        if "." in left:
+            raw = struct.pack("!H4sH", 1, IPv4Address(left).packed, num)
+        elif int(left) > 0xFFFF:
+            raw = struct.pack("!HIH", 2, int(left), num)
+        else:
+            raw = struct.pack("!HHI", 0, int(left), num)
+        return cls(raw, prefix)
+
+    def rd_text(self) -> str:
+        t = struct.unpack_from("!H", self.rd)[0]
+        if t == 0:
+            _, a, n = _RD.unpack(self.rd)
+            return f"{a}:{n}"
+        if t == 1:
+            a4, n = struct.unpack_from("!4sH", self.rd, 2)
+            return f"{IPv4Address(a4)}:{n}"
+        if t == 2:
+            a, n = struct.unpack_from("!IH", self.rd, 2)
+            return f"{a}:{n}"
+        return f"type{t}:{self.rd[2:].hex()}"
+
+    def __str__(self) -> str:
+        return f"{self.rd_text()}:{self.prefix}"
+
+
 @FECS.register
 @dataclass(frozen=True)
 class NilFec:
@@ -395,7 +460,7 @@ class UnknownFec:
         return f"fec-type-{self.type}"
 
 
-KnownFec = LdpIpv4Fec | LdpIpv6Fec | NilFec
+KnownFec = LdpIpv4Fec | LdpIpv6Fec | VpnIpv4Fec | NilFec
 Fec = KnownFec | UnknownFec
 
 

@@ -62,6 +62,10 @@ def resolve_fec(topo: Topology, fec: str) -> IPv4Network:
     if node is not None:
         if node.is_router:
             return IPv4Network(f"{node.lsr_id}/32")
+        vrf = topo.vrf_of(fec)
+        if vrf is not None:
+            raise LsrError(f"{fec} is a site of VPN {vrf}: its subnet is no LDP FEC (LSP ping "
+                           "of VPN IPv4 FECs, RFC 8029 §3.2.5, is not implemented)")
         for i in node.interfaces.values():
             return i.address.network
     try:
@@ -81,7 +85,8 @@ def address_owners(topo: Topology) -> dict[IPv4Address, tuple[str, str | None]]:
     for r in topo.routers:
         out[r.lsr_id] = (r.name, None)
         for i in r.interfaces.values():
-            out[i.address.ip] = (r.name, i.name)
+            if i.vrf is None:  # VRF addresses may repeat across PEs: not the router's own
+                out[i.address.ip] = (r.name, i.name)
     return out
 
 

@@ -134,7 +134,8 @@ def tables_from_topology(topo: Topology, name: str, lfib: Lfib, ecmp: EcmpSelect
     node = topo.nodes[name]
     own = {IPv4Network(f"{node.lsr_id}/32")}
     if node.ldp.fecs == "all":
-        own |= {i.address.network for i in node.interfaces.values()}
+        # LDP FECs: not a VRF's subnets (RFC 4364: those are in no global table)
+        own |= {i.address.network for i in node.interfaces.values() if i.vrf is None}
     ports = {i.name: Port(i.address, i.mtu) for i in node.interfaces.values()}
     return RouterTables(name, node.lsr_id, lfib, frozenset(own), ports, node.ldp.explicit_null, ecmp)
 

@@ -14,6 +14,8 @@ load errors naming file, line and key)::
       - lsp: {from: pe1, to: pe2, via_any: [p2]}    # at least one branch passes through p2
       - lsp: {from: pe1, to: 10.255.0.9/32, hops: 3}  # every branch is 3 links long
       - ping: {from: ce1, to: ce2}                  # data plane: request and reply delivered
+      - vpn: {from: red1, to: red2}                 # VPN sites (hosts in VRFs) reach each other
+      - vpn: {from: red1, to: blue2, reach: false}  # red1's packets never reach blue2
 
 `to` is a router (its loopback /32) or a prefix of the topology.
 
@@ -29,6 +31,9 @@ not connected):
 * no-loops, no-black-holes: walking the LFIBs from every ingress over every
   ECMP branch never revisits a router and never reaches a router with no
   entry for the label.
+
+With VRFs (RFC 4364), also vpn-reachability, vpn-isolation and
+vpn-label-continuity (`lsr.oam.vpncheck`).
 """
 
 from __future__ import annotations
@@ -40,10 +45,9 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from lsr.core.igp import Igp
-from lsr.core.ipv6 import ldp_range
-from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
+from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe, VpnIlmEntry, VrfEntry
 from lsr.core.topology import Topology
-from lsr.oam import lspwalk
+from lsr.oam import lspwalk, vpncheck
 
 INVARIANTS = (
     "lsp-coverage",
@@ -78,18 +82,19 @@ class Expectation:
 
     index: int
     line: int | None
-    kind: str  # "lsp" | "ping"
+    kind: str  # "lsp" | "ping" | "vpn"
     src: str
     dst: str
     fec: IPv4Network | None = None  # lsp only
     via: tuple[str, ...] = ()
     via_any: tuple[str, ...] = ()
     hops: int | None = None
+    reach: bool = True  # vpn only: False = src must never reach dst
 
     @property
     def label(self) -> str:
         where = f" (line {self.line})" if self.line else ""
-        extra = ""
+        extra = "" if self.reach else " reach false"
         if self.via:
             extra += f" via {','.join(self.via)}"
         if self.via_any:
@@ -101,6 +106,16 @@ class Expectation:
 
 _LSP_KEYS = ("from", "to", "via", "via_any", "hops")
 _PING_KEYS = ("from", "to")
+_VPN_KEYS = ("from", "to", "reach")
+_KEYS = {"lsp": _LSP_KEYS, "ping": _PING_KEYS, "vpn": _VPN_KEYS}
+
+
+def _site(ctx: Any, topo: Topology, value: Any, path: tuple) -> str:
+    if not isinstance(value, str) or value not in topo.nodes:
+        raise ctx.fail(path, f"unknown node {value!r}")
+    if topo.nodes[value].is_router or topo.vrf_of(value) is None:
+        raise ctx.fail(path, f"'{value}' is not a VPN site (a host on a VRF interface)")
+    return value
 
 
 def _router_name(ctx: Any, topo: Topology, value: Any, path: tuple) -> str:
@@ -156,12 +171,12 @@ def parse_expect(ctx: Any, raw: Any, topo: Topology) -> list[Expectation]:
     for i, item in enumerate(raw):
         p = base + (i,)
         if not isinstance(item, dict) or len(item) != 1:
-            raise ctx.fail(p, "each assertion is a mapping with one key: lsp or ping")
+            raise ctx.fail(p, "each assertion is a mapping with one key: lsp, ping or vpn")
         ((kind, body),) = item.items()
-        if kind not in ("lsp", "ping"):
-            raise ctx.fail(p + (kind,), f"unknown assertion '{kind}' (allowed: lsp, ping)")
+        if kind not in _KEYS:
+            raise ctx.fail(p + (kind,), f"unknown assertion '{kind}' (allowed: lsp, ping, vpn)")
         bp = p + (kind,)
-        keys = _LSP_KEYS if kind == "lsp" else _PING_KEYS
+        keys = _KEYS[kind]
         if not isinstance(body, dict):
             raise ctx.fail(bp, "expected a mapping like {from: pe1, to: pe2}")
         for k in body:
@@ -171,6 +186,16 @@ def parse_expect(ctx: Any, raw: Any, topo: Topology) -> list[Expectation]:
             if k not in body:
                 raise ctx.fail(bp, f"missing '{k}'")
         line = ctx.located.line(p)
+        if kind == "vpn":
+            src = _site(ctx, topo, body["from"], bp + ("from",))
+            dst = _site(ctx, topo, body["to"], bp + ("to",))
+            if src == dst:
+                raise ctx.fail(bp + ("to",), "from and to are the same site")
+            reach = body.get("reach", True)
+            if not isinstance(reach, bool):
+                raise ctx.fail(bp + ("reach",), f"reach must be true or false, got {reach!r}")
+            out.append(Expectation(i, line, kind, src, dst, reach=reach))
+            continue
         if kind == "ping":
             src = _endpoint(ctx, topo, body["from"], bp + ("from",))
             dst = _endpoint(ctx, topo, body["to"], bp + ("to",))
@@ -259,6 +284,42 @@ def lfibs_from_json(doc: Any) -> dict[str, Lfib]:
             except (TypeError, ValueError) as ex:
                 raise ValueError(f"{w}: {ex}") from None
             lf.ilm[label] = IlmEntry(label, fec, nexthops(need(e, "nexthops", w), w + ".nexthops", True))
+        for i, e in enumerate(r.get("vpn_ilm") or []):
+            w = f"routers.{name}.vpn_ilm[{i}]"
+            try:
+                label = int(need(e, "in_label", w))
+                vrf = str(need(e, "vrf", w))
+                pfx = need(e, "prefix", w)
+                prefix = None if pfx is None else IPv4Network(pfx)
+            except Missing:
+                raise
+            except (TypeError, ValueError) as ex:
+                raise ValueError(f"{w}: {ex}") from None
+            lf.vpn_ilm[label] = VpnIlmEntry(label, vrf, prefix,
+                                            nexthops(need(e, "nexthops", w), w + ".nexthops", True))
+        vrfs = r.get("vrfs") or {}
+        if not isinstance(vrfs, dict):
+            raise ValueError(f"routers.{name}.vrfs: expected a mapping of VRF name to routes")
+        for vname, entries in vrfs.items():
+            fib: dict[IPv4Network, VrfEntry] = {}
+            for i, e in enumerate(entries or []):
+                w = f"routers.{name}.vrfs.{vname}[{i}]"
+                try:
+                    prefix = IPv4Network(need(e, "prefix", w))
+                    pe = e.get("pe")
+                    label = e.get("vpn_label")
+                    fib[prefix] = VrfEntry(
+                        prefix, str(need(e, "source", w)),
+                        nexthops(need(e, "nexthops", w), w + ".nexthops", False),
+                        str(e.get("interface", "")), str(e.get("rd", "")),
+                        None if pe is None else IPv4Address(pe),
+                        None if label is None else int(label),
+                        tuple(str(t) for t in e.get("route_targets", ())), str(e.get("vrf", "")))
+                except Missing:
+                    raise
+                except (TypeError, ValueError, AttributeError) as ex:
+                    raise ValueError(f"{w}: {ex}") from None
+            lf.vrfs[str(vname)] = fib
         lfibs[str(name)] = lf
     return lfibs
 
@@ -278,6 +339,9 @@ def normalize_neighbors(topo: Topology, lfibs: Mapping[str, Lfib]) -> dict[str, 
         out[r] = Lfib(
             {f: replace(e, nexthops=fix(e.nexthops)) for f, e in lf.ftn.items()},
             {k: replace(e, nexthops=fix(e.nexthops)) for k, e in lf.ilm.items()},
+            {v: {p: replace(e, nexthops=fix(e.nexthops)) for p, e in fib.items()}
+             for v, fib in lf.vrfs.items()},
+            {k: replace(e, nexthops=fix(e.nexthops)) for k, e in lf.vpn_ilm.items()},
         )
     return out
 
@@ -303,7 +367,8 @@ def expected_lsps(topo: Topology, igp: Igp) -> list[tuple[str, IPv4Network]]:
 
 
 def reference_lfibs(topo: Topology, igp: Igp | None = None) -> dict[str, Lfib]:
-    """The LFIBs LDP should converge to (independent control, liberal retention):
+    """The LFIBs LDP should converge to (independent control, liberal retention), and
+    the VPN state of PEs once BGP has carried every VPN route (`bgp.vpn.reference_imports`):
     one local label per router per FEC from the router's label range, swap to
     the IGP next hop's label, pop towards the egress (or explicit-null when the
     egress advertises it). An oracle for tests and for `lsr validate --reference`.
@@ -312,7 +377,7 @@ def reference_lfibs(topo: Topology, igp: Igp | None = None) -> dict[str, Lfib]:
     fecs = list(topo.prefixes())
     local: dict[tuple[str, IPv4Network], int] = {}
     for r in topo.routers:
-        nxt = ldp_range(r)[0]  # a 6PE router keeps its first label for 6PE
+        nxt = topo.label_ranges(r.name)[0][0]  # after a 6PE router's 6PE label
         for fec in fecs:
             if r.name in _egresses(topo, fec) or not wants(topo, r.name, fec):
                 continue
@@ -345,6 +410,14 @@ def reference_lfibs(topo: Topology, igp: Igp | None = None) -> dict[str, Lfib]:
                 Nhlfe(n.neighbor, n.interface, n.address, o, "swap" if o else "pop") for n, o in nhs
             ))
         lfibs[r.name] = lf
+    for r in topo.routers:  # PEs: every VPN route carried everywhere (RFC 4364)
+        if r.vrfs:
+            from bgp.vpn import allocate_labels, reference_imports
+            from lsr.core.vpnfib import compose
+
+            vt = compose(topo, r.name, reference_imports(topo, r.name), lfibs[r.name].ftn,
+                         allocate_labels(topo, r.name))
+            lfibs[r.name].vrfs, lfibs[r.name].vpn_ilm = vt.vrfs, vt.ilm
     return lfibs
 
 
@@ -434,20 +507,27 @@ def shortest_path_problems(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp) 
 PingCheck = Callable[[str, str], tuple[bool, str]]
 
 
-def walk_ping(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp) -> PingCheck:
-    """A `ping` check over the pure forwarding plane (forwarding.walk): an ICMP
-    echo from src to dst and the reply back must both be delivered."""
+def walk_trace(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp) -> vpncheck.Trace:
+    """Packet walks over the pure forwarding plane (forwarding.walk JSON), VRFs included."""
     from forwarding.tables import RouterTables
     from forwarding.walk import walk
 
     tables = {r.name: RouterTables.build(topo, r.name, igp.rib(r.name), lfibs.get(r.name, Lfib()))
               for r in topo.routers}
+    return lambda src, dst: walk(topo, tables, src, dst)
+
+
+def walk_ping(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
+              trace: vpncheck.Trace | None = None) -> PingCheck:
+    """A `ping` check over the pure forwarding plane (forwarding.walk): an ICMP
+    echo from src to dst and the reply back must both be delivered."""
+    walk = trace or walk_trace(topo, lfibs, igp)
 
     def check(src: str, dst: str) -> tuple[bool, str]:
         parts = []
         ok = True
         for a, b, what in ((src, dst, "request"), (dst, src, "reply")):
-            j = walk(topo, tables, a, b)
+            j = walk(a, b)
             path = " -> ".join(
                 f"{h['router']}[{h['op']}{' ' + str(h['labels_out']) if h['labels_out'] else ''}]"
                 for h in j["hops"])
@@ -492,10 +572,12 @@ def validate(
     expectations: Iterable[Expectation] | None = None,
     ping: PingCheck | None = None,
     invariants: bool = True,
+    trace: vpncheck.Trace | None = None,
 ) -> list[CheckResult]:
     """Run the topology's `expect:` assertions (or `expectations`) and the
-    built-in invariants. `ping` assertions use `ping` (see `walk_ping`); without
-    it they are reported as skipped."""
+    built-in invariants. `ping` assertions use `ping` (see `walk_ping`), `vpn` ones
+    and the VPN invariants' walks `trace` (`walk_trace`); without them they are
+    reported as skipped."""
     igp = igp or Igp(topo)
     lfibs = normalize_neighbors(topo, lfibs)
     exps = list(topo.extra.get("expect", []) if expectations is None else expectations)
@@ -503,6 +585,13 @@ def validate(
     for e in exps:
         if e.kind == "lsp":
             results.append(_check_lsp(topo, lfibs, e))
+        elif e.kind == "vpn":
+            if trace is None:
+                results.append(CheckResult(e.label, "skip", "no data-plane walker given"))
+                continue
+            ok, detail = (vpncheck.ping(trace, e.src, e.dst) if e.reach
+                          else vpncheck.isolated(trace, topo, e.src, e.dst))
+            results.append(CheckResult(e.label, "pass" if ok else "fail", detail))
         elif ping is None:
             results.append(CheckResult(e.label, "skip", "no data-plane walker given"))
         else:
@@ -510,6 +599,9 @@ def validate(
             results.append(CheckResult(e.label, "pass" if ok else "fail", detail))
     if invariants:
         results.extend(invariant_results(topo, lfibs, igp))
+        if any(r.vrfs for r in topo.routers):
+            results += [CheckResult(r.check, r.status, r.detail)
+                        for r in vpncheck.invariant_rows(topo, lfibs, trace)]
     return results
 
 

@@ -9,7 +9,9 @@ address ("eth2 .1"). An LSP colours the links it uses, arrows point
 downstream, and each link carries the hop number(s) and the label
 operation of the router sending on it ("2: swap 17->24"); all ECMP branches
 are drawn. Down links are dashed grey; a link whose OSPF adjacency or LDP
-session did not come up is dashed red with the cause written on it.
+session did not come up is dashed red with the cause written on it. A packet walk
+(`walk_overlay`) shows the whole label stack on each link, so a VPN packet's two
+labels are visible hop by hop; a VRF's ports and hosts are marked with the VRF's name.
 """
 
 from __future__ import annotations
@@ -64,6 +66,23 @@ def fec_overlay(net: Network, fec: IPv4Network, hops: Sequence[Hop], color: str)
             lines.append(t)
     for r in egresses(net.topo, fec):
         ov.nodes.setdefault(r, []).append(f"egress: {egress_text(net, r)}")
+    return ov
+
+
+def walk_overlay(walk: dict, color: str, title: str = "") -> Overlay:
+    """A packet walk (`forwarding.walk` JSON) drawn hop by hop: each link the packet is
+    sent on carries the hop number and what the sender did, with the whole label stack
+    ("1: push 2005/5101" for a VPN packet: transport label over the VPN label)."""
+    ov = Overlay(f"{title or 'packet ' + walk['src'] + ' -> ' + walk['dst']}: {walk['result']}",
+                 color)
+    for k, h in enumerate(walk["hops"], 1):
+        if h["out_interface"] and h["neighbor"]:
+            stack = "/".join(str(x) for x in (h["labels_out"] or h["labels_in"]))
+            op = h["op"] + (f" {stack}" if stack and h["op"] != "forward" else "")
+            ov.edges.setdefault((h["router"], h["out_interface"], h["neighbor"]), []).append(
+                f"{k}: {op}")
+        elif h["op"] == "drop":
+            ov.nodes.setdefault(h["router"], []).append(f"{k}: drop ({h['reason']})")
     return ov
 
 
@@ -136,13 +155,18 @@ def dot_source(net: Network | Topology, overlays: Sequence[Overlay] = (),
         extra = "".join(f"<br/><font color='{c}' point-size='{sf}'>{_e(x)}</font>"
                         for c, x in notes.get(n.name, []))
         if n.is_router:
+            vrfs = "".join(f"<br/><font point-size='{sf}'>VRF {_e(v.name)} RD {_e(v.rd)}</font>"
+                           for v in n.vrfs.values())
             lbl = (f"<<b>{_e(n.name)}</b><br/><font point-size='{sf}'>{_e(n.lsr_id)}</font>"
-                   f"{extra}>")
+                   f"{vrfs}{extra}>")
             attrs = ['shape=box', 'style="rounded,filled"', 'fillcolor="#dbe9f6"',
                      'color="#2b5d8a"']
         else:
             addr = ", ".join(str(i.address) + (f", {i.address6}" if i.address6 else "")
                              for i in n.interfaces.values())  # IPv6 too (subnet6)
+            vrf = topo.vrf_of(n.name)
+            if vrf is not None:
+                addr += f" (VRF {vrf})"
             lbl = f"<<b>{_e(n.name)}</b><br/><font point-size='{sf}'>{_e(addr)}</font>{extra}>"
             attrs = ["shape=box", 'style="filled"', 'fillcolor="#fff4c2"', 'color="#a08000"']
         lines.append(f"  {_q(n.name)} [label={lbl}, {', '.join(attrs)}];")

@@ -102,6 +102,19 @@ topology:
 """
 
 
+def _vpn_exercise() -> str:
+    """topologies/l3vpn.yaml with pe3's route targets swapped (exercise 8)."""
+    p = Path(__file__).resolve().parents[2] / "topologies" / "l3vpn.yaml"
+    try:
+        text = p.read_text()
+    except OSError:
+        raise LsrError(f"{p}: not found (exercise 8 needs the source tree's topologies/)") from None
+    text = text.replace("red: {rd: 10.255.0.3:1, rt: 65000:1,", "red: {rd: 10.255.0.3:1, rt: 65000:2,")
+    text = text.replace("blue: {rd: 10.255.0.3:2, rt: 65000:2,", "blue: {rd: 10.255.0.3:2, rt: 65000:1,")
+    head, _, _ = text.partition("expect:\n")  # the assertions would give the answer away
+    return head.replace("name: l3vpn", "name: vpn")
+
+
 def _backbone() -> str:
     """The bundled 20-router backbone (topologies/backbone.yaml of the source tree)."""
     p = Path(__file__).resolve().parents[2] / "topologies" / "backbone.yaml"
@@ -253,6 +266,26 @@ def _explicit_null(topo: Topology) -> Outcome:
     return o
 
 
+def _vpn_sites(topo: Topology) -> Outcome:
+    """Every site reaches its own customer's sites and never the other's: the VPN
+    invariants of `lsr validate` (and no VRF's RD or ports moved)."""
+    from lsr.core.igp import Igp
+    from lsr.oam.validate import validate, walk_trace
+
+    start = parse_topology(_vpn_exercise(), "vpn.yaml")
+    for r in start.routers:
+        mine = topo.nodes[r.name].vrfs if r.name in topo.nodes else {}
+        want = {(v.name, v.rd, v.interfaces) for v in r.vrfs.values()}
+        if {(v.name, v.rd, v.interfaces) for v in mine.values()} != want:
+            return Outcome(False, message=f"{r.name}'s VRFs changed: edit only route targets "
+                                          "(rt, import, export)")
+    lfibs = _lfibs(topo)
+    igp = Igp(topo)
+    res = validate(topo, lfibs, igp, expectations=[], trace=walk_trace(topo, lfibs, igp))
+    res = [r for r in res if r.check.startswith("invariant vpn")]
+    return Outcome(all(r.status == "pass" for r in res), [r.to_json() for r in res])
+
+
 def _who_pops(ex: Exercise, path: Path, answer: str | None) -> Outcome:
     import lsr.oam.validate as v
     from lsr.core.igp import Igp
@@ -349,6 +382,18 @@ EXERCISES: list[Exercise] = [
         "Every router decrements the TTL once; with the uniform model the label TTL is "
         "the IP TTL.",
         {"line3.yaml": lambda: LINE3}, "answer", _ttl),
+    Exercise(
+        8, "vpn", "Two customers, the same addresses: fix the route targets",
+        "vpn.yaml carries two customers, red and blue, across one MPLS core; both use\n"
+        "10.1.1.0/24, 10.1.2.0/24 and 10.1.3.0/24 at their three sites. Something is\n"
+        "wrong at pe3: red3 reaches blue's sites. Fix the route targets (only rt, import,\n"
+        "export) so that every site reaches its own customer's other sites and never the\n"
+        "other customer's.\n"
+        "Look:  lsr sim vrf vpn.yaml pe3 ; lsr sim trace vpn.yaml red3 red1 ; "
+        "lsr validate vpn.yaml\nCheck: lsr exercise check 8",
+        "A VRF imports the routes that carry one of its import targets: every red VRF must "
+        "export and import red's target (65000:1), every blue VRF blue's (65000:2).",
+        {"vpn.yaml": _vpn_exercise}, "file", _file_check(_vpn_sites)),
 ]
 
 

@@ -90,7 +90,7 @@ class UsedRow:
 
     hop: int  # 1-based
     router: str
-    table: str | None  # "ftn" | "ilm" | "rib" | None (delivered)
+    table: str | None  # "ftn" | "ilm" | "rib" | "vrf" | "vpn" | None (delivered)
     key: str  # the FEC (FTN, RIB) or the in label (ILM)
     fec: str | None
     action: str  # "push 3047 via ams", "swap 10045 via pra", "forward to ce-bud"
@@ -202,6 +202,16 @@ def _add(net: Network, hops: list[dict[str, Any]], used: Used, leg: str) -> None
             if nb:
                 used.ftn.add((r, fec or "", nb))
                 used.lib.add((r, fec or "", nb))
+        elif table in ("vrf", "vpn"):  # RFC 4364: a VRF port's lookup, or a VPN label
+            key = fec or ""
+            if table == "vpn":
+                key = str(label) if label is not None else ""
+                action = "pop the VPN label, " + (f"to {nb}" if nb else "then the VRF decides")
+            else:
+                action = (f"push {out} via {nb}" if h["labels_out"] else
+                          f"IP forward to {nb}" if nb else h["op"])
+            used.rows.append(UsedRow(k, r, table, key, fec, action, "(VPN: BGP, not LDP)",
+                                     "; ".join(notes), "", leg))
         elif table == "rib":
             action = f"IP forward to {nb}" if nb else h["op"]
             used.rows.append(UsedRow(k, r, "rib", fec or "", fec, action, "(no label: IP)",

@@ -116,9 +116,21 @@ def _decision(topo: Topology, rib: Mapping[IPv4Network, Route], lfib: Any, hop: 
 
     if hop["op"] == "deliver":
         return "delivered", [("for this router (one of its addresses)", True)]
+    ip = rx.ip if rx is not None and rx.ip else None
+    dst = IPv4Address(ip[1]) if ip else None
     if labelled and rx is not None and rx.labels[0][0] != 0:
         top = rx.labels[0][0]
         e = lfib.ilm.get(top) if lfib else None
+        v = lfib.vpn_ilm.get(top) if lfib is not None and e is None else None
+        if v is not None:  # a VPN label this PE allocated (RFC 4364 §4.3.2)
+            what = f"in {top}  VPN label of VRF {v.vrf}" + (f" {v.prefix}" if v.prefix else "")
+            if v.nexthops:
+                nh = v.nexthops[0]
+                return f"VPN label {top}", [(f"{what}  pop, to {nb(nh.neighbor)} {nh.interface} "
+                                             f"{nh.nexthop} (no lookup)", True)]
+            title, rows = _vrf_decision(topo, hop["router"], lfib, v.vrf, dst, out_if)
+            return (f"VPN label {top}: pop, then {title}",
+                    [(f"{what}  pop, look up {dst} in {v.vrf}", False)] + rows)
         if e is None:
             return "ILM", [(f"no entry for label {top}", True)]
         rows = [(f"in {top}  FEC {e.fec}  {nh.op}"
@@ -126,11 +138,13 @@ def _decision(topo: Topology, rib: Mapping[IPv4Network, Route], lfib: Any, hop: 
                  + f" via {nb(nh.neighbor)} {nh.interface} {nh.nexthop}", nh.interface == out_if)
                 for nh in e.nexthops]
         return f"ILM entry for label {top}", rows
-    ip = rx.ip if rx is not None and rx.ip else None
-    dst = IPv4Address(ip[1]) if ip else None
     pre = "explicit-null popped; " if labelled else ""
     if dst is None:
         return "?", [("not IPv4", True)]
+    in_if = hop.get("in_interface")
+    vrf = topo.interface(hop["router"], in_if).vrf if in_if else None
+    if vrf is not None:  # a VRF port: its VRF decides, never the global table
+        return _vrf_decision(topo, hop["router"], lfib, vrf, dst, out_if)
     route = _lpm(rib, dst)
     if route is None:
         return f"{pre}no route", [(f"no route to {dst}", True)]
@@ -146,6 +160,35 @@ def _decision(topo: Topology, rib: Mapping[IPv4Network, Route], lfib: Any, hop: 
              f"{nh.address}" + (" (FTN: no label, next hop is the egress)" if ftn else ""),
              nh.interface == out_if) for nh in route.nexthops]
     return f"{pre}IGP route (longest match for {dst})", rows
+
+
+def _vrf_decision(topo: Topology, router: str, lfib: Any, vrf: str, dst: IPv4Address | None,
+                  out_if: str | None) -> tuple[str, list[tuple[str, bool]]]:
+    """The VRF route (FIB entry or a port's subnet) that decided, longest match."""
+    node = topo.nodes[router]
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    fib = dict(lfib.vrfs.get(vrf, {})) if lfib is not None else {}
+    ports = {node.interfaces[i].address.network: i for i in node.vrfs[vrf].interfaces} \
+        if vrf in node.vrfs else {}
+    cands = [p for p in (*fib, *ports) if dst is not None and dst in p]
+    if not cands:
+        return f"VRF {vrf}", [(f"no route to {dst} in VRF {vrf}", True)]
+    p = max(cands, key=lambda n: n.prefixlen)
+    e = fib.get(p)
+    title = f"VRF {vrf} route (longest match for {dst})"
+    if e is None or e.interface:
+        port = e.interface if e is not None else ports[p]
+        src = f" (VRF {e.vrf})" if e is not None and e.vrf else ""
+        return title, [(f"{p} connected{src}, out {port}", True)]
+    if e.source == "vpn":
+        pe = {n.lsr_id: n.name for n in topo.routers}.get(e.pe, str(e.pe)) if e.pe else "?"
+        return title, [(f"{p} from {pe} (RD {e.rd}, VPN label {e.vpn_label})  push "
+                        f"{_labels(tuple(x for x in nh.out_labels if x != 3))} via "
+                        f"{names.get(str(nh.neighbor), nh.neighbor)} {nh.interface}",
+                        nh.interface == out_if)
+                       for nh in e.nexthops]
+    return title, [(f"{p} {e.source} via {nh.nexthop} ({nh.neighbor}) {nh.interface}",
+                    nh.interface == out_if) for nh in e.nexthops]
 
 
 def _why(lfib: Any, hop: dict[str, Any], rx: Headers | None) -> str | None:
@@ -211,7 +254,7 @@ def step_walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst:
 
     w = walk(topo, tables, src, dst, proto, ttl, sport, dport)
     snode, saddr = resolve_endpoint(topo, src)
-    _, daddr = resolve_endpoint(topo, dst)
+    _, daddr = resolve_endpoint(topo, dst, vrf=topo.vrf_of(snode))
     pkt = make_packet(saddr, daddr, proto, ttl, sport, dport)
     frames: list[tuple[bytes | None, Forward | None, Any]] = []  # (received, forward, result)
     n = topo.nodes[snode]

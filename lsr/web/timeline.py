@@ -116,8 +116,10 @@ def _flips(prev: Snapshot, cur: Snapshot, table: Callable[[Snapshot], Tables], k
             if is_ == good:
                 out.append(Event(cur.t, kind, "up", f"{r}: {what} with {peer} up", r))
             else:
+                # a peer missing from the table has no session/adjacency at all any more
+                why = f"no {what.split()[-1]}" if is_ == "none" else is_
                 out.append(Event(cur.t, kind, "down",
-                                 f"{r}: {what} with {peer} down ({is_})", r))
+                                 f"{r}: {what} with {peer} down ({why})", r))
     return out
 
 
