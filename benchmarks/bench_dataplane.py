@@ -35,6 +35,13 @@ cpu1 idle share in the JSON says how much headroom the kernel had left.
    `forwarding.vector`) in this process on anonymous mmaps laid out like TPACKET_V2
    RX/TX rings: CPU nanoseconds per frame for each case (scalar: 32-frame runs, the
    vector path off; vector: 256-frame runs). For A/B checks of fast-path edits.
+5. ipv6 (IPv6 rows, 6PE RFC 4798, each with its ratio to the IPv4 row of the same run):
+   in process, CPU ns a frame of `Dataplane.process` (the per-frame path IPv6 takes in a
+   lab: its frames come on the plain socket beside the rings) for an IPv4 push (one label)
+   and a 6PE push (two labels), a swap with IPv4 and with IPv6 under the labels, the
+   egress (IPv4 PHP pop, 6PE label pop + IPv6 lookup); the ring fast path's swap with
+   IPv6 under two labels against IPv4 under one; and (root) the swap chain of part 1 with
+   labelled IPv6 frames ([100, 4000] over IPv6 UDP) against labelled IPv4, same sizes.
 
 Each measurement is repeated (`--reps`, kernel and LSR alternately, both chains
 up at once) and the median reported, with the load average seen.
@@ -271,6 +278,7 @@ def build_chain(lab: str, mode: str, procs: int = 1, rps: bool = False):
         if rps:
             set_rps(mid, "eth1", LSR_CPU)
         return topo
+    # lsr and lsr6 alike: mid swaps label 100 for 200 (what is under it is not looked at)
     if rps:
         set_rps(mid, "eth1", LSR_CPU)
     rcv_if = topo.interface("rcv", "eth0")
@@ -302,8 +310,25 @@ def chain_frame(topo, mode: str, size: int) -> bytes:
     eth = mac(mid.mac) + mac(snd.mac)
     if mode == "kernel":
         return eth + b"\x08\x00" + ipv4_udp(str(snd.address.ip), dst_ip, size - 14)
+    if mode == "lsr6":  # labelled IPv6 as 6PE puts it on the core: [LDP label, 6PE label]
+        stack = ((100 << 12) | 64).to_bytes(4, "big") + ((4000 << 12) | 0x100 | 64).to_bytes(4, "big")
+        # at least 70 octets: the smallest labelled IPv6 UDP frame (the 60 B row is 70 B)
+        return eth + b"\x88\x47" + stack + ipv6_udp("2001:db8:1::1", "2001:db8:2::2",
+                                                     max(size, 70) - 22)
     label = ((100 << 12) | 0x100 | 64).to_bytes(4, "big")
     return eth + b"\x88\x47" + label + ipv4_udp(str(snd.address.ip), dst_ip, size - 18)
+
+
+def ipv6_udp(src: str, dst: str, total: int) -> bytes:
+    """An IPv6 UDP packet of `total` octets (at least 48), checksum filled in."""
+    from ipaddress import IPv6Address
+
+    from forwarding import ip6
+
+    body = (1234).to_bytes(2, "big") + (5678).to_bytes(2, "big") \
+        + (total - 40).to_bytes(2, "big") + b"\0\0" + bytes(total - 48)
+    return ip6.packet(IPv6Address(src).packed, IPv6Address(dst).packed, ip6.NH_UDP, body, 64,
+                      csum_at=6)
 
 
 SWAP_MODES = {
@@ -312,6 +337,7 @@ SWAP_MODES = {
     "lsr": ("lsr", False),               # veth default: mid's receive softirq on core 0
     "kernel-inline": ("kernel", False),  # forwarding in the sender's softirq (core 0)
     "lsr-rps": ("lsr", True),            # ring filled on core 1 too
+    "lsr-ipv6": ("lsr6", False),         # as lsr, the frames labelled IPv6 (6PE's two labels)
 }
 
 
@@ -362,6 +388,10 @@ def summarize(runs: dict[str, list]) -> dict:
     for m in runs:
         if m not in ("kernel", "lsr"):
             out[m]["ratio_to_kernel"] = round(out[m]["loss_free"] / max(1, k["loss_free"]), 3)
+    if "lsr-ipv6" in runs:  # labelled IPv6 against labelled IPv4, same run, paired
+        out["lsr-ipv6"]["ratio_to_ipv4"] = round(statistics.median(
+            b["loss_free"] / max(1, a["loss_free"])
+            for a, b in zip(runs["lsr"], runs["lsr-ipv6"], strict=True)), 3)
     out["ratio"] = round(ls["loss_free"] / max(1, k["loss_free"]), 3)
     # kernel and LSR run back to back in each repetition: the median of those paired ratios
     # is steadier than the ratio of medians when other users' load comes and goes
@@ -578,6 +608,125 @@ def bench_inproc(reps: int, dur: float, sizes: list[int]) -> dict:
     return out
 
 
+# ---------------------------------------------------------------- IPv6 (6PE)
+
+
+def _process_case(router: str, in_if: str, frame: bytes, seconds: float) -> float:
+    """CPU ns a frame of `Dataplane.process` on one frame kind (line4_6 of tests.v6_helpers:
+    6PE routes as the simulator composes them), the best block of 2000 calls."""
+    from forwarding.plane import Dataplane
+    from tests.v6_helpers import line4_6, v6_tables
+
+    t = v6_tables(line4_6())[router]
+    proc = Dataplane(t).process
+    out = proc(frame, in_if)
+    assert out and out[0][0] != in_if, (router, out)  # forwarded, not an error
+    clock = time.thread_time_ns
+    best = float("inf")
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        t0 = clock()
+        for _ in range(2000):
+            proc(frame, in_if)
+        best = min(best, (clock() - t0) / 2000)
+    return best
+
+
+def bench_ipv6_inproc(reps: int, dur: float, sizes: list[int]) -> dict:
+    """IPv6 rows in process (module docstring, part 5), each with `ratio_to_ipv4`."""
+    from tests.fwd_helpers import mpls_frame, udp
+    from tests.v6_helpers import CE1, CE2, frame6, line4_6, udp6, v6_tables
+    from tests.v6_helpers import v6_tables as tables
+
+    T = v6_tables(line4_6())
+    out: dict = {}
+
+    def v4(size: int, labels: int) -> bytes:
+        return udp("192.168.1.1", "192.168.2.2", data=bytes(max(0, size - 42 - 4 * labels)))
+
+    def v6(size: int, labels: int) -> bytes:
+        return udp6(CE1, CE2, data=bytes(max(0, size - 62 - 4 * labels)))
+
+    def lbl(r: str, fec: str) -> int:
+        return next(k for k, e in T[r].ilm.items() if str(e.entry.fec) == fec)
+
+    lo2 = "10.255.0.4/32"  # pe2's loopback: the LSP 6PE rides on
+    for size in sizes:
+        pairs = {  # name: ((router, in_if, IPv4 frame), (router, in_if, IPv6 frame))
+            "push": (("pe1", "eth1", frame6(T["pe1"], "eth1", b"")[:12] + b"\x08\x00" + v4(size, 0)),
+                     ("pe1", "eth1", frame6(T["pe1"], "eth1", v6(size, 0)))),
+            "swap": (("p1", "eth1", mpls_frame(T["p1"], "eth1", (lbl("p1", "192.168.2.0/24"),),
+                                               v4(size, 1))),
+                     ("p1", "eth1", mpls_frame(T["p1"], "eth1", (lbl("p1", lo2), 4000),
+                                               v6(size, 2)))),
+            "egress": (("p2", "eth1", mpls_frame(T["p2"], "eth1", (lbl("p2", "192.168.2.0/24"),),
+                                                 v4(size, 1))),
+                       ("pe2", "eth2", mpls_frame(T["pe2"], "eth2", (4000,), v6(size, 1)))),
+        }
+        for name, (a, b) in pairs.items():
+            ns4 = [_process_case(*a, dur) for _ in range(reps)]
+            ns6 = [_process_case(*b, dur) for _ in range(reps)]
+            m4, m6 = statistics.median(ns4), statistics.median(ns6)
+            what6 = {"push": "6PE push (2 labels)", "swap": "swap, IPv6 under 2 labels",
+                     "egress": "6PE egress (pop + IPv6 lookup)"}[name]
+            what4 = {"push": "IPv4 push (1 label)", "swap": "swap, IPv4 under 1 label",
+                     "egress": "IPv4 PHP pop"}[name]
+            out[f"process {what4} {size} B"] = {"ns_per_frame": round(m4, 1),
+                                                "trials": [round(x, 1) for x in ns4]}
+            out[f"process {what6} {size} B"] = {"ns_per_frame": round(m6, 1),
+                                                "trials": [round(x, 1) for x in ns6],
+                                                "ratio_to_ipv4": round(m6 / m4, 3)}
+            print(f"  {name} {size} B: IPv4 {m4:.0f} ns, IPv6 {m6:.0f} ns", flush=True)
+        # the ring fast path swaps without looking under the labels
+        ring = {}
+        for key, labels, pkt in (("IPv4 under 1 label", 1, v4), ("IPv6 under 2 labels", 2, v6)):
+            def mk(t, k, labels=labels, pkt=pkt, size=size):
+                stack = (lbl("p1", lo2),) if labels == 1 else (lbl("p1", lo2), 4000)
+                return mpls_frame(t, "eth1", stack, pkt(size, labels))
+            ring[key] = [_inproc_case6("p1", "eth1", mk, 32, dur, tables) for _ in range(reps)]
+        m4, m6 = (statistics.median(ring[k]) for k in ring)
+        out[f"ring swap, IPv4 under 1 label {size} B"] = {
+            "ns_per_frame": round(m4, 1), "trials": [round(x, 1) for x in ring["IPv4 under 1 label"]]}
+        out[f"ring swap, IPv6 under 2 labels {size} B"] = {
+            "ns_per_frame": round(m6, 1), "trials": [round(x, 1) for x in ring["IPv6 under 2 labels"]],
+            "ratio_to_ipv4": round(m6 / m4, 3)}
+        print(f"  ring swap {size} B: IPv4 {m4:.0f} ns, IPv6 {m6:.0f} ns", flush=True)
+    return out
+
+
+def _inproc_case6(router: str, in_if: str, mk, run: int, seconds: float, tables) -> float:
+    """`_inproc_case` (FastPath.mpls, scalar) on the line4_6 tables."""
+    import numpy as np
+
+    from forwarding.ioloop import FastPath
+    from tests.v6_helpers import line4_6
+
+    t = tables(line4_6())[router]
+    frames = [mk(t, k) for k in range(run)]
+    rx, txf = _inproc_rings(frames)
+    txs = {name: txf() for name in t.interfaces}
+    fp = FastPath(t, txs, vector=False)
+    mac_ = t.interfaces[in_if].mac
+    rx_st = np.frombuffer(rx.ring, np.uint32).reshape(run, -1)[:, 0]
+    tx_st = [np.frombuffer(x.ring, np.uint32).reshape(x.nframes, -1)[:, 0] for x in txs.values()]
+    got, fwd, slow = fp.mpls(rx, mac_, run)
+    assert got == fwd == run and not slow, (router, got, fwd, len(slow))
+    clock = time.thread_time_ns
+    best = float("inf")
+    end = time.process_time() + seconds
+    while time.process_time() < end:
+        spent = 0
+        for _ in range(20):
+            rx_st[:] = 1
+            for st in tx_st:
+                st[:] = 0
+            t0 = clock()
+            fp.mpls(rx, mac_, run)
+            spent += clock() - t0
+        best = min(best, spent / (20 * run))
+    return best
+
+
 # ---------------------------------------------------------------- report
 
 
@@ -607,6 +756,19 @@ def table(out: dict) -> str:
         for name, v in out["inproc"].items():
             rows.append(f"| {name} | {v['ns_per_frame']:,.0f} | {1e9 / v['ns_per_frame']:,.0f} | "
                         f"{' / '.join(f'{x:,.0f}' for x in v['trials'])} |")
+    if "ipv6" in out:
+        if len(rows) == 2:
+            rows = []
+        rows += ["", "| IPv6 (6PE) in process | ns/frame (CPU) | frames/s of CPU | IPv6 / IPv4 |",
+                 "|---|---|---|---|"]
+        for name, v in out["ipv6"].items():
+            r = f"{v['ratio_to_ipv4']:.2f}" if "ratio_to_ipv4" in v else ""
+            rows.append(f"| {name} | {v['ns_per_frame']:,.0f} | {1e9 / v['ns_per_frame']:,.0f} "
+                        f"| {r} |")
+        for size, v in out.get("swap6", {}).items():
+            x, k = v["lsr-ipv6"], v["lsr"]
+            rows.append(f"| swap chain {size}: labelled IPv6 {x['loss_free']:,}/s, labelled IPv4 "
+                        f"{k['loss_free']:,}/s (loss-free, lab) | | | {x['ratio_to_ipv4']:.2f} |")
     return "\n".join(rows).strip("\n")
 
 
@@ -615,14 +777,15 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--dur", type=float, default=1.0, help="seconds per trial")
     ap.add_argument("--sizes", default="60,1000", help="frame sizes without FCS")
-    ap.add_argument("--only", choices=["swap", "e2e", "up", "inproc"],
-                    help="inproc: the fast path in this process, ns per frame (no root)")
+    ap.add_argument("--only", choices=["swap", "e2e", "up", "inproc", "ipv6", "ipv6-inproc"],
+                    help="inproc: the fast path in this process, ns per frame (no root); "
+                    "ipv6: the IPv6 rows (6PE), ipv6-inproc: those of them needing no root")
     ap.add_argument("--extra", action="store_true",
                     help="also kernel-inline (no RPS) and lsr-rps (RPS to the LSR core) for swap, "
                     "lsr-2cores (routers not pinned) for e2e")
     ap.add_argument("--json")
     a = ap.parse_args()
-    if a.only != "inproc" and os.geteuid() != 0:
+    if a.only not in ("inproc", "ipv6-inproc") and os.geteuid() != 0:
         print("bench_dataplane: needs root (except --only inproc)", file=sys.stderr)
         return 2
     sizes = [int(x) for x in a.sizes.split(",")]
@@ -640,6 +803,12 @@ def main() -> int:
     if a.only in (None, "up"):
         print("up:", flush=True)
         out["up"] = bench_up()
+    if a.only in (None, "ipv6", "ipv6-inproc"):
+        print("ipv6:", flush=True)
+        out["ipv6"] = bench_ipv6_inproc(a.reps, a.dur, sizes)
+    if a.only in (None, "ipv6"):
+        print("swap6:", flush=True)
+        out["swap6"] = bench_swap(a.reps, a.dur, sizes, ["kernel", "lsr", "lsr-ipv6"])
     out["load_end"] = loadavg()
     print(table(out))
     if a.json:

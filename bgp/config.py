@@ -4,7 +4,8 @@
       asn: 65000                  # every router's AS unless it says otherwise
       hold_time: 90               # 0 or 3..65535 (RFC 4271 §4.2); keepalive: hold/3
       connect_retry: 120          # ConnectRetryTime (§10)
-      families: [ipv4-unicast, ipv4-vpn]   # also ipv6-labelled (6PE)
+      families: [ipv4-unicast, ipv4-vpn]   # also ipv6-labelled (6PE; the default when
+                                           # some customer link has subnet6)
       routers:
         rr:  {route_reflector: true}       # clients: its iBGP neighbours (or rr_clients)
         pe1: {}                            # neighbours: the RRs of its AS, else a full mesh
@@ -19,8 +20,10 @@ from one mention. For labs and tests: `passwords` ({neighbour: key}, TCP MD5, RF
 2385; set it on both ends), `passive` (true, or neighbour names: never open the
 connection, wait for the peer's), `ttl_security` (RFC 5082 GTSM on eBGP sessions
 to directly linked neighbours) and `vpn_networks` (VPN-IPv4 routes originated as
-they are, each `{prefix, rd, label, rt}`: VPN routes without VRFs). The loader (`lsr.core.topology`) calls `validate` only for a
-file that has the section (entry point `lsr.sections`).
+they are, each `{prefix, rd, label, rt}`: VPN routes without VRFs). 6PE (`bgp.sixpe`):
+`ipv6_explicit_null: true` binds IPv6 Explicit Null (label 2) to the router's IPv6
+prefixes instead of its 6PE label. The loader (`lsr.core.topology`) calls `validate` only
+for a file that has the section (entry point `lsr.sections`).
 """
 
 from __future__ import annotations
@@ -37,12 +40,13 @@ SECTION = "bgp"
 _TOP_KEYS = ("asn", "hold_time", "keepalive", "connect_retry", "families", "routers")
 _ROUTER_KEYS = ("asn", "router_id", "neighbors", "route_reflector", "rr_clients", "cluster_id",
                 "networks", "hold_time", "keepalive", "connect_retry", "families", "passwords",
-                "passive", "ttl_security", "vpn_networks")
+                "passive", "ttl_security", "vpn_networks", "ipv6_explicit_null")
 _VPN_KEYS = ("prefix", "rd", "label", "rt")
 MAX_PASSWORD = 80  # TCP_MD5SIG_MAXKEYLEN
 DEFAULT_HOLD = 90  # RFC 4271 §10 suggests 90 s
 DEFAULT_CONNECT_RETRY = 120.0  # §10
 DEFAULT_FAMILIES = ("ipv4-unicast", "ipv4-vpn")
+SIXPE_FAMILY = "ipv6-labelled"  # added to the defaults when some customer link has IPv6
 
 
 @dataclass(frozen=True)
@@ -82,6 +86,8 @@ class BgpConfig:
     vpn_networks: tuple[VpnNetwork, ...] = ()
     name: str = ""
     names: dict[str, str] = field(default_factory=dict)  # peer address -> node name
+    # 6PE (bgp.sixpe): bind IPv6 Explicit Null (2) to our IPv6 prefixes, not our 6PE label
+    ipv6_explicit_null: bool = False
     # A PE's inbound route-target filter (RFC 4364 §4.3.3): VPN-IPv4 routes are kept
     # only with one of these route targets (raw extended communities); None keeps all
     # (a reflector, or a router without VRFs).
@@ -105,6 +111,7 @@ class RouterSpec:
     passive: bool | tuple[str, ...] = False
     ttl_security: bool = False
     vpn_networks: tuple[VpnNetwork, ...] = ()
+    ipv6_explicit_null: bool = False
 
 
 @dataclass(frozen=True)
@@ -239,8 +246,9 @@ def validate(ctx: Any, raw: Any, topo: Topology) -> BgpSection:
           if "keepalive" in raw else None)
     retry = float(_int(ctx, raw["connect_retry"], base + ("connect_retry",), 1, 65535,
                        "connect_retry")) if "connect_retry" in raw else DEFAULT_CONNECT_RETRY
+    defaults = DEFAULT_FAMILIES + ((SIXPE_FAMILY,) if topo.has_ipv6 else ())
     fams = (_families(ctx, raw["families"], base + ("families",)) if "families" in raw
-            else tuple(FAMILY_BY_NAME[f] for f in DEFAULT_FAMILIES))
+            else tuple(FAMILY_BY_NAME[f] for f in defaults))
     routers_raw = raw.get("routers")
     rp = base + ("routers",)
     if not isinstance(routers_raw, dict) or not routers_raw:
@@ -297,6 +305,8 @@ def validate(ctx: Any, raw: Any, topo: Topology) -> BgpSection:
                                "ttl_security"),
             vpn_networks=_vpn_networks(ctx, opts["vpn_networks"], p + ("vpn_networks",))
             if "vpn_networks" in opts else (),
+            ipv6_explicit_null=_bool(ctx, opts.get("ipv6_explicit_null", False),
+                                     p + ("ipv6_explicit_null",), "ipv6_explicit_null"),
         )
     for name, s in specs.items():
         if s.rr_clients:
@@ -379,7 +389,7 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> BgpConfig | 
         "cluster_id": s.cluster_id, "route_reflector": s.route_reflector,
         "hold_time": s.hold_time, "keepalive": s.keepalive, "connect_retry": s.connect_retry,
         "families": s.families, "networks": s.networks, "vpn_networks": s.vpn_networks,
-        "name": router, "names": names,
+        "name": router, "names": names, "ipv6_explicit_null": s.ipv6_explicit_null,
     }
     kw.update(overrides)
     return BgpConfig(s.asn, s.router_id, topo.nodes[router].lsr_id,

@@ -3,7 +3,8 @@
 
 `summary(inst, now)`: the router and its neighbours (state, uptime, families, prefixes
 received and sent, errors), message and NOTIFICATION counters. `routes(inst, family)`:
-the Loc-RIB of one family, best paths only (RFC 4271 §3.2). Neighbours are node names
+the Loc-RIB of one family, best paths only (RFC 4271 §3.2): `unicast` (IPv4), `vpn`
+(VPN-IPv4), `ipv6` (labelled IPv6, 6PE). Neighbours are node names
 where the configuration knows them (`BgpConfig.names`), else addresses.
 """
 
@@ -12,10 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from bgp.instance import BgpInstance
-from bgp.nlri import IPV4_UNICAST, IPV4_VPN, Family, family_name
+from bgp.nlri import IPV4_UNICAST, IPV4_VPN, IPV6_LABELLED, Family, family_name
 from bgp.rib import Path
 
-VIEWS: dict[str, Family] = {"unicast": IPV4_UNICAST, "vpn": IPV4_VPN}
+VIEWS: dict[str, Family] = {"unicast": IPV4_UNICAST, "vpn": IPV4_VPN, "ipv6": IPV6_LABELLED}
 
 
 def summary(inst: BgpInstance, now: float) -> dict[str, Any]:
@@ -61,7 +62,9 @@ def route_json(p: Path, names: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"prefix": str(p.nlri.prefix)}
     if p.nlri.rd is not None:
         out["rd"] = str(p.nlri.rd)
-    out["next_hop"] = str(p.next_hop)
+    # 6PE: the next hop as carried, ::ffff:<the egress's IPv4 loopback> (RFC 4798 §2)
+    out["next_hop"] = f"::ffff:{p.next_hop}" if p.family == IPV6_LABELLED and \
+        p.next_hop.version == 4 else str(p.next_hop)
     if p.label is not None:
         out["label"] = p.label
     out["route_targets"] = list(a.route_targets())

@@ -83,7 +83,9 @@ from __future__ import annotations
 import struct
 import zlib
 
+from forwarding import plane6
 from forwarding.icmp import frag_needed, may_send_error, time_exceeded
+from forwarding.ip6 import flow_hash6
 from forwarding.labelops import (
     ETH_P_ARP,
     ETH_P_IP,
@@ -171,6 +173,8 @@ def labelled_hash(b: bytes | bytearray | memoryview, off: int, seed: int = 0) ->
         if w & 0x100:
             if off + 20 <= n and b[off] >> 4 == 4 and (b[off] & 0x0F) >= 5:
                 return flow_hash(b, off, seed)
+            if off + 40 <= n and b[off] >> 4 == 6:
+                return flow_hash6(b, off, seed)
             break
     return zlib.crc32(bytes(labels), seed)
 
@@ -262,6 +266,7 @@ def decide(frame: bytes | bytearray | memoryview, in_if: str, tables: RouterTabl
         t.icmp_sent += len(r.replies)
     elif isinstance(r, Deliver):
         t.delivered += 1
+        t.icmp_sent += len(r.replies)
     return r
 
 
@@ -290,8 +295,8 @@ def _decide(frame: bytes, in_if: str, t: RouterTables) -> Result:
         return Drop(DropReason.VLAN_TAGGED, f"ethertype 0x{et:04x}, VLAN {vid}")
     if et == ETH_P_MPLS_MC:
         return Drop(DropReason.MPLS_MULTICAST)
-    if et == ETH_P_IPV6:
-        return Drop(DropReason.IPV6_UNSUPPORTED)
+    if et == ETH_P_IPV6:  # a customer port's IPv6 (forwarding.plane6)
+        return plane6.ipv6(frame, 14, ifi, t, group)
     return Drop(DropReason.NOT_IP, f"ethertype 0x{et:04x}")
 
 
@@ -322,8 +327,8 @@ def _mpls(frame: bytes, ifi: IfInfo, t: RouterTables) -> Result:
                     carry = ttl
                     i += 1
                     continue
-                if lbl == IPV6_EXPLICIT_NULL:
-                    return Drop(DropReason.IPV6_UNSUPPORTED, "IPv6 explicit null", labels_in, ttl)
+                if lbl == IPV6_EXPLICIT_NULL:  # egress: IPv6 under it (RFC 4798 §3, RFC 3032 §2.1)
+                    return plane6.egress(t, frame, poff, ifi, rx_stack, labels_in, ttl)
                 # Egress: pop explicit null, forward on the IPv4 header (RFC 3032 §2.1).
                 if t.ttl_model == "pipe":
                     if ttl <= 1:
@@ -339,6 +344,11 @@ def _mpls(frame: bytes, ifi: IfInfo, t: RouterTables) -> Result:
                 return Drop(DropReason.MALFORMED, "implicit null (3) on the wire", labels_in, ttl)
             return Drop(DropReason.RESERVED_LABEL, f"reserved label {lbl}", labels_in, ttl)
         ilm = t.ilm.get(lbl)
+        if ilm is None and lbl in t.v6.labels:  # our 6PE label: pop, IPv6 lookup (RFC 4798)
+            if not e.s:
+                return Drop(DropReason.MALFORMED, f"6PE label {lbl} above the bottom", labels_in,
+                            ttl)
+            return plane6.egress(t, frame, poff, ifi, rx_stack, labels_in, ttl)
         fib = None if ilm is None or ilm.vrf is None else t.vrfs.get(ilm.vrf)
         if fib is not None and not ilm.nhs:  # a VPN label: pop, IPv4 lookup in its VRF
             if not e.s:  # RFC 4364 §4.3.2: the VPN label is the bottom of the stack
@@ -385,8 +395,9 @@ def _mpls(frame: bytes, ifi: IfInfo, t: RouterTables) -> Result:
         # PHP: last label popped, IPv4 to the NHLFE's next hop
         err = _ipv4_error(frame, poff)
         if err is not None:
-            if len(frame) > poff and frame[poff] >> 4 == 6:
-                return Drop(DropReason.IPV6_UNSUPPORTED, "IPv6 under the popped label", labels_in, ttl)
+            if len(frame) > poff and frame[poff] >> 4 == 6:  # IPv6 under it: on as it is
+                return plane6.php6(t, ilm.counter, nh, frame, poff, ifi, rx_stack, labels_in,
+                                   out_ttl)
             return Drop(DropReason.MALFORMED if frame[poff:poff + 1] == b"\x45" else DropReason.NOT_IP,
                         f"after pop: {err}", labels_in, ttl)
         total = (frame[poff + 2] << 8) | frame[poff + 3]
@@ -470,6 +481,9 @@ def _emit(t: RouterTables, counter: list[int], nh: CNhlfe, hdr: bytes, stack: by
         counter[1] += len(frame)
         return Forward(nh.out_if, frame, op, labels_in, labels_out, ttl, nh.neighbor)
     if _ipv4_error(payload, 0) is not None:
+        if payload[:1] and payload[0] >> 4 == 6:  # IPv6 is never fragmented on the way
+            return plane6.too_big6(t, payload, nh.mtu - len(stack), ifi, rx_stack, nh, rest,
+                                   labels_in, ttl)
         return Drop(DropReason.MTU_EXCEEDED, "too big, payload is not IPv4", labels_in, ttl)
     avail = nh.mtu - len(stack)
     if payload[6] & 0x40:  # DF
@@ -500,6 +514,8 @@ def _expired(t: RouterTables, buf: bytes | bytearray, poff: int, ifi: IfInfo,
     A P router sends it on along the LSP, so it reaches the egress PE, which routes it
     in the VRF back to the source (as any VPN packet); a PE routes it in `fib`."""
     inner = bytes(buf[poff:])
+    if inner[:1] and inner[0] >> 4 == 6:  # ICMPv6 about the IPv6 packet under the labels
+        return plane6.expired6(t, inner, ifi, rx_stack, labels_in, ttl, nh, rest)
     replies: tuple[Forward, ...] = ()
     if _ipv4_error(inner, 0) is None and may_send_error(inner):
         icmp = time_exceeded(inner, _icmp_source(ifi, fib), rx_stack)
@@ -553,8 +569,9 @@ class Dataplane:
     """The hot loop of one router: `process(frame, in_if) -> [(out_if, frame), ...]`.
 
     Handles without allocating result objects: single-label swap (ILM), PHP
-    pop of the bottom label to IPv4, and single-label push of an IPv4 packet
-    (FTN), all with MTU and TTL > 1; everything else goes through `decide`.
+    pop of the bottom label to IPv4, single-label push of an IPv4 packet
+    (FTN), 6PE push of an IPv6 packet and 6PE pop to a host (`forwarding.plane6`),
+    all with MTU and TTL > 1; everything else goes through `decide`.
     Counters are the same as `decide`'s. `tables` may be updated in place
     (`set_lfib`, `apply_diff`, `set_rib`) between calls.
     """
@@ -630,6 +647,14 @@ class Dataplane:
                             ctr[0] += 1
                             ctr[1] += len(out)
                             return [(nh.out_if, out)]
+        elif et == 0x86DD and dmac == t.if_mac.get(in_if):  # 6PE ingress push
+            out6 = plane6.fast_push6(t, frame, in_if, n)
+            if out6 is not None:
+                return out6
+        if et == 0x8847 and (w >> 12) in t.v6.labels and dmac == t.mpls_mac.get(in_if):
+            out6 = plane6.fast_egress6(t, frame, w, n)  # 6PE egress to a host
+            if out6 is not None:
+                return out6
         return self._slow(frame, in_if)
 
     def _slow(self, frame: bytes | bytearray | memoryview, in_if: str) -> list[tuple[str, bytes]]:
@@ -638,9 +663,10 @@ class Dataplane:
             return [(r.out_if, f) for f in r.frames]
         if isinstance(r, Drop):
             return [(f.out_if, f.frame) for f in r.replies]
-        if r.labelled:
-            return [(LOCAL_IF, r.packet)]
-        return []
+        out = [(f.out_if, f.frame) for f in r.replies]  # what we answer ourselves (IPv6)
+        if r.labelled and r.packet[:1] and r.packet[0] >> 4 == 4:
+            out.append((LOCAL_IF, r.packet))
+        return out
 
 
 def process(frame: bytes | bytearray | memoryview, in_if: str,

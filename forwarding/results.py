@@ -23,7 +23,7 @@ class DropReason(StrEnum):
     FRAG_NEEDED = "frag-needed"  # too big with DF set: ICMP 3/4 generated (RFC 3032 §3, RFC 1191)
     RESERVED_LABEL = "reserved-label"  # labels 4..15 (RFC 3032 §2.1, RFC 7274)
     NOT_IP = "not-ip"  # an ethertype nobody here handles (ARP is not one: it is delivered)
-    IPV6_UNSUPPORTED = "ipv6-unsupported"  # IPv6 / IPv6 explicit-null: this dataplane is IPv4 only
+    IPV6_UNSUPPORTED = "ipv6-unsupported"  # IPv6 on an interface without IPv6 (a core link)
     MPLS_MULTICAST = "mpls-multicast"  # ethertype 0x8848: not supported, dropped (RFC 5332)
     NOT_FOR_US = "not-for-us"  # Ethernet destination is neither our MAC nor broadcast
     UNKNOWN_INTERFACE = "unknown-interface"  # in_if is not an interface of this router
@@ -34,6 +34,13 @@ class DropReason(StrEnum):
     VLAN_TAGGED = "vlan-tagged"  # 802.1Q / 802.1ad tag (VID != 0): router ports are untagged
     MARTIAN_SOURCE = "martian-source"  # 0/8, 127/8, 224/4, 240/4 source: RFC 1812 §5.3.7
     MARTIAN_DESTINATION = "martian-destination"  # 0/8, 127/8, 240/4 destination: RFC 1812 §5.3.7
+    # IPv6 (forwarding.ip6, forwarding.plane6); IPV6_UNSUPPORTED above is now IPv6 on an
+    # interface without IPv6 (a core link: 6PE keeps the core IPv4, RFC 4798)
+    IPV6_MALFORMED = "ipv6-malformed"  # < 40 octets, version not 6, payload length past the end
+    IPV6_EXT_CHAIN = "ipv6-ext-chain"  # extension header chain truncated or out of order (RFC 8200 §4, RFC 7112)
+    IPV6_CHAIN_TOO_LONG = "ipv6-chain-too-long"  # more extension headers than we walk (ip6.MAX_EXT_HEADERS)
+    ICMPV6_MALFORMED = "icmpv6-malformed"  # ICMPv6 for us: truncated, bad checksum, invalid ND (RFC 4861 §7.1.1)
+    PACKET_TOO_BIG = "packet-too-big"  # IPv6 (+ labels) over the link MTU: ICMPv6 Packet Too Big sent (RFC 4443 §3.2)
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +79,7 @@ class Deliver:
     for kind "router-alert" the labelled packet as received: stack + payload).
 
     `kind` is "local" (addressed to one of our addresses, broadcast or
-    multicast), "router-alert" (label 1 on top, RFC 3032 §2.1: to the control
+    multicast), "nd" (IPv6 Neighbor Discovery), "router-alert" (label 1 on top, RFC 3032 §2.1: to the control
     plane) or "kernel" (ARP: the router's kernel answers it; `packet` is the ARP
     payload). `labelled` says the frame arrived with labels, so the kernel did
     not see it as IP: a runtime must inject `packet` into the local stack.
@@ -83,6 +90,9 @@ class Deliver:
     labelled: bool = False
     labels_in: tuple[int, ...] = ()
     ttl: int = 0
+    # What the router answers itself (IPv6: its kernel has none): Neighbor Advertisement,
+    # Echo Reply, Port Unreachable (forwarding.plane6)
+    replies: tuple[Forward, ...] = ()
 
     def to_json(self) -> dict:
         return {"result": "deliver", "kind": self.kind, "labelled": self.labelled,

@@ -33,22 +33,26 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
 from forwarding.labelops import ETH_P_IP, ETH_P_MPLS_UC, IMPLICIT_NULL
+from forwarding.nexthop import (  # re-exported: the IPv4 and IPv6 tables share them
+    A_CONNECTED,
+    A_LOCAL,
+    A_NHLFE,
+    LPM_CACHE_MAX,
+    Action,
+    CNhlfe,
+)
 from forwarding.results import DropReason
+from forwarding.tables6 import Tables6, interfaces6
+from lsr.core.fib6 import Fib6
 from lsr.core.igp import Route
 from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe, VpnIlmEntry, VrfEntry
 from lsr.core.topology import Topology
 
 TTL_MODELS = ("uniform", "pipe", "short-pipe")
-
-# LPM action kinds
-A_LOCAL = 0  # one of our addresses: deliver
-A_CONNECTED = 1  # directly connected subnet: next hop is the destination itself
-A_NHLFE = 2  # FTN (push, or unlabelled when out_labels == ()) or RIB route (IP forward)
-LPM_CACHE_MAX = 65536
 
 # RouterTables.fast_ilm: in_label -> (FAST_KIND, FAST_NHS, FAST_COUNTER), for the labels the
 # hot loops (forwarding.plane.Dataplane, forwarding.ioloop, forwarding.vector) switch without
@@ -107,33 +111,6 @@ class IfInfo:
     @property
     def ip(self) -> int:
         return int(self.address.ip)
-
-
-@dataclass(frozen=True, slots=True)
-class CNhlfe:
-    """A compiled next hop: resolved MAC, prebuilt headers, label bits."""
-
-    out_if: str
-    neighbor: str
-    nexthop: int  # IPv4 address as int
-    out_labels: tuple[int, ...]  # top first; () = pop / unlabelled
-    hdr_mpls: bytes  # dst MAC | src MAC | 0x8847
-    hdr_ip: bytes  # dst MAC | src MAC | 0x0800
-    mtu: int
-    resolved: bool  # next hop MAC known
-    source: Nhlfe | None = None
-
-
-@dataclass(slots=True)
-class Action:
-    """What an IP lookup resolves to (LPM result)."""
-
-    kind: int
-    prefix: IPv4Network
-    nhs: tuple[CNhlfe, ...] = ()
-    ftn: bool = False  # the entry comes from the FTN (labelled unless out_labels == ())
-    counter: list[int] = field(default_factory=lambda: [0, 0])
-    out_if: str = ""  # A_CONNECTED: the interface of the subnet
 
 
 @dataclass(slots=True)
@@ -275,6 +252,8 @@ class RouterTables:
         self.icmp_sent = 0
         self.fragments = 0  # frames sent beyond the first of a fragmented packet (RFC 3032 §3)
         self.hdr_cache: dict[tuple[str, int], tuple[bytes, bytes, bool]] = {}
+        # IPv6 (customer links, 6PE): forwarding.tables6; `build` fills in the interfaces
+        self.v6 = Tables6(self)
 
     # ------------------------------------------------------------ construction
 
@@ -300,6 +279,9 @@ class RouterTables:
                 mpls_input=topo.ldp_interfaces(router) if mpls_input is None else mpls_input)
         t.set_rib(rib, recompile=False)
         t.set_lfib(lfib if lfib is not None else Lfib())
+        ifs6 = interfaces6(topo, router, t)
+        if ifs6:
+            t.v6 = Tables6(t, ifs6)
         return t
 
     def set_mpls_input(self, ifnames: Iterable[str]) -> None:
@@ -508,12 +490,14 @@ class RouterTables:
         def pkey(p: IPv4Network) -> tuple[int, int]:
             return (int(p.network_address), p.prefixlen)
 
+        v6 = self.v6.counters_json() if self.v6.ifs or self.v6.fib.routes else {}
         return {
             "router": self.name,
             "ttl_model": self.ttl_model,
             "ilm": {str(k): pb(self.c_ilm[k]) for k in sorted(self.c_ilm)},
             "ftn": {str(p): pb(self.c_ftn[p]) for p in sorted(self.c_ftn, key=pkey)},
             "ip": {str(p): pb(self.c_ip[p]) for p in sorted(self.c_ip, key=pkey)},
+            **v6,  # ip6 / ftn6: only on routers with IPv6
             **({"vrf": {f"{v} {p}": pb(c) for (v, p), c in sorted(
                 self.c_vrf.items(), key=lambda kv: (kv[0][0], pkey(kv[0][1])))}}
                if self.c_vrf else {}),
@@ -529,7 +513,7 @@ class RouterTables:
         forwarded + delivered + sum(drops) = frames received."""
         n = sum(c[0] for d in (self.c_ilm, self.c_ftn, self.c_ip, self.c_vrf)
                 for c in d.values())
-        return n - self.fragments
+        return n + self.v6.forwarded() - self.fragments
 
     def reset_counters(self) -> None:
         for d in (self.c_ilm, self.c_ftn, self.c_ip, self.c_vrf):
@@ -537,14 +521,20 @@ class RouterTables:
                 c[0] = c[1] = 0
         for k in self.drops:
             self.drops[k] = 0
+        self.v6.reset_counters()
         self.delivered = self.icmp_sent = self.fragments = 0
 
 
 def build_all(topo: Topology, ribs: Mapping[str, Mapping[IPv4Network, Route]],
-              lfibs: Mapping[str, Lfib]) -> dict[str, RouterTables]:
-    """RouterTables for every router of `topo`."""
-    return {r.name: RouterTables.build(topo, r.name, ribs[r.name], lfibs.get(r.name))
-            for r in topo.routers}
+              lfibs: Mapping[str, Lfib], fib6s: Mapping[str, Fib6] | None = None
+              ) -> dict[str, RouterTables]:
+    """RouterTables for every router of `topo` (with `fib6s`: each one's 6PE routes)."""
+    out = {r.name: RouterTables.build(topo, r.name, ribs[r.name], lfibs.get(r.name))
+           for r in topo.routers}
+    for name, f in (fib6s or {}).items():
+        if name in out:
+            out[name].v6.set_fib(f)
+    return out
 
 
 # ---- the ring fast path's derived tables (forwarding.ioloop, forwarding.vector)

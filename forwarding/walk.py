@@ -10,6 +10,11 @@ ICMP error (TTL expired, fragmentation needed), the error is walked too, from
 that router to the packet's source: about a labelled packet it goes on along
 the LSP to the egress, which routes it back (RFC 3032 §2.3.2).
 
+IPv6 (`family=6`, or IPv6 addresses as SRC/DST): an ICMPv6 echo, UDP or TCP over
+IPv6 from a host's IPv6 address (`subnet6`) to another's, across 6PE; `ttl` is the
+hop limit, and the 6PE hops name `table` "6pe" (the ingress's BGP route, the egress
+popping its 6PE label or IPv6 Explicit Null) with the IPv6 prefix as `fec`.
+
 Hop JSON (docs/cli.md, `lsr sim trace --json`)::
 
     {"router", "in_interface" (null when the router originates the packet),
@@ -28,13 +33,16 @@ from __future__ import annotations
 
 import struct
 from collections.abc import Mapping
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
+from forwarding import ip6
 from forwarding.icmp import build_ipv4
 from forwarding.labelops import LabelError, checksum16, parse_stack
 from forwarding.plane import Deliver, Drop, Forward, decide, flow_hash, labelled_hash, originate
+from forwarding.plane6 import originate6
 from forwarding.tables import A_LOCAL, A_NHLFE, CNhlfe, RouterTables, VrfTable
+from lsr.core.ipv6 import text as text6
 from lsr.core.topology import Topology
 
 MAX_HOPS = 64
@@ -59,45 +67,74 @@ def _l4(proto: str, src: int, dst: int, sport: int, dport: int) -> bytes:
     return bytes(h)
 
 
-def make_packet(src: IPv4Address, dst: IPv4Address, proto: str = "icmp", ttl: int = 64,
-                sport: int = 49152, dport: int = 33434) -> bytes:
-    """The IPv4 packet the walk injects."""
+def make_packet(src: IPv4Address | IPv6Address, dst: IPv4Address | IPv6Address,
+                proto: str = "icmp", ttl: int = 64, sport: int = 49152,
+                dport: int = 33434) -> bytes:
+    """The IPv4 or IPv6 packet the walk injects."""
     if proto not in PROTOS:
         raise ValueError(f"proto must be one of {', '.join(PROTOS)}")
+    if isinstance(src, IPv6Address):
+        return _packet6(src, IPv6Address(dst), proto, ttl, sport, dport)
     s, d = int(src), int(dst)
     return build_ipv4(s, d, PROTOS[proto], _l4(proto, s, d, sport, dport), ttl, ident=1)
 
 
-def resolve_endpoint(topo: Topology, who: str, vrf: str | None = None) -> tuple[str, IPv4Address]:
-    """Node name or address -> (node, address): a walk's SRC or DST. An address is looked
-    up in VRF `vrf` (the source's: VRFs reuse addresses); from a VRF, an address of no
-    node of that VRF is allowed (node ""): the walk shows where the packet goes."""
+def _packet6(src: IPv6Address, dst: IPv6Address, proto: str, hl: int, sport: int,
+             dport: int) -> bytes:
+    """ICMPv6 echo (type 128), UDP or TCP SYN over IPv6 with valid checksums."""
+    s, d = src.packed, dst.packed
+    if proto == "icmp":
+        return ip6.packet(s, d, ip6.NH_ICMPV6, struct.pack("!BBHHH", 128, 0, 0, sport & 0xFFFF, 1)
+                          + b"lsr-walk", hl, csum_at=2)
+    if proto == "udp":
+        data = b"lsr-walk"
+        return ip6.packet(s, d, ip6.NH_UDP, struct.pack("!HHHH", sport, dport, 8 + len(data), 0)
+                          + data, hl, csum_at=6)
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, 1, 0, 5 << 4, 0x02, 64240, 0, 0)
+    return ip6.packet(s, d, ip6.NH_TCP, tcp, hl, csum_at=16)
+
+
+def resolve_endpoint(topo: Topology, who: str, family: int = 4, vrf: str | None = None
+                     ) -> tuple[str, IPv4Address | IPv6Address]:
+    """Node name or address -> (node, address): a walk's SRC or DST. A node name gives
+    its IPv4 address (a router: its loopback), or with `family=6` its IPv6 address (a
+    router: that of its first IPv6 interface). An address is looked up in VRF `vrf`
+    (the source's: VRFs reuse addresses); from a VRF, an address of no node of that VRF
+    is allowed (node ""): the walk shows where the packet goes."""
     if who in topo.nodes:
         n = topo.nodes[who]
+        if family == 6:
+            a6 = [i.address6.ip for i in n.interfaces.values() if i.address6 is not None]
+            if not a6:
+                raise ValueError(f"{who} has no IPv6 address (no subnet6 on its links)")
+            return who, a6[0]
         if n.is_router:
             return who, n.lsr_id
         (i,) = n.interfaces.values()
         return who, i.address.ip
     try:
-        a = IPv4Address(who)
+        a = ip_address(who)
     except ValueError:
-        raise ValueError(f"'{who}' is neither a node of {topo.name} nor an IPv4 address") from None
-    n = topo.node_of_address(a, vrf)
-    if n is None:
+        raise ValueError(f"'{who}' is neither a node of {topo.name} nor an IP address") from None
+    node = topo.node_of_address(a, vrf) if isinstance(a, IPv4Address) \
+        else topo.node_of_address6(a, vrf)
+    if node is None:
         if vrf is not None:
             return "", a
         raise ValueError(f"{a} is not an address of {topo.name}")
-    return n.name, a
+    return node.name, a
 
 
 def _stack(frame: bytes) -> tuple[tuple[int, ...], int]:
-    """(labels, TTL as received) of a frame: top label TTL or IP TTL."""
+    """(labels, TTL as received) of a frame: top label TTL, IPv4 TTL or IPv6 hop limit."""
     if frame[12:14] == b"\x88\x47":
         try:
             entries, _ = parse_stack(frame, 14)
         except LabelError:
             return (), 0
         return tuple(e.label for e in entries), entries[0].ttl
+    if frame[12:14] == b"\x86\xdd":
+        return (), frame[21] if len(frame) > 21 else 0
     return (), frame[22] if len(frame) > 22 else 0
 
 
@@ -111,10 +148,28 @@ def _ecmp(t: RouterTables, nhs: tuple[CNhlfe, ...], h: int) -> dict[str, Any]:
             "choices": [t.interfaces[nh.out_if].peer_node for nh in nhs]}
 
 
+def _ip6_entry(t: RouterTables, buf: bytes, off: int) -> Entry:
+    """The IPv6 lookup: a 6PE route ("6pe") or a connected subnet ("rib")."""
+    if len(buf) < off + 40:
+        return NO_ENTRY
+    dst = bytes(buf[off + 24:off + 40])
+    a = t.v6.lookup(dst)
+    if a is None or dst in t.v6.own:
+        return NO_ENTRY
+    if a.kind != A_NHLFE:
+        return "rib", str(a.prefix), None
+    ecmp = _ecmp(t, a.nhs, ip6.flow_hash6(buf, off, t.seed)) if len(a.nhs) > 1 else None
+    return "6pe", str(a.prefix), ecmp
+
+
 def _ip_entry(t: RouterTables | VrfTable, buf: bytes, off: int,
               router: RouterTables | None = None) -> Entry:
-    """The LPM entry the plane uses for the IPv4 packet at `off` (FTN or RIB) in `t`,
+    """The LPM entry the plane uses for the IP packet at `off` (FTN or RIB) in `t`,
     the router's tables or one of its VRFs (`router` then: the router's tables)."""
+    rt = router if router is not None else t
+    assert isinstance(rt, RouterTables)
+    if len(buf) > off and buf[off] >> 4 == 6:
+        return _ip6_entry(rt, buf, off) if router is None else NO_ENTRY
     if len(buf) < off + 20:
         return NO_ENTRY
     rt = router if router is not None else t
@@ -144,6 +199,9 @@ def entry(t: RouterTables, frame: bytes, in_if: str | None = None) -> Entry:
         return NO_ENTRY
     for e in entries:
         if e.label >= 16:
+            if e.label not in t.ilm and e.label in t.v6.labels:  # our 6PE label: IPv6 lookup
+                table, fec, ecmp = _ip6_entry(t, frame, poff)
+                return ("6pe" if table else None), fec, ecmp
             ilm = t.ilm.get(e.label)
             if ilm is not None and ilm.vrf is not None:  # a VPN label (RFC 4364)
                 e = ilm.entry
@@ -156,12 +214,19 @@ def entry(t: RouterTables, frame: bytes, in_if: str | None = None) -> Entry:
             break
     if entries and entries[-1].label == 0:
         return _ip_entry(t, frame, poff)
+    if entries and entries[-1].label == 2:  # IPv6 Explicit Null: the 6PE egress's lookup
+        table, fec, ecmp = _ip6_entry(t, frame, poff)
+        return ("6pe" if table else None), fec, ecmp
     return NO_ENTRY
 
 
 def _icmp_json(f: Forward) -> dict[str, Any]:
     off = 14 + 4 * len(f.labels_out)
     ip = f.frame[off:]
+    if ip[0] >> 4 == 6:  # ICMPv6 (what we send has no extension headers)
+        return {"type": ip[40], "code": ip[41], "src": text6(IPv6Address(ip[8:24])),
+                "dst": text6(IPv6Address(ip[24:40])), "out_interface": f.out_if,
+                "labels_out": list(f.labels_out)}
     ihl = (ip[0] & 0x0F) * 4
     return {"type": ip[ihl], "code": ip[ihl + 1], "src": str(IPv4Address(ip[12:16])),
             "dst": str(IPv4Address(ip[16:20])), "out_interface": f.out_if,
@@ -170,13 +235,17 @@ def _icmp_json(f: Forward) -> dict[str, Any]:
 
 def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
          proto: str = "icmp", ttl: int = 64, sport: int = 49152,
-         dport: int = 33434) -> dict[str, Any]:
+         dport: int = 33434, family: int = 4) -> dict[str, Any]:
     """Walk one packet from SRC to DST (node names or addresses). See module docstring.
 
     For UDP and TCP, `sport`/`dport` are the ports (ECMP hash inputs); ICMP
-    echoes are not hashed on them."""
-    snode, saddr = resolve_endpoint(topo, src)
-    dnode, daddr = resolve_endpoint(topo, dst, topo.vrf_of(snode))
+    echoes are not hashed on them. `family` 6 (or an IPv6 address as SRC or DST): IPv6."""
+    if any(":" in x for x in (src, dst)):
+        family = 6
+    snode, saddr = resolve_endpoint(topo, src, family)
+    dnode, daddr = resolve_endpoint(topo, dst, family, topo.vrf_of(snode))
+    if saddr.version != daddr.version:
+        raise ValueError(f"{saddr} and {daddr} are not of one address family")
     pkt = make_packet(saddr, daddr, proto, ttl, sport, dport)
     hops: list[dict[str, Any]] = []
     n = topo.nodes[snode]
@@ -186,7 +255,7 @@ def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
         (i,) = n.interfaces.values()
         rif = topo.interface(i.peer_node, i.peer_interface)
         frame = bytes.fromhex(rif.mac.replace(":", "")) + bytes.fromhex(
-            i.mac.replace(":", "")) + b"\x08\x00" + pkt
+            i.mac.replace(":", "")) + (b"\x86\xdd" if saddr.version == 6 else b"\x08\x00") + pkt
         result = _follow(topo, tables, frame, i.peer_node, i.peer_interface, dnode, hops, snode)
     out = _out(topo, saddr, daddr, proto, ttl, hops, result)
     ports = proto in ("udp", "tcp")
@@ -199,10 +268,11 @@ def _originate(topo: Topology, tables: Mapping[str, RouterTables], router: str, 
                origin: str | None = None) -> str:
     """A router sends `pkt` itself (no TTL decrement), then the walk goes on."""
     t = tables[router]
-    ttl = pkt[8]
-    fw = originate(t, pkt)
+    v6 = pkt[0] >> 4 == 6
+    ttl = pkt[7] if v6 else pkt[8]
+    fw = originate6(t, pkt) if v6 else originate(t, pkt)
     if fw is None:
-        own = int.from_bytes(pkt[16:20], "big") in t.own
+        own = bytes(pkt[24:40]) in t.v6.own if v6 else int.from_bytes(pkt[16:20], "big") in t.own
         hops.append(_hop(router, None, (), "deliver" if own else "drop", (), ttl, ttl, None,
                          None, None if own else "no-route"))
         return "delivered" if own and router == dnode else ("misdelivered" if own else "dropped")
@@ -284,16 +354,25 @@ def _icmp_walk(topo: Topology, tables: Mapping[str, RouterTables], router: str, 
     d = _icmp_json(fw)
     off = 14 + 4 * len(fw.labels_out)
     ip = fw.frame[off:]
-    dst = IPv4Address(ip[16:20])
-    owner = origin if _has_address(topo, origin, dst) else None
-    if owner is None:
-        n = topo.node_of_address(dst)
-        owner = n.name if n is not None else None
+    if ip[0] >> 4 == 6:
+        dst6 = IPv6Address(ip[24:40])
+        owner = origin if _has_address(topo, origin, dst6) else None
+        if owner is None:
+            n6 = topo.node_of_address6(dst6)
+            owner = n6.name if n6 is not None else None
+        ttl_in = ip[7]
+    else:
+        dst = IPv4Address(ip[16:20])
+        owner = origin if _has_address(topo, origin, dst) else None
+        if owner is None:
+            n = topo.node_of_address(dst)
+            owner = n.name if n is not None else None
+        ttl_in = ip[8]
     table, fec, ecmp = _ip_entry(t, ip, 0)
     onward = _onward(t, dropped, fw)
     if onward:
         table, fec, ecmp = dropped["table"], dropped["fec"], dropped["ecmp"]
-    h = _hop(router, None, (), fw.op, fw.labels_out, ip[8], fw.ttl, fw.out_if,
+    h = _hop(router, None, (), fw.op, fw.labels_out, ttl_in, fw.ttl, fw.out_if,
              t.interfaces[fw.out_if].peer_node, None)
     h["table"], h["fec"], h["ecmp"] = table, fec, ecmp
     hops = [h]
@@ -304,8 +383,11 @@ def _icmp_walk(topo: Topology, tables: Mapping[str, RouterTables], router: str, 
     return d
 
 
-def _has_address(topo: Topology, node: str, addr: IPv4Address) -> bool:
+def _has_address(topo: Topology, node: str, addr: IPv4Address | IPv6Address) -> bool:
     n = topo.nodes[node]
+    if isinstance(addr, IPv6Address):
+        return any(i.address6 is not None and i.address6.ip == addr
+                   for i in n.interfaces.values())
     return n.loopback == addr or any(i.address.ip == addr for i in n.interfaces.values())
 
 
@@ -318,7 +400,8 @@ def _hop(router: str, in_if: str | None, labels_in: tuple[int, ...], op: str,
             "fec": None, "ecmp": None, "icmp": None}
 
 
-def _out(topo: Topology, src: IPv4Address, dst: IPv4Address, proto: str, ttl: int,
+def _out(topo: Topology, src: IPv4Address | IPv6Address, dst: IPv4Address | IPv6Address,
+         proto: str, ttl: int,
          hops: list[dict[str, Any]], result: str) -> dict[str, Any]:
     return {"topology": topo.name, "src": str(src), "dst": str(dst), "proto": proto, "ttl": ttl,
             "result": result, "hops": hops}
@@ -326,6 +409,6 @@ def _out(topo: Topology, src: IPv4Address, dst: IPv4Address, proto: str, ttl: in
 
 def walk_json(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
               proto: str = "icmp", ttl: int = 64, sport: int = 49152,
-              dport: int = 33434) -> dict[str, Any]:
+              dport: int = 33434, family: int = 4) -> dict[str, Any]:
     """`{"hops": [...], "result": ..., ...}`: the JSON of `lsr sim trace --json`."""
-    return walk(topo, tables, src, dst, proto, ttl, sport, dport)
+    return walk(topo, tables, src, dst, proto, ttl, sport, dport, family)

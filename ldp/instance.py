@@ -150,9 +150,11 @@ class LdpInstance:
         remote = [p for p, owners in topo.prefixes().items()
                   if all(o != router for o, _ in owners)
                   and (node.ldp.fecs == "all" or p.prefixlen == 32)]
-        kw.setdefault("label_plan", label_plan(node.labels[0], remote))
+        # one split of the router's labels: 6PE label, LDP, VPN (Topology.label_ranges)
+        labels = topo.label_ranges(router)[0]
+        kw.setdefault("label_plan", label_plan(labels[0], remote))
         kw.setdefault("ldp_interfaces", topo.ldp_interfaces(router))
-        return cls(router, node.lsr_id, ifs, topo.label_ranges(router)[0], node.ldp, pw, **kw)
+        return cls(router, node.lsr_id, ifs, labels, node.ldp, pw, **kw)
 
     # -------------------------------------------------------------- host services
 

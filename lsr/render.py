@@ -95,7 +95,26 @@ def lfib_tables(data: dict[str, Any]) -> list[TableSpec]:
             else:
                 rows.append((e["in_label"], what, "pop", "-", f"lookup in {e['vrf']}", "", ""))
         out.append((f"{r}: ILM", ["in", "FEC", "op", "out", "via", "interface", "nexthop"], rows))
+        if "ipv6" in d:
+            out.append(sixpe_table(r, d["ipv6"]))
     return out
+
+
+def sixpe_table(router: str, d: dict[str, Any]) -> TableSpec:
+    """The 6PE part of `lsr sim lfib` (`lsr.core.fib6`): IPv6 prefixes and the label
+    stack pushed (LDP label on top, the egress's 6PE label under it), the router's own
+    6PE labels (pop, IPv6 lookup) and prefixes without an LSP."""
+    rows: list[tuple[Any, ...]] = []
+    for e in d["routes"]:
+        for k, nh in enumerate(e["nexthops"]):
+            rows.append((e["prefix"] if k == 0 else "", e["egress"] or e["next_hop"],
+                         label_text(e["label"]) if k == 0 else "", nh["neighbor"],
+                         nh["interface"], stack_text(nh["out_labels"], "push")))
+    for p, why in d["unresolved"].items():
+        rows.append((p, "-", "-", "-", "-", why))
+    own = ", ".join(str(x) for x in d["labels"]) or "-"
+    return (f"{router}: 6PE (IPv6 over labels; own 6PE label: {own})",
+            ["prefix", "egress", "6PE label", "via", "interface", "push"], rows)
 
 
 def vrf_show(data: dict[str, Any]) -> None:

@@ -29,6 +29,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
 
 from bgp import events as bgp_ev
+from bgp import sixpe
 from bgp import vpn as bgp_vpn
 from bgp.config import from_topology as bgp_config
 from bgp.instance import BgpInstance
@@ -58,6 +59,7 @@ from ldp.events import (
 from ldp.fsm import State
 from ldp.instance import LdpInstance
 from ldp.messages import ALL_ROUTERS
+from lsr.core.fib6 import Fib6
 from lsr.core.igp import Igp, Route
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
@@ -332,8 +334,30 @@ class Simulation:
             if not self.ospf:
                 self._bgp_rib(r, self.igp.rib(r))
             self._deliver(r + BGP, bgp_ev.Start())
+            self._sixpe_export(r)
         for r in self.pes:
             self._vpn_export(r)
+
+    def _sixpe_export(self, router: str) -> None:
+        """A 6PE PE originates its IPv6 customer subnets, labelled (bgp.sixpe)."""
+        cfg = self.bgp[router].cfg
+        if sixpe.enabled(self.topo, router, cfg.families):
+            self._deliver(router + BGP, bgp_ev.Originate(
+                sixpe.export_routes(self.topo, router, cfg.ipv6_explicit_null)))
+
+    def fib6(self, router: str) -> Fib6:
+        """The router's 6PE forwarding state now: BGP's labelled IPv6 best paths over its
+        LDP FTN (empty without BGP)."""
+        inst = self.bgp.get(router)
+        if inst is None:
+            return Fib6()
+        return sixpe.fib6(self.topo, router, inst.loc_rib, self.instances[router].lfib.ftn,
+                          inst.cfg.ipv6_explicit_null)
+
+    def fib6s(self) -> dict[str, Fib6]:
+        """`fib6` of every router that has 6PE routes or labels."""
+        out = {r: self.fib6(r) for r in self.routers if r in self.bgp}
+        return {r: f for r, f in out.items() if f.routes or f.labels or f.unresolved}
 
     def expected_sessions(self) -> set[tuple[str, str]]:
         """Router pairs joined by at least one up link: they must have a session."""
@@ -605,6 +629,7 @@ class Simulation:
             if not self.ospf:
                 self._bgp_rib(router, self.igp.rib(router))
             self._deliver(router + BGP, bgp_ev.Start())
+            self._sixpe_export(router)
         self.last_change = self.now
 
     def link_up(self, link_index: int) -> None:
@@ -814,6 +839,13 @@ class Simulation:
                 for nh in e["nexthops"]:
                     nh["neighbor"] = self.name_of(nh["neighbor"])
             out[r] = {"lsr_id": str(inst.lsr_id), **j}
+            f6 = self.fib6(r) if r in self.bgp else None
+            if f6 is not None and (f6.routes or f6.labels or f6.unresolved):
+                j6 = f6.to_json()  # 6PE (lsr.core.fib6); only where there is some
+                for e in j6["routes"]:
+                    for nh in e["nexthops"]:
+                        nh["neighbor"] = self.name_of(nh["neighbor"])
+                out[r]["ipv6"] = j6
         return {"routers": out}
 
     def vrf_json(self, routers: list[str] | None = None, vrf: str | None = None) -> dict:

@@ -65,7 +65,7 @@ def test_lab_keys_reach_the_peer_configs():
     ("bgp:\n  asn: 1\n  routers: {a: {colour: red}}\n",
      "f.yaml:9: bgp.routers.a.colour: unknown key 'colour' (allowed: asn, router_id, neighbors,"
      " route_reflector, rr_clients, cluster_id, networks, hold_time, keepalive, connect_retry,"
-     " families, passwords, passive, ttl_security, vpn_networks)"),
+     " families, passwords, passive, ttl_security, vpn_networks, ipv6_explicit_null)"),
     ("bgp:\n  asn: 1\n  routers: {a: {passwords: {b: x}}, b: {}, c: {route_reflector: true}}\n",
      "f.yaml:9: bgp.routers.a.passwords: b is not a BGP neighbour of a"),
     ("bgp:\n  asn: 1\n  routers: {a: {passwords: {b: 7}}, b: {}}\n",

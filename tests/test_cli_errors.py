@@ -23,6 +23,7 @@ from .conftest import TOPOLOGIES, is_root
 LINE3 = str(TOPOLOGIES / "line3.yaml")
 DIAMOND = str(TOPOLOGIES / "diamond.yaml")
 BGP_RR = str(TOPOLOGIES.parent / "tests" / "data" / "bgp-rr.yaml")
+SIXPE = str(TOPOLOGIES / "6pe.yaml")
 
 
 @pytest.fixture()
@@ -156,6 +157,11 @@ CASES = [
     (["sim", "trace", LINE3, "ce1", "10.0.0.0/33"], 2, "'10.0.0.0/33' is neither"),
     (["sim", "trace", LINE3, "ce1", "abc"], 2, "'abc' is neither"),
     (["sim", "trace", LINE3, "ce1", "1.2.3.4"], 2, "not an address of line3"),
+    (["sim", "trace", LINE3, "ce1", "ce2", "-6"], 2, "ce1 has no IPv6 address"),
+    (["sim", "trace", SIXPE, "ce1", "2001:db8:9::1"], 2, "not an address of sixpe"),
+    (["sim", "trace", SIXPE, "ce1", "192.168.2.2", "-6"], 2, "not of one address family"),
+    (["sim", "trace", SIXPE, "ce1", "ce2", "-6", "--step"], 2, "--step shows IPv4 headers only"),
+    (["sim", "bgp", SIXPE, "p1", "ipv6"], 2, "p1 runs no BGP"),
     (["lsp", "ping", "--sim", LINE3, "ce1", "pe2"], 2, "no router named 'ce1'"),
     (["lsp", "ping", "--sim", LINE3, "pe1", "10.0.0.0/33"], 2, "'10.0.0.0/33' is neither"),
     (["lsp", "traceroute", "--sim", LINE3, "pe1", "abc"], 2, "'abc' is neither"),

@@ -48,6 +48,15 @@ def _cases(path: Path) -> list[tuple[str, list[str]]]:
     cases.append((f"sim-trace-{routers[0]}-{routers[-1]}-ttl2.json",
                   ["sim", "trace", f, routers[0], routers[-1], "--ttl", "2", "--proto", "udp",
                    "--json"]))
+    # IPv6 (6PE): every ordered pair of IPv6 hosts, and one UDP walk whose hop limit
+    # expires inside the core (ICMPv6 with the label stack, sent along the LSP).
+    hosts6 = [h for h in hosts if any(i.address6 for i in topo.nodes[h].interfaces.values())]
+    cases += [(f"sim-trace6-{a}-{b}.json", ["sim", "trace", f, a, b, "-6", "--json"])
+              for a in hosts6 for b in hosts6 if a != b]
+    if len(hosts6) > 1:
+        cases.append((f"sim-trace6-{hosts6[0]}-{hosts6[-1]}-ttl3.json",
+                      ["sim", "trace", f, hosts6[0], hosts6[-1], "-6", "--ttl", "3", "--proto",
+                       "udp", "--json"]))
     # VPNs (RFC 4364): the VRF tables, and a site-to-site walk drawn with its label stacks
     # and one whose TTL runs out in the core.
     sites = [h for h in hosts if topo.vrf_of(h) is not None]

@@ -20,8 +20,9 @@ from pathlib import Path
 
 import pytest
 
+from lsr.core.topology import load_topology
 from tests.conftest import needs_root
-from tests.test_tutorial import TUTORIAL, commands, scratch
+from tests.test_tutorial import ROOT, TUTORIAL, commands, scratch
 
 LAB_BLOCK = re.compile(r"^```console-lab\n(.*?)^```", re.S | re.M)
 ASSIGNMENT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=\S*")
@@ -57,8 +58,8 @@ def test_console_lab_blocks(tmp_path: Path) -> None:
                 argv = shlex.split(shell) if shell.startswith("lsr lab up ") else []
                 if "--name" in argv:  # what the shell makes of it, to tear it down
                     labs.add(_expand(sets, argv[argv.index("--name") + 1], env))
-                elif argv:
-                    labs.add(Path(argv[3]).stem)
+                elif argv:  # the file's `name:` (6pe.yaml's is sixpe: a name starts with a letter)
+                    labs.add(load_topology(ROOT / argv[3]).name)
                 r = subprocess.run(["bash", "-o", "pipefail", "-c", "; ".join([*sets, shell])],
                                    cwd=cwd, capture_output=True, text=True, timeout=120, env=env)
                 out = r.stdout + r.stderr

@@ -1,5 +1,5 @@
 """`lsr sim bgp FILE [R] [VIEW]` and `lsr lab bgp NAME R [VIEW]`: BGP neighbours and
-routes (VIEW: summary, vpn, unicast).
+routes (VIEW: summary, vpn, unicast, ipv6).
 
 The simulator and a live lab (our routers and FRR's) give the same JSON and the same
 tables (docs/cli.md, "BGP").
@@ -16,8 +16,9 @@ from lsr.cli.common import json_option, load, pick_routers, topology_arg
 from lsr.cli.lab import lab, lab_api, require_root
 from lsr.cli.sim import sim
 from lsr.errors import LsrError
+from lsr.render import label_text
 
-VIEWS = ("summary", "vpn", "unicast")
+VIEWS = ("summary", "vpn", "unicast", "ipv6")
 SHORT = {"ipv4-unicast": "v4", "ipv4-vpn": "vpnv4", "ipv6-labelled": "6pe"}  # table only
 
 
@@ -48,6 +49,11 @@ def show(data: dict[str, Any], view: str, as_json: bool) -> None:
             render.table(f"{r}: VPN-IPv4 routes (best paths)",
                          ["RD", "prefix", "next hop", "label", "route targets", "from",
                           "AS path", "local pref"], rows)
+        elif view == "ipv6":
+            rows = [(x["prefix"], x["next_hop"], label_text(x.get("label")), x["from"],
+                     _cell(x["as_path"]), _cell(x["local_pref"])) for x in d["routes"]]
+            render.table(f"{r}: labelled IPv6 routes, 6PE (best paths)",
+                         ["prefix", "next hop", "label", "from", "AS path", "local pref"], rows)
         else:
             rows = [(x["prefix"], x["next_hop"], x["from"], _cell(x["as_path"]),
                      _cell(x["local_pref"]), _cell(x["med"])) for x in d["routes"]]
@@ -70,10 +76,11 @@ def _sim_args(topo: Any, args: tuple[str, ...]) -> tuple[str | None, str]:
 
 @sim.command("bgp")
 @topology_arg
-@click.argument("args", nargs=-1, metavar="[ROUTER] [summary|vpn|unicast]")
+@click.argument("args", nargs=-1, metavar="[ROUTER] [summary|vpn|unicast|ipv6]")
 @json_option
 def sim_bgp(file: str, args: tuple[str, ...], as_json: bool) -> None:
-    """BGP neighbours (summary) or best routes (vpn, unicast) once the simulation converged."""
+    """BGP neighbours (summary) or best routes (vpn, unicast, ipv6) once the simulation
+    converged."""
     from bgp import views
     from lsr.sim import simulate
 

@@ -52,6 +52,7 @@ def topology_json(t: Topology) -> dict:
                 "interfaces": {
                     i.name: {
                         "address": str(i.address),
+                        **({"address6": str(i.address6)} if i.address6 is not None else {}),
                         "mac": i.mac,
                         "mtu": i.mtu,
                         "peer": f"{i.peer_node}:{i.peer_interface}",
@@ -67,6 +68,7 @@ def topology_json(t: Topology) -> dict:
             {
                 "endpoints": [f"{lk.a[0]}:{lk.a[1]}", f"{lk.b[0]}:{lk.b[1]}"],
                 "subnet": str(lk.subnet),
+                **({"subnet6": str(lk.subnet6)} if lk.subnet6 is not None else {}),
                 "cost": lk.cost,
                 "mtu": lk.mtu,
                 **({"vrf": lk.vrf} if lk.vrf else {}),
@@ -86,12 +88,14 @@ def show(file: str, as_json: bool) -> None:
     if as_json:
         render.emit_json(topology_json(t))
         return
+    v6 = t.has_ipv6  # an IPv6 column only when a link has IPv6
     render.table(
         f"{t.name}: nodes",
-        ["node", "kind", "loopback", "interface", "address", "peer"],
+        ["node", "kind", "loopback", "interface", "address", *(["ipv6"] if v6 else []), "peer"],
         [
             (n.name if k == 0 else "", n.kind if k == 0 else "", (n.loopback or "") if k == 0 else "",
              i.name, f"{i.address} (VRF {i.vrf})" if i.vrf else i.address,
+             *([i.address6 or ""] if v6 else []),
              f"{i.peer_node}:{i.peer_interface}")
             for n in t.nodes.values()
             for k, i in enumerate(n.interfaces.values())

@@ -12,7 +12,7 @@ from lsr.cli.common import down_option, exit_if_stuck, json_option, load, simula
 from lsr.cli.sim import sim
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
-from lsr.teach.walktext import ecmp_text, flow_text, icmp_title
+from lsr.teach.walktext import ecmp_text, flow_text, icmp_name, icmp_title
 
 DEFAULT_SPORT, DEFAULT_DPORT = 49152, 33434  # forwarding.walk's, like traceroute's first probe
 COLUMNS = ["hop", "router", "in", "labels in", "op", "labels out", "ttl", "out"]
@@ -47,7 +47,7 @@ def _notes(hops: list[dict[str, Any]]) -> list[str]:
             i = h["icmp"]
             via = f"{i['out_interface']}" + (f" labels {_labels(i['labels_out'])}"
                                              if i["labels_out"] else "")
-            notes.append(f"hop {k} {h['router']}: sent ICMP {i['type']}/{i['code']} "
+            notes.append(f"hop {k} {h['router']}: sent {icmp_name(i)} {i['type']}/{i['code']} "
                          f"{i['src']} -> {i['dst']} via {via}")
     return notes
 
@@ -87,6 +87,9 @@ def print_walk(w: dict[str, Any], title: str, dst: str | None = None) -> None:
               help=f"UDP/TCP source port (default {DEFAULT_SPORT}): an ECMP hash input.")
 @click.option("--dport", type=click.IntRange(0, 65535), default=None,
               help=f"UDP/TCP destination port (default {DEFAULT_DPORT}): an ECMP hash input.")
+@click.option("-6", "--ipv6", "ipv6", is_flag=True,
+              help="IPv6: node names stand for their IPv6 addresses (subnet6); implied by an "
+                   "IPv6 address as SRC or DST. Crosses the core over 6PE.")
 @click.option("--step", is_flag=True, help="One hop at a time with the frame's headers and the "
               "LFIB row that decided it (a key press between hops; lsr.teach.step).")
 @click.option("--delay", type=click.FloatRange(0), default=None,
@@ -95,7 +98,7 @@ def print_walk(w: dict[str, Any], title: str, dst: str | None = None) -> None:
 @json_option
 def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
           sport: int | None = None, dport: int | None = None, step: bool = False,
-          delay: float | None = None, down: tuple[str, ...] = ()) -> None:
+          delay: float | None = None, down: tuple[str, ...] = (), ipv6: bool = False) -> None:
     """Walk one packet from SRC to DST (node names or addresses) router by router.
 
     Runs the LDP simulation of FILE to convergence (then fails the --down links and
@@ -118,9 +121,11 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
     o = simulated(topo, down)
     # The routes each router's OSPF built (the reference model's when converged).
     ribs = o.sim.ribs if o.sim.ospf else o.sim.igp.ribs()
-    tables = build_all(topo, ribs, o.sim.lfibs())  # VRF FIBs and VPN labels included
+    # VRF FIBs and VPN labels (lfibs), 6PE routes (fib6s) included
+    tables = build_all(topo, ribs, o.sim.lfibs(), o.sim.fib6s())
+    family = 6 if ipv6 or ":" in src or ":" in dst else 4
     try:
-        w = walk(topo, tables, src, dst, proto, ttl, sp, dp)
+        w = walk(topo, tables, src, dst, proto, ttl, sp, dp, family)
     except ValueError as e:
         raise LsrError(f"{topo.source}: {e}") from None
     if as_json:
@@ -130,10 +135,13 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
     if step or delay is not None:
         from lsr.teach.step import show_trace
 
+        if family == 6:
+            raise LsrError("--step shows IPv4 headers only; use lsr sim trace -6 without it")
         show_trace(topo, tables, src, dst, proto, ttl, delay, sport=sp, dport=dp)
         exit_if_stuck(o)
         return
+    what = f"{proto}v6, hop limit" if family == 6 else f"{proto}, TTL"
     vrf = topo.vrf_of(src) if src in topo.nodes else None
-    print_walk(w, f"{w['src']} -> {w['dst']} ({proto}, TTL {ttl}) on {topo.name}"
+    print_walk(w, f"{w['src']} -> {w['dst']} ({what} {ttl}) on {topo.name}"
                + (f", VRF {vrf}" if vrf else ""), dst)
     exit_if_stuck(o)

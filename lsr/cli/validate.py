@@ -76,6 +76,11 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
     trace = walk_trace(topo, lfibs, igp)
     results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp, trace),
                        invariants=not no_invariants, trace=trace)
+    if not no_invariants and topo.has_ipv6 and not lfib_file:  # 6PE (lsr.oam.sixpe_check)
+        from lsr.oam.sixpe_check import reference_fib6s, sixpe_results
+
+        fib6s = o.sim.fib6s() if o is not None else reference_fib6s(topo, lfibs)
+        results.extend(sixpe_results(topo, lfibs, igp, fib6s))
     if o is not None and (o.problems() or not no_invariants):  # a stuck session is never hidden
         s = o.sim
         adj = sum(i.full_neighbors() for i in s.ospf.values()) // 2 if s.ospf else None

@@ -27,13 +27,21 @@ from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from importlib.metadata import EntryPoint, entry_points
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import (
+    IPv4Address,
+    IPv4Interface,
+    IPv4Network,
+    IPv6Address,
+    IPv6Interface,
+    IPv6Network,
+)
 from pathlib import Path as FsPath
 from typing import Any
 
 import networkx as nx
 
 from lsr.core import impair as _impair
+from lsr.core import ipv6 as _ipv6
 from lsr.core.labels import MAX_LABEL, MIN_UNRESERVED
 from lsr.core.vrf import Vrf, parse_vrfs
 from lsr.core.yamlpos import MAX_BYTES, Located, Path, YamlError, load_located, too_big
@@ -135,6 +143,8 @@ class Interface:
     # The VRF the link is bound to (both ends: the PE's customer port and the host's
     # interface share its address space), None for the global table.
     vrf: str | None = None
+    # IPv6 on a customer (host) link: `subnet6` of the link (lsr.core.ipv6); None elsewhere
+    address6: IPv6Interface | None = None
 
 
 @dataclass(frozen=True)
@@ -165,6 +175,12 @@ class Node:
         (iface,) = self.interfaces.values()
         return topo.nodes[iface.peer_node].interfaces[iface.peer_interface].address.ip
 
+    def gateway6(self, topo: Topology) -> IPv6Address | None:
+        """A host's IPv6 default gateway: its router's IPv6 address on the host link."""
+        (iface,) = self.interfaces.values()
+        a = topo.nodes[iface.peer_node].interfaces[iface.peer_interface].address6
+        return a.ip if a is not None else None
+
 
 @dataclass(frozen=True)
 class Link:
@@ -177,6 +193,7 @@ class Link:
     # delay / jitter / loss / rate (lsr.core.impair): applied by our dataplane in labs
     impair: _impair.Impairment | None = None
     vrf: str | None = None  # a PE-CE link bound to a VRF: its subnet is not in the IGP
+    subnet6: IPv6Network | None = None  # IPv6 on a customer link (lsr.core.ipv6)
 
     @property
     def nodes(self) -> tuple[str, str]:
@@ -253,6 +270,20 @@ class Topology:
             out[link.subnet] = owners
         return dict(sorted(out.items(), key=lambda kv: (int(kv[0].network_address), kv[0].prefixlen)))
 
+    def node_of_address6(self, addr: IPv6Address, vrf: str | None = None) -> Node | None:
+        """The node with IPv6 address `addr` on one of its interfaces in the global table
+        (`vrf` None) or in VRF `vrf`, or None."""
+        for n in self.nodes.values():
+            for i in n.interfaces.values():
+                if i.address6 is not None and i.address6.ip == addr and i.vrf == vrf:
+                    return n
+        return None
+
+    @property
+    def has_ipv6(self) -> bool:
+        """Some customer link has IPv6 (`subnet6`)."""
+        return any(lk.subnet6 is not None for lk in self.links)
+
     def node_of_address(self, addr: IPv4Address, vrf: str | None = None) -> Node | None:
         """The node that has `addr` in the global table (`vrf` None) or in VRF `vrf`
         (VRFs may reuse each other's addresses: the same address names a node per VRF)."""
@@ -279,22 +310,25 @@ class Topology:
 
     def label_ranges(self, router: str) -> tuple[tuple[int, int], tuple[int, int] | None]:
         """The router's labels for LDP and for VPN labels (None without VRFs): one space,
-        split so that the two never hand out the same label. LDP keeps the bottom: as many
-        labels as the topology has prefixes, rounded up to a hundred with room to spare, so
-        with the default blocks pe1's LDP labels are 1000.. and its VPN labels 1100.."""
+        split so that none is handed out twice. A 6PE router's first label is its 6PE label
+        (`lsr.core.ipv6.sixpe_label`), LDP takes the bottom after it: as many labels as the
+        topology has prefixes, rounded up to a hundred with room to spare; VPN labels the
+        rest. With the default blocks pe1's LDP labels are 1000.. (1001.. beside the 6PE
+        label 1000) and its VPN labels 1100.."""
         node = self.nodes[router]
-        if not node.vrfs:
-            return node.labels, None
         lo, hi = max(node.labels[0], MIN_UNRESERVED), node.labels[1]
+        first = lo + 1 if _ipv6.sixpe_label(node) is not None else lo
+        if not node.vrfs:
+            return (node.labels if first == node.labels[0] else (first, hi)), None
         ldp = len(self.prefixes())
         vpn = sum(v.label_count() for v in node.vrfs.values())
         base = lo + 100 * -(-(ldp + 50) // 100)
         if base + vpn - 1 > hi:
             base = hi - vpn + 1
-        if base < lo + ldp:
+        if base < first + ldp:
             raise ValueError(f"labels [{node.labels[0]}, {hi}] are too few for {ldp} LDP and "
                              f"{vpn} VPN labels")
-        return (lo, base - 1), (base, hi)
+        return (first, base - 1), (base, hi)
 
     def summary(self) -> str:
         return (
@@ -452,7 +486,7 @@ def _ifname_ok(name: str) -> str | None:
 
 _NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp", "ospf", "vrfs")
 _ROUTER_FIELDS = ("labels", "ttl_model", "ldp", "ospf")
-_LINK_KEYS = ("endpoints", "subnet", "cost", "mtu", *_impair.KEYS)
+_LINK_KEYS = ("endpoints", "subnet", "subnet6", "cost", "mtu", *_impair.KEYS)
 
 
 def _ldp_passwords(ctx: _Ctx, v: Any, p: Path) -> tuple[tuple[str, str], ...]:
@@ -630,6 +664,7 @@ class _LinkSpec:
     cost: int
     mtu: int
     impair: _impair.Impairment | None = None
+    subnet6: IPv6Network | str | None = None  # a prefix, "auto" until planned, or None
     vrf: str | None = None
 
 
@@ -786,7 +821,30 @@ def _link_spec(
     )
     cost = _int(ctx, lm.get("cost", DEFAULT_COST), lpath + ("cost",), 1, 65535)
     mtu = _int(ctx, lm.get("mtu", DEFAULT_MTU), lpath + ("mtu",), 576, 9000)
-    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu, _link_impairment(ctx, lm, lpath, ends, specs))
+    subnet6 = _subnet6(ctx, lm["subnet6"], lpath + ("subnet6",), host_link, mtu) \
+        if "subnet6" in lm else None
+    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu,
+                     _link_impairment(ctx, lm, lpath, ends, specs), subnet6)
+
+
+def _subnet6(ctx: _Ctx, value: Any, path: Path, host_link: bool, mtu: int) -> IPv6Network | str:
+    """A customer link's IPv6 subnet: a prefix, or `auto` (lsr.core.ipv6.auto_subnet)."""
+    if not host_link:
+        raise ctx.fail(path, "subnet6 is for customer (host) links: the core stays IPv4 "
+                             "(IPv6 crosses it labelled, 6PE RFC 4798)")
+    if mtu < _ipv6.MIN_MTU:
+        raise ctx.fail(path, f"IPv6 needs a link MTU of at least {_ipv6.MIN_MTU} "
+                             f"(RFC 8200 §5); this link has {mtu}")
+    if value == "auto":
+        return "auto"
+    try:
+        net = IPv6Network(str(value), strict=True)
+    except ValueError as e:
+        raise ctx.fail(path, f"bad IPv6 subnet {value!r} (or 'auto'): {e}") from None
+    why = _ipv6.subnet_problem(net)
+    if why:
+        raise ctx.fail(path, why)
+    return net
 
 
 def _link_impairment(ctx: _Ctx, lm: dict[str, Any], lpath: Path, ends: tuple[tuple[str, str], ...],
@@ -888,6 +946,28 @@ def _plan_addresses(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_Li
     for ls in link_specs:
         if ls.subnet is None and ls.vrf is not None:
             ls.subnet = vrf_plans[ls.vrf].assign(HOST_LINK_POOL, 24, ls.path, (plan,))
+    _plan_ipv6(ctx, link_specs)
+
+
+def _plan_ipv6(ctx: _Ctx, link_specs: list[_LinkSpec]) -> None:
+    """Explicit IPv6 subnets must not overlap; `auto` ones come from the lab's ULA /48."""
+    seen: list[tuple[IPv6Network, Path]] = []
+    for ls in link_specs:
+        if isinstance(ls.subnet6, IPv6Network):
+            for net, p in seen:
+                if net.overlaps(ls.subnet6):
+                    raise ctx.fail(ls.path + ("subnet6",),
+                                   f"{ls.subnet6} overlaps {net} ({_fmt_path(p)})")
+            seen.append((ls.subnet6, ls.path))
+    name = ctx.located.data.get("name") if isinstance(ctx.located.data, dict) else None
+    for li, ls in enumerate(link_specs):
+        if ls.subnet6 == "auto":
+            net = _ipv6.auto_subnet(str(name), li)
+            for other, p in seen:
+                if net.overlaps(other):
+                    raise ctx.fail(ls.path + ("subnet6",),
+                                   f"auto subnet {net} overlaps {other} ({_fmt_path(p)})")
+            ls.subnet6 = net
 
 
 def _bind_vrfs(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpec]) -> None:
@@ -908,6 +988,10 @@ def _bind_vrfs(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpe
                 if specs[peer[0]].kind not in HOST_KINDS:
                     raise ctx.fail(p, f"{nname}:{ifn} leads to router {peer[0]}: a VRF interface "
                                       "leads to a host (a CE)")
+                if ls.subnet6 is not None:  # 6VPE (RFC 4659) is not here yet
+                    raise ctx.fail(ls.path + ("subnet6",), f"{nname}:{ifn} is in VRF {vname}: "
+                                   "IPv6 in a VRF (6VPE) is not supported; subnet6 is for "
+                                   "global customer links (6PE)")
                 ls.vrf = vname
 
 
@@ -921,10 +1005,11 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
         # a big subnet (a /8 is allowed on a host link) would cost seconds and gigabytes.
         first = int(net.network_address) + (1 if net.prefixlen < 31 else 0)
         (an, ai), (bn, bi) = ls.ends
-        for (nd, ifn), addr, (pn, pi) in (
+        net6 = ls.subnet6 if isinstance(ls.subnet6, IPv6Network) else None
+        for k, ((nd, ifn), addr, (pn, pi)) in enumerate((
             ((an, ai), first, (bn, bi)),
             ((bn, bi), first + 1, (an, ai)),
-        ):
+        )):
             ifaces[nd][ifn] = Interface(
                 node=nd,
                 name=ifn,
@@ -935,8 +1020,9 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
                 peer_node=pn,
                 peer_interface=pi,
                 vrf=ls.vrf,
+                address6=_ipv6.host_interface(net6, k) if net6 is not None else None,
             )
-        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu, ls.impair, ls.vrf))
+        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu, ls.impair, ls.vrf, net6))
     nodes = {
         nname: Node(
             name=nname,

@@ -10,7 +10,10 @@ ConnectRetryTime, TCP MD5 keys, passive ends, route-reflector clients and cluste
 routes (`network P rd RD label L route-map M`, the map setting the route targets: no
 VRF, which FRR would need kernel VRF devices for, and this kernel has none). bgpd runs
 with `-n` (no routes into the kernel): like our routers, it only exchanges routes.
-IPv6 labelled unicast (6PE) is not rendered.
+6PE (family ipv6-labelled): the node's IPv6 customer subnets as `network` statements
+of `address-family ipv6 unicast`, and its peers activated in `address-family ipv6
+labeled-unicast` (FRR sends its IPv6 unicast table labelled to them; it binds
+Implicit Null to prefixes it originates, RFC 4798's PHP case: docs/interop.md).
 
 FRR facts these rest on (measured, docs/interop.md "BGP with FRR's bgpd"): a route-map
 must be defined before the `network ... route-map` that names it, or the static route
@@ -23,15 +26,18 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network, ip_address
 from pathlib import Path
 from typing import Any
 
+from lsr.core.labels import IMPLICIT_NULL
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 
-_AFI = {"ipv4-unicast": "ipv4Unicast", "ipv4-vpn": "ipv4Vpn"}  # FRR's JSON keys
-_AF_CONF = {"ipv4-unicast": "ipv4 unicast", "ipv4-vpn": "ipv4 vpn"}
+_AFI = {"ipv4-unicast": "ipv4Unicast", "ipv4-vpn": "ipv4Vpn",  # FRR's JSON keys
+        "ipv6-labelled": "ipv6LabeledUnicast"}
+_AF_CONF = {"ipv4-unicast": "ipv4 unicast", "ipv4-vpn": "ipv4 vpn",
+            "ipv6-labelled": "ipv6 labeled-unicast"}
 Vtysh = Callable[..., str]  # lsr.lab.frr.vtysh(lab, node, *commands): passed in (no cycle)
 _STATE = {"Established": "Established", "Active": "Active", "Connect": "Connect",
           "OpenSent": "OpenSent", "OpenConfirm": "OpenConfirm", "Idle": "Idle"}
@@ -84,6 +90,12 @@ def render_bgpd(topo: Topology, node: str, d: Path) -> str | None:
         if p.asn != cfg.asn:  # eBGP between loopbacks: not on a connected subnet
             lines.append(f" neighbor {a} ttl-security hops 1" if p.ttl_security
                          else f" neighbor {a} disable-connected-check")
+    if "ipv6-labelled" in fams:  # 6PE: our IPv6 subnets, sent labelled (RFC 4798)
+        from bgp.sixpe import prefixes
+
+        lines.append(" address-family ipv6 unicast")
+        lines += [f"  network {p}" for p in prefixes(topo, node)]
+        lines.append(" exit-address-family")
     for fam in fams:
         lines.append(f" address-family {_AF_CONF[fam]}")
         for p in cfg.peers:
@@ -92,6 +104,8 @@ def render_bgpd(topo: Topology, node: str, d: Path) -> str | None:
                 lines.append(f"  neighbor {p.address} route-reflector-client")
         if fam == "ipv4-unicast":
             lines += [f"  network {n}" for n in cfg.networks]
+        elif fam == "ipv6-labelled":
+            pass  # FRR sends its IPv6 unicast table labelled: the networks are above
         else:
             lines += [f"  network {v.prefix} rd {v.rd} label {v.label} route-map {m}"
                       for v, m in zip(cfg.vpn_networks, maps, strict=True)]
@@ -211,9 +225,11 @@ def _path_json(prefix: str, rd: str | None, p: dict[str, Any], names: dict[str, 
 
 def routes(vtysh: Vtysh, lab: str, topo: Topology, node: str,
            view: str) -> list[dict[str, Any]]:
-    """FRR's best paths of `view` (vpn | unicast) as `bgp.views.routes` entries."""
+    """FRR's best paths of `view` (vpn | unicast | ipv6) as `bgp.views.routes` entries."""
     names = {str(n.lsr_id): n.name for n in topo.routers}
     cfg = config(topo, node)
+    if view == "ipv6":
+        return _routes6(vtysh, lab, node, names, cfg)
     afi = "ipv4 vpn" if view == "vpn" else "ipv4 unicast"
     (table,) = _vtysh_docs(vtysh, lab, node, f"show bgp {afi} json")
     rts = table.get("routes", {})
@@ -257,6 +273,42 @@ def routes(vtysh: Vtysh, lab: str, topo: Topology, node: str,
         return ((rd.type, rd.admin, rd.number) if rd else (), int(n.network_address),
                 n.prefixlen)
     return sorted(out, key=order)
+
+
+def _routes6(vtysh: Vtysh, lab: str, node: str, names: dict[str, str],
+             cfg: Any) -> list[dict[str, Any]]:
+    """FRR's labelled IPv6 (6PE) best paths. FRR shows an IPv4-mapped next hop in hex
+    (::ffff:aff:1); we write ::ffff:10.255.0.1. Its own routes: next hop :: (our
+    loopback, mapped), label Implicit Null (what it sends; its JSON has none)."""
+    (table,) = _vtysh_docs(vtysh, lab, node, "show bgp ipv6 labeled-unicast json")
+    keys = sorted(table.get("routes", {}), key=lambda p: (int(IPv6Network(p).network_address),
+                                                          IPv6Network(p).prefixlen))
+    if not keys:
+        return []
+    details = _vtysh_docs(vtysh, lab, node,
+                          *(f"show bgp ipv6 labeled-unicast {p} json" for p in keys))
+    out = []
+    for prefix, d in zip(keys, details, strict=True):
+        for p in d.get("paths", []) if isinstance(d, dict) else []:
+            best = p.get("bestpath", {})
+            if not (isinstance(best, dict) and best.get("overall")):
+                continue
+            local = bool(p.get("local")) or str(p.get("peer", {}).get("peerId")) in ("::", "0.0.0.0")
+            r = _path_json(prefix, None, p, names, local)
+            if local and cfg is not None:
+                r["next_hop"], r["label"] = str(cfg.local_address), IMPLICIT_NULL
+            r["next_hop"] = _mapped_text(r["next_hop"])
+            out.append(r)
+    return out
+
+
+def _mapped_text(a: str | None) -> str | None:
+    """An IPv4 address or an IPv4-mapped IPv6 one as ::ffff:a.b.c.d."""
+    if a is None:
+        return None
+    ip = ip_address(a)
+    v4 = ip if ip.version == 4 else ip.ipv4_mapped
+    return f"::ffff:{v4}" if v4 is not None else str(ip)
 
 
 def text_labels(text: str) -> dict[tuple[str, str], int]:

@@ -264,9 +264,50 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
     results += validate(topo, lfibs, igp, ping=live_ping(name, topo), trace=trace)
     if traceroutes:
         results += cp_dp_results(name, topo, lfibs, igp, sample, stopped=stopped, hung=hung)
+    if topo.has_ipv6:
+        results += sixpe_live_results(name, topo, lfibs, igp)
     return {"lab": name, "topology": topo.name, "lfib_source": "lab", "down_links": down,
             "stopped_routers": stopped, "unhealthy_routers": hung, **summary(results)}
 
 
+def sixpe_live_results(name: str, topo: Topology, lfibs: Mapping[str, Lfib],
+                       igp: Igp) -> list[CheckResult]:
+    """6PE on the live lab: the invariants of `lsr.oam.sixpe_check` over the routers' own
+    6PE routes (their `lfib` answers' `ipv6` part), and a real `ping -6` between every
+    pair of IPv6 hosts (6pe-ping)."""
+    from lsr.core.fib6 import fib6_from_json
+    from lsr.oam.sixpe_check import sixpe_results
+
+    fib6s = {}
+    for r in topo.routers:
+        try:
+            d = lsr.lab.lfib(name, [r.name])["routers"].get(r.name, {})
+        except (OSError, LsrError):
+            continue
+        if "ipv6" in d:
+            fib6s[r.name] = fib6_from_json(d["ipv6"])
+    out = sixpe_results(topo, lfibs, igp, fib6s)
+    if not out:
+        return out
+    hosts = [h for h in topo.hosts if any(i.address6 for i in h.interfaces.values())]
+    fails, n = [], 0
+    for a in hosts:
+        for b in hosts:
+            if a is b:
+                continue
+            n += 1
+            (dst,) = [i.address6.ip for i in b.interfaces.values() if i.address6]
+            p = subprocess.run(["ip", "netns", "exec", ns_name(name, a.name), "ping", "-6", "-c",
+                                "2", "-i", "0.2", "-W", "1", "-q", str(dst)],
+                               capture_output=True, text=True, timeout=20)
+            if p.returncode != 0:
+                summary = next((ln.strip() for ln in p.stdout.splitlines()
+                                if "transmitted" in ln), p.stderr.strip())
+                fails.append(f"ping -6 {a.name} -> {b.name} ({dst}): {summary}")
+    out += [CheckResult("6pe-ping", "fail", f) for f in fails] or [
+        CheckResult("6pe-ping", "pass", f"{n} IPv6 host pairs answer ping -6")]
+    return out
+
+
 __all__ = ["LabSender", "cp_dp_results", "live_lfibs", "live_ping", "stopped_on_path",
-           "stopped_routers", "validate_live"]
+           "stopped_routers", "sixpe_live_results", "validate_live"]

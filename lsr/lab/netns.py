@@ -36,6 +36,18 @@ ROUTER_SYSCTLS = {
 # destination drops port unreachables when parallel probes (and ECMP) bunch up, and
 # `traceroute` shows a `*` for the last hop.
 HOST_SYSCTLS = ROUTER_SYSCTLS
+# A host with IPv6 (its link has `subnet6`): IPv6 on, inside its own namespace only, with a
+# static address and default route (no router advertisements: our routers send none) and
+# no ICMPv6 rate limit (traceroute -6, as for IPv4). Routers keep IPv6 off in their
+# kernels: their dataplane answers Neighbor Discovery and Echo itself (forwarding.plane6).
+HOST6_SYSCTLS = {
+    "net.ipv6.conf.all.disable_ipv6": "0",
+    "net.ipv6.conf.default.disable_ipv6": "0",
+    "net.ipv6.conf.all.accept_ra": "0",
+    "net.ipv6.conf.default.accept_ra": "0",
+    "net.ipv6.conf.all.forwarding": "0",
+    "net.ipv6.icmp.ratelimit": "0",
+}
 
 
 def run(argv: Sequence[str], stdin: str | None = None, check: bool = True) -> str:
@@ -84,7 +96,10 @@ def create_namespaces(topo: Topology, lab: str, state: LabState) -> None:
             if namespace_exists(ns):
                 raise _not_ours(ns, lab) from None
             raise
-        sysctls = ROUTER_SYSCTLS if topo.nodes[node].is_router else HOST_SYSCTLS
+        n = topo.nodes[node]
+        sysctls = dict(ROUTER_SYSCTLS if n.is_router else HOST_SYSCTLS)
+        if not n.is_router and any(i.address6 is not None for i in n.interfaces.values()):
+            sysctls.update(HOST6_SYSCTLS)
         run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
              *(f"{k}={v}" for k, v in sysctls.items())])
 
@@ -126,6 +141,12 @@ def configure_nodes(topo: Topology, lab: str) -> None:
             jobs.append((ns, iface.name))
         if not node.is_router:
             cmds.append(f"route add default via {node.gateway(topo)}")
+            for iface in node.interfaces.values():
+                if iface.address6 is not None:  # nodad: the address is ours, usable at once
+                    cmds.append(f"addr add {iface.address6} dev {iface.name} nodad")
+            gw6 = node.gateway6(topo)
+            if gw6 is not None:
+                cmds.append(f"route add default via {gw6}")  # the family follows the gateway
         ip_batch(cmds, ns)
     with ThreadPoolExecutor(max_workers=8) as ex:
         list(ex.map(lambda j: _offloads_off(*j), jobs))

@@ -196,6 +196,12 @@ class Router:
             from lsr.lab.node_bgp import NodeBgp
 
             self.bgp = NodeBgp.maybe(self)
+        # 6PE (lsr.lab.node_sixpe) where BGP carries labelled IPv6 and a link has IPv6
+        self.sixpe: Any = None
+        if self.bgp is not None:
+            from lsr.lab.node_sixpe import NodeSixpe
+
+            self.sixpe = NodeSixpe.maybe(self)
         self.kernel_routes: set = set()
         self.lfib = static_lfib if static_lfib is not None else Lfib()
         # VRFs (RFC 4364, lsr.lab.node_vpn): export into BGP, import into VRF FIBs.
@@ -487,6 +493,8 @@ class Router:
                     from forwarding.ioloop import FastPath
 
                     self.fast = FastPath(self.tables, self.tx)
+                if self.sixpe is not None:
+                    self.sixpe.changed()
             else:
                 self.tables.set_rib(self.rib)
         except Exception:
@@ -495,6 +503,8 @@ class Router:
 
     def apply_lfib(self, diff: Any) -> None:
         self.lfib.apply(diff)
+        if self.sixpe is not None and (diff.ftn_set or diff.ftn_del):
+            self.sixpe.changed()  # 6PE routes push LDP's labels
         if self.tables is None:
             self.rebuild_tables()
         else:
@@ -831,7 +841,9 @@ class Router:
                 return {"lsdb": self.ospf.inst.lsdb_json()}
             return self.ospf.status()
         if op == "lfib":
-            return self.lfib.to_json()
+            j = self.lfib.to_json()
+            six = self.sixpe.json() if self.sixpe is not None else None
+            return {**j, "ipv6": six} if six is not None else j
         if op == "neighbors":
             return ldp_neighbors(self.ldp)
         if op == "bindings":
@@ -941,6 +953,8 @@ class Router:
             self.ospf.start(restart)
         if self.bgp is not None:
             self.bgp.start(self.rib)
+        if self.sixpe is not None:
+            self.sixpe.start()
         if self.vpn is not None:
             self.vpn.start()
         log.info("router %s up (pid %d)%s", self.name, os.getpid(), " (restart)" if restart else "")

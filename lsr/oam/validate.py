@@ -377,7 +377,7 @@ def reference_lfibs(topo: Topology, igp: Igp | None = None) -> dict[str, Lfib]:
     fecs = list(topo.prefixes())
     local: dict[tuple[str, IPv4Network], int] = {}
     for r in topo.routers:
-        nxt = r.labels[0]
+        nxt = topo.label_ranges(r.name)[0][0]  # after a 6PE router's 6PE label
         for fec in fecs:
             if r.name in _egresses(topo, fec) or not wants(topo, r.name, fec):
                 continue

@@ -162,7 +162,8 @@ def dot_source(net: Network | Topology, overlays: Sequence[Overlay] = (),
             attrs = ['shape=box', 'style="rounded,filled"', 'fillcolor="#dbe9f6"',
                      'color="#2b5d8a"']
         else:
-            addr = ", ".join(str(i.address) for i in n.interfaces.values())
+            addr = ", ".join(str(i.address) + (f", {i.address6}" if i.address6 else "")
+                             for i in n.interfaces.values())  # IPv6 too (subnet6)
             vrf = topo.vrf_of(n.name)
             if vrf is not None:
                 addr += f" (VRF {vrf})"
@@ -202,7 +203,8 @@ def _link(topo: Topology, link: Link, overlays: Sequence[Overlay], down: set[int
     (a, ai), (b, bi) = link.a, link.b
     ia, ib = topo.interface(a, ai), topo.interface(b, bi)
     both_routers = topo.nodes[a].is_router and topo.nodes[b].is_router
-    mid = f"{link.subnet}" + (f" / {link.cost}" if both_routers else "")
+    mid = f"{link.subnet}" + (f" / {link.cost}" if both_routers else "") \
+        + (f", {link.subnet6}" if link.subnet6 is not None else "")
     ends = (f"{a}:{ai} {_host_part(ia.address, link.subnet)} \u2014 "
             f"{b}:{bi} {_host_part(ib.address, link.subnet)}")
     if compact:

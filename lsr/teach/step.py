@@ -254,7 +254,7 @@ def step_walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst:
 
     w = walk(topo, tables, src, dst, proto, ttl, sport, dport)
     snode, saddr = resolve_endpoint(topo, src)
-    _, daddr = resolve_endpoint(topo, dst, topo.vrf_of(snode))
+    _, daddr = resolve_endpoint(topo, dst, vrf=topo.vrf_of(snode))
     pkt = make_packet(saddr, daddr, proto, ttl, sport, dport)
     frames: list[tuple[bytes | None, Forward | None, Any]] = []  # (received, forward, result)
     n = topo.nodes[snode]

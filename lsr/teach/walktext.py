@@ -28,4 +28,9 @@ def icmp_title(h: dict[str, Any]) -> str:
     """How the ICMP error a hop sent travels: on along the LSP, or routed back."""
     i = h["icmp"]
     how = ONWARD if i.get("onward") else "routed back by IP"
-    return f"ICMP {i['type']}/{i['code']} {i['src']} -> {i['dst']} from {h['router']}, {how}"
+    return f"{icmp_name(i)} {i['type']}/{i['code']} {i['src']} -> {i['dst']} from {h['router']}, {how}"
+
+
+def icmp_name(i: dict[str, Any]) -> str:
+    """ICMP, or ICMPv6 for an error about an IPv6 packet (its types differ)."""
+    return "ICMPv6" if ":" in i["src"] else "ICMP"

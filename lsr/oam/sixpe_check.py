@@ -1,0 +1,140 @@
+"""6PE invariants for `lsr validate` (RFC 4798): IPv6 customers across the IPv4 core.
+
+Input: the topology, every router's LFIB, the IGP and every router's `Fib6` (BGP's
+labelled IPv6 routes over LDP: the simulator's, or `reference_fib6s`). Two invariants,
+checked when some customer link has IPv6 and BGP carries labelled IPv6:
+
+* 6pe-routes: every 6PE router has a route for every IPv6 subnet of every other 6PE
+  router, to that router's loopback, with the label it binds (its 6PE label or IPv6
+  Explicit Null), pushed under LDP's label(s) for the loopback (the FTN's next hops);
+* 6pe-reachability: an ICMPv6 echo from every IPv6 host to every other one, and the
+  reply, are delivered by the forwarding plane (`forwarding.walk`), and no router
+  without IPv6 (a P router) ever receives one unlabelled.
+
+Pure: no sockets, no clock.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from bgp import sixpe
+from bgp.config import from_topology as bgp_config
+from lsr.core.fib6 import Fib6, compose, lsp_to
+from lsr.core.igp import Igp
+from lsr.core.labels import IMPLICIT_NULL
+from lsr.core.lfib import Lfib
+from lsr.core.topology import Topology
+from lsr.oam.validate import CheckResult
+
+CHECKS = ("6pe-routes", "6pe-reachability")
+
+
+def sixpe_routers(topo: Topology) -> dict[str, bool]:
+    """The 6PE routers -> whether each binds IPv6 Explicit Null (bgp ipv6_explicit_null)."""
+    out = {}
+    for r in topo.routers:
+        cfg = bgp_config(topo, r.name)
+        if cfg is not None and sixpe.enabled(topo, r.name, cfg.families):
+            out[r.name] = cfg.ipv6_explicit_null
+    return out
+
+
+def reference_fib6s(topo: Topology, lfibs: Mapping[str, Lfib]) -> dict[str, Fib6]:
+    """What BGP gives once every 6PE router's routes reached every other (full mesh or
+    reflected alike): each one's IPv6 subnets with its label, over `lfibs`' FTN."""
+    pes = sixpe_routers(topo)
+    names = {topo.nodes[r].lsr_id: r for r in pes}
+    out = {}
+    for me, enull in pes.items():
+        paths = [(p, topo.nodes[o].lsr_id, sixpe.advertised_label(topo, o, pes[o]))
+                 for o in pes if o != me for p in sixpe.prefixes(topo, o)]
+        own = sixpe.advertised_label(topo, me, enull)
+        out[me] = compose([(p, nh, lb) for p, nh, lb in paths if lb is not None],
+                          lfibs.get(me, Lfib()).ftn,
+                          (own,) if own is not None and not enull else (), names)
+    return out
+
+
+def _route_problems(topo: Topology, lfibs: Mapping[str, Lfib], fib6s: Mapping[str, Fib6],
+                    pes: Mapping[str, bool]) -> tuple[list[str], int]:
+    bad: list[str] = []
+    n = 0
+    for me in sorted(pes):
+        f = fib6s.get(me, Fib6())
+        ftn = lfibs.get(me, Lfib()).ftn
+        for o in sorted(pes):
+            if o == me:
+                continue
+            lo = topo.nodes[o].lsr_id
+            label = sixpe.advertised_label(topo, o, pes[o])
+            for p in sixpe.prefixes(topo, o):
+                n += 1
+                r = f.routes.get(p)
+                if r is None:
+                    why = f.unresolved.get(p, "no route")
+                    bad.append(f"{me} {p}: {why} (egress {o})")
+                    continue
+                if r.next_hop != lo or r.label != label:
+                    bad.append(f"{me} {p}: next hop {r.next_hop} label {r.label}, expected "
+                               f"{lo} label {label} ({o})")
+                    continue
+                e = lsp_to(ftn, lo)
+                bottom = () if label == IMPLICIT_NULL else (label,)
+                want = {(x.interface, x.out_labels + bottom) for x in (e.nexthops if e else ())}
+                have = {(x.interface, x.out_labels) for x in r.nexthops}
+                if have != want:
+                    bad.append(f"{me} {p}: pushes {sorted(have)}, the LSP to {o} gives "
+                               f"{sorted(want)}")
+    return bad, n
+
+
+def _hosts6(topo: Topology) -> list[str]:
+    return [h.name for h in topo.hosts
+            if any(i.address6 is not None for i in h.interfaces.values())]
+
+
+def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
+                  fib6s: Mapping[str, Fib6], ribs: Mapping[str, Mapping[Any, Any]] | None = None
+                  ) -> list[CheckResult]:
+    """The 6PE invariants (module docstring); [] when the topology runs no 6PE."""
+    from forwarding.tables import build_all
+    from forwarding.walk import walk
+
+    pes = sixpe_routers(topo)
+    if not pes:
+        return []
+    out: list[CheckResult] = []
+    bad, n = _route_problems(topo, lfibs, fib6s, pes)
+    if bad:
+        out += [CheckResult("invariant 6pe-routes", "fail", b) for b in bad]
+    else:
+        out.append(CheckResult("invariant 6pe-routes", "pass",
+                               f"{n} IPv6 routes on {len(pes)} 6PE routers, labels as bound"))
+    ribs = ribs or {r.name: igp.rib(r.name) for r in topo.routers}
+    tables = build_all(topo, ribs, lfibs, fib6s)
+    hosts = _hosts6(topo)
+    v4only = {r.name for r in topo.routers if not tables[r.name].v6.ifs}
+    fails: list[str] = []
+    pairs = 0
+    for a in hosts:
+        for b in hosts:
+            if a == b:
+                continue
+            pairs += 1
+            w = walk(topo, tables, a, b, family=6)
+            bare = [h["router"] for h in w["hops"] if h["router"] in v4only and not h["labels_in"]]
+            if w["result"] != "delivered":
+                path = " -> ".join(f"{h['router']}[{h['op']}]" for h in w["hops"])
+                reason = next((h["reason"] for h in w["hops"] if h["reason"]), None)
+                fails.append(f"{a} -> {b} (IPv6): {w['result']}"
+                             + (f" ({reason})" if reason else "") + f": {path}")
+            elif bare:
+                fails.append(f"{a} -> {b} (IPv6): unlabelled IPv6 at {', '.join(bare)}")
+    if fails:
+        out += [CheckResult("invariant 6pe-reachability", "fail", f) for f in fails]
+    else:
+        out.append(CheckResult("invariant 6pe-reachability", "pass",
+                               f"{pairs} IPv6 host pairs delivered, every P router hop labelled"))
+    return out
