@@ -140,7 +140,11 @@ def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, mul
                      ["path", "ttl", "router", "in if", "return code", "out labels", "downstream",
                       "rtt ms"], rows)
         for p in out["paths"]:
-            hops = [_hop_name(h) for h in out["hops"] if h["path"] == p["path"]]
+            mine = [h for h in out["hops"] if h["path"] == p["path"]]
+            # a branch forked from another one at a transit router: the hops before the
+            # fork are the other branch's (they are in `routers`, not among its hops)
+            shared = p["routers"][:len(p["routers"]) - sum(1 for h in mine if h["router"])]
+            hops = [*shared, *(_hop_name(h) for h in mine)]
             render.line(escape(f"path {p['path']}: {' -> '.join([src, *hops])}: {p['result']}"))
         b = out["broken_at"]
         tail = f"result: {out['result']}"

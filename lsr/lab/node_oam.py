@@ -45,7 +45,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from forwarding.labelops import LabelError, encode_stack, parse_stack
-from forwarding.plane import flow_hash, originate
+from forwarding.plane import originate
 from lsr.core.lfib import Nhlfe
 from lsr.oam.echo import (
     LOOPBACK_NET,
@@ -58,8 +58,8 @@ from lsr.oam.echo import (
     ntp_from_unix,
     parse_udp_ipv4,
 )
-from lsr.oam.responder import EcmpSelect, ingress_ddmaps, respond, tables_from_topology
 from lsr.oam.responder import RouterTables as RespTables
+from lsr.oam.responder import ecmp_for, ingress_ddmaps, respond, tables_from_topology
 
 __all__ = ["NodeOam", "ecmp_for", "ldp_message_types"]
 
@@ -68,21 +68,6 @@ log = logging.getLogger("lsr.node.oam")
 LDP_LABEL_WITHDRAW = 0x0402
 LDP_LABEL_MAPPING = 0x0400
 MAX_EVENTS = 20000
-
-
-def ecmp_for(seed: int, src: IPv4Address, sport: int, dport: int = UDP_PORT) -> EcmpSelect:
-    """The responder's ECMP function matching `forwarding.plane` for UDP src:sport -> dst:dport.
-
-    The dataplane picks `nhs[flow_hash(ip) % len(nhs)]` (labelled packets hash
-    the IPv4 header under the stack), with next hops in LFIB order.
-    """
-    def select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
-        if len(nexthops) == 1:
-            return nexthops[0]
-        hdr = bytes((0x45,)) + bytes(8) + bytes((17,)) + bytes(2) + src.packed + dst.packed
-        key = hdr + struct.pack("!HH", sport, dport)
-        return nexthops[flow_hash(key, 0, seed) % len(nexthops)]
-    return select
 
 
 def ldp_message_types(data: bytes) -> list[int]:

@@ -23,7 +23,7 @@ from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.oam.echo import Ddmap
-from lsr.oam.responder import tables_from_topology
+from lsr.oam.responder import dataplane_ecmp, tables_from_topology
 from lsr.oam.trace import (
     DEFAULT_MULTIPATH_ADDRESSES,
     LfibNetwork,
@@ -154,11 +154,13 @@ def lsp_ping(backend: LiveBackend | LfibNetwork, source: str, fec: IPv4Network, 
 
 
 def lfib_network(topo: Topology, lfibs: Mapping[str, Lfib]) -> LfibNetwork:
-    """`LfibNetwork` over the given LFIBs (neighbours as LSR IDs or names)."""
+    """`LfibNetwork` over the given LFIBs (neighbours as LSR IDs or names), hashing
+    ECMP as the forwarding plane does (`responder.dataplane_ecmp`)."""
     lfibs = normalize_neighbors(topo, lfibs)
     tables = {r.name: tables_from_topology(topo, r.name, lfibs.get(r.name, Lfib()))
               for r in topo.routers}
-    return LfibNetwork.from_topology(topo, tables)
+    # ECMP as the lab's dataplane hashes the probes: the same branches as in a lab
+    return LfibNetwork.from_topology(topo, tables, dataplane_ecmp)
 
 
 __all__ = [

@@ -35,6 +35,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from forwarding.plane import flow_hash
+from forwarding.tables import router_seed
 from lsr.core.labels import IMPLICIT_NULL, IPV6_EXPLICIT_NULL
 from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
 from lsr.core.lfib import IlmEntry, Lfib, Nhlfe
@@ -44,6 +46,7 @@ from lsr.oam.echo import (
     DS_FLAG_I,
     HEADER_LEN,
     LOCALHOST,
+    UDP_PORT,
     Ddmap,
     DecodeError,
     DsLabel,
@@ -74,11 +77,35 @@ EcmpSelect = Callable[[IPv4Address, Sequence[Nhlfe]], Nhlfe]
 def default_ecmp_select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
     """Deterministic per-destination choice among sorted next hops (CRC32 of the address).
 
-    The lab dataplane should pass its own hash so traceroute predicts what the
-    packets really do.
+    The same at every router (so polarised: for tests of the engines). The simulator
+    and the lab pass the dataplane's own hash (`ecmp_for`) so traceroute predicts what
+    the packets really do.
     """
     ordered = sorted(nexthops)
     return ordered[zlib.crc32(dst.packed) % len(ordered)]
+
+
+def ecmp_for(seed: int, src: IPv4Address, sport: int, dport: int = UDP_PORT) -> EcmpSelect:
+    """The forwarding plane's ECMP choice (`forwarding.plane.flow_hash` with the router's
+    `seed`) for an echo request UDP src:sport -> dst:dport (the 127/8 `dst` varies).
+
+    The dataplane picks `nhs[flow_hash(ip) % len(nhs)]` (labelled packets hash the
+    IPv4 header under the stack), with next hops in LFIB order.
+    """
+    def select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
+        if len(nexthops) == 1:
+            return nexthops[0]
+        hdr = bytes((0x45,)) + bytes(8) + bytes((17,)) + bytes(2) + src.packed + dst.packed
+        key = hdr + struct.pack("!HH", sport, dport)
+        return nexthops[flow_hash(key, 0, seed) % len(nexthops)]
+    return select
+
+
+def dataplane_ecmp(router: str, src: IPv4Address) -> EcmpSelect:
+    """`ecmp_for` of `router`'s dataplane for echo requests from `src` (port 3503 both
+    ways, as the lab's prober sends them): the simulator's LSP traceroute takes the
+    branches a lab's packets take."""
+    return ecmp_for(router_seed(router), src, UDP_PORT)
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,7 @@ from lsr.oam.echo import (
     return_code_name,
 )
 from lsr.oam.lspwalk import MAX_HOPS, step
-from lsr.oam.responder import RouterTables, ingress_ddmaps, respond
+from lsr.oam.responder import EcmpSelect, RouterTables, ingress_ddmaps, respond
 
 DEFAULT_MAX_TTL = 30
 DEFAULT_TIMEOUTS = 3  # consecutive timeouts before a branch is declared broken
@@ -376,17 +376,35 @@ class LfibNetwork:
     TTL does not expire at is dropped: the probe times out (None).
     """
 
-    def __init__(self, tables: Mapping[str, RouterTables], links: Mapping[tuple[str, str], tuple[str, str]]) -> None:
+    def __init__(self, tables: Mapping[str, RouterTables], links: Mapping[tuple[str, str], tuple[str, str]],
+                 ecmp: Callable[[str, IPv4Address], EcmpSelect] | None = None) -> None:
         self.tables = dict(tables)
         self.links = dict(links)
+        # (router, the request's IP source) -> that router's ECMP choice for the probes
+        # (`responder.dataplane_ecmp`); None: each table's own `ecmp`
+        self.ecmp = ecmp
+        self._for_source: dict[str, dict[str, RouterTables]] = {}
 
     @classmethod
-    def from_topology(cls, topo: Topology, tables: Mapping[str, RouterTables]) -> LfibNetwork:
+    def from_topology(cls, topo: Topology, tables: Mapping[str, RouterTables],
+                      ecmp: Callable[[str, IPv4Address], EcmpSelect] | None = None) -> LfibNetwork:
         links = {}
         for n in topo.routers:
             for i in n.interfaces.values():
                 links[(n.name, i.name)] = (i.peer_node, i.peer_interface)
-        return cls(tables, links)
+        return cls(tables, links, ecmp)
+
+    def tables_for(self, ingress: str) -> Mapping[str, RouterTables]:
+        """Every router's tables as they hash the echo requests `ingress` sends (their IP
+        source is its LSR ID)."""
+        if self.ecmp is None:
+            return self.tables
+        got = self._for_source.get(ingress)
+        if got is None:
+            src = self.tables[ingress].lsr_id
+            got = self._for_source[ingress] = {
+                n: replace(t, ecmp=self.ecmp(n, src)) for n, t in self.tables.items()}
+        return got
 
     def sender(self, ingress: str, fec: IPv4Network) -> Sender:
         def send(ttl: int, request: EchoMessage, dst: IPv4Address = LOCALHOST) -> Reply | None:
@@ -396,11 +414,12 @@ class LfibNetwork:
     def first_ddmaps(self, ingress: str, fec: IPv4Network, multipath: bool,
                      destinations: int = DEFAULT_MULTIPATH_ADDRESSES) -> tuple[Ddmap, ...]:
         dsts: Iterable[IPv4Address] = multipath_range(destinations) if multipath else (LOCALHOST,)
-        return ingress_ddmaps(self.tables[ingress], fec, dsts)
+        return ingress_ddmaps(self.tables_for(ingress)[ingress], fec, dsts)
 
     def probe(self, ingress: str, fec: IPv4Network, ttl: int, request: EchoMessage,
               dst: IPv4Address = LOCALHOST) -> Reply | None:
-        t = self.tables[ingress]
+        tables = self.tables_for(ingress)
+        t = tables[ingress]
         ftn = t.lfib.ftn.get(fec)
         if ftn is None or not ftn.nexthops:
             return None
@@ -410,9 +429,9 @@ class LfibNetwork:
         stack = [[lbl, ttl] for lbl in hop.stack]
         router, in_if = self.links.get((ingress, hop.interface), (None, None))
         for _ in range(MAX_HOPS):
-            if router is None or router not in self.tables:
+            if router is None or router not in tables:
                 return None  # left the MPLS domain
-            t = self.tables[router]
+            t = tables[router]
             top = stack[0] if stack else None
             if top is None or top[0] in (0, 2) or top[1] <= 1:
                 reply = respond(t, request, [e[0] for e in stack], in_if,
