@@ -13,7 +13,8 @@ ingress interface and ethertype) and `TxRing`s (one per egress interface):
 
 Everything else -- reserved or unknown labels, TTL expiry, MTU/fragmentation,
 ECMP, bad checksums, local or group destinations, martian addresses, RFC 8029
-echo (IP to 127/8 or label TTL <= 1), ring or slot anomalies, every frame of an
+echo (IP to 127/8, also under a bottom label the fast path would pop: a VPN label
+of a static route ends the LSP there, or label TTL <= 1), ring or slot anomalies, every frame of an
 MPLS ring on an interface without MPLS input -- is returned as `bytes` frames for
 the caller's general path (`forwarding.plane.Dataplane.process` and the
 router's hooks), so the behaviour is exactly that of `forwarding.plane`; the
@@ -310,7 +311,10 @@ class FastPath:
                                 continue
                         elif w & 0x10000 and ln >= 38:  # PHP pop of the bottom label: IPv4 out
                             vihl, total, ttl, proto, ck = _MIP(sv, rx_ip1)
-                            if vihl == 0x45 and 20 <= total <= mtu and 18 + total <= ln:
+                            # 127/8: an RFC 8029 echo request, the general path's (the
+                            # OAM hook answers it where a VPN label of ours ends the LSP)
+                            if vihl == 0x45 and 20 <= total <= mtu and 18 + total <= ln \
+                                    and sv[rx_ip1 + 16] != 127:
                                 s_ = sum(_H10(sv, rx_ip1))
                                 s_ = (s_ & 0xFFFF) + (s_ >> 16)
                                 if (s_ & 0xFFFF) + (s_ >> 16) == 0xFFFF:  # header checksum OK

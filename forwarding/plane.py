@@ -68,14 +68,20 @@ Behaviour (RFC 3031, RFC 3032, RFC 4182, RFC 3443, RFC 4950):
   extension if it arrived labelled), Drop(FRAG_NEEDED); DF clear -> the IP
   packet is fragmented (RFC 791) and every fragment labelled identically
   (Forward.more); payload not IPv4 -> MTU_EXCEEDED.
-- ECMP: the NHLFE is `nhs[hash % len(nhs)]` with hash = CRC-32, seeded with
-  CRC-32(router name), of: IPv4 source (4 bytes) | destination (4) |
-  protocol (1) | first 4 bytes of the L4 header (source and destination
-  ports) when the protocol is TCP (6), UDP (17) or SCTP (132) and the packet
-  is not a fragment. For a labelled packet the IPv4 header under the
-  bottom-of-stack entry is hashed; if the payload is not IPv4, the
+- ECMP: the NHLFE is `nhs[hash % len(nhs)]` with hash = fmix32(CRC-32(key)
+  XOR seed), the seed CRC-32(router name), the key: IPv4 source (4 bytes) |
+  destination (4) | protocol (1) | first 4 bytes of the L4 header (source and
+  destination ports) when the protocol is TCP (6), UDP (17) or SCTP (132) and
+  the packet is not a fragment. For a labelled packet the IPv4 header under
+  the bottom-of-stack entry is hashed; if the payload is not IPv4, the
   non-reserved labels of the stack are hashed instead (reserved labels are
-  never hash keys, RFC 6790). A flow therefore keeps one path.
+  never hash keys, RFC 6790). A flow therefore keeps one path. The seed is
+  mixed in after the CRC by MurmurHash3's finaliser, not as the CRC's initial
+  value: CRC-32 is affine in its initial value (crc(key, s) = crc(key, 0) XOR
+  a constant of s and the key's length), so a seeded CRC only flips the same
+  bits of every hash and every router would pick the same branch (or the
+  opposite one) for a flow - the flows one router sends to a neighbour would
+  all take one of that neighbour's branches (hash polarisation).
 """
 
 from __future__ import annotations
@@ -118,10 +124,11 @@ from forwarding.tables import (
     VrfTable,
     martian_destination,
     martian_source,
+    router_seed,
 )
 
 __all__ = [
-    "decide", "Dataplane", "originate", "flow_hash", "labelled_hash", "fragment", "LOCAL_IF",
+    "decide", "Dataplane", "originate", "flow_hash", "labelled_hash", "mix32", "router_seed", "fragment", "LOCAL_IF",
     "ttl_checksum_update",
     "Forward", "Deliver", "Drop", "DropReason", "Result", "RouterTables",
 ]
@@ -150,15 +157,27 @@ def ttl_checksum_update(ck: int, old_ttl: int, new_ttl: int, proto: int) -> int:
 # ---------------------------------------------------------------- hashing (ECMP)
 
 
+def mix32(h: int, seed: int) -> int:
+    """`seed` mixed into the 32-bit hash `h` non-linearly (MurmurHash3's fmix32 of
+    h XOR seed), so that two routers' choices for the same flows are independent
+    (see the module docstring: a seeded CRC is not)."""
+    h ^= seed
+    h ^= h >> 16
+    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
+    h ^= h >> 13
+    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
+    return h ^ (h >> 16)
+
+
 def flow_hash(b: bytes | bytearray | memoryview, off: int, seed: int = 0) -> int:
-    """CRC-32 of the IPv4 5-tuple of the header at `off` (see module docstring)."""
+    """ECMP hash of the IPv4 5-tuple of the header at `off` (see module docstring)."""
     ihl = (b[off] & 0x0F) << 2
     proto = b[off + 9]
     key = bytes(b[off + 12:off + 20]) + bytes((proto,))
     if proto in _L4_PORTS and not (((b[off + 6] << 8) | b[off + 7]) & 0x3FFF) \
             and len(b) >= off + ihl + 4:
         key += bytes(b[off + ihl:off + ihl + 4])
-    return zlib.crc32(key, seed)
+    return mix32(zlib.crc32(key), seed)
 
 
 def labelled_hash(b: bytes | bytearray | memoryview, off: int, seed: int = 0) -> int:
@@ -176,7 +195,7 @@ def labelled_hash(b: bytes | bytearray | memoryview, off: int, seed: int = 0) ->
             if off + 40 <= n and b[off] >> 4 == 6:
                 return flow_hash6(b, off, seed)
             break
-    return zlib.crc32(bytes(labels), seed)
+    return mix32(zlib.crc32(bytes(labels)), seed)
 
 
 def _pick(nhs: tuple[CNhlfe, ...], h: int | None) -> CNhlfe:

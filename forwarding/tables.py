@@ -77,6 +77,11 @@ SOURCE_OK = bytes(0 if a in (0, 127) or a >= 224 else 1 for a in range(256))  # 
 DESTINATION_OK = bytes(0 if a in (0, 127) or a >= 240 else 1 for a in range(256))  # [dst >> 24]
 
 
+def router_seed(name: str) -> int:
+    """A router's ECMP hash seed (CRC-32 of its name), mixed in by `forwarding.plane.mix32`."""
+    return zlib.crc32(name.encode())
+
+
 def martian_source(src: int) -> bool:
     """The IPv4 source (as int) is one a router must not forward (RFC 1812 §5.3.7)."""
     return not SOURCE_OK[src >> 24]
@@ -231,7 +236,7 @@ class RouterTables:
         self.c_vrf: dict[tuple[str, IPv4Network], list[int]] = {}  # (VRF, prefix) counters
         self.vrfs: dict[str, VrfTable] = {v: VrfTable(v, self) for v in sorted(set(self.if_vrf.values()))}
         self.port_vrf: dict[str, VrfTable] = {n: self.vrfs[v] for n, v in self.if_vrf.items()}
-        self.seed = zlib.crc32(name.encode())  # per-router ECMP hash seed (avoids polarisation)
+        self.seed = router_seed(name)  # per-router ECMP hash seed (forwarding.plane.mix32)
         self.lfib = Lfib()
         self.rib: dict[IPv4Network, Route] = {}
         # compiled state

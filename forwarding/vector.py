@@ -227,7 +227,7 @@ class VectorPath:
             total, ttl = ip[:, 2] << 8 | ip[:, 3], ip[:, _IP_TTL]
             ck_ok = _fold(r16[rows, _H_IP1].sum(axis=1, dtype=_I64)) == 0xFFFF  # byte-order free
             php &= (ip[:, 0] == 0x45) & (total >= 20) & (total <= mtu[pos]) & (18 + total <= ln)
-            php &= ck_ok
+            php &= ck_ok & (rb[rows, RX_IP1 + 16] != 127)  # 127/8: RFC 8029, general path
         good = swap | php
         oif_k = oif[pos]
         fwd = 0
@@ -304,7 +304,7 @@ class VectorPath:
             if lo < 38 or not (w & 0x10000).all():
                 return None
             ip = rb[rows, RX_IP1:RX_IP1 + 12]
-            if not (ip[:, 0] == 0x45).all():
+            if not (ip[:, 0] == 0x45).all() or (rb[rows, RX_IP1 + 16] == 127).any():
                 return None
             total = (ip[:, 2].astype(np.int64) << 8) | ip[:, 3]
             tlo, thi = int(total.min()), int(total.max())

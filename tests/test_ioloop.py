@@ -119,6 +119,20 @@ def test_swap_and_php(ttl_model: str) -> None:
     assert check("p2", "eth1", pframes, ttl_model) > 0
 
 
+def test_php_of_an_echo_request_is_the_general_paths() -> None:
+    """IPv4 to 127/8 under a bottom label the fast paths would pop (RFC 8029 echo
+    request): the general path's, whose OAM hook answers it where the label is a VPN
+    label of this PE (a per-prefix label of a static route pops straight to the CE);
+    elsewhere (PHP of an LDP LSP) it gets what forwarding.plane does with it."""
+    p2 = all_tables(line4())["p2"]
+    lp2 = ilm_label(p2, "192.168.2.0/24")
+    echo = [mpls_frame(p2, "eth1", (lp2,), udp("10.255.0.1", f"127.0.0.{k}", sport=3503,
+                                                dport=3503, ttl=1), ttl=t)
+            for k in (1, 2) for t in (255, 2)]
+    assert check("p2", "eth1", echo) == 0
+    assert check("p2", "eth1", [mpls_frame(p2, "eth1", (lp2,), udp("10.255.0.1", "192.168.2.2"))]) == 1
+
+
 @pytest.mark.parametrize("ttl_model", ["uniform", "pipe"])
 def test_push_and_ip_forward(ttl_model: str) -> None:
     tabs = all_tables(line4())

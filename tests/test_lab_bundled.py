@@ -1,5 +1,5 @@
 """Every bundled topology as a real lab: converges, LFIBs (VRF tables included) equal the
-simulator's, every host pings every other host (a VPN site: its own VPN's host of that
+simulator's, `lsr lab validate` passes, every host pings every other host (a VPN site: its own VPN's host of that
 address, never the other customer's), and TCP crosses the core between the first host
 and the last one it reaches."""
 
@@ -14,6 +14,7 @@ import pytest
 import lsr.lab as lab
 from lsr.core.topology import host_address, load_topology
 from lsr.lab import strongswan
+from lsr.lab.lsp import validate_live
 from lsr.lab.state import ns_name
 from lsr.sim import simulate
 from tests.conftest import BUNDLED, needs_root
@@ -33,6 +34,11 @@ def test_bundled_topology_as_a_lab(path) -> None:
         L = lab.up(topo, name=name, timeout=60)
         sim, _ = simulate(topo)
         assert lab.lfib(name) == sim.lfib_json()
+        # `lsr lab validate`: expect:, invariants, VPN checks, and every sampled LSP's
+        # multipath LSP traceroute equal to its LFIB branches (cp-dp-agreement)
+        v = validate_live(name)
+        assert v["failed"] == 0, [r for r in v["results"] if r["status"] == "fail"]
+        assert any(r["check"] == "cp-dp-agreement" and r["status"] == "pass" for r in v["results"])
         # customer hosts; strongSwan nodes route through their tunnels (their own test files)
         hosts = [h.name for h in topo.hosts if h.kind == "host"]
         for a, b in itertools.permutations(hosts, 2):

@@ -144,7 +144,9 @@ def test_tables_and_views_equal_the_simulators(vpnlab):
 
     res = validate_live(NAME, traceroutes=False)  # expect: and invariants on the live tables
     vpn = {r["check"]: r["status"] for r in res["results"] if "vpn" in r["check"]}
-    assert len(vpn) == 6 and set(vpn.values()) == {"pass"}, res["results"]
+    # 3 expect:, 3 invariants and an RFC 8029 LSP ping of every VPN route
+    assert len(vpn) == 7 and set(vpn.values()) == {"pass"}, res["results"]
+    assert "vpn-lsp-ping" in vpn
     r = _lsr("lab", "vrf", NAME, "p1")
     assert r.returncode == 2 and r.stderr.strip() == "lsr: p1 has no VRFs", r.stderr
     r = _lsr("lab", "vrf", NAME, "pe1", "--vrf", "green")

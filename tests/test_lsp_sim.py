@@ -16,13 +16,14 @@ from lsr.cli import main
 from lsr.core.igp import Igp
 from lsr.core.lfib import Lfib
 from lsr.core.topology import load_topology
-from lsr.lab.node_oam import ecmp_for, ldp_message_types
+from lsr.lab.node_oam import ldp_message_types
 from lsr.oam.echo import UDP_PORT, build_echo_request_packet, multipath_range
 from lsr.oam.lspping import lfib_network, lsp_ping, lsp_traceroute, resolve_fec
+from lsr.oam.responder import ecmp_for
 from lsr.oam.trace import echo_request
-from lsr.oam.validate import lfibs_from_json, walk_lsp
+from lsr.oam.validate import expected_lsps, lfibs_from_json, walk_lsp
 from lsr.sim import simulate
-from tests.conftest import TOPOLOGIES
+from tests.conftest import BUNDLED, TOPOLOGIES
 
 
 @pytest.fixture(scope="module")
@@ -145,3 +146,24 @@ def test_ldp_message_types():
     pdu_body = struct.pack("!HHI", 0x0402, 4, 7) + struct.pack("!HHI", 0x0400, 4, 8)
     pdu = struct.pack("!HH", 1, 6 + len(pdu_body)) + bytes(6) + pdu_body
     assert ldp_message_types(pdu + pdu) == [0x0402, 0x0400, 0x0402, 0x0400]
+
+
+@pytest.mark.parametrize("path", BUNDLED, ids=lambda p: p.stem)
+def test_multipath_traceroute_finds_every_lfib_branch(path):
+    """What `lsr lab validate`'s cp-dp-agreement compares, in the simulator: for every
+    LSP of a bundled topology the multipath LSP traceroute (hashed as the dataplane
+    hashes) finds exactly the LFIB walk's branches. Before the ECMP hash mixed its
+    seed in non-linearly, a transit router sent every probe the ingress sent its way
+    down one of its branches (l3vpn: pe2 -> 10.0.0.4/30 missed pe2 -> p1 -> pe1)."""
+    topo = load_topology(path)
+    sim, _ = simulate(topo)
+    lfibs = lfibs_from_json(sim.lfib_json())
+    net = lfib_network(topo, lfibs)
+    bad = []
+    for ingress, fec in expected_lsps(topo, Igp(topo)):
+        tr = lsp_traceroute(net, ingress, fec, multipath=True)
+        traced = {(ingress, *p["routers"]) for p in tr["paths"]}
+        walked = set(walk_lsp(topo, lfibs, ingress, fec).paths)
+        if tr["result"] != "ok" or traced != walked:
+            bad.append(f"{ingress} -> {fec}: {sorted(traced)} != {sorted(walked)}")
+    assert not bad, bad

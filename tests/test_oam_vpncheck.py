@@ -159,9 +159,15 @@ def test_cli_validate_lfib_file_with_a_leak(tmp_path, monkeypatch):
     assert IPv4Address("10.255.0.3")  # (the leaked route's egress)
 
 
-def test_lsp_ping_names_a_vpn_site_instead_of_probing():
+def test_lsp_ping_of_a_vpn_site_probes_its_vpn_fec():
+    """A VPN site names the VPN IPv4 FEC of its subnet in the ingress's VRF of its VPN
+    (RFC 8029 §3.2.5; tests/test_lsp_vpn_sim.py has the rest); from a router without
+    that VRF, one line."""
     r = CliRunner().invoke(main, ["lsp", "ping", "pe1", "red2", "--sim", str(L3VPN)])
+    assert r.exit_code == 0, r.output
+    assert "10.1.2.0/24 in VRF red" in r.output
+    r = CliRunner().invoke(main, ["lsp", "ping", "p1", "red2", "--sim", str(L3VPN)])
     assert r.exit_code == 2
-    assert "red2 is a site of VPN red" in r.output
+    assert "red2 is a site of VPN red, and p1 has no VRFs" in r.output
     r = CliRunner().invoke(main, ["lsp", "ping", "pe1", "pe2", "--sim", str(L3VPN), "--json"])
     assert r.exit_code == 0 and json.loads(r.output)["result"] == "ok"

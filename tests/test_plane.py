@@ -500,6 +500,25 @@ def test_ecmp_labelled_hash_uses_inner_header():
     assert seen == {"eth2", "eth3"}
 
 
+def test_ecmp_choices_of_two_routers_are_independent():
+    """Hash polarisation: the flows one router sends to a neighbour must still spread
+    over that neighbour's own next hops. CRC-32 is affine in its initial value, so
+    seeding it with the router's name flips the same bits of every hash: with two next
+    hops at each router, router B's choice was router A's (or its negation) for every
+    flow, and a branch behind an ECMP transit router carried nothing."""
+    from forwarding.plane import flow_hash, router_seed
+
+    ips = [udp(CE1, f"10.255.{i}.{j}", sport=1000 + i) for i in range(8) for j in range(16)]
+    for a, b in (("pe2", "p1"), ("pe1", "p2"), ("p1", "p2")):
+        same = sum(flow_hash(ip, 0, router_seed(a)) % 2 == flow_hash(ip, 0, router_seed(b)) % 2
+                   for ip in ips)
+        assert 32 < same < 96, (a, b, same)  # about half the flows agree, not all or none
+    # what B does with the flows A sends its way: both of B's next hops are used
+    for a, b in (("pe2", "p1"), ("pe1", "p2")):
+        to_b = [ip for ip in ips if flow_hash(ip, 0, router_seed(a)) % 2 == 0]
+        assert {flow_hash(ip, 0, router_seed(b)) % 2 for ip in to_b} == {0, 1}
+
+
 # ---------------------------------------------------------------- fast path == decide, counters, updates
 
 

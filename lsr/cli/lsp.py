@@ -58,6 +58,9 @@ _sim = click.option("--sim", "sim_file", type=click.Path(dir_okay=False),
                     help="Run against the LDP simulation of this topology file instead of a lab.")
 _wait = click.option("--wait", default=1.0, show_default=True,
                      type=click.FloatRange(0, min_open=True), help="Seconds to wait for each reply.")
+_vrf = click.option("--vrf", metavar="VRF",
+                    help="FEC is a prefix (an address, a site) of FROM's VRF VRF: probe its VPN "
+                         "IPv4 FEC (RFC 8029 §3.2.5) over the route's two labels.")
 
 
 _SHORT = {1: "malformed", 2: "TLV not understood", 3: "egress", 4: "no mapping",
@@ -79,28 +82,39 @@ def _hop_name(h: dict[str, Any]) -> str:
     return f"{h['expected_router']} (silent)" if h.get("expected_router") else "*"
 
 
+def _title(what: str, out: dict[str, Any], src: str) -> str:
+    v = out.get("vpn")
+    fec = out["fec"] if v is None else (
+        f"{out['fec']} in VRF {v['vrf']}"
+        + (f" (RD {v['rd']}, egress {v['egress'] or v['egress_address']})" if v["rd"] else ""))
+    return f"{what} {fec} from {src} ({out['backend']})"
+
+
 @lsp.command("ping")
 @_args
 @_sim
 @_wait
+@_vrf
 @click.option("--count", "-c", default=1, show_default=True, type=click.IntRange(1, 10000))
 @json_option
-def ping_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, count: int, as_json: bool) -> None:
-    """Ping the LSP of FEC (a router name = its loopback, or a prefix) from router FROM.
+def ping_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, vrf: str | None, count: int,
+             as_json: bool) -> None:
+    """Ping the LSP of FEC (a router name = its loopback, a host = its subnet, or a prefix)
+    from router FROM; a VPN site, or a prefix with --vrf, is a VPN IPv4 FEC.
 
     Exit status 0 when every reply says "egress" (return code 3), else 1.
     """
-    from lsr.oam.lspping import lsp_ping, resolve_fec
+    from lsr.oam.lspping import lsp_ping, resolve_target
 
     backend, topo, src, fec_s = _backend(args, sim_file, wait)
-    out = lsp_ping(backend, src, resolve_fec(topo, fec_s), count=count)
+    out = lsp_ping(backend, src, resolve_target(topo, src, fec_s, vrf), count=count)
     if as_json:
         render.emit_json(out)
     else:
         rows = [(r["sequence"], r["router"] or "", _rc(r["return_code"], r["return_code_name"]),
                  r["return_subcode"], "" if r["rtt_ms"] is None else f"{r['rtt_ms']:.3f}")
                 for r in out["replies"]]
-        render.table(f"LSP ping {out['fec']} from {src} ({out['backend']})",
+        render.table(_title("LSP ping", out, src),
                      ["seq", "replier", "return code", "subcode", "rtt ms"], rows)
         tail = f"result: {out['result']}"
         if out.get("rtt_ms"):
@@ -116,19 +130,22 @@ def ping_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, count: in
 @_args
 @_sim
 @_wait
+@_vrf
 @click.option("--multipath", is_flag=True, help="Explore every ECMP branch (DDMAP multipath bitmaps).")
 @click.option("--max-ttl", default=30, show_default=True, type=click.IntRange(1, 255))
 @json_option
-def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, multipath: bool,
-                   max_ttl: int, as_json: bool) -> None:
-    """Trace the LSP of FEC from router FROM: label TTL 1, 2, ... until the egress answers.
+def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, vrf: str | None,
+                   multipath: bool, max_ttl: int, as_json: bool) -> None:
+    """Trace the LSP of FEC from router FROM: label TTL 1, 2, ... until the egress answers
+    (a VPN FEC as for ping: every label of the stack gets the probe's TTL).
 
     Exit status 0 when every branch reaches the egress (return code 3), else 1.
     """
-    from lsr.oam.lspping import lsp_traceroute, resolve_fec
+    from lsr.oam.lspping import lsp_traceroute, resolve_target
 
     backend, topo, src, fec_s = _backend(args, sim_file, wait)
-    out = lsp_traceroute(backend, src, resolve_fec(topo, fec_s), multipath=multipath, max_ttl=max_ttl)
+    out = lsp_traceroute(backend, src, resolve_target(topo, src, fec_s, vrf), multipath=multipath,
+                         max_ttl=max_ttl)
     if as_json:
         render.emit_json(out)
     else:
@@ -136,11 +153,15 @@ def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, mul
                  _rc(h["return_code"], h["return_code_name"]),
                  "/".join(str(x) for x in h["labels"]), ", ".join(h["downstream"]),
                  "" if h["rtt_ms"] is None else f"{h['rtt_ms']:.3f}") for h in out["hops"]]
-        render.table(f"LSP traceroute {out['fec']} from {src} ({out['backend']})",
+        render.table(_title("LSP traceroute", out, src),
                      ["path", "ttl", "router", "in if", "return code", "out labels", "downstream",
                       "rtt ms"], rows)
         for p in out["paths"]:
-            hops = [_hop_name(h) for h in out["hops"] if h["path"] == p["path"]]
+            mine = [h for h in out["hops"] if h["path"] == p["path"]]
+            # a branch forked from another one at a transit router: the hops before the
+            # fork are the other branch's (they are in `routers`, not among its hops)
+            shared = p["routers"][:len(p["routers"]) - sum(1 for h in mine if h["router"])]
+            hops = [*shared, *(_hop_name(h) for h in mine)]
             render.line(escape(f"path {p['path']}: {' -> '.join([src, *hops])}: {p['result']}"))
         b = out["broken_at"]
         tail = f"result: {out['result']}"

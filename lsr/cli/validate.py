@@ -87,6 +87,10 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
         results[:0] = control_plane_results(o.problems(), len(s.expected_sessions()) // 2, adj)
     if o is not None and not no_invariants:  # OSPF's routes against the reference model
         results.append(igp_route_result(topo, o.sim.ribs, igp))
+    if not no_invariants:  # RFC 8029 LSP ping of every VPN route, over these tables
+        from lsr.oam.lspping import lfib_network, vpn_lsp_ping_results
+
+        results += vpn_lsp_ping_results(topo, lfib_network(topo, lfibs), lfibs)
     out = {"topology": topo.name, "file": file, "lfib_source": source, **summary(results)}
     if as_json:
         render.emit_json(out)

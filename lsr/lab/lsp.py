@@ -23,13 +23,14 @@ from typing import Any
 
 import lsr.lab
 from lsr.core.igp import Igp
-from lsr.core.lfib import Lfib
+from lsr.core.lfib import Lfib, VrfEntry
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab import frr
 from lsr.lab.state import LabState, ns_name
 from lsr.oam.echo import LOCALHOST, Ddmap, EchoMessage
-from lsr.oam.lspping import address_owners, lsp_traceroute
+from lsr.oam.lspping import address_owners, lsp_traceroute, vpn_lsp_ping_results
+from lsr.oam.responder import Target, VpnTarget, ingress_nexthops
 from lsr.oam.trace import DEFAULT_MULTIPATH_ADDRESSES, Reply, Sender
 from lsr.oam.validate import (
     CheckResult,
@@ -58,9 +59,11 @@ class LabSender:
         self.last_reason: str | None = None
         self.clock = time.time  # echo timestamps (RFC 8029 §3: NTP format, wall clock)
 
-    def sender(self, ingress: str, fec: IPv4Network) -> Sender:
+    def sender(self, ingress: str, fec: Target) -> Sender:
+        where = _fec_args(fec)
+
         def send(ttl: int, request: EchoMessage, dst: IPv4Address = LOCALHOST) -> Reply | None:
-            r = self.query(self.name, ingress, "oam_probe", timeout=self.wait + 5, fec=str(fec),
+            r = self.query(self.name, ingress, "oam_probe", timeout=self.wait + 5, **where,
                            ttl=ttl, request=request.encode().hex(), dst=str(dst), wait=self.wait)
             if r.get("reply") is None:
                 self.last_reason = r.get("reason")
@@ -71,15 +74,22 @@ class LabSender:
             return Reply(msg, router, addr, ifname, r.get("rtt_ms"))
         return send
 
-    def first_ddmaps(self, ingress: str, fec: IPv4Network, multipath: bool,
+    def first_ddmaps(self, ingress: str, fec: Target, multipath: bool,
                      destinations: int = DEFAULT_MULTIPATH_ADDRESSES) -> tuple[Ddmap, ...]:
-        r = self.query(self.name, ingress, "oam_ddmaps", fec=str(fec),
+        r = self.query(self.name, ingress, "oam_ddmaps", **_fec_args(fec),
                        destinations=destinations if multipath else 0)
         return EchoMessage.decode(bytes.fromhex(r["message"])).ddmaps
 
-    def has_ftn(self, ingress: str, fec: IPv4Network) -> bool:
-        lf = self.query(self.name, ingress, "lfib")
-        return any(e["fec"] == str(fec) and e["nexthops"] for e in lf.get("ftn", []))
+    def _lfib(self, ingress: str) -> Lfib:
+        doc = self.query(self.name, ingress, "lfib")
+        return lfibs_from_json({"routers": {ingress: doc}})[ingress]
+
+    def has_ftn(self, ingress: str, fec: Target) -> bool:
+        return bool(ingress_nexthops(self._lfib(ingress), fec))
+
+    def vrf_routes(self, ingress: str, vrf: str) -> Mapping[IPv4Network, VrfEntry]:
+        """`ingress`'s FIB of VRF `vrf` as its dataplane has it (empty: no such VRF)."""
+        return self._lfib(ingress).vrfs.get(vrf, {})
 
     def no_lsp_hint(self, ingress: str, fec: IPv4Network) -> str | None:
         """Why `ingress` may have no LSP for `fec`: stopped routers on its IGP path."""
@@ -87,6 +97,13 @@ class LabSender:
         on = stopped_on_path(self.topo, Igp(self.topo, st.get("down_links", [])), ingress,
                              fec, stopped_routers(self.name, self.topo, st))
         return _stopped_text(on)
+
+
+def _fec_args(fec: Target) -> dict[str, str]:
+    """How `oam_probe` / `oam_ddmaps` name a FEC: its prefix, and a VPN one's VRF."""
+    if isinstance(fec, VpnTarget):
+        return {"fec": str(fec.prefix), "vrf": fec.vrf}
+    return {"fec": str(fec)}
 
 
 def stopped_routers(name: str, topo: Topology, st: Mapping[str, Any] | None = None) -> set[str]:
@@ -262,6 +279,9 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
     # VPN checks (RFC 4364) walk packets through the live tables, VRFs included
     trace = walk_trace(topo, lfibs, igp) if any(r.vrfs for r in topo.routers) else None
     results += validate(topo, lfibs, igp, ping=live_ping(name, topo), trace=trace)
+    # RFC 8029 LSP ping of every PE's VPN routes (VPN IPv4 FECs): the egress PE validates
+    results += vpn_lsp_ping_results(topo, LabSender(name, wait=0.5), lfibs,
+                                    skip=set(stopped) | set(hung))
     if traceroutes:
         results += cp_dp_results(name, topo, lfibs, igp, sample, stopped=stopped, hung=hung)
     if topo.has_ipv6:

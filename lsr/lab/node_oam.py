@@ -2,22 +2,27 @@
 
 Responder side (§4.4, §4.5): the node hands `intercept()` every unicast frame
 for it that may be an MPLS echo request - labelled with the top label's TTL
-expiring here (transit, traceroute), with explicit-null on top, or plain IPv4
+expiring here (transit, traceroute), with explicit-null on top, with IPv4 to
+127/8 under a bottom label (a VPN label of this PE ends the LSP whatever its
+TTL: RFC 4364 §4.3.2, the request is not looked up in the VRF), or plain IPv4
 to 127/8 (the LSP ended here after penultimate-hop popping). The request is
 answered by `lsr.oam.responder` against the router's real tables (its LFIB as
 installed in the dataplane, its own FECs and interfaces) with the dataplane's
 own ECMP hash (`forwarding.plane.flow_hash`, per-router seed), so the
 multipath bitmaps in the DDMAPs it returns predict what the forwarding plane
 really does. The reply (reply mode 2, §4.5: UDP to the request's source
-address and port, from port 3503) is routed by our dataplane (`originate`):
+address and port, from port 3503 and the address of the core interface the
+request came in on - also for a VPN FEC: a reply is the global table's, never
+a VRF's) is routed by our dataplane (`originate`):
 the kernel of a router namespace does not forward. Requests to 127/8 are never
 IP-forwarded beyond the LSP: they are answered or dropped here.
 
 Sender side (§4.3): the management requests `oam_probe` and `oam_ddmaps` let a
 client (`lsr lsp ping/traceroute`, `lsr lab validate`) inject real echo
 requests at this router: the runtime builds the IP packet (127/8, IP TTL 1,
-Router Alert, UDP 3503), pushes the FTN labels for the FEC with the label TTL
-the client asks for (1..N for traceroute, 255 for ping), sends the frame on
+Router Alert, UDP 3503), pushes the FTN labels for the FEC (for a VPN FEC the
+VRF route's transport and VPN labels) with the label TTL the client asks for
+(1..N for traceroute, 255 for ping: every label of the stack alike), sends the frame on
 the FTN's interface and awaits the matching reply (Sender's Handle and
 Sequence Number, §4.6) on a UDP 3503 socket, with a timeout.
 
@@ -45,7 +50,7 @@ from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from forwarding.labelops import LabelError, encode_stack, parse_stack
-from forwarding.plane import flow_hash, originate
+from forwarding.plane import originate
 from lsr.core.lfib import Nhlfe
 from lsr.oam.echo import (
     LOOPBACK_NET,
@@ -58,8 +63,16 @@ from lsr.oam.echo import (
     ntp_from_unix,
     parse_udp_ipv4,
 )
-from lsr.oam.responder import EcmpSelect, ingress_ddmaps, respond, tables_from_topology
 from lsr.oam.responder import RouterTables as RespTables
+from lsr.oam.responder import (
+    Target,
+    VpnTarget,
+    ecmp_for,
+    ingress_ddmaps,
+    ingress_nexthops,
+    respond,
+    tables_from_topology,
+)
 
 __all__ = ["NodeOam", "ecmp_for", "ldp_message_types"]
 
@@ -68,21 +81,6 @@ log = logging.getLogger("lsr.node.oam")
 LDP_LABEL_WITHDRAW = 0x0402
 LDP_LABEL_MAPPING = 0x0400
 MAX_EVENTS = 20000
-
-
-def ecmp_for(seed: int, src: IPv4Address, sport: int, dport: int = UDP_PORT) -> EcmpSelect:
-    """The responder's ECMP function matching `forwarding.plane` for UDP src:sport -> dst:dport.
-
-    The dataplane picks `nhs[flow_hash(ip) % len(nhs)]` (labelled packets hash
-    the IPv4 header under the stack), with next hops in LFIB order.
-    """
-    def select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
-        if len(nexthops) == 1:
-            return nexthops[0]
-        hdr = bytes((0x45,)) + bytes(8) + bytes((17,)) + bytes(2) + src.packed + dst.packed
-        key = hdr + struct.pack("!HH", sport, dport)
-        return nexthops[flow_hash(key, 0, seed) % len(nexthops)]
-    return select
 
 
 def ldp_message_types(data: bytes) -> list[int]:
@@ -160,7 +158,8 @@ class NodeOam:
             if frame[12:14] == b"\x88\x47":
                 entries, poff = parse_stack(frame, 14)
                 top = entries[0]
-                if top.ttl > 1 and top.label != 0:
+                vpn = top.s and top.label in self.r.tables.lfib.vpn_ilm
+                if top.ttl > 1 and top.label != 0 and not vpn:
                     return False
             else:
                 entries, poff = [], 14
@@ -254,23 +253,27 @@ class NodeOam:
             else:
                 self.counters["echo_late_replies"] += 1
 
-    def _ftn_nexthop(self, fec: IPv4Network, src: IPv4Address, dst: IPv4Address) -> Nhlfe | None:
+    def _ftn_nexthop(self, fec: Target, src: IPv4Address, dst: IPv4Address) -> Nhlfe | None:
         t = self.r.tables
-        e = t.lfib.ftn.get(fec)
-        if e is None or not e.nexthops:
+        nexthops = ingress_nexthops(t.lfib, fec)
+        if not nexthops:
             return None
-        return ecmp_for(t.seed, src, UDP_PORT)(dst, list(e.nexthops))
+        return ecmp_for(t.seed, src, UDP_PORT)(dst, list(nexthops))
 
-    async def probe(self, fec: IPv4Network, ttl: int, request: bytes, dst: IPv4Address,
+    async def probe(self, fec: Target, ttl: int, request: bytes, dst: IPv4Address,
                     timeout: float) -> dict[str, Any]:
-        """Send one echo request down the LSP of `fec` with label TTL `ttl`; await the reply."""
+        """Send one echo request down the LSP of `fec` with label TTL `ttl` (every label of
+        the stack: a uniform-model push, RFC 3443, so no label outlives the top one);
+        await the reply."""
         if self.r.tables is None:
             return {"reply": None, "reason": "no forwarding tables"}
         self._open()
         src = self.r.node.lsr_id
         nh = self._ftn_nexthop(fec, src, dst)
         if nh is None:
-            return {"reply": None, "reason": f"{self.r.name} has no FTN entry for {fec}"}
+            what = (f"no LSP for VRF {fec.vrf} {fec.prefix}" if isinstance(fec, VpnTarget)
+                    else f"no FTN entry for {fec}")
+            return {"reply": None, "reason": f"{self.r.name} has {what}"}
         msg = EchoMessage.decode(request)
         msg = replace(msg, ts_sent=ntp_from_unix(time.time()))
         ip = build_echo_request_packet(msg, src, UDP_PORT, dst)
@@ -299,7 +302,7 @@ class NodeOam:
             return {**out, "reply": None, "reason": "timeout"}
         return {**out, "reply": data.hex(), "from": addr, "rtt_ms": round((t1 - t0) * 1000, 3)}
 
-    def ddmaps(self, fec: IPv4Network, destinations: Sequence[IPv4Address]) -> str:
+    def ddmaps(self, fec: Target, destinations: Sequence[IPv4Address]) -> str:
         """The ingress's DDMAPs for `fec` (hex of an echo message carrying them)."""
         t = self.r.tables
         tables = tables_from_topology(self.r.topo, self.r.name, t.lfib,
@@ -313,16 +316,23 @@ class NodeOam:
         op = req["op"]
         if op == "oam_probe":
             dst = IPv4Address(req.get("dst", "127.0.0.1"))
-            return self.probe(IPv4Network(req["fec"]), int(req["ttl"]), bytes.fromhex(req["request"]),
+            return self.probe(_target(req), int(req["ttl"]), bytes.fromhex(req["request"]),
                               dst, float(req.get("wait", 1.0)))
         if op == "oam_ddmaps":
             n = int(req.get("destinations", 0))
             dsts = [IPv4Address(int(IPv4Address("127.0.0.1")) + i) for i in range(n)] if n \
                 else [IPv4Address("127.0.0.1")]
-            return {"message": self.ddmaps(IPv4Network(req["fec"]), dsts)}
+            return {"message": self.ddmaps(_target(req), dsts)}
         if op == "oam_events":
             since = float(req.get("since", 0))
             return {"events": [e for e in self.events if e["t"] >= since],
                     "counters": dict(self.counters), "now": time.time()}
         raise ValueError(f"unknown op {op!r}")
 
+
+
+def _target(req: dict[str, Any]) -> Target:
+    """The FEC of an `oam_probe` / `oam_ddmaps` request: `fec`, in VRF `vrf` if given."""
+    prefix = IPv4Network(req["fec"])
+    vrf = req.get("vrf")
+    return prefix if vrf is None else VpnTarget(str(vrf), prefix)

@@ -364,6 +364,18 @@ class LdpIpv6Fec:
 _RD = struct.Struct("!HHI")  # a route distinguisher as its type and 6 value octets (RFC 4364 §4.2)
 
 
+def rd_octets(rd: str) -> bytes:
+    """A route distinguisher "65000:1" / "10.0.0.1:1" / "4200000000:1" as its 8 octets
+    (RFC 4364 §4.2 types 0, 1, 2: the type follows from the administrator field)."""
+    left, _, right = rd.rpartition(":")
+    num = int(right)
+    if "." in left:
+        return struct.pack("!H4sH", 1, IPv4Address(left).packed, num)
+    if int(left) > 0xFFFF:
+        return struct.pack("!HIH", 2, int(left), num)
+    return struct.pack("!HHI", 0, int(left), num)
+
+
 @FECS.register
 @dataclass(frozen=True)
 class VpnIpv4Fec:
@@ -398,15 +410,7 @@ class VpnIpv4Fec:
     @classmethod
     def from_text(cls, rd: str, prefix: IPv4Network) -> VpnIpv4Fec:
         """From "65000:1" / "10.0.0.1:1" / "4200000000:1" (the forms of RFC 4364 §4.2)."""
-        left, _, right = rd.rpartition(":")
-        num = int(right)
-        if "." in left:
-            raw = struct.pack("!H4sH", 1, IPv4Address(left).packed, num)
-        elif int(left) > 0xFFFF:
-            raw = struct.pack("!HIH", 2, int(left), num)
-        else:
-            raw = struct.pack("!HHI", 0, int(left), num)
-        return cls(raw, prefix)
+        return cls(rd_octets(rd), prefix)
 
     def rd_text(self) -> str:
         t = struct.unpack_from("!H", self.rd)[0]

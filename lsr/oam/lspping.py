@@ -9,30 +9,38 @@ Both back ends give the engines of `lsr.oam.trace` a `send(ttl, request[, dst])`
 
 `lsp_ping` / `lsp_traceroute` return the JSON documented in docs/cli.md
 ("lsr lsp"). Pure: no sockets, no clock (a live back end brings its own).
+
+A FEC is an LDP one (a prefix) or a VPN one (`responder.VpnTarget`: a VRF of the
+ingress PE and a prefix, `resolve_target`): the ingress's VRF route names the egress
+PE and the route distinguisher, the requests carry the LDP FEC of the egress's
+loopback over the VPN IPv4 FEC (RFC 8029 §3.2.5) and go out with the route's two
+labels; `vpn` in the JSON says which route was probed.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
+from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any, Protocol
 
-from lsr.core.lfib import Lfib
+from lsr.core.lfib import Lfib, VrfEntry
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
-from lsr.oam.echo import Ddmap
-from lsr.oam.responder import tables_from_topology
+from lsr.oam.echo import Ddmap, Fec
+from lsr.oam.responder import Target, VpnTarget, dataplane_ecmp, tables_from_topology, vpn_fecs
 from lsr.oam.trace import (
     DEFAULT_MULTIPATH_ADDRESSES,
     LfibNetwork,
+    PingResult,
     Sender,
     TraceResult,
     ping,
     traceroute,
 )
-from lsr.oam.validate import normalize_neighbors
+from lsr.oam.validate import CheckResult, normalize_neighbors
 
 # Sender's Handles (RFC 8029 §3) unique per process, so two `lsr lsp` runs never
 # take each other's replies.
@@ -46,30 +54,63 @@ class LiveBackend(Protocol):
     clock: Callable[[], float]  # wall clock for the echo timestamps
     owners: Mapping[IPv4Address, tuple[str, str | None]]  # `address_owners` of the lab
 
-    def sender(self, ingress: str, fec: IPv4Network) -> Sender: ...
+    def sender(self, ingress: str, fec: Target) -> Sender: ...
 
-    def first_ddmaps(self, ingress: str, fec: IPv4Network, multipath: bool,
+    def first_ddmaps(self, ingress: str, fec: Target, multipath: bool,
                      destinations: int = DEFAULT_MULTIPATH_ADDRESSES) -> tuple[Ddmap, ...]: ...
 
-    def has_ftn(self, ingress: str, fec: IPv4Network) -> bool: ...
+    def has_ftn(self, ingress: str, fec: Target) -> bool: ...
 
     def no_lsp_hint(self, ingress: str, fec: IPv4Network) -> str | None: ...
 
+    def vrf_routes(self, ingress: str, vrf: str) -> Mapping[IPv4Network, VrfEntry]: ...
+
 
 def resolve_fec(topo: Topology, fec: str) -> IPv4Network:
-    """A router name (its loopback /32), a host name (its subnet) or a prefix."""
+    """A router name (its loopback /32), a host name (its subnet) or a prefix: an LDP FEC."""
     node = topo.nodes.get(fec)
     if node is not None:
         if node.is_router:
             return IPv4Network(f"{node.lsr_id}/32")
         vrf = topo.vrf_of(fec)
         if vrf is not None:
-            raise LsrError(f"{fec} is a site of VPN {vrf}: its subnet is no LDP FEC (LSP ping "
-                           "of VPN IPv4 FECs, RFC 8029 §3.2.5, is not implemented)")
+            raise LsrError(f"{fec} is a site of VPN {vrf}: its subnet is no LDP FEC but a VPN "
+                           f"IPv4 FEC of VRF {vrf} (RFC 8029 §3.2.5)")
         for i in node.interfaces.values():
             return i.address.network
     try:
         return IPv4Network(fec, strict=False)
+    except ValueError:
+        raise LsrError(f"FEC '{fec}' is neither a node of {topo.name} nor an IPv4 prefix") from None
+
+
+def resolve_target(topo: Topology, ingress: str, fec: str, vrf: str | None = None) -> Target:
+    """What `lsr lsp FROM FEC [--vrf VRF]` probes from router `ingress`: with `vrf`, the
+    VPN IPv4 FEC of a prefix (or an address, or a host's subnet) in that VRF of the
+    ingress; without, a VPN site (a host in a VRF: its subnet in the ingress's VRF of
+    that name) or else the LDP FEC of `resolve_fec`."""
+    node = topo.nodes.get(fec)
+    vrfs = topo.nodes[ingress].vrfs
+    if vrf is None:
+        site_vrf = topo.vrf_of(fec) if node is not None and not node.is_router else None
+        if site_vrf is None:
+            return resolve_fec(topo, fec)
+        if site_vrf not in vrfs:
+            raise LsrError(f"{fec} is a site of VPN {site_vrf}, and {ingress} has no VRF "
+                           f"{site_vrf}: probe it from a PE with that VRF, or name one of "
+                           f"{ingress}'s with --vrf" if vrfs else
+                           f"{fec} is a site of VPN {site_vrf}, and {ingress} has no VRFs: "
+                           "probe it from a PE with that VRF")
+        vrf = site_vrf
+    if vrf not in vrfs:
+        have = f"it has {', '.join(sorted(vrfs))}" if vrfs else "it has none"
+        raise LsrError(f"{ingress} has no VRF named '{vrf}' ({have})")
+    if node is not None:
+        if node.is_router:
+            raise LsrError(f"{fec} is a router: in VRF {vrf} give a prefix, an address or a site")
+        return VpnTarget(vrf, next(iter(node.interfaces.values())).address.network)
+    try:
+        return VpnTarget(vrf, IPv4Network(fec, strict=False))
     except ValueError:
         raise LsrError(f"FEC '{fec}' is neither a node of {topo.name} nor an IPv4 prefix") from None
 
@@ -97,37 +138,81 @@ def _owner_names(backend: LiveBackend | LfibNetwork) -> dict[IPv4Address, str]:
     return {a: r for a, (r, _i) in backend.owners.items()}
 
 
-def _no_lsp(fec: IPv4Network, source: str, multipath: bool) -> TraceResult:
+def _no_lsp(fec: Target, source: str, multipath: bool) -> TraceResult:
     res = TraceResult(fec, source, multipath)
     res.paths.append({"path": 0, "result": "no-lsp", "routers": []})
     return res
 
 
-def lsp_traceroute(backend: LiveBackend | LfibNetwork, source: str, fec: IPv4Network, *,
+@dataclass(frozen=True)
+class _Probe:
+    """What is probed: the FEC (a VPN one resolved to its VRF route), the Target FEC Stack
+    (None: the LDP FEC's own), the `vpn` JSON, and why there is no LSP (None: there is)."""
+
+    fec: Target
+    fecs: tuple[Fec, ...] | None = None
+    vpn: dict[str, Any] | None = None
+    no_lsp: str | None = None
+
+
+def _vpn_probe(backend: LiveBackend | LfibNetwork, source: str, t: VpnTarget) -> _Probe:
+    """The VRF route a VPN FEC names: its exact prefix, else the longest one holding it."""
+    fib = backend.vrf_routes(source, t.vrf)
+    route = fib.get(t.prefix)
+    if route is None:
+        holding = [p for p in fib if t.prefix.subnet_of(p)]
+        if holding:
+            route = fib[max(holding, key=lambda p: p.prefixlen)]
+            t = VpnTarget(t.vrf, route.prefix)
+    vpn: dict[str, Any] = {"vrf": t.vrf, "rd": None, "egress": None, "egress_address": None,
+                           "vpn_label": None, "source": None}
+    if route is None:
+        return _Probe(t, None, vpn, f"{source}'s VRF {t.vrf} has no route to {t.prefix}")
+    vpn["source"] = route.source
+    if route.source != "vpn":
+        how = f"leaked from its VRF {route.vrf}" if route.source == "leaked" else route.source
+        return _Probe(t, None, vpn, f"{source}'s VRF {t.vrf} reaches {t.prefix} itself ({how}): "
+                                    "no LSP to another PE")
+    assert route.pe is not None
+    vpn.update(rd=route.rd, egress=_owner_names(backend).get(route.pe),
+               egress_address=str(route.pe), vpn_label=route.vpn_label)
+    why = None if route.nexthops else f"{source} has no LSP to {route.pe} for VRF {t.vrf} {t.prefix}"
+    return _Probe(t, vpn_fecs(route), vpn, why)
+
+
+def _probe(backend: LiveBackend | LfibNetwork, source: str, fec: Target) -> _Probe:
+    if isinstance(fec, VpnTarget):
+        return _vpn_probe(backend, source, fec)
+    if not backend.has_ftn(source, fec):
+        why = None if isinstance(backend, LfibNetwork) else backend.no_lsp_hint(source, fec)
+        return _Probe(fec, no_lsp=f"{source} has no FTN entry (no LSP) for {fec}"
+                      + (f": {why}" if why else ""))
+    return _Probe(fec)
+
+
+def _with_vpn(out: dict[str, Any], p: _Probe) -> dict[str, Any]:
+    """The JSON's `fec` (the prefix) and `vpn` (null for an LDP FEC)."""
+    out["fec"] = str(p.fec.prefix if isinstance(p.fec, VpnTarget) else p.fec)
+    out["vpn"] = p.vpn
+    return out
+
+
+def lsp_traceroute(backend: LiveBackend | LfibNetwork, source: str, fec: Target, *,
                    multipath: bool = False, max_ttl: int = 30) -> dict[str, Any]:
-    """LSP traceroute JSON (`TraceResult.to_json` + `reason`, `backend`)."""
+    """LSP traceroute JSON (`TraceResult.to_json` + `reason`, `backend`, `vpn`)."""
     handle = next(_handles) & 0xFFFFFFFF
-    reason = None
-    why = None
-    if isinstance(backend, LfibNetwork):
-        live, clock = False, None
-        has_ftn = fec in backend.tables[source].lfib.ftn
+    live = not isinstance(backend, LfibNetwork)
+    clock = backend.clock if not isinstance(backend, LfibNetwork) else None
+    p = _probe(backend, source, fec)
+    reason = p.no_lsp
+    if reason:
+        res = _no_lsp(p.fec, source, multipath)
     else:
-        live, clock = True, backend.clock
-        has_ftn = backend.has_ftn(source, fec)
-        if not has_ftn:  # the lab's word: a stopped router on the IGP path
-            why = backend.no_lsp_hint(source, fec)
-    if not has_ftn:
-        res = _no_lsp(fec, source, multipath)
-        reason = f"{source} has no FTN entry (no LSP) for {fec}"
-        if why:
-            reason += f": {why}"
-    else:
-        first = backend.first_ddmaps(source, fec, multipath)
-        res = traceroute(backend.sender(source, fec), fec, source, multipath=multipath,
+        first = backend.first_ddmaps(source, p.fec, multipath)
+        res = traceroute(backend.sender(source, p.fec), p.fec, source, multipath=multipath,
                          first_ddmaps=first, handle=handle, max_ttl=max_ttl, clock=clock,
-                         name_of=_owner_names(backend).get)
-    out = res.to_json()
+                         name_of=_owner_names(backend).get, fecs=p.fecs)
+    out = _with_vpn(res.to_json(), p)
     out["backend"] = "lab" if live else "sim"
     out["reason"] = reason
     if reason and out["broken_at"] is None:
@@ -136,32 +221,79 @@ def lsp_traceroute(backend: LiveBackend | LfibNetwork, source: str, fec: IPv4Net
     return out
 
 
-def lsp_ping(backend: LiveBackend | LfibNetwork, source: str, fec: IPv4Network, *,
+def lsp_ping(backend: LiveBackend | LfibNetwork, source: str, fec: Target, *,
              count: int = 1) -> dict[str, Any]:
-    """LSP ping JSON (`PingResult.to_json` + `backend`, `reason`)."""
+    """LSP ping JSON (`PingResult.to_json` + `backend`, `reason`, `vpn`)."""
     handle = next(_handles) & 0xFFFFFFFF
-    res = ping(backend.sender(source, fec), fec, source, count=count, handle=handle)
-    out = res.to_json()
+    p = _probe(backend, source, fec) if isinstance(fec, VpnTarget) else _Probe(fec)
+    if p.no_lsp:
+        res = PingResult(p.fec, source)
+    else:
+        res = ping(backend.sender(source, p.fec), p.fec, source, count=count, handle=handle,
+                   fecs=p.fecs)
+    out = _with_vpn(res.to_json(), p)
     if isinstance(backend, LfibNetwork):
-        out["backend"], out["reason"] = "sim", None
+        out["backend"], out["reason"] = "sim", p.no_lsp
     else:
         out["backend"] = "lab"
-        out["reason"] = backend.last_reason if out["result"] != "ok" else None
+        out["reason"] = p.no_lsp or (backend.last_reason if out["result"] != "ok" else None)
     rtts = [r["rtt_ms"] for r in out["replies"] if r["rtt_ms"] is not None]
     out["rtt_ms"] = {"min": min(rtts), "avg": round(sum(rtts) / len(rtts), 3), "max": max(rtts)} \
         if rtts else None
     return out
 
 
+def vpn_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
+                         lfibs: Mapping[str, Lfib], skip: Collection[str] = ()) -> list[CheckResult]:
+    """The `vpn-lsp-ping` rows of `lsr validate` / `lsr lab validate`: from every PE (but
+    `skip`), one LSP ping of each VPN route of its VRFs (another PE's): the egress PE the
+    route names answers 3, having found the route distinguisher, the prefix and the VPN
+    label its own (RFC 8029 §4.4). One fail row per route that does not, else one pass
+    row (none for a topology without VRFs)."""
+    pes = [r.name for r in topo.routers if r.vrfs and r.name in lfibs and r.name not in skip]
+    if not pes:
+        return []
+    bad: list[CheckResult] = []
+    n = 0
+    for pe in pes:
+        for vrf, fib in sorted(lfibs[pe].vrfs.items()):
+            for prefix in sorted(fib, key=lambda p: (int(p.network_address), p.prefixlen)):
+                if fib[prefix].source != "vpn":
+                    continue
+                n += 1
+                out = lsp_ping(backend, pe, VpnTarget(vrf, prefix))
+                v = out["vpn"]
+                rep = out["replies"][0] if out["replies"] else None
+                if out["result"] == "ok" and rep is not None and rep["router"] == v["egress"]:
+                    continue
+                if rep is None or rep["return_code"] is None:
+                    what = out["reason"] or "no reply"
+                else:
+                    what = (f"{rep['router'] or '?'} answered {rep['return_code']} "
+                            f"({rep['return_code_name']}) at depth {rep['return_subcode']}")
+                bad.append(CheckResult("vpn-lsp-ping", "fail",
+                                       f"{pe} {vrf} {prefix} (RD {v['rd']}, egress "
+                                       f"{v['egress'] or v['egress_address']}): {what}"))
+    if bad:
+        return bad
+    if not n:
+        return [CheckResult("vpn-lsp-ping", "skip", "no VPN route to another PE")]
+    return [CheckResult("vpn-lsp-ping", "pass",
+                        f"{n} VPN routes of {len(pes)} PEs: the egress PE answers 3 (its RD, "
+                        "prefix and VPN label)")]
+
+
 def lfib_network(topo: Topology, lfibs: Mapping[str, Lfib]) -> LfibNetwork:
-    """`LfibNetwork` over the given LFIBs (neighbours as LSR IDs or names)."""
+    """`LfibNetwork` over the given LFIBs (neighbours as LSR IDs or names), hashing
+    ECMP as the forwarding plane does (`responder.dataplane_ecmp`)."""
     lfibs = normalize_neighbors(topo, lfibs)
     tables = {r.name: tables_from_topology(topo, r.name, lfibs.get(r.name, Lfib()))
               for r in topo.routers}
-    return LfibNetwork.from_topology(topo, tables)
+    # ECMP as the lab's dataplane hashes the probes: the same branches as in a lab
+    return LfibNetwork.from_topology(topo, tables, dataplane_ecmp)
 
 
 __all__ = [
     "LiveBackend", "address_owners", "check_router", "lfib_network", "lsp_ping",
-    "lsp_traceroute", "resolve_fec",
+    "lsp_traceroute", "resolve_fec", "resolve_target", "vpn_lsp_ping_results",
 ]

@@ -9,22 +9,37 @@ timestamp is a parameter.
 Simplified from the §4.4 pseudo-code to what LDP LSPs need:
 
 * malformed request -> 1; unknown mandatory TLV or sub-TLV -> 2 with Errored TLVs;
+* request DDMAP names another interface, or a top label other than the one
+  received -> 5 "downstream mapping mismatch";
 * each received label, top down (stack depth d = 1, 2, ...):
-  reserved explicit-null / implicit-null -> popped, next label;
+  reserved explicit-null / implicit-null -> popped (the LSP of the FEC at this
+  depth ends here), next label;
+  a VPN label this PE allocated (RFC 4364 §4.3.2; the bottom of the stack) ->
+  the VPN IPv4 FEC (§3.2.5) at this depth is validated: no VRF with its route
+  distinguisher, or no route of that VRF's own for its prefix -> 4 "no mapping";
+  the label is another VRF's (or, per-prefix, another prefix's) -> 10 "not the
+  given label"; else 3 "egress" at the FEC's depth;
   no ILM entry -> 11 "no label entry" at d;
-  request DDMAP names another interface or label -> 5 "downstream mapping mismatch";
   V flag set and the FEC at this depth is not bound to that label -> 10, or 4
   when this router has no binding for the FEC at all;
-  ILM pop with labels left below -> next label;
-  otherwise -> 8 "label switched" at d with one DDMAP per ECMP next hop;
+  ILM entry without next hop with labels left below ("pop and continue
+  processing") -> next label;
+  otherwise -> 8 "label switched" at d with one DDMAP per ECMP next hop (a
+  penultimate hop popping the LDP label above a VPN label switches too);
 * no label left (the packet reached us as IP after PHP, or we popped the last
   label): egress for the FEC -> 3 at the FEC's depth, else 4.
 
-The DDMAPs in a reply carry the outgoing labels (implicit-null 3 when the
-next hop is the egress and we pop), the downstream router's interface address
-and, when the request asked with multipath data, the subset of the request's
-127/8 destinations that this router's ECMP hash sends to that next hop
-(§3.4.1.1, §4.4): that is how traceroute explores every branch.
+The DDMAPs in a reply carry the label stack the packet leaves with (§3.4: the
+outgoing labels, implicit-null 3 when the next hop is the egress and we pop,
+then the labels under the one switched, e.g. the VPN label), the downstream
+router's interface address and, when the request asked with multipath data,
+the subset of the request's 127/8 destinations that this router's ECMP hash
+sends to that next hop (§3.4.1.1, §4.4): that is how traceroute explores every
+branch.
+
+An ingress names a VPN FEC as `VpnTarget` (its VRF and a prefix): the VRF's route
+gives the labels (transport, then VPN) and the Target FEC Stack (`vpn_fecs`: the
+LDP FEC of the egress PE's loopback over the VPN IPv4 FEC, one per label, §3.2).
 """
 
 from __future__ import annotations
@@ -35,15 +50,18 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 
+from forwarding.plane import flow_hash
+from forwarding.tables import router_seed
 from lsr.core.labels import IMPLICIT_NULL, IPV6_EXPLICIT_NULL
 from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
-from lsr.core.lfib import IlmEntry, Lfib, Nhlfe
+from lsr.core.lfib import IlmEntry, Lfib, Nhlfe, VpnIlmEntry, VrfEntry
 from lsr.core.topology import Topology
 from lsr.oam.echo import (
     ALL_ROUTERS,
     DS_FLAG_I,
     HEADER_LEN,
     LOCALHOST,
+    UDP_PORT,
     Ddmap,
     DecodeError,
     DsLabel,
@@ -57,13 +75,14 @@ from lsr.oam.echo import (
     MessageType,
     Multipath,
     MultipathType,
-    NilFec,
     Pad,
     PadAction,
     ReplyMode,
     ReturnCode,
     TargetFecStack,
     Timestamp,
+    VpnIpv4Fec,
+    rd_octets,
     return_code_for,
 )
 
@@ -74,11 +93,35 @@ EcmpSelect = Callable[[IPv4Address, Sequence[Nhlfe]], Nhlfe]
 def default_ecmp_select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
     """Deterministic per-destination choice among sorted next hops (CRC32 of the address).
 
-    The lab dataplane should pass its own hash so traceroute predicts what the
-    packets really do.
+    The same at every router (so polarised: for tests of the engines). The simulator
+    and the lab pass the dataplane's own hash (`ecmp_for`) so traceroute predicts what
+    the packets really do.
     """
     ordered = sorted(nexthops)
     return ordered[zlib.crc32(dst.packed) % len(ordered)]
+
+
+def ecmp_for(seed: int, src: IPv4Address, sport: int, dport: int = UDP_PORT) -> EcmpSelect:
+    """The forwarding plane's ECMP choice (`forwarding.plane.flow_hash` with the router's
+    `seed`) for an echo request UDP src:sport -> dst:dport (the 127/8 `dst` varies).
+
+    The dataplane picks `nhs[flow_hash(ip) % len(nhs)]` (labelled packets hash the
+    IPv4 header under the stack), with next hops in LFIB order.
+    """
+    def select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
+        if len(nexthops) == 1:
+            return nexthops[0]
+        hdr = bytes((0x45,)) + bytes(8) + bytes((17,)) + bytes(2) + src.packed + dst.packed
+        key = hdr + struct.pack("!HH", sport, dport)
+        return nexthops[flow_hash(key, 0, seed) % len(nexthops)]
+    return select
+
+
+def dataplane_ecmp(router: str, src: IPv4Address) -> EcmpSelect:
+    """`ecmp_for` of `router`'s dataplane for echo requests from `src` (port 3503 both
+    ways, as the lab's prober sends them): the simulator's LSP traceroute takes the
+    branches a lab's packets take."""
+    return ecmp_for(router_seed(router), src, UDP_PORT)
 
 
 @dataclass(frozen=True)
@@ -105,6 +148,7 @@ class RouterTables:
     ports: Mapping[str, Port] = field(default_factory=dict)
     explicit_null: bool = False
     ecmp: EcmpSelect = default_ecmp_select
+    vrf_rds: Mapping[str, bytes] = field(default_factory=dict)  # VRF -> its RD (8 octets)
 
     def addresses(self) -> set[IPv4Address]:
         return {self.lsr_id} | {p.address.ip for p in self.ports.values()}
@@ -137,7 +181,43 @@ def tables_from_topology(topo: Topology, name: str, lfib: Lfib, ecmp: EcmpSelect
         # LDP FECs: not a VRF's subnets (RFC 4364: those are in no global table)
         own |= {i.address.network for i in node.interfaces.values() if i.vrf is None}
     ports = {i.name: Port(i.address, i.mtu) for i in node.interfaces.values()}
-    return RouterTables(name, node.lsr_id, lfib, frozenset(own), ports, node.ldp.explicit_null, ecmp)
+    rds = {v.name: rd_octets(v.rd) for v in node.vrfs.values()}
+    return RouterTables(name, node.lsr_id, lfib, frozenset(own), ports, node.ldp.explicit_null, ecmp,
+                        rds)
+
+
+@dataclass(frozen=True)
+class VpnTarget:
+    """A VPN IPv4 FEC (§3.2.5) as the ingress PE names it: one of its VRFs and a prefix
+    of that VRF's FIB; the RD and the egress PE are the VRF route's."""
+
+    vrf: str
+    prefix: IPv4Network
+
+    def __str__(self) -> str:
+        return f"{self.vrf}:{self.prefix}"
+
+
+Target = IPv4Network | VpnTarget  # what an ingress probes: an LDP FEC or a VPN one
+
+
+def ingress_nexthops(lfib: Lfib, target: Target) -> tuple[Nhlfe, ...]:
+    """An ingress's next hops for `target` (() when it has no LSP): its FTN entry's for
+    an LDP FEC; for a VPN one its VRF route's, each pushing the transport label(s) and
+    the VPN label (RFC 4364 §5), when the route is another PE's."""
+    if isinstance(target, VpnTarget):
+        e = lfib.vrfs.get(target.vrf, {}).get(target.prefix)
+        return e.nexthops if e is not None and e.source == "vpn" else ()
+    ftn = lfib.ftn.get(target)
+    return ftn.nexthops if ftn is not None else ()
+
+
+def vpn_fecs(route: VrfEntry) -> tuple[Fec, ...]:
+    """The Target FEC Stack for a VPN route (§3.2: one FEC per label, top first): the LDP
+    FEC of the egress PE's loopback (the transport label) over the VPN IPv4 FEC of the
+    route distinguisher and prefix the egress exported (the VPN label, §3.2.5)."""
+    assert route.pe is not None
+    return (LdpIpv4Fec(IPv4Network((route.pe, 32))), VpnIpv4Fec.from_text(route.rd, route.prefix))
 
 
 @dataclass(frozen=True)
@@ -158,8 +238,9 @@ def _prefix(fec: Fec | None) -> IPv4Network | None:
     return fec.prefix if isinstance(fec, LdpIpv4Fec) else None
 
 
-def _ddmap_for(tables: RouterTables, nh: Nhlfe, addrs: tuple[IPv4Address, ...] | None, rq_flags: int) -> Ddmap:
-    labels = nh.out_labels or (IMPLICIT_NULL,)
+def _ddmap_for(tables: RouterTables, nh: Nhlfe, addrs: tuple[IPv4Address, ...] | None, rq_flags: int,
+               below: tuple[int, ...] = ()) -> Ddmap:
+    labels = (nh.out_labels or (IMPLICIT_NULL,)) + below
     mp = None if addrs is None else Multipath.ip_addresses(addrs) if len(addrs) == 1 else Multipath.bitmask(addrs)
     return Ddmap(
         downstream_address=nh.nexthop,
@@ -174,33 +255,37 @@ def _ddmap_for(tables: RouterTables, nh: Nhlfe, addrs: tuple[IPv4Address, ...] |
 
 
 def downstream_maps(
-    tables: RouterTables, nexthops: Sequence[Nhlfe], request_ddmap: Ddmap | None
+    tables: RouterTables, nexthops: Sequence[Nhlfe], request_ddmap: Ddmap | None,
+    below: Sequence[int] = (),
 ) -> tuple[Ddmap, ...]:
-    """One DDMAP per next hop (§4.4); with multipath data in the request, each
-    gets the destinations the ECMP hash sends its way, and next hops that get
+    """One DDMAP per next hop (§4.4), its labels the stack as it would leave (`below`:
+    the received labels under the one switched); with multipath data in the request,
+    each gets the destinations the ECMP hash sends its way, and next hops that get
     none are left out."""
     mp = request_ddmap.multipath if request_ddmap else None
     flags = request_ddmap.ds_flags if request_ddmap else 0
+    under = tuple(below)
     if mp is None or mp.type == MultipathType.NONE:
-        return tuple(_ddmap_for(tables, nh, None, flags) for nh in sorted(nexthops))
+        return tuple(_ddmap_for(tables, nh, None, flags, under) for nh in sorted(nexthops))
     share: dict[Nhlfe, list[IPv4Address]] = {nh: [] for nh in nexthops}
     for a in mp.addresses():
         share[tables.ecmp(a, list(nexthops))].append(a)
     return tuple(
-        _ddmap_for(tables, nh, tuple(addrs), flags) for nh, addrs in sorted(share.items()) if addrs
+        _ddmap_for(tables, nh, tuple(addrs), flags, under)
+        for nh, addrs in sorted(share.items()) if addrs
     )
 
 
 def ingress_ddmaps(
-    tables: RouterTables, fec: IPv4Network, destinations: Iterable[IPv4Address] | None = None
+    tables: RouterTables, fec: Target, destinations: Iterable[IPv4Address] | None = None
 ) -> tuple[Ddmap, ...]:
-    """The DDMAPs an ingress puts in its first traceroute request (from its FTN),
-    with `destinations` split by its ECMP hash (§4.3 multipath)."""
-    ftn = tables.lfib.ftn.get(fec)
-    if ftn is None:
+    """The DDMAPs an ingress puts in its first traceroute request (from its FTN, or its
+    VRF route for a VPN FEC), with `destinations` split by its ECMP hash (§4.3 multipath)."""
+    nexthops = ingress_nexthops(tables.lfib, fec)
+    if not nexthops:
         return ()
     rq = None if destinations is None else Ddmap(multipath=Multipath.bitmask(destinations))
-    return downstream_maps(tables, ftn.nexthops, rq)
+    return downstream_maps(tables, nexthops, rq)
 
 
 def decide(
@@ -218,23 +303,29 @@ def decide(
         return Decision(ReturnCode.MALFORMED_REQUEST, 0, reason="no Target FEC Stack TLV")
     rq_maps = request.ddmaps
     rq_map = rq_maps[0] if rq_maps else None
+    # §4.4 interface and label validation against the DDMAP the upstream router sent
+    mismatch = _ddmap_mismatch(tables, rq_map, labels, in_interface)
+    if mismatch:
+        return Decision(ReturnCode.DOWNSTREAM_MISMATCH, 1 if labels else 0, reason=mismatch)
 
     # The FEC stack lists one FEC per label of the stack the sender pushed; when
     # labels were popped on the way (PHP), the received stack is shorter and
     # its top corresponds to a deeper FEC (§4.4 FEC-stack-depth).
     fec_depth = len(stack.fecs) - len(labels) + 1
-    depth = 0
     for depth, label in enumerate(labels, start=1):
         fec = _fec_at(stack, fec_depth)
         if label in (EXPLICIT_NULL, IPV6_EXPLICIT_NULL, IMPLICIT_NULL):
-            # Popped here. Explicit-null ends the LSP of the FEC at this depth
-            # (we are its egress); a Nil FEC marks a label pushed on its own.
-            if isinstance(fec, NilFec):
-                fec_depth += 1
+            # Popped here. Explicit-null ends the LSP of the FEC at this depth (we are
+            # its egress: a label below is the next FEC's); a Nil FEC marks a label
+            # pushed on its own.
+            fec_depth += 1
             continue
-        mismatch = _ddmap_mismatch(tables, rq_map, label, in_interface)
-        if mismatch:
-            return Decision(ReturnCode.DOWNSTREAM_MISMATCH, depth, reason=mismatch)
+        vpn = tables.lfib.vpn_ilm.get(label)
+        if vpn is not None and label not in tables.lfib.ilm:
+            if depth < len(labels):  # RFC 4364 §4.3.2: the VPN label is the bottom one
+                return Decision(ReturnCode.NO_LABEL_ENTRY, depth,
+                                reason=f"VPN label {label} above the bottom of the stack")
+            return _vpn_egress(tables, request, fec, vpn, fec_depth)
         ilm: IlmEntry | None = tables.lfib.ilm.get(label)
         if ilm is None:
             return Decision(ReturnCode.NO_LABEL_ENTRY, depth, reason=f"no ILM entry for label {label}")
@@ -247,23 +338,21 @@ def decide(
                 depth,
                 reason=f"label {label} is bound to {ilm.fec}, not {prefix}",
             )
-        pops = all(nh.op == "pop" and not nh.out_labels for nh in ilm.nexthops)
-        if pops and depth < len(labels):
-            fec_depth += 1
-            continue
         if not ilm.nexthops:
+            if depth < len(labels):  # pop and continue processing on the next label
+                fec_depth += 1
+                continue
             return Decision(ReturnCode.LABEL_SWITCHED_NO_MPLS, depth, reason="ILM entry has no next hop")
         if all(nh.op == "untagged" for nh in ilm.nexthops):
             # our label, but no next hop has mapped the FEC: popped and sent on as IP
             return Decision(ReturnCode.LABEL_SWITCHED_NO_MPLS, depth,
                             reason=f"label {label} untagged: no downstream label yet")
-        maps = downstream_maps(tables, ilm.nexthops, rq_map) if rq_maps else ()
+        # Swap, or pop towards the next hop (PHP, with a VPN label below it may be):
+        # "label switched" either way (§4.4 "Swap or Pop and Switch").
+        maps = downstream_maps(tables, ilm.nexthops, rq_map, labels[depth:]) if rq_maps else ()
         return Decision(ReturnCode.LABEL_SWITCHED, depth, maps, f"label {label} switched")
 
     # No label left: egress processing (§4.4 "Egress Processing").
-    mismatch = _ddmap_mismatch(tables, rq_map, None, in_interface)
-    if mismatch:
-        return Decision(ReturnCode.DOWNSTREAM_MISMATCH, depth, reason=mismatch)
     # With every label popped (PHP) the FEC is the deepest one left.
     fec_depth = max(1, min(fec_depth, len(stack.fecs)))
     fec = _fec_at(stack, fec_depth)
@@ -273,11 +362,42 @@ def decide(
     return Decision(ReturnCode.NO_MAPPING, fec_depth, reason=f"not egress for {fec}")
 
 
+def _vpn_egress(tables: RouterTables, request: EchoMessage, fec: Fec | None, vpn: VpnIlmEntry,
+                fec_depth: int) -> Decision:
+    """§4.4.1 FEC validation where our VPN label (RFC 4364 §4.3.2) ends the LSP: the VPN
+    IPv4 FEC (§3.2.5) names a VRF of ours by its RD and a prefix that VRF exports (its
+    own route: connected or static), and the label is the one we allocated for it."""
+    label = vpn.in_label
+    if not isinstance(fec, VpnIpv4Fec):
+        prefix = _prefix(fec)
+        if not request.validate_fec or prefix is None:
+            return Decision(ReturnCode.EGRESS, fec_depth, reason=f"VPN label {label} ({vpn.vrf}) popped")
+        if tables.binding(prefix) is None:
+            return Decision(ReturnCode.NO_MAPPING, fec_depth, reason=f"no binding for {prefix}")
+        return Decision(ReturnCode.NOT_GIVEN_LABEL, fec_depth,
+                        reason=f"label {label} is VRF {vpn.vrf}'s VPN label, not bound to {prefix}")
+    vrf = next((name for name, rd in sorted(tables.vrf_rds.items()) if rd == fec.rd), None)
+    if vrf is None:
+        return Decision(ReturnCode.NO_MAPPING, fec_depth,
+                        reason=f"no VRF with route distinguisher {fec.rd_text()}")
+    own = tables.lfib.vrfs.get(vrf, {}).get(fec.prefix)
+    if own is None or own.source not in ("connected", "static"):
+        return Decision(ReturnCode.NO_MAPPING, fec_depth,
+                        reason=f"VRF {vrf} ({fec.rd_text()}) has no route of its own for {fec.prefix}")
+    if vpn.vrf != vrf or (vpn.prefix is not None and vpn.prefix != fec.prefix):
+        what = f"{vpn.vrf} {vpn.prefix}" if vpn.prefix is not None else vpn.vrf
+        return Decision(ReturnCode.NOT_GIVEN_LABEL, fec_depth,
+                        reason=f"VPN label {label} is {what}'s, not {vrf} {fec.prefix}'s")
+    return Decision(ReturnCode.EGRESS, fec_depth, reason=f"egress for {fec} (VRF {vrf})")
+
+
 def _ddmap_mismatch(
-    tables: RouterTables, rq_map: Ddmap | None, label: int | None, in_interface: str | None
+    tables: RouterTables, rq_map: Ddmap | None, labels: Sequence[int], in_interface: str | None
 ) -> str | None:
-    """§4.4 interface and label validation against the DDMAP the upstream router
-    reported for us; None when it agrees (or names no one: ALL-ROUTERS / 127.0.0.1)."""
+    """§4.4 interface and label validation against the DDMAP the upstream router reported
+    for us; None when it agrees (or names no one: ALL-ROUTERS / 127.0.0.1). The labels
+    it listed, implicit-null left out, are the stack we should have received: their top
+    is compared with the top one received."""
     if rq_map is None or rq_map.downstream_address in (ALL_ROUTERS, LOCALHOST):
         return None
     ours = tables.addresses()
@@ -289,12 +409,15 @@ def _ddmap_mismatch(
             return f"DDMAP names {rq_map.downstream_interface}, received on {in_interface}"
     elif not named & ours:
         return f"DDMAP names {rq_map.downstream_interface}, not an address of {tables.name}"
-    expected = rq_map.label_values[0] if rq_map.labels else None
-    got = IMPLICIT_NULL if label is None else label
-    if expected is not None and expected != got and not (
-        expected in (EXPLICIT_NULL, IMPLICIT_NULL) and label is None
-    ):
-        return f"DDMAP label {expected}, received {'no label' if label is None else label}"
+    if not rq_map.labels:
+        return None
+    sent = [lbl for lbl in rq_map.label_values if lbl != IMPLICIT_NULL]
+    expected = sent[0] if sent else None
+    got = labels[0] if labels else None
+    # an upstream that listed explicit-null may have sent the packet unlabelled
+    if expected != got and not (expected == EXPLICIT_NULL and got is None):
+        return (f"DDMAP label {'none (pop)' if expected is None else expected}, received "
+                f"{'no label' if got is None else got}")
     return None
 
 

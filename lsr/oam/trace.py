@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from lsr.core.lfib import VrfEntry
 from lsr.core.topology import Topology
 from lsr.oam.echo import (
     ALL_ROUTERS,
@@ -52,6 +53,7 @@ from lsr.oam.echo import (
     LOCALHOST,
     Ddmap,
     EchoMessage,
+    Fec,
     LdpIpv4Fec,
     MessageType,
     Multipath,
@@ -64,7 +66,15 @@ from lsr.oam.echo import (
     return_code_name,
 )
 from lsr.oam.lspwalk import MAX_HOPS, step
-from lsr.oam.responder import RouterTables, ingress_ddmaps, respond
+from lsr.oam.responder import (
+    EcmpSelect,
+    RouterTables,
+    Target,
+    VpnTarget,
+    ingress_ddmaps,
+    ingress_nexthops,
+    respond,
+)
 
 DEFAULT_MAX_TTL = 30
 DEFAULT_TIMEOUTS = 3  # consecutive timeouts before a branch is declared broken
@@ -95,9 +105,11 @@ def echo_request(
     ts_sent: Timestamp = (0, 0),
     validate: bool = True,
     reply_mode: ReplyMode = ReplyMode.UDP,
+    fecs: Sequence[Fec] | None = None,
 ) -> EchoMessage:
-    """An echo request for an LDP IPv4 FEC (§4.3), V flag set by default."""
-    tlvs: tuple = (TargetFecStack((LdpIpv4Fec(fec),)),)
+    """An echo request for an LDP IPv4 FEC (§4.3), V flag set by default; `fecs` is
+    another Target FEC Stack, one FEC per label (a VPN one: `responder.vpn_fecs`)."""
+    tlvs: tuple = (TargetFecStack(tuple(fecs) if fecs else (LdpIpv4Fec(fec),)),)
     if ddmap is not None:
         tlvs += (ddmap,)
     return EchoMessage(
@@ -149,7 +161,7 @@ class Hop:
 
 @dataclass
 class TraceResult:
-    fec: IPv4Network
+    fec: Target
     source: str
     multipath: bool
     hops: list[Hop] = field(default_factory=list)
@@ -218,9 +230,10 @@ class _Branch:
 
 def traceroute(
     send: Sender,
-    fec: IPv4Network,
+    fec: Target,
     source: str,
     *,
+    fecs: Sequence[Fec] | None = None,
     multipath: bool = False,
     first_ddmaps: Sequence[Ddmap] = (),
     destinations: int = DEFAULT_MULTIPATH_ADDRESSES,
@@ -238,7 +251,8 @@ def traceroute(
     without them the first request names ALL-ROUTERS. With `multipath`, the
     first DDMAPs carry the ingress's split of `destinations` 127/8 addresses
     and every branch the replies announce is followed. `name_of` names the
-    router owning a DDMAP's downstream address (the hop expected to answer).
+    router owning a DDMAP's downstream address (the hop expected to answer). `fecs`:
+    the Target FEC Stack when it is not `fec`'s LDP FEC (a VPN route's: `vpn_fecs`).
     """
     res = TraceResult(fec, source, multipath)
     seq = itertools.count(1)
@@ -257,8 +271,8 @@ def traceroute(
         dst = br.dsts[0]
         mp = Multipath.ip_addresses([dst]) if not multipath else Multipath.bitmask(br.dsts)
         ts = ntp_from_unix(clock()) if clock else (0, 0)
-        req = echo_request(fec, sequence=next(seq), handle=handle,
-                           ddmap=replace(br.ddmap, multipath=mp), ts_sent=ts)
+        req = echo_request(_prefix(fec), sequence=next(seq), handle=handle,
+                           ddmap=replace(br.ddmap, multipath=mp), ts_sent=ts, fecs=fecs)
         reply = send(br.ttl, req, dst) if multipath else send(br.ttl, req)
         if reply is not None and (reply.message.sender_handle != handle
                                   or reply.message.sequence != req.sequence):
@@ -320,7 +334,7 @@ def traceroute(
 
 @dataclass
 class PingResult:
-    fec: IPv4Network
+    fec: Target
     source: str
     replies: list[dict[str, Any]] = field(default_factory=list)
 
@@ -334,19 +348,21 @@ class PingResult:
 
 def ping(
     send: Sender,
-    fec: IPv4Network,
+    fec: Target,
     source: str,
     *,
     count: int = 1,
     handle: int = 0,
     ttl: int = 255,
     clock: Callable[[], float] | None = None,
+    fecs: Sequence[Fec] | None = None,
 ) -> PingResult:
-    """LSP ping (§4.3): `count` requests with label TTL 255; ok when every reply is 3."""
+    """LSP ping (§4.3): `count` requests with label TTL 255; ok when every reply is 3.
+    `fecs` as for `traceroute`."""
     res = PingResult(fec, source)
     for seq in range(1, count + 1):
         ts = ntp_from_unix(clock()) if clock else (0, 0)
-        req = echo_request(fec, sequence=seq, handle=handle, ts_sent=ts)
+        req = echo_request(_prefix(fec), sequence=seq, handle=handle, ts_sent=ts, fecs=fecs)
         reply = send(ttl, req)
         if reply is not None and (reply.message.sender_handle != handle or reply.message.sequence != seq):
             reply = None
@@ -362,6 +378,10 @@ def ping(
     return res
 
 
+def _prefix(fec: Target) -> IPv4Network:
+    return fec.prefix if isinstance(fec, VpnTarget) else fec
+
+
 # ---------------------------------------------------------------- a `send` over LFIBs
 
 
@@ -371,50 +391,80 @@ class LfibNetwork:
 
     `links` maps (router, interface) to (peer router, peer interface).
     Label TTLs are decremented at each LSR; the router where the top label's
-    TTL expires, or where the packet arrives unlabelled (PHP) or with
-    explicit-null only, answers. A label with no ILM entry at a router the
-    TTL does not expire at is dropped: the probe times out (None).
+    TTL expires, or where the packet arrives unlabelled (PHP), with
+    explicit-null only or with a VPN label it allocated on top (the VPN label
+    ends the LSP: popped, the 127/8 packet is its control plane's), answers.
+    A label with no ILM entry at a router the TTL does not expire at is
+    dropped: the probe times out (None). A VPN FEC (`VpnTarget`) starts with
+    the labels of the ingress's VRF route, every label with the probe's TTL.
     """
 
-    def __init__(self, tables: Mapping[str, RouterTables], links: Mapping[tuple[str, str], tuple[str, str]]) -> None:
+    def __init__(self, tables: Mapping[str, RouterTables], links: Mapping[tuple[str, str], tuple[str, str]],
+                 ecmp: Callable[[str, IPv4Address], EcmpSelect] | None = None) -> None:
         self.tables = dict(tables)
         self.links = dict(links)
+        # (router, the request's IP source) -> that router's ECMP choice for the probes
+        # (`responder.dataplane_ecmp`); None: each table's own `ecmp`
+        self.ecmp = ecmp
+        self._for_source: dict[str, dict[str, RouterTables]] = {}
 
     @classmethod
-    def from_topology(cls, topo: Topology, tables: Mapping[str, RouterTables]) -> LfibNetwork:
+    def from_topology(cls, topo: Topology, tables: Mapping[str, RouterTables],
+                      ecmp: Callable[[str, IPv4Address], EcmpSelect] | None = None) -> LfibNetwork:
         links = {}
         for n in topo.routers:
             for i in n.interfaces.values():
                 links[(n.name, i.name)] = (i.peer_node, i.peer_interface)
-        return cls(tables, links)
+        return cls(tables, links, ecmp)
 
-    def sender(self, ingress: str, fec: IPv4Network) -> Sender:
+    def tables_for(self, ingress: str) -> Mapping[str, RouterTables]:
+        """Every router's tables as they hash the echo requests `ingress` sends (their IP
+        source is its LSR ID)."""
+        if self.ecmp is None:
+            return self.tables
+        got = self._for_source.get(ingress)
+        if got is None:
+            src = self.tables[ingress].lsr_id
+            got = self._for_source[ingress] = {
+                n: replace(t, ecmp=self.ecmp(n, src)) for n, t in self.tables.items()}
+        return got
+
+    def vrf_routes(self, ingress: str, vrf: str) -> Mapping[IPv4Network, VrfEntry]:
+        """`ingress`'s FIB of VRF `vrf` (empty when it has no such VRF)."""
+        return self.tables[ingress].lfib.vrfs.get(vrf, {})
+
+    def has_ftn(self, ingress: str, fec: Target) -> bool:
+        return bool(ingress_nexthops(self.tables[ingress].lfib, fec))
+
+    def sender(self, ingress: str, fec: Target) -> Sender:
         def send(ttl: int, request: EchoMessage, dst: IPv4Address = LOCALHOST) -> Reply | None:
             return self.probe(ingress, fec, ttl, request, dst)
         return send
 
-    def first_ddmaps(self, ingress: str, fec: IPv4Network, multipath: bool,
+    def first_ddmaps(self, ingress: str, fec: Target, multipath: bool,
                      destinations: int = DEFAULT_MULTIPATH_ADDRESSES) -> tuple[Ddmap, ...]:
         dsts: Iterable[IPv4Address] = multipath_range(destinations) if multipath else (LOCALHOST,)
-        return ingress_ddmaps(self.tables[ingress], fec, dsts)
+        return ingress_ddmaps(self.tables_for(ingress)[ingress], fec, dsts)
 
-    def probe(self, ingress: str, fec: IPv4Network, ttl: int, request: EchoMessage,
+    def probe(self, ingress: str, fec: Target, ttl: int, request: EchoMessage,
               dst: IPv4Address = LOCALHOST) -> Reply | None:
-        t = self.tables[ingress]
-        ftn = t.lfib.ftn.get(fec)
-        if ftn is None or not ftn.nexthops:
+        tables = self.tables_for(ingress)
+        t = tables[ingress]
+        nexthops = ingress_nexthops(t.lfib, fec)
+        if not nexthops:
             return None
         # One ECMP branch of the walk (`lspwalk.step` does the label operation);
         # each stack entry carries its TTL, which decides where the probe is answered.
-        hop = step(ingress, None, t.ecmp(dst, ftn.nexthops))
+        hop = step(ingress, None, t.ecmp(dst, nexthops))
         stack = [[lbl, ttl] for lbl in hop.stack]
         router, in_if = self.links.get((ingress, hop.interface), (None, None))
         for _ in range(MAX_HOPS):
-            if router is None or router not in self.tables:
+            if router is None or router not in tables:
                 return None  # left the MPLS domain
-            t = self.tables[router]
+            t = tables[router]
             top = stack[0] if stack else None
-            if top is None or top[0] in (0, 2) or top[1] <= 1:
+            if top is None or top[0] in (0, 2) or top[1] <= 1 or (
+                    top[0] in t.lfib.vpn_ilm and top[0] not in t.lfib.ilm):
                 reply = respond(t, request, [e[0] for e in stack], in_if,
                                 label_ttls=[e[1] for e in stack])
                 if reply is None:

@@ -11,7 +11,7 @@ ONWARD = "on along the LSP to its egress, which routes it back (RFC 3032 §2.3.2
 
 def flow_text(w: dict[str, Any]) -> str:
     """The ECMP hash inputs of a walk: '192.168.1.1 -> 192.168.2.2, udp, ports 1 -> 2'
-    (forwarding.plane hashes them with CRC-32 seeded per router)."""
+    (forwarding.plane hashes them: CRC-32, a per-router seed mixed in)."""
     ports = f", ports {w['sport']} -> {w['dport']}" if w.get("sport") is not None else ""
     return f"{w['src']} -> {w['dst']}, {w['proto']}{ports}"
 
