@@ -39,6 +39,7 @@ import struct
 import zlib
 from typing import NamedTuple
 
+from forwarding.ecmphash import mix32
 from forwarding.labelops import checksum16
 
 HDR = 40
@@ -124,17 +125,18 @@ def check(b: bytes | bytearray | memoryview, off: int = 0) -> Parsed6 | Bad6:
 
 def flow_hash6(b: bytes | bytearray | memoryview, off: int, seed: int = 0,
                p: Parsed6 | None = None) -> int:
-    """CRC-32 of the IPv6 flow at `off`: addresses, flow label, protocol, ports."""
+    """The ECMP hash of the IPv6 flow at `off`: CRC-32 of addresses, flow label,
+    protocol, ports, with the router's `seed` mixed in (forwarding.ecmphash)."""
     if p is None:
         r = check(b, off)
         p = r if isinstance(r, Parsed6) else None
     key = bytes(b[off + 8:off + 40]) + bytes((b[off + 1] & 0x0F,)) + bytes(b[off + 2:off + 4])
     if p is None:
-        return zlib.crc32(key, seed)
+        return mix32(zlib.crc32(key), seed)
     key += bytes((p.proto,))
     if p.proto in _L4_PORTS and not p.later_fragment and p.l4 + 4 <= p.total:
         key += bytes(b[off + p.l4:off + p.l4 + 4])
-    return zlib.crc32(key, seed)
+    return mix32(zlib.crc32(key), seed)
 
 
 def header(src: bytes, dst: bytes, nh: int, payload_len: int, hop_limit: int = 255,

@@ -90,6 +90,7 @@ import struct
 import zlib
 
 from forwarding import plane6
+from forwarding.ecmphash import mix32
 from forwarding.icmp import frag_needed, may_send_error, time_exceeded
 from forwarding.ip6 import flow_hash6
 from forwarding.labelops import (
@@ -155,18 +156,6 @@ def ttl_checksum_update(ck: int, old_ttl: int, new_ttl: int, proto: int) -> int:
 
 
 # ---------------------------------------------------------------- hashing (ECMP)
-
-
-def mix32(h: int, seed: int) -> int:
-    """`seed` mixed into the 32-bit hash `h` non-linearly (MurmurHash3's fmix32 of
-    h XOR seed), so that two routers' choices for the same flows are independent
-    (see the module docstring: a seeded CRC is not)."""
-    h ^= seed
-    h ^= h >> 16
-    h = (h * 0x85EBCA6B) & 0xFFFFFFFF
-    h ^= h >> 13
-    h = (h * 0xC2B2AE35) & 0xFFFFFFFF
-    return h ^ (h >> 16)
 
 
 def flow_hash(b: bytes | bytearray | memoryview, off: int, seed: int = 0) -> int:

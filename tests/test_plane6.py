@@ -433,3 +433,18 @@ def test_counters_add_up(T):
     c = t.counters_json()
     assert c["forwarded"] + c["delivered"] + sum(c["drops"].values()) == len(frames)
     assert c["ftn6"]["2001:db8:2::/64"]["packets"] == 1 and c["ip6"]["2001:db8:3::/64"]["packets"] == 1
+
+
+def test_ipv6_ecmp_choices_of_two_routers_are_independent():
+    """As for IPv4 (test_plane): a seeded CRC-32 makes every router choose alike for every
+    flow, so a branch behind an ECMP transit router would carry no IPv6 at all."""
+    from forwarding.ip6 import flow_hash6
+    from forwarding.plane import router_seed
+
+    pkts = [udp6("2001:db8:1::1", f"2001:db8:2::{i:x}", sport=1000 + i) for i in range(128)]
+    for a, b in (("pe2", "p1"), ("pe1", "p2"), ("p1", "p2")):
+        same = sum(flow_hash6(p, 0, router_seed(a)) % 2 == flow_hash6(p, 0, router_seed(b)) % 2
+                   for p in pkts)
+        assert 32 < same < 96, (a, b, same)
+        to_b = [p for p in pkts if flow_hash6(p, 0, router_seed(a)) % 2 == 0]
+        assert {flow_hash6(p, 0, router_seed(b)) % 2 for p in to_b} == {0, 1}
