@@ -327,7 +327,7 @@ class LdpInstance:
 
     def _stop(self, ev: Stop, out: list[Action]) -> None:
         self.stopped = True
-        for ifname in list(self.discovery.up):
+        for ifname in sorted(self.discovery.up):  # not set order: that varies by hash seed
             for adj in self.discovery.interface_down(ifname, out):
                 self._adjacency_gone(adj, out, StatusCode.SHUTDOWN)
         for conn, c in list(self.conns.items()):
