@@ -252,7 +252,7 @@ class LdpInstance:
         waiting = [s for _, s in sorted(self.sessions.items())
                    if s.active and s.conn is None and s.adjacencies and s.retry_delay]
         before = [self._reachable(s.transport) for s in waiting]
-        self.lde.rib_changed(ev.rib)
+        self.lde.rib_changed(ev.rib, ev.changed, ev.base)
         for s, had in zip(waiting, before, strict=True):
             if not had and self._reachable(s.transport):
                 out.append(CancelTimer(f"retry:{s.lsr_id}"))

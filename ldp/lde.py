@@ -39,9 +39,10 @@ the view layer translates it to a node name.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
+from operator import attrgetter
 from typing import Any
 
 from ldp.messages import (
@@ -62,6 +63,7 @@ from ldp.messages import (
 from lsr.core.igp import Route
 from lsr.core.labels import IMPLICIT_NULL, IPV4_EXPLICIT_NULL, MIN_UNRESERVED
 from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe
+from lsr.core.prefix import Prefix, prefix
 from lsr.core.topology import LdpOptions
 
 
@@ -69,35 +71,12 @@ def fec_key(p: IPv4Network) -> tuple[int, int]:
     return (int(p.network_address), p.prefixlen)
 
 
-def _sort_key(p: IPv4Network) -> tuple[int, int]:
-    return p.sort_key  # type: ignore[attr-defined]
-
-
-class Fec(IPv4Network):
-    """An interned IPv4 prefix FEC with a cached hash (ipaddress hashes are slow).
-
-    Equal to, and hashes like, the plain IPv4Network; the LDE converts every
-    prefix it keeps to one shared `Fec` object, so dict lookups are cheap.
-    """
-
-    def __hash__(self) -> int:
-        return self._hash
-
-    def __repr__(self) -> str:
-        return f"IPv4Network('{self}')"
-
-
-_FECS: dict[IPv4Network, Fec] = {}
-
-
-def intern_fec(p: IPv4Network) -> Fec:
-    f = _FECS.get(p)
-    if f is None:
-        f = Fec(p)
-        f._hash = IPv4Network.__hash__(f)
-        f.sort_key = fec_key(f)
-        _FECS[f] = f
-    return f
+# The LDE keeps every prefix as the one shared, interned `Prefix` object (lsr.core.prefix:
+# equal to, and hashing like, the plain IPv4Network, with its hash computed once); its
+# int `key` sorts FECs in FEC order.
+Fec = Prefix
+intern_fec = prefix
+_by_key = attrgetter("key")
 
 
 @dataclass
@@ -186,6 +165,7 @@ class Lde:
         self.log = log
         self.labels = LabelAllocator(*label_range, plan)
         self.rib: dict[IPv4Network, Route] = {}
+        self._rib_in: dict[IPv4Network, Route] | None = None  # the RIB as last handed in
         self.fecs: set[IPv4Network] = set()
         self.local: dict[IPv4Network, int] = {}  # local bindings
         self.holds: dict[int, set[IPv4Address]] = {}  # withdrawn label -> peers yet to release
@@ -201,7 +181,9 @@ class Lde:
 
     # ============================================================== events from the router
 
-    def rib_changed(self, rib: dict[IPv4Network, Route]) -> None:
+    def rib_changed(self, rib: dict[IPv4Network, Route],
+                    changed: Collection[IPv4Network] | None = None,
+                    base: dict[IPv4Network, Route] | None = None) -> None:
         """A.1.6 Recognize new FEC, A.1.7 Detect change in FEC next hop, A.1.14 no longer
         label switch a FEC: every FEC whose route changed is recomputed at commit.
 
@@ -209,7 +191,15 @@ class Lde:
         next hop's label, use the new one's retained mapping) and A.1.14 (SWd.1-2 to
         every peer) all happen in `finish`. Here only what conservative retention adds.
         Skipped: FEC.3-4 and NH.6-9 (Downstream on Demand / Label Abort: DU only).
+
+        `changed` and `base` (OSPF's `RoutesChanged` hint): the prefixes whose route
+        differs from `base`; when `base` is the RIB we were given last (the same object),
+        only those are looked at -- the same outcome as comparing the whole RIBs.
         """
+        if changed is not None and base is not None and base is self._rib_in:
+            self._rib_delta(rib, changed)
+            return
+        self._rib_in = rib
         old = self.rib
         rib = {intern_fec(p): r for p, r in rib.items()}
         self.rib = rib
@@ -224,6 +214,43 @@ class Lde:
             self.route_nh[p] = nhs
             for _, a in nhs:
                 self.nh_index.setdefault(a, set()).add(p)
+        self.dirty |= changed
+        if self.options.retention == "conservative":
+            self._nexthop_changed_conservative(changed, fecs)
+
+    def _rib_delta(self, rib: dict[IPv4Network, Route], hint: Collection[IPv4Network]) -> None:
+        """`rib_changed` when only the prefixes in `hint` may differ from the last RIB."""
+        self._rib_in = rib
+        old = self.rib
+        new = dict(old)
+        want = self.options.fecs
+        fecs = self.fecs
+        changed = set()
+        for p in hint:
+            p = intern_fec(p)
+            r = rib.get(p)
+            if r is None:
+                new.pop(p, None)
+            else:
+                new[p] = r
+            o = old.get(p)
+            is_fec = r is not None and (want == "all" or p.prefixlen == 32)
+            if (is_fec or p in fecs) and o != r:
+                changed.add(p)
+            for _, a in self.route_nh.pop(p, ()):
+                s = self.nh_index[a]
+                s.discard(p)
+                if not s:
+                    del self.nh_index[a]
+            if is_fec:
+                fecs.add(p)
+                nhs = tuple((nh, int(nh.address)) for nh in r.nexthops)  # type: ignore[union-attr]
+                self.route_nh[p] = nhs
+                for _, a in nhs:
+                    self.nh_index.setdefault(a, set()).add(p)
+            else:
+                fecs.discard(p)
+        self.rib = new
         self.dirty |= changed
         if self.options.retention == "conservative":
             self._nexthop_changed_conservative(changed, fecs)
@@ -267,7 +294,7 @@ class Lde:
         peer = self.peers.pop(lsr_id, None)
         if peer is None:
             return
-        self.dirty |= set(peer.lib)
+        self.dirty |= {intern_fec(p) for p in peer.lib}
         for addr in sorted(peer.addresses):
             self._unbind_address(addr, lsr_id)
         for label, waiting in list(self.holds.items()):
@@ -350,7 +377,8 @@ class Lde:
                 continue
             # LMp.13 liberal / LMp.16: record the mapping; LMp.14-15 at commit
             peer.lib[p] = msg.label
-            self.dirty.add(p)
+            if self._is_nexthop(peer, p):  # else nothing of FEC's changes at commit
+                self.dirty.add(p)
 
     def recv_label_request(self, peer: Peer, msg: LabelRequest) -> None:
         """A.1.1 Receive Label Request, per FEC element. DoD is not used on our links
@@ -421,7 +449,7 @@ class Lde:
         advertisements, FTN/ILM -- and return the LFIB diff (None if nothing changed)."""
         if not self.dirty:
             return None
-        dirty = sorted(self.dirty, key=_sort_key)
+        dirty = sorted(self.dirty, key=_by_key)
         self.dirty = set()
         out = _DiffBuilder()
         peers = [self.peers[k] for k in sorted(self.peers)]
@@ -429,7 +457,10 @@ class Lde:
             # LMp.11-12 / NH.10-12: the label of every next hop whose peer mapped FEC
             usable = self._nexthop_label(p)
             old, new = self._bind_local(p, usable)
-            self._advertise(p, new, peers)
+            if old != new:
+                # Every peer has our current binding advertised (SL.5 records it, and
+                # nothing else changes one), so only a changed binding sends anything.
+                self._advertise(p, new, peers)
             # the old local label is free unless a peer still has to release it (§3.5.10)
             if old is not None and old != new and old >= MIN_UNRESERVED and old not in self.holds:
                 self.labels.free(old)

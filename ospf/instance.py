@@ -43,9 +43,10 @@ from ospf.events import (
     TimerExpired,
 )
 from ospf.fsm import NbrAction, NbrEvent, NbrState
-from ospf.lsdb import Entry, Lsdb, compare
+from ospf.lsdb import Entry, Lsdb, compare, compare_to
 from ospf.packets import (
     ALL_SPF_ROUTERS,
+    AREA0,
     DD_I,
     DD_M,
     DD_MS,
@@ -69,14 +70,33 @@ from ospf.packets import (
     LsType,
     LsUpdate,
     Packet,
+    PacketType,
     RouterLink,
     RouterLsaBody,
     decode_packet,
     encode_packet,
+    packet_bytes,
 )
-from ospf.spf import FirstHop, routes
+from ospf.spf import FirstHop, RouteCache, routes
 
-AREA0 = IPv4Address(0)
+# Counter names of each packet body, made once (an f-string per packet adds up).
+_RX = {c: f"rx-{c.__name__}" for c in (Hello, DbDescription, LsRequest, LsUpdate, LsAck)}
+_TX = {c: f"tx-{c.__name__}" for c in (Hello, DbDescription, LsRequest, LsUpdate, LsAck)}
+_TX_UPDATE = _TX[LsUpdate]
+_TX_ACK = _TX[LsAck]
+_ONE_LSA = (1).to_bytes(4, "big")  # an Update's LSA count, when it is 1
+_TIMERS: dict[tuple[str, float], StartTimer] = {}
+_new = tuple.__new__  # _new(SendPacket, fields): the named tuple without its __new__
+
+
+def _start_timer(name: str, seconds: float) -> StartTimer:
+    """StartTimer(name, seconds), shared: frozen, and re-armed at every flood."""
+    t = _TIMERS.get((name, seconds))
+    if t is None:
+        if len(_TIMERS) >= 1 << 16:
+            _TIMERS.clear()
+        t = _TIMERS[(name, seconds)] = StartTimer(name, seconds)
+    return t
 MAX_LINK_METRIC = 0xFFFF  # RFC 5443 §3 (LSInfinity): the link stays usable as a last resort
 HOST_MASK = IPv4Address("255.255.255.255")
 MAX_DD_HEADERS = 60  # 8 + 60 * 20 octets: fits a 1500-octet MTU with IP and MD5
@@ -181,6 +201,7 @@ class OspfInstance:
         self.ifaces: dict[str, Interface] = {i.name: Interface(i) for i in cfg.interfaces}
         self.lsdb = Lsdb()
         self.rib: dict[IPv4Network, Route] = {}
+        self._routes = RouteCache()  # SPF's routes from run to run
         self.counters: dict[str, int] = {}
         self.spf_runs = 0
         self.running = False
@@ -202,7 +223,10 @@ class OspfInstance:
     def handle(self, event: Event, now: float) -> list[Action]:
         self.now = now
         self._out = []
-        if isinstance(event, PacketReceived):
+        if event.__class__ is PacketReceived:  # nearly every event: checked first
+            if self.running:
+                self._receive(event)
+        elif isinstance(event, PacketReceived):
             if self.running:
                 self._receive(event)
         elif isinstance(event, TimerExpired):
@@ -327,9 +351,21 @@ class OspfInstance:
         if auth.type == AuType.CRYPTOGRAPHIC:  # non-decreasing (D.4.3); time-based survives restarts
             self._crypt_seq = max(self._crypt_seq + 1, int(self.now))
         data = encode_packet(Packet(self.rid, AREA0, body, self._crypt_seq), auth)
-        self._out.append(SendPacket(i.name, dst, data))
+        self._out.append(_new(SendPacket, (i.name, dst, data)))
         if count:
-            self._count(f"tx-{type(body).__name__}")
+            self._count(_TX[body.__class__])
+
+    def _send_ack(self, i: Interface, acks: list[LsaHeader]) -> None:
+        """One LSAck to AllSPFRouters: `_send(i, ALL_SPF_ROUTERS, LsAck(tuple(acks)))`,
+        made from the headers' bytes without building the packet objects."""
+        auth = self.cfg.auth
+        if auth.type == AuType.CRYPTOGRAPHIC:
+            self._send(i, ALL_SPF_ROUTERS, LsAck(tuple(acks)))
+            return
+        v = b"".join([h.encode() for h in acks])
+        data = packet_bytes(self.rid, PacketType.LS_ACK, v, auth)
+        self._out.append(_new(SendPacket, (i.name, ALL_SPF_ROUTERS, data)))
+        self._count(_TX_ACK)
 
     def _send_hello(self, i: Interface) -> None:
         """§9.5: every HelloInterval; lists the neighbor we have heard (state >= Init)."""
@@ -363,7 +399,7 @@ class OspfInstance:
             self._send(i, dst, LsUpdate(tuple(batch)))
 
     def _arm_rxmt(self, i: Interface) -> None:
-        self._out.append(StartTimer(f"rxmt:{i.name}", self.cfg.retransmit_interval))
+        self._out.append(_start_timer(f"rxmt:{i.name}", self.cfg.retransmit_interval))
 
     # ------------------------------------------------------------ timers
 
@@ -422,16 +458,17 @@ class OspfInstance:
         except DecodeError as e:
             self._count(f"drop-{e.reason}")
             return
-        if p.area != AREA0:
+        if p.area is not AREA0 and p.area != AREA0:
             self._count("drop-wrong-area")
             return
-        if ev.dst != ALL_SPF_ROUTERS and ev.dst != i.cfg.address.ip:
+        dst = ev.dst
+        if dst is not ALL_SPF_ROUTERS and dst != ALL_SPF_ROUTERS and dst != i.cfg.address.ip:
             self._count("drop-wrong-destination")
             return
         if p.router_id == self.rid:
             self._count("drop-own-router-id")
             return
-        self._count(f"rx-{type(p.body).__name__}")
+        self._count(_RX[p.body.__class__])
         if isinstance(p.body, Hello):
             self._recv_hello(i, ev.src, p, p.body)
             return
@@ -662,7 +699,7 @@ class OspfInstance:
             if self._receive_lsa(i, n, lsa, acks) is False:
                 return  # BadLSReq restarted the exchange: the rest of the packet is dropped
         if acks:
-            self._send(i, ALL_SPF_ROUTERS, LsAck(tuple(acks)))
+            self._send_ack(i, acks)
         if n.state == NbrState.LOADING:
             if not n.requests:
                 self._out.append(CancelTimer(f"rxmt:{i.name}"))
@@ -677,14 +714,19 @@ class OspfInstance:
             self._count("drop-unknown-lsa-type")  # §13 step 2
             return True
         e = self.lsdb.get(h.key)
-        cur = e.header(self.now) if e is not None else None
+        # The database copy's header at its current age (`e.header(now)`), as its fields:
+        # building the aged copy only to compare it would cost more than the comparison.
+        if e is not None:
+            eh = e.lsa.header
+            cur_age = e.age(self.now)
+            order = compare_to(h, eh.seq, eh.checksum, cur_age)
         # §13 step 4: a MaxAge LSA we do not have, with no exchange under way: ack, drop.
         if h.age >= MAX_AGE and e is None and not any(
                 x.nbr is not None and x.nbr.state in (NbrState.EXCHANGE, NbrState.LOADING)
                 for x in self.ifaces.values()):
             acks.append(h)
             return True
-        if cur is None or compare(h, cur) > 0:  # step 5: newer
+        if e is None or order > 0:  # step 5: newer
             if e is not None and h.adv_router != self.rid and self._too_soon(e):
                 self._defer(i, lsa, e.installed + self.cfg.min_ls_arrival)  # 5a
                 return True
@@ -708,7 +750,7 @@ class OspfInstance:
         if h.key in n.requests:  # step 6
             self._nbr_event(i, NbrEvent.BAD_LS_REQ)
             return False
-        if compare(h, cur) == 0:  # step 7: the same instance
+        if order == 0:  # step 7: the same instance
             if h.key in n.retransmit:
                 del n.retransmit[h.key]  # an implied acknowledgment (§13.7)
             else:
@@ -716,7 +758,7 @@ class OspfInstance:
             return True
         # step 8: ours is newer; a MaxAge MaxSequenceNumber copy is on its way out: drop.
         assert e is not None
-        if not (cur.age >= MAX_AGE and cur.seq == MAX_SEQ):
+        if not (cur_age >= MAX_AGE and eh.seq == MAX_SEQ):
             self._send_update(i, n.address, [e.aged(self.now)])
         return True
 
@@ -786,8 +828,15 @@ class OspfInstance:
             self._arm_rxmt(i)
 
     def _flood(self, lsa: Lsa, came_from: Neighbor | None) -> None:
-        """§13.3 on each point-to-point interface: one neighbor each."""
+        """§13.3 on each point-to-point interface: one neighbor each.
+
+        Every interface gets the same Update (`_send_update(i, AllSPFRouters, [lsa])`):
+        without cryptographic authentication (whose sequence number changes with every
+        packet) its bytes are made once."""
         key = lsa.key
+        crypto = self.cfg.auth.type == AuType.CRYPTOGRAPHIC
+        data = None
+        out = self._out
         for i in self._active():
             n = i.nbr
             if n is None or n.state < NbrState.EXCHANGE:
@@ -805,7 +854,16 @@ class OspfInstance:
             if self._arrival_wait(n, key) > 0:
                 self._hold(i, n, key)
                 continue
-            self._send_update(i, ALL_SPF_ROUTERS, [lsa])
+            if crypto:
+                self._send_update(i, ALL_SPF_ROUTERS, [lsa])
+            else:
+                n.sent[key] = self.now
+                if data is None:
+                    a = lsa if lsa.header.age >= MAX_AGE else self._aged(lsa)
+                    data = packet_bytes(self.rid, PacketType.LS_UPDATE, _ONE_LSA + a.raw,
+                                        self.cfg.auth)
+                out.append(_new(SendPacket, (i.name, ALL_SPF_ROUTERS, data)))
+                self._count(_TX_UPDATE)
             self._arm_rxmt(i)
 
     def _recv_ack(self, n: Neighbor, ack: LsAck) -> None:
@@ -957,10 +1015,10 @@ class OspfInstance:
         self._spf_pending = False
         self._last_spf = self.now
         self.spf_runs += 1
-        rib = routes(self.lsdb, self.rid, self._first_hops, self.cfg.names)
-        if rib != self.rib:
-            self.rib = rib
-            self._out.append(RoutesChanged(rib))
+        rib = routes(self.lsdb, self.rid, self._first_hops, self.cfg.names, self._routes)
+        if self._routes.changed:  # rib != self.rib, known without comparing them
+            base, self.rib = self.rib, rib
+            self._out.append(RoutesChanged(rib, frozenset(self._routes.changed), base))
         if self._stub_ending:
             self._end_stub()
 

@@ -8,20 +8,25 @@ import heapq
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from ospf.packets import MAX_AGE, MAX_AGE_DIFF, Lsa, LsaHeader, LsaKey
+from ospf.packets import MAX_AGE, MAX_AGE_DIFF, Lsa, LsaHeader, LsaKey, LsType
 
 
 def compare(a: LsaHeader, b: LsaHeader) -> int:
     """§13.1: > 0 if `a` is the more recent instance, < 0 if `b` is, 0 if the same."""
-    if a.seq != b.seq:
-        return 1 if a.seq > b.seq else -1
-    if a.checksum != b.checksum:
-        return 1 if a.checksum > b.checksum else -1
-    a_max, b_max = a.age >= MAX_AGE, b.age >= MAX_AGE
+    return compare_to(a, b.seq, b.checksum, b.age)
+
+
+def compare_to(a: LsaHeader, seq: int, checksum: int, age: int) -> int:
+    """`compare(a, b)` for the b with these sequence number, checksum and age."""
+    if a.seq != seq:
+        return 1 if a.seq > seq else -1
+    if a.checksum != checksum:
+        return 1 if a.checksum > checksum else -1
+    a_max, b_max = a.age >= MAX_AGE, age >= MAX_AGE
     if a_max != b_max:
         return 1 if a_max else -1
-    if abs(a.age - b.age) > MAX_AGE_DIFF:
-        return 1 if a.age < b.age else -1
+    if abs(a.age - age) > MAX_AGE_DIFF:
+        return 1 if a.age < age else -1
     return 0
 
 
@@ -47,6 +52,10 @@ class Lsdb:
     def __init__(self) -> None:
         self._db: dict[LsaKey, Entry] = {}
         self._expiry: list[tuple[float, LsaKey, int]] = []  # (when MaxAge, key, seq)
+        # int(router ID) -> its router-LSA (Link State ID = Advertising Router): SPF's
+        # lookup of a router vertex, without building an LsaKey
+        self._routers: dict[int, Entry] = {}
+        self.networks = 0  # network-LSAs held (SPF looks for them only if there are any)
 
     def __len__(self) -> int:
         return len(self._db)
@@ -57,6 +66,19 @@ class Lsdb:
     def get(self, key: LsaKey) -> Entry | None:
         return self._db.get(key)
 
+    def router_entry(self, rid: int) -> Entry | None:
+        """The entry of the router-LSA of router ID `rid` (an int), if any."""
+        return self._routers.get(rid)
+
+    def _index(self, key: LsaKey, e: Entry | None) -> None:
+        if key.ls_type == LsType.ROUTER:
+            rid = int(key.adv_router)
+            if int(key.ls_id) == rid:
+                if e is None:
+                    self._routers.pop(rid, None)
+                else:
+                    self._routers[rid] = e
+
     def entries(self) -> Iterator[tuple[LsaKey, Entry]]:
         return iter(sorted(self._db.items()))
 
@@ -64,7 +86,10 @@ class Lsdb:
         """§13.2: store the instance; True if its contents changed (SPF needed). A change
         is anything but the age: a new body, or the LSA appearing or reaching MaxAge."""
         old = self._db.get(lsa.key)
-        self._db[lsa.key] = Entry(lsa, now, flooded)
+        e = self._db[lsa.key] = Entry(lsa, now, flooded)
+        self._index(lsa.key, e)
+        if old is None and lsa.key.ls_type == LsType.NETWORK:
+            self.networks += 1
         if lsa.header.age < MAX_AGE:
             heapq.heappush(self._expiry, (now + MAX_AGE - lsa.header.age, lsa.key,
                                           lsa.header.seq))
@@ -75,7 +100,10 @@ class Lsdb:
         return old.lsa.raw[20:] != lsa.raw[20:] or old.lsa.header.options != lsa.header.options
 
     def remove(self, key: LsaKey) -> None:
-        self._db.pop(key, None)
+        if self._db.pop(key, None) is not None:
+            self._index(key, None)
+            if key.ls_type == LsType.NETWORK:
+                self.networks -= 1
 
     def next_expiry(self) -> float | None:
         """When the next LSA reaches MaxAge (stale heap entries are dropped)."""
