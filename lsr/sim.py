@@ -76,6 +76,7 @@ OSPF = "/ospf"  # queue destination suffix: "<router>/ospf" is that router's OSP
 BGP = "/bgp"  # "<router>/bgp": its BGP instance
 _BGP_TCP = (bgp_ev.TcpAccepted, bgp_ev.TcpConnected, bgp_ev.TcpData, bgp_ev.TcpClosed)
 IGP_MODES = ("ospf", "reference")
+_COMPACT_MIN = 1 << 16  # queue entries before the first `_compact`
 _PacketReceived = ospf_ev.PacketReceived
 _new = tuple.__new__  # _new(PacketReceived, fields): a named tuple without its __new__
 
@@ -138,6 +139,16 @@ class Simulation:
         self._seq = 0
         self._queue: list[tuple[float, int, str, Any, int]] = []
         self._timers: dict[tuple[str, str], int] = {}  # (router, timer) -> live seq
+        # A re-armed or cancelled timer leaves its old entry in the queue, to be skipped
+        # when popped ("stale"). OSPF re-arms a retransmission timer at every flood: a
+        # 3,000-router start leaves tens of millions of them. `_compact` drops the stale
+        # entries that can no longer make a difference and keeps their (few distinct)
+        # times: a skipped entry still moves the clock when popped, which shows only when
+        # a run stops at its time limit or runs out of events (`_ghost_now`).
+        self._compact_at = _COMPACT_MIN
+        self._ghost_times: set[float] = set()
+        self._compacted = False
+        self._quiet_floor: float | None = None
         # (router, timer) -> its TimerExpired event, made once: a re-armed timer leaves its
         # old entry in the queue until popped, and OSPF re-arms dead and retransmission
         # timers all the time (~170k entries after a 200-router start).
@@ -219,6 +230,45 @@ class Simulation:
         if expired is None:
             expired = self._expiries[key] = kind(timer)
         heapq.heappush(self._queue, (self.now + seconds, seq, dest, expired, seq))
+        if len(self._queue) > self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop stale timer entries (see `_timers`) that no run can stop at.
+
+        A popped stale entry only sets the clock, and a run checks its `quiet` stop after
+        each pop; one at time t can end a run only if t - max(last change, progress) >
+        quiet. Those at or before max(last change, progress) + quiet_time() - 1 s can
+        therefore never end a run with quiet >= quiet_time() (both only grow; the second
+        is a margin for rounding), which every caller uses (`run` refuses a smaller quiet
+        once entries were dropped). What remains of them: their times, for `_ghost_now`.
+        A stale entry never becomes live again (sequence numbers only grow)."""
+        if self._quiet_floor is None:
+            self._quiet_floor = self.quiet_time()
+        floor = max(self.last_change, self._progress) + self._quiet_floor - 1.0
+        timers = self._timers
+        ghosts = self._ghost_times
+        keep = []
+        for e in self._queue:
+            tseq = e[4]
+            if tseq and e[0] <= floor and timers.get((e[2], e[3].timer)) != tseq:
+                ghosts.add(e[0])
+                continue
+            keep.append(e)
+        if len(keep) < len(self._queue):
+            self._compacted = True
+        now = self.now
+        self._ghost_times = {g for g in ghosts if g >= now}
+        heapq.heapify(keep)
+        self._queue[:] = keep
+        self._compact_at = max(2 * len(keep), _COMPACT_MIN)
+
+    def _ghost_now(self, limit: float) -> None:
+        """The clock as if the dropped stale entries up to `limit` had been popped (a run
+        that stops at its time limit, or runs out of events, ends at the last one)."""
+        late = [g for g in self._ghost_times if self.now < g <= limit]
+        if late:
+            self.now = max(late)
 
     def _perform_ospf(self, router: str, actions: list[Any]) -> None:
         dest = router + OSPF
@@ -472,6 +522,10 @@ class Simulation:
         # millions of long-lived objects (LIBs, LSDBs) that every full collection would
         # walk again, a third of the CPU time of a 200-router run, and events create next
         # to no cyclic garbage (reference counting frees it). It is back on at the end.
+        if quiet is not None and self._quiet_floor is not None and \
+                quiet < self._quiet_floor and self._compacted:
+            raise SimError(f"quiet must be at least quiet_time() ({self._quiet_floor} s) "
+                           "once the event queue has been compacted")
         gc_was = gc.isenabled()
         gc.disable()
         try:
@@ -499,6 +553,8 @@ class Simulation:
             t, seq, router, ev, tseq = heapq.heappop(self._queue)
             if t > limit or self.events - start_events >= max_events:
                 heapq.heappush(self._queue, (t, seq, router, ev, tseq))
+                if self.events - start_events < max_events:
+                    self._ghost_now(limit)  # every entry up to the limit was popped
                 break
             self.now = t
             if tseq:
@@ -516,6 +572,8 @@ class Simulation:
             elif isinstance(ev, _BGP_TCP):
                 self._inflight_bgp -= 1
             self._deliver(router, ev)
+        else:
+            self._ghost_now(limit)  # the queue ran out
         if not stop_when_converged:
             self.now = max(self.now, limit)
             converged = self.ospf_settled() and self.sessions_ok() and self.bgp_settled()

@@ -28,6 +28,7 @@ import yaml
 from benchmarks.topogen import isp_topology_yaml, random_topology_yaml
 from ldp import events as ldp_ev
 from ldp.instance import LdpInstance
+from lsr import sim as sim_module
 from lsr.core.lfib import LfibDiff
 from lsr.core.topology import Topology, load_topology, parse_topology
 from lsr.sim import Simulation
@@ -179,11 +180,16 @@ def _scenarios() -> dict[str, tuple[Callable[[], Topology], str, list[tuple[str,
         out[f"{path.stem}/reference"] = (topo, "reference", [("converge", quiet),
                                                              ("down0", down(0))])
 
-    def rnd(n: int, extra: int, seed: int, defaults: dict | None = None) -> Callable[[], Topology]:
+    def rnd(n: int, extra: int, seed: int, defaults: dict | None = None,
+            nodes: dict | None = None) -> Callable[[], Topology]:
         def f() -> Topology:
             text = random_topology_yaml(n, extra, seed, max_cost=10, name="fp")
             if defaults:
                 text = _with_defaults(text, defaults)
+            if nodes:
+                d = yaml.safe_load(text)
+                d["topology"]["nodes"].update(nodes)
+                text = yaml.safe_dump(d, sort_keys=False)
             return parse_topology(text, f"<random {n}/{seed}>")
         return f
 
@@ -202,6 +208,18 @@ def _scenarios() -> dict[str, tuple[Callable[[], Topology], str, list[tuple[str,
     out["random-30/loopbacks-sync"] = (rnd(30, 15, 6, {
         "ldp": {"fecs": "loopbacks", "igp_sync": True}}), "ospf", [
         ("converge", quiet), ("down4", down(4)), ("up4", up(4))])
+    # r0-r1 is a link of every random graph (r1's parent in the spanning tree): an MD5
+    # key on one end only keeps that LDP session down for good. A run that stops at its
+    # time limit, then one that stops once nothing changes (`quiet`).
+    out["random-30/stuck"] = (rnd(30, 15, 8, nodes={"r1": {"ldp": {"passwords": {"r0": "k"}}}}),
+                              "ospf", [
+        ("limit", lambda sim: sim.run(max_time=200.0)), ("quiet", quiet), ("down1", down(1)),
+        ("limit2", lambda sim: sim.run(max_time=45.5))])
+    # A limit just past stale timer entries (retransmission timers re-armed at 0.00x s),
+    # before the next live event: the run ends at the last stale one.
+    out["random-30/stuck-limit"] = (
+        rnd(30, 15, 8, nodes={"r1": {"ldp": {"passwords": {"r0": "k"}}}}), "ospf", [
+            ("limit", lambda sim: sim.run(max_time=5.0125)), ("quiet", quiet)])
     out["random-100/failures"] = (rnd(100, 50, 7), "ospf", [
         ("converge", quiet), ("down0", down(0)), ("down20", down(20)), ("up0", up(0))])
     out["isp-80/failures"] = (
@@ -214,12 +232,21 @@ def _scenarios() -> dict[str, tuple[Callable[[], Topology], str, list[tuple[str,
 SCENARIOS = _scenarios()
 
 
-def fingerprint(name: str) -> list[dict[str, Any]]:
+def fingerprint(name: str, compact: int | None = None) -> list[dict[str, Any]]:
+    """`compact`: compact the event queue past that many entries (`lsr.sim._COMPACT_MIN`,
+    normally only large networks reach it); ignored by code without compaction."""
     make, igp, steps = SCENARIOS[name]
     topo = make()
-    with traced() as t:
-        sim = Simulation(topo, igp=igp)
-        return [{"step": s, **state(sim, fn(sim), t)} for s, fn in steps]
+    saved = getattr(sim_module, "_COMPACT_MIN", None)
+    if compact is not None and saved is not None:
+        sim_module._COMPACT_MIN = compact  # type: ignore[attr-defined]
+    try:
+        with traced() as t:
+            sim = Simulation(topo, igp=igp)
+            return [{"step": s, **state(sim, fn(sim), t)} for s, fn in steps]
+    finally:
+        if saved is not None:
+            sim_module._COMPACT_MIN = saved  # type: ignore[attr-defined]
 
 
 def main() -> None:
