@@ -61,6 +61,7 @@ from ldp.messages import (
     label_ok,
     status_for,
 )
+from lsr.core.prefix import prefix
 
 __all__ = [
     "PDU_HEADER_LEN",
@@ -209,17 +210,27 @@ def _prefix_fec4(elem: bytes) -> tuple[FecElement, ...]:
         plen = elem[3]
         raw = elem[4:].ljust(4, b"\0")
         # Bits beyond PreLen in the last octet are ignored (masked), as in _decode_fec.
-        fec = (PrefixFec(IPv4Network((raw, plen), strict=False)),)
+        fec = (PrefixFec(prefix(IPv4Network((raw, plen), strict=False))),)
         if len(_FEC_CACHE) >= _CACHE_MAX:
             _FEC_CACHE.clear()
         _FEC_CACHE[elem] = fec
     return fec
 
 
+# everything of a Label Mapping after its Message ID (FEC TLV, Label TLV) -> (FEC, label).
+# A router sends the same mapping to each of its peers at once: they decode it once, and
+# their LIBs share the label's int (ints past 256 are objects of their own).
+_MAPPING_CACHE: dict[bytes, tuple[tuple[FecElement, ...], int]] = {}
+
+
 def _fast_label_mapping(buf: bytes, off: int, end: int, mid: int) -> Message | None:
     """Label Mapping = one IPv4 Prefix FEC element + Generic Label (§3.5.7), nothing else."""
     if end - off < 24:
         return None
+    key = buf[off + 8 : end]  # what the checks below read (and its length)
+    hit = _MAPPING_CACHE.get(key)
+    if hit is not None:
+        return LabelMapping(mid, hit[0], hit[1])
     fhead, flen = _TLV_HDR.unpack_from(buf, off + 8)
     if fhead != _FEC_TLV_PREFIX or buf[off + 12] != FecType.PREFIX:
         return None
@@ -233,7 +244,11 @@ def _fast_label_mapping(buf: bytes, off: int, end: int, mid: int) -> Message | N
     lhead, llen, label = _TLV_U32.unpack_from(buf, lpos)
     if (lhead, llen) != _LABEL_TLV_4 or label > MAX_LABEL or label == 1 or 4 <= label <= 15:
         return None
-    return LabelMapping(mid, _prefix_fec4(buf[off + 12 : lpos]), label)
+    fec = _prefix_fec4(buf[off + 12 : lpos])
+    if len(_MAPPING_CACHE) >= _CACHE_MAX:
+        _MAPPING_CACHE.clear()
+    _MAPPING_CACHE[key] = (fec, label)
+    return LabelMapping(mid, fec, label)
 
 
 def _fast_address(buf: bytes, off: int, end: int, mid: int, mtype: int) -> Message | None:
@@ -491,4 +506,6 @@ class PduReader:
             if avail < total:
                 return
             self._off = off + total
+            if self._off == len(buf):  # all taken: hold no reference to the segment
+                self._buf, self._off = b"", 0
             yield _decode_pdu_at(buf, off, off + total)

@@ -11,6 +11,7 @@ labels are learnt on the wire.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
@@ -41,10 +42,11 @@ from ldp.events import (
     TimerExpired,
 )
 from ldp.fsm import State
-from ldp.lde import Lde, label_plan
+from ldp.lde import LabelPlan, Lde
 from ldp.messages import Initialization, LdpId, Message, Notification, Pdu, Status, StatusCode
 from ldp.session import Session
 from lsr.core.lfib import Lfib
+from lsr.core.prefix import prefix
 from lsr.core.topology import LdpOptions, Topology
 
 DEFAULT_RETRY_INITIAL = 15.0  # FRR INIT_DELAY_TMR
@@ -58,6 +60,33 @@ DEFAULT_MAX_PENDING_ACCEPTS = 32
 CONNECT_LIMIT_RETRY = 1.0  # s: a session that found no connect slot tries again after this
 CONNECT_LIMIT = "connect-limit"  # `refused` keys, besides ldp.discovery's Hello ones
 ACCEPT_LIMIT = "accept-limit"
+
+
+# id(topology) -> (weak reference, fecs mode -> (sorted prefixes, rank of each, router ->
+# ranks of its own prefixes)): every router of a topology ranks the same prefixes.
+_PLANS: dict[int, tuple[weakref.ref, dict[str, tuple]]] = {}
+
+
+def _plan_index(topo: Topology, fecs: str) -> tuple[list[IPv4Network], dict[IPv4Network, int],
+                                                      dict[str, list[int]]]:
+    hit = _PLANS.get(id(topo))
+    if hit is None or hit[0]() is not topo:
+        for k in [k for k, (ref, _) in _PLANS.items() if ref() is None]:
+            del _PLANS[k]
+        hit = _PLANS[id(topo)] = (weakref.ref(topo), {})
+    modes = hit[1]
+    if fecs not in modes:
+        sorted_all: list[IPv4Network] = []
+        own: dict[str, list[int]] = {}
+        for p, owners in topo.prefixes().items():  # in FEC order
+            if fecs != "all" and p.prefixlen != 32:
+                continue
+            k = len(sorted_all)
+            sorted_all.append(prefix(p))
+            for o in {o for o, _ in owners}:
+                own.setdefault(o, []).append(k)
+        modes[fecs] = (sorted_all, {p: k for k, p in enumerate(sorted_all)}, own)
+    return modes[fecs]  # type: ignore[no-any-return]
 
 
 class _Pending:
@@ -145,10 +174,10 @@ class LdpInstance:
         node = topo.nodes[router]
         ifs = {i.name: i.address for i in node.interfaces.values()}
         pw = {topo.nodes[nb].lsr_id: key for nb, key in node.ldp.passwords}
-        remote = [p for p, owners in topo.prefixes().items()
-                  if all(o != router for o, _ in owners)
-                  and (node.ldp.fecs == "all" or p.prefixlen == 32)]
-        kw.setdefault("label_plan", label_plan(node.labels[0], remote))
+        if "label_plan" not in kw:
+            # label_plan(lo, remote prefixes), as a view of one ranking per topology
+            sorted_all, order, own = _plan_index(topo, node.ldp.fecs)
+            kw["label_plan"] = LabelPlan(node.labels[0], order, sorted_all, own.get(router, []))
         kw.setdefault("ldp_interfaces", topo.ldp_interfaces(router))
         return cls(router, node.lsr_id, ifs, node.labels, node.ldp, pw, **kw)
 

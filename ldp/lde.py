@@ -39,10 +39,12 @@ the view layer translates it to a node name.
 from __future__ import annotations
 
 import heapq
-from collections.abc import Callable, Collection, Mapping
+from bisect import bisect_left
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from operator import attrgetter
+from types import MappingProxyType
 from typing import Any
 
 from ldp.messages import (
@@ -86,9 +88,43 @@ class Peer:
     lsr_id: IPv4Address
     addresses: set[IPv4Address] = field(default_factory=set)
     lib: dict[IPv4Network, int] = field(default_factory=dict)  # mappings received (LIB)
-    advertised: dict[IPv4Network, int] = field(default_factory=dict)  # mappings sent
     withdrawn: dict[IPv4Network, int] = field(default_factory=dict)  # awaiting Release
     requested: set[IPv4Network] = field(default_factory=set)  # Label Requests outstanding
+    local: Mapping[IPv4Network, int] = field(default_factory=dict, repr=False)  # the LDE's
+
+    @property
+    def advertised(self) -> Mapping[IPv4Network, int]:
+        """The mappings sent to this peer and not withdrawn: every local binding. SL.5
+        records each one as it is sent, the peer gets them all when its session comes up,
+        and a binding that changes is withdrawn and sent again at once (`Lde.finish`); so
+        no per-peer copy is kept (it would be one dict entry per peer and FEC)."""
+        return MappingProxyType(self.local)
+
+
+class LabelPlan(Mapping[IPv4Network, int]):
+    """`label_plan(lo, fecs)` without a dict per router: the labels base, base+1, ... of
+    the FECs in FEC order, from one ranking of every prefix of the topology (shared by
+    all routers) less the few that this router leaves out (its own)."""
+
+    def __init__(self, base: int, order: Mapping[IPv4Network, int],
+                 sorted_all: list[IPv4Network], skip: list[int]) -> None:
+        self.base = max(base, MIN_UNRESERVED)
+        self._order = order  # prefix -> rank in `sorted_all`
+        self._all = sorted_all
+        self._skip = sorted(skip)  # ranks left out
+        self._skipped = frozenset(self._skip)
+
+    def __getitem__(self, p: IPv4Network) -> int:
+        k = self._order.get(p)
+        if k is None or k in self._skipped:
+            raise KeyError(p)
+        return self.base + k - bisect_left(self._skip, k)
+
+    def __iter__(self) -> Iterator[IPv4Network]:
+        return (p for k, p in enumerate(self._all) if k not in self._skipped)
+
+    def __len__(self) -> int:
+        return len(self._all) - len(self._skip)
 
 
 class LabelAllocator:
@@ -104,16 +140,32 @@ class LabelAllocator:
     def __init__(self, lo: int, hi: int, plan: Mapping[IPv4Network, int] | None = None) -> None:
         self.lo = max(lo, MIN_UNRESERVED)
         self.hi = hi
-        self.plan = {p: lb for p, lb in (plan or {}).items() if self.lo <= lb <= hi}
-        self.planned = set(self.plan.values())
-        self.in_use: set[int] = set()
-        self.next = max(self.planned) + 1 if self.planned else self.lo
+        if isinstance(plan, LabelPlan) and plan.base == self.lo:
+            # contiguous: base .. base + len - 1, cut at hi
+            self.plan: Mapping[IPv4Network, int] = plan
+            last = min(plan.base + len(plan) - 1, hi)
+            self._planned = range(plan.base, last + 1)
+        else:
+            self.plan = {p: lb for p, lb in (plan or {}).items() if self.lo <= lb <= hi}
+            self._planned = set(self.plan.values())  # type: ignore[assignment]
+        self.next = max(self._planned) + 1 if self._planned else self.lo
+        self._used = bytearray(max(0, self.next - self.lo))  # label - lo -> in use
         self.freed: list[int] = []
+
+    @property
+    def planned(self) -> set[int]:
+        return set(self._planned)
+
+    @property
+    def in_use(self) -> set[int]:
+        return {self.lo + i for i, u in enumerate(self._used) if u}
 
     def alloc(self, fec: IPv4Network | None = None) -> int:
         want = self.plan.get(fec) if fec is not None else None
-        if want is not None and want not in self.in_use:
-            self.in_use.add(want)
+        if want is not None and want not in self._planned:
+            want = None  # past hi: not planned
+        if want is not None and not self._used[want - self.lo]:
+            self._used[want - self.lo] = 1
             return want
         if self.freed and self.freed[0] < self.next:
             label = heapq.heappop(self.freed)
@@ -122,12 +174,14 @@ class LabelAllocator:
         else:
             label = self.next
             self.next += 1
-        self.in_use.add(label)
+            self._used.append(0)
+        self._used[label - self.lo] = 1
         return label
 
     def free(self, label: int) -> None:
-        self.in_use.discard(label)
-        if label not in self.planned:
+        if 0 <= label - self.lo < len(self._used):
+            self._used[label - self.lo] = 0
+        if label not in self._planned:
             heapq.heappush(self.freed, label)
 
 
@@ -146,6 +200,11 @@ class Lde:
     FECs dirty; `finish` (the commit step) then processes the dirty FECs in FEC
     order: local binding, advertisements, LFIB diff. Steps are tagged where they
     happen (``# LMp.10a``); each procedure lists the steps it skips and why.
+
+    What is kept per FEC is little (a large simulation has millions of router-FEC
+    pairs): the RIB is the IGP's own dict, the local binding, and the inputs of the
+    last FTN/ILM decision (`_rows`); the LFIB is a view that builds its entries from
+    those when asked (`lfib.ftn`, `lfib.ilm`), and the diffs carry real entries.
     """
 
     def __init__(
@@ -166,18 +225,63 @@ class Lde:
         self.labels = LabelAllocator(*label_range, plan)
         self.rib: dict[IPv4Network, Route] = {}
         self._rib_in: dict[IPv4Network, Route] | None = None  # the RIB as last handed in
-        self.fecs: set[IPv4Network] = set()
+        self._all_fecs = options.fecs == "all"  # else /32s only
         self.local: dict[IPv4Network, int] = {}  # local bindings
         self.holds: dict[int, set[IPv4Address]] = {}  # withdrawn label -> peers yet to release
         self.peers: dict[IPv4Address, Peer] = {}
         self.addr_peer: dict[int, IPv4Address] = {}  # int(peer address) -> peer LSR ID
-        self.nh_index: dict[int, set[IPv4Network]] = {}  # int(next-hop address) -> FECs
-        self.route_nh: dict[IPv4Network, tuple] = {}  # FEC -> ((Nexthop, int(address)), ...)
-        self._sig: dict[IPv4Network, tuple] = {}  # FEC -> inputs of its last FTN/ILM
+        # a route's next hops with int(address), per next-hop tuple (routes share them)
+        self._nh_ints: dict[int, tuple[tuple, tuple]] = {}
+        # FEC -> (route, local label, is a FEC, ((next hop, peer, label), ...)): the
+        # inputs of its last FTN/ILM decision, from which its entries are built
+        self._rows: dict[IPv4Network, tuple] = {}
+        self._ftns = 0  # rows with an FTN entry
+        self._ilm_fec: dict[int, IPv4Network] = {}  # in-label -> FEC of the ILM entry
         self._names: dict[IPv4Address, str] = {}  # peer LSR ID -> str, cached
-        self.ilm_of: dict[IPv4Network, int] = {}
-        self.lfib = Lfib()
+        self.lfib = Lfib(_FtnView(self), _IlmView(self))  # type: ignore[arg-type]
         self.dirty: set[IPv4Network] = set()
+
+    @property
+    def fecs(self) -> set[IPv4Network]:
+        """The prefixes we label: every route (fecs: all) or the /32s (loopbacks)."""
+        return {p for p in self.rib if self._all_fecs or p.prefixlen == 32}
+
+    def _is_fec(self, p: IPv4Network) -> bool:
+        return p in self.rib and (self._all_fecs or p.prefixlen == 32)
+
+    def _nhs(self, p: IPv4Network) -> tuple:
+        """((Nexthop, int(address)), ...) of FEC's route; () if `p` is not a FEC."""
+        r = self.rib.get(p)
+        if r is None or not (self._all_fecs or p.prefixlen == 32):
+            return ()
+        return self._nh_pairs(r.nexthops)
+
+    def _nh_pairs(self, nexthops: tuple) -> tuple:
+        hit = self._nh_ints.get(id(nexthops))
+        if hit is not None and hit[0] is nexthops:
+            return hit[1]
+        pairs = tuple((nh, int(nh.address)) for nh in nexthops)
+        if len(self._nh_ints) >= 4096:
+            self._nh_ints.clear()
+        self._nh_ints[id(nexthops)] = (nexthops, pairs)  # the tuple is held: its id stays its
+        return pairs
+
+    def _routed_via(self, addrs: set[int]) -> set[IPv4Network]:
+        """The FECs with a next hop at one of these addresses (ints)."""
+        if not addrs:
+            return set()
+        hits: dict[int, bool] = {}
+        out = set()
+        for p, r in self.rib.items():
+            t = r.nexthops
+            if not t:
+                continue
+            h = hits.get(id(t))
+            if h is None:
+                h = hits[id(t)] = any(a in addrs for _, a in self._nh_pairs(t))
+            if h and (self._all_fecs or p.prefixlen == 32):
+                out.add(intern_fec(p))
+        return out
 
     # ============================================================== events from the router
 
@@ -194,69 +298,32 @@ class Lde:
 
         `changed` and `base` (OSPF's `RoutesChanged` hint): the prefixes whose route
         differs from `base`; when `base` is the RIB we were given last (the same object),
-        only those are looked at -- the same outcome as comparing the whole RIBs.
+        only those are looked at -- the same outcome as comparing the whole RIBs. The RIB
+        is kept as given (no copy) when its keys are interned prefixes, as OSPF's are.
         """
+        old = self.rib
         if changed is not None and base is not None and base is self._rib_in:
-            self._rib_delta(rib, changed)
-            return
-        self._rib_in = rib
-        old = self.rib
-        rib = {intern_fec(p): r for p, r in rib.items()}
-        self.rib = rib
-        want = self.options.fecs
-        fecs = {p for p in rib if want == "all" or p.prefixlen == 32}
-        changed = {p for p in fecs | self.fecs if old.get(p) != rib.get(p)}
-        self.fecs = fecs
-        self.nh_index = {}
-        self.route_nh = {}
-        for p in fecs:
-            nhs = tuple((nh, int(nh.address)) for nh in rib[p].nexthops)
-            self.route_nh[p] = nhs
-            for _, a in nhs:
-                self.nh_index.setdefault(a, set()).add(p)
-        self.dirty |= changed
-        if self.options.retention == "conservative":
-            self._nexthop_changed_conservative(changed, fecs)
-
-    def _rib_delta(self, rib: dict[IPv4Network, Route], hint: Collection[IPv4Network]) -> None:
-        """`rib_changed` when only the prefixes in `hint` may differ from the last RIB."""
-        self._rib_in = rib
-        old = self.rib
-        new = dict(old)
-        want = self.options.fecs
-        fecs = self.fecs
-        changed = set()
+            hint = [intern_fec(p) for p in changed]
+            self._rib_in = self.rib = rib
+        else:
+            self._rib_in = rib
+            if not all(type(p) is Prefix for p in rib):
+                rib = {intern_fec(p): r for p, r in rib.items()}
+            self.rib = rib
+            hint = [p for p, r in rib.items() if old.get(p) is not r]
+            hint += [p for p in old if p not in rib]
+        want_all = self._all_fecs
+        dirty = set()
         for p in hint:
-            p = intern_fec(p)
-            r = rib.get(p)
-            if r is None:
-                new.pop(p, None)
-            else:
-                new[p] = r
-            o = old.get(p)
-            is_fec = r is not None and (want == "all" or p.prefixlen == 32)
-            if (is_fec or p in fecs) and o != r:
-                changed.add(p)
-            for _, a in self.route_nh.pop(p, ()):
-                s = self.nh_index[a]
-                s.discard(p)
-                if not s:
-                    del self.nh_index[a]
-            if is_fec:
-                fecs.add(p)
-                nhs = tuple((nh, int(nh.address)) for nh in r.nexthops)  # type: ignore[union-attr]
-                self.route_nh[p] = nhs
-                for _, a in nhs:
-                    self.nh_index.setdefault(a, set()).add(p)
-            else:
-                fecs.discard(p)
-        self.rib = new
-        self.dirty |= changed
+            o, r = old.get(p), rib.get(p)
+            # a FEC before or after (fecs | self.fecs) whose route changed
+            if (want_all or p.prefixlen == 32) and o != r:
+                dirty.add(p)
+        self.dirty |= dirty
         if self.options.retention == "conservative":
-            self._nexthop_changed_conservative(changed, fecs)
+            self._nexthop_changed_conservative(dirty)
 
-    def _nexthop_changed_conservative(self, changed: set[IPv4Network],
-                                      fecs: set[IPv4Network]) -> None:
+    def _nexthop_changed_conservative(self, changed: set[IPv4Network]) -> None:
         """A.1.7 with conservative retention: release what the old next hop gave us,
         ask the new next hop for what we released earlier."""
         for peer in self.peers.values():
@@ -265,8 +332,8 @@ class Lde:
                 # NH.4-5: conservative retention releases it and forgets it.
                 if not self._is_nexthop(peer, p):
                     self._send_release(peer, p, peer.lib.pop(p))
-        for p in sorted(changed & fecs, key=fec_key):
-            for _, a in self.route_nh[p]:
+        for p in sorted((p for p in changed if self._is_fec(p)), key=fec_key):
+            for _, a in self._nhs(p):
                 pid = self.addr_peer.get(a)
                 peer = self.peers.get(pid) if pid is not None else None
                 # NH.11: no mapping from the new next hop (we released it);
@@ -282,7 +349,7 @@ class Lde:
         The new peer has sent no mapping yet, so the FTN/ILM cannot change: no FEC
         becomes dirty.
         """
-        peer = self.peers[lsr_id] = Peer(lsr_id)
+        peer = self.peers[lsr_id] = Peer(lsr_id, local=self.local)
         self.send(lsr_id, Address(self.next_msg_id(), tuple(addresses)))
         for p in sorted(self.local, key=fec_key):
             self._send_mapping(peer, p, self.local[p])
@@ -295,8 +362,10 @@ class Lde:
         if peer is None:
             return
         self.dirty |= {intern_fec(p) for p in peer.lib}
+        gone = set()
         for addr in sorted(peer.addresses):
-            self._unbind_address(addr, lsr_id)
+            gone.add(self._unbind_address(addr, lsr_id))
+        self.dirty |= self._routed_via(gone)
         for label, waiting in list(self.holds.items()):
             waiting.discard(lsr_id)
             if not waiting:
@@ -334,20 +403,24 @@ class Lde:
     def recv_address(self, peer: Peer, msg: Address) -> None:
         """§3.5.5.1: the peer's addresses name IGP next hops (§2.7). A FEC routed over
         one of them now has that peer as next hop: A.1.7 (NH.10-12) at commit."""
+        bound = set()
         for a in msg.addresses:
             if isinstance(a, IPv4Address):
                 peer.addresses.add(a)
                 self.addr_peer[int(a)] = peer.lsr_id
-                self.dirty |= self.nh_index.get(int(a), set())
+                bound.add(int(a))
+        self.dirty |= self._routed_via(bound)
 
     def recv_address_withdraw(self, peer: Peer, msg: AddressWithdraw) -> None:
         """§3.5.6.1: the peer no longer has these addresses. Next hops that used them
         no longer map to it (or map to another peer that lists them): A.1.7 (NH.2,
         NH.10-12) for the FECs routed through them, at commit."""
+        gone = set()
         for a in msg.addresses:
             if isinstance(a, IPv4Address) and a in peer.addresses:
                 peer.addresses.discard(a)
-                self._unbind_address(a, peer.lsr_id)
+                gone.add(self._unbind_address(a, peer.lsr_id))
+        self.dirty |= self._routed_via(gone)
 
     def recv_label_mapping(self, peer: Peer, msg: LabelMapping) -> None:
         """A.1.2 Receive Label Mapping, per FEC element.
@@ -407,7 +480,7 @@ class Lde:
         Skipped: LWd.6-7 (Downstream on Demand: no new request).
         """
         if any(isinstance(f, WildcardFec) for f in msg.fec):
-            gone = list(peer.lib)
+            gone = [intern_fec(p) for p in peer.lib]
         else:
             gone = _ipv4_prefixes(msg.fec)
         for p in gone:
@@ -458,9 +531,9 @@ class Lde:
             usable = self._nexthop_label(p)
             old, new = self._bind_local(p, usable)
             if old != new:
-                # Every peer has our current binding advertised (SL.5 records it, and
-                # nothing else changes one), so only a changed binding sends anything.
-                self._advertise(p, new, peers)
+                # Every peer has our binding (`Peer.advertised`), so only a changed
+                # binding sends anything.
+                self._advertise(p, old, new, peers)
             # the old local label is free unless a peer still has to release it (§3.5.10)
             if old is not None and old != new and old >= MIN_UNRESERVED and old not in self.holds:
                 self.labels.free(old)
@@ -480,9 +553,9 @@ class Lde:
         return old, new
 
     def _desired_local(self, p: IPv4Network, usable: list) -> int | None:
-        if p not in self.fecs:
+        route = self.rib.get(p)
+        if route is None or not (self._all_fecs or p.prefixlen == 32):
             return None  # A.1.14: no longer label switch FEC
-        route = self.rib[p]
         if route.connected:  # egress (§2.6.1): our own prefix
             return IPV4_EXPLICIT_NULL if self.options.explicit_null else IMPLICIT_NULL
         if self.options.control == "ordered" and not usable:
@@ -492,13 +565,12 @@ class Lde:
             return cur
         return self.labels.alloc(p)  # SL.1-2
 
-    def _advertise(self, p: IPv4Network, new: int | None, peers: list[Peer]) -> None:
+    def _advertise(self, p: IPv4Network, have: int | None, new: int | None,
+                   peers: list[Peer]) -> None:
         """DU label distribution (§2.6.3) to every peer: FEC.1 / LMp.17-31 / LWd.8-12.
-        A changed binding is withdrawn first (one Withdraw per FEC per peer)."""
+        A changed binding (`have` -> `new`) is withdrawn first (one Withdraw per FEC per
+        peer)."""
         for peer in peers:
-            have = peer.advertised.get(p)
-            if have == new:
-                continue
             if have is not None:
                 self._send_withdraw(peer, p, have)
             if new is not None:
@@ -506,60 +578,80 @@ class Lde:
 
     def _program(self, p: IPv4Network, new: int | None, usable: list, out: _DiffBuilder) -> None:
         """FTN and ILM of FEC (RFC 3031 §3.10-3.12): LMp.14-15 (install the next hops'
-        labels for forwarding), LWd.1 / LMp.10a / NH.2 (remove the ones gone)."""
+        labels for forwarding), LWd.1 / LMp.10a / NH.2 (remove the ones gone).
+
+        The entries are functions of the row (route, local label, is a FEC, next hops'
+        labels): a row equal to the last one (next hops compared by peer and label, as
+        ever) changes nothing; else the entries of the new and the old row are compared
+        by what they are made of, and only the changes become entries (in the diff)."""
         route = self.rib.get(p)
-        sig = (route, new, p in self.fecs, tuple((pid, lbl) for _, pid, lbl in usable))
-        if self._sig.get(p) == sig:
+        in_fecs = route is not None and (self._all_fecs or p.prefixlen == 32)
+        old = self._rows.get(p)
+        if old is not None and (old[0] is route or old[0] == route) and old[1] == new \
+                and old[2] == in_fecs and _same_labels(old[3], usable):
             return  # same route, local label and downstream labels: LFIB unchanged
-        self._sig[p] = sig
-        ftn_nh: list[Nhlfe] = []
-        ilm_nh: list[Nhlfe] = []
-        if route is not None and p in self.fecs and not route.connected:
-            for nh, pid, label in usable:
-                labels = () if label == IMPLICIT_NULL else (label,)
-                nbr = self._names.get(pid) or self._names.setdefault(pid, str(pid))
-                ftn_nh.append(Nhlfe(nbr, nh.interface, nh.address, labels, "push"))
-                ilm_nh.append(Nhlfe(nbr, nh.interface, nh.address, labels,
-                                    "pop" if label == IMPLICIT_NULL else "swap"))
-            if not usable and new is not None and new >= MIN_UNRESERVED:
-                ilm_nh = _untagged(route)
-        cur_ftn = self.lfib.ftn.get(p)
-        if ftn_nh:
-            e = FtnEntry(p, tuple(ftn_nh))
-            if cur_ftn != e:
-                out.ftn_set.append(e)
-                self.lfib.ftn[p] = e
-        elif cur_ftn is not None:
+        row = (route, new, in_fecs, tuple(usable))
+        ftn_new = _ftn_key(row)
+        ilm_new = _ilm_key(row, ftn_new)
+        if old is not None:
+            ftn_old = _ftn_key(old)
+            ilm_old = _ilm_key(old, ftn_old)
+        else:
+            ftn_old = ilm_old = None
+        if ftn_new is not None or ilm_new is not None:
+            self._rows[p] = row
+        elif old is not None:
+            del self._rows[p]  # no entry to build: nothing to keep (a later row is new)
+        if ftn_new is not None:
+            if ftn_new != ftn_old:
+                out.ftn_set.append(self._ftn_entry(p, row))
+                if ftn_old is None:
+                    self._ftns += 1
+        elif ftn_old is not None:
             out.ftn_del.append(p)
-            del self.lfib.ftn[p]
-        in_label = self.local.get(p)
-        old_in = self.ilm_of.get(p)
-        if old_in is not None and old_in != in_label or (old_in is not None and not ilm_nh):
+            self._ftns -= 1
+        in_label = new
+        old_in = old[1] if ilm_old is not None else None  # the label of the installed ILM
+        if old_in is not None and (old_in != in_label or ilm_new is None):
             out.ilm_del.append(old_in)
-            self.lfib.ilm.pop(old_in, None)
-            del self.ilm_of[p]
-        if ilm_nh and in_label is not None and in_label >= MIN_UNRESERVED:
-            e2 = IlmEntry(in_label, p, tuple(ilm_nh))
-            if self.lfib.ilm.get(in_label) != e2:
-                out.ilm_set.append(e2)
-                self.lfib.ilm[in_label] = e2
-                self.ilm_of[p] = in_label
+            self._ilm_fec.pop(old_in, None)
+        if ilm_new is not None:
+            owner = self._ilm_fec.get(in_label)  # type: ignore[arg-type]
+            if owner is not p or ilm_new != ilm_old:
+                out.ilm_set.append(self._ilm_entry(p, row))
+                self._ilm_fec[in_label] = p  # type: ignore[index]
+
+    def _name(self, pid: IPv4Address) -> str:
+        return self._names.get(pid) or self._names.setdefault(pid, str(pid))
+
+    def _ftn_entry(self, p: IPv4Network, row: tuple) -> FtnEntry:
+        return FtnEntry(p, tuple(Nhlfe(self._name(pid), nh.interface, nh.address,
+                                       _out_labels(label), "push")
+                                 for nh, pid, label in row[3]))
+
+    def _ilm_entry(self, p: IPv4Network, row: tuple) -> IlmEntry:
+        route, new, _, usable = row
+        if usable:
+            nhs = tuple(Nhlfe(self._name(pid), nh.interface, nh.address, _out_labels(label),
+                              "pop" if label == IMPLICIT_NULL else "swap")
+                        for nh, pid, label in usable)
+        else:
+            nhs = tuple(_untagged(route))
+        return IlmEntry(new, p, nhs)
 
     # ============================================================== A.2 common procedures
 
     def _send_mapping(self, peer: Peer, p: IPv4Network, label: int,
                       request_msg_id: int | None = None) -> None:
         """Send_Label (A.2.1): SL.4 send the mapping (SL.6-7: answering a request
-        carries its message ID), SL.5 record it. Skipped: SL.9-14 (no label resources:
-        a range runs out with an error instead)."""
-        peer.advertised[p] = label
+        carries its message ID), SL.5 record it (`Peer.advertised`: our binding).
+        Skipped: SL.9-14 (no label resources: a range runs out with an error instead)."""
         self.send(peer.lsr_id, LabelMapping(self.next_msg_id(), (PrefixFec(p),), label,
                                             request_msg_id=request_msg_id))
 
     def _send_withdraw(self, peer: Peer, p: IPv4Network, label: int) -> None:
         """Send_Label_Withdraw (A.2.3): SWd.2 record it -- the label waits for the
         peer's Release before reuse (§3.5.10) -- and SWd.1 send it."""
-        del peer.advertised[p]
         peer.withdrawn[p] = label
         if label >= MIN_UNRESERVED:
             self.holds.setdefault(label, set()).add(peer.lsr_id)
@@ -571,8 +663,9 @@ class Lde:
 
     # ============================================================== helpers
 
-    def _unbind_address(self, addr: IPv4Address, lsr_id: IPv4Address) -> None:
-        """`lsr_id` no longer owns `addr`; another peer that still lists it takes over."""
+    def _unbind_address(self, addr: IPv4Address, lsr_id: IPv4Address) -> int:
+        """`lsr_id` no longer owns `addr`; another peer that still lists it takes over.
+        Returns int(addr): the caller marks the FECs routed through it (`_routed_via`)."""
         a = int(addr)
         if self.addr_peer.get(a) == lsr_id:
             other = next((pid for pid in sorted(self.peers)
@@ -581,10 +674,10 @@ class Lde:
                 del self.addr_peer[a]
             else:
                 self.addr_peer[a] = other
-        self.dirty |= self.nh_index.get(a, set())
+        return a
 
     def _is_nexthop(self, peer: Peer, p: IPv4Network) -> bool:
-        return any(self.addr_peer.get(a) == peer.lsr_id for _, a in self.route_nh.get(p, ()))
+        return any(self.addr_peer.get(a) == peer.lsr_id for _, a in self._nhs(p))
 
     def _unhold(self, label: int, lsr_id: IPv4Address) -> None:
         waiting = self.holds.get(label)
@@ -606,7 +699,7 @@ class Lde:
     def _nexthop_label(self, p: IPv4Network) -> list[tuple[object, IPv4Address, int]]:
         """(IGP next hop, peer LSR ID, label) for each next hop whose peer mapped `p`."""
         out = []
-        for nh, a in self.route_nh.get(p, ()):
+        for nh, a in self._nhs(p):
             pid = self.addr_peer.get(a)
             if pid is None:
                 continue
@@ -631,6 +724,74 @@ class Lde:
             ]
             out.append({"fec": str(p), "local_label": self.local.get(p), "remote": remote})
         return out
+
+
+def _same_labels(a: tuple, b: list) -> bool:
+    """The FTN/ILM inputs of two rows agree: the same (peer, label) per next hop."""
+    return len(a) == len(b) and all(x[1] == y[1] and x[2] == y[2] for x, y in zip(a, b, strict=True))
+
+
+def _ftn_key(row: tuple) -> tuple | None:
+    """What FEC's FTN entry is made of (None: no entry): per next hop that has a label,
+    (peer, interface, address, label); the NHLFE is a function of exactly these."""
+    route, _, in_fecs, usable = row
+    if route is None or not in_fecs or not route.nexthops or not usable:
+        return None
+    return tuple([(pid, nh.interface, nh.address, label) for nh, pid, label in usable])
+
+
+def _ilm_key(row: tuple, ftn: tuple | None) -> tuple | None:
+    """What FEC's ILM entry is made of (None: no entry): its in-label, and the FTN's
+    next hops (swap or pop) or, before any downstream label, the route's (untagged)."""
+    route, new, in_fecs, usable = row
+    if new is None or new < MIN_UNRESERVED:
+        return None
+    if ftn is not None:
+        return (new, ftn)
+    if route is None or not in_fecs or not route.nexthops or usable:
+        return None
+    return (new, "untagged", tuple([(nh.neighbor, nh.interface, nh.address)
+                                    for nh in route.nexthops]))
+
+
+def _out_labels(label: int) -> tuple[int, ...]:
+    return () if label == IMPLICIT_NULL else (label,)
+
+
+class _FtnView(Mapping[IPv4Network, FtnEntry]):
+    """The FTN of an `Lde`, its entries built from the rows when read."""
+
+    def __init__(self, lde: Lde) -> None:
+        self._lde = lde
+
+    def __getitem__(self, p: IPv4Network) -> FtnEntry:
+        row = self._lde._rows[p]
+        if _ftn_key(row) is None:
+            raise KeyError(p)
+        return self._lde._ftn_entry(intern_fec(p), row)
+
+    def __iter__(self) -> Iterator[IPv4Network]:
+        return (p for p, row in list(self._lde._rows.items()) if _ftn_key(row) is not None)
+
+    def __len__(self) -> int:
+        return self._lde._ftns
+
+
+class _IlmView(Mapping[int, IlmEntry]):
+    """The ILM of an `Lde` (in-label -> entry), built from the rows when read."""
+
+    def __init__(self, lde: Lde) -> None:
+        self._lde = lde
+
+    def __getitem__(self, label: int) -> IlmEntry:
+        p = self._lde._ilm_fec[label]
+        return self._lde._ilm_entry(p, self._lde._rows[p])
+
+    def __iter__(self) -> Iterator[int]:
+        return iter(list(self._lde._ilm_fec))
+
+    def __len__(self) -> int:
+        return len(self._lde._ilm_fec)
 
 
 @dataclass
