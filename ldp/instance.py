@@ -159,7 +159,9 @@ class LdpInstance:
         )
         self._out: list[Action] = []
         self.lde = Lde(self.lsr_id, labels, self.options, self._lde_send, self.next_msg_id,
-                       lambda lvl, txt: self._out.append(LogEvent(lvl, txt)), label_plan)
+                       lambda lvl, txt: self._out.append(LogEvent(lvl, txt)), label_plan,
+                       sender=self._lde_sender,
+                       encode_mapping=getattr(codec, "encode_label_mapping", None))
 
     @classmethod
     def from_topology(cls, topo: Topology, router: str, **kw: Any) -> LdpInstance:
@@ -229,6 +231,15 @@ class LdpInstance:
     def session_message(self, s: Session, msg: Message) -> None:
         """A message the session FSM passed on (PROCESS): the LDE's App. A procedure for it."""
         self.lde.receive(s.lsr_id, msg)
+
+    def session_mappings(self, s: Session, run: Any) -> None:
+        """Label Mappings the session passed on, in order (`codec.MappingRun`)."""
+        self.lde.receive_mappings(s.lsr_id, run)
+
+    def _lde_sender(self, lsr_id: IPv4Address) -> Callable[[Any], None]:
+        """How the LDE sends to a peer whose session just came up: `_lde_send` without
+        looking the session up every time (the LDE asks again when it comes up again)."""
+        return self.sessions[lsr_id].send_if_connected
 
     def _lde_send(self, lsr_id: IPv4Address, msg: Message) -> None:
         s = self.sessions.get(lsr_id)

@@ -40,7 +40,7 @@ from __future__ import annotations
 
 import heapq
 from bisect import bisect_left
-from collections.abc import Callable, Collection, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from operator import attrgetter
@@ -91,6 +91,12 @@ class Peer:
     withdrawn: dict[IPv4Network, int] = field(default_factory=dict)  # awaiting Release
     requested: set[IPv4Network] = field(default_factory=set)  # Label Requests outstanding
     local: Mapping[IPv4Network, int] = field(default_factory=dict, repr=False)  # the LDE's
+    # sends one message (or encoded message) to this peer; None: through `Lde.send`
+    tx: Callable[[Any], None] | None = field(default=None, repr=False, compare=False)
+    key: int = field(default=0, repr=False, compare=False)  # int(lsr_id)
+
+    def __post_init__(self) -> None:
+        self.key = int(self.lsr_id)
 
     @property
     def advertised(self) -> Mapping[IPv4Network, int]:
@@ -216,7 +222,16 @@ class Lde:
         next_msg_id: Callable[[], int],
         log: Callable[[str, str], None] = lambda level, text: None,
         plan: Mapping[IPv4Network, int] | None = None,
+        *,
+        sender: Callable[[IPv4Address], Callable[[Any], None]] | None = None,
+        encode_mapping: Callable[[int, IPv4Network, int], bytes] | None = None,
     ) -> None:
+        """`send(lsr_id, message)` sends to a peer. A host may add `sender(lsr_id)`, the
+        function that sends to that peer while its session lasts (asked when it comes up),
+        and `encode_mapping(msg_id, prefix, label)` (`ldp.codec.encode_label_mapping`):
+        Label Mappings then go out as their bytes, with no message object made."""
+        self.sender = sender
+        self.encode_mapping = encode_mapping
         self.lsr_id = lsr_id
         self.options = options
         self.send = send
@@ -230,6 +245,11 @@ class Lde:
         self.holds: dict[int, set[IPv4Address]] = {}  # withdrawn label -> peers yet to release
         self.peers: dict[IPv4Address, Peer] = {}
         self.addr_peer: dict[int, IPv4Address] = {}  # int(peer address) -> peer LSR ID
+        self._addr_peer: dict[int, Peer] = {}  # the same, to the Peer
+        # id(next-hop tuple) -> (tuple, int LSR IDs of the peers of its next hops): which
+        # peers are a FEC's next hops, for each mapping received (emptied when
+        # `addr_peer` changes)
+        self._nh_peers: dict[int, tuple[tuple, frozenset[int]]] = {}
         # a route's next hops with int(address), per next-hop tuple (routes share them)
         self._nh_ints: dict[int, tuple[tuple, tuple]] = {}
         # FEC -> (route, local label, is a FEC, ((next hop, peer, label), ...)): the
@@ -350,9 +370,12 @@ class Lde:
         becomes dirty.
         """
         peer = self.peers[lsr_id] = Peer(lsr_id, local=self.local)
-        self.send(lsr_id, Address(self.next_msg_id(), tuple(addresses)))
-        for p in sorted(self.local, key=fec_key):
-            self._send_mapping(peer, p, self.local[p])
+        if self.sender is not None:
+            peer.tx = self.sender(lsr_id)
+        self._tx(peer, Address(self.next_msg_id(), tuple(addresses)))
+        local = self.local
+        for p in sorted(local, key=_by_key):
+            self._send_mapping(peer, p, local[p])
 
     def peer_down(self, lsr_id: IPv4Address) -> None:
         """Session gone: its mappings leave forwarding use (as LWd.1 / LWd.4 for all of
@@ -400,6 +423,33 @@ class Lde:
         # conservative retention's (NH.13-15); one answered by No Route stays recorded
         # as outstanding and is not sent again until the peer maps the FEC.
 
+    def receive_mappings(self, lsr_id: IPv4Address, run: Sequence[tuple[int, tuple, int]]) -> None:
+        """Label Mappings of one IPv4 prefix each, in order, as (message ID, FEC elements,
+        label) (`ldp.codec.MappingRun`): `receive` of each. With liberal retention and no
+        Label Request outstanding (always, but for conservative retention's) the steps
+        of `recv_label_mapping` that remain are inlined here."""
+        peer = self.peers.get(lsr_id)
+        if peer is None:
+            return
+        if self.options.retention == "conservative":
+            for mid, fec, label in run:
+                self.recv_label_mapping(peer, LabelMapping(mid, fec, label))
+            return
+        lib, dirty, requested = peer.lib, self.dirty, peer.requested
+        for mid, fec, label in run:
+            p = fec[0].prefix  # interned by the codec
+            if requested and p in requested:
+                self.recv_label_mapping(peer, LabelMapping(mid, fec, label))
+                continue
+            old = lib.get(p)  # LMp.9
+            if old is not None and old != label:  # LMp.10, LMp.10a
+                del lib[p]
+                dirty.add(p)
+                self._send_release(peer, p, old)
+            lib[p] = label  # LMp.13 liberal / LMp.16
+            if self._is_nexthop(peer, p):
+                dirty.add(p)
+
     def recv_address(self, peer: Peer, msg: Address) -> None:
         """§3.5.5.1: the peer's addresses name IGP next hops (§2.7). A FEC routed over
         one of them now has that peer as next hop: A.1.7 (NH.10-12) at commit."""
@@ -408,7 +458,9 @@ class Lde:
             if isinstance(a, IPv4Address):
                 peer.addresses.add(a)
                 self.addr_peer[int(a)] = peer.lsr_id
+                self._addr_peer[int(a)] = peer
                 bound.add(int(a))
+        self._nh_peers.clear()
         self.dirty |= self._routed_via(bound)
 
     def recv_address_withdraw(self, peer: Peer, msg: AddressWithdraw) -> None:
@@ -641,13 +693,22 @@ class Lde:
 
     # ============================================================== A.2 common procedures
 
+    def _tx(self, peer: Peer, msg: Any) -> None:
+        if peer.tx is not None:
+            peer.tx(msg)
+        else:
+            self.send(peer.lsr_id, msg)
+
     def _send_mapping(self, peer: Peer, p: IPv4Network, label: int,
                       request_msg_id: int | None = None) -> None:
         """Send_Label (A.2.1): SL.4 send the mapping (SL.6-7: answering a request
         carries its message ID), SL.5 record it (`Peer.advertised`: our binding).
         Skipped: SL.9-14 (no label resources: a range runs out with an error instead)."""
-        self.send(peer.lsr_id, LabelMapping(self.next_msg_id(), (PrefixFec(p),), label,
-                                            request_msg_id=request_msg_id))
+        if request_msg_id is None and self.encode_mapping is not None and peer.tx is not None:
+            peer.tx(self.encode_mapping(self.next_msg_id(), p, label))
+            return
+        self._tx(peer, LabelMapping(self.next_msg_id(), (PrefixFec(p),), label,
+                                    request_msg_id=request_msg_id))
 
     def _send_withdraw(self, peer: Peer, p: IPv4Network, label: int) -> None:
         """Send_Label_Withdraw (A.2.3): SWd.2 record it -- the label waits for the
@@ -655,11 +716,11 @@ class Lde:
         peer.withdrawn[p] = label
         if label >= MIN_UNRESERVED:
             self.holds.setdefault(label, set()).add(peer.lsr_id)
-        self.send(peer.lsr_id, LabelWithdraw(self.next_msg_id(), (PrefixFec(p),), label))
+        self._tx(peer, LabelWithdraw(self.next_msg_id(), (PrefixFec(p),), label))
 
     def _send_release(self, peer: Peer, p: IPv4Network, label: int) -> None:
         """Send_Message (A.2.5) of a Label Release for one FEC and label."""
-        self.send(peer.lsr_id, LabelRelease(self.next_msg_id(), (PrefixFec(p),), label))
+        self._tx(peer, LabelRelease(self.next_msg_id(), (PrefixFec(p),), label))
 
     # ============================================================== helpers
 
@@ -672,12 +733,28 @@ class Lde:
                           if pid != lsr_id and addr in self.peers[pid].addresses), None)
             if other is None:
                 del self.addr_peer[a]
+                self._addr_peer.pop(a, None)
             else:
                 self.addr_peer[a] = other
+                self._addr_peer[a] = self.peers[other]
+            self._nh_peers.clear()
         return a
 
     def _is_nexthop(self, peer: Peer, p: IPv4Network) -> bool:
-        return any(self.addr_peer.get(a) == peer.lsr_id for _, a in self._nhs(p))
+        """Is `peer` a next hop of FEC (any of its ECMP next hops' addresses is one the
+        peer sent)?"""
+        r = self.rib.get(p)
+        if r is None or not r.nexthops or not (self._all_fecs or p.prefixlen == 32):
+            return False
+        t = r.nexthops
+        hit = self._nh_peers.get(id(t))
+        if hit is None or hit[0] is not t:
+            peers = frozenset(x.key for _, a in self._nh_pairs(t)
+                              if (x := self._addr_peer.get(a)) is not None)
+            if len(self._nh_peers) >= 4096:
+                self._nh_peers.clear()
+            hit = self._nh_peers[id(t)] = (t, peers)  # the tuple is held: its id stays its
+        return peer.key in hit[1]
 
     def _unhold(self, label: int, lsr_id: IPv4Address) -> None:
         waiting = self.holds.get(label)
@@ -700,12 +777,12 @@ class Lde:
         """(IGP next hop, peer LSR ID, label) for each next hop whose peer mapped `p`."""
         out = []
         for nh, a in self._nhs(p):
-            pid = self.addr_peer.get(a)
-            if pid is None:
+            peer = self._addr_peer.get(a)
+            if peer is None:
                 continue
-            label = self.peers[pid].lib.get(p)
+            label = peer.lib.get(p)
             if label is not None:
-                out.append((nh, pid, label))
+                out.append((nh, peer.lsr_id, label))
         return out
 
     # ============================================================== views
