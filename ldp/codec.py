@@ -242,12 +242,18 @@ _MAPPING_CACHE: dict[bytes, tuple[tuple[FecElement, ...], int]] = {}
 
 def _fast_label_mapping(buf: bytes, off: int, end: int, mid: int) -> Message | None:
     """Label Mapping = one IPv4 Prefix FEC element + Generic Label (§3.5.7), nothing else."""
+    parts = _mapping_parts(buf, off, end)
+    return None if parts is None else LabelMapping(mid, parts[0], parts[1])
+
+
+def _mapping_parts(buf: bytes, off: int, end: int) -> tuple[tuple[FecElement, ...], int] | None:
+    """(FEC elements, label) of the Label Mapping in buf[off:end] if of the common shape."""
     if end - off < 24:
         return None
     key = buf[off + 8 : end]  # what the checks below read (and its length)
     hit = _MAPPING_CACHE.get(key)
     if hit is not None:
-        return LabelMapping(mid, hit[0], hit[1])
+        return hit
     fhead, flen = _TLV_HDR.unpack_from(buf, off + 8)
     if fhead != _FEC_TLV_PREFIX or buf[off + 12] != FecType.PREFIX:
         return None
@@ -264,8 +270,8 @@ def _fast_label_mapping(buf: bytes, off: int, end: int, mid: int) -> Message | N
     fec = _prefix_fec4(buf[off + 12 : lpos])
     if len(_MAPPING_CACHE) >= _CACHE_MAX:
         _MAPPING_CACHE.clear()
-    _MAPPING_CACHE[key] = (fec, label)
-    return LabelMapping(mid, fec, label)
+    hit = _MAPPING_CACHE[key] = (fec, label)
+    return hit
 
 
 def _fast_address(buf: bytes, off: int, end: int, mid: int, mtype: int) -> Message | None:
@@ -447,11 +453,7 @@ def _decode_pdu_runs(buf: bytes, start: int, end: int) -> Pdu:
             head, length, mid = _MSG_HDR.unpack_from(buf, off)
             if head & MSG_TYPE_MASK == MsgType.LABEL_MAPPING and 4 <= length <= end - off - 4:
                 used = 4 + length
-                hit = get(buf[off + 8 : off + used])
-                if hit is None:
-                    m = _fast_label_mapping(buf, off, off + used, mid)
-                    if m is not None:
-                        hit = (m.fec, m.label)  # type: ignore[union-attr]
+                hit = get(buf[off + 8 : off + used]) or _mapping_parts(buf, off, off + used)
                 if hit is not None:
                     if run is None:
                         run = MappingRun()

@@ -576,7 +576,7 @@ class Lde:
             return None
         dirty = sorted(self.dirty, key=_by_key)
         self.dirty = set()
-        out = _DiffBuilder()
+        out = _DiffBuilder(self)
         peers = [self.peers[k] for k in sorted(self.peers)]
         for p in dirty:
             # LMp.11-12 / NH.10-12: the label of every next hop whose peer mapped FEC
@@ -656,7 +656,7 @@ class Lde:
             del self._rows[p]  # no entry to build: nothing to keep (a later row is new)
         if ftn_new is not None:
             if ftn_new != ftn_old:
-                out.ftn_set.append(self._ftn_entry(p, row))
+                out.ftn_set.append((p, row))
                 if ftn_old is None:
                     self._ftns += 1
         elif ftn_old is not None:
@@ -670,7 +670,7 @@ class Lde:
         if ilm_new is not None:
             owner = self._ilm_fec.get(in_label)  # type: ignore[arg-type]
             if owner is not p or ilm_new != ilm_old:
-                out.ilm_set.append(self._ilm_entry(p, row))
+                out.ilm_set.append((p, row))
                 self._ilm_fec[in_label] = p  # type: ignore[index]
 
     def _name(self, pid: IPv4Address) -> str:
@@ -873,19 +873,77 @@ class _IlmView(Mapping[int, IlmEntry]):
 
 @dataclass
 class _DiffBuilder:
-    """The LFIB changes of one commit, in the order they were decided."""
+    """The LFIB changes of one commit, in the order they were decided: the entries set as
+    (FEC, row), built when the diff is read (`_PendingDiff`)."""
 
-    ftn_set: list[FtnEntry] = field(default_factory=list)
+    lde: Lde
+    ftn_set: list[tuple[IPv4Network, tuple]] = field(default_factory=list)
     ftn_del: list[IPv4Network] = field(default_factory=list)
-    ilm_set: list[IlmEntry] = field(default_factory=list)
+    ilm_set: list[tuple[IPv4Network, tuple]] = field(default_factory=list)
     ilm_del: list[int] = field(default_factory=list)
 
     def diff(self) -> LfibDiff | None:
         # an in-label removed for one FEC and reused by another in the same commit stays
-        reused = {e.in_label for e in self.ilm_set}
+        reused = {row[1] for _, row in self.ilm_set}  # each entry's in-label
         ilm_del = [x for x in self.ilm_del if x not in reused]
-        d = LfibDiff(tuple(self.ftn_set), tuple(self.ftn_del), tuple(self.ilm_set), tuple(ilm_del))
-        return d if d else None
+        if not (self.ftn_set or self.ftn_del or self.ilm_set or ilm_del):
+            return None
+        return _PendingDiff(self.lde, tuple(self.ftn_set), tuple(self.ftn_del),
+                            tuple(self.ilm_set), tuple(ilm_del))
+
+
+class _PendingDiff(LfibDiff):
+    """An `LfibDiff` whose set entries are built from their rows when first read: a
+    simulator that only notes that the LFIB changed never builds them (several objects
+    an entry). Rows are immutable, so the entries are those of the commit."""
+
+    def __init__(self, lde: Lde, ftn: tuple, ftn_del: tuple, ilm: tuple, ilm_del: tuple) -> None:
+        object.__setattr__(self, "_lde", lde)
+        object.__setattr__(self, "_rows", (ftn, ilm))
+        object.__setattr__(self, "_built", None)
+        object.__setattr__(self, "_dels", (ftn_del, ilm_del))
+
+    def _entries(self) -> tuple[tuple[FtnEntry, ...], tuple[IlmEntry, ...]]:
+        built = self._built  # type: ignore[has-type]
+        if built is None:
+            lde = self._lde  # type: ignore[has-type]
+            ftn, ilm = self._rows  # type: ignore[has-type]
+            built = (tuple(lde._ftn_entry(p, row) for p, row in ftn),
+                     tuple(lde._ilm_entry(p, row) for p, row in ilm))
+            object.__setattr__(self, "_built", built)
+        return built  # type: ignore[no-any-return]
+
+    @property  # type: ignore[override]
+    def ftn_set(self) -> tuple[FtnEntry, ...]:
+        return self._entries()[0]
+
+    @property  # type: ignore[override]
+    def ilm_set(self) -> tuple[IlmEntry, ...]:
+        return self._entries()[1]
+
+    @property  # type: ignore[override]
+    def ftn_del(self) -> tuple[IPv4Network, ...]:
+        return self._dels[0]  # type: ignore[has-type, no-any-return]
+
+    @property  # type: ignore[override]
+    def ilm_del(self) -> tuple[int, ...]:
+        return self._dels[1]  # type: ignore[has-type, no-any-return]
+
+    def __bool__(self) -> bool:
+        return True  # made only when something changed
+
+    def __repr__(self) -> str:
+        return (f"LfibDiff(ftn_set={self.ftn_set!r}, ftn_del={self.ftn_del!r}, "
+                f"ilm_set={self.ilm_set!r}, ilm_del={self.ilm_del!r})")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, LfibDiff):
+            return NotImplemented
+        return (self.ftn_set, self.ftn_del, self.ilm_set, self.ilm_del) == \
+            (other.ftn_set, other.ftn_del, other.ilm_set, other.ilm_del)
+
+    def __hash__(self) -> int:
+        return hash((self.ftn_set, self.ftn_del, self.ilm_set, self.ilm_del))
 
 
 def _untagged(route: Route) -> list[Nhlfe]:

@@ -78,6 +78,8 @@ _BGP_TCP = (bgp_ev.TcpAccepted, bgp_ev.TcpConnected, bgp_ev.TcpData, bgp_ev.TcpC
 IGP_MODES = ("ospf", "reference")
 _COMPACT_MIN = 1 << 16  # queue entries before the first `_compact`
 _PacketReceived = ospf_ev.PacketReceived
+_SendPacket = ospf_ev.SendPacket
+_StartTimer = ospf_ev.StartTimer
 _new = tuple.__new__  # _new(PacketReceived, fields): a named tuple without its __new__
 
 
@@ -272,8 +274,13 @@ class Simulation:
 
     def _perform_ospf(self, router: str, actions: list[Any]) -> None:
         dest = router + OSPF
+        arrive = self.now + self.link_delay  # the clock does not move while actions run
+        queue = self._queue  # `_compact` keeps this list
         for a in actions:
-            if isinstance(a, ospf_ev.SendPacket):
+            cls = a.__class__  # the two most frequent actions first, by class
+            if cls is _StartTimer:
+                self._arm(dest, a.timer, a.seconds, ospf_ev.TimerExpired)
+            elif cls is _SendPacket or isinstance(a, ospf_ev.SendPacket):
                 out = self._ospf_out.get((router, a.ifname))
                 if out is None:
                     iface = self.topo.nodes[router].interfaces[a.ifname]
@@ -287,9 +294,8 @@ class Simulation:
                 self._inflight_ospf += 1
                 # self._push(...), inlined: the most frequent event by far
                 self._seq += 1
-                heapq.heappush(self._queue, (self.now + self.link_delay, self._seq, peer_dest,
-                                             _new(_PacketReceived, (peer_if, src, a.dst, a.data)),
-                                             0))
+                heapq.heappush(queue, (arrive, self._seq, peer_dest,
+                                       _new(_PacketReceived, (peer_if, src, a.dst, a.data)), 0))
             elif isinstance(a, ospf_ev.StartTimer):
                 self._arm(dest, a.timer, a.seconds, ospf_ev.TimerExpired)
             elif isinstance(a, ospf_ev.CancelTimer):

@@ -5,7 +5,7 @@ the driver gives (an LSA's age grows by one a second while it sits in the databa
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from ospf.packets import MAX_AGE, MAX_AGE_DIFF, Lsa, LsaHeader, LsaKey, LsType
@@ -30,7 +30,7 @@ def compare_to(a: LsaHeader, seq: int, checksum: int, age: int) -> int:
     return 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     lsa: Lsa  # as installed: header.age is the age at `installed`
     installed: float
@@ -51,11 +51,15 @@ class Entry:
 class Lsdb:
     def __init__(self) -> None:
         self._db: dict[LsaKey, Entry] = {}
-        self._expiry: list[tuple[float, LsaKey, int]] = []  # (when MaxAge, key, seq)
+        # (when MaxAge, key.order, seq, key): key.order sorts as the key (ints: no
+        # dataclass comparison when two expire at the same time)
+        self._expiry: list[tuple[float, tuple[int, int, int], int, LsaKey]] = []
         # int(router ID) -> its router-LSA (Link State ID = Advertising Router): SPF's
         # lookup of a router vertex, without building an LsaKey
         self._routers: dict[int, Entry] = {}
         self.networks = 0  # network-LSAs held (SPF looks for them only if there are any)
+        # get(key) -> Entry | None: the dict's own method (the most frequent call of all)
+        self.get: Callable[[LsaKey], Entry | None] = self._db.get
 
     def __len__(self) -> int:
         return len(self._db)
@@ -63,21 +67,17 @@ class Lsdb:
     def __contains__(self, key: LsaKey) -> bool:
         return key in self._db
 
-    def get(self, key: LsaKey) -> Entry | None:
-        return self._db.get(key)
-
     def router_entry(self, rid: int) -> Entry | None:
         """The entry of the router-LSA of router ID `rid` (an int), if any."""
         return self._routers.get(rid)
 
     def _index(self, key: LsaKey, e: Entry | None) -> None:
-        if key.ls_type == LsType.ROUTER:
-            rid = int(key.adv_router)
-            if int(key.ls_id) == rid:
-                if e is None:
-                    self._routers.pop(rid, None)
-                else:
-                    self._routers[rid] = e
+        t, lid, rid = key.order  # type: ignore[attr-defined]
+        if t == LsType.ROUTER and lid == rid:
+            if e is None:
+                self._routers.pop(rid, None)
+            else:
+                self._routers[rid] = e
 
     def entries(self) -> Iterator[tuple[LsaKey, Entry]]:
         return iter(sorted(self._db.items()))
@@ -85,19 +85,22 @@ class Lsdb:
     def install(self, lsa: Lsa, now: float, flooded: bool = True) -> bool:
         """§13.2: store the instance; True if its contents changed (SPF needed). A change
         is anything but the age: a new body, or the LSA appearing or reaching MaxAge."""
-        old = self._db.get(lsa.key)
-        e = self._db[lsa.key] = Entry(lsa, now, flooded)
-        self._index(lsa.key, e)
-        if old is None and lsa.key.ls_type == LsType.NETWORK:
+        key = lsa.key
+        h = lsa.header
+        old = self._db.get(key)
+        e = self._db[key] = Entry(lsa, now, flooded)
+        self._index(key, e)
+        if old is None and key.ls_type == LsType.NETWORK:
             self.networks += 1
-        if lsa.header.age < MAX_AGE:
-            heapq.heappush(self._expiry, (now + MAX_AGE - lsa.header.age, lsa.key,
-                                          lsa.header.seq))
+        if h.age < MAX_AGE:
+            heapq.heappush(self._expiry, (now + MAX_AGE - h.age, key.order,  # type: ignore[attr-defined]
+                                          h.seq, key))
         if old is None:
             return True
-        if (old.lsa.header.age >= MAX_AGE) != (lsa.header.age >= MAX_AGE):
+        oh = old.lsa.header
+        if (oh.age >= MAX_AGE) != (h.age >= MAX_AGE):
             return True
-        return old.lsa.raw[20:] != lsa.raw[20:] or old.lsa.header.options != lsa.header.options
+        return old.lsa.raw[20:] != lsa.raw[20:] or oh.options != h.options
 
     def remove(self, key: LsaKey) -> None:
         if self._db.pop(key, None) is not None:
@@ -108,7 +111,7 @@ class Lsdb:
     def next_expiry(self) -> float | None:
         """When the next LSA reaches MaxAge (stale heap entries are dropped)."""
         while self._expiry:
-            when, key, seq = self._expiry[0]
+            when, _, seq, key = self._expiry[0]
             e = self._db.get(key)
             if e is not None and e.lsa.header.seq == seq and e.lsa.header.age < MAX_AGE:
                 return when
@@ -119,7 +122,7 @@ class Lsdb:
         """Keys of LSAs that have reached MaxAge by `now` (§14)."""
         out = []
         while self._expiry and self._expiry[0][0] <= now:
-            _, key, seq = heapq.heappop(self._expiry)
+            _, _, seq, key = heapq.heappop(self._expiry)
             e = self._db.get(key)
             if e is not None and e.lsa.header.seq == seq and e.age(now) >= MAX_AGE:
                 out.append(key)

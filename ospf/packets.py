@@ -54,9 +54,11 @@ _ZERO4 = bytes(4)
 _ADDRS: dict[bytes, IPv4Address] = {_ZERO4: AREA0}
 _HEADERS: dict[bytes, LsaHeader] = {}
 _LSAS: dict[bytes, Lsa] = {}
+_INSTANCES: dict[bytes, Lsa] = {}  # an LSA's bytes but its age -> one decoding of it
 # Whole packets without cryptographic authentication: a router floods the same bytes out
 # of every interface, so each of its neighbors decodes what the others already have.
 _PACKETS: dict[bytes, Packet] = {}
+_BODIES: dict[tuple[int, bytes], Body] = {}  # (packet type, body bytes) -> decoded body
 
 
 def _memo(table: dict, key: bytes, value: object) -> None:
@@ -181,11 +183,28 @@ class LsaKey:
     def __post_init__(self) -> None:
         # Keys are hashed at every database and list lookup; IPv4Address hashes through
         # hex() each time. The hash is computed once (equality stays the fields').
-        object.__setattr__(self, "_hash", hash((self.ls_type, int(self.ls_id),
-                                                int(self.adv_router))))
+        # `order`: the fields as ints, which sort as the key does.
+        order = (self.ls_type, int(self.ls_id), int(self.adv_router))
+        object.__setattr__(self, "order", order)
+        object.__setattr__(self, "_hash", hash(order))
 
     def __hash__(self) -> int:
         return self._hash  # type: ignore[attr-defined, no-any-return]
+
+
+_KEYS: dict[tuple[int, int, int], LsaKey] = {}
+
+
+def lsa_key(ls_type: int, ls_id: IPv4Address, adv_router: IPv4Address) -> LsaKey:
+    """LsaKey(ls_type, ls_id, adv_router), shared: a lookup by the key already stored
+    then matches by identity, without comparing the fields (bounded table)."""
+    k = (ls_type, int(ls_id), int(adv_router))
+    key = _KEYS.get(k)
+    if key is None:
+        if len(_KEYS) >= _MEMO_MAX:
+            _KEYS.clear()
+        key = _KEYS[k] = LsaKey(ls_type, ls_id, adv_router)
+    return key
 
     def to_json(self) -> dict[str, object]:
         return {"type": self.ls_type, "id": str(self.ls_id), "adv_router": str(self.adv_router)}
@@ -207,7 +226,7 @@ class LsaHeader:
 
     @cached_property
     def key(self) -> LsaKey:
-        return LsaKey(self.ls_type, self.ls_id, self.adv_router)
+        return lsa_key(self.ls_type, self.ls_id, self.adv_router)
 
     def encode(self) -> bytes:
         return self.raw or _LSA_HDR.pack(self.age, self.options, self.ls_type,
@@ -376,6 +395,13 @@ class Lsa:
         lsa = _LSAS.get(raw)
         if lsa is not None:
             return lsa
+        # Each hop floods an instance one second older: the same bytes but the age,
+        # which the checksum does not cover. The instance is checked and parsed once.
+        same = _INSTANCES.get(raw[2:])
+        if same is not None:
+            lsa = cls(h, same.body, raw)
+            _memo(_LSAS, raw, lsa)
+            return lsa
         if not fletcher_ok(raw[2:]):
             raise DecodeError("bad-lsa-checksum", f"LSA {h.ls_type} {h.ls_id} {h.adv_router}")
         body_cls = LSA_BODIES.get(h.ls_type)
@@ -383,6 +409,7 @@ class Lsa:
         body: LsaBody = body_cls.from_value(v) if body_cls else OpaqueBody(v)
         lsa = cls(h, body, raw)
         _memo(_LSAS, raw, lsa)
+        _memo(_INSTANCES, raw[2:], lsa)
         return lsa
 
     def to_json(self) -> dict[str, object]:
@@ -462,7 +489,7 @@ class LsRequest:
         keys = []
         for off in range(0, len(v), 12):
             t, lid, adv = struct.unpack_from("!I4s4s", v, off)
-            keys.append(LsaKey(t, _addr(lid), _addr(adv)))
+            keys.append(lsa_key(t, _addr(lid), _addr(adv)))
         return cls(tuple(keys))
 
 
@@ -513,6 +540,7 @@ PACKET_BODIES: Registry = Registry("OSPF packet")
 for _c in (Hello, DbDescription, LsRequest, LsUpdate, LsAck):
     PACKET_BODIES.register(_c)
 del _c
+_BODY_CLASSES = {t: PACKET_BODIES.get(t) for t in PacketType}  # PACKET_BODIES.get, per packet
 
 
 @dataclass(frozen=True)
@@ -602,7 +630,7 @@ def _decode_packet(b: bytes, auth: Auth) -> Packet:
         raise DecodeError("bad-version", str(ver))
     if length < HEADER_LEN or length > len(b):
         raise DecodeError("bad-length", f"length field {length}, {len(b)} received")
-    body_cls = PACKET_BODIES.get(t)
+    body_cls = _BODY_CLASSES.get(t) or PACKET_BODIES.get(t)
     if body_cls is None:
         raise DecodeError("bad-type", str(t))
     if autype != auth.type:
@@ -620,5 +648,9 @@ def _decode_packet(b: bytes, auth: Auth) -> Packet:
             raise DecodeError("bad-checksum")
         if autype == AuType.SIMPLE and authf != auth.key.ljust(8, b"\0"):
             raise DecodeError("auth-mismatch", "password")
-    body = body_cls.from_value(b[HEADER_LEN:length])
+    v = b[HEADER_LEN:length]
+    body = _BODIES.get((t, v))  # routers the same distance away flood the same bodies
+    if body is None:
+        body = body_cls.from_value(v)
+        _memo(_BODIES, (t, v), body)  # type: ignore[arg-type]
     return Packet(_addr(rid), _addr(area), body, crypt_seq)
