@@ -256,7 +256,7 @@ class Lde:
         # inputs of its last FTN/ILM decision, from which its entries are built
         self._rows: dict[IPv4Network, tuple] = {}
         self._ftns = 0  # rows with an FTN entry
-        self._ilm_fec: dict[int, IPv4Network] = {}  # in-label -> FEC of the ILM entry
+        self._ilms = 0  # rows with an ILM entry
         self._names: dict[IPv4Address, str] = {}  # peer LSR ID -> str, cached
         self.lfib = Lfib(_FtnView(self), _IlmView(self))  # type: ignore[arg-type]
         self.dirty: set[IPv4Network] = set()
@@ -632,19 +632,26 @@ class Lde:
         """FTN and ILM of FEC (RFC 3031 §3.10-3.12): LMp.14-15 (install the next hops'
         labels for forwarding), LWd.1 / LMp.10a / NH.2 (remove the ones gone).
 
-        The entries are functions of the row (route, local label, is a FEC, next hops'
-        labels): a row equal to the last one (next hops compared by peer and label, as
-        ever) changes nothing; else the entries of the new and the old row are compared
-        by what they are made of, and only the changes become entries (in the diff)."""
+        The entries are functions of the row, (route, local label, then next hop, peer
+        and label for each next hop with a label), kept for the FECs that have one: a row
+        equal to the last one (next hops compared by peer and label, as ever) changes
+        nothing; else the entries of the new and the old row are compared by what they
+        are made of, and only the changes become entries (in the diff). The ILM entry at
+        our label can only be this FEC's: labels are bound to one FEC at a time, and a
+        FEC's old entry goes when its label does."""
         route = self.rib.get(p)
         in_fecs = route is not None and (self._all_fecs or p.prefixlen == 32)
-        old = self._rows.get(p)
-        if old is not None and (old[0] is route or old[0] == route) and old[1] == new \
-                and old[2] == in_fecs and _same_labels(old[3], usable):
+        old = self._rows.get(p)  # a kept row was a FEC's
+        if old is not None and in_fecs and (old[0] is route or old[0] == route) \
+                and old[1] == new and _same_labels(old, usable):
             return  # same route, local label and downstream labels: LFIB unchanged
-        row = (route, new, in_fecs, tuple(usable))
-        ftn_new = _ftn_key(row)
-        ilm_new = _ilm_key(row, ftn_new)
+        if in_fecs:
+            row: tuple = (route, new, *[x for u in usable for x in u])
+            ftn_new = _ftn_key(row)
+            ilm_new = _ilm_key(row, ftn_new)
+        else:
+            row = (route, new)
+            ftn_new = ilm_new = None
         if old is not None:
             ftn_old = _ftn_key(old)
             ilm_old = _ilm_key(old, ftn_old)
@@ -666,12 +673,11 @@ class Lde:
         old_in = old[1] if ilm_old is not None else None  # the label of the installed ILM
         if old_in is not None and (old_in != in_label or ilm_new is None):
             out.ilm_del.append(old_in)
-            self._ilm_fec.pop(old_in, None)
-        if ilm_new is not None:
-            owner = self._ilm_fec.get(in_label)  # type: ignore[arg-type]
-            if owner is not p or ilm_new != ilm_old:
-                out.ilm_set.append((p, row))
-                self._ilm_fec[in_label] = p  # type: ignore[index]
+            self._ilms -= 1
+        if ilm_new is not None and (old_in != in_label or ilm_new != ilm_old):
+            out.ilm_set.append((p, row))
+            if old_in != in_label:
+                self._ilms += 1
 
     def _name(self, pid: IPv4Address) -> str:
         return self._names.get(pid) or self._names.setdefault(pid, str(pid))
@@ -679,17 +685,16 @@ class Lde:
     def _ftn_entry(self, p: IPv4Network, row: tuple) -> FtnEntry:
         return FtnEntry(p, tuple(Nhlfe(self._name(pid), nh.interface, nh.address,
                                        _out_labels(label), "push")
-                                 for nh, pid, label in row[3]))
+                                 for nh, pid, label in _hops(row)))
 
     def _ilm_entry(self, p: IPv4Network, row: tuple) -> IlmEntry:
-        route, new, _, usable = row
-        if usable:
+        if len(row) > 2:
             nhs = tuple(Nhlfe(self._name(pid), nh.interface, nh.address, _out_labels(label),
                               "pop" if label == IMPLICIT_NULL else "swap")
-                        for nh, pid, label in usable)
+                        for nh, pid, label in _hops(row))
         else:
-            nhs = tuple(_untagged(route))
-        return IlmEntry(new, p, nhs)
+            nhs = tuple(_untagged(row[0]))
+        return IlmEntry(row[1], p, nhs)
 
     # ============================================================== A.2 common procedures
 
@@ -803,29 +808,42 @@ class Lde:
         return out
 
 
-def _same_labels(a: tuple, b: list) -> bool:
-    """The FTN/ILM inputs of two rows agree: the same (peer, label) per next hop."""
-    return len(a) == len(b) and all(x[1] == y[1] and x[2] == y[2] for x, y in zip(a, b, strict=True))
+def _hops(row: tuple) -> Iterator[tuple]:
+    """(next hop, peer, label) of each next hop with a label, in a row."""
+    return zip(row[2::3], row[3::3], row[4::3], strict=True)
+
+
+def _same_labels(row: tuple, usable: list) -> bool:
+    """A row's next hops have the same (peer, label) as `usable`'s, in order."""
+    if len(row) != 2 + 3 * len(usable):
+        return False
+    k = 3
+    for _, pid, label in usable:
+        if row[k] != pid or row[k + 1] != label:
+            return False
+        k += 3
+    return True
 
 
 def _ftn_key(row: tuple) -> tuple | None:
-    """What FEC's FTN entry is made of (None: no entry): per next hop that has a label,
-    (peer, interface, address, label); the NHLFE is a function of exactly these."""
-    route, _, in_fecs, usable = row
-    if route is None or not in_fecs or not route.nexthops or not usable:
+    """What a FEC's FTN entry is made of (None: no entry), from a row of a FEC: per next
+    hop that has a label, (peer, interface, address, label); the NHLFE is a function of
+    exactly these."""
+    route = row[0]
+    if route is None or not route.nexthops or len(row) == 2:
         return None
-    return tuple([(pid, nh.interface, nh.address, label) for nh, pid, label in usable])
+    return tuple([(pid, nh.interface, nh.address, label) for nh, pid, label in _hops(row)])
 
 
 def _ilm_key(row: tuple, ftn: tuple | None) -> tuple | None:
-    """What FEC's ILM entry is made of (None: no entry): its in-label, and the FTN's
+    """What a FEC's ILM entry is made of (None: no entry): its in-label, and the FTN's
     next hops (swap or pop) or, before any downstream label, the route's (untagged)."""
-    route, new, in_fecs, usable = row
+    route, new = row[0], row[1]
     if new is None or new < MIN_UNRESERVED:
         return None
     if ftn is not None:
         return (new, ftn)
-    if route is None or not in_fecs or not route.nexthops or usable:
+    if route is None or not route.nexthops or len(row) > 2:
         return None
     return (new, "untagged", tuple([(nh.neighbor, nh.interface, nh.address)
                                     for nh in route.nexthops]))
@@ -855,20 +873,29 @@ class _FtnView(Mapping[IPv4Network, FtnEntry]):
 
 
 class _IlmView(Mapping[int, IlmEntry]):
-    """The ILM of an `Lde` (in-label -> entry), built from the rows when read."""
+    """The ILM of an `Lde` (in-label -> entry), built from the rows when read (the label
+    of each FEC with an ILM entry, found by a pass over the rows, kept while they stay)."""
 
     def __init__(self, lde: Lde) -> None:
         self._lde = lde
+        self._index: tuple[dict, dict[int, IPv4Network]] | None = None
+
+    def _by_label(self) -> dict[int, IPv4Network]:
+        rows = self._lde._rows
+        if self._index is None or self._index[0] != rows:  # rows changed since: again
+            idx = {row[1]: p for p, row in rows.items() if _ilm_key(row, _ftn_key(row))}
+            self._index = (dict(rows), idx)
+        return self._index[1]
 
     def __getitem__(self, label: int) -> IlmEntry:
-        p = self._lde._ilm_fec[label]
+        p = self._by_label()[label]
         return self._lde._ilm_entry(p, self._lde._rows[p])
 
     def __iter__(self) -> Iterator[int]:
-        return iter(list(self._lde._ilm_fec))
+        return iter(list(self._by_label()))
 
     def __len__(self) -> int:
-        return len(self._lde._ilm_fec)
+        return self._lde._ilms
 
 
 @dataclass

@@ -204,11 +204,12 @@ def _network(addr: IPv4Address, mask: IPv4Address) -> Prefix:
 
 
 class RouteCache:
-    """What one router keeps from one SPF run to the next: its routes by prefix key,
-    the next-hop tuples of each first-hop set, and (after a run) what changed."""
+    """What one router keeps from one SPF run to the next: its routes (the RIB of the
+    last run), the next-hop tuples of each first-hop set, and (after a run) what
+    changed."""
 
     def __init__(self) -> None:
-        self.routes: dict[int, Route] = {}
+        self.routes: dict[IPv4Network, Route] = {}
         self.nexthops: dict[frozenset[FirstHop], tuple[Nexthop, ...]] = {}
         self.changed: list[Prefix] = []  # prefixes added, changed or gone in the last run
 
@@ -252,7 +253,6 @@ def routes(lsdb: Lsdb, root: IPv4Address,
     c = cache if cache is not None else RouteCache()
     prev = c.routes
     nexthops = c.nexthops  # stubs share their router's next hops
-    kept: dict[int, Route] = {}
     changed: list[Prefix] = []
     out: dict[IPv4Network, Route] = {}
     for k in sorted(own.union(k for k, (_, h) in best.items() if h)):
@@ -265,14 +265,14 @@ def routes(lsdb: Lsdb, root: IPv4Address,
             if nhs is None:
                 nhs = nexthops[h] = tuple(sorted(Nexthop(_name(name_of, rid), ifname, addr)
                                                  for ifname, addr, rid in h))
-        r = prev.get(k)
+        r = prev.get(net)
         if r is None or r.metric != d or r.nexthops != nhs:
             r = Route(net, d, nhs)
             changed.append(net)
-        kept[k] = out[net] = r
-    if len(kept) != len(prev) or changed:
-        changed.extend(r.prefix for k, r in prev.items() if k not in kept)  # type: ignore[misc]
-    c.routes = kept
+        out[net] = r
+    if len(out) != len(prev) or changed:
+        changed.extend(p for p in prev if p not in out)  # type: ignore[misc]
+    c.routes = out if changed else prev  # one RIB dict per router, not two equal ones
     c.changed = changed
     return out
 
