@@ -652,11 +652,17 @@ class Lde:
         else:
             row = (route, new)
             ftn_new = ilm_new = None
-        if old is not None:
-            ftn_old = _ftn_key(old)
+        if old is None:
+            ftn_old = ilm_old = None
+        elif in_fecs and old[2:] == row[2:] and (old[0] is route or (
+                bool(old[0].nexthops) == bool(route.nexthops))):  # type: ignore[union-attr]
+            # the same next hops, peers and labels (the same objects: this compares fast),
+            # and a route to them in both: the same FTN; the ILM differs by its label only
+            ftn_old = ftn_new
             ilm_old = _ilm_key(old, ftn_old)
         else:
-            ftn_old = ilm_old = None
+            ftn_old = _ftn_key(old)
+            ilm_old = _ilm_key(old, ftn_old)
         if ftn_new is not None or ilm_new is not None:
             self._rows[p] = row
         elif old is not None:
