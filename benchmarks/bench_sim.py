@@ -94,11 +94,15 @@ def bench(name: str, topo: Topology, igp: str, link_down: bool = False) -> dict:
     return out
 
 
-def _child(case: str, igp: str, a: argparse.Namespace) -> dict:
+def _child(case: str, igp: str, a: argparse.Namespace) -> dict | None:
     cmd = [sys.executable, __file__, "--worker", case, "--igp", igp, "--extra", str(a.extra),
            "--seed", str(a.seed)] + (["--link-down"] if a.link_down else [])
-    out = subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
-    return json.loads(out.splitlines()[-1])
+    p = subprocess.run(cmd, capture_output=True, text=True)
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or ["(no output)"])[-1]
+        print(f"{case} {igp}: failed (exit {p.returncode}): {last}", file=sys.stderr, flush=True)
+        return None
+    return json.loads(p.stdout.splitlines()[-1])
 
 
 def _mb(mb: float) -> str:
@@ -160,6 +164,8 @@ def main() -> None:
                 continue
             load = f"{os.getloadavg()[0]:.1f}"
             r = _child(case, igp, a)
+            if r is None:
+                continue
             r["load"] = load
             rows.append(r)
             print(json.dumps(r) if a.json else

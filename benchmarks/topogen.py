@@ -109,8 +109,12 @@ def isp_topology_yaml(n: int, seed: int = 1, name: str = "isp") -> str:
         return f"r{r}:eth{ifs[r]}"
 
     out = [{"endpoints": [ep(a), ep(b)], "cost": c} for a, b, c in links]
-    return yaml.safe_dump({"name": name, "topology": {"nodes": nodes, "links": out}},
-                          sort_keys=False)
+    topology: dict = {"nodes": nodes, "links": out}
+    if n > 1000:
+        # Router k's default label block starts at 1000*(k+1): past ~1,000 routers some
+        # are left fewer labels than the map has prefixes. One shared range instead.
+        topology = {"defaults": {"labels": [16, (1 << 20) - 1]}, **topology}
+    return yaml.safe_dump({"name": name, "topology": topology}, sort_keys=False)
 
 
 def isp_topology(n: int, seed: int = 1, name: str = "isp") -> Topology:
