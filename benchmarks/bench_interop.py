@@ -110,7 +110,7 @@ def main() -> int:
     try:
         for a, b, ifname, label in SESSIONS:
             pcap = tmp / f"{a}-{b}.pcap"
-            cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{name}-{a}", "tcpdump", "-i",
+            cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{name}.{a}", "tcpdump", "-i",
                                     ifname, "-U", "--immediate-mode", "-w", str(pcap)],
                                    stderr=subprocess.PIPE, text=True)
             assert cap.stderr is not None and "listening" in cap.stderr.readline()

@@ -15,7 +15,11 @@ Per router: `asn`, `router_id` (default: the loopback), `neighbors` (router name
 `route_reflector`, `rr_clients`, `cluster_id` (default: the router ID),
 `networks`, and `hold_time` / `keepalive` / `connect_retry` / `families` overriding
 the section's. Sessions run between loopbacks and are configured on both ends
-from one mention. The loader (`lsr.core.topology`) calls `validate` only for a
+from one mention. For labs and tests: `passwords` ({neighbour: key}, TCP MD5, RFC
+2385; set it on both ends), `passive` (true, or neighbour names: never open the
+connection, wait for the peer's), `ttl_security` (RFC 5082 GTSM on eBGP sessions
+to directly linked neighbours) and `vpn_networks` (VPN-IPv4 routes originated as
+they are, each `{prefix, rd, label, rt}`: VPN routes without VRFs). The loader (`lsr.core.topology`) calls `validate` only for a
 file that has the section (entry point `lsr.sections`).
 """
 
@@ -25,13 +29,17 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
-from bgp.nlri import FAMILY_BY_NAME, Family
+from bgp.attrs import ExtCommunity
+from bgp.nlri import FAMILY_BY_NAME, MAX_LABEL, Family, Rd
 from lsr.core.topology import Topology
 
 SECTION = "bgp"
 _TOP_KEYS = ("asn", "hold_time", "keepalive", "connect_retry", "families", "routers")
 _ROUTER_KEYS = ("asn", "router_id", "neighbors", "route_reflector", "rr_clients", "cluster_id",
-                "networks", "hold_time", "keepalive", "connect_retry", "families")
+                "networks", "hold_time", "keepalive", "connect_retry", "families", "passwords",
+                "passive", "ttl_security", "vpn_networks")
+_VPN_KEYS = ("prefix", "rd", "label", "rt")
+MAX_PASSWORD = 80  # TCP_MD5SIG_MAXKEYLEN
 DEFAULT_HOLD = 90  # RFC 4271 §10 suggests 90 s
 DEFAULT_CONNECT_RETRY = 120.0  # §10
 DEFAULT_FAMILIES = ("ipv4-unicast", "ipv4-vpn")
@@ -45,6 +53,17 @@ class PeerConfig:
     rr_client: bool = False
     passive: bool = False
     password: str | None = None
+    ttl_security: bool = False  # RFC 5082 GTSM, one hop (eBGP to a directly linked router)
+
+
+@dataclass(frozen=True)
+class VpnNetwork:
+    """A VPN-IPv4 route originated as configured (RFC 4364 §4.3.4): no VRF behind it."""
+
+    prefix: IPv4Network
+    rd: Rd
+    label: int
+    route_targets: tuple[str, ...]
 
 
 @dataclass(frozen=True)
@@ -60,6 +79,7 @@ class BgpConfig:
     connect_retry: float = DEFAULT_CONNECT_RETRY
     families: tuple[Family, ...] = tuple(FAMILY_BY_NAME[f] for f in DEFAULT_FAMILIES)
     networks: tuple[IPv4Network, ...] = ()
+    vpn_networks: tuple[VpnNetwork, ...] = ()
     name: str = ""
     names: dict[str, str] = field(default_factory=dict)  # peer address -> node name
 
@@ -77,6 +97,10 @@ class RouterSpec:
     keepalive: int | None
     connect_retry: float
     families: tuple[Family, ...]
+    passwords: tuple[tuple[str, str], ...] = ()
+    passive: bool | tuple[str, ...] = False
+    ttl_security: bool = False
+    vpn_networks: tuple[VpnNetwork, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -110,6 +134,12 @@ def _families(ctx: Any, v: Any, p: tuple) -> tuple[Family, ...]:
     return tuple(dict.fromkeys(out))
 
 
+def _bool(ctx: Any, v: Any, p: tuple, what: str) -> bool:
+    if not isinstance(v, bool):
+        raise ctx.fail(p, f"{what} must be true or false")
+    return v
+
+
 def _v4(ctx: Any, v: Any, p: tuple, what: str) -> IPv4Address:
     try:
         a = IPv4Address(str(v))
@@ -131,6 +161,64 @@ def _names(ctx: Any, v: Any, p: tuple, routers: dict[str, Any], me: str) -> tupl
             raise ctx.fail(p + (i,), f"{me} cannot peer with itself")
         out.append(n)
     return tuple(dict.fromkeys(out))
+
+
+def _passwords(ctx: Any, v: Any, p: tuple, routers: dict[str, Any],
+               me: str) -> tuple[tuple[str, str], ...]:
+    if not isinstance(v, dict):
+        raise ctx.fail(p, "expected a mapping of neighbour name to password")
+    out = []
+    for nb, key in v.items():
+        if nb not in routers or nb == me:
+            raise ctx.fail(p + (nb,), f"{nb!r} is not another router of bgp.routers")
+        if not isinstance(key, str) or not 1 <= len(key.encode()) <= MAX_PASSWORD:
+            raise ctx.fail(p + (nb,), f"password must be a string of 1..{MAX_PASSWORD} characters")
+        out.append((nb, key))
+    return tuple(sorted(out))
+
+
+def _passive(ctx: Any, v: Any, p: tuple, routers: dict[str, Any],
+             me: str) -> bool | tuple[str, ...]:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, list):
+        return _names(ctx, v, p, routers, me)
+    raise ctx.fail(p, "passive must be true, false or a list of neighbour names")
+
+
+def _vpn_networks(ctx: Any, v: Any, p: tuple) -> tuple[VpnNetwork, ...]:
+    if not isinstance(v, list):
+        raise ctx.fail(p, "expected a list of {prefix, rd, label, rt}")
+    out: dict[tuple, VpnNetwork] = {}
+    for i, e in enumerate(v):
+        q = p + (i,)
+        if not isinstance(e, dict) or not {"prefix", "rd", "label"} <= set(e):
+            raise ctx.fail(q, "expected a mapping with prefix, rd, label (and rt)")
+        for k in e:
+            if k not in _VPN_KEYS:
+                raise ctx.fail(q + (k,), f"unknown key '{k}' (allowed: {', '.join(_VPN_KEYS)})")
+        try:
+            prefix = IPv4Network(str(e["prefix"]))
+        except ValueError:
+            raise ctx.fail(q + ("prefix",), f"not an IPv4 prefix: {e['prefix']!r}") from None
+        try:
+            rd = Rd.parse(str(e["rd"]))
+        except ValueError as err:
+            raise ctx.fail(q + ("rd",), str(err)) from None
+        label = _int(ctx, e["label"], q + ("label",), 16, MAX_LABEL, "label")
+        rts = e.get("rt", [])
+        rts = [rts] if isinstance(rts, str) else rts
+        if not isinstance(rts, list):
+            raise ctx.fail(q + ("rt",), "rt must be a route target or a list of them")
+        for j, rt in enumerate(rts):
+            try:
+                ExtCommunity.route_target(str(rt))
+            except ValueError as err:
+                raise ctx.fail(q + ("rt", j), str(err)) from None
+        if (rd, prefix) in out:
+            raise ctx.fail(q, f"{rd} {prefix} is listed twice")
+        out[(rd, prefix)] = VpnNetwork(prefix, rd, label, tuple(str(r) for r in rts))
+    return tuple(out.values())
 
 
 def validate(ctx: Any, raw: Any, topo: Topology) -> BgpSection:
@@ -197,6 +285,14 @@ def validate(ctx: Any, raw: Any, topo: Topology) -> BgpSection:
                                      65535, "connect_retry")) if "connect_retry" in opts else retry,
             families=_families(ctx, opts["families"], p + ("families",))
             if "families" in opts else fams,
+            passwords=_passwords(ctx, opts["passwords"], p + ("passwords",), routers_raw, name)
+            if "passwords" in opts else (),
+            passive=_passive(ctx, opts["passive"], p + ("passive",), routers_raw, name)
+            if "passive" in opts else False,
+            ttl_security=_bool(ctx, opts.get("ttl_security", False), p + ("ttl_security",),
+                               "ttl_security"),
+            vpn_networks=_vpn_networks(ctx, opts["vpn_networks"], p + ("vpn_networks",))
+            if "vpn_networks" in opts else (),
         )
     for name, s in specs.items():
         if s.rr_clients:
@@ -205,6 +301,20 @@ def validate(ctx: Any, raw: Any, topo: Topology) -> BgpSection:
                     raise ctx.fail(rp + (name, "rr_clients", i),
                                    f"{c} is in AS {specs[c].asn}, not {s.asn}: not a client")
     sessions, clients = _sessions(specs)
+    for name, s in specs.items():
+        peers = {n for pair in sessions if name in pair for n in pair} - {name}
+        named = [("passwords", n) for n, _ in s.passwords]
+        named += [("passive", n) for n in (s.passive if isinstance(s.passive, tuple) else ())]
+        for key, n in named:
+            if n not in peers:
+                raise ctx.fail(rp + (name, key), f"{n} is not a BGP neighbour of {name}")
+        if s.ttl_security:  # RFC 5082 one hop: only eBGP neighbours on a shared link
+            linked = {i.peer_node for i in topo.nodes[name].interfaces.values()}
+            for n in sorted(peers):
+                if specs[n].asn != s.asn and n not in linked:
+                    raise ctx.fail(rp + (name, "ttl_security"),
+                                   f"eBGP neighbour {n} is not directly linked to {name} "
+                                   "(GTSM here is for one-hop sessions)")
     return BgpSection(specs, sessions, clients)
 
 
@@ -251,13 +361,17 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> BgpConfig | 
             continue
         (other,) = pair - {router}
         o = sec.routers[other]
+        passive = s.passive if isinstance(s.passive, bool) else other in s.passive
         peers.append(PeerConfig(topo.nodes[other].lsr_id, o.asn, other,
-                                rr_client=(router, other) in sec.clients))
+                                rr_client=(router, other) in sec.clients, passive=passive,
+                                password=dict(s.passwords).get(other),
+                                ttl_security=s.ttl_security and o.asn != s.asn))
     names = {str(topo.nodes[n].lsr_id): n for n in sec.routers}
     kw: dict[str, Any] = {
         "cluster_id": s.cluster_id, "route_reflector": s.route_reflector,
         "hold_time": s.hold_time, "keepalive": s.keepalive, "connect_retry": s.connect_retry,
-        "families": s.families, "networks": s.networks, "name": router, "names": names,
+        "families": s.families, "networks": s.networks, "vpn_networks": s.vpn_networks,
+        "name": router, "names": names,
     }
     kw.update(overrides)
     return BgpConfig(s.asn, s.router_id, topo.nodes[router].lsr_id,

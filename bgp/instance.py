@@ -25,6 +25,7 @@ from bgp.attrs import (
     NO_EXPORT,
     NO_EXPORT_SUBCONFED,
     Ctx,
+    ExtCommunity,
     Handling,
     MpReach,
     MpUnreach,
@@ -79,7 +80,7 @@ from bgp.messages import (
     decode_message,
     encode,
 )
-from bgp.nlri import IPV4_UNICAST, Family, Nlri, encode_nlri, family_name
+from bgp.nlri import IPV4_UNICAST, IPV4_VPN, Family, Nlri, encode_nlri, family_name
 from bgp.peer import Advert, Conn, Key, Peer
 from bgp.rib import DEFAULT_LOCAL_PREF, Path, preference, select
 from lsr.core.igp import Route
@@ -109,6 +110,9 @@ class BgpInstance:
         self._dirty: set[Key] = set()
         self.counters_tx: dict[str, int] = {}
         self.counters_rx: dict[str, int] = {}
+        # NOTIFICATIONs by "CODE/subcode" (what was refused or malformed, and why)
+        self.notifications_tx: dict[str, int] = {}
+        self.notifications_rx: dict[str, int] = {}
         self.decisions = 0
         self._out: list[Action] = []
 
@@ -145,6 +149,12 @@ class BgpInstance:
         if self.cfg.networks:
             self._originate(Originate(tuple(LocalRoute(IPV4_UNICAST, Nlri(n))
                                             for n in self.cfg.networks)))
+        if self.cfg.vpn_networks:  # configured VPN-IPv4 routes (no VRF behind them)
+            self._originate(Originate(tuple(
+                LocalRoute(IPV4_VPN, Nlri(v.prefix, v.rd), v.label,
+                           ext_communities=tuple(ExtCommunity.route_target(rt)
+                                                 for rt in v.route_targets))
+                for v in self.cfg.vpn_networks)))
         for addr in sorted(self.peers):
             self._manual_start(self.peers[addr])
 
@@ -236,6 +246,12 @@ class BgpInstance:
         if conn is not None:
             self._close(peer, conn)
         self._start_retry_timer(peer)
+        if peer.cfg.passive and conn is None:
+            # PassiveTcpEstablishment (§8.1.1) "passively wait[s] for the remote BGP peer
+            # to establish the BGP TCP connection": we never connect, and stay Active
+            # listening (as FRR's `neighbor X passive`).
+            peer.base = State.ACTIVE
+            return
         self._connect(peer)
 
     def _a_send_open(self, peer: Peer, conn: Conn | None, *_: Any) -> None:
@@ -396,6 +412,9 @@ class BgpInstance:
         self._send(peer, conn, note)
 
     def _send(self, peer: Peer, conn: Conn, msg: Any) -> None:
+        if isinstance(msg, Notification):
+            d = msg.describe()
+            self.notifications_tx[d] = self.notifications_tx.get(d, 0) + 1
         self._send_raw(peer, conn, encode(msg, peer.ctx), _MSG_NAMES[msg.TYPE])
 
     def _send_raw(self, peer: Peer, conn: Conn, data: bytes, kind: str, n: int = 1) -> None:
@@ -490,6 +509,7 @@ class BgpInstance:
             self._fsm_msg(peer, conn, E.UPDATE_MSG, msg=msg)
         elif isinstance(msg, Notification):
             peer.last_error = f"received {msg.describe()}"
+            self.notifications_rx[msg.describe()] = self.notifications_rx.get(msg.describe(), 0) + 1
             self._log("info", f"peer {peer.address}: NOTIFICATION {msg.describe()}")
             version = msg.code == ErrorCode.OPEN_MESSAGE and \
                 msg.subcode == OpenSubcode.UNSUPPORTED_VERSION
@@ -857,7 +877,9 @@ class BgpInstance:
 
     def counters(self) -> dict[str, dict[str, int]]:
         return {"sent": dict(sorted(self.counters_tx.items())),
-                "received": dict(sorted(self.counters_rx.items()))}
+                "received": dict(sorted(self.counters_rx.items())),
+                "notifications_sent": dict(sorted(self.notifications_tx.items())),
+                "notifications_received": dict(sorted(self.notifications_rx.items()))}
 
 
 def _key_order(key: Key) -> tuple:

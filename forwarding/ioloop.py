@@ -201,6 +201,11 @@ class FastPath:
             self._ip_lpm = t.lpm_cache
         return self._ip
 
+    def forget_ip_entries(self) -> None:
+        """Empty the per-destination cache: an egress changed type (an impaired link's port is
+        no TxRing, so its destinations go the general way; lsr.lab.node_impair)."""
+        self._ip.clear()
+
     def cache_ip_entry(self, dst: int) -> tuple | None:
         """ip_entry(dst), remembered in ip_entries() (which stays bounded)."""
         cache = self._ip

@@ -1,10 +1,14 @@
 """Hop-by-hop packet walk (teaching view): `decide` called router by router.
 
-Inject one packet (ICMP echo, UDP or TCP with a given IP TTL) from a host or a
-router, follow each `Forward` out of its interface to the peer, and record one
-hop per router: what came in, what the router did, what went out. The walk
-ends when the packet reaches the destination host, is delivered to a router,
-is dropped, or leaves toward a host that is not the destination.
+Inject one packet (ICMP echo, UDP or TCP with a given IP TTL and ports) from a
+host or a router, follow each `Forward` out of its interface to the peer, and
+record one hop per router: what came in, which table entry decided, what the
+router did, what went out. The walk ends when the packet reaches the
+destination host, is delivered to a router, is dropped, or leaves toward a
+host that is not the destination. When a router drops the packet and sends an
+ICMP error (TTL expired, fragmentation needed), the error is walked too, from
+that router to the packet's source: about a labelled packet it goes on along
+the LSP to the egress, which routes it back (RFC 3032 §2.3.2).
 
 Hop JSON (docs/cli.md, `lsr sim trace --json`)::
 
@@ -12,7 +16,11 @@ Hop JSON (docs/cli.md, `lsr sim trace --json`)::
      "labels_in", "op" (push|swap|pop|forward|deliver|drop), "labels_out",
      "ttl_in", "ttl" (outgoing TTL: top label's, or IP's if unlabelled; for
      deliver/drop the TTL as processed), "out_interface", "neighbor",
-     "reason" (drops), "icmp" (an ICMP error the router sent, or null)}
+     "reason" (drops), "table" (ilm|ftn|rib or null: what decided), "fec" (the
+     ILM entry's FEC or the prefix the IP lookup matched), "ecmp" (null, or
+     {"hash", "index", "choices"} when the entry had several next hops),
+     "icmp" (an ICMP error the router sent, with its own "hops" and "result",
+     or null)}
 """
 
 from __future__ import annotations
@@ -24,8 +32,8 @@ from typing import Any
 
 from forwarding.icmp import build_ipv4
 from forwarding.labelops import LabelError, checksum16, parse_stack
-from forwarding.plane import Deliver, Drop, Forward, decide, originate
-from forwarding.tables import RouterTables
+from forwarding.plane import Deliver, Drop, Forward, decide, flow_hash, labelled_hash, originate
+from forwarding.tables import A_LOCAL, A_NHLFE, CNhlfe, RouterTables
 from lsr.core.topology import Topology
 
 MAX_HOPS = 64
@@ -88,6 +96,52 @@ def _stack(frame: bytes) -> tuple[tuple[int, ...], int]:
     return (), frame[22] if len(frame) > 22 else 0
 
 
+Entry = tuple[str | None, str | None, dict[str, Any] | None]  # (table, fec, ecmp)
+NO_ENTRY: Entry = (None, None, None)
+
+
+def _ecmp(t: RouterTables, nhs: tuple[CNhlfe, ...], h: int) -> dict[str, Any]:
+    """The ECMP choice `plane._pick` makes: next hop number hash % n (plane docstring)."""
+    return {"hash": h, "index": h % len(nhs),
+            "choices": [t.interfaces[nh.out_if].peer_node for nh in nhs]}
+
+
+def _ip_entry(t: RouterTables, buf: bytes, off: int) -> Entry:
+    """The LPM entry the plane uses for the IPv4 packet at `off` (FTN or RIB)."""
+    if len(buf) < off + 20:
+        return NO_ENTRY
+    dst = int.from_bytes(buf[off + 16:off + 20], "big")
+    a = t.lookup(dst)
+    if a is None or a.kind == A_LOCAL or dst in t.own:
+        return NO_ENTRY
+    if a.kind != A_NHLFE:  # a connected subnet
+        return "rib", str(a.prefix), None
+    ecmp = _ecmp(t, a.nhs, flow_hash(buf, off, t.seed)) if len(a.nhs) > 1 else None
+    return ("ftn" if a.ftn else "rib"), str(a.prefix), ecmp
+
+
+def entry(t: RouterTables, frame: bytes) -> Entry:
+    """(table, FEC, ECMP choice) behind the plane's decision on an Ethernet frame."""
+    if frame[12:14] != b"\x88\x47":
+        return _ip_entry(t, frame, 14)
+    try:
+        entries, poff = parse_stack(frame, 14)
+    except LabelError:
+        return NO_ENTRY
+    for e in entries:
+        if e.label >= 16:
+            ilm = t.ilm.get(e.label)
+            if ilm is None or not ilm.nhs:
+                return NO_ENTRY
+            h = labelled_hash(frame, 14, t.seed) if len(ilm.nhs) > 1 else None
+            return "ilm", str(ilm.entry.fec), None if h is None else _ecmp(t, ilm.nhs, h)
+        if e.label not in (0, 2) or e.s:  # explicit null at the bottom: IP under it
+            break
+    if entries and entries[-1].label == 0:
+        return _ip_entry(t, frame, poff)
+    return NO_ENTRY
+
+
 def _icmp_json(f: Forward) -> dict[str, Any]:
     off = 14 + 4 * len(f.labels_out)
     ip = f.frame[off:]
@@ -100,62 +154,131 @@ def _icmp_json(f: Forward) -> dict[str, Any]:
 def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
          proto: str = "icmp", ttl: int = 64, sport: int = 49152,
          dport: int = 33434) -> dict[str, Any]:
-    """Walk one packet from SRC to DST (node names or addresses). See module docstring."""
+    """Walk one packet from SRC to DST (node names or addresses). See module docstring.
+
+    For UDP and TCP, `sport`/`dport` are the ports (ECMP hash inputs); ICMP
+    echoes are not hashed on them."""
     snode, saddr = resolve_endpoint(topo, src)
     dnode, daddr = resolve_endpoint(topo, dst)
     pkt = make_packet(saddr, daddr, proto, ttl, sport, dport)
     hops: list[dict[str, Any]] = []
-    result = "loop"
     n = topo.nodes[snode]
-    router: str
-    in_if: str | None
     if n.is_router:
-        t = tables[snode]
-        fw = originate(t, pkt)
-        if fw is None:
-            own = int(daddr) in t.own
-            hops.append(_hop(snode, None, (), "deliver" if own else "drop", (), ttl, ttl, None,
-                             None, None if own else "no-route"))
-            return _out(topo, saddr, daddr, proto, ttl, hops, "delivered" if own else "dropped")
-        hops.append(_hop(snode, None, (), fw.op, fw.labels_out, ttl, fw.ttl, fw.out_if,
-                         t.interfaces[fw.out_if].peer_node, None))
-        frame, cur = fw.frame, t.interfaces[fw.out_if]
-        router, in_if = cur.peer_node, cur.peer_interface
-        if not topo.nodes[router].is_router:
-            return _out(topo, saddr, daddr, proto, ttl, hops,
-                        "delivered" if router == dnode else "misdelivered")
+        result = _originate(topo, tables, snode, pkt, dnode, hops)
     else:
         (i,) = n.interfaces.values()
-        router, in_if = i.peer_node, i.peer_interface
-        rif = topo.interface(router, in_if)
+        rif = topo.interface(i.peer_node, i.peer_interface)
         frame = bytes.fromhex(rif.mac.replace(":", "")) + bytes.fromhex(
             i.mac.replace(":", "")) + b"\x08\x00" + pkt
+        result = _follow(topo, tables, frame, i.peer_node, i.peer_interface, dnode, hops)
+    out = _out(topo, saddr, daddr, proto, ttl, hops, result)
+    ports = proto in ("udp", "tcp")
+    out["sport"], out["dport"] = (sport, dport) if ports else (None, None)
+    return out
+
+
+def _originate(topo: Topology, tables: Mapping[str, RouterTables], router: str, pkt: bytes,
+               dnode: str | None, hops: list[dict[str, Any]],
+               icmp: bool = True) -> str:
+    """A router sends `pkt` itself (no TTL decrement), then the walk goes on."""
+    t = tables[router]
+    ttl = pkt[8]
+    fw = originate(t, pkt)
+    if fw is None:
+        own = int.from_bytes(pkt[16:20], "big") in t.own
+        hops.append(_hop(router, None, (), "deliver" if own else "drop", (), ttl, ttl, None,
+                         None, None if own else "no-route"))
+        return "delivered" if own and router == dnode else ("misdelivered" if own else "dropped")
+    h = _hop(router, None, (), fw.op, fw.labels_out, ttl, fw.ttl, fw.out_if,
+             t.interfaces[fw.out_if].peer_node, None)
+    h["table"], h["fec"], h["ecmp"] = _ip_entry(t, pkt, 0)
+    hops.append(h)
+    oi = t.interfaces[fw.out_if]
+    return _next(topo, tables, fw.frame, oi.peer_node, oi.peer_interface, dnode, hops, icmp)
+
+
+def _next(topo: Topology, tables: Mapping[str, RouterTables], frame: bytes, node: str,
+          in_if: str, dnode: str | None, hops: list[dict[str, Any]], icmp: bool) -> str:
+    if not topo.nodes[node].is_router:  # out to a host: the walk ends
+        return "delivered" if node == dnode else "misdelivered"
+    return _follow(topo, tables, frame, node, in_if, dnode, hops, icmp)
+
+
+def _follow(topo: Topology, tables: Mapping[str, RouterTables], frame: bytes, router: str,
+            in_if: str, dnode: str | None, hops: list[dict[str, Any]],
+            icmp: bool = True) -> str:
+    """Hand `frame` to `router` on `in_if` and follow it; hops appended, result returned.
+    `icmp`: walk an ICMP error a router sends (not for the walk of an ICMP error)."""
     for _ in range(MAX_HOPS):
         t = tables[router]
         labels_in, ttl_in = _stack(frame)
+        table, fec, ecmp = entry(t, frame)
         r = decide(frame, in_if, t)
         if isinstance(r, Forward):
             oi = t.interfaces[r.out_if]
-            hops.append(_hop(router, in_if, labels_in, r.op, r.labels_out, ttl_in, r.ttl,
-                             r.out_if, oi.peer_node, None))
+            h = _hop(router, in_if, labels_in, r.op, r.labels_out, ttl_in, r.ttl, r.out_if,
+                     oi.peer_node, None)
+            h["table"], h["fec"], h["ecmp"] = table, fec, ecmp
+            hops.append(h)
             frame, router, in_if = r.frame, oi.peer_node, oi.peer_interface
             if not topo.nodes[router].is_router:
-                result = "delivered" if router == dnode else "misdelivered"
-                break
+                return "delivered" if router == dnode else "misdelivered"
             continue
         if isinstance(r, Deliver):
             hops.append(_hop(router, in_if, labels_in, "deliver", (), ttl_in, r.ttl, None, None,
                              None))
-            result = "delivered" if router == dnode else "misdelivered"
-        else:
-            assert isinstance(r, Drop)
-            h = _hop(router, in_if, labels_in, "drop", (), ttl_in, r.ttl, None, None,
-                     r.reason.value)
-            h["icmp"] = _icmp_json(r.replies[0]) if r.replies else None
-            hops.append(h)
-            result = "dropped"
-        break
-    return _out(topo, saddr, daddr, proto, ttl, hops, result)
+            return "delivered" if router == dnode else "misdelivered"
+        assert isinstance(r, Drop)
+        h = _hop(router, in_if, labels_in, "drop", (), ttl_in, r.ttl, None, None,
+                 r.reason.value)
+        h["table"], h["fec"], h["ecmp"] = table, fec, ecmp
+        if r.replies and icmp:
+            h["icmp"] = _icmp_walk(topo, tables, router, r.replies[0], h)
+        elif r.replies:
+            h["icmp"] = _icmp_json(r.replies[0])
+        hops.append(h)
+        return "dropped"
+    return "loop"
+
+
+def _onward(t: RouterTables, dropped: dict[str, Any], fw: Forward) -> bool:
+    """Whether the ICMP error went on along the dropped packet's LSP: out of its
+    ILM next hop with that next hop's labels (plane `_onward`), not routed by IP."""
+    if dropped["table"] != "ilm" or not fw.labels_out:
+        return False
+    k = next(i for i, x in enumerate(dropped["labels_in"]) if x >= 16)
+    ilm = t.ilm[dropped["labels_in"][k]]
+    nh = ilm.nhs[dropped["ecmp"]["index"] if dropped["ecmp"] else 0]
+    rest = tuple(dropped["labels_in"][k + 1:])
+    return fw.out_if == nh.out_if and tuple(fw.labels_out) == nh.out_labels + rest
+
+
+def _icmp_walk(topo: Topology, tables: Mapping[str, RouterTables], router: str, fw: Forward,
+               dropped: dict[str, Any]) -> dict[str, Any]:
+    """The ICMP error `router` sent (`fw`), walked to the dropped packet's source.
+
+    About a labelled packet with an onward label it goes on along the LSP (RFC 3032
+    §2.3.2: `onward`), so its first hop is the ILM entry of the dropped packet; else it
+    is routed like any packet the router originates."""
+    t = tables[router]
+    d = _icmp_json(fw)
+    off = 14 + 4 * len(fw.labels_out)
+    ip = fw.frame[off:]
+    dst = IPv4Address(ip[16:20])
+    owner = topo.node_of_address(dst)
+    table, fec, ecmp = _ip_entry(t, ip, 0)
+    onward = _onward(t, dropped, fw)
+    if onward:
+        table, fec, ecmp = dropped["table"], dropped["fec"], dropped["ecmp"]
+    h = _hop(router, None, (), fw.op, fw.labels_out, ip[8], fw.ttl, fw.out_if,
+             t.interfaces[fw.out_if].peer_node, None)
+    h["table"], h["fec"], h["ecmp"] = table, fec, ecmp
+    hops = [h]
+    oi = t.interfaces[fw.out_if]
+    result = _next(topo, tables, fw.frame, oi.peer_node, oi.peer_interface,
+                   owner.name if owner else None, hops, False)
+    d.update(onward=onward, hops=hops, result=result)
+    return d
 
 
 def _hop(router: str, in_if: str | None, labels_in: tuple[int, ...], op: str,
@@ -163,7 +286,8 @@ def _hop(router: str, in_if: str | None, labels_in: tuple[int, ...], op: str,
          neighbor: str | None, reason: str | None) -> dict[str, Any]:
     return {"router": router, "in_interface": in_if, "labels_in": list(labels_in), "op": op,
             "labels_out": list(labels_out), "ttl_in": ttl_in, "ttl": ttl,
-            "out_interface": out_if, "neighbor": neighbor, "reason": reason, "icmp": None}
+            "out_interface": out_if, "neighbor": neighbor, "reason": reason, "table": None,
+            "fec": None, "ecmp": None, "icmp": None}
 
 
 def _out(topo: Topology, src: IPv4Address, dst: IPv4Address, proto: str, ttl: int,
@@ -173,6 +297,7 @@ def _out(topo: Topology, src: IPv4Address, dst: IPv4Address, proto: str, ttl: in
 
 
 def walk_json(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
-              proto: str = "icmp", ttl: int = 64) -> dict[str, Any]:
+              proto: str = "icmp", ttl: int = 64, sport: int = 49152,
+              dport: int = 33434) -> dict[str, Any]:
     """`{"hops": [...], "result": ..., ...}`: the JSON of `lsr sim trace --json`."""
-    return walk(topo, tables, src, dst, proto, ttl)
+    return walk(topo, tables, src, dst, proto, ttl, sport, dport)

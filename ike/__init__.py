@@ -4,12 +4,15 @@ from ike.session import (
     ChildSa,
     ChildSaDown,
     ChildSaFailed,
+    ChildSaRedundant,
     ChildSaUp,
     Ignored,
     IkeConfig,
     IkeError,
     IkeFailed,
+    IkeRekeyFailed,
     IkeSaDown,
+    IkeSaRekeyed,
     IkeSaUp,
     IkeSession,
     PeerAlive,
@@ -18,6 +21,7 @@ from ike.session import (
 )
 
 __all__ = [
-    "ChildSa", "ChildSaDown", "ChildSaFailed", "ChildSaUp", "IkeConfig", "IkeError", "IkeFailed",
-    "IkeSaDown", "IkeSaUp", "IkeSession", "Ignored", "PeerAlive", "SendIke", "State",
+    "ChildSa", "ChildSaDown", "ChildSaFailed", "ChildSaRedundant", "ChildSaUp", "IkeConfig",
+    "IkeError", "IkeFailed", "IkeRekeyFailed", "IkeSaDown", "IkeSaRekeyed", "IkeSaUp", "IkeSession",
+    "Ignored", "PeerAlive", "SendIke", "State",
 ]

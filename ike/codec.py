@@ -57,6 +57,8 @@ class Notify(IntEnum):  # §3.10.1
     INVALID_KE_PAYLOAD = 17
     AUTH_FAILED = 24
     TS_UNACCEPTABLE = 38
+    TEMPORARY_FAILURE = 43  # §2.25: try again later (a rekey or a delete is under way)
+    CHILD_SA_NOT_FOUND = 44  # §2.25: no such Child SA to rekey
     REKEY_SA = 16393
 
 
@@ -77,8 +79,12 @@ ENCR_AES_GCM_16 = 20  # RFC 5282 / RFC 4106
 PRF_HMAC_SHA2_256 = 5  # RFC 4868
 DH_CURVE25519 = 31  # RFC 8031
 ESN_NONE = 0
+DH_NONE = 0  # §3.3.2: "no Diffie-Hellman" (better left out, §1.2)
 ID_FQDN = 2
 ID_IPV4_ADDR = 1
+ID_IPV6_ADDR = 5
+# §3.5: an address ID is exactly one address (ID_IPV4_ADDR 4 octets, ID_IPV6_ADDR 16)
+ID_ADDR_LEN = {ID_IPV4_ADDR: 4, ID_IPV6_ADDR: 16}
 AUTH_PSK = 2  # Shared Key Message Integrity Code
 TS_IPV4_ADDR_RANGE = 7
 ATTR_KEY_LENGTH = 14
@@ -218,6 +224,9 @@ class IdPayload:
     @classmethod
     def from_value(cls, v: bytes, code: int, next_type: int) -> IdPayload:
         _need(len(v) >= 4, "truncated ID")
+        want = ID_ADDR_LEN.get(v[0])
+        _need(want is None or len(v) - 4 == want,
+              f"ID type {v[0]} carries {len(v) - 4} octets, not {want} (RFC 7296 §3.5)")
         return cls(v[0], v[4:], responder=code == PayloadType.IDr)
 
 

@@ -56,7 +56,7 @@ SECTION = "ipsec"
 _TOP_KEYS = ("default", "sas", "policies", "ike")
 _IKE_KEYS = (
     "name", "left", "right", "psk", "left_id", "right_id", "left_subnets", "right_subnets",
-    "initiator", "ike", "esp", "pfs", "rekey_seconds", "nat_t", "replay_window",
+    "initiator", "ike", "esp", "pfs", "rekey_seconds", "ike_rekey_seconds", "nat_t", "replay_window",
 )
 IKE_PROPOSALS = {"aes128gcm16-prfsha256-x25519": 128, "aes256gcm16-prfsha256-x25519": 256}
 ESP_PROPOSALS = {"aes128gcm16": 128, "aes256gcm16": 256}
@@ -122,9 +122,10 @@ class IkeSpec:
     ike_bits: int = 128
     esp_bits: int = 128
     pfs: bool = True
-    rekey_seconds: float | None = None
+    rekey_seconds: float | None = None  # Child SA rekey time, both ends (None: 3600, as strongSwan)
     nat_t: bool = False  # ESP in UDP 4500 + IKE on 4500 after IKE_SA_INIT (RFC 3948, RFC 7296 §2.23)
     replay_window: int = DEFAULT_WINDOW
+    ike_rekey_seconds: float | None = None  # IKE SA rekey time, both ends (None: 14400)
 
     def __repr__(self) -> str:  # never print the PSK
         return f"IkeSpec({self.name!r}, {self.left}<->{self.right}, initiator={self.initiator})"
@@ -279,6 +280,9 @@ _IKE_OPTIONS: tuple[_Option, ...] = (
     ("rekey_seconds", None,
      lambda v: v is None or (not isinstance(v, bool) and isinstance(v, int | float) and v >= 2),
      lambda v: f"rekey_seconds must be a number >= 2, got {v!r}"),
+    ("ike_rekey_seconds", None,
+     lambda v: v is None or (not isinstance(v, bool) and isinstance(v, int | float) and v >= 2),
+     lambda v: f"ike_rekey_seconds must be a number >= 2, got {v!r}"),
 )
 _IKE_WINDOW: tuple[_Option, ...] = (  # checked after nat_t
     ("replay_window", DEFAULT_WINDOW, _window_ok,
@@ -553,13 +557,14 @@ def _ike_conn(fail: Fail, raw: Any, p: tuple[Any, ...], topo: Topology, names: s
     init = {"left": left, "right": right}.get(init, init)
     if init not in (left, right):
         raise fail(p + ("initiator",), f"initiator must be left, right, {left} or {right}")
-    ike, esp, pfs, rekey = _options(fail, m, p, _IKE_OPTIONS)
+    ike, esp, pfs, rekey, ike_rekey = _options(fail, m, p, _IKE_OPTIONS)
     nat_t = _ike_nat_t(fail, m, p, {topo.nodes[left].kind, topo.nodes[right].kind})
     (window,) = _options(fail, m, p, _IKE_WINDOW)
     return IkeSpec(
         name, left, right, laddr, raddr, psk.encode(), left_id, right_id,
         subnets["left_subnets"], subnets["right_subnets"], init, IKE_PROPOSALS[ike],
         ESP_PROPOSALS[esp], pfs, None if rekey is None else float(rekey), nat_t, window,
+        None if ike_rekey is None else float(ike_rekey),
     )
 
 

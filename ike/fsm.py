@@ -8,7 +8,8 @@ selects:
 
 - `DONE`: the action completed; go to `next`.
 - `REFUSED`: the input was not acceptable (a refused IKE_SA_INIT request, an
-  unusable IKE_SA_INIT response); nothing changes.
+  unusable IKE_SA_INIT response, a refused or failed IKE SA rekey); nothing
+  changes.
 - `FAILED`: setting up the IKE SA failed; go to `failed` (§2.21.1, §2.21.2).
 
 A pair the table does not list raises `FsmError` and leaves the state
@@ -30,19 +31,35 @@ in flight, §2.3), so a response event only arrives in the state that sent it.
                   AUTH does not verify / Tx AUTH_FAILED ----> FAILED        §2.21.2
     AUTH_SENT   --Rx IKE_AUTH resp--------------------------> ESTABLISHED   §1.2, §2.15
                   AUTH_FAILED or AUTH does not verify ------> FAILED        §2.21.2
-    ESTABLISHED --rekey / delete Child SA, liveness, close--> ESTABLISHED   §1.3.3, §1.4.1, §1.4
+    ESTABLISHED --rekey / create / delete Child SA, --------> ESTABLISHED   §1.3.1, §1.3.3, §1.4.1,
+                  rekey IKE SA, liveness, close                               §2.18, §1.4
                   (queued; sent one at a time, §2.3)
-    ESTABLISHED --Rx CREATE_CHILD_SA / INFORMATIONAL req----> ESTABLISHED   §1.3.3, §2.8, §1.4
-    ESTABLISHED --Rx CREATE_CHILD_SA / INFORMATIONAL resp---> ESTABLISHED   §2.8, §1.4.1, §2.4
-    ESTABLISHED --Rx Delete IKE SA req / Tx empty resp------> DELETED       §1.4.1
-    ESTABLISHED --Rx resp to our Delete IKE SA -------------> DELETED       §1.4.1
-    any         --retransmission timer / Tx request again---> same          §2.1
+    ESTABLISHED --Rx CREATE_CHILD_SA (Child SA) / INFORMATIONAL req -> same  §1.3.1, §1.3.3, §2.8, §1.4
+    ESTABLISHED --Rx CREATE_CHILD_SA (IKE SA) / answer, new SA up-> REKEYED §2.18 (refused: same)
+    ESTABLISHED --Rx CREATE_CHILD_SA / INFORMATIONAL resp-----> ESTABLISHED §2.8, §1.4.1, §2.4
+    ESTABLISHED --Rx resp to our IKE SA rekey / new SA up-----> REKEYED     §2.18 (refused: same)
+    ESTABLISHED --lost a simultaneous IKE SA rekey------------> REKEYED     §2.8.2
+    ESTABLISHED --Rx Delete IKE SA req / Tx empty resp--------> DELETED     §1.4.1
+    ESTABLISHED --Rx resp to our Delete IKE SA ---------------> DELETED     §1.4.1
+    REKEYED     --Rx CREATE_CHILD_SA req / TEMPORARY_FAILURE--> REKEYED     §2.25
+    REKEYED     --Rx INFORMATIONAL req; responses to ours-----> REKEYED     §1.4, §2.8.2
+    REKEYED     --Rx Delete IKE SA req, or resp to ours ------> DELETED     §2.18
+    any         --retransmission timer / Tx request again-----> same        §2.1
 
 FAILED and DELETED take no received message (`FINAL`): an IKE SA that failed or
-was deleted answers nothing (§2.21, §1.4.1). There is no IKE SA rekey (§2.18):
-`ike.config` sets up a fresh IKE SA instead. The Child SAs are the `children` of
-the session: installed by IKE_AUTH (§1.2) or CREATE_CHILD_SA (§1.3.3), removed
-by a Delete (§1.4.1) or with the IKE SA.
+was deleted answers nothing (§2.21, §1.4.1). A session (`ike.session`) holds
+the current IKE SA and, during a rekey (§2.18), the IKE SAs it replaced: each
+has its own state in this table. REKEYED is an IKE SA that a rekey replaced, or
+a redundant one from a simultaneous rekey (§2.8.2): its Child SAs have moved to
+the current IKE SA and it only waits for its Delete (sent by the rekey
+initiator: the last request on it, §2.18). While a simultaneous IKE SA rekey
+is undecided (our answer has not come) the old IKE SA, already REKEYED, stays
+the current one, and the peer's new one waits beside it in ESTABLISHED; a
+Delete of an IKE SA that is not the current one removes only that IKE SA. A
+peer with an exchange of its own in flight refuses to have its IKE SA
+rekeyed (TEMPORARY_FAILURE, §2.25: the IKE SA stays). The Child SAs are the `children` of
+the session: installed by IKE_AUTH (§1.2) or CREATE_CHILD_SA (§1.3.1, §1.3.3),
+removed by a Delete (§1.4.1) or with the IKE SA.
 """
 
 from __future__ import annotations
@@ -59,6 +76,7 @@ class State(StrEnum):
     INIT_DONE = "init-done"  # responder, waiting for IKE_AUTH
     AUTH_SENT = "auth-sent"  # initiator, waiting for IKE_AUTH response
     ESTABLISHED = "established"
+    REKEYED = "rekeyed"  # replaced by a rekey (or redundant): waits for its Delete, §2.18, §2.8.2
     FAILED = "failed"
     DELETED = "deleted"
 
@@ -67,14 +85,18 @@ class Event(StrEnum):
     # commands (the driver's or the operator's)
     START = "START"  # initiator: begin IKE_SA_INIT
     REKEY_CHILD = "REKEY_CHILD"
+    CREATE_CHILD = "CREATE_CHILD"  # a new Child SA with the configured selectors, §1.3.1
     DELETE_CHILD = "DELETE_CHILD"
+    REKEY_IKE = "REKEY_IKE"  # §2.18
     LIVENESS = "LIVENESS"
     CLOSE = "CLOSE"  # delete the IKE SA
     RETRANSMIT = "RETRANSMIT"  # the driver's retransmission timer fired
+    REDUNDANT = "REDUNDANT"  # internal: this IKE SA lost a simultaneous rekey (§2.8.2)
     # requests received
     RX_INIT_REQUEST = "RX_INIT_REQUEST"
     RX_AUTH_REQUEST = "RX_AUTH_REQUEST"
-    RX_CREATE_CHILD_REQUEST = "RX_CREATE_CHILD_REQUEST"
+    RX_CREATE_CHILD_REQUEST = "RX_CREATE_CHILD_REQUEST"  # new or rekeyed Child SA
+    RX_REKEY_IKE_REQUEST = "RX_REKEY_IKE_REQUEST"  # CREATE_CHILD_SA with an IKE proposal, §2.18
     RX_INFORMATIONAL_REQUEST = "RX_INFORMATIONAL_REQUEST"  # liveness, Child SA deletes
     RX_DELETE_IKE_REQUEST = "RX_DELETE_IKE_REQUEST"  # INFORMATIONAL with a Delete of the IKE SA
     RX_OTHER_REQUEST = "RX_OTHER_REQUEST"  # an exchange type we do not implement
@@ -82,6 +104,8 @@ class Event(StrEnum):
     RX_INIT_RESPONSE = "RX_INIT_RESPONSE"
     RX_AUTH_RESPONSE = "RX_AUTH_RESPONSE"
     RX_REKEY_RESPONSE = "RX_REKEY_RESPONSE"
+    RX_CREATE_CHILD_RESPONSE = "RX_CREATE_CHILD_RESPONSE"
+    RX_REKEY_IKE_RESPONSE = "RX_REKEY_IKE_RESPONSE"
     RX_DELETE_CHILD_RESPONSE = "RX_DELETE_CHILD_RESPONSE"
     RX_LIVENESS_RESPONSE = "RX_LIVENESS_RESPONSE"
     RX_DELETE_IKE_RESPONSE = "RX_DELETE_IKE_RESPONSE"
@@ -90,7 +114,9 @@ class Event(StrEnum):
 class Action(StrEnum):
     SEND_INIT = "SEND_INIT"
     QUEUE_REKEY = "QUEUE_REKEY"
+    QUEUE_CREATE_CHILD = "QUEUE_CREATE_CHILD"
     QUEUE_DELETE_CHILD = "QUEUE_DELETE_CHILD"
+    QUEUE_REKEY_IKE = "QUEUE_REKEY_IKE"
     QUEUE_LIVENESS = "QUEUE_LIVENESS"
     QUEUE_DELETE_IKE = "QUEUE_DELETE_IKE"
     RESEND = "RESEND"  # the outstanding request, if any
@@ -98,12 +124,18 @@ class Action(StrEnum):
     SEND_AUTH = "SEND_AUTH"  # from the IKE_SA_INIT response
     ANSWER_AUTH = "ANSWER_AUTH"
     CHECK_AUTH = "CHECK_AUTH"  # the IKE_AUTH response
-    ANSWER_CREATE_CHILD = "ANSWER_CREATE_CHILD"
+    ANSWER_CREATE_CHILD = "ANSWER_CREATE_CHILD"  # new Child SA, or a rekey (noting a collision)
+    ANSWER_REKEY_IKE = "ANSWER_REKEY_IKE"  # the new IKE SA becomes the current one
     ANSWER_INFORMATIONAL = "ANSWER_INFORMATIONAL"  # also for a Delete of the IKE SA
-    INSTALL_REKEYED = "INSTALL_REKEYED"  # new Child SA; queue the Delete of the old one
+    ANSWER_DELETE_REKEYED = "ANSWER_DELETE_REKEYED"  # the end of a replaced IKE SA
+    REFUSE_BUSY = "REFUSE_BUSY"  # TEMPORARY_FAILURE, §2.25
+    INSTALL_CHILD = "INSTALL_CHILD"  # new or rekeyed Child SA; §2.8.1 decides a collision
+    INSTALL_REKEYED_IKE = "INSTALL_REKEYED_IKE"  # new IKE SA; §2.8.2 decides a collision
+    HAND_OVER = "HAND_OVER"  # queued requests move to the current IKE SA
     REMOVE_CHILD = "REMOVE_CHILD"
     PEER_ALIVE = "PEER_ALIVE"
     IKE_DELETED = "IKE_DELETED"
+    FORGET_REKEYED = "FORGET_REKEYED"  # our Delete of a replaced IKE SA was answered
 
 
 class Outcome(StrEnum):
@@ -132,18 +164,35 @@ TABLE: dict[tuple[State, Event], Transition] = {
     (S.INIT_DONE, E.RX_AUTH_REQUEST): T(A.ANSWER_AUTH, S.ESTABLISHED, failed=S.FAILED),
     # established: our requests, queued (§2.3 window of one)
     (S.ESTABLISHED, E.REKEY_CHILD): T(A.QUEUE_REKEY, S.ESTABLISHED),  # §1.3.3, §2.8
+    (S.ESTABLISHED, E.CREATE_CHILD): T(A.QUEUE_CREATE_CHILD, S.ESTABLISHED),  # §1.3.1
     (S.ESTABLISHED, E.DELETE_CHILD): T(A.QUEUE_DELETE_CHILD, S.ESTABLISHED),  # §1.4.1
+    (S.ESTABLISHED, E.REKEY_IKE): T(A.QUEUE_REKEY_IKE, S.ESTABLISHED),  # §1.3.2, §2.18
     (S.ESTABLISHED, E.LIVENESS): T(A.QUEUE_LIVENESS, S.ESTABLISHED),  # §1.4, §2.4
     (S.ESTABLISHED, E.CLOSE): T(A.QUEUE_DELETE_IKE, S.ESTABLISHED),  # §1.4.1: gone on the response
     # established: the peer's requests
-    (S.ESTABLISHED, E.RX_CREATE_CHILD_REQUEST): T(A.ANSWER_CREATE_CHILD, S.ESTABLISHED),  # §1.3.3
+    (S.ESTABLISHED, E.RX_CREATE_CHILD_REQUEST): T(A.ANSWER_CREATE_CHILD, S.ESTABLISHED),  # §1.3.1, §1.3.3
+    (S.ESTABLISHED, E.RX_REKEY_IKE_REQUEST): T(A.ANSWER_REKEY_IKE, S.REKEYED),  # §2.18
     (S.ESTABLISHED, E.RX_INFORMATIONAL_REQUEST): T(A.ANSWER_INFORMATIONAL, S.ESTABLISHED),  # §1.4
     (S.ESTABLISHED, E.RX_DELETE_IKE_REQUEST): T(A.ANSWER_INFORMATIONAL, S.DELETED),  # §1.4.1
     # established: the answers to ours
-    (S.ESTABLISHED, E.RX_REKEY_RESPONSE): T(A.INSTALL_REKEYED, S.ESTABLISHED),  # §2.8
+    (S.ESTABLISHED, E.RX_REKEY_RESPONSE): T(A.INSTALL_CHILD, S.ESTABLISHED),  # §2.8
+    (S.ESTABLISHED, E.RX_CREATE_CHILD_RESPONSE): T(A.INSTALL_CHILD, S.ESTABLISHED),  # §1.3.1
+    (S.ESTABLISHED, E.RX_REKEY_IKE_RESPONSE): T(A.INSTALL_REKEYED_IKE, S.REKEYED),  # §2.18
     (S.ESTABLISHED, E.RX_DELETE_CHILD_RESPONSE): T(A.REMOVE_CHILD, S.ESTABLISHED),  # §1.4.1
     (S.ESTABLISHED, E.RX_LIVENESS_RESPONSE): T(A.PEER_ALIVE, S.ESTABLISHED),  # §2.4
     (S.ESTABLISHED, E.RX_DELETE_IKE_RESPONSE): T(A.IKE_DELETED, S.DELETED),  # §1.4.1
+    (S.ESTABLISHED, E.REDUNDANT): T(A.HAND_OVER, S.REKEYED),  # §2.8.2
+    # rekeyed: the Child SAs have moved on; only the end of this IKE SA and what was in flight
+    (S.REKEYED, E.RX_CREATE_CHILD_REQUEST): T(A.REFUSE_BUSY, S.REKEYED),  # §2.25.1
+    (S.REKEYED, E.RX_REKEY_IKE_REQUEST): T(A.REFUSE_BUSY, S.REKEYED),  # §2.25.2
+    (S.REKEYED, E.RX_INFORMATIONAL_REQUEST): T(A.ANSWER_INFORMATIONAL, S.REKEYED),  # §1.4
+    (S.REKEYED, E.RX_DELETE_IKE_REQUEST): T(A.ANSWER_DELETE_REKEYED, S.DELETED),  # §2.18
+    (S.REKEYED, E.RX_REKEY_RESPONSE): T(A.INSTALL_CHILD, S.REKEYED),  # §2.8
+    (S.REKEYED, E.RX_CREATE_CHILD_RESPONSE): T(A.INSTALL_CHILD, S.REKEYED),  # §1.3.1
+    (S.REKEYED, E.RX_REKEY_IKE_RESPONSE): T(A.INSTALL_REKEYED_IKE, S.REKEYED),  # §2.8.2 collision
+    (S.REKEYED, E.RX_DELETE_CHILD_RESPONSE): T(A.REMOVE_CHILD, S.REKEYED),  # §1.4.1
+    (S.REKEYED, E.RX_LIVENESS_RESPONSE): T(A.PEER_ALIVE, S.REKEYED),  # §2.4
+    (S.REKEYED, E.RX_DELETE_IKE_RESPONSE): T(A.FORGET_REKEYED, S.DELETED),  # §2.18
 }
 # §2.1: the retransmission timer resends the outstanding request in any state
 for _s in State:

@@ -776,14 +776,19 @@ class Simulation:
         self._push(self.now + 2 * d, router + BGP, bgp_ev.TcpConnected(a.conn))
 
     def bgp_sessions(self) -> set[tuple[str, str]]:
-        """(router, peer name) of every configured session whose ends both run."""
+        """(router, peer name) of every configured session whose ends both run and one
+        of them opens (with both ends passive, neither ever connects)."""
         out = set()
         for r, inst in self.bgp.items():
             if r in self.stopped:
                 continue
             for p in inst.cfg.peers:
-                if p.name not in self.stopped:
-                    out.add((r, p.name))
+                if p.name in self.stopped or p.name not in self.bgp:
+                    continue
+                back = self.bgp[p.name].peers.get(inst.cfg.local_address)
+                if p.passive and back is not None and back.cfg.passive:
+                    continue
+                out.add((r, p.name))
         return out
 
     def bgp_settled(self) -> bool:

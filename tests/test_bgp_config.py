@@ -35,6 +35,26 @@ def test_full_mesh_reflector_and_ebgp():
     assert {tuple(sorted(p)) for p in eb.sessions} == {("a", "c")}
 
 
+def test_lab_keys_reach_the_peer_configs():
+    from bgp.config import from_topology
+
+    topo = parse("bgp:\n  asn: 1\n  routers:\n"
+                 "    a: {passwords: {b: k1}, passive: [b], ttl_security: true,\n"
+                 "        vpn_networks: [{prefix: 10.1.0.0/16, rd: '1:7', label: 100, rt: '1:7'}]}\n"
+                 "    b: {asn: 2, neighbors: [a, c]}\n    c: {passive: true}\n")
+    a = from_topology(topo, "a")
+    assert [(p.name, p.password, p.passive, p.ttl_security) for p in a.peers] == [
+        ("b", "k1", True, True), ("c", None, False, False)]  # c: iBGP, no GTSM
+    (v,) = a.vpn_networks
+    assert (str(v.prefix), str(v.rd), v.label, v.route_targets) == ("10.1.0.0/16", "1:7", 100,
+                                                                    ("1:7",))
+    b = from_topology(topo, "b")
+    assert [(p.name, p.password, p.passive, p.ttl_security) for p in b.peers] == [
+        ("a", None, False, False), ("c", None, False, False)]
+    assert [(p.name, p.passive) for p in from_topology(topo, "c").peers] == [
+        ("a", True), ("b", True)]
+
+
 @pytest.mark.parametrize("bgp,msg", [
     ("bgp:\n  routers: {a: {}}\n", "f.yaml:8: bgp.routers.a: no asn (set bgp.asn or this router's asn)"),
     ("bgp:\n  asn: 1\n  hold_time: 2\n  routers: {a: {}}\n",
@@ -45,7 +65,24 @@ def test_full_mesh_reflector_and_ebgp():
     ("bgp:\n  asn: 1\n  routers: {a: {colour: red}}\n",
      "f.yaml:9: bgp.routers.a.colour: unknown key 'colour' (allowed: asn, router_id, neighbors,"
      " route_reflector, rr_clients, cluster_id, networks, hold_time, keepalive, connect_retry,"
-     " families)"),
+     " families, passwords, passive, ttl_security, vpn_networks)"),
+    ("bgp:\n  asn: 1\n  routers: {a: {passwords: {b: x}}, b: {}, c: {route_reflector: true}}\n",
+     "f.yaml:9: bgp.routers.a.passwords: b is not a BGP neighbour of a"),
+    ("bgp:\n  asn: 1\n  routers: {a: {passwords: {b: 7}}, b: {}}\n",
+     "f.yaml:9: bgp.routers.a.passwords.b: password must be a string of 1..80 characters"),
+    ("bgp:\n  asn: 1\n  routers: {a: {passive: yes please}, b: {}}\n",
+     "f.yaml:9: bgp.routers.a.passive: passive must be true, false or a list of neighbour names"),
+    ("bgp:\n  asn: 1\n  routers: {a: {ttl_security: true, neighbors: [c]}, c: {asn: 2}}\n",
+     "f.yaml:9: bgp.routers.a.ttl_security: eBGP neighbour c is not directly linked to a"
+     " (GTSM here is for one-hop sessions)"),
+    ("bgp:\n  asn: 1\n  routers: {a: {vpn_networks: [{prefix: 10.1.0.0/16, rd: x, label: 99}]}}\n",
+     "f.yaml:9: bgp.routers.a.vpn_networks[0].rd: route distinguisher 'x' is not ADMIN:NUMBER"),
+    ("bgp:\n  asn: 1\n  routers: {a: {vpn_networks: [{prefix: 10.1.0.0/16, rd: '1:1', label: 3}]}}\n",
+     "f.yaml:9: bgp.routers.a.vpn_networks[0].label: label must be an integer 16..1048575, got 3"),
+    ("bgp:\n  asn: 1\n  routers: {a: {vpn_networks: [{prefix: 10.1.0.0/16, rd: '1:1', label: 16,"
+     " rt: 'x:1'}]}}\n",
+     "f.yaml:9: bgp.routers.a.vpn_networks[0].rt[0]: extended community 'x:1': 'x' is not an AS"
+     " or address"),
     ("bgp:\n  asn: 1\n  families: [ipv9]\n  routers: {a: {}}\n",
      "f.yaml:9: bgp.families[0]: unknown family 'ipv9' (allowed: ipv4-unicast, ipv4-vpn,"
      " ipv6-labelled)"),

@@ -180,3 +180,19 @@ def test_ineligible_paths():
     assert pick(path("1.1.1.1", asp=(65000,))) is None  # AS loop
     assert pick(path("1.1.1.1", originator=str(RID))) is None  # RFC 4456 §8
     assert pick(path("1.1.1.1", originator="7.7.7.7", clusters=(str(CID),))) is None
+
+
+def test_passive_peer_never_connects_and_keeps_listening():
+    """PassiveTcpEstablishment (§8.1.1), read as FRR's `neighbor X passive` does: the
+    ConnectRetryTimer expiring in Active (Event 9) restarts the timer but opens no
+    connection, so the peer stays Active and an incoming connection still gets in."""
+    b = BgpInstance(BgpConfig(65000, ME, ME, (PeerConfig(PEER, 65000, passive=True),)))
+    out = b.handle(ev.Start(), 0)
+    assert not [a for a in out if isinstance(a, ev.TcpConnect)]
+    for t in (120.0, 240.0):
+        out = b.handle(ev.TimerExpired(f"connect-retry:{PEER}"), t)
+        assert not [a for a in out if isinstance(a, ev.TcpConnect)]
+        assert ev.StartTimer(f"connect-retry:{PEER}", 120.0) in out
+        assert b.state_of(PEER).value == "Active"
+    out = b.handle(ev.TcpAccepted(-1, ME, PEER), 250.0)
+    assert [type(m).__name__ for m in sent(out)] == ["Open"]

@@ -179,3 +179,22 @@ def test_deterministic():
         s.run(max_time=120)
         return s.log_lines
     assert run() == run()
+
+
+def test_passive_pair_is_not_expected_up_and_views():
+    """tests/data/bgp-lab.yaml: pe1 and raw are passive towards each other, so neither
+    connects; the simulation still converges (that pair is not expected up), and
+    `bgp.views` gives the routes of `vpn_networks` with their RDs, labels and RTs."""
+    from bgp import views
+
+    s = Simulation(load_topology(Path(__file__).parent / "data" / "bgp-lab.yaml"))
+    assert s.run(max_time=120).converged
+    assert ("pe1", "raw") not in s.bgp_sessions() and ("pe1", "rr") in s.bgp_sessions()
+    pe1 = {n["neighbor"]: n for n in views.summary(s.bgp["pe1"], s.now)["neighbors"]}
+    assert pe1["raw"]["state"] == "Active" and pe1["rr"]["state"] == "Established"
+    assert pe1["rr"]["md5"] and pe1["raw"]["passive"]
+    got = [(r["rd"], r["prefix"], r["next_hop"], r["label"], r["route_targets"], r["from"])
+           for r in views.routes(s.bgp["pe2"], IPV4_VPN)]
+    assert got == [("65000:1", "10.1.0.0/16", "10.255.0.1", 1001, ["65000:1"], "rr"),
+                   ("65000:2", "10.2.0.0/16", "10.255.0.1", 1002, ["65000:2", "65000:99"], "rr"),
+                   ("65000:3", "10.1.0.0/16", "10.255.0.2", 2001, ["65000:1"], "local")]

@@ -137,3 +137,22 @@ def test_backbone_png(tmp_path: Path) -> None:
     assert data[:8] == b"\x89PNG\r\n\x1a\n" and len(data) > 50_000
     w, h = int.from_bytes(data[16:20], "big"), int.from_bytes(data[20:24], "big")
     assert 800 < w < 4000 and 800 < h < 4000
+
+
+def test_untagged_pop_is_named() -> None:
+    """diamond-md5: p1 has no label from pe1 (session down), so its entries toward pe1
+    are untagged: the LSP says so instead of an ordinary PHP pop."""
+    n = net.from_file(str(TOPOLOGIES.parent / "docs" / "examples" / "diamond-md5.yaml"))
+    tr = net.lsp_hops(n, "pe2", net.resolve_fec(n.topo, "ce1"))
+    texts = [h.text for _, h in tr.hops]
+    assert any(t.endswith("(untagged)") and t.startswith("pop ") for t in texts), texts
+    assert any(t.startswith("pop ") and "untagged" not in t for t in texts)  # p2: real PHP
+
+
+def test_compact_drawing_for_the_report() -> None:
+    """compact: costs only on links (no subnets, no interface ends), bigger fonts."""
+    n = net.from_file(BACKBONE)
+    full = draw.dot_source(n, engine="neato")
+    small = draw.dot_source(n, engine="neato", compact=True)
+    assert "10.0.0.0/30" in full and "10.0.0.0/30" not in small
+    assert "fontsize=24" in small and "link: IGP cost" in small

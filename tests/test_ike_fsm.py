@@ -25,6 +25,7 @@ from ike.fsm import (
     after,
     step,
 )
+from ike.proposals import ike_proposal
 
 S, E, A = State, Event, Action
 
@@ -96,6 +97,21 @@ def test_responder_path():
         assert s is want
 
 
+def test_rekey_path():
+    # §2.18: an IKE SA a rekey replaced waits for its Delete; §2.8.2: so does a redundant one
+    for ev in (E.RX_REKEY_IKE_REQUEST, E.RX_REKEY_IKE_RESPONSE, E.REDUNDANT):
+        assert after(S.ESTABLISHED, step(S.ESTABLISHED, ev), Outcome.DONE) is S.REKEYED
+        assert after(S.ESTABLISHED, step(S.ESTABLISHED, ev), Outcome.REFUSED) is S.ESTABLISHED
+    for ev in (E.RX_DELETE_IKE_REQUEST, E.RX_DELETE_IKE_RESPONSE):
+        assert after(S.REKEYED, step(S.REKEYED, ev), Outcome.DONE) is S.DELETED
+    # what was in flight on it still completes; new work is refused (§2.25)
+    for ev in (E.RX_REKEY_RESPONSE, E.RX_CREATE_CHILD_RESPONSE, E.RX_DELETE_CHILD_RESPONSE,
+               E.RX_LIVENESS_RESPONSE, E.RX_REKEY_IKE_RESPONSE, E.RX_INFORMATIONAL_REQUEST):
+        assert TABLE[(S.REKEYED, ev)].next is S.REKEYED
+    for ev in (E.RX_CREATE_CHILD_REQUEST, E.RX_REKEY_IKE_REQUEST):
+        assert TABLE[(S.REKEYED, ev)].action is A.REFUSE_BUSY
+
+
 def test_setup_failures_go_to_failed():
     # §2.21.1 / §2.21.2: only the exchanges that set the IKE SA up can fail it
     failing = {k for k, t in TABLE.items() if t.failed is not None}
@@ -111,7 +127,8 @@ def test_final_states_take_no_input_and_only_retransmit():
 
 
 def test_established_only_commands():
-    for ev in (E.REKEY_CHILD, E.DELETE_CHILD, E.LIVENESS, E.CLOSE):
+    for ev in (E.REKEY_CHILD, E.CREATE_CHILD, E.DELETE_CHILD, E.REKEY_IKE, E.LIVENESS, E.CLOSE,
+               E.REDUNDANT):
         assert [s for s in State if (s, ev) in TABLE] == [S.ESTABLISHED]
 
 
@@ -167,7 +184,9 @@ def run(a: IkeSession, b: IkeSession, actions: list) -> None:
 
 
 def in_state(name: str) -> IkeSession:
-    """A session in each state the table knows (IDLE for both roles)."""
+    """A session in each state the table knows (IDLE for both roles). For "rekeyed" it is
+    the responder of an IKE SA rekey whose old IKE SA still waits for its Delete: `target`
+    gives that IKE SA."""
     i, r = pair()
     if name == "idle-i":
         return i
@@ -190,16 +209,29 @@ def in_state(name: str) -> IkeSession:
     run(i, r, i.start())
     if name == "established":
         return r
+    if name == "rekeyed":
+        (req,) = i.rekey_ike()
+        (resp,) = (a for a in r.receive(req.data) if isinstance(a, SendIke))
+        i.receive(resp.data)  # the initiator's Delete of the old IKE SA is not delivered
+        return r
     run(i, r, i.close())
     return r
 
 
-NAMES = ["idle-i", "idle-r", "init-sent", "init-done", "auth-sent", "established", "failed", "deleted"]
+def target(s: IkeSession):
+    """The IKE SA a test talks to: the one in the named state (not the current one if rekeyed)."""
+    return next((sa for sa in s._sas if sa.state is S.REKEYED), s.sa)
+
+
+NAMES = ["idle-i", "idle-r", "init-sent", "init-done", "auth-sent", "established", "rekeyed",
+         "failed", "deleted"]
 
 
 def test_in_state_helper():
-    assert [in_state(n).state.value for n in NAMES] == [
-        "idle", "idle", "init-sent", "init-done", "auth-sent", "established", "failed", "deleted"]
+    assert [target(in_state(n)).state.value for n in NAMES] == [
+        "idle", "idle", "init-sent", "init-done", "auth-sent", "established", "rekeyed", "failed",
+        "deleted"]
+    assert {s.value for s in State} == {target(in_state(n)).state.value for n in NAMES}
 
 
 COMMANDS = {
@@ -207,13 +239,22 @@ COMMANDS = {
     E.LIVENESS: lambda s: s.liveness(),
     E.CLOSE: lambda s: s.close(),
     E.REKEY_CHILD: lambda s: s.rekey_child(next(iter(s.children), 0)),
+    E.CREATE_CHILD: lambda s: s.create_child(),
     E.DELETE_CHILD: lambda s: s.delete_child(next(iter(s.children), 0)),
+    E.REKEY_IKE: lambda s: s.rekey_ike(),
     E.RETRANSMIT: lambda s: s.retransmit(),
 }
+# REDUNDANT is the session's own event (a lost simultaneous IKE SA rekey), never a command
 
 
-@pytest.mark.parametrize("name,event", list(itertools.product(NAMES, COMMANDS)))
+def test_commands_cover_the_table():
+    assert set(COMMANDS) | {E.REDUNDANT} == {e for e in Event if not e.value.startswith("RX_")}
+
+
+@pytest.mark.parametrize("name,event", list(itertools.product([n for n in NAMES if n != "rekeyed"],
+                                                               COMMANDS)))
 def test_session_commands_follow_table(name, event):
+    # commands go to the current IKE SA, never to one a rekey replaced (test_rekeyed_takes_no_command)
     s = in_state(name)
     before = s.state
     allowed = (before, event) in TABLE and not (event is E.START and not s.initiator)
@@ -226,27 +267,53 @@ def test_session_commands_follow_table(name, event):
         assert s.state is before
 
 
+def test_rekeyed_takes_no_command():
+    s = in_state("rekeyed")
+    old = target(s)
+    assert old is not s.sa and s.state is S.ESTABLISHED
+    for ev in COMMANDS:
+        if ev not in (E.START, E.RETRANSMIT):
+            COMMANDS[ev](s)  # the current IKE SA takes it
+        assert old.state is S.REKEYED and not old.queue
+
+
 def request(s: IkeSession, exchange: int, payloads: list) -> bytes:
-    """A request from `s`'s peer, sealed with the peer's keys (or junk if there are none yet)."""
-    peer_init = not s.initiator
-    key = (s.keys.sk_ei if peer_init else s.keys.sk_er) if s.keys else bytes(20)
-    m = codec.Message(s.spi_i, s.spi_r, exchange, 0x08 if peer_init else 0, s._expect_mid)
+    """A request from the peer of `s`'s target IKE SA, sealed with the peer's keys (or junk if
+    there are none yet)."""
+    sa = target(s)
+    peer_init = not sa.initiator
+    key = (sa.keys.sk_ei if peer_init else sa.keys.sk_er) if sa.keys else bytes(20)
+    m = codec.Message(sa.spi_i, sa.spi_r, exchange, 0x08 if peer_init else 0, sa.expect_mid)
     return crypto.seal(m, payloads, key, struct.pack("!Q", 99))
+
+
+def _rekey_ike_payloads() -> list:
+    """A complete IKE SA rekey request (§1.3.2): SA (protocol IKE, new SPI), Nonce, KE."""
+    dh = bytes(range(1, 33))
+    return [codec.SaPayload((ike_proposal(128, b"N" * 8),)), codec.NoncePayload(b"n" * 32),
+            codec.KePayload(codec.DH_CURVE25519, crypto.x25519_public(dh))]
 
 
 REQUESTS = {
     E.RX_AUTH_REQUEST: (codec.Exchange.IKE_AUTH, []),
     E.RX_CREATE_CHILD_REQUEST: (codec.Exchange.CREATE_CHILD_SA, []),
+    E.RX_REKEY_IKE_REQUEST: (codec.Exchange.CREATE_CHILD_SA, _rekey_ike_payloads()),
     E.RX_INFORMATIONAL_REQUEST: (codec.Exchange.INFORMATIONAL, []),
     E.RX_DELETE_IKE_REQUEST: (codec.Exchange.INFORMATIONAL, [codec.DeletePayload(codec.Protocol.IKE)]),
     E.RX_OTHER_REQUEST: (43, []),  # IKE_INTERMEDIATE (RFC 9242): not implemented
 }
 
 
+def test_requests_cover_the_table():
+    rx_requests = {e for e in RX_EVENTS if e.value.endswith("_REQUEST")}
+    assert set(REQUESTS) | {E.RX_INIT_REQUEST} == rx_requests
+
+
 @pytest.mark.parametrize("name,event", list(itertools.product(NAMES, [E.RX_INIT_REQUEST, *REQUESTS])))
 def test_session_requests_follow_table(name, event):
     s = in_state(name)
-    before = s.state
+    sa = target(s)
+    before = sa.state
     if event is E.RX_INIT_REQUEST:
         other = IkeSession(cfg(1), initiator=True, rng=random.Random(77).randbytes)
         data = other.start()[0].data
@@ -257,10 +324,10 @@ def test_session_requests_follow_table(name, event):
     out = s.receive(data)  # never raises
     if allowed:
         t = TABLE[(before, event)]
-        assert s.state in (t.next, t.failed)
+        assert sa.state in (t.next, t.failed)
         assert any(isinstance(a, SendIke) for a in out)  # every request is answered
     else:
-        assert s.state is before
+        assert sa.state is before
         assert out and all(isinstance(a, Ignored) for a in out)
 
 

@@ -51,7 +51,7 @@ def line3():
 
 def _send(lb, node: str, frames: list[bytes]) -> None:
     """Send raw frames from a host's eth0 (AF_PACKET: any bytes, any ethertype)."""
-    r = subprocess.run(["ip", "netns", "exec", f"lsr-{lb.name}-{node}", sys.executable, "-c", SENDER],
+    r = subprocess.run(["ip", "netns", "exec", f"lsr-{lb.name}.{node}", sys.executable, "-c", SENDER],
                        input="".join(f.hex() + "\n" for f in frames), capture_output=True,
                        text=True, timeout=60)
     assert r.returncode == 0 and int(r.stdout) == len(frames), r.stderr
@@ -92,7 +92,7 @@ def test_labelled_frames_from_a_host_never_reach_the_core(line3, tmp_path: Path)
     frames = [dst + src + b"\x88\x47" + encode_stack(s, 0, rnd.choice((2, 64, 255))) + payload
               for s in stacks]
     before = _dataplane(line3, "pe1")["drops"].get("mpls-input-disabled", 0)
-    cap = Capture(f"lsr-{line3.name}-p1", "eth1", tmp_path / "core.pcap", "ip or mpls")
+    cap = Capture(f"lsr-{line3.name}.p1", "eth1", tmp_path / "core.pcap", "ip or mpls")
     try:
         _send(line3, "ce1", frames)
         # the core link works meanwhile: a ping sent after them crosses it labelled
@@ -130,7 +130,7 @@ def test_odd_frames_each_have_a_counter(line3, tmp_path: Path) -> None:
         "not-for-us": [b"\x02\x99\x00\x00\x00\x01" + src + b"\x08\x00" + good] * 2,
     }
     before = _dataplane(line3, "pe1")["drops"]
-    cap = Capture(f"lsr-{line3.name}-ce2", "eth0", tmp_path / "ce2.pcap")
+    cap = Capture(f"lsr-{line3.name}.ce2", "eth0", tmp_path / "ce2.pcap")
     try:
         _send(line3, "ce1", [f for fs in sent.values() for f in fs])
 
@@ -186,7 +186,7 @@ def test_no_frame_from_an_outage_arrives_late(line3, tmp_path: Path, down: tuple
     request may arrive late: each within 1 s of being sent, none sent during the outage after
     it. (Frames queued in a TX ring while its interface is down must not go out when it is
     back up: forwarding.afpacket.TxRing, tx_dropped_<if>.)"""
-    ns = lambda node: f"lsr-{line3.name}-{node}"  # noqa: E731
+    ns = lambda node: f"lsr-{line3.name}.{node}"  # noqa: E731
     cap = Capture(ns(peer[0]), peer[1], tmp_path / "link.pcap", "icmp or mpls")
     ping = subprocess.Popen(["ip", "netns", "exec", ns("ce1"), "ping", "-i", "0.01", "-W", "1",
                              "-w", "15", "192.168.2.2"], stdout=subprocess.DEVNULL)

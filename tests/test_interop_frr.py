@@ -65,7 +65,7 @@ def _pids(name: str) -> list[tuple[int, int | None]]:
 
 def _no_leftovers(name: str, pids: list[tuple[int, int | None]]) -> None:
     nss = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"lsr-{name}-" not in nss
+    assert f"lsr-{name}." not in nss
     assert not lab_dir(name).exists()
     assert not [p for p, st in pids if pid_alive(p, st)]
     assert frr.leftover_processes(name) == []
@@ -263,7 +263,7 @@ def test_line_traffic_through_frr_with_frr_labels(line, tmp_path: Path):
 
     label = _local(line.name, "f1")["192.168.2.0/24"]
     pcap = tmp_path / "pe1-f1.pcap"
-    cap = Capture(f"lsr-{line.name}-pe1", "eth2", pcap, "mpls")
+    cap = Capture(f"lsr-{line.name}.pe1", "eth2", pcap, "mpls")
     try:
         r = line.run("ce1", ["ping", "-c", "3", "-i", "0.2", "-W", "1", "192.168.2.2"])
         assert r.returncode == 0, r.stdout
@@ -277,7 +277,7 @@ def test_line_traffic_through_frr_with_frr_labels(line, tmp_path: Path):
     data = os.urandom(256 * 1024)
     src, dst = tmp_path / "tx", tmp_path / "rx"
     src.write_bytes(data)
-    ns = f"lsr-{line.name}-ce2"
+    ns = f"lsr-{line.name}.ce2"
     srv = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", f"nc -l -p 5001 > {dst}"])
     try:
         wait_tcp_listening(ns, 5001, srv)
@@ -458,7 +458,7 @@ def test_capture_tshark_decodes_all_our_messages(tmp_path: Path):
     try:
         lab.up(load_topology(DATA / "frr-line.yaml"), name=name, timeout=40)
         pids = _pids(name)
-        cap = Capture(f"lsr-{name}-pe1", "eth2", pcap)
+        cap = Capture(f"lsr-{name}.pe1", "eth2", pcap)
         try:
             lab.link(name, "pe1", "f1", up=False)
             lab.link(name, "pe1", "f1", up=True)

@@ -69,7 +69,7 @@ def mixed():
     finally:
         lab.down(name)
     nss = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"lsr-{name}-" not in nss
+    assert f"lsr-{name}." not in nss
     assert not lab_dir(name).exists()
     assert not [p for p, st in pids if pid_alive(p, st)]
     assert frr.leftover_processes(name) == []
@@ -185,7 +185,7 @@ def test_failed_inside_a_namespace_and_back_both_roles(mixed, tmp_path: Path):
              ("f3", "eth2", "r4", "eth1", "f3")]   # ours higher: ours master; fail in FRR
     pcap = tmp_path / "f2-r1.pcap"
     # on f2's end: the failure downs r1's (tcpdump stops on an interface set down)
-    cap = Capture(f"lsr-{name}-f2", "eth1", pcap, "proto", "89")
+    cap = Capture(f"lsr-{name}.f2", "eth1", pcap, "proto", "89")
     try:
         for f, fi, r, ri, where in cases:
             mark = len(_frr_log(mixed, f))
@@ -299,7 +299,7 @@ def test_frr_kernel_routes_are_ospfs(mixed):
     """zebra installs ospfd's routes (proto ospf); nothing static is left from the old
     central IGP, and FRR's dataplane forwards with them (its LFIB has ECMP FTNs)."""
     for f in ("f2", "f3", "f5"):
-        ns = f"lsr-{mixed.name}-{f}"
+        ns = f"lsr-{mixed.name}.{f}"
         static = subprocess.run(["ip", "-n", ns, "route", "show", "proto", "static"],
                                 capture_output=True, text=True).stdout
         assert static.strip() == ""

@@ -154,7 +154,7 @@ def test_frr_changes_its_label_we_release_the_old_one(tmp_path: Path):
               "imp-null from f1 on pe1 and pe2")
         assert _pushes("pe1") == [("f1", [])]  # PHP toward the egress
 
-        cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{NAME}-pe1", "tcpdump", "-i",
+        cap = subprocess.Popen(["ip", "netns", "exec", f"lsr-{NAME}.pe1", "tcpdump", "-i",
                                 "eth2", "-U", "--immediate-mode", "-w", str(pcap),
                                 "tcp port 646"], stderr=subprocess.PIPE, text=True)
         try:
@@ -186,7 +186,7 @@ def test_frr_changes_its_label_we_release_the_old_one(tmp_path: Path):
     finally:
         lab.down(NAME)
     nss = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"lsr-{NAME}-" not in nss and not lab_dir(NAME).exists()
+    assert f"lsr-{NAME}." not in nss and not lab_dir(NAME).exists()
     assert not [p for p, st in pids if pid_alive(p, st)]
     assert frr.leftover_processes(NAME) == []
 

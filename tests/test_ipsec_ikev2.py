@@ -307,7 +307,7 @@ def test_rekey_child_then_old_deleted(pfs, who):
     assert ua.replaces == old_a.spi_in and ub.replaces == old_a.spi_out
     assert ua.child.key_out == ub.child.key_in and ua.child.key_out not in (old_i.key_in, old_i.key_out)
     assert only(ea, ChildSaDown) == [ChildSaDown(old_a.spi_in, old_a.spi_out)]
-    assert only(eb, ChildSaDown) == [ChildSaDown(old_a.spi_out, old_a.spi_in)]
+    assert only(eb, ChildSaDown) == [ChildSaDown(old_a.spi_out, old_a.spi_in, "deleted by peer")]
     assert list(a.children) == [ua.child.spi_in] and list(b.children) == [ub.child.spi_in]
     # the new SA carries traffic
     o, _ = ua.child.to_sas(PE1, PE2)
@@ -387,3 +387,19 @@ def test_commands_in_wrong_state():
     i.start()
     with pytest.raises(IkeError):
         i.start()
+
+
+@pytest.mark.parametrize("id_type,size,ok", [(1, 4, True), (1, 1, False), (1, 5, False),
+                                             (1, 0, False), (5, 16, True), (5, 4, False),
+                                             (2, 1, True)])
+def test_address_ids_have_exactly_one_address(id_type: int, size: int, ok: bool) -> None:
+    """RFC 7296 §3.5: ID_IPV4_ADDR is a single four (4) octet address, ID_IPV6_ADDR sixteen;
+    an FQDN (2) has no fixed length."""
+    from ike.codec import DecodeError, IdPayload, PayloadType
+
+    value = bytes([id_type, 0, 0, 0]) + bytes(range(1, size + 1))
+    if ok:
+        assert IdPayload.from_value(value, PayloadType.IDi, 0).data == value[4:]
+    else:
+        with pytest.raises(DecodeError, match="§3.5"):
+            IdPayload.from_value(value, PayloadType.IDi, 0)

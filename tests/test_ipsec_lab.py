@@ -43,7 +43,7 @@ def L():
         yield lab.up(load_topology(DATA / "ipsec-line.yaml"), name=NAME, timeout=30)
     finally:
         lab.down(NAME)
-    assert f"lsr-{NAME}-" not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+    assert f"lsr-{NAME}." not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                 text=True).stdout
 
 
@@ -97,13 +97,13 @@ def test_tcp_byte_identical_and_pmtud(L, tmp_path):
     src = tmp_path / "in.bin"
     src.write_bytes(data)
     out = tmp_path / "out.bin"
-    ns = f"lsr-{NAME}-ce2"
+    ns = f"lsr-{NAME}.ce2"
     with open(out, "wb") as f:
         srv = subprocess.Popen(["ip", "netns", "exec", ns, "nc", "-l", "5001"], stdout=f)
         try:
             wait_tcp_listening(ns, 5001, srv)
             with open(src, "rb") as fin:
-                r = subprocess.run(["ip", "netns", "exec", f"lsr-{NAME}-ce1", "nc", "-N", "-w", "10",
+                r = subprocess.run(["ip", "netns", "exec", f"lsr-{NAME}.ce1", "nc", "-N", "-w", "10",
                                     CE2, "5001"], stdin=fin, capture_output=True, timeout=60)
             assert r.returncode == 0, r.stderr
             srv.wait(timeout=30)
@@ -128,7 +128,7 @@ def test_mtu_df_and_prefragmentation(L):
 
 def _capture(tmp_path, node: str, ifname: str, count: int) -> Capture:
     """The first `count` labelled or ESP frames on a node's interface."""
-    return Capture(f"lsr-{NAME}-{node}", ifname, tmp_path / f"{node}-{ifname}.pcap",
+    return Capture(f"lsr-{NAME}.{node}", ifname, tmp_path / f"{node}-{ifname}.pcap",
                    "esp or mpls", count=count)
 
 

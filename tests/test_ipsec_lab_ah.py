@@ -47,7 +47,7 @@ def L():
         yield lab.up(load_topology(TOPO), name=NAME, timeout=30)
     finally:
         lab.down(NAME)
-    assert f"lsr-{NAME}-" not in subprocess.run(["ip", "netns", "list"], capture_output=True,
+    assert f"lsr-{NAME}." not in subprocess.run(["ip", "netns", "list"], capture_output=True,
                                                 text=True).stdout
 
 
@@ -105,13 +105,13 @@ def test_ping_and_tcp_through_ah(L, addrs, tmp_path):
     stage = L.query("pe2", "ipsec", view="sas")["stage"]
     assert stage["ah_in"] >= 3 and stage["ah_out"] >= 3 and not stage.get("esp_in")
     data = os.urandom(200_000)
-    ns2 = f"lsr-{NAME}-ce2"
+    ns2 = f"lsr-{NAME}.ce2"
     out = tmp_path / "out.bin"
     with open(out, "wb") as f:
         srv = subprocess.Popen(["ip", "netns", "exec", ns2, "nc", "-l", "5001"], stdout=f)
         try:
             wait_tcp_listening(ns2, 5001, srv)
-            r = subprocess.run(["ip", "netns", "exec", f"lsr-{NAME}-ce1", "nc", "-N", "-w", "10", ce2, "5001"],
+            r = subprocess.run(["ip", "netns", "exec", f"lsr-{NAME}.ce1", "nc", "-N", "-w", "10", ce2, "5001"],
                                input=data, capture_output=True, timeout=60)
             assert r.returncode == 0, r.stderr
             srv.wait(timeout=30)
@@ -136,7 +136,7 @@ def test_cli_shows_ah(L):
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed")
 def test_core_capture_label_ah_clear_payload_and_icvs(L, addrs, tmp_path):
     ce1, ce2 = addrs
-    cap = Capture(f"lsr-{NAME}-p1", "eth1", tmp_path / "core.pcap", "ah or mpls", count=6)
+    cap = Capture(f"lsr-{NAME}.p1", "eth1", tmp_path / "core.pcap", "ah or mpls", count=6)
     try:
         r = _ping(L, "ce1", ce2, "-p", SECRET[:16].hex(), count=3)
         assert r.returncode == 0, r.stdout
@@ -215,7 +215,7 @@ def _with(ip: bytes, off: int, value: bytes) -> bytes:
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed")
 def test_replay_and_in_flight_tampering(L, addrs, tmp_path):
     ce1, ce2 = addrs
-    cap = Capture(f"lsr-{NAME}-p1", "eth1", tmp_path / "c.pcap", "mpls", count=1)
+    cap = Capture(f"lsr-{NAME}.p1", "eth1", tmp_path / "c.pcap", "mpls", count=1)
     try:
         assert _ping(L, "ce1", ce2, count=1).returncode == 0
         cap.wait_exit()

@@ -96,7 +96,7 @@ def test_rekey_with_strongswan_keeps_traffic(L, gw):
         n = rx_packets(ns_name(NAME, "ce2"))  # rekey once the ping stream runs
         wait_for(lambda: rx_packets(ns_name(NAME, "ce2")) >= n + 10, 10, "10 replies at ce2")
         if _conn(L, gw)["role"] == "initiator":
-            assert L.query("pe2", "ipsec", view="rekey", conn=gw)["rekeyed"]
+            assert L.query("pe2", "ipsec", view="rekey", conn=gw)["requested"]
         else:  # strongSwan initiates the CREATE_CHILD_SA
             r = subprocess.run(["swanctl", "--rekey", "--child", gw, "--uri",
                                 f"unix://{strongswan.node_dir(NAME, gw)}/charon.vici"],

@@ -44,4 +44,4 @@ def test_bundled_topology_as_a_lab(path) -> None:
     finally:
         lab.down(name)
     left = os.listdir("/run/netns") if os.path.isdir("/run/netns") else []
-    assert not any(ns.startswith(f"lsr-{name}-") for ns in left)
+    assert not any(ns.startswith(f"lsr-{name}.") for ns in left)

@@ -23,7 +23,8 @@ UNIQ = os.getpid() % 10000
 
 
 def _lab_name(kind: str) -> str:
-    return f"t{kind}{UNIQ}"
+    # LSR_TEST_LAB_PREFIX: labs of parallel runs on one machine never share a name
+    return f"{os.environ.get('LSR_TEST_LAB_PREFIX', 't')}{kind}{UNIQ}"
 
 
 def _pids(name: str) -> list[tuple[int, int]]:
@@ -36,11 +37,11 @@ def _no_leftovers(name: str, pids: list[tuple[int, int]] = ()) -> None:
     from lsr.lab.state import pid_alive
 
     nss = subprocess.run(["ip", "netns", "list"], capture_output=True, text=True).stdout
-    assert f"lsr-{name}-" not in nss
+    assert f"lsr-{name}." not in nss
     assert not lab_dir(name).exists()
     assert not [p for p, st in pids if pid_alive(p, st)]
     ps = subprocess.run(["ps", "-eo", "args"], capture_output=True, text=True).stdout
-    assert f"lsr/{name}" not in ps and f"lsr-{name}-" not in ps
+    assert f"lsr/{name}" not in ps and f"lsr-{name}." not in ps
 
 
 @pytest.fixture(scope="module")
@@ -97,7 +98,7 @@ def test_tcp_transfer(line3, tmp_path: Path):
     data = os.urandom(1 << 20)
     src, dst = tmp_path / "tx", tmp_path / "rx"
     src.write_bytes(data)
-    ns = f"lsr-{line3.name}-ce2"
+    ns = f"lsr-{line3.name}.ce2"
     srv = subprocess.Popen(["ip", "netns", "exec", ns, "sh", "-c", f"nc -l -p 5001 > {dst}"])
     try:
         wait_tcp_listening(ns, 5001, srv)
@@ -127,7 +128,7 @@ def test_capture_shows_expected_label(line3, tmp_path: Path):
     from scapy.utils import rdpcap
 
     pcap = tmp_path / "p1.pcap"
-    cap = Capture(f"lsr-{line3.name}-p1", "eth1", pcap, "mpls")
+    cap = Capture(f"lsr-{line3.name}.p1", "eth1", pcap, "mpls")
     try:
         line3.run("ce1", ["ping", "-c", "3", "-i", "0.1", "192.168.2.2"])
         cap.wait(lambda fr: sum(map(icmp_echo_in_mpls, fr)) >= 3, 10, "3 labelled echo requests")

@@ -9,7 +9,7 @@ from ipaddress import IPv4Address, IPv4Network
 
 from lsr.core.lfib import Lfib
 from lsr.core.topology import load_topology
-from lsr.oam.echo import EchoMessage, ReturnCode
+from lsr.oam.echo import LOCALHOST, EchoMessage, ReturnCode
 from lsr.oam.responder import tables_from_topology
 from lsr.oam.trace import LfibNetwork, Reply, echo_request, ping, traceroute
 from lsr.oam.validate import reference_lfibs
@@ -152,3 +152,53 @@ def test_request_shape() -> None:
     req = echo_request(fec, sequence=3, handle=9)
     assert req.validate_fec and req.fec_stack.fecs[0].prefix == fec and req.ddmaps == ()
     assert EchoMessage.decode(req.encode()) == req
+
+
+def _silent(net: LfibNetwork, ingress: str, fec: IPv4Network, quiet: str):
+    """A `send` through `net` in which router `quiet` forwards but never answers (as an
+    LSR without an RFC 8029 responder, e.g. FRR on its own)."""
+    real = net.sender(ingress, fec)
+
+    def send(ttl: int, request: EchoMessage, dst: IPv4Address = LOCALHOST):
+        r = real(ttl, request, dst)
+        return None if r is not None and r.router == quiet else r
+    return send
+
+
+def _names(net: LfibNetwork):
+    return {a: n for n, t in net.tables.items() for a in t.addresses()}.get
+
+
+def test_silent_transit_hop_is_never_ok() -> None:
+    """p1 label-switches but does not answer: the egress answers at TTL 3, yet the trace
+    is not `ok` with p1 missing - it is a timeout at p1 (named by pe1's DDMAP)."""
+    topo, lf, net = network("unequal")
+    fec = IPv4Network("10.255.0.4/32")
+    tr = traceroute(_silent(net, "pe1", fec, "p1"), fec, "pe1",
+                    first_ddmaps=net.first_ddmaps("pe1", fec, False), name_of=_names(net))
+    assert [(h.router, h.return_code) for h in tr.hops] == [(None, None), ("p2", 8), ("pe2", 3)]
+    assert tr.result == "broken"
+    assert tr.paths == [{"path": 0, "result": "timeout", "routers": ["p2", "pe2"]}]
+    j = tr.to_json()
+    assert j["hops"][0]["expected_router"] == "p1"
+    assert (j["broken_at"]["ttl"], j["broken_at"]["router"], j["broken_at"]["return_code_name"]) \
+        == (1, "p1", "timeout")
+
+
+def test_silent_hop_on_one_multipath_branch() -> None:
+    topo, lf, net = network("diamond")
+    fec = IPv4Network("10.255.0.4/32")
+    tr = traceroute(_silent(net, "pe1", fec, "p2"), fec, "pe1", multipath=True,
+                    first_ddmaps=net.first_ddmaps("pe1", fec, True), name_of=_names(net))
+    res = {p["path"]: p["result"] for p in tr.paths}
+    assert sorted(res.values()) == ["ok", "timeout"] and tr.result == "broken"
+    assert tr.to_json()["broken_at"]["router"] == "p2"
+
+
+def test_lsp_traceroute_names_expected_routers() -> None:
+    from lsr.oam.lspping import lsp_traceroute
+
+    topo, lf, net = network("unequal")
+    out = lsp_traceroute(net, "pe1", IPv4Network("10.255.0.4/32"))
+    assert [(h["router"], h["expected_router"]) for h in out["hops"]] == \
+        [("p1", "p1"), ("p2", "p2"), ("pe2", "pe2")]

@@ -7,6 +7,7 @@ import shutil
 import struct
 import subprocess
 import zlib
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,8 @@ from lsr.teach import net, report
 from tests.conftest import TOPOLOGIES
 
 DIAMOND = str(TOPOLOGIES / "diamond.yaml")
-SECTIONS = ["topology", "links", "lfib", "bindings", "walk", "validation"]
+BACKBONE = str(TOPOLOGIES / "backbone.yaml")
+SECTIONS = ["walk", "topology", "lfib", "validation", "links", "appendix"]
 
 
 @pytest.fixture(scope="module")
@@ -36,9 +38,11 @@ def test_sections_and_content(page: Path) -> None:
     assert "<svg" in h and "@media print" in h
     for r in ("pe1", "p1", "p2", "pe2"):
         assert f'id="lfib-{r}"' in h
+    # a small topology keeps every table: p2 is off the walk, in the open appendix
+    assert "<details open>" in h and 'class="print-omit"' not in h
     # FTN / ILM / bindings / walk / validation content
     assert ">push<" in h and ">pop<" in h and "FTN" in h and "ILM" in h
-    assert "remote label" in h and "delivered" in h
+    assert "remote labels" in h and "delivered" in h
     assert "invariant label-continuity" in h and 'class="status-pass"' in h
     assert 'class="status-fail"' not in h
 
@@ -55,8 +59,9 @@ def test_walk_hosts_and_down_link() -> None:
     n = net.from_file(DIAMOND, down=["pe1-p1"])
     h = report.build(n, "ce2", "ce1")
     assert "links down: pe1-p1" in h
-    walk = h[h.index('<section id="walk">'):h.index('<section id="validation">')]
+    walk = h[h.index('<section id="walk">'):h.index('<section id="topology">')]
     assert "192.168.2.2" in walk and "delivered" in walk and "<td>p1</td>" not in walk
+    assert "given with --from/--to" in walk
 
 
 def test_lab_needs_a_lab() -> None:
@@ -64,6 +69,78 @@ def test_lab_needs_a_lab() -> None:
     assert r.exit_code != 0
     r = CliRunner().invoke(main, ["report", DIAMOND, "--lab", "x", "-o", "/dev/null"])
     assert r.exit_code == 2 and "not both" in r.output
+
+
+# ---------------------------------------------------------------- a big topology
+
+
+@pytest.fixture(scope="module")
+def backbone() -> str:
+    return report.build(net.from_file(BACKBONE), now=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+
+
+def _section(h: str, ident: str) -> str:
+    start = h.index(f'<section id="{ident}">')
+    return h[start:h.index("</section>", start)]
+
+
+def test_default_walk_is_the_longest() -> None:
+    """The default packet crosses the most routers (ties: most ECMP branches, file order)."""
+    from forwarding.tables import build_all
+    from lsr.teach.packet import pick_walk
+
+    for path, pair, routers in ((BACKBONE, ("ce-lon", "ce-sto"), 6),
+                                (DIAMOND, ("ce1", "ce2"), 3),
+                                (str(TOPOLOGIES / "line3.yaml"), ("ce1", "ce2"), 3)):
+        n = net.from_file(path)
+        c = pick_walk(n, build_all(n.topo, n.igp.ribs(), n.lfibs))
+        assert (c.src, c.dst) == pair and f"{routers} routers" in c.why, (path, c)
+    n = net.from_file(DIAMOND)
+    assert "2 ECMP branches" in pick_walk(n, build_all(n.topo, n.igp.ribs(), n.lfibs)).why
+    # only --to given: the longest walk to it
+    n = net.from_file(BACKBONE)
+    c = pick_walk(n, build_all(n.topo, n.igp.ribs(), n.lfibs), None, "ce-bud")
+    assert c.dst == "ce-bud" and c.src != "ce-bud" and "from a host to ce-bud" in c.why
+
+
+def test_header_says_when_what_and_which_file(backbone: str) -> None:
+    import hashlib
+
+    import lsr
+
+    head = backbone[:backbone.index("</header>")]
+    digest = hashlib.sha256(Path(BACKBONE).read_bytes()).hexdigest()[:16]
+    assert "generated 2026-01-02 03:04:05 UTC" in head and f"lsr {lsr.__version__}" in head
+    assert digest in head and "backbone.yaml" in head
+
+
+def test_source_date_epoch(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SOURCE_DATE_EPOCH", "0")
+    assert report.generation_time().year == 1970
+
+
+def test_backbone_rows_of_the_walk_first_and_highlighted(backbone: str) -> None:
+    walk = _section(backbone, "walk")
+    # the packet's rows: one per hop, linked to the highlighted row in its router's tables
+    for hop, row in (("lon", "ftn-lon-192-168-2-0-24"), ("ams", "ilm-ams-3046"),
+                     ("cph", "ilm-cph-12046")):
+        assert f'href="#{row}"' in walk, hop
+        assert f'<tr class="used" id="{row}">' in backbone
+    assert "pops: egress sto advertised implicit-null (RFC 3032 §2.1, PHP)" in walk
+    # per-router tables only for the 6 routers on the walk; the others in the appendix
+    lfib = _section(backbone, "lfib")
+    assert lfib.count('class="router"') == 6
+    assert all(f'id="lfib-{r}"' in lfib for r in ("lon", "ams", "fra", "ham", "cph", "sto"))
+    assert lfib.count('class="used"') >= 5 + 5  # an FTN/ILM row and a LIB row per hop
+    appendix = _section(backbone, "appendix")
+    assert '<details class="print-omit">' in appendix and "Not printed" in appendix
+    assert appendix.count('class="router"') == 14 and 'class="used"' not in appendix
+    # the picture is the compact drawing: costs on links, no subnets
+    topo = _section(backbone, "topology")
+    assert "link: IGP cost" in topo and "10.0.0.0/30" not in topo
+    # the printed part holds far fewer rows than the page
+    printed = backbone[:backbone.index('<section id="appendix">')]
+    assert printed.count("<tr") < 1200 < backbone.count("<tr")
 
 
 # ---------------------------------------------------------------- headless Chromium
@@ -117,7 +194,49 @@ def test_chromium_dom_has_sections(page: Path, tmp_path: Path) -> None:
     assert "<svg" in dom, p.stderr[-2000:]
     for s in SECTIONS:
         assert f'id="{s}"' in dom
-    assert dom.count("<table") >= 2 + 4 * 2 + 4 + 2  # links, FTN+ILM, bindings, walk, checks
+    assert dom.count("<table") >= 2 + 4 * 3 + 2 + 1  # links, FTN+ILM+LIB, walk+rows, checks
+
+
+def _pdf_pages(pdf: Path) -> int:
+    """Page objects of a PDF ('/Type /Page', not '/Pages')."""
+    return len(re.findall(rb"/Type\s*/Page\b", pdf.read_bytes()))
+
+
+def _word_heights(pdf: Path, page: int) -> dict[str, float]:
+    """Word -> smallest box height (pt) on a page, from poppler's pdftotext -bbox."""
+    out = subprocess.run(["pdftotext", "-f", str(page), "-l", str(page), "-bbox", str(pdf), "-"],
+                         capture_output=True, text=True, timeout=60).stdout
+    heights: dict[str, float] = {}
+    for m in re.finditer(r'yMin="([\d.]+)" xMax="[\d.]+" yMax="([\d.]+)">([^<]+)</word>', out):
+        h = float(m.group(2)) - float(m.group(1))
+        heights[m.group(3)] = min(h, heights.get(m.group(3), h))
+    return heights
+
+
+@needs_chromium
+def test_backbone_prints_in_at_most_30_pages_with_a_readable_picture(backbone: str,
+                                                                     tmp_path: Path) -> None:
+    """Chromium print-to-PDF (A4 landscape): <= 30 pages (272 before), and on the
+    picture's page router names are as big as the tables' text (>= 8 pt boxes)."""
+    page = tmp_path / "backbone.html"
+    page.write_text(backbone, encoding="utf-8")
+    pdf = tmp_path / "backbone.pdf"
+    p = _chromium(tmp_path, f"--print-to-pdf={pdf}", f"file://{page}")
+    assert pdf.exists(), p.stderr[-2000:]
+    pages = _pdf_pages(pdf)
+    assert 3 <= pages <= 30, pages
+    if shutil.which("pdftotext") is None:
+        pytest.skip("pdftotext (poppler-utils) not installed: picture size not measured")
+    for k in range(1, 4):  # the picture has a page of its own, right after "This packet"
+        words = _word_heights(pdf, k)
+        if "IGP" in words and "ham" in words:
+            break
+    else:
+        pytest.fail("no page with the picture")
+    names = [words[r] for r in ("lon", "ams", "fra", "ham", "cph", "sto", "bud") if r in words]
+    assert len(names) >= 5 and min(names) >= 8.0, words
+    loopbacks = [h for w, h in words.items() if w.startswith("10.255.0.")]
+    assert loopbacks and min(loopbacks) >= 6.0, loopbacks
 
 
 def test_lab_tables_through_the_lab_library(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -139,3 +258,21 @@ def test_lab_tables_through_the_lab_library(monkeypatch: pytest.MonkeyPatch) -> 
     assert "tables from: lab t1" in h and 'class="status-fail"' not in h
     r = CliRunner().invoke(main, ["draw", "--lab", "t1", "--lsp", "pe1:pe2"])
     assert r.exit_code == 0 and "1: push" in r.output
+
+
+def test_rows_of_an_icmp_error_walk() -> None:
+    """unequal, TTL 2: p1 drops, its error goes on along the LSP; both legs' rows."""
+    from forwarding.tables import build_all
+    from forwarding.walk import walk
+    from lsr.teach.packet import used_rows
+
+    n = net.from_file(str(TOPOLOGIES / "unequal.yaml"))
+    w = walk(n.topo, build_all(n.topo, n.igp.ribs(), n.lfibs), "ce1", "ce2", "icmp", 2)
+    used = used_rows(n, w)
+    packet = [r for r in used.rows if r.leg == "packet"]
+    icmp = [r for r in used.rows if r.leg == "icmp"]
+    assert [r.router for r in packet] == ["pe1", "p1"] and "dropped: ttl-expired" in packet[1].why
+    assert [r.router for r in icmp] == ["p1", "p2", "pe2", "p2", "p1", "pe1"]
+    assert "sent on along the LSP" in icmp[0].why
+    assert icmp[1].why.startswith("pops: egress pe2 advertised implicit-null")
+    assert used.routers() == ["pe1", "p1"]

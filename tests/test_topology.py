@@ -76,7 +76,7 @@ BROKEN = [
     ("self link", GOOD.replace("[p1:eth2, pe2:eth2]", "[p1:eth2, p1:eth3]"), "to itself", 14),
     ("ifname too long", GOOD.replace("p1:eth2,", "p1:abcdefghijklmnop,"), "longer than 15", 14),
     ("ifname bad char", GOOD.replace("p1:eth2,", "p1:et h2,"), "not a valid Linux interface name", 14),
-    ("ifname lo", GOOD.replace("p1:eth2,", "p1:lo,"), "not a valid Linux interface name", 14),
+    ("ifname lo", GOOD.replace("p1:eth2,", "p1:lo,"), "reserved for Linux's own use", 14),
     ("bad subnet", GOOD.replace("192.168.1.0/24", "192.168.1.0/33"), "bad IPv4 subnet", 11),
     ("host bits set", GOOD.replace("192.168.1.0/24", "192.168.1.5/24"), "bad IPv4 subnet", 11),
     ("subnet too small", GOOD.replace("192.168.1.0/24", "192.168.1.0/31"), "too small", 11),
@@ -166,6 +166,8 @@ EXACT = [
      "bad.yaml:1: name: lab name 'Lab' must be lowercase letters, digits and '-', start with a letter, at most 12 characters"),
     ("name digit first", "name: t1", "name: 1lab",
      "bad.yaml:1: name: lab name '1lab' must be lowercase letters, digits and '-', start with a letter, at most 12 characters"),
+    ("name trailing newline", "name: t1", 'name: "t1\\n"',
+     "bad.yaml:1: name: lab name 't1\\n' must be lowercase letters, digits and '-', start with a letter, at most 12 characters"),
     ("bad name before missing topology", None, "name: Lab\n",
      "bad.yaml:1: name: lab name 'Lab' must be lowercase letters, digits and '-', start with a letter, at most 12 characters"),
     ("missing topology", None, "name: t1\n",
@@ -220,6 +222,8 @@ EXACT = [
      "bad.yaml:6: topology.nodes[7]: node name 7 must be lowercase letters, digits and '-', start with a letter, at most 15 characters"),
     ("node name long", "p1: {}", "abcdefghijklmnop: {}",
      "bad.yaml:6: topology.nodes.abcdefghijklmnop: node name 'abcdefghijklmnop' must be lowercase letters, digits and '-', start with a letter, at most 15 characters"),
+    ("node name trailing newline", "p1: {}", '"p1\\n": {}',
+     "bad.yaml:6: topology.nodes['p1\\n']: node name 'p1\\n' must be lowercase letters, digits and '-', start with a letter, at most 15 characters"),
     ("node not mapping", "p1: {}", "p1: 3",
      'bad.yaml:6: topology.nodes.p1: expected a mapping, got int'),
     ("node list", "p1: {}", "p1: [kind]",
@@ -342,9 +346,9 @@ EXACT = [
     ("link not mapping", "    - endpoints: [p1:eth2, pe2:eth2]\n", "    - 5\n",
      'bad.yaml:14: topology.links[2]: expected a mapping, got int'),
     ("link unknown key", "    - endpoints: [p1:eth2, pe2:eth2]\n", "    - endpoints: [p1:eth2, pe2:eth2]\n      colour: red\n",
-     "bad.yaml:15: topology.links[2].colour: unknown key 'colour' (allowed: endpoints, subnet, cost, mtu)"),
+     "bad.yaml:15: topology.links[2].colour: unknown key 'colour' (allowed: endpoints, subnet, cost, mtu, delay, jitter, loss, rate, queue)"),
     ("link unknown key before endpoints", "    - endpoints: [p1:eth2, pe2:eth2]\n", "    - endpoints: [p1:eth2]\n      colour: red\n",
-     "bad.yaml:15: topology.links[2].colour: unknown key 'colour' (allowed: endpoints, subnet, cost, mtu)"),
+     "bad.yaml:15: topology.links[2].colour: unknown key 'colour' (allowed: endpoints, subnet, cost, mtu, delay, jitter, loss, rate, queue)"),
     ("no endpoints", "    - endpoints: [p1:eth2, pe2:eth2]\n", "    - cost: 3\n",
      "bad.yaml:14: topology.links[2].endpoints: endpoints must be a list of two 'node:interface' strings"),
     ("one endpoint", "[p1:eth2, pe2:eth2]", "[p1:eth2]",
@@ -366,15 +370,31 @@ EXACT = [
     ("ifname long", "p1:eth2,", "p1:abcdefghijklmnop,",
      "bad.yaml:14: topology.links[2].endpoints[0]: interface name 'abcdefghijklmnop' is longer than 15 characters"),
     ("ifname space", "p1:eth2,", "p1:et h2,",
-     "bad.yaml:14: topology.links[2].endpoints[0]: 'et h2' is not a valid Linux interface name"),
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'et h2' is not a valid Linux interface name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"),
     ("ifname lo", "p1:eth2,", "p1:lo,",
-     "bad.yaml:14: topology.links[2].endpoints[0]: 'lo' is not a valid Linux interface name"),
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'lo' is reserved for Linux's own use (lo, all, default, bonding_masters)"),
     ("ifname dotdot", "p1:eth2,", "p1:..,",
-     "bad.yaml:14: topology.links[2].endpoints[0]: '..' is not a valid Linux interface name"),
+     "bad.yaml:14: topology.links[2].endpoints[0]: '..' is not a valid Linux interface name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"),
     ("ifname bad char", "p1:eth2,", "p1:eth+2,",
-     "bad.yaml:14: topology.links[2].endpoints[0]: 'eth+2' is not a valid Linux interface name"),
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'eth+2' is not a valid Linux interface name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"),
     ("ifname slash", "p1:eth2,", "p1:e/2,",
-     "bad.yaml:14: topology.links[2].endpoints[0]: 'e/2' is not a valid Linux interface name"),
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'e/2' is not a valid Linux interface name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"),
+    ("ifname all", "p1:eth2,", "p1:all,",
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'all' is reserved for Linux's own use (lo, all, default, bonding_masters)"),
+    ("ifname default", "p1:eth2,", "p1:default,",
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'default' is reserved for Linux's own use (lo, all, default, bonding_masters)"),
+    ("ifname bonding_masters", "p1:eth2,", "p1:bonding_masters,",
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'bonding_masters' is reserved for Linux's own use (lo, all, default, bonding_masters)"),
+    ("ifname leading dash", "p1:eth2,", "p1:-x,",
+     "bad.yaml:14: topology.links[2].endpoints[0]: '-x' is not a valid Linux interface name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"),
+    ("ifname leading dot", "p1:eth2,", "p1:.x,",
+     "bad.yaml:14: topology.links[2].endpoints[0]: '.x' is not a valid Linux interface name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"),
+    ("ifname template", "p1:eth2,", "p1:eth%d,",
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'eth%d' is not a valid Linux interface name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"),
+    ("ifname trailing newline", "[p1:eth2, pe2:eth2]", '["p1:eth2\\n", pe2:eth2]',
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'eth2\\n' is not a valid Linux interface name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"),
+    ("ifname tab", "[p1:eth2, pe2:eth2]", '["p1:et\\th2", pe2:eth2]',
+     "bad.yaml:14: topology.links[2].endpoints[0]: 'et\\th2' is not a valid Linux interface name (letters, digits, '_', '.', '-'; not starting with '.' or '-')"),
     ("duplicate interface", "[p1:eth2, pe2:eth2]", "[p1:eth1, pe2:eth2]",
      'bad.yaml:14: topology.links[2].endpoints[0]: interface p1:eth1 is already used by link 1'),
     ("duplicate in one link", "[p1:eth2, pe2:eth2]", "[p1:eth2, p1:eth2]",
@@ -445,8 +465,8 @@ EXACT = [
      'bad.yaml:14: topology.links[1].subnet: 192.168.1.0/30 overlaps 192.168.1.0/24 (topology.links[0].subnet)'),
     ("loopback in subnet", "10.255.0.1", "192.168.1.9",
      'bad.yaml:11: topology.links[0].subnet: 192.168.1.0/24 overlaps 192.168.1.9/32 (topology.nodes.pe1.loopback)'),
-    ("core pool full", "192.168.1.0/24", "10.0.0.0/16",
-     'bad.yaml:12: topology.links[1]: no free /30 left in 10.0.0.0/16 to assign'),
+    ("core pool full", "192.168.1.0/24", "10.0.0.0/9",
+     'bad.yaml:12: topology.links[1]: no free /30 left in 10.0.0.0/9 to assign'),
     ("loopback pool full", None, "name: t1\ntopology:\n  nodes: {pe1: {}, p1: {}}\n"
      "  links:\n    - endpoints: [pe1:e1, p1:e1]\n      subnet: 10.255.0.0/16\n",
      'bad.yaml:3: topology.nodes.pe1: no free /32 left in 10.255.0.0/16 to assign'),
@@ -505,3 +525,17 @@ def test_load_topology_reads_file(tmp_path):
     f = tmp_path / "t.yaml"
     f.write_text(textwrap.dedent(GOOD))
     assert load_topology(f).name == "t1"
+
+
+def test_a_network_of_20000_routers_loads():
+    """The limits are sized for real networks: 20,000 routers and 40,000 links (a ring plus
+    chords, each with a cost) load; the old 100,000-value guard refused them."""
+    n = 20_000
+    nodes = "".join(f"    r{i}: {{}}\n" for i in range(n))
+    links = "".join(f"    - endpoints: [r{i}:a{i % 7}, r{(i + 1) % n}:b{i % 7}]\n      cost: {1 + i % 9}\n"
+                    for i in range(n))
+    links += "".join(f"    - endpoints: [r{i}:c, r{(i + n // 2 + 1) % n}:d]\n" for i in range(n))
+    topo = parse_topology(f"name: big\ntopology:\n  nodes:\n{nodes}  links:\n{links}", "big.yaml")
+    assert len(topo.routers) == n and len(topo.links) == 2 * n
+    # Past the 16,384 /30s of 10.0.0.0/16 the core pool goes on (10.1.0.0, 10.2.0.0, ...).
+    assert topo.links[-1].subnet == IPv4Network("10.2.112.252/30")

@@ -16,7 +16,7 @@ from tests.conftest import BUNDLED, TOPOLOGIES
 from tests.fwd_helpers import all_tables, ilm_label, line3, line4
 
 HOP_KEYS = {"router", "in_interface", "labels_in", "op", "labels_out", "ttl_in", "ttl",
-            "out_interface", "neighbor", "reason", "icmp"}
+            "out_interface", "neighbor", "reason", "table", "fec", "ecmp", "icmp"}
 
 
 def ops(w):
@@ -85,6 +85,70 @@ def test_ttl_expiry_icmp_is_tunnelled_along_lsp():
     assert last["router"] == "p1" and last["labels_in"] == [ilm_label(T["p1"], "192.168.2.0/24")]
     assert last["icmp"]["labels_out"] == [ilm_label(T["p2"], "192.168.2.0/24")]
     assert last["icmp"]["out_interface"] == "eth2"
+
+
+def test_icmp_error_is_walked_to_the_egress_and_back():
+    """RFC 3032 §2.3.2: p1 (a swapping P router) sends the Time Exceeded on along the
+    LSP; p2 pops it (PHP), the egress pe2 routes it back to ce1 over the reverse LSP."""
+    topo = line4()
+    T = all_tables(topo)
+    w = walk(topo, T, "ce1", "ce2", "udp", 2)
+    drop = w["hops"][-1]
+    assert (drop["table"], drop["fec"]) == ("ilm", "192.168.2.0/24")
+    ic = drop["icmp"]
+    assert ic["onward"] is True and ic["result"] == "delivered"
+    assert all(set(x) == HOP_KEYS for x in ic["hops"])
+    assert [(h["router"], h["op"]) for h in ic["hops"]] == [
+        ("p1", "push"), ("p2", "pop"), ("pe2", "push"), ("p2", "swap"), ("p1", "pop"),
+        ("pe1", "forward")]
+    first = ic["hops"][0]
+    assert first["in_interface"] is None and first["labels_out"] == ic["labels_out"]
+    assert first["ttl"] == 255 and first["fec"] == "192.168.2.0/24"
+    assert ic["hops"][2]["fec"] == "192.168.1.0/24"  # the egress routes it to the source
+    assert ic["hops"][-1]["neighbor"] == "ce1"
+
+
+def test_icmp_error_after_php_is_routed_back():
+    """A PHP router has no onward label: it routes the error back by IP at once."""
+    topo = line3()
+    T = all_tables(topo)
+    w = walk(topo, T, "ce1", "ce2", "icmp", 2)
+    ic = w["hops"][-1]["icmp"]
+    assert ic["onward"] is False and ic["result"] == "delivered"
+    assert [(h["router"], h["op"]) for h in ic["hops"]] == [("p1", "forward"), ("pe1", "forward")]
+    # an ICMP error about the error is never sent: a 1-hop TTL still reaches ce1
+    w = walk(topo, T, "ce1", "ce2", "icmp", 1)
+    assert w["hops"][-1]["icmp"]["hops"][0]["router"] == "pe1"
+
+
+def test_router_source_icmp_is_delivered_to_the_router():
+    topo = line4()
+    w = walk(topo, all_tables(topo), "pe1", "pe2", "udp", 2)
+    ic = w["hops"][-1]["icmp"]
+    assert w["hops"][-1]["router"] == "p2" and ic["result"] == "delivered"
+    assert ic["hops"][-1]["router"] == "pe1" and ic["hops"][-1]["op"] == "deliver"
+
+
+def test_ecmp_choice_follows_the_ports():
+    """diamond: pe1 has two next hops to ce2; the hash of the 5-tuple picks one, and
+    different source ports reach both branches."""
+    topo = load_topology(TOPOLOGIES / "diamond.yaml")
+    T = _sim_tables(topo)
+    seen = {}
+    for sport in range(40000, 40016):
+        w = walk(topo, T, "ce1", "ce2", "udp", 64, sport, 53)
+        assert (w["sport"], w["dport"]) == (sport, 53)
+        first = w["hops"][0]
+        e = first["ecmp"]
+        assert e["choices"] == ["p1", "p2"] and e["index"] == e["hash"] % 2
+        assert first["neighbor"] == e["choices"][e["index"]]
+        assert all(h["ecmp"] is None for h in w["hops"][1:])
+        seen.setdefault(first["neighbor"], sport)
+        again = walk(topo, T, "ce1", "ce2", "udp", 64, sport, 53)
+        assert again["hops"][0]["neighbor"] == first["neighbor"]  # one flow, one path
+    assert set(seen) == {"p1", "p2"}
+    w = walk(topo, T, "ce1", "ce2")
+    assert (w["sport"], w["dport"]) == (None, None)  # ICMP: no ports hashed
 
 
 def test_router_source_and_address_destination():
@@ -189,3 +253,22 @@ def test_cli_trace_table_and_errors():
     assert r.exit_code == 2 and "nowhere" in r.output
     r = CliRunner().invoke(main, ["sim", "trace", f, "ce1", "ce2", "--ttl", "0"])
     assert r.exit_code == 2
+
+
+def test_cli_trace_icmp_table_and_ecmp_notes():
+    f = str(TOPOLOGIES / "unequal.yaml")
+    r = CliRunner().invoke(main, ["sim", "trace", f, "ce1", "ce2", "--ttl", "2"],
+                           terminal_width=200)
+    assert r.exit_code == 0, r.output
+    assert "ICMP 11/0 10.0.0.2 -> 192.168.0.1 from p1, on along the LSP" in " ".join(r.output.split())
+    assert "ICMP error: delivered" in r.output and r.output.rstrip().endswith("result: dropped")
+    d = str(TOPOLOGIES / "diamond.yaml")
+    r = CliRunner().invoke(main, ["sim", "trace", d, "ce1", "ce2", "--proto", "tcp",
+                                  "--sport", "1234", "--dport", "80", "--json"])
+    w = json.loads(r.output)
+    assert (w["sport"], w["dport"]) == (1234, 80) and w["hops"][0]["ecmp"]["choices"] == ["p1", "p2"]
+    r = CliRunner().invoke(main, ["sim", "trace", d, "ce1", "ce2", "--proto", "tcp",
+                                  "--sport", "1234", "--dport", "80"])
+    assert "ECMP hash inputs: 192.168.1.1 -> 192.168.2.2, tcp, ports 1234 -> 80" in \
+        " ".join(r.output.split())
+    assert "hop 1 pe1: ECMP hash 0x" in r.output

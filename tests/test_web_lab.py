@@ -167,7 +167,7 @@ def test_lsp_traceroute_on_request(web):
 
 
 def test_rates_follow_traffic(web, diamond):
-    ping = subprocess.Popen(["ip", "netns", "exec", f"lsr-{diamond.name}-ce1", "ping", "-q",
+    ping = subprocess.Popen(["ip", "netns", "exec", f"lsr-{diamond.name}.ce1", "ping", "-q",
                              "-i", "0.01", "-c", "1000", "192.168.2.2"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:

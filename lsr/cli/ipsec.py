@@ -1,4 +1,4 @@
-"""`lsr lab ipsec NAME R sas|policies|audit|rekey`: IPsec state of a lab router."""
+"""`lsr lab ipsec NAME R sas|policies|audit|rekey|rekey-ike|delete`: IPsec of a lab router."""
 
 from __future__ import annotations
 
@@ -33,11 +33,13 @@ def _sa_rows(data: dict[str, Any]) -> list[tuple[Any, ...]]:
 @lab.command("ipsec")
 @click.argument("name")
 @click.argument("router")
-@click.argument("what", type=click.Choice(["sas", "policies", "audit", "rekey"]), default="sas")
-@click.option("--conn", help="IKE connection to rekey (rekey only).")
+@click.argument("what", type=click.Choice(["sas", "policies", "audit", "rekey", "rekey-ike", "delete"]),
+                default="sas")
+@click.option("--conn", help="IKE connection (rekey, rekey-ike, delete).")
 @json_option
 def ipsec_(name: str, router: str, what: str, conn: str | None, as_json: bool) -> None:
-    """IPsec SAs with counters, SPD policies, audited drops, or a Child SA rekey of ROUTER."""
+    """IPsec SAs with counters and SA health, SPD policies, audited drops and SA errors; or
+    rekey the Child SA / the IKE SA, or delete the Child SA (it is created again)."""
     if os.geteuid() != 0:
         raise LsrError("lab commands need root", code=2)
     import lsr.lab as L
@@ -54,9 +56,9 @@ def ipsec_(name: str, router: str, what: str, conn: str | None, as_json: bool) -
             click.echo(data.get("text", ""))
         return
     params: dict[str, Any] = {"view": what}
-    if what == "rekey":
+    if what in ("rekey", "rekey-ike", "delete"):
         if not conn:
-            raise LsrError("rekey needs --conn NAME (an ipsec.ike connection)")
+            raise LsrError(f"{what} needs --conn NAME (an ipsec.ike connection)")
         params["conn"] = conn
     data = L.query(name, router, "ipsec", **params)
     if as_json:
@@ -67,9 +69,13 @@ def ipsec_(name: str, router: str, what: str, conn: str | None, as_json: bool) -
                                               "bytes", "replay drops", "icv failures", "seq/top"],
                      _sa_rows(data))
         for c in data["ike"]:
-            err = f"  error: {c['error']}" if c["error"] else ""
+            # an SA that is missing, expiring without a successor or failing its rekeys is an
+            # error, whatever the IKE SA's own state
+            err = f"  error: {c['error']}" if c["error"] and not c["problems"] else ""
             click.echo(f"IKE {c['name']} ({c['role']}, peer {c['peer']} {c['remote']}"
                        f"{', NAT-T' if c['nat_t'] else ''}): {c['state']}{err}")
+            for p in c["problems"]:
+                click.echo(f"  ERROR {p['problem']}: {p['detail']}")
         other = {**data["sad"], **data["stage"]}
         if any(other.values()):
             click.echo("  " + "  ".join(f"{k}={v}" for k, v in other.items() if v))

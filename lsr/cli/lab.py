@@ -43,32 +43,37 @@ def lab() -> None:
 def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = False) -> None:
     """Build the lab of FILE and wait until LDP has converged."""
     require_root()
-    topo = load(file)
     L = lab_api()
-    name = name or topo.name
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     t0 = time.monotonic()
-    try:
-        with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
-                      console=render.console, transient=True) as prog:
-            task = prog.add_task(f"{name}: starting", total=1.0)
-            lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring, keep=keep,
-                        progress=lambda msg, frac: prog.update(task, completed=frac,
-                                                               description=f"{name}: {msg}"))
-    except LsrError as e:
-        from lsr.lab.state import LabState
+    with L.signals_interrupt():  # SIGTERM, SIGHUP: torn down like Ctrl-C, one line
+        try:
+            topo = load(file)
+            name = name or topo.name
+            # Not on a pipe or file: there its last frame would stay behind as a blank line.
+            with Progress(TextColumn("[bold]{task.description}"), BarColumn(), TimeElapsedColumn(),
+                          console=render.console, transient=True,
+                          disable=not render.console.is_terminal) as prog:
+                task = prog.add_task(f"{name}: starting", total=1.0)
+                lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring, keep=keep,
+                            progress=lambda msg, frac: prog.update(task, completed=frac,
+                                                                   description=f"{name}: {msg}"))
+        except LsrError as e:
+            from lsr.lab.state import LabState
 
-        if not keep or LabState(name).read().get("failed") != str(e):
-            raise  # not kept: failed before the lab existed (a name taken, bad input)
-        click.echo(f"lsr: {e}", err=True)
-        click.echo(f"lsr: lab '{name}' kept for debugging: lsr lab status {name}; "
-                   f"lsr lab ldp {name} ROUTER neighbors; lsr lab down {name}", err=True)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        # L.up already tore the partial lab down before re-raising.
-        click.echo(f"lsr: interrupted; lab '{name}' torn down", err=True)
-        sys.exit(130)
+            if not keep or not name or LabState(name).read().get("failed") != str(e):
+                raise  # not kept: failed before the lab existed (a name taken, bad input)
+            click.echo(f"lsr: {e}", err=True)
+            click.echo(f"lsr: lab '{name}' kept for debugging: lsr lab status {name}; "
+                       f"lsr lab ldp {name} ROUTER neighbors; lsr lab down {name}", err=True)
+            sys.exit(1)
+        except KeyboardInterrupt as e:
+            # L.up tore down what it had built before re-raising (or had built nothing).
+            why = getattr(e, "name", "SIGINT")
+            left = f"; nothing of lab '{name}' is left" if name else ""
+            click.echo(f"lsr: interrupted ({why}){left}", err=True)
+            sys.exit(128 + getattr(e, "signum", 2))
     render.line(f"lab [bold]{name}[/bold] up: {len(topo.routers)} routers, {len(topo.hosts)} hosts, "
                 f"converged in {lab_.converge_seconds:.2f} s ({time.monotonic() - t0:.2f} s total)")
 
@@ -107,6 +112,7 @@ def status(name: str, as_json: bool) -> None:
         render.emit_json(st)
         return
     rows = []
+    has_bgp = any("bgp" in info for info in st["routers"].values())
     for r, info in st["routers"].items():
         sess = info.get("sessions", {})
         up_ = sum(1 for v in sess.values() if str(v).endswith("OPERATIONAL"))
@@ -122,13 +128,23 @@ def status(name: str, as_json: bool) -> None:
         if info.get("refused"):  # flood bounds at work (docs/cli.md, "refused")
             why = (why + "; " if why else "") + "refused " + ", ".join(
                 f"{proto} {k} {v}" for proto, r in info["refused"].items() for k, v in r.items())
-        rows.append((r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}",
-                     ospf, info.get("error") or why))
+        row = [r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}", ospf]
+        if has_bgp:  # BGP sessions Established / configured (labs with a bgp: section)
+            bgp = info.get("bgp")
+            row.append("-" if bgp is None else
+                       f"{sum(1 for v in bgp.values() if v == 'Established')}/{len(bgp)}")
+        rows.append((*row, info.get("error") or why))
     down = ", ".join(st["down_link_names"]) or "none"
     render.table(f"lab {name} ({st['topology']}), down links: {down}",
-                 ["router", "pid", "alive", "sessions up", "ospf full", "error"], rows)
+                 ["router", "pid", "alive", "sessions up", "ospf full",
+                  *(["bgp up"] if has_bgp else []), "error"], rows)
     if st.get("failed"):
         render.plain(f"kept after a failed lab up: {st['failed']}")
+    if st.get("impairments"):  # lsr lab link NAME A B set ...
+        render.table(f"lab {name}: impaired links (each direction)",
+                     ["link", "impairment", "impair-loss", "impair-queue-full"],
+                     [(i["name"], i["describe"], i["impair-loss"], i["impair-queue-full"])
+                      for i in st["impairments"]])
 
 
 @lab.command("exec", context_settings={"ignore_unknown_options": True})
@@ -197,6 +213,12 @@ def counters(name: str, router: str | None, as_json: bool) -> None:
         rows = [("runtime", k, v) for k, v in c["runtime"].items()]
         for d in ("sent", "received", "refused"):
             rows += [(f"ldp {d}", k, v) for k, v in c.get("ldp", {}).get(d, {}).items()]
+        bgp = c.get("bgp", {})
+        for d in ("sent", "received", "notifications_sent", "notifications_received",
+                  "refused"):
+            rows += [(f"bgp {d.replace('_', ' ')}", k, v) for k, v in bgp.get(d, {}).items()]
+        rows += [("bgp", k, bgp[k]) for k in ("treated_as_withdraw", "attributes_discarded")
+                 if bgp.get(k)]
         dp = c.get("dataplane", {})
         # every frame read: forwarded + delivered + drops (forwarding.tables.counters_json)
         rows += [("dataplane", k, dp[k]) for k in ("forwarded", "delivered") if k in dp]
@@ -205,6 +227,9 @@ def counters(name: str, router: str | None, as_json: bool) -> None:
                  if v["packets"]]
         rows += [("ftn", k, f"{v['packets']} pkts {v['bytes']} B") for k, v in dp.get("ftn", {}).items()
                  if v["packets"]]
+        for k, v in c.get("impair", {}).items():  # impaired links (lsr lab link ... set)
+            rows += [("impair", f"{k} {ctr}", v[ctr])
+                     for ctr in ("impair-loss", "impair-queue-full", "impair-passed", "held")]
         render.table(f"{r}: counters", ["group", "counter", "value"], rows)
 
 
@@ -243,22 +268,60 @@ def capture(name: str, where: str, write: str | None, count: int | None) -> None
     sys.exit(rc)
 
 
-@lab.command("link")
+@lab.command("link", context_settings={"ignore_unknown_options": True})
 @click.argument("name")
 @click.argument("a")
 @click.argument("b")
-@click.argument("state", type=click.Choice(["up", "down"]))
+@click.argument("action", type=click.Choice(["up", "down", "set", "clear", "show"]))
+@click.argument("values", nargs=-1, type=click.UNPROCESSED)
 @click.option("--wait/--no-wait", default=True, show_default=True,
-              help="Wait until LDP has reconverged.")
-def link_(name: str, a: str, b: str, state: str, wait: bool) -> None:
-    """Set the A-B link down or up; every router recomputes its IGP and LDP reacts."""
+              help="Wait until LDP has reconverged (up, down).")
+@json_option
+def link_(name: str, a: str, b: str, action: str, values: tuple[str, ...], wait: bool,
+          as_json: bool) -> None:
+    """Fail or restore the A-B link (down, up: every router recomputes its IGP and LDP
+    reacts), or impair it in both directions in our dataplane: `set delay 20ms jitter 2ms
+    loss 1% rate 10mbit [queue 1000]` (merged into what is set), `clear`, `show`."""
     require_root()
     L = lab_api()
-    L.link(name, a, b, state == "up")
-    msg = f"link {a}-{b} {state}"
-    if wait:
-        msg += f", reconverged in {L.wait_converged(name):.2f} s"
-    render.line(msg)
+    if action in ("up", "down"):
+        if values:
+            raise LsrError(f"'{action}' takes no values")
+        L.link(name, a, b, action == "up")
+        msg = f"link {a}-{b} {action}"
+        if wait:
+            msg += f", reconverged in {L.wait_converged(name):.2f} s"
+        render.line(msg)
+        return
+    if action == "set":
+        from lsr.core.impair import parse_words
+
+        try:
+            view = L.impair(name, a, b, parse_words(values))
+        except ValueError as e:
+            raise LsrError(f"lab link {a} {b} set: {e}") from None
+    elif action == "clear":
+        if values:
+            raise LsrError("'clear' takes no values")
+        view = L.impair(name, a, b, None)
+    else:
+        if values:
+            raise LsrError("'show' takes no values")
+        view = L.link_view(name, a, b)
+    if as_json:
+        render.emit_json(view)
+        return
+    render.line(f"link {view['name']} ({' '.join(view['endpoints'])}"
+                f"{', down' if view['down'] else ''}): {view['describe']}"
+                + (" (each direction)" if view["impair"] else ""))
+    if action == "show":
+        rows = [(r, d.get("interface", ""), d.get("direction", ""), d.get("impair-loss", ""),
+                 d.get("impair-queue-full", ""), d.get("impair-passed", ""), d.get("held", ""))
+                for r, per in view["applied_by"].items() for d in per.values()]
+        if rows:
+            render.table(f"link {view['name']}: impairment counters",
+                         ["router", "interface", "dir", "impair-loss", "impair-queue-full",
+                          "passed", "held"], rows)
 
 
 __all__ = ["lab"]

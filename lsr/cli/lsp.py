@@ -72,6 +72,13 @@ def _rc(code: int | None, name: str) -> str:
     return f"[{style}]{code}[/] {escape(_SHORT.get(code, name))}"
 
 
+def _hop_name(h: dict[str, Any]) -> str:
+    """Who answered a traceroute hop; a silent hop as the router the DDMAP named."""
+    if h["router"]:
+        return str(h["router"])
+    return f"{h['expected_router']} (silent)" if h.get("expected_router") else "*"
+
+
 @lsp.command("ping")
 @_args
 @_sim
@@ -125,7 +132,7 @@ def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, mul
     if as_json:
         render.emit_json(out)
     else:
-        rows = [(h["path"], h["ttl"], h["router"] or "*", h["interface"] or "",
+        rows = [(h["path"], h["ttl"], _hop_name(h), h["interface"] or "",
                  _rc(h["return_code"], h["return_code_name"]),
                  "/".join(str(x) for x in h["labels"]), ", ".join(h["downstream"]),
                  "" if h["rtt_ms"] is None else f"{h['rtt_ms']:.3f}") for h in out["hops"]]
@@ -133,11 +140,14 @@ def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, mul
                      ["path", "ttl", "router", "in if", "return code", "out labels", "downstream",
                       "rtt ms"], rows)
         for p in out["paths"]:
-            render.line(escape(f"path {p['path']}: {' -> '.join([src, *p['routers']])}: {p['result']}"))
+            hops = [_hop_name(h) for h in out["hops"] if h["path"] == p["path"]]
+            render.line(escape(f"path {p['path']}: {' -> '.join([src, *hops])}: {p['result']}"))
         b = out["broken_at"]
         tail = f"result: {out['result']}"
         if b:
             tail += f", broken at hop {b['ttl']} {b['router'] or '*'}: {b['return_code_name']}"
+            if b["return_code_name"] == "timeout" and b["router"]:
+                tail += " (no reply)"
         if out.get("reason"):
             tail += f" ({out['reason']})"
         render.line(escape(tail))
@@ -185,18 +195,22 @@ if _lab_group is not None:
     @click.option("--no-wait", is_flag=True, help="start: do not wait for the lab to converge.")
     @json_option
     def lab_node(name: str, router: str, action: str, no_wait: bool, as_json: bool) -> None:
-        """Stop or start ROUTER's runtime (its namespace and links stay up: the IGP still
-        routes through it, LDP sessions with it drop, LSPs through it break)."""
+        """Stop or start ROUTER's runtime (its namespace and links stay up: LDP sessions
+        with it drop, LSPs through it break). For an FRR router: zebra, ospfd, ldpd and
+        our dataplane in it."""
         from lsr.lab.control import node_start, node_stop
 
         out = node_stop(name, router) if action == "stop" else node_start(name, router, wait=not no_wait)
+        what = "FRR (zebra, ospfd, ldpd, dataplane)" if out.get("kind") == "frr" else "runtime"
         if as_json:
             render.emit_json(out)
         elif action == "stop":
-            render.line(f"{router}: runtime stopped (pids {out['stopped_pids']})")
+            render.line(f"{router}: {what} stopped (pids {out['stopped_pids']})")
         else:
             conv = out.get("converged_seconds")
-            render.line(f"{router}: runtime started (pid {out['pid']})"
+            pids = ", ".join(f"{d} {p}" for d, p in out["pids"].items()) if "pids" in out \
+                else f"pid {out['pid']}"
+            render.line(f"{router}: {what} started ({pids})"
                         + (f", lab converged in {conv:.2f} s" if conv is not None else ""))
 
     @_lab_group.command("converge")

@@ -50,13 +50,18 @@ class LsrGroup(click.Group):
         except LsrError as e:
             click.echo(f"lsr: {e}", err=True)
             ctx.exit(e.code)
+        except MemoryError:
+            click.echo("lsr: out of memory", err=True)
+            ctx.exit(1)
         except BrokenPipeError:
             sys.stderr.close()
             ctx.exit(1)
-        except KeyboardInterrupt:
-            # Commands that build something (lab up) clean up and exit 130 themselves.
-            click.echo("lsr: interrupted", err=True)
-            ctx.exit(130)
+        except KeyboardInterrupt as e:
+            # Commands that build something (lab up) clean up and exit themselves;
+            # Interrupted (SIGTERM, SIGHUP) carries its signal, Ctrl-C is SIGINT.
+            why = f" ({e.name})" if hasattr(e, "name") else ""
+            click.echo(f"lsr: interrupted{why}", err=True)
+            ctx.exit(128 + getattr(e, "signum", 2))
         except OSError as e:
             # A path the user gave that cannot be read or written (-o, -w, ...).
             if e.filename is None or e.strerror is None:

@@ -126,19 +126,24 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
 @click.option("--lab", help="Report on a running lab (its live tables) instead of FILE.")
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False),
               help="The HTML file to write.")
-@click.option("--from", "src", help="Packet walk source (default: the first host).")
-@click.option("--to", "dst", help="Packet walk destination (default: the second host).")
+@click.option("--from", "src", help="Packet walk source (default: see --to).")
+@click.option("--to", "dst", help="Packet walk destination (default: the longest walk between "
+              "two hosts, docs/cli.md).")
 @_down_option
 def report_cmd(file: str | None, lab: str | None, output: str, src: str | None,
                dst: str | None, down: tuple[str, ...]) -> None:
-    """Write one self-contained HTML page: the topology picture, every LFIB, the
-    LDP bindings, a packet walk between two hosts and the validation results."""
+    """Write one self-contained HTML page that follows one packet: its walk and the
+    table rows it used, the topology picture with its LSP, the FTN, ILM and LDP
+    bindings of the routers on its way (the rows it used highlighted), the
+    validation results, and the other routers' tables in an appendix."""
     from lsr.teach import report
 
     n = _network(file, lab, down)
-    page = report.build(n, src, dst)
+    page, choice = report.build_report(n, src, dst)
     Path(output).write_text(page, encoding="utf-8")
-    out.line(f"{output}: report on {n.topo.name} ({n.source}), {len(page) // 1024} KiB")
+    out.plain(f"{output}: report on {n.topo.name} ({n.source}), {len(page) // 1024} KiB")
+    if choice is not None:
+        out.plain(f"packet: {choice.src} -> {choice.dst} ({choice.why})")
     _exit_if_stuck(n)
 
 

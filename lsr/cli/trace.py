@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import click
+from rich.markup import escape
 
 from lsr import render
 from lsr.cli.common import down_option, exit_if_stuck, json_option, load, simulated, topology_arg
 from lsr.cli.sim import sim
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
+from lsr.teach.walktext import ecmp_text, flow_text, icmp_title
+
+DEFAULT_SPORT, DEFAULT_DPORT = 49152, 33434  # forwarding.walk's, like traceroute's first probe
+COLUMNS = ["hop", "router", "in", "labels in", "op", "labels out", "ttl", "out"]
 
 
 def lfibs_for(topo: Topology) -> dict:
@@ -22,6 +29,46 @@ def _labels(labels: list[int]) -> str:
     return "/".join(str(x) for x in labels)
 
 
+def _rows(hops: list[dict[str, Any]]) -> list[tuple[Any, ...]]:
+    return [(k, h["router"], h["in_interface"] or "(local)", _labels(h["labels_in"]), h["op"],
+             _labels(h["labels_out"]), f"{h['ttl_in']}->{h['ttl']}", h["out_interface"] or "")
+            for k, h in enumerate(hops, 1)]
+
+
+def _notes(hops: list[dict[str, Any]]) -> list[str]:
+    notes = []
+    for k, h in enumerate(hops, 1):
+        if h.get("ecmp"):
+            notes.append(f"hop {k} {h['router']}: ECMP {ecmp_text(h)}")
+        if h["reason"]:
+            notes.append(f"hop {k} {h['router']}: dropped ({h['reason']})")
+        if h["icmp"]:
+            i = h["icmp"]
+            via = f"{i['out_interface']}" + (f" labels {_labels(i['labels_out'])}"
+                                             if i["labels_out"] else "")
+            notes.append(f"hop {k} {h['router']}: sent ICMP {i['type']}/{i['code']} "
+                         f"{i['src']} -> {i['dst']} via {via}")
+    return notes
+
+
+def print_walk(w: dict[str, Any], title: str) -> None:
+    """The table of `lsr sim trace`, its notes and the ICMP error's own walk."""
+    hops = w["hops"]
+    render.table(title, COLUMNS, _rows(hops))
+    if any(h.get("ecmp") for h in hops):
+        render.plain(f"ECMP hash inputs: {flow_text(w)} (CRC-32, seeded per router)")
+    for n in _notes(hops):
+        render.plain(n)
+    for h in hops:
+        i = h["icmp"]
+        if i and i.get("hops"):
+            render.table(escape(icmp_title(h)), COLUMNS, _rows(i["hops"]))
+            for n in _notes(i["hops"]):
+                render.plain(n)
+            render.plain(f"ICMP error: {i['result']}")
+    render.plain(f"result: {w['result']}")
+
+
 @sim.command("trace")
 @topology_arg
 @click.argument("src")
@@ -30,6 +77,10 @@ def _labels(labels: list[int]) -> str:
               show_default=True, help="Packet to inject.")
 @click.option("--ttl", type=click.IntRange(1, 255), default=64, show_default=True,
               help="IP TTL of the injected packet.")
+@click.option("--sport", type=click.IntRange(0, 65535), default=None,
+              help=f"UDP/TCP source port (default {DEFAULT_SPORT}): an ECMP hash input.")
+@click.option("--dport", type=click.IntRange(0, 65535), default=None,
+              help=f"UDP/TCP destination port (default {DEFAULT_DPORT}): an ECMP hash input.")
 @click.option("--step", is_flag=True, help="One hop at a time with the frame's headers and the "
               "LFIB row that decided it (a key press between hops; lsr.teach.step).")
 @click.option("--delay", type=click.FloatRange(0), default=None,
@@ -37,24 +88,33 @@ def _labels(labels: list[int]) -> str:
 @down_option
 @json_option
 def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
-          step: bool = False, delay: float | None = None, down: tuple[str, ...] = ()) -> None:
+          sport: int | None = None, dport: int | None = None, step: bool = False,
+          delay: float | None = None, down: tuple[str, ...] = ()) -> None:
     """Walk one packet from SRC to DST (node names or addresses) router by router.
 
     Runs the LDP simulation of FILE to convergence (then fails the --down links and
     reconverges), builds every router's forwarding tables and calls the forwarding
-    plane's `decide` at each hop. Exit status 1 when the simulation did not converge
-    (the packet is walked through what did).
+    plane's `decide` at each hop. A router that drops the packet with an ICMP error
+    (a small --ttl) has the error walked on to the source too. Where a router has
+    several equal-cost next hops the hash of the flow (addresses, protocol, UDP/TCP
+    ports) picks one: --sport/--dport pick another flow. Exit status 1 when the
+    simulation did not converge (the packet is walked through what did).
     """
     from forwarding.tables import build_all
     from forwarding.walk import walk
 
+    if proto == "icmp" and (sport is not None or dport is not None):
+        raise click.UsageError("--sport/--dport need --proto udp or tcp (an ICMP echo has no "
+                               "ports: it is hashed on its addresses and protocol)")
+    sp = DEFAULT_SPORT if sport is None else sport
+    dp = DEFAULT_DPORT if dport is None else dport
     topo = load(file)
     o = simulated(topo, down)
     # The routes each router's OSPF built (the reference model's when converged).
     ribs = o.sim.ribs if o.sim.ospf else o.sim.igp.ribs()
     tables = build_all(topo, ribs, {r: i.lfib for r, i in o.sim.instances.items()})
     try:
-        w = walk(topo, tables, src, dst, proto, ttl)
+        w = walk(topo, tables, src, dst, proto, ttl, sp, dp)
     except ValueError as e:
         raise LsrError(f"{topo.source}: {e}") from None
     if as_json:
@@ -64,27 +124,8 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
     if step or delay is not None:
         from lsr.teach.step import show_trace
 
-        show_trace(topo, tables, src, dst, proto, ttl, delay)
+        show_trace(topo, tables, src, dst, proto, ttl, delay, sport=sp, dport=dp)
         exit_if_stuck(o)
         return
-    rows = []
-    notes = []
-    for k, h in enumerate(w["hops"], 1):
-        if h["reason"]:
-            notes.append(f"hop {k} {h['router']}: dropped ({h['reason']})")
-        if h["icmp"]:
-            i = h["icmp"]
-            via = f"{i['out_interface']}" + (f" labels {_labels(i['labels_out'])}"
-                                             if i["labels_out"] else "")
-            notes.append(f"hop {k} {h['router']}: sent ICMP {i['type']}/{i['code']} "
-                         f"{i['src']} -> {i['dst']} via {via}")
-        rows.append((k, h["router"], h["in_interface"] or "(local)", _labels(h["labels_in"]),
-                     h["op"], _labels(h["labels_out"]), f"{h['ttl_in']}->{h['ttl']}",
-                     h["out_interface"] or ""))
-    render.table(f"{w['src']} -> {w['dst']} ({proto}, TTL {ttl}) on {topo.name}",
-                 ["hop", "router", "in", "labels in", "op", "labels out", "ttl", "out"],
-                 rows)
-    for n in notes:
-        render.line(n)
-    render.line(f"result: {w['result']}")
+    print_walk(w, f"{w['src']} -> {w['dst']} ({proto}, TTL {ttl}) on {topo.name}")
     exit_if_stuck(o)

@@ -33,8 +33,9 @@ from typing import Any
 
 import networkx as nx
 
+from lsr.core import impair as _impair
 from lsr.core.labels import MAX_LABEL, MIN_UNRESERVED
-from lsr.core.yamlpos import Located, Path, YamlError, load_located
+from lsr.core.yamlpos import MAX_BYTES, Located, Path, YamlError, load_located, too_big
 
 ROUTER_KINDS = ("lsr", "frr")  # nodes that run the IGP and LDP
 # customer hosts: kernel IP stack, one link, default route; `strongswan` is a host that runs
@@ -47,10 +48,11 @@ DEFAULT_MTU = 1500
 DEFAULT_LABEL_RANGE = (16, 1048575)
 LABEL_BLOCK = 1000  # default: the k-th router allocates from 1000*k up, so a label names its router
 LOOPBACK_POOL = IPv4Network("10.255.0.0/16")
-CORE_LINK_POOL = IPv4Network("10.0.0.0/16")
+# From 10.0.0.0 up: /16 holds 16,384 links, the rest is for networks as large as real ones.
+CORE_LINK_POOL = IPv4Network("10.0.0.0/9")
 HOST_LINK_POOL = IPv4Network("192.168.0.0/16")
 
-NAME_RE = re.compile(r"^[a-z][a-z0-9-]*$")
+NAME_RE = re.compile(r"[a-z][a-z0-9-]*")  # use fullmatch: `$` would let "r1\n" through
 MAX_LAB_NAME = 12
 MAX_NODE_NAME = 15
 IFNAME_MAX = 15  # IFNAMSIZ - 1
@@ -167,6 +169,8 @@ class Link:
     subnet: IPv4Network
     cost: int
     mtu: int
+    # delay / jitter / loss / rate (lsr.core.impair): applied by our dataplane in labs
+    impair: _impair.Impairment | None = None
 
     @property
     def nodes(self) -> tuple[str, str]:
@@ -186,6 +190,8 @@ class Topology:
     links: list[Link]
     source: str = "<topology>"
     extra: dict[str, Any] = field(default_factory=dict)  # validated optional sections
+    # what an import (containerlab file, GML graph: lsr.core.importers) mapped or ignored
+    notes: list[str] = field(default_factory=list, compare=False)
     _graph: nx.MultiGraph | None = field(default=None, repr=False, compare=False)
 
     @property
@@ -299,6 +305,7 @@ class _Ctx:
     def __init__(self, source: str, located: Located) -> None:
         self.source = source
         self.located = located
+        self.notes: list[str] = []  # from a conversion (containerlab)
 
     def fail(self, path: Path, message: str) -> TopologyError:
         return TopologyError(self.source, self.located.line(path), _fmt_path(path), message)
@@ -309,6 +316,8 @@ def _fmt_path(path: Path) -> str:
     for p in path:
         if isinstance(p, int):
             out += f"[{p}]"
+        elif not str(p).isprintable() or any(c.isspace() for c in str(p)):
+            out += f"[{str(p)!r}]"  # a key with a newline in it stays on the error's one line
         else:
             out += ("." if out else "") + str(p)
     return out
@@ -376,21 +385,32 @@ def _subnet(ctx: _Ctx, value: Any, path: Path, max_len: int) -> IPv4Network:
     return net
 
 
+# Names Linux takes for something else in every namespace: the loopback, the
+# /proc/sys/net/{ipv4,ipv6,mpls}/conf/{all,default} settings (a device called `all` would
+# be configured through them) and the bonding driver's file in /sys/class/net.
+RESERVED_IFNAMES = ("lo", "all", "default", "bonding_masters")
+_IFNAME_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]*")
+
+
 def _ifname_ok(name: str) -> str | None:
+    """Why Linux (or a tool a lab runs on it) would refuse `name`, or None."""
     if not name:
         return "empty interface name"
     if len(name) > IFNAME_MAX:
-        return f"interface name '{name}' is longer than {IFNAME_MAX} characters"
-    if name in (".", "..", "lo") or "/" in name or ":" in name or any(c.isspace() for c in name):
-        return f"'{name}' is not a valid Linux interface name"
-    if not re.fullmatch(r"[A-Za-z0-9_.-]+", name):
-        return f"'{name}' is not a valid Linux interface name"
+        return f"interface name {name!r} is longer than {IFNAME_MAX} characters"
+    if name in RESERVED_IFNAMES:
+        return f"'{name}' is reserved for Linux's own use ({', '.join(RESERVED_IFNAMES)})"
+    # The kernel refuses '/', ':', whitespace, '.' and '..'; '%' makes a name a template,
+    # and a leading '-' reads as an option to ethtool and tcpdump.
+    if name in (".", "..") or not _IFNAME_RE.fullmatch(name):
+        return (f"{name!r} is not a valid Linux interface name (letters, digits, '_', '.', "
+                "'-'; not starting with '.' or '-')")
     return None
 
 
 _NODE_KEYS = ("kind", "loopback", "labels", "ttl_model", "ldp", "ospf")
 _ROUTER_FIELDS = ("labels", "ttl_model", "ldp", "ospf")
-_LINK_KEYS = ("endpoints", "subnet", "cost", "mtu")
+_LINK_KEYS = ("endpoints", "subnet", "cost", "mtu", *_impair.KEYS)
 
 
 def _ldp_passwords(ctx: _Ctx, v: Any, p: Path) -> tuple[tuple[str, str], ...]:
@@ -478,13 +498,33 @@ def _label_range(ctx: _Ctx, v: Any, p: Path) -> tuple[int, int]:
 def load_topology(path: str | FsPath) -> Topology:
     """Read and validate a topology file; raises TopologyError."""
     source = str(path)
+    if FsPath(source).suffix.lower() in (".gml", ".graphml"):
+        return _graph_topology(source)
     try:
-        text = FsPath(path).read_text()
+        with open(path, "rb") as f:
+            # Never more than the limit into memory, whatever the file is (/dev/zero too).
+            data = f.read(MAX_BYTES + 1)
+        if len(data) > MAX_BYTES:
+            raise TopologyError(source, None, "", too_big(len(data)))
+        text = data.decode()
     except FileNotFoundError:
         raise TopologyError(source, None, "", "no such file") from None
     except (OSError, UnicodeDecodeError) as e:
         raise TopologyError(source, None, "", f"cannot read: {e}") from None
     return parse_topology(text, source)
+
+
+def _graph_topology(source: str) -> Topology:
+    """A GML/GraphML graph (lsr.core.importers.graph: routers, hosts, costs) as a topology."""
+    from lsr.core.importers import graph
+
+    try:
+        text, notes = graph.to_yaml(source)
+    except graph.GraphError as e:
+        raise TopologyError(source, None, "", str(e)) from None
+    topo = parse_topology(text, source)
+    topo.notes = notes
+    return topo
 
 
 def parse_topology(text: str, source: str = "<topology>") -> Topology:
@@ -502,6 +542,7 @@ def parse_topology(text: str, source: str = "<topology>") -> Topology:
     _check_host_links(ctx, specs, link_specs)
     _plan_addresses(ctx, specs, link_specs)
     topo = _build(name, source, specs, link_specs)
+    topo.notes = ctx.notes
     _check_connected(ctx, topo)
     _check_passwords(ctx, topo)
     for section in section_names():
@@ -543,6 +584,7 @@ class _LinkSpec:
     subnet: IPv4Network | None
     cost: int
     mtu: int
+    impair: _impair.Impairment | None = None
 
 
 def _document(text: str, source: str) -> tuple[_Ctx, dict[str, Any]]:
@@ -550,17 +592,36 @@ def _document(text: str, source: str) -> tuple[_Ctx, dict[str, Any]]:
         located = load_located(text)
     except YamlError as e:
         raise TopologyError(source, e.line, "", e.message) from None
+    except MemoryError:  # the limits keep this away unless memory is short already
+        raise TopologyError(source, None, "", "out of memory while reading the file") from None
     ctx = _Ctx(source, located)
     if located.data is None:
         raise ctx.fail((), "file is empty")
-    return ctx, _mapping(ctx, located.data, (), ("name", "topology", *section_names()))
+    ctx = _containerlab(ctx)
+    return ctx, _mapping(ctx, ctx.located.data, (), ("name", "topology", *section_names()))
+
+
+def _containerlab(ctx: _Ctx) -> _Ctx:
+    """A containerlab file converted to ours (lsr.core.importers.containerlab: the mapping),
+    errors still located in the file; anything else as it is."""
+    from lsr.core.importers import containerlab
+
+    if not containerlab.recognise(ctx.located.data):
+        return ctx
+    try:
+        data, lines, notes = containerlab.convert(ctx.located.data, ctx.located.lines)
+    except containerlab.ConvertError as e:
+        raise ctx.fail(e.path, e.message) from None
+    out = _Ctx(ctx.source, Located(data, lines))
+    out.notes = notes
+    return out
 
 
 def _lab_name(ctx: _Ctx, doc: dict[str, Any]) -> str:
     if "name" not in doc:
         raise ctx.fail((), "missing 'name'")
     name = doc["name"]
-    if not isinstance(name, str) or not NAME_RE.match(name) or len(name) > MAX_LAB_NAME:
+    if not isinstance(name, str) or not NAME_RE.fullmatch(name) or len(name) > MAX_LAB_NAME:
         raise ctx.fail(
             ("name",),
             f"lab name {name!r} must be lowercase letters, digits and '-', start with a letter, "
@@ -611,7 +672,7 @@ def _node_spec(
     loopbacks: dict[IPv4Address, str], router_ordinal: int,
 ) -> _NodeSpec:
     npath: Path = ("topology", "nodes", nname)
-    if not isinstance(nname, str) or not NAME_RE.match(nname) or len(nname) > MAX_NODE_NAME:
+    if not isinstance(nname, str) or not NAME_RE.fullmatch(nname) or len(nname) > MAX_NODE_NAME:
         raise ctx.fail(
             npath,
             f"node name {nname!r} must be lowercase letters, digits and '-', start with a "
@@ -675,7 +736,29 @@ def _link_spec(
     )
     cost = _int(ctx, lm.get("cost", DEFAULT_COST), lpath + ("cost",), 1, 65535)
     mtu = _int(ctx, lm.get("mtu", DEFAULT_MTU), lpath + ("mtu",), 576, 9000)
-    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu)
+    return _LinkSpec(ends, host_link, lpath, subnet, cost, mtu, _link_impairment(ctx, lm, lpath, ends, specs))
+
+
+def _link_impairment(ctx: _Ctx, lm: dict[str, Any], lpath: Path, ends: tuple[tuple[str, str], ...],
+                     specs: dict[str, _NodeSpec]) -> _impair.Impairment | None:
+    """A link's delay/jitter/loss/rate/queue; our `lsr` runtime applies them, so one end must
+    be an `lsr` router (lsr.lab.node_impair)."""
+    raw = {k: lm[k] for k in _impair.KEYS if k in lm}
+    if not raw:
+        return None
+    for k, v in raw.items():
+        try:
+            _impair.parse_value(k, v)
+        except ValueError as e:
+            raise ctx.fail(lpath + (k,), str(e).split(": ", 1)[-1]) from None
+    try:
+        imp = _impair.update(None, raw)
+    except ValueError as e:
+        raise ctx.fail(lpath + ("jitter",), str(e)) from None
+    if not any(specs[nd].kind == "lsr" for nd, _ in ends):
+        raise ctx.fail(lpath + (next(iter(raw)),), "impairments are applied by an lsr router's "
+                       "dataplane: one end of the link must be a node of kind lsr")
+    return imp
 
 
 def _endpoints(
@@ -740,23 +823,25 @@ def _build(name: str, source: str, specs: dict[str, _NodeSpec], link_specs: list
     for li, ls in enumerate(link_specs):
         net = ls.subnet
         assert net is not None  # _plan_addresses gave every link one
-        hosts = list(net.hosts()) if net.prefixlen < 31 else list(net)
+        # The first two host addresses (all of a /31), by arithmetic: listing the hosts of
+        # a big subnet (a /8 is allowed on a host link) would cost seconds and gigabytes.
+        first = int(net.network_address) + (1 if net.prefixlen < 31 else 0)
         (an, ai), (bn, bi) = ls.ends
         for (nd, ifn), addr, (pn, pi) in (
-            ((an, ai), hosts[0], (bn, bi)),
-            ((bn, bi), hosts[1], (an, ai)),
+            ((an, ai), first, (bn, bi)),
+            ((bn, bi), first + 1, (an, ai)),
         ):
             ifaces[nd][ifn] = Interface(
                 node=nd,
                 name=ifn,
-                address=IPv4Interface(f"{addr}/{net.prefixlen}"),
+                address=IPv4Interface((addr, net.prefixlen)),
                 mac=_mac(specs[nd].index, len(ifaces[nd])),
                 mtu=ls.mtu,
                 link=li,
                 peer_node=pn,
                 peer_interface=pi,
             )
-        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu))
+        links.append(Link(li, (an, ai), (bn, bi), net, ls.cost, ls.mtu, ls.impair))
     nodes = {
         nname: Node(
             name=nname,
@@ -833,8 +918,10 @@ class _AddressPlan:
         while lo + size - 1 <= end:
             hit = self._conflict(lo, lo + size - 1)
             if hit is None:
+                # Not added to the intervals: claims all come before the first assignment,
+                # and the pools are disjoint with one prefix length each, so the cursor
+                # alone keeps assigned blocks apart (and 60,000 sorted inserts cost seconds).
                 net = IPv4Network((lo, plen))
-                self._add(lo, lo + size - 1, net, path)
                 self.cursor[key] = lo + size
                 return net
             lo = ((hit[1] + 1 + size - 1) // size) * size  # next aligned block after the conflict

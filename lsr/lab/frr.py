@@ -26,6 +26,8 @@ write). Three directories per node (docs/architecture.md, "Lab files"):
   are control-plane-only LDP peers. Convergence for them means: every session
   OPERATIONAL on both sides, and labels agree both ways with every neighbour
   (FRR's remote labels are our local ones and vice versa).
+* BGP: a node named in the topology's `bgp:` section also runs bgpd (after zebra,
+  whose next-hop tracking it waits for), configured by `lsr.lab.frr_bgp`.
 * Processes are started in the foreground (no `-d`) with `Popen`, so their
   PIDs go into the teardown registry as they start; ldpd's two children
   (lde, ldpe) are recorded too once they appear (they also exit with their
@@ -52,6 +54,7 @@ from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, Nhlfe
 from lsr.core.topology import Node, Topology
 from lsr.errors import LsrError
 from lsr.lab import files
+from lsr.lab.frr_bgp import render_bgpd
 from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, proc_start_time, side_dir
 
 FRR_LIBEXEC = Path(os.environ.get("LSR_FRR_DIR", "/usr/lib/frr"))
@@ -168,8 +171,12 @@ def render(topo: Topology, node: str, d: Path) -> dict[str, str]:
     for ifname in topo.ldp_interfaces(node):  # frrplane accepts labelled frames on these only
         ldpd += [f"  interface {ifname}", "  exit"]
     ldpd += [" exit-address-family", " !", "exit", ""]
-    return {"zebra.conf": "\n".join(zebra), "ospfd.conf": render_ospfd(topo, node, d),
-            "ldpd.conf": "\n".join(ldpd)}
+    out = {"zebra.conf": "\n".join(zebra), "ospfd.conf": render_ospfd(topo, node, d),
+           "ldpd.conf": "\n".join(ldpd)}
+    bgpd = render_bgpd(topo, node, d)  # only for a node in the `bgp:` section
+    if bgpd is not None:
+        out["bgpd.conf"] = bgpd
+    return out
 
 
 def _ms(seconds: float) -> int:
@@ -280,6 +287,8 @@ def _daemon_argv(lab: str, node: str, daemon: str) -> list[str]:
             "--log", f"file:{own}/{daemon}.stdlog"]
     if daemon == "ldpd":
         argv += ["--ctl_socket", str(run)]  # a directory: ldpd appends "ldpd.sock"
+    if daemon == "bgpd":
+        argv += ["-n"]  # no BGP routes into the kernel: the node only exchanges routes
     return argv
 
 
@@ -297,10 +306,22 @@ def _spawn(lab: str, node: str, daemon: str, state: LabState) -> int:
     return p.pid
 
 
+def _stamp(path: Path) -> tuple[int, int] | None:
+    """Identity of a file (inode, ctime) or None: tells a daemon's fresh socket from the
+    one its stopped predecessor left (`start_node`)."""
+    try:
+        st = os.stat(path, follow_symlinks=False)
+    except OSError:
+        return None
+    return st.st_ino, st.st_ctime_ns
+
+
 def _wait_for(lab: str, paths: list[Path], pids: dict[str, int], deadline: float,
-              what: str) -> None:
+              what: str, stale: dict[Path, tuple[int, int] | None] | None = None) -> None:
+    """Until every path exists (and, for those in `stale`, is not the file it was)."""
+    stale = stale or {}
     while True:
-        if all(p.exists() for p in paths):
+        if all((st := _stamp(p)) is not None and st != stale.get(p) for p in paths):
             return
         for role, pid in pids.items():
             if not pid_alive(pid, None):
@@ -347,6 +368,11 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
     _wait_for(lab, [d / "zserv.api" for d in dirs.values()]
               + [d / "zebra.vty" for d in dirs.values()], zebras, deadline, "zebra")
     ldpds = {f"{n}:ldpd": _spawn(lab, n, "ldpd", state) for n in dirs}
+    # bgpd where the `bgp:` section names the node (after zebra: it tracks next hops)
+    bgp_nodes = [n for n in dirs if (conf_dir(lab, n) / "bgpd.conf").exists()]
+    if bgp_nodes and not (FRR_LIBEXEC / "bgpd").exists():
+        raise FrrError(f"{FRR_LIBEXEC / 'bgpd'} not found (apt-get install frr)")
+    bgpds = {f"{n}:bgpd": _spawn(lab, n, "bgpd", state) for n in bgp_nodes}
     _wait_for(lab, [d / "ldpd.vty" for d in dirs.values()]
               + [d / "ldpd.sock" for d in dirs.values()], ldpds, deadline, "ldpd")
     for role, pid in ldpds.items():  # lde and ldpe
@@ -355,10 +381,41 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
             time.sleep(0.02)
         for k in kids:
             state.add_pid(k, f"frr:{node}:ldpd-child")
+    _wait_for(lab, [dirs[n] / "bgpd.vty" for n in bgp_nodes], bgpds, deadline, "bgpd")
     if DATAPLANE:
         for n in dirs:
             _spawn_dataplane(lab, n, state)
     return {"frr_started": time.monotonic() - t0}
+
+
+def node_roles(node: str) -> tuple[str, ...]:
+    """The roles an FRR node's processes are recorded under (`LabState.add_pid`)."""
+    return tuple(f"frr:{node}:{d}" for d in (*DAEMONS, "ldpd-child", "dataplane"))
+
+
+def start_node(lab: str, node: str, state: LabState, deadline: float) -> dict[str, int]:
+    """Start a stopped FRR node again (`lsr lab node NAME NODE start`): zebra, ldpd, our
+    dataplane, then ospfd, in the order `up` uses. Its directories and configs are still
+    there; the sockets its old daemons left are waited past (a fresh inode). Returns the
+    new pids by daemon."""
+    run = run_dir(lab, node)
+    socks = {d: [run / f"{d}.vty"] for d in DAEMONS}
+    socks["zebra"].append(run / "zserv.api")
+    socks["ldpd"].append(run / "ldpd.sock")
+    stale = {p: _stamp(p) for ps in socks.values() for p in ps}
+    pids = {"zebra": _spawn(lab, node, "zebra", state)}
+    _wait_for(lab, socks["zebra"], {f"{node}:zebra": pids["zebra"]}, deadline, "zebra", stale)
+    pids["ldpd"] = _spawn(lab, node, "ldpd", state)
+    _wait_for(lab, socks["ldpd"], {f"{node}:ldpd": pids["ldpd"]}, deadline, "ldpd", stale)
+    while len(kids := _children(pids["ldpd"])) < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    for k in kids:
+        state.add_pid(k, f"frr:{node}:ldpd-child")
+    if DATAPLANE:
+        pids["dataplane"] = _spawn_dataplane(lab, node, state)
+    pids["ospfd"] = _spawn(lab, node, "ospfd", state)
+    _wait_for(lab, socks["ospfd"], {f"{node}:ospfd": pids["ospfd"]}, deadline, "ospfd", stale)
+    return pids
 
 
 def start_ospfd(topo: Topology, lab: str, state: LabState, deadline: float) -> None:
@@ -388,6 +445,19 @@ def _spawn_dataplane(lab: str, node: str, state: LabState) -> int:
         os.close(out)
     state.add_pid(p.pid, f"frr:{node}:dataplane")
     return p.pid
+
+
+def not_running(lab: str, node: str, pids: list[dict[str, Any]] | None = None) -> list[str]:
+    """Which of an FRR node's daemons (zebra, ospfd, ldpd) and our dataplane in it are not
+    running (their last recorded process is gone); [] for a running node."""
+    if pids is None:
+        pids = LabState(lab).read().get("pids", [])
+    last: dict[str, dict[str, Any]] = {}
+    for p in pids:
+        last[p["role"]] = p  # the latest record of each role (a restart appends)
+    wanted = [*DAEMONS] + (["dataplane"] if f"frr:{node}:dataplane" in last else [])
+    return [d for d in wanted if (p := last.get(f"frr:{node}:{d}")) is None
+            or not pid_alive(p["pid"], p.get("start"))]
 
 
 def _has_dataplane(lab: str, node: str) -> bool:
@@ -677,6 +747,16 @@ def lfib_from_bindings(topo: Topology, node: str, rib: dict[IPv4Network, Route],
     return lfib
 
 
+def egress_fecs(rib: dict[IPv4Network, Route], bindings: list[dict[str, Any]]) -> frozenset[IPv4Network]:
+    """The FECs an FRR node is egress for: those it advertises implicit- or explicit-null
+    for (its local binding) and has as connected prefixes (FRR keeps a withdrawn FEC's
+    binding listed for a while: the RIB says whether it is still ours)."""
+    connected = {p for p, r in rib.items() if not r.nexthops}
+    return frozenset(IPv4Network(b["fec"]) for b in bindings
+                     if b.get("local_label") in (0, IMPLICIT_NULL)
+                     and IPv4Network(b["fec"]) in connected)
+
+
 def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: Any,
             down_links: Sequence[int] = ()) -> str | None:
     """What an FRR node still lacks (None if converged): sessions, then labels both ways.
@@ -781,10 +861,10 @@ def leftover_processes(lab: str) -> list[int]:
 
 
 __all__ = [
-    "FrrError", "bindings", "conf_dir", "frr_routers", "is_frr", "ldp_view", "log_path",
-    "missing", "missing_tools", "neighbors", "node_dir", "ospf_lsdb", "ospf_neighbors",
+    "FrrError", "bindings", "conf_dir", "egress_fecs", "frr_routers", "is_frr", "ldp_view", "log_path",
+    "missing", "missing_tools", "neighbors", "node_dir", "node_roles", "not_running", "ospf_lsdb", "ospf_neighbors",
     "ospf_routes", "our_routers", "proc_start_time", "read_log", "render", "render_ospfd",
-    "rib_from_kernel", "run_dir", "sessions", "start", "start_ospfd", "status", "vtysh", "vtysh_argv", "vtysh_json",
+    "rib_from_kernel", "run_dir", "sessions", "start", "start_node", "start_ospfd", "status", "vtysh", "vtysh_argv", "vtysh_json",
 ]
 
 

@@ -1,6 +1,6 @@
 """Our userspace MPLS dataplane in an FRR node's namespace, fed from FRR's RIB and bindings.
 
-    ip netns exec lsr-<lab>-<frr-node> python -m lsr.lab.frrplane --lab LAB --router NODE
+    ip netns exec lsr-<lab>.<frr-node> python -m lsr.lab.frrplane --lab LAB --router NODE
 
 The kernel here has no MPLS, so FRR's ldpd can only advertise and learn labels
 (zebra drops its label installs). This process gives an FRR node the same
@@ -20,6 +20,17 @@ computed from FRR's own decisions:
 The bindings are read again whenever ldpd's log grows with a label event. The
 LFIB is written to `lfib.json` in root's directory of the node (`frr.node_dir`,
 never one `frr` can write; what `lsr lab lfib` shows for FRR nodes).
+
+RFC 8029: the node answers MPLS echo requests as our routers do
+(`lsr.lab.node_oam`, the same responder) from this LFIB, i.e. from FRR's
+bindings: a request whose label TTL expires here gets "label switched" with
+FRR's outgoing label in the DDMAP, one that ends here (PHP, explicit-null) gets
+"egress" for the FECs FRR advertises implicit- or explicit-null for. A
+management socket `<lab dir>/<node>.sock` (root 0600, like our routers')
+answers `lfib`, `counters` and the `oam_*` requests, so `lsr lsp` and
+`lsr lab validate` can also probe from an FRR node. `LSR_FRR_OAM=0` leaves the
+responder out (FRR itself has no RFC 8029 responder): the node then forwards
+echo requests but never answers one, and traceroutes show it as a silent hop.
 """
 
 from __future__ import annotations
@@ -37,16 +48,19 @@ import signal
 import socket
 import sys
 import traceback
+from ipaddress import IPv4Network
 from typing import Any
 
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.lab import frr
 from lsr.lab.files import write_file
+from lsr.lab.node_oam import NodeOam
 from lsr.lab.state import lab_dir
 
 log = logging.getLogger("lsr.frrplane")
 BATCH = 64
+OAM = os.environ.get("LSR_FRR_OAM", "1") != "0"  # answer RFC 8029 echo requests
 # ldpd debug log lines after which FRR's bindings may have changed
 TRIGGER = re.compile(rb"label (mapping|withdraw|release)|nbr_fsm|session_close|zebra")
 RTMGRP_IPV4_ROUTE = 0x40
@@ -74,6 +88,12 @@ class FrrPlane:
                                          mpls_input=topo.ldp_interfaces(name))
         self.process = Dataplane(self.tables).process
         self.ports: dict[str, Any] = {}
+        self.tx = self.ports  # what NodeOam sends replies and probes on
+        self.egress: frozenset[IPv4Network] = frozenset()
+        self.oam = NodeOam(self, own_fecs=lambda: self.egress)
+        self.my_macs = {i.name: bytes.fromhex(i.mac.replace(":", ""))
+                        for i in self.node.interfaces.values()}
+        self.ldp_ifs = frozenset(topo.ldp_interfaces(name))
         self.raw: socket.socket | None = None
         self.log_pos = 0
         self.dirty = True
@@ -93,6 +113,7 @@ class FrrPlane:
         """Forwarding state from the current routes and bindings."""
         rib = frr.rib_from_kernel(self.topo, self.name, self.routes)
         self.install(rib, frr.lfib_from_bindings(self.topo, self.name, rib, self.bindings))
+        self.egress = frr.egress_fecs(rib, self.bindings)
 
     async def control(self) -> None:
         routes = self.loop.create_task(self.watch_routes())
@@ -178,8 +199,15 @@ class FrrPlane:
         place from PacketPort)."""
         from forwarding.plane import LOCAL_IF
 
-        c = self.counters
+        c, my_mac, mpls_ok = self.counters, self.my_macs[ifname], ifname in self.ldp_ifs
         for f in port.recv_batch(BATCH):
+            # RFC 8029 echo requests: label TTL expiring here, explicit-null (only where
+            # labels are accepted at all), or IP to 127/8
+            if OAM and len(f) > 34 and f[:6] == my_mac:
+                et = f[12:14]
+                if (f[30] == 127 if et == b"\x08\x00" else et == b"\x88\x47" and mpls_ok and (
+                        f[17] <= 1 or f[14:16] == b"\0\0")) and self.oam.intercept(f, ifname):
+                    continue
             try:
                 out = self.process(f, ifname)
             except Exception:
@@ -202,15 +230,63 @@ class FrrPlane:
             self.raw.sendto(packet, (socket.inet_ntoa(packet[16:20]), 0))
             self.counters["delivered_local"] += 1
 
+    # ------------------------------------------------------------ management
+
+    def answer(self, req: dict[str, Any]) -> Any:
+        op = req.get("op")
+        if str(op).startswith("oam_"):
+            return self.oam.answer(req)
+        if op == "lfib":
+            return self.lfib.to_json()
+        if op == "counters":
+            return {"runtime": dict(sorted(self.counters.items())),
+                    "oam": dict(sorted(self.oam.counters.items())),
+                    "dataplane": self.tables.counters_json()}
+        raise ValueError(f"unknown op {op!r} (an FRR node's dataplane answers lfib, counters, "
+                         "oam_*; ask FRR with vtysh)")
+
+    async def _mgmt(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while line := await reader.readline():
+                try:
+                    req = json.loads(line)
+                    if not isinstance(req, dict):
+                        raise ValueError("bad request: expected a JSON object")
+                    result = self.answer(req)
+                    if asyncio.iscoroutine(result):
+                        result = await result
+                    resp = {"ok": True, "result": result}
+                except ValueError as e:  # the request's fault (bad JSON, unknown op)
+                    resp = {"ok": False, "error": " ".join(str(e).split()) or "bad request"}
+                except Exception as e:  # our bug: traceback to the dataplane log
+                    log.error("management request failed:\n%s", traceback.format_exc())
+                    resp = {"ok": False, "error": f"internal error: {type(e).__name__}: {e}"}
+                writer.write((json.dumps(resp, sort_keys=True) + "\n").encode())
+                await writer.drain()
+        except (ConnectionError, ValueError, asyncio.IncompleteReadError):
+            pass  # gone, or a line over the reader's limit: drop the connection
+        finally:
+            writer.close()
+
     async def run(self) -> None:
+        sock_path = lab_dir(self.lab) / f"{self.name}.sock"  # root's 0700 lab directory
+        with contextlib.suppress(FileNotFoundError):
+            sock_path.unlink()
+        server = await asyncio.start_unix_server(self._mgmt, path=str(sock_path))
+        os.chmod(sock_path, 0o600)  # root's alone, like our routers' (connect needs write)
         self.open_ports()
         stop = asyncio.Event()
         for sig in (signal.SIGTERM, signal.SIGINT):
             self.loop.add_signal_handler(sig, stop.set)
         task = self.loop.create_task(self.control())
         log.info("FRR dataplane for %s up (pid %d)", self.name, os.getpid())
-        await stop.wait()
-        task.cancel()
+        try:
+            await stop.wait()
+        finally:
+            task.cancel()
+            server.close()
+            with contextlib.suppress(FileNotFoundError):
+                sock_path.unlink()
 
 
 def main(argv: list[str] | None = None) -> int:

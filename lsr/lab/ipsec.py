@@ -6,17 +6,14 @@ runtime pays nothing for IPsec unless it is configured. Otherwise:
 
 * `stage` (`forwarding.ipsec.dataplane.IpsecStage`) is called by
   `lsr.lab.node` for unicast IPv4 frames before the MPLS forwarding plane;
-* one `IkeConn` per `ipsec.ike` entry naming this router drives a sans-I/O
-  `IkeSession` over UDP 500 and 4500 on the router's loopback (RFC 7296 §2,
-  RFC 3948 §2.2 non-ESP marker on 4500), retransmits (§2.1), installs Child
-  SAs into the SAD and the SPD's PROTECT entries pick them up by name,
-  rekeys them with CREATE_CHILD_SA (§1.3.3) every `rekey_seconds` (or on
-  demand), and records AUTH_FAILED and other failures for `lsr lab ipsec`.
-
-Make-before-break on rekey: the new inbound SA is installed at once on both
-sides; the rekey initiator switches its outbound SA when the response
-arrives, the responder when the old Child SA is deleted (RFC 7296 §2.8
-leaves the timing to the implementation; this order loses no packet).
+* one `IkeConn` per `ipsec.ike` entry naming this router runs a sans-I/O
+  `ike.tunnel.Tunnel` (IKE SA, Child SAs, lifetimes, rekeys, keep-up) over UDP
+  500 and 4500 on the router's loopback (RFC 7296 §2, RFC 3948 §2.2 non-ESP
+  marker on 4500): it hands datagrams and the clock to the tunnel, sends what
+  it returns, applies its SAD operations (the SPD's PROTECT entries pick the
+  outbound SA up by name), arms one timer for the tunnel's next deadline, and
+  keeps its notes for `lsr lab ipsec` and the log (lifecycle errors also go to
+  the audit ring).
 """
 
 from __future__ import annotations
@@ -31,30 +28,25 @@ import socket
 import struct
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
 from forwarding.ipsec.dataplane import IKE_PORT, NATT_PORT, IpsecStage
 from forwarding.ipsec.engine import IpsecEngine
 from forwarding.ipsec.esp import EspDrop, SecurityAssociation
-from ike import (
-    ChildSaDown,
-    ChildSaFailed,
-    ChildSaUp,
-    Ignored,
-    IkeConfig,
-    IkeError,
-    IkeFailed,
-    IkeSaDown,
-    IkeSaUp,
-    IkeSession,
-    PeerAlive,
-    SendIke,
-    State,
-)
-from ike.codec import Notify, TrafficSelector
+from ike import IkeConfig, SendIke, State
+from ike.codec import TrafficSelector
 from ike.config import IkeSpec, ike_for_router, ike_out_sa, ipsec_for_router
+from ike.tunnel import (
+    KEEP_UP_FALLBACK,
+    AddInbound,
+    ClearOutbound,
+    Lifetimes,
+    Note,
+    RemoveInbound,
+    SetOutbound,
+    Tunnel,
+)
 
 log = logging.getLogger("lsr.node.ipsec")
 
@@ -62,304 +54,154 @@ NON_ESP_MARKER = b"\0\0\0\0"  # RFC 3948 §2.2
 IPPROTO_ESP = 50
 IPPROTO_AH = 51  # RFC 4302
 SO_ATTACH_FILTER = 26
-RETRANSMIT_BASE = 0.5  # seconds; doubled per try up to RETRANSMIT_CAP (RFC 7296 §2.1)
-RETRANSMIT_CAP = 4.0
-RETRANSMIT_TRIES = 10
-RETRY_AFTER_FAILURE = 5.0
-# A rekeyed Child SA's inbound half stays in the SAD this long after its DELETE: ESP the
-# peer sent on it may still be on its way (strongSwan with kernel-libipsec was seen sending
-# one packet that arrived after its DELETE). strongSwan does the same for its own
-# (charon.delete_rekeyed_delay, 5 s); RFC 7296 §2.8 leaves the timing open.
-REKEYED_INBOUND_GRACE = 2.0
+LEVELS = {"info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 
 
 def _ts(nets: tuple[IPv4Network, ...]) -> tuple[TrafficSelector, ...]:
     return tuple(TrafficSelector(n.network_address, n.broadcast_address) for n in nets)
 
 
-def _notify_name(n: int | None) -> str:
-    if n is None:
-        return ""
-    try:
-        return Notify(n).name
-    except ValueError:
-        return str(n)
-
-
-@dataclass
-class _Pair:
-    out: SecurityAssociation
-    inb: SecurityAssociation
-    created: float = field(default_factory=time.monotonic)
-
-
 class IkeConn:
-    """One IKEv2 connection of this router (one IKE SA at a time)."""
+    """One IKEv2 connection of this router: a `Tunnel` and its I/O."""
 
-    def __init__(self, rt: IpsecRuntime, spec: IkeSpec) -> None:
+    def __init__(self, rt: IpsecRuntime, spec: IkeSpec, peer_kind: str = "lsr") -> None:
         self.rt = rt
         self.spec = spec
         v = spec.view(rt.name)
         self.local: IPv4Address = v["local_addr"]
         self.remote: IPv4Address = v["remote_addr"]
         self.initiator = spec.initiator == rt.name
-        self.config = IkeConfig(
+        config = IkeConfig(
             psk=spec.psk, local_id=v["local_id"].encode(), remote_id=v["remote_id"].encode(),
             local_ts=_ts(v["local_subnets"]), remote_ts=_ts(v["remote_subnets"]),
             ike_key_bits=spec.ike_bits, esp_key_bits=spec.esp_bits, pfs=spec.pfs,
             nat_t=spec.nat_t, remote_addr=(self.remote, IKE_PORT),
         )
-        self.session: IkeSession | None = None
-        self.state = "idle"
-        self.error: str | None = None
+        # After the peer's Delete of a Child SA, who creates it again: the initiator at
+        # once; the responder too when the peer is strongSwan (its close_action is none),
+        # else a moment later, only if the initiator has not (no duplicate Child SAs).
+        keep_up = 0.0 if self.initiator or peer_kind != "lsr" else KEEP_UP_FALLBACK
+        self.tunnel = Tunnel(config, name=spec.name, initiator=self.initiator, local=self.local,
+                             remote=self.remote,
+                             lifetimes=Lifetimes.of(spec.rekey_seconds, spec.ike_rekey_seconds),
+                             keep_up_delay=keep_up, sa_options={"replay_window": spec.replay_window})
         self.peer_port = IKE_PORT
-        self.children: dict[int, _Pair] = {}
-        self.pending_out: dict[int, SecurityAssociation] = {}  # old spi_in -> new outbound
-        self.my_rekeys: set[int] = set()
-        self.replaced: set[int] = set()  # spi_in of Child SAs a rekey replaced
-        self.lingering: dict[int, tuple[asyncio.TimerHandle, _Pair]] = {}  # spi_in -> removal
-        self.counters: collections.Counter[str] = collections.Counter()
         self.events: collections.deque[dict[str, Any]] = collections.deque(maxlen=50)
-        self._rtx: asyncio.TimerHandle | None = None
-        self._rtx_tries = 0
-        self._rekey: asyncio.TimerHandle | None = None
-        self._retry: asyncio.TimerHandle | None = None
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at: float | None = None
 
-    # ------------------------------------------------------------ events
+    @property
+    def config(self) -> IkeConfig:
+        return self.tunnel.config
 
-    def _event(self, text: str, level: int = logging.INFO) -> None:
-        self.events.append({"time": round(time.time(), 3), "event": text})
-        log.log(level, "ike %s: %s", self.spec.name, text)
+    @config.setter
+    def config(self, value: IkeConfig) -> None:
+        self.tunnel.config = value  # the next IKE SA uses it
+
+    @property
+    def state(self) -> str:
+        return self.tunnel.state
+
+    # ------------------------------------------------------------ input
 
     def start(self) -> None:
         """Initiator: begin IKE_SA_INIT (again)."""
-        if not self.initiator:
-            return
-        self.cancel_timers()
-        self._teardown_children()
-        self.session = IkeSession(self.config, initiator=True)
-        self.state = "connecting"
-        self.counters["ike_sa_init"] += 1
-        self._handle(self.session.start())
+        self._apply(self.tunnel.start(time.monotonic()))
 
     def receive(self, data: bytes, port: int) -> None:
-        if len(data) < 28:
-            self.counters["ignored"] += 1
-            return
-        spi_r, exchange, flags, mid = data[8:16], data[18], data[19], data[20:24]
-        new_init = exchange == 34 and flags & 0x08 and not flags & 0x20 and mid == bytes(4) \
-            and spi_r == bytes(8)
-        if new_init and not self.initiator and (
-            self.session is None or self.session.spi_i != data[:8]
-        ):
-            # a (new) IKE_SA_INIT from the initiator: the previous IKE SA, if any, is gone
-            self.cancel_timers()
-            self._teardown_children()
-            self.session = IkeSession(self.config, initiator=False)
-            self.state = "connecting"
-        if self.session is None:
-            self.counters["ignored"] += 1
-            return
-        self.peer_port = port
-        self._handle(self.session.receive(data))
+        outs = self.tunnel.receive(data, time.monotonic())
+        if self.tunnel.accepted:  # a forged datagram must not move our idea of the peer's port
+            self.peer_port = port
+        self._apply(outs, reply_port=port)  # an answer goes where its request came from (§2.11)
 
-    def _send(self, data: bytes) -> None:
-        s = self.session
+    def _fire(self) -> None:
+        self._timer = self._timer_at = None
+        self._apply(self.tunnel.tick(time.monotonic()))
+
+    def command(self, what: str) -> dict[str, Any]:
+        """`rekey` (Child SA), `rekey-ike` or `delete` (the Child SA; it comes back)."""
+        now = time.monotonic()
+        fn = {"rekey": self.tunnel.rekey_child, "rekey-ike": self.tunnel.rekey_ike,
+              "delete": self.tunnel.delete_child}[what]
+        result, outs = fn(now)
+        self._apply(outs)
+        return result
+
+    # ------------------------------------------------------------ output
+
+    def _apply(self, outs: list[Any], reply_port: int | None = None) -> None:
+        for o in outs:
+            try:
+                self._do(o, reply_port)
+            except Exception as e:  # an action must never stop the router
+                self.tunnel.counters["errors"] += 1
+                log.exception("ike %s: %s failed: %s", self.spec.name, type(o).__name__, e)
+        self._arm()
+
+    def _do(self, o: Any, reply_port: int | None = None) -> None:
+        sad = self.rt.engine.sad
+        if isinstance(o, SendIke):
+            self._send(o.data, reply_port)
+        elif isinstance(o, AddInbound):
+            sad.add_inbound(o.sa)
+        elif isinstance(o, SetOutbound):
+            assert o.sa.name == ike_out_sa(self.spec.name)
+            old = sad.lookup_outbound(o.sa.name)
+            if old is not None:
+                sad.remove(old)
+            sad.add_outbound(o.sa)
+            if self.spec.nat_t:
+                self.rt.stage.udp_encap[o.sa.name] = (NATT_PORT, NATT_PORT)
+        elif isinstance(o, ClearOutbound):
+            if sad.lookup_outbound(o.sa.name) is o.sa:
+                sad.remove(o.sa)
+        elif isinstance(o, RemoveInbound):
+            sad.remove(o.sa)
+            self.rt.retire(o.out, o.sa)
+        elif isinstance(o, Note):
+            self._note(o)
+
+    def _note(self, n: Note) -> None:
+        self.events.append({"time": round(time.time(), 3), "event": n.text})
+        log.log(LEVELS.get(n.level, logging.INFO), "ike %s: %s", self.spec.name, n.text)
+        if n.problem is not None:  # lifecycle errors go to the audit ring too
+            self.rt.audit_record({"reason": n.problem, "detail": n.text, "spi": n.spi, "seq": None,
+                                  "src": str(self.local), "dst": str(self.remote),
+                                  "sa": self.spec.name})
+
+    def _send(self, data: bytes, reply_port: int | None = None) -> None:
+        s = self.tunnel.session
         port = NATT_PORT if (self.spec.nat_t and s is not None and s.state is not State.INIT_SENT
                              and s.state is not State.IDLE) else IKE_PORT
         if not self.initiator:
-            port = self.peer_port if self.peer_port else port
+            port = reply_port or self.peer_port or port
         self.rt.send_ike(self.local, self.remote, port, data)
-        self.counters["tx"] += 1
 
-    def _handle(self, actions: list[Any]) -> None:
-        for a in actions:
-            try:
-                self._do(a)
-            except Exception as e:  # an action must never stop the router
-                self.counters["errors"] += 1
-                log.exception("ike %s: %s failed: %s", self.spec.name, type(a).__name__, e)
-        self._arm_retransmit()
-
-    def _do(self, a: Any) -> None:
-        if isinstance(a, SendIke):
-            self._send(a.data)
-        elif isinstance(a, IkeSaUp):
-            self.state = "established"
-            self.error = None
-            self._event(f"IKE SA established (SPIs {a.spi_i}/{a.spi_r}, "
-                        f"{'initiator' if self.initiator else 'responder'})")
-        elif isinstance(a, ChildSaUp):
-            self._child_up(a)
-        elif isinstance(a, ChildSaDown):
-            self._child_down(a.spi_in)
-        elif isinstance(a, ChildSaFailed):
-            self.counters["child_failed"] += 1
-            self.error = f"CHILD_SA failed: {_notify_name(a.notify)}"
-            self._event(self.error, logging.WARNING)
-        elif isinstance(a, IkeFailed):
-            self.counters["ike_failed"] += 1
-            name = _notify_name(a.notify)
-            self.state = "failed"
-            self.error = f"{name}: {a.reason}" if name else a.reason
-            self._event(f"IKE failed: {self.error}", logging.ERROR)
-            self._teardown_children()
-            self._schedule_retry()
-        elif isinstance(a, IkeSaDown):
-            self.state = "down"
-            self._event(f"IKE SA down: {a.reason}")
-            self._teardown_children()
-            self._schedule_retry()
-        elif isinstance(a, PeerAlive):
-            self.counters["peer_alive"] += 1
-        elif isinstance(a, Ignored):
-            self.counters["ignored"] += 1
-            log.debug("ike %s: ignored: %s", self.spec.name, a.reason)
-
-    # ------------------------------------------------------------ Child SAs
-
-    def _child_up(self, a: ChildSaUp) -> None:
-        sad = self.rt.engine.sad
-        now = time.monotonic()
-        out, inb = a.child.to_sas(self.local, self.remote, name=self.spec.name,
-                                  replay_window=self.spec.replay_window, created=now)
-        assert out.name == ike_out_sa(self.spec.name)
-        sad.add_inbound(inb)
-        self.children[a.child.spi_in] = _Pair(out, inb)
-        if self.spec.nat_t:
-            self.rt.stage.udp_encap[out.name] = (NATT_PORT, NATT_PORT)
-        if a.replaces is not None:
-            self.replaced.add(a.replaces)
-        if a.replaces is None or a.replaces in self.my_rekeys:
-            self._use_outbound(out)
-            self.my_rekeys.discard(a.replaces or 0)
-        else:
-            self.pending_out[a.replaces] = out  # switch when the old Child SA is deleted
-        self.counters["child_up"] += 1
-        what = f"rekeyed 0x{a.replaces:08x} ->" if a.replaces else "up:"
-        self._event(f"CHILD_SA {what} in 0x{a.child.spi_in:08x} out 0x{a.child.spi_out:08x} "
-                    f"{a.child.encryption}{' in UDP 4500' if self.spec.nat_t else ''}")
-        if self.initiator and self.spec.rekey_seconds and a.child.spi_in in self.children:
-            if self._rekey:
-                self._rekey.cancel()
-            self._rekey = self.rt.loop.call_later(self.spec.rekey_seconds, self.rekey)
-
-    def _use_outbound(self, out: SecurityAssociation) -> None:
-        sad = self.rt.engine.sad
-        old = sad.lookup_outbound(out.name)
-        if old is not None:
-            sad.remove(old)
-        sad.add_outbound(out)
-
-    def _child_down(self, spi_in: int, linger: bool = True) -> None:
-        sad = self.rt.engine.sad
-        pair = self.children.pop(spi_in, None)
-        if pair is None:
+    def _arm(self) -> None:
+        at = self.tunnel.next_deadline()
+        if at == self._timer_at:
             return
-        new = self.pending_out.pop(spi_in, None)
-        if new is not None:
-            self._use_outbound(new)
-        elif sad.lookup_outbound(pair.out.name) is pair.out:
-            sad.remove(pair.out)
-        if linger and spi_in in self.replaced:
-            self.lingering[spi_in] = (self.rt.loop.call_later(
-                REKEYED_INBOUND_GRACE, self._drop_inbound, spi_in, pair), pair)
-        else:
-            self._drop_inbound(spi_in, pair)
-        self.replaced.discard(spi_in)
-        self._event(f"CHILD_SA in 0x{spi_in:08x} deleted")
-
-    def _drop_inbound(self, spi_in: int, pair: _Pair) -> None:
-        self.lingering.pop(spi_in, None)
-        self.rt.engine.sad.remove(pair.inb)
-        self.rt.retire(pair.out, pair.inb)
-
-    def _teardown_children(self) -> None:
-        """The IKE SA is gone: every Child SA goes at once, lingering inbound halves too."""
-        for spi in list(self.children):
-            self._child_down(spi, linger=False)
-        for spi, (timer, pair) in list(self.lingering.items()):
-            timer.cancel()
-            self._drop_inbound(spi, pair)
-        self.pending_out.clear()
-        self.replaced.clear()
-        if self._rekey:
-            self._rekey.cancel()
-            self._rekey = None
-
-    def rekey(self) -> dict[str, Any]:
-        """CREATE_CHILD_SA for the newest Child SA (on the timer, or `lsr lab ipsec ... rekey`)."""
-        self._rekey = None
-        if self.session is None or self.session.state is not State.ESTABLISHED or not self.children:
-            return {"rekeyed": False, "reason": f"IKE SA is {self.state}"}
-        spi = max(self.children, key=lambda k: self.children[k].created)
-        self.my_rekeys.add(spi)
-        try:
-            self._handle(self.session.rekey_child(spi))
-        except IkeError as e:
-            return {"rekeyed": False, "reason": str(e)}
-        self.counters["rekeys"] += 1
-        return {"rekeyed": True, "spi_in": f"0x{spi:08x}"}
-
-    # ------------------------------------------------------------ timers
+        self.cancel_timers()
+        if at is not None:
+            self._timer_at = at
+            self._timer = self.rt.loop.call_later(max(0.0, at - time.monotonic()), self._fire)
 
     def cancel_timers(self) -> None:
-        for t in (self._rtx, self._retry):
-            if t:
-                t.cancel()
-        self._rtx = self._retry = None
-
-    def _arm_retransmit(self) -> None:
-        s = self.session
-        outstanding = s is not None and s.awaiting_reply
-        if not outstanding:
-            if self._rtx:
-                self._rtx.cancel()
-                self._rtx = None
-            self._rtx_tries = 0
-            return
-        if self._rtx is None:
-            delay = min(RETRANSMIT_CAP, RETRANSMIT_BASE * (2 ** self._rtx_tries))
-            self._rtx = self.rt.loop.call_later(delay, self._retransmit)
-
-    def _retransmit(self) -> None:
-        self._rtx = None
-        if self.session is None:
-            return
-        self._rtx_tries += 1
-        if self._rtx_tries > RETRANSMIT_TRIES:
-            self._rtx_tries = 0
-            self.error = "peer does not answer"
-            self._event("no answer after retransmissions: starting over", logging.WARNING)
-            if self.initiator:
-                self.start()
-            return
-        self.counters["retransmits"] += 1
-        for a in self.session.retransmit():
-            self._do(a)
-        self._arm_retransmit()
-
-    def _schedule_retry(self) -> None:
-        if self.initiator and self._retry is None:
-            self._retry = self.rt.loop.call_later(RETRY_AFTER_FAILURE, self._retry_now)
-
-    def _retry_now(self) -> None:
-        self._retry = None
-        self.start()
+        if self._timer:
+            self._timer.cancel()
+        self._timer = self._timer_at = None
 
     # ------------------------------------------------------------ show
 
     def status(self) -> dict[str, Any]:
-        s = self.session
+        st = self.tunnel.status(time.monotonic())
         return {
             "name": self.spec.name, "peer": self.spec.peer(self.rt.name),
             "local": str(self.local), "remote": str(self.remote),
             "role": "initiator" if self.initiator else "responder",
-            "state": self.state, "error": self.error, "nat_t": self.spec.nat_t,
-            "ike_spis": [s.spi_i.hex(), s.spi_r.hex()] if s is not None else None,
-            "child_sas": [f"0x{k:08x}" for k in self.children],
-            "rekey_seconds": self.spec.rekey_seconds,
-            "counters": dict(sorted(self.counters.items())), "events": list(self.events)[-10:],
+            "nat_t": self.spec.nat_t, "rekey_seconds": self.spec.rekey_seconds,
+            "ike_rekey_seconds": self.spec.ike_rekey_seconds,
+            **st, "events": list(self.events)[-10:],
         }
 
 
@@ -376,8 +218,9 @@ class IpsecRuntime:
         host_ifs = [i.name for i in router.node.interfaces.values()
                     if not topo.nodes[i.peer_node].is_router]
         self.stage = IpsecStage(self.engine, router.tables, host_ifs, audit=self._audit)
-        self.conns = {c.name: IkeConn(self, c) for c in ike_for_router(topo, self.name)}
         self.audit_log: collections.deque[dict[str, Any]] = collections.deque(maxlen=200)
+        self.conns = {c.name: IkeConn(self, c, topo.nodes[c.peer(self.name)].kind)
+                      for c in ike_for_router(topo, self.name)}
         self.retired: collections.Counter[str] = collections.Counter()  # counters of old SAs
         self.socks: dict[int, socket.socket] = {}
 
@@ -410,6 +253,11 @@ class IpsecRuntime:
         if n <= 1000 or n % 1000 == 0:  # a flood must not fill the disk
             log.warning("ipsec drop %s: %s (sa=%s spi=%s seq=%s %s -> %s)", d.reason, d.detail,
                         d.sa, None if d.spi is None else f"0x{d.spi:08x}", d.seq, d.src, d.dst)
+
+    def audit_record(self, rec: dict[str, Any]) -> None:
+        """An SA lifecycle error (expired, rekey failed, deleted by peer) in the audit ring."""
+        self.audit_log.append({**rec, "time": round(time.time(), 3)})
+        self.stage.counters["lifecycle_errors"] += 1
 
     def retire(self, out: SecurityAssociation, inb: SecurityAssociation) -> None:
         for sa in (out, inb):
@@ -477,7 +325,8 @@ class IpsecRuntime:
         IKE_SA_INIT request goes to the connection that responds to this peer."""
         mine = [c for c in self.conns.values() if c.remote == peer]
         for c in mine:
-            if c.session is not None and c.session.spi_i == data[:8]:
+            s = c.tunnel.session
+            if s is not None and s.knows(data[:8]):  # also an IKE SA a rekey replaced
                 return c
         return next((c for c in mine if not c.initiator), None)
 
@@ -509,23 +358,25 @@ class IpsecRuntime:
         for sa in sad.outbound.values():
             out.append({"direction": "out", **sa.status(),
                         "udp_encap": sa.name in self.stage.udp_encap})
-        replaced = {id(pair.inb) for c in self.conns.values() for _t, pair in c.lingering.values()}
+        replaced = {id(ch.inb) for c in self.conns.values() for _t, ch in c.tunnel.lingering.values()}
         for sa in sad.inbound.values():  # replaced: a rekeyed SA kept for in-flight packets
             out.append({"direction": "in", **sa.status(), "replaced": id(sa) in replaced})
+        ike = [c.status() for c in self.conns.values()]
         return {
             "router": self.name,
+            "problems": [{"conn": c["name"], **p} for c in ike for p in c["problems"]],
             "sas": out,
             "sad": sad.counters.to_dict(),
             "stage": dict(sorted(self.stage.counters.items())),
             "retired": dict(sorted(self.retired.items())),
-            "ike": [c.status() for c in self.conns.values()],
+            "ike": ike,
         }
 
     def policies(self) -> dict[str, Any]:
         return {"router": self.name, **self.engine.spd.to_dict()}
 
     def answer(self, req: dict[str, Any]) -> Any:
-        """Management op `ipsec`: view sas|policies|audit, or action rekey|set-seq."""
+        """Management op `ipsec`: view sas|policies|audit, or action rekey|rekey-ike|delete|..."""
         view = req.get("view", "sas")
         if view == "sas":
             return self.sas()
@@ -533,11 +384,11 @@ class IpsecRuntime:
             return self.policies()
         if view == "audit":
             return list(self.audit_log)
-        if view == "rekey":
+        if view in ("rekey", "rekey-ike", "delete"):
             conn = self.conns.get(req.get("conn", ""))
             if conn is None:
                 raise ValueError(f"no IKE connection {req.get('conn')!r} on {self.name}")
-            return conn.rekey()
+            return conn.command(view)
         if view == "initiate":  # (re)start initiators that are not up, e.g. once a peer exists
             started = []
             for c in self.conns.values():
@@ -556,7 +407,8 @@ class IpsecRuntime:
                 raise ValueError(f"no outbound SA {req['sa']!r}")
             sa.next_seq = int(req["seq"])
             return {"sa": sa.name, "next_seq": sa.next_seq}
-        raise ValueError(f"unknown ipsec view {view!r} (sas, policies, audit, rekey, set-seq)")
+        raise ValueError(f"unknown ipsec view {view!r} (sas, policies, audit, rekey, rekey-ike, "
+                         "delete, initiate, set-psk, set-seq)")
 
 
 ClientQuery = Callable[..., Any]

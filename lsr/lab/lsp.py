@@ -26,6 +26,7 @@ from lsr.core.igp import Igp
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
+from lsr.lab import frr
 from lsr.lab.state import LabState, ns_name
 from lsr.oam.echo import LOCALHOST, Ddmap, EchoMessage
 from lsr.oam.lspping import address_owners, lsp_traceroute
@@ -79,22 +80,98 @@ class LabSender:
         lf = self.query(self.name, ingress, "lfib")
         return any(e["fec"] == str(fec) and e["nexthops"] for e in lf.get("ftn", []))
 
+    def no_lsp_hint(self, ingress: str, fec: IPv4Network) -> str | None:
+        """Why `ingress` may have no LSP for `fec`: stopped routers on its IGP path."""
+        st = LabState(self.name).read()
+        on = stopped_on_path(self.topo, Igp(self.topo, st.get("down_links", [])), ingress,
+                             fec, stopped_routers(self.name, self.topo, st))
+        return _stopped_text(on)
+
+
+def stopped_routers(name: str, topo: Topology, st: Mapping[str, Any] | None = None) -> set[str]:
+    """Routers of a lab stopped with `lab node stop`, and FRR nodes not (fully) running."""
+    st = LabState(name).read() if st is None else st
+    pids = st.get("pids", [])
+    return set(st.get("stopped_routers", [])) | {
+        n.name for n in frr.frr_routers(topo) if frr.not_running(name, n.name, pids)}
+
+
+def stopped_on_path(topo: Topology, igp: Igp, ingress: str, fec: IPv4Network,
+                    stopped: Collection[str]) -> list[str]:
+    """The stopped routers on the reference IGP paths (every ECMP branch) from `ingress`
+    to `fec`: the silent hops that break its LSP."""
+    seen: set[str] = set()
+    todo, hit = [ingress], []
+    while todo:
+        r = todo.pop()
+        if r in seen or not topo.nodes[r].is_router:
+            continue
+        seen.add(r)
+        if r in stopped and r != ingress:
+            hit.append(r)
+            continue
+        route = igp.rib(r).get(fec)
+        todo += [nh.neighbor for nh in route.nexthops] if route is not None else []
+    return sorted(hit)
+
+
+def _stopped_text(routers: list[str], hung: Collection[str] = ()) -> str | None:
+    if not routers:
+        return None
+    return "; ".join(f"{r} on its IGP path {'does not answer' if r in hung else 'is stopped'}"
+                     for r in routers)
+
 
 # ---------------------------------------------------------------- live validation
 
 
 def live_lfibs(name: str) -> tuple[dict[str, Lfib], list[str]]:
-    """Every running router's LFIB; routers whose runtime is stopped get an empty one."""
+    """Every running router's LFIB; routers whose runtime is stopped get an empty one
+    (an FRR node is stopped when a daemon or our dataplane in it is not running)."""
+    return _live_lfibs(name)[:2]
+
+
+def _live_lfibs(name: str) -> tuple[dict[str, Lfib], list[str], dict[str, str]]:
+    """`live_lfibs` and why each router with a runtime problem fails. A stopped one gets
+    an empty LFIB; an FRR node whose dataplane still runs (a daemon of it stopped, or
+    the dataplane hung) keeps its LFIB (FRR's bindings, as on file) but is not probed
+    from."""
     topo = lsr.lab.topology(name)
+    pids = LabState(name).read().get("pids", [])
     docs: dict[str, Any] = {}
-    stopped = []
+    why: dict[str, str] = {}
+    stopped: list[str] = []
     for r in topo.routers:
-        try:
-            docs.update(lsr.lab.lfib(name, [r.name])["routers"])
-        except (OSError, LsrError):
-            stopped.append(r.name)
-            docs[r.name] = {"lsr_id": str(r.lsr_id), "ftn": [], "ilm": []}
-    return lfibs_from_json({"routers": docs}), stopped
+        forwarding = True
+        if frr.is_frr(topo, r.name):
+            gone = frr.not_running(name, r.name, pids)
+            if gone:
+                why[r.name] = f"FRR router not running ({', '.join(gone)} stopped)"
+                forwarding = "dataplane" not in gone and not set(frr.DAEMONS) <= set(gone)
+            elif hung := _frr_dataplane_silent(name, r.name, pids):
+                why[r.name] = hung
+        if forwarding:
+            try:
+                docs.update(lsr.lab.lfib(name, [r.name])["routers"])
+                continue
+            except (OSError, LsrError) as e:
+                why[r.name] = ("runtime stopped (no LDP, no forwarding)"
+                               if not frr.is_frr(topo, r.name) else str(e))
+        docs[r.name] = {"lsr_id": str(r.lsr_id), "ftn": [], "ilm": []}
+        stopped.append(r.name)
+    return lfibs_from_json({"routers": docs}), stopped, why
+
+
+def _frr_dataplane_silent(name: str, node: str, pids: list[dict[str, Any]]) -> str | None:
+    """Why our dataplane in a running FRR node does not answer its management socket
+    (hung, stopped with SIGSTOP), or None; its LFIB file alone would not tell."""
+    if not any(p["role"] == f"frr:{node}:dataplane" for p in pids):
+        return None  # run without our dataplane (LSR_FRR_DATAPLANE=0)
+    try:
+        lsr.lab.query(name, node, "lfib", timeout=2)
+    except (OSError, LsrError) as e:
+        return f"FRR dataplane not answering ({e})"
+    return None
 
 
 def _host_address(topo: Topology, node: str) -> IPv4Address:
@@ -121,20 +198,33 @@ def _path_str(p: tuple[str, ...] | list[str]) -> str:
 
 def cp_dp_results(name: str, topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
                   sample: int = SAMPLE_PAIRS, wait: float = 0.5,
-                  stopped: Collection[str] = ()) -> list[CheckResult]:
+                  stopped: Collection[str] = (), hung: Collection[str] = ()) -> list[CheckResult]:
     """Control plane vs data plane: for (ingress, FEC) pairs (all, or a deterministic
-    sample on big labs) the multipath LSP traceroute's paths equal the LFIB walk's."""
-    pairs = [(i, f) for i, f in expected_lsps(topo, igp) if i not in stopped]
+    sample on big labs) the multipath LSP traceroute's paths equal the LFIB walk's.
+    Neither `stopped` routers nor `hung` ones (running, but not answering or partly
+    stopped) are probed from."""
+    silent = set(stopped) | set(hung)
+    pairs = [(i, f) for i, f in expected_lsps(topo, igp) if i not in silent]
     if len(pairs) > sample:
         pairs = sorted(random.Random(0).sample(pairs, sample), key=lambda p: (p[0], int(p[1].network_address)))
     sender = LabSender(name, wait=wait)
     out: list[CheckResult] = []
     agree = 0
+    unanswered: dict[str, str] = {}  # ingress -> why its management socket failed
     for ingress, fec in pairs:
         w = walk_lsp(topo, lfibs, ingress, fec)
-        tr = lsp_traceroute(sender, ingress, fec, multipath=True)
         where = f"{ingress} -> {fec}"
+        if ingress in unanswered:  # a hung runtime: one timeout, not one per FEC
+            out.append(CheckResult("lsp-traceroute", "fail", f"{where}: {unanswered[ingress]}"))
+            continue
+        try:
+            tr = lsp_traceroute(sender, ingress, fec, multipath=True)
+        except LsrError as e:  # the ingress's runtime does not answer (hung, dying)
+            unanswered[ingress] = f"not probed: {e}"
+            out.append(CheckResult("lsp-traceroute", "fail", f"{where}: {unanswered[ingress]}"))
+            continue
         if tr["result"] != "ok":
+            hint = _stopped_text(stopped_on_path(topo, igp, ingress, fec, silent), hung)
             b = tr["broken_at"] or {}
             code = b.get("return_code")
             what = b.get("return_code_name") if code is None else f"return code {code} ({b.get('return_code_name')})"
@@ -142,7 +232,8 @@ def cp_dp_results(name: str, topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp
             lfib_view = " | ".join(_path_str(p) for p in w.paths) if w.paths else \
                 "; ".join(p.detail for p in w.problems[:2]) or "no LFIB path"
             out.append(CheckResult("lsp-traceroute", "fail",
-                                   f"{where}: broken at {hop}: {what} (LFIB: {lfib_view})"))
+                                   f"{where}: broken at {hop}: {what} (LFIB: {lfib_view})"
+                                   + (f"; {hint}" if hint else "")))
             continue
         traced = {tuple([ingress, *p["routers"]]) for p in tr["paths"]}
         walked = set(w.paths)
@@ -164,14 +255,15 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
     topo = lsr.lab.topology(name)
     down = LabState(name).read().get("down_links", [])
     igp = Igp(topo, down)
-    lfibs, stopped = live_lfibs(name)
-    results = [CheckResult("router-runtime", "fail", f"{r}: runtime stopped (no LDP, no forwarding)")
-               for r in stopped]
+    lfibs, stopped, why = _live_lfibs(name)
+    hung = [r for r in why if r not in stopped]
+    results = [CheckResult("router-runtime", "fail", f"{r}: {w}") for r, w in why.items()]
     results += validate(topo, lfibs, igp, ping=live_ping(name, topo))
     if traceroutes:
-        results += cp_dp_results(name, topo, lfibs, igp, sample, stopped=stopped)
+        results += cp_dp_results(name, topo, lfibs, igp, sample, stopped=stopped, hung=hung)
     return {"lab": name, "topology": topo.name, "lfib_source": "lab", "down_links": down,
-            "stopped_routers": stopped, **summary(results)}
+            "stopped_routers": stopped, "unhealthy_routers": hung, **summary(results)}
 
 
-__all__ = ["LabSender", "cp_dp_results", "live_lfibs", "live_ping", "validate_live"]
+__all__ = ["LabSender", "cp_dp_results", "live_lfibs", "live_ping", "stopped_on_path",
+           "stopped_routers", "validate_live"]

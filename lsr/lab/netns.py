@@ -61,15 +61,29 @@ def kernel_mtu(topo: Topology, link_index: int) -> int:
     return link.mtu + (LABEL_HEADROOM if both_routers else 0)
 
 
+def _not_ours(ns: str, lab: str) -> LsrError:
+    return LsrError(f"namespace {ns} already exists and lab '{lab}' did not make it "
+                    f"(a leftover? ip netns del {ns})")
+
+
 def create_namespaces(topo: Topology, lab: str, state: LabState) -> None:
+    """Each namespace is recorded before it is made (a crash in between leaves a record
+    of nothing, which teardown passes over), and forgotten again if it turns out to exist
+    already: this lab's teardown removes only namespaces this run made."""
     for node in topo.nodes:
         ns = ns_name(lab, node)
         if namespace_exists(ns):
-            raise LsrError(f"namespace {ns} already exists (is lab '{lab}' already up?)")
+            raise _not_ours(ns, lab)
     for node in topo.nodes:
         ns = ns_name(lab, node)
         state.add_namespace(ns)  # recorded before it exists
-        run(["ip", "netns", "add", ns])
+        try:
+            run(["ip", "netns", "add", ns])  # O_EXCL on /run/netns/<ns>: never someone else's
+        except LsrError:
+            state.drop_namespace(ns)
+            if namespace_exists(ns):
+                raise _not_ours(ns, lab) from None
+            raise
         sysctls = ROUTER_SYSCTLS if topo.nodes[node].is_router else HOST_SYSCTLS
         run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
              *(f"{k}={v}" for k, v in sysctls.items())])

@@ -1,6 +1,6 @@
 """The router runtime: one process per router, started inside its namespace.
 
-    ip netns exec lsr-<lab>-<router> python -m lsr.lab.node --state-dir DIR --router R
+    ip netns exec lsr-<lab>.<router> python -m lsr.lab.node --state-dir DIR --router R
 
 An asyncio loop drives the sans-I/O LDP speaker (`ldp.instance`) with real
 sockets (UDP 646 hellos per interface, TCP 646 sessions from/to the loopback,
@@ -55,16 +55,15 @@ from lsr.lab.files import open_append, write_file
 from lsr.lab.logcap import RateLimit
 from lsr.lab.logcap import install as install_logging
 from lsr.lab.netns import sweep_routes, sync_routes
+from lsr.lab.sockopts import GTSM_TTL, gtsm_sockopt, md5_sockopt
+from lsr.lab.state import node_of
 
 log = logging.getLogger("lsr.node")
 
 LDP_PORT = 646
 ALL_ROUTERS = "224.0.0.2"
-TCP_MD5SIG = 14
 TCP_QUICKACK = 12
 IP_MULTICAST_ALL = 49
-IP_MINTTL = 21  # linux/in.h; GTSM receive check (RFC 5082 / RFC 6720)
-GTSM_TTL = 255
 IP_PKTINFO = 8  # not exported by Python 3.11 socket
 BATCH = 64  # frames per wake-up per interface: bounds the work a flood can cause
 FAST_BATCH = 512  # the same bound for the ring-to-ring fast path (forwarding.ioloop; a
@@ -108,22 +107,6 @@ def ring_frames(topo: Topology, frame_size: int = 2048) -> int:
     while n * 2 <= RING_MAX and rings * n * 2 * frame_size <= RING_BUDGET:
         n *= 2
     return n
-
-
-def gtsm_sockopt(sock: socket.socket, enabled: bool) -> None:
-    """RFC 6720 GTSM on an LDP TCP socket: send with TTL 255 and drop anything that
-    arrives with less (IP_MINTTL), or back to the defaults."""
-    sock.setsockopt(socket.IPPROTO_IP, socket.IP_TTL, GTSM_TTL if enabled else 64)
-    sock.setsockopt(socket.IPPROTO_IP, IP_MINTTL, GTSM_TTL if enabled else 0)
-
-
-def md5_sockopt(sock: socket.socket, peer: IPv4Address, key: str) -> None:
-    """TCP_MD5SIG for one peer (struct tcp_md5sig, RFC 2385 / RFC 5036 §2.9)."""
-    raw = key.encode()
-    addr = struct.pack("=H", socket.AF_INET) + struct.pack("!H", 0) + peer.packed
-    addr = addr.ljust(128, b"\0")
-    sock.setsockopt(socket.IPPROTO_TCP, TCP_MD5SIG,
-                    addr + struct.pack("=BBHI", 0, 0, len(raw), 0) + raw.ljust(80, b"\0"))
 
 
 class Conn(asyncio.Protocol):
@@ -207,6 +190,12 @@ class Router:
             self.rib = {p: r for p, r in self.igp.rib(name).items() if r.connected}
         else:
             self.rib = self.igp.rib(name)
+        # BGP (lsr.lab.node_bgp) where the topology's `bgp:` section names this router.
+        self.bgp: Any = None
+        if static_lfib is None:
+            from lsr.lab.node_bgp import NodeBgp
+
+            self.bgp = NodeBgp.maybe(self)
         self.kernel_routes: set = set()
         self.lfib = static_lfib if static_lfib is not None else Lfib()
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -238,6 +227,13 @@ class Router:
         from lsr.lab.node_oam import NodeOam
 
         self.oam = NodeOam(self)  # RFC 8029 responder/sender, event timeline
+        # RX readers of each interface: fd -> (port, callback) in force (ingress impairment
+        # swaps them: lsr.lab.node_impair)
+        self.readers: dict[str, dict[int, tuple[Any, Callable[[str, Any], None]]]] = {}
+        self.ingress_hooks: dict[str, Callable[[list[bytes]], None]] = {}
+        from lsr.lab.node_impair import NodeImpair
+
+        self.impair = NodeImpair(self)  # link delay / jitter / loss / rate
 
     # ------------------------------------------------------------ LDP driver
 
@@ -412,6 +408,8 @@ class Router:
         self.kernel_routes = sync_routes(self.rib, self.kernel_routes)
         self.rebuild_tables()
         self.feed(ev.RibChanged(dict(self.rib)))
+        if self.bgp is not None:
+            self.bgp.rib_changed(self.rib)
 
     def routes_changed(self, rib: dict) -> None:
         """OSPF's SPF changed our RIB: kernel table, forwarding tables, then LDP."""
@@ -419,6 +417,8 @@ class Router:
         self.kernel_routes = sync_routes(self.rib, self.kernel_routes)
         self.rebuild_tables()
         self.feed(ev.RibChanged(dict(self.rib)))
+        if self.bgp is not None:  # next-hop reachability and IGP cost (RFC 4271 §9.1.2.1)
+            self.bgp.rib_changed(self.rib)
 
     def carrier_event(self, ifname: str, up: bool) -> None:
         """Carrier changed on one of our interfaces (netlink): LDP's Hello adjacency goes
@@ -529,8 +529,8 @@ class Router:
                     self.rings[ifname] = (mring, iring)
                     self.rest[ifname] = rest
                     self.tx[ifname] = tx
-                    self.loop.add_reader(mring.fileno(), self._mpls_readable, ifname, mring)
-                    self.loop.add_reader(iring.fileno(), self._ip_readable, ifname, iring)
+                    self._reader(ifname, mring, self._mpls_readable)
+                    self._reader(ifname, iring, self._ip_readable)
                     self.loop.add_reader(rest.fileno(), self._frames_readable, ifname, rest)
                     continue
             port: PacketPort
@@ -545,7 +545,39 @@ class Router:
                     self.tx[ifname] = TxRing(ifname)
                 except OSError:
                     pass
-            self.loop.add_reader(port.fileno(), self._frames_readable, ifname, port)
+            self._reader(ifname, port, self._frames_readable)
+
+    def _reader(self, ifname: str, port: Any, cb: Callable[[str, Any], None]) -> None:
+        """Read `port` with `cb` (recorded, so an ingress impairment can take it over)."""
+        self.readers.setdefault(ifname, {})[port.fileno()] = (port, cb)
+        self.loop.add_reader(port.fileno(), cb, ifname, port)
+
+    def set_ingress_hook(self, ifname: str, hook: Callable[[list[bytes]], None] | None) -> None:
+        """Hand every frame read on `ifname` to `hook` (the ingress impairment's queue, which
+        gives them back through `receive_general`), or with None read it the usual way."""
+        if hook is None:
+            self.ingress_hooks.pop(ifname, None)
+        else:
+            self.ingress_hooks[ifname] = hook
+        for fd, (port, cb) in self.readers.get(ifname, {}).items():
+            self.loop.remove_reader(fd)
+            self.loop.add_reader(fd, self._hooked_readable if hook else cb, ifname, port)
+
+    def _hooked_readable(self, ifname: str, port: PacketPort) -> None:
+        frames = port.recv_batch(BATCH)
+        if not frames and port.take_error():
+            self.counters["rx_socket_errors_" + ifname] += 1
+        self.counters["rx_" + ifname] += len(frames)
+        hook = self.ingress_hooks.get(ifname)
+        if hook is not None:
+            hook(frames)
+        else:
+            self._general(ifname, frames)
+
+    def receive_general(self, ifname: str, frames: list[bytes]) -> None:
+        """Frames received on `ifname` earlier (held by an ingress impairment), processed now."""
+        self.counters["rx_general"] += len(frames)
+        self._general(ifname, frames)
 
     def _ring_watchdog(self) -> None:
         """Once a second, read every RX ring even without a wake-up (rx_ring_missed counts
@@ -555,7 +587,10 @@ class Router:
         try:
             c = self.counters
             for ifname, (mring, iring) in self.rings.items():
+                hooked = ifname in self.ingress_hooks
                 for ring, fn in ((mring, self._mpls_readable), (iring, self._ip_readable)):
+                    if hooked:
+                        fn = self._hooked_readable
                     skipped = ring.unstick()
                     if skipped:
                         c["rx_ring_resyncs"] += 1
@@ -748,6 +783,8 @@ class Router:
                                               + self.counters["ospf_rx_foreign"])
             if ospf:
                 out["ospf"] = dict(sorted(ospf.items()))
+        if self.bgp is not None and self.bgp.refused:
+            out["bgp"] = dict(sorted(self.bgp.refused.items()))
         return out
 
     def answer(self, req: dict[str, Any]) -> Any:
@@ -764,7 +801,12 @@ class Router:
                     "carrier_down": sorted(i for i, up in self.ospf.carrier.items() if not up)}
                    if self.ospf is not None else {}),
                 "refused": self.refused(),
+                **({"bgp": self.bgp.sessions()} if self.bgp is not None else {}),
             }
+        if op == "bgp":
+            if self.bgp is None:
+                raise ValueError(f"{self.name} runs no BGP (not in the topology's bgp: section)")
+            return self.bgp.answer(req)
         if op == "ospf":
             if self.ospf is None:
                 raise ValueError(f"{self.name} runs no OSPF (a static LFIB)")
@@ -791,8 +833,13 @@ class Router:
             res: dict[str, Any] = {"runtime": dict(sorted(out.items()))}
             if hasattr(self.ldp, "counters"):
                 res["ldp"] = _plain(self.ldp.counters())
+            if self.bgp is not None:
+                res["bgp"] = self.bgp.counters_json()
             if self.tables is not None and hasattr(self.tables, "counters_json"):
                 res["dataplane"] = _plain(self.tables.counters_json())
+            imp = self.impair.counters_json()
+            if imp:  # per impaired interface and direction (lsr.lab.node_impair)
+                res["impair"] = imp
             return res
         if op == "rib":
             return [r.to_json() for r in self.rib.values()]
@@ -806,6 +853,8 @@ class Router:
             if self.ospf is None:  # central IGP: told of the change; with OSPF, carrier tells
                 self.link_event(link, up)
             return {"down_links": sorted(self.down_links)}
+        if op == "impair":
+            return self._impair_request(req)
         if op == "ipsec":
             if self.ipsec is None:
                 raise ValueError(f"{self.name} has no IPsec role in this topology")
@@ -817,6 +866,23 @@ class Router:
             self.loop.call_soon(self.stopping.set)
             return {}
         raise ValueError(f"unknown op {op!r}")
+
+    def _impair_request(self, req: dict[str, Any]) -> Any:
+        """`{"op": "impair", "link": N, "impair": {...} | null}`: set or clear the link's
+        impairment on our end (lsr.lab.node_impair); without "impair": what is in force."""
+        from lsr.core.impair import Impairment
+
+        link = req.get("link")
+        if type(link) is not int or not 0 <= link < len(self.topo.links):
+            raise ValueError(f"no link {link!r} in this topology")
+        if "impair" not in req:
+            imp = self.impair.params.get(link)
+            return {"link": link, "impair": imp.to_json() if imp else None}
+        raw = req["impair"]
+        if raw is not None and not isinstance(raw, dict):
+            raise ValueError("impair must be an object or null")
+        imp = Impairment.from_json(raw) if raw else None
+        return self.impair.set(link, imp)
 
     # ------------------------------------------------------------ run
 
@@ -837,6 +903,7 @@ class Router:
         from lsr.lab.ipsec import IpsecRuntime
 
         self.ipsec = IpsecRuntime.maybe(self)
+        self.impair.start()  # after the tables: the fast path must learn which ports are wrapped
         if self.rings:
             self.loop.call_later(1.0, self._ring_watchdog)
         self.loop.call_later(LOG_FLUSH, self._log_flush)
@@ -856,6 +923,8 @@ class Router:
             self._hello_readable(ifname, s)
         if self.ospf is not None:
             self.ospf.start(restart)
+        if self.bgp is not None:
+            self.bgp.start(self.rib)
         log.info("router %s up (pid %d)%s", self.name, os.getpid(), " (restart)" if restart else "")
         if self.ipsec is not None:
             self.ipsec.start()  # IKE: after the start barrier, like LDP
@@ -863,6 +932,9 @@ class Router:
         log.info("stopping")
         with contextlib.suppress(Exception):
             self.feed(ev.Stop())
+        if self.bgp is not None:
+            with contextlib.suppress(Exception):
+                self.bgp.stop()  # NOTIFICATION Cease to every peer
         if self.ospf is not None:
             with contextlib.suppress(Exception):
                 self.ospf.stop()  # flush our router-LSA (premature aging, RFC 2328 §14.1)
@@ -973,7 +1045,7 @@ def spawn_forked(ns: str, argv: list[str], log_path: Path) -> int:
         if libc.setns(fd, CLONE_NEWNET) != 0:
             raise OSError(ctypes.get_errno(), f"setns {ns}")
         os.close(fd)
-        libc.prctl(15, f"lsr-{ns.rsplit('-', 1)[-1]}"[:15].encode(), 0, 0, 0)  # PR_SET_NAME: ps/top
+        libc.prctl(15, f"lsr-{node_of(ns)}"[:15].encode(), 0, 0, 0)  # PR_SET_NAME: ps/top
         null = os.open(os.devnull, os.O_RDONLY)
         os.dup2(null, 0)
         os.dup2(logfd, 1)
@@ -984,7 +1056,8 @@ def spawn_forked(ns: str, argv: list[str], log_path: Path) -> int:
         sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
         for h in logging.root.handlers[:]:
             logging.root.removeHandler(h)
-        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):  # `up`'s handlers: not ours
+            signal.signal(sig, signal.SIG_DFL)
         code = main(argv)
     except BaseException:
         with contextlib.suppress(Exception):

@@ -23,6 +23,12 @@ Sequence Number, §4.6) on a UDP 3503 socket, with a timeout.
 
 `oam_events` returns the runtime's timestamped protocol events (LDP sessions
 going down, Label Withdraws sent, LFIB updates) for convergence timelines.
+
+The same class answers in FRR nodes (`lsr.lab.frrplane`: our dataplane fed
+from FRR's routes and LDP bindings): there the LFIB is the one built from
+FRR's bindings and the FECs it is egress for are those FRR advertises
+implicit- or explicit-null for (`own_fecs`), so the replies speak for FRR's
+label decisions.
 """
 
 from __future__ import annotations
@@ -33,7 +39,7 @@ import logging
 import socket
 import struct
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
@@ -98,8 +104,13 @@ def ldp_message_types(data: bytes) -> list[int]:
 class NodeOam:
     """The OAM part of one router runtime (`lsr.lab.node.Router`)."""
 
-    def __init__(self, router: Any) -> None:
+    def __init__(self, router: Any,
+                 own_fecs: Callable[[], frozenset[IPv4Network]] | None = None) -> None:
+        """`router` has `topo`, `name`, `node`, `loop`, `tables` (forwarding tables) and
+        `tx` (egress ports); `own_fecs` overrides the FECs it is egress for (default:
+        from the topology, as its LDP advertises them)."""
         self.r = router
+        self.own_fecs = own_fecs
         self.sock: socket.socket | None = None
         self.waiters: dict[tuple[int, int], asyncio.Future] = {}
         self.events: collections.deque = collections.deque(maxlen=MAX_EVENTS)
@@ -133,7 +144,10 @@ class NodeOam:
 
     def _resp_tables(self, src: IPv4Address, sport: int) -> RespTables:
         t = self.r.tables
-        return tables_from_topology(self.r.topo, self.r.name, t.lfib, ecmp_for(t.seed, src, sport))
+        tables = tables_from_topology(self.r.topo, self.r.name, t.lfib, ecmp_for(t.seed, src, sport))
+        if self.own_fecs is not None:
+            tables = replace(tables, own_fecs=self.own_fecs())
+        return tables
 
     def intercept(self, frame: bytes, in_if: str) -> bool:
         """Answer `frame` if it is an MPLS echo request this router must answer (§4.4).

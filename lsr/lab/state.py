@@ -27,10 +27,19 @@ from lsr.lab.files import make_dir, write_file
 
 RUN_DIR = Path(os.environ.get("LSR_RUN_DIR", "/run/lsr"))
 NS_PREFIX = "lsr"
+# Between the lab and the node: a character neither name may contain, so that no two
+# (lab, node) pairs share a namespace ('-' did: lab a node x-y and lab a-x node y).
+NS_SEP = "."
 
 
 def ns_name(lab: str, node: str) -> str:
-    return f"{NS_PREFIX}-{lab}-{node}"
+    """`lsr-<lab>.<node>`, e.g. lsr-line3.pe1."""
+    return f"{NS_PREFIX}-{lab}{NS_SEP}{node}"
+
+
+def node_of(ns: str) -> str:
+    """The node part of a namespace name."""
+    return ns.rsplit(NS_SEP, 1)[-1]
 
 
 def lab_dir(lab: str) -> Path:
@@ -89,6 +98,10 @@ def pid_alive(pid: int, start: int | None) -> bool:
     return state != "Z"
 
 
+class Gone(LsrError):
+    """The lab directory was removed (torn down) while this process was using it."""
+
+
 class LabState:
     """The registry of one lab. All writes go through `update()` (locked, atomic)."""
 
@@ -102,12 +115,41 @@ class LabState:
     def exists(self) -> bool:
         return self.path.exists()
 
-    def create(self, meta: dict[str, Any]) -> None:
+    def claim(self, meta: dict[str, Any]) -> None:
+        """Make the lab directory, or fail if the name is taken: mkdir is atomic, so of two
+        `lab up` of one name exactly one gets here, and the other touches nothing of it.
+        The claimer is recorded as `builder` (PID and start time) while it builds."""
         make_run_dir()
-        make_dir(self.dir, 0o700, exist_ok=True)
-        with self.update() as st:
-            st.update({"lab": self.lab, "created": time.time(), "namespaces": [], "pids": [],
-                       "files": [], **meta})
+        try:
+            make_dir(self.dir, 0o700)
+        except FileExistsError:
+            raise LsrError(self.taken()) from None
+        try:
+            with self.update(new=True) as st:
+                st.update({"lab": self.lab, "created": time.time(), "namespaces": [],
+                           "pids": [], "files": [], "building": True,
+                           "builder": {"pid": os.getpid(), "start": proc_start_time(os.getpid())},
+                           **meta})
+        except BaseException:
+            shutil.rmtree(self.dir, ignore_errors=True)  # ours: nothing was recorded yet
+            raise
+
+    create = claim  # the name benchmarks and tests use
+
+    def taken(self) -> str:
+        """Why this lab's name cannot be claimed now, in one line."""
+        deadline = time.monotonic() + 1.0  # a claim writes its record right after its mkdir
+        while not self.path.exists() and self.dir.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        st = self.read()
+        b = st.get("builder") or {}
+        if st.get("building") and pid_alive(b.get("pid", 0), b.get("start")):
+            return (f"lab '{self.lab}' is being built by another 'lsr lab up' (pid {b['pid']}); "
+                    f"'lsr lab down {self.lab}' stops it")
+        if st:
+            return f"lab '{self.lab}' is already up (lsr lab down {self.lab})"
+        return (f"lab '{self.lab}' is being created by another process, or was left half-made "
+                f"(lsr lab down {self.lab})")
 
     def read(self) -> dict[str, Any]:
         try:
@@ -116,18 +158,38 @@ class LabState:
             return {}
 
     @contextlib.contextmanager
-    def update(self) -> Iterator[dict[str, Any]]:
-        """Read-modify-write under an flock; the rename makes a crash leave old or new, never half."""
-        self.dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-        lk = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC,
-                     0o600)
-        try:
+    def locked(self) -> Iterator[None]:
+        """The lab's lock; fails (one line) if the lab is gone or goes while we wait for it:
+        nothing is recorded for a lab that teardown has removed, so nothing is orphaned."""
+        try:  # never through a link; root's alone
+            fd = os.open(self.dir / ".lock", os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW
+                         | os.O_CLOEXEC, 0o600)
+        except FileNotFoundError:
+            raise Gone(self.gone()) from None
+        with os.fdopen(fd, "r+b") as lk:
             fcntl.flock(lk, fcntl.LOCK_EX)
+            try:
+                same = os.stat(self.dir / ".lock").st_ino == os.fstat(lk.fileno()).st_ino
+            except FileNotFoundError:
+                same = False
+            if not same:  # teardown removed the directory while we waited
+                raise Gone(self.gone())
+            yield
+
+    def gone(self) -> str:
+        return f"lab '{self.lab}' was torn down while this command was using it"
+
+    @contextlib.contextmanager
+    def update(self, new: bool = False) -> Iterator[dict[str, Any]]:
+        """Read-modify-write under the lock; the rename makes a crash leave old or new, never
+        half. Only `claim` makes the directory (`new`): a record for a lab that is not
+        there, or no longer, is an error, never a directory made again."""
+        with self.locked():
+            if not new and not self.path.exists():
+                raise Gone(self.gone())
             st = self.read()
             yield st
             write_file(self.path, json.dumps(st, indent=1, sort_keys=True), 0o600)
-        finally:
-            os.close(lk)
 
     # ---------------------------------------------------------------- records
 
@@ -135,6 +197,12 @@ class LabState:
         with self.update() as st:
             if ns not in st.setdefault("namespaces", []):
                 st["namespaces"].append(ns)
+
+    def drop_namespace(self, ns: str) -> None:
+        """Forget a namespace this run recorded but could not create (someone else's)."""
+        with self.update() as st:
+            if ns in st.get("namespaces", []):
+                st["namespaces"].remove(ns)
 
     def add_pid(self, pid: int, role: str) -> None:
         with self.update() as st:
@@ -184,15 +252,72 @@ def namespace_exists(ns: str) -> bool:
     return Path("/run/netns", ns).exists()
 
 
+# What a lab directory holds in the instant between its claim (mkdir) and its first record.
+_CLAIM_FILES = {".lock", "state.tmp"}
+
+
+def _builder(state: LabState) -> tuple[int, int | None] | None:
+    """The process building the lab right now, if it is another one and alive."""
+    st = state.read()
+    b = st.get("builder") or {}
+    pid, start = b.get("pid"), b.get("start")
+    if not st.get("building") or not pid or pid == os.getpid() or not pid_alive(pid, start):
+        return None
+    return pid, start
+
+
+def _stop_builder(state: LabState, timeout: float = 60.0) -> None:
+    """A lab another process is still building: ask it to stop (SIGTERM: `lab up` tears
+    down what it built, and exits) and wait until it has; KILL it only if it is still at
+    it after `timeout`. (A library caller of `up` lives on after its teardown.)"""
+    b = _builder(state)
+    if b is None:
+        return
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(b[0], signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _builder(state) == b and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _builder(state) == b:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(b[0], signal.SIGKILL)
+        while pid_alive(*b):
+            time.sleep(0.05)
+
+
 def teardown(lab: str) -> bool:
-    """Remove everything the registry lists. Returns False if there was nothing to do."""
+    """Remove everything the registry lists. Returns False if there was nothing to do.
+
+    A lab still being built by another process is stopped first (it tears down itself);
+    while this runs it holds the lab's lock, so nothing new is recorded meanwhile."""
     state = LabState(lab)
     if not state.dir.exists():
         return False
     # Defence in depth: only ever remove a lab directory directly under RUN_DIR that
     # holds our registry, whatever name reached us.
-    if state.dir.resolve().parent != RUN_DIR.resolve() or not (state.dir / "state.json").exists():
+    if state.dir.resolve().parent != RUN_DIR.resolve():
         raise LsrError(f"{state.dir} is not a lab state directory; not removing it")
+    if not (state.dir / "state.json").exists():
+        # Claimed an instant ago, or its claimer died in that instant: nothing recorded,
+        # so nothing was made. Remove only a directory holding no more than a claim does.
+        try:
+            left = {p.name for p in state.dir.iterdir()}
+        except FileNotFoundError:
+            return False
+        if not left <= _CLAIM_FILES:
+            raise LsrError(f"{state.dir} is not a lab state directory; not removing it")
+        shutil.rmtree(state.dir, ignore_errors=True)
+        return True
+    _stop_builder(state)
+    try:
+        with state.locked():
+            _remove(state)
+    except Gone:
+        pass  # removed meanwhile: by its builder, once stopped, or by another `down`
+    return True
+
+
+def _remove(state: LabState) -> None:
     st = state.read()
     namespaces: list[str] = st.get("namespaces", [])
     # 1. processes we recorded (PID + start time), then anything still inside our namespaces
@@ -210,10 +335,9 @@ def teardown(lab: str) -> bool:
     for f in st.get("files", []):
         with contextlib.suppress(OSError):
             os.unlink(f)
-    for d in side_dirs(lab):
+    for d in side_dirs(state.lab):
         shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(state.dir, ignore_errors=True)
-    return True
 
 
 def list_labs() -> list[str]:

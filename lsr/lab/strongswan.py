@@ -23,11 +23,18 @@ topology:
   first host address of each), so `ping -I <that address>` goes through the
   tunnel;
 * charon's PID goes into the teardown registry (`strongswan:<node>`), so
-  `lsr lab down` stops it.
+  `lsr lab down` stops it;
+* lifetimes are those our side uses (`ike.tunnel.Lifetimes`, from the
+  connection's `rekey_seconds` and `ike_rekey_seconds`, strongSwan's defaults
+  when absent), in whole seconds: Child SA `rekey_time`, `life_time` and
+  `rand_time`, IKE SA `rekey_time`, `over_time` and `rand_time` (written so
+  that charon's random part matches ours); both ends rekey, either may be first. `close_action = none`: a Child SA charon loses is created again by
+  our side (see `ike.tunnel`), so the two never make duplicates.
 """
 
 from __future__ import annotations
 
+import math
 import os
 import shutil
 import subprocess
@@ -37,6 +44,7 @@ from pathlib import Path
 from typing import Any
 
 from ike.config import IkeSpec
+from ike.tunnel import Lifetimes
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab.files import make_dir, open_append, write_file
@@ -104,7 +112,7 @@ def render(topo: Topology, node: str) -> dict[str, str]:
         v = c.view(node)
         initiator = c.initiator == node
         esp = ESP_PROPOSAL[c.esp_bits] + ("-x25519" if c.pfs else "")
-        rekey = f"{int(c.rekey_seconds)}s" if (initiator and c.rekey_seconds) else "0"
+        t = swanctl_times(Lifetimes.of(c.rekey_seconds, c.ike_rekey_seconds))
         conns.append(f"""  {c.name} {{
     version = 2
     local_addrs = {v['local_addr']}
@@ -112,7 +120,9 @@ def render(topo: Topology, node: str) -> dict[str, str]:
     proposals = {IKE_PROPOSAL[c.ike_bits]}
     encap = yes
     mobike = no
-    rekey_time = 0
+    rekey_time = {t['ike_rekey']}s
+    over_time = {t['ike_over']}s
+    rand_time = {t['ike_rand']}s
     reauth_time = 0
     dpd_delay = 0
     local {{
@@ -129,8 +139,10 @@ def render(topo: Topology, node: str) -> dict[str, str]:
         local_ts = {', '.join(str(n) for n in v['local_subnets'])}
         remote_ts = {', '.join(str(n) for n in v['remote_subnets'])}
         esp_proposals = {esp}
-        rekey_time = {rekey}
-        life_time = 0
+        rekey_time = {t['child_rekey']}s
+        life_time = {t['child_life']}s
+        rand_time = {t['child_rand']}s
+        close_action = none
         start_action = {'start' if initiator else 'none'}
       }}
     }}
@@ -143,6 +155,17 @@ def render(topo: Topology, node: str) -> dict[str, str]:
   }}""")
     swanctl = "connections {\n" + "\n".join(conns) + "\n}\nsecrets {\n" + "\n".join(secrets) + "\n}\n"
     return {"strongswan.conf": conf, "swanctl.conf": swanctl}
+
+
+def swanctl_times(lt: Lifetimes) -> dict[str, int]:
+    """Our lifetimes in swanctl's whole seconds (rounded; the hard limit stays above). charon
+    5.9 subtracts up to rand_time + 1 s from a Child SA's rekey_time and up to rand_time - 1 s
+    from the IKE SA's (`ike.tunnel.Lifetimes`): rand_time is written so that the ranges match."""
+    child_rekey, ike_rekey = math.ceil(lt.child_rekey), math.ceil(lt.ike_rekey)
+    return {"child_rekey": child_rekey, "child_life": max(child_rekey + 1, math.ceil(lt.child_life)),
+            "child_rand": max(0, round(lt.child_rand) - 1),
+            "ike_rekey": ike_rekey, "ike_over": max(1, math.ceil(lt.ike_life - lt.ike_rekey)),
+            "ike_rand": round(lt.ike_rand) + 1}
 
 
 def _swanctl(lab: str, node: str, *args: str, timeout: float = 15) -> subprocess.CompletedProcess:

@@ -27,6 +27,7 @@ PACKAGES: dict[str, tuple[str, ...]] = {
     "iperf3": ("iperf3",),
     "dot": ("graphviz",),
     "chromium": ("chromium",),
+    "pdftotext": ("poppler-utils",),  # tests/test_report.py: text sizes in a printed report
     # strongSwan gateways (lsr/lab/strongswan.py): charon + kernel-libipsec, AES-GCM, X25519
     "swanctl": ("strongswan-swanctl", "strongswan-charon", "libcharon-extra-plugins",
                 "libstrongswan-extra-plugins", "libstrongswan-standard-plugins"),

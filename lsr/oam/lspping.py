@@ -44,6 +44,7 @@ class LiveBackend(Protocol):
 
     last_reason: str | None  # why the last probe got no reply (the router's word)
     clock: Callable[[], float]  # wall clock for the echo timestamps
+    owners: Mapping[IPv4Address, tuple[str, str | None]]  # `address_owners` of the lab
 
     def sender(self, ingress: str, fec: IPv4Network) -> Sender: ...
 
@@ -51,6 +52,8 @@ class LiveBackend(Protocol):
                      destinations: int = DEFAULT_MULTIPATH_ADDRESSES) -> tuple[Ddmap, ...]: ...
 
     def has_ftn(self, ingress: str, fec: IPv4Network) -> bool: ...
+
+    def no_lsp_hint(self, ingress: str, fec: IPv4Network) -> str | None: ...
 
 
 def resolve_fec(topo: Topology, fec: str) -> IPv4Network:
@@ -82,6 +85,13 @@ def address_owners(topo: Topology) -> dict[IPv4Address, tuple[str, str | None]]:
     return out
 
 
+def _owner_names(backend: LiveBackend | LfibNetwork) -> dict[IPv4Address, str]:
+    """Router address -> router name, to name the hop a DDMAP points at."""
+    if isinstance(backend, LfibNetwork):
+        return {a: name for name, t in backend.tables.items() for a in t.addresses()}
+    return {a: r for a, (r, _i) in backend.owners.items()}
+
+
 def _no_lsp(fec: IPv4Network, source: str, multipath: bool) -> TraceResult:
     res = TraceResult(fec, source, multipath)
     res.paths.append({"path": 0, "result": "no-lsp", "routers": []})
@@ -93,19 +103,25 @@ def lsp_traceroute(backend: LiveBackend | LfibNetwork, source: str, fec: IPv4Net
     """LSP traceroute JSON (`TraceResult.to_json` + `reason`, `backend`)."""
     handle = next(_handles) & 0xFFFFFFFF
     reason = None
+    why = None
     if isinstance(backend, LfibNetwork):
         live, clock = False, None
         has_ftn = fec in backend.tables[source].lfib.ftn
     else:
         live, clock = True, backend.clock
         has_ftn = backend.has_ftn(source, fec)
+        if not has_ftn:  # the lab's word: a stopped router on the IGP path
+            why = backend.no_lsp_hint(source, fec)
     if not has_ftn:
         res = _no_lsp(fec, source, multipath)
         reason = f"{source} has no FTN entry (no LSP) for {fec}"
+        if why:
+            reason += f": {why}"
     else:
         first = backend.first_ddmaps(source, fec, multipath)
         res = traceroute(backend.sender(source, fec), fec, source, multipath=multipath,
-                         first_ddmaps=first, handle=handle, max_ttl=max_ttl, clock=clock)
+                         first_ddmaps=first, handle=handle, max_ttl=max_ttl, clock=clock,
+                         name_of=_owner_names(backend).get)
     out = res.to_json()
     out["backend"] = "lab" if live else "sim"
     out["reason"] = reason

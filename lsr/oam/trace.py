@@ -27,7 +27,14 @@ Traceroute JSON (`TraceResult.to_json`)::
 
 `labels` are the labels the hop sends downstream (from its DDMAP; 3 =
 implicit-null: it pops), `interface` the interface the request came in on,
-`return_code` null for a timeout.
+`return_code` null for a timeout. `expected_router` is the router the
+request's DDMAP named as the downstream (the previous hop's, or the
+ingress's own), null when it named all routers: for a timeout, the hop that
+stayed silent.
+
+A branch on which a hop did not answer is never `ok`, even when a later
+request reaches the egress past it (the silent LSR still label-switched):
+its result is `timeout`, and `broken_at` names the silent hop.
 """
 
 from __future__ import annotations
@@ -40,6 +47,7 @@ from typing import Any
 
 from lsr.core.topology import Topology
 from lsr.oam.echo import (
+    ALL_ROUTERS,
     FLAG_V,
     LOCALHOST,
     Ddmap,
@@ -115,6 +123,7 @@ class Hop:
     interface: str | None
     downstream: tuple[IPv4Address, ...]
     rtt_ms: float | None
+    expected: str | None = None  # the router the request's DDMAP named (None: all routers)
 
     @property
     def ok(self) -> bool:
@@ -134,6 +143,7 @@ class Hop:
             "interface": self.interface,
             "downstream": [str(a) for a in self.downstream],
             "rtt_ms": self.rtt_ms,
+            "expected_router": self.expected,
         }
 
 
@@ -168,21 +178,31 @@ class TraceResult:
             "paths": self.paths,
             "result": self.result,
             "broken_at": None if b is None else {
-                "ttl": b.ttl, "path": b.path, "router": b.router,
+                # a silent hop is named by the DDMAP that pointed at it
+                "ttl": b.ttl, "path": b.path, "router": b.router or b.expected,
                 "return_code": None if b.return_code is None else int(b.return_code),
                 "return_code_name": "timeout" if b.return_code is None else return_code_name(b.return_code),
             },
         }
 
 
-def _hop(ttl: int, path: int, reply: Reply | None, ddmaps: Sequence[Ddmap]) -> Hop:
+def _hop(ttl: int, path: int, reply: Reply | None, ddmaps: Sequence[Ddmap],
+         expected: str | None = None) -> Hop:
     if reply is None:
-        return Hop(ttl, path, None, None, None, 0, (), None, (), None)
+        return Hop(ttl, path, None, None, None, 0, (), None, (), None, expected)
     m = reply.message
     labels = ddmaps[0].label_values if ddmaps else ()
     downstream = tuple(d.downstream_address for d in ddmaps if isinstance(d.downstream_address, IPv4Address))
     return Hop(ttl, path, reply.router, reply.address, m.return_code, m.return_subcode,
-               labels, reply.interface, downstream, reply.rtt_ms)
+               labels, reply.interface, downstream, reply.rtt_ms, expected)
+
+
+def _named(ddmap: Ddmap, name_of: Callable[[IPv4Address], str | None] | None) -> str | None:
+    """The router a request's DDMAP names as the one to answer (None: all routers)."""
+    a = ddmap.downstream_address
+    if name_of is None or not isinstance(a, IPv4Address) or a in (ALL_ROUTERS, LOCALHOST):
+        return None
+    return name_of(a)
 
 
 @dataclass
@@ -193,6 +213,7 @@ class _Branch:
     dsts: tuple[IPv4Address, ...]
     routers: list[str]
     timeouts: int = 0
+    silent: bool = False  # a hop of this branch did not answer
 
 
 def traceroute(
@@ -207,6 +228,7 @@ def traceroute(
     timeouts: int = DEFAULT_TIMEOUTS,
     handle: int = 0,
     clock: Callable[[], float] | None = None,
+    name_of: Callable[[IPv4Address], str | None] | None = None,
 ) -> TraceResult:
     """LSP traceroute (§4.3): label TTL 1, 2, ... until the egress answers 3.
 
@@ -215,7 +237,8 @@ def traceroute(
     `first_ddmaps` are the ingress's own DDMAPs (`responder.ingress_ddmaps`);
     without them the first request names ALL-ROUTERS. With `multipath`, the
     first DDMAPs carry the ingress's split of `destinations` 127/8 addresses
-    and every branch the replies announce is followed.
+    and every branch the replies announce is followed. `name_of` names the
+    router owning a DDMAP's downstream address (the hop expected to answer).
     """
     res = TraceResult(fec, source, multipath)
     seq = itertools.count(1)
@@ -241,7 +264,7 @@ def traceroute(
                                   or reply.message.sequence != req.sequence):
             reply = None  # not ours (§4.6: match handle and sequence)
         maps = reply.message.ddmaps if reply is not None else ()
-        hop = _hop(br.ttl, br.path, reply, maps)
+        hop = _hop(br.ttl, br.path, reply, maps, _named(br.ddmap, name_of))
         res.hops.append(hop)
         # A router answering twice on one branch (or the ingress answering) is a
         # loop, as LDP's path vector would call it (RFC 5036 §2.8), even when the
@@ -255,6 +278,7 @@ def traceroute(
 
         if reply is None:
             br.timeouts += 1
+            br.silent = True
             if br.timeouts >= timeouts or br.ttl >= max_ttl:
                 finish("timeout")
             else:
@@ -262,7 +286,8 @@ def traceroute(
             continue
         code = reply.message.return_code
         if code == ReturnCode.EGRESS:
-            finish("ok")
+            # past a hop that did not answer: the path is not verified (never "ok")
+            finish("timeout" if br.silent else "ok")
             continue
         if code not in (ReturnCode.LABEL_SWITCHED, ReturnCode.LABEL_SWITCHED_FEC_CHANGE):
             finish("broken")
@@ -286,7 +311,7 @@ def traceroute(
             if len(res.paths) + len(work) + len(children) >= MAX_PATHS:
                 break
             children.append(_Branch(pid, br.ttl + 1, replace(d, multipath=None), addrs,
-                                    list(br.routers)))
+                                    list(br.routers), silent=br.silent))
         work.extend(reversed(children))
     res.paths.sort(key=lambda p: p["path"])
     res.hops.sort(key=lambda h: (h.path, h.ttl))

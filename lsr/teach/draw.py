@@ -92,51 +92,61 @@ def _host_part(addr: object, net: IPv4Network) -> str:
 
 
 def dot_source(net: Network | Topology, overlays: Sequence[Overlay] = (),
-               engine: str | None = None, title: str | None = None) -> str:
-    """The DOT text of the topology (a Network adds down links) with overlays."""
+               engine: str | None = None, title: str | None = None,
+               compact: bool = False) -> str:
+    """The DOT text of the topology (a Network adds down links) with overlays.
+
+    `compact` (the report of a big topology, printed on one page): links show only
+    their IGP cost and the LSP's operations (subnets and interfaces are in the
+    report's tables), fonts are bigger and the layout tighter, so the text stays
+    readable when the picture is shrunk to the page."""
     topo = net.topo if isinstance(net, Network) else net
     down = net.down if isinstance(net, Network) else set()
     stuck = net.stuck if isinstance(net, Network) else []
     engine = engine or choose_engine(topo)
     big = len(topo.routers) > 8
     lines = [f"digraph {_q(topo.name)} {{"]
-    g = ['fontname="Helvetica"', "fontsize=14", 'labelloc="t"', "outputorder=edgesfirst",
-         'bgcolor="white"', "pad=0.3"]
+    g = ['fontname="Helvetica"', f"fontsize={24 if compact else 14}", 'labelloc="t"',
+         "outputorder=edgesfirst", 'bgcolor="white"', "pad=0.3"]
     if engine == "dot":
         g += ["rankdir=LR", "nodesep=0.6", "ranksep=1.3", "splines=true"]
     else:
-        g += ["overlap=false", "splines=true", 'sep="+20"', 'esep="+6"', "mode=major",
+        g += ["overlap=false", "splines=true", 'sep="+1"' if compact else 'sep="+20"',
+              'esep="+1"' if compact else 'esep="+6"', "mode=major",
               "start=1", "epsilon=0.0001", "maxiter=5000"]
     head = title or f"{topo.name}"
     sub = [f"<font color='{o.color}'>{_e(o.title)}</font>" for o in overlays]
     if stuck:
         sub.append(f"<font color='{STUCK_COLOR}'>{_e(_stuck_title(stuck))}</font>")
     g.append("label=<<b>" + _e(head) + "</b>" + "".join("<br/>" + s for s in sub)
-             + "<br/><font point-size='10'>link: subnet / IGP cost; node:interface .address"
+             + ("<br/><font point-size='18'>link: IGP cost" if compact else
+                "<br/><font point-size='10'>link: subnet / IGP cost; node:interface .address")
              + ("; arrows: LSP hop n: label operation" if overlays else "") + "</font>>")
     lines.append("  graph [" + ", ".join(g) + "];")
-    lines.append('  node [fontname="Helvetica", fontsize=11, margin="0.12,0.06"];')
-    ef = 9 if big else 10
+    nf = 24 if compact else 11
+    lines.append(f'  node [fontname="Helvetica", fontsize={nf}, margin="0.12,0.06"];')
+    ef = 20 if compact else 9 if big else 10
     lines.append(f'  edge [fontname="Helvetica", fontsize={ef}, dir=none, color="#555555"];')
+    sf = 17 if compact else 9  # second line of a node's label
     notes: dict[str, list[tuple[str, str]]] = {}
     for o in overlays:
         for n, ls in o.nodes.items():
             notes.setdefault(n, []).extend((o.color, x) for x in ls)
     for n in topo.nodes.values():
-        extra = "".join(f"<br/><font color='{c}' point-size='9'>{_e(x)}</font>"
+        extra = "".join(f"<br/><font color='{c}' point-size='{sf}'>{_e(x)}</font>"
                         for c, x in notes.get(n.name, []))
         if n.is_router:
-            lbl = (f"<<b>{_e(n.name)}</b><br/><font point-size='9'>{_e(n.lsr_id)}</font>"
+            lbl = (f"<<b>{_e(n.name)}</b><br/><font point-size='{sf}'>{_e(n.lsr_id)}</font>"
                    f"{extra}>")
             attrs = ['shape=box', 'style="rounded,filled"', 'fillcolor="#dbe9f6"',
                      'color="#2b5d8a"']
         else:
             addr = ", ".join(str(i.address) for i in n.interfaces.values())
-            lbl = f"<<b>{_e(n.name)}</b><br/><font point-size='9'>{_e(addr)}</font>{extra}>"
+            lbl = f"<<b>{_e(n.name)}</b><br/><font point-size='{sf}'>{_e(addr)}</font>{extra}>"
             attrs = ["shape=box", 'style="filled"', 'fillcolor="#fff4c2"', 'color="#a08000"']
         lines.append(f"  {_q(n.name)} [label={lbl}, {', '.join(attrs)}];")
     for link in topo.links:
-        lines += _link(topo, link, overlays, down, engine, ef, stuck)
+        lines += _link(topo, link, overlays, down, engine, ef, stuck, compact)
     lines.append("}")
     return "\n".join(lines) + "\n"
 
@@ -159,7 +169,7 @@ def _stuck_on(link: Link, stuck: Sequence[Stuck]) -> list[str]:
 
 
 def _link(topo: Topology, link: Link, overlays: Sequence[Overlay], down: set[int], engine: str,
-          ef: int, stuck: Sequence[Stuck] = ()) -> list[str]:
+          ef: int, stuck: Sequence[Stuck] = (), compact: bool = False) -> list[str]:
     """DOT lines of one link. Its label names the subnet, the cost and both ends
     (node:interface .address), then the LSP operations sent on it. (Interface
     labels at the edge ends collide with each other and with the middle label,
@@ -171,7 +181,10 @@ def _link(topo: Topology, link: Link, overlays: Sequence[Overlay], down: set[int
     mid = f"{link.subnet}" + (f" / {link.cost}" if both_routers else "")
     ends = (f"{a}:{ai} {_host_part(ia.address, link.subnet)} \u2014 "
             f"{b}:{bi} {_host_part(ib.address, link.subnet)}")
-    label = [f"<font point-size='{ef - 1}' color='#444444'>{_e(mid)}<br/>{_e(ends)}</font>"]
+    if compact:
+        label = [f"<font color='#444444'>{link.cost}</font>"] if both_routers else []
+    else:
+        label = [f"<font point-size='{ef - 1}' color='#444444'>{_e(mid)}<br/>{_e(ends)}</font>"]
     colors: list[str] = []
     fwd = back = False
     for o in overlays:
@@ -199,6 +212,8 @@ def _link(topo: Topology, link: Link, overlays: Sequence[Overlay], down: set[int
                 + "];"]
     m = _q(f"_link{link.index}")
     ln = 0.8 + min(link.cost, 100) / 80 if both_routers else 0.6
+    if compact:
+        ln = 0.5 if both_routers else 0.3
     extra = "".join(", " + x for x in style)
     return [
         f'  {m} [shape=plaintext, label={lbl}, margin="0.04,0.02", width=0, height=0];',

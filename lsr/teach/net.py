@@ -139,10 +139,13 @@ class Hop:
 
 
 def op_text(op: str, in_label: int | None, out: tuple[int, ...]) -> str:
-    """'push 24', 'swap 24->31', 'pop 24', 'swap 24->0 (explicit-null)', 'IP (no label)'."""
+    """'push 24', 'swap 24->31', 'pop 24', 'swap 24->0 (explicit-null)', 'IP (no label)',
+    'pop 24 (untagged)' (no label from the next hop: pop and route, ldp.lde)."""
     lbl = " ".join(str(x) for x in out)
     if op == "push":
         return f"push {lbl}" if out else "IP (no label)"
+    if op == "untagged":
+        return f"pop {in_label} (untagged)"
     if op == "pop" or (op == "swap" and not out):
         return f"pop {in_label}"
     return f"swap {in_label}->{lbl}" + (" (explicit-null)" if out == (EXPLICIT_NULL,) else "")
@@ -178,9 +181,9 @@ def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = MAX_H
     tr = LspTrace(ingress, fec, problems=[_problem_text(net, p) for p in wk.problems])
     seen: set[tuple[int, str, str, tuple[int, ...]]] = set()
     for b in wk.branches:  # depth first: first sight of each hop is the walk's order
-        hops = tuple(Hop(h.router, h.neighbor, h.interface, "push" if h.in_label is None else
-                         ("swap" if h.out_labels else "pop"), h.in_label, h.out_labels)
-                     for h in b.hops)
+        hops = tuple(Hop(h.router, h.neighbor, h.interface, _op(net, h.router, h.in_label,
+                                                              h.interface, h.out_labels),
+                         h.in_label, h.out_labels) for h in b.hops)
         for depth, h in enumerate(hops, 1):
             key = (depth, h.router, h.neighbor, h.out_labels)
             if key not in seen:
@@ -190,6 +193,21 @@ def lsp_hops(net: Network, ingress: str, fec: IPv4Network, max_hops: int = MAX_H
             tr.branches.append(b.routers)
             tr.branch_hops.append(hops)
     return tr
+
+
+def _op(net: Network, router: str, in_label: int | None, interface: str,
+        out_labels: tuple[int, ...]) -> str:
+    """push (FTN), swap, pop, or untagged: a pop because the next hop gave no label."""
+    if in_label is None:
+        return "push"
+    if out_labels:
+        return "swap"
+    lf = net.lfibs.get(router)
+    e = lf.ilm.get(in_label) if lf is not None else None
+    if e is not None and any(nh.op == "untagged" and nh.interface == interface
+                             for nh in e.nexthops):
+        return "untagged"
+    return "pop"
 
 
 def _problem_text(net: Network, p: Problem) -> str:
@@ -217,6 +235,18 @@ def branch_lines(net: Network, tr: LspTrace) -> list[str]:
     return out + [f"BROKEN: {p}" for p in tr.problems]
 
 
+def pop_reason(op: str, neighbor: str, out_labels: tuple[int, ...] | list[int]) -> str | None:
+    """Why an ILM next hop pops (or swaps to explicit-null), for a student: `op` is the
+    NHLFE's (`pop`, `swap`, `untagged`), `neighbor` the node it sends to."""
+    if op == "untagged":
+        return "pops: no label from the next hop yet (untagged)"
+    if not out_labels:
+        return f"pops: egress {neighbor} advertised implicit-null (RFC 3032 §2.1, PHP)"
+    if tuple(out_labels)[:1] == (EXPLICIT_NULL,):
+        return f"swaps to explicit-null: egress {neighbor} advertised label 0 (RFC 3032 §2.1)"
+    return None
+
+
 def egress_text(net: Network, router: str) -> str:
     """What the egress does with the packet of an LSP."""
     if net.topo.nodes[router].ldp.explicit_null:
@@ -238,6 +268,6 @@ def fec_hops(net: Network, fec: IPv4Network) -> list[Hop]:
         for e in (e for e in lf.ilm.values() if e.fec == fec):
             for nh in e.nexthops:
                 lab = wire_labels(nh)
-                out.append(Hop(r.name, nh.neighbor, nh.interface, "pop" if not lab else "swap",
-                               e.in_label, lab))
+                op = "swap" if lab else ("untagged" if nh.op == "untagged" else "pop")
+                out.append(Hop(r.name, nh.neighbor, nh.interface, op, e.in_label, lab))
     return out

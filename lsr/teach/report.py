@@ -1,92 +1,139 @@
 """`lsr report`: one self-contained HTML page about a lab or a simulated topology.
 
-Sections: the topology picture (inline SVG from `lsr.teach.draw`, with the
-LSP the packet walk takes), nodes and links, every router's LFIB (FTN and
-ILM), the LDP bindings, a packet walk between two hosts (`forwarding.walk`)
-and the validation results (`lsr.oam.validate`). Inline CSS with print
-rules; no scripts, no external resources.
+The page follows one packet (`forwarding.walk`: by default the longest walk
+between two hosts, `lsr.teach.packet.pick_walk`):
+
+- a header: the topology file and its SHA-256, the lsr version, when the page
+  was generated, where the tables come from, the validation summary;
+- `#walk`, "This packet": the walk hop by hop and the table rows each hop
+  used (FTN / ILM row, the LDP binding behind it, why it pops, the ECMP
+  choice), each linked to the highlighted row in its router's tables;
+- `#topology`: the picture (`lsr.teach.draw`) with the walk's LSP; a big
+  topology is drawn compact (costs only on the links) so it stays readable
+  when printed on one page;
+- `#lfib`: FTN, ILM and LDP bindings of the routers on the walk, the rows the
+  packet used highlighted;
+- `#validation` (`lsr.oam.validate`) and `#links` (nodes and links);
+- `#appendix`: the other routers' tables in a `<details>`, open when they are
+  few; a big appendix is closed and left out of print.
+
+Inline CSS with print rules (A4 landscape); no scripts, no external
+resources. Sections are `SECTIONS` entries (id, title, builder): a new one
+is one more entry.
 """
 
 from __future__ import annotations
 
+import hashlib
 import html
+import os
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from lsr.teach.net import Network, lsp_hops, resolve_fec
+from lsr.teach.packet import WALK_RULE, Choice, Used, anchor, pick_walk, used_rows
+
+# Off-path routers' tables are printed (and their <details> open) up to this many rows;
+# above it they are in the HTML page only, so a big topology prints in a few pages.
+APPENDIX_PRINT_ROWS = 400
+COMPACT_ROUTERS = 8  # above this many routers the picture is drawn compact
 
 CSS = """
 :root { --fg: #1d2330; --muted: #5b6475; --line: #d5dbe5; --head: #eef2f8;
-        --pass: #1a7f37; --fail: #c62828; --skip: #9a6700; }
+        --pass: #1a7f37; --fail: #c62828; --skip: #9a6700; --used: #fff1a8; }
 * { box-sizing: border-box; }
 body { font: 14px/1.45 -apple-system, "Segoe UI", Helvetica, Arial, sans-serif; color: var(--fg);
-       margin: 0 auto; max-width: 1200px; padding: 1.5em 2em; }
+       margin: 0 auto; max-width: 1400px; padding: 1.5em 2em; }
 h1 { font-size: 1.7em; margin: 0 0 .2em; }
 h2 { font-size: 1.3em; margin: 1.6em 0 .5em; border-bottom: 2px solid var(--line);
      padding-bottom: .2em; }
 h3 { font-size: 1.05em; margin: 1.2em 0 .3em; }
 p.meta, .muted { color: var(--muted); }
 nav ul { list-style: none; padding: 0; display: flex; flex-wrap: wrap; gap: .4em 1.2em; }
-nav a { color: #2b5d8a; text-decoration: none; }
+nav a, td a { color: #2b5d8a; text-decoration: none; }
 table { border-collapse: collapse; margin: .3em 0 1em; font-size: 13px; }
 th, td { border: 1px solid var(--line); padding: .25em .6em; text-align: left;
          vertical-align: top; }
 th { background: var(--head); font-weight: 600; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 code, td.mono { font-family: "DejaVu Sans Mono", Menlo, Consolas, monospace; font-size: 12.5px; }
+tr.used td { background: var(--used); font-weight: 600; }
+tr.used td:first-child::before { content: "\\25B6 "; color: #b35900; }
+.inuse { font-weight: 700; }
+.used-label { background: var(--used); font-weight: 700; padding: 0 .2em; }
 .figure { border: 1px solid var(--line); border-radius: 6px; padding: .5em; overflow-x: auto;
-          background: #fff; }
+          background: #fff; margin: 0; }
 .figure svg { max-width: 100%; height: auto; }
-.routers { display: grid; grid-template-columns: repeat(auto-fill, minmax(520px, 1fr));
-           gap: 0 1.5em; }
-.router { break-inside: avoid; }
+figcaption { color: var(--muted); margin-top: .4em; }
+.router { margin-bottom: 1em; }
+.lfib { display: flex; flex-wrap: wrap; gap: 0 1.5em; align-items: flex-start; }
+.lfib .lib { flex: 1 1 0; min-width: 20em; }
+.lib td:nth-child(-n+2) { white-space: nowrap; }
 .status-pass { color: var(--pass); font-weight: 600; }
 .status-fail { color: var(--fail); font-weight: 700; }
 .status-skip { color: var(--skip); }
 .op-push { color: #1a7f37; font-weight: 600; }
 .op-swap { color: #9a6700; font-weight: 600; }
-.op-pop { color: #8250df; font-weight: 600; }
+.op-pop, .op-untagged { color: #8250df; font-weight: 600; }
 .op-drop { color: var(--fail); font-weight: 700; }
 .summary { display: inline-block; padding: .2em .7em; border-radius: 4px; font-weight: 700; }
 .summary.pass { background: #dafbe1; color: var(--pass); }
 .summary.fail { background: #ffebe9; color: var(--fail); }
+details > summary { cursor: pointer; font-weight: 600; margin: .5em 0; }
+.print-only { display: none; }
 @media print {
-  body { max-width: none; padding: 0; font-size: 10.5pt; }
+  body { max-width: none; padding: 0; font-size: 9.5pt; }
   nav { display: none; }
-  h2 { break-after: avoid; }
-  table, .router, .figure { break-inside: avoid; }
-  .routers { display: block; }
-  .figure { border: none; overflow: visible; }
+  h2 { break-after: avoid; margin-top: 1em; }
+  h3 { break-after: avoid; }
+  table { font-size: 8pt; margin-bottom: .6em; }
+  code, td.mono { font-size: 7.5pt; }
+  th, td { padding: .1em .4em; }
+  tr { break-inside: avoid; }
+  .figure { border: none; overflow: visible; padding: 0; }
+  body.big #topology { break-before: page; break-after: page; }
+  body.big #topology > h2 { display: none; }
+  body.big #topology .figure svg { display: block; margin: 0 auto; width: auto; height: auto;
+                          max-width: 100%; max-height: 176mm; }
+  figcaption { font-size: 8pt; }
+  .lfib { gap: 0 .8em; flex-wrap: nowrap; }
+  .lfib .lib { min-width: 0; }
+  .print-omit { display: none; }
+  .print-only { display: block; }
   a { color: inherit; text-decoration: none; }
-  @page { size: A4 landscape; margin: 12mm; }
+  tr.used td { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  .used-label { -webkit-print-color-adjust: exact; print-color-adjust: exact; }
+  @page { size: A4 landscape; margin: 10mm; }
 }
 """
-
-SECTIONS = [("topology", "Topology"), ("links", "Nodes and links"), ("lfib", "LFIBs"),
-            ("bindings", "LDP bindings"), ("walk", "Packet walk"), ("validation", "Validation")]
 
 
 def _e(x: object) -> str:
     return html.escape("" if x is None else str(x), quote=True)
 
 
-def _table(headers: Sequence[str], rows: Iterable[Sequence[Any]],
-           classes: Sequence[str] = ()) -> str:
+Cell = Any  # a value, or ("html", markup)
+
+
+def _table(headers: Sequence[str], rows: Iterable[Sequence[Cell]],
+           classes: Sequence[str] = (), row_attrs: Sequence[str] | None = None) -> str:
+    """An HTML table; `row_attrs[k]` is extra markup for row k's <tr> (class, id)."""
     out = ["<table><thead><tr>" + "".join(f"<th>{_e(h)}</th>" for h in headers)
            + "</tr></thead><tbody>"]
     n = 0
-    for r in rows:
+    for k, r in enumerate(rows):
         n += 1
         cells = []
-        for k, v in enumerate(r):
-            cls = classes[k] if k < len(classes) else ""
-            if isinstance(v, tuple) and len(v) == 2 and v[0] == "html":
-                body = v[1]
-            else:
-                body = _e(v)
+        for j, v in enumerate(r):
+            cls = classes[j] if j < len(classes) else ""
+            body = v[1] if isinstance(v, tuple) and len(v) == 2 and v[0] == "html" else _e(v)
             cells.append(f"<td class=\"{cls}\">{body}</td>" if cls else f"<td>{body}</td>")
-        out.append("<tr>" + "".join(cells) + "</tr>")
+        attrs = row_attrs[k] if row_attrs is not None and k < len(row_attrs) else ""
+        out.append(f"<tr{attrs}>" + "".join(cells) + "</tr>")
     if n == 0:
         out.append(f"<tr><td colspan=\"{len(headers)}\" class=\"muted\">(none)</td></tr>")
     out.append("</tbody></table>")
@@ -107,155 +154,304 @@ def _strip_ns(svg: str) -> str:
     return re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", svg)
 
 
-def pick_hosts(net: Network, src: str | None, dst: str | None) -> tuple[str, str] | None:
-    hosts = [h.name for h in net.topo.hosts]
-    if src and dst:
-        return src, dst
-    if len(hosts) >= 2:
-        return src or hosts[0], dst or hosts[1]
-    routers = [r.name for r in net.topo.routers]
-    if len(routers) >= 2:
-        return src or routers[0], dst or routers[-1]
-    return None
+def _used_attr(used: bool, ident: str) -> str:
+    return f" class=\"used\" id=\"{_e(ident)}\"" if used else ""
+
+
+# ---------------------------------------------------------------- what the page is about
+
+
+@dataclass
+class Ctx:
+    """Everything the sections are built from."""
+
+    net: Network
+    choice: Choice | None
+    walk: dict[str, Any] | None
+    used: Used
+    svg: str
+    compact: bool
+    overlay_title: str
+    results: list[Any]
+    summ: dict[str, Any]
+    generated: datetime
+    path_routers: list[str] = field(default_factory=list)
+    other_routers: list[str] = field(default_factory=list)
+
+
+def file_digest(path: str) -> str | None:
+    """SHA-256 (first 16 hex digits) of the topology file, None if it cannot be read."""
+    try:
+        return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]
+    except OSError:
+        return None
+
+
+def generation_time(now: datetime | None = None) -> datetime:
+    """`now`, else $SOURCE_DATE_EPOCH (reproducible builds), else the clock; UTC."""
+    if now is not None:
+        return now.astimezone(UTC)
+    epoch = os.environ.get("SOURCE_DATE_EPOCH", "")
+    if epoch.isdigit():
+        return datetime.fromtimestamp(int(epoch), UTC)
+    return datetime.now(UTC)
 
 
 def build(net: Network, src: str | None = None, dst: str | None = None,
-          engine: str | None = None) -> str:
+          engine: str | None = None, now: datetime | None = None) -> str:
     """The HTML page (a str)."""
+    return build_report(net, src, dst, engine, now)[0]
+
+
+def build_report(net: Network, src: str | None = None, dst: str | None = None,
+                 engine: str | None = None,
+                 now: datetime | None = None) -> tuple[str, Choice | None]:
+    """The HTML page and the walk it follows (None: fewer than two nodes)."""
     from forwarding.tables import build_all
-    from forwarding.walk import walk
+    from lsr.errors import LsrError
     from lsr.oam.validate import CheckResult, summary, validate, walk_ping
     from lsr.teach import draw
 
     topo = net.topo
     igp = net.igp
-    ribs = igp.ribs()
-    pair = pick_hosts(net, src, dst)
-    walk_json: dict[str, Any] | None = None
-    overlays = []
-    if pair is not None:
-        tables = build_all(topo, ribs, net.lfibs)
-        try:
-            walk_json = walk(topo, tables, pair[0], pair[1])
-        except ValueError as e:
-            from lsr.errors import LsrError
+    tables = build_all(topo, igp.ribs(), net.lfibs)
+    try:
+        choice = pick_walk(net, tables, src, dst)
+        w = None
+        if choice is not None:
+            from forwarding.walk import walk
 
-            raise LsrError(f"{topo.source}: {e}") from None
-        first = walk_json["hops"][0]["router"] if walk_json["hops"] else None
-        if first is not None:
-            fec = resolve_fec(topo, walk_json["dst"])
-            overlays.append(draw.lsp_overlay(net, lsp_hops(net, first, fec), draw.COLORS[0]))
+            w = walk(topo, tables, choice.src, choice.dst)
+    except ValueError as e:
+        raise LsrError(f"{topo.source}: {e}") from None
+    overlays = []
+    if w is not None and w["hops"]:
+        fec = resolve_fec(topo, w["dst"])
+        overlays.append(draw.lsp_overlay(net, lsp_hops(net, w["hops"][0]["router"], fec),
+                                         draw.COLORS[0]))
+    compact = len(topo.routers) > COMPACT_ROUTERS
     eng = engine or draw.choose_engine(topo)
     try:
-        svg = _strip_ns(draw.svg_inline(draw.dot_source(net, overlays, eng), eng))
-    except Exception as e:  # Graphviz missing or failing: the page still has the tables
+        svg = _strip_ns(draw.svg_inline(draw.dot_source(net, overlays, eng, compact=compact),
+                                        eng))
+    except Exception as e:  # noqa: BLE001  (Graphviz missing or failing: the tables remain)
         svg = f"<p class=\"muted\">(no picture: {_e(e)})</p>"
     # what did not converge (named, with its cause) before the LSPs it breaks
     results = [CheckResult("invariant control-plane", "fail", p) for p in net.problems]
     results += validate(topo, net.lfibs, igp, ping=walk_ping(topo, net.lfibs, igp))
-    summ = summary(results)
+    used = used_rows(net, w) if w is not None else Used()
+    path = [r for r in used.routers() if topo.nodes[r].is_router]
+    ctx = Ctx(net, choice, w, used, svg, compact, overlays[0].title if overlays else "",
+              results, summary(results), generation_time(now), path,
+              [r.name for r in topo.routers if r.name not in path])
+    h = [_head(ctx), "<nav><ul>" + "".join(f"<li><a href=\"#{k}\">{_e(t)}</a></li>"
+                                           for k, t, _ in SECTIONS) + "</ul></nav>"]
+    for ident, title, builder in SECTIONS:
+        h.append(f"<section id=\"{ident}\"><h2>{_e(title)}</h2>{builder(ctx)}</section>")
+    h.append("<footer class=\"muted\"><p>Generated by <code>lsr report</code>.</p></footer>")
+    h.append("</body></html>\n")
+    return "\n".join(h), choice
 
-    h: list[str] = []
-    h.append("<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">")
-    h.append("<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">")
-    h.append(f"<title>lsr report: {_e(topo.name)}</title><style>{CSS}</style></head><body>")
-    h.append(f"<header><h1>MPLS lab report: {_e(topo.name)}</h1>")
+
+def _head(ctx: Ctx) -> str:
+    import lsr
+
+    topo, net, summ = ctx.net.topo, ctx.net, ctx.summ
+    digest = file_digest(topo.source)
     down = ", ".join("-".join(topo.links[i].nodes) for i in sorted(net.down))
-    h.append(f"<p class=\"meta\">source: {_e(topo.source)} · tables from: {_e(net.source)} · "
-             f"{len(topo.routers)} routers, {len(topo.hosts)} hosts, {len(topo.links)} links"
-             + (f" · links down: {_e(down)}" if down else "")
-             + " · validation: <span class=\"summary "
-             f"{'fail' if summ['failed'] else 'pass'}\">"
-             f"{_e(summ['result'])}</span></p></header>")
-    h.append("<nav><ul>" + "".join(f"<li><a href=\"#{k}\">{_e(t)}</a></li>" for k, t in SECTIONS)
-             + "</ul></nav>")
+    when = ctx.generated.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (
+        "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"
+        "<meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">"
+        f"<title>lsr report: {_e(topo.name)}</title><style>{CSS}</style></head>"
+        + ("<body class=\"big\">" if ctx.compact else "<body>")
+        + f"<header><h1>MPLS lab report: {_e(topo.name)}</h1>"
+        f"<p class=\"meta\">topology file: <code>{_e(topo.source)}</code> (sha256 "
+        f"<code>{_e(digest or 'unreadable')}</code>) · generated {_e(when)} by lsr "
+        f"{_e(lsr.__version__)} · tables from: {_e(net.source)} · "
+        f"{len(topo.routers)} routers, {len(topo.hosts)} hosts, {len(topo.links)} links"
+        + (f" · links down: {_e(down)}" if down else "")
+        + " · validation: <span class=\"summary "
+        f"{'fail' if summ['failed'] else 'pass'}\">{_e(summ['result'])}</span></p></header>")
 
-    h.append("<section id=\"topology\"><h2>Topology</h2>")
-    if overlays:
-        h.append(f"<p>Highlighted: the LSP taken by the packet walk below ({_e(overlays[0].title)})"
-                 ". Each link shows its subnet, IGP cost and both ends; LSP links show the "
-                 "hop number and the label operation of the router sending on it.</p>")
-    h.append(f"<div class=\"figure\">{svg}</div></section>")
 
-    h.append("<section id=\"links\"><h2>Nodes and links</h2>")
+# ---------------------------------------------------------------- sections
+
+
+def _walk_section(ctx: Ctx) -> str:
+    w, c = ctx.walk, ctx.choice
+    if w is None or c is None:
+        return "<p class=\"muted\">(fewer than two nodes to walk between)</p>"
+    h = [f"<p>An ICMP echo from <b>{_e(c.src)}</b> ({_e(w['src'])}) to <b>{_e(c.dst)}</b> "
+         f"({_e(w['dst'])}), TTL {_e(w['ttl'])}, walked through the forwarding plane router by "
+         f"router: <span class=\"summary {'pass' if w['result'] == 'delivered' else 'fail'}\">"
+         f"{_e(w['result'])}</span>. Why this packet: {_e(c.why)} (default rule: {_e(WALK_RULE)};"
+         " <code>--from</code>/<code>--to</code> pick another).</p>"]
+    rows = [(k, hp["router"], hp["in_interface"] or "(local)", _labels(hp["labels_in"]),
+             _op(hp["op"]), _labels(hp["labels_out"]), f"{hp['ttl_in']} → {hp['ttl']}",
+             hp["out_interface"] or "", hp["neighbor"] or "", hp["reason"] or "")
+            for k, hp in enumerate(w["hops"], 1)]
+    h.append(_table(["hop", "router", "in", "labels in", "op", "labels out", "TTL", "out",
+                     "to", "drop reason"], rows,
+                    ["num", "", "mono", "mono", "", "mono", "mono", "mono", "", ""]))
+    h.append("<h3>The table rows this packet used</h3><p>Each hop's FTN or ILM row (highlighted "
+             "in the router's tables below: follow the link) and the LDP binding it came from: "
+             "the label a router pushes or swaps in is the one its next hop advertised.</p>")
+    h.append(_used_table([r for r in ctx.used.rows if r.leg == "packet"]))
+    icmp = [r for r in ctx.used.rows if r.leg == "icmp"]
+    if icmp:
+        h.append("<h3>The ICMP error, back to the source</h3>")
+        h.append(_used_table(icmp))
+    return "".join(h)
+
+
+def _used_table(rows: Sequence[Any]) -> str:
+    names = {"ftn": "FTN", "ilm": "ILM", "rib": "IP route", None: ""}
+
+    def entry(r: Any) -> Cell:
+        txt = f"{names[r.table]} {r.key}".strip() + (
+            f" (FEC {r.fec})" if r.table == "ilm" and r.fec else "")
+        return ("html", f"<a href=\"#{_e(r.anchor)}\">{_e(txt)}</a>") if r.anchor else txt
+
+    return _table(["hop", "router", "table row", "action", "LDP binding", "why"],
+                  [(r.hop, r.router, entry(r), r.action, r.binding, r.why) for r in rows],
+                  ["num", "", "mono", "mono", "mono", ""])
+
+
+def _topology_section(ctx: Ctx) -> str:
+    cap = ""
+    if ctx.overlay_title:
+        what = ("Links show their IGP cost (subnets and interfaces: see Nodes and links)"
+                if ctx.compact else "Each link shows its subnet, IGP cost and both ends")
+        cap = (f"<figcaption>Highlighted: the LSP of the packet in This packet "
+               f"({_e(ctx.overlay_title)}). {what}; LSP links show the hop number and the "
+               "label operation of the router sending on it.</figcaption>")
+    return f"<figure class=\"figure\">{ctx.svg}{cap}</figure>"
+
+
+def _router_tables(ctx: Ctx, r: str) -> tuple[str, int]:
+    """FTN and ILM side by side, then the LIB; (markup, number of rows)."""
+    net, used = ctx.net, ctx.used
+    node = net.topo.nodes[r]
+    d = net.lfib_json["routers"].get(r, {"ftn": [], "ilm": [], "lsr_id": node.lsr_id})
+    ftn, attrs = [], []
+    for e in d["ftn"]:
+        for k, nh in enumerate(e["nexthops"]):
+            u = (r, e["fec"], nh["neighbor"]) in used.ftn
+            ftn.append((e["fec"] if k == 0 else "", _op("push") if nh["out_labels"] else "-",
+                        _labels(nh["out_labels"]), nh["neighbor"], nh["interface"],
+                        nh["nexthop"]))
+            attrs.append(_used_attr(u, anchor("ftn", r, e["fec"])))
+    ilm, iattrs = [], []
+    for e in d["ilm"]:
+        for k, nh in enumerate(e["nexthops"]):
+            u = (r, e["in_label"], nh["neighbor"]) in used.ilm
+            ilm.append((e["in_label"] if k == 0 else "", e["fec"] if k == 0 else "",
+                        _op(nh.get("op", "swap")), _labels(nh["out_labels"]), nh["neighbor"],
+                        nh["interface"], nh["nexthop"]))
+            iattrs.append(_used_attr(u, anchor("ilm", r, e["in_label"])))
+    # which neighbours' labels the FTN uses (the IGP next hops): in use, the rest retained
+    nexthops: dict[str, set[str]] = {}
+    for e in d["ftn"]:
+        nexthops[e["fec"]] = {nh["neighbor"] for nh in e["nexthops"]}
+    lib, lattrs = [], []
+    for e in net.bindings.get(r, []):
+        cells = []
+        row_used = False
+        for rm in e.get("remote") or []:
+            txt = f"{_e(rm['neighbor'])} {_e(_label(rm['label']))}"
+            if (r, e["fec"], rm["neighbor"]) in used.lib:
+                row_used = True
+                txt = f"<span class=\"used-label\">{txt}</span>"
+            elif rm["neighbor"] in nexthops.get(e["fec"], ()):
+                txt = f"<span class=\"inuse\">{txt}</span>"
+            cells.append(txt)
+        lib.append((e["fec"], _label(e.get("local_label")), ("html", " · ".join(cells) or "-")))
+        lattrs.append(_used_attr(row_used, anchor("lib", r, e["fec"])))
+    h = [f"<div class=\"router\" id=\"lfib-{_e(r)}\"><h3>{_e(r)} "
+         f"<span class=\"muted\">({_e(d.get('lsr_id', node.lsr_id))})</span></h3>"
+         "<div class=\"lfib\"><div><div class=\"muted\">FTN</div>",
+         _table(["FEC", "op", "push", "via", "interface", "next hop"], ftn,
+                ["mono", "", "mono num", "", "mono", "mono"], attrs),
+         "</div><div><div class=\"muted\">ILM</div>",
+         _table(["in", "FEC", "op", "out", "via", "interface", "next hop"], ilm,
+                ["mono num", "mono", "", "mono num", "", "mono", "mono"], iattrs),
+         "</div><div class=\"lib\"><div class=\"muted\">LDP bindings (LIB)</div>",
+         _table(["FEC", "local", "remote labels (neighbour label)"], lib,
+                ["mono", "mono num", "mono"], lattrs), "</div></div></div>"]
+    return "".join(h), len(ftn) + len(ilm) + len(lib)
+
+
+def _label(x: int | None) -> str:
+    if x is None:
+        return "-"
+    return {3: "imp-null", 0: "exp-null"}.get(x, str(x))
+
+
+LFIB_HELP = ("<p>FTN: FEC &rarr; label pushed at the ingress ('-': unlabelled, the next hop is "
+             "the egress). ILM: incoming label &rarr; swap, pop (PHP: the next hop is the egress "
+             "and advertised implicit-null) or untagged (no label from the next hop yet: pop "
+             "and route). One row per ECMP next hop. LDP bindings: the router's own label per "
+             "FEC and every label its neighbours advertised (liberal retention keeps them all); "
+             "<b>bold</b>: from an IGP next hop, so in the FTN/ILM. Rows the packet used are "
+             "<span class=\"used-label\">highlighted</span>.</p>")
+
+
+def _lfib_section(ctx: Ctx) -> str:
+    if not ctx.path_routers:
+        return "<p class=\"muted\">(no router on the walk)</p>"
+    return LFIB_HELP + "".join(_router_tables(ctx, r)[0] for r in ctx.path_routers)
+
+
+def _validation_section(ctx: Ctx) -> str:
+    summ = ctx.summ
+    rows = [(r.check, ("html", f"<span class=\"status-{_e(r.status)}\">{_e(r.status)}</span>"),
+             r.detail) for r in ctx.results]
+    return (f"<p>{summ['passed']} passed, {summ['failed']} failed, {summ['skipped']} skipped "
+            "(the file's <code>expect:</code> assertions and the built-in LSP invariants, "
+            "<code>lsr validate</code>).</p>"
+            + _table(["check", "status", "detail"], rows, ["", "", ""]))
+
+
+def _links_section(ctx: Ctx) -> str:
+    topo, net = ctx.net.topo, ctx.net
     rows = []
     for n in topo.nodes.values():
         ifs = ", ".join(f"{i.name} {i.address}" for i in n.interfaces.values())
         rows.append((n.name, n.kind, n.loopback or "", ifs))
-    h.append(_table(["node", "kind", "loopback", "interfaces"], rows, ["", "", "mono", "mono"]))
+    h = _table(["node", "kind", "loopback", "interfaces"], rows, ["", "", "mono", "mono"])
     rows = [(f"{lk.a[0]}:{lk.a[1]}", f"{lk.b[0]}:{lk.b[1]}", lk.subnet, lk.cost, lk.mtu,
              "down" if lk.index in net.down else "up") for lk in topo.links]
-    h.append(_table(["end A", "end B", "subnet", "cost", "MTU", "state"], rows,
-                    ["mono", "mono", "mono", "num", "num", ""]))
-    h.append("</section>")
+    return h + _table(["end A", "end B", "subnet", "cost", "MTU", "state"], rows,
+                      ["mono", "mono", "mono", "num", "num", ""])
 
-    h.append("<section id=\"lfib\"><h2>LFIBs</h2><p>FTN: FEC &rarr; label pushed at the "
-             "ingress ('-': unlabelled, the next hop is the egress). ILM: incoming label &rarr; "
-             "swap or pop (PHP). One row per ECMP next hop.</p><div class=\"routers\">")
-    for r in topo.routers:
-        d = net.lfib_json["routers"].get(r.name, {"ftn": [], "ilm": [], "lsr_id": r.lsr_id})
-        h.append(f"<div class=\"router\" id=\"lfib-{_e(r.name)}\"><h3>{_e(r.name)} "
-                 f"<span class=\"muted\">({_e(d.get('lsr_id', r.lsr_id))})</span></h3>")
-        rows = [(e["fec"] if k == 0 else "", _op("push") if nh["out_labels"] else "-",
-                 _labels(nh["out_labels"]), nh["neighbor"], nh["interface"], nh["nexthop"])
-                for e in d["ftn"] for k, nh in enumerate(e["nexthops"])]
-        h.append("<div class=\"muted\">FTN</div>")
-        h.append(_table(["FEC", "op", "push", "via", "interface", "next hop"], rows,
-                        ["mono", "", "mono num", "", "mono", "mono"]))
-        rows = [(e["in_label"] if k == 0 else "", e["fec"] if k == 0 else "", _op(nh["op"]),
-                 _labels(nh["out_labels"]), nh["neighbor"], nh["interface"], nh["nexthop"])
-                for e in d["ilm"] for k, nh in enumerate(e["nexthops"])]
-        h.append("<div class=\"muted\">ILM</div>")
-        h.append(_table(["in", "FEC", "op", "out", "via", "interface", "next hop"], rows,
-                        ["mono num", "mono", "", "mono num", "", "mono", "mono"]))
-        h.append("</div>")
-    h.append("</div></section>")
 
-    h.append("<section id=\"bindings\"><h2>LDP bindings</h2><p>The LIB of each router: its "
-             "local label per FEC (3 = implicit-null, 0 = explicit-null) and every label its "
-             "neighbours advertised (liberal retention keeps them all).</p>"
-             "<div class=\"routers\">")
-    for r in topo.routers:
-        rows = []
-        for e in net.bindings.get(r.name, []):
-            remote = e.get("remote") or [None]
-            for k, rm in enumerate(remote):
-                rows.append((e["fec"] if k == 0 else "",
-                             ("-" if e["local_label"] is None else e["local_label"]) if k == 0
-                             else "", rm["neighbor"] if rm else "-", rm["label"] if rm else "-"))
-        h.append(f"<div class=\"router\"><h3>{_e(r.name)}</h3>")
-        h.append(_table(["FEC", "local", "neighbour", "remote label"], rows,
-                        ["mono", "mono num", "", "mono num"]))
-        h.append("</div>")
-    h.append("</div></section>")
+def _appendix_section(ctx: Ctx) -> str:
+    if not ctx.other_routers:
+        return "<p class=\"muted\">(every router is on the walk)</p>"
+    parts = [_router_tables(ctx, r) for r in ctx.other_routers]
+    rows = sum(n for _, n in parts)
+    small = rows <= APPENDIX_PRINT_ROWS
+    names = ", ".join(ctx.other_routers)
+    attrs = " open" if small else ' class="print-omit"'
+    h = [f"<details{attrs}>"
+         f"<summary>FTN, ILM and LDP bindings of the {len(ctx.other_routers)} routers off the "
+         f"walk ({_e(names)}; {rows} rows)</summary>", LFIB_HELP]
+    h += [m for m, _ in parts]
+    h.append("</details>")
+    if not small:
+        h.append(f"<p class=\"print-only muted\">Not printed: {rows} rows of {_e(names)} — "
+                 "open the HTML page, or <code>lsr sim lfib FILE --router R</code> and "
+                 "<code>lsr sim bindings FILE --router R</code>.</p>")
+    return "".join(h)
 
-    h.append("<section id=\"walk\"><h2>Packet walk</h2>")
-    if walk_json is None:
-        h.append("<p class=\"muted\">(fewer than two nodes to walk between)</p>")
-    else:
-        w = walk_json
-        h.append(f"<p>An ICMP echo from <b>{_e(pair[0] if pair else '')}</b> ({_e(w['src'])}) to "
-                 f"<b>{_e(pair[1] if pair else '')}</b> ({_e(w['dst'])}), TTL {_e(w['ttl'])}, "
-                 f"walked through the forwarding plane router by router: "
-                 f"<span class=\"summary {'pass' if w['result'] == 'delivered' else 'fail'}\">"
-                 f"{_e(w['result'])}</span></p>")
-        rows = [(k, hp["router"], hp["in_interface"] or "(local)", _labels(hp["labels_in"]),
-                 _op(hp["op"]), _labels(hp["labels_out"]), f"{hp['ttl_in']} → {hp['ttl']}",
-                 hp["out_interface"] or "", hp["neighbor"] or "", hp["reason"] or "")
-                for k, hp in enumerate(w["hops"], 1)]
-        h.append(_table(["hop", "router", "in", "labels in", "op", "labels out", "TTL", "out",
-                         "to", "drop reason"], rows,
-                        ["num", "", "mono", "mono", "", "mono", "mono", "mono", "", ""]))
-    h.append("</section>")
 
-    h.append("<section id=\"validation\"><h2>Validation</h2>")
-    h.append(f"<p>{summ['passed']} passed, {summ['failed']} failed, {summ['skipped']} skipped "
-             f"(the file's <code>expect:</code> assertions and the built-in LSP invariants, "
-             f"<code>lsr validate</code>).</p>")
-    rows = [(r.check, ("html", f"<span class=\"status-{_e(r.status)}\">{_e(r.status)}</span>"),
-             r.detail) for r in results]
-    h.append(_table(["check", "status", "detail"], rows, ["", "", ""]))
-    h.append("</section>")
-    h.append("<footer class=\"muted\"><p>Generated by <code>lsr report</code>.</p></footer>")
-    h.append("</body></html>\n")
-    return "\n".join(h)
+Builder = Callable[[Ctx], str]
+SECTIONS: list[tuple[str, str, Builder]] = [
+    ("walk", "This packet", _walk_section),
+    ("topology", "Topology", _topology_section),
+    ("lfib", "Routers on the walk: FTN, ILM and LDP bindings", _lfib_section),
+    ("validation", "Validation", _validation_section),
+    ("links", "Nodes and links", _links_section),
+    ("appendix", "Other routers", _appendix_section),
+]

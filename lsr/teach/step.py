@@ -5,8 +5,10 @@ to show the frames themselves the same walk is replayed with
 `forwarding.plane.decide`, keeping every frame received and sent. Each hop
 shows the frame as it arrived (Ethernet, every label stack entry with
 label/TC/S/TTL, IPv4 src/dst/TTL), the table row that decided it (FTN, ILM,
-or the IGP route for plain IP) with the chosen ECMP next hop marked, and the
-frame as it left, with the fields that changed highlighted.
+or the IGP route for plain IP) with the chosen ECMP next hop marked (and the
+hash that chose it), why a router pops, and the frame as it left, with the
+fields that changed highlighted. When a router drops the packet with an ICMP
+error, the error's own walk follows, hop by hop, to the packet's source.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ from forwarding.plane import Forward, decide, originate
 from forwarding.tables import RouterTables
 from lsr.core.igp import Route
 from lsr.core.topology import Topology
+from lsr.teach.net import pop_reason
+from lsr.teach.walktext import flow_text, icmp_title
 
 IP_PROTOS = {1: "icmp", 6: "tcp", 17: "udp"}
 MAX_HOPS = 64
@@ -77,6 +81,9 @@ class StepHop:
     rule: list[tuple[str, bool]]  # (text, chosen) lines: the table row that decided
     rule_title: str
     icmp: Headers | None = None  # the ICMP error sent, if any
+    why: str | None = None  # why the router pops ("pops: egress pe2 advertised implicit-null ...")
+    ecmp: str | None = None  # the ECMP hash that chose the next hop
+    leg: str = "packet"  # "packet", or "icmp": a hop of the ICMP error's walk back
 
 
 def _lpm(rib: Mapping[IPv4Network, Route], dst: IPv4Address) -> Route | None:
@@ -141,30 +148,23 @@ def _decision(topo: Topology, rib: Mapping[IPv4Network, Route], lfib: Any, hop: 
     return f"{pre}IGP route (longest match for {dst})", rows
 
 
-def step_walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
-              proto: str = "icmp", ttl: int = 64) -> tuple[dict[str, Any], list[StepHop]]:
-    """The walk JSON and, per hop, the headers received/sent and the deciding row."""
-    from forwarding.walk import make_packet, resolve_endpoint, walk
+def _why(lfib: Any, hop: dict[str, Any], rx: Headers | None) -> str | None:
+    """Why the ILM next hop the packet took pops (net.pop_reason), from the LFIB row."""
+    if rx is None or not rx.labels or hop["op"] not in ("pop", "swap"):
+        return None
+    e = lfib.ilm.get(rx.labels[0][0]) if lfib else None
+    if e is None:
+        return None
+    for nh in e.nexthops:
+        if nh.interface == hop["out_interface"]:
+            return pop_reason(nh.op, hop["neighbor"], nh.out_labels)
+    return None
 
-    w = walk(topo, tables, src, dst, proto, ttl)
-    snode, saddr = resolve_endpoint(topo, src)
-    _, daddr = resolve_endpoint(topo, dst)
-    pkt = make_packet(saddr, daddr, proto, ttl)
-    frames: list[tuple[bytes | None, Forward | None, Any]] = []  # (received, forward, result)
-    n = topo.nodes[snode]
-    if n.is_router:
-        fw = originate(tables[snode], pkt)
-        frames.append((None, fw, fw))
-        if fw is not None:
-            oi = tables[snode].interfaces[fw.out_if]
-            frame, router, in_if = fw.frame, oi.peer_node, oi.peer_interface
-    else:
-        (i,) = n.interfaces.values()
-        router, in_if = i.peer_node, i.peer_interface
-        rif = topo.interface(router, in_if)
-        frame = (bytes.fromhex(rif.mac.replace(":", "")) + bytes.fromhex(i.mac.replace(":", ""))
-                 + b"\x08\x00" + pkt)
-    while len(frames) < len(w["hops"]) and len(frames) < MAX_HOPS:
+
+def _replay(tables: Mapping[str, RouterTables], frame: bytes, router: str, in_if: str,
+            n: int, frames: list[tuple[bytes | None, Forward | None, Any]]) -> None:
+    """`decide` again along the walk, keeping every frame, until `frames` has n entries."""
+    while len(frames) < n and len(frames) < MAX_HOPS:
         r = decide(frame, in_if, tables[router])
         if isinstance(r, Forward):
             frames.append((frame, r, r))
@@ -172,19 +172,78 @@ def step_walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst:
             frame, router, in_if = r.frame, oi.peer_node, oi.peer_interface
         else:
             frames.append((frame, None, r))
-            break
+            return
+
+
+def _steps(topo: Topology, tables: Mapping[str, RouterTables], hops: list[dict[str, Any]],
+           frames: list[tuple[bytes | None, Forward | None, Any]], first: Headers,
+           flow: str, leg: str, first_rx: Headers | None = None) -> list[StepHop]:
+    """StepHops of one leg; `first` is what the first router sends from (a bare IP
+    packet), `first_rx` the headers its decision is explained with (default: `first`)."""
     steps = []
-    for h, (rx, fw, res) in zip(w["hops"], frames, strict=False):
-        rxh = headers(rx) if rx is not None else headers(pkt, ethernet=False)
+    for h, (rx, fw, res) in zip(hops, frames, strict=False):
+        rxh = headers(rx) if rx is not None else first
         t = tables[h["router"]]
-        title, rows = decision(topo, t.rib, t.lfib, h,
-                               rxh if rx is not None else headers(pkt, ethernet=False))
+        basis = rxh if rx is not None else (first_rx or first)
+        title, rows = decision(topo, t.rib, t.lfib, h, basis)
+        if rx is None and first_rx is not None:
+            title = f"sent on along the LSP (RFC 3032 §2.3.2), {title}"
         icmp = None
         replies = getattr(res, "replies", ())
         if replies:
             icmp = headers(replies[0].frame)
-        steps.append(StepHop(h, rxh,
-                             headers(fw.frame) if fw is not None else None, rows, title, icmp))
+        ecmp = None
+        if h.get("ecmp"):
+            e = h["ecmp"]
+            ecmp = (f"ECMP: hash 0x{e['hash']:08x} of ({flow}) mod {len(e['choices'])} = "
+                    f"{e['index']} -> {e['choices'][e['index']]}")
+        steps.append(StepHop(h, rxh, headers(fw.frame) if fw is not None else None, rows,
+                             title, icmp, _why(t.lfib, h, basis), ecmp, leg))
+    return steps
+
+
+def step_walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
+              proto: str = "icmp", ttl: int = 64, sport: int = 49152,
+              dport: int = 33434) -> tuple[dict[str, Any], list[StepHop]]:
+    """The walk JSON and, per hop, the headers received/sent and the deciding row;
+    then the hops of the ICMP error a router sent, if any (leg "icmp")."""
+    from forwarding.walk import make_packet, resolve_endpoint, walk
+
+    w = walk(topo, tables, src, dst, proto, ttl, sport, dport)
+    snode, saddr = resolve_endpoint(topo, src)
+    _, daddr = resolve_endpoint(topo, dst)
+    pkt = make_packet(saddr, daddr, proto, ttl, sport, dport)
+    frames: list[tuple[bytes | None, Forward | None, Any]] = []  # (received, forward, result)
+    n = topo.nodes[snode]
+    if n.is_router:
+        fw = originate(tables[snode], pkt)
+        frames.append((None, fw, fw))
+        if fw is not None:
+            oi = tables[snode].interfaces[fw.out_if]
+            _replay(tables, fw.frame, oi.peer_node, oi.peer_interface, len(w["hops"]), frames)
+    else:
+        (i,) = n.interfaces.values()
+        router, in_if = i.peer_node, i.peer_interface
+        rif = topo.interface(router, in_if)
+        frame = (bytes.fromhex(rif.mac.replace(":", "")) + bytes.fromhex(i.mac.replace(":", ""))
+                 + b"\x08\x00" + pkt)
+        _replay(tables, frame, router, in_if, len(w["hops"]), frames)
+    flow = flow_text(w)
+    steps = _steps(topo, tables, w["hops"], frames, headers(pkt, ethernet=False), flow, "packet")
+    last = w["hops"][-1] if w["hops"] else None
+    replies = getattr(frames[-1][2], "replies", ()) if frames else ()
+    if last is not None and last["icmp"] and last["icmp"].get("hops") and replies:
+        ic = last["icmp"]
+        rfw = replies[0]
+        ip = rfw.frame[14 + 4 * len(rfw.labels_out):]
+        iframes: list[tuple[bytes | None, Forward | None, Any]] = [(None, rfw, rfw)]
+        oi = tables[last["router"]].interfaces[rfw.out_if]
+        if topo.nodes[oi.peer_node].is_router:
+            _replay(tables, rfw.frame, oi.peer_node, oi.peer_interface, len(ic["hops"]), iframes)
+        # sent on along the LSP: explained by the dropped packet's ILM entry
+        basis = steps[-1].received if ic.get("onward") else None
+        steps += _steps(topo, tables, ic["hops"], iframes, headers(ip, ethernet=False),
+                        f"{ic['src']} -> {ic['dst']}, icmp", "icmp", basis)
     return w, steps
 
 
@@ -231,6 +290,10 @@ def render_step(s: StepHop, k: int, total: int) -> Panel:
         rule.add_row("=>" if chosen else "  ", Text(text, style="bold reverse" if chosen else "dim"))
     parts.append(Text(f"decided by: {s.rule_title}", style="dim"))
     parts.append(rule)
+    if s.ecmp:
+        parts.append(Text(s.ecmp, style="cyan"))
+    if s.why:
+        parts.append(Text(s.why, style="magenta"))
     if s.sent is not None:
         parts.append(Text(f"out: {h['out_interface']} -> {h['neighbor']}", style="dim"))
         parts.append(_headers_table(s.sent, s.received or Headers(None, [], None)))
@@ -239,7 +302,8 @@ def render_step(s: StepHop, k: int, total: int) -> Panel:
         parts.append(Text(f"sent ICMP {i['type']}/{i['code']} {i['src']} -> {i['dst']} "
                           f"via {i['out_interface']}", style="red"))
         parts.append(_headers_table(s.icmp))
-    title = Text.assemble((f"hop {k}/{total}  ", "bold"), (h["router"], "bold"), "  ",
+    leg = "ICMP hop" if s.leg == "icmp" else "hop"
+    title = Text.assemble((f"{leg} {k}/{total}  ", "bold"), (h["router"], "bold"), "  ",
                           (op.upper(), f"bold {color}"),
                           f"  {_labels(h['labels_in'])} -> {_labels(h['labels_out'])}"
                           if op in ("push", "swap", "pop") else "",
@@ -265,24 +329,34 @@ def run_steps(steps: list[StepHop], walk_json: dict[str, Any], console: Console,
     if interactive is None:
         interactive = sys.stdin.isatty()
     w = walk_json
+    legs = [[s for s in steps if s.leg == "packet"], [s for s in steps if s.leg == "icmp"]]
     console.print(f"[bold]{w['src']} -> {w['dst']}[/] ({w['proto']}, TTL {w['ttl']}) "
-                  f"on {w['topology']}: {len(steps)} hops")
-    for k, s in enumerate(steps, 1):
-        console.print(render_step(s, k, len(steps)))
-        if k == len(steps):
-            break
-        if delay is not None:
-            sleep(delay)
-        elif interactive and not _wait_key(console):
-            return
+                  f"on {w['topology']}: {len(legs[0])} hops")
+    shown = 0
+    for leg in legs:
+        if leg and leg[0].leg == "icmp":
+            dropped = legs[0][-1].hop
+            console.print(Text(f"then the {icmp_title(dropped)}: {len(leg)} hops",
+                               style="bold red"))
+        for k, s in enumerate(leg, 1):
+            console.print(render_step(s, k, len(leg)))
+            shown += 1
+            if shown == len(steps):
+                break
+            if delay is not None:
+                sleep(delay)
+            elif interactive and not _wait_key(console):
+                return
+    if legs[1]:
+        console.print(f"ICMP error: [bold]{legs[0][-1].hop['icmp']['result']}[/]")
     console.print(f"result: [bold]{w['result']}[/]")
 
 
 def show_trace(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
                proto: str = "icmp", ttl: int = 64, delay: float | None = None,
-               console: Console | None = None) -> None:
+               console: Console | None = None, sport: int = 49152, dport: int = 33434) -> None:
     """`lsr sim trace --step [--delay S]`."""
     from lsr import render
 
-    w, steps = step_walk(topo, tables, src, dst, proto, ttl)
+    w, steps = step_walk(topo, tables, src, dst, proto, ttl, sport, dport)
     run_steps(steps, w, console or render.console, delay)
