@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import gc
 import heapq
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
@@ -117,7 +117,10 @@ class Simulation:
         retry_max: float = 8.0,
         log: bool = False,
         igp: str = "ospf",
+        only: Collection[str] | None = None,
     ) -> None:
+        """`only`: run just these routers (a partition of a larger run, `lsr.simpart`);
+        events for the others are the driver's to carry."""
         if igp not in IGP_MODES:
             raise SimError(f"igp must be one of {', '.join(IGP_MODES)}")
         self.topo = topo
@@ -126,7 +129,7 @@ class Simulation:
         self.now = 0.0
         self.down: set[int] = set()
         self.igp = Igp(topo)
-        self.routers = [r.name for r in topo.routers]
+        self.routers = [r.name for r in topo.routers if only is None or r.name in only]
         self.instances: dict[str, LdpInstance] = {
             r: LdpInstance.from_topology(topo, r, retry_initial=retry_initial, retry_max=retry_max)
             for r in self.routers
@@ -272,10 +275,15 @@ class Simulation:
         if late:
             self.now = max(late)
 
+    def _queue_for(self, router: str) -> list:
+        """The list events for `router` are pushed on (a heap): ours, whichever router
+        (`lsr.simpart` keeps another one for the routers of other partitions). `_compact`
+        keeps the list object, so it may be held."""
+        return self._queue
+
     def _perform_ospf(self, router: str, actions: list[Any]) -> None:
         dest = router + OSPF
         arrive = self.now + self.link_delay  # the clock does not move while actions run
-        queue = self._queue  # `_compact` keeps this list
         for a in actions:
             cls = a.__class__  # the two most frequent actions first, by class
             if cls is _StartTimer:
@@ -287,15 +295,15 @@ class Simulation:
                     peer = self.topo.nodes[iface.peer_node]
                     out = self._ospf_out[(router, a.ifname)] = (
                         iface.link, peer.name + OSPF, iface.peer_interface, iface.address.ip,
-                        peer.is_router)
-                link, peer_dest, peer_if, src, to_router = out
+                        peer.is_router, self._queue_for(peer.name))
+                link, peer_dest, peer_if, src, to_router, q = out
                 if link in self.down or not to_router:
                     continue
                 self._inflight_ospf += 1
                 # self._push(...), inlined: the most frequent event by far
                 self._seq += 1
-                heapq.heappush(queue, (arrive, self._seq, peer_dest,
-                                       _new(_PacketReceived, (peer_if, src, a.dst, a.data)), 0))
+                heapq.heappush(q, (arrive, self._seq, peer_dest,
+                                   _new(_PacketReceived, (peer_if, src, a.dst, a.data)), 0))
             elif isinstance(a, ospf_ev.StartTimer):
                 self._arm(dest, a.timer, a.seconds, ospf_ev.TimerExpired)
             elif isinstance(a, ospf_ev.CancelTimer):
@@ -360,16 +368,24 @@ class Simulation:
             self._push(self.now + 3 * d, router, TcpClosed(a.conn, "connection refused"))
             return
         # TCP MD5 (RFC 2385): both ends must agree on the key, else the SYN is dropped.
-        mine = self.instances[target].password_for(self.instances[router].lsr_id)
+        mine = self._password(target, self.instances[router].lsr_id)
         if mine != a.password:
             self._push(self.now + 3 * d, router, TcpClosed(a.conn, "MD5 mismatch (timeout)"))
             return
-        self._accept_ids[target] -= 1
-        aconn = self._accept_ids[target]
+        aconn = self._accept_id(target, router, a.conn)
         self._pipes[(router, a.conn)] = (target, aconn)
         self._pipes[(target, aconn)] = (router, a.conn)
         self._push(self.now + d, target, TcpAccepted(aconn, a.remote, a.local))
         self._push(self.now + 2 * d, router, TcpConnected(a.conn))
+
+    def _password(self, target: str, lsr_id: IPv4Address) -> str | None:
+        """The TCP MD5 key `target`'s listener has for `lsr_id` (None: no key)."""
+        return self.instances[target].password_for(lsr_id)
+
+    def _accept_id(self, target: str, router: str, conn: int) -> int:
+        """The connection ID `target` sees for `router`'s connection `conn`."""
+        self._accept_ids[target] -= 1
+        return self._accept_ids[target]
 
     # -------------------------------------------------------------- control
 
@@ -497,7 +513,8 @@ class Simulation:
                         or any(n in self.stopped for n in ends):
                     continue
                 for n in ends:
-                    want[n] += 1
+                    if n in want:  # a partition counts its own routers only
+                        want[n] += 1
             self._settle_want = (*key, want)
         return self._settle_want[2]
 
