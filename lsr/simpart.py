@@ -23,12 +23,14 @@ from __future__ import annotations
 import gc
 import heapq
 import pickle
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
+from bgp.config import from_topology as bgp_config
 from ldp.events import TcpAccepted, TcpClosed, TcpConnected, TcpData
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
@@ -55,6 +57,7 @@ class Partition(Simulation):
         self.owner = owner
         self.names = [r.name for r in topo.routers]  # index <-> router, every partition alike
         self.ordinal = {n: k for k, n in enumerate(self.names)}
+        self.cpu0 = time.process_time()
         self.outbox: list[tuple] = []
         self.passwords: dict[str, dict[IPv4Address, str]] = {}  # other partitions' routers'
 
@@ -188,8 +191,8 @@ class Partition(Simulation):
         self.now = max(self.now, now)
         self.link_down(link_index)
 
-    def result(self) -> dict[str, Any]:
-        """What the driver merges into one run's summary and LFIBs."""
+    def result(self, lfib: bool = True) -> dict[str, Any]:
+        """What the driver merges into one run's summary and LFIBs (`lfib`: with them)."""
         sessions = sum(1 for i in self.instances.values() for s in i.sessions.values()
                        if s.state.value == "OPERATIONAL")
         fecs: set = set()
@@ -198,7 +201,8 @@ class Partition(Simulation):
             fecs |= set(inst.lde.fecs)
             labels += sum(1 for v in inst.lde.local.values() if v >= 16)
         return {
-            "lfib": self.lfib_json()["routers"],
+            "lfib": self.lfib_json()["routers"] if lfib else {},
+            "cpu_s": time.process_time() - self.cpu0,
             "sessions": sessions,
             "fecs": fecs,
             "labels": labels,
@@ -213,6 +217,13 @@ class Partition(Simulation):
                                for k, v in i.counters.items() if k.startswith("tx-")),
             } if self.ospf else None,
         }
+
+
+def check_partitionable(topo: Topology) -> None:
+    """One clear line for what a partitioned run cannot do (before any cluster is used)."""
+    if any(bgp_config(topo, r.name) is not None for r in topo.routers):
+        raise LsrError(f"{topo.source}: a partitioned run does not carry BGP sessions "
+                       "(remove the bgp: section or run in one process)")
 
 
 def partition(topo: Topology, parts: int) -> list[list[str]]:
@@ -343,6 +354,7 @@ class PartitionedRun:
             "messages": dict(sorted(messages.items())),
             "partitions": [len(g) for g in self.groups],
             "rounds": self.rounds,
+            "partition_cpu_s": [round(p["cpu_s"], 2) for p in self.parts],
             **({"placement": self.placement} if self.placement else {}),
         }
 
@@ -368,10 +380,12 @@ def _rounds(backend: Any, link_delay: float, start: float, max_time: float,
 def run_partitioned(topo: Topology, groups: list[list[str]],
                     backend_factory: Callable[..., Any] = LocalBackend,
                     down: Sequence[str] = (), link_delay: float = LINK_DELAY,
-                    max_time: float = 3600.0, **kw: Any) -> PartitionedRun:
+                    max_time: float = 3600.0, lfib: bool = True, **kw: Any) -> PartitionedRun:
     """Converge `topo` over the partitions `groups` (`partition`), then take the `down`
-    links down and converge again (`lsr.sim.converge`, partitioned)."""
+    links down and converge again (`lsr.sim.converge`, partitioned). `lfib`: bring the
+    LFIBs back (else only the counts)."""
     idx = [parse_link(topo, d) for d in down]
+    check_partitionable(topo)
     backend = backend_factory(topo, groups, link_delay=link_delay, **kw)
     placement = getattr(backend, "placement", None)
     try:
@@ -390,7 +404,7 @@ def run_partitioned(topo: Topology, groups: list[list[str]],
                 backend.call("fail_link", i, now)
             converged, statuses, more = _rounds(backend, link_delay, now, max_time, quiet)
             rounds += more
-        parts = backend.call("result")
+        parts = backend.call("result", lfib)
     finally:
         backend.close()
     return PartitionedRun(

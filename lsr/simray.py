@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import importlib
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -23,7 +24,14 @@ from typing import Any
 
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
-from lsr.simpart import Partition, PartitionedRun, partition, run_partitioned
+from lsr.sim import parse_link
+from lsr.simpart import (
+    Partition,
+    PartitionedRun,
+    check_partitionable,
+    partition,
+    run_partitioned,
+)
 
 PACKAGES = ("lsr", "ldp", "ospf", "bgp", "ike", "forwarding")  # what the actors import
 LOCAL = "local"  # --ray without an address: a Ray instance of this machine, for this run
@@ -41,6 +49,7 @@ def session(address: str) -> Iterator[Any]:
     """Ray for one run: `address` 'local' starts an instance on this machine (its files
     in a temporary directory, stopped and removed at the end); else 'auto' or HOST:PORT
     of a running cluster's head, which stays as it was. Yields the ray module."""
+    _reachable(address)
     ray = _ray()
     modules = [str(Path(importlib.import_module(p).__file__ or "").parent) for p in PACKAGES]
     env = {"py_modules": modules, "excludes": ["__pycache__", "*.pyc"]}
@@ -49,7 +58,7 @@ def session(address: str) -> Iterator[Any]:
         if address == LOCAL:
             tmp = tempfile.mkdtemp(prefix="lsr-ray-")
             ray.init(runtime_env=env, include_dashboard=False, log_to_driver=False,
-                     configure_logging=False, _node_ip_address="127.0.0.1", _temp_dir=tmp)
+                     configure_logging=False, _temp_dir=tmp)
         else:
             ray.init(address=address, runtime_env=env, log_to_driver=False,
                      configure_logging=False)
@@ -67,12 +76,26 @@ def session(address: str) -> Iterator[Any]:
 
 
 def converge(topo: Topology, down: Sequence[str] = (), address: str = LOCAL,
-             workers: int | None = None) -> PartitionedRun:
+             workers: int | None = None, lfib: bool = True) -> PartitionedRun:
     """`lsr.sim.converge` over `workers` partitions (default: the cluster's CPUs), one
-    Ray actor each."""
+    Ray actor each; `lfib`: bring the LFIBs back."""
+    check_partitionable(topo)
+    for d in down:  # bad input before a cluster is used
+        parse_link(topo, d)
     with session(address) as ray:
         k = workers or cluster_cpus(ray)
-        return run_partitioned(topo, partition(topo, k), RayBackend, down=down)
+        return run_partitioned(topo, partition(topo, k), RayBackend, down=down, lfib=lfib)
+
+
+def _reachable(address: str) -> None:
+    """HOST:PORT answers TCP within a few seconds (ray.init would wait minutes)."""
+    host, sep, port = address.rpartition(":")
+    if not sep or not port.isdigit():
+        return  # 'local', 'auto', ray://...: Ray's own business
+    try:
+        socket.create_connection((host.strip("[]"), int(port)), timeout=5).close()
+    except OSError as e:
+        raise LsrError(f"--ray {address}: no Ray head answers there ({e.strerror or e})") from None
 
 
 def cluster_cpus(ray: Any) -> int:

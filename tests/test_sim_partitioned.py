@@ -14,7 +14,7 @@ from lsr.errors import LsrError
 from lsr.sim import converge
 from lsr.simpart import partition, run_partitioned
 
-from .conftest import BUNDLED, TOPOLOGIES
+from .conftest import BUNDLED, ROOT, TOPOLOGIES
 
 
 def _same(topo, parts: int, down: tuple[str, ...] = ()) -> None:
@@ -60,3 +60,22 @@ def test_bgp_is_refused() -> None:
     topo = load_topology(Path(__file__).parent / "data" / "bgp-rr.yaml")
     with pytest.raises(LsrError, match="BGP"):
         run_partitioned(topo, partition(topo, 2))
+
+
+@pytest.mark.parametrize("argv,fragment", [
+    (["sim", "run", "tests/data/bgp-rr.yaml", "--ray"], "does not carry BGP"),
+    (["sim", "lfib", "topologies/ring.yaml", "--ray", "127.0.0.9:1"], "--ray 127.0.0.9:1: "),
+    (["sim", "run", "topologies/ring.yaml", "--down", "x-y", "--ray", "127.0.0.9:1"], "x-y"),
+])
+def test_ray_bad_input_is_one_line(argv: list[str], fragment: str,
+                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Before any cluster is used: exit 2 and one line (Ray installed or not)."""
+    from click.testing import CliRunner
+
+    from lsr.cli import main
+
+    monkeypatch.chdir(ROOT)
+    r = CliRunner().invoke(main, argv)
+    assert r.exit_code == 2, r.output
+    lines = [x for x in r.output.splitlines() if x.startswith("lsr:")]
+    assert len(lines) == 1 and fragment in lines[0], r.output

@@ -39,10 +39,11 @@ def ray_options(f):
              "last, or as --ray=ADDRESS.")(f)
 
 
-def _on_ray(topo, down: tuple[str, ...], address: str, workers: int | None):
+def _on_ray(topo, down: tuple[str, ...], address: str, workers: int | None,
+            lfib: bool = True):
     from lsr.simray import converge
 
-    r = converge(topo, down, address, workers)
+    r = converge(topo, down, address, workers, lfib)
     if not r.converged:
         click.echo(f"lsr: not converged: did not converge by virtual time {r.ended:.3f} s",
                    err=True)
@@ -63,7 +64,7 @@ def run(file: str, down: tuple[str, ...], as_json: bool, ray_address: str | None
     from lsr.sim import converge
 
     if ray_address is not None:
-        r = _on_ray(load(file), down, ray_address, workers)
+        r = _on_ray(load(file), down, ray_address, workers, lfib=False)
         summary = r.summary_json()
         if as_json:
             render.emit_json(summary)
