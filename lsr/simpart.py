@@ -273,8 +273,12 @@ def _bisect(graph: nx.Graph, nodes: list[int], parts: int) -> list[list[int]]:
     order = _walk(graph, nodes)
     half = parts // 2
     cut = len(order) * half // parts
-    a, b = kernighan_lin_bisection(graph.subgraph(order), partition=(order[:cut], order[cut:]),
-                                   seed=1, weight=None)
+    a, b = set(order[:cut]), set(order[cut:])
+    if min(len(a), len(b)) > 1:  # networkx's bisection needs two nodes a side
+        a, b = kernighan_lin_bisection(graph.subgraph(order), partition=(a, b), seed=1,
+                                       weight=None)
+        if len(a) != cut:  # the sides come back in either order
+            a, b = b, a
     a_nodes = [n for n in nodes if n in a]  # back in rank order
     b_nodes = [n for n in nodes if n in b]
     return _bisect(graph, a_nodes, half) + _bisect(graph, b_nodes, parts - half)
