@@ -18,7 +18,10 @@ maps a problem to the LDP status code sent in the Notification (§3.5.1.2).
 Label Mapping, Address (/Withdraw) and KeepAlive of the common layout take fast
 paths that skip the TLV objects (a converging network is made of them); any
 other shape, and every error, takes the general path, which is the reference
-(`tests/test_ldp_codec_props.py` pins the two together). After a fatal
+(`tests/test_ldp_codec_props.py` pins the two together). A speaker that takes them
+can go further: `encode_label_mapping` makes a mapping's bytes without a message
+object (`encode_pdus` takes encoded messages), and `PduReader.pull_runs` hands over
+a run of such mappings as one `MappingRun` of (message ID, FEC, label) tuples. After a fatal
 ``MessageError`` the rest of the PDU is not decoded (the session is closing
 anyway and the framing of the following messages is suspect). The decoding
 policy for TLVs is in `ldp.messages`.
@@ -29,6 +32,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Iterator, Sequence
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from typing import Any
 
 from ldp.messages import (
     DEFAULT_MAX_PDU,
@@ -61,6 +65,7 @@ from ldp.messages import (
     label_ok,
     status_for,
 )
+from lsr.core.prefix import prefix
 
 __all__ = [
     "PDU_HEADER_LEN",
@@ -68,9 +73,11 @@ __all__ = [
     "MAX_LABEL",
     "DecodeError",
     "Problem",
+    "MappingRun",
     "PduReader",
     "decode_message",
     "decode_pdu",
+    "encode_label_mapping",
     "encode_message",
     "encode_pdu",
     "encode_pdus",
@@ -150,6 +157,17 @@ def _fast_encode(msg: Message) -> bytes | None:
     return None
 
 
+def encode_label_mapping(msg_id: int, prefix: IPv4Network, label: int) -> bytes:
+    """`encode_message(LabelMapping(msg_id, (PrefixFec(prefix),), label))` for an IPv4
+    prefix, a label that may be signalled and a 32-bit message ID (the caller's part),
+    without building the message."""
+    tlv = _FEC_TLV_CACHE.get(prefix)
+    if tlv is None or not 0 <= msg_id <= 0xFFFFFFFF or not label_ok(label):
+        return encode_message(LabelMapping(msg_id, (PrefixFec(prefix),), label))
+    return (_MSG_HDR.pack(MsgType.LABEL_MAPPING, len(tlv) + 12, msg_id) + tlv
+            + _TLV_U32.pack(TlvType.GENERIC_LABEL, 4, label))
+
+
 def encode_message(msg: Message) -> bytes:
     """Encode one message (header + TLVs), §3.5. Raises ValueError on unencodable values."""
     try:
@@ -209,17 +227,33 @@ def _prefix_fec4(elem: bytes) -> tuple[FecElement, ...]:
         plen = elem[3]
         raw = elem[4:].ljust(4, b"\0")
         # Bits beyond PreLen in the last octet are ignored (masked), as in _decode_fec.
-        fec = (PrefixFec(IPv4Network((raw, plen), strict=False)),)
+        fec = (PrefixFec(prefix(IPv4Network((raw, plen), strict=False))),)
         if len(_FEC_CACHE) >= _CACHE_MAX:
             _FEC_CACHE.clear()
         _FEC_CACHE[elem] = fec
     return fec
 
 
+# everything of a Label Mapping after its Message ID (FEC TLV, Label TLV) -> (FEC, label).
+# A router sends the same mapping to each of its peers at once: they decode it once, and
+# their LIBs share the label's int (ints past 256 are objects of their own).
+_MAPPING_CACHE: dict[bytes, tuple[tuple[FecElement, ...], int]] = {}
+
+
 def _fast_label_mapping(buf: bytes, off: int, end: int, mid: int) -> Message | None:
     """Label Mapping = one IPv4 Prefix FEC element + Generic Label (§3.5.7), nothing else."""
+    parts = _mapping_parts(buf, off, end)
+    return None if parts is None else LabelMapping(mid, parts[0], parts[1])
+
+
+def _mapping_parts(buf: bytes, off: int, end: int) -> tuple[tuple[FecElement, ...], int] | None:
+    """(FEC elements, label) of the Label Mapping in buf[off:end] if of the common shape."""
     if end - off < 24:
         return None
+    key = buf[off + 8 : end]  # what the checks below read (and its length)
+    hit = _MAPPING_CACHE.get(key)
+    if hit is not None:
+        return hit
     fhead, flen = _TLV_HDR.unpack_from(buf, off + 8)
     if fhead != _FEC_TLV_PREFIX or buf[off + 12] != FecType.PREFIX:
         return None
@@ -233,7 +267,11 @@ def _fast_label_mapping(buf: bytes, off: int, end: int, mid: int) -> Message | N
     lhead, llen, label = _TLV_U32.unpack_from(buf, lpos)
     if (lhead, llen) != _LABEL_TLV_4 or label > MAX_LABEL or label == 1 or 4 <= label <= 15:
         return None
-    return LabelMapping(mid, _prefix_fec4(buf[off + 12 : lpos]), label)
+    fec = _prefix_fec4(buf[off + 12 : lpos])
+    if len(_MAPPING_CACHE) >= _CACHE_MAX:
+        _MAPPING_CACHE.clear()
+    hit = _MAPPING_CACHE[key] = (fec, label)
+    return hit
 
 
 def _fast_address(buf: bytes, off: int, end: int, mid: int, mtype: int) -> Message | None:
@@ -349,7 +387,7 @@ def encode_pdus(
     batch: list[bytes] = []
     size = 0
     for m in messages:
-        raw = encode_message(m)
+        raw = m if type(m) is bytes else encode_message(m)  # or already encoded
         if len(raw) > room:
             raise ValueError(f"message of {len(raw)} octets cannot fit a {max_pdu_len}-octet PDU")
         if size + len(raw) > room:
@@ -393,6 +431,43 @@ def _ldp_id_at(buf: bytes, off: int) -> LdpId:
             _LDP_ID_CACHE.clear()
         _LDP_ID_CACHE[key] = lid
     return lid
+
+
+class MappingRun(list):  # type: ignore[type-arg]
+    """Consecutive Label Mappings of a PDU, each of the common shape (one IPv4 prefix, a
+    Generic Label, nothing else), as (message ID, FEC elements, label) tuples: what
+    `PduReader.pull_runs` puts in `Pdu.messages` in their place."""
+
+    def messages(self) -> list[LabelMapping]:
+        return [LabelMapping(mid, fec, label) for mid, fec, label in self]
+
+
+def _decode_pdu_runs(buf: bytes, start: int, end: int) -> Pdu:
+    """`_decode_pdu_at`, with each run of common Label Mappings as one `MappingRun`."""
+    messages: list[Any] = []
+    run: MappingRun | None = None
+    off = start + PDU_HEADER_LEN
+    get = _MAPPING_CACHE.get
+    while off < end:
+        if end - off >= 24:
+            head, length, mid = _MSG_HDR.unpack_from(buf, off)
+            if head & MSG_TYPE_MASK == MsgType.LABEL_MAPPING and 4 <= length <= end - off - 4:
+                used = 4 + length
+                hit = get(buf[off + 8 : off + used]) or _mapping_parts(buf, off, off + used)
+                if hit is not None:
+                    if run is None:
+                        run = MappingRun()
+                        messages.append(run)
+                    run.append((mid, hit[0], hit[1]))
+                    off += used
+                    continue
+        run = None
+        msg, used = _decode_message_at(buf, off, end)
+        messages.append(msg)
+        off += used
+        if type(msg) is MessageError and msg.status.fatal:
+            break
+    return Pdu(_ldp_id_at(buf, start + 4), tuple(messages), LDP_VERSION)
 
 
 def _decode_pdu_at(buf: bytes, start: int, end: int) -> Pdu:
@@ -456,6 +531,13 @@ class PduReader:
     def feed(self, data: bytes | bytearray | memoryview) -> list[Pdu | DecodeError]:
         return list(self.pull(data))
 
+    def pull_runs(self, data: bytes | bytearray | memoryview = b"") -> Iterator[Pdu | DecodeError]:
+        """`pull`, with runs of common Label Mappings as `MappingRun`s (see there)."""
+        if self.closed:
+            return iter(())
+        self._take(data)
+        return self._frames(_decode_pdu_runs)
+
     def pull(self, data: bytes | bytearray | memoryview = b"") -> Iterator[Pdu | DecodeError]:
         """Buffer `data` now; the iterator frames and decodes one PDU per step.
 
@@ -466,15 +548,18 @@ class PduReader:
         """
         if self.closed:
             return iter(())
+        self._take(data)
+        return self._frames(_decode_pdu_at)
+
+    def _take(self, data: bytes | bytearray | memoryview) -> None:
         if data:
             if self._off < len(self._buf):
                 self._buf = self._buf[self._off :] + bytes(data)
             else:
                 self._buf = bytes(data)
             self._off = 0
-        return self._frames()
 
-    def _frames(self) -> Iterator[Pdu | DecodeError]:
+    def _frames(self, decode: Any) -> Iterator[Pdu | DecodeError]:
         while not self.closed:
             buf, off = self._buf, self._off
             avail = len(buf) - off
@@ -491,4 +576,6 @@ class PduReader:
             if avail < total:
                 return
             self._off = off + total
-            yield _decode_pdu_at(buf, off, off + total)
+            if self._off == len(buf):  # all taken: hold no reference to the segment
+                self._buf, self._off = b"", 0
+            yield decode(buf, off, off + total)

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
@@ -124,9 +124,15 @@ class TimerExpired(_Json):
 
 @dataclass(frozen=True)
 class RibChanged(_Json):
-    """The whole current RIB of this router (prefix -> Route), not a delta."""
+    """The whole current RIB of this router (prefix -> Route), not a delta.
+
+    Optional hint (OSPF's `RoutesChanged` carries it): `changed` names the prefixes whose
+    route differs from `base`, the RIB of the previous RibChanged; when the speaker still
+    holds `base` (the same object) it looks at those alone. Not part of the JSON form."""
 
     rib: dict[IPv4Network, Route]
+    changed: frozenset[IPv4Network] | None = field(default=None, metadata={"hint": True})
+    base: dict[IPv4Network, Route] | None = field(default=None, metadata={"hint": True})
 
 
 @dataclass(frozen=True)
@@ -291,7 +297,8 @@ def plain(v: Any) -> Any:
     if isinstance(v, enum.Enum):
         return v.value
     if dataclasses.is_dataclass(v) and not isinstance(v, type):
-        return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)}
+        return {f.name: plain(getattr(v, f.name)) for f in dataclasses.fields(v)
+                if not f.metadata.get("hint")}
     if isinstance(v, dict):
         return {str(k): plain(x) for k, x in v.items()}
     if isinstance(v, (list, tuple)):

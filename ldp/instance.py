@@ -11,6 +11,7 @@ labels are learnt on the wire.
 from __future__ import annotations
 
 import itertools
+import weakref
 from collections.abc import Callable, Iterable, Mapping
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from typing import Any
@@ -41,10 +42,11 @@ from ldp.events import (
     TimerExpired,
 )
 from ldp.fsm import State
-from ldp.lde import Lde, label_plan
+from ldp.lde import LabelPlan, Lde
 from ldp.messages import Initialization, LdpId, Message, Notification, Pdu, Status, StatusCode
 from ldp.session import Session
 from lsr.core.lfib import Lfib
+from lsr.core.prefix import prefix
 from lsr.core.topology import LdpOptions, Topology
 
 DEFAULT_RETRY_INITIAL = 15.0  # FRR INIT_DELAY_TMR
@@ -58,6 +60,33 @@ DEFAULT_MAX_PENDING_ACCEPTS = 32
 CONNECT_LIMIT_RETRY = 1.0  # s: a session that found no connect slot tries again after this
 CONNECT_LIMIT = "connect-limit"  # `refused` keys, besides ldp.discovery's Hello ones
 ACCEPT_LIMIT = "accept-limit"
+
+
+# id(topology) -> (weak reference, fecs mode -> (sorted prefixes, rank of each, router ->
+# ranks of its own prefixes)): every router of a topology ranks the same prefixes.
+_PLANS: dict[int, tuple[weakref.ref, dict[str, tuple]]] = {}
+
+
+def _plan_index(topo: Topology, fecs: str) -> tuple[list[IPv4Network], dict[IPv4Network, int],
+                                                      dict[str, list[int]]]:
+    hit = _PLANS.get(id(topo))
+    if hit is None or hit[0]() is not topo:
+        for k in [k for k, (ref, _) in _PLANS.items() if ref() is None]:
+            del _PLANS[k]
+        hit = _PLANS[id(topo)] = (weakref.ref(topo), {})
+    modes = hit[1]
+    if fecs not in modes:
+        sorted_all: list[IPv4Network] = []
+        own: dict[str, list[int]] = {}
+        for p, owners in topo.prefixes().items():  # in FEC order
+            if fecs != "all" and p.prefixlen != 32:
+                continue
+            k = len(sorted_all)
+            sorted_all.append(prefix(p))
+            for o in {o for o, _ in owners}:
+                own.setdefault(o, []).append(k)
+        modes[fecs] = (sorted_all, {p: k for k, p in enumerate(sorted_all)}, own)
+    return modes[fecs]  # type: ignore[no-any-return]
 
 
 class _Pending:
@@ -130,7 +159,9 @@ class LdpInstance:
         )
         self._out: list[Action] = []
         self.lde = Lde(self.lsr_id, labels, self.options, self._lde_send, self.next_msg_id,
-                       lambda lvl, txt: self._out.append(LogEvent(lvl, txt)), label_plan)
+                       lambda lvl, txt: self._out.append(LogEvent(lvl, txt)), label_plan,
+                       sender=self._lde_sender,
+                       encode_mapping=getattr(codec, "encode_label_mapping", None))
 
     @classmethod
     def from_topology(cls, topo: Topology, router: str, **kw: Any) -> LdpInstance:
@@ -147,12 +178,12 @@ class LdpInstance:
         # addresses (RFC 5036 §3.5.5.1) nor takes labels from the VPN layer's range.
         ifs = {i.name: i.address for i in node.interfaces.values() if i.vrf is None}
         pw = {topo.nodes[nb].lsr_id: key for nb, key in node.ldp.passwords}
-        remote = [p for p, owners in topo.prefixes().items()
-                  if all(o != router for o, _ in owners)
-                  and (node.ldp.fecs == "all" or p.prefixlen == 32)]
         # one split of the router's labels: 6PE label, LDP, VPN (Topology.label_ranges)
         labels = topo.label_ranges(router)[0]
-        kw.setdefault("label_plan", label_plan(labels[0], remote))
+        if "label_plan" not in kw:
+            # label_plan(lo, remote prefixes), as a view of one ranking per topology
+            sorted_all, order, own = _plan_index(topo, node.ldp.fecs)
+            kw["label_plan"] = LabelPlan(labels[0], order, sorted_all, own.get(router, []))
         kw.setdefault("ldp_interfaces", topo.ldp_interfaces(router))
         return cls(router, node.lsr_id, ifs, labels, node.ldp, pw, **kw)
 
@@ -205,6 +236,15 @@ class LdpInstance:
         """A message the session FSM passed on (PROCESS): the LDE's App. A procedure for it."""
         self.lde.receive(s.lsr_id, msg)
 
+    def session_mappings(self, s: Session, run: Any) -> None:
+        """Label Mappings the session passed on, in order (`codec.MappingRun`)."""
+        self.lde.receive_mappings(s.lsr_id, run)
+
+    def _lde_sender(self, lsr_id: IPv4Address) -> Callable[[Any], None]:
+        """How the LDE sends to a peer whose session just came up: `_lde_send` without
+        looking the session up every time (the LDE asks again when it comes up again)."""
+        return self.sessions[lsr_id].send_if_connected
+
     def _lde_send(self, lsr_id: IPv4Address, msg: Message) -> None:
         s = self.sessions.get(lsr_id)
         if s is not None and s.conn is not None:
@@ -256,7 +296,7 @@ class LdpInstance:
         waiting = [s for _, s in sorted(self.sessions.items())
                    if s.active and s.conn is None and s.adjacencies and s.retry_delay]
         before = [self._reachable(s.transport) for s in waiting]
-        self.lde.rib_changed(ev.rib)
+        self.lde.rib_changed(ev.rib, ev.changed, ev.base)
         for s, had in zip(waiting, before, strict=True):
             if not had and self._reachable(s.transport):
                 out.append(CancelTimer(f"retry:{s.lsr_id}"))
@@ -331,7 +371,7 @@ class LdpInstance:
 
     def _stop(self, ev: Stop, out: list[Action]) -> None:
         self.stopped = True
-        for ifname in list(self.discovery.up):
+        for ifname in sorted(self.discovery.up):  # not set order: that varies by hash seed
             for adj in self.discovery.interface_down(ifname, out):
                 self._adjacency_gone(adj, out, StatusCode.SHUTDOWN)
         for conn, c in list(self.conns.items()):

@@ -494,6 +494,7 @@ def label_ok(label: int) -> bool:
     return 0 <= label <= MAX_LABEL and not (label == 1 or 4 <= label <= 15)
 
 
+
 @TLVS.register
 @dataclass(slots=True)
 class GenericLabelTlv:

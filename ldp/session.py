@@ -12,7 +12,8 @@ The host provides: ``ldp_id``, ``transport``, ``options`` (LdpOptions),
 ``connect_slot(session, out)`` (may we open TCP now: a bound on connects in flight),
 ``retry_initial``, ``retry_max``,
 ``init_timeout``, ``counters_rx``/``counters_tx`` and the upcalls
-``session_up(session)``, ``session_down(session)``, ``session_message(session, msg)``.
+``session_up(session)``, ``session_down(session)``, ``session_message(session, msg)``
+and ``session_mappings(session, run)`` (a `codec.MappingRun` of Label Mappings).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from ldp import fsm
+from ldp.codec import MappingRun
 from ldp.events import (
     Action,
     CancelTimer,
@@ -75,6 +77,7 @@ _TYPES: dict[type, int] = {
 _NAMES: dict[type, str] = {t: MsgType(v).name for t, v in _TYPES.items()}
 _NAMES[UnknownMessage] = "UNKNOWN"
 _NAMES[MessageError] = "ERROR"
+_CODE_NAMES: dict[int, str] = {int(v): MsgType(v).name for v in _TYPES.values()}
 
 
 def msg_type_of(msg: Any) -> int:
@@ -83,7 +86,12 @@ def msg_type_of(msg: Any) -> int:
 
 
 def msg_name(msg: Any) -> str:
-    return _NAMES.get(type(msg)) or type(msg).__name__
+    """A message's type name (counters); of an encoded message (bytes) too."""
+    name = _NAMES.get(type(msg))
+    if name is None and type(msg) is bytes:
+        code = int.from_bytes(msg[:2], "big") & 0x7FFF
+        return _CODE_NAMES.get(code) or f"0x{code:04x}"
+    return name or type(msg).__name__
 
 
 def is_active_role(ours: IPv4Address, theirs: IPv4Address) -> bool:
@@ -323,6 +331,12 @@ class Session:
     def send(self, msg: Message) -> None:
         self.queue.append(msg)
 
+    def send_if_connected(self, msg: Message | bytes) -> None:
+        """Queue a message (or an encoded one) unless the connection is gone: what the
+        label distribution layer sends (`LdpInstance`)."""
+        if self.conn is not None:
+            self.queue.append(msg)
+
     def flush(self, out: list[Action]) -> None:
         """Pack queued messages into as few PDUs as the max PDU length allows."""
         if not self.queue or self.conn is None:
@@ -332,7 +346,7 @@ class Session:
             n = msg_name(m)
             h.counters_tx[n] = h.counters_tx.get(n, 0) + 1
         pdus = h.codec.encode_pdus(h.ldp_id, self.queue, self.max_pdu)
-        self.queue = []
+        self.queue.clear()  # the same list: `send_if_connected` is handed out bound
         out.append(TcpSend(self.conn, b"".join(pdus)))
 
     # -------------------------------------------------------------- input
@@ -353,8 +367,10 @@ class Session:
         if self.reader is None:
             return
         # pull(): PDUs are framed one at a time, so the Max PDU Length negotiated by an
-        # Init applies to the next PDU even in the same segment (§3.5.3).
-        self.pdus(self.reader.pull(data), out)
+        # Init applies to the next PDU even in the same segment (§3.5.3). With runs of
+        # Label Mappings as one item where the codec offers it (`pdus` takes them).
+        pull = getattr(self.reader, "pull_runs", None) or self.reader.pull
+        self.pdus(pull(data), out)
 
     def pdus(self, items: Iterable[Any], out: list[Action]) -> None:
         """Process PDUs (or PDU-level DecodeErrors) from the reader, in order."""
@@ -373,7 +389,25 @@ class Session:
             for msg in item.messages:
                 if self.conn is None:
                     return
-                self.message(msg, out)
+                if type(msg) is MappingRun:
+                    self.mappings(msg, out)
+                else:
+                    self.message(msg, out)
+
+    def mappings(self, run: MappingRun, out: list[Action]) -> None:
+        """Label Mappings of the common shape, in order (`codec.MappingRun`). OPERATIONAL:
+        each is what `message` does with one -- counted, RX_OTHER (OPERATIONAL ->
+        OPERATIONAL, PROCESS) -- in one call to the host. Else one by one."""
+        if self.state is State.OPERATIONAL:
+            h = self.host
+            h.counters_rx["LABEL_MAPPING"] = h.counters_rx.get("LABEL_MAPPING", 0) + len(run)
+            self.nak = None
+            h.session_mappings(self, run)
+            return
+        for m in run.messages():
+            if self.conn is None:
+                return
+            self.message(m, out)
 
     def fatal_or_notify(self, status: Status, out: list[Action], detail: str) -> None:
         if status.fatal:

@@ -22,8 +22,9 @@ Same topology in, same labels and same event order out, every run.
 
 from __future__ import annotations
 
+import gc
 import heapq
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import TYPE_CHECKING, Any
@@ -81,6 +82,11 @@ OSPF = "/ospf"  # queue destination suffix: "<router>/ospf" is that router's OSP
 BGP = "/bgp"  # "<router>/bgp": its BGP instance
 _BGP_TCP = (bgp_ev.TcpAccepted, bgp_ev.TcpConnected, bgp_ev.TcpData, bgp_ev.TcpClosed)
 IGP_MODES = ("ospf", "reference")
+_COMPACT_MIN = 1 << 14  # queue entries before the first `_compact`
+_PacketReceived = ospf_ev.PacketReceived
+_SendPacket = ospf_ev.SendPacket
+_StartTimer = ospf_ev.StartTimer
+_new = tuple.__new__  # _new(PacketReceived, fields): a named tuple without its __new__
 
 
 class SimError(Exception):
@@ -117,7 +123,10 @@ class Simulation:
         retry_max: float = 8.0,
         log: bool = False,
         igp: str = "ospf",
+        only: Collection[str] | None = None,
     ) -> None:
+        """`only`: run just these routers (a partition of a larger run, `lsr.simpart`);
+        events for the others are the driver's to carry."""
         if igp not in IGP_MODES:
             raise SimError(f"igp must be one of {', '.join(IGP_MODES)}")
         self.topo = topo
@@ -126,7 +135,7 @@ class Simulation:
         self.now = 0.0
         self.down: set[int] = set()
         self.igp = Igp(topo)
-        self.routers = [r.name for r in topo.routers]
+        self.routers = [r.name for r in topo.routers if only is None or r.name in only]
         self.instances: dict[str, LdpInstance] = {
             r: LdpInstance.from_topology(topo, r, retry_initial=retry_initial, retry_max=retry_max)
             for r in self.routers
@@ -141,6 +150,16 @@ class Simulation:
         self._seq = 0
         self._queue: list[tuple[float, int, str, Any, int]] = []
         self._timers: dict[tuple[str, str], int] = {}  # (router, timer) -> live seq
+        # A re-armed or cancelled timer leaves its old entry in the queue, to be skipped
+        # when popped ("stale"). OSPF re-arms a retransmission timer at every flood: a
+        # 3,000-router start leaves tens of millions of them. `_compact` drops the stale
+        # entries that can no longer make a difference and keeps their (few distinct)
+        # times: a skipped entry still moves the clock when popped, which shows only when
+        # a run stops at its time limit or runs out of events (`_ghost_now`).
+        self._compact_at = _COMPACT_MIN
+        self._ghost_times: set[float] = set()
+        self._compacted = False
+        self._quiet_floor: float | None = None
         # (router, timer) -> its TimerExpired event, made once: a re-armed timer leaves its
         # old entry in the queue until popped, and OSPF re-arms dead and retransmission
         # timers all the time (~170k entries after a 200-router start).
@@ -149,6 +168,7 @@ class Simulation:
         # address, peer is a router): what delivering a SendPacket needs, looked up once.
         self._ospf_out: dict[tuple[str, str], tuple[int, str, str, IPv4Address, bool]] = {}
         self._listen: dict[IPv4Address, str] = {}
+        self._dests: dict[str, tuple[str, str]] = {}  # queue destination -> (router, suffix)
         self._pipes: dict[tuple[str, int], tuple[str, int]] = {}
         self._accept_ids: dict[str, int] = {r: 0 for r in self.routers}
         self._inflight_tcp = 0
@@ -194,13 +214,16 @@ class Simulation:
         if self.stopped and router.partition("/")[0] in self.stopped:
             return  # nothing reaches a stopped router
         self.events += 1
-        if router.endswith(BGP):
-            name = router[:-len(BGP)]
-            self._perform_bgp(name, self.bgp[name].handle(event, self.now))
-            return
-        if router.endswith(OSPF):
-            name = router[:-len(OSPF)]
+        dest = self._dests.get(router)
+        if dest is None:  # (router, suffix): split once per destination, not per event
+            name, slash, suffix = router.partition("/")
+            dest = self._dests[router] = (name, slash + suffix)
+        name, kind = dest
+        if kind == OSPF:
             self._perform_ospf(name, self.ospf[name].handle(event, self.now))
+            return
+        if kind == BGP:
+            self._perform_bgp(name, self.bgp[name].handle(event, self.now))
             return
         actions = self.instances[router].handle(event, self.now)
         self._perform(router, actions)
@@ -223,24 +246,75 @@ class Simulation:
         if expired is None:
             expired = self._expiries[key] = kind(timer)
         heapq.heappush(self._queue, (self.now + seconds, seq, dest, expired, seq))
+        if len(self._queue) > self._compact_at:
+            self._compact()
+
+    def _compact(self) -> None:
+        """Drop stale timer entries (see `_timers`) that no run can stop at.
+
+        A popped stale entry only sets the clock, and a run checks its `quiet` stop after
+        each pop; one at time t can end a run only if t - max(last change, progress) >
+        quiet. Those at or before max(last change, progress) + quiet_time() - 1 s can
+        therefore never end a run with quiet >= quiet_time() (both only grow; the second
+        is a margin for rounding), which every caller uses (`run` refuses a smaller quiet
+        once entries were dropped). What remains of them: their times, for `_ghost_now`.
+        A stale entry never becomes live again (sequence numbers only grow)."""
+        if self._quiet_floor is None:
+            self._quiet_floor = self.quiet_time()
+        floor = max(self.last_change, self._progress) + self._quiet_floor - 1.0
+        timers = self._timers
+        ghosts = self._ghost_times
+        keep = []
+        for e in self._queue:
+            tseq = e[4]
+            if tseq and e[0] <= floor and timers.get((e[2], e[3].timer)) != tseq:
+                ghosts.add(e[0])
+                continue
+            keep.append(e)
+        if len(keep) < len(self._queue):
+            self._compacted = True
+        now = self.now
+        self._ghost_times = {g for g in ghosts if g >= now}
+        heapq.heapify(keep)
+        self._queue[:] = keep
+        self._compact_at = max(2 * len(keep), _COMPACT_MIN)
+
+    def _ghost_now(self, limit: float) -> None:
+        """The clock as if the dropped stale entries up to `limit` had been popped (a run
+        that stops at its time limit, or runs out of events, ends at the last one)."""
+        late = [g for g in self._ghost_times if self.now < g <= limit]
+        if late:
+            self.now = max(late)
+
+    def _queue_for(self, router: str) -> list:
+        """The list events for `router` are pushed on (a heap): ours, whichever router
+        (`lsr.simpart` keeps another one for the routers of other partitions). `_compact`
+        keeps the list object, so it may be held."""
+        return self._queue
 
     def _perform_ospf(self, router: str, actions: list[Any]) -> None:
         dest = router + OSPF
+        arrive = self.now + self.link_delay  # the clock does not move while actions run
         for a in actions:
-            if isinstance(a, ospf_ev.SendPacket):
+            cls = a.__class__  # the two most frequent actions first, by class
+            if cls is _StartTimer:
+                self._arm(dest, a.timer, a.seconds, ospf_ev.TimerExpired)
+            elif cls is _SendPacket or isinstance(a, ospf_ev.SendPacket):
                 out = self._ospf_out.get((router, a.ifname))
                 if out is None:
                     iface = self.topo.nodes[router].interfaces[a.ifname]
                     peer = self.topo.nodes[iface.peer_node]
                     out = self._ospf_out[(router, a.ifname)] = (
                         iface.link, peer.name + OSPF, iface.peer_interface, iface.address.ip,
-                        peer.is_router)
-                link, peer_dest, peer_if, src, to_router = out
+                        peer.is_router, self._queue_for(peer.name))
+                link, peer_dest, peer_if, src, to_router, q = out
                 if link in self.down or not to_router:
                     continue
                 self._inflight_ospf += 1
-                self._push(self.now + self.link_delay, peer_dest,
-                           ospf_ev.PacketReceived(peer_if, src, a.dst, a.data))
+                # self._push(...), inlined: the most frequent event by far
+                self._seq += 1
+                heapq.heappush(q, (arrive, self._seq, peer_dest,
+                                   _new(_PacketReceived, (peer_if, src, a.dst, a.data)), 0))
             elif isinstance(a, ospf_ev.StartTimer):
                 self._arm(dest, a.timer, a.seconds, ospf_ev.TimerExpired)
             elif isinstance(a, ospf_ev.CancelTimer):
@@ -248,7 +322,7 @@ class Simulation:
             elif isinstance(a, ospf_ev.RoutesChanged):
                 self.ribs[router] = a.rib
                 self.last_change = self.now
-                self._deliver(router, RibChanged(a.rib))
+                self._deliver(router, RibChanged(a.rib, a.changed, a.base))
                 if router in self.bgp:
                     self._bgp_rib(router, a.rib)
             elif isinstance(a, ospf_ev.NeighborChange):
@@ -305,16 +379,24 @@ class Simulation:
             self._push(self.now + 3 * d, router, TcpClosed(a.conn, "connection refused"))
             return
         # TCP MD5 (RFC 2385): both ends must agree on the key, else the SYN is dropped.
-        mine = self.instances[target].password_for(self.instances[router].lsr_id)
+        mine = self._password(target, self.instances[router].lsr_id)
         if mine != a.password:
             self._push(self.now + 3 * d, router, TcpClosed(a.conn, "MD5 mismatch (timeout)"))
             return
-        self._accept_ids[target] -= 1
-        aconn = self._accept_ids[target]
+        aconn = self._accept_id(target, router, a.conn)
         self._pipes[(router, a.conn)] = (target, aconn)
         self._pipes[(target, aconn)] = (router, a.conn)
         self._push(self.now + d, target, TcpAccepted(aconn, a.remote, a.local))
         self._push(self.now + 2 * d, router, TcpConnected(a.conn))
+
+    def _password(self, target: str, lsr_id: IPv4Address) -> str | None:
+        """The TCP MD5 key `target`'s listener has for `lsr_id` (None: no key)."""
+        return self.instances[target].password_for(lsr_id)
+
+    def _accept_id(self, target: str, router: str, conn: int) -> int:
+        """The connection ID `target` sees for `router`'s connection `conn`."""
+        self._accept_ids[target] -= 1
+        return self._accept_ids[target]
 
     # -------------------------------------------------------------- control
 
@@ -466,7 +548,8 @@ class Simulation:
                         or any(n in self.stopped for n in ends):
                     continue
                 for n in ends:
-                    want[n] += 1
+                    if n in want:  # a partition counts its own routers only
+                        want[n] += 1
             self._settle_want = (*key, want)
         return self._settle_want[2]
 
@@ -493,6 +576,24 @@ class Simulation:
         `quiet`: also stop once nothing has progressed (no LFIB, route, TCP session or OSPF
         adjacency change) for that many virtual seconds: the network has settled without
         converging (`quiet_time()` is long enough for every timer that could still help)."""
+        # The cyclic garbage collector is off while events run: a large network holds
+        # millions of long-lived objects (LIBs, LSDBs) that every full collection would
+        # walk again, a third of the CPU time of a 200-router run, and events create next
+        # to no cyclic garbage (reference counting frees it). It is back on at the end.
+        if quiet is not None and self._quiet_floor is not None and \
+                quiet < self._quiet_floor and self._compacted:
+            raise SimError(f"quiet must be at least quiet_time() ({self._quiet_floor} s) "
+                           "once the event queue has been compacted")
+        gc_was = gc.isenabled()
+        gc.disable()
+        try:
+            return self._run(max_time, max_events, stop_when_converged, quiet)
+        finally:
+            if gc_was:
+                gc.enable()
+
+    def _run(self, max_time: float, max_events: int, stop_when_converged: bool,
+             quiet: float | None) -> SimResult:
         self.start()
         start_events = self.events
         limit = self.now + max_time
@@ -510,12 +611,16 @@ class Simulation:
             t, seq, router, ev, tseq = heapq.heappop(self._queue)
             if t > limit or self.events - start_events >= max_events:
                 heapq.heappush(self._queue, (t, seq, router, ev, tseq))
+                if self.events - start_events < max_events:
+                    self._ghost_now(limit)  # every entry up to the limit was popped
                 break
             self.now = t
             if tseq:
                 if self._timers.get((router, ev.timer)) != tseq:
                     continue  # cancelled or re-armed
                 del self._timers[(router, ev.timer)]
+            elif ev.__class__ is _PacketReceived:
+                self._inflight_ospf -= 1
             elif isinstance(ev, _TCP_EVENTS):
                 self._inflight_tcp -= 1
                 if isinstance(ev, (TcpAccepted, TcpConnected)):
@@ -525,6 +630,8 @@ class Simulation:
             elif isinstance(ev, _BGP_TCP):
                 self._inflight_bgp -= 1
             self._deliver(router, ev)
+        else:
+            self._ghost_now(limit)  # the queue ran out
         if not stop_when_converged:
             self.now = max(self.now, limit)
             converged = self.ospf_settled() and self.sessions_ok() and self.bgp_settled()

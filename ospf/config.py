@@ -8,11 +8,28 @@ router's `ospf:` options (the topology's defaults apply).
 
 from __future__ import annotations
 
+import weakref
+from collections.abc import Mapping
+from ipaddress import IPv4Address
 from typing import Any
 
 from lsr.core.topology import Topology
 from ospf.instance import InterfaceConfig, OspfConfig
 from ospf.packets import NO_AUTH, Auth
+
+# id(topology) -> (weak reference, router ID -> name): one map for all its routers (a
+# dict per router would be routers^2 entries)
+_NAMES: dict[int, tuple[weakref.ref, Mapping[IPv4Address, str]]] = {}
+
+
+def _names(topo: Topology) -> Mapping[IPv4Address, str]:
+    hit = _NAMES.get(id(topo))
+    if hit is None or hit[0]() is not topo:
+        for k in [k for k, (ref, _) in _NAMES.items() if ref() is None]:
+            del _NAMES[k]
+        names = {n.lsr_id: n.name for n in topo.routers}  # shared: nobody writes it
+        hit = _NAMES[id(topo)] = (weakref.ref(topo), names)
+    return hit[1]
 
 
 def from_topology(topo: Topology, router: str, **overrides: Any) -> OspfConfig:
@@ -37,6 +54,6 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> OspfConfig:
         "restart_max_metric": opts.restart_max_metric_ms / 1000,
     }
     kw.update(overrides)
-    names = {n.lsr_id: n.name for n in topo.routers}
+    names = _names(topo)
     return OspfConfig(node.lsr_id, tuple(sorted(ifaces, key=lambda x: x.name)),
                       loopback=node.loopback, names=names, **kw)

@@ -43,9 +43,10 @@ from ospf.events import (
     TimerExpired,
 )
 from ospf.fsm import NbrAction, NbrEvent, NbrState
-from ospf.lsdb import Entry, Lsdb, compare
+from ospf.lsdb import Entry, Lsdb, compare, compare_to
 from ospf.packets import (
     ALL_SPF_ROUTERS,
+    AREA0,
     DD_I,
     DD_M,
     DD_MS,
@@ -69,14 +70,35 @@ from ospf.packets import (
     LsType,
     LsUpdate,
     Packet,
+    PacketType,
     RouterLink,
     RouterLsaBody,
     decode_packet,
     encode_packet,
+    lsa_key,
+    packet_bytes,
 )
-from ospf.spf import FirstHop, routes
+from ospf.spf import FirstHop, RouteCache, routes
 
-AREA0 = IPv4Address(0)
+# Counter names of each packet body, made once (an f-string per packet adds up).
+_RX = {c: f"rx-{c.__name__}" for c in (Hello, DbDescription, LsRequest, LsUpdate, LsAck)}
+_TX = {c: f"tx-{c.__name__}" for c in (Hello, DbDescription, LsRequest, LsUpdate, LsAck)}
+_TX_UPDATE = _TX[LsUpdate]
+_TX_ACK = _TX[LsAck]
+_LSA_TYPES = frozenset((1, 2, 3, 4, 5))
+_ONE_LSA = (1).to_bytes(4, "big")  # an Update's LSA count, when it is 1
+_TIMERS: dict[tuple[str, float], StartTimer] = {}
+_new = tuple.__new__  # _new(SendPacket, fields): the named tuple without its __new__
+
+
+def _start_timer(name: str, seconds: float) -> StartTimer:
+    """StartTimer(name, seconds), shared: frozen, and re-armed at every flood."""
+    t = _TIMERS.get((name, seconds))
+    if t is None:
+        if len(_TIMERS) >= 1 << 16:
+            _TIMERS.clear()
+        t = _TIMERS[(name, seconds)] = StartTimer(name, seconds)
+    return t
 MAX_LINK_METRIC = 0xFFFF  # RFC 5443 §3 (LSInfinity): the link stays usable as a last resort
 HOST_MASK = IPv4Address("255.255.255.255")
 MAX_DD_HEADERS = 60  # 8 + 60 * 20 octets: fits a 1500-octet MTU with IP and MD5
@@ -163,6 +185,7 @@ class Interface:
     up: bool = False
     nbr: Neighbor | None = None
     metric: int | None = None  # override (RFC 5443 max metric while LDP is not up)
+    rxmt_timer: StartTimer | None = field(default=None, repr=False)  # made once (`_arm_rxmt`)
     new_nbrs: TokenBucket = field(default_factory=lambda: TokenBucket(NEW_NBR_RATE, NEW_NBR_BURST))
 
     @property
@@ -179,8 +202,11 @@ class OspfInstance:
         self.cfg = cfg
         self.rid = cfg.router_id
         self.ifaces: dict[str, Interface] = {i.name: Interface(i) for i in cfg.interfaces}
+        self._transit = [i for i in self.ifaces.values() if not i.cfg.passive]
+        self._rid_int = int(cfg.router_id)
         self.lsdb = Lsdb()
         self.rib: dict[IPv4Network, Route] = {}
+        self._routes = RouteCache()  # SPF's routes from run to run
         self.counters: dict[str, int] = {}
         self.spf_runs = 0
         self.running = False
@@ -202,7 +228,10 @@ class OspfInstance:
     def handle(self, event: Event, now: float) -> list[Action]:
         self.now = now
         self._out = []
-        if isinstance(event, PacketReceived):
+        if event.__class__ is PacketReceived:  # nearly every event: checked first
+            if self.running:
+                self._receive(event)
+        elif isinstance(event, PacketReceived):
             if self.running:
                 self._receive(event)
         elif isinstance(event, TimerExpired):
@@ -253,7 +282,7 @@ class OspfInstance:
         """Premature aging of our router-LSA (§14.1), then silence."""
         if not self.running:
             return
-        key = LsaKey(LsType.ROUTER, self.rid, self.rid)
+        key = lsa_key(LsType.ROUTER, self.rid, self.rid)
         e = self.lsdb.get(key)
         if e is not None:
             flushed = e.lsa.with_age(MAX_AGE)
@@ -318,7 +347,7 @@ class OspfInstance:
             self._originate()
 
     def _active(self) -> list[Interface]:
-        return [i for i in self.ifaces.values() if i.up and not i.cfg.passive]
+        return [i for i in self._transit if i.up]
 
     # ------------------------------------------------------------ sending
 
@@ -327,9 +356,21 @@ class OspfInstance:
         if auth.type == AuType.CRYPTOGRAPHIC:  # non-decreasing (D.4.3); time-based survives restarts
             self._crypt_seq = max(self._crypt_seq + 1, int(self.now))
         data = encode_packet(Packet(self.rid, AREA0, body, self._crypt_seq), auth)
-        self._out.append(SendPacket(i.name, dst, data))
+        self._out.append(_new(SendPacket, (i.name, dst, data)))
         if count:
-            self._count(f"tx-{type(body).__name__}")
+            self._count(_TX[body.__class__])
+
+    def _send_ack(self, i: Interface, acks: list[LsaHeader]) -> None:
+        """One LSAck to AllSPFRouters: `_send(i, ALL_SPF_ROUTERS, LsAck(tuple(acks)))`,
+        made from the headers' bytes without building the packet objects."""
+        auth = self.cfg.auth
+        if auth.type == AuType.CRYPTOGRAPHIC:
+            self._send(i, ALL_SPF_ROUTERS, LsAck(tuple(acks)))
+            return
+        v = b"".join([h.encode() for h in acks])
+        data = packet_bytes(self.rid, PacketType.LS_ACK, v, auth)
+        self._out.append(_new(SendPacket, (i.name, ALL_SPF_ROUTERS, data)))
+        self._count(_TX_ACK)
 
     def _send_hello(self, i: Interface) -> None:
         """§9.5: every HelloInterval; lists the neighbor we have heard (state >= Init)."""
@@ -363,7 +404,10 @@ class OspfInstance:
             self._send(i, dst, LsUpdate(tuple(batch)))
 
     def _arm_rxmt(self, i: Interface) -> None:
-        self._out.append(StartTimer(f"rxmt:{i.name}", self.cfg.retransmit_interval))
+        t = i.rxmt_timer
+        if t is None or t.seconds != self.cfg.retransmit_interval:
+            t = i.rxmt_timer = _start_timer(f"rxmt:{i.name}", self.cfg.retransmit_interval)
+        self._out.append(t)
 
     # ------------------------------------------------------------ timers
 
@@ -422,21 +466,26 @@ class OspfInstance:
         except DecodeError as e:
             self._count(f"drop-{e.reason}")
             return
-        if p.area != AREA0:
+        if p.area is not AREA0 and p.area != AREA0:
             self._count("drop-wrong-area")
             return
-        if ev.dst != ALL_SPF_ROUTERS and ev.dst != i.cfg.address.ip:
+        dst = ev.dst
+        if dst is not ALL_SPF_ROUTERS and dst != ALL_SPF_ROUTERS and dst != i.cfg.address.ip:
             self._count("drop-wrong-destination")
             return
-        if p.router_id == self.rid:
+        rid = p.router_id
+        if rid == self.rid:
             self._count("drop-own-router-id")
             return
-        self._count(f"rx-{type(p.body).__name__}")
-        if isinstance(p.body, Hello):
-            self._recv_hello(i, ev.src, p, p.body)
+        body = p.body
+        cls = body.__class__
+        name = _RX[cls]
+        self.counters[name] = self.counters.get(name, 0) + 1
+        if cls is Hello:
+            self._recv_hello(i, ev.src, p, body)
             return
         n = i.nbr
-        if n is None or n.router_id != p.router_id:
+        if n is None or (n.router_id is not rid and n.router_id != rid):
             self._count("drop-unknown-neighbor")
             return
         if self.cfg.auth.type == AuType.CRYPTOGRAPHIC:
@@ -444,14 +493,15 @@ class OspfInstance:
                 self._count("drop-auth-sequence")
                 return
             n.crypt_seq = p.crypt_seq
-        if isinstance(p.body, DbDescription):
-            self._recv_dd(i, n, p.body)
-        elif isinstance(p.body, LsRequest):
-            self._recv_request(i, n, p.body)
-        elif isinstance(p.body, LsUpdate):
-            self._recv_update(i, n, p.body)
-        elif isinstance(p.body, LsAck):
-            self._recv_ack(n, p.body)
+        if cls is LsUpdate:
+            if n.state >= NbrState.EXCHANGE:  # _recv_update
+                self._take(i, n, body.lsas)
+        elif cls is LsAck:
+            self._recv_ack(n, body)
+        elif cls is DbDescription:
+            self._recv_dd(i, n, body)
+        elif cls is LsRequest:
+            self._recv_request(i, n, body)
 
     def _recv_hello(self, i: Interface, src: IPv4Address, p: Packet, h: Hello) -> None:
         """§10.5. The network mask is not checked on point-to-point links."""
@@ -662,7 +712,7 @@ class OspfInstance:
             if self._receive_lsa(i, n, lsa, acks) is False:
                 return  # BadLSReq restarted the exchange: the rest of the packet is dropped
         if acks:
-            self._send(i, ALL_SPF_ROUTERS, LsAck(tuple(acks)))
+            self._send_ack(i, acks)
         if n.state == NbrState.LOADING:
             if not n.requests:
                 self._out.append(CancelTimer(f"rxmt:{i.name}"))
@@ -673,50 +723,57 @@ class OspfInstance:
     def _receive_lsa(self, i: Interface, n: Neighbor, lsa: Lsa,
                      acks: list[LsaHeader]) -> bool:
         h = lsa.header
-        if h.ls_type not in (1, 2, 3, 4, 5):
+        if h.ls_type not in _LSA_TYPES:
             self._count("drop-unknown-lsa-type")  # §13 step 2
             return True
-        e = self.lsdb.get(h.key)
-        cur = e.header(self.now) if e is not None else None
+        key = h.key
+        e = self.lsdb.get(key)
+        # The database copy's header at its current age (`e.header(now)`), as its fields:
+        # building the aged copy only to compare it would cost more than the comparison.
+        if e is not None:
+            eh = e.lsa.header
+            cur_age = min(MAX_AGE, eh.age + int(self.now - e.installed))  # e.age(now)
+            order = compare_to(h, eh.seq, eh.checksum, cur_age)
         # §13 step 4: a MaxAge LSA we do not have, with no exchange under way: ack, drop.
         if h.age >= MAX_AGE and e is None and not any(
                 x.nbr is not None and x.nbr.state in (NbrState.EXCHANGE, NbrState.LOADING)
                 for x in self.ifaces.values()):
             acks.append(h)
             return True
-        if cur is None or compare(h, cur) > 0:  # step 5: newer
-            if e is not None and h.adv_router != self.rid and self._too_soon(e):
+        if e is None or order > 0:  # step 5: newer
+            mine = key.order[2] == self._rid_int  # h.adv_router == self.rid
+            if e is not None and not mine and self._too_soon(e):
                 self._defer(i, lsa, e.installed + self.cfg.min_ls_arrival)  # 5a
                 return True
             # A copy that came with the database exchange (asked for, or flooded to us
             # while the adjacency was not yet Full) is synchronisation, not flooding (5a).
-            flooded = n.state == NbrState.FULL and h.key not in n.requests
+            flooded = n.state == NbrState.FULL and key not in n.requests
             for x in self.ifaces.values():  # 5c first: the old instance, not the one 5b adds
                 if x.nbr is not None:
-                    x.nbr.retransmit.pop(h.key, None)
+                    x.nbr.retransmit.pop(key, None)
             self._flood(lsa, n)  # 5b
             if self.lsdb.install(lsa, self.now, flooded):  # 5d
                 self._schedule_spf()
             self._arm_maxage()
             acks.append(h)  # 5e (never flooded back out a point-to-point interface)
-            if h.adv_router == self.rid and h.ls_type == LsType.ROUTER:
+            if mine and h.ls_type == LsType.ROUTER:
                 self._self_originated(lsa)  # 5f, §13.4
             if h.age >= MAX_AGE:
-                self._flushing.add(h.key)
-                self._try_remove(h.key)
+                self._flushing.add(key)
+                self._try_remove(key)
             return True
-        if h.key in n.requests:  # step 6
+        if key in n.requests:  # step 6
             self._nbr_event(i, NbrEvent.BAD_LS_REQ)
             return False
-        if compare(h, cur) == 0:  # step 7: the same instance
-            if h.key in n.retransmit:
-                del n.retransmit[h.key]  # an implied acknowledgment (§13.7)
+        if order == 0:  # step 7: the same instance
+            if key in n.retransmit:
+                del n.retransmit[key]  # an implied acknowledgment (§13.7)
             else:
                 acks.append(h)
             return True
         # step 8: ours is newer; a MaxAge MaxSequenceNumber copy is on its way out: drop.
         assert e is not None
-        if not (cur.age >= MAX_AGE and cur.seq == MAX_SEQ):
+        if not (cur_age >= MAX_AGE and eh.seq == MAX_SEQ):
             self._send_update(i, n.address, [e.aged(self.now)])
         return True
 
@@ -786,8 +843,18 @@ class OspfInstance:
             self._arm_rxmt(i)
 
     def _flood(self, lsa: Lsa, came_from: Neighbor | None) -> None:
-        """§13.3 on each point-to-point interface: one neighbor each."""
+        """§13.3 on each point-to-point interface: one neighbor each.
+
+        Every interface gets the same Update (`_send_update(i, AllSPFRouters, [lsa])`):
+        without cryptographic authentication (whose sequence number changes with every
+        packet) its bytes are made once."""
         key = lsa.key
+        crypto = self.cfg.auth.type == AuType.CRYPTOGRAPHIC
+        data = None
+        out = self._out
+        now = self.now
+        min_arrival = self.cfg.min_ls_arrival
+        sends = 0
         for i in self._active():
             n = i.nbr
             if n is None or n.state < NbrState.EXCHANGE:
@@ -802,11 +869,23 @@ class OspfInstance:
             if n is came_from:
                 continue
             n.retransmit[key] = lsa
-            if self._arrival_wait(n, key) > 0:
+            last = n.sent.get(key)  # self._arrival_wait(n, key) > 0, inlined
+            if last is not None and last + min_arrival + ARRIVAL_MARGIN - now > 0:
                 self._hold(i, n, key)
                 continue
-            self._send_update(i, ALL_SPF_ROUTERS, [lsa])
+            if crypto:
+                self._send_update(i, ALL_SPF_ROUTERS, [lsa])
+            else:
+                n.sent[key] = now
+                if data is None:
+                    a = lsa if lsa.header.age >= MAX_AGE else self._aged(lsa)
+                    data = packet_bytes(self.rid, PacketType.LS_UPDATE, _ONE_LSA + a.raw,
+                                        self.cfg.auth)
+                out.append(_new(SendPacket, (i.cfg.name, ALL_SPF_ROUTERS, data)))
+                sends += 1
             self._arm_rxmt(i)
+        if sends:  # tx-LsUpdate, counted once for them all
+            self.counters[_TX_UPDATE] = self.counters.get(_TX_UPDATE, 0) + sends
 
     def _recv_ack(self, n: Neighbor, ack: LsAck) -> None:
         """§13.7: an acknowledgment removes the same instance from the retransmission list."""
@@ -850,7 +929,7 @@ class OspfInstance:
         arithmetic says."""
         if not self.running:
             return
-        key = LsaKey(LsType.ROUTER, self.rid, self.rid)
+        key = lsa_key(LsType.ROUTER, self.rid, self.rid)
         e = self.lsdb.get(key)
         body = self._router_lsa_body()
         if e is not None and not refresh and e.lsa.body == body and e.age(self.now) < MAX_AGE:
@@ -957,10 +1036,10 @@ class OspfInstance:
         self._spf_pending = False
         self._last_spf = self.now
         self.spf_runs += 1
-        rib = routes(self.lsdb, self.rid, self._first_hops, self.cfg.names)
-        if rib != self.rib:
-            self.rib = rib
-            self._out.append(RoutesChanged(rib))
+        rib = routes(self.lsdb, self.rid, self._first_hops, self.cfg.names, self._routes)
+        if self._routes.changed:  # rib != self.rib, known without comparing them
+            base, self.rib = self.rib, rib
+            self._out.append(RoutesChanged(rib, frozenset(self._routes.changed), base))
         if self._stub_ending:
             self._end_stub()
 

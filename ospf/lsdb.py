@@ -5,27 +5,32 @@ the driver gives (an LSA's age grows by one a second while it sits in the databa
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
-from ospf.packets import MAX_AGE, MAX_AGE_DIFF, Lsa, LsaHeader, LsaKey
+from ospf.packets import MAX_AGE, MAX_AGE_DIFF, Lsa, LsaHeader, LsaKey, LsType
 
 
 def compare(a: LsaHeader, b: LsaHeader) -> int:
     """§13.1: > 0 if `a` is the more recent instance, < 0 if `b` is, 0 if the same."""
-    if a.seq != b.seq:
-        return 1 if a.seq > b.seq else -1
-    if a.checksum != b.checksum:
-        return 1 if a.checksum > b.checksum else -1
-    a_max, b_max = a.age >= MAX_AGE, b.age >= MAX_AGE
+    return compare_to(a, b.seq, b.checksum, b.age)
+
+
+def compare_to(a: LsaHeader, seq: int, checksum: int, age: int) -> int:
+    """`compare(a, b)` for the b with these sequence number, checksum and age."""
+    if a.seq != seq:
+        return 1 if a.seq > seq else -1
+    if a.checksum != checksum:
+        return 1 if a.checksum > checksum else -1
+    a_max, b_max = a.age >= MAX_AGE, age >= MAX_AGE
     if a_max != b_max:
         return 1 if a_max else -1
-    if abs(a.age - b.age) > MAX_AGE_DIFF:
-        return 1 if a.age < b.age else -1
+    if abs(a.age - age) > MAX_AGE_DIFF:
+        return 1 if a.age < age else -1
     return 0
 
 
-@dataclass
+@dataclass(slots=True)
 class Entry:
     lsa: Lsa  # as installed: header.age is the age at `installed`
     installed: float
@@ -46,7 +51,15 @@ class Entry:
 class Lsdb:
     def __init__(self) -> None:
         self._db: dict[LsaKey, Entry] = {}
-        self._expiry: list[tuple[float, LsaKey, int]] = []  # (when MaxAge, key, seq)
+        # (when MaxAge, key.order, seq, key): key.order sorts as the key (ints: no
+        # dataclass comparison when two expire at the same time)
+        self._expiry: list[tuple[float, tuple[int, int, int], int, LsaKey]] = []
+        # int(router ID) -> its router-LSA (Link State ID = Advertising Router): SPF's
+        # lookup of a router vertex, without building an LsaKey
+        self._routers: dict[int, Entry] = {}
+        self.networks = 0  # network-LSAs held (SPF looks for them only if there are any)
+        # get(key) -> Entry | None: the dict's own method (the most frequent call of all)
+        self.get: Callable[[LsaKey], Entry | None] = self._db.get
 
     def __len__(self) -> int:
         return len(self._db)
@@ -54,8 +67,17 @@ class Lsdb:
     def __contains__(self, key: LsaKey) -> bool:
         return key in self._db
 
-    def get(self, key: LsaKey) -> Entry | None:
-        return self._db.get(key)
+    def router_entry(self, rid: int) -> Entry | None:
+        """The entry of the router-LSA of router ID `rid` (an int), if any."""
+        return self._routers.get(rid)
+
+    def _index(self, key: LsaKey, e: Entry | None) -> None:
+        t, lid, rid = key.order  # type: ignore[attr-defined]
+        if t == LsType.ROUTER and lid == rid:
+            if e is None:
+                self._routers.pop(rid, None)
+            else:
+                self._routers[rid] = e
 
     def entries(self) -> Iterator[tuple[LsaKey, Entry]]:
         return iter(sorted(self._db.items()))
@@ -63,24 +85,33 @@ class Lsdb:
     def install(self, lsa: Lsa, now: float, flooded: bool = True) -> bool:
         """§13.2: store the instance; True if its contents changed (SPF needed). A change
         is anything but the age: a new body, or the LSA appearing or reaching MaxAge."""
-        old = self._db.get(lsa.key)
-        self._db[lsa.key] = Entry(lsa, now, flooded)
-        if lsa.header.age < MAX_AGE:
-            heapq.heappush(self._expiry, (now + MAX_AGE - lsa.header.age, lsa.key,
-                                          lsa.header.seq))
+        key = lsa.key
+        h = lsa.header
+        old = self._db.get(key)
+        e = self._db[key] = Entry(lsa, now, flooded)
+        self._index(key, e)
+        if old is None and key.ls_type == LsType.NETWORK:
+            self.networks += 1
+        if h.age < MAX_AGE:
+            heapq.heappush(self._expiry, (now + MAX_AGE - h.age, key.order,  # type: ignore[attr-defined]
+                                          h.seq, key))
         if old is None:
             return True
-        if (old.lsa.header.age >= MAX_AGE) != (lsa.header.age >= MAX_AGE):
+        oh = old.lsa.header
+        if (oh.age >= MAX_AGE) != (h.age >= MAX_AGE):
             return True
-        return old.lsa.raw[20:] != lsa.raw[20:] or old.lsa.header.options != lsa.header.options
+        return old.lsa.raw[20:] != lsa.raw[20:] or oh.options != h.options
 
     def remove(self, key: LsaKey) -> None:
-        self._db.pop(key, None)
+        if self._db.pop(key, None) is not None:
+            self._index(key, None)
+            if key.ls_type == LsType.NETWORK:
+                self.networks -= 1
 
     def next_expiry(self) -> float | None:
         """When the next LSA reaches MaxAge (stale heap entries are dropped)."""
         while self._expiry:
-            when, key, seq = self._expiry[0]
+            when, _, seq, key = self._expiry[0]
             e = self._db.get(key)
             if e is not None and e.lsa.header.seq == seq and e.lsa.header.age < MAX_AGE:
                 return when
@@ -91,7 +122,7 @@ class Lsdb:
         """Keys of LSAs that have reached MaxAge by `now` (§14)."""
         out = []
         while self._expiry and self._expiry[0][0] <= now:
-            _, key, seq = heapq.heappop(self._expiry)
+            _, _, seq, key = heapq.heappop(self._expiry)
             e = self._db.get(key)
             if e is not None and e.lsa.header.seq == seq and e.age(now) >= MAX_AGE:
                 out.append(key)

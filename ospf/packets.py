@@ -37,9 +37,11 @@ LSA_HEADER_LEN = 20
 MD5_LEN = 16
 ALL_SPF_ROUTERS = IPv4Address("224.0.0.5")
 ALL_D_ROUTERS = IPv4Address("224.0.0.6")
+AREA0 = IPv4Address(0)  # the backbone; decoded zero IDs are this object (identity first)
 IP_PROTO_OSPF = 89
 
 _HDR = struct.Struct("!BBH4s4sHH8s")
+_HDR_INT = struct.Struct("!BBHIIHH8s")  # the same, with the router and area IDs as ints
 _LSA_HDR = struct.Struct("!HBB4s4sIHH")
 _U16 = struct.Struct("!H")
 
@@ -48,14 +50,22 @@ _U16 = struct.Struct("!H")
 # decoded addresses, LSA headers and LSAs are shared, frozen objects, memoised by their
 # bytes. Bounded: a full table is emptied, never grown (a router fed garbage stays small).
 _MEMO_MAX = 1 << 14
-_ADDRS: dict[bytes, IPv4Address] = {}
+_ZERO4 = bytes(4)
+_ADDRS: dict[bytes, IPv4Address] = {_ZERO4: AREA0}
 _HEADERS: dict[bytes, LsaHeader] = {}
 _LSAS: dict[bytes, Lsa] = {}
+_INSTANCES: dict[bytes, Lsa] = {}  # an LSA's bytes but its age -> one decoding of it
+# Whole packets without cryptographic authentication: a router floods the same bytes out
+# of every interface, so each of its neighbors decodes what the others already have.
+_PACKETS: dict[bytes, Packet] = {}
+_BODIES: dict[tuple[int, bytes], Body] = {}  # (packet type, body bytes) -> decoded body
 
 
 def _memo(table: dict, key: bytes, value: object) -> None:
     if len(table) >= _MEMO_MAX:
         table.clear()
+        if table is _ADDRS:
+            table[_ZERO4] = AREA0
     table[key] = value
 
 
@@ -173,11 +183,28 @@ class LsaKey:
     def __post_init__(self) -> None:
         # Keys are hashed at every database and list lookup; IPv4Address hashes through
         # hex() each time. The hash is computed once (equality stays the fields').
-        object.__setattr__(self, "_hash", hash((self.ls_type, int(self.ls_id),
-                                                int(self.adv_router))))
+        # `order`: the fields as ints, which sort as the key does.
+        order = (self.ls_type, int(self.ls_id), int(self.adv_router))
+        object.__setattr__(self, "order", order)
+        object.__setattr__(self, "_hash", hash(order))
 
     def __hash__(self) -> int:
         return self._hash  # type: ignore[attr-defined, no-any-return]
+
+
+_KEYS: dict[tuple[int, int, int], LsaKey] = {}
+
+
+def lsa_key(ls_type: int, ls_id: IPv4Address, adv_router: IPv4Address) -> LsaKey:
+    """LsaKey(ls_type, ls_id, adv_router), shared: a lookup by the key already stored
+    then matches by identity, without comparing the fields (bounded table)."""
+    k = (ls_type, int(ls_id), int(adv_router))
+    key = _KEYS.get(k)
+    if key is None:
+        if len(_KEYS) >= _MEMO_MAX:
+            _KEYS.clear()
+        key = _KEYS[k] = LsaKey(ls_type, ls_id, adv_router)
+    return key
 
     def to_json(self) -> dict[str, object]:
         return {"type": self.ls_type, "id": str(self.ls_id), "adv_router": str(self.adv_router)}
@@ -195,15 +222,16 @@ class LsaHeader:
     seq: int  # signed 32 bit (§12.1.6)
     checksum: int
     length: int
+    raw: bytes = field(default=b"", compare=False, repr=False)  # its 20 bytes, when known
 
     @cached_property
     def key(self) -> LsaKey:
-        return LsaKey(self.ls_type, self.ls_id, self.adv_router)
+        return lsa_key(self.ls_type, self.ls_id, self.adv_router)
 
     def encode(self) -> bytes:
-        return _LSA_HDR.pack(self.age, self.options, self.ls_type, self.ls_id.packed,
-                             self.adv_router.packed, self.seq & 0xFFFFFFFF, self.checksum,
-                             self.length)
+        return self.raw or _LSA_HDR.pack(self.age, self.options, self.ls_type,
+                                         self.ls_id.packed, self.adv_router.packed,
+                                         self.seq & 0xFFFFFFFF, self.checksum, self.length)
 
     @classmethod
     def decode(cls, b: bytes | memoryview, off: int = 0) -> LsaHeader:
@@ -215,7 +243,7 @@ class LsaHeader:
             age, opts, t, lid, adv, seq, ck, length = _LSA_HDR.unpack(raw)
             if seq & 0x80000000:
                 seq -= 1 << 32
-            h = cls(age, opts, t, _addr(lid), _addr(adv), seq, ck, length)
+            h = cls(age, opts, t, _addr(lid), _addr(adv), seq, ck, length, raw)
             _memo(_HEADERS, raw, h)
         return h
 
@@ -338,11 +366,22 @@ class Lsa:
         return cls(h, body, h.encode() + v)
 
     def with_age(self, age: int) -> Lsa:
-        """The same instance at another age (the checksum does not cover the age)."""
-        h = self.header
-        nh = LsaHeader(age, h.options, h.ls_type, h.ls_id, h.adv_router, h.seq, h.checksum,
-                       h.length)
-        return Lsa(nh, self.body, struct.pack("!H", age) + self.raw[2:])
+        """The same instance at another age (the checksum does not cover the age).
+
+        Copies are shared: an instance is flooded, acknowledged and listed at the same
+        few ages by every router (frozen objects, so sharing is safe)."""
+        aged = self.__dict__.get("_aged")
+        if aged is None:
+            aged = {}
+            object.__setattr__(self, "_aged", aged)
+        a = aged.get(age)
+        if a is None:
+            h = self.header
+            raw = _U16.pack(age) + self.raw[2:]
+            nh = LsaHeader(age, h.options, h.ls_type, h.ls_id, h.adv_router, h.seq,
+                           h.checksum, h.length, raw[:LSA_HEADER_LEN])
+            a = aged[age] = Lsa(nh, self.body, raw)
+        return a
 
     def encode(self) -> bytes:
         return self.raw
@@ -356,6 +395,13 @@ class Lsa:
         lsa = _LSAS.get(raw)
         if lsa is not None:
             return lsa
+        # Each hop floods an instance one second older: the same bytes but the age,
+        # which the checksum does not cover. The instance is checked and parsed once.
+        same = _INSTANCES.get(raw[2:])
+        if same is not None:
+            lsa = cls(h, same.body, raw)
+            _memo(_LSAS, raw, lsa)
+            return lsa
         if not fletcher_ok(raw[2:]):
             raise DecodeError("bad-lsa-checksum", f"LSA {h.ls_type} {h.ls_id} {h.adv_router}")
         body_cls = LSA_BODIES.get(h.ls_type)
@@ -363,6 +409,7 @@ class Lsa:
         body: LsaBody = body_cls.from_value(v) if body_cls else OpaqueBody(v)
         lsa = cls(h, body, raw)
         _memo(_LSAS, raw, lsa)
+        _memo(_INSTANCES, raw[2:], lsa)
         return lsa
 
     def to_json(self) -> dict[str, object]:
@@ -442,7 +489,7 @@ class LsRequest:
         keys = []
         for off in range(0, len(v), 12):
             t, lid, adv = struct.unpack_from("!I4s4s", v, off)
-            keys.append(LsaKey(t, _addr(lid), _addr(adv)))
+            keys.append(lsa_key(t, _addr(lid), _addr(adv)))
         return cls(tuple(keys))
 
 
@@ -493,6 +540,7 @@ PACKET_BODIES: Registry = Registry("OSPF packet")
 for _c in (Hello, DbDescription, LsRequest, LsUpdate, LsAck):
     PACKET_BODIES.register(_c)
 del _c
+_BODY_CLASSES = {t: PACKET_BODIES.get(t) for t in PacketType}  # PACKET_BODIES.get, per packet
 
 
 @dataclass(frozen=True)
@@ -529,27 +577,52 @@ class Packet:
 
 def encode_packet(p: Packet, auth: Auth = NO_AUTH) -> bytes:
     """Header + body; checksum (A.3.1) or MD5 digest appended (D.4.3)."""
-    v = p.body.value()
+    return packet_bytes(p.router_id, p.type, p.body.value(), auth, p.crypt_seq, p.area)
+
+
+def packet_bytes(router_id: IPv4Address, ptype: int, v: bytes, auth: Auth = NO_AUTH,
+                 crypt_seq: int = 0, area: IPv4Address = AREA0) -> bytes:
+    """`encode_packet` from the body's bytes `v` (no packet objects to build: the hot
+    senders, flooding and acknowledgments, have the bytes at hand)."""
     length = HEADER_LEN + len(v)
+    if auth.type == AuType.NULL:  # the usual case: packed once for the checksum, once for good
+        rid, aid = int(router_id), int(area)
+        ck = ip_checksum(_HDR_INT.pack(VERSION, ptype, length, rid, aid, 0, 0, _ZERO8)[:16] + v)
+        return _HDR_INT.pack(VERSION, ptype, length, rid, aid, ck, 0, _ZERO8) + v
     if auth.type == AuType.CRYPTOGRAPHIC:
-        authf = struct.pack("!HBBI", 0, auth.key_id, MD5_LEN, p.crypt_seq & 0xFFFFFFFF)
-        hdr = _HDR.pack(VERSION, p.type, length, p.router_id.packed, p.area.packed, 0,
+        authf = struct.pack("!HBBI", 0, auth.key_id, MD5_LEN, crypt_seq & 0xFFFFFFFF)
+        hdr = _HDR.pack(VERSION, ptype, length, router_id.packed, area.packed, 0,
                         auth.type, authf)
         key = auth.key.ljust(MD5_LEN, b"\0")
         return hdr + v + hashlib.md5(hdr + v + key).digest()
-    hdr0 = _HDR.pack(VERSION, p.type, length, p.router_id.packed, p.area.packed, 0, auth.type,
+    hdr0 = _HDR.pack(VERSION, ptype, length, router_id.packed, area.packed, 0, auth.type,
                      b"\0" * 8)
     ck = ip_checksum(hdr0[:16] + v)  # the 64-bit authentication field is excluded
     authf = auth.key.ljust(8, b"\0") if auth.type == AuType.SIMPLE else b"\0" * 8
-    return _HDR.pack(VERSION, p.type, length, p.router_id.packed, p.area.packed, ck, auth.type,
+    return _HDR.pack(VERSION, ptype, length, router_id.packed, area.packed, ck, auth.type,
                      authf) + v
+
+
+_ZERO8 = bytes(8)
 
 
 def decode_packet(b: bytes, auth: Auth = NO_AUTH) -> Packet:
     """Check version, length, checksum and authentication (§8.2, D.5), then the body.
 
-    `b` is the OSPF packet without its IP header (may carry an MD5 trailer).
+    `b` is the OSPF packet without its IP header (may carry an MD5 trailer). Without
+    authentication the result is a function of the bytes alone: memoised (a shared,
+    frozen Packet; a packet that fails to decode is decoded again, and fails again).
     """
+    if auth.type == AuType.NULL and type(b) is bytes:
+        p = _PACKETS.get(b)
+        if p is None:
+            p = _decode_packet(b, auth)
+            _memo(_PACKETS, b, p)
+        return p
+    return _decode_packet(b, auth)
+
+
+def _decode_packet(b: bytes, auth: Auth) -> Packet:
     if len(b) < HEADER_LEN:
         raise DecodeError("bad-length", f"{len(b)} bytes")
     ver, t, length, rid, area, _ck, autype, authf = _HDR.unpack_from(b)
@@ -557,7 +630,7 @@ def decode_packet(b: bytes, auth: Auth = NO_AUTH) -> Packet:
         raise DecodeError("bad-version", str(ver))
     if length < HEADER_LEN or length > len(b):
         raise DecodeError("bad-length", f"length field {length}, {len(b)} received")
-    body_cls = PACKET_BODIES.get(t)
+    body_cls = _BODY_CLASSES.get(t) or PACKET_BODIES.get(t)
     if body_cls is None:
         raise DecodeError("bad-type", str(t))
     if autype != auth.type:
@@ -575,5 +648,9 @@ def decode_packet(b: bytes, auth: Auth = NO_AUTH) -> Packet:
             raise DecodeError("bad-checksum")
         if autype == AuType.SIMPLE and authf != auth.key.ljust(8, b"\0"):
             raise DecodeError("auth-mismatch", "password")
-    body = body_cls.from_value(b[HEADER_LEN:length])
+    v = b[HEADER_LEN:length]
+    body = _BODIES.get((t, v))  # routers the same distance away flood the same bodies
+    if body is None:
+        body = body_cls.from_value(v)
+        _memo(_BODIES, (t, v), body)  # type: ignore[arg-type]
     return Packet(_addr(rid), _addr(area), body, crypt_seq)

@@ -36,7 +36,8 @@ PACKAGES = ("lsr", "ldp", "ospf", "bgp", "ike", "forwarding")
 
 # Top to bottom. A module belongs to the entry with the longest matching prefix.
 LAYERS: dict[str, tuple[str, ...]] = {
-    "edge": ("lsr.cli", "lsr.lab", "lsr.sim", "lsr.teach", "lsr.render", "lsr.web"),
+    "edge": ("lsr.cli", "lsr.lab", "lsr.sim", "lsr.simpart", "lsr.simray", "lsr.teach",
+             "lsr.render", "lsr.web"),
     "checking": ("lsr.oam",),
     "protocols": ("ldp", "ospf", "bgp", "ike", "forwarding"),
     "core": ("lsr.core", "lsr.errors", "lsr"),  # `lsr` = lsr/__init__.py (a docstring)
@@ -404,3 +405,10 @@ def test_a_private_reach_in_is_reported(tmp_path: Path) -> None:
         "lsr/teach/step.py:1 imports forwarding.walk._resolve (private to another module)",
         "lsr/teach/step.py:6 uses ev._plain (private to another module: give it a public name)",
     ]
+
+
+def test_ray_is_optional() -> None:
+    """Ray is the optional extra `[ray]`: only the edge module `lsr.simray` imports it
+    (when a `--ray` run starts), so nothing else needs it installed."""
+    users = {i.module for i in scan(ROOT) if i.target.split(".")[0] == "ray"}
+    assert users <= {"lsr.simray"}, f"ray imported outside lsr.simray: {sorted(users)}"

@@ -13,10 +13,12 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Network
 
+from lsr.core.prefix import prefix as interned
 from lsr.core.topology import Topology
 
 
-@dataclass(frozen=True, order=True)
+# slots: a large simulation holds a Route per router and prefix (millions of them)
+@dataclass(frozen=True, order=True, slots=True)
 class Nexthop:
     """An IGP next hop: the neighbour router, our interface to it, its address."""
 
@@ -28,7 +30,7 @@ class Nexthop:
         return {"neighbor": self.neighbor, "interface": self.interface, "nexthop": str(self.address)}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Route:
     prefix: IPv4Network
     metric: int
@@ -106,7 +108,7 @@ class Igp:
         self.down = frozenset(down)
         self.adj = adjacency(topo, self.down)
         self._spf: dict[str, SpfResult] = {}
-        self._prefixes = topo.prefixes()
+        self._prefixes = {interned(p): owners for p, owners in topo.prefixes().items()}
         self._ribs: dict[str, dict[IPv4Network, Route]] = {}
         # A link subnet is withdrawn by its routers while the link is down.
         self._down_subnets = {topo.links[i].subnet for i in self.down}
