@@ -298,3 +298,36 @@ def test_tshark_decodes_the_6vpe_updates(tmp_path):
     assert "Label Stack=4102 (bottom) RD=10.255.0.2:1, IPv6=2001:db8:1:2::/64" in text
     assert "Label Stack=1100 (bottom) RD=10.255.0.1:2, IPv6=2001:db8:1:1::/64" in text
     assert "Label Stack=0 (withdrawn) RD=10.255.0.2:1, IPv6=2001:db8:1:2::/64" in text
+
+
+def test_6pe_and_6vpe_on_one_pe():
+    """Global IPv6 customers (6PE) beside the VRFs (6VPE): one label split (6PE label,
+    LDP, VPN labels), both families, every check passes, a VRF site cannot reach a
+    global IPv6 host."""
+    from lsr.core.topology import parse_topology
+
+    text = SIXVPE.read_text().replace(
+        "    red2: {kind: host}\n", "    red2: {kind: host}\n    ce1: {kind: host}\n"
+        "    ce2: {kind: host}\n").replace("bgp:\n", """    - endpoints: [ce1:eth0, pe1:eth5]
+      subnet6: 2001:db8:99:1::/64
+    - endpoints: [ce2:eth0, pe2:eth5]
+      subnet6: 2001:db8:99:2::/64
+bgp:
+""", 1)
+    o = converge(parse_topology(text, "mixed.yaml"))
+    assert o.converged
+    s = o.sim
+    assert s.topo.label_ranges("pe1")[0][0] == 1001 and s.fib6("pe1").labels == (1000,)
+    assert s.vpn_tables("pe1").vrfs["red"][SITE2].vpn_label == 4102
+    lfibs = s.lfibs()
+    from lsr.core.igp import Igp
+    from lsr.oam.sixpe_check import sixpe_results
+
+    igp = Igp(s.topo)
+    trace = walk_trace(s.topo, lfibs, igp)
+    rows = validate(s.topo, lfibs, igp, ping=walk_ping(s.topo, lfibs, igp, trace), trace=trace)
+    rows += sixpe_results(s.topo, lfibs, igp, s.fib6s())
+    assert [r for r in rows if r.status != "pass"] == []
+    assert {r.check for r in rows} >= {"invariant 6pe-reachability", "invariant vpn-reachability"}
+    w = trace("red1", "2001:db8:99:2::1")
+    assert w["result"] == "dropped" and w["hops"][0]["reason"] == "no-route"
