@@ -14,6 +14,8 @@ with `-n` (no routes into the kernel): like our routers, it only exchanges route
 of `address-family ipv6 unicast`, and its peers activated in `address-family ipv6
 labeled-unicast` (FRR sends its IPv6 unicast table labelled to them; it binds
 Implicit Null to prefixes it originates, RFC 4798's PHP case: docs/interop.md).
+6VPE (family ipv6-vpn): peers activated in `address-family ipv6 vpn` (FRR reflects our
+PEs' VPN-IPv6 routes; it originates none: no VRFs).
 
 FRR facts these rest on (measured, docs/interop.md "BGP with FRR's bgpd"): a route-map
 must be defined before the `network ... route-map` that names it, or the static route
