@@ -5,7 +5,8 @@
       hold_time: 90               # 0 or 3..65535 (RFC 4271 §4.2); keepalive: hold/3
       connect_retry: 120          # ConnectRetryTime (§10)
       families: [ipv4-unicast, ipv4-vpn]   # also ipv6-labelled (6PE; the default when
-                                           # some customer link has subnet6)
+                                           # some customer link has subnet6) and ipv6-vpn
+                                           # (6VPE; the default when a VRF link has one)
       routers:
         rr:  {route_reflector: true}       # clients: its iBGP neighbours (or rr_clients)
         pe1: {}                            # neighbours: the RRs of its AS, else a full mesh
@@ -47,6 +48,7 @@ DEFAULT_HOLD = 90  # RFC 4271 §10 suggests 90 s
 DEFAULT_CONNECT_RETRY = 120.0  # §10
 DEFAULT_FAMILIES = ("ipv4-unicast", "ipv4-vpn")
 SIXPE_FAMILY = "ipv6-labelled"  # added to the defaults when some customer link has IPv6
+SIXVPE_FAMILY = "ipv6-vpn"  # added to the defaults when some VRF link has IPv6 (RFC 4659)
 
 
 @dataclass(frozen=True)
@@ -246,7 +248,9 @@ def validate(ctx: Any, raw: Any, topo: Topology) -> BgpSection:
           if "keepalive" in raw else None)
     retry = float(_int(ctx, raw["connect_retry"], base + ("connect_retry",), 1, 65535,
                        "connect_retry")) if "connect_retry" in raw else DEFAULT_CONNECT_RETRY
-    defaults = DEFAULT_FAMILIES + ((SIXPE_FAMILY,) if topo.has_ipv6 else ())
+    v6 = [lk for lk in topo.links if lk.subnet6 is not None]
+    defaults = DEFAULT_FAMILIES + ((SIXPE_FAMILY,) if any(lk.vrf is None for lk in v6) else ()) \
+        + ((SIXVPE_FAMILY,) if any(lk.vrf is not None for lk in v6) else ())
     fams = (_families(ctx, raw["families"], base + ("families",)) if "families" in raw
             else tuple(FAMILY_BY_NAME[f] for f in defaults))
     routers_raw = raw.get("routers")

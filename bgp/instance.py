@@ -80,7 +80,7 @@ from bgp.messages import (
     decode_message,
     encode,
 )
-from bgp.nlri import IPV4_UNICAST, IPV4_VPN, Family, Nlri, encode_nlri, family_name
+from bgp.nlri import IPV4_UNICAST, IPV4_VPN, VPN_FAMILIES, Family, Nlri, encode_nlri, family_name
 from bgp.peer import Advert, Conn, Key, Peer
 from bgp.rib import DEFAULT_LOCAL_PREF, Path, preference, select
 from lsr.core.igp import Route
@@ -651,11 +651,12 @@ class BgpInstance:
             peer.eor_received.add(eor)
 
     def _imports(self, family: Family, attrs: PathAttrs) -> bool:
-        """A PE keeps a VPN-IPv4 route only if one of its VRFs imports one of the route's
-        targets (RFC 4364 §4.3.3; `BgpConfig.import_targets`): the others would sit in
-        the Adj-RIB-In unused. A reflector keeps everything (it serves every PE)."""
+        """A PE keeps a VPN-IPv4 or VPN-IPv6 route only if one of its VRFs imports one of
+        the route's targets (RFC 4364 §4.3.3, RFC 4659 §3; `BgpConfig.import_targets`): the
+        others would sit in the Adj-RIB-In unused. A reflector keeps everything (it serves
+        every PE)."""
         targets = self.cfg.import_targets
-        if targets is None or family != IPV4_VPN or self.cfg.route_reflector:
+        if targets is None or family not in VPN_FAMILIES or self.cfg.route_reflector:
             return True
         return any(c.raw in targets for c in attrs.ext_communities)
 

@@ -5,11 +5,12 @@ Families (RFC 4760 §5, IANA AFI/SAFI):
     (1, 1)    IPv4 unicast          prefix                          RFC 4271 §4.3
     (1, 128)  VPN-IPv4 (labelled)   label(s) + RD + IPv4 prefix     RFC 4364 §4.3.4, RFC 8277 §2
     (2, 4)    labelled IPv6         label(s) + IPv6 prefix          RFC 8277 §2 (6PE, RFC 4798)
+    (2, 128)  VPN-IPv6 (labelled)   label(s) + RD + IPv6 prefix     RFC 4659 §3.2 (6VPE)
 
 One NLRI entry is ``Length (1 octet, in bits) | Prefix`` where, for the labelled
 families, the prefix starts with the label field (3 octets: label 20 bits, 3 bits
-TC/reserved, S bit; RFC 8277 §2) and, for VPN-IPv4, then the 8-octet RD
-(RFC 4364 §4.2). We never send the Multiple Labels Capability (RFC 8277 §2.1), so
+TC/reserved, S bit; RFC 8277 §2) and, for VPN-IPv4 and VPN-IPv6, then the 8-octet
+RD (RFC 4364 §4.2, RFC 4659 §3.2). We never send the Multiple Labels Capability (RFC 8277 §2.1), so
 every labelled NLRI carries exactly one label field, on receipt too (§2.2).
 A withdrawal's label field is 0x800000 (RFC 8277 §2.4, as RFC 3107 §3 had it);
 receivers ignore it.
@@ -33,8 +34,10 @@ Family = tuple[int, int]
 IPV4_UNICAST: Family = (AFI_IPV4, SAFI_UNICAST)
 IPV4_VPN: Family = (AFI_IPV4, SAFI_VPN)
 IPV6_LABELLED: Family = (AFI_IPV6, SAFI_LABELLED)
+IPV6_VPN: Family = (AFI_IPV6, SAFI_VPN)
 FAMILIES: dict[Family, str] = {IPV4_UNICAST: "ipv4-unicast", IPV4_VPN: "ipv4-vpn",
-                               IPV6_LABELLED: "ipv6-labelled"}
+                               IPV6_LABELLED: "ipv6-labelled", IPV6_VPN: "ipv6-vpn"}
+VPN_FAMILIES = (IPV4_VPN, IPV6_VPN)  # RD + labelled prefix (RFC 4364, RFC 4659)
 FAMILY_BY_NAME = {v: k for k, v in FAMILIES.items()}
 
 WITHDRAW_LABEL = 0x800000  # the whole 3-octet field (RFC 8277 §2.4)
@@ -129,7 +132,7 @@ def unpack_label(b: bytes) -> int:
 
 @dataclass(frozen=True, order=True)
 class Nlri:
-    """One destination of a family: the key of every RIB. `rd` only for VPN-IPv4.
+    """One destination of a family: the key of every RIB. `rd` only for VPN-IPv4/IPv6.
     Labels are not part of the key: they travel with the path (`bgp.rib.Path`)."""
 
     prefix: IPv4Network | IPv6Network
@@ -166,6 +169,10 @@ def encode_nlri(family: Family, nlri: Nlri, label: int | None = None) -> bytes:
         if nlri.rd is None:
             raise ValueError("a VPN-IPv4 NLRI needs an RD")
         return bytes([24 + 64 + bits]) + lab + nlri.rd.pack() + body
+    if family == IPV6_VPN:
+        if nlri.rd is None:
+            raise ValueError("a VPN-IPv6 NLRI needs an RD")
+        return bytes([24 + 64 + bits]) + lab + nlri.rd.pack() + body
     if family == IPV6_LABELLED:
         return bytes([24 + bits]) + lab + body
     raise ValueError(f"cannot encode NLRI of {family_name(family)}")
@@ -186,13 +193,14 @@ def decode_nlri(family: Family, data: bytes) -> list[tuple[Nlri, int | None]]:
         off += n
         if family == IPV4_UNICAST:
             out.append((Nlri(_read_prefix(chunk, bits, 32, name)), None))
-        elif family == IPV4_VPN:
+        elif family in VPN_FAMILIES:
+            width = 32 if family == IPV4_VPN else 128
             if bits < 88:
                 raise NlriError(f"{name}: length {bits} < label + RD (88 bits)")
-            if bits - 88 > 32:
-                raise NlriError(f"{name}: prefix length {bits - 88} > 32")
+            if bits - 88 > width:
+                raise NlriError(f"{name}: prefix length {bits - 88} > {width}")
             rd = Rd.unpack(chunk[3:11])
-            out.append((Nlri(_read_prefix(chunk[11:], bits - 88, 32, name), rd),
+            out.append((Nlri(_read_prefix(chunk[11:], bits - 88, width, name), rd),
                         unpack_label(chunk)))
         elif family == IPV6_LABELLED:
             if bits < 24:
@@ -209,9 +217,14 @@ def decode_nlri(family: Family, data: bytes) -> list[tuple[Nlri, int | None]]:
 
 def encode_next_hop(family: Family, nh: IPv4Address | IPv6Address) -> bytes:
     """VPN-IPv4: RD 0 + IPv4 (12 octets, RFC 4364 §4.3.2); labelled IPv6 over an IPv4
-    core (6PE): the IPv4-mapped IPv6 address (RFC 4798 §2); IPv4 unicast: 4 octets."""
+    core (6PE): the IPv4-mapped IPv6 address (RFC 4798 §2); VPN-IPv6 over an IPv4 core
+    (6VPE): RD 0 + the IPv4-mapped IPv6 address (24 octets, RFC 4659 §3.2.1.1); IPv4
+    unicast: 4 octets."""
     if family == IPV4_VPN:
         return bytes(8) + IPv4Address(nh).packed
+    if family == IPV6_VPN:
+        a = nh if isinstance(nh, IPv6Address) else IPv6Address(b"\0" * 10 + b"\xff\xff" + nh.packed)
+        return bytes(8) + a.packed
     if family == IPV6_LABELLED:
         if isinstance(nh, IPv4Address):
             return IPv6Address(b"\0" * 10 + b"\xff\xff" + nh.packed).packed
@@ -229,6 +242,12 @@ def decode_next_hop(family: Family, b: bytes) -> IPv4Address | IPv6Address | Non
         if len(b) not in (16, 32):
             return None
         a = IPv6Address(b[:16])
+        return a.ipv4_mapped or a
+    if family == IPV6_VPN:
+        # RFC 4659 §3.2.1.1: RD (of zero) + IPv6 (24), or + RD + link-local (48)
+        if len(b) not in (24, 48):
+            return None
+        a = IPv6Address(b[8:24])
         return a.ipv4_mapped or a
     if family == IPV4_UNICAST:
         return IPv4Address(b) if len(b) == 4 else None

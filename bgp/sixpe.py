@@ -51,9 +51,10 @@ def advertised_label(topo: Topology, router: str, explicit_null: bool = False) -
 
 
 def prefixes(topo: Topology, router: str) -> tuple[IPv6Network, ...]:
-    """The IPv6 subnets of the router's customer links, sorted."""
+    """The IPv6 subnets of the router's customer links in the global table, sorted (a
+    VRF's go out as VPN-IPv6, `bgp.vpn`)."""
     nets = {i.address6.network for i in topo.nodes[router].interfaces.values()
-            if i.address6 is not None}
+            if i.address6 is not None and i.vrf is None}
     return tuple(sorted(nets, key=lambda n: (int(n.network_address), n.prefixlen)))
 
 

@@ -4,7 +4,7 @@
 `summary(inst, now)`: the router and its neighbours (state, uptime, families, prefixes
 received and sent, errors), message and NOTIFICATION counters. `routes(inst, family)`:
 the Loc-RIB of one family, best paths only (RFC 4271 §3.2): `unicast` (IPv4), `vpn`
-(VPN-IPv4), `ipv6` (labelled IPv6, 6PE). Neighbours are node names
+(VPN-IPv4), `ipv6` (labelled IPv6, 6PE), `vpn6` (VPN-IPv6, 6VPE). Neighbours are node names
 where the configuration knows them (`BgpConfig.names`), else addresses.
 """
 
@@ -13,10 +13,11 @@ from __future__ import annotations
 from typing import Any
 
 from bgp.instance import BgpInstance
-from bgp.nlri import IPV4_UNICAST, IPV4_VPN, IPV6_LABELLED, Family, family_name
+from bgp.nlri import IPV4_UNICAST, IPV4_VPN, IPV6_LABELLED, IPV6_VPN, Family, family_name
 from bgp.rib import Path
 
-VIEWS: dict[str, Family] = {"unicast": IPV4_UNICAST, "vpn": IPV4_VPN, "ipv6": IPV6_LABELLED}
+VIEWS: dict[str, Family] = {"unicast": IPV4_UNICAST, "vpn": IPV4_VPN, "ipv6": IPV6_LABELLED,
+                            "vpn6": IPV6_VPN}
 
 
 def summary(inst: BgpInstance, now: float) -> dict[str, Any]:
@@ -62,8 +63,9 @@ def route_json(p: Path, names: dict[str, str]) -> dict[str, Any]:
     out: dict[str, Any] = {"prefix": str(p.nlri.prefix)}
     if p.nlri.rd is not None:
         out["rd"] = str(p.nlri.rd)
-    # 6PE: the next hop as carried, ::ffff:<the egress's IPv4 loopback> (RFC 4798 §2)
-    out["next_hop"] = f"::ffff:{p.next_hop}" if p.family == IPV6_LABELLED and \
+    # 6PE, 6VPE: the next hop as carried, ::ffff:<the egress's IPv4 loopback> (RFC 4798
+    # §2, RFC 4659 §3.2.1.1)
+    out["next_hop"] = f"::ffff:{p.next_hop}" if p.family in (IPV6_LABELLED, IPV6_VPN) and \
         p.next_hop.version == 4 else str(p.next_hop)
     if p.label is not None:
         out["label"] = p.label

@@ -16,6 +16,12 @@ BGP's own part of BGP/MPLS IP VPNs, pure functions of the topology and the Loc-R
   are ordered by LOCAL_PREF, then AS_PATH length, then the lower next hop and RD: the
   §9.1.2.2 steps that need no IGP cost.
 
+IPv6 (6VPE, RFC 4659): a VRF's IPv6 subnets go out as VPN-IPv6 routes (AFI 2 / SAFI
+128: label, RD, IPv6 prefix; §3.2) with the same RD, targets and label rules, the next
+hop our IPv4 loopback, which the codec carries as RD 0 + ::ffff:a.b.c.d (§3.2.1.1:
+the IPv4 core's LSPs reach it); import takes VPN-IPv6 best paths the same way. A path
+whose next hop is no IPv4-mapped address has no IPv4 LSP and is not imported.
+
 `lsr.core.vpnfib.compose` turns what `import_routes` returns, with LDP's FTN, into the
 VRF FIBs; the drivers call one after the other.
 """
@@ -23,14 +29,14 @@ VRF FIBs; the drivers call one after the other.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from bgp.attrs import ExtCommunity
 from bgp.events import LocalRoute
-from bgp.nlri import IPV4_VPN, Family, Nlri, Rd
+from bgp.nlri import IPV4_VPN, IPV6_VPN, VPN_FAMILIES, Family, Nlri, Rd
 from bgp.rib import DEFAULT_LOCAL_PREF, Path
 from lsr.core.topology import Topology
-from lsr.core.vpnfib import LabelKey, label_for, label_keys, local_routes
+from lsr.core.vpnfib import LabelKey, Prefix, label_for, label_keys, local_routes
 from lsr.core.vrf import VpnRoute, VrfLocal
 
 
@@ -44,7 +50,8 @@ def allocate_labels(topo: Topology, router: str) -> dict[LabelKey, int]:
 
 def export_routes(topo: Topology, router: str, labels: Mapping[LabelKey, int],
                   local: Mapping[str, Iterable[VrfLocal]]) -> tuple[LocalRoute, ...]:
-    """The VPN-IPv4 routes `router` originates for its VRFs' `local` routes."""
+    """The VPN-IPv4 (and VPN-IPv6) routes `router` originates for its VRFs' `local`
+    routes."""
     node = topo.nodes[router]
     out = []
     for name in sorted(local):
@@ -55,7 +62,8 @@ def export_routes(topo: Topology, router: str, labels: Mapping[LabelKey, int],
             label = label_for(labels, name, r.prefix)
             if label is None or not rts:
                 continue  # no export target: the VRF keeps its routes to itself
-            out.append(LocalRoute(IPV4_VPN, Nlri(r.prefix, rd), label, ext_communities=rts))
+            fam = IPV4_VPN if r.prefix.version == 4 else IPV6_VPN
+            out.append(LocalRoute(fam, Nlri(r.prefix, rd), label, ext_communities=rts))
     # One route per NLRI (a static route for a port's subnet adds nothing).
     return tuple({(r.family, r.nlri): r for r in out}.values())
 
@@ -64,12 +72,16 @@ ExportKey = tuple[Family, Nlri]
 
 
 def export_diff(have: Mapping[ExportKey, LocalRoute], routes: Iterable[LocalRoute]
-                ) -> tuple[dict[ExportKey, LocalRoute], tuple[Nlri, ...], tuple[LocalRoute, ...]]:
+                ) -> tuple[dict[ExportKey, LocalRoute], dict[Family, tuple[Nlri, ...]],
+                           tuple[LocalRoute, ...]]:
     """What a driver hands its speaker when a PE's exported routes become `routes`:
-    (the new exported set, NLRIs to withdraw, routes to originate: new or changed).
-    The simulator and a lab router call it with what they exported before."""
+    (the new exported set, NLRIs to withdraw by family, routes to originate: new or
+    changed). The simulator and a lab router call it with what they exported before."""
     want = {(r.family, r.nlri): r for r in routes}
-    gone = tuple(k[1] for k in have if k not in want)
+    gone: dict[Family, tuple[Nlri, ...]] = {}
+    for fam, nlri in have:
+        if (fam, nlri) not in want:
+            gone[fam] = gone.get(fam, ()) + (nlri,)
     new = tuple(r for k, r in want.items() if have.get(k) != r)
     return want, gone, new
 
@@ -88,14 +100,17 @@ def _rank(p: Path) -> tuple:
 
 def import_routes(topo: Topology, router: str,
                   loc_rib: Mapping[tuple[Family, Nlri], Path]
-                  ) -> dict[str, dict[IPv4Network, VpnRoute]]:
-    """VRF -> IPv4 prefix -> the VPN route it imports (§4.3.3), from the Loc-RIB."""
+                  ) -> dict[str, dict[Prefix, VpnRoute]]:
+    """VRF -> prefix -> the VPN route it imports (§4.3.3; VPN-IPv6: RFC 4659 §3.2),
+    from the Loc-RIB."""
     vrfs = topo.nodes[router].vrfs
-    best: dict[str, dict[IPv4Network, Path]] = {name: {} for name in vrfs}
+    best: dict[str, dict[Prefix, Path]] = {name: {} for name in vrfs}
     # Paths of one UPDATE share their attributes: targets and importing VRFs once each.
     into: dict[int, tuple[object, tuple[str, ...], list[str]]] = {}
     for (family, nlri), p in loc_rib.items():
-        if family != IPV4_VPN or p.label is None or not isinstance(nlri.prefix, IPv4Network):
+        if family not in VPN_FAMILIES or p.label is None \
+                or not isinstance(nlri.prefix, IPv4Network if family == IPV4_VPN else IPv6Network) \
+                or not isinstance(p.next_hop, IPv4Address):  # 6VPE: only over the IPv4 LSPs
             continue
         hit = into.get(id(p.attrs))
         if hit is None or hit[0] is not p.attrs:  # (ids of dead objects are reused)
@@ -105,7 +120,7 @@ def import_routes(topo: Topology, router: str,
             have = best[name].get(nlri.prefix)
             if have is None or _rank(p) < _rank(have):
                 best[name][nlri.prefix] = p
-    out: dict[str, dict[IPv4Network, VpnRoute]] = {}
+    out: dict[str, dict[Prefix, VpnRoute]] = {}
     text: dict[object, str] = {}
     for name, routes in best.items():
         out[name] = {}
@@ -119,12 +134,12 @@ def import_routes(topo: Topology, router: str,
     return out
 
 
-def reference_imports(topo: Topology, router: str) -> dict[str, dict[IPv4Network, VpnRoute]]:
+def reference_imports(topo: Topology, router: str) -> dict[str, dict[Prefix, VpnRoute]]:
     """What `import_routes` gives once BGP has carried every PE's exported routes
     everywhere (the oracle of `lsr validate --reference` and of tests): from the topology
     alone, every local route of every VRF (links up), by targets, the same tie-breaks."""
     vrfs = topo.nodes[router].vrfs
-    cands: dict[str, dict[IPv4Network, tuple]] = {name: {} for name in vrfs}
+    cands: dict[str, dict[Prefix, tuple]] = {name: {} for name in vrfs}
     for pe in topo.routers:
         if not pe.vrfs:
             continue

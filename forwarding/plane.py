@@ -303,8 +303,9 @@ def _decide(frame: bytes, in_if: str, t: RouterTables) -> Result:
         return Drop(DropReason.VLAN_TAGGED, f"ethertype 0x{et:04x}, VLAN {vid}")
     if et == ETH_P_MPLS_MC:
         return Drop(DropReason.MPLS_MULTICAST)
-    if et == ETH_P_IPV6:  # a customer port's IPv6 (forwarding.plane6)
-        return plane6.ipv6(frame, 14, ifi, t, group)
+    if et == ETH_P_IPV6:  # a customer port's IPv6 (forwarding.plane6), a VRF's in the VRF
+        v = t.port_vrf.get(in_if)
+        return plane6.ipv6(frame, 14, ifi, t, group, v6=None if v is None else v.v6)
     return Drop(DropReason.NOT_IP, f"ethertype 0x{et:04x}")
 
 
@@ -362,6 +363,8 @@ def _mpls(frame: bytes, ifi: IfInfo, t: RouterTables) -> Result:
             if not e.s:  # RFC 4364 §4.3.2: the VPN label is the bottom of the stack
                 return Drop(DropReason.MALFORMED, f"VPN label {lbl} above the bottom",
                             labels_in, ttl)
+            if frame[poff:poff + 1] and frame[poff] >> 4 == 6:  # 6VPE (RFC 4659): IPv6 in it
+                return plane6.egress(t, frame, poff, ifi, rx_stack, labels_in, ttl, fib.v6)
             # As an explicit-null egress (RFC 3443): uniform and short-pipe forward on the
             # IPv4 header (uniform with the label's TTL if smaller), pipe on the label's.
             if t.ttl_model == "pipe":
@@ -491,7 +494,7 @@ def _emit(t: RouterTables, counter: list[int], nh: CNhlfe, hdr: bytes, stack: by
     if _ipv4_error(payload, 0) is not None:
         if payload[:1] and payload[0] >> 4 == 6:  # IPv6 is never fragmented on the way
             return plane6.too_big6(t, payload, nh.mtu - len(stack), ifi, rx_stack, nh, rest,
-                                   labels_in, ttl)
+                                   labels_in, ttl, None if fib is None else fib.v6)
         return Drop(DropReason.MTU_EXCEEDED, "too big, payload is not IPv4", labels_in, ttl)
     avail = nh.mtu - len(stack)
     if payload[6] & 0x40:  # DF
@@ -523,7 +526,8 @@ def _expired(t: RouterTables, buf: bytes | bytearray, poff: int, ifi: IfInfo,
     in the VRF back to the source (as any VPN packet); a PE routes it in `fib`."""
     inner = bytes(buf[poff:])
     if inner[:1] and inner[0] >> 4 == 6:  # ICMPv6 about the IPv6 packet under the labels
-        return plane6.expired6(t, inner, ifi, rx_stack, labels_in, ttl, nh, rest)
+        return plane6.expired6(t, inner, ifi, rx_stack, labels_in, ttl, nh, rest,
+                               None if fib is None else fib.v6)
     replies: tuple[Forward, ...] = ()
     if _ipv4_error(inner, 0) is None and may_send_error(inner):
         icmp = time_exceeded(inner, _icmp_source(ifi, fib), rx_stack)

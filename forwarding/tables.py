@@ -34,7 +34,7 @@ from __future__ import annotations
 import zlib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Network
 
 from forwarding.labelops import ETH_P_IP, ETH_P_MPLS_UC, IMPLICIT_NULL
 from forwarding.nexthop import (  # re-exported: the IPv4 and IPv6 tables share them
@@ -47,7 +47,7 @@ from forwarding.nexthop import (  # re-exported: the IPv4 and IPv6 tables share 
 )
 from forwarding.results import DropReason
 from forwarding.tables6 import Tables6, interfaces6
-from lsr.core.fib6 import Fib6
+from lsr.core.fib6 import Fib6, Route6
 from lsr.core.igp import Route
 from lsr.core.lfib import FtnEntry, IlmEntry, Lfib, LfibDiff, Nhlfe, VpnIlmEntry, VrfEntry
 from lsr.core.topology import Topology
@@ -131,7 +131,9 @@ class IlmC:
 class VrfTable:
     """One VRF's forwarding on a PE: the lookup contract of the global table (`own`,
     `local_bcast`, `lookup`), over the VRF's FIB (`lsr.core.lfib.VrfEntry`) and the
-    subnets of its ports. Built and kept up to date by its `RouterTables`."""
+    subnets of its ports. Built and kept up to date by its `RouterTables`. Its IPv6
+    (6VPE, RFC 4659) is a `forwarding.tables6.Tables6` of its own, `v6`: the FIB's IPv6
+    prefixes go there."""
 
     def __init__(self, name: str, tables: RouterTables) -> None:
         self.name = name
@@ -144,19 +146,23 @@ class VrfTable:
         # The source of ICMP errors this VRF originates for a packet that came from the
         # core (a VRF has no loopback): its first port's address.
         self.source = ifs[0].ip if ifs else 0
-        self.fib: dict[IPv4Network, VrfEntry] = {}
+        self.fib: dict[IPv4Network | IPv6Network, VrfEntry] = {}
         self._lpm: list[tuple[int, int, dict[int, Action]]] = []
         self.lpm_cache: dict[int, Action | None] = {}
+        self.v6 = Tables6(tables, vrf=name)  # RouterTables.build gives it the ports
 
-    def set_fib(self, fib: dict[IPv4Network, VrfEntry]) -> None:
+    def set_fib(self, fib: Mapping[IPv4Network | IPv6Network, VrfEntry]) -> None:
         t = self.tables
         self.fib = dict(fib)
+        self._set_fib6()
         by_len: dict[int, dict[int, Action]] = {}
         for n in self.ports:  # the ports' subnets, unless the FIB says otherwise
             net = t.interfaces[n].address.network
             by_len.setdefault(net.prefixlen, {})[int(net.network_address)] = Action(
                 A_CONNECTED, net, out_if=n, counter=t.c_vrf.setdefault((self.name, net), [0, 0]))
         for prefix, e in self.fib.items():
+            if prefix.version == 6:
+                continue
             ctr = t.c_vrf.setdefault((self.name, prefix), [0, 0])
             if e.interface:
                 a = Action(A_CONNECTED, prefix, out_if=e.interface, counter=ctr)
@@ -169,6 +175,21 @@ class VrfTable:
         self._lpm = [(plen, (0xFFFFFFFF << (32 - plen)) & 0xFFFFFFFF, by_len[plen])
                      for plen in sorted(by_len, reverse=True)]
         self.lpm_cache = {}
+
+    def _set_fib6(self) -> None:
+        """The FIB's IPv6 routes into `v6`: VPN routes (push [LDP, VPN label]) as 6PE-like
+        routes, leaked subnets out of the other VRF's port (the VRF's own ports are `v6`'s)."""
+        routes: dict[IPv6Network, Route6] = {}
+        leaked: dict[IPv6Network, str] = {}
+        for p, e in self.fib.items():
+            if not isinstance(p, IPv6Network):
+                continue
+            if e.interface:
+                leaked[p] = e.interface
+            elif e.nexthops and e.pe is not None and e.vpn_label is not None:
+                routes[p] = Route6(p, e.pe, e.vpn_label, e.nexthops)
+        if routes or leaked or self.v6.fib.routes or self.v6.leaked:
+            self.v6.set_vrf_fib(Fib6(routes), leaked)
 
     def lookup(self, dst: int) -> Action | None:
         """Longest-prefix match in this VRF (martian destinations have no route)."""
@@ -282,6 +303,10 @@ class RouterTables:
             )
         t = cls(router, ifs, node.loopback, node.ttl_model,
                 mpls_input=topo.ldp_interfaces(router) if mpls_input is None else mpls_input)
+        if t.vrfs:  # 6VPE: each VRF's IPv6 ports (before the LFIB fills the VRF FIBs)
+            every = interfaces6(topo, router, t, every=True)
+            for name, v in t.vrfs.items():
+                v.v6 = Tables6(t, interfaces6(topo, router, t, name), vrf=name, nh_ifs=every)
         t.set_rib(rib, recompile=False)
         t.set_lfib(lfib if lfib is not None else Lfib())
         ifs6 = interfaces6(topo, router, t)

@@ -17,6 +17,11 @@ labelled (6PE, RFC 4798). Compiled from the topology and the router's `Fib6`
 An IPv4-only router (a P router) has an empty one: it still sends ICMPv6 errors
 about the IPv6 packets it label-switches, from ::ffff:<its incoming interface's
 IPv4 address> (`error_source`).
+
+A VRF with IPv6 ports (6VPE, RFC 4659) has one of its own (`VrfTable.v6`, `vrf` set):
+its ports, their subnets and the VRF's IPv6 routes (`set_vrf_fib`: VPN routes pushing
+[LDP label, VPN label], subnets leaked from another VRF of the PE out that VRF's port);
+its counters are the router's per-VRF ones (`RouterTables.c_vrf`).
 """
 
 from __future__ import annotations
@@ -48,9 +53,13 @@ class Tables6:
     """IPv6 state of one router (see module docstring). `rt`: its
     `forwarding.tables.RouterTables` (interfaces, MACs, the NHLFE compiler)."""
 
-    def __init__(self, rt: Any, ifs: Mapping[str, If6] | None = None) -> None:
+    def __init__(self, rt: Any, ifs: Mapping[str, If6] | None = None, vrf: str | None = None,
+                 nh_ifs: Mapping[str, If6] | None = None) -> None:
         self.rt = rt
+        self.vrf = vrf
         self.ifs: dict[str, If6] = dict(ifs or {})
+        # every port a route may leave by (a leaked subnet: another VRF's port)
+        self.nh_ifs: dict[str, If6] = {**(nh_ifs or {}), **self.ifs}
         self.own: set[bytes] = {i.address.ip.packed for i in self.ifs.values()}
         # The source of errors about packets that came in on a link without IPv6 (from
         # the core): our first IPv6 address; an IPv4-only router has none (error_source).
@@ -59,6 +68,7 @@ class Tables6:
             i.peer_address: (i.name, i.peer_mac, i.peer_node)
             for i in self.ifs.values() if i.peer_address is not None}
         self.fib = Fib6()
+        self.leaked: dict[IPv6Network, str] = {}  # a VRF's: prefix -> another VRF's port
         self.labels: frozenset[int] = frozenset()
         self.c_ip6: dict[IPv6Network, list[int]] = {}
         self.c_ftn6: dict[IPv6Network, list[int]] = {}
@@ -89,6 +99,18 @@ class Tables6:
         self.labels = frozenset(fib.labels)
         self._rebuild()
 
+    def set_vrf_fib(self, fib: Fib6, leaked: Mapping[IPv6Network, str]) -> None:
+        """A VRF's IPv6 routes: VPN routes (`fib`, no labels of its own: the VPN label is
+        the VRF's, `RouterTables.ilm`) and subnets leaked out of other VRFs' ports."""
+        self.fib = fib
+        self.leaked = dict(leaked)
+        self._rebuild()
+
+    def _ctr(self, d: dict[IPv6Network, list[int]], p: IPv6Network) -> list[int]:
+        if self.vrf is not None:  # a VRF's counters are the router's per-VRF ones
+            return self.rt.c_vrf.setdefault((self.vrf, p), [0, 0])
+        return d.setdefault(p, [0, 0])
+
     def hdr6(self, out_if: str, dst_mac: bytes) -> bytes:
         """The Ethernet header of an IPv6 frame out of `out_if` to `dst_mac`."""
         key = (out_if, dst_mac)
@@ -107,10 +129,13 @@ class Tables6:
 
         for p, r in self.fib.routes.items():
             nhs = tuple(self.rt.compile_nhlfe(n) for n in r.nexthops)
-            put(Action(A_NHLFE, p, nhs, True, self.c_ftn6.setdefault(p, [0, 0])))
+            put(Action(A_NHLFE, p, nhs, True, self._ctr(self.c_ftn6, p)))
+        for p, port in self.leaked.items():
+            if port in self.nh_ifs:
+                put(Action(A_CONNECTED, p, out_if=port, counter=self._ctr(self.c_ip6, p)))
         for i in self.ifs.values():  # connected subnets win over any route of theirs
             net = i.address.network
-            put(Action(A_CONNECTED, net, out_if=i.name, counter=self.c_ip6.setdefault(net, [0, 0])))
+            put(Action(A_CONNECTED, net, out_if=i.name, counter=self._ctr(self.c_ip6, net)))
         self._lpm = [(plen, ((1 << 128) - 1) ^ ((1 << (128 - plen)) - 1), by_len[plen])
                      for plen in sorted(by_len, reverse=True)]
         self.cache = {}
@@ -139,11 +164,11 @@ class Tables6:
         `hdr_ip` is the IPv6 (0x86dd) header; unresolved if no station has `dst`."""
         nh = self._conn.get((out_if, dst))
         if nh is None:
-            i = self.ifs[out_if]
-            n = self.neigh.get(dst)
-            ok = n is not None and n[0] == out_if
-            mac = n[1] if ok and n is not None else bytes(6)
-            nh = CNhlfe(out_if, n[2] if n else "", 0, (), b"", self.hdr6(out_if, mac), i.mtu, ok)
+            i = self.nh_ifs[out_if]
+            ok = i.peer_address == dst  # the one host on the link (VRFs reuse addresses)
+            mac = i.peer_mac if ok else bytes(6)
+            nh = CNhlfe(out_if, i.peer_node if ok else "", 0, (), b"", self.hdr6(out_if, mac),
+                        i.mtu, ok)
             if len(self._conn) >= LPM_CACHE_MAX:
                 self._conn.clear()
             self._conn[(out_if, dst)] = nh
@@ -174,12 +199,14 @@ class Tables6:
                 "ftn6": {str(p): pb(self.c_ftn6[p]) for p in sorted(self.c_ftn6, key=key)}}
 
 
-def interfaces6(topo: Any, router: str, rt: Any) -> dict[str, If6]:
-    """The router's IPv6 interfaces from the topology (customer links with `subnet6`)."""
+def interfaces6(topo: Any, router: str, rt: Any, vrf: str | None = None,
+                every: bool = False) -> dict[str, If6]:
+    """The router's IPv6 interfaces from the topology (customer links with `subnet6`):
+    those of the global table (`vrf` None) or of VRF `vrf`; `every`: all of them."""
     node = topo.nodes[router]
     out: dict[str, If6] = {}
     for name, i in node.interfaces.items():
-        if i.address6 is None:
+        if i.address6 is None or (i.vrf != vrf and not every):
             continue
         peer = topo.nodes[i.peer_node].interfaces[i.peer_interface]
         out[name] = If6(name, i.address6, rt.if_mac[name], i.mtu, i.peer_node,

@@ -148,13 +148,15 @@ def _ecmp(t: RouterTables, nhs: tuple[CNhlfe, ...], h: int) -> dict[str, Any]:
             "choices": [t.interfaces[nh.out_if].peer_node for nh in nhs]}
 
 
-def _ip6_entry(t: RouterTables, buf: bytes, off: int) -> Entry:
-    """The IPv6 lookup: a 6PE route ("6pe") or a connected subnet ("rib")."""
+def _ip6_entry(t: RouterTables, buf: bytes, off: int, vrf: VrfTable | None = None) -> Entry:
+    """The IPv6 lookup: a 6PE route ("6pe") or a connected subnet ("rib"); in a VRF
+    (6VPE) its table's route or subnet."""
     if len(buf) < off + 40:
         return NO_ENTRY
+    v6 = t.v6 if vrf is None else vrf.v6
     dst = bytes(buf[off + 24:off + 40])
-    a = t.v6.lookup(dst)
-    if a is None or dst in t.v6.own:
+    a = v6.lookup(dst)
+    if a is None or dst in v6.own:
         return NO_ENTRY
     if a.kind != A_NHLFE:
         return "rib", str(a.prefix), None
@@ -169,11 +171,9 @@ def _ip_entry(t: RouterTables | VrfTable, buf: bytes, off: int,
     rt = router if router is not None else t
     assert isinstance(rt, RouterTables)
     if len(buf) > off and buf[off] >> 4 == 6:
-        return _ip6_entry(rt, buf, off) if router is None else NO_ENTRY
+        return _ip6_entry(rt, buf, off, t if isinstance(t, VrfTable) else None)
     if len(buf) < off + 20:
         return NO_ENTRY
-    rt = router if router is not None else t
-    assert isinstance(rt, RouterTables)
     dst = int.from_bytes(buf[off + 16:off + 20], "big")
     a = t.lookup(dst)
     if a is None or a.kind == A_LOCAL or dst in t.own:

@@ -34,7 +34,6 @@ from bgp import sixpe
 from bgp import vpn as bgp_vpn
 from bgp.config import from_topology as bgp_config
 from bgp.instance import BgpInstance
-from bgp.nlri import IPV4_VPN
 from ldp.events import (
     ApplyLfib,
     CancelTimer,
@@ -883,8 +882,8 @@ class Simulation:
         routes = bgp_vpn.export_routes(self.topo, router, self.vpn_labels[router], local)
         want, gone, new = bgp_vpn.export_diff(self._vpn_exported[router], routes)
         self._vpn_exported[router] = want
-        if gone:
-            self.bgp_withdraw(router, IPV4_VPN, gone)
+        for fam, nlris in gone.items():
+            self.bgp_withdraw(router, fam, nlris)
         if new:
             self.bgp_originate(router, new)
 

@@ -85,7 +85,7 @@ def test_lab_keys_reach_the_peer_configs():
      " or address"),
     ("bgp:\n  asn: 1\n  families: [ipv9]\n  routers: {a: {}}\n",
      "f.yaml:9: bgp.families[0]: unknown family 'ipv9' (allowed: ipv4-unicast, ipv4-vpn,"
-     " ipv6-labelled)"),
+     " ipv6-labelled, ipv6-vpn)"),
 ])
 def test_located_one_line_errors(bgp, msg):
     with pytest.raises(t.TopologyError) as e:

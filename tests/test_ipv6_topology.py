@@ -117,7 +117,60 @@ def test_one_label_split_for_6pe_ldp_and_vpn():
     assert min(inst.lde.labels.plan.values()) == 1001
 
 
-def test_ipv6_in_a_vrf_is_refused():
-    with pytest.raises(TopologyError) as ei:
-        parse_topology(VPN6.replace("RED", "subnet6: auto"), "six.yaml")
-    assert "topology.links[1].subnet6" in str(ei.value) and "6VPE" in str(ei.value)
+def test_ipv6_in_vrfs_is_an_address_space_per_vrf():
+    """6VPE (RFC 4659): a VRF link's subnet6 may be another VRF's too, never the global
+    one's nor another link's of its own VRF; a router with IPv6 in VRFs only keeps no 6PE
+    label."""
+    t = parse_topology(sites6(), "s.yaml")
+    red, blue = t.nodes["pe1"].interfaces["eth3"], t.nodes["pe1"].interfaces["eth4"]
+    assert red.address6 == blue.address6 and (red.vrf, blue.vrf) == ("red", "blue")
+    assert t.node_of_address6(red.address6.ip, "red").name == "pe1"
+    assert t.node_of_address6(IPv6Address("2001:db8:1:1::1"), "blue").name == "blue1"
+    assert t.node_of_address6(IPv6Address("2001:db8:1:1::1")) is None  # not global
+    assert sixpe_label(t.nodes["pe1"]) is None
+    with pytest.raises(TopologyError) as ei:  # a VRF's may not overlap a global subnet
+        parse_topology(sites6("2001:db8:9::/64"), "s.yaml")
+    assert "links[3].subnet6: 2001:db8:9::/64 overlaps 2001:db8:9::/64" in str(ei.value)
+    with pytest.raises(TopologyError) as ei:  # one VRF, one address space
+        parse_topology(sites6().replace("interfaces: [eth3]", "interfaces: [eth3, eth4]")
+                       .replace("blue: {rd: 65000:2, rt: 65000:2, interfaces: [eth4]}", ""),
+                       "s.yaml")
+    assert "links[1].subnet6: 2001:db8:1:1::/64 overlaps" in str(ei.value), str(ei.value)
+
+
+SITES6 = """
+name: six
+topology:
+  nodes:
+    red1: {kind: host}
+    blue1: {kind: host}
+    ce1: {kind: host}
+    pe1:
+      vrfs:
+        red: {rd: 65000:1, rt: 65000:1, interfaces: [eth3], label_mode: per-prefix}
+        blue: {rd: 65000:2, rt: 65000:2, interfaces: [eth4]}
+    pe2: {}
+  links:
+    - endpoints: [red1:eth0, pe1:eth3]
+      subnet6: 2001:db8:1:1::/64
+    - endpoints: [blue1:eth0, pe1:eth4]
+      subnet6: BLUE
+    - endpoints: [pe1:eth2, pe2:eth1]
+    - endpoints: [ce1:eth0, pe2:eth2]
+      subnet6: GLOBAL
+"""
+
+
+def sites6(blue: str = "2001:db8:1:1::/64", glob: str = "2001:db8:9::/64") -> str:
+    return SITES6.replace("BLUE", blue).replace("GLOBAL", glob)
+
+
+def test_per_prefix_vrf_labels_its_ipv6_subnet():
+    t = parse_topology(sites6(), "s.yaml")
+    from bgp.vpn import allocate_labels
+
+    labels = allocate_labels(t, "pe1")
+    keys = [(v, str(p) if p else None) for v, p in labels]
+    assert keys == [("blue", None), ("red", "192.168.1.0/24"), ("red", "2001:db8:1:1::/64")]
+    _, vpn = t.label_ranges("pe1")
+    assert sorted(labels.values()) == list(range(vpn[0], vpn[0] + 3))

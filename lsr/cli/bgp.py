@@ -1,5 +1,5 @@
 """`lsr sim bgp FILE [R] [VIEW]` and `lsr lab bgp NAME R [VIEW]`: BGP neighbours and
-routes (VIEW: summary, vpn, unicast, ipv6).
+routes (VIEW: summary, vpn, unicast, ipv6, vpn6).
 
 The simulator and a live lab (our routers and FRR's) give the same JSON and the same
 tables (docs/cli.md, "BGP").
@@ -18,8 +18,9 @@ from lsr.cli.sim import sim
 from lsr.errors import LsrError
 from lsr.render import label_text
 
-VIEWS = ("summary", "vpn", "unicast", "ipv6")
-SHORT = {"ipv4-unicast": "v4", "ipv4-vpn": "vpnv4", "ipv6-labelled": "6pe"}  # table only
+VIEWS = ("summary", "vpn", "unicast", "ipv6", "vpn6")
+SHORT = {"ipv4-unicast": "v4", "ipv4-vpn": "vpnv4", "ipv6-labelled": "6pe",  # table only
+         "ipv6-vpn": "vpnv6"}
 
 
 def _cell(v: Any) -> str:
@@ -42,11 +43,12 @@ def show(data: dict[str, Any], view: str, as_json: bool) -> None:
             render.table(f"{r}: BGP AS {d['asn']}, router ID {d['router_id']}{rr}",
                          ["neighbor", "AS", "state", "up s", "families",
                           "rcvd/sent", "last error"], rows)
-        elif view == "vpn":
+        elif view in ("vpn", "vpn6"):
             rows = [(x["rd"], x["prefix"], x["next_hop"], _cell(x.get("label")),
                      " ".join(x["route_targets"]) or "-", x["from"], _cell(x["as_path"]),
                      _cell(x["local_pref"])) for x in d["routes"]]
-            render.table(f"{r}: VPN-IPv4 routes (best paths)",
+            what = "VPN-IPv4" if view == "vpn" else "VPN-IPv6 (6VPE)"
+            render.table(f"{r}: {what} routes (best paths)",
                          ["RD", "prefix", "next hop", "label", "route targets", "from",
                           "AS path", "local pref"], rows)
         elif view == "ipv6":
@@ -76,10 +78,10 @@ def _sim_args(topo: Any, args: tuple[str, ...]) -> tuple[str | None, str]:
 
 @sim.command("bgp")
 @topology_arg
-@click.argument("args", nargs=-1, metavar="[ROUTER] [summary|vpn|unicast|ipv6]")
+@click.argument("args", nargs=-1, metavar="[ROUTER] [summary|vpn|unicast|ipv6|vpn6]")
 @json_option
 def sim_bgp(file: str, args: tuple[str, ...], as_json: bool) -> None:
-    """BGP neighbours (summary) or best routes (vpn, unicast, ipv6) once the simulation
+    """BGP neighbours (summary) or best routes (vpn, unicast, ipv6, vpn6) once the simulation
     converged."""
     from bgp import views
     from lsr.sim import simulate

@@ -8,13 +8,14 @@ A PE adds its VPN state (RFC 4364), composed by `lsr.core.vpnfib` from BGP's VPN
 routes and LDP's FTN: `vrfs`, a FIB per VRF (prefix -> `VrfEntry`: out a customer
 port, or push [transport label(s), VPN label] towards the egress PE), and `vpn_ilm`,
 the VPN labels it allocated (`VpnIlmEntry`: pop, then forward to the CE or look up
-in the VRF). Both stay out of the JSON of a router that has none.
+in the VRF). Both stay out of the JSON of a router that has none. A VRF's FIB holds
+IPv6 prefixes too where its ports have IPv6 (6VPE, RFC 4659): same entries, same labels.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 
 @dataclass(frozen=True, order=True)
@@ -79,7 +80,7 @@ class VrfEntry:
     PE, `vrf`, exported it with a target this one imports: its connected `interface` or
     its static `nexthops`)."""
 
-    prefix: IPv4Network
+    prefix: IPv4Network | IPv6Network
     source: str
     nexthops: tuple[Nhlfe, ...] = ()
     interface: str = ""
@@ -115,7 +116,7 @@ class VpnIlmEntry:
 
     in_label: int
     vrf: str
-    prefix: IPv4Network | None = None  # None: the VRF's one label (per-vrf)
+    prefix: IPv4Network | IPv6Network | None = None  # None: the VRF's one label (per-vrf)
     nexthops: tuple[Nhlfe, ...] = ()
 
     def to_json(self) -> dict:
@@ -124,8 +125,8 @@ class VpnIlmEntry:
                 "nexthops": [n.to_json(True) for n in self.nexthops]}
 
 
-def _pkey(n: IPv4Network) -> tuple[int, int]:
-    return (int(n.network_address), n.prefixlen)
+def _pkey(n: IPv4Network | IPv6Network) -> tuple[int, int, int]:
+    return (n.version, int(n.network_address), n.prefixlen)  # IPv4 first (6VPE: both)
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,7 @@ class Lfib:
 
     ftn: dict[IPv4Network, FtnEntry] = field(default_factory=dict)
     ilm: dict[int, IlmEntry] = field(default_factory=dict)
-    vrfs: dict[str, dict[IPv4Network, VrfEntry]] = field(default_factory=dict)
+    vrfs: dict[str, dict[IPv4Network | IPv6Network, VrfEntry]] = field(default_factory=dict)
     vpn_ilm: dict[int, VpnIlmEntry] = field(default_factory=dict)
 
     def apply(self, diff: LfibDiff) -> None:

@@ -321,7 +321,11 @@ class Topology:
         if not node.vrfs:
             return (node.labels if first == node.labels[0] else (first, hi)), None
         ldp = len(self.prefixes())
-        vpn = sum(v.label_count() for v in node.vrfs.values())
+        # per-prefix VRFs label their ports' IPv6 subnets too (6VPE, RFC 4659)
+        vpn = sum(v.label_count() + (sum(node.interfaces[i].address6 is not None
+                                         for i in v.interfaces)
+                                     if v.label_mode == "per-prefix" else 0)
+                  for v in node.vrfs.values())
         base = lo + 100 * -(-(ldp + 50) // 100)
         if base + vpn - 1 > hi:
             base = hi - vpn + 1
@@ -950,15 +954,20 @@ def _plan_addresses(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_Li
 
 
 def _plan_ipv6(ctx: _Ctx, link_specs: list[_LinkSpec]) -> None:
-    """Explicit IPv6 subnets must not overlap; `auto` ones come from the lab's ULA /48."""
+    """Explicit IPv6 subnets must not overlap; `auto` ones come from the lab's ULA /48.
+    As for IPv4, a VRF is an address space of its own: two VRFs (by name) may use the
+    same IPv6 subnets (6VPE, RFC 4659), none may overlap a global one."""
     seen: list[tuple[IPv6Network, Path]] = []
+    space: dict[Path, str | None] = {}
     for ls in link_specs:
         if isinstance(ls.subnet6, IPv6Network):
             for net, p in seen:
-                if net.overlaps(ls.subnet6):
+                if net.overlaps(ls.subnet6) and (ls.vrf is None or space[p] is None
+                                                 or space[p] == ls.vrf):
                     raise ctx.fail(ls.path + ("subnet6",),
                                    f"{ls.subnet6} overlaps {net} ({_fmt_path(p)})")
             seen.append((ls.subnet6, ls.path))
+            space[ls.path] = ls.vrf
     name = ctx.located.data.get("name") if isinstance(ctx.located.data, dict) else None
     for li, ls in enumerate(link_specs):
         if ls.subnet6 == "auto":
@@ -988,10 +997,6 @@ def _bind_vrfs(ctx: _Ctx, specs: dict[str, _NodeSpec], link_specs: list[_LinkSpe
                 if specs[peer[0]].kind not in HOST_KINDS:
                     raise ctx.fail(p, f"{nname}:{ifn} leads to router {peer[0]}: a VRF interface "
                                       "leads to a host (a CE)")
-                if ls.subnet6 is not None:  # 6VPE (RFC 4659) is not here yet
-                    raise ctx.fail(ls.path + ("subnet6",), f"{nname}:{ifn} is in VRF {vname}: "
-                                   "IPv6 in a VRF (6VPE) is not supported; subnet6 is for "
-                                   "global customer links (6PE)")
                 ls.vrf = vname
 
 

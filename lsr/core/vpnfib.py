@@ -21,25 +21,32 @@ Rules:
 * VPN labels: per-vrf, one label whose ILM entry pops and looks up in the VRF; per-prefix,
   one per local prefix: a static route's pops and sends to its CE without a lookup,
   a connected subnet's pops and looks up (the station is found by the lookup).
+* IPv6 (6VPE, RFC 4659): a port's `subnet6` is a connected route of its VRF like its
+  IPv4 subnet, exported as VPN-IPv6; imported VPN-IPv6 routes ride the same IPv4 LSPs
+  to the egress PE (its loopback, carried IPv4-mapped). A per-VRF label serves both
+  families (the egress looks up what the IP version under it says); per-prefix, the
+  IPv6 subnet has a label of its own.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 
 from lsr.core.lfib import FtnEntry, Lfib, Nhlfe, VpnIlmEntry, VrfEntry
 from lsr.core.topology import Topology
-from lsr.core.vrf import VpnRoute, VrfLocal
+from lsr.core.vrf import VpnRoute, VrfLocal, prefix_key
 
-LabelKey = tuple[str, IPv4Network | None]  # (VRF, prefix); prefix None: the VRF's label
+Prefix = IPv4Network | IPv6Network
+LabelKey = tuple[str, Prefix | None]  # (VRF, prefix); prefix None: the VRF's label
 
 
 def local_routes(topo: Topology, router: str, down: Iterable[int] = ()
                  ) -> dict[str, tuple[VrfLocal, ...]]:
-    """Each VRF's own routes on `router`: its ports' subnets and its static routes,
-    those whose port's link is up (`down`: link indexes down)."""
+    """Each VRF's own routes on `router`: its ports' subnets (IPv4, and IPv6 where the
+    link has `subnet6`) and its static routes, those whose port's link is up (`down`:
+    link indexes down)."""
     node = topo.nodes[router]
     off = set(down)
     out: dict[str, tuple[VrfLocal, ...]] = {}
@@ -49,11 +56,14 @@ def local_routes(topo: Topology, router: str, down: Iterable[int] = ()
             i = node.interfaces[ifn]
             if i.link not in off:
                 routes.append(VrfLocal(i.address.network, "connected", ifn, None, i.peer_node))
+                if i.address6 is not None:
+                    routes.append(VrfLocal(i.address6.network, "connected", ifn, None,
+                                           i.peer_node))
         for r in vrf.routes:
             i = node.interfaces[r.interface]
             if i.link not in off:
                 routes.append(VrfLocal(r.prefix, "static", r.interface, r.via, i.peer_node))
-        out[name] = tuple(sorted(routes))
+        out[name] = tuple(sorted(routes, key=VrfLocal.sort_key))
     return out
 
 
@@ -68,14 +78,17 @@ def label_keys(topo: Topology, router: str) -> list[LabelKey]:
         if vrf.label_mode == "per-vrf":
             keys.append((name, None))
             continue
-        prefixes = {node.interfaces[i].address.network for i in vrf.interfaces}
+        prefixes: set[Prefix] = {node.interfaces[i].address.network for i in vrf.interfaces}
         prefixes |= {r.prefix for r in vrf.routes}
-        keys += [(name, p) for p in sorted(prefixes, key=lambda n: (int(n.network_address),
-                                                                     n.prefixlen))]
+        # IPv6 subnets after every IPv4 one: an IPv4-only file keeps its labels
+        prefixes6 = {a.network for i in vrf.interfaces
+                     if (a := node.interfaces[i].address6) is not None}
+        keys += [(name, p) for p in sorted(prefixes, key=prefix_key)]
+        keys += [(name, p) for p in sorted(prefixes6, key=prefix_key)]
     return keys
 
 
-def label_for(labels: Mapping[LabelKey, int], vrf: str, prefix: IPv4Network) -> int | None:
+def label_for(labels: Mapping[LabelKey, int], vrf: str, prefix: Prefix) -> int | None:
     """The VPN label a local prefix is exported with: its own, else its VRF's."""
     lbl = labels.get((vrf, prefix))
     return labels.get((vrf, None)) if lbl is None else lbl
@@ -86,9 +99,9 @@ class VpnTables:
     """`compose`'s result: every VRF's FIB, the VPN ILM, and the imported routes left
     out (VRF, prefix, why)."""
 
-    vrfs: dict[str, dict[IPv4Network, VrfEntry]] = field(default_factory=dict)
+    vrfs: dict[str, dict[Prefix, VrfEntry]] = field(default_factory=dict)
     ilm: dict[int, VpnIlmEntry] = field(default_factory=dict)
-    rejected: list[tuple[str, IPv4Network, str]] = field(default_factory=list)
+    rejected: list[tuple[str, Prefix, str]] = field(default_factory=list)
 
 
 def _local_entry(r: VrfLocal, vrf: str = "") -> VrfEntry:
@@ -100,7 +113,7 @@ def _local_entry(r: VrfLocal, vrf: str = "") -> VrfEntry:
                     (Nhlfe(r.neighbor, r.interface, r.via, (), "push"),), vrf=vrf)
 
 
-def compose(topo: Topology, router: str, imported: Mapping[str, Mapping[IPv4Network, VpnRoute]],
+def compose(topo: Topology, router: str, imported: Mapping[str, Mapping[Prefix, VpnRoute]],
             ftn: Mapping[IPv4Network, FtnEntry], labels: Mapping[LabelKey, int],
             down: Iterable[int] = ()) -> VpnTables:
     """The VRF FIBs and VPN ILM of `router` (see the module docstring)."""
@@ -110,12 +123,11 @@ def compose(topo: Topology, router: str, imported: Mapping[str, Mapping[IPv4Netw
     hosts: dict[object, IPv4Network] = {}  # next hop -> its /32 (FTN key), made once
     out = VpnTables()
     for name in node.vrfs:
-        fib: dict[IPv4Network, VrfEntry] = {}
+        fib: dict[Prefix, VrfEntry] = {}
         for r in local[name]:
             if r.prefix not in fib or fib[r.prefix].source != "connected":
                 fib[r.prefix] = _local_entry(r)
-        for prefix, vr in sorted(imported.get(name, {}).items(),
-                                 key=lambda kv: (int(kv[0].network_address), kv[0].prefixlen)):
+        for prefix, vr in sorted(imported.get(name, {}).items(), key=lambda kv: prefix_key(kv[0])):
             if prefix in fib:
                 continue  # a VRF's own route wins
             if vr.local:

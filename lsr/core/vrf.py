@@ -24,7 +24,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any
 
 LABEL_MODES = ("per-vrf", "per-prefix")
@@ -181,26 +181,38 @@ def parse_vrfs(fail: Fail, raw: Any, path: tuple) -> dict[str, Vrf]:
     return out
 
 
-@dataclass(frozen=True, order=True)
+@dataclass(frozen=True)
 class VrfLocal:
-    """A route of a VRF that its PE originates: a bound port's subnet ("connected") or a
-    static route ("static", to `via`). `neighbor`: the CE (host) on that port."""
+    """A route of a VRF that its PE originates: a bound port's subnet ("connected": its
+    IPv4 subnet, or its IPv6 one, `subnet6`, for 6VPE) or a static route ("static", to
+    `via`). `neighbor`: the CE (host) on that port. Ordered by `sort_key` (IPv4 first)."""
 
-    prefix: IPv4Network
+    prefix: IPv4Network | IPv6Network
     kind: str
     interface: str
     via: IPv4Address | None = None
     neighbor: str = ""
 
+    def sort_key(self) -> tuple:
+        return (*prefix_key(self.prefix), self.kind, self.interface, int(self.via or 0),
+                self.neighbor)
+
+
+def prefix_key(p: IPv4Network | IPv6Network) -> tuple[int, int, int]:
+    """IPv4 prefixes, then IPv6 ones, each by address and length (the two families'
+    networks do not compare with each other)."""
+    return (p.version, int(p.network_address), p.prefixlen)
+
 
 @dataclass(frozen=True)
 class VpnRoute:
-    """A VPN-IPv4 route (RFC 4364 §4.3.4) a VRF imports, as plain data taken from BGP's
-    Loc-RIB: the IPv4 prefix without its RD, the RD, the BGP next hop (the egress PE's
-    loopback), the VPN label and the route targets. `local`: this PE originated it
-    (another of its VRFs exported it: an extranet leak, no LSP involved)."""
+    """A VPN-IPv4 route (RFC 4364 §4.3.4) or VPN-IPv6 route (RFC 4659 §3.2) a VRF
+    imports, as plain data taken from BGP's Loc-RIB: the prefix without its RD, the RD,
+    the BGP next hop (the egress PE's IPv4 loopback; for VPN-IPv6 carried IPv4-mapped),
+    the VPN label and the route targets. `local`: this PE originated it (another of its
+    VRFs exported it: an extranet leak, no LSP involved)."""
 
-    prefix: IPv4Network
+    prefix: IPv4Network | IPv6Network
     rd: str
     next_hop: IPv4Address
     label: int

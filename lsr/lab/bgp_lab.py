@@ -15,7 +15,7 @@ from typing import Any
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 
-VIEWS = ("summary", "vpn", "unicast", "ipv6")
+VIEWS = ("summary", "vpn", "unicast", "ipv6", "vpn6")
 Query = Callable[..., Any]
 
 

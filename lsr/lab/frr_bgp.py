@@ -14,6 +14,8 @@ with `-n` (no routes into the kernel): like our routers, it only exchanges route
 of `address-family ipv6 unicast`, and its peers activated in `address-family ipv6
 labeled-unicast` (FRR sends its IPv6 unicast table labelled to them; it binds
 Implicit Null to prefixes it originates, RFC 4798's PHP case: docs/interop.md).
+6VPE (family ipv6-vpn): peers activated in `address-family ipv6 vpn` (FRR reflects our
+PEs' VPN-IPv6 routes; it originates none: no VRFs).
 
 FRR facts these rest on (measured, docs/interop.md "BGP with FRR's bgpd"): a route-map
 must be defined before the `network ... route-map` that names it, or the static route
@@ -26,7 +28,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from ipaddress import IPv4Network, IPv6Network, ip_address
+from ipaddress import IPv6Network, ip_address, ip_network
 from pathlib import Path
 from typing import Any
 
@@ -35,9 +37,9 @@ from lsr.core.topology import Topology
 from lsr.errors import LsrError
 
 _AFI = {"ipv4-unicast": "ipv4Unicast", "ipv4-vpn": "ipv4Vpn",  # FRR's JSON keys
-        "ipv6-labelled": "ipv6LabeledUnicast"}
+        "ipv6-labelled": "ipv6LabeledUnicast", "ipv6-vpn": "ipv6Vpn"}
 _AF_CONF = {"ipv4-unicast": "ipv4 unicast", "ipv4-vpn": "ipv4 vpn",
-            "ipv6-labelled": "ipv6 labeled-unicast"}
+            "ipv6-labelled": "ipv6 labeled-unicast", "ipv6-vpn": "ipv6 vpn"}
 Vtysh = Callable[..., str]  # lsr.lab.frr.vtysh(lab, node, *commands): passed in (no cycle)
 _STATE = {"Established": "Established", "Active": "Active", "Connect": "Connect",
           "OpenSent": "OpenSent", "OpenConfirm": "OpenConfirm", "Idle": "Idle"}
@@ -104,8 +106,8 @@ def render_bgpd(topo: Topology, node: str, d: Path) -> str | None:
                 lines.append(f"  neighbor {p.address} route-reflector-client")
         if fam == "ipv4-unicast":
             lines += [f"  network {n}" for n in cfg.networks]
-        elif fam == "ipv6-labelled":
-            pass  # FRR sends its IPv6 unicast table labelled: the networks are above
+        elif fam in ("ipv6-labelled", "ipv6-vpn"):
+            pass  # 6PE: FRR sends its IPv6 unicast table labelled (above); 6VPE: reflects
         else:
             lines += [f"  network {v.prefix} rd {v.rd} label {v.label} route-map {m}"
                       for v, m in zip(cfg.vpn_networks, maps, strict=True)]
@@ -225,27 +227,29 @@ def _path_json(prefix: str, rd: str | None, p: dict[str, Any], names: dict[str, 
 
 def routes(vtysh: Vtysh, lab: str, topo: Topology, node: str,
            view: str) -> list[dict[str, Any]]:
-    """FRR's best paths of `view` (vpn | unicast | ipv6) as `bgp.views.routes` entries."""
+    """FRR's best paths of `view` (vpn | unicast | ipv6 | vpn6) as `bgp.views.routes`
+    entries."""
     names = {str(n.lsr_id): n.name for n in topo.routers}
     cfg = config(topo, node)
     if view == "ipv6":
         return _routes6(vtysh, lab, node, names, cfg)
-    afi = "ipv4 vpn" if view == "vpn" else "ipv4 unicast"
+    vpn = view in ("vpn", "vpn6")
+    afi = {"vpn": "ipv4 vpn", "vpn6": "ipv6 vpn"}.get(view, "ipv4 unicast")
     (table,) = _vtysh_docs(vtysh, lab, node, f"show bgp {afi} json")
     rts = table.get("routes", {})
-    if view == "vpn":
+    if vpn:
         by_rd = rts.get("routeDistinguishers", {})
         keys = sorted({p for rd in by_rd.values() for p in rd})
     else:
         keys = sorted(rts)
-    keys.sort(key=lambda p: (int(IPv4Network(p).network_address), IPv4Network(p).prefixlen))
+    keys.sort(key=lambda p: (int(ip_network(p).network_address), ip_network(p).prefixlen))
     if not keys:
         return []
     details = _vtysh_docs(vtysh, lab, node, *(f"show bgp {afi} {p} json" for p in keys))
     local_labels: dict[tuple[str, str], int] | None = None
     out = []
     for prefix, d in zip(keys, details, strict=True):
-        entries = d.items() if view == "vpn" else [(None, d)]
+        entries = d.items() if vpn else [(None, d)]
         for rd, e in entries:
             if not isinstance(e, dict):
                 continue
@@ -257,7 +261,9 @@ def routes(vtysh: Vtysh, lab: str, topo: Topology, node: str,
                     r = _path_json(prefix, rd, p, names, local)
                     if local and cfg is not None:
                         r["next_hop"] = str(cfg.local_address)  # FRR says 0.0.0.0
-                    if view == "vpn" and "label" not in r:
+                    if view == "vpn6":  # the next hop as we write it: ::ffff:a.b.c.d
+                        r["next_hop"] = _mapped_text(r["next_hop"])
+                    if vpn and "label" not in r:
                         # FRR's JSON has no label for its own static VPN routes; its
                         # text table does
                         if local_labels is None:
@@ -269,7 +275,7 @@ def routes(vtysh: Vtysh, lab: str, topo: Topology, node: str,
 
     def order(r: dict[str, Any]) -> tuple:
         rd = Rd.parse(r["rd"]) if r.get("rd") else None
-        n = IPv4Network(r["prefix"])
+        n = ip_network(r["prefix"])
         return ((rd.type, rd.admin, rd.number) if rd else (), int(n.network_address),
                 n.prefixlen)
     return sorted(out, key=order)

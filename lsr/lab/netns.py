@@ -40,9 +40,14 @@ HOST_SYSCTLS = ROUTER_SYSCTLS
 # static address and default route (no router advertisements: our routers send none) and
 # no ICMPv6 rate limit (traceroute -6, as for IPv4). Routers keep IPv6 off in their
 # kernels: their dataplane answers Neighbor Discovery and Echo itself (forwarding.plane6).
+# An IPv6 address is dropped when its link goes down unless keep_addr_on_down: a host
+# keeps its static address across a link flap (its default route is put back on up,
+# `set_link`; the kernel deletes IPv6 routes of a down link).
 HOST6_SYSCTLS = {
     "net.ipv6.conf.all.disable_ipv6": "0",
     "net.ipv6.conf.default.disable_ipv6": "0",
+    "net.ipv6.conf.all.keep_addr_on_down": "1",
+    "net.ipv6.conf.default.keep_addr_on_down": "1",
     "net.ipv6.conf.all.accept_ra": "0",
     "net.ipv6.conf.default.accept_ra": "0",
     "net.ipv6.conf.all.forwarding": "0",
@@ -156,7 +161,12 @@ def set_link(topo: Topology, lab: str, link_index: int, up: bool) -> None:
     """Admin up/down on both ends of a link (the carrier of each end follows)."""
     link = topo.links[link_index]
     for node, ifname in (link.a, link.b):
-        ip_batch([f"link set dev {ifname} {'up' if up else 'down'}"], ns_name(lab, node))
+        cmds = [f"link set dev {ifname} {'up' if up else 'down'}"]
+        n = topo.nodes[node]
+        gw6 = None if n.is_router else n.gateway6(topo)
+        if up and gw6 is not None:  # the kernel deleted it with the link (IPv6)
+            cmds.append(f"route replace default via {gw6}")
+        ip_batch(cmds, ns_name(lab, node))
 
 
 def find_link(topo: Topology, a: str, b: str) -> int:

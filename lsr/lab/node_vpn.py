@@ -5,7 +5,8 @@ order (`bgp.vpn` for labels, export and import by route target, `lsr.core.vpnfib
 for the VRF FIBs), fed by the router's own BGP speaker (`lsr.lab.node_bgp`) and LDP.
 
 * Export (§4.3.1-4.3.2): each VRF's connected subnets and static routes, those whose
-  customer link has carrier, originated as VPN-IPv4 routes with the VRF's RD, export
+  customer link has carrier, originated as VPN-IPv4 routes (IPv6 subnets as VPN-IPv6,
+  6VPE RFC 4659) with the VRF's RD, export
   targets and VPN label; recomputed when a link of ours changes.
 * Import (§4.3.3) and the FIBs: whenever a VPN-IPv4 best path changes or LDP's FTN
   changes (a transport LSP to an egress PE comes or goes, §5), the VRF FIBs and the
@@ -26,7 +27,7 @@ from typing import Any
 
 from bgp import events as bev
 from bgp import vpn as bgp_vpn
-from bgp.nlri import IPV4_VPN
+from bgp.nlri import VPN_FAMILIES
 from lsr.core.vpnfib import LabelKey, VpnTables, compose, local_routes, vrf_json
 
 log = logging.getLogger("lsr.node.vpn")
@@ -69,8 +70,8 @@ class NodeVpn:
         local = local_routes(self.r.topo, self.r.name, self.r.down_links)
         routes = bgp_vpn.export_routes(self.r.topo, self.r.name, self.labels, local)
         self.exported, gone, new = bgp_vpn.export_diff(self.exported, routes)
-        if gone:
-            self.bgp.withdraw(IPV4_VPN, gone)
+        for fam, nlris in gone.items():
+            self.bgp.withdraw(fam, nlris)
         if new:
             self.bgp.originate(new)
 
@@ -84,7 +85,7 @@ class NodeVpn:
         self.schedule()
 
     def _best_changed(self, a: bev.BestPathChanged) -> None:
-        if a.family == IPV4_VPN:
+        if a.family in VPN_FAMILIES:
             self.schedule()
 
     # ------------------------------------------------------------ the FIBs

@@ -91,8 +91,9 @@ def _route_problems(topo: Topology, lfibs: Mapping[str, Lfib], fib6s: Mapping[st
 
 
 def _hosts6(topo: Topology) -> list[str]:
-    return [h.name for h in topo.hosts
-            if any(i.address6 is not None for i in h.interfaces.values())]
+    """The IPv6 hosts of the global table (a VRF's are 6VPE sites: `lsr.oam.vpncheck`)."""
+    return [h.name for h in topo.hosts if topo.vrf_of(h.name) is None
+            and any(i.address6 is not None for i in h.interfaces.values())]
 
 
 def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,

@@ -41,7 +41,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 from typing import Any
 
 from lsr.core.igp import Igp
@@ -290,7 +290,7 @@ def lfibs_from_json(doc: Any) -> dict[str, Lfib]:
                 label = int(need(e, "in_label", w))
                 vrf = str(need(e, "vrf", w))
                 pfx = need(e, "prefix", w)
-                prefix = None if pfx is None else IPv4Network(pfx)
+                prefix = None if pfx is None else ip_network(pfx)  # IPv6: 6VPE
             except Missing:
                 raise
             except (TypeError, ValueError) as ex:
@@ -301,11 +301,11 @@ def lfibs_from_json(doc: Any) -> dict[str, Lfib]:
         if not isinstance(vrfs, dict):
             raise ValueError(f"routers.{name}.vrfs: expected a mapping of VRF name to routes")
         for vname, entries in vrfs.items():
-            fib: dict[IPv4Network, VrfEntry] = {}
+            fib: dict[IPv4Network | IPv6Network, VrfEntry] = {}
             for i, e in enumerate(entries or []):
                 w = f"routers.{name}.vrfs.{vname}[{i}]"
                 try:
-                    prefix = IPv4Network(need(e, "prefix", w))
+                    prefix = ip_network(need(e, "prefix", w))
                     pe = e.get("pe")
                     label = e.get("vpn_label")
                     fib[prefix] = VrfEntry(
@@ -589,8 +589,7 @@ def validate(
             if trace is None:
                 results.append(CheckResult(e.label, "skip", "no data-plane walker given"))
                 continue
-            ok, detail = (vpncheck.ping(trace, e.src, e.dst) if e.reach
-                          else vpncheck.isolated(trace, topo, e.src, e.dst))
+            ok, detail = vpncheck.expect_vpn(trace, topo, e.src, e.dst, e.reach)
             results.append(CheckResult(e.label, "pass" if ok else "fail", detail))
         elif ping is None:
             results.append(CheckResult(e.label, "skip", "no data-plane walker given"))

@@ -16,6 +16,10 @@ spoke): a route is a leak when no target of it is imported.
   that VRF (and prefix, per-prefix), and the transport labels under it are LDP's FTN for
   the egress PE's loopback.
 
+6VPE (RFC 4659): where both sites of a pair have IPv6 (`subnet6` on their links), the
+walks are made over IPv6 too (to the other site's IPv6 address), and a VRF's IPv6
+subnets are prefixes of it like its IPv4 ones.
+
 Pure: `trace(src, dst)` is a packet walk (`forwarding.walk` JSON) the caller provides.
 """
 
@@ -23,12 +27,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Network
+from ipaddress import IPv4Network, IPv6Network
 from typing import Any
 
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
-from lsr.core.vrf import Vrf
+from lsr.core.vrf import Vrf, prefix_key
 
 VPN_INVARIANTS = ("vpn-reachability", "vpn-isolation", "vpn-label-continuity")
 Trace = Callable[[str, str], dict[str, Any]]
@@ -89,33 +93,66 @@ def _outcome(w: dict[str, Any]) -> str:
     return w["result"]
 
 
-def ping(trace: Trace, a: str, b: str) -> tuple[bool, str]:
-    """Request a -> b and reply b -> a delivered; the detail shows both paths."""
+def address6(topo: Topology, host: str) -> str | None:
+    """A site's IPv6 address (6VPE), or None."""
+    a = next((i.address6 for i in topo.nodes[host].interfaces.values()
+              if i.address6 is not None), None)
+    return None if a is None else str(a.ip)
+
+
+def _v6(topo: Topology | None, host: str) -> str:
+    """The walk's DST for `host`: its name (IPv4), or its IPv6 address (`topo` given)."""
+    if topo is None:
+        return host
+    a = address6(topo, host)
+    assert a is not None
+    return a
+
+
+def ping(trace: Trace, a: str, b: str, topo6: Topology | None = None) -> tuple[bool, str]:
+    """Request a -> b and reply b -> a delivered; the detail shows both paths. With
+    `topo6`: over IPv6 (to the other site's IPv6 address)."""
     ok, parts = True, []
     for x, y, what in ((a, b, "request"), (b, a, "reply")):
-        w = trace(x, y)
+        w = trace(x, _v6(topo6, y))
         good = w["result"] == "delivered"
         ok = ok and good
         parts.append(f"{what} {_outcome(w)}: {_path(w)}")
     return ok, "; ".join(parts)
 
 
-def isolated(trace: Trace, topo: Topology, a: str, b: str) -> tuple[bool, str]:
-    """a's packets to b's address never reach b."""
-    w = trace(a, b)
+def isolated(trace: Trace, topo: Topology, a: str, b: str, v6: bool = False) -> tuple[bool, str]:
+    """a's packets to b's address (`v6`: its IPv6 address) never reach b."""
+    w = trace(a, _v6(topo if v6 else None, b))
     end = reached(w)
     ok = end != b
     where = f"reaches {b}" if not ok else (f"ends at {end}" if end else _outcome(w))
     return ok, f"{a} -> {b} ({w['dst']}) {where}: {_path(w)}"
 
 
+def both6(topo: Topology, a: str, b: str) -> bool:
+    return address6(topo, a) is not None and address6(topo, b) is not None
+
+
+def expect_vpn(trace: Trace, topo: Topology, a: str, b: str, reach: bool) -> tuple[bool, str]:
+    """An `expect: - vpn:` entry: a reaches b (ping) or never does (isolated), over IPv4
+    and, where both sites have IPv6, over IPv6 too."""
+    one = ping if reach else None
+    ok, detail = one(trace, a, b) if one else isolated(trace, topo, a, b)
+    if both6(topo, a, b):
+        ok6, d6 = ping(trace, a, b, topo) if reach else isolated(trace, topo, a, b, True)
+        ok, detail = ok and ok6, f"{detail}; IPv6: {d6}"
+    return ok, detail
+
+
 # ---------------------------------------------------------------- control plane
 
 
-def _local_prefixes(topo: Topology, router: str, vrf: Vrf) -> set[IPv4Network]:
+def _local_prefixes(topo: Topology, router: str, vrf: Vrf) -> set[IPv4Network | IPv6Network]:
     node = topo.nodes[router]
+    v6 = {a.network for i in vrf.interfaces if (a := node.interfaces[i].address6) is not None}
     return {node.interfaces[i].address.network for i in vrf.interfaces} | {
-        r.prefix for r in vrf.routes}
+        r.prefix for r in vrf.routes} | v6
 
 
 def _origin(topo: Topology, router: str, e: Any) -> tuple[str, str, Vrf] | None:
@@ -144,8 +181,7 @@ def leak_problems(topo: Topology, lfibs: Mapping[str, Lfib]) -> list[str]:
             if v is None:
                 out.append(f"{r} has a FIB for VRF {vname}, which it does not have")
                 continue
-            for p, e in sorted(fib.items(), key=lambda kv: (int(kv[0].network_address),
-                                                            kv[0].prefixlen)):
+            for p, e in sorted(fib.items(), key=lambda kv: prefix_key(kv[0])):
                 if e.source in ("connected", "static"):
                     if p not in _local_prefixes(topo, r, v):
                         out.append(f"{r} {vname} {p}: {e.source}, but not a prefix of {vname}")
@@ -174,8 +210,7 @@ def label_problems(topo: Topology, lfibs: Mapping[str, Lfib]) -> list[str]:
     out = []
     for r in sorted(lfibs):
         for vname, fib in sorted(lfibs[r].vrfs.items()):
-            for p, e in sorted(fib.items(), key=lambda kv: (int(kv[0].network_address),
-                                                            kv[0].prefixlen)):
+            for p, e in sorted(fib.items(), key=lambda kv: prefix_key(kv[0])):
                 if e.source != "vpn":
                     continue
                 org = _origin(topo, r, e)
@@ -214,6 +249,7 @@ def invariant_rows(topo: Topology, lfibs: Mapping[str, Lfib], trace: Trace | Non
     rows: list[Row] = []
     # vpn-reachability
     pairs = [(a, b) for hs in vpns.values() for a in hs for b in hs if a < b]
+    pairs6 = [(a, b) for a, b in pairs if both6(topo, a, b)]
     if trace is None:
         rows.append(Row("invariant vpn-reachability", "skip", "no data-plane walker given"))
     else:
@@ -222,9 +258,14 @@ def invariant_rows(topo: Topology, lfibs: Mapping[str, Lfib], trace: Trace | Non
             ok, detail = ping(trace, a, b)
             if not ok:
                 bad.append(f"{a} <-> {b} ({topo.vrf_of(a)}): {detail}")
+        for a, b in pairs6:
+            ok, detail = ping(trace, a, b, topo)
+            if not ok:
+                bad.append(f"{a} <-> {b} ({topo.vrf_of(a)}, IPv6): {detail}")
         rows += [Row("invariant vpn-reachability", "fail", d) for d in bad] or [
             Row("invariant vpn-reachability", "pass",
-                f"{len(pairs)} site pairs in {len(vpns)} VPNs ({', '.join(vpns)})")]
+                f"{len(pairs)} site pairs in {len(vpns)} VPNs ({', '.join(vpns)})"
+                + (f"; {len(pairs6)} over IPv6 too" if pairs6 else ""))]
     # vpn-isolation
     leaks = leak_problems(topo, lfibs)
     apart = [(a, b) for va, ha in vpns.items() for vb, hb in vpns.items() if va != vb
@@ -234,6 +275,10 @@ def invariant_rows(topo: Topology, lfibs: Mapping[str, Lfib], trace: Trace | Non
             ok, detail = isolated(trace, topo, a, b)
             if not ok:
                 leaks.append(detail)
+            if both6(topo, a, b):
+                ok, detail = isolated(trace, topo, a, b, True)
+                if not ok:
+                    leaks.append(f"IPv6: {detail}")
     nroutes = sum(len(f) for lf in lfibs.values() for f in lf.vrfs.values())
     rows += [Row("invariant vpn-isolation", "fail", d) for d in leaks] or [
         Row("invariant vpn-isolation", "pass",
