@@ -31,6 +31,10 @@ python3 -m pip install -q -e '.[test]' 2>&1 | grep -v "Running pip as the 'root'
 python3 -m pip install -q -e '.[browser]' 2>&1 | grep -v "Running pip as the 'root' user" || true
 python3 -c "import playwright" 2>/dev/null \
   || echo "note: playwright not installed; the browser tests of lsr lab web will skip"
+# Ray: `lsr sim run|lfib --ray` and its test on a local two-node cluster; optional too.
+python3 -m pip install -q -e '.[ray]' 2>&1 | grep -v "Running pip as the 'root' user" || true
+python3 -c "import ray" 2>/dev/null \
+  || echo "note: ray not installed; the tests of lsr sim --ray will skip"
 
 # Test files run side by side, a whole file per worker (its labs and module fixtures stay
 # together): lab tests spend most of their time waiting on protocol timers, so 3 workers on
