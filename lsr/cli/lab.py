@@ -40,10 +40,26 @@ def lab() -> None:
 @click.option("--keep", is_flag=True,
               help="If the lab fails (e.g. does not converge), leave it up for `lab status`, "
                    "`lab ldp`... (`lab down` removes it); the exit status is still 1.")
-def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = False) -> None:
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None,
+              metavar="[ADDRESS]",
+              help="Spread the lab over the machines of the Ray cluster whose head is at "
+                   "ADDRESS (HOST:PORT; alone: auto), links between machines as VXLAN "
+                   "(docs/multihost.md). Give it last, or as --ray=ADDRESS.")
+@click.option("--machines", metavar="M1,M2,...",
+              help="With --ray: these machines (default: the placement: section's, or every "
+                   "Ray node with an lsr_machine_<name> resource).")
+@click.option("--place", multiple=True, metavar="NODE=MACHINE",
+              help="With --ray: run NODE (or NODE,NODE,...) on MACHINE; repeatable. The rest "
+                   "is partitioned automatically (few links cut).")
+def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = False,
+       ray_address: str | None = None, machines: str | None = None,
+       place: tuple[str, ...] = ()) -> None:
     """Build the lab of FILE and wait until LDP has converged."""
     require_root()
     L = lab_api()
+    if ray_address is None and (machines or place):
+        raise LsrError("--machines and --place need --ray ADDRESS (a lab over several "
+                       "machines)")
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     t0 = time.monotonic()
@@ -56,9 +72,19 @@ def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = 
                           console=render.console, transient=True,
                           disable=not render.console.is_terminal) as prog:
                 task = prog.add_task(f"{name}: starting", total=1.0)
-                lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring, keep=keep,
-                            progress=lambda msg, frac: prog.update(task, completed=frac,
-                                                                   description=f"{name}: {msg}"))
+
+                def show(msg: str, frac: float) -> None:
+                    prog.update(task, completed=frac, description=f"{name}: {msg}")
+                if ray_address is not None:
+                    from lsr.lab import multihost
+
+                    lab_ = multihost.up(
+                        topo, ray_address, name=name, timeout=timeout, keep=keep, progress=show,
+                        machines=[m.strip() for m in machines.split(",")] if machines else None,
+                        place=multihost.parse_place(place))
+                else:
+                    lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring, keep=keep,
+                                progress=show)
         except LsrError as e:
             from lsr.lab.state import LabState
 
@@ -76,6 +102,20 @@ def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = 
             sys.exit(128 + getattr(e, "signum", 2))
     render.line(f"lab [bold]{name}[/bold] up: {len(topo.routers)} routers, {len(topo.hosts)} hosts, "
                 f"converged in {lab_.converge_seconds:.2f} s ({time.monotonic() - t0:.2f} s total)")
+    if ray_address is not None:
+        _machines_lines(name)
+
+
+def _machines_lines(name: str) -> None:
+    """Where each node of a lab over several machines runs, and the underlay's warnings."""
+    from lsr.lab.state import LabState
+
+    st = LabState(name).read()
+    for m, info in st.get("multihost", {}).get("machines", {}).items():
+        render.line(f"  {m} ({info.get('host', '?')}, underlay {info.get('underlay', '?')}): "
+                    f"{', '.join(info['nodes'])}")
+    for w in st.get("warnings", []):
+        render.line(f"  warning: {w}")
 
 
 @lab.command()
