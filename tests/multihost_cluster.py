@@ -22,6 +22,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -40,6 +41,7 @@ class Cluster:
     underlay: dict[str, str]  # machine -> underlay address
     underlay_if: str = "u0"
     procs: list[subprocess.Popen] = field(default_factory=list)
+    tmp: Path = Path()  # the run directories of the machines: tmp/run-<m>
 
 
 def _free_port(host: str) -> int:
@@ -153,7 +155,11 @@ def cluster(tmp: Path, prefix: str) -> Iterator[Cluster]:
             if i == 0:
                 _wait_port(ip, gcs, procs[0], tmp / f"ray-{m}.log")
         os.environ.update({k: base[k] for k in saved})  # this process is a Ray driver too
-        yield Cluster(f"{ip}:{gcs}", base, ns, addr, procs=procs)
+        if "ray" in sys.modules:  # imported already: it read its auth mode then
+            from ray._raylet import Config
+
+            Config.initialize("")
+        yield Cluster(f"{ip}:{gcs}", base, ns, addr, procs=procs, tmp=tmp)
     finally:
         try:
             import ray

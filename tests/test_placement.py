@@ -21,7 +21,7 @@ from lsr.core.topology import (
 )
 from lsr.errors import LsrError
 from lsr.lab import placement as plc
-from lsr.lab.vxlan import End, add_command
+from lsr.lab.vxlan import End, stitch_commands, transit_ns, veth_command, vxlan_command
 from tests.conftest import BUNDLED, ROOT, TOPOLOGIES
 
 if "placement" not in section_names():  # an install from before the entry point was added
@@ -157,11 +157,23 @@ def test_crossings_and_vnis() -> None:
     assert big % 12288 == 0 and big + 10_000 <= plc.MAX_VNI
 
 
-def test_vxlan_device_command() -> None:
-    end = End("pe1", "eth3", "02:00:00:00:01:03", 1516, 5002, "198.18.0.1", "198.18.0.2", 4789)
-    assert add_command("d1", end) == (
-        "link add name eth3 netns lsr-d1.pe1 address 02:00:00:00:01:03 mtu 1516 type vxlan "
-        "id 5002 local 198.18.0.1 remote 198.18.0.2 dstport 4789 nolearning")
+def test_vxlan_device_commands() -> None:
+    end = End("pe1", "eth3", "02:00:00:00:01:03", 1516, 5002, "198.18.0.1", "198.18.0.2", 4789,
+              "m2")
+    assert transit_ns("d1", "m1") == "lsr-d1.0vx-m1"
+    assert vxlan_command("d1", "m1", end) == (
+        "link add name vx5002 netns lsr-d1.0vx-m1 mtu 1516 type vxlan id 5002 "
+        "local 198.18.0.1 remote 198.18.0.2 dstport 4789 nolearning")
+    assert veth_command("d1", "m1", end) == (
+        "link add name eth3 netns lsr-d1.pe1 address 02:00:00:00:01:03 mtu 1516 type veth "
+        "peer name t5002 netns lsr-d1.0vx-m1 mtu 1516")
+    assert stitch_commands(end) == [
+        "qdisc add dev t5002 ingress",
+        "filter add dev t5002 ingress protocol all prio 1 u32 match u8 0 0 action mirred "
+        "egress redirect dev vx5002",
+        "qdisc add dev vx5002 ingress",
+        "filter add dev vx5002 ingress protocol all prio 1 u32 match u8 0 0 action mirred "
+        "egress redirect dev t5002"]
 
 
 def test_plan_and_options() -> None:

@@ -36,6 +36,7 @@ import lsr
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab import netns, vxlan
+from lsr.lab.carrier import CarrierRelay
 from lsr.lab.files import make_dir, write_file
 from lsr.lab.routers import query_socket, start_routers, wait_ready
 from lsr.lab.state import (
@@ -50,6 +51,13 @@ from lsr.lab.state import (
 )
 
 PACKAGES = ("lsr", "ldp", "ospf", "bgp", "ike", "forwarding")
+RAY_NAMESPACE = "lsr"  # where the agents are named
+
+
+def actor_name(lab: str, machine: str) -> str:
+    """The Ray name of lab's agent on machine (unique: neither name has an '@')."""
+    return f"{lab}@{machine}"
+
 _fingerprint: str | None = None
 
 
@@ -90,10 +98,18 @@ def _reply(fn: Any, *args: Any, **kw: Any) -> dict[str, Any]:
 
 
 class LabAgent:
-    """One machine's agent (a Ray actor: lsr.lab.multihost)."""
+    """One machine's agent for one lab (a Ray actor: lsr.lab.remote)."""
 
-    def __init__(self, machine: str) -> None:
+    def __init__(self, machine: str, lab: str | None = None) -> None:
         self.machine = machine
+        self.lab = lab
+        self.relay: CarrierRelay | None = None
+        self.peer_seq: dict[int, int] = {}
+        if lab is not None:  # started again (after a crash): watch what the part has
+            with contextlib.suppress(LsrError, OSError, ValueError, TypeError):
+                st = PartState(lab, machine).read()
+                if st and not st.get("building"):
+                    self._watch(lab, [vxlan.End(**e) for e in st.get("vxlan", [])])
 
     # ------------------------------------------------------------ facts
 
@@ -134,13 +150,39 @@ class LabAgent:
         write_file(state.dir / "topology.pickle", topo_bytes, 0o600)  # the routers read it
         netns.create_namespaces(topo, lab, state, only=nodes)
         netns.create_links(topo, lab, only=nodes)
-        vxlan.create(lab, ends, under)
+        vxlan.create(lab, self.machine, ends, under, state)
         netns.configure_nodes(topo, lab, only=nodes)
+        self._watch(lab, ends)
         network = time.monotonic() - t0
         start_routers(topo, lab, state, ring=True, spawn="exec", routers=routers)
         wait_ready(topo, lab, state, t0 + timeout, routers=routers)
         state.set("building", False)
         return {"network": network, "routers": time.monotonic() - t0, "warnings": warnings}
+
+    # ------------------------------------------------------------ carrier
+
+    def _watch(self, lab: str, ends: Sequence[vxlan.End]) -> None:
+        """Tell the other machine of each admin change of our crossing ends."""
+        if self.relay is not None or not ends:
+            return
+        self.relay = CarrierRelay(lab, ends, lambda end, up: self._tell(lab, end, up)).start()
+
+    def _tell(self, lab: str, end: vxlan.End, up: bool) -> None:
+        import ray  # in a Ray worker: connected
+
+        peer = ray.get_actor(actor_name(lab, end.peer_machine), namespace=RAY_NAMESPACE)
+        peer.peer_carrier.remote(lab, end.vni, up, time.time_ns())
+
+    def peer_carrier(self, lab: str, vni: int, up: bool, seq: int) -> dict[str, Any]:
+        """The other end of link `vni` went admin up or down: so does our end's carrier
+        (an older message than one applied, reordered on the way, is dropped)."""
+        def go() -> bool:
+            if seq <= self.peer_seq.get(vni, 0):
+                return False
+            self.peer_seq[vni] = seq
+            vxlan.set_peer(lab, self.machine, vni, up)
+            return True
+        return _reply(go)
 
     def start(self, lab: str) -> dict[str, Any]:
         """The start barrier for this machine's routers (every part is ready now)."""
@@ -215,6 +257,9 @@ class LabAgent:
         return _reply(self.teardown_part, lab)
 
     def teardown_part(self, lab: str) -> bool:
+        if self.relay is not None:
+            self.relay.stop()
+            self.relay = None
         state = PartState(lab, self.machine)
         if not state.dir.exists():
             return False

@@ -200,7 +200,7 @@ def _ends(topo: Topology, where: Mapping[str, str], base: int, port: int,
         for (node, ifname, m), (_, _, other) in ((c.a, c.b), (c.b, c.a)):
             iface = topo.interface(node, ifname)
             out.setdefault(m, []).append(End(node, ifname, iface.mac, kernel_mtu(topo, c.link),
-                                             c.vni, underlay[m], underlay[other], port))
+                                             c.vni, underlay[m], underlay[other], port, other))
     return out
 
 

@@ -24,11 +24,10 @@ from collections.abc import Sequence
 from typing import Any
 
 from lsr.core.topology import Topology
-from lsr.lab.agent import LabAgent
+from lsr.lab.agent import RAY_NAMESPACE, LabAgent, actor_name
 from lsr.lab.state import LabError, LabState
 
 RESOURCE = "lsr_machine_"  # + machine name: the Ray node that is that machine
-RAY_NAMESPACE = "lsr"
 CALL_TIMEOUT = 30.0  # s for an agent's answer, beyond the request's own time
 _session: dict[str, Any] = {}  # the address this process is connected to, the actor class
 
@@ -91,9 +90,9 @@ def cluster_machines(ray: Any) -> dict[str, dict[str, Any]]:
 def agent(ray: Any, lab: str, machine: str) -> Any:
     """The agent of `lab` on `machine` (made there if there is none, or none alive)."""
     return _session["actor"].options(
-        name=f"{lab}@{machine}", namespace=RAY_NAMESPACE, lifetime="detached",
+        name=actor_name(lab, machine), namespace=RAY_NAMESPACE, lifetime="detached",
         get_if_exists=True, num_cpus=0, resources={RESOURCE + machine: 0.001},
-        max_restarts=-1, max_concurrency=8).remote(machine)
+        max_restarts=-1, max_concurrency=8).remote(machine, lab)
 
 
 def result(ray: Any, machine: str, ref: Any, timeout: float | None) -> Any:

@@ -1,0 +1,33 @@
+"""The carrier relay's netlink parsing (lsr.lab.carrier): link messages as the kernel
+sends them, several to a datagram; other messages and truncated ones are passed over."""
+
+from __future__ import annotations
+
+import struct
+
+from lsr.lab.carrier import IFF_UP, RTM_DELLINK, RTM_NEWLINK, parse_links
+
+
+def _link(kind: int, name: str, flags: int, extra_attrs: bytes = b"") -> bytes:
+    ifname = name.encode() + b"\0"
+    rta = struct.pack("=HH", 4 + len(ifname), 3) + ifname
+    rta += b"\0" * (-len(rta) % 4)
+    mtu = struct.pack("=HHI", 8, 4, 1500)  # IFLA_MTU first: the name is looked for
+    body = struct.pack("=BxHiII", 0, 1, 7, flags, 0xFFFFFFFF) + extra_attrs + mtu + rta
+    return struct.pack("=IHHII", 16 + len(body), kind, 0, 0, 0) + body
+
+
+def test_link_messages() -> None:
+    data = (_link(RTM_NEWLINK, "eth3", IFF_UP | 0x10000) + _link(RTM_NEWLINK, "eth1", 0x1002)
+            + struct.pack("=IHHII", 20, 3, 0, 0, 0) + b"\0" * 4  # NLMSG_DONE
+            + _link(RTM_DELLINK, "eth2", IFF_UP))
+    assert parse_links(data) == [("eth3", True), ("eth1", False), ("eth2", False)]
+
+
+def test_truncated_and_odd_messages_are_passed_over() -> None:
+    whole = _link(RTM_NEWLINK, "eth3", IFF_UP)
+    assert parse_links(whole[:-3]) == []
+    assert parse_links(b"") == []
+    assert parse_links(struct.pack("=IHHII", 8, RTM_NEWLINK, 0, 0, 0)) == []  # length < header
+    bad_rta = whole[:32] + struct.pack("=HH", 2, 3) + whole[36:]
+    assert parse_links(bad_rta) == []

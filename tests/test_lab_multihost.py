@@ -1,0 +1,204 @@
+"""A lab over two machines (lsr.lab.multihost): two Ray nodes on this machine, each
+"machine" a network namespace of its own joined to the other by a veth, the underlay
+(tests/multihost_cluster.py). The diamond is split so that both of its ECMP branches
+cross machines as VXLAN, and the lab passes what tests/test_lab_bundled.py asks of a
+one-machine lab (LFIBs as the simulator's, every host pair pings, TCP across); the
+underlay carries MPLS in VXLAN that tshark decodes cleanly; a crossing link taken down
+and up (`lsr lab link`, and `ip link` in one node's namespace: the other machine's end
+loses its carrier as a veth's would) leaves tables as the simulator's; the CLI brings a
+lab up over Ray, and takes it down on both machines after one agent was killed."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import subprocess
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+
+import lsr.lab as lab
+from lsr.core.topology import load_topology
+from lsr.lab import multihost, remote
+from lsr.lab.state import ns_name
+from lsr.lab.vxlan import transit_ns
+from lsr.sim import converge, simulate
+from tests.conftest import TOPOLOGIES, needs_root
+from tests.multihost_cluster import cluster, wait_nodes
+from tests.test_lab_bundled import bundled_checks
+from tests.wait import Capture, wait_for
+
+pytestmark = [
+    pytest.mark.netns, needs_root,
+    pytest.mark.skipif(shutil.which("ray") is None or importlib.util.find_spec("ray") is None,
+                       reason="needs Ray (pip install 'lsr[ray]')"),
+]
+PREFIX = os.environ.get("LSR_TEST_LAB_PREFIX", "vx")
+SPLIT = {"ce1": "m1", "pe1": "m1", "p1": "m1", "p2": "m2", "pe2": "m2", "ce2": "m2"}
+
+
+@pytest.fixture(scope="module")
+def cl(tmp_path_factory: pytest.TempPathFactory):
+    tmp = tmp_path_factory.mktemp("mh")
+    with cluster(tmp, f"{PREFIX}{os.getpid()}") as c:
+        wait_nodes(remote.connect(c.address))
+        yield c
+
+
+def _left(name: str) -> list[str]:
+    return [n for n in os.listdir("/run/netns") if n.startswith(f"lsr-{name}.")]
+
+
+@pytest.fixture(scope="module")
+def diamond(cl):
+    name = f"{PREFIX}{os.getpid() % 1000}dm"
+    try:
+        yield multihost.up(load_topology(TOPOLOGIES / "diamond.yaml"), cl.address, name=name,
+                           place=SPLIT, timeout=60)
+    finally:
+        lab.down(name)
+    assert not _left(name)
+    for m in ("m1", "m2"):
+        assert not (cl.tmp / f"run-{m}" / name).exists()
+
+
+def test_bundled_checks_pass_over_two_machines(cl, diamond) -> None:
+    bundled_checks(diamond)
+    name, topo = diamond.name, diamond.topo
+    st = lab.status(name)
+    assert {r: i["machine"] for r, i in st["routers"].items()} == \
+        {r.name: SPLIT[r.name] for r in topo.routers}
+    for r, info in st["routers"].items():
+        assert info["alive"] and set(info["sessions"].values()) == {"OPERATIONAL"}, (r, info)
+    assert st["machines"]["m2"]["nodes"] == ["p2", "pe2", "ce2"]
+    assert st["machines"]["m1"]["underlay"] == cl.underlay["m1"]
+    # each machine's part has its registry on that machine's disk
+    for m in ("m1", "m2"):
+        part = json.loads((cl.tmp / f"run-{m}" / name / f"part-{m}" / "state.json").read_text())
+        assert part["nodes"] == [n for n in topo.nodes if SPLIT[n] == m]
+        assert transit_ns(name, m) in part["namespaces"]
+    # pe1-p2 (link 2): a veth in pe1's namespace, stitched to VXLAN in m1's transit one
+    base = lab.LabState(name).read()["multihost"]["vni_base"]
+    vx = subprocess.run(["ip", "-n", transit_ns(name, "m1"), "-d", "link", "show",
+                         f"vx{base + 2}"], capture_output=True, text=True, check=True).stdout
+    assert f"vxlan id {base + 2} remote {cl.underlay['m2']} local {cl.underlay['m1']}" in vx
+    assert "dstport 4789" in vx
+    eth3 = subprocess.run(["ip", "-n", ns_name(name, "pe1"), "-d", "link", "show", "eth3"],
+                          capture_output=True, text=True, check=True).stdout
+    assert "veth" in eth3 and "mtu 1516" in eth3
+    # traceroute across both machines: the same four hops as on one
+    r = diamond.run("ce1", ["traceroute", "-n", "-w", "2", "-q", "1", "192.168.2.2"])
+    hops = [line.split()[1] for line in r.stdout.splitlines()[1:]]
+    assert len(hops) == 4 and hops[0] == "192.168.1.2" and hops[-1] == "192.168.2.2", r.stdout
+    # a router on the other machine answers as one here does
+    nb = {e["neighbor"]: e for e in lab.ldp(name, "p2", "neighbors")}
+    assert {"pe1", "pe2"} <= set(nb)
+
+
+def _tshark(pcap: Path) -> list[tuple[list[str], list[str]]]:
+    """(protocols, problems) of each frame as tshark decodes it."""
+    out = subprocess.run(["tshark", "-r", str(pcap), "-T", "pdml"], capture_output=True,
+                         timeout=120, check=True).stdout
+    frames = []
+    for pkt in ET.fromstring(out).iter("packet"):
+        protos = [p.get("name", "") for p in pkt.iter("proto")]
+        problems = [f.get("showname", "") for f in pkt.iter("field")
+                    if f.get("name", "").startswith("_ws.expert") and f.get("showname")]
+        problems += [p for p in protos if p == "_ws.malformed"]
+        frames.append((protos, problems))
+    return frames
+
+
+@pytest.mark.skipif(shutil.which("tshark") is None, reason="tshark not installed")
+def test_underlay_carries_mpls_in_vxlan(cl, diamond, tmp_path) -> None:
+    pcap = tmp_path / "underlay.pcap"
+    cap = Capture(cl.machine_ns["m1"], cl.underlay_if, pcap, "udp", "port", "4789")
+    try:
+        r = diamond.run("ce1", ["ping", "-c", "4", "-i", "0.2", "-W", "2", "192.168.2.2"])
+        assert r.returncode == 0, r.stdout
+        cap.wait(lambda f: len(f) >= 8, 10, "the echoes both ways on the underlay")
+    finally:
+        cap.stop()
+    frames = _tshark(pcap)
+    echoes = [p for p, _ in frames if {"vxlan", "mpls", "icmp"} <= set(p)]
+    assert len(echoes) >= 4, [p for p, _ in frames]
+    assert echoes[0][:6] == ["geninfo", "frame", "eth", "ip", "udp", "vxlan"]
+    assert all(not problems for _, problems in frames), [x for x in frames if x[1]]
+
+
+def _shapes(name: str, topo, down: list[str]) -> None:
+    """Every router's LFIB has the simulator's structure with `down` links down (labels
+    may differ after a flap)."""
+    sim = converge(topo, down).sim if down else simulate(topo)[0]
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    want = sim.lfib_json()["routers"]
+    for r, got in lab.lfib(name)["routers"].items():
+        assert lab._shape(got, names) == lab._shape(want[r], names), (r, down)
+
+
+def _carrier(name: str, node: str, ifname: str) -> bool:
+    out = subprocess.run(["ip", "-n", ns_name(name, node), "link", "show", ifname],
+                         capture_output=True, text=True, check=True).stdout
+    return "LOWER_UP" in out
+
+
+@pytest.mark.parametrize("how", ["lab link", "ip link"])
+def test_crossing_link_down_and_up_as_the_simulator(cl, diamond, how) -> None:
+    name, topo = diamond.name, diamond.topo
+    # pe1:eth3 (m1) - p2:eth1 (m2)
+    if how == "lab link":
+        lab.link(name, "pe1", "p2", up=False)
+    else:  # one end only, in its namespace: the other machine's end loses its carrier
+        r = diamond.run("pe1", ["ip", "link", "set", "eth3", "down"])
+        assert r.returncode == 0, r.stderr
+        wait_for(lambda: not _carrier(name, "p2", "eth1"), 5, "p2:eth1 without carrier")
+    lab.wait_converged(name, timeout=30)
+    assert lab.status(name)["down_link_names"] == ["pe1-p2"]
+    _shapes(name, topo, ["pe1-p2"])
+    assert diamond.run("ce1", ["ping", "-c", "2", "-W", "2", "192.168.2.2"]).returncode == 0
+    if how == "lab link":
+        lab.link(name, "pe1", "p2", up=True)
+    else:
+        assert diamond.run("pe1", ["ip", "link", "set", "eth3", "up"]).returncode == 0
+        wait_for(lambda: _carrier(name, "p2", "eth1"), 5, "p2:eth1 with carrier again")
+    lab.wait_converged(name, timeout=30)
+    assert lab.status(name)["down_links"] == []
+    _shapes(name, topo, [])
+
+
+def _lsr(cl, *args: str, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run(["lsr", *args], capture_output=True, text=True, timeout=timeout,
+                          env=cl.env)
+
+
+def test_cli_up_and_down_on_both_machines_after_an_agent_crash(cl) -> None:
+    name = f"{PREFIX}{os.getpid() % 1000}cl"
+    topo = load_topology(TOPOLOGIES / "line3.yaml")
+    try:
+        r = _lsr(cl, "lab", "up", str(TOPOLOGIES / "line3.yaml"), "--name", name,
+                 "--machines", "m1,m2", "--ray", cl.address)
+        assert r.returncode == 0, r.stderr
+        assert "m1 (" in r.stdout and "m2 (" in r.stdout, r.stdout
+        st = json.loads(_lsr(cl, "lab", "status", name, "--json").stdout)
+        where = {r: i["machine"] for r, i in st["routers"].items()}
+        assert set(where.values()) == {"m1", "m2"}  # partitioned: both machines used
+        lfib = json.loads(_lsr(cl, "lab", "lfib", name, "--json").stdout)
+        assert lfib == simulate(topo)[0].lfib_json()
+        # the agent of m2 dies (kill -9): a new one serves, and tears down, its part
+        ray = remote.connect(cl.address)
+        pid = remote.result(ray, "m2", remote.agent(ray, name, "m2").info.remote(), 60)["pid"]
+        os.kill(pid, signal.SIGKILL)
+        wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, "the agent to be gone")
+        r = _lsr(cl, "lab", "down", name)
+        assert r.returncode == 0 and f"lab {name} down" in r.stdout, r.stderr
+        assert not _left(name)
+        for m in ("m1", "m2"):
+            assert not (cl.tmp / f"run-{m}" / name).exists()
+        with pytest.raises(ValueError):  # the lab's agents end with it
+            ray.get_actor(f"{name}@m1", namespace="lsr")
+    finally:
+        lab.down(name)
