@@ -13,6 +13,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,15 +23,15 @@ from pathlib import Path
 import pytest
 
 import lsr.lab as lab
-from lsr.core.topology import load_topology
+from lsr.core.topology import load_topology, parse_topology
 from lsr.lab import multihost, remote
 from lsr.lab.state import ns_name
 from lsr.lab.vxlan import transit_ns
 from lsr.sim import converge, simulate
-from tests.conftest import TOPOLOGIES, needs_root
+from tests.conftest import BUNDLED, TOPOLOGIES, needs_root
 from tests.multihost_cluster import cluster, wait_nodes
 from tests.test_lab_bundled import bundled_checks
-from tests.wait import Capture, wait_for
+from tests.wait import Capture, wait_for, wait_tcp_listening
 
 pytestmark = [
     pytest.mark.netns, needs_root,
@@ -188,6 +189,13 @@ def test_cli_up_and_down_on_both_machines_after_an_agent_crash(cl) -> None:
         assert set(where.values()) == {"m1", "m2"}  # partitioned: both machines used
         lfib = json.loads(_lsr(cl, "lab", "lfib", name, "--json").stdout)
         assert lfib == simulate(topo)[0].lfib_json()
+        table = _lsr(cl, "lab", "status", name)
+        assert "machine" in table.stdout and "m2 (" in table.stdout, table.stdout
+        r = _lsr(cl, "lab", "capture", name, "p1:eth1", "-c", "1")
+        assert r.returncode == 2 and "spans machines (m1, m2): 'lsr lab capture' works on a " \
+            "lab of one machine only" in r.stderr, r.stderr
+        r = _lsr(cl, "lab", "exec", name, "pe2", "ip", "-br", "addr", "show", "dev", "lo")
+        assert r.returncode == 0 and "10.255.0.3/32" in r.stdout, r.stderr
         # the agent of m2 dies (kill -9): a new one serves, and tears down, its part
         ray = remote.connect(cl.address)
         pid = remote.result(ray, "m2", remote.agent(ray, name, "m2").info.remote(), 60)["pid"]
@@ -202,3 +210,79 @@ def test_cli_up_and_down_on_both_machines_after_an_agent_crash(cl) -> None:
             ray.get_actor(f"{name}@m1", namespace="lsr")
     finally:
         lab.down(name)
+
+
+@pytest.mark.parametrize("path", [p for p in BUNDLED if p.stem not in ("diamond", "ipsec-roam")],
+                         ids=lambda p: p.stem)
+def test_bundled_topology_over_two_machines(cl, path) -> None:
+    """Every bundled topology (but ipsec-roam: strongSwan nodes run on one machine only),
+    partitioned automatically over the two machines."""
+    topo = load_topology(path)
+    name = f"{PREFIX}{os.getpid() % 1000}{path.stem[:4]}"
+    try:
+        L = multihost.up(topo, cl.address, name=name, machines=["m1", "m2"], timeout=90)
+        assert {m for m in lab.LabState(name).read()["multihost"]["where"].values()} == \
+            {"m1", "m2"}
+        bundled_checks(L)
+    finally:
+        lab.down(name)
+    assert not _left(name)
+
+
+def _frag_creates(ns: str) -> int:
+    """IPv4 fragments the namespace's kernel made (the VXLAN sockets live in it)."""
+    lines = subprocess.run(["ip", "netns", "exec", ns, "cat", "/proc/net/snmp"],
+                           capture_output=True, text=True, check=True).stdout.splitlines()
+    head, vals = [x.split() for x in lines if x.startswith("Ip:")][:2]
+    return int(vals[head.index("FragCreates")])
+
+
+def _tcp(L: lab.Lab, size: int = 300_000) -> None:
+    recv = subprocess.Popen(["ip", "netns", "exec", ns_name(L.name, "ce2"), "sh", "-c",
+                             "nc -l -p 5002 | wc -c"], stdout=subprocess.PIPE, text=True)
+    try:
+        wait_tcp_listening(ns_name(L.name, "ce2"), 5002, recv)
+        L.run("ce1", ["sh", "-c", f"head -c {size} /dev/urandom | nc -N 192.168.2.2 5002"])
+        assert recv.communicate(timeout=30)[0].strip() == str(size)
+    finally:
+        if recv.poll() is None:
+            recv.kill()
+
+
+def test_underlay_mtu_fragments_or_lowered_link_mtu(cl) -> None:
+    """On a 1500-byte underlay, full frames (1516 + 50) are fragmented outside (`lab up`
+    warns, and it works); with the crossing links' mtu lowered by the 66 bytes nothing is,
+    and a DF packet too big for the crossing link gets our dataplane's Fragmentation
+    Needed with the link MTU less the label (RFC 3032 §3), as on one machine."""
+    for ns in cl.machine_ns.values():
+        subprocess.run(["ip", "-n", ns, "link", "set", "u0", "mtu", "1500"], check=True)
+    name = f"{PREFIX}{os.getpid() % 1000}mt"
+    m1 = cl.machine_ns["m1"]
+    try:
+        text = (TOPOLOGIES / "diamond.yaml").read_text()
+        L = multihost.up(parse_topology(text, "diamond"), cl.address, name=name, place=SPLIT)
+        warnings = lab.LabState(name).read()["warnings"]
+        assert any("MTU 1500 < 1566" in w for w in warnings), warnings
+        before = _frag_creates(m1)
+        _tcp(L)
+        assert _frag_creates(m1) > before  # carried, in two pieces a frame
+        lab.down(name)
+        for link in ("[pe1:eth3, p2:eth1]", "[p1:eth2, pe2:eth2]"):
+            text = text.replace(f"- endpoints: {link}\n",
+                                f"- endpoints: {link}\n      mtu: 1434\n")
+        L = multihost.up(parse_topology(text, "diamond-1434"), cl.address, name=name,
+                         place=SPLIT)
+        assert not lab.LabState(name).read().get("warnings")
+        before = _frag_creates(m1)
+        # 1438 bytes: too big for a crossing link, which the flow's ECMP branch crosses
+        # labelled (pe1-p2: 1434 - 4) or after the penultimate hop popped (p1-pe2: 1434)
+        r = L.run("ce1", ["ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1410", "192.168.2.2"])
+        assert r.returncode != 0 and re.search(r"mtu = 14(30|34)\)", r.stdout), r.stdout
+        r = L.run("ce1", ["ping", "-c", "1", "-W", "2", "-M", "do", "-s", "1402", "192.168.2.2"])
+        assert r.returncode == 0, r.stdout
+        _tcp(L)
+        assert _frag_creates(m1) == before
+    finally:
+        lab.down(name)
+        for ns in cl.machine_ns.values():
+            subprocess.run(["ip", "-n", ns, "link", "set", "u0", "mtu", "9000"], check=True)

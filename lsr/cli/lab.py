@@ -178,7 +178,9 @@ def status(name: str, as_json: bool) -> None:
         if info.get("refused"):  # flood bounds at work (docs/cli.md, "refused")
             why = (why + "; " if why else "") + "refused " + ", ".join(
                 f"{proto} {k} {v}" for proto, r in info["refused"].items() for k, v in r.items())
-        row = [r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}", ospf]
+        row = [r, *([info.get("machine", "-")] if "machines" in st else []),
+               "-" if info["pid"] is None else info["pid"], "yes" if info["alive"] else "DEAD",
+               f"{up_}/{len(sess)}", ospf]
         if has_bgp:  # BGP sessions Established / configured (labs with a bgp: section)
             bgp = info.get("bgp")
             row.append("-" if bgp is None else
@@ -186,10 +188,16 @@ def status(name: str, as_json: bool) -> None:
         rows.append((*row, info.get("error") or why))
     down = ", ".join(st["down_link_names"]) or "none"
     render.table(f"lab {name} ({st['topology']}), down links: {down}",
-                 ["router", "pid", "alive", "sessions up", "ospf full",
+                 ["router", *(["machine"] if "machines" in st else []), "pid", "alive",
+                  "sessions up", "ospf full",
                   *(["bgp up"] if has_bgp else []), "error"], rows)
     if st.get("failed"):
         render.plain(f"kept after a failed lab up: {st['failed']}")
+    for m, info in st.get("machines", {}).items():  # a lab over several machines
+        render.plain(f"{m} ({info.get('host', '?')}, underlay {info.get('underlay', '?')}): "
+                     f"{', '.join(info['nodes'])}")
+    for w in st.get("warnings", []):
+        render.plain(f"warning: {w}")
     if st.get("impairments"):  # lsr lab link NAME A B set ...
         render.table(f"lab {name}: impaired links (each direction)",
                      ["link", "impairment", "impair-loss", "impair-queue-full"],
@@ -310,6 +318,7 @@ def capture(name: str, where: str, write: str | None, count: int | None) -> None
     if where.count(":") != 1:
         raise LsrError(f"'{where}' must be NODE:IFACE")
     node, ifname = where.split(":")
+    lab_api().local_only(name, "capture")  # elsewhere: tcpdump on the node's machine
     topo = lab_api().topology(name)
     if node not in topo.nodes or ifname not in topo.nodes[node].interfaces:
         raise LsrError(f"lab '{name}' has no interface {where}")
@@ -407,6 +416,7 @@ def chaos(name: str, events: int, seed: int, settle_timeout: float, as_json: boo
     stops and starts; after each, every LFIB must equal the simulator's; at the end,
     idle routers must be idle and hold no more file descriptors or memory."""
     require_root()
+    lab_api().local_only(name, "chaos")
     from lsr.lab import chaos as chaos_mod
 
     rep = chaos_mod.run(name, events, seed, say=(lambda s: None) if as_json else render.line,

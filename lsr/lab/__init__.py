@@ -121,6 +121,16 @@ def _multihost(name: str) -> Any:
     return remote
 
 
+def local_only(name: str, what: str) -> None:
+    """One line if lab `name` spans machines (lsr.lab.multihost): `lsr lab <what>` works
+    on the labs of one machine only."""
+    rec = LabState(name).read().get("multihost")
+    if rec:
+        raise LabError(f"lab '{name}' spans machines ({', '.join(rec['machines'])}): "
+                       f"'lsr lab {what}' works on a lab of one machine only "
+                       "(docs/multihost.md)")
+
+
 def _topology(name: str) -> Topology:
     p = lab_dir(name) / "topology.pickle"
     if not p.exists():
@@ -508,7 +518,8 @@ def status(name: str) -> dict[str, Any]:
     if not st:
         raise LabError(f"no lab named '{name}' (lsr lab list)")
     routers: dict[str, Any] = {}
-    procs = [(p["role"].split(":", 1)[-1], {"pid": p["pid"], "alive": pid_alive(p["pid"], p["start"])})
+    procs = [(p["role"].split(":", 1)[-1],
+              {"pid": p["pid"], "alive": pid_alive(p["pid"], p["start"])})
              for p in st.get("pids", []) if not p["role"].startswith(("frr:", "strongswan:"))]
     spread = _multihost(name)
     if spread is not None:  # each machine's agent says which of its routers run
@@ -565,6 +576,7 @@ def status(name: str) -> dict[str, Any]:
         **({"failed": st["failed"]} if st.get("failed") else {}),
         "impairments": impairments,
         **({"machines": spread.machines(name)} if spread is not None else {}),
+        **({"warnings": st["warnings"]} if st.get("warnings") else {}),
     }
 
 

@@ -9,8 +9,9 @@ one, can still serve or tear down the part: the agent itself keeps no state.
 
 The part is what `lsr.lab.up` builds, for this machine's nodes only: their namespaces,
 the veths between them, a VXLAN device for each link to another machine
-(lsr.lab.vxlan), addresses, and a router runtime for each router (started by exec, not
-fork: a Ray worker has threads), which waits for the start barrier (`start`).
+(lsr.lab.vxlan), addresses, and a router runtime for each router (forked by a fork
+server, lsr.lab.forker: a Ray worker has threads and must not fork itself), which waits
+for the start barrier (`start`).
 
 Environment of the Ray node (all optional): LSR_RUN_DIR (as for any lab),
 LSR_UNDERLAY_ADDRESS (this machine's VXLAN address; default the Ray node's IP) and
@@ -140,6 +141,10 @@ class LabAgent:
             raise LsrError(f"machine {self.machine}: the lab agent runs without root "
                            "(ray start as root)")
         t0 = time.monotonic()
+        steps: dict[str, float] = {}
+
+        def step(what: str) -> None:
+            steps[what] = round(time.monotonic() - t0, 3)
         topo: Topology = pickle.loads(topo_bytes)
         routers = [n for n in nodes if topo.nodes[n].is_router]
         under = self.underlay_ns()
@@ -149,15 +154,19 @@ class LabAgent:
                      "routers": routers, "vxlan": [e.__dict__ for e in ends]})
         write_file(state.dir / "topology.pickle", topo_bytes, 0o600)  # the routers read it
         netns.create_namespaces(topo, lab, state, only=nodes)
+        step("namespaces")
         netns.create_links(topo, lab, only=nodes)
         vxlan.create(lab, self.machine, ends, under, state)
+        step("links")
         netns.configure_nodes(topo, lab, only=nodes)
         self._watch(lab, ends)
-        network = time.monotonic() - t0
-        start_routers(topo, lab, state, ring=True, spawn="exec", routers=routers)
+        step("network")
+        start_routers(topo, lab, state, ring=True, spawn="forkserver", routers=routers)
+        step("started")
         wait_ready(topo, lab, state, t0 + timeout, routers=routers)
+        step("ready")
         state.set("building", False)
-        return {"network": network, "routers": time.monotonic() - t0, "warnings": warnings}
+        return {"steps": steps, "warnings": warnings}
 
     # ------------------------------------------------------------ carrier
 

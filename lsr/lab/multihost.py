@@ -137,6 +137,8 @@ def up(topo: Topology, address: str, name: str | None = None,
                 under[m], timeout) for m in used},
                 timeout + remote.CALL_TIMEOUT)
             timings["parts"] = time.monotonic() - t0
+            for m, b in built.items():  # each machine's own steps, from its start
+                timings.update({f"{m}:{k}": v for k, v in b["steps"].items()})
             warnings = [f"{m}: {w}" for m, b in built.items() for w in b["warnings"]]
             if warnings:
                 state.set("warnings", warnings)

@@ -33,27 +33,36 @@ def start_routers(topo: Topology, name: str, state: LabState, ring: bool = True,
     root = str(Path(lsr.__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     if spawn == "fork":
-        # Import everything a router needs once, here; each fork shares it.
-        import forwarding.plane  # noqa: F401
-        import ldp.instance  # noqa: F401
-        from forwarding import ioloop  # noqa: F401
-        try:
-            import forwarding.vector  # noqa: F401  (numpy: ~20 MB a router if imported there)
-        except ImportError:
-            pass
-        from lsr.lab import node, node_bgp, node_ospf  # noqa: F401
-        try:
-            import pyroute2  # noqa: F401  (netlink carrier watch in every router)
-        except ImportError:
-            pass
+        from lsr.lab.forker import preload
 
+        preload()  # everything a router needs, imported once here: each fork shares it
         gc.freeze()  # keep the collector from dirtying the shared pages in every child
+    server = ForkServer(env) if spawn == "forkserver" else None
+    try:
+        _start_each(topo, name, state, ring, spawn, routers, env, server)
+    finally:
+        if server is not None:
+            server.close()
+    if spawn == "fork":
+        gc.unfreeze()  # only the children needed it
+
+
+def _start_each(topo: Topology, name: str, state: LabState, ring: bool, spawn: str,
+                routers: Collection[str] | None, env: dict[str, str],
+                server: ForkServer | None) -> None:
+    if spawn == "fork":
+        from lsr.lab import node
     for r in frr.our_routers(topo):
         if routers is not None and r.name not in routers:
             continue
         args = ["--state-dir", str(state.dir), "--router", r.name, "--wait-start"]
         if not ring:
             args.append("--no-ring")
+        if server is not None:
+            with signals_held():
+                pid = server.spawn(ns_name(name, r.name), args, state.dir / f"{r.name}.log")
+                record_pid(state, pid, f"router:{r.name}")
+            continue
         if spawn == "fork":
             with signals_held():
                 pid = node.spawn_forked(ns_name(name, r.name), args, state.dir / f"{r.name}.log")
@@ -69,8 +78,43 @@ def start_routers(topo: Topology, name: str, state: LabState, ring: bool = True,
                                    cwd="/").pid
             os.close(logf)
             record_pid(state, pid, f"router:{r.name}")
-    if spawn == "fork":
-        gc.unfreeze()  # only the children needed it
+
+
+class ForkServer:
+    """`python -m lsr.lab.forker`: routers forked from a clean one-thread process with
+    their modules imported once (for a lab agent, a Ray worker, which must not fork)."""
+
+    def __init__(self, env: dict[str, str]) -> None:
+        self.proc = subprocess.Popen([sys.executable, "-m", "lsr.lab.forker"], env=env,
+                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True, cwd="/",
+                                     start_new_session=True)
+        if self._line() != "ready":
+            self.close()
+            raise LabError("the router fork server did not start")
+
+    def _line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def spawn(self, ns: str, argv: list[str], log: Path) -> int:
+        assert self.proc.stdin is not None
+        self.proc.stdin.write(json.dumps({"ns": ns, "argv": argv, "log": str(log)}) + "\n")
+        self.proc.stdin.flush()
+        answer = self._line()
+        if not answer.isdigit():
+            raise LabError(f"router fork server: {answer or 'no answer'}")
+        return int(answer)
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            if self.proc.stdin is not None:
+                self.proc.stdin.close()
+        try:
+            self.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
 
 
 def record_pid(state: LabState, pid: int, role: str) -> None:

@@ -1,11 +1,19 @@
-"""The carrier relay's netlink parsing (lsr.lab.carrier): link messages as the kernel
-sends them, several to a datagram; other messages and truncated ones are passed over."""
+"""Pieces of a lab over several machines that need no root and no Ray: the carrier
+relay's netlink parsing (lsr.lab.carrier: link messages as the kernel sends them, several
+to a datagram, other and truncated ones passed over) and the routers' fork server
+(lsr.lab.forker: one line for a request it cannot do)."""
 
 from __future__ import annotations
 
+import os
 import struct
 
+import pytest
+
 from lsr.lab.carrier import IFF_UP, RTM_DELLINK, RTM_NEWLINK, parse_links
+from lsr.lab.routers import ForkServer
+from lsr.lab.state import LabError
+from tests.conftest import ROOT
 
 
 def _link(kind: int, name: str, flags: int, extra_attrs: bytes = b"") -> bytes:
@@ -31,3 +39,15 @@ def test_truncated_and_odd_messages_are_passed_over() -> None:
     assert parse_links(struct.pack("=IHHII", 8, RTM_NEWLINK, 0, 0, 0)) == []  # length < header
     bad_rta = whole[:32] + struct.pack("=HH", 2, 3) + whole[36:]
     assert parse_links(bad_rta) == []
+
+
+def test_fork_server_answers_a_bad_request_in_one_line(tmp_path) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    server = ForkServer(env)
+    try:
+        with pytest.raises(LabError, match=r"router fork server: error FileNotFoundError: .*"
+                                           r"/run/netns/vx-no-such-ns"):
+            server.spawn("vx-no-such-ns", ["--help"], tmp_path / "x.log")
+    finally:
+        server.close()
+    assert server.proc.returncode == 0  # it ends with its input
