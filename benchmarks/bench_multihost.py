@@ -12,7 +12,8 @@ For the diamond on one machine and over two:
 - RTT host to host (ping, 200 x 10 ms: min / median / p99), through both dataplanes;
 - RTT router to router over one link, kernel to kernel (no dataplane): pe1 -> p1 (a veth
   on both), pe1 -> p2 (over two machines: veth, tc, VXLAN, the underlay and back);
-- TCP host to host (iperf3, 5 s, one stream).
+- TCP host to host (iperf3, 5 s, one stream), three runs;
+- how long after pe1's end of pe1-p2 is set down (`ip link`) p2's end has no carrier.
 
 Everything is on one 2-core VM, so the two "machines" share its cores: a real second
 machine adds its own CPU, and its network's latency to the VXLAN hop.
@@ -67,13 +68,38 @@ def _tcp(L: lab.Lab) -> float:
         srv.wait(timeout=30)
 
 
+def _carrier_ms(L: lab.Lab) -> float:
+    """ms from `ip link set eth3 down` in pe1 until p2:eth1 (the far end, on the other
+    machine) has lost its carrier (seen by `ip monitor` in p2's namespace): the agents'
+    relay over two machines, the veth itself on one."""
+    mon = subprocess.Popen(["ip", "-n", f"lsr-{L.name}.p2", "monitor", "link"],
+                           stdout=subprocess.PIPE, text=True, bufsize=1)
+    try:
+        time.sleep(0.3)  # (the monitor's socket is bound by then)
+        t0 = time.monotonic()
+        subprocess.run(["ip", "-n", f"lsr-{L.name}.pe1", "link", "set", "eth3", "down"],
+                       check=True)
+        assert mon.stdout is not None
+        for line in mon.stdout:
+            if "eth1" in line and "NO-CARRIER" in line:
+                break
+        ms = (time.monotonic() - t0) * 1000
+    finally:
+        mon.kill()
+        mon.wait()
+    subprocess.run(["ip", "-n", f"lsr-{L.name}.pe1", "link", "set", "eth3", "up"], check=True)
+    lab.wait_converged(L.name, 30)
+    return round(ms, 1)
+
+
 def measure(L: lab.Lab) -> dict[str, object]:
     topo = L.topo
     p1 = str(topo.interface("p1", "eth1").address.ip)
     p2 = str(topo.interface("p2", "eth1").address.ip)
     return {"host_rtt_ms": _rtts(L, "ce1", "192.168.2.2"),
             "link_rtt_pe1_p1_ms": _rtts(L, "pe1", p1), "link_rtt_pe1_p2_ms": _rtts(L, "pe1", p2),
-            "tcp_mbit_s": round(_tcp(L), 1)}
+            "tcp_mbit_s": sorted(round(_tcp(L), 1) for _ in range(3)),
+            "far_carrier_lost_ms": sorted(_carrier_ms(L) for _ in range(3))}
 
 
 def main() -> None:

@@ -196,11 +196,28 @@ def test_cli_up_and_down_on_both_machines_after_an_agent_crash(cl) -> None:
             "lab of one machine only" in r.stderr, r.stderr
         r = _lsr(cl, "lab", "exec", name, "pe2", "ip", "-br", "addr", "show", "dev", "lo")
         assert r.returncode == 0 and "10.255.0.3/32" in r.stdout, r.stderr
+        # what reads the routers works across machines as on one
+        r = _lsr(cl, "lab", "validate", name)
+        assert r.returncode == 0 and " 0 failed" in r.stdout, r.stdout + r.stderr
+        r = _lsr(cl, "lsp", "traceroute", name, "pe1", "10.255.0.3/32", "--json")
+        assert r.returncode == 0, r.stderr
+        hops = json.loads(r.stdout)["hops"]
+        assert [h["return_code"] for h in hops] == [8, 3], hops  # label switched, egress
+        ospf = json.loads(_lsr(cl, "lab", "ospf", name, "pe2", "neighbors", "--json").stdout)
+        assert "Full" in json.dumps(ospf), ospf
+        r = _lsr(cl, "lab", "link", name, "p1", "pe2", "set", "delay", "5ms")
+        assert r.returncode == 0, r.stderr
+        rtt = lab.run_in(name, "ce1", ["ping", "-c", "2", "-i", "0.2", "192.168.2.2"]).stdout
+        assert min(float(x) for x in re.findall(r"time=([\d.]+)", rtt)) >= 5, rtt
+        assert _lsr(cl, "lab", "link", name, "p1", "pe2", "clear").returncode == 0
         # the agent of m2 dies (kill -9): a new one serves, and tears down, its part
         ray = remote.connect(cl.address)
         pid = remote.result(ray, "m2", remote.agent(ray, name, "m2").info.remote(), 60)["pid"]
         os.kill(pid, signal.SIGKILL)
         wait_for(lambda: not Path(f"/proc/{pid}").exists(), 10, "the agent to be gone")
+        # Ray starts it again; its routers were never its children: they run on
+        st = json.loads(_lsr(cl, "lab", "status", name, "--json").stdout)
+        assert all(i["alive"] for i in st["routers"].values()), st["routers"]
         r = _lsr(cl, "lab", "down", name)
         assert r.returncode == 0 and f"lab {name} down" in r.stdout, r.stderr
         assert not _left(name)

@@ -55,11 +55,18 @@ class Lab:
 
     def run(self, node: str, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess:
         """Run in a node's namespace and capture output (tests)."""
-        spread = _multihost(self.name)
-        if spread is not None:
-            return spread.run(self.name, node, list(argv), timeout)
-        return subprocess.run(["ip", "netns", "exec", ns_name(self.name, node), *argv],
-                              capture_output=True, text=True, timeout=timeout)
+        return run_in(self.name, node, argv, timeout)
+
+
+def run_in(name: str, node: str, argv: Sequence[str],
+           timeout: float = 60) -> subprocess.CompletedProcess:
+    """argv in a node's namespace, output captured (as text); on its machine, for a lab
+    over several machines."""
+    spread = _multihost(name)
+    if spread is not None:
+        return spread.run(name, node, list(argv), timeout)
+    return subprocess.run(["ip", "netns", "exec", ns_name(name, node), *argv],
+                          capture_output=True, text=True, timeout=timeout)
 
     def query(self, router: str, what: str, /, **kw: Any) -> Any:
         return query(self.name, router, what, **kw)

@@ -15,6 +15,7 @@ Ray is imported only here and only when a multi-machine lab is used (`pip instal
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import os
 import socket
@@ -100,14 +101,16 @@ def result(ray: Any, machine: str, ref: Any, timeout: float | None) -> Any:
     try:
         reply = ray.get(ref, timeout=timeout)
     except ray.exceptions.GetTimeoutError:
-        ray.cancel(ref, force=False)
+        with contextlib.suppress(Exception):  # not every kind of task can be cancelled
+            ray.cancel(ref, force=False)
         raise LabError(f"machine {machine}: its lab agent did not answer within "
                        f"{timeout:g} s") from None
     except ray.exceptions.RayError as e:
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise LabError(f"machine {machine}: lab agent: {first}") from None
     if not reply.get("ok"):
-        raise LabError(reply.get("error") or f"machine {machine}: request failed")
+        error = reply.get("error") or "request failed"
+        raise LabError(error if error.startswith("machine ") else f"machine {machine}: {error}")
     return reply["result"]
 
 
