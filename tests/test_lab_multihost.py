@@ -218,6 +218,15 @@ def test_cli_up_and_down_on_both_machines_after_an_agent_crash(cl) -> None:
         # Ray starts it again; its routers were never its children: they run on
         st = json.loads(_lsr(cl, "lab", "status", name, "--json").stdout)
         assert all(i["alive"] for i in st["routers"].values()), st["routers"]
+        # `lab down` on m2 itself (its /run/lsr has no record of the lab, only its part):
+        # its part goes, without Ray; the coordinator's `lab down` takes the rest
+        m2 = st["machines"]["m2"]["nodes"]
+        r = subprocess.run(["lsr", "lab", "down", name], capture_output=True, text=True,
+                           timeout=60, env={**cl.env, "LSR_RUN_DIR": str(cl.tmp / "run-m2")})
+        assert r.returncode == 0 and f"lab {name} down" in r.stdout, r.stderr
+        assert not (cl.tmp / "run-m2" / name).exists()
+        assert sorted(_left(name)) == sorted([f"lsr-{name}.{n}" for n in topo.nodes
+                                              if n not in m2] + [transit_ns(name, "m1")])
         r = _lsr(cl, "lab", "down", name)
         assert r.returncode == 0 and f"lab {name} down" in r.stdout, r.stderr
         assert not _left(name)

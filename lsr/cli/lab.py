@@ -80,6 +80,7 @@ def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = 
 
                     lab_ = multihost.up(
                         topo, ray_address, name=name, timeout=timeout, keep=keep, progress=show,
+                        ring=not no_ring,
                         machines=[m.strip() for m in machines.split(",")] if machines else None,
                         place=multihost.parse_place(place))
                 else:

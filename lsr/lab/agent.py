@@ -130,13 +130,13 @@ class LabAgent:
     # ------------------------------------------------------------ build
 
     def build(self, lab: str, topo_bytes: bytes, nodes: Sequence[str], ends: Sequence[dict],
-              local: str, timeout: float) -> dict[str, Any]:
+              local: str, timeout: float, ring: bool = True) -> dict[str, Any]:
         """This machine's part, up to routers ready for the start barrier."""
         return _reply(self._build, lab, topo_bytes, list(nodes),
-                      [vxlan.End(**e) for e in ends], local, timeout)
+                      [vxlan.End(**e) for e in ends], local, timeout, ring)
 
     def _build(self, lab: str, topo_bytes: bytes, nodes: list[str], ends: list[vxlan.End],
-               local: str, timeout: float) -> dict[str, Any]:
+               local: str, timeout: float, ring: bool) -> dict[str, Any]:
         if os.geteuid() != 0:
             raise LsrError(f"machine {self.machine}: the lab agent runs without root "
                            "(ray start as root)")
@@ -161,7 +161,7 @@ class LabAgent:
         netns.configure_nodes(topo, lab, only=nodes)
         self._watch(lab, ends)
         step("network")
-        start_routers(topo, lab, state, ring=True, spawn="forkserver", routers=routers)
+        start_routers(topo, lab, state, ring=ring, spawn="forkserver", routers=routers)
         step("started")
         wait_ready(topo, lab, state, t0 + timeout, routers=routers)
         step("ready")

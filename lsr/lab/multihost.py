@@ -88,7 +88,8 @@ def plan(topo: Topology, cluster: Mapping[str, Any], machines: Sequence[str] | N
 
 def up(topo: Topology, address: str, name: str | None = None,
        machines: Sequence[str] | None = None, place: Mapping[str, str] | None = None,
-       timeout: float = 60, progress: Progress | None = None, keep: bool = False) -> Lab:
+       timeout: float = 60, progress: Progress | None = None, keep: bool = False,
+       ring: bool = True) -> Lab:
     """Build the lab over the cluster's machines; return once it has converged."""
     need_root()
     name = name or topo.name
@@ -134,7 +135,7 @@ def up(topo: Topology, address: str, name: str | None = None,
             blob = pickle.dumps(topo)
             built = remote.gather(ray, {m: agents[m].build.remote(
                 name, blob, rec["machines"][m]["nodes"], [e.__dict__ for e in ends.get(m, [])],
-                under[m], timeout) for m in used},
+                under[m], timeout, ring) for m in used},
                 timeout + remote.CALL_TIMEOUT)
             timings["parts"] = time.monotonic() - t0
             for m, b in built.items():  # each machine's own steps, from its start
