@@ -40,10 +40,26 @@ def lab() -> None:
 @click.option("--keep", is_flag=True,
               help="If the lab fails (e.g. does not converge), leave it up for `lab status`, "
                    "`lab ldp`... (`lab down` removes it); the exit status is still 1.")
-def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = False) -> None:
+@click.option("--ray", "ray_address", is_flag=False, flag_value="auto", default=None,
+              metavar="[ADDRESS]",
+              help="Spread the lab over the machines of the Ray cluster whose head is at "
+                   "ADDRESS (HOST:PORT; alone: auto), links between machines as VXLAN "
+                   "(docs/multihost.md). Give it last, or as --ray=ADDRESS.")
+@click.option("--machines", metavar="M1,M2,...",
+              help="With --ray: these machines (default: the placement: section's, or every "
+                   "Ray node with an lsr_machine_<name> resource).")
+@click.option("--place", multiple=True, metavar="NODE=MACHINE",
+              help="With --ray: run NODE (or NODE,NODE,...) on MACHINE; repeatable. The rest "
+                   "is partitioned automatically (few links cut).")
+def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = False,
+       ray_address: str | None = None, machines: str | None = None,
+       place: tuple[str, ...] = ()) -> None:
     """Build the lab of FILE and wait until LDP has converged."""
     require_root()
     L = lab_api()
+    if ray_address is None and (machines or place):
+        raise LsrError("--machines and --place need --ray ADDRESS (a lab over several "
+                       "machines)")
     from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
     t0 = time.monotonic()
@@ -56,9 +72,20 @@ def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = 
                           console=render.console, transient=True,
                           disable=not render.console.is_terminal) as prog:
                 task = prog.add_task(f"{name}: starting", total=1.0)
-                lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring, keep=keep,
-                            progress=lambda msg, frac: prog.update(task, completed=frac,
-                                                                   description=f"{name}: {msg}"))
+
+                def show(msg: str, frac: float) -> None:
+                    prog.update(task, completed=frac, description=f"{name}: {msg}")
+                if ray_address is not None:
+                    from lsr.lab import multihost
+
+                    lab_ = multihost.up(
+                        topo, ray_address, name=name, timeout=timeout, keep=keep, progress=show,
+                        ring=not no_ring,
+                        machines=[m.strip() for m in machines.split(",")] if machines else None,
+                        place=multihost.parse_place(place))
+                else:
+                    lab_ = L.up(topo, name=name, timeout=timeout, ring=not no_ring, keep=keep,
+                                progress=show)
         except LsrError as e:
             from lsr.lab.state import LabState
 
@@ -76,6 +103,20 @@ def up(file: str, name: str | None, timeout: float, no_ring: bool, keep: bool = 
             sys.exit(128 + getattr(e, "signum", 2))
     render.line(f"lab [bold]{name}[/bold] up: {len(topo.routers)} routers, {len(topo.hosts)} hosts, "
                 f"converged in {lab_.converge_seconds:.2f} s ({time.monotonic() - t0:.2f} s total)")
+    if ray_address is not None:
+        _machines_lines(name)
+
+
+def _machines_lines(name: str) -> None:
+    """Where each node of a lab over several machines runs, and the underlay's warnings."""
+    from lsr.lab.state import LabState
+
+    st = LabState(name).read()
+    for m, info in st.get("multihost", {}).get("machines", {}).items():
+        render.line(f"  {m} ({info.get('host', '?')}, underlay {info.get('underlay', '?')}): "
+                    f"{', '.join(info['nodes'])}")
+    for w in st.get("warnings", []):
+        render.line(f"  warning: {w}")
 
 
 @lab.command()
@@ -138,7 +179,9 @@ def status(name: str, as_json: bool) -> None:
         if info.get("refused"):  # flood bounds at work (docs/cli.md, "refused")
             why = (why + "; " if why else "") + "refused " + ", ".join(
                 f"{proto} {k} {v}" for proto, r in info["refused"].items() for k, v in r.items())
-        row = [r, info["pid"], "yes" if info["alive"] else "DEAD", f"{up_}/{len(sess)}", ospf]
+        row = [r, *([info.get("machine", "-")] if "machines" in st else []),
+               "-" if info["pid"] is None else info["pid"], "yes" if info["alive"] else "DEAD",
+               f"{up_}/{len(sess)}", ospf]
         if has_bgp:  # BGP sessions Established / configured (labs with a bgp: section)
             bgp = info.get("bgp")
             row.append("-" if bgp is None else
@@ -146,10 +189,16 @@ def status(name: str, as_json: bool) -> None:
         rows.append((*row, info.get("error") or why))
     down = ", ".join(st["down_link_names"]) or "none"
     render.table(f"lab {name} ({st['topology']}), down links: {down}",
-                 ["router", "pid", "alive", "sessions up", "ospf full",
+                 ["router", *(["machine"] if "machines" in st else []), "pid", "alive",
+                  "sessions up", "ospf full",
                   *(["bgp up"] if has_bgp else []), "error"], rows)
     if st.get("failed"):
         render.plain(f"kept after a failed lab up: {st['failed']}")
+    for m, info in st.get("machines", {}).items():  # a lab over several machines
+        render.plain(f"{m} ({info.get('host', '?')}, underlay {info.get('underlay', '?')}): "
+                     f"{', '.join(info['nodes'])}")
+    for w in st.get("warnings", []):
+        render.plain(f"warning: {w}")
     if st.get("impairments"):  # lsr lab link NAME A B set ...
         render.table(f"lab {name}: impaired links (each direction)",
                      ["link", "impairment", "impair-loss", "impair-queue-full"],
@@ -270,6 +319,7 @@ def capture(name: str, where: str, write: str | None, count: int | None) -> None
     if where.count(":") != 1:
         raise LsrError(f"'{where}' must be NODE:IFACE")
     node, ifname = where.split(":")
+    lab_api().local_only(name, "capture")  # elsewhere: tcpdump on the node's machine
     topo = lab_api().topology(name)
     if node not in topo.nodes or ifname not in topo.nodes[node].interfaces:
         raise LsrError(f"lab '{name}' has no interface {where}")
@@ -367,6 +417,7 @@ def chaos(name: str, events: int, seed: int, settle_timeout: float, as_json: boo
     stops and starts; after each, every LFIB must equal the simulator's; at the end,
     idle routers must be idle and hold no more file descriptors or memory."""
     require_root()
+    lab_api().local_only(name, "chaos")
     from lsr.lab import chaos as chaos_mod
 
     rep = chaos_mod.run(name, events, seed, say=(lambda s: None) if as_json else render.line,

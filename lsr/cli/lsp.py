@@ -219,8 +219,10 @@ if _lab_group is not None:
         """Stop or start ROUTER's runtime (its namespace and links stay up: LDP sessions
         with it drop, LSPs through it break). For an FRR router: zebra, ospfd, ldpd and
         our dataplane in it."""
+        from lsr.lab import local_only
         from lsr.lab.control import node_start, node_stop
 
+        local_only(name, "node")
         out = node_stop(name, router) if action == "stop" else node_start(name, router, wait=not no_wait)
         what = "FRR (zebra, ospfd, ldpd, dataplane)" if out.get("kind") == "frr" else "runtime"
         if as_json:
@@ -253,8 +255,10 @@ if _lab_group is not None:
                      after: float | None, keep_down: bool, as_json: bool) -> None:
         """Fail link A-B (or restart router R) under a steady probe stream and report the
         convergence timeline and every outage."""
-        from lsr.lab import need_root
+        from lsr.lab import local_only, need_root
         from lsr.lab.converge import converge, restart
+
+        local_only(name, "converge")
 
         if (fail_link is None) == (restart_router is None):
             raise LsrError("give --fail A-B or --restart R (one of them)")

@@ -22,6 +22,9 @@ def web(name: str, port: int, allow_changes: bool, interval: float) -> None:
     states and packet rates, each router's tables, LSPs hop by hop, an event timeline.
     Read-only unless --allow-changes. The printed URL carries a per-run token."""
     require_root()
+    from lsr.lab import local_only
+
+    local_only(name, "web")
     from lsr.web.collect import LabView
     from lsr.web.server import WebServer, serve
 

@@ -14,15 +14,9 @@ lab creates is recorded in `lsr.lab.state` first, so `down()` always works.
 from __future__ import annotations
 
 import contextlib
-import gc
-import json
 import os
 import pickle
-import signal
-import socket
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -30,13 +24,14 @@ from ipaddress import IPv4Network
 from pathlib import Path
 from typing import Any
 
-import lsr
 from lsr.core.igp import Igp
 from lsr.core.topology import MAX_LAB_NAME, NAME_RE, Topology
-from lsr.errors import Interrupted, LsrError
+from lsr.errors import LsrError
 from lsr.lab import frr, netns, owner, strongswan
-from lsr.lab.files import open_append, write_file
-from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive, teardown
+from lsr.lab.files import write_file
+from lsr.lab.interrupts import ENDING_SIGNALS, signals_held, signals_interrupt  # noqa: F401
+from lsr.lab.routers import query_socket, record_pid, start_routers, wait_ready  # noqa: F401
+from lsr.lab.state import LabError, LabState, lab_dir, ns_name, pid_alive, teardown
 from lsr.lab.state import list_labs as _list_labs
 
 __all__ = [
@@ -45,10 +40,6 @@ __all__ = [
 ]
 
 Progress = Callable[[str, float], None]  # (message, fraction done 0..1)
-
-
-class LabError(LsrError):
-    pass
 
 
 @dataclass
@@ -64,8 +55,18 @@ class Lab:
 
     def run(self, node: str, argv: Sequence[str], timeout: float = 60) -> subprocess.CompletedProcess:
         """Run in a node's namespace and capture output (tests)."""
-        return subprocess.run(["ip", "netns", "exec", ns_name(self.name, node), *argv],
-                              capture_output=True, text=True, timeout=timeout)
+        return run_in(self.name, node, argv, timeout)
+
+
+def run_in(name: str, node: str, argv: Sequence[str],
+           timeout: float = 60) -> subprocess.CompletedProcess:
+    """argv in a node's namespace, output captured (as text); on its machine, for a lab
+    over several machines."""
+    spread = _multihost(name)
+    if spread is not None:
+        return spread.run(name, node, list(argv), timeout)
+    return subprocess.run(["ip", "netns", "exec", ns_name(name, node), *argv],
+                          capture_output=True, text=True, timeout=timeout)
 
     def query(self, router: str, what: str, /, **kw: Any) -> Any:
         return query(self.name, router, what, **kw)
@@ -118,6 +119,25 @@ def router_missing(name: str, router: str, exp: dict[str, Any], names: dict[str,
     return _missing(name, router, exp, names)
 
 
+def _multihost(name: str) -> Any:
+    """lsr.lab.remote if lab `name` spans machines (its record says so), else None."""
+    if not LabState(name).read().get("multihost"):
+        return None
+    from lsr.lab import remote
+
+    return remote
+
+
+def local_only(name: str, what: str) -> None:
+    """One line if lab `name` spans machines (lsr.lab.multihost): `lsr lab <what>` works
+    on the labs of one machine only."""
+    rec = LabState(name).read().get("multihost")
+    if rec:
+        raise LabError(f"lab '{name}' spans machines ({', '.join(rec['machines'])}): "
+                       f"'lsr lab {what}' works on a lab of one machine only "
+                       "(docs/multihost.md)")
+
+
 def _topology(name: str) -> Topology:
     p = lab_dir(name) / "topology.pickle"
     if not p.exists():
@@ -165,8 +185,8 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
             timings["network"] = time.monotonic() - t0
             say(f"starting {len(topo.routers)} routers", 0.35)
             timings.update(frr.start(topo, name, state, t0 + timeout))  # kind: frr (FRR's ldpd)
-            _start_routers(topo, name, state, ring, spawn)
-            _wait_ready(topo, name, state, t0 + timeout)
+            start_routers(topo, name, state, ring, spawn)
+            wait_ready(topo, name, state, t0 + timeout)
             for r in frr.our_routers(topo):  # the start barrier: all hello sockets exist now
                 query(name, r.name, "start")
             frr.start_ospfd(topo, name, state, t0 + timeout)
@@ -197,139 +217,9 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
     return Lab(name, topo, state.dir, timings["converged"], timings)
 
 
-ENDING_SIGNALS = (signal.SIGTERM, signal.SIGHUP)
-
-
-def _interrupted(signum: int) -> KeyboardInterrupt:
-    if signum == signal.SIGINT:
-        return KeyboardInterrupt()
-    return Interrupted(signum, signal.Signals(signum).name)
-
-
-@contextlib.contextmanager
-def signals_interrupt() -> Any:
-    """SIGTERM and SIGHUP raise `Interrupted` in the main thread for the block, as Ctrl-C
-    raises KeyboardInterrupt, so the block's clean-up runs (their default ends the process
-    on the spot, leaving a half-built lab). Elsewhere than the main thread: nothing."""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-
-    def raise_(signum: int, frame: Any) -> None:
-        raise _interrupted(signum)
-
-    old = {s: signal.signal(s, raise_) for s in ENDING_SIGNALS}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-
-
-@contextlib.contextmanager
-def signals_held(deliver: bool = True) -> Any:
-    """Hold Ctrl-C, SIGTERM and SIGHUP back until the block is done, then raise the first
-    (`deliver`) or drop them. Around fork() + recording the router: raised inside fork(),
-    the interpreter's at-fork hooks swallowed it ("Exception ignored") and `up` went on
-    waiting; raised between fork() and add_pid, it would orphan a router. (A Python-level
-    handler, not a signal mask: the signal may be taken by another thread, e.g. the
-    progress display's, and only flag the main one.)"""
-    if threading.current_thread() is not threading.main_thread():
-        yield
-        return
-    hit: list[int] = []
-    sigs = (signal.SIGINT, *ENDING_SIGNALS)
-    old = {s: signal.signal(s, lambda signum, frame: hit.append(signum)) for s in sigs}
-    try:
-        yield
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        if hit and deliver:
-            raise _interrupted(hit[0])
-
-
-_ctrl_c_held = signals_held  # the name tests know
-
-
-def _start_routers(topo: Topology, name: str, state: LabState, ring: bool, spawn: str) -> None:
-    env = dict(os.environ)
-    root = str(Path(lsr.__file__).resolve().parents[1])
-    env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
-    if spawn == "fork":
-        # Import everything a router needs once, here; each fork shares it.
-        import forwarding.plane  # noqa: F401
-        import ldp.instance  # noqa: F401
-        from forwarding import ioloop  # noqa: F401
-        try:
-            import forwarding.vector  # noqa: F401  (numpy: ~20 MB a router if imported there)
-        except ImportError:
-            pass
-        from lsr.lab import node, node_bgp, node_ospf  # noqa: F401
-        try:
-            import pyroute2  # noqa: F401  (netlink carrier watch in every router)
-        except ImportError:
-            pass
-
-        gc.freeze()  # keep the collector from dirtying the shared pages in every child
-    for r in frr.our_routers(topo):
-        args = ["--state-dir", str(state.dir), "--router", r.name, "--wait-start"]
-        if not ring:
-            args.append("--no-ring")
-        if spawn == "fork":
-            with signals_held():
-                pid = node.spawn_forked(ns_name(name, r.name), args, state.dir / f"{r.name}.log")
-                _record(state, pid, f"router:{r.name}")
-            continue
-        logf = open_append(state.dir / f"{r.name}.log")  # handed to the child
-        argv = ["ip", "netns", "exec", ns_name(name, r.name), sys.executable, "-m",
-                "lsr.lab.node", *args]
-        # New session: a Ctrl-C at the terminal reaches `up` (which tears down), not routers.
-        with signals_held():
-            pid = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=logf,
-                                   stderr=subprocess.STDOUT, env=env, start_new_session=True,
-                                   cwd="/").pid
-            os.close(logf)
-            _record(state, pid, f"router:{r.name}")
-    if spawn == "fork":
-        gc.unfreeze()  # only the children needed it
-
-
-def _record(state: LabState, pid: int, role: str) -> None:
-    """Record a process this run started; one that cannot be recorded (the lab was torn
-    down meanwhile) is ended here, or nothing would ever end it."""
-    try:
-        state.add_pid(pid, role)
-    except BaseException:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, 0)
-        raise
-
-
-def _wait_ready(topo: Topology, name: str, state: LabState, deadline: float) -> None:
-    pending = {r.name for r in frr.our_routers(topo)}
-    while pending:
-        for r in list(pending):
-            if (state.dir / f"{r}.ready").exists():
-                pending.discard(r)
-        dead = [p for p in state.read().get("pids", []) if not pid_alive(p["pid"], p["start"])]
-        if dead:
-            role = dead[0]["role"].split(":", 1)[-1]
-            tail = _log_tail(name, role)
-            raise LabError(f"router {role} exited during start-up: {tail}")
-        if pending and time.monotonic() > deadline:  # (all ready just now: not a timeout)
-            raise LabError(f"routers not started before the timeout: {', '.join(sorted(pending))}")
-        time.sleep(0.05)
-
-
-def _log_tail(name: str, router: str) -> str:
-    try:
-        lines = (lab_dir(name) / f"{router}.log").read_text().strip().splitlines()
-        return lines[-1] if lines else "(empty log)"
-    except OSError:
-        return "(no log)"
+_start_routers = start_routers  # the names tests know
+_ctrl_c_held = signals_held
+_record = record_pid
 
 
 def down(name: str, force: bool = False) -> bool:
@@ -341,6 +231,14 @@ def down(name: str, force: bool = False) -> bool:
         why = owner.refuse_down(name, LabState(name).read())
         if why:
             raise LabError(why)
+    spread = _multihost(name)
+    if spread is not None:  # every machine's part first: the record says where they are
+        spread.down_parts(name)
+    elif not LabState(name).exists():  # parts of a lab brought up on another machine
+        from lsr.lab.agent import teardown_local_parts
+
+        if teardown_local_parts(name):
+            return True
     return teardown(name)
 
 
@@ -537,28 +435,11 @@ def query(name: str, router: str, what: str, /, timeout: float = 5, **params: An
     if not path.exists():
         if not lab_dir(name).exists():
             raise LabError(f"no lab named '{name}' (lsr lab list)")
+        spread = _multihost(name)
+        if spread is not None:  # the router runs on another machine: ask its agent
+            return spread.query(name, router, what, timeout, params)
         raise LabError(f"lab '{name}' has no running router '{router}'")
-    buf = b""
-    try:
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
-            s.settimeout(timeout)
-            s.connect(str(path))
-            s.sendall((json.dumps({"op": what, **params}) + "\n").encode())
-            while not buf.endswith(b"\n"):
-                chunk = s.recv(1 << 16)
-                if not chunk:
-                    break
-                buf += chunk
-    except OSError as e:  # refused (router gone), timeout, reset
-        raise LabError(f"{router}: management socket: {e.strerror or str(e) or type(e).__name__}") from None
-    try:
-        resp = json.loads(buf)
-    except ValueError:
-        raise LabError(f"{router}: no valid answer on the management socket") from None
-    if not isinstance(resp, dict) or not resp.get("ok"):
-        err = resp.get("error") if isinstance(resp, dict) else None
-        raise LabError(f"{router}: {' '.join(str(err).split()) or 'request failed'}")
-    return resp["result"]
+    return query_socket(path, router, what, timeout, **params)
 
 
 def lfib(name: str, routers: Sequence[str] | None = None) -> dict[str, Any]:
@@ -644,12 +525,14 @@ def status(name: str) -> dict[str, Any]:
     if not st:
         raise LabError(f"no lab named '{name}' (lsr lab list)")
     routers: dict[str, Any] = {}
-    for p in st.get("pids", []):
-        if p["role"].startswith(("frr:", "strongswan:")):
-            continue  # FRR daemons: frr.status below
-        role = p["role"].split(":", 1)[-1]
-        alive = pid_alive(p["pid"], p["start"])
-        info: dict[str, Any] = {"pid": p["pid"], "alive": alive}
+    procs = [(p["role"].split(":", 1)[-1],
+              {"pid": p["pid"], "alive": pid_alive(p["pid"], p["start"])})
+             for p in st.get("pids", []) if not p["role"].startswith(("frr:", "strongswan:"))]
+    spread = _multihost(name)
+    if spread is not None:  # each machine's agent says which of its routers run
+        procs = spread.processes(name)
+    for role, info in procs:  # FRR daemons: frr.status below
+        alive = info["alive"]
         if alive:
             try:
                 s = query(name, role, "status", timeout=2)
@@ -699,6 +582,8 @@ def status(name: str) -> dict[str, Any]:
         "down_link_names": names, "converged": st.get("converged"), "routers": routers,
         **({"failed": st["failed"]} if st.get("failed") else {}),
         "impairments": impairments,
+        **({"machines": spread.machines(name)} if spread is not None else {}),
+        **({"warnings": st["warnings"]} if st.get("warnings") else {}),
     }
 
 
@@ -710,6 +595,9 @@ def exec_in(name: str, node: str, argv: Sequence[str], **kw: Any) -> int:
         raise LabError(f"lab '{name}' has no node '{node}'")
     if frr.is_frr(topo, node):
         argv = frr.vtysh_argv(name, node, argv)  # vtysh -> this node's daemons
+    spread = _multihost(name)
+    if spread is not None:  # on its machine, through its agent (output when it ends)
+        return spread.exec_in(name, node, list(argv), **kw)
     return subprocess.call(["ip", "netns", "exec", ns_name(name, node), *argv], **kw)
 
 
@@ -725,7 +613,11 @@ def link(name: str, a: str, b: str, up: bool) -> None:
         st["down_links"] = sorted(down_set)
     # A carrier change: both ends see it through netlink (ours and FRR's zebra alike),
     # OSPF floods the rest. No router is told.
-    netns.set_link(topo, name, idx, up)
+    spread = _multihost(name)
+    if spread is not None:  # each end on its machine (a VXLAN end has no peer carrier)
+        spread.set_link(name, topo, idx, up)
+    else:
+        netns.set_link(topo, name, idx, up)
     _await_carrier(name, topo, idx, up)
 
 

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import random
-import subprocess
 import time
 from collections.abc import Callable, Collection, Mapping
 from ipaddress import IPv4Address, IPv4Network
@@ -27,7 +26,7 @@ from lsr.core.lfib import Lfib, VrfEntry
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab import frr
-from lsr.lab.state import LabState, ns_name
+from lsr.lab.state import LabState
 from lsr.oam.echo import LOCALHOST, Ddmap, EchoMessage
 from lsr.oam.lspping import address_owners, lsp_traceroute, vpn_lsp_ping_results
 from lsr.oam.responder import Target, VpnTarget, ingress_nexthops
@@ -203,8 +202,8 @@ def live_ping(name: str, topo: Topology) -> Callable[[str, str], tuple[bool, str
     """A `ping` assertion checker running the real `ping` in the source node's namespace."""
     def check(src: str, dst: str) -> tuple[bool, str]:
         addr = _host_address(topo, dst)
-        p = subprocess.run(["ip", "netns", "exec", ns_name(name, src), "ping", "-c", "3", "-i", "0.2",
-                            "-W", "1", "-q", str(addr)], capture_output=True, text=True, timeout=20)
+        p = lsr.lab.run_in(name, src, ["ping", "-c", "3", "-i", "0.2", "-W", "1", "-q",
+                                       str(addr)], timeout=20)
         summary = next((ln.strip() for ln in p.stdout.splitlines() if "transmitted" in ln), p.stderr.strip())
         return p.returncode == 0, f"ping {src} -> {dst} ({addr}): {summary}"
     return check

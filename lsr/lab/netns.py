@@ -10,7 +10,7 @@ collide with a real interface and nothing is left there after a crash.
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Network
 
@@ -83,15 +83,18 @@ def _not_ours(ns: str, lab: str) -> LsrError:
                     f"(a leftover? ip netns del {ns})")
 
 
-def create_namespaces(topo: Topology, lab: str, state: LabState) -> None:
+def create_namespaces(topo: Topology, lab: str, state: LabState,
+                      only: Collection[str] | None = None) -> None:
     """Each namespace is recorded before it is made (a crash in between leaves a record
     of nothing, which teardown passes over), and forgotten again if it turns out to exist
-    already: this lab's teardown removes only namespaces this run made."""
-    for node in topo.nodes:
+    already: this lab's teardown removes only namespaces this run made. `only`: these
+    nodes (a machine's part of a multi-machine lab)."""
+    nodes = [n for n in topo.nodes if only is None or n in only]
+    for node in nodes:
         ns = ns_name(lab, node)
         if namespace_exists(ns):
             raise _not_ours(ns, lab)
-    for node in topo.nodes:
+    for node in nodes:
         ns = ns_name(lab, node)
         state.add_namespace(ns)  # recorded before it exists
         try:
@@ -109,11 +112,14 @@ def create_namespaces(topo: Topology, lab: str, state: LabState) -> None:
              *(f"{k}={v}" for k, v in sysctls.items())])
 
 
-def create_links(topo: Topology, lab: str) -> None:
-    """All veth pairs in one batch, each end born in its node's namespace."""
+def create_links(topo: Topology, lab: str, only: Collection[str] | None = None) -> None:
+    """All veth pairs in one batch, each end born in its node's namespace (`only`: the
+    links between these nodes; a link to another machine is a VXLAN, lsr.lab.vxlan)."""
     cmds = []
     for link in topo.links:
         (an, ai), (bn, bi) = link.a, link.b
+        if only is not None and (an not in only or bn not in only):
+            continue
         a, b = topo.interface(an, ai), topo.interface(bn, bi)
         mtu = kernel_mtu(topo, link.index)
         cmds.append(
@@ -132,10 +138,13 @@ def _offloads_off(ns: str, ifname: str) -> None:
         run(["ip", "netns", "exec", ns, "ethtool", "-K", ifname, "tx", "off"])
 
 
-def configure_nodes(topo: Topology, lab: str) -> None:
-    """Addresses, loopbacks, links up, host default routes, offloads off."""
+def configure_nodes(topo: Topology, lab: str, only: Collection[str] | None = None) -> None:
+    """Addresses, loopbacks, links up, host default routes, offloads off (`only`: these
+    nodes, their links to other machines included)."""
     jobs: list[tuple[str, str]] = []
     for node in topo.nodes.values():
+        if only is not None and node.name not in only:
+            continue
         ns = ns_name(lab, node.name)
         cmds = ["link set lo up"]
         if node.is_router:

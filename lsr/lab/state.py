@@ -99,6 +99,10 @@ def pid_alive(pid: int, start: int | None) -> bool:
     return state != "Z"
 
 
+class LabError(LsrError):
+    """A lab operation that cannot be done, in one line."""
+
+
 class Gone(LsrError):
     """The lab directory was removed (torn down) while this process was using it."""
 
@@ -323,7 +327,9 @@ def teardown(lab: str) -> bool:
     return True
 
 
-def _remove(state: LabState) -> None:
+def remove_resources(state: LabState) -> None:
+    """End the processes and delete the namespaces and files `state` records (its caller
+    holds the lock; a machine's part of a multi-machine lab is torn down with it too)."""
     st = state.read()
     namespaces: list[str] = st.get("namespaces", [])
     # 1. processes we recorded (PID + start time), then anything still inside our namespaces
@@ -331,16 +337,22 @@ def _remove(state: LabState) -> None:
     inside = [(p, proc_start_time(p)) for ns in namespaces for p in _ns_pids(ns)]
     if inside:
         _kill(inside, grace=0.5)
-    # 2. namespaces: deleting one destroys its veths (and the peer end of each)
+    # 2. namespaces: deleting one destroys its veths (and the peer end of each) and its
+    # VXLAN devices (their sockets, in another namespace, close with the last of them)
     for ns in namespaces:
         if namespace_exists(ns):
             subprocess.run(["ip", "netns", "del", ns], capture_output=True, timeout=30)
-    # 3. temp files outside the state dir, the lab's side directories (`<lab>.frr`), then
-    # the state dir itself (last: while it exists, `lab down` can be run again). rmtree
-    # never follows a link another user planted in them.
+    # 3. temp files outside the state dir
     for f in st.get("files", []):
         with contextlib.suppress(OSError):
             os.unlink(f)
+
+
+def _remove(state: LabState) -> None:
+    remove_resources(state)
+    # The lab's side directories (`<lab>.frr`), then the state dir itself (last: while it
+    # exists, `lab down` can be run again). rmtree never follows a link another user
+    # planted in them.
     for d in side_dirs(state.lab):
         shutil.rmtree(d, ignore_errors=True)
     shutil.rmtree(state.dir, ignore_errors=True)
