@@ -317,9 +317,8 @@ def sixpe_live_results(name: str, topo: Topology, lfibs: Mapping[str, Lfib],
                 continue
             n += 1
             (dst,) = [i.address6.ip for i in b.interfaces.values() if i.address6]
-            p = subprocess.run(["ip", "netns", "exec", ns_name(name, a.name), "ping", "-6", "-c",
-                                "2", "-i", "0.2", "-W", "1", "-q", str(dst)],
-                               capture_output=True, text=True, timeout=20)
+            p = lsr.lab.run_in(name, a.name, ["ping", "-6", "-c", "2", "-i", "0.2", "-W", "1",
+                                              "-q", str(dst)], timeout=20)
             if p.returncode != 0:
                 summary = next((ln.strip() for ln in p.stdout.splitlines()
                                 if "transmitted" in ln), p.stderr.strip())
