@@ -29,3 +29,14 @@ needs_root = pytest.mark.skipif(not is_root(), reason="needs root (network names
 
 def needs_tool(name: str):
     return pytest.mark.skipif(shutil.which(name) is None, reason=f"{name} not installed")
+
+
+@pytest.fixture(scope="module")
+def ray_cluster_turn():
+    """One local Ray cluster at a time on this machine: test files run side by side
+    (pytest-xdist), and two `ray start` at once fail (shared session files and ports)."""
+    import fcntl
+
+    with open("/tmp/lsr-tests-ray.lock", "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        yield

@@ -43,7 +43,7 @@ SPLIT = {"ce1": "m1", "pe1": "m1", "p1": "m1", "p2": "m2", "pe2": "m2", "ce2": "
 
 
 @pytest.fixture(scope="module")
-def cl(tmp_path_factory: pytest.TempPathFactory):
+def cl(tmp_path_factory: pytest.TempPathFactory, ray_cluster_turn):
     tmp = tmp_path_factory.mktemp("mh")
     with cluster(tmp, f"{PREFIX}{os.getpid()}") as c:
         wait_nodes(remote.connect(c.address))

@@ -77,7 +77,8 @@ def _kill(pids: set[int], sig: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, dict]]:
+def cluster(tmp_path_factory: pytest.TempPathFactory,
+            ray_cluster_turn: None) -> Iterator[tuple[str, dict]]:
     tmp = tmp_path_factory.mktemp("ray")
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}

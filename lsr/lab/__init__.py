@@ -58,6 +58,16 @@ class Lab:
         return run_in(self.name, node, argv, timeout)
 
 
+    def query(self, router: str, what: str, /, **kw: Any) -> Any:
+        return query(self.name, router, what, **kw)
+
+    def link(self, a: str, b: str, up: bool) -> None:
+        link(self.name, a, b, up)
+
+    def down(self) -> bool:
+        return down(self.name)
+
+
 def run_in(name: str, node: str, argv: Sequence[str],
            timeout: float = 60) -> subprocess.CompletedProcess:
     """argv in a node's namespace, output captured (as text); on its machine, for a lab
@@ -67,15 +77,6 @@ def run_in(name: str, node: str, argv: Sequence[str],
         return spread.run(name, node, list(argv), timeout)
     return subprocess.run(["ip", "netns", "exec", ns_name(name, node), *argv],
                           capture_output=True, text=True, timeout=timeout)
-
-    def query(self, router: str, what: str, /, **kw: Any) -> Any:
-        return query(self.name, router, what, **kw)
-
-    def link(self, a: str, b: str, up: bool) -> None:
-        link(self.name, a, b, up)
-
-    def down(self) -> bool:
-        return down(self.name)
 
 
 def need_root() -> None:
