@@ -32,7 +32,8 @@ def _check(name: str, compact: int | None) -> None:
 
 
 @pytest.mark.parametrize("name", [pytest.param(n, marks=[pytest.mark.slow] if n in SLOW else [])
-                                  for n in SCENARIOS])
+                                  for n in SCENARIOS if n in EXPECTED])
+# (topologies bundled after the fingerprint was taken, e.g. l3vpn, 6pe: their goldens pin them)
 def test_same_as_before(name: str) -> None:
     _check(name, None)
 
