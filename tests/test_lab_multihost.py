@@ -17,6 +17,7 @@ import re
 import shutil
 import signal
 import subprocess
+import tempfile
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -43,11 +44,16 @@ SPLIT = {"ce1": "m1", "pe1": "m1", "p1": "m1", "p2": "m2", "pe2": "m2", "ce2": "
 
 
 @pytest.fixture(scope="module")
-def cl(tmp_path_factory: pytest.TempPathFactory, ray_cluster_turn):
-    tmp = tmp_path_factory.mktemp("mh")
-    with cluster(tmp, f"{PREFIX}{os.getpid()}") as c:
-        wait_nodes(remote.connect(c.address))
-        yield c
+def cl(ray_cluster_turn):
+    # A short scratch dir of our own: Ray's AF_UNIX socket paths under it must stay within
+    # 107 bytes, which pytest's per-worker temp paths (popen-gwN/...) exceed.
+    tmp = Path(tempfile.mkdtemp(prefix="lsrmh", dir="/tmp"))
+    try:
+        with cluster(tmp, f"{PREFIX}{os.getpid()}") as c:
+            wait_nodes(remote.connect(c.address))
+            yield c
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _left(name: str) -> list[str]:
