@@ -32,7 +32,6 @@ import contextlib
 import logging
 import socket
 import time
-import traceback
 from collections.abc import Callable
 from ipaddress import IPv4Address
 from typing import Any
@@ -41,6 +40,7 @@ from bgp import events as bev
 from bgp.config import from_topology
 from bgp.instance import BgpInstance
 from bgp.nlri import Family, Nlri
+from lsr.lab.pump import drain
 from lsr.lab.sockopts import gtsm_sockopt, md5_sockopt
 
 log = logging.getLogger("lsr.node.bgp")
@@ -149,22 +149,8 @@ class NodeBgp:
             return
         self.busy = True
         try:
-            while self.queue:
-                e = self.queue.popleft()
-                try:
-                    actions = self.inst.handle(e, time.monotonic())
-                except Exception:  # a bad message or an engine bug must not stop the router
-                    self.counters["bgp_errors"] += 1
-                    log.error("bgp.handle(%s) failed:\n%s", type(e).__name__,
-                              traceback.format_exc())
-                    continue
-                for a in actions:
-                    try:
-                        self._do(a)
-                    except Exception:
-                        self.counters["action_errors"] += 1
-                        log.error("bgp action %s failed:\n%s", type(a).__name__,
-                                  traceback.format_exc())
+            drain(self.queue, lambda e: self.inst.handle(e, time.monotonic()), self._do,
+                  self.counters, "bgp")
         finally:
             self.busy = False
 

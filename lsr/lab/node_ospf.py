@@ -17,6 +17,7 @@ back. Nothing outside the router tells it.
 from __future__ import annotations
 
 import asyncio
+import collections
 import logging
 import socket
 import struct
@@ -28,6 +29,7 @@ from ipaddress import IPv4Address
 from typing import Any
 
 from lsr.lab.netns import kernel_mtu
+from lsr.lab.pump import drain
 from ospf import events as oev
 from ospf.config import from_topology
 from ospf.instance import OspfInstance
@@ -69,7 +71,7 @@ class NodeOspf:
         self.carrier: dict[str, bool] = {}
         self.ldp_operational: frozenset[str] = frozenset()
         self.busy = False
-        self.queue: list[Any] = []
+        self.queue: collections.deque = collections.deque()
         self.counters = router.counters
 
     # ------------------------------------------------------------ sockets
@@ -161,22 +163,8 @@ class NodeOspf:
             return
         self.busy = True
         try:
-            while self.queue:
-                e = self.queue.pop(0)
-                try:
-                    actions = self.inst.handle(e, time.monotonic())
-                except Exception:  # a bad packet or an engine bug must not stop the router
-                    self.counters["ospf_errors"] += 1
-                    log.error("ospf.handle(%s) failed:\n%s", type(e).__name__,
-                              traceback.format_exc())
-                    continue
-                for a in actions:
-                    try:
-                        self._do(a)
-                    except Exception:
-                        self.counters["action_errors"] += 1
-                        log.error("ospf action %s failed:\n%s", type(a).__name__,
-                                  traceback.format_exc())
+            drain(self.queue, lambda e: self.inst.handle(e, time.monotonic()), self._do,
+                  self.counters, "ospf")
         finally:
             self.busy = False
 
