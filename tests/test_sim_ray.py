@@ -12,10 +12,12 @@ from __future__ import annotations
 import json
 import os
 import secrets
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -77,9 +79,10 @@ def _kill(pids: set[int], sig: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory,
-            ray_cluster_turn: None) -> Iterator[tuple[str, dict]]:
-    tmp = tmp_path_factory.mktemp("ray")
+def cluster(ray_cluster_turn: None) -> Iterator[tuple[str, dict]]:
+    # A short scratch dir of our own: Ray's AF_UNIX socket paths under it must stay within
+    # 107 bytes, which pytest's per-worker temp paths (popen-gwN/...) exceed.
+    tmp = Path(tempfile.mkdtemp(prefix="lsrray", dir="/tmp"))
     env = {**os.environ, "PYTHONPATH": str(ROOT), "RAY_AUTH_MODE": "token",
            "RAY_AUTH_TOKEN": secrets.token_hex(32), "RAY_USAGE_STATS_ENABLED": "0"}
     port = _free_port(HEAD)
@@ -101,6 +104,7 @@ def cluster(tmp_path_factory: pytest.TempPathFactory,
         except AssertionError:
             _kill(_procs(str(tmp)), signal.SIGKILL)
         wait_for(lambda: not _procs(str(tmp)), 10, lambda: f"Ray processes left: {_procs(str(tmp))}")
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def _lsr(env: dict, *args: str) -> subprocess.CompletedProcess:
