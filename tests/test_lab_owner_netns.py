@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -35,6 +36,9 @@ def test_two_users_one_lab_name() -> None:
         assert (entry["owner"], entry["uid"], entry["state"], entry["routers"]) == (
             "alice", 4242, "up", 3)
         assert 0 < entry["uptime"] < 600
+        st = json.loads(lsr("bob", "lab", "status", name, "--json").stdout)
+        assert st["owner"] == "alice" and abs(st["started"] - (time.time() - entry["uptime"])) < 5
+        assert "alice's, up since " in lsr("bob", "lab", "status", name).stdout
         table = lsr("bob", "lab", "list").stdout
         assert any(name in ln and "alice" in ln for ln in table.splitlines()), table
         # bob wants the same name: told whose it is, never to take it down

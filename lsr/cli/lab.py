@@ -188,7 +188,10 @@ def status(name: str, as_json: bool) -> None:
                        f"{sum(1 for v in bgp.values() if v == 'Established')}/{len(bgp)}")
         rows.append((*row, info.get("error") or why))
     down = ", ".join(st["down_link_names"]) or "none"
-    render.table(f"lab {name} ({st['topology']}), down links: {down}",
+    whose = f"{st['owner']}'s, " if st.get("owner") else ""
+    up_since = (f"up since {time.strftime('%H:%M:%S', time.localtime(st['started']))}, "
+                if st.get("started") else "")
+    render.table(f"lab {name} ({st['topology']}; {whose}{up_since}down links: {down})",
                  ["router", *(["machine"] if "machines" in st else []), "pid", "alive",
                   "sessions up", "ospf full",
                   *(["bgp up"] if has_bgp else []), "error"], rows)

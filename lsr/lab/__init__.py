@@ -577,8 +577,11 @@ def status(name: str) -> dict[str, Any]:
         from lsr.lab.linkimpair import status_rows
 
         impairments = status_rows(name, topo, st, query)
+    o = st.get("owner") if isinstance(st.get("owner"), dict) else {}
+    created = st.get("created")
     return {
         "lab": name, "topology": st.get("topology"), "source": st.get("source"),
+        "owner": o.get("user"), "started": round(created, 1) if created else None,
         "namespaces": st.get("namespaces", []), "down_links": sorted(down),
         "down_link_names": names, "converged": st.get("converged"), "routers": routers,
         **({"failed": st["failed"]} if st.get("failed") else {}),
