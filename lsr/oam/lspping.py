@@ -76,7 +76,7 @@ class LiveBackend(Protocol):
 
     def has_ftn(self, ingress: str, fec: Target) -> bool: ...
 
-    def no_lsp_hint(self, ingress: str, fec: IPv4Network) -> str | None: ...
+    def no_lsp_hint(self, ingress: str, fec: IPv4Network | IPv6Network) -> str | None: ...
 
     def vrf_routes(self, ingress: str, vrf: str) -> Mapping[IPv4Network, VrfEntry]: ...
 
@@ -222,8 +222,9 @@ def _sixpe_probe(backend: LiveBackend | LfibNetwork, source: str, t: SixpeTarget
     info: dict[str, Any] = {"egress": None, "egress_address": None, "label": None}
     if route is None:
         why = fib.unresolved.get(t.prefix)
+        hint = None if isinstance(backend, LfibNetwork) else backend.no_lsp_hint(source, t.prefix)
         return _Probe(t, None, None, f"{source} has no 6PE route to {t.prefix}"
-                      + (f": {why}" if why else ""), info)
+                      + "".join(f": {w}" for w in (why, hint) if w), info)
     info.update(egress=route.egress or _owner_names(backend).get(route.next_hop),
                 egress_address=str(route.next_hop), label=route.label)
     why = None if route.nexthops else f"{source} has no LSP to {route.next_hop} for {t.prefix}"
