@@ -21,7 +21,7 @@ Pure: no sockets, no clock.
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from bgp import sixpe
 from bgp.config import from_topology as bgp_config
@@ -32,11 +32,11 @@ from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.oam.validate import CheckResult
 
+if TYPE_CHECKING:
+    from lsr.oam.lspping import LiveBackend
+    from lsr.oam.trace import LfibNetwork
+
 CHECKS = ("6pe-routes", "6pe-reachability")
-
-
-class _Backend(Protocol):
-    def fib6(self, ingress: str) -> Fib6 | None: ...
 
 
 def sixpe_routers(topo: Topology) -> dict[str, bool]:
@@ -149,8 +149,8 @@ def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
     return out
 
 
-def sixpe_lsp_ping_results(topo: Topology, backend: Any, skip: Collection[str] = ()
-                           ) -> list[CheckResult]:
+def sixpe_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
+                           skip: Collection[str] = ()) -> list[CheckResult]:
     """The `sixpe-lsp-ping` rows of `lsr validate` / `lsr lab validate`: from every 6PE
     router (but `skip`), one LSP ping of each IPv6 prefix another 6PE router originates
     (its 6PE route: [LDP label, 6PE label or IPv6 Explicit Null], RFC 4798 §3): the
