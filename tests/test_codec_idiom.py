@@ -123,7 +123,7 @@ def test_ldp_tlv_random_values_raise_only_decode_error(code: int, value: bytes) 
 
 
 @settings(max_examples=300, deadline=None)
-@given(st.sampled_from(sorted(echo.FECS.codes())), st.binary(max_size=24))
+@given(st.sampled_from(sorted(echo.FECS.codes())), st.binary(max_size=32))  # VPN IPv6: 25
 def test_echo_fec_random_values_raise_only_decode_error(code: int, value: bytes) -> None:
     cls = echo.FECS.get(code)
     assert cls is not None

@@ -8,7 +8,7 @@ import shutil
 import struct
 import subprocess
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 from hypothesis import given, settings
@@ -19,6 +19,7 @@ from lsr.oam.echo import (
     FLAG_V,
     LOCALHOST,
     UDP_PORT,
+    BgpIpv6Fec,
     Ddmap,
     DecodeError,
     DsLabel,
@@ -42,6 +43,7 @@ from lsr.oam.echo import (
     TargetFecStack,
     UnknownFec,
     VpnIpv4Fec,
+    VpnIpv6Fec,
     build_echo_reply_packet,
     build_echo_request_packet,
     inet_checksum,
@@ -249,8 +251,12 @@ def test_known_tlv_types_with_random_values_raise_only_decode_error(t: int, valu
 
 addrs = st.integers(0, 2**32 - 1).map(IPv4Address)
 prefixes = st.tuples(addrs, st.integers(0, 32)).map(lambda t: IPv4Network(t, strict=False))
+prefixes6 = st.tuples(st.integers(0, 2**128 - 1).map(IPv6Address), st.integers(0, 128)).map(
+    lambda t: IPv6Network(t, strict=False))
 fecs = st.one_of(prefixes.map(LdpIpv4Fec), st.integers(0, 15).map(NilFec),
-                 st.builds(VpnIpv4Fec, st.binary(min_size=8, max_size=8), prefixes))
+                 st.builds(VpnIpv4Fec, st.binary(min_size=8, max_size=8), prefixes),
+                 st.builds(VpnIpv6Fec, st.binary(min_size=8, max_size=8), prefixes6),
+                 prefixes6.map(BgpIpv6Fec))
 labels = st.integers(0, 2**20 - 1)
 ds_labels = st.builds(DsLabel, labels, st.integers(0, 255), st.integers(0, 7), st.booleans())
 loop_addrs = st.lists(st.integers(0x7F000001, 0x7F0000FF).map(IPv4Address), min_size=1, max_size=20)

@@ -29,7 +29,8 @@ def _backend(args: tuple[str, ...], sim_file: str | None, wait: float) -> tuple[
     from lsr.oam.lspping import check_router
 
     if sim_file:
-        from lsr.sim import sim_network
+        from lsr.oam.lspping import fib6s_from_json, lfib_network
+        from lsr.oam.validate import lfibs_from_json
 
         if len(args) != 2:
             raise click.UsageError("with --sim FILE give FROM FEC")
@@ -38,7 +39,10 @@ def _backend(args: tuple[str, ...], sim_file: str | None, wait: float) -> tuple[
         check_router(topo, src)
         # What did not converge is named on stderr; ping and traceroute then show where
         # the LSP breaks (their exit status is 1 then).
-        return sim_network(topo, simulated(topo)), topo, src, fec
+        # the simulation's LFIBs and 6PE routes (`lsr sim lfib --json`), as a lab's routers
+        # have them
+        doc = simulated(topo).sim.lfib_json()
+        return lfib_network(topo, lfibs_from_json(doc), fib6s_from_json(doc)), topo, src, fec
     if len(args) != 3:
         raise click.UsageError("give NAME FROM FEC (or --sim FILE FROM FEC)")
     import os
@@ -60,7 +64,12 @@ _wait = click.option("--wait", default=1.0, show_default=True,
                      type=click.FloatRange(0, min_open=True), help="Seconds to wait for each reply.")
 _vrf = click.option("--vrf", metavar="VRF",
                     help="FEC is a prefix (an address, a site) of FROM's VRF VRF: probe its VPN "
-                         "IPv4 FEC (RFC 8029 §3.2.5) over the route's two labels.")
+                         "IPv4 FEC (RFC 8029 §3.2.5) over the route's two labels (an IPv6 "
+                         "prefix: the VPN IPv6 FEC, §3.2.6).")
+_v6 = click.option("-6", "v6", is_flag=True,
+                   help="FEC is a host's IPv6 subnet (subnet6): a 6PE route's BGP labeled IPv6 "
+                        "FEC (RFC 8029 §3.2.12), or with --vrf / a VPN site its VPN IPv6 FEC. "
+                        "An IPv6 prefix needs no -6.")
 
 
 _SHORT = {1: "malformed", 2: "TLV not understood", 3: "egress", 4: "no mapping",
@@ -84,9 +93,13 @@ def _hop_name(h: dict[str, Any]) -> str:
 
 def _title(what: str, out: dict[str, Any], src: str) -> str:
     v = out.get("vpn")
+    six = out.get("sixpe")
     fec = out["fec"] if v is None else (
         f"{out['fec']} in VRF {v['vrf']}"
         + (f" (RD {v['rd']}, egress {v['egress'] or v['egress_address']})" if v["rd"] else ""))
+    if six is not None:
+        fec += (f" (6PE, egress {six['egress'] or six['egress_address']} label {six['label']})"
+                if six["label"] is not None else " (6PE)")
     return f"{what} {fec} from {src} ({out['backend']})"
 
 
@@ -95,19 +108,22 @@ def _title(what: str, out: dict[str, Any], src: str) -> str:
 @_sim
 @_wait
 @_vrf
+@_v6
 @click.option("--count", "-c", default=1, show_default=True, type=click.IntRange(1, 10000))
 @json_option
-def ping_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, vrf: str | None, count: int,
-             as_json: bool) -> None:
+def ping_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, vrf: str | None, v6: bool,
+             count: int, as_json: bool) -> None:
     """Ping the LSP of FEC (a router name = its loopback, a host = its subnet, or a prefix)
-    from router FROM; a VPN site, or a prefix with --vrf, is a VPN IPv4 FEC.
+    from router FROM; a VPN site, or a prefix with --vrf, is a VPN IPv4 FEC; an IPv6
+    prefix (or a host with -6) a 6PE route's BGP labeled IPv6 FEC, or in a VRF a VPN
+    IPv6 FEC.
 
     Exit status 0 when every reply says "egress" (return code 3), else 1.
     """
     from lsr.oam.lspping import lsp_ping, resolve_target
 
     backend, topo, src, fec_s = _backend(args, sim_file, wait)
-    out = lsp_ping(backend, src, resolve_target(topo, src, fec_s, vrf), count=count)
+    out = lsp_ping(backend, src, resolve_target(topo, src, fec_s, vrf, v6), count=count)
     if as_json:
         render.emit_json(out)
     else:
@@ -131,20 +147,21 @@ def ping_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, vrf: str 
 @_sim
 @_wait
 @_vrf
+@_v6
 @click.option("--multipath", is_flag=True, help="Explore every ECMP branch (DDMAP multipath bitmaps).")
 @click.option("--max-ttl", default=30, show_default=True, type=click.IntRange(1, 255))
 @json_option
 def traceroute_cmd(args: tuple[str, ...], sim_file: str | None, wait: float, vrf: str | None,
-                   multipath: bool, max_ttl: int, as_json: bool) -> None:
+                   v6: bool, multipath: bool, max_ttl: int, as_json: bool) -> None:
     """Trace the LSP of FEC from router FROM: label TTL 1, 2, ... until the egress answers
-    (a VPN FEC as for ping: every label of the stack gets the probe's TTL).
+    (a VPN or 6PE FEC as for ping: every label of the stack gets the probe's TTL).
 
     Exit status 0 when every branch reaches the egress (return code 3), else 1.
     """
     from lsr.oam.lspping import lsp_traceroute, resolve_target
 
     backend, topo, src, fec_s = _backend(args, sim_file, wait)
-    out = lsp_traceroute(backend, src, resolve_target(topo, src, fec_s, vrf), multipath=multipath,
+    out = lsp_traceroute(backend, src, resolve_target(topo, src, fec_s, vrf, v6), multipath=multipath,
                          max_ttl=max_ttl)
     if as_json:
         render.emit_json(out)

@@ -76,6 +76,7 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
     trace = walk_trace(topo, lfibs, igp)
     results = validate(topo, lfibs, igp, ping=walk_ping(topo, lfibs, igp, trace),
                        invariants=not no_invariants, trace=trace)
+    fib6s = None
     if not no_invariants and topo.has_ipv6 and not lfib_file:  # 6PE (lsr.oam.sixpe_check)
         from lsr.oam.sixpe_check import reference_fib6s, sixpe_results
 
@@ -87,10 +88,14 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
         results[:0] = control_plane_results(o.problems(), len(s.expected_sessions()) // 2, adj)
     if o is not None and not no_invariants:  # OSPF's routes against the reference model
         results.append(igp_route_result(topo, o.sim.ribs, igp))
-    if not no_invariants:  # RFC 8029 LSP ping of every VPN route, over these tables
+    if not no_invariants:  # RFC 8029 LSP ping of every VPN and 6PE route, over these tables
         from lsr.oam.lspping import lfib_network, vpn_lsp_ping_results
+        from lsr.oam.sixpe_check import sixpe_lsp_ping_results
 
-        results += vpn_lsp_ping_results(topo, lfib_network(topo, lfibs), lfibs)
+        net = lfib_network(topo, lfibs, fib6s)
+        results += vpn_lsp_ping_results(topo, net, lfibs)
+        if fib6s is not None:
+            results += sixpe_lsp_ping_results(topo, net)
     out = {"topology": topo.name, "file": file, "lfib_source": source, **summary(results)}
     if as_json:
         render.emit_json(out)

@@ -17,10 +17,11 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Collection, Mapping
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network
 from typing import Any
 
 import lsr.lab
+from lsr.core.fib6 import Fib6
 from lsr.core.igp import Igp
 from lsr.core.lfib import Lfib, VrfEntry
 from lsr.core.topology import Topology
@@ -28,7 +29,7 @@ from lsr.errors import LsrError
 from lsr.lab import frr
 from lsr.lab.state import LabState
 from lsr.oam.echo import LOCALHOST, Ddmap, EchoMessage
-from lsr.oam.lspping import address_owners, lsp_traceroute, vpn_lsp_ping_results
+from lsr.oam.lspping import address_owners, fib6s_from_json, lsp_traceroute, vpn_lsp_ping_results
 from lsr.oam.responder import Target, VpnTarget, ingress_nexthops
 from lsr.oam.trace import DEFAULT_MULTIPATH_ADDRESSES, Reply, Sender
 from lsr.oam.validate import (
@@ -83,19 +84,38 @@ class LabSender:
         doc = self.query(self.name, ingress, "lfib")
         return lfibs_from_json({"routers": {ingress: doc}})[ingress]
 
+    def fib6(self, ingress: str) -> Fib6 | None:
+        """`ingress`'s 6PE routes as its runtime has them (the `ipv6` part of its `lfib`)."""
+        doc = self.query(self.name, ingress, "lfib")
+        return fib6s_from_json({"routers": {ingress: doc}}).get(ingress)
+
     def has_ftn(self, ingress: str, fec: Target) -> bool:
-        return bool(ingress_nexthops(self._lfib(ingress), fec))
+        return bool(ingress_nexthops(self._lfib(ingress), fec, self.fib6(ingress)))
 
     def vrf_routes(self, ingress: str, vrf: str) -> Mapping[IPv4Network, VrfEntry]:
         """`ingress`'s FIB of VRF `vrf` as its dataplane has it (empty: no such VRF)."""
         return self._lfib(ingress).vrfs.get(vrf, {})
 
-    def no_lsp_hint(self, ingress: str, fec: IPv4Network) -> str | None:
-        """Why `ingress` may have no LSP for `fec`: stopped routers on its IGP path."""
+    def no_lsp_hint(self, ingress: str, fec: IPv4Network | IPv6Network) -> str | None:
+        """Why `ingress` may have no LSP for `fec` (a 6PE prefix: for the loopback of the
+        router originating it): stopped routers on its IGP path, or no IGP path left
+        with the lab's down links."""
+        if isinstance(fec, IPv6Network):
+            egress = next((r for r in self.topo.routers for i in r.interfaces.values()
+                           if i.address6 is not None and i.vrf is None
+                           and fec.subnet_of(i.address6.network)), None)
+            if egress is None:
+                return None
+            fec = IPv4Network((egress.lsr_id, 32))
         st = LabState(self.name).read()
-        on = stopped_on_path(self.topo, Igp(self.topo, st.get("down_links", [])), ingress,
-                             fec, stopped_routers(self.name, self.topo, st))
-        return _stopped_text(on)
+        down = st.get("down_links", [])
+        igp = Igp(self.topo, down)
+        on = stopped_on_path(self.topo, igp, ingress, fec, stopped_routers(self.name, self.topo, st))
+        hint = _stopped_text(on)
+        if hint is None and down and igp.rib(ingress).get(fec) is None:
+            links = ", ".join("-".join(self.topo.links[i].nodes) for i in sorted(down))
+            hint = f"no IGP path from {ingress} to {fec} with link {links} down"
+        return hint
 
 
 def _fec_args(fec: Target) -> dict[str, str]:
@@ -278,9 +298,15 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
     # VPN checks (RFC 4364) walk packets through the live tables, VRFs included
     trace = walk_trace(topo, lfibs, igp) if any(r.vrfs for r in topo.routers) else None
     results += validate(topo, lfibs, igp, ping=live_ping(name, topo), trace=trace)
-    # RFC 8029 LSP ping of every PE's VPN routes (VPN IPv4 FECs): the egress PE validates
+    # RFC 8029 LSP ping of every PE's VPN routes (VPN IPv4 / IPv6 FECs) and 6PE routes
+    # (BGP labeled IPv6 FECs): the egress PE validates
     results += vpn_lsp_ping_results(topo, LabSender(name, wait=0.5), lfibs,
                                     skip=set(stopped) | set(hung))
+    if topo.has_ipv6:
+        from lsr.oam.sixpe_check import sixpe_lsp_ping_results
+
+        results += sixpe_lsp_ping_results(topo, LabSender(name, wait=0.5),
+                                          skip=set(stopped) | set(hung))
     if traceroutes:
         results += cp_dp_results(name, topo, lfibs, igp, sample, stopped=stopped, hung=hung)
     if topo.has_ipv6:

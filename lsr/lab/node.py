@@ -706,11 +706,13 @@ class Router:
             et = f[12:14]
             mine = f[:6] == my_mac
             # RFC 8029 echo requests: label TTL expiring here, explicit-null, IP to 127/8
-            # under one (bottom) label (a VPN label ending the LSP here), or IP to 127/8
+            # under one (bottom) label (a VPN label ending the LSP here; IPv6 to
+            # ::ffff:127/104 under a 6PE or VPN label, lsr.oam.echo6), or IP to 127/8
             if mine and len(f) > 34 and (f[30] == 127 if et == b"\x08\x00" else (
                     oam_mpls and et == b"\x88\x47" and (
                         f[17] <= 1 or f[14:16] == b"\0\0" or (
-                            f[16] & 1 and len(f) > 38 and f[34] == 127)))) \
+                            f[16] & 1 and len(f) > 38 and f[34] == 127) or (
+                            f[16] & 1 and len(f) > 58 and f[54] == 127 and f[18] >> 4 == 6)))) \
                     and self.oam.intercept(f, ifname):
                 continue
             out = None

@@ -17,6 +17,14 @@ a VRF's) is routed by our dataplane (`originate`):
 the kernel of a router namespace does not forward. Requests to 127/8 are never
 IP-forwarded beyond the LSP: they are answered or dropped here.
 
+IPv6 FECs (a 6PE route's BGP labeled IPv6 FEC, a VRF's IPv6 route's VPN IPv6 FEC): the
+request is IPv6 to ::ffff:127.0.0.0/104 (`lsr.oam.echo6`: what the egress's dataplane
+expects under the label it pops), from the ingress's loopback as ::ffff:a.b.c.d; the
+frames it is intercepted in are the IPv4 ones' with IPv6 under the stack (label TTL
+expiring, explicit null, our 6PE or VPN label at the bottom). Every replier answers
+over IPv4 UDP to the embedded IPv4 address (the core has no IPv6, RFC 4798), so the
+ingress's one UDP 3503 socket gets every reply.
+
 Sender side (§4.3): the management requests `oam_probe` and `oam_ddmaps` let a
 client (`lsr lsp ping/traceroute`, `lsr lab validate`) inject real echo
 requests at this router: the runtime builds the IP packet (127/8, IP TTL 1,
@@ -46,7 +54,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
 from typing import Any
 
 from forwarding.labelops import LabelError, encode_stack, parse_stack
@@ -54,6 +62,7 @@ from forwarding.plane import originate
 from lsr.core.lfib import Nhlfe
 from lsr.oam.echo import (
     LOOPBACK_NET,
+    LOOPBACK_NET6,
     UDP_PORT,
     DecodeError,
     EchoMessage,
@@ -63,16 +72,27 @@ from lsr.oam.echo import (
     ntp_from_unix,
     parse_udp_ipv4,
 )
-from lsr.oam.responder import RouterTables as RespTables
+from lsr.oam.echo6 import (
+    build_echo_request_packet6,
+    mapped,
+    parse_udp_ipv6,
+    reply_address,
+)
 from lsr.oam.responder import (
+    EcmpSelect,
+    SixpeTarget,
     Target,
     VpnTarget,
+    ecmp6_for,
     ecmp_for,
     ingress_ddmaps,
     ingress_nexthops,
+    is_ipv6,
     respond,
+    sixpe_bound,
     tables_from_topology,
 )
+from lsr.oam.responder import RouterTables as RespTables
 
 __all__ = ["NodeOam", "ecmp_for", "ldp_message_types"]
 
@@ -113,6 +133,7 @@ class NodeOam:
         self.waiters: dict[tuple[int, int], asyncio.Future] = {}
         self.events: collections.deque = collections.deque(maxlen=MAX_EVENTS)
         self.counters: collections.Counter[str] = collections.Counter()
+        self._bound6: dict[IPv6Network, int] | None = None  # `sixpe_bound`, once
 
     # ------------------------------------------------------------ events (convergence timeline)
 
@@ -140,12 +161,26 @@ class NodeOam:
 
     # ------------------------------------------------------------ responder
 
-    def _resp_tables(self, src: IPv4Address, sport: int) -> RespTables:
+    def _fib6(self) -> Any:
+        """Our 6PE routes and labels (`lsr.core.fib6.Fib6`), None without 6PE."""
+        six = getattr(self.r, "sixpe", None)
+        return six.fib if six is not None else None
+
+    def _tables(self, ecmp: EcmpSelect) -> RespTables:
         t = self.r.tables
-        tables = tables_from_topology(self.r.topo, self.r.name, t.lfib, ecmp_for(t.seed, src, sport))
+        if self._bound6 is None:
+            self._bound6 = sixpe_bound(self.r.topo, self.r.name)
+        tables = tables_from_topology(self.r.topo, self.r.name, t.lfib, ecmp, self._fib6(),
+                                      self._bound6)
         if self.own_fecs is not None:
             tables = replace(tables, own_fecs=self.own_fecs())
         return tables
+
+    def _resp_tables(self, src: IPv4Address | IPv6Address, sport: int) -> RespTables:
+        seed = self.r.tables.seed
+        if isinstance(src, IPv6Address):  # an IPv6 request: the dataplane's IPv6 hash
+            return self._tables(ecmp6_for(seed, src, sport))
+        return self._tables(ecmp_for(seed, src, sport))
 
     def intercept(self, frame: bytes, in_if: str) -> bool:
         """Answer `frame` if it is an MPLS echo request this router must answer (§4.4).
@@ -158,17 +193,29 @@ class NodeOam:
             if frame[12:14] == b"\x88\x47":
                 entries, poff = parse_stack(frame, 14)
                 top = entries[0]
-                vpn = top.s and top.label in self.r.tables.lfib.vpn_ilm
-                if top.ttl > 1 and top.label != 0 and not vpn:
+                lfib = self.r.tables.lfib
+                # a VPN or 6PE label of ours at the bottom ends the LSP whatever its TTL
+                ours = top.s and (top.label in lfib.vpn_ilm or top.label in self._sixpe_labels())
+                if top.ttl > 1 and top.label not in (0, 2) and not ours:
                     return False
             else:
                 entries, poff = [], 14
-            if frame[poff] >> 4 != 4 or frame[poff + 9] != 17 or frame[poff + 16] != 127:
+            pkt: Any
+            if frame[poff] >> 4 == 6 and entries:  # IPv6 under labels: an IPv6 FEC's request
+                if frame[poff + 36] != 127 or frame[poff + 34:poff + 36] != b"\xff\xff":
+                    return False
+                pkt = parse_udp_ipv6(bytes(frame[poff:]))
+                if pkt.dst not in LOOPBACK_NET6:
+                    return False
+            elif frame[poff] >> 4 != 4 or frame[poff + 9] != 17 or frame[poff + 16] != 127:
                 return False
-            pkt = parse_udp_ipv4(bytes(frame[poff:]))
+            else:
+                pkt = parse_udp_ipv4(bytes(frame[poff:]))
+                if pkt.dst not in LOOPBACK_NET:
+                    return False
         except (LabelError, DecodeError, IndexError, struct.error):
             return False
-        if pkt.dport != UDP_PORT or pkt.dst not in LOOPBACK_NET:
+        if pkt.dport != UDP_PORT:
             return False
         self.counters["echo_requests_rx"] += 1
         try:
@@ -178,9 +225,22 @@ class NodeOam:
             log.exception("echo request on %s", in_if)
         return True
 
+    def _sixpe_labels(self) -> frozenset[int]:
+        f = self._fib6()
+        if self._bound6 is None:
+            self._bound6 = sixpe_bound(self.r.topo, self.r.name)
+        own = set(f.labels) if f is not None else set()
+        return frozenset(lbl for lbl in own | set(self._bound6.values()) if lbl >= 16)
+
     def _answer_request(self, pkt: Any, labels: list[int], ttls: list[int], in_if: str) -> None:
         from lsr.oam.responder import respond_bytes
 
+        # §4.5: the reply goes to the request's source; an IPv6 request's (IPv4-mapped,
+        # lsr.oam.echo6) over IPv4 to the address it embeds
+        to = reply_address(pkt.src) if isinstance(pkt.src, IPv6Address) else pkt.src
+        if to is None:
+            self.counters["echo_no_reply_path"] += 1
+            return
         tables = self._resp_tables(pkt.src, pkt.sport)
         received = ntp_from_unix(time.time())
         try:
@@ -193,7 +253,7 @@ class NodeOam:
             return
         port = tables.ports.get(in_if)
         src = port.address.ip if port is not None else tables.lsr_id
-        ip = build_echo_reply_packet(reply, src, pkt.src, pkt.sport)
+        ip = build_echo_reply_packet(reply, src, to, pkt.sport)
         self.counters["echo_replies_tx"] += 1
         self._send_ip(ip)
 
@@ -255,10 +315,12 @@ class NodeOam:
 
     def _ftn_nexthop(self, fec: Target, src: IPv4Address, dst: IPv4Address) -> Nhlfe | None:
         t = self.r.tables
-        nexthops = ingress_nexthops(t.lfib, fec)
+        nexthops = ingress_nexthops(t.lfib, fec, self._fib6())
         if not nexthops:
             return None
-        return ecmp_for(t.seed, src, UDP_PORT)(dst, list(nexthops))
+        ecmp = ecmp6_for(t.seed, mapped(src), UDP_PORT) if is_ipv6(fec) else \
+            ecmp_for(t.seed, src, UDP_PORT)
+        return ecmp(dst, list(nexthops))
 
     async def probe(self, fec: Target, ttl: int, request: bytes, dst: IPv4Address,
                     timeout: float) -> dict[str, Any]:
@@ -272,11 +334,15 @@ class NodeOam:
         nh = self._ftn_nexthop(fec, src, dst)
         if nh is None:
             what = (f"no LSP for VRF {fec.vrf} {fec.prefix}" if isinstance(fec, VpnTarget)
+                    else f"no 6PE route (with an LSP) for {fec}" if isinstance(fec, SixpeTarget)
                     else f"no FTN entry for {fec}")
             return {"reply": None, "reason": f"{self.r.name} has {what}"}
         msg = EchoMessage.decode(request)
         msg = replace(msg, ts_sent=ntp_from_unix(time.time()))
-        ip = build_echo_request_packet(msg, src, UDP_PORT, dst)
+        if is_ipv6(fec):  # IPv6 under the labels, as the egress pops them (lsr.oam.echo6)
+            ip = build_echo_request_packet6(msg, mapped(src), UDP_PORT, mapped(dst))
+        else:
+            ip = build_echo_request_packet(msg, src, UDP_PORT, dst)
         c = self.r.tables.compile_nhlfe(nh)
         if not c.resolved:
             return {"reply": None, "reason": f"next hop {nh.nexthop} unresolved"}
@@ -305,8 +371,9 @@ class NodeOam:
     def ddmaps(self, fec: Target, destinations: Sequence[IPv4Address]) -> str:
         """The ingress's DDMAPs for `fec` (hex of an echo message carrying them)."""
         t = self.r.tables
-        tables = tables_from_topology(self.r.topo, self.r.name, t.lfib,
-                                      ecmp_for(t.seed, self.r.node.lsr_id, UDP_PORT))
+        lo = self.r.node.lsr_id
+        tables = self._tables(ecmp6_for(t.seed, mapped(lo), UDP_PORT) if is_ipv6(fec)
+                              else ecmp_for(t.seed, lo, UDP_PORT))
         maps = ingress_ddmaps(tables, fec, destinations)
         return EchoMessage(msg_type=MessageType.ECHO_REQUEST, tlvs=tuple(maps)).encode().hex()
 
@@ -332,7 +399,10 @@ class NodeOam:
 
 
 def _target(req: dict[str, Any]) -> Target:
-    """The FEC of an `oam_probe` / `oam_ddmaps` request: `fec`, in VRF `vrf` if given."""
-    prefix = IPv4Network(req["fec"])
+    """The FEC of an `oam_probe` / `oam_ddmaps` request: `fec`, in VRF `vrf` if given;
+    an IPv6 prefix outside a VRF is a 6PE FEC."""
+    prefix = ip_network(req["fec"])
     vrf = req.get("vrf")
-    return prefix if vrf is None else VpnTarget(str(vrf), prefix)
+    if vrf is not None:
+        return VpnTarget(str(vrf), prefix)
+    return SixpeTarget(prefix) if isinstance(prefix, IPv6Network) else IPv4Network(prefix)

@@ -52,6 +52,9 @@ HEADER_LEN = 32
 ALL_ROUTERS = IPv4Address("224.0.0.2")  # DDMAP downstream address when unknown (§3.4)
 LOCALHOST = IPv4Address("127.0.0.1")
 LOOPBACK_NET = IPv4Network("127.0.0.0/8")
+# §4.3: an IPv6 echo request goes to an address of ::ffff:127.0.0.0/104 (IPv4-mapped 127/8)
+LOCALHOST6 = IPv6Address("::ffff:127.0.0.1")
+LOOPBACK_NET6 = IPv6Network("::ffff:127.0.0.0/104")
 NTP_UNIX_OFFSET = 2208988800  # seconds from 1900-01-01 to 1970-01-01
 
 # Global Flags (§3, IANA "Global Flags"): V = validate FEC stack; T (RFC 6425)
@@ -149,6 +152,8 @@ class FecType(IntEnum):
     LDP_IPV4 = 1
     LDP_IPV6 = 2
     VPN_IPV4 = 6  # §3.2.5 (IANA "Target FEC Stack Sub-TLVs": 5 is unassigned)
+    VPN_IPV6 = 7  # §3.2.6
+    BGP_IPV6 = 13  # §3.2.12 BGP labeled IPv6 prefix (RFC 8277 / 6PE, RFC 4798)
     NIL = 16
 
 
@@ -376,6 +381,21 @@ def rd_octets(rd: str) -> bytes:
     return struct.pack("!HHI", 0, int(left), num)
 
 
+def rd_text(rd: bytes) -> str:
+    """8 route distinguisher octets as ADMIN:NUMBER (RFC 4364 §4.2 types 0, 1, 2)."""
+    t = struct.unpack_from("!H", rd)[0]
+    if t == 0:
+        _, a, n = _RD.unpack(rd)
+        return f"{a}:{n}"
+    if t == 1:
+        a4, n = struct.unpack_from("!4sH", rd, 2)
+        return f"{IPv4Address(a4)}:{n}"
+    if t == 2:
+        a, n = struct.unpack_from("!IH", rd, 2)
+        return f"{a}:{n}"
+    return f"type{t}:{rd[2:].hex()}"
+
+
 @FECS.register
 @dataclass(frozen=True)
 class VpnIpv4Fec:
@@ -413,20 +433,79 @@ class VpnIpv4Fec:
         return cls(rd_octets(rd), prefix)
 
     def rd_text(self) -> str:
-        t = struct.unpack_from("!H", self.rd)[0]
-        if t == 0:
-            _, a, n = _RD.unpack(self.rd)
-            return f"{a}:{n}"
-        if t == 1:
-            a4, n = struct.unpack_from("!4sH", self.rd, 2)
-            return f"{IPv4Address(a4)}:{n}"
-        if t == 2:
-            a, n = struct.unpack_from("!IH", self.rd, 2)
-            return f"{a}:{n}"
-        return f"type{t}:{self.rd[2:].hex()}"
+        return rd_text(self.rd)
 
     def __str__(self) -> str:
         return f"{self.rd_text()}:{self.prefix}"
+
+
+@FECS.register
+@dataclass(frozen=True)
+class VpnIpv6Fec:
+    """§3.2.6 VPN IPv6 prefix: route distinguisher (8), IPv6 prefix (16), prefix length
+    (1), MBZ (3); Length 25. As `VpnIpv4Fec` for IPv6 routes of a VRF (6VPE, RFC 4659)."""
+
+    TYPE: ClassVar[int] = FecType.VPN_IPV6
+    rd: bytes
+    prefix: IPv6Network
+
+    def __post_init__(self) -> None:
+        if len(self.rd) != 8:
+            raise ValueError(f"a route distinguisher has 8 octets, not {len(self.rd)}")
+
+    def value(self) -> bytes:
+        return self.rd + self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
+
+    @classmethod
+    def from_value(cls, v: bytes, off: int) -> VpnIpv6Fec:
+        if len(v) != 25:
+            raise DecodeError(f"VPN IPv6 FEC length {len(v)} != 25", off)
+        plen = v[24]
+        if plen > 128:
+            raise DecodeError(f"VPN IPv6 FEC prefix length {plen} > 128", off)
+        try:
+            return cls(bytes(v[:8]), IPv6Network((IPv6Address(v[8:24]), plen)))
+        except ValueError as e:
+            raise DecodeError(f"VPN IPv6 FEC: {e}", off) from None
+
+    @classmethod
+    def from_text(cls, rd: str, prefix: IPv6Network) -> VpnIpv6Fec:
+        return cls(rd_octets(rd), prefix)
+
+    def rd_text(self) -> str:
+        return rd_text(self.rd)
+
+    def __str__(self) -> str:
+        return f"{self.rd_text()}:{self.prefix}"
+
+
+@FECS.register
+@dataclass(frozen=True)
+class BgpIpv6Fec:
+    """§3.2.12 BGP labeled IPv6 prefix: prefix (16), prefix length (1), MBZ (3); Length
+    17 (the layout of the LDP IPv6 FEC, §3.2.2): a prefix bound to a label by BGP
+    (RFC 8277), e.g. a 6PE route (RFC 4798)."""
+
+    TYPE: ClassVar[int] = FecType.BGP_IPV6
+    prefix: IPv6Network
+
+    def value(self) -> bytes:
+        return self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
+
+    @classmethod
+    def from_value(cls, v: bytes, off: int) -> BgpIpv6Fec:
+        if len(v) != 17:
+            raise DecodeError(f"BGP labeled IPv6 FEC length {len(v)} != 17", off)
+        plen = v[16]
+        if plen > 128:
+            raise DecodeError(f"BGP labeled IPv6 FEC prefix length {plen} > 128", off)
+        try:
+            return cls(IPv6Network((IPv6Address(v[:16]), plen)))
+        except ValueError as e:
+            raise DecodeError(f"BGP labeled IPv6 FEC: {e}", off) from None
+
+    def __str__(self) -> str:
+        return str(self.prefix)
 
 
 @FECS.register
@@ -464,7 +543,7 @@ class UnknownFec:
         return f"fec-type-{self.type}"
 
 
-KnownFec = LdpIpv4Fec | LdpIpv6Fec | VpnIpv4Fec | NilFec
+KnownFec = LdpIpv4Fec | LdpIpv6Fec | VpnIpv4Fec | VpnIpv6Fec | BgpIpv6Fec | NilFec
 Fec = KnownFec | UnknownFec
 
 

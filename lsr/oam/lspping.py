@@ -14,7 +14,12 @@ A FEC is an LDP one (a prefix) or a VPN one (`responder.VpnTarget`: a VRF of the
 ingress PE and a prefix, `resolve_target`): the ingress's VRF route names the egress
 PE and the route distinguisher, the requests carry the LDP FEC of the egress's
 loopback over the VPN IPv4 FEC (RFC 8029 §3.2.5) and go out with the route's two
-labels; `vpn` in the JSON says which route was probed.
+labels; `vpn` in the JSON says which route was probed. An IPv6 prefix of a VRF is
+a VPN IPv6 FEC (§3.2.6, 6VPE). An IPv6 prefix of the global table is a 6PE FEC
+(`responder.SixpeTarget`): the ingress's 6PE route names the egress PE and its label,
+the requests carry the egress's LDP FEC over the BGP labeled IPv6 FEC (§3.2.12) and go
+out with the route's two labels, as IPv6 packets (`lsr.oam.echo6`); `sixpe` in the
+JSON says which route was probed, `fec_type` which FEC (the bottom of the stack).
 """
 
 from __future__ import annotations
@@ -23,14 +28,24 @@ import itertools
 import os
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
 from typing import Any, Protocol
 
+from lsr.core.fib6 import Fib6, fib6_from_json
 from lsr.core.lfib import Lfib, VrfEntry
-from lsr.core.topology import Topology
+from lsr.core.topology import Node, Topology
 from lsr.errors import LsrError
-from lsr.oam.echo import Ddmap, Fec
-from lsr.oam.responder import Target, VpnTarget, dataplane_ecmp, tables_from_topology, vpn_fecs
+from lsr.oam.echo import BgpIpv6Fec, Ddmap, Fec, VpnIpv4Fec, VpnIpv6Fec
+from lsr.oam.responder import (
+    SixpeTarget,
+    Target,
+    VpnTarget,
+    dataplane_ecmp,
+    dataplane_ecmp6,
+    sixpe_fecs,
+    tables_from_topology,
+    vpn_fecs,
+)
 from lsr.oam.trace import (
     DEFAULT_MULTIPATH_ADDRESSES,
     LfibNetwork,
@@ -61,9 +76,11 @@ class LiveBackend(Protocol):
 
     def has_ftn(self, ingress: str, fec: Target) -> bool: ...
 
-    def no_lsp_hint(self, ingress: str, fec: IPv4Network) -> str | None: ...
+    def no_lsp_hint(self, ingress: str, fec: IPv4Network | IPv6Network) -> str | None: ...
 
     def vrf_routes(self, ingress: str, vrf: str) -> Mapping[IPv4Network, VrfEntry]: ...
+
+    def fib6(self, ingress: str) -> Fib6 | None: ...
 
 
 def resolve_fec(topo: Topology, fec: str) -> IPv4Network:
@@ -84,16 +101,47 @@ def resolve_fec(topo: Topology, fec: str) -> IPv4Network:
         raise LsrError(f"FEC '{fec}' is neither a node of {topo.name} nor an IPv4 prefix") from None
 
 
-def resolve_target(topo: Topology, ingress: str, fec: str, vrf: str | None = None) -> Target:
-    """What `lsr lsp FROM FEC [--vrf VRF]` probes from router `ingress`: with `vrf`, the
-    VPN IPv4 FEC of a prefix (or an address, or a host's subnet) in that VRF of the
-    ingress; without, a VPN site (a host in a VRF: its subnet in the ingress's VRF of
-    that name) or else the LDP FEC of `resolve_fec`."""
+def _subnet6(topo: Topology, node: Node) -> IPv6Network:
+    for i in node.interfaces.values():
+        if i.address6 is not None:
+            return i.address6.network
+    raise LsrError(f"{node.name} has no IPv6 address (no subnet6 on its link in {topo.name})")
+
+
+def resolve_sixpe(topo: Topology, fec: str) -> SixpeTarget:
+    """A 6PE FEC: an IPv6 prefix or address, or a host of the global table (its subnet6)."""
+    node = topo.nodes.get(fec)
+    if node is not None:
+        if node.is_router:
+            raise LsrError(f"{fec} is a router: routers have no IPv6 loopback (the core is "
+                           "IPv4, 6PE: RFC 4798); give an IPv6 prefix or a host")
+        return SixpeTarget(_subnet6(topo, node))
+    try:
+        return SixpeTarget(IPv6Network(fec, strict=False))
+    except ValueError:
+        pass
+    try:
+        IPv4Network(fec, strict=False)
+    except ValueError:
+        raise LsrError(f"FEC '{fec}' is neither a node of {topo.name} nor an IPv6 prefix") from None
+    raise LsrError(f"FEC '{fec}' is an IPv4 prefix: drop -6")
+
+
+def resolve_target(topo: Topology, ingress: str, fec: str, vrf: str | None = None,
+                   v6: bool = False) -> Target:
+    """What `lsr lsp FROM FEC [--vrf VRF] [-6]` probes from router `ingress`: with `vrf`,
+    the VPN IPv4 FEC of a prefix (or an address, or a host's subnet) in that VRF of the
+    ingress (the VPN IPv6 FEC for an IPv6 prefix, or a host's subnet6 with `v6`);
+    without, a VPN site (a host in a VRF: its subnet in the ingress's VRF of that name),
+    a 6PE FEC (an IPv6 prefix, or a host's subnet6 with `v6`: `resolve_sixpe`) or else
+    the LDP FEC of `resolve_fec`."""
     node = topo.nodes.get(fec)
     vrfs = topo.nodes[ingress].vrfs
     if vrf is None:
         site_vrf = topo.vrf_of(fec) if node is not None and not node.is_router else None
         if site_vrf is None:
+            if v6 or (node is None and ":" in fec):
+                return resolve_sixpe(topo, fec)
             return resolve_fec(topo, fec)
         if site_vrf not in vrfs:
             raise LsrError(f"{fec} is a site of VPN {site_vrf}, and {ingress} has no VRF "
@@ -108,11 +156,16 @@ def resolve_target(topo: Topology, ingress: str, fec: str, vrf: str | None = Non
     if node is not None:
         if node.is_router:
             raise LsrError(f"{fec} is a router: in VRF {vrf} give a prefix, an address or a site")
+        if v6:
+            return VpnTarget(vrf, _subnet6(topo, node))
         return VpnTarget(vrf, next(iter(node.interfaces.values())).address.network)
     try:
-        return VpnTarget(vrf, IPv4Network(fec, strict=False))
+        prefix = ip_network(fec, strict=False)
     except ValueError:
-        raise LsrError(f"FEC '{fec}' is neither a node of {topo.name} nor an IPv4 prefix") from None
+        raise LsrError(f"FEC '{fec}' is neither a node of {topo.name} nor an IP prefix") from None
+    if v6 and prefix.version != 6:
+        raise LsrError(f"FEC '{fec}' is an IPv4 prefix: drop -6")
+    return VpnTarget(vrf, prefix)
 
 
 def check_router(topo: Topology, name: str) -> None:
@@ -146,13 +199,36 @@ def _no_lsp(fec: Target, source: str, multipath: bool) -> TraceResult:
 
 @dataclass(frozen=True)
 class _Probe:
-    """What is probed: the FEC (a VPN one resolved to its VRF route), the Target FEC Stack
-    (None: the LDP FEC's own), the `vpn` JSON, and why there is no LSP (None: there is)."""
+    """What is probed: the FEC (a VPN or 6PE one resolved to its route), the Target FEC
+    Stack (None: the LDP FEC's own), the `vpn` / `sixpe` JSON, and why there is no LSP
+    (None: there is)."""
 
     fec: Target
     fecs: tuple[Fec, ...] | None = None
     vpn: dict[str, Any] | None = None
     no_lsp: str | None = None
+    sixpe: dict[str, Any] | None = None
+
+
+def _sixpe_probe(backend: LiveBackend | LfibNetwork, source: str, t: SixpeTarget) -> _Probe:
+    """The 6PE route a 6PE FEC names: its exact prefix, else the longest one holding it."""
+    fib = backend.fib6(source) or Fib6()
+    route = fib.routes.get(t.prefix)
+    if route is None:
+        holding = [p for p in fib.routes if t.prefix.subnet_of(p)]
+        if holding:
+            route = fib.routes[max(holding, key=lambda p: p.prefixlen)]
+            t = SixpeTarget(route.prefix)
+    info: dict[str, Any] = {"egress": None, "egress_address": None, "label": None}
+    if route is None:
+        why = fib.unresolved.get(t.prefix)
+        hint = None if isinstance(backend, LfibNetwork) else backend.no_lsp_hint(source, t.prefix)
+        return _Probe(t, None, None, f"{source} has no 6PE route to {t.prefix}"
+                      + "".join(f": {w}" for w in (why, hint) if w), info)
+    info.update(egress=route.egress or _owner_names(backend).get(route.next_hop),
+                egress_address=str(route.next_hop), label=route.label)
+    why = None if route.nexthops else f"{source} has no LSP to {route.next_hop} for {t.prefix}"
+    return _Probe(t, sixpe_fecs(route), None, why, info)
 
 
 def _vpn_probe(backend: LiveBackend | LfibNetwork, source: str, t: VpnTarget) -> _Probe:
@@ -183,6 +259,8 @@ def _vpn_probe(backend: LiveBackend | LfibNetwork, source: str, t: VpnTarget) ->
 def _probe(backend: LiveBackend | LfibNetwork, source: str, fec: Target) -> _Probe:
     if isinstance(fec, VpnTarget):
         return _vpn_probe(backend, source, fec)
+    if isinstance(fec, SixpeTarget):
+        return _sixpe_probe(backend, source, fec)
     if not backend.has_ftn(source, fec):
         why = None if isinstance(backend, LfibNetwork) else backend.no_lsp_hint(source, fec)
         return _Probe(fec, no_lsp=f"{source} has no FTN entry (no LSP) for {fec}"
@@ -190,10 +268,25 @@ def _probe(backend: LiveBackend | LfibNetwork, source: str, fec: Target) -> _Pro
     return _Probe(fec)
 
 
+_FEC_TYPES = {VpnIpv4Fec: "vpn-ipv4", VpnIpv6Fec: "vpn-ipv6", BgpIpv6Fec: "bgp-ipv6"}
+
+
+def _fec_type(p: _Probe) -> str:
+    """The probed FEC's type (the bottom of the Target FEC Stack, RFC 8029 §3.2)."""
+    if isinstance(p.fec, SixpeTarget):
+        return "bgp-ipv6"
+    if isinstance(p.fec, VpnTarget):
+        return "vpn-ipv6" if p.fec.prefix.version == 6 else "vpn-ipv4"
+    return _FEC_TYPES.get(type(p.fecs[-1]), "ldp-ipv4") if p.fecs else "ldp-ipv4"
+
+
 def _with_vpn(out: dict[str, Any], p: _Probe) -> dict[str, Any]:
-    """The JSON's `fec` (the prefix) and `vpn` (null for an LDP FEC)."""
-    out["fec"] = str(p.fec.prefix if isinstance(p.fec, VpnTarget) else p.fec)
+    """The JSON's `fec` (the prefix), `fec_type`, `vpn` (null but for a VPN FEC) and
+    `sixpe` (null but for a 6PE FEC)."""
+    out["fec"] = str(p.fec.prefix if isinstance(p.fec, (VpnTarget, SixpeTarget)) else p.fec)
+    out["fec_type"] = _fec_type(p)
     out["vpn"] = p.vpn
+    out["sixpe"] = p.sixpe
     return out
 
 
@@ -225,7 +318,7 @@ def lsp_ping(backend: LiveBackend | LfibNetwork, source: str, fec: Target, *,
              count: int = 1) -> dict[str, Any]:
     """LSP ping JSON (`PingResult.to_json` + `backend`, `reason`, `vpn`)."""
     handle = next(_handles) & 0xFFFFFFFF
-    p = _probe(backend, source, fec) if isinstance(fec, VpnTarget) else _Probe(fec)
+    p = _probe(backend, source, fec) if isinstance(fec, (VpnTarget, SixpeTarget)) else _Probe(fec)
     if p.no_lsp:
         res = PingResult(p.fec, source)
     else:
@@ -246,23 +339,22 @@ def lsp_ping(backend: LiveBackend | LfibNetwork, source: str, fec: Target, *,
 def vpn_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
                          lfibs: Mapping[str, Lfib], skip: Collection[str] = ()) -> list[CheckResult]:
     """The `vpn-lsp-ping` rows of `lsr validate` / `lsr lab validate`: from every PE (but
-    `skip`), one LSP ping of each VPN route of its VRFs (another PE's): the egress PE the
-    route names answers 3, having found the route distinguisher, the prefix and the VPN
-    label its own (RFC 8029 §4.4). One fail row per route that does not, else one pass
-    row (none for a topology without VRFs)."""
+    `skip`), one LSP ping of each VPN route of its VRFs (another PE's; an IPv6 one with
+    the VPN IPv6 FEC, 6VPE): the egress PE the route names answers 3, having found the
+    route distinguisher, the prefix and the VPN label its own (RFC 8029 §4.4). One fail
+    row per route that does not, else one pass row (none for a topology without VRFs)."""
     pes = [r.name for r in topo.routers if r.vrfs and r.name in lfibs and r.name not in skip]
     if not pes:
         return []
     bad: list[CheckResult] = []
-    n = 0
+    n = n6 = 0
     for pe in pes:
         for vrf, fib in sorted(lfibs[pe].vrfs.items()):
-            for prefix in sorted(fib, key=lambda p: (int(p.network_address), p.prefixlen)):
-                # VPN-IPv6 routes (6VPE) would need the VPN IPv6 FEC (RFC 8029 type 7): not
-                # probed yet, so not counted
-                if fib[prefix].source != "vpn" or prefix.version != 4:
+            for prefix in sorted(fib, key=lambda p: (p.version, int(p.network_address), p.prefixlen)):
+                if fib[prefix].source != "vpn":
                     continue
                 n += 1
+                n6 += prefix.version == 6
                 out = lsp_ping(backend, pe, VpnTarget(vrf, prefix))
                 v = out["vpn"]
                 rep = out["replies"][0] if out["replies"] else None
@@ -280,22 +372,41 @@ def vpn_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
         return bad
     if not n:
         return [CheckResult("vpn-lsp-ping", "skip", "no VPN route to another PE")]
+    six = f" ({n6} IPv6)" if n6 else ""
     return [CheckResult("vpn-lsp-ping", "pass",
-                        f"{n} VPN routes of {len(pes)} PEs: the egress PE answers 3 (its RD, "
+                        f"{n} VPN routes{six} of {len(pes)} PEs: the egress PE answers 3 (its RD, "
                         "prefix and VPN label)")]
 
 
-def lfib_network(topo: Topology, lfibs: Mapping[str, Lfib]) -> LfibNetwork:
-    """`LfibNetwork` over the given LFIBs (neighbours as LSR IDs or names), hashing
-    ECMP as the forwarding plane does (`responder.dataplane_ecmp`)."""
+def lfib_network(topo: Topology, lfibs: Mapping[str, Lfib],
+                 fib6s: Mapping[str, Fib6] | None = None) -> LfibNetwork:
+    """`LfibNetwork` over the given LFIBs (neighbours as LSR IDs or names) and 6PE routes
+    (`fib6s`), hashing ECMP as the forwarding plane does (`responder.dataplane_ecmp`,
+    `dataplane_ecmp6` for the IPv6 requests)."""
     lfibs = normalize_neighbors(topo, lfibs)
-    tables = {r.name: tables_from_topology(topo, r.name, lfibs.get(r.name, Lfib()))
+    fib6s = fib6s or {}
+    tables = {r.name: tables_from_topology(topo, r.name, lfibs.get(r.name, Lfib()),
+                                           fib6=fib6s.get(r.name))
               for r in topo.routers}
     # ECMP as the lab's dataplane hashes the probes: the same branches as in a lab
-    return LfibNetwork.from_topology(topo, tables, dataplane_ecmp)
+    return LfibNetwork.from_topology(topo, tables, dataplane_ecmp, dataplane_ecmp6)
+
+
+def fib6s_from_json(doc: Any) -> dict[str, Fib6]:
+    """Each router's 6PE routes from an lfib document's `ipv6` parts (`lsr sim lfib
+    --json`, a lab router's `lfib` answer). Raises ValueError on a malformed one."""
+    out = {}
+    for r, d in doc.get("routers", {}).items():
+        if isinstance(d, dict) and "ipv6" in d:
+            try:
+                out[r] = fib6_from_json(d["ipv6"])
+            except (KeyError, TypeError, ValueError) as e:
+                raise ValueError(f"lfib.routers.{r}.ipv6: {e}") from None
+    return out
 
 
 __all__ = [
-    "LiveBackend", "address_owners", "check_router", "lfib_network", "lsp_ping",
-    "lsp_traceroute", "resolve_fec", "resolve_target", "vpn_lsp_ping_results",
+    "LiveBackend", "address_owners", "check_router", "fib6s_from_json", "lfib_network",
+    "lsp_ping", "lsp_traceroute", "resolve_fec", "resolve_sixpe", "resolve_target",
+    "vpn_lsp_ping_results",
 ]

@@ -39,7 +39,18 @@ branch.
 
 An ingress names a VPN FEC as `VpnTarget` (its VRF and a prefix): the VRF's route
 gives the labels (transport, then VPN) and the Target FEC Stack (`vpn_fecs`: the
-LDP FEC of the egress PE's loopback over the VPN IPv4 FEC, one per label, §3.2).
+LDP FEC of the egress PE's loopback over the VPN IPv4 FEC, one per label, §3.2; the
+VPN IPv6 FEC, §3.2.6, for an IPv6 route of the VRF: 6VPE, RFC 4659).
+
+A 6PE FEC (RFC 4798) is a `SixpeTarget` (an IPv6 prefix of the ingress's `Fib6`): the
+route's labels [LDP label to the egress PE, its 6PE label or IPv6 Explicit Null] and the
+Target FEC Stack `sixpe_fecs` (the egress's LDP FEC over the BGP labeled IPv6 FEC,
+§3.2.12). The egress pops the bottom label and validates (`_sixpe_egress`): 3 only for
+one of its own IPv6 prefixes with the label it bound to it (`RouterTables.sixpe_bound`),
+4 for a prefix it does not originate, 10 for another label. P routers check the LDP FEC
+at depth 1, as for a VPN FEC, and answer 8; they never look at the BGP FEC below.
+Requests for IPv6 FECs are IPv6 packets (`lsr.oam.echo6`), hashed by the dataplane's
+IPv6 flow hash (`ecmp6_for`).
 """
 
 from __future__ import annotations
@@ -48,10 +59,12 @@ import struct
 import zlib
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Interface, IPv4Network, IPv6Address, IPv6Network
 
+from forwarding.ip6 import flow_hash6
 from forwarding.plane import flow_hash
 from forwarding.tables import router_seed
+from lsr.core.fib6 import Fib6, Route6
 from lsr.core.labels import IMPLICIT_NULL, IPV6_EXPLICIT_NULL
 from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
 from lsr.core.lfib import IlmEntry, Lfib, Nhlfe, VpnIlmEntry, VrfEntry
@@ -62,6 +75,7 @@ from lsr.oam.echo import (
     HEADER_LEN,
     LOCALHOST,
     UDP_PORT,
+    BgpIpv6Fec,
     Ddmap,
     DecodeError,
     DsLabel,
@@ -82,9 +96,11 @@ from lsr.oam.echo import (
     TargetFecStack,
     Timestamp,
     VpnIpv4Fec,
+    VpnIpv6Fec,
     rd_octets,
     return_code_for,
 )
+from lsr.oam.echo6 import build_udp_ipv6, mapped
 
 # An ECMP hash: destination address + candidate next hops -> the one used.
 EcmpSelect = Callable[[IPv4Address, Sequence[Nhlfe]], Nhlfe]
@@ -115,6 +131,23 @@ def ecmp_for(seed: int, src: IPv4Address, sport: int, dport: int = UDP_PORT) -> 
         key = hdr + struct.pack("!HH", sport, dport)
         return nexthops[flow_hash(key, 0, seed) % len(nexthops)]
     return select
+
+
+def ecmp6_for(seed: int, src: IPv6Address, sport: int, dport: int = UDP_PORT) -> EcmpSelect:
+    """As `ecmp_for` for an IPv6 echo request (`lsr.oam.echo6`) to ::ffff:`dst`: the
+    dataplane hashes the IPv6 packet under the stack (`forwarding.ip6.flow_hash6`:
+    addresses, flow label 0, UDP and its ports past the Hop-by-Hop header)."""
+    def select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
+        if len(nexthops) == 1:
+            return nexthops[0]
+        pkt = build_udp_ipv6(b"", src, mapped(dst), sport, dport, hop_limit=1, router_alert=True)
+        return nexthops[flow_hash6(pkt, 0, seed) % len(nexthops)]
+    return select
+
+
+def dataplane_ecmp6(router: str, src: IPv4Address) -> EcmpSelect:
+    """`ecmp6_for` of `router`'s dataplane for IPv6 echo requests from ::ffff:`src`."""
+    return ecmp6_for(router_seed(router), mapped(src), UDP_PORT)
 
 
 def dataplane_ecmp(router: str, src: IPv4Address) -> EcmpSelect:
@@ -149,6 +182,15 @@ class RouterTables:
     explicit_null: bool = False
     ecmp: EcmpSelect = default_ecmp_select
     vrf_rds: Mapping[str, bytes] = field(default_factory=dict)  # VRF -> its RD (8 octets)
+    fib6: Fib6 | None = None  # 6PE routes (an ingress's) and the 6PE labels we pop
+    # 6PE: our own IPv6 prefixes -> the label we bound to them (6PE label or 2, RFC 4798)
+    sixpe_bound: Mapping[IPv6Network, int] = field(default_factory=dict)
+
+    @property
+    def sixpe_labels(self) -> frozenset[int]:
+        """The 6PE labels this router pops (IPv6 under them), reserved ones left out."""
+        own = set(self.fib6.labels) if self.fib6 is not None else set()
+        return frozenset(lbl for lbl in own | set(self.sixpe_bound.values()) if lbl >= 16)
 
     def addresses(self) -> set[IPv4Address]:
         return {self.lsr_id} | {p.address.ip for p in self.ports.values()}
@@ -173,8 +215,24 @@ class RouterTables:
         return p.mtu if p else 0
 
 
-def tables_from_topology(topo: Topology, name: str, lfib: Lfib, ecmp: EcmpSelect = default_ecmp_select) -> RouterTables:
-    """RouterTables for router `name` of a `lsr.core.topology.Topology`."""
+def sixpe_bound(topo: Topology, name: str) -> dict[IPv6Network, int]:
+    """A 6PE router's IPv6 prefixes -> the label it binds to them (`bgp.sixpe`): its 6PE
+    label, or IPv6 Explicit Null with `ipv6_explicit_null`; {} for any other router."""
+    from bgp import sixpe
+    from bgp.config import from_topology
+
+    cfg = from_topology(topo, name) if topo.nodes[name].is_router else None
+    if cfg is None or not sixpe.enabled(topo, name, cfg.families):
+        return {}
+    label = sixpe.advertised_label(topo, name, cfg.ipv6_explicit_null)
+    return {} if label is None else {p: label for p in sixpe.prefixes(topo, name)}
+
+
+def tables_from_topology(topo: Topology, name: str, lfib: Lfib, ecmp: EcmpSelect = default_ecmp_select,
+                         fib6: Fib6 | None = None,
+                         bound6: Mapping[IPv6Network, int] | None = None) -> RouterTables:
+    """RouterTables for router `name` of a `lsr.core.topology.Topology` (`fib6`: its 6PE
+    routes; `bound6`: `sixpe_bound`, computed when not given)."""
     node = topo.nodes[name]
     own = {IPv4Network(f"{node.lsr_id}/32")}
     if node.ldp.fecs == "all":
@@ -183,28 +241,52 @@ def tables_from_topology(topo: Topology, name: str, lfib: Lfib, ecmp: EcmpSelect
     ports = {i.name: Port(i.address, i.mtu) for i in node.interfaces.values()}
     rds = {v.name: rd_octets(v.rd) for v in node.vrfs.values()}
     return RouterTables(name, node.lsr_id, lfib, frozenset(own), ports, node.ldp.explicit_null, ecmp,
-                        rds)
+                        rds, fib6, sixpe_bound(topo, name) if bound6 is None else bound6)
 
 
 @dataclass(frozen=True)
 class VpnTarget:
-    """A VPN IPv4 FEC (§3.2.5) as the ingress PE names it: one of its VRFs and a prefix
-    of that VRF's FIB; the RD and the egress PE are the VRF route's."""
+    """A VPN IPv4 FEC (§3.2.5), or VPN IPv6 FEC (§3.2.6) for an IPv6 prefix, as the
+    ingress PE names it: one of its VRFs and a prefix of that VRF's FIB; the RD and the
+    egress PE are the VRF route's."""
 
     vrf: str
-    prefix: IPv4Network
+    prefix: IPv4Network | IPv6Network
 
     def __str__(self) -> str:
         return f"{self.vrf}:{self.prefix}"
 
 
-Target = IPv4Network | VpnTarget  # what an ingress probes: an LDP FEC or a VPN one
+@dataclass(frozen=True)
+class SixpeTarget:
+    """A BGP labeled IPv6 FEC (§3.2.12) as a 6PE ingress names it: an IPv6 prefix of its
+    6PE routes (`Fib6`); the egress PE and its label are the route's."""
+
+    prefix: IPv6Network
+
+    def __str__(self) -> str:
+        return str(self.prefix)
 
 
-def ingress_nexthops(lfib: Lfib, target: Target) -> tuple[Nhlfe, ...]:
+# what an ingress probes: an LDP FEC, a VPN one or a 6PE one
+Target = IPv4Network | VpnTarget | SixpeTarget
+
+
+def is_ipv6(target: Target) -> bool:
+    """The echo requests for `target` are IPv6 packets (`lsr.oam.echo6`): the egress pops
+    the bottom label and finds IPv6 under it (6PE, a VRF's IPv6 route)."""
+    return isinstance(target, SixpeTarget) or (
+        isinstance(target, VpnTarget) and target.prefix.version == 6)
+
+
+def ingress_nexthops(lfib: Lfib, target: Target, fib6: Fib6 | None = None) -> tuple[Nhlfe, ...]:
     """An ingress's next hops for `target` (() when it has no LSP): its FTN entry's for
     an LDP FEC; for a VPN one its VRF route's, each pushing the transport label(s) and
-    the VPN label (RFC 4364 §5), when the route is another PE's."""
+    the VPN label (RFC 4364 §5), when the route is another PE's; for a 6PE one its
+    `fib6` route's, pushing [LDP label(s), the egress's 6PE label] (RFC 4798 §3)."""
+    if isinstance(target, SixpeTarget):
+        r = fib6.routes.get(target.prefix) if fib6 is not None else None
+        return r.nexthops if r is not None else ()
     if isinstance(target, VpnTarget):
         e = lfib.vrfs.get(target.vrf, {}).get(target.prefix)
         return e.nexthops if e is not None and e.source == "vpn" else ()
@@ -217,7 +299,15 @@ def vpn_fecs(route: VrfEntry) -> tuple[Fec, ...]:
     FEC of the egress PE's loopback (the transport label) over the VPN IPv4 FEC of the
     route distinguisher and prefix the egress exported (the VPN label, §3.2.5)."""
     assert route.pe is not None
-    return (LdpIpv4Fec(IPv4Network((route.pe, 32))), VpnIpv4Fec.from_text(route.rd, route.prefix))
+    vpn: Fec = VpnIpv6Fec.from_text(route.rd, route.prefix) if isinstance(route.prefix, IPv6Network) \
+        else VpnIpv4Fec.from_text(route.rd, route.prefix)
+    return (LdpIpv4Fec(IPv4Network((route.pe, 32))), vpn)
+
+
+def sixpe_fecs(route: Route6) -> tuple[Fec, ...]:
+    """The Target FEC Stack for a 6PE route (§3.2): the LDP FEC of the egress PE's loopback
+    (the BGP next hop, RFC 4798 §2) over the BGP labeled IPv6 FEC of the prefix (§3.2.12)."""
+    return (LdpIpv4Fec(IPv4Network((route.next_hop, 32))), BgpIpv6Fec(route.prefix))
 
 
 @dataclass(frozen=True)
@@ -281,7 +371,7 @@ def ingress_ddmaps(
 ) -> tuple[Ddmap, ...]:
     """The DDMAPs an ingress puts in its first traceroute request (from its FTN, or its
     VRF route for a VPN FEC), with `destinations` split by its ECMP hash (§4.3 multipath)."""
-    nexthops = ingress_nexthops(tables.lfib, fec)
+    nexthops = ingress_nexthops(tables.lfib, fec, tables.fib6)
     if not nexthops:
         return ()
     rq = None if destinations is None else Ddmap(multipath=Multipath.bitmask(destinations))
@@ -312,8 +402,12 @@ def decide(
     # labels were popped on the way (PHP), the received stack is shorter and
     # its top corresponds to a deeper FEC (§4.4 FEC-stack-depth).
     fec_depth = len(stack.fecs) - len(labels) + 1
+    sixpe_labels = tables.sixpe_labels
     for depth, label in enumerate(labels, start=1):
         fec = _fec_at(stack, fec_depth)
+        if label == IPV6_EXPLICIT_NULL and isinstance(fec, BgpIpv6Fec):
+            # RFC 4798 §3: a 6PE egress that bound IPv6 Explicit Null pops it, IPv6 below
+            return _sixpe_egress(tables, request, fec, label, fec_depth)
         if label in (EXPLICIT_NULL, IPV6_EXPLICIT_NULL, IMPLICIT_NULL):
             # Popped here. Explicit-null ends the LSP of the FEC at this depth (we are
             # its egress: a label below is the next FEC's); a Nil FEC marks a label
@@ -326,6 +420,11 @@ def decide(
                 return Decision(ReturnCode.NO_LABEL_ENTRY, depth,
                                 reason=f"VPN label {label} above the bottom of the stack")
             return _vpn_egress(tables, request, fec, vpn, fec_depth)
+        if label in sixpe_labels and label not in tables.lfib.ilm:
+            if depth < len(labels):  # RFC 4798 §3: the 6PE label is the bottom one
+                return Decision(ReturnCode.NO_LABEL_ENTRY, depth,
+                                reason=f"6PE label {label} above the bottom of the stack")
+            return _sixpe_egress(tables, request, fec, label, fec_depth)
         ilm: IlmEntry | None = tables.lfib.ilm.get(label)
         if ilm is None:
             return Decision(ReturnCode.NO_LABEL_ENTRY, depth, reason=f"no ILM entry for label {label}")
@@ -356,10 +455,35 @@ def decide(
     # With every label popped (PHP) the FEC is the deepest one left.
     fec_depth = max(1, min(fec_depth, len(stack.fecs)))
     fec = _fec_at(stack, fec_depth)
+    if isinstance(fec, BgpIpv6Fec):  # reached unlabelled: an implicit-null 6PE binding
+        return _sixpe_egress(tables, request, fec, IMPLICIT_NULL, fec_depth)
     prefix = _prefix(fec)
     if prefix is not None and prefix in tables.own_fecs:
         return Decision(ReturnCode.EGRESS, fec_depth, reason=f"egress for {prefix}")
     return Decision(ReturnCode.NO_MAPPING, fec_depth, reason=f"not egress for {fec}")
+
+
+def _sixpe_egress(tables: RouterTables, request: EchoMessage, fec: Fec | None, label: int,
+                  fec_depth: int) -> Decision:
+    """§4.4.1 FEC validation where our 6PE label (or IPv6 Explicit Null) ends the LSP
+    (RFC 4798 §3): the BGP labeled IPv6 FEC (§3.2.12) names one of the IPv6 prefixes we
+    originate, and the label is the one we bound to it."""
+    if not isinstance(fec, BgpIpv6Fec):
+        prefix = _prefix(fec)
+        if not request.validate_fec:
+            return Decision(ReturnCode.EGRESS, fec_depth, reason=f"6PE label {label} popped")
+        if prefix is not None and tables.binding(prefix) is None:
+            return Decision(ReturnCode.NO_MAPPING, fec_depth, reason=f"no binding for {prefix}")
+        return Decision(ReturnCode.NOT_GIVEN_LABEL, fec_depth,
+                        reason=f"label {label} is our 6PE label, not bound to {fec}")
+    bound = tables.sixpe_bound.get(fec.prefix)
+    if bound is None:
+        return Decision(ReturnCode.NO_MAPPING, fec_depth,
+                        reason=f"{fec.prefix} is none of the IPv6 prefixes {tables.name} originates")
+    if bound != label:
+        return Decision(ReturnCode.NOT_GIVEN_LABEL, fec_depth,
+                        reason=f"{tables.name} bound label {bound} to {fec.prefix}, not {label}")
+    return Decision(ReturnCode.EGRESS, fec_depth, reason=f"6PE egress for {fec.prefix}")
 
 
 def _vpn_egress(tables: RouterTables, request: EchoMessage, fec: Fec | None, vpn: VpnIlmEntry,
@@ -368,7 +492,7 @@ def _vpn_egress(tables: RouterTables, request: EchoMessage, fec: Fec | None, vpn
     IPv4 FEC (§3.2.5) names a VRF of ours by its RD and a prefix that VRF exports (its
     own route: connected or static), and the label is the one we allocated for it."""
     label = vpn.in_label
-    if not isinstance(fec, VpnIpv4Fec):
+    if not isinstance(fec, (VpnIpv4Fec, VpnIpv6Fec)):
         prefix = _prefix(fec)
         if not request.validate_fec or prefix is None:
             return Decision(ReturnCode.EGRESS, fec_depth, reason=f"VPN label {label} ({vpn.vrf}) popped")

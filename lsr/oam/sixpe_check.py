@@ -11,13 +11,17 @@ checked when some customer link has IPv6 and BGP carries labelled IPv6:
   reply, are delivered by the forwarding plane (`forwarding.walk`), and no router
   without IPv6 (a P router) ever receives one unlabelled.
 
+And `sixpe_lsp_ping_results` (the `sixpe-lsp-ping` row): an RFC 8029 LSP ping of every
+6PE route (the BGP labeled IPv6 FEC, §3.2.12), answered 3 by the route's egress, over
+the simulator's tables or a running lab (`lsr.oam.lspping`'s back ends).
+
 Pure: no sockets, no clock.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any
+from collections.abc import Collection, Mapping
+from typing import TYPE_CHECKING, Any
 
 from bgp import sixpe
 from bgp.config import from_topology as bgp_config
@@ -27,6 +31,10 @@ from lsr.core.labels import IMPLICIT_NULL
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.oam.validate import CheckResult
+
+if TYPE_CHECKING:
+    from lsr.oam.lspping import LiveBackend
+    from lsr.oam.trace import LfibNetwork
 
 CHECKS = ("6pe-routes", "6pe-reachability")
 
@@ -139,3 +147,45 @@ def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
         out.append(CheckResult("invariant 6pe-reachability", "pass",
                                f"{pairs} IPv6 host pairs delivered, every P router hop labelled"))
     return out
+
+
+def sixpe_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
+                           skip: Collection[str] = ()) -> list[CheckResult]:
+    """The `sixpe-lsp-ping` rows of `lsr validate` / `lsr lab validate`: from every 6PE
+    router (but `skip`), one LSP ping of each IPv6 prefix another 6PE router originates
+    (its 6PE route: [LDP label, 6PE label or IPv6 Explicit Null], RFC 4798 §3): the
+    originator answers 3, having found the prefix its own and the label the one it bound
+    (RFC 8029 §4.4). One fail row per prefix that does not, else one pass row (none
+    without 6PE). `backend`: an `lsr.oam.lspping` back end (LfibNetwork, LabSender)."""
+    from lsr.oam.lspping import lsp_ping
+    from lsr.oam.responder import SixpeTarget
+
+    pes = sixpe_routers(topo)
+    froms = [r for r in sorted(pes) if r not in skip]
+    if not froms:
+        return []
+    bad: list[CheckResult] = []
+    n = 0
+    for me in froms:
+        for o in sorted(pes):
+            if o == me:
+                continue
+            for p in sixpe.prefixes(topo, o):
+                n += 1
+                out = lsp_ping(backend, me, SixpeTarget(p))
+                rep = out["replies"][0] if out["replies"] else None
+                if out["result"] == "ok" and rep is not None and rep["router"] == o:
+                    continue
+                if rep is None or rep["return_code"] is None:
+                    what = out["reason"] or "no reply"
+                else:
+                    what = (f"{rep['router'] or '?'} answered {rep['return_code']} "
+                            f"({rep['return_code_name']}) at depth {rep['return_subcode']}")
+                bad.append(CheckResult("sixpe-lsp-ping", "fail", f"{me} {p} (egress {o}): {what}"))
+    if bad:
+        return bad
+    if not n:
+        return [CheckResult("sixpe-lsp-ping", "skip", "no IPv6 prefix of another 6PE router")]
+    return [CheckResult("sixpe-lsp-ping", "pass",
+                        f"{n} 6PE routes of {len(froms)} routers: the egress answers 3 (its "
+                        "IPv6 prefix and 6PE label)")]

@@ -45,6 +45,7 @@ from dataclasses import dataclass, field, replace
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from lsr.core.fib6 import Fib6
 from lsr.core.lfib import VrfEntry
 from lsr.core.topology import Topology
 from lsr.oam.echo import (
@@ -69,10 +70,12 @@ from lsr.oam.lspwalk import MAX_HOPS, step
 from lsr.oam.responder import (
     EcmpSelect,
     RouterTables,
+    SixpeTarget,
     Target,
     VpnTarget,
     ingress_ddmaps,
     ingress_nexthops,
+    is_ipv6,
     respond,
 )
 
@@ -379,7 +382,12 @@ def ping(
 
 
 def _prefix(fec: Target) -> IPv4Network:
-    return fec.prefix if isinstance(fec, VpnTarget) else fec
+    """The LDP FEC of an echo request without a Target FEC Stack of its own (the VPN and
+    6PE ones always come with theirs: only the type matters here)."""
+    if isinstance(fec, (VpnTarget, SixpeTarget)):
+        p = fec.prefix
+        return p if isinstance(p, IPv4Network) else IPv4Network("0.0.0.0/0")
+    return fec
 
 
 # ---------------------------------------------------------------- a `send` over LFIBs
@@ -396,45 +404,57 @@ class LfibNetwork:
     ends the LSP: popped, the 127/8 packet is its control plane's), answers.
     A label with no ILM entry at a router the TTL does not expire at is
     dropped: the probe times out (None). A VPN FEC (`VpnTarget`) starts with
-    the labels of the ingress's VRF route, every label with the probe's TTL.
+    the labels of the ingress's VRF route, a 6PE FEC (`SixpeTarget`) with its 6PE
+    route's, every label with the probe's TTL; the egress of a 6PE route answers
+    where its 6PE label (or IPv6 Explicit Null, 2) is on top. Requests for IPv6 FECs
+    are hashed as IPv6 packets (`ecmp6`).
     """
 
     def __init__(self, tables: Mapping[str, RouterTables], links: Mapping[tuple[str, str], tuple[str, str]],
-                 ecmp: Callable[[str, IPv4Address], EcmpSelect] | None = None) -> None:
+                 ecmp: Callable[[str, IPv4Address], EcmpSelect] | None = None,
+                 ecmp6: Callable[[str, IPv4Address], EcmpSelect] | None = None) -> None:
         self.tables = dict(tables)
         self.links = dict(links)
         # (router, the request's IP source) -> that router's ECMP choice for the probes
-        # (`responder.dataplane_ecmp`); None: each table's own `ecmp`
+        # (`responder.dataplane_ecmp`; `ecmp6` for IPv6 requests); None: each table's `ecmp`
         self.ecmp = ecmp
-        self._for_source: dict[str, dict[str, RouterTables]] = {}
+        self.ecmp6 = ecmp6 or ecmp
+        self._for_source: dict[tuple[str, bool], dict[str, RouterTables]] = {}
 
     @classmethod
     def from_topology(cls, topo: Topology, tables: Mapping[str, RouterTables],
-                      ecmp: Callable[[str, IPv4Address], EcmpSelect] | None = None) -> LfibNetwork:
+                      ecmp: Callable[[str, IPv4Address], EcmpSelect] | None = None,
+                      ecmp6: Callable[[str, IPv4Address], EcmpSelect] | None = None) -> LfibNetwork:
         links = {}
         for n in topo.routers:
             for i in n.interfaces.values():
                 links[(n.name, i.name)] = (i.peer_node, i.peer_interface)
-        return cls(tables, links, ecmp)
+        return cls(tables, links, ecmp, ecmp6)
 
-    def tables_for(self, ingress: str) -> Mapping[str, RouterTables]:
+    def tables_for(self, ingress: str, v6: bool = False) -> Mapping[str, RouterTables]:
         """Every router's tables as they hash the echo requests `ingress` sends (their IP
-        source is its LSR ID)."""
-        if self.ecmp is None:
+        source is its LSR ID; IPv4-mapped in the IPv6 ones, `v6`)."""
+        ecmp = self.ecmp6 if v6 else self.ecmp
+        if ecmp is None:
             return self.tables
-        got = self._for_source.get(ingress)
+        got = self._for_source.get((ingress, v6))
         if got is None:
             src = self.tables[ingress].lsr_id
-            got = self._for_source[ingress] = {
-                n: replace(t, ecmp=self.ecmp(n, src)) for n, t in self.tables.items()}
+            got = self._for_source[(ingress, v6)] = {
+                n: replace(t, ecmp=ecmp(n, src)) for n, t in self.tables.items()}
         return got
 
     def vrf_routes(self, ingress: str, vrf: str) -> Mapping[IPv4Network, VrfEntry]:
         """`ingress`'s FIB of VRF `vrf` (empty when it has no such VRF)."""
         return self.tables[ingress].lfib.vrfs.get(vrf, {})
 
+    def fib6(self, ingress: str) -> Fib6 | None:
+        """`ingress`'s 6PE routes (None when it has none)."""
+        return self.tables[ingress].fib6
+
     def has_ftn(self, ingress: str, fec: Target) -> bool:
-        return bool(ingress_nexthops(self.tables[ingress].lfib, fec))
+        t = self.tables[ingress]
+        return bool(ingress_nexthops(t.lfib, fec, t.fib6))
 
     def sender(self, ingress: str, fec: Target) -> Sender:
         def send(ttl: int, request: EchoMessage, dst: IPv4Address = LOCALHOST) -> Reply | None:
@@ -444,13 +464,13 @@ class LfibNetwork:
     def first_ddmaps(self, ingress: str, fec: Target, multipath: bool,
                      destinations: int = DEFAULT_MULTIPATH_ADDRESSES) -> tuple[Ddmap, ...]:
         dsts: Iterable[IPv4Address] = multipath_range(destinations) if multipath else (LOCALHOST,)
-        return ingress_ddmaps(self.tables_for(ingress)[ingress], fec, dsts)
+        return ingress_ddmaps(self.tables_for(ingress, is_ipv6(fec))[ingress], fec, dsts)
 
     def probe(self, ingress: str, fec: Target, ttl: int, request: EchoMessage,
               dst: IPv4Address = LOCALHOST) -> Reply | None:
-        tables = self.tables_for(ingress)
+        tables = self.tables_for(ingress, is_ipv6(fec))
         t = tables[ingress]
-        nexthops = ingress_nexthops(t.lfib, fec)
+        nexthops = ingress_nexthops(t.lfib, fec, t.fib6)
         if not nexthops:
             return None
         # One ECMP branch of the walk (`lspwalk.step` does the label operation);
@@ -464,7 +484,8 @@ class LfibNetwork:
             t = tables[router]
             top = stack[0] if stack else None
             if top is None or top[0] in (0, 2) or top[1] <= 1 or (
-                    top[0] in t.lfib.vpn_ilm and top[0] not in t.lfib.ilm):
+                    (top[0] in t.lfib.vpn_ilm or top[0] in t.sixpe_labels)
+                    and top[0] not in t.lfib.ilm):
                 reply = respond(t, request, [e[0] for e in stack], in_if,
                                 label_ttls=[e[1] for e in stack])
                 if reply is None:
