@@ -66,17 +66,19 @@ def _overlays(n, lsps: tuple[str, ...], fecs: tuple[str, ...]) -> tuple[list, li
     return ovs, texts
 
 
-def _trace_overlay(n, spec: str, color: str):
-    """--trace SRC:DST: a packet walk over the network's tables, as an overlay."""
-    from forwarding.tables import build_all
+def _trace_overlay(n, spec: str, color: str, family: int = 4):
+    """--trace SRC:DST: a packet walk over the network's tables, as an overlay (IPv6:
+    `family` 6, or an IPv6 address as an end, lsr.teach.pair)."""
     from forwarding.walk import walk
     from lsr.teach import draw
+    from lsr.teach.pair import split_pair
 
-    src, sep, dst = spec.partition(":")
-    if not sep or not src or not dst:
-        raise LsrError(f"--trace wants SRC:DST (e.g. red1:red2), got '{spec}'")
     try:
-        w = walk(n.topo, build_all(n.topo, n.igp.ribs(), n.lfibs), src, dst)
+        src, dst = split_pair(spec)
+    except ValueError as e:
+        raise LsrError(str(e)) from None
+    try:
+        w = walk(n.topo, n.tables(), src, dst, family=family)
     except ValueError as e:
         raise LsrError(f"{n.topo.source}: {e}") from None
     ov = draw.walk_overlay(w, color, f"packet {src} -> {dst} ({w['dst']})")
@@ -97,14 +99,17 @@ def _trace_overlay(n, spec: str, color: str):
 @click.option("--fec", "fecs", multiple=True, metavar="FEC",
               help="Draw every router's LSP to FEC (the whole tree); repeatable.")
 @click.option("--trace", "traces", multiple=True, metavar="SRC:DST",
-              help="Draw a packet walk from SRC to DST (nodes or addresses) with the whole "
-                   "label stack on each link (a VPN packet's two labels); repeatable.")
+              help="Draw a packet walk from SRC to DST (nodes or addresses; an IPv6 address "
+                   "in brackets, [2001:db8:1::1]:[2001:db8:2::2], or SRC,DST) with the whole "
+                   "label stack on each link (a VPN or 6PE packet's two labels); repeatable.")
+@click.option("-6", "--ipv6", "ipv6", is_flag=True,
+              help="--trace walks IPv6: node names stand for their IPv6 addresses (subnet6).")
 @click.option("--engine", type=click.Choice(["auto", "dot", "neato"]), default="auto",
               show_default=True, help="Graphviz layout engine.")
 @_down_option
 def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[str, ...],
              fecs: tuple[str, ...], engine: str, down: tuple[str, ...],
-             traces: tuple[str, ...] = ()) -> None:
+             traces: tuple[str, ...] = (), ipv6: bool = False) -> None:
     """Draw the topology of FILE (routers, hosts, interfaces, costs) and its LSPs.
 
     Every label operation of an LSP is written on the link it is sent on, in
@@ -128,7 +133,8 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
                               problems=[s.text("cannot come up") for s in found]), "warning")
     ovs, texts = _overlays(n, lsps, fecs)
     for spec in traces:
-        ov, lines = _trace_overlay(n, spec, draw.COLORS[len(ovs) % len(draw.COLORS)])
+        ov, lines = _trace_overlay(n, spec, draw.COLORS[len(ovs) % len(draw.COLORS)],
+                                   6 if ipv6 else 4)
         ovs.append(ov)
         texts += lines
     eng = draw.choose_engine(n.topo) if engine == "auto" else engine
