@@ -163,9 +163,12 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
 @click.option("--from", "src", help="Packet walk source (default: see --to).")
 @click.option("--to", "dst", help="Packet walk destination (default: the longest walk between "
               "two hosts, docs/cli.md).")
+@click.option("-6", "--ipv6", "ipv6", is_flag=True,
+              help="Walk an IPv6 packet (node names stand for their IPv6 addresses); implied "
+                   "by an IPv6 address in --from/--to.")
 @_down_option
 def report_cmd(file: str | None, lab: str | None, output: str, src: str | None,
-               dst: str | None, down: tuple[str, ...]) -> None:
+               dst: str | None, down: tuple[str, ...], ipv6: bool = False) -> None:
     """Write one self-contained HTML page that follows one packet: its walk and the
     table rows it used, the topology picture with its LSP, the FTN, ILM and LDP
     bindings of the routers on its way (the rows it used highlighted), the
@@ -173,7 +176,7 @@ def report_cmd(file: str | None, lab: str | None, output: str, src: str | None,
     from lsr.teach import report
 
     n = _network(file, lab, down)
-    page, choice = report.build_report(n, src, dst)
+    page, choice = report.build_report(n, src, dst, family=6 if ipv6 else 4)
     Path(output).write_text(page, encoding="utf-8")
     out.plain(f"{output}: report on {n.topo.name} ({n.source}), {len(page) // 1024} KiB")
     if choice is not None:
