@@ -219,3 +219,32 @@ def test_validate_json_names_the_6pe_failure() -> None:
                       "unreachable (no IGP route), so the BGP session pe1-pe2 is down"} in rows
     assert any(x["detail"].startswith("ce2 -> ce1 (IPv6, 2001:db8:1::1): dropped at pe2 "
                                       "(no-route)") for x in rows), rows
+
+
+@pytest.mark.parametrize("old,new,detail", [
+    # both ends passive: the session never comes up (the core is fine)
+    ("    pe1: {ipv6_explicit_null: true}\n    pe2: {}",
+     "    pe1: {ipv6_explicit_null: true, passive: true}\n    pe2: {passive: true}",
+     "pe1 2001:db8:2::/64: no BGP route: the BGP session pe1-pe2 is Active, not Established"),
+    # LDP down between pe1 and p1: BGP has the route, but no LSP carries it
+    ("    pe1: {loopback: 10.255.0.1}",
+     "    pe1: {loopback: 10.255.0.1, ldp: {passwords: {p1: sesame}}}",
+     "pe1 2001:db8:2::/64: BGP route from pe2 unusable: no LSP to 10.255.0.4 (RFC 4798 §3: "
+     "no unlabelled IPv6 in the core)"),
+])
+def test_validate_names_a_missing_6pe_route(tmp_path: Path, old: str, new: str,
+                                            detail: str) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from lsr.cli import main
+
+    text = SIXPE.read_text()
+    assert old in text
+    f = tmp_path / "6pe.yaml"
+    f.write_text(text.replace(old, new))
+    r = CliRunner().invoke(main, ["validate", str(f), "--json"])
+    assert r.exit_code == 1, r.output
+    rows = json.loads(r.output)["results"]
+    assert {"check": "invariant 6pe-routes", "status": "fail", "detail": detail} in rows, rows

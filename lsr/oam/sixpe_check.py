@@ -57,7 +57,8 @@ def reference_fib6s(topo: Topology, lfibs: Mapping[str, Lfib]) -> dict[str, Fib6
     return out
 
 
-def _missing(topo: Topology, me: str, o: str, f: Fib6, p: Any, igp: Igp | None) -> str:
+def _missing(topo: Topology, me: str, o: str, f: Fib6, p: Any, igp: Igp | None,
+             sessions: Mapping[tuple[str, str], str] | None) -> str:
     """Why router `me` has no 6PE route for `o`'s prefix `p`, in words."""
     lo = topo.nodes[o].lsr_id
     if p in f.unresolved:  # BGP has it, LDP has no LSP: never sent unlabelled (RFC 4798 §3)
@@ -65,11 +66,16 @@ def _missing(topo: Topology, me: str, o: str, f: Fib6, p: Any, igp: Igp | None) 
     if igp is not None and not any(lo in q for q in igp.rib(me)):
         return (f"no BGP route: {o}'s loopback {lo} is unreachable (no IGP route), so the "
                 f"BGP session {me}-{o} is down")
+    state = (sessions or {}).get((me, o))
+    if state is not None and state != "Established":
+        return f"no BGP route: the BGP session {me}-{o} is {state}, not Established"
     return f"no BGP route from {o} (BGP session {me}-{o} down, or {o} does not advertise it)"
 
 
 def _route_problems(topo: Topology, lfibs: Mapping[str, Lfib], fib6s: Mapping[str, Fib6],
-                    pes: Mapping[str, bool], igp: Igp | None = None) -> tuple[list[str], int]:
+                    pes: Mapping[str, bool], igp: Igp | None = None,
+                    sessions: Mapping[tuple[str, str], str] | None = None
+                    ) -> tuple[list[str], int]:
     bad: list[str] = []
     n = 0
     for me in sorted(pes):
@@ -84,7 +90,7 @@ def _route_problems(topo: Topology, lfibs: Mapping[str, Lfib], fib6s: Mapping[st
                 n += 1
                 r = f.routes.get(p)
                 if r is None:
-                    bad.append(f"{me} {p}: {_missing(topo, me, o, f, p, igp)}")
+                    bad.append(f"{me} {p}: {_missing(topo, me, o, f, p, igp, sessions)}")
                     continue
                 if r.next_hop != lo or r.label != label:
                     bad.append(f"{me} {p}: next hop {r.next_hop} label {r.label}, expected "
@@ -107,9 +113,10 @@ def _hosts6(topo: Topology) -> list[str]:
 
 
 def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
-                  fib6s: Mapping[str, Fib6], ribs: Mapping[str, Mapping[Any, Any]] | None = None
-                  ) -> list[CheckResult]:
-    """The 6PE invariants (module docstring); [] when the topology runs no 6PE."""
+                  fib6s: Mapping[str, Fib6], ribs: Mapping[str, Mapping[Any, Any]] | None = None,
+                  sessions: Mapping[tuple[str, str], str] | None = None) -> list[CheckResult]:
+    """The 6PE invariants (module docstring); [] when the topology runs no 6PE.
+    `sessions`: (router, peer) -> BGP state, where known, to say why a route is missing."""
     from forwarding.tables import build_all
     from forwarding.walk import walk
 
@@ -117,7 +124,7 @@ def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
     if not pes:
         return []
     out: list[CheckResult] = []
-    bad, n = _route_problems(topo, lfibs, fib6s, pes, igp)
+    bad, n = _route_problems(topo, lfibs, fib6s, pes, igp, sessions)
     if bad:
         out += [CheckResult("invariant 6pe-routes", "fail", b) for b in bad]
     else:
