@@ -131,8 +131,9 @@ def ipv6(frame: bytes, off: int, ifi: IfInfo, t: RouterTables, group: bool,
             stack = encode_stack(nh.out_labels, tc, lttl)
             return emit6(t, a.counter, nh, nh.hdr_mpls, stack, bytes(pkt), "push", labels_in,
                          nh.out_labels, lttl, ifi, rx_stack, (), v6)
-        return emit6(t, a.counter, nh, v6.unlabelled(nh), b"", bytes(pkt), "forward", labels_in,
-                     (), pkt[7], ifi, rx_stack, (), v6)
+        # no labels: a 6PE egress that is a neighbour, or a VRF's static route to its CE
+        return emit6(t, a.counter, nh, v6.unlabelled(nh), b"", bytes(pkt),
+                     "pop" if popped else "forward", labels_in, (), pkt[7], ifi, rx_stack, (), v6)
     return emit6(t, a.counter, nh, nh.hdr_ip, b"", bytes(pkt), "pop" if popped else "forward",
                  labels_in, (), pkt[7], ifi, rx_stack, (), v6)
 

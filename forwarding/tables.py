@@ -178,9 +178,11 @@ class VrfTable:
 
     def _set_fib6(self) -> None:
         """The FIB's IPv6 routes into `v6`: VPN routes (push [LDP, VPN label]) as 6PE-like
-        routes, leaked subnets out of the other VRF's port (the VRF's own ports are `v6`'s)."""
+        routes, leaked subnets out of the other VRF's port (the VRF's own ports are `v6`'s),
+        static routes (this VRF's or leaked from another) to their CE."""
         routes: dict[IPv6Network, Route6] = {}
         leaked: dict[IPv6Network, str] = {}
+        static: dict[IPv6Network, tuple[str, bytes]] = {}
         for p, e in self.fib.items():
             if not isinstance(p, IPv6Network):
                 continue
@@ -188,8 +190,11 @@ class VrfTable:
                 leaked[p] = e.interface
             elif e.nexthops and e.pe is not None and e.vpn_label is not None:
                 routes[p] = Route6(p, e.pe, e.vpn_label, e.nexthops)
-        if routes or leaked or self.v6.fib.routes or self.v6.leaked:
-            self.v6.set_vrf_fib(Fib6(routes), leaked)
+            elif e.nexthops and e.source in ("static", "leaked"):
+                nh = e.nexthops[0]
+                static[p] = (nh.interface, nh.nexthop.packed)
+        if routes or leaked or static or self.v6.fib.routes or self.v6.leaked or self.v6.static:
+            self.v6.set_vrf_fib(Fib6(routes), leaked, static)
 
     def lookup(self, dst: int) -> Action | None:
         """Longest-prefix match in this VRF (martian destinations have no route)."""

@@ -20,7 +20,8 @@ IPv4 address> (`error_source`).
 
 A VRF with IPv6 ports (6VPE, RFC 4659) has one of its own (`VrfTable.v6`, `vrf` set):
 its ports, their subnets and the VRF's IPv6 routes (`set_vrf_fib`: VPN routes pushing
-[LDP label, VPN label], subnets leaked from another VRF of the PE out that VRF's port);
+[LDP label, VPN label], subnets leaked from another VRF of the PE out that VRF's port,
+static routes to the CE on a port: unlabelled next hops to that host's MAC);
 its counters are the router's per-VRF ones (`RouterTables.c_vrf`).
 """
 
@@ -69,6 +70,7 @@ class Tables6:
             for i in self.ifs.values() if i.peer_address is not None}
         self.fib = Fib6()
         self.leaked: dict[IPv6Network, str] = {}  # a VRF's: prefix -> another VRF's port
+        self.static: dict[IPv6Network, tuple[str, bytes]] = {}  # prefix -> (port, CE address)
         self.labels: frozenset[int] = frozenset()
         self.c_ip6: dict[IPv6Network, list[int]] = {}
         self.c_ftn6: dict[IPv6Network, list[int]] = {}
@@ -99,12 +101,23 @@ class Tables6:
         self.labels = frozenset(fib.labels)
         self._rebuild()
 
-    def set_vrf_fib(self, fib: Fib6, leaked: Mapping[IPv6Network, str]) -> None:
+    def set_vrf_fib(self, fib: Fib6, leaked: Mapping[IPv6Network, str],
+                    static: Mapping[IPv6Network, tuple[str, bytes]] | None = None) -> None:
         """A VRF's IPv6 routes: VPN routes (`fib`, no labels of its own: the VPN label is
-        the VRF's, `RouterTables.ilm`) and subnets leaked out of other VRFs' ports."""
+        the VRF's, `RouterTables.ilm`), subnets leaked out of other VRFs' ports and static
+        routes to a CE (`static`: prefix -> (port, the CE's IPv6 address on it))."""
         self.fib = fib
         self.leaked = dict(leaked)
+        self.static = dict(static or {})
         self._rebuild()
+
+    def static_nh(self, port: str, via: bytes) -> CNhlfe:
+        """The next hop of a static route: the CE `via` on `port` (unresolved if the host
+        there has another address); no labels, so `unlabelled` gives its IPv6 header."""
+        i = self.nh_ifs[port]
+        ok = i.peer_address == via
+        return CNhlfe(port, i.peer_node if ok else "", 0, (), b"",
+                      self.hdr6(port, i.peer_mac if ok else bytes(6)), i.mtu, ok)
 
     def _ctr(self, d: dict[IPv6Network, list[int]], p: IPv6Network) -> list[int]:
         if self.vrf is not None:  # a VRF's counters are the router's per-VRF ones
@@ -130,6 +143,10 @@ class Tables6:
         for p, r in self.fib.routes.items():
             nhs = tuple(self.rt.compile_nhlfe(n) for n in r.nexthops)
             put(Action(A_NHLFE, p, nhs, True, self._ctr(self.c_ftn6, p)))
+        for p, (port, via) in self.static.items():
+            if port in self.nh_ifs:
+                put(Action(A_NHLFE, p, (self.static_nh(port, via),), False,
+                           self._ctr(self.c_ip6, p)))
         for p, port in self.leaked.items():
             if port in self.nh_ifs:
                 put(Action(A_CONNECTED, p, out_if=port, counter=self._ctr(self.c_ip6, p)))

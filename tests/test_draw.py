@@ -156,3 +156,26 @@ def test_compact_drawing_for_the_report() -> None:
     small = draw.dot_source(n, engine="neato", compact=True)
     assert "10.0.0.0/30" in full and "10.0.0.0/30" not in small
     assert "fontsize=24" in small and "link: IGP cost" in small
+
+
+@pytest.mark.parametrize("spec", ["ce1:ce2", "[2001:db8:1::1]:[2001:db8:2::2]",
+                                  "ce1:[2001:db8:2::2]", "2001:db8:1::1,2001:db8:2::2"])
+def test_trace_ipv6_6pe_shows_both_labels(spec: str) -> None:
+    """6PE (RFC 4798): an IPv6 walk drawn with its two labels on every core link; node
+    names with -6, IPv6 addresses in brackets (or SRC,DST) without."""
+    args = ["draw", str(TOPOLOGIES / "6pe.yaml"), "--trace", spec] + (
+        ["-6"] if spec == "ce1:ce2" else [])
+    r = CliRunner().invoke(main, args)
+    assert r.exit_code == 0, r.output
+    for s in ("1: push 2003/4000", "2: swap 3003/4000", "3: pop 4000", "(2001:db8:2::2): delivered"):
+        assert s in r.output, s
+
+
+def test_trace_ipv6_6vpe_and_pair_errors() -> None:
+    r = CliRunner().invoke(main, ["draw", str(TOPOLOGIES / "6vpe.yaml"), "-6", "--trace",
+                                  "red1:red2"])
+    assert r.exit_code == 0 and "1: push 2002/4102" in r.output, r.output
+    for bad in ("2001:db8:1::1:2001:db8:2::2", "[ce1]:ce2", "ce1", "[2001:db8:1::1]ce2"):
+        r = CliRunner().invoke(main, ["draw", str(TOPOLOGIES / "6pe.yaml"), "--trace", bad])
+        assert r.exit_code != 0 and "Traceback" not in r.output, r.output
+        assert len(r.output.strip().splitlines()) == 1 and bad in r.output, r.output

@@ -276,3 +276,63 @@ def test_rows_of_an_icmp_error_walk() -> None:
     assert "sent on along the LSP" in icmp[0].why
     assert icmp[1].why.startswith("pops: egress pe2 advertised implicit-null")
     assert used.routers() == ["pe1", "p1"]
+
+
+SIXPE = str(TOPOLOGIES / "6pe.yaml")
+SIXVPE = str(TOPOLOGIES / "6vpe.yaml")
+FIXED = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def _text(h: str, start: str, end: str) -> str:
+    import html as html_mod
+
+    part = h[h.index(start):h.index(end)]
+    return re.sub(r"\s+", " ", html_mod.unescape(re.sub(r"<[^>]+>", " ", part)))
+
+
+def test_6pe_default_walk_ipv4_then_the_same_hosts_over_ipv6() -> None:
+    """6PE (RFC 4798): the default walk is IPv4; the same two hosts follow over IPv6 with
+    both labels, the 6PE section lists every PE's IPv6 routes and labels with the rows the
+    IPv6 walk used highlighted, and the validation has the 6PE invariants."""
+    n = net.from_file(SIXPE)
+    h = report.build(n, now=FIXED)
+    assert '<section id="ipv6">' in h and 'id="walk6"' in h
+    walk = _text(h, 'id="walk"', 'id="topology"')
+    assert "An ICMP echo from ce1 (192.168.1.1)" in walk
+    assert "ICMPv6 echo from 2001:db8:1::1 to 2001:db8:2::2" in walk
+    assert "push 2003 4000" in walk and "swap 3003 4000" in walk
+    assert "6PE route 2001:db8:2::/64 push 2003 4000 via p1 BGP: pe2 bound 4000" in walk
+    assert "6PE label 4000 pop, IPv6 lookup (2001:db8:2::/64): to ce2" in walk
+    assert 'class="used" id="6pe-pe1-2001-db8-2---64"' in h
+    assert 'class="used" id="6pelabel-pe2-4000"' in h
+    six = _text(h, '<section id="ipv6">', '<section id="validation">')
+    assert "2001:db8:1::/64 pe1 ::ffff:10.255.0.1 2 (IPv6 exp-null) push 3001 2" in six
+    val = _text(h, '<section id="validation">', '<section id="links">')
+    assert "invariant 6pe-routes pass" in val and "invariant 6pe-reachability pass" in val
+
+
+def test_6pe_report_ipv6_walk_and_named_failure() -> None:
+    r = CliRunner().invoke(main, ["report", SIXPE, "-6", "-o", "/dev/null"])
+    assert r.exit_code == 0, r.output
+    n = net.from_file(SIXPE, ["p1-p2"])
+    h = report.build(n, "ce1", "ce2", family=6, now=FIXED)
+    walk = _text(h, 'id="walk"', 'id="topology"')
+    assert "ICMPv6 echo from ce1 (2001:db8:1::1)" in walk and "dropped" in walk
+    val = _text(h, '<section id="validation">', '<section id="links">')
+    assert ("invariant 6pe-routes fail pe1 2001:db8:2::/64: no BGP route: pe2's loopback "
+            "10.255.0.4 is unreachable (no IGP route), so the BGP session pe1-pe2 is down") in val
+    assert ("invariant 6pe-reachability fail ce1 -> ce2 (IPv6, 2001:db8:2::2): dropped at pe1 "
+            "(no-route)") in val
+
+
+def test_6vpe_vrf_ipv6_rows_highlighted() -> None:
+    """6VPE (RFC 4659): an IPv6 walk given by address; its VRF route and VPN label rows are
+    highlighted in the VRF section."""
+    n = net.from_file(SIXVPE)
+    h = report.build(n, "red1", "2001:db8:1:2::1", now=FIXED)
+    walk = _text(h, 'id="walk"', 'id="topology"')
+    assert "VRF route 2001:db8:1:2::/64 push 2002 4102 via p1" in walk
+    assert 'class="used" id="vrf-pe1-red-2001-db8-1-2---64"' in h
+    assert 'class="used" id="vpn-pe2-4102"' in h
+    assert 'class="used" id="vrf-pe2-red-2001-db8-1-2---64"' in h  # the egress's lookup
+    assert "vrf-pe1-blue" not in h  # blue has the same prefix: not used

@@ -199,3 +199,52 @@ def test_cli_bgp_ipv6_view():
     assert [(r["prefix"], r["next_hop"], r["label"], r["from"]) for r in routes] == [
         ("2001:db8:1::/64", "::ffff:10.255.0.1", 2, "local"),
         ("2001:db8:2::/64", "::ffff:10.255.0.4", 4000, "pe2")]
+
+
+def test_validate_json_names_the_6pe_failure() -> None:
+    """A core link down partitions the line: the BGP session pe1-pe2 is down, so each PE
+    lacks the other's IPv6 prefix; `lsr validate --json` names the prefix and why."""
+    import json
+
+    from click.testing import CliRunner
+
+    from lsr.cli import main
+
+    r = CliRunner().invoke(main, ["validate", str(SIXPE), "--down", "p1-p2",
+                                  "--json"])
+    assert r.exit_code == 1, r.output
+    rows = [x for x in json.loads(r.output)["results"] if "6pe" in x["check"]]
+    assert {"check": "invariant 6pe-routes", "status": "fail",
+            "detail": "pe1 2001:db8:2::/64: no BGP route: pe2's loopback 10.255.0.4 is "
+                      "unreachable (no IGP route), so the BGP session pe1-pe2 is down"} in rows
+    assert any(x["detail"].startswith("ce2 -> ce1 (IPv6, 2001:db8:1::1): dropped at pe2 "
+                                      "(no-route)") for x in rows), rows
+
+
+@pytest.mark.parametrize("old,new,detail", [
+    # both ends passive: the session never comes up (the core is fine)
+    ("    pe1: {ipv6_explicit_null: true}\n    pe2: {}",
+     "    pe1: {ipv6_explicit_null: true, passive: true}\n    pe2: {passive: true}",
+     "pe1 2001:db8:2::/64: no BGP route: the BGP session pe1-pe2 is Active, not Established"),
+    # LDP down between pe1 and p1: BGP has the route, but no LSP carries it
+    ("    pe1: {loopback: 10.255.0.1}",
+     "    pe1: {loopback: 10.255.0.1, ldp: {passwords: {p1: sesame}}}",
+     "pe1 2001:db8:2::/64: BGP route from pe2 unusable: no LSP to 10.255.0.4 (RFC 4798 §3: "
+     "no unlabelled IPv6 in the core)"),
+])
+def test_validate_names_a_missing_6pe_route(tmp_path: Path, old: str, new: str,
+                                            detail: str) -> None:
+    import json
+
+    from click.testing import CliRunner
+
+    from lsr.cli import main
+
+    text = SIXPE.read_text()
+    assert old in text
+    f = tmp_path / "6pe.yaml"
+    f.write_text(text.replace(old, new))
+    r = CliRunner().invoke(main, ["validate", str(f), "--json"])
+    assert r.exit_code == 1, r.output
+    rows = json.loads(r.output)["results"]
+    assert {"check": "invariant 6pe-routes", "status": "fail", "detail": detail} in rows, rows

@@ -331,3 +331,95 @@ bgp:
     assert {r.check for r in rows} >= {"invariant 6pe-reachability", "invariant vpn-reachability"}
     w = trace("red1", "2001:db8:99:2::1")
     assert w["result"] == "dropped" and w["hops"][0]["reason"] == "no-route"
+
+
+# ---------------------------------------------------------------- IPv6 static routes in VRFs
+
+STATIC6 = "2001:db8:99::/48"
+BEHIND_RED1 = "2001:db8:99::1"
+
+
+def _static_topo(pe: str = "pe1", route: str = f"{{to: '{STATIC6}', via: '{RED1}'}}"):
+    from lsr.core.topology import parse_topology
+
+    text = SIXVPE.read_text()
+    old = ("red: {rd: 10.255.0.1:1, rt: 65000:1, interfaces: [eth1]}" if pe == "pe1" else
+           "red: {rd: 10.255.0.2:1, rt: 65000:1, interfaces: [eth1], label_mode: per-prefix}")
+    assert old in text
+    return parse_topology(text.replace(old, old[:-1] + f", routes: [{route}]}}"),
+                          Path(f"/tmp/{pe}-static6.yaml"))
+
+
+def _converged(topo):
+    from forwarding.tables import build_all
+
+    o = converge(topo)
+    assert o.converged
+    return o.sim, build_all(topo, o.sim.ribs, o.sim.lfibs(), o.sim.fib6s())
+
+
+def test_ipv6_static_route_in_a_vrf_is_exported_and_forwarded():
+    """An IPv6 static route of pe1's red (via red1's address on the port's subnet6) goes out
+    as a VPN-IPv6 route (RFC 4659) with red's label; pe2's red pushes [LDP, VPN label] to
+    it, pe1 pops the label and sends the packet to red1 (its MAC, no label)."""
+    topo = _static_topo()
+    (r,) = topo.nodes["pe1"].vrfs["red"].routes
+    assert (str(r.prefix), str(r.via), r.interface) == (STATIC6, RED1, "eth1")
+    sim, t = _converged(topo)
+    own = sim.lfibs()["pe1"].vrfs["red"][IPv6Network(STATIC6)]
+    assert own.source == "static" and own.nexthops[0].nexthop == IPv6Address(RED1)
+    got = sim.lfibs()["pe2"].vrfs["red"][IPv6Network(STATIC6)]
+    assert got.source == "vpn" and str(got.pe) == "10.255.0.1"
+    assert IPv6Network(STATIC6) not in sim.lfibs()["pe2"].vrfs["blue"]  # red's only
+    w = walk(topo, t, "red2", BEHIND_RED1)
+    assert [h["router"] for h in w["hops"]] == ["pe2", "p2", "p1", "pe1"]
+    assert w["hops"][0]["labels_out"][-1] == got.vpn_label and w["hops"][0]["fec"] == STATIC6
+    assert w["hops"][-1]["op"] == "pop" and w["hops"][-1]["neighbor"] == "red1"
+    w = walk(topo, t, "blue2", BEHIND_RED1)
+    assert w["result"] == "dropped" and w["hops"][0]["reason"] == "no-route"
+    # the frame pe1 sends: IPv6 (0x86dd) to red1's MAC, no label, hop limit 64 - 4
+    from lsr.teach import step
+
+    _, steps = step.step_walk(topo, t, "red2", BEHIND_RED1)
+    sent = steps[-1].sent
+    red1_mac = topo.nodes["red1"].interfaces["eth0"].mac
+    assert sent.eth[0] == red1_mac and sent.eth[2] == 0x86DD and sent.labels == []
+    assert sent.ip[1] == BEHIND_RED1 and sent.ip[2] == 60
+
+
+def test_ipv6_static_route_per_prefix_label_and_json_roundtrip():
+    """pe2's red allocates per prefix: the IPv6 static route gets a label of its own that
+    pops and looks up in red; the lfib JSON (as a lab answers) reads back with the IPv6
+    next hop, and the step view names the static route."""
+    from lsr.oam.validate import lfibs_from_json
+    from lsr.teach import step
+
+    topo = _static_topo("pe2", f"{{to: '{STATIC6}', via: '{RED2}'}}")
+    sim, t = _converged(topo)
+    (lbl,) = [e for e in sim.lfibs()["pe2"].vpn_ilm.values() if str(e.prefix) == STATIC6]
+    assert lbl.nexthops == ()  # pop, then red's lookup finds the static route
+    assert sim.lfibs()["pe1"].vrfs["red"][IPv6Network(STATIC6)].vpn_label == lbl.in_label
+    w, steps = step.step_walk(topo, t, "red1", BEHIND_RED1.replace("99::1", "99::7"))
+    assert w["hops"][-1]["router"] == "pe2" and w["hops"][-1]["neighbor"] == "red2"
+    assert steps[-1].rule[-1] == (f"{STATIC6} static via {RED2} (red2) eth1", True)
+    back = lfibs_from_json(sim.lfib_json())
+    assert back["pe2"].vrfs["red"][IPv6Network(STATIC6)].nexthops[0].nexthop == IPv6Address(RED2)
+
+
+@pytest.mark.parametrize("route,message", [
+    (f"{{to: '{STATIC6}', via: '2001:db8:5::1'}}",
+     "2001:db8:5::1 is on no subnet of VRF red's interfaces (IPv6: a port's subnet6)"),
+    (f"{{to: '{STATIC6}', via: 10.1.1.1}}",
+     f"10.1.1.1 is not an IPv6 address: a route to {STATIC6} needs a next hop of its family"),
+    (f"{{to: '{STATIC6}', via: 'fe80::1'}}",
+     "fe80::1 is not a unicast global address (the CE's address on the port's subnet6)"),
+    (f"{{to: '{STATIC6}', via: '{PE1_RED}'}}", f"{PE1_RED} is pe1's own address"),
+    ("{to: '2001:db8:99::1/48', via: '2001:db8:1:1::1'}",
+     "bad IPv6 prefix '2001:db8:99::1/48': 2001:db8:99::1/48 has host bits set"),
+])
+def test_ipv6_static_route_errors(route: str, message: str):
+    from lsr.core.topology import TopologyError
+
+    with pytest.raises(TopologyError) as e:
+        _static_topo(route=route)
+    assert message in str(e.value) and "routes[0]" in str(e.value), str(e.value)

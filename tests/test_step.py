@@ -131,3 +131,67 @@ def test_ecmp_hash_shown_and_ports_change_the_branch(monkeypatch) -> None:
     assert seen == {"via p1", "via p2"}
     r = CliRunner().invoke(main, ["sim", "trace", f, "ce1", "ce2", "--sport", "1"])
     assert r.exit_code == 2 and "--proto udp or tcp" in r.output
+
+
+def _tables6(name: str):
+    from lsr.sim import converge
+
+    topo = load_topology(TOPOLOGIES / name)
+    o = converge(topo)
+    return topo, build_all(topo, o.sim.ribs, o.sim.lfibs(), o.sim.fib6s())
+
+
+def test_ipv6_6pe_headers_labels_and_rows() -> None:
+    """6PE (RFC 4798): the ingress's 6PE route pushes [LDP label, pe2's 6PE label], the P
+    routers switch on the top label with IPv6 under it, the egress pops its 6PE label and
+    looks the IPv6 destination up; the IPv6 and UDP headers are decoded at every hop."""
+    topo, tables = _tables6("6pe.yaml")
+    w, steps = step.step_walk(topo, tables, "ce1", "ce2", "udp", 64, family=6)
+    assert w["result"] == "delivered" and [s.hop["op"] for s in steps] == [
+        "push", "swap", "pop", "pop"]
+    push, swap, php, egress = steps
+    assert push.received.version == 6 and push.received.ip[2] == 64
+    assert push.received.ip6 == (0, 0, 17) and push.received.l4 == "UDP 49152 -> 33434  length 16"
+    assert push.rule_title == "6PE route (longest match for 2001:db8:2::2)"
+    (text, chosen), = push.rule
+    assert chosen and "from pe2 (next hop ::ffff:10.255.0.4, 6PE label 4000)" in text
+    assert [x[0] for x in push.sent.labels] == [push.hop["labels_out"][0], 4000]
+    assert push.sent.ip[2] == 63 and push.sent.version == 6
+    assert swap.rule_title.startswith("ILM entry") and step.P_ROUTER6 in swap.why
+    assert "implicit-null" in php.why and [x[0] for x in php.sent.labels] == [4000]
+    assert egress.rule_title == ("6PE label 4000: pop, then IPv6 route (longest match for "
+                                 "2001:db8:2::2)")
+    assert egress.rule[-1] == ("2001:db8:2::/64 connected, out eth1", True)
+    assert egress.sent.eth[2] == 0x86DD and egress.sent.labels == []
+
+
+def test_ipv6_time_exceeded_shows_rfc4950_stack_and_explicit_null() -> None:
+    """hop limit 2: p1's ICMPv6 Time Exceeded carries the stack it received (RFC 4950)
+    and goes on along the LSP to pe2, back over pe1's IPv6 Explicit Null (label 2)."""
+    topo, tables = _tables6("6pe.yaml")
+    _, steps = step.step_walk(topo, tables, "ce1", "ce2", "icmp", 2, family=6)
+    drop = [s for s in steps if s.leg == "packet"][-1]
+    assert drop.icmp is not None and drop.icmp.l4 == "ICMPv6 type 3 code 0 time exceeded"
+    label = drop.received.labels[0][0]
+    assert [x[0] for x in drop.icmp.ext_labels] == [label, 4000]
+    last = [s for s in steps if s.leg == "icmp"][-1]
+    assert last.hop["router"] == "pe1" and last.received.labels[0][0] == 2
+    assert last.rule_title.startswith("IPv6 explicit-null popped (RFC 4798 §3)")
+
+
+def test_ipv6_6vpe_vrf_rows() -> None:
+    topo, tables = _tables6("6vpe.yaml")
+    w, steps = step.step_walk(topo, tables, "red1", "red2", family=6)
+    assert w["result"] == "delivered"
+    assert steps[0].rule_title == "VRF red IPv6 route (longest match for 2001:db8:1:2::1)"
+    assert steps[-1].rule_title.startswith("VPN label ") and steps[-1].rule[-1] == (
+        "2001:db8:1:2::/64 connected, out eth1", True)
+
+
+def test_cli_step_ipv6() -> None:
+    r = CliRunner().invoke(main, ["sim", "trace", str(TOPOLOGIES / "6pe.yaml"), "ce1", "ce2",
+                                  "-6", "--step", "--proto", "tcp"])
+    assert r.exit_code == 0, r.output
+    for s in ("(tcpv6, hop limit 64)", "hop 4/4", "IPv6", "next header 6 (tcp)",
+              "TCP       49152 -> 33434  flags S", "decided by: 6PE route", "result: delivered"):
+        assert s in r.output, s

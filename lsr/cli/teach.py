@@ -66,17 +66,19 @@ def _overlays(n, lsps: tuple[str, ...], fecs: tuple[str, ...]) -> tuple[list, li
     return ovs, texts
 
 
-def _trace_overlay(n, spec: str, color: str):
-    """--trace SRC:DST: a packet walk over the network's tables, as an overlay."""
-    from forwarding.tables import build_all
+def _trace_overlay(n, spec: str, color: str, family: int = 4):
+    """--trace SRC:DST: a packet walk over the network's tables, as an overlay (IPv6:
+    `family` 6, or an IPv6 address as an end, lsr.teach.pair)."""
     from forwarding.walk import walk
     from lsr.teach import draw
+    from lsr.teach.pair import split_pair
 
-    src, sep, dst = spec.partition(":")
-    if not sep or not src or not dst:
-        raise LsrError(f"--trace wants SRC:DST (e.g. red1:red2), got '{spec}'")
     try:
-        w = walk(n.topo, build_all(n.topo, n.igp.ribs(), n.lfibs), src, dst)
+        src, dst = split_pair(spec)
+    except ValueError as e:
+        raise LsrError(str(e)) from None
+    try:
+        w = walk(n.topo, n.tables(), src, dst, family=family)
     except ValueError as e:
         raise LsrError(f"{n.topo.source}: {e}") from None
     ov = draw.walk_overlay(w, color, f"packet {src} -> {dst} ({w['dst']})")
@@ -97,14 +99,17 @@ def _trace_overlay(n, spec: str, color: str):
 @click.option("--fec", "fecs", multiple=True, metavar="FEC",
               help="Draw every router's LSP to FEC (the whole tree); repeatable.")
 @click.option("--trace", "traces", multiple=True, metavar="SRC:DST",
-              help="Draw a packet walk from SRC to DST (nodes or addresses) with the whole "
-                   "label stack on each link (a VPN packet's two labels); repeatable.")
+              help="Draw a packet walk from SRC to DST (nodes or addresses; an IPv6 address "
+                   "in brackets, [2001:db8:1::1]:[2001:db8:2::2], or SRC,DST) with the whole "
+                   "label stack on each link (a VPN or 6PE packet's two labels); repeatable.")
+@click.option("-6", "--ipv6", "ipv6", is_flag=True,
+              help="--trace walks IPv6: node names stand for their IPv6 addresses (subnet6).")
 @click.option("--engine", type=click.Choice(["auto", "dot", "neato"]), default="auto",
               show_default=True, help="Graphviz layout engine.")
 @_down_option
 def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[str, ...],
              fecs: tuple[str, ...], engine: str, down: tuple[str, ...],
-             traces: tuple[str, ...] = ()) -> None:
+             traces: tuple[str, ...] = (), ipv6: bool = False) -> None:
     """Draw the topology of FILE (routers, hosts, interfaces, costs) and its LSPs.
 
     Every label operation of an LSP is written on the link it is sent on, in
@@ -128,7 +133,8 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
                               problems=[s.text("cannot come up") for s in found]), "warning")
     ovs, texts = _overlays(n, lsps, fecs)
     for spec in traces:
-        ov, lines = _trace_overlay(n, spec, draw.COLORS[len(ovs) % len(draw.COLORS)])
+        ov, lines = _trace_overlay(n, spec, draw.COLORS[len(ovs) % len(draw.COLORS)],
+                                   6 if ipv6 else 4)
         ovs.append(ov)
         texts += lines
     eng = draw.choose_engine(n.topo) if engine == "auto" else engine
@@ -157,9 +163,12 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
 @click.option("--from", "src", help="Packet walk source (default: see --to).")
 @click.option("--to", "dst", help="Packet walk destination (default: the longest walk between "
               "two hosts, docs/cli.md).")
+@click.option("-6", "--ipv6", "ipv6", is_flag=True,
+              help="Walk an IPv6 packet (node names stand for their IPv6 addresses); implied "
+                   "by an IPv6 address in --from/--to.")
 @_down_option
 def report_cmd(file: str | None, lab: str | None, output: str, src: str | None,
-               dst: str | None, down: tuple[str, ...]) -> None:
+               dst: str | None, down: tuple[str, ...], ipv6: bool = False) -> None:
     """Write one self-contained HTML page that follows one packet: its walk and the
     table rows it used, the topology picture with its LSP, the FTN, ILM and LDP
     bindings of the routers on its way (the rows it used highlighted), the
@@ -167,7 +176,7 @@ def report_cmd(file: str | None, lab: str | None, output: str, src: str | None,
     from lsr.teach import report
 
     n = _network(file, lab, down)
-    page, choice = report.build_report(n, src, dst)
+    page, choice = report.build_report(n, src, dst, family=6 if ipv6 else 4)
     Path(output).write_text(page, encoding="utf-8")
     out.plain(f"{output}: report on {n.topo.name} ({n.source}), {len(page) // 1024} KiB")
     if choice is not None:

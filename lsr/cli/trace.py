@@ -135,9 +135,7 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
     if step or delay is not None:
         from lsr.teach.step import show_trace
 
-        if family == 6:
-            raise LsrError("--step shows IPv4 headers only; use lsr sim trace -6 without it")
-        show_trace(topo, tables, src, dst, proto, ttl, delay, sport=sp, dport=dp)
+        show_trace(topo, tables, src, dst, proto, ttl, delay, sport=sp, dport=dp, family=family)
         exit_if_stuck(o)
         return
     what = f"{proto}v6, hop limit" if family == 6 else f"{proto}, TTL"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from typing import Any
 
 import click
 from rich.markup import escape
@@ -81,7 +82,8 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
         from lsr.oam.sixpe_check import reference_fib6s, sixpe_results
 
         fib6s = o.sim.fib6s() if o is not None else reference_fib6s(topo, lfibs)
-        results.extend(sixpe_results(topo, lfibs, igp, fib6s))
+        results.extend(sixpe_results(topo, lfibs, igp, fib6s,
+                                     sessions=_bgp_states(o.sim) if o is not None else None))
     if o is not None and (o.problems() or not no_invariants):  # a stuck session is never hidden
         s = o.sim
         adj = sum(i.full_neighbors() for i in s.ospf.values()) // 2 if s.ospf else None
@@ -105,3 +107,11 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
         render.line(f"{out['passed']} passed, {out['failed']} failed, {out['skipped']} skipped")
     if out["failed"]:
         raise click.exceptions.Exit(1)
+
+
+def _bgp_states(sim: Any) -> dict[tuple[str, str], str]:
+    """(router, peer) -> the BGP FSM state of every configured session of the simulation
+    (RFC 4271 §8.2.2 names), so a missing 6PE route can say its session is down."""
+    topo = sim.topo
+    return {(r, p.name): inst.state_of(topo.nodes[p.name].lsr_id).value
+            for r, inst in sim.bgp.items() for p in inst.cfg.peers if p.name in topo.nodes}

@@ -1076,12 +1076,20 @@ def _check_vrfs(ctx: _Ctx, topo: Topology) -> None:
             base = ("topology", "nodes", n.name, "vrfs", vname)
             routes = []
             for k, r in enumerate(vrf.routes):
-                hit = [i for i in (n.interfaces[x] for x in vrf.interfaces)
-                       if r.via in i.address.network]
+                ports = [n.interfaces[x] for x in vrf.interfaces]
+                if r.via.version == 6:  # 6VPE: the CE's address on a port's subnet6
+                    own = [i.address6 for i in ports if i.address6 is not None
+                           and r.via in i.address6.network]
+                    hit = [i for i in ports if i.address6 is not None
+                           and r.via in i.address6.network]
+                else:
+                    own = [i.address for i in ports if r.via in i.address.network]
+                    hit = [i for i in ports if r.via in i.address.network]
                 if not hit:
                     raise ctx.fail(base + ("routes", k, "via"),
-                                   f"{r.via} is on no subnet of VRF {vname}'s interfaces")
-                if r.via == hit[0].address.ip:
+                                   f"{r.via} is on no subnet of VRF {vname}'s interfaces"
+                                   + (" (IPv6: a port's subnet6)" if r.via.version == 6 else ""))
+                if r.via == own[0].ip:
                     raise ctx.fail(base + ("routes", k, "via"), f"{r.via} is {n.name}'s own address")
                 routes.append(replace(r, interface=hit[0].name))
             n.vrfs[vname] = replace(vrf, routes=tuple(routes))

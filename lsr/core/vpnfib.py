@@ -19,13 +19,15 @@ Rules:
 * A route another VRF of this PE exported ("leaked", extranet) goes where that VRF's
   own route goes: out its port, or to its CE.
 * VPN labels: per-vrf, one label whose ILM entry pops and looks up in the VRF; per-prefix,
-  one per local prefix: a static route's pops and sends to its CE without a lookup,
-  a connected subnet's pops and looks up (the station is found by the lookup).
+  one per local prefix: a static route's pops and sends to its CE without a lookup (an
+  IPv6 one's pops and looks up: the VRF's route sends it to the CE), a connected subnet's
+  pops and looks up (the station is found by the lookup).
 * IPv6 (6VPE, RFC 4659): a port's `subnet6` is a connected route of its VRF like its
   IPv4 subnet, exported as VPN-IPv6; imported VPN-IPv6 routes ride the same IPv4 LSPs
   to the egress PE (its loopback, carried IPv4-mapped). A per-VRF label serves both
   families (the egress looks up what the IP version under it says); per-prefix, the
-  IPv6 subnet has a label of its own.
+  IPv6 subnet has a label of its own. IPv6 static routes (an IPv6 next hop, the CE on a
+  port's `subnet6`) are exported as VPN-IPv6 routes too.
 """
 
 from __future__ import annotations
@@ -79,10 +81,11 @@ def label_keys(topo: Topology, router: str) -> list[LabelKey]:
             keys.append((name, None))
             continue
         prefixes: set[Prefix] = {node.interfaces[i].address.network for i in vrf.interfaces}
-        prefixes |= {r.prefix for r in vrf.routes}
-        # IPv6 subnets after every IPv4 one: an IPv4-only file keeps its labels
-        prefixes6 = {a.network for i in vrf.interfaces
-                     if (a := node.interfaces[i].address6) is not None}
+        prefixes |= {r.prefix for r in vrf.routes if r.prefix.version == 4}
+        # IPv6 subnets and static routes after every IPv4 one: an IPv4-only file keeps its labels
+        prefixes6: set[Prefix] = {a.network for i in vrf.interfaces
+                                  if (a := node.interfaces[i].address6) is not None}
+        prefixes6 |= {r.prefix for r in vrf.routes if r.prefix.version == 6}
         keys += [(name, p) for p in sorted(prefixes, key=prefix_key)]
         keys += [(name, p) for p in sorted(prefixes6, key=prefix_key)]
     return keys
@@ -154,7 +157,9 @@ def compose(topo: Topology, router: str, imported: Mapping[str, Mapping[Prefix, 
     statics = {(name, r.prefix): r for name, rs in local.items() for r in rs if r.kind == "static"}
     for (name, prefix), label in labels.items():
         st = statics.get((name, prefix)) if prefix is not None else None
-        nhs = (() if st is None or st.via is None else
+        # an IPv6 static route's label pops and looks up in the VRF, where the route sends
+        # it to the CE (the label switching paths forward IPv4 only without a lookup)
+        nhs = (() if st is None or st.via is None or st.via.version == 6 else
                (Nhlfe(st.neighbor, st.interface, st.via, (), "pop"),))
         out.ilm[label] = VpnIlmEntry(label, name, prefix, nhs)
     return out

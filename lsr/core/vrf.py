@@ -10,7 +10,11 @@
           interfaces: [eth1]        # customer ports (to hosts) bound to the VRF
           routes:                   # static routes towards a CE (next hop on a bound port)
             - {to: 10.1.9.0/24, via: 10.1.1.2}
+            - {to: 2001:db8:99::/48, via: 2001:db8:1:1::1}   # IPv6: via on a port's subnet6
           label_mode: per-vrf       # or per-prefix (VPN label allocation, §4.3.2)
+
+An IPv6 static route (6VPE, RFC 4659) has an IPv6 next hop on a bound port's `subnet6`
+(the CE's address there); like the port's IPv6 subnet it is exported as a VPN-IPv6 route.
 
 The VRF's interfaces, their link subnets and its routes form an address space of its
 own: two VRFs may use the same prefixes, and none of them is in the global table
@@ -24,7 +28,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
 LABEL_MODES = ("per-vrf", "per-prefix")
@@ -64,10 +68,11 @@ def admin_number(text: Any) -> str:
 
 @dataclass(frozen=True, order=True)
 class StaticRoute:
-    """A VRF route towards a CE: `via` is on the subnet of `interface` (a bound port)."""
+    """A VRF route towards a CE: `via` is on the subnet (IPv4) or `subnet6` (IPv6) of
+    `interface` (a bound port); prefix and via are of one family."""
 
-    prefix: IPv4Network
-    via: IPv4Address
+    prefix: IPv4Network | IPv6Network
+    via: IPv4Address | IPv6Address
     interface: str = ""  # filled in by the loader from the address plan
 
 
@@ -114,7 +119,7 @@ def _targets(fail: Fail, v: Any, p: tuple) -> tuple[str, ...]:
 
 def _routes(fail: Fail, v: Any, p: tuple) -> tuple[StaticRoute, ...]:
     if not isinstance(v, list):
-        raise fail(p, "expected a list of {to: PREFIX, via: ADDRESS}")
+        raise fail(p, "expected a list of {to: PREFIX, via: ADDRESS} (IPv4 or IPv6)")
     out = []
     for i, r in enumerate(v):
         rp = p + (i,)
@@ -126,14 +131,24 @@ def _routes(fail: Fail, v: Any, p: tuple) -> tuple[StaticRoute, ...]:
         for k in ROUTE_KEYS:
             if k not in r:
                 raise fail(rp, f"missing '{k}'")
+        to = str(r["to"])
         try:
-            prefix = IPv4Network(str(r["to"]), strict=True)
+            prefix = ip_network(to, strict=True)
         except ValueError as e:
-            raise fail(rp + ("to",), f"bad IPv4 prefix {r['to']!r}: {e}") from None
+            fam = "IPv6" if ":" in to else "IPv4"
+            raise fail(rp + ("to",), f"bad {fam} prefix {r['to']!r}: {e}") from None
         try:
-            via = IPv4Address(str(r["via"]))
+            via = ip_address(str(r["via"]))
         except ValueError:
-            raise fail(rp + ("via",), f"bad IPv4 address {r['via']!r}") from None
+            fam = "IPv6" if prefix.version == 6 else "IPv4"
+            raise fail(rp + ("via",), f"bad {fam} address {r['via']!r}") from None
+        if via.version != prefix.version:
+            raise fail(rp + ("via",), f"{via} is not an IPv{prefix.version} address: a route to "
+                                      f"{prefix} needs a next hop of its family")
+        if isinstance(via, IPv6Address) and (via.is_link_local or via.is_multicast
+                                             or via.is_unspecified or via.is_loopback):
+            raise fail(rp + ("via",), f"{via} is not a unicast global address (the CE's "
+                                      "address on the port's subnet6)")
         out.append(StaticRoute(prefix, via))
     return tuple(out)
 
@@ -190,7 +205,7 @@ class VrfLocal:
     prefix: IPv4Network | IPv6Network
     kind: str
     interface: str
-    via: IPv4Address | None = None
+    via: IPv4Address | IPv6Address | None = None
     neighbor: str = ""
 
     def sort_key(self) -> tuple:

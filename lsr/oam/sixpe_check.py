@@ -65,8 +65,25 @@ def reference_fib6s(topo: Topology, lfibs: Mapping[str, Lfib]) -> dict[str, Fib6
     return out
 
 
+def _missing(topo: Topology, me: str, o: str, f: Fib6, p: Any, igp: Igp | None,
+             sessions: Mapping[tuple[str, str], str] | None) -> str:
+    """Why router `me` has no 6PE route for `o`'s prefix `p`, in words."""
+    lo = topo.nodes[o].lsr_id
+    if p in f.unresolved:  # BGP has it, LDP has no LSP: never sent unlabelled (RFC 4798 §3)
+        return f"BGP route from {o} unusable: {f.unresolved[p]} (RFC 4798 §3: no unlabelled IPv6 in the core)"
+    if igp is not None and not any(lo in q for q in igp.rib(me)):
+        return (f"no BGP route: {o}'s loopback {lo} is unreachable (no IGP route), so the "
+                f"BGP session {me}-{o} is down")
+    state = (sessions or {}).get((me, o))
+    if state is not None and state != "Established":
+        return f"no BGP route: the BGP session {me}-{o} is {state}, not Established"
+    return f"no BGP route from {o} (BGP session {me}-{o} down, or {o} does not advertise it)"
+
+
 def _route_problems(topo: Topology, lfibs: Mapping[str, Lfib], fib6s: Mapping[str, Fib6],
-                    pes: Mapping[str, bool]) -> tuple[list[str], int]:
+                    pes: Mapping[str, bool], igp: Igp | None = None,
+                    sessions: Mapping[tuple[str, str], str] | None = None
+                    ) -> tuple[list[str], int]:
     bad: list[str] = []
     n = 0
     for me in sorted(pes):
@@ -81,8 +98,7 @@ def _route_problems(topo: Topology, lfibs: Mapping[str, Lfib], fib6s: Mapping[st
                 n += 1
                 r = f.routes.get(p)
                 if r is None:
-                    why = f.unresolved.get(p, "no route")
-                    bad.append(f"{me} {p}: {why} (egress {o})")
+                    bad.append(f"{me} {p}: {_missing(topo, me, o, f, p, igp, sessions)}")
                     continue
                 if r.next_hop != lo or r.label != label:
                     bad.append(f"{me} {p}: next hop {r.next_hop} label {r.label}, expected "
@@ -105,9 +121,10 @@ def _hosts6(topo: Topology) -> list[str]:
 
 
 def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
-                  fib6s: Mapping[str, Fib6], ribs: Mapping[str, Mapping[Any, Any]] | None = None
-                  ) -> list[CheckResult]:
-    """The 6PE invariants (module docstring); [] when the topology runs no 6PE."""
+                  fib6s: Mapping[str, Fib6], ribs: Mapping[str, Mapping[Any, Any]] | None = None,
+                  sessions: Mapping[tuple[str, str], str] | None = None) -> list[CheckResult]:
+    """The 6PE invariants (module docstring); [] when the topology runs no 6PE.
+    `sessions`: (router, peer) -> BGP state, where known, to say why a route is missing."""
     from forwarding.tables import build_all
     from forwarding.walk import walk
 
@@ -115,7 +132,7 @@ def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
     if not pes:
         return []
     out: list[CheckResult] = []
-    bad, n = _route_problems(topo, lfibs, fib6s, pes)
+    bad, n = _route_problems(topo, lfibs, fib6s, pes, igp, sessions)
     if bad:
         out += [CheckResult("invariant 6pe-routes", "fail", b) for b in bad]
     else:
@@ -136,9 +153,9 @@ def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
             bare = [h["router"] for h in w["hops"] if h["router"] in v4only and not h["labels_in"]]
             if w["result"] != "delivered":
                 path = " -> ".join(f"{h['router']}[{h['op']}]" for h in w["hops"])
-                reason = next((h["reason"] for h in w["hops"] if h["reason"]), None)
-                fails.append(f"{a} -> {b} (IPv6): {w['result']}"
-                             + (f" ({reason})" if reason else "") + f": {path}")
+                drop = next((h for h in w["hops"] if h["reason"]), None)
+                at = f" at {drop['router']} ({drop['reason']})" if drop else ""
+                fails.append(f"{a} -> {b} (IPv6, {w['dst']}): {w['result']}{at}: {path}")
             elif bare:
                 fails.append(f"{a} -> {b} (IPv6): unlabelled IPv6 at {', '.join(bare)}")
     if fails:

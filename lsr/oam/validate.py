@@ -41,7 +41,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from lsr.core.igp import Igp
@@ -250,7 +250,7 @@ def lfibs_from_json(doc: Any) -> dict[str, Lfib]:
                 labels = tuple(int(x) for x in need(nh, "out_labels", w))
                 out.append(Nhlfe(
                     str(need(nh, "neighbor", w)), str(need(nh, "interface", w)),
-                    IPv4Address(need(nh, "nexthop", w)), labels,
+                    ip_address(need(nh, "nexthop", w)), labels,  # IPv6: a VRF static route
                     str(need(nh, "op", w)) if ilm else "push",
                 ))
             except Missing:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from ipaddress import IPv4Address, IPv4Network
 from typing import Any
 
+from lsr.core.fib6 import Fib6, fib6_from_json
 from lsr.core.igp import Igp
 from lsr.core.labels import IPV4_EXPLICIT_NULL as EXPLICIT_NULL
 from lsr.core.lfib import Lfib
@@ -50,6 +51,26 @@ class Network:
     @property
     def igp(self) -> Igp:
         return Igp(self.topo, self.down)
+
+    @property
+    def fib6s(self) -> dict[str, Fib6]:
+        """Each router's 6PE routes and labels (RFC 4798): the `ipv6` part of its lfib
+        document (`lsr sim lfib --json`, a lab's `lfib`), where it has one."""
+        out = {}
+        for r, d in self.lfib_json.get("routers", {}).items():
+            if isinstance(d, dict) and d.get("ipv6"):
+                try:
+                    out[r] = fib6_from_json(d["ipv6"])
+                except (KeyError, TypeError, ValueError) as e:
+                    raise LsrError(f"{self.source}: {r}'s IPv6 routes: {e}") from None
+        return out
+
+    def tables(self) -> dict[str, Any]:
+        """Every router's `forwarding.tables.RouterTables` (IGP routes, LFIB, VRFs, 6PE
+        routes): what `forwarding.walk` walks a packet through."""
+        from forwarding.tables import build_all
+
+        return build_all(self.topo, self.igp.ribs(), self.lfibs, self.fib6s)
 
 
 def parse_link(topo: Topology, spec: str) -> int:

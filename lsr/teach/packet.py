@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from ipaddress import ip_network
 from typing import Any
 
 from forwarding.tables import RouterTables
@@ -29,15 +30,21 @@ class Choice:
     why: str
 
 
-def _walk(topo: Any, tables: Mapping[str, RouterTables], a: str, b: str) -> dict[str, Any]:
+def _walk(topo: Any, tables: Mapping[str, RouterTables], a: str, b: str,
+          family: int = 4) -> dict[str, Any]:
     from forwarding.walk import walk
 
-    return walk(topo, tables, a, b)
+    return walk(topo, tables, a, b, family=family)
+
+
+def has_ipv6(topo: Any, node: str) -> bool:
+    """Whether `node` has an IPv6 address (a `subnet6` link)."""
+    return any(i.address6 is not None for i in topo.nodes[node].interfaces.values())
 
 
 def _branches(net: Network, w: dict[str, Any]) -> int:
     """ECMP branches of the LSP the walk's first router takes toward its destination."""
-    if not w["hops"]:
+    if not w["hops"] or ":" in w["dst"]:  # an IPv6 walk: its LSP is to the egress PE
         return 0
     try:
         tr = lsp_hops(net, w["hops"][0]["router"], resolve_fec(net.topo, w["dst"]))
@@ -47,19 +54,24 @@ def _branches(net: Network, w: dict[str, Any]) -> int:
 
 
 def pick_walk(net: Network, tables: Mapping[str, RouterTables], src: str | None = None,
-              dst: str | None = None) -> Choice | None:
+              dst: str | None = None, family: int = 4) -> Choice | None:
     """SRC and DST when both are given; else the longest walk (WALK_RULE) among the pairs
-    that keep the given end. None when there are not two nodes to walk between."""
+    that keep the given end (`family` 6: among the nodes with IPv6 addresses). None when
+    there are not two nodes to walk between."""
     topo = net.topo
     if src and dst:
         return Choice(src, dst, "given with --from/--to")
     hosts = [h.name for h in topo.hosts]
-    ends = hosts if len(hosts) >= 2 else [r.name for r in topo.routers]
+    routers = [r.name for r in topo.routers]
+    if family == 6:
+        hosts = [h for h in hosts if has_ipv6(topo, h)]
+        routers = [r for r in routers if has_ipv6(topo, r)]
+    ends = hosts if len(hosts) >= 2 else routers
     pairs = [(a, b) for a in ([src] if src else ends) for b in ([dst] if dst else ends)
              if a != b]
     if not pairs:
         return None
-    walks = [(_walk(topo, tables, a, b), k) for k, (a, b) in enumerate(pairs)]
+    walks = [(_walk(topo, tables, a, b, family), k) for k, (a, b) in enumerate(pairs)]
 
     def length(w: dict[str, Any]) -> tuple[bool, int]:
         return w["result"] == "delivered", sum(1 for h in w["hops"] if h["op"] != "deliver")
@@ -90,7 +102,7 @@ class UsedRow:
 
     hop: int  # 1-based
     router: str
-    table: str | None  # "ftn" | "ilm" | "rib" | "vrf" | "vpn" | None (delivered)
+    table: str | None  # "ftn" | "ilm" | "rib" | "vrf" | "vpn" | "6pe" | None (delivered)
     key: str  # the FEC (FTN, RIB) or the in label (ILM)
     fec: str | None
     action: str  # "push 3047 via ams", "swap 10045 via pra", "forward to ce-bud"
@@ -109,6 +121,17 @@ class Used:
     ilm: set[tuple[str, int, str]] = field(default_factory=set)
     lib: set[tuple[str, str, str]] = field(default_factory=set)
     rows: list[UsedRow] = field(default_factory=list)
+    # 6PE (RFC 4798): (router, IPv6 prefix) of the routes pushed, (router, label) popped
+    six: set[tuple[str, str]] = field(default_factory=set)
+    six_labels: set[tuple[str, int]] = field(default_factory=set)
+    # VRF routes looked up (router, VRF, prefix) and VPN labels popped (router, label)
+    vrf: set[tuple[str, str, str]] = field(default_factory=set)
+    vpn: set[tuple[str, int]] = field(default_factory=set)
+
+    def merge(self, other: Used) -> None:
+        """Highlight `other`'s rows too (its `rows` stay its own)."""
+        for k in ("ftn", "ilm", "lib", "six", "six_labels", "vrf", "vpn"):
+            getattr(self, k).update(getattr(other, k))
 
     def routers(self) -> list[str]:
         """The routers of the packet's walk, in walk order, each once."""
@@ -204,14 +227,42 @@ def _add(net: Network, hops: list[dict[str, Any]], used: Used, leg: str) -> None
                 used.lib.add((r, fec or "", nb))
         elif table in ("vrf", "vpn"):  # RFC 4364: a VRF port's lookup, or a VPN label
             key = fec or ""
+            vrf = _vrf_of(net, r, h, label)
             if table == "vpn":
                 key = str(label) if label is not None else ""
                 action = "pop the VPN label, " + (f"to {nb}" if nb else "then the VRF decides")
+                if label is not None:
+                    used.vpn.add((r, label))
+                if vrf and fec:
+                    used.vrf.add((r, vrf, fec))
             else:
                 action = (f"push {out} via {nb}" if h["labels_out"] else
                           f"IP forward to {nb}" if nb else h["op"])
+                if vrf and fec:
+                    used.vrf.add((r, vrf, fec))
             used.rows.append(UsedRow(k, r, table, key, fec, action, "(VPN: BGP, not LDP)",
-                                     "; ".join(notes), "", leg))
+                                     "; ".join(notes),
+                                     anchor("vrf", r, f"{vrf}-{fec}") if vrf and fec else "",
+                                     leg))
+        elif table == "6pe":  # RFC 4798: the ingress's 6PE route, or the egress's label
+            f6 = net.fib6s.get(r)
+            route = f6.routes.get(ip_network(fec)) if f6 is not None and fec else None
+            if not h["labels_in"]:
+                egress = route.egress if route is not None and route.egress else "?"
+                bound = f"{egress} bound {_labels([route.label])}" if route is not None else ""
+                used.rows.append(UsedRow(k, r, "6pe", fec or "", fec, f"push {out} via {nb}",
+                                         f"BGP: {bound}; LDP: {nb} advertised "
+                                         f"{_labels(h['labels_out'][:-1])}", "; ".join(notes),
+                                         anchor("6pe", r, fec), leg))
+                used.six.add((r, fec or ""))
+            else:
+                popped = h["labels_in"][-1]
+                what = "IPv6 explicit-null" if popped == 2 else "our 6PE label"
+                used.rows.append(UsedRow(k, r, "6pe", str(popped), fec,
+                                         f"pop, IPv6 lookup ({fec}): to {nb}",
+                                         f"{what} (BGP)", "; ".join(notes),
+                                         anchor("6pelabel", r, popped), leg))
+                used.six_labels.add((r, popped))
         elif table == "rib":
             action = f"IP forward to {nb}" if nb else h["op"]
             used.rows.append(UsedRow(k, r, "rib", fec or "", fec, action, "(no label: IP)",
@@ -220,3 +271,14 @@ def _add(net: Network, hops: list[dict[str, Any]], used: Used, leg: str) -> None
             used.rows.append(UsedRow(k, r, None, "", None,
                                      "delivered here" if h["op"] == "deliver" else h["op"], "",
                                      "; ".join(notes), "", leg))
+
+
+def _vrf_of(net: Network, router: str, h: dict[str, Any], label: int | None) -> str | None:
+    """The VRF a "vrf" hop looked up in (its in-port's) or a "vpn" hop's label belongs to."""
+    if h.get("table") == "vpn" and label is not None:
+        lf = net.lfibs.get(router)
+        v = lf.vpn_ilm.get(label) if lf is not None else None
+        return v.vrf if v is not None else None
+    if h["in_interface"]:
+        return net.topo.interface(router, h["in_interface"]).vrf
+    return None

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from lsr.teach.net import Network, lsp_hops, resolve_fec
-from lsr.teach.packet import WALK_RULE, Choice, Used, anchor, pick_walk, used_rows
+from lsr.teach.packet import WALK_RULE, Choice, Used, anchor, has_ipv6, pick_walk, used_rows
 
 # Off-path routers' tables are printed (and their <details> open) up to this many rows;
 # above it they are in the HTML page only, so a big topology prints in a few pages.
@@ -177,6 +177,8 @@ class Ctx:
     generated: datetime
     path_routers: list[str] = field(default_factory=list)
     other_routers: list[str] = field(default_factory=list)
+    walk6: dict[str, Any] | None = None  # the same two ends over IPv6, when the walk is IPv4
+    used6: Used = field(default_factory=Used)
 
 
 def file_digest(path: str) -> str | None:
@@ -198,36 +200,44 @@ def generation_time(now: datetime | None = None) -> datetime:
 
 
 def build(net: Network, src: str | None = None, dst: str | None = None,
-          engine: str | None = None, now: datetime | None = None) -> str:
+          engine: str | None = None, now: datetime | None = None, family: int = 4) -> str:
     """The HTML page (a str)."""
-    return build_report(net, src, dst, engine, now)[0]
+    return build_report(net, src, dst, engine, now, family)[0]
 
 
 def build_report(net: Network, src: str | None = None, dst: str | None = None,
-                 engine: str | None = None,
-                 now: datetime | None = None) -> tuple[str, Choice | None]:
-    """The HTML page and the walk it follows (None: fewer than two nodes)."""
-    from forwarding.tables import build_all
+                 engine: str | None = None, now: datetime | None = None,
+                 family: int = 4) -> tuple[str, Choice | None]:
+    """The HTML page and the walk it follows (None: fewer than two nodes). `family` 6
+    (or an IPv6 address as SRC or DST): the walk is IPv6; an IPv4 walk between two nodes
+    that both have IPv6 addresses is followed by the same walk over IPv6."""
     from lsr.errors import LsrError
     from lsr.oam.validate import CheckResult, summary, validate, walk_ping, walk_trace
     from lsr.teach import draw
 
     topo = net.topo
     igp = net.igp
-    tables = build_all(topo, igp.ribs(), net.lfibs)
+    tables = net.tables()
+    if any(":" in x for x in (src or "", dst or "")):
+        family = 6
+    w6 = None
     try:
-        choice = pick_walk(net, tables, src, dst)
+        choice = pick_walk(net, tables, src, dst, family)
         w = None
         if choice is not None:
             from forwarding.walk import walk
 
-            w = walk(topo, tables, choice.src, choice.dst)
+            w = walk(topo, tables, choice.src, choice.dst, family=family)
+            if (family == 4 and all(x in topo.nodes and has_ipv6(topo, x)
+                                    for x in (choice.src, choice.dst))):
+                w6 = walk(topo, tables, choice.src, choice.dst, family=6)
     except ValueError as e:
         raise LsrError(f"{topo.source}: {e}") from None
     overlays = []
     if w is not None and w["hops"] and choice is not None:
-        if choice.src in topo.nodes and topo.vrf_of(choice.src) is not None:
-            # a VPN packet: its whole label stack on each link (transport over VPN label)
+        if (choice.src in topo.nodes and topo.vrf_of(choice.src) is not None) or ":" in w["dst"]:
+            # a VPN or IPv6 packet: its whole label stack on each link (transport label over
+            # the VPN or 6PE label)
             overlays.append(draw.walk_overlay(w, draw.COLORS[0],
                                               f"packet {choice.src} -> {choice.dst}"))
         else:
@@ -246,11 +256,18 @@ def build_report(net: Network, src: str | None = None, dst: str | None = None,
     trace = walk_trace(topo, net.lfibs, igp)
     results += validate(topo, net.lfibs, igp, ping=walk_ping(topo, net.lfibs, igp, trace),
                         trace=trace)
+    if topo.has_ipv6:  # 6PE's IPv6 routes and reachability (lsr validate's)
+        from lsr.oam.sixpe_check import sixpe_results
+
+        results += sixpe_results(topo, net.lfibs, igp, net.fib6s)
     used = used_rows(net, w) if w is not None else Used()
+    used6 = used_rows(net, w6) if w6 is not None else Used()
+    used.merge(used6)
     path = [r for r in used.routers() if topo.nodes[r].is_router]
+    path += [r for r in used6.routers() if topo.nodes[r].is_router and r not in path]
     ctx = Ctx(net, choice, w, used, svg, compact, overlays[0].title if overlays else "",
               results, summary(results), generation_time(now), path,
-              [r.name for r in topo.routers if r.name not in path])
+              [r.name for r in topo.routers if r.name not in path], w6, used6)
     h = [_head(ctx), "<nav><ul>" + "".join(f"<li><a href=\"#{k}\">{_e(t)}</a></li>"
                                            for k, t, _ in sections(topo)) + "</ul></nav>"]
     for ident, title, builder in sections(topo):
@@ -289,35 +306,58 @@ def _walk_section(ctx: Ctx) -> str:
     w, c = ctx.walk, ctx.choice
     if w is None or c is None:
         return "<p class=\"muted\">(fewer than two nodes to walk between)</p>"
-    h = [f"<p>An ICMP echo from <b>{_e(c.src)}</b> ({_e(w['src'])}) to <b>{_e(c.dst)}</b> "
-         f"({_e(w['dst'])}), TTL {_e(w['ttl'])}, walked through the forwarding plane router by "
+    v6 = ":" in w["src"]
+    what = "An ICMPv6 echo" if v6 else "An ICMP echo"
+    h = [f"<p>{what} from <b>{_e(c.src)}</b> ({_e(w['src'])}) to <b>{_e(c.dst)}</b> "
+         f"({_e(w['dst'])}), {'hop limit' if v6 else 'TTL'} {_e(w['ttl'])}, walked through the "
+         "forwarding plane router by "
          f"router: <span class=\"summary {'pass' if w['result'] == 'delivered' else 'fail'}\">"
          f"{_e(w['result'])}</span>. Why this packet: {_e(c.why)} (default rule: {_e(WALK_RULE)};"
-         " <code>--from</code>/<code>--to</code> pick another).</p>"]
-    rows = [(k, hp["router"], hp["in_interface"] or "(local)", _labels(hp["labels_in"]),
-             _op(hp["op"]), _labels(hp["labels_out"]), f"{hp['ttl_in']} → {hp['ttl']}",
-             hp["out_interface"] or "", hp["neighbor"] or "", hp["reason"] or "")
-            for k, hp in enumerate(w["hops"], 1)]
-    h.append(_table(["hop", "router", "in", "labels in", "op", "labels out", "TTL", "out",
-                     "to", "drop reason"], rows,
-                    ["num", "", "mono", "mono", "", "mono", "mono", "mono", "", ""]))
+         " <code>--from</code>/<code>--to</code> pick another, <code>-6</code> an IPv6 one)."
+         "</p>"]
+    h.append(_hops_table(w))
     h.append("<h3>The table rows this packet used</h3><p>Each hop's FTN or ILM row (highlighted "
              "in the router's tables below: follow the link) and the LDP binding it came from: "
-             "the label a router pushes or swaps in is the one its next hop advertised.</p>")
+             "the label a router pushes or swaps in is the one its next hop advertised."
+             + (" IPv6 crosses the IPv4 core labelled: the ingress's 6PE or VRF route pushes "
+                "LDP's label over the egress's 6PE or VPN label (RFC 4798, RFC 4659)."
+                if v6 else "") + "</p>")
     h.append(_used_table([r for r in ctx.used.rows if r.leg == "packet"]))
     icmp = [r for r in ctx.used.rows if r.leg == "icmp"]
     if icmp:
         h.append("<h3>The ICMP error, back to the source</h3>")
         h.append(_used_table(icmp))
+    w6 = ctx.walk6
+    if w6 is not None:
+        h.append(f"<h3 id=\"walk6\">The same two nodes over IPv6</h3><p>An ICMPv6 echo from "
+                 f"{_e(w6['src'])} to {_e(w6['dst'])}, hop limit {_e(w6['ttl'])}: "
+                 f"<span class=\"summary {'pass' if w6['result'] == 'delivered' else 'fail'}\">"
+                 f"{_e(w6['result'])}</span>. It crosses the IPv4 core labelled: the ingress "
+                 "pushes LDP's label over the egress's 6PE or VPN label (RFC 4798, RFC 4659); "
+                 "P routers switch on the top label and never look at IPv6.</p>")
+        h.append(_hops_table(w6))
+        h.append(_used_table([r for r in ctx.used6.rows if r.leg == "packet"]))
     return "".join(h)
+
+
+def _hops_table(w: dict[str, Any]) -> str:
+    rows = [(k, hp["router"], hp["in_interface"] or "(local)", _labels(hp["labels_in"]),
+             _op(hp["op"]), _labels(hp["labels_out"]), f"{hp['ttl_in']} → {hp['ttl']}",
+             hp["out_interface"] or "", hp["neighbor"] or "", hp["reason"] or "")
+            for k, hp in enumerate(w["hops"], 1)]
+    return _table(["hop", "router", "in", "labels in", "op", "labels out",
+                   "hop limit" if ":" in w["src"] else "TTL", "out", "to", "drop reason"], rows,
+                  ["num", "", "mono", "mono", "", "mono", "mono", "mono", "", ""])
 
 
 def _used_table(rows: Sequence[Any]) -> str:
     names = {"ftn": "FTN", "ilm": "ILM", "rib": "IP route", "vrf": "VRF route",
              "vpn": "VPN label", None: ""}
+    six = {True: "6PE route", False: "6PE label"}
 
     def entry(r: Any) -> Cell:
-        txt = f"{names[r.table]} {r.key}".strip() + (
+        name = six[":" in r.key] if r.table == "6pe" else names[r.table]
+        txt = f"{name} {r.key}".strip() + (
             f" (FEC {r.fec})" if r.table == "ilm" and r.fec else "")
         return ("html", f"<a href=\"#{_e(r.anchor)}\">{_e(txt)}</a>") if r.anchor else txt
 
@@ -451,27 +491,76 @@ def _vrf_section(ctx: Ctx) -> str:
                 if v else ""
             h.append(f"<div class=\"router\"><h3>{_e(r.name)} VRF {_e(name)} "
                      f"<span class=\"muted\">({_e(meta)})</span></h3>")
-            rows = []
+            rows, attrs = [], []
             for e in fib:
+                u = _used_attr((r.name, name, e["prefix"]) in ctx.used.vrf,
+                               anchor("vrf", r.name, f"{name}-{e['prefix']}"))
                 if e["source"] == "vpn":
                     for k, nh in enumerate(e["nexthops"]):
                         rows.append((e["prefix"] if k == 0 else "", f"bgp {e.get('rd', '')}",
                                      _op("push"), _labels(nh["out_labels"]), nh["neighbor"],
                                      nh["interface"]))
+                        attrs.append(u if k == 0 else u.replace(" id=", " data-id="))
                 else:
                     where = e.get("interface") or ", ".join(n["nexthop"] for n in e["nexthops"])
                     rows.append((e["prefix"], e["source"], "-", "-", e.get("vrf", ""), where))
+                    attrs.append(u)
             h.append(_table(["prefix", "source", "op", "push", "via", "interface"], rows,
-                            ["mono", "mono", "", "mono num", "", "mono"]))
+                            ["mono", "mono", "", "mono num", "", "mono"], attrs))
             labs = [x for x in d.get("vpn_ilm", []) if x["vrf"] == name]
             rows = [(x["in_label"], x["prefix"] or "(VRF)",
                      f"pop, to {x['nexthops'][0]['neighbor']}" if x["nexthops"]
                      else f"pop, lookup in {name}") for x in labs]
+            attrs = [_used_attr((r.name, x["in_label"]) in ctx.used.vpn,
+                                anchor("vpn", r.name, x["in_label"])) for x in labs]
             h.append("<div class=\"muted\">VPN labels</div>")
-            h.append(_table(["in", "prefix", "action"], rows, ["mono num", "mono", ""]))
+            h.append(_table(["in", "prefix", "action"], rows, ["mono num", "mono", ""], attrs))
             h.append("</div>")
     h.append("</div>")
     return "".join(h)
+
+
+def _sixpe_section(ctx: Ctx) -> str:
+    """Each 6PE router's IPv6 routes (RFC 4798: BGP's labelled IPv6 routes over LDP) and
+    the labels it pops; the rows the IPv6 walk used highlighted."""
+    net, used = ctx.net, ctx.used
+    fib6s = net.fib6s
+    h = ["<p>6PE (RFC 4798): IPv6 customers across the IPv4 core. A PE learns each other "
+         "PE's IPv6 subnets over BGP (labelled IPv6, next hop the egress's loopback as "
+         "::ffff:a.b.c.d) and pushes LDP's label for that loopback over the label the egress "
+         "bound (its 6PE label, or 2: IPv6 explicit-null). The P routers need no IPv6. "
+         "6VPE's IPv6 routes are in the VRFs.</p>"]
+    for r in net.topo.routers:
+        f = fib6s.get(r.name)
+        if f is None:
+            continue
+        rows, attrs = [], []
+        for p in sorted(f.routes, key=lambda x: (int(x.network_address), x.prefixlen)):
+            e = f.routes[p]
+            for k, nh in enumerate(e.nexthops):
+                rows.append((str(p) if k == 0 else "", e.egress or "", f"::ffff:{e.next_hop}",
+                             _label6(e.label), _op("push"), _labels(nh.out_labels),
+                             nh.neighbor, nh.interface))
+                u = _used_attr((r.name, str(p)) in used.six, anchor("6pe", r.name, p))
+                attrs.append(u if k == 0 else u.replace(" id=", " data-id="))
+        for p, why in sorted(f.unresolved.items(), key=lambda x: str(x[0])):
+            rows.append((str(p), "", "", "", _op("drop"), "-", why, ""))
+            attrs.append("")
+        h.append(f"<div class=\"router\" id=\"ipv6-{_e(r.name)}\"><h3>{_e(r.name)}</h3>")
+        h.append(_table(["IPv6 prefix", "egress", "BGP next hop", "label bound", "op", "push",
+                         "via", "interface"], rows,
+                        ["mono", "", "mono", "mono num", "", "mono num", "", "mono"], attrs))
+        labs = [(x, "pop, IPv6 lookup") for x in f.labels]
+        h.append("<div class=\"muted\">6PE labels (pop, then the IPv6 table)</div>")
+        h.append(_table(["in", "action"], labs, ["mono num", ""],
+                        [_used_attr((r.name, x) in used.six_labels, anchor("6pelabel", r.name, x))
+                         for x, _ in labs]))
+        h.append("</div>")
+    return "".join(h)
+
+
+def _label6(x: int) -> str:
+    return {2: "2 (IPv6 exp-null)", 3: "imp-null"}.get(x, str(x))
 
 
 def _appendix_section(ctx: Ctx) -> str:
@@ -510,4 +599,7 @@ def sections(topo: Any) -> list[tuple[str, str, Builder]]:
     out = list(SECTIONS)
     if any(r.vrfs for r in topo.routers):
         out.insert(3, ("vrfs", "VRFs", _vrf_section))
+    if any(i.address6 is not None and i.vrf is None
+           for r in topo.routers for i in r.interfaces.values()):
+        out.insert(3, ("ipv6", "IPv6: 6PE routes and labels", _sixpe_section))
     return out
