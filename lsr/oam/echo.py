@@ -396,17 +396,17 @@ def rd_text(rd: bytes) -> str:
     return f"type{t}:{rd[2:].hex()}"
 
 
-@FECS.register
-@dataclass(frozen=True)
-class VpnIpv4Fec:
-    """§3.2.5 VPN IPv4 prefix: route distinguisher (8), IPv4 prefix (4), prefix length
-    (1), MBZ (3); Length 13. The RD is kept as its 8 octets (RFC 4364 §4.2: type 0 is
+class _VpnFec:
+    """The shared layout of §3.2.5 / §3.2.6: route distinguisher (8), prefix (4 or 16),
+    prefix length (1), MBZ (3). The RD is kept as its 8 octets (RFC 4364 §4.2: type 0 is
     2-octet AS : 4-octet number, 1 IPv4 : 2-octet number, 2 4-octet AS : 2-octet number);
     `rd_text` writes it as ADMIN:NUMBER."""
 
-    TYPE: ClassVar[int] = FecType.VPN_IPV4
+    _FAMILY: ClassVar[str]
+    _ADDRESS: ClassVar[type[IPv4Address] | type[IPv6Address]]
+    _NETWORK: ClassVar[type[IPv4Network] | type[IPv6Network]]
     rd: bytes
-    prefix: IPv4Network
+    prefix: IPv4Network | IPv6Network
 
     def __post_init__(self) -> None:
         if len(self.rd) != 8:
@@ -416,67 +416,68 @@ class VpnIpv4Fec:
         return self.rd + self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
 
     @classmethod
-    def from_value(cls, v: bytes, off: int) -> VpnIpv4Fec:
-        if len(v) != 13:
-            raise DecodeError(f"VPN IPv4 FEC length {len(v)} != 13", off)
-        plen = v[12]
-        if plen > 32:
-            raise DecodeError(f"VPN IPv4 FEC prefix length {plen} > 32", off)
+    def _decode(cls, v: bytes, off: int) -> tuple[bytes, IPv4Network | IPv6Network]:
+        bits = 32 if cls._ADDRESS is IPv4Address else 128
+        alen = bits // 8
+        what = f"VPN {cls._FAMILY} FEC"
+        if len(v) != 8 + alen + 1:
+            raise DecodeError(f"{what} length {len(v)} != {8 + alen + 1}", off)
+        plen = v[8 + alen]
+        if plen > bits:
+            raise DecodeError(f"{what} prefix length {plen} > {bits}", off)
         try:
-            return cls(bytes(v[:8]), IPv4Network((IPv4Address(v[8:12]), plen)))
+            return bytes(v[:8]), cls._NETWORK((cls._ADDRESS(v[8:8 + alen]), plen))
         except ValueError as e:
-            raise DecodeError(f"VPN IPv4 FEC: {e}", off) from None
+            raise DecodeError(f"{what}: {e}", off) from None
+
+    def rd_text(self) -> str:
+        return rd_text(self.rd)
+
+    def __str__(self) -> str:
+        return f"{self.rd_text()}:{self.prefix}"
+
+
+@FECS.register
+@dataclass(frozen=True)
+class VpnIpv4Fec(_VpnFec):
+    """§3.2.5 VPN IPv4 prefix; Length 13."""
+
+    TYPE: ClassVar[int] = FecType.VPN_IPV4
+    _FAMILY: ClassVar[str] = "IPv4"
+    _ADDRESS: ClassVar[type[IPv4Address]] = IPv4Address
+    _NETWORK: ClassVar[type[IPv4Network]] = IPv4Network
+    rd: bytes
+    prefix: IPv4Network
+
+    @classmethod
+    def from_value(cls, v: bytes, off: int) -> VpnIpv4Fec:
+        return cls(*cls._decode(v, off))
 
     @classmethod
     def from_text(cls, rd: str, prefix: IPv4Network) -> VpnIpv4Fec:
         """From "65000:1" / "10.0.0.1:1" / "4200000000:1" (the forms of RFC 4364 §4.2)."""
         return cls(rd_octets(rd), prefix)
 
-    def rd_text(self) -> str:
-        return rd_text(self.rd)
-
-    def __str__(self) -> str:
-        return f"{self.rd_text()}:{self.prefix}"
-
 
 @FECS.register
 @dataclass(frozen=True)
-class VpnIpv6Fec:
-    """§3.2.6 VPN IPv6 prefix: route distinguisher (8), IPv6 prefix (16), prefix length
-    (1), MBZ (3); Length 25. As `VpnIpv4Fec` for IPv6 routes of a VRF (6VPE, RFC 4659)."""
+class VpnIpv6Fec(_VpnFec):
+    """§3.2.6 VPN IPv6 prefix; Length 25: the IPv6 routes of a VRF (6VPE, RFC 4659)."""
 
     TYPE: ClassVar[int] = FecType.VPN_IPV6
+    _FAMILY: ClassVar[str] = "IPv6"
+    _ADDRESS: ClassVar[type[IPv6Address]] = IPv6Address
+    _NETWORK: ClassVar[type[IPv6Network]] = IPv6Network
     rd: bytes
     prefix: IPv6Network
 
-    def __post_init__(self) -> None:
-        if len(self.rd) != 8:
-            raise ValueError(f"a route distinguisher has 8 octets, not {len(self.rd)}")
-
-    def value(self) -> bytes:
-        return self.rd + self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
-
     @classmethod
     def from_value(cls, v: bytes, off: int) -> VpnIpv6Fec:
-        if len(v) != 25:
-            raise DecodeError(f"VPN IPv6 FEC length {len(v)} != 25", off)
-        plen = v[24]
-        if plen > 128:
-            raise DecodeError(f"VPN IPv6 FEC prefix length {plen} > 128", off)
-        try:
-            return cls(bytes(v[:8]), IPv6Network((IPv6Address(v[8:24]), plen)))
-        except ValueError as e:
-            raise DecodeError(f"VPN IPv6 FEC: {e}", off) from None
+        return cls(*cls._decode(v, off))
 
     @classmethod
     def from_text(cls, rd: str, prefix: IPv6Network) -> VpnIpv6Fec:
         return cls(rd_octets(rd), prefix)
-
-    def rd_text(self) -> str:
-        return rd_text(self.rd)
-
-    def __str__(self) -> str:
-        return f"{self.rd_text()}:{self.prefix}"
 
 
 @FECS.register

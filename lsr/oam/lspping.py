@@ -336,6 +336,18 @@ def lsp_ping(backend: LiveBackend | LfibNetwork, source: str, fec: Target, *,
     return out
 
 
+
+def not_egress(out: dict[str, Any], egress: str | None) -> str | None:
+    """None when the first reply of a ping (`lsp_ping`'s result) came from `egress` saying
+    "egress"; else what went wrong, for a validation row."""
+    rep = out["replies"][0] if out["replies"] else None
+    if out["result"] == "ok" and rep is not None and rep["router"] == egress:
+        return None
+    if rep is None or rep["return_code"] is None:
+        return out["reason"] or "no reply"
+    return (f"{rep['router'] or '?'} answered {rep['return_code']} "
+            f"({rep['return_code_name']}) at depth {rep['return_subcode']}")
+
 def vpn_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
                          lfibs: Mapping[str, Lfib], skip: Collection[str] = ()) -> list[CheckResult]:
     """The `vpn-lsp-ping` rows of `lsr validate` / `lsr lab validate`: from every PE (but
@@ -357,14 +369,9 @@ def vpn_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
                 n6 += prefix.version == 6
                 out = lsp_ping(backend, pe, VpnTarget(vrf, prefix))
                 v = out["vpn"]
-                rep = out["replies"][0] if out["replies"] else None
-                if out["result"] == "ok" and rep is not None and rep["router"] == v["egress"]:
+                what = not_egress(out, v["egress"])
+                if what is None:
                     continue
-                if rep is None or rep["return_code"] is None:
-                    what = out["reason"] or "no reply"
-                else:
-                    what = (f"{rep['router'] or '?'} answered {rep['return_code']} "
-                            f"({rep['return_code_name']}) at depth {rep['return_subcode']}")
                 bad.append(CheckResult("vpn-lsp-ping", "fail",
                                        f"{pe} {vrf} {prefix} (RD {v['rd']}, egress "
                                        f"{v['egress'] or v['egress_address']}): {what}"))

@@ -174,7 +174,7 @@ def sixpe_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
     originator answers 3, having found the prefix its own and the label the one it bound
     (RFC 8029 §4.4). One fail row per prefix that does not, else one pass row (none
     without 6PE). `backend`: an `lsr.oam.lspping` back end (LfibNetwork, LabSender)."""
-    from lsr.oam.lspping import lsp_ping
+    from lsr.oam.lspping import lsp_ping, not_egress
     from lsr.oam.responder import SixpeTarget
 
     pes = sixpe_routers(topo)
@@ -189,15 +189,9 @@ def sixpe_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
                 continue
             for p in sixpe.prefixes(topo, o):
                 n += 1
-                out = lsp_ping(backend, me, SixpeTarget(p))
-                rep = out["replies"][0] if out["replies"] else None
-                if out["result"] == "ok" and rep is not None and rep["router"] == o:
+                what = not_egress(lsp_ping(backend, me, SixpeTarget(p)), o)
+                if what is None:
                     continue
-                if rep is None or rep["return_code"] is None:
-                    what = out["reason"] or "no reply"
-                else:
-                    what = (f"{rep['router'] or '?'} answered {rep['return_code']} "
-                            f"({rep['return_code_name']}) at depth {rep['return_subcode']}")
                 bad.append(CheckResult("sixpe-lsp-ping", "fail", f"{me} {p} (egress {o}): {what}"))
     if bad:
         return bad
