@@ -181,6 +181,7 @@ class Neighbor:
     asked: set[LsaKey] = field(default_factory=set)  # requested in the last LSR
     retransmit: dict[LsaKey, Lsa] = field(default_factory=dict)
     sent: dict[LsaKey, float] = field(default_factory=dict)  # when we last sent each LSA
+    sent_prune: int = 64  # `sent`'s size at which its entries past MinLSArrival go
     held: set[LsaKey] = field(default_factory=set)  # new instances held back (`_arrival_wait`)
     flood_q: dict[LsaKey, Lsa] = field(default_factory=dict)  # to flood at the next pace
     ack_q: list[LsaHeader] = field(default_factory=list)  # delayed acknowledgments (§13.5)
@@ -987,6 +988,13 @@ class OspfInstance:
         out.append(_new(SendPacket, (i.cfg.name, ALL_SPF_ROUTERS, self._update_bytes(batch))))
         self.counters[_TX_UPDATE] = self.counters.get(_TX_UPDATE, 0) + packets + 1
         self._arm_rxmt(i)
+        if len(sent) >= n.sent_prune:
+            # A send longer ago than MinLSArrival (+ margin) holds nothing back
+            # (`_arrival_wait` is 0): forgetting it changes nothing, and the table stays the
+            # size of a second's floods, not of the database, on every adjacency.
+            horizon = now - self.cfg.min_ls_arrival - ARRIVAL_MARGIN
+            n.sent = {k: t for k, t in sent.items() if t > horizon}
+            n.sent_prune = max(64, 2 * len(n.sent))
 
     def _wire_raw(self, a: Lsa) -> bytes:
         """The LSA's bytes as flooded now (age + InfTransDelay, §13.3), remembered for the
