@@ -47,6 +47,7 @@ from operator import attrgetter
 from types import MappingProxyType
 from typing import Any
 
+from ldp.lib import NONE, Lib
 from ldp.messages import (
     Address,
     AddressWithdraw,
@@ -87,7 +88,7 @@ class Peer:
 
     lsr_id: IPv4Address
     addresses: set[IPv4Address] = field(default_factory=set)
-    lib: dict[IPv4Network, int] = field(default_factory=dict)  # mappings received (LIB)
+    lib: Lib = field(default_factory=Lib)  # mappings received (the LIB, `ldp.lib`)
     withdrawn: dict[IPv4Network, int] = field(default_factory=dict)  # awaiting Release
     requested: set[IPv4Network] = field(default_factory=set)  # Label Requests outstanding
     local: Mapping[IPv4Network, int] = field(default_factory=dict, repr=False)  # the LDE's
@@ -436,17 +437,27 @@ class Lde:
                 self.recv_label_mapping(peer, LabelMapping(mid, fec, label))
             return
         lib, dirty, requested = peer.lib, self.dirty, peer.requested
+        labels = lib.labels  # `lib.get(p)` / `lib[p] = label`, inlined
         for mid, fec, label in run:
             p = fec[0].prefix  # interned by the codec
             if requested and p in requested:
                 self.recv_label_mapping(peer, LabelMapping(mid, fec, label))
+                labels = lib.labels
                 continue
-            old = lib.get(p)  # LMp.9
-            if old is not None and old != label:  # LMp.10, LMp.10a
-                del lib[p]
-                dirty.add(p)
-                self._send_release(peer, p, old)
-            lib[p] = label  # LMp.13 liberal / LMp.16
+            i = p.idx
+            if i >= len(labels):
+                lib[p] = label  # (grows the array)
+                labels = lib.labels
+            else:
+                old = labels[i]  # LMp.9
+                if old != NONE and old != label:  # LMp.10, LMp.10a
+                    del lib[p]
+                    dirty.add(p)
+                    self._send_release(peer, p, old)
+                    old = NONE
+                if old == NONE:
+                    lib.count += 1
+                labels[i] = label  # LMp.13 liberal / LMp.16
             if self._is_nexthop(peer, p):
                 dirty.add(p)
 
@@ -787,13 +798,16 @@ class Lde:
     def _nexthop_label(self, p: IPv4Network) -> list[tuple[object, IPv4Address, int]]:
         """(IGP next hop, peer LSR ID, label) for each next hop whose peer mapped `p`."""
         out = []
+        i = p.idx  # type: ignore[attr-defined]  # (dirty FECs are interned)
         for nh, a in self._nhs(p):
             peer = self._addr_peer.get(a)
             if peer is None:
                 continue
-            label = peer.lib.get(p)
-            if label is not None:
-                out.append((nh, peer.lsr_id, label))
+            labels = peer.lib.labels  # peer.lib.get(p), inlined
+            if i < len(labels):
+                label = labels[i]
+                if label != NONE:
+                    out.append((nh, peer.lsr_id, label))
         return out
 
     # ============================================================== views

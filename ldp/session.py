@@ -342,9 +342,19 @@ class Session:
         if not self.queue or self.conn is None:
             return
         h = self.host
+        # counted by type: encoded messages (bytes: the Label Mappings) by their first two
+        # octets, the type, named once per flush
+        by_code: dict[bytes, int] = {}
         for m in self.queue:
-            n = msg_name(m)
-            h.counters_tx[n] = h.counters_tx.get(n, 0) + 1
+            if type(m) is bytes:
+                k = m[:2]
+                by_code[k] = by_code.get(k, 0) + 1
+            else:
+                n = msg_name(m)
+                h.counters_tx[n] = h.counters_tx.get(n, 0) + 1
+        for k, c in by_code.items():
+            n = msg_name(k)
+            h.counters_tx[n] = h.counters_tx.get(n, 0) + c
         pdus = h.codec.encode_pdus(h.ldp_id, self.queue, self.max_pdu)
         self.queue.clear()  # the same list: `send_if_connected` is handed out bound
         out.append(TcpSend(self.conn, b"".join(pdus)))

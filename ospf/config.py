@@ -52,6 +52,7 @@ def from_topology(topo: Topology, router: str, **overrides: Any) -> OspfConfig:
         "min_ls_arrival": opts.min_ls_arrival_ms / 1000, "auth": auth,
         "ldp_sync": node.ldp.igp_sync,
         "restart_max_metric": opts.restart_max_metric_ms / 1000,
+        "flood_pacing": opts.flood_pacing_ms / 1000,
     }
     kw.update(overrides)
     names = _names(topo)

@@ -8,7 +8,8 @@ clock. Timers follow the LDP speaker's convention: `StartTimer(timer, s)`
 `TimerExpired(timer)` for a timer that ran out and was not re-armed since.
 
 Timer names: ``hello:<if>``, ``dead:<if>``, ``rxmt:<if>``, ``spf``,
-``originate``, ``refresh``, ``maxage``.
+``originate``, ``refresh``, ``maxage``, ``pace:<if>`` (flood pacing), ``early:<if>``,
+``arrival``, ``stub``.
 
 `SendPacket(ifname, dst, data)` is one OSPF packet (IP protocol 89, TTL 1,
 DSCP CS6) from the interface's address to `dst` (224.0.0.5 or a neighbor).

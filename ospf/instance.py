@@ -11,8 +11,19 @@ with FRR-style throttling (initial delay, hold time doubling up to a maximum).
 Skipped, and why: DR/BDR election (§9.4; no broadcast networks in our labs),
 virtual links and areas other than 0 (§15, §3: single area), TOS (dropped from
 RFC 2328), demand circuits, opaque LSAs (we do not set the O bit, so peers do
-not send them). Acknowledgments are "delayed" to the end of the Update that
-carried them (one LSAck per received Update, §13.5).
+not send them).
+
+Flood pacing (`OspfConfig.flood_pacing`, topology key `ospf: flood_pacing_ms`): what is
+flooded out of an interface and the delayed acknowledgments for it (§13.5, Table 19)
+wait in the neighbor's queues and leave together, LSAs grouped in LS Updates (§13.3: an
+Update carries several LSAs) and headers in LSAcks (§13.5: "many acknowledgments may be
+grouped together into a single Link State Acknowledgment packet"). What one event
+(one received Update, a timer) queues goes out at its end; after that the interface
+sends at most once per pacing interval, whatever arrives meanwhile in one Update and one
+LSAck. FRR's ospfd sends an interface's Update queue from one event and its delayed acks
+on an interval timer; Cisco IOS paces floods on an interface (`timers pacing flood`,
+33 ms). Direct acknowledgments (duplicates not taken as implied acks, a MaxAge LSA we do
+not have: Table 19) are sent at once.
 """
 
 from __future__ import annotations
@@ -147,6 +158,9 @@ class OspfConfig:
     # RFC 6987 stub router after a restart (`Start(restart=True)`): seconds our transit
     # links are advertised at MaxLinkMetric; 0 = never. See `_start`.
     restart_max_metric: float = 5.0
+    # Seconds between two flood sends on an interface (Updates and delayed acks, see the
+    # module's docstring); 0 = each event's queue goes out at its end, unpaced.
+    flood_pacing: float = 0.002
 
 
 @dataclass
@@ -167,7 +181,10 @@ class Neighbor:
     asked: set[LsaKey] = field(default_factory=set)  # requested in the last LSR
     retransmit: dict[LsaKey, Lsa] = field(default_factory=dict)
     sent: dict[LsaKey, float] = field(default_factory=dict)  # when we last sent each LSA
+    sent_prune: int = 64  # `sent`'s size at which its entries past MinLSArrival go
     held: set[LsaKey] = field(default_factory=set)  # new instances held back (`_arrival_wait`)
+    flood_q: dict[LsaKey, Lsa] = field(default_factory=dict)  # to flood at the next pace
+    ack_q: list[LsaHeader] = field(default_factory=list)  # delayed acknowledgments (§13.5)
     crypt_seq: int = -1
     since: float = 0.0
 
@@ -177,6 +194,8 @@ class Neighbor:
         self.asked.clear()
         self.retransmit.clear()
         self.held.clear()
+        self.flood_q.clear()
+        self.ack_q.clear()
 
 
 @dataclass
@@ -187,6 +206,12 @@ class Interface:
     metric: int | None = None  # override (RFC 5443 max metric while LDP is not up)
     rxmt_timer: StartTimer | None = field(default=None, repr=False)  # made once (`_arm_rxmt`)
     new_nbrs: TokenBucket = field(default_factory=lambda: TokenBucket(NEW_NBR_RATE, NEW_NBR_BURST))
+    # Flood pacing: the earliest time of the next send; a "pace" timer runs (`paced`)
+    # while something waits for it; `queued` while the neighbor's queues wait for the end
+    # of the event.
+    pace_next: float = -1.0
+    paced: bool = False
+    queued: bool = False
 
     @property
     def name(self) -> str:
@@ -220,6 +245,9 @@ class OspfInstance:
         self._maxage_at: float | None = None
         self._flushing: set[LsaKey] = set()
         self._deferred: dict[LsaKey, tuple[str, Lsa, float]] = {}  # `_defer`: (if, LSA, when)
+        self._queued: list[Interface] = []  # interfaces with flood_q / ack_q filled this event
+        # (now, {...}): flooded LSAs' bytes and one-LSA Updates of this instant (`_wire_raw`)
+        self._raw_memo: tuple[float, dict[Any, Any]] = (-1.0, {})
         self.stub = False  # RFC 6987: transit links at MaxLinkMetric (after a restart)
         self._stub_ending = False  # its time ran out; it ends with the next SPF run
 
@@ -249,6 +277,8 @@ class OspfInstance:
             self._start(event.restart)
         elif isinstance(event, Stop):
             self._stop()
+        if self._queued:
+            self._send_queued()
         out, self._out = self._out, []
         return out
 
@@ -292,8 +322,9 @@ class OspfInstance:
         for i in self.ifaces.values():
             if i.nbr is not None:
                 self._nbr_event(i, NbrEvent.KILL_NBR)
-            for t in ("hello", "dead", "rxmt", "early"):
+            for t in ("hello", "dead", "rxmt", "early", "pace"):
                 self._out.append(CancelTimer(f"{t}:{i.name}"))
+            i.paced = False
         for t in ("spf", "originate", "refresh", "maxage", "arrival", "stub"):
             self._out.append(CancelTimer(t))
         self._deferred.clear()
@@ -317,8 +348,9 @@ class OspfInstance:
         i.up = False
         if i.nbr is not None:
             self._nbr_event(i, NbrEvent.LL_DOWN)
-        for t in ("hello", "dead", "rxmt", "early"):
+        for t in ("hello", "dead", "rxmt", "early", "pace"):
             self._out.append(CancelTimer(f"{t}:{i.name}"))
+        i.paced = False
         if self.running:
             self._originate()
 
@@ -422,6 +454,9 @@ class OspfInstance:
             self._retransmit(i, i.nbr)
         elif kind == "early" and i is not None and i.nbr is not None:
             self._send_held(i, i.nbr)
+        elif kind == "pace" and i is not None:
+            i.paced = False
+            self._pace_send(i)
         elif kind == "arrival":
             self._take_deferred()
         elif kind == "spf":
@@ -707,7 +742,7 @@ class OspfInstance:
     def _take(self, i: Interface, n: Neighbor, lsas: tuple[Lsa, ...]) -> None:
         """§13 for the LSAs of one Update (or deferred ones), then acknowledgments and the
         progress of Loading."""
-        acks: list[LsaHeader] = []
+        acks: list[LsaHeader] = []  # direct acknowledgments (Table 19)
         for lsa in lsas:
             if self._receive_lsa(i, n, lsa, acks) is False:
                 return  # BadLSReq restarted the exchange: the rest of the packet is dropped
@@ -755,7 +790,7 @@ class OspfInstance:
             if self.lsdb.install(lsa, self.now, flooded):  # 5d
                 self._schedule_spf()
             self._arm_maxage()
-            acks.append(h)  # 5e (never flooded back out a point-to-point interface)
+            self._delayed_ack(i, n, h)  # 5e (never flooded back out a point-to-point interface)
             if mine and h.ls_type == LsType.ROUTER:
                 self._self_originated(lsa)  # 5f, §13.4
             if h.age >= MAX_AGE:
@@ -768,6 +803,10 @@ class OspfInstance:
         if order == 0:  # step 7: the same instance
             if key in n.retransmit:
                 del n.retransmit[key]  # an implied acknowledgment (§13.7)
+                if n.flood_q.pop(key, None) is not None:
+                    # ...of an instance still in our flood queue: the neighbor has not had
+                    # it from us, no implied acknowledgment for it: a delayed ack instead
+                    self._delayed_ack(i, n, h)
             else:
                 acks.append(h)
             return True
@@ -843,21 +882,16 @@ class OspfInstance:
             self._arm_rxmt(i)
 
     def _flood(self, lsa: Lsa, came_from: Neighbor | None) -> None:
-        """§13.3 on each point-to-point interface: one neighbor each.
-
-        Every interface gets the same Update (`_send_update(i, AllSPFRouters, [lsa])`):
-        without cryptographic authentication (whose sequence number changes with every
-        packet) its bytes are made once."""
+        """§13.3 on each point-to-point interface: one neighbor each. The LSA joins the
+        neighbor's flood queue (a newer instance replaces an older one still waiting),
+        sent with the rest of the queue (`_send_queued`)."""
         key = lsa.key
-        crypto = self.cfg.auth.type == AuType.CRYPTOGRAPHIC
-        data = None
-        out = self._out
         now = self.now
         min_arrival = self.cfg.min_ls_arrival
-        sends = 0
-        for i in self._active():
+        queued = self._queued
+        for i in self._transit:
             n = i.nbr
-            if n is None or n.state < NbrState.EXCHANGE:
+            if n is None or not i.up or n.state < NbrState.EXCHANGE:
                 continue
             if n.state < NbrState.FULL and key in n.requests:
                 c = compare(lsa.header, n.requests[key])
@@ -871,21 +905,119 @@ class OspfInstance:
             n.retransmit[key] = lsa
             last = n.sent.get(key)  # self._arrival_wait(n, key) > 0, inlined
             if last is not None and last + min_arrival + ARRIVAL_MARGIN - now > 0:
+                n.flood_q.pop(key, None)
                 self._hold(i, n, key)
                 continue
-            if crypto:
-                self._send_update(i, ALL_SPF_ROUTERS, [lsa])
+            n.flood_q[key] = lsa
+            if not i.queued:
+                i.queued = True
+                queued.append(i)
+
+    def _delayed_ack(self, i: Interface, n: Neighbor, h: LsaHeader) -> None:
+        """§13.5: a delayed acknowledgment, sent with the interface's next paced send."""
+        n.ack_q.append(h)
+        if not i.queued:
+            i.queued = True
+            self._queued.append(i)
+
+    def _send_queued(self) -> None:
+        """End of an event: the interfaces whose pacing interval has passed send their
+        queues now; the others when their "pace" timer runs out."""
+        now = self.now
+        for i in self._queued:
+            i.queued = False
+            if i.paced:
+                continue
+            wait = i.pace_next - now
+            if wait > 1e-9:
+                i.paced = True
+                self._out.append(StartTimer(f"pace:{i.name}", wait))
             else:
-                n.sent[key] = now
-                if data is None:
-                    a = lsa if lsa.header.age >= MAX_AGE else self._aged(lsa)
-                    data = packet_bytes(self.rid, PacketType.LS_UPDATE, _ONE_LSA + a.raw,
-                                        self.cfg.auth)
-                out.append(_new(SendPacket, (i.cfg.name, ALL_SPF_ROUTERS, data)))
-                sends += 1
+                self._pace_send(i)
+        self._queued = []
+
+    def _pace_send(self, i: Interface) -> None:
+        """One paced send on `i`: the queued LSAs still unacknowledged, in LS Updates
+        (several LSAs each), and the delayed acknowledgments in one LSAck."""
+        n = i.nbr
+        if n is None or not i.up or n.state < NbrState.EXCHANGE:
+            if n is not None:
+                n.flood_q.clear()
+                n.ack_q.clear()
+            return
+        sent = False
+        if n.flood_q:
+            rx = n.retransmit
+            # an LSA acknowledged (or implied so) or superseded meanwhile stays home
+            lsas = [a for k, a in n.flood_q.items() if rx.get(k) is a]
+            n.flood_q.clear()
+            if lsas:
+                self._send_flood(i, n, lsas)
+                sent = True
+        if n.ack_q:
+            acks, n.ack_q = n.ack_q, []
+            self._send_ack(i, acks)
+            sent = True
+        if sent and self.cfg.flood_pacing > 0:
+            i.pace_next = self.now + self.cfg.flood_pacing
+
+    def _send_flood(self, i: Interface, n: Neighbor, lsas: list[Lsa]) -> None:
+        """`_send_update(i, AllSPFRouters, lsas)`; without cryptographic authentication
+        (whose sequence number changes with every packet) from the LSAs' bytes, and the
+        bytes of a one-LSA Update made once for every interface it leaves by."""
+        if self.cfg.auth.type == AuType.CRYPTOGRAPHIC:
+            self._send_update(i, ALL_SPF_ROUTERS, lsas)
             self._arm_rxmt(i)
-        if sends:  # tx-LsUpdate, counted once for them all
-            self.counters[_TX_UPDATE] = self.counters.get(_TX_UPDATE, 0) + sends
+            return
+        now = self.now
+        sent = n.sent
+        out = self._out
+        batch: list[bytes] = []
+        size = 0
+        packets = 0
+        for a in lsas:
+            sent[a.key] = now
+            raw = self._wire_raw(a)
+            if batch and size + len(raw) > MAX_UPDATE_BYTES:
+                out.append(_new(SendPacket, (i.cfg.name, ALL_SPF_ROUTERS,
+                                             self._update_bytes(batch))))
+                packets += 1
+                batch, size = [], 0
+            batch.append(raw)
+            size += len(raw)
+        out.append(_new(SendPacket, (i.cfg.name, ALL_SPF_ROUTERS, self._update_bytes(batch))))
+        self.counters[_TX_UPDATE] = self.counters.get(_TX_UPDATE, 0) + packets + 1
+        self._arm_rxmt(i)
+        if len(sent) >= n.sent_prune:
+            # A send longer ago than MinLSArrival (+ margin) holds nothing back
+            # (`_arrival_wait` is 0): forgetting it changes nothing, and the table stays the
+            # size of a second's floods, not of the database, on every adjacency.
+            horizon = now - self.cfg.min_ls_arrival - ARRIVAL_MARGIN
+            n.sent = {k: t for k, t in sent.items() if t > horizon}
+            n.sent_prune = max(64, 2 * len(n.sent))
+
+    def _wire_raw(self, a: Lsa) -> bytes:
+        """The LSA's bytes as flooded now (age + InfTransDelay, §13.3), remembered for the
+        other interfaces of this event."""
+        memo = self._raw_memo
+        if memo[0] != self.now:
+            memo = self._raw_memo = (self.now, {})
+        hit = memo[1].get(id(a))
+        if hit is None:  # (the LSA, kept alive so that its id is not reused meanwhile)
+            hit = memo[1][id(a)] = (a, (a if a.header.age >= MAX_AGE else self._aged(a)).raw)
+        return hit[1]  # type: ignore[no-any-return]
+
+    def _update_bytes(self, raws: list[bytes]) -> bytes:
+        if len(raws) == 1:
+            memo = self._raw_memo[1]
+            key = ("u", raws[0])
+            data = memo.get(key)
+            if data is None:
+                data = memo[key] = packet_bytes(self.rid, PacketType.LS_UPDATE,
+                                                _ONE_LSA + raws[0], self.cfg.auth)
+            return data  # type: ignore[no-any-return]
+        return packet_bytes(self.rid, PacketType.LS_UPDATE,
+                            len(raws).to_bytes(4, "big") + b"".join(raws), self.cfg.auth)
 
     def _recv_ack(self, n: Neighbor, ack: LsAck) -> None:
         """§13.7: an acknowledgment removes the same instance from the retransmission list."""

@@ -52,7 +52,10 @@ class Lsdb:
     def __init__(self) -> None:
         self._db: dict[LsaKey, Entry] = {}
         # (when MaxAge, key.order, seq, key): key.order sorts as the key (ints: no
-        # dataclass comparison when two expire at the same time)
+        # dataclass comparison when two expire at the same time). Each installation adds
+        # one; an older instance's is stale (dropped when it comes to the top, or by
+        # `_compact`: an hour-long LSA lifetime outlasts any convergence, and stale entries
+        # would otherwise pile up, N^2 of them over a network)
         self._expiry: list[tuple[float, tuple[int, int, int], int, LsaKey]] = []
         # int(router ID) -> its router-LSA (Link State ID = Advertising Router): SPF's
         # lookup of a router vertex, without building an LsaKey
@@ -95,6 +98,8 @@ class Lsdb:
         if h.age < MAX_AGE:
             heapq.heappush(self._expiry, (now + MAX_AGE - h.age, key.order,  # type: ignore[attr-defined]
                                           h.seq, key))
+            if len(self._expiry) > 64 + (len(self._db) * 5 >> 2):
+                self._compact()
         if old is None:
             return True
         oh = old.lsa.header
@@ -107,6 +112,16 @@ class Lsdb:
             self._index(key, None)
             if key.ls_type == LsType.NETWORK:
                 self.networks -= 1
+
+    def _live(self, seq: int, key: LsaKey) -> bool:
+        """A heap entry still stands for the key's instance (else it is stale)."""
+        e = self._db.get(key)
+        return e is not None and e.lsa.header.seq == seq and e.lsa.header.age < MAX_AGE
+
+    def _compact(self) -> None:
+        """Drop the stale entries (the ones `next_expiry` and `expired` would drop)."""
+        self._expiry = [x for x in self._expiry if self._live(x[2], x[3])]
+        heapq.heapify(self._expiry)
 
     def next_expiry(self) -> float | None:
         """When the next LSA reaches MaxAge (stale heap entries are dropped)."""

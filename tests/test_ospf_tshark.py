@@ -358,3 +358,19 @@ def test_tshark_flags_what_it_should(tmp_path):
     assert not ok.problems
     assert any("incorrect" in x for x in bad_ck.problems)
     assert trunc.problems
+
+
+def test_grouped_updates_and_acks_were_seen(decoded):
+    """Flood pacing groups LSAs in Updates (RFC 2328 §13.3) and headers in LSAcks (§13.5):
+    tshark decoded such packets above, with and without MD5."""
+    most: dict[tuple[str, str], int] = defaultdict(int)
+    for case, s, _ in decoded:
+        if s.dst != ALL_SPF_ROUTERS:  # floods and delayed acks, not answers to requests
+            continue
+        body = decode_packet(s.data, s.auth).body
+        n = len(body.lsas) if isinstance(body, LsUpdate) else \
+            len(getattr(body, "headers", ())) if type(body).__name__ == "LsAck" else 0
+        key = (case.split("-")[0] if case.startswith("ring") else case, type(body).__name__)
+        most[key] = max(most[key], n)
+    assert most[("backbone", "LsUpdate")] > 1 and most[("backbone", "LsAck")] > 1
+    assert most[("ring", "LsAck")] > 1  # (MD5: grouped Updates in test_ospf_pacing)

@@ -5,7 +5,9 @@ looked up by the other), but `IPv4Network.__hash__` rebuilds its value from two
 addresses at every dict or set operation, and the routing tables of a large
 simulation do millions of them. OSPF's SPF, the reference IGP and LDP's label
 decisions all key their tables by these. `key` is an int in (address, length) order:
-unique per prefix, cheap to hash, and sorting by it is sorting the prefixes.
+unique per prefix, cheap to hash, and sorting by it is sorting the prefixes. `idx`
+numbers the prefixes of this process densely (0, 1, ... in the order they were first
+made): tables of one entry per prefix can be arrays (`ldp.lib.Lib`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ class Prefix(IPv4Network):
     """An interned IPv4 prefix (make one with `prefix()` or `prefix_of()`)."""
 
     key: int
+    idx: int
     _hash: int
 
     def __hash__(self) -> int:
@@ -31,12 +34,15 @@ class Prefix(IPv4Network):
 
 
 _BY_KEY: dict[int, Prefix] = {}
+BY_IDX: list[Prefix] = []  # Prefix.idx -> the prefix
 
 
 def _make(addr: int, plen: int) -> Prefix:
     p = Prefix((addr, plen))
     p._hash = IPv4Network.__hash__(p)
     p.key = (addr << 6) | plen
+    p.idx = len(BY_IDX)
+    BY_IDX.append(p)
     _BY_KEY[p.key] = p
     return p
 

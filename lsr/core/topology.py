@@ -128,6 +128,8 @@ class OspfOptions:
     md5_key: str = ""  # RFC 2328 App. D cryptographic authentication when set
     md5_key_id: int = 1
     restart_max_metric_ms: int = 5000  # RFC 6987 stub router after a restart; 0 = off
+    flood_pacing_ms: int = 2  # Updates and delayed acks on an interface, at most every
+    # this many ms (ospf.instance: flood pacing); 0 = unpaced
 
 
 @dataclass(frozen=True)
@@ -542,6 +544,7 @@ _OSPF_FIELDS: dict[str, Callable[[_Ctx, Any, Path], Any]] = {
     "md5_key": _md5_key,
     "md5_key_id": lambda ctx, v, p: _int(ctx, v, p, 0, 255),
     "restart_max_metric_ms": lambda ctx, v, p: _int(ctx, v, p, 0, 3600000),
+    "flood_pacing_ms": lambda ctx, v, p: _int(ctx, v, p, 0, 1000),
 }
 _OSPF_KEYS = tuple(_OSPF_FIELDS)
 
