@@ -28,6 +28,7 @@ from lsr.core.igp import Igp
 from lsr.core.topology import MAX_LAB_NAME, NAME_RE, Topology
 from lsr.errors import LsrError
 from lsr.lab import frr, netns, owner, strongswan
+from lsr.lab.background import Background
 from lsr.lab.files import write_file
 from lsr.lab.interrupts import ENDING_SIGNALS, signals_held, signals_interrupt  # noqa: F401
 from lsr.lab.routers import query_socket, record_pid, start_routers, wait_ready  # noqa: F401
@@ -171,6 +172,7 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     claimed = False
+    bg: Background | None = None
     with signals_interrupt():
         try:
             with signals_held():  # claimed and known to be: no signal in between
@@ -178,22 +180,35 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
                              "nodes": list(topo.nodes), "routers": [r.name for r in topo.routers]})
                 claimed = True
             write_file(state.dir / "topology.pickle", pickle.dumps(topo), 0o600)  # every secret
+            # What the routers must converge to, computed meanwhile (lsr.lab.background;
+            # a signal inside fork() would be lost in the at-fork hooks: held)
+            with signals_held():
+                bg = Background(lambda: expected(topo), state.dir / "expected.pickle")
             say(f"creating {len(topo.nodes)} namespaces", 0.05)
             netns.create_namespaces(topo, name, state)
+            timings["namespaces"] = time.monotonic() - t0
             say(f"creating {len(topo.links)} links", 0.2)
             netns.create_links(topo, name)
+            timings["links"] = time.monotonic() - t0
             netns.configure_nodes(topo, name)
             timings["network"] = time.monotonic() - t0
             say(f"starting {len(topo.routers)} routers", 0.35)
             timings.update(frr.start(topo, name, state, t0 + timeout))  # kind: frr (FRR's ldpd)
-            start_routers(topo, name, state, ring, spawn)
-            wait_ready(topo, name, state, t0 + timeout)
-            for r in frr.our_routers(topo):  # the start barrier: all hello sockets exist now
-                query(name, r.name, "start")
+            gate = start_routers(topo, name, state, ring, spawn)
+            timings["forked"] = time.monotonic() - t0
+            try:
+                wait_ready(topo, name, state, t0 + timeout)
+            finally:
+                if gate is not None:  # the start barrier: all hello sockets exist now
+                    gate.open()
+            timings["ready"] = time.monotonic() - t0
+            if gate is None:
+                for r in frr.our_routers(topo):
+                    query(name, r.name, "start")
             frr.start_ospfd(topo, name, state, t0 + timeout)
             timings["routers"] = time.monotonic() - t0
             say("waiting for LDP to converge", 0.5)
-            _wait_converged(topo, name, t0 + timeout, say)
+            _wait_converged(topo, name, t0 + timeout, say, timings=timings, t0=t0, exp=bg.result())
             timings["converged"] = time.monotonic() - t0
             state.set("converged", time.time())
             timings.update(strongswan.start(topo, name, state, time.monotonic() + timeout,
@@ -201,6 +216,8 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
             with signals_held():
                 state.set("building", False)  # from here `lab down` of it signals nobody
         except Exception as e:
+            if bg is not None:
+                bg.cancel()
             if claimed and keep:
                 with contextlib.suppress(OSError, LsrError):  # the first error is the one to see
                     state.set("failed", str(e))
@@ -210,6 +227,8 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
                     teardown(name)
             raise
         except BaseException:
+            if bg is not None:
+                bg.cancel()
             if claimed:
                 with signals_held(deliver=False):
                     teardown(name)
@@ -382,12 +401,22 @@ def _missing(name: str, router: str, exp: dict[str, Any], names: dict[str, str])
 
 
 def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
-                    down_links: Sequence[int] = ()) -> None:
-    exp = expected(topo, down_links)
+                    down_links: Sequence[int] = (), timings: dict[str, float] | None = None,
+                    t0: float = 0.0, exp: dict[str, dict[str, Any]] | None = None) -> None:
+    """Until every router matches `exp` (`expected`, computed here if not given); `timings`
+    (lab up's) gets when the expected state was known ("expected"), the check's rounds and
+    the time spent in them."""
+    if exp is None:
+        exp = expected(topo, down_links)
     names = {str(n.lsr_id): n.name for n in topo.routers}
     pending = [r.name for r in topo.routers]
     last = ""
+    if timings is not None:
+        timings["expected"] = time.monotonic() - t0
+        timings.setdefault("check_rounds", 0)
+        timings.setdefault("check_seconds", 0.0)
     while True:
+        round0 = time.monotonic()
         still = []
         for r in pending:
             try:
@@ -404,6 +433,9 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
             if why:
                 still.append(r)
                 last = why
+        if timings is not None:
+            timings["check_rounds"] += 1
+            timings["check_seconds"] += time.monotonic() - round0
         done = len(topo.routers) - len(still)
         say(f"converged {done}/{len(topo.routers)} routers", 0.5 + 0.5 * done / max(1, len(topo.routers)))
         if not still:

@@ -13,6 +13,7 @@ import subprocess
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Network
+from typing import Any
 
 from lsr.core.igp import Route
 from lsr.core.topology import Topology
@@ -189,16 +190,32 @@ def find_link(topo: Topology, a: str, b: str) -> int:
 # Used by the router runtime inside its own namespace (like zebra).
 
 
+Installed = dict  # prefix -> route_key() of what is in the kernel (None: to be redone)
+
+
+def route_key(route: Route) -> tuple:
+    """What a kernel route of ours is made of: an unchanged key needs no command."""
+    return tuple((str(nh.address), nh.interface) for nh in route.nexthops)
+
+
 def route_commands(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> tuple[
-    list[str], set[IPv4Network]
+    list[str], Installed
 ]:
-    """`ip -batch` lines replacing every remote RIB route and deleting stale ones."""
+    """`ip -batch` lines replacing the remote RIB routes and deleting stale ones. With
+    `installed` a mapping (prefix -> route_key, as returned), a route whose key is
+    unchanged gets no line: a big lab's SPF runs change a few routes, not all of them.
+    Returns the lines and the new mapping."""
+    known: Mapping[IPv4Network, Any] = installed if isinstance(installed, Mapping) else \
+        dict.fromkeys(installed)
     cmds: list[str] = []
-    want: set[IPv4Network] = set()
+    want: Installed = {}
     for prefix, route in rib.items():
         if not route.nexthops:
             continue  # own loopback / connected subnet: the kernel has it
-        want.add(prefix)
+        key = route_key(route)
+        want[prefix] = key
+        if prefix in known and known[prefix] == key:
+            continue
         if len(route.nexthops) == 1:
             nh = route.nexthops[0]
             cmds.append(f"route replace {prefix} via {nh.address} dev {nh.interface} "
@@ -206,9 +223,17 @@ def route_commands(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Net
         else:
             hops = " ".join(f"nexthop via {nh.address} dev {nh.interface}" for nh in route.nexthops)
             cmds.append(f"route replace {prefix} proto {ROUTE_PROTO} metric 20 {hops}")
-    for prefix in sorted(set(installed) - want):
+    for prefix in sorted(set(known) - set(want)):
         cmds.append(f"route del {prefix} proto {ROUTE_PROTO} metric 20")
     return cmds, want
+
+
+def redo_routes_via(installed: Installed, ifname: str) -> None:
+    """Carrier changed on `ifname`: the kernel may have dropped our routes through it
+    (admin down flushes them), so the next sync installs (or deletes) them again."""
+    for prefix, key in installed.items():
+        if key is None or any(dev == ifname for _, dev in key):
+            installed[prefix] = None
 
 
 def sweep_routes() -> None:
@@ -220,11 +245,17 @@ def sweep_routes() -> None:
                    text=True, timeout=30)
 
 
-def sync_routes(rib: Mapping[IPv4Network, Route], installed: set[IPv4Network]) -> set[IPv4Network]:
-    """Install the RIB into the current namespace's kernel table; returns what is installed."""
+def sync_routes(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> Installed:
+    """Install the RIB into the current namespace's kernel table (only what changed since
+    `installed`, see route_commands); returns what is installed."""
     cmds, want = route_commands(rib, installed)
     if cmds:
         # -force: a route via a just-downed interface fails alone, the rest still apply
-        subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
-                       capture_output=True, text=True, timeout=30)
+        p = subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
+                           capture_output=True, text=True, timeout=30)
+        if p.returncode != 0:  # which line failed is not known: all of them again next time
+            known = installed if isinstance(installed, Mapping) else {}
+            for prefix in want:
+                if prefix not in known or known[prefix] != want[prefix]:
+                    want[prefix] = None
     return want
