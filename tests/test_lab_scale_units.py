@@ -57,3 +57,21 @@ def test_ring_ready_and_unstick_find_the_next_ready_slot() -> None:
     r.index = 14
     r.ring[3 * 64] = 1  # slot 3 ready, 14 not: stuck only once seen twice, across the wrap
     assert r.unstick() == 0 and r.unstick() == 5 and r.index == 3 and r.ready()
+
+
+def _lpm(t) -> dict:
+    return {plen: {k: repr(a) for k, a in d.items()} for plen, _m, d in t._lpm if d}
+
+
+def test_tables_follow_a_rib_change_incrementally_as_a_rebuild_would() -> None:
+    from forwarding.tables import RouterTables
+
+    topo = isp_topology(60, 3)
+    for r in ("r0", "r20", "r55"):
+        t = RouterTables.build(topo, r, Igp(topo).rib(r))
+        for down in ([1], [1, 5, 9], [], [0, 2, 30, 31]):
+            rib = Igp(topo, down).rib(r)
+            t.set_rib(rib)
+            fresh = RouterTables.build(topo, r, rib)
+            assert _lpm(t) == _lpm(fresh), (r, down)
+            assert t.lookup(int(next(iter(rib)).network_address)) is not None
