@@ -18,6 +18,7 @@ from typing import Any
 from lsr.core.igp import Route
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
+from lsr.lab import rtnl
 from lsr.lab.state import LabState, namespace_exists, ns_name
 
 # Router-router veths carry labelled frames: a 1500-byte IP packet plus a label
@@ -198,33 +199,45 @@ def route_key(route: Route) -> tuple:
     return tuple((str(nh.address), nh.interface) for nh in route.nexthops)
 
 
-def route_commands(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> tuple[
-    list[str], Installed
+def route_changes(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> tuple[
+    list[tuple[IPv4Network, Route | None]], Installed
 ]:
-    """`ip -batch` lines replacing the remote RIB routes and deleting stale ones. With
-    `installed` a mapping (prefix -> route_key, as returned), a route whose key is
-    unchanged gets no line: a big lab's SPF runs change a few routes, not all of them.
-    Returns the lines and the new mapping."""
+    """What to do to the kernel table: (prefix, route to install, or None to delete) for
+    every remote RIB route and every stale one. With `installed` a mapping (prefix ->
+    route_key, as returned), a route whose key is unchanged is left alone: a big lab's
+    SPF runs change a few routes, not all of them. Returns the changes and the new
+    mapping."""
     known: Mapping[IPv4Network, Any] = installed if isinstance(installed, Mapping) else \
         dict.fromkeys(installed)
-    cmds: list[str] = []
+    out: list[tuple[IPv4Network, Route | None]] = []
     want: Installed = {}
     for prefix, route in rib.items():
         if not route.nexthops:
             continue  # own loopback / connected subnet: the kernel has it
         key = route_key(route)
         want[prefix] = key
-        if prefix in known and known[prefix] == key:
-            continue
-        if len(route.nexthops) == 1:
+        if prefix not in known or known[prefix] != key:
+            out.append((prefix, route))
+    out.extend((prefix, None) for prefix in sorted(set(known) - set(want)))
+    return out, want
+
+
+def route_commands(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> tuple[
+    list[str], Installed
+]:
+    """`ip -batch` lines for `route_changes` (the same changes as rtnl messages)."""
+    changes, want = route_changes(rib, installed)
+    cmds: list[str] = []
+    for prefix, route in changes:
+        if route is None:
+            cmds.append(f"route del {prefix} proto {ROUTE_PROTO} metric 20")
+        elif len(route.nexthops) == 1:
             nh = route.nexthops[0]
             cmds.append(f"route replace {prefix} via {nh.address} dev {nh.interface} "
                         f"proto {ROUTE_PROTO} metric 20")
         else:
             hops = " ".join(f"nexthop via {nh.address} dev {nh.interface}" for nh in route.nexthops)
             cmds.append(f"route replace {prefix} proto {ROUTE_PROTO} metric 20 {hops}")
-    for prefix in sorted(set(known) - set(want)):
-        cmds.append(f"route del {prefix} proto {ROUTE_PROTO} metric 20")
     return cmds, want
 
 
@@ -247,15 +260,24 @@ def sweep_routes() -> None:
 
 def sync_routes(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> Installed:
     """Install the RIB into the current namespace's kernel table (only what changed since
-    `installed`, see route_commands); returns what is installed."""
-    cmds, want = route_commands(rib, installed)
-    if cmds:
+    `installed`, see route_changes) over netlink (lsr.lab.rtnl), or with `ip -force
+    -batch` where netlink fails; returns what is installed (a route that failed: None,
+    tried again next time)."""
+    changes, want = route_changes(rib, installed)
+    if not changes:
+        return want
+    try:
+        failed = rtnl.apply([(p, None if r is None else [(nh.address, nh.interface)
+                                                         for nh in r.nexthops])
+                             for p, r in changes], ROUTE_PROTO, 20)
+    except OSError:
+        rtnl.close()
+        cmds, _ = route_commands(rib, installed)
         # -force: a route via a just-downed interface fails alone, the rest still apply
         p = subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
                            capture_output=True, text=True, timeout=30)
-        if p.returncode != 0:  # which line failed is not known: all of them again next time
-            known = installed if isinstance(installed, Mapping) else {}
-            for prefix in want:
-                if prefix not in known or known[prefix] != want[prefix]:
-                    want[prefix] = None
+        failed = {prefix: 0 for prefix, _ in changes} if p.returncode != 0 else {}
+    for prefix in failed:  # which failed (all, from `ip`): sent again next time
+        if prefix in want:
+            want[prefix] = None
     return want
