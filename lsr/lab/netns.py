@@ -19,6 +19,7 @@ from lsr.core.igp import Route
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab import rtnl
+from lsr.lab.nsctl import write_sysctls
 from lsr.lab.state import LabState, namespace_exists, ns_name
 
 # Router-router veths carry labelled frames: a 1500-byte IP packet plus a label
@@ -110,8 +111,7 @@ def create_namespaces(topo: Topology, lab: str, state: LabState,
         sysctls = dict(ROUTER_SYSCTLS if n.is_router else HOST_SYSCTLS)
         if not n.is_router and any(i.address6 is not None for i in n.interfaces.values()):
             sysctls.update(HOST6_SYSCTLS)
-        run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-             *(f"{k}={v}" for k, v in sysctls.items())])
+        write_sysctls(ns, sysctls)
 
 
 def create_links(topo: Topology, lab: str, only: Collection[str] | None = None) -> None:

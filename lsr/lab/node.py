@@ -941,7 +941,8 @@ class Router:
         if self.ospf is not None:
             self.ospf.open()
         self.open_ports()
-        sweep_routes()  # a predecessor's routes (after a crash): ours start from our RIB
+        if start_fd is None:  # (behind a start gate: `lab up`'s new namespace, nothing to sweep)
+            sweep_routes()  # a predecessor's routes (after a crash): ours start from our RIB
         self.kernel_routes = sync_routes(self.rib, set())
         self.rebuild_tables()
         if self.topo.extra.get("ipsec") is not None:  # (a lab without IPsec: no import)
