@@ -19,7 +19,7 @@ from lsr.core.igp import Route
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab import rtnl
-from lsr.lab.nsctl import write_sysctls
+from lsr.lab.nsctl import offloads_off, write_sysctls
 from lsr.lab.state import LabState, namespace_exists, ns_name
 
 # Router-router veths carry labelled frames: a 1500-byte IP packet plus a label
@@ -164,8 +164,13 @@ def configure_nodes(topo: Topology, lab: str, only: Collection[str] | None = Non
             if gw6 is not None:
                 cmds.append(f"route add default via {gw6}")  # the family follows the gateway
         ip_batch(cmds, ns)
+    by_ns: dict[str, list[str]] = {}
+    for ns, ifname in jobs:
+        by_ns.setdefault(ns, []).append(ifname)
+    # ioctls from a thread in each namespace (lsr.lab.nsctl); ethtool where they fail
+    left = [(ns, i) for ns, ifs in by_ns.items() for i in offloads_off(ns, ifs)]
     with ThreadPoolExecutor(max_workers=8) as ex:
-        list(ex.map(lambda j: _offloads_off(*j), jobs))
+        list(ex.map(lambda j: _offloads_off(*j), left))
 
 
 def set_link(topo: Topology, lab: str, link_index: int, up: bool) -> None:
