@@ -901,7 +901,8 @@ class Router:
                 raise ValueError(f"{self.name} has no IPsec role in this topology")
             return self.ipsec.answer(req)
         if op == "process":
-            return process_view(req.get("top", 0))
+            # (igp: the whole topology's graph and SPF, held only without OSPF)
+            return {**process_view(req.get("top", 0)), "igp": self.igp is not None}
         if op == "start":
             self.go.set()
             return {}
