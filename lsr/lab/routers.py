@@ -55,9 +55,11 @@ def start_routers(topo: Topology, name: str, state: LabState, ring: bool = True,
     root = str(Path(lsr.__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     if spawn == "fork":
+        from lsr.lab import node
         from lsr.lab.forker import preload
 
         preload(topo)  # everything a router needs, imported once here: each fork shares it
+        node.share_topology(state.dir, topo)  # and the topology, as it is in memory here
         gc.freeze()  # keep the collector from dirtying the shared pages in every child
     server = ForkServer(env) if spawn == "forkserver" else None
     gate = StartGate() if spawn == "fork" else None
@@ -71,6 +73,7 @@ def start_routers(topo: Topology, name: str, state: LabState, ring: bool = True,
         if server is not None:
             server.close()
         if spawn == "fork":
+            node.share_topology(None)
             gc.unfreeze()  # only the children needed it
     return gate
 
