@@ -201,7 +201,7 @@ Installed = dict  # prefix -> route_key() of what is in the kernel (None: to be 
 
 def route_key(route: Route) -> tuple:
     """What a kernel route of ours is made of: an unchanged key needs no command."""
-    return tuple((str(nh.address), nh.interface) for nh in route.nexthops)
+    return tuple((nh.address, nh.interface) for nh in route.nexthops)
 
 
 def route_changes(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> tuple[

@@ -35,6 +35,10 @@ _sock: socket.socket | None = None
 _seq = 0
 
 
+def _packed(gw: IPv4Address | str) -> bytes:
+    return gw.packed if isinstance(gw, IPv4Address) else IPv4Address(gw).packed
+
+
 def _attr(kind: int, data: bytes) -> bytes:
     n = 4 + len(data)
     return struct.pack("=HH", n, kind) + data + b"\0" * (-n % 4)
@@ -55,11 +59,11 @@ def route_message(seq: int, prefix: IPv4Network, hops: Sequence[Hop] | None, pro
                          RT_SCOPE_UNIVERSE, RTN_UNICAST, 0)
         if len(hops) == 1:
             gw, dev = hops[0]
-            attrs = _attr(RTA_GATEWAY, IPv4Address(gw).packed) + _attr(RTA_OIF, struct.pack("=i", ifindex[dev]))
+            attrs = _attr(RTA_GATEWAY, _packed(gw)) + _attr(RTA_OIF, struct.pack("=i", ifindex[dev]))
         else:
             nh = b""
             for gw, dev in hops:
-                inner = _attr(RTA_GATEWAY, IPv4Address(gw).packed)
+                inner = _attr(RTA_GATEWAY, _packed(gw))
                 nh += _RTNH.pack(_RTNH.size + len(inner), 0, 0, ifindex[dev]) + inner
             attrs = _attr(RTA_MULTIPATH, nh)
     body = rt + _attr(RTA_DST, prefix.network_address.packed) + \
