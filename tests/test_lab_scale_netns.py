@@ -102,3 +102,51 @@ def test_routers_from_the_fork_server_carry_no_cli_or_test_modules():
             assert not mods & set(NOT_FOR_ROUTERS), (r, sorted(mods & set(NOT_FOR_ROUTERS)))
     finally:
         lab.down(name)
+
+
+def test_netlink_routes_are_those_ip_would_make():
+    """lsr.lab.rtnl's messages leave the kernel table `ip -batch` of the same changes left:
+    one next hop, ECMP, a delete, and a route via a missing interface failing alone."""
+    import subprocess
+    from ipaddress import IPv4Address as A
+    from ipaddress import IPv4Network as N
+
+    from lsr.core.igp import Nexthop, Route
+    from lsr.lab import netns, nsctl, rtnl
+
+    ns = f"lsr-ls{UNIQ}r.x"
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    try:
+        def ip(*argv: str) -> str:
+            return subprocess.run(["ip", "-n", ns, *argv], check=True, capture_output=True,
+                                  text=True).stdout
+
+        for i, a in enumerate(("10.1.0.1/30", "10.1.0.5/30")):
+            ip("link", "add", f"a{i}", "type", "veth", "peer", "name", f"b{i}")
+            ip("addr", "add", a, "dev", f"a{i}")
+            for d in (f"a{i}", f"b{i}"):
+                ip("link", "set", d, "up")
+
+        def route(p: str, *hops: tuple[str, str]) -> tuple[N, Route]:
+            return N(p), Route(N(p), 5, tuple(Nexthop("x", d, A(g)) for g, d in hops))
+
+        rib = dict([route("10.9.0.0/24", ("10.1.0.2", "a0")),
+                    route("10.9.1.0/24", ("10.1.0.2", "a0"), ("10.1.0.6", "a1")),
+                    route("10.9.2.1/32", ("10.1.0.2", "gone0"))])
+        out: dict = {}
+        rtnl.close()  # a socket is in the namespace it was made in: made anew in `ns`
+        nsctl.in_namespace(ns, lambda: out.update(inst=netns.sync_routes(rib, {})))
+        ours = ip("route", "show", "proto", "188")
+        assert out["inst"][N("10.9.2.1/32")] is None  # failed: sent again next time
+        assert out["inst"][N("10.9.0.0/24")] is not None
+        ip("route", "flush", "proto", "188")
+        cmds, _ = netns.route_commands(rib, {})
+        subprocess.run(["ip", "-n", ns, "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
+                       capture_output=True, text=True)
+        assert ours == ip("route", "show", "proto", "188") and "nexthop via 10.1.0.6" in ours
+        del rib[N("10.9.0.0/24")]
+        nsctl.in_namespace(ns, lambda: out.update(inst=netns.sync_routes(rib, out["inst"])))
+        assert "10.9.0.0/24" not in ip("route", "show", "proto", "188")
+    finally:
+        rtnl.close()  # (its socket was made in that namespace)
+        subprocess.run(["ip", "netns", "del", ns])
