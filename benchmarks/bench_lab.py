@@ -1,6 +1,7 @@
 """Lab benchmarks (root): numbers to report, not timed tests.
 
-    sudo python benchmarks/bench_lab.py [--quick] [--only swap|e2e|up|failover] [--json OUT]
+    sudo python benchmarks/bench_lab.py [--quick] [--only swap|e2e|up|failover|isp] [--json OUT]
+    sudo python benchmarks/bench_lab.py --only isp --routers 50,100,200 [--idle 30]
 
 1. LSR swap forwarding (our runtime, one label) vs Linux kernel IPv4
    forwarding through an identical namespace chain snd -> mid -> rcv, same
@@ -11,6 +12,9 @@
 3. `lab up` time and router memory for line3, the backbone and a 50-router topology.
 4. failover: on the diamond, the link carrying a 100-pings-a-second flow fails;
    seconds until LDP has reconverged and the pings lost (outage = lost x 10 ms).
+5. isp (only with --only isp): real-ISP-shaped labs of --routers sizes (issue 20: 200
+   routers up and converged in < 60 s, < 6 GB PSS): phases, PSS/RSS summed, peak load,
+   idle CPU per converged router, `lab down` time.
 
 For the issue-9 numbers use `python -m benchmarks.bench_dataplane`: its sender
 (TPACKET_V2 TX ring, paced) out-runs a plain `send()` loop, and it searches the
@@ -297,6 +301,106 @@ def bench_up(quick: bool) -> dict:
     return res
 
 
+def _router_pids(lab: str) -> list[int]:
+    return [p["pid"] for p in LabState(lab).read().get("pids", [])
+            if p["role"].startswith("router:")]
+
+
+def _cpu_ticks(pids: list[int]) -> int:
+    """utime + stime of `pids` (clock ticks)."""
+    total = 0
+    for pid in pids:
+        try:
+            f = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += int(f[11]) + int(f[12])
+        except (OSError, IndexError, ValueError):
+            pass
+    return total
+
+
+def _log_phases(lab: str, barrier: float) -> dict:
+    """From the routers' logs: seconds after the start barrier until the last OSPF
+    adjacency reached Full and the last LDP session became OPERATIONAL."""
+    import datetime
+
+    last = {"ospf_full": 0.0, "ldp_operational": 0.0}
+    for f in LabState(lab).dir.glob("*.log"):
+        for line in f.read_text(errors="replace").splitlines():
+            key = ("ospf_full" if "-> Full" in line else
+                   "ldp_operational" if line.endswith("OPERATIONAL") else None)
+            if key is None:
+                continue
+            try:
+                t = datetime.datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            except ValueError:
+                continue
+            last[key] = max(last[key], t - barrier)
+    return {k: round(v, 2) for k, v in last.items()}
+
+
+class _LoadWatch:
+    """The highest 1-minute load average seen while a lab comes up."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak = 0.0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(1.0):
+            self.peak = max(self.peak, float(Path("/proc/loadavg").read_text().split()[0]))
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._t.join()
+        return round(self.peak, 1)
+
+
+def bench_isp(sizes: list[int], idle: float = 30.0) -> dict:
+    """`lab up` of real-ISP-shaped maps (benchmarks.topogen.isp_topology, OSPF and LDP on
+    the wire, no hosts): wall time by phase, the routers' PSS and RSS summed, peak load,
+    CPU of the converged routers while idle, `lab down` time (issue 20: 200 routers in
+    < 60 s and < 6 GB PSS)."""
+    import lsr.lab as L
+    from benchmarks.topogen import isp_topology
+
+    res = {}
+    for n in sizes:
+        topo = isp_topology(n)
+        lab = f"ls{n}"
+        watch = _LoadWatch()
+        t0 = time.monotonic()
+        wall0 = time.time()
+        r: dict = {"routers": len(topo.routers), "links": len(topo.links)}
+        try:
+            lab_ = L.up(topo, name=lab, timeout=900)
+            r["up_seconds"] = round(time.monotonic() - t0, 2)
+            r["load_peak"] = watch.stop()
+            r["phases"] = {k: round(v, 2) for k, v in lab_.timings.items()}
+            r["after_barrier"] = _log_phases(lab, wall0 + lab_.timings["routers"])
+            r["router_rss_mb_total"] = router_mem_mb(lab, "Rss")
+            r["router_pss_mb_total"] = router_mem_mb(lab, "Pss")
+            r["router_pss_mb_each"] = round(r["router_pss_mb_total"] / n, 1)
+            pids = _router_pids(lab)
+            c0, i0 = _cpu_ticks(pids), time.monotonic()
+            time.sleep(idle)
+            ticks = _cpu_ticks(pids) - c0
+            hz = os.sysconf("SC_CLK_TCK")
+            r["idle_cpu_pct_per_router"] = round(100 * ticks / hz / (time.monotonic() - i0) / n, 3)
+        finally:
+            if "load_peak" not in r:
+                watch.stop()
+            t1 = time.monotonic()
+            L.down(lab)
+            r["down_seconds"] = round(time.monotonic() - t1, 2)
+        res[f"isp{n}"] = r
+        print(f"  isp{n}: {json.dumps(r)}", flush=True)
+    return res
+
+
 def bench_failover(quick: bool) -> dict:
     """Diamond: fail pe1's link to the P that carries the flow, under a 10-ms ping stream."""
     import re
@@ -337,9 +441,25 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--json")
-    ap.add_argument("--only", choices=["swap", "e2e", "up", "failover"])
+    ap.add_argument("--only", choices=["swap", "e2e", "up", "failover", "isp"])
+    ap.add_argument("--routers", default="200",
+                    help="isp: comma-separated sizes of the ISP-shaped labs (default 200)")
+    ap.add_argument("--idle", type=float, default=30.0,
+                    help="isp: seconds the converged routers' CPU is measured over")
     a = ap.parse_args()
     out = {}
+    if a.only == "isp":  # heavy (a 200-router lab): only when asked for
+        try:
+            sizes = [int(x) for x in a.routers.split(",")]
+        except ValueError:
+            print(f"bench_lab: --routers {a.routers!r}: expected sizes like 50,100,200",
+                  file=sys.stderr)
+            return 2
+        print("isp:", flush=True)
+        out["isp"] = bench_isp(sizes, a.idle)
+        if a.json:
+            Path(a.json).write_text(json.dumps(out, indent=1))
+        return 0
     for name, fn in (("swap", bench_swap), ("e2e", bench_e2e), ("up", bench_up),
                      ("failover", bench_failover)):
         if a.only and a.only != name:

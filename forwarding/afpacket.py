@@ -60,6 +60,7 @@ PACKET_AUXDATA = 8  # struct tpacket_auxdata with every recvmsg(): the VLAN tag 
 TPACKET_V2 = 1
 TP_STATUS_KERNEL = 0  # RX slot status: the kernel's to fill
 TP_STATUS_USER = 1  # RX slot status: a frame for us to read
+_READY = bytes(b & TP_STATUS_USER for b in range(256))  # status byte -> 1 if ready, else 0
 TP_STATUS_VLAN_VALID = 0x10  # tp_vlan_tci holds the tag the kernel took off
 TP_STATUS_VLAN_TPID_VALID = 0x40  # tp_vlan_tpid holds its TPID (0x8100, 0x88a8)
 ETH_P_8021Q = 0x8100
@@ -377,16 +378,23 @@ class RingPort(PacketPort):
         ring, fs, n, i = self.ring, self.frame_size, self.nframes, self.index
         j = None
         if not ring[i * fs] & TP_STATUS_USER:  # tp_status's low byte (T2_STATUS = 0)
-            for k in range(1, n):
-                if ring[(i + k) % n * fs] & TP_STATUS_USER:
-                    j = (i + k) % n
-                    break
+            # Every slot's status byte in one C-speed slice, the first ready one after
+            # ours found by bytes.find (a Python loop over 1,024 slots, every second on
+            # every ring, was most of an idle router's CPU).
+            status = ring[0:n * fs:fs].translate(_READY)
+            k = (status[i + 1:] + status[:i]).find(1)
+            if k >= 0:
+                j = (i + 1 + k) % n
         if j is None or self._stuck != (i, j):
             self._stuck = None if j is None else (i, j)  # look again next time
             return 0
         self._stuck = None
         self.index = j
         return (j - i) % n
+
+    def ready(self) -> bool:
+        """A frame waits at our index (the ring watchdog reads only then)."""
+        return bool(self.ring[self.index * self.frame_size] & TP_STATUS_USER)
 
     def close(self) -> None:
         self.np_views = None  # forwarding.vector's arrays export the mmap's buffer

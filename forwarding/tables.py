@@ -466,10 +466,20 @@ class RouterTables:
     # ------------------------------------------------------------ updates
 
     def set_rib(self, rib: Mapping[IPv4Network, Route], recompile: bool = True) -> None:
-        """Swap in a new IGP RIB (after a topology change)."""
-        self.rib = dict(rib)
-        if recompile:
+        """Swap in a new IGP RIB (after a topology change). Only the prefixes whose route
+        changed are compiled again (an SPF run while a big lab converges changes a few of
+        hundreds); a whole rebuild where the RIB was or becomes empty (connected prefixes
+        stand in for it then) or VRFs resolve through it."""
+        old, self.rib = self.rib, dict(rib)
+        if not recompile:
+            return
+        if self.vrfs or not old or not self.rib:
             self._rebuild_lpm()
+            return
+        new = self.rib
+        changed = [p for p in old.keys() | new.keys() if old.get(p) != new.get(p)]
+        if changed:
+            self._update_prefixes(changed)
 
     def set_lfib(self, lfib: Lfib) -> None:
         """Swap in a whole new LFIB (counters of labels/prefixes that stay are kept)."""

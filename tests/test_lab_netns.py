@@ -342,7 +342,7 @@ def test_ctrl_c_while_a_router_is_forked_is_kept_and_the_router_recorded(monkeyp
     name = _lab_name("f")
     child = subprocess.Popen(["sleep", "30"])
 
-    def fork_and_ctrl_c(ns, argv, log_path):
+    def fork_and_ctrl_c(ns, argv, log_path, close=()):
         os.kill(os.getpid(), signal.SIGINT)  # the user's Ctrl-C, right inside the fork
         return child.pid
 

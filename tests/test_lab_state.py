@@ -114,6 +114,7 @@ def test_a_namespace_that_exists_already_is_not_recorded(run_dir, monkeypatch):
         return ""
 
     monkeypatch.setattr(netns, "run", run)
+    monkeypatch.setattr(netns, "write_sysctls", lambda ns, values: None)  # (lsr.lab.nsctl)
     monkeypatch.setattr(netns, "namespace_exists", lambda ns: ns == theirs and bool(made))
     with pytest.raises(LsrError, match=f"namespace {theirs} already exists and lab 'hl7' did not make it"):
         netns.create_namespaces(topo, "hl7", st)

@@ -10,7 +10,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from benchmarks.topogen import random_topology_yaml
+from benchmarks.topogen import isp_topology, random_topology_yaml
 from forwarding.afpacket import PacketPort
 from lsr.core.topology import load_topology, parse_topology
 from lsr.lab import node
@@ -29,7 +29,9 @@ def test_ring_depth_follows_lab_size(name: str, frames: int, monkeypatch) -> Non
 
 def test_ring_depth_floor_and_override(monkeypatch) -> None:
     monkeypatch.delenv("LSR_RING_FRAMES", raising=False)
-    big = parse_topology(random_topology_yaml(50, 25, seed=7, hosts=2), "<rnd50>")
+    mid = parse_topology(random_topology_yaml(50, 25, seed=7, hosts=2), "<rnd50>")
+    assert node.ring_frames(mid) == 512  # the budget holds
+    big = isp_topology(400)
     assert node.ring_frames(big) == node.RING_MIN  # over budget: never below the floor
     monkeypatch.setenv("LSR_RING_FRAMES", "512")
     assert node.ring_frames(big) == 512

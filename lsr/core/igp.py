@@ -100,6 +100,13 @@ def spf(adj: dict[str, list[tuple[str, int, int]]], source: str) -> SpfResult:
     return {n: (dist[n], first[n]) for n in dist}
 
 
+def connected_routes(topo: Topology, router: str) -> dict[IPv4Network, Route]:
+    """The routes `Igp(topo).rib(router)` has without a next hop (own loopback, connected
+    subnets), in the same order, without any SPF: all a router running OSPF starts from."""
+    return {interned(p): Route(interned(p), 0, ()) for p, owners in topo.prefixes().items()
+            if any(o == router for o, _ in owners)}
+
+
 class Igp:
     """All routers' SPF and RIBs for one topology state (set of links down)."""
 

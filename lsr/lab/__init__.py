@@ -19,6 +19,7 @@ import pickle
 import subprocess
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from ipaddress import IPv4Network
 from pathlib import Path
@@ -28,6 +29,7 @@ from lsr.core.igp import Igp
 from lsr.core.topology import MAX_LAB_NAME, NAME_RE, Topology
 from lsr.errors import LsrError
 from lsr.lab import frr, netns, owner, strongswan
+from lsr.lab.background import Background
 from lsr.lab.files import write_file
 from lsr.lab.interrupts import ENDING_SIGNALS, signals_held, signals_interrupt  # noqa: F401
 from lsr.lab.routers import query_socket, record_pid, start_routers, wait_ready  # noqa: F401
@@ -171,6 +173,7 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
     t0 = time.monotonic()
     timings: dict[str, float] = {}
     claimed = False
+    bg: Background | None = None
     with signals_interrupt():
         try:
             with signals_held():  # claimed and known to be: no signal in between
@@ -178,22 +181,35 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
                              "nodes": list(topo.nodes), "routers": [r.name for r in topo.routers]})
                 claimed = True
             write_file(state.dir / "topology.pickle", pickle.dumps(topo), 0o600)  # every secret
+            # What the routers must converge to, computed meanwhile (lsr.lab.background;
+            # a signal inside fork() would be lost in the at-fork hooks: held)
+            with signals_held():
+                bg = Background(lambda: expected(topo), state.dir / "expected.pickle")
             say(f"creating {len(topo.nodes)} namespaces", 0.05)
             netns.create_namespaces(topo, name, state)
+            timings["namespaces"] = time.monotonic() - t0
             say(f"creating {len(topo.links)} links", 0.2)
             netns.create_links(topo, name)
+            timings["links"] = time.monotonic() - t0
             netns.configure_nodes(topo, name)
             timings["network"] = time.monotonic() - t0
             say(f"starting {len(topo.routers)} routers", 0.35)
             timings.update(frr.start(topo, name, state, t0 + timeout))  # kind: frr (FRR's ldpd)
-            start_routers(topo, name, state, ring, spawn)
-            wait_ready(topo, name, state, t0 + timeout)
-            for r in frr.our_routers(topo):  # the start barrier: all hello sockets exist now
-                query(name, r.name, "start")
+            gate = start_routers(topo, name, state, ring, spawn)
+            timings["forked"] = time.monotonic() - t0
+            try:
+                wait_ready(topo, name, state, t0 + timeout)
+            finally:
+                if gate is not None:  # the start barrier: all hello sockets exist now
+                    gate.open()
+            timings["ready"] = time.monotonic() - t0
+            if gate is None:
+                for r in frr.our_routers(topo):
+                    query(name, r.name, "start")
             frr.start_ospfd(topo, name, state, t0 + timeout)
             timings["routers"] = time.monotonic() - t0
             say("waiting for LDP to converge", 0.5)
-            _wait_converged(topo, name, t0 + timeout, say)
+            _wait_converged(topo, name, t0 + timeout, say, timings=timings, t0=t0, exp=bg.result())
             timings["converged"] = time.monotonic() - t0
             state.set("converged", time.time())
             timings.update(strongswan.start(topo, name, state, time.monotonic() + timeout,
@@ -201,6 +217,8 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
             with signals_held():
                 state.set("building", False)  # from here `lab down` of it signals nobody
         except Exception as e:
+            if bg is not None:
+                bg.cancel()
             if claimed and keep:
                 with contextlib.suppress(OSError, LsrError):  # the first error is the one to see
                     state.set("failed", str(e))
@@ -210,6 +228,8 @@ def up(topo: Topology, name: str | None = None, timeout: float = 60,
                     teardown(name)
             raise
         except BaseException:
+            if bg is not None:
+                bg.cancel()
             if claimed:
                 with signals_held(deliver=False):
                     teardown(name)
@@ -382,39 +402,64 @@ def _missing(name: str, router: str, exp: dict[str, Any], names: dict[str, str])
 
 
 def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
-                    down_links: Sequence[int] = ()) -> None:
-    exp = expected(topo, down_links)
+                    down_links: Sequence[int] = (), timings: dict[str, float] | None = None,
+                    t0: float = 0.0, exp: dict[str, dict[str, Any]] | None = None) -> None:
+    """Until every router matches `exp` (`expected`, computed here if not given); `timings`
+    (lab up's) gets when the expected state was known ("expected"), the check's rounds and
+    the time spent in them."""
+    if exp is None:
+        exp = expected(topo, down_links)
     names = {str(n.lsr_id): n.name for n in topo.routers}
     pending = [r.name for r in topo.routers]
     last = ""
-    while True:
-        still = []
-        for r in pending:
-            try:
-                if frr.is_frr(topo, r):
-                    why = frr.missing(name, topo, r, exp[r]["peers"], query, down_links)
-                    if why is None and "bgp" in exp[r]:
-                        from lsr.lab import bgp_lab
+    if timings is not None:
+        timings["expected"] = time.monotonic() - t0
+        timings.setdefault("check_rounds", 0)
+        timings.setdefault("check_seconds", 0.0)
 
-                        why = bgp_lab.frr_missing(name, topo, r, exp[r]["bgp"])
-                else:
-                    why = _missing(name, r, exp[r], names)
-            except (OSError, LsrError) as e:
-                why = f"{r}: management socket: {e}"
-            if why:
-                still.append(r)
-                last = why
-        done = len(topo.routers) - len(still)
-        say(f"converged {done}/{len(topo.routers)} routers", 0.5 + 0.5 * done / max(1, len(topo.routers)))
-        if not still:
-            return
-        pending = still
-        if time.monotonic() > deadline:
-            from lsr.lab.diagnose import explain
+    def why(r: str) -> str | None:
+        try:
+            if frr.is_frr(topo, r):
+                w = frr.missing(name, topo, r, exp[r]["peers"], query, down_links)
+                if w is None and "bgp" in exp[r]:
+                    from lsr.lab import bgp_lab
 
-            raise LabError(f"lab '{name}' did not converge: "
-                           f"{explain(name, topo, still, query) or last}")
-        time.sleep(0.1)
+                    w = bgp_lab.frr_missing(name, topo, r, exp[r]["bgp"])
+                return w
+            return _missing(name, r, exp[r], names)
+        except (OSError, LsrError) as e:
+            return f"{r}: management socket: {e}"
+
+    # Routers asked a few at a time: on a loaded machine each answer waits for its router
+    # to be scheduled (200 routers one after the other: ~10 s a round).
+    pool = ThreadPoolExecutor(max_workers=8) if len(pending) > 8 else None
+    try:
+        while True:
+            round0 = time.monotonic()
+            still = []
+            for r, w in zip(pending, pool.map(why, pending) if pool else map(why, pending),
+                            strict=True):
+                if w:
+                    still.append(r)
+                    last = w
+            if timings is not None:
+                timings["check_rounds"] += 1
+                timings["check_seconds"] += time.monotonic() - round0
+            done = len(topo.routers) - len(still)
+            say(f"converged {done}/{len(topo.routers)} routers",
+                0.5 + 0.5 * done / max(1, len(topo.routers)))
+            if not still:
+                return
+            pending = still
+            if time.monotonic() > deadline:
+                from lsr.lab.diagnose import explain
+
+                raise LabError(f"lab '{name}' did not converge: "
+                               f"{explain(name, topo, still, query) or last}")
+            time.sleep(0.1)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def wait_converged(name: str, timeout: float = 30) -> float:

@@ -17,18 +17,30 @@ import json
 import os
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from lsr.core.topology import Topology
 
 
-def preload() -> None:
-    """Import everything a router needs, once, before the first fork."""
+def preload(topo: Topology | None = None) -> None:
+    """Import everything a router needs, once, before the first fork: a module a router
+    imports itself is compiled and kept in every router's private memory (and routers
+    that started at once import it at once). IPsec and VPN modules only if `topo` has
+    IPsec or VRFs (or is not known: the fork server serves any lab)."""
     import forwarding.plane  # noqa: F401
+    import forwarding.tables  # noqa: F401
     import ldp.instance  # noqa: F401
     from forwarding import ioloop  # noqa: F401
     try:
         import forwarding.vector  # noqa: F401  (numpy: ~20 MB a router if imported there)
     except ImportError:
         pass
-    from lsr.lab import node, node_bgp, node_ospf  # noqa: F401
+    from lsr.lab import node, node_bgp, node_impair, node_oam, node_ospf  # noqa: F401
+    if topo is None or topo.extra.get("ipsec") is not None:
+        from lsr.lab import ipsec  # noqa: F401
+    if topo is None or any(r.vrfs for r in topo.routers):
+        from lsr.lab import node_vpn  # noqa: F401
     try:
         import pyroute2  # noqa: F401  (netlink carrier watch in every router)
     except ImportError:

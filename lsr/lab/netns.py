@@ -13,10 +13,13 @@ import subprocess
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from ipaddress import IPv4Network
+from typing import Any
 
 from lsr.core.igp import Route
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
+from lsr.lab import rtnl
+from lsr.lab.nsctl import offloads_off, write_sysctls
 from lsr.lab.state import LabState, namespace_exists, ns_name
 
 # Router-router veths carry labelled frames: a 1500-byte IP packet plus a label
@@ -108,8 +111,7 @@ def create_namespaces(topo: Topology, lab: str, state: LabState,
         sysctls = dict(ROUTER_SYSCTLS if n.is_router else HOST_SYSCTLS)
         if not n.is_router and any(i.address6 is not None for i in n.interfaces.values()):
             sysctls.update(HOST6_SYSCTLS)
-        run(["ip", "netns", "exec", ns, "sysctl", "-q", "-w",
-             *(f"{k}={v}" for k, v in sysctls.items())])
+        write_sysctls(ns, sysctls)
 
 
 def create_links(topo: Topology, lab: str, only: Collection[str] | None = None) -> None:
@@ -162,8 +164,13 @@ def configure_nodes(topo: Topology, lab: str, only: Collection[str] | None = Non
             if gw6 is not None:
                 cmds.append(f"route add default via {gw6}")  # the family follows the gateway
         ip_batch(cmds, ns)
+    by_ns: dict[str, list[str]] = {}
+    for ns, ifname in jobs:
+        by_ns.setdefault(ns, []).append(ifname)
+    # ioctls from a thread in each namespace (lsr.lab.nsctl); ethtool where they fail
+    left = [(ns, i) for ns, ifs in by_ns.items() for i in offloads_off(ns, ifs)]
     with ThreadPoolExecutor(max_workers=8) as ex:
-        list(ex.map(lambda j: _offloads_off(*j), jobs))
+        list(ex.map(lambda j: _offloads_off(*j), left))
 
 
 def set_link(topo: Topology, lab: str, link_index: int, up: bool) -> None:
@@ -189,26 +196,62 @@ def find_link(topo: Topology, a: str, b: str) -> int:
 # Used by the router runtime inside its own namespace (like zebra).
 
 
-def route_commands(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> tuple[
-    list[str], set[IPv4Network]
+Installed = dict  # prefix -> route_key() of what is in the kernel (None: to be redone)
+
+
+def route_key(route: Route) -> tuple:
+    """What a kernel route of ours is made of: an unchanged key needs no command."""
+    return tuple((nh.address, nh.interface) for nh in route.nexthops)
+
+
+def route_changes(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> tuple[
+    list[tuple[IPv4Network, Route | None]], Installed
 ]:
-    """`ip -batch` lines replacing every remote RIB route and deleting stale ones."""
-    cmds: list[str] = []
-    want: set[IPv4Network] = set()
+    """What to do to the kernel table: (prefix, route to install, or None to delete) for
+    every remote RIB route and every stale one. With `installed` a mapping (prefix ->
+    route_key, as returned), a route whose key is unchanged is left alone: a big lab's
+    SPF runs change a few routes, not all of them. Returns the changes and the new
+    mapping."""
+    known: Mapping[IPv4Network, Any] = installed if isinstance(installed, Mapping) else \
+        dict.fromkeys(installed)
+    out: list[tuple[IPv4Network, Route | None]] = []
+    want: Installed = {}
     for prefix, route in rib.items():
         if not route.nexthops:
             continue  # own loopback / connected subnet: the kernel has it
-        want.add(prefix)
-        if len(route.nexthops) == 1:
+        key = route_key(route)
+        want[prefix] = key
+        if prefix not in known or known[prefix] != key:
+            out.append((prefix, route))
+    out.extend((prefix, None) for prefix in sorted(set(known) - set(want)))
+    return out, want
+
+
+def route_commands(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> tuple[
+    list[str], Installed
+]:
+    """`ip -batch` lines for `route_changes` (the same changes as rtnl messages)."""
+    changes, want = route_changes(rib, installed)
+    cmds: list[str] = []
+    for prefix, route in changes:
+        if route is None:
+            cmds.append(f"route del {prefix} proto {ROUTE_PROTO} metric 20")
+        elif len(route.nexthops) == 1:
             nh = route.nexthops[0]
             cmds.append(f"route replace {prefix} via {nh.address} dev {nh.interface} "
                         f"proto {ROUTE_PROTO} metric 20")
         else:
             hops = " ".join(f"nexthop via {nh.address} dev {nh.interface}" for nh in route.nexthops)
             cmds.append(f"route replace {prefix} proto {ROUTE_PROTO} metric 20 {hops}")
-    for prefix in sorted(set(installed) - want):
-        cmds.append(f"route del {prefix} proto {ROUTE_PROTO} metric 20")
     return cmds, want
+
+
+def redo_routes_via(installed: Installed, ifname: str) -> None:
+    """Carrier changed on `ifname`: the kernel may have dropped our routes through it
+    (admin down flushes them), so the next sync installs (or deletes) them again."""
+    for prefix, key in installed.items():
+        if key is None or any(dev == ifname for _, dev in key):
+            installed[prefix] = None
 
 
 def sweep_routes() -> None:
@@ -220,11 +263,26 @@ def sweep_routes() -> None:
                    text=True, timeout=30)
 
 
-def sync_routes(rib: Mapping[IPv4Network, Route], installed: set[IPv4Network]) -> set[IPv4Network]:
-    """Install the RIB into the current namespace's kernel table; returns what is installed."""
-    cmds, want = route_commands(rib, installed)
-    if cmds:
+def sync_routes(rib: Mapping[IPv4Network, Route], installed: Iterable[IPv4Network]) -> Installed:
+    """Install the RIB into the current namespace's kernel table (only what changed since
+    `installed`, see route_changes) over netlink (lsr.lab.rtnl), or with `ip -force
+    -batch` where netlink fails; returns what is installed (a route that failed: None,
+    tried again next time)."""
+    changes, want = route_changes(rib, installed)
+    if not changes:
+        return want
+    try:
+        failed = rtnl.apply([(p, None if r is None else [(nh.address, nh.interface)
+                                                         for nh in r.nexthops])
+                             for p, r in changes], ROUTE_PROTO, 20)
+    except OSError:
+        rtnl.close()
+        cmds, _ = route_commands(rib, installed)
         # -force: a route via a just-downed interface fails alone, the rest still apply
-        subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
-                       capture_output=True, text=True, timeout=30)
+        p = subprocess.run(["ip", "-force", "-batch", "-"], input="\n".join(cmds) + "\n",
+                           capture_output=True, text=True, timeout=30)
+        failed = {prefix: 0 for prefix, _ in changes} if p.returncode != 0 else {}
+    for prefix in failed:  # which failed (all, from `ip`): sent again next time
+        if prefix in want:
+            want[prefix] = None
     return want

@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import collections
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -47,14 +48,14 @@ from forwarding.afpacket import (
 )
 from forwarding.plane import LOCAL_IF
 from ldp import events as ev
-from lsr.core.igp import Igp
+from lsr.core.igp import Igp, connected_routes
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab.files import open_append, write_file
 from lsr.lab.logcap import RateLimit
 from lsr.lab.logcap import install as install_logging
-from lsr.lab.netns import sweep_routes, sync_routes
+from lsr.lab.netns import redo_routes_via, sweep_routes, sync_routes
 from lsr.lab.sockopts import GTSM_TTL, gtsm_sockopt, md5_sockopt
 from lsr.lab.state import node_of
 
@@ -88,17 +89,19 @@ LOG_FLUSH = 10.0  # s between reports of suppressed log lines (lsr.lab.logcap)
 
 
 RING_BUDGET = 512 << 20  # bytes of RX rings all routers of a lab may take together
-RING_MIN, RING_MAX = 1024, 4096  # slots per RX ring
+# Slots per RX ring. The floor is low enough for the budget to hold for a 200-router lab
+# (~950 rings: 256 slots, 0.5 GB; with a 1,024 floor they took 2 GB, a fifth of its PSS).
+RING_MIN, RING_MAX = 256, 4096
 
 
 def ring_frames(topo: Topology, frame_size: int = 2048) -> int:
-    """Slots per RX ring: as many as the lab's budget allows, 1,024 to 4,096.
+    """Slots per RX ring: as many as the lab's budget allows, 256 to 4,096.
 
     Where routers share a core, a router's ring must hold what arrives while the
     others run: deeper rings ride out longer scheduling gaps (line3 end to end, loss-free:
     ~100 k frames/s with 1,024 slots, ~135 k with 4,096). Each interface has two rings
-    (MPLS, IPv4) of 2 KB slots, so small labs get 4,096 (16 MB an interface) and large
-    ones stay at 1,024. LSR_RING_FRAMES overrides."""
+    (MPLS, IPv4) of 2 KB slots, so small labs get 4,096 (16 MB an interface), 50 routers
+    512 and 200 routers 256. LSR_RING_FRAMES overrides."""
     env = os.environ.get("LSR_RING_FRAMES")
     if env:
         return int(env)
@@ -178,17 +181,19 @@ class Router:
         self.started = time.time()
         self.counters: collections.Counter[str] = collections.Counter()
         self.down_links: set[int] = set()
-        self.igp = Igp(topo)
         # The IGP: OSPF on the wire (lsr.lab.node_ospf); until its first SPF run the RIB
         # holds our connected prefixes. A static LFIB (benchmarks) keeps the centrally
-        # computed routes.
+        # computed routes (`igp`: the whole topology's graph and SPF, which a router
+        # running OSPF never needs: not built there).
+        self.igp: Igp | None = None
         self.ospf: Any = None
         if static_lfib is None:
             from lsr.lab.node_ospf import NodeOspf
 
             self.ospf = NodeOspf(self, self.routes_changed, self.carrier_event)
-            self.rib = {p: r for p, r in self.igp.rib(name).items() if r.connected}
+            self.rib = connected_routes(topo, name)
         else:
+            self.igp = Igp(topo)
             self.rib = self.igp.rib(name)
         # BGP (lsr.lab.node_bgp) where the topology's `bgp:` section names this router.
         self.bgp: Any = None
@@ -202,11 +207,11 @@ class Router:
             from lsr.lab.node_sixpe import NodeSixpe
 
             self.sixpe = NodeSixpe.maybe(self)
-        self.kernel_routes: set = set()
+        self.kernel_routes: dict = {}  # prefix -> netns.route_key (what is installed)
         self.lfib = static_lfib if static_lfib is not None else Lfib()
         # VRFs (RFC 4364, lsr.lab.node_vpn): export into BGP, import into VRF FIBs.
         self.vpn: Any = None
-        if static_lfib is None:
+        if static_lfib is None and self.node.vrfs:  # (a router without VRFs: no import)
             from lsr.lab.node_vpn import NodeVpn
 
             self.vpn = NodeVpn.maybe(self)
@@ -437,6 +442,7 @@ class Router:
         or comes now, as OSPF's does; the IGP routes follow from OSPF."""
         iface = self.node.interfaces[ifname]
         (self.down_links.discard if up else self.down_links.add)(iface.link)
+        redo_routes_via(self.kernel_routes, ifname)  # admin down flushed them
         sock = self.hello_socks.get(ifname)
         if not up and sock is not None:
             self.loop.remove_reader(sock.fileno())
@@ -453,6 +459,8 @@ class Router:
         else:
             self.down_links.add(link)
         mine = [i.name for i in self.node.interfaces.values() if i.link == link]
+        for ifname in mine:
+            redo_routes_via(self.kernel_routes, ifname)  # admin down flushed them
         if up:
             # Routes before Hellos: a peer that answers our first Hello with a SYN at once
             # (FRR does) needs our route back to its transport address, or our SYN-ACK is
@@ -617,6 +625,8 @@ class Router:
                     if skipped:
                         c["rx_ring_resyncs"] += 1
                         log.warning("%s: RX ring resynchronised, %d slots skipped", ifname, skipped)
+                    if not ring.ready():
+                        continue  # nothing waiting: an idle router does no reading
                     before = c["rx_" + ifname]
                     fn(ifname, ring)
                     if c["rx_" + ifname] != before:
@@ -892,6 +902,9 @@ class Router:
             if self.ipsec is None:
                 raise ValueError(f"{self.name} has no IPsec role in this topology")
             return self.ipsec.answer(req)
+        if op == "process":
+            # (igp: the whole topology's graph and SPF, held only without OSPF)
+            return {**process_view(req.get("top", 0)), "igp": self.igp is not None}
         if op == "start":
             self.go.set()
             return {}
@@ -919,7 +932,8 @@ class Router:
 
     # ------------------------------------------------------------ run
 
-    async def run(self, wait_start: bool = False, restart: bool = False) -> None:
+    async def run(self, wait_start: bool = False, restart: bool = False,
+                  start_fd: int | None = None) -> None:
         sock_path = self.state_dir / f"{self.name}.sock"
         with contextlib.suppress(FileNotFoundError):
             sock_path.unlink()
@@ -930,12 +944,14 @@ class Router:
         if self.ospf is not None:
             self.ospf.open()
         self.open_ports()
-        sweep_routes()  # a predecessor's routes (after a crash): ours start from our RIB
+        if start_fd is None:  # (behind a start gate: `lab up`'s new namespace, nothing to sweep)
+            sweep_routes()  # a predecessor's routes (after a crash): ours start from our RIB
         self.kernel_routes = sync_routes(self.rib, set())
         self.rebuild_tables()
-        from lsr.lab.ipsec import IpsecRuntime
+        if self.topo.extra.get("ipsec") is not None:  # (a lab without IPsec: no import)
+            from lsr.lab.ipsec import IpsecRuntime
 
-        self.ipsec = IpsecRuntime.maybe(self)
+            self.ipsec = IpsecRuntime.maybe(self)
         self.impair.start()  # after the tables: the fast path must learn which ports are wrapped
         if self.rings:
             self.loop.call_later(1.0, self._ring_watchdog)
@@ -947,8 +963,13 @@ class Router:
             # Hellos sent before a neighbour has its socket are lost and cost a
             # whole hello interval; the lab starts every router at once instead.
             waiter = self.loop.create_task(self.go.wait())
+            if start_fd is not None:  # EOF when `lab up` opens the start gate
+                self.loop.add_reader(start_fd, self.go.set)
             await asyncio.wait([waiter, self.loop.create_task(self.stopping.wait())],
                                return_when=asyncio.FIRST_COMPLETED)
+        if start_fd is not None:
+            self.loop.remove_reader(start_fd)
+            os.close(start_fd)
         self.feed(ev.Start())
         self.feed(ev.RibChanged(dict(self.rib)))
         for ifname, s in self.hello_socks.items():
@@ -977,6 +998,32 @@ class Router:
                 self.ospf.stop()  # flush our router-LSA (premature aging, RFC 2328 §14.1)
         await asyncio.sleep(0.05)  # let Shutdown notifications leave
         server.close()
+
+
+def process_view(top: Any = 0) -> dict[str, Any]:
+    """`{"op": "process"}`: what this router process holds (docs/scale.md, "A big lab on
+    one machine"): its modules, the objects gc.freeze() left out of collection (inherited
+    from the process it was forked from), its memory (smaps_rollup, kB) and CPU seconds;
+    with `"top": N` and LSR_TRACEMALLOC set, the N largest allocation sites since start."""
+    mem: dict[str, int] = {}
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:]:
+            k, _, v = line.partition(":")
+            if v.strip().endswith("kB"):
+                mem[k] = int(v.split()[0])
+    t = os.times()
+    out: dict[str, Any] = {"pid": os.getpid(), "modules": sorted(sys.modules),
+                           "gc_frozen": gc.get_freeze_count(), "gc_counts": list(gc.get_count()),
+                           "memory_kb": mem, "cpu_seconds": round(t.user + t.system, 3)}
+    if type(top) is int and top > 0:
+        import tracemalloc
+
+        if tracemalloc.is_tracing():
+            stats = tracemalloc.take_snapshot().statistics("lineno")[:top]
+            out["tracemalloc_kb"] = round(tracemalloc.get_traced_memory()[0] / 1024)
+            out["top"] = [{"site": str(s.traceback[0]), "kb": round(s.size / 1024),
+                           "count": s.count} for s in stats]
+    return out
 
 
 class _NoLdp:
@@ -1034,37 +1081,57 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-ring", action="store_true", help="plain recv loop instead of TPACKET_V2")
     ap.add_argument("--debug", action="store_true")
     ap.add_argument("--wait-start", action="store_true", help="start LDP on a 'start' request")
+    ap.add_argument("--start-fd", type=int, help="with --wait-start: or when this pipe's "
+                    "write end closes (lsr.lab.routers.StartGate)")
     ap.add_argument("--restart", action="store_true",
                     help="a restart into a running lab (lsr lab node start): OSPF stub router "
                          "for a while (RFC 6987)")
     ap.add_argument("--static-lfib", help="pickled lsr.core.lfib.Lfib; no LDP (benchmarks)")
     args = ap.parse_args(argv)
+    if os.environ.get("LSR_TRACEMALLOC", "").isdigit():  # memory study (process_view)
+        import tracemalloc
+
+        tracemalloc.start(int(os.environ["LSR_TRACEMALLOC"]) or 1)
     state_dir = Path(args.state_dir)
     # Rate-limited lines, size-capped file (lsr.lab.logcap): an attack cannot fill /run.
     limit = install_logging(state_dir / f"{args.router}.log",
                             f"%(asctime)s {args.router} %(levelname)s %(message)s",
                             logging.DEBUG if args.debug else logging.INFO)
-    topo: Topology = pickle.loads((state_dir / "topology.pickle").read_bytes())
+    shared = _forked_topology
+    topo: Topology = shared[1] if shared is not None and shared[0] == state_dir else \
+        pickle.loads((state_dir / "topology.pickle").read_bytes())
 
     async def amain() -> None:
         static = pickle.loads(Path(args.static_lfib).read_bytes()) if args.static_lfib else None
         router = Router(topo, args.router, state_dir, ring=not args.no_ring, static_lfib=static)
         router.log_limit = limit
-        await router.run(wait_start=args.wait_start, restart=args.restart)
+        await router.run(wait_start=args.wait_start, restart=args.restart,
+                         start_fd=args.start_fd)
 
     asyncio.run(amain())
     return 0
 
 
 CLONE_NEWNET = 0x40000000
+# (state dir, topology) of the lab whose routers this process is forking: each router
+# uses the parent's copy, shared, instead of unpickling its own (~1 MB a router at 200).
+_forked_topology: tuple[Path, Topology] | None = None
 
 
-def spawn_forked(ns: str, argv: list[str], log_path: Path) -> int:
+def share_topology(state_dir: Path | None, topo: Topology | None = None) -> None:
+    """Routers forked from now on (for lab `state_dir`) use `topo` as it is in memory;
+    None: they read topology.pickle again."""
+    global _forked_topology
+    _forked_topology = None if state_dir is None or topo is None else (Path(state_dir), topo)
+
+
+def spawn_forked(ns: str, argv: list[str], log_path: Path, close: tuple[int, ...] = ()) -> int:
     """Fork a router process into namespace `ns` (the parent has the modules imported already).
 
     Much faster and lighter than `ip netns exec python -m lsr.lab.node` for big labs:
     no interpreter start-up, and the imported code is shared copy-on-write.
-    The child never returns: it runs `main(argv)` and `_exit`s.
+    The child never returns: it runs `main(argv)` and `_exit`s, with the file
+    descriptors `close` closed (the start gate's write end: lsr.lab.routers.StartGate).
     """
     import ctypes
 
@@ -1077,6 +1144,8 @@ def spawn_forked(ns: str, argv: list[str], log_path: Path) -> int:
         return pid
     code = 1
     try:
+        for c in close:
+            os.close(c)
         os.setsid()  # a Ctrl-C at the terminal is for `lsr lab up`, not for us
         libc = ctypes.CDLL(None, use_errno=True)
         if libc.setns(fd, CLONE_NEWNET) != 0:

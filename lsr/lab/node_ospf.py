@@ -44,6 +44,7 @@ IFF_RUNNING = 0x40  # RFC 2863 operational state up: carrier (what ifr_flags has
 SIOCGIFFLAGS = 0x8913
 RTMGRP_LINK = 0x1
 TOS_INTERNETWORK_CONTROL = 0xC0
+ADDR_CACHE = 1024  # addresses parsed / printed, kept
 
 
 class NodeOspf:
@@ -73,6 +74,10 @@ class NodeOspf:
         self.busy = False
         self.queue: collections.deque = collections.deque()
         self.counters = router.counters
+        # (AllSPFRouters as the very object ospf.instance compares by identity first)
+        self._addrs: dict[str | bytes, IPv4Address] = {
+            ALL_SPF_ROUTERS.packed: ALL_SPF_ROUTERS, str(ALL_SPF_ROUTERS): ALL_SPF_ROUTERS}
+        self._strs: dict[IPv4Address, str] = {}
 
     # ------------------------------------------------------------ sockets
 
@@ -126,7 +131,7 @@ class NodeOspf:
                 if level == socket.IPPROTO_IP and typ == IP_PKTINFO and len(cdata) >= 12:
                     (idx,) = struct.unpack_from("=i", cdata)
                     ifname = self.by_index.get(idx)
-                    dst = IPv4Address(cdata[8:12])
+                    dst = self._addr(cdata[8:12])
             if ifname is None or len(data) < 20:
                 self.counters["ospf_rx_foreign"] += 1
                 continue
@@ -138,7 +143,23 @@ class NodeOspf:
                 self._carrier(ifname, True)
             ihl = (data[0] & 0x0F) * 4  # raw IPv4 sockets hand us the IP header too
             self.counters["ospf_rx"] += 1
-            self.feed(oev.PacketReceived(ifname, IPv4Address(src[0]), dst, data[ihl:]))
+            self.feed(oev.PacketReceived(ifname, self._addr(src[0]), dst, data[ihl:]))
+
+    def _addr(self, raw: str | bytes) -> IPv4Address:
+        """IPv4Address(raw), from a cache: parsing a dotted quad per packet was a tenth of
+        a converging router's CPU. Bounded (a flood of spoofed sources)."""
+        a = self._addrs.get(raw)
+        if a is None:
+            if len(self._addrs) >= ADDR_CACHE:
+                self._addrs.clear()
+            a = self._addrs[raw] = IPv4Address(raw)
+        return a
+
+    def _str(self, addr: IPv4Address) -> str:
+        if len(self._strs) >= ADDR_CACHE:
+            self._strs.clear()
+        s = self._strs[addr] = str(addr)
+        return s
 
     def _send(self, a: oev.SendPacket) -> None:
         idx = self.index.get(a.ifname)
@@ -148,7 +169,7 @@ class NodeOspf:
         pktinfo = struct.pack("=i4s4s", idx, cfg.address.ip.packed, a.dst.packed)
         try:
             self.sock.sendmsg([a.data], [(socket.IPPROTO_IP, IP_PKTINFO, pktinfo)], 0,
-                               (str(a.dst), 0))
+                               (self._strs.get(a.dst) or self._str(a.dst), 0))
             self.counters["ospf_tx"] += 1
         except OSError as e:  # no carrier: the instance learns it from netlink
             self.counters["ospf_tx_errors"] += 1

@@ -24,32 +24,63 @@ from lsr.lab.interrupts import signals_held
 from lsr.lab.state import LabError, LabState, ns_name, pid_alive
 
 
+class StartGate:
+    """The start barrier of routers forked from this process: each holds the read end of
+    one pipe, and closing the write end (`open`) starts them all at once (EOF). A "start"
+    request to each router in turn let the first ones flood while the last still waited
+    for theirs: 23 s for 200 routers on two cores."""
+
+    def __init__(self) -> None:
+        self.r, self.w = os.pipe()
+
+    def router_args(self) -> list[str]:
+        return ["--start-fd", str(self.r)]
+
+    def open(self) -> None:
+        """Start every router (idempotent)."""
+        for fd in (self.r, self.w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self.r = self.w = -1
+
+
 def start_routers(topo: Topology, name: str, state: LabState, ring: bool = True,
-                  spawn: str = "fork", routers: Collection[str] | None = None) -> None:
+                  spawn: str = "fork", routers: Collection[str] | None = None
+                  ) -> StartGate | None:
     """Start the runtime of each of our routers (or of `routers` only: a machine's part of a
     multi-machine lab, lsr.lab.agent) with `state.dir` as its state directory, each
-    recorded in `state`; they wait for the start barrier (`query(..., "start")`)."""
+    recorded in `state`; they wait for the start barrier: `StartGate.open()` of the gate
+    returned for forked routers, else `query(..., "start")` to each."""
     env = dict(os.environ)
     root = str(Path(lsr.__file__).resolve().parents[1])
     env["PYTHONPATH"] = root + os.pathsep + env.get("PYTHONPATH", "")
     if spawn == "fork":
+        from lsr.lab import node
         from lsr.lab.forker import preload
 
-        preload()  # everything a router needs, imported once here: each fork shares it
+        preload(topo)  # everything a router needs, imported once here: each fork shares it
+        node.share_topology(state.dir, topo)  # and the topology, as it is in memory here
         gc.freeze()  # keep the collector from dirtying the shared pages in every child
     server = ForkServer(env) if spawn == "forkserver" else None
+    gate = StartGate() if spawn == "fork" else None
     try:
-        _start_each(topo, name, state, ring, spawn, routers, env, server)
+        _start_each(topo, name, state, ring, spawn, routers, env, server, gate)
+    except BaseException:
+        if gate is not None:
+            gate.open()
+        raise
     finally:
         if server is not None:
             server.close()
-    if spawn == "fork":
-        gc.unfreeze()  # only the children needed it
+        if spawn == "fork":
+            node.share_topology(None)
+            gc.unfreeze()  # only the children needed it
+    return gate
 
 
 def _start_each(topo: Topology, name: str, state: LabState, ring: bool, spawn: str,
                 routers: Collection[str] | None, env: dict[str, str],
-                server: ForkServer | None) -> None:
+                server: ForkServer | None, gate: StartGate | None = None) -> None:
     if spawn == "fork":
         from lsr.lab import node
     for r in frr.our_routers(topo):
@@ -64,8 +95,10 @@ def _start_each(topo: Topology, name: str, state: LabState, ring: bool, spawn: s
                 record_pid(state, pid, f"router:{r.name}")
             continue
         if spawn == "fork":
+            assert gate is not None
             with signals_held():
-                pid = node.spawn_forked(ns_name(name, r.name), args, state.dir / f"{r.name}.log")
+                pid = node.spawn_forked(ns_name(name, r.name), args + gate.router_args(),
+                                        state.dir / f"{r.name}.log", close=(gate.w,))
                 record_pid(state, pid, f"router:{r.name}")
             continue
         logf = open_append(state.dir / f"{r.name}.log")  # handed to the child
