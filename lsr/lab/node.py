@@ -1000,9 +1000,13 @@ class Router:
         server.close()
 
 
+# The modules a forked router had from its parent (None: not forked, `ip netns exec`)
+_MODULES_AT_FORK: frozenset[str] | None = None
+
+
 def process_view(top: Any = 0) -> dict[str, Any]:
     """`{"op": "process"}`: what this router process holds (docs/scale.md, "A big lab on
-    one machine"): its modules, the objects gc.freeze() left out of collection (inherited
+    one machine"): its modules (and those imported since it was forked), the objects gc.freeze() left out of collection (inherited
     from the process it was forked from), its memory (smaps_rollup, kB) and CPU seconds;
     with `"top": N` and LSR_TRACEMALLOC set, the N largest allocation sites since start."""
     mem: dict[str, int] = {}
@@ -1012,7 +1016,9 @@ def process_view(top: Any = 0) -> dict[str, Any]:
             if v.strip().endswith("kB"):
                 mem[k] = int(v.split()[0])
     t = os.times()
+    late = None if _MODULES_AT_FORK is None else sorted(set(sys.modules) - _MODULES_AT_FORK)
     out: dict[str, Any] = {"pid": os.getpid(), "modules": sorted(sys.modules),
+                           "imported_after_fork": late,
                            "gc_frozen": gc.get_freeze_count(), "gc_counts": list(gc.get_count()),
                            "memory_kb": mem, "cpu_seconds": round(t.user + t.system, 3)}
     if type(top) is int and top > 0:
@@ -1143,6 +1149,8 @@ def spawn_forked(ns: str, argv: list[str], log_path: Path, close: tuple[int, ...
         os.close(logfd)
         return pid
     code = 1
+    global _MODULES_AT_FORK
+    _MODULES_AT_FORK = frozenset(sys.modules)
     try:
         for c in close:
             os.close(c)
