@@ -201,6 +201,21 @@ def test_6vpe_ping_and_traceroute_each_vrf(sixvpe):
     assert lfibs["pe1"].vrfs["red"][SITE2].vpn_label != v4
 
 
+def test_6vpe_target_a_vrf_has_no_route_to_is_named(sixvpe):
+    """A VRF holds IPv4 and IPv6 routes: an IPv6 target none of them covers is reported
+    (the longest-match search skips the other family; it once raised TypeError)."""
+    topo, lfibs, fib6s = sixvpe
+    net = lfib_network(topo, lfibs, fib6s)
+    gone = IPv6Network("2001:db8:77::/64")
+    for run in (lsp_ping, lsp_traceroute):
+        out = run(net, "pe1", VpnTarget("red", gone))
+        assert out["result"] != "ok"
+        assert out["reason"] == f"pe1's VRF red has no route to {gone}", out
+    # an IPv4 target with IPv6 routes beside it: still the IPv4 route that holds it
+    host = lsp_ping(net, "pe1", VpnTarget("red", IPv4Network("10.1.2.9/32")))
+    assert host["result"] == "ok" and host["vpn"]["rd"] == "10.255.0.2:1", host
+
+
 @pytest.mark.parametrize("case,code", [("wrong-rd", 4), ("other-vrfs-label", 10),
                                        ("ipv4-label", 10), ("right", 3)])
 def test_6vpe_egress_return_codes(sixvpe, case, code):

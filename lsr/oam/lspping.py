@@ -215,7 +215,7 @@ def _sixpe_probe(backend: LiveBackend | LfibNetwork, source: str, t: SixpeTarget
     fib = backend.fib6(source) or Fib6()
     route = fib.routes.get(t.prefix)
     if route is None:
-        holding = [p for p in fib.routes if t.prefix.subnet_of(p)]
+        holding = [p for p in fib.routes if p.version == 6 and t.prefix.subnet_of(p)]
         if holding:
             route = fib.routes[max(holding, key=lambda p: p.prefixlen)]
             t = SixpeTarget(route.prefix)
@@ -236,7 +236,8 @@ def _vpn_probe(backend: LiveBackend | LfibNetwork, source: str, t: VpnTarget) ->
     fib = backend.vrf_routes(source, t.vrf)
     route = fib.get(t.prefix)
     if route is None:
-        holding = [p for p in fib if t.prefix.subnet_of(p)]
+        # a VRF holds both families: only a prefix of the target's can hold it
+        holding = [p for p in fib if p.version == t.prefix.version and t.prefix.subnet_of(p)]
         if holding:
             route = fib[max(holding, key=lambda p: p.prefixlen)]
             t = VpnTarget(t.vrf, route.prefix)
