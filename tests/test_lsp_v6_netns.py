@@ -12,6 +12,9 @@ routes (topologies/6vpe.yaml).
   replies with no malformed item and no expert warning or error;
 * the 6PE core link p1-p2 down (`lsr lab link NAME p1 p2 down`): ping and traceroute
   fail and name it; up again: the egress answers 3 again;
+* 6VPE through failures: the p1-p2 link down inside p2's namespace (`ip link`), then p2's
+  runtime stopped and started: broken while each lasts, naming the cause; after, equal to
+  the simulator again;
 * `lsr lab validate` pings every 6PE route (sixpe-lsp-ping) and 6VPE route
   (vpn-lsp-ping).
 """
@@ -240,3 +243,43 @@ def test_lab_validate_pings_every_6pe_and_6vpe_route(six, sixv):
     rows = {r["check"]: r for r in out["results"]}
     assert rows["vpn-lsp-ping"]["status"] == "pass", out["results"]
     assert rows["vpn-lsp-ping"]["detail"].startswith("8 VPN routes (4 IPv6)")
+
+
+def test_6vpe_through_ip_link_and_a_router_restart(sixv):
+    """The p1-p2 link taken down inside p2's namespace (`ip link set`, the lab learns it
+    from netlink), then p2's runtime stopped and started (`lab node`): while each lasts the
+    6VPE LSP ping and traceroute fail and name the cause (pe1's VRF lost the route, and
+    why); after it the egress answers 3 again and the answers equal the simulator's."""
+    from lsr.lab.control import node_start, node_stop
+
+    topo, sim = sixv
+    s = LabSender(SIXVPE)
+    t = VpnTarget("red", SITE2)
+    _ready(SIXVPE, "pe1", t)
+
+    def broken_with(cause: str) -> dict:
+        def check():
+            out = lsp_traceroute(s, "pe1", t)
+            return out["result"] == "broken" and cause in (out["reason"] or "") and out
+        return wait_for(check, 60, f"pe1's 6VPE LSP broken, naming {cause!r}", interval=0.5)
+
+    def ip_link(state: str) -> None:
+        subprocess.run(["ip", "netns", "exec", ns_name(SIXVPE, "p2"), "ip", "link", "set",
+                        "dev", "eth1", state], check=True)
+    ip_link("down")
+    try:
+        out = broken_with("no IGP path from pe1 to 10.255.0.2/32 with link p1-p2 down")
+        assert out["reason"].startswith(f"pe1's VRF red has no route to {SITE2}"), out
+        assert lsp_ping(s, "pe1", t)["result"] != "ok"
+    finally:
+        ip_link("up")
+    _ready(SIXVPE, "pe1", t)
+    _same_but_rtt(lsp_traceroute(s, "pe1", t), lsp_traceroute(sim, "pe1", t))
+    node_stop(SIXVPE, "p2")
+    try:
+        broken_with("p2")
+    finally:
+        node_start(SIXVPE, "p2")
+    _ready(SIXVPE, "pe1", t)
+    _same_but_rtt(lsp_traceroute(s, "pe1", t), lsp_traceroute(sim, "pe1", t))
+    _same_but_rtt(lsp_ping(s, "pe1", t, count=2), lsp_ping(sim, "pe1", t, count=2))

@@ -96,19 +96,20 @@ class LabSender:
         """`ingress`'s FIB of VRF `vrf` as its dataplane has it (empty: no such VRF)."""
         return self._lfib(ingress).vrfs.get(vrf, {})
 
-    def no_lsp_hint(self, ingress: str, fec: IPv4Network | IPv6Network) -> str | None:
-        """Why `ingress` may have no LSP for `fec` (a 6PE prefix: for the loopback of the
-        router originating it): stopped routers on its IGP path, or no IGP path left
-        with the lab's down links."""
-        if isinstance(fec, IPv6Network):
+    def no_lsp_hint(self, ingress: str, fec: IPv4Network | IPv6Network,
+                    vpn: bool = False) -> str | None:
+        """Why `ingress` may have no LSP for `fec` (a 6PE prefix, or with `vpn` a VRF's
+        prefix: for the loopback of the PE attaching it): stopped routers on its IGP path,
+        or no IGP path left with the lab's down links."""
+        if isinstance(fec, IPv6Network) or vpn:
             egress = next((r for r in self.topo.routers for i in r.interfaces.values()
-                           if i.address6 is not None and i.vrf is None
-                           and fec.subnet_of(i.address6.network)), None)
-            if egress is None:
+                           if (i.vrf is not None) == vpn and _attaches(i, fec)), None)
+            if egress is None or egress.name == ingress:
                 return None
             fec = IPv4Network((egress.lsr_id, 32))
         st = LabState(self.name).read()
-        down = st.get("down_links", [])
+        # down by whatever means: `lab link`, or carrier lost (`ip link` in a namespace)
+        down = lsr.lab.status(self.name)["down_links"]
         igp = Igp(self.topo, down)
         on = stopped_on_path(self.topo, igp, ingress, fec, stopped_routers(self.name, self.topo, st))
         hint = _stopped_text(on)
@@ -116,6 +117,12 @@ class LabSender:
             links = ", ".join("-".join(self.topo.links[i].nodes) for i in sorted(down))
             hint = f"no IGP path from {ingress} to {fec} with link {links} down"
         return hint
+
+
+def _attaches(iface: Any, prefix: IPv4Network | IPv6Network) -> bool:
+    """Does the interface's subnet (of the prefix's family) hold the prefix?"""
+    a = iface.address6 if prefix.version == 6 else iface.address
+    return a is not None and prefix.subnet_of(a.network)
 
 
 def _fec_args(fec: Target) -> dict[str, str]:

@@ -76,7 +76,8 @@ class LiveBackend(Protocol):
 
     def has_ftn(self, ingress: str, fec: Target) -> bool: ...
 
-    def no_lsp_hint(self, ingress: str, fec: IPv4Network | IPv6Network) -> str | None: ...
+    def no_lsp_hint(self, ingress: str, fec: IPv4Network | IPv6Network,
+                    vpn: bool = False) -> str | None: ...
 
     def vrf_routes(self, ingress: str, vrf: str) -> Mapping[IPv4Network, VrfEntry]: ...
 
@@ -244,7 +245,10 @@ def _vpn_probe(backend: LiveBackend | LfibNetwork, source: str, t: VpnTarget) ->
     vpn: dict[str, Any] = {"vrf": t.vrf, "rd": None, "egress": None, "egress_address": None,
                            "vpn_label": None, "source": None}
     if route is None:
-        return _Probe(t, None, vpn, f"{source}'s VRF {t.vrf} has no route to {t.prefix}")
+        hint = None if isinstance(backend, LfibNetwork) else backend.no_lsp_hint(
+            source, t.prefix, vpn=True)  # the remote PE stopped or cut off: BGP lost its route
+        return _Probe(t, None, vpn, f"{source}'s VRF {t.vrf} has no route to {t.prefix}"
+                      + (f": {hint}" if hint else ""))
     vpn["source"] = route.source
     if route.source != "vpn":
         how = f"leaked from its VRF {route.vrf}" if route.source == "leaked" else route.source
