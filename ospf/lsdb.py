@@ -37,7 +37,9 @@ class Entry:
     flooded: bool = True  # False: came with a database exchange (§10.6-§10.9)
 
     def age(self, now: float) -> int:
-        return min(MAX_AGE, self.lsa.header.age + int(now - self.installed))
+        # whole seconds held (§12.1.1); the nanosecond forgives float rounding: at
+        # installed + k, now - installed may come out a hair under k
+        return min(MAX_AGE, self.lsa.header.age + int(now - self.installed + 1e-9))
 
     def aged(self, now: float) -> Lsa:
         """The LSA with its current age (what goes into DDs and Updates)."""

@@ -39,3 +39,16 @@ def test_an_older_aged_instance_and_a_removed_lsa():
     db.remove(_lsa(2, INITIAL_SEQ).key)
     assert db.expired(10.0 + MAX_AGE - 100) == [_lsa(1, INITIAL_SEQ).key]
     assert db.next_expiry() is None
+
+
+def test_an_lsa_expires_at_its_time_whatever_the_float_rounding():
+    """MaxAge is reached at installed + MaxAge - age; `now - installed` may then come out a
+    hair under MaxAge - age (0.3 + 3600 - 0.3 < 3600 in floats): the LSA expires all the
+    same (once it was dropped from the heap and stayed in the database forever)."""
+    for installed, age in ((0.30000000000000004, 0), (12.345, 17), (1e-7, 3599)):
+        db = Lsdb()
+        db.install(_lsa(1, INITIAL_SEQ, age=age), installed)
+        when = db.next_expiry()
+        assert when == installed + MAX_AGE - age
+        assert db.expired(when) == [_lsa(1, INITIAL_SEQ).key], (installed, age)
+        assert db.get(_lsa(1, INITIAL_SEQ).key).age(when) == MAX_AGE

@@ -8,8 +8,9 @@ the simulator computes shows up here as a differing step.
 
 It was first made on the code before the efficiency work, and made again when OSPF
 flood pacing (RFC 2328 §13.3 grouped Updates, §13.5 delayed acks) deliberately changed
-the OSPF packets and their timing. `tests/data/sim-tables-before.json` keeps the first
-fingerprint's converged tables (LFIBs, LIBs, OSPF RIBs at every step): those are the
+the OSPF packets and their timing, and once more when LSA ages stopped losing a second
+to float rounding (`ospf.lsdb.Entry.age`: the age field of some flooded LSAs).
+`tests/data/sim-tables-before.json` keeps the first fingerprint's converged tables (LFIBs, LIBs, OSPF RIBs at every step): those are the
 same today, whatever the wire carried to reach them.
 """
 
