@@ -4,9 +4,16 @@ from __future__ import annotations
 
 import os
 import shutil
+import signal
 from pathlib import Path
 
 import pytest
+
+# A suite started in the background by a shell without job control (`cmd &` in a
+# script) inherits SIGINT ignored, and so would every `lsr lab up` the tests start and
+# then interrupt with Ctrl-C (the CLI keeps the handlers it was given, as `nohup` wants).
+if signal.getsignal(signal.SIGINT) is signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
 
 # pytest-xdist workers run with COLUMNS=80 LINES=24 in their environment; rich would fix
 # the CLI console's width at import from them, and a test's CliRunner(env={"COLUMNS": ...})
