@@ -767,7 +767,7 @@ class OspfInstance:
         # building the aged copy only to compare it would cost more than the comparison.
         if e is not None:
             eh = e.lsa.header
-            cur_age = min(MAX_AGE, eh.age + int(self.now - e.installed))  # e.age(now)
+            cur_age = min(MAX_AGE, eh.age + int(self.now - e.installed + 1e-9))  # e.age(now)
             order = compare_to(h, eh.seq, eh.checksum, cur_age)
         # §13 step 4: a MaxAge LSA we do not have, with no exchange under way: ack, drop.
         if h.age >= MAX_AGE and e is None and not any(
