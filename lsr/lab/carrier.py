@@ -18,7 +18,6 @@ the current state, so an agent that starts again tells the other side where thin
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import logging
 import os
 import select
@@ -27,12 +26,12 @@ import struct
 import threading
 from collections.abc import Callable, Sequence
 
+from lsr.lab.nsctl import entered
 from lsr.lab.state import ns_name
 from lsr.lab.vxlan import End
 
 log = logging.getLogger(__name__)
 
-CLONE_NEWNET = 0x40000000
 RTMGRP_LINK = 1
 RTM_NEWLINK, RTM_DELLINK, RTM_GETLINK = 16, 17, 18
 NLMSG_DONE, NLMSG_ERROR = 3, 2
@@ -69,30 +68,12 @@ def parse_links(data: bytes) -> list[tuple[str, bool]]:
     return out
 
 
-def _setns(fd: int) -> None:
-    libc = ctypes.CDLL(None, use_errno=True)
-    if libc.setns(fd, CLONE_NEWNET) != 0:
-        err = ctypes.get_errno()
-        raise OSError(err, os.strerror(err))
-
-
 def netlink_in(ns: str) -> socket.socket:
     """A NETLINK_ROUTE socket subscribed to link events inside namespace `ns` (a socket
     stays in the namespace it was made in; the calling thread goes back to its own)."""
-    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
-    try:
-        target = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-        try:
-            _setns(target)
-            try:
-                s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
-                s.bind((0, RTMGRP_LINK))
-            finally:
-                _setns(own)
-        finally:
-            os.close(target)
-    finally:
-        os.close(own)
+    with entered(ns):
+        s = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, socket.NETLINK_ROUTE)
+        s.bind((0, RTMGRP_LINK))
     # the current state: a dump, answered as RTM_NEWLINK messages
     req = _NLMSG.pack(_NLMSG.size + 16, RTM_GETLINK, NLM_F_REQUEST | NLM_F_DUMP, 1, 0) \
         + struct.pack("=BxHiII", socket.AF_UNSPEC, 0, 0, 0, 0)

@@ -6,13 +6,14 @@ processes and a private mount namespace per node: 400 processes for a 200-router
 from __future__ import annotations
 
 import array
+import contextlib
 import ctypes
 import fcntl
 import os
 import socket
 import struct
 import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 
 from lsr.errors import LsrError
 
@@ -29,26 +30,35 @@ def _setns(fd: int) -> None:
         raise OSError(err, os.strerror(err))
 
 
+@contextlib.contextmanager
+def entered(ns: str) -> Iterator[None]:
+    """The calling thread inside namespace `ns` for the block, then back in its own
+    (sockets made in the block stay in `ns`)."""
+    own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        target = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
+        try:
+            _setns(target)
+            try:
+                yield
+            finally:
+                _setns(own)
+        finally:
+            os.close(target)
+    finally:
+        os.close(own)
+
+
 def in_namespace(ns: str, work: Callable[[], None]) -> None:
     """Run `work` in a thread that has entered namespace `ns`; OSError as raised."""
     failed: list[OSError] = []
 
     def run() -> None:
-        own = os.open("/proc/thread-self/ns/net", os.O_RDONLY | os.O_CLOEXEC)
         try:
-            target = os.open(f"/run/netns/{ns}", os.O_RDONLY | os.O_CLOEXEC)
-            try:
-                _setns(target)
-                try:
-                    work()
-                finally:
-                    _setns(own)  # (a thread left in the namespace would end with it anyway)
-            finally:
-                os.close(target)
+            with entered(ns):
+                work()
         except OSError as e:
             failed.append(e)
-        finally:
-            os.close(own)
 
     t = threading.Thread(target=run, name=f"in-{ns}")
     t.start()
