@@ -42,7 +42,6 @@ it a router spins at 100% of a core from the first flap on.
 from __future__ import annotations
 
 import ctypes
-import errno
 import mmap
 import socket
 import struct
@@ -497,18 +496,21 @@ class TxRing:
         self.pending = 0
         try:
             self.sock.send(b"")
-        except OSError as e:  # ENOBUFS, ENETDOWN: the frames are lost like on a real wire
+        except OSError:  # ENOBUFS, ENETDOWN: the frames are lost like on a real wire
             self.tx_errors += 1
-            if e.errno in (errno.ENETDOWN, errno.ENXIO, errno.ENODEV):
-                self.tx_dropped += self._drop_queued()
+            # Whatever the error, what is still queued goes now or never: left in the ring
+            # it would go out with the next send() on this interface, maybe seconds later
+            # (after ENOBUFS the kernel puts the frame it dropped back in the queue).
+            self.tx_dropped += self._drop_queued()
 
     def _drop_queued(self) -> int:
-        """Give back the slots still queued after a send() that failed before the kernel
-        looked at the ring (interface down or gone: tpacket_snd checks that first), and
-        return how many. Left queued they would go out with the next send() once the
-        interface is up again: frames from before the outage, seconds late. The kernel
-        sends from its own head, which did not move, so our index goes back to the
-        first of them."""
+        """Give back the slots still queued after a send() that failed, and return how
+        many: all of them when the kernel did not look at the ring (interface down or
+        gone: tpacket_snd checks that first), else those from the one it could not send
+        (its status set back to a send request, its head left on it). Left queued they
+        would go out with the next send(): after an outage, frames seconds late. The
+        kernel sends from its own head, which did not move past them, so our index goes
+        back to the first of them."""
         ring, fs, n = self.ring, self.frame_size, self.nframes
         i, k = self.index, 0
         while k < n and ring[(i - 1) % n * fs] == TP_STATUS_SEND_REQUEST:  # tp_status low byte
