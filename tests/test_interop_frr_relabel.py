@@ -146,7 +146,7 @@ def test_frr_changes_its_label_we_release_the_old_one(tmp_path: Path):
         # makes FRR withdraw its null labels (wildcard) and map them again: let it settle.
         mark = log.stat().st_size
         frr.vtysh(NAME, "f1", "configure terminal", "mpls ldp", "address-family ipv4",
-                  "label local advertise explicit-null for EXPNULL", "end")
+                  "label local advertise explicit-null for EXPNULL", "end", timeout=30)
         for peer in (PE1, "10.255.0.3"):
             _wait_logged(log, mark, f"msg[out]: label mapping: lsr-id {peer}, fec {FEC}, "
                          "label imp-null", f"FRR to map {FEC} to {peer} again")
@@ -162,8 +162,8 @@ def test_frr_changes_its_label_we_release_the_old_one(tmp_path: Path):
             for acl, new, name in (("access-list", 0, "imp-null"),
                                    ("no access-list", 3, "exp-null")):
                 mark = log.stat().st_size
-                frr.vtysh(NAME, "f1", "configure terminal",
-                          f"{acl} EXPNULL seq 5 permit {FEC}", "end")
+                frr.vtysh(NAME, "f1", "configure terminal",  # (slow on a loaded machine)
+                          f"{acl} EXPNULL seq 5 permit {FEC}", "end", timeout=30)
                 for peer in (PE1, "10.255.0.3"):  # the old label, released by pe1 and pe2
                     _wait_logged(log, mark, f"msg[in]: label release: lsr-id {peer}, fec {FEC}, "
                                  f"label {name}", f"FRR to receive {peer}'s Release of {name}")
