@@ -184,6 +184,7 @@ class Simulation:
             if cfg is not None:
                 self.bgp[r] = BgpInstance(cfg)
         self._bgp_listen: dict[IPv4Address, str] = {}
+        self._bgp_md5: dict[str, dict[IPv4Address, str]] = {}  # listener -> peer -> key
         # (router, conn) -> (peer router, peer conn, our address, the peer's address)
         self._bgp_pipes: dict[tuple[str, int], tuple[str, int, IPv4Address, IPv4Address]] = {}
         self._bgp_backlog: dict[tuple[str, int], list[bytes]] = {}
@@ -799,6 +800,7 @@ class Simulation:
                                bgp_ev.TcpClosed(pipe[1], "closed by peer"))
             elif isinstance(a, bgp_ev.TcpListen):
                 self._bgp_listen[a.address] = router
+                self._bgp_md5[router] = dict(a.passwords)
             elif isinstance(a, bgp_ev.BestPathChanged):
                 self.last_change = self.now
                 for fn in self.bgp_listeners:
@@ -822,6 +824,11 @@ class Simulation:
                 or not self._reaches(target, a.local):
             self._push(self.now + 3 * d, router + BGP, bgp_ev.TcpClosed(a.conn, "connection refused"))
             return
+        # TCP MD5 (RFC 2385 §2): a segment without the key the receiver expects, or with
+        # one it does not, is dropped: the SYN never gets through, as with LDP (_connect)
+        if self._bgp_md5.get(target, {}).get(a.local) != a.password:
+            self._push(self.now + 3 * d, router + BGP, bgp_ev.TcpClosed(a.conn, "MD5 mismatch (timeout)"))
+            return
         self._bgp_accept_ids[target] -= 1
         aconn = self._bgp_accept_ids[target]
         self._bgp_pipes[(router, a.conn)] = (target, aconn, a.local, a.remote)
@@ -830,8 +837,9 @@ class Simulation:
         self._push(self.now + 2 * d, router + BGP, bgp_ev.TcpConnected(a.conn))
 
     def bgp_sessions(self) -> set[tuple[str, str]]:
-        """(router, peer name) of every configured session whose ends both run and one
-        of them opens (with both ends passive, neither ever connects)."""
+        """(router, peer name) of every configured session whose ends both run, agree on
+        the TCP MD5 key and one of them opens (with both ends passive, neither ever
+        connects; with the keys differing, no SYN gets through)."""
         out = set()
         for r, inst in self.bgp.items():
             if r in self.stopped:
@@ -841,6 +849,8 @@ class Simulation:
                     continue
                 back = self.bgp[p.name].peers.get(inst.cfg.local_address)
                 if p.passive and back is not None and back.cfg.passive:
+                    continue
+                if (back.cfg.password if back is not None else None) != p.password:
                     continue
                 out.add((r, p.name))
         return out

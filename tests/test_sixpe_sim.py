@@ -226,6 +226,10 @@ def test_validate_json_names_the_6pe_failure() -> None:
     ("    pe1: {ipv6_explicit_null: true}\n    pe2: {}",
      "    pe1: {ipv6_explicit_null: true, passive: true}\n    pe2: {passive: true}",
      "pe1 2001:db8:2::/64: no BGP route: the BGP session pe1-pe2 is Active, not Established"),
+    # a TCP MD5 key at one end only (RFC 2385): no SYN gets through, the session stays down
+    ("    pe1: {ipv6_explicit_null: true}\n    pe2: {}",
+     "    pe1: {ipv6_explicit_null: true, passwords: {pe2: sesame}}\n    pe2: {}",
+     "pe1 2001:db8:2::/64: no BGP route: the BGP session pe1-pe2 is Idle, not Established"),
     # LDP down between pe1 and p1: BGP has the route, but no LSP carries it
     ("    pe1: {loopback: 10.255.0.1}",
      "    pe1: {loopback: 10.255.0.1, ldp: {passwords: {p1: sesame}}}",
