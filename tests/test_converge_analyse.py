@@ -195,3 +195,18 @@ def test_timeline_new_path_and_outage() -> None:
     ev = _events(sent_at, with_ttl(arr, {s: 62 for s in range(52, 100)}), t_fail(49.5))
     assert ev["first probe on the new path"].startswith("seq 52: ")
     assert ev["first probe after the outage"] == "seq 65"
+
+
+def test_probes_round_a_micro_loop_are_not_the_new_path() -> None:
+    # the CI run: one probe went round p1-pe1 while they converged (TTL 26 where the
+    # paths give 60 and 62); the new path is the one the flow settled on, the loop is named
+    sent_at, arr = timeline(100, {50})
+    ttls = {51: 26, **{s: 62 for s in range(53, 100)}}
+    a = analyse(sent_at, with_ttl(arr, ttls), t_fail(49.5))
+    assert a["new_path"]["seq"] == 53 and (a["new_path"]["ttl_before"], a["new_path"]["ttl"]) \
+        == (60, 62)
+    assert a["looped"] == {"probes": 1, "first_seq": 51, "t_ms": pytest.approx(2.0, abs=0.01),
+                           "lowest_ttl": 26, "ttl_floor": 60}
+    assert "probes looped" in _events(sent_at, with_ttl(arr, ttls), t_fail(49.5))
+    assert analyse(sent_at, with_ttl(arr, {s: 62 for s in range(52, 100)}),
+                   t_fail(49.5))["looped"] is None

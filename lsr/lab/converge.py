@@ -124,8 +124,9 @@ def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
     if sent before `t_fail`) to the first probe that arrived after the last lost one.
     If none arrived after it, traffic did not recover within the window: `recovered`
     is false, `outage_ms` None and `outage_at_least_ms` runs to the last probe sent.
-    `new_path` is the first probe that arrived on a path of another length (`path_change`),
-    whether or not any was lost.
+    `new_path` is the first probe that arrived on the path of another length the flow
+    settled on (`path_change`), whether or not any was lost; `looped` the probes that went
+    round a transient loop meanwhile (`looped`).
     """
     total = len(sent_at)
     got = {int(a[0]): a[1] for a in arrivals if 0 <= int(a[0]) < total}
@@ -142,7 +143,8 @@ def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
         "recovered": True, "outage_ms": 0.0, "outage_at_least_ms": None,
         "last_before": None, "first_after": None,
         "outages": gaps(sent_at, got, late[0], t_fail) if late else [],
-        "new_path": path_change([a for a in arrivals if 0 <= int(a[0]) < total], t_fail)}
+        "new_path": path_change([a for a in arrivals if 0 <= int(a[0]) < total], t_fail),
+        "looped": looped([a for a in arrivals if 0 <= int(a[0]) < total], t_fail)}
     if not late:
         return out
     start, end = late[0], late[-1]  # end is the last lost probe: end + 1 arrived
@@ -162,16 +164,43 @@ def analyse(sent_at: Sequence[float], arrivals: Sequence[Sequence[float]],
 
 
 def path_change(arrivals: Sequence[Sequence[float]], t_fail: float) -> dict[str, Any] | None:
-    """The first probe to arrive after `t_fail` with another IP TTL than the last one that
-    arrived before it: the first on a path of another length (each router on the way takes
-    one off). Found even when no probe was lost (a failure the routers repair before the
-    next probe), which a gap in arrivals cannot show. None if the TTL never changed (a path
-    of the same length, the pipe TTL model), nothing arrived before `t_fail`, or the
+    """The first probe to arrive after `t_fail` on the path the flow settled on: with the
+    IP TTL of the last arrivals, another than the last one before `t_fail` (each router
+    on the way takes one off). Found even when no probe was lost (a failure the routers
+    repair before the next probe), which a gap in arrivals cannot show. Probes that
+    crossed more routers than both paths (a transient loop while the routers converge)
+    are not it: `looped` counts them. None if the settled TTL is the old one (a path of
+    the same length, the pipe TTL model), nothing arrived before `t_fail`, or the
     arrivals carry no TTL."""
     timed = sorted((a[1], int(a[0]), int(a[2])) for a in arrivals if len(a) > 2)
     before = [ttl for t, _, ttl in timed if t < t_fail]
     if not before:
         return None
+    old, final = before[-1], timed[-1][2]
+    if final == old:
+        return None
+    for t, seq, ttl in timed:
+        if t >= t_fail and ttl == final:
+            return {"seq": seq, "t_ms": round((t - t_fail) * 1000, 3), "ttl_before": old,
+                    "ttl": ttl}
+    return None
+
+
+def looped(arrivals: Sequence[Sequence[float]], t_fail: float) -> dict[str, Any] | None:
+    """Probes that arrived after `t_fail` with a lower IP TTL than both the path before
+    and the one settled on: they went round a loop between routers that had not all
+    converged (a micro-loop) before getting out. None if there were none."""
+    timed = sorted((a[1], int(a[0]), int(a[2])) for a in arrivals if len(a) > 2)
+    before = [ttl for t, _, ttl in timed if t < t_fail]
+    if not before:
+        return None
+    floor = min(before[-1], timed[-1][2])
+    hit = [(t, seq, ttl) for t, seq, ttl in timed if t >= t_fail and ttl < floor]
+    if not hit:
+        return None
+    t, seq, ttl = hit[0]
+    return {"probes": len(hit), "first_seq": seq, "t_ms": round((t - t_fail) * 1000, 3),
+            "lowest_ttl": min(x[2] for x in hit), "ttl_floor": floor}
     old = before[-1]
     for t, seq, ttl in timed:
         if t >= t_fail and ttl != old:
@@ -385,6 +414,13 @@ def _report(topo: Any, run: dict[str, Any], first: dict[str, Any], rate: int, sr
         timeline.append({"t_ms": g["from_ms"], "router": None, "event": "loss again",
                          "detail": f"seq {g['first_lost']}..{g['last_lost']}: {g['lost']} probes "
                                    "lost after traffic had come back"})
+    loop = stats.get("looped")
+    if loop:  # micro-loop: some probes went round between routers mid-convergence
+        timeline.append({"t_ms": loop["t_ms"], "router": None, "event": "probes looped",
+                         "detail": f"{loop['probes']} probe{'s' if loop['probes'] != 1 else ''} "
+                                   f"from seq {loop['first_seq']} arrived with TTL down to "
+                                   f"{loop['lowest_ttl']} (either path: {loop['ttl_floor']} or "
+                                   "more): a transient loop while the routers converged"})
     moved, after = stats["new_path"], stats["first_after"]
     if moved:  # seen by its TTL: found even when nothing was lost
         hops = moved["ttl_before"] - moved["ttl"]
@@ -408,7 +444,7 @@ def _report(topo: Any, run: dict[str, Any], first: dict[str, Any], rate: int, sr
                   "lost": sent["total"] - stats["received"], "outage_ms": stats["outage_ms"],
                   "recovered": stats["recovered"], "outage_at_least_ms": stats["outage_at_least_ms"],
                   "lost_before_failure": stats["lost_before_failure"],
-                  "outages": stats["outages"], "new_path": stats["new_path"],
+                  "outages": stats["outages"], "new_path": stats["new_path"], "looped": stats["looped"],
                   "receiver_received": rx["received"], "receiver_lost": sent["total"] - rx["received"],
                   "receiver_duplicates": rx["duplicates"],
                   "capture_drops": cap["drops"], "receiver_drops": rx["drops"]},
