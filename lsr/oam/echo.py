@@ -312,6 +312,29 @@ def label_stack(labels: Iterable[int], ttl: int = 255) -> tuple[LabelEntry, ...]
 # ---------------------------------------------------------------- Target FEC Stack (§3.2)
 
 
+def _prefix_octets(p: IPv4Network | IPv6Network) -> bytes:
+    """A FEC's prefix field and prefix length (§3.2.1, §3.2.2, §3.2.5, §3.2.6, §3.2.12)."""
+    return p.network_address.packed + bytes([p.prefixlen])
+
+
+def _prefix_from(v: bytes, at: int, address: type[IPv4Address] | type[IPv6Address],
+                 network: type[IPv4Network] | type[IPv6Network], what: str,
+                 off: int) -> IPv4Network | IPv6Network:
+    """The prefix and length at `at`, ending the value (the MBZ octets are the TLV's
+    padding): DecodeError naming `what` if the length or the prefix is wrong."""
+    bits = 32 if address is IPv4Address else 128
+    end = at + bits // 8
+    if len(v) != end + 1:
+        raise DecodeError(f"{what} length {len(v)} != {end + 1}", off)
+    plen = v[end]
+    if plen > bits:
+        raise DecodeError(f"{what} prefix length {plen} > {bits}", off)
+    try:
+        return network((address(v[at:end]), plen))
+    except ValueError as e:
+        raise DecodeError(f"{what}: {e}", off) from None
+
+
 @FECS.register
 @dataclass(frozen=True)
 class LdpIpv4Fec:
@@ -321,19 +344,11 @@ class LdpIpv4Fec:
     prefix: IPv4Network
 
     def value(self) -> bytes:
-        return self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
+        return _prefix_octets(self.prefix)
 
     @classmethod
     def from_value(cls, v: bytes, off: int) -> LdpIpv4Fec:
-        if len(v) != 5:
-            raise DecodeError(f"LDP IPv4 FEC length {len(v)} != 5", off)
-        plen = v[4]
-        if plen > 32:
-            raise DecodeError(f"LDP IPv4 FEC prefix length {plen} > 32", off)
-        try:
-            return cls(IPv4Network((IPv4Address(v[:4]), plen)))
-        except ValueError as e:
-            raise DecodeError(f"LDP IPv4 FEC: {e}", off) from None
+        return cls(_prefix_from(v, 0, IPv4Address, IPv4Network, "LDP IPv4 FEC", off))
 
     def __str__(self) -> str:
         return str(self.prefix)
@@ -348,19 +363,11 @@ class LdpIpv6Fec:
     prefix: IPv6Network
 
     def value(self) -> bytes:
-        return self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
+        return _prefix_octets(self.prefix)
 
     @classmethod
     def from_value(cls, v: bytes, off: int) -> LdpIpv6Fec:
-        if len(v) != 17:
-            raise DecodeError(f"LDP IPv6 FEC length {len(v)} != 17", off)
-        plen = v[16]
-        if plen > 128:
-            raise DecodeError(f"LDP IPv6 FEC prefix length {plen} > 128", off)
-        try:
-            return cls(IPv6Network((IPv6Address(v[:16]), plen)))
-        except ValueError as e:
-            raise DecodeError(f"LDP IPv6 FEC: {e}", off) from None
+        return cls(_prefix_from(v, 0, IPv6Address, IPv6Network, "LDP IPv6 FEC", off))
 
     def __str__(self) -> str:
         return str(self.prefix)
@@ -413,22 +420,12 @@ class _VpnFec:
             raise ValueError(f"a route distinguisher has 8 octets, not {len(self.rd)}")
 
     def value(self) -> bytes:
-        return self.rd + self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
+        return self.rd + _prefix_octets(self.prefix)
 
     @classmethod
     def _decode(cls, v: bytes, off: int) -> tuple[bytes, IPv4Network | IPv6Network]:
-        bits = 32 if cls._ADDRESS is IPv4Address else 128
-        alen = bits // 8
-        what = f"VPN {cls._FAMILY} FEC"
-        if len(v) != 8 + alen + 1:
-            raise DecodeError(f"{what} length {len(v)} != {8 + alen + 1}", off)
-        plen = v[8 + alen]
-        if plen > bits:
-            raise DecodeError(f"{what} prefix length {plen} > {bits}", off)
-        try:
-            return bytes(v[:8]), cls._NETWORK((cls._ADDRESS(v[8:8 + alen]), plen))
-        except ValueError as e:
-            raise DecodeError(f"{what}: {e}", off) from None
+        return bytes(v[:8]), _prefix_from(v, 8, cls._ADDRESS, cls._NETWORK,
+                                          f"VPN {cls._FAMILY} FEC", off)
 
     def rd_text(self) -> str:
         return rd_text(self.rd)
@@ -491,19 +488,11 @@ class BgpIpv6Fec:
     prefix: IPv6Network
 
     def value(self) -> bytes:
-        return self.prefix.network_address.packed + bytes([self.prefix.prefixlen])
+        return _prefix_octets(self.prefix)
 
     @classmethod
     def from_value(cls, v: bytes, off: int) -> BgpIpv6Fec:
-        if len(v) != 17:
-            raise DecodeError(f"BGP labeled IPv6 FEC length {len(v)} != 17", off)
-        plen = v[16]
-        if plen > 128:
-            raise DecodeError(f"BGP labeled IPv6 FEC prefix length {plen} > 128", off)
-        try:
-            return cls(IPv6Network((IPv6Address(v[:16]), plen)))
-        except ValueError as e:
-            raise DecodeError(f"BGP labeled IPv6 FEC: {e}", off) from None
+        return cls(_prefix_from(v, 0, IPv6Address, IPv6Network, "BGP labeled IPv6 FEC", off))
 
     def __str__(self) -> str:
         return str(self.prefix)
