@@ -64,7 +64,6 @@ from lsr.core.igp import Igp, Route
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.core.vpnfib import LabelKey, VpnTables, compose, local_routes, vrf_json
-from lsr.errors import LsrError
 from lsr.oam.diagnose import LDP as STUCK_LDP
 from lsr.oam.diagnose import OSPF as STUCK_OSPF
 from lsr.oam.diagnose import Stuck, ldp_cause, ospf_cause, router_links, router_pairs
@@ -1037,17 +1036,8 @@ def simulate(topo: Topology, **kw: Any) -> tuple[Simulation, SimResult]:
 
 
 def parse_link(topo: Topology, spec: str) -> int:
-    """'A-B' (node names, which may contain '-') -> the index of the A-B link."""
-    for k in range(1, len(spec)):
-        if spec[k] != "-":
-            continue
-        a, b = spec[:k], spec[k + 1:]
-        if a in topo.nodes and b in topo.nodes:
-            for link in topo.links:
-                if set(link.nodes) == {a, b}:
-                    return link.index
-            raise LsrError(f"{topo.source}: no link between {a} and {b}")
-    raise LsrError(f"{topo.source}: '{spec}' is not A-B with two nodes of {topo.name}")
+    """'A-B' (each NODE or NODE:INTERFACE; names may contain '-') -> the link's index."""
+    return topo.parse_link(spec).index
 
 
 @dataclass

@@ -243,7 +243,8 @@ def test_down_bad_input_is_one_line_exit_2(cmd: tuple[str, ...]) -> None:
     diamond = str(TOPOLOGIES / "diamond.yaml")
     tail = ("ce1", "ce2") if cmd[0] == "sim" else ()
     for spec, msg in (("pe1-pe2", "no link between pe1 and pe2"),
-                      ("pe1", "'pe1' is not A-B with two nodes of diamond")):
+                      ("pe1", "'pe1' is not A-B with two nodes of diamond (each NODE or "
+                                "NODE:INTERFACE)")):
         r = CliRunner().invoke(main, [*cmd, diamond, *tail, "--down", spec])
         assert r.exit_code == 2 and r.stderr.strip().endswith(msg), r.output
         assert len(r.stderr.splitlines()) == 1

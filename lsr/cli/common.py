@@ -14,7 +14,8 @@ if TYPE_CHECKING:
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON (docs/cli.md).")
 down_option = click.option("--down", "down", multiple=True, metavar="A-B",
-                           help="Take the A-B link down first (simulated failure; repeatable).")
+                           help="Take the A-B link down first (simulated failure; repeatable). "
+                                "A and B are NODE or NODE:IFACE (one of parallel links).")
 
 
 def topology_arg(f):

@@ -359,7 +359,7 @@ def capture(name: str, where: str, write: str | None, count: int | None) -> None
 def link_(name: str, a: str, b: str, action: str, values: tuple[str, ...], wait: bool,
           as_json: bool) -> None:
     """Fail or restore the A-B link (down, up: every router recomputes its IGP and LDP
-    reacts), or impair it in both directions in our dataplane: `set delay 20ms jitter 2ms
+    reacts; A and B are NODE or NODE:IFACE, which picks one of parallel links), or impair it in both directions in our dataplane: `set delay 20ms jitter 2ms
     loss 1% rate 10mbit [queue 1000]` (merged into what is set), `clear`, `show`."""
     require_root()
     L = lab_api()
@@ -367,7 +367,8 @@ def link_(name: str, a: str, b: str, action: str, values: tuple[str, ...], wait:
         if values:
             raise LsrError(f"'{action}' takes no values")
         L.link(name, a, b, action == "up")
-        msg = f"link {a}-{b} {action}"
+        topo = L.topology(name)
+        msg = f"link {topo.link_name(topo.find_link(a, b))} {action}"
         if wait:
             msg += f", reconverged in {L.wait_converged(name):.2f} s"
         render.line(msg)

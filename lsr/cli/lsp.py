@@ -255,7 +255,7 @@ if _lab_group is not None:
 
     @_lab_group.command("converge")
     @click.argument("name")
-    @click.option("--fail", "fail_link", metavar="A-B", help="The link to fail.")
+    @click.option("--fail", "fail_link", metavar="A-B", help="The link to fail (A and B: NODE or NODE:IFACE).")
     @click.option("--restart", "restart_router", metavar="R",
                   help="Restart router R's runtime instead (stop, then start at once).")
     @click.option("--kill", is_flag=True, help="--restart: SIGKILL (a crash) instead of SIGTERM.")
@@ -290,12 +290,14 @@ if _lab_group is not None:
             what = f"{restart_router} restart ({out['signal']})"
         else:
             assert fail_link is not None
-            if "-" not in fail_link:
-                raise LsrError(f"--fail {fail_link!r}: expected A-B (two node names)")
-            a, b = fail_link.split("-", 1)
-            out = converge(name, a, b, src=src, dst=dst, rate=rate, before=before,
+            from lsr.lab import topology
+
+            # node (and interface) names may contain '-': the lab's topology splits A-B
+            ln = topology(name).parse_link(fail_link)
+            out = converge(name, f"{ln.a[0]}:{ln.a[1]}", f"{ln.b[0]}:{ln.b[1]}", src=src,
+                           dst=dst, rate=rate, before=before,
                            after=2.0 if after is None else after, keep_down=keep_down)
-            what = f"{a}-{b} down"
+            what = f"{out['link']} down"
         if as_json:
             render.emit_json(out)
             return

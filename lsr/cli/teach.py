@@ -146,7 +146,7 @@ def draw_cmd(file: str | None, lab: str | None, output: str | None, lsps: tuple[
     fmt = Path(output).suffix.lstrip(".").lower()
     data = draw.render(dot, fmt, eng)
     Path(output).write_bytes(data)
-    down_txt = ", ".join("-".join(n.topo.links[i].nodes) for i in sorted(n.down))
+    down_txt = ", ".join(n.topo.link_name(n.topo.links[i]) for i in sorted(n.down))
     out.line(f"{output}: {n.topo.name}, {len(n.topo.nodes)} nodes, {len(n.topo.links)} links"
              + (f", {len(ovs)} overlay(s)" if ovs else "")
              + (f", down: {down_txt}" if down_txt else ""))

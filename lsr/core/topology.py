@@ -45,6 +45,7 @@ from lsr.core import ipv6 as _ipv6
 from lsr.core.labels import MAX_LABEL, MIN_UNRESERVED
 from lsr.core.vrf import Vrf, parse_vrfs
 from lsr.core.yamlpos import MAX_BYTES, Located, Path, YamlError, load_located, too_big
+from lsr.errors import LsrError
 
 ROUTER_KINDS = ("lsr", "frr")  # nodes that run the IGP and LDP
 # customer hosts: kernel IP stack, one link, default route; `strongswan` is a host that runs
@@ -229,6 +230,52 @@ class Topology:
 
     def interface(self, node: str, ifname: str) -> Interface:
         return self.nodes[node].interfaces[ifname]
+
+    def find_link(self, a: str, b: str) -> Link:
+        """The link between endpoints `a` and `b`, each NODE or NODE:INTERFACE. Two nodes
+        joined by parallel links need an interface at one end to say which (one clear
+        error names them): failing the first one silently would fail the wrong link."""
+        (na, ia), (nb, ib) = self._endpoint(a), self._endpoint(b)
+        hits = [ln for ln in self.links
+                if {ln.a[0], ln.b[0]} == {na, nb} and na != nb
+                and (ia is None or ln.end(na)[1] == ia) and (ib is None or ln.end(nb)[1] == ib)]
+        if not hits:
+            raise LsrError(f"{self.name}: no link between {a} and {b}")
+        if len(hits) > 1:
+            names = ", ".join(f"{ln.a[0]}:{ln.a[1]}-{ln.b[0]}:{ln.b[1]}" for ln in hits)
+            raise LsrError(f"{self.name}: {len(hits)} links join {na} and {nb} ({names}): "
+                           f"name one by an interface, e.g. {hits[0].end(na)[0]}:"
+                           f"{hits[0].end(na)[1]} {nb}")
+        return hits[0]
+
+    def _endpoint(self, spec: str) -> tuple[str, str | None]:
+        node, sep, ifname = spec.partition(":")
+        if node not in self.nodes:
+            raise LsrError(f"{self.name}: no node '{node}'")
+        if sep and ifname not in self.nodes[node].interfaces:
+            raise LsrError(f"{self.name}: {node} has no interface '{ifname}'")
+        return node, (ifname if sep else None)
+
+    def parse_link(self, spec: str) -> Link:
+        """'A-B' -> the A-B link (`find_link`); node and interface names may contain '-':
+        the first split where both sides name an endpoint of this topology is taken."""
+        for k in range(1, len(spec)):
+            if spec[k] == "-" and self._is_endpoint(spec[:k]) and self._is_endpoint(spec[k + 1:]):
+                return self.find_link(spec[:k], spec[k + 1:])
+        raise LsrError(f"{self.name}: '{spec}' is not A-B with two nodes of {self.name} "
+                       "(each NODE or NODE:INTERFACE)")
+
+    def _is_endpoint(self, spec: str) -> bool:
+        node, sep, ifname = spec.partition(":")
+        return node in self.nodes and (not sep or ifname in self.nodes[node].interfaces)
+
+    def link_name(self, link: Link) -> str:
+        """'a-b', or 'a:if-b:if' where a and b are joined by more than one link (so the
+        name says which)."""
+        pair = {link.a[0], link.b[0]}
+        if sum(1 for ln in self.links if {ln.a[0], ln.b[0]} == pair) > 1:
+            return f"{link.a[0]}:{link.a[1]}-{link.b[0]}:{link.b[1]}"
+        return f"{link.a[0]}-{link.b[0]}"
 
     def graph(self) -> nx.MultiGraph:
         """The IGP graph: routers as nodes, router-router links as edges (key = link index)."""

@@ -618,7 +618,7 @@ def status(name: str) -> dict[str, Any]:
                 iface = topo.nodes[r].interfaces.get(ifname)
                 if iface is not None:
                     down.add(iface.link)
-        names = ["-".join(topo.links[i].nodes) for i in sorted(down)]
+        names = [topo.link_name(topo.links[i]) for i in sorted(down)]
         from lsr.lab.linkimpair import status_rows
 
         impairments = status_rows(name, topo, st, query)

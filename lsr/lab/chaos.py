@@ -138,15 +138,15 @@ class Chaos:
         i = self.rng.choice(up_links)
         ln = self.topo.links[i]
         if kind == "lab":
-            link(self.name, ln.a[0], ln.b[0], False)
+            link(self.name, _end(ln.a), _end(ln.b), False)
             self.lab_down.add(i)
-            return {"event": f"lab link {ln.a[0]}-{ln.b[0]} down"}
+            return {"event": f"lab link {self.topo.link_name(ln)} down"}
         node, ifname = ln.a if self.rng.random() < 0.5 else ln.b
         if node in self.stopped:
             node, ifname = ln.b if (node, ifname) == ln.a else ln.a
         self._ip_link(node, ifname, False)
         self.ip_down[i] = (node, ifname)
-        return {"event": f"ip link set {ifname} down in {node} ({ln.a[0]}-{ln.b[0]})"}
+        return {"event": f"ip link set {ifname} down in {node} ({self.topo.link_name(ln)})"}
 
     def _recover(self, kind: str, what: Any) -> dict[str, Any]:
         if kind == "router":
@@ -155,12 +155,12 @@ class Chaos:
             return {"event": f"start router {what}"}
         ln = self.topo.links[what]
         if kind == "lab":
-            link(self.name, ln.a[0], ln.b[0], True)
+            link(self.name, _end(ln.a), _end(ln.b), True)
             self.lab_down.discard(what)
-            return {"event": f"lab link {ln.a[0]}-{ln.b[0]} up"}
+            return {"event": f"lab link {self.topo.link_name(ln)} up"}
         node, ifname = self.ip_down.pop(what)
         self._ip_link(node, ifname, True)
-        return {"event": f"ip link set {ifname} up in {node} ({ln.a[0]}-{ln.b[0]})"}
+        return {"event": f"ip link set {ifname} up in {node} ({self.topo.link_name(ln)})"}
 
     def recover_all(self) -> None:
         for r in sorted(self.stopped):
@@ -259,3 +259,8 @@ def run(name: str, events: int, seed: int, say: Callable[[str], None] = lambda s
             "settle_max_s": max(settles, default=0.0),
             "settle_mean_s": round(sum(settles) / len(settles), 3) if settles else 0.0,
             "pings": pings, "routers": routers, "problems": problems, "ok": not problems}
+
+
+def _end(end: tuple[str, str]) -> str:
+    """NODE:INTERFACE: names one link even where two nodes have parallel ones."""
+    return f"{end[0]}:{end[1]}"

@@ -247,11 +247,9 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
     from lsr.lab import netns
 
     topo = lsr.lab.topology(name)
-    for n in (a, b):
-        if n not in topo.nodes:
-            raise LsrError(f"lab '{name}' has no node '{n}'")
-    netns.find_link(topo, a, b)
-    src, dst = _endpoints(topo, src, dst, lambda: choose_hosts(name, topo, a, b))
+    link = topo.links[netns.find_link(topo, a, b)]
+    src, dst = _endpoints(topo, src, dst,
+                          lambda: choose_hosts(name, topo, link.a[0], link.b[0]))
 
     def fail() -> list[dict[str, Any]]:
         lsr.lab.link(name, a, b, up=False)
@@ -266,8 +264,8 @@ def converge(name: str, a: str, b: str, *, src: str | None = None, dst: str | No
     if not keep_down:
         restore()
         converged = round(lsr.lab.wait_converged(name, 30), 3)
-    first = {"t_ms": 0.0, "router": None, "event": "link down", "detail": f"{a}-{b}"}
-    return {"lab": name, "link": f"{a}-{b}", "restored": not keep_down,
+    first = {"t_ms": 0.0, "router": None, "event": "link down", "detail": topo.link_name(link)}
+    return {"lab": name, "link": topo.link_name(link), "restored": not keep_down,
             "reconverged_seconds": converged, **_report(topo, run, first, rate, src, dst)}
 
 

@@ -69,7 +69,7 @@ def link_view(name: str, topo: Topology, idx: int, down: bool, query: Query) -> 
     imp = in_force(topo, LabState(name).read(), idx)
     ln = topo.links[idx]
     out: dict[str, Any] = {
-        "link": idx, "name": "-".join(ln.nodes),
+        "link": idx, "name": topo.link_name(ln),
         "endpoints": [f"{n}:{i}" for n, i in (ln.a, ln.b)],
         "down": down,
         "impair": imp.to_json() if imp else None,
@@ -95,7 +95,7 @@ def status_rows(name: str, topo: Topology, state: dict[str, Any],
         imp = in_force(topo, state, ln.index)
         if imp is None:
             continue
-        row: dict[str, Any] = {"link": ln.index, "name": "-".join(ln.nodes),
+        row: dict[str, Any] = {"link": ln.index, "name": topo.link_name(ln),
                                "impair": imp.to_json(), "describe": imp.describe(),
                                "impair-loss": 0, "impair-queue-full": 0}
         for r in _ends(topo, ln.index):

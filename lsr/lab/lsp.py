@@ -114,7 +114,7 @@ class LabSender:
         on = stopped_on_path(self.topo, igp, ingress, fec, stopped_routers(self.name, self.topo, st))
         hint = _stopped_text(on)
         if hint is None and down and igp.rib(ingress).get(fec) is None:
-            links = ", ".join("-".join(self.topo.links[i].nodes) for i in sorted(down))
+            links = ", ".join(self.topo.link_name(self.topo.links[i]) for i in sorted(down))
             hint = f"no IGP path from {ingress} to {fec} with link {links} down"
         return hint
 

@@ -186,10 +186,8 @@ def set_link(topo: Topology, lab: str, link_index: int, up: bool) -> None:
 
 
 def find_link(topo: Topology, a: str, b: str) -> int:
-    for link in topo.links:
-        if set(link.nodes) == {a, b}:
-            return link.index
-    raise LsrError(f"{topo.name}: no link between '{a}' and '{b}'")
+    """The index of the a-b link (each NODE or NODE:INTERFACE: `Topology.find_link`)."""
+    return topo.find_link(a, b).index
 
 
 # ------------------------------------------------------------ kernel routes

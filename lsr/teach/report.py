@@ -282,7 +282,7 @@ def _head(ctx: Ctx) -> str:
 
     topo, net, summ = ctx.net.topo, ctx.net, ctx.summ
     digest = file_digest(topo.source)
-    down = ", ".join("-".join(topo.links[i].nodes) for i in sorted(net.down))
+    down = ", ".join(topo.link_name(topo.links[i]) for i in sorted(net.down))
     when = ctx.generated.strftime("%Y-%m-%d %H:%M:%S UTC")
     return (
         "<!DOCTYPE html><html lang=\"en\"><head><meta charset=\"utf-8\">"

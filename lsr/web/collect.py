@@ -74,7 +74,7 @@ class LabView:
     # ------------------------------------------------------------ the drawing
 
     def link_names(self) -> dict[int, str]:
-        return {ln.index: "-".join(ln.nodes) for ln in self.topo.links}
+        return {ln.index: self.topo.link_name(ln) for ln in self.topo.links}
 
     def topology_json(self) -> dict[str, Any]:
         nodes = []
@@ -84,7 +84,7 @@ class LabView:
             nodes.append({"name": n.name, "kind": n.kind, "router": n.is_router,
                           "lsr_id": str(n.lsr_id) if n.is_router else None,
                           "address": None if n.is_router else ", ".join(addr), "x": x, "y": y})
-        links = [{"index": ln.index, "name": "-".join(ln.nodes), "a": ln.a[0], "a_if": ln.a[1],
+        links = [{"index": ln.index, "name": self.topo.link_name(ln), "a": ln.a[0], "a_if": ln.a[1],
                   "b": ln.b[0], "b_if": ln.b[1], "subnet": str(ln.subnet), "cost": ln.cost}
                  for ln in self.topo.links]
         return {"lab": self.name, "topology": self.topo.name, "width": layout.WIDTH,

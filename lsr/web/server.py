@@ -263,7 +263,7 @@ class Handler(BaseHTTPRequestHandler):
                 raise LsrError("the body is not JSON") from None
             if not isinstance(body, dict) or body.get("state") not in ("up", "down") \
                     or not all(isinstance(body.get(k), str) for k in ("a", "b")):
-                raise LsrError('expected {"a": NODE, "b": NODE, "state": "up"|"down"}')
+                raise LsrError('expected {"a": NODE[:IFACE], "b": NODE[:IFACE], "state": "up"|"down"}')
             up = body["state"] == "up"
             what = f"link {body['a']}-{body['b']} {body['state']}"
             with srv.link_lock:
