@@ -12,6 +12,7 @@ import pytest
 import lsr.lab as lab
 from lsr.core.topology import host_address, load_topology
 from lsr.errors import LsrError
+from lsr.lab.lsp import validate_live
 from lsr.sim import converge
 from tests.conftest import ROOT, needs_root
 from tests.wait import wait_for
@@ -65,6 +66,10 @@ def test_each_member_of_parallel_links_fails_on_its_own(par):
     assert L.exec("r-2", ["ip", "link", "set", "eth1", "down"]) == 0
     _equal_to_sim(L, ["r1:eth3-r-2", "r-2:eth1-r1"], "ip link set eth1 down in r-2")
     assert _r1_nexthops(L) == set() and not _ping(L)
+    # validate knows r1 is cut off (one link down by carrier only): nothing else fails
+    v = validate_live(L.name)
+    assert v["down_links"] == [1, 2] and v["failed"] == 0, \
+        [r for r in v["results"] if r["status"] == "fail"]
 
     lab.link(L.name, "r-2:eth2", "r1:eth3", True)
     lab.wait_converged(L.name)
@@ -74,3 +79,4 @@ def test_each_member_of_parallel_links_fails_on_its_own(par):
     assert L.exec("r-2", ["ip", "link", "set", "eth1", "up"]) == 0
     _equal_to_sim(L, [], "ip link set eth1 up in r-2")
     assert _r1_nexthops(L) == {"eth2", "eth3"} and _ping(L)
+    assert validate_live(L.name)["failed"] == 0

@@ -297,7 +297,8 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
     """`lsr lab validate NAME` JSON: expect: + invariants on the live LFIBs, real pings,
     control plane vs data plane by LSP traceroute."""
     topo = lsr.lab.topology(name)
-    down = LabState(name).read().get("down_links", [])
+    # links down by any means (`lab link`, `ip link` in a namespace): the IGP the routers see
+    down = lsr.lab.status(name)["down_links"]
     igp = Igp(topo, down)
     lfibs, stopped, why = _live_lfibs(name)
     hung = [r for r in why if r not in stopped]

@@ -228,7 +228,7 @@ class LabView:
             raise LsrError("pick two different nodes")
         fec = resolve_fec(self.topo, dst)
         lfibs, stopped = live_lfibs(self.name)
-        down = set(LabState(self.name).read().get("down_links", []))
+        down = set(lab.status(self.name)["down_links"])  # by `lab link` or carrier
         net = Network(self.topo, {}, {}, f"lab {self.name}", down, lfibs)
         tr = lsp_hops(net, ingress, fec)
 
