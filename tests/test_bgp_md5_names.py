@@ -1,8 +1,9 @@
 """A BGP session whose TCP MD5 keys disagree (RFC 2385: a key at one end only, or two
 different keys) is named with its cause wherever an LDP session's is (tests/test_diagnose.py):
 `lsr topo validate`, the simulator's `stuck` (`lsr sim run` text and JSON, every analysis
-command's stderr, `lsr validate`'s control-plane row and 6PE detail, `lsr draw`). The
-exit status is the LDP case's: 1, with what did converge still shown."""
+command's stderr, `lsr validate`'s control-plane row and 6PE detail, `lsr draw`), and
+`lsr lab up`'s failure line (what the lab waits for, and the line, checked here without
+a lab). The exit status is the LDP case's: 1, with what did converge still shown."""
 
 from __future__ import annotations
 
@@ -183,6 +184,30 @@ def test_draw_names_it_under_the_title(case: tuple[Path, str]) -> None:
     code, out, _ = cli("draw", str(f), "--lsp", "pe1:pe2")
     assert code == 1 and text_of(cause) in out
     assert "1 session / adjacency down<" in out  # no red dashes: it runs on no one link
+
+
+# ---------------------------------------------------------------- the lab, without a lab
+
+
+def test_lab_up_waits_for_it_and_names_it(case: tuple[Path, str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lab up` expects the session (as LDP's: the lab has not converged without it) and
+    its failure line names it from the configs, with the kernels' MD5 drops."""
+    from lsr.lab import bgp_lab, diagnose, frr
+    from lsr.sim import Simulation
+
+    f, cause = case
+    t = load_bgp_topology(f)
+    s = Simulation(t)
+    s.run(quiet=s.quiet_time())
+    exp = bgp_lab.expected(s)
+    assert exp["pe1"]["peers"] == [str(t.nodes["pe2"].lsr_id)]
+    assert exp["pe2"]["peers"] == [str(t.nodes["pe1"].lsr_id)]
+    assert bgp_lab.expected(s, {"pe2"})["pe1"]["peers"] == []
+    monkeypatch.setattr(frr, "md5_drops", lambda lab, r: {"pe2": 3}.get(r, 0))
+    line = diagnose.explain("md5n", t, ["pe1", "pe2"], lambda *a, **k: [])
+    assert line == f"{text_of(cause)} (pe2: 3 TCP segments dropped for MD5)"
+    assert diagnose.explain("md5n", t, ["p1"], lambda *a, **k: []) == ""
 
 
 def test_ldp_and_bgp_findings_together(tmp_path: Path) -> None:
