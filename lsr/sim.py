@@ -64,9 +64,17 @@ from lsr.core.igp import Igp, Route
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
 from lsr.core.vpnfib import LabelKey, VpnTables, compose, local_routes, vrf_json
+from lsr.oam.diagnose import BGP as STUCK_BGP
 from lsr.oam.diagnose import LDP as STUCK_LDP
 from lsr.oam.diagnose import OSPF as STUCK_OSPF
-from lsr.oam.diagnose import Stuck, ldp_cause, ospf_cause, router_links, router_pairs
+from lsr.oam.diagnose import (
+    Stuck,
+    bgp_findings,
+    ldp_cause,
+    ospf_cause,
+    router_links,
+    router_pairs,
+)
 from ospf import events as ospf_ev
 from ospf.config import from_topology as ospf_config
 from ospf.instance import OspfInstance
@@ -184,6 +192,7 @@ class Simulation:
                 self.bgp[r] = BgpInstance(cfg)
         self._bgp_listen: dict[IPv4Address, str] = {}
         self._bgp_md5: dict[str, dict[IPv4Address, str]] = {}  # listener -> peer -> key
+        self._bgp_findings: list[Stuck] | None = None  # sessions the configs keep down
         # (router, conn) -> (peer router, peer conn, our address, the peer's address)
         self._bgp_pipes: dict[tuple[str, int], tuple[str, int, IPv4Address, IPv4Address]] = {}
         self._bgp_backlog: dict[tuple[str, int], list[bytes]] = {}
@@ -466,9 +475,10 @@ class Simulation:
         return have == self.expected_sessions()
 
     def stuck(self) -> list[Stuck]:
-        """The OSPF adjacencies and LDP sessions that should be up and are not, each with
-        its cause: the two ends' configs compared (`lsr.oam.diagnose`), else what this
-        simulation saw (no route to the peer's transport address, the session's state)."""
+        """The OSPF adjacencies, LDP sessions and BGP sessions that should be up and are
+        not, each with its cause: the two ends' configs compared (`lsr.oam.diagnose`),
+        else what this simulation saw (no route to the peer's transport address or
+        loopback, the session's state)."""
         out: list[Stuck] = []
         up_links = [ln for ln in router_links(self.topo) if ln.index not in self.down
                     and not any(n in self.stopped for n in ln.nodes)]
@@ -488,7 +498,33 @@ class Simulation:
                 continue
             cause = ldp_cause(self.topo, a, b) or self._ldp_seen(a, b, na, nb)
             out.append(Stuck(STUCK_LDP, a, b, cause))
-        return out
+        return out + self._bgp_stuck()
+
+    def _bgp_stuck(self) -> list[Stuck]:
+        """The BGP sessions the configs keep down (`bgp_blocked`), and those expected up
+        (`bgp_sessions`) that are not Established, with what the simulation saw."""
+        rank = {n: node.index for n, node in self.topo.nodes.items()}
+        out = self.bgp_blocked()
+        pairs = {tuple(sorted(x, key=rank.__getitem__)) for x in self.bgp_sessions()}
+        for a, b in pairs:
+            sa, sb = (self.bgp[x].state_of(self.topo.nodes[y].lsr_id).value
+                      for x, y in ((a, b), (b, a)))
+            if sa == sb == "Established":
+                continue
+            seen = next((f"no route from {x} to {y}'s loopback {self.topo.nodes[y].lsr_id}"
+                         for x, y in ((a, b), (b, a))
+                         if not self._reaches(x, self.topo.nodes[y].lsr_id)), f"{a} {sa}, {b} {sb}")
+            out.append(Stuck(STUCK_BGP, a, b, seen))
+        return sorted(out, key=lambda s: (rank[s.a], rank[s.b]))
+
+    def bgp_blocked(self) -> list[Stuck]:
+        """The BGP sessions between two running routers that their configs keep down (TCP
+        MD5 keys that differ: `lsr.oam.diagnose.bgp_findings`). Not in `bgp_sessions`, so
+        a run does not wait for them, but with one of them the network has not converged."""
+        if self._bgp_findings is None:
+            self._bgp_findings = bgp_findings(self.topo) if self.bgp else []
+        return [s for s in self._bgp_findings if s.a in self.bgp and s.b in self.bgp
+                and s.a not in self.stopped and s.b not in self.stopped]
 
     def _ospf_state(self, router: str, ifname: str) -> str:
         for n in self.ospf[router].neighbors_json():
@@ -634,6 +670,8 @@ class Simulation:
         if not stop_when_converged:
             self.now = max(self.now, limit)
             converged = self.ospf_settled() and self.sessions_ok() and self.bgp_settled()
+        if converged and self.bgp_blocked():  # settled, but a BGP session can never come up
+            converged = False
         return SimResult(converged, self.last_change, self.now, self.events - start_events,
                          self.instances, self.message_counts())
 

@@ -226,10 +226,18 @@ def test_validate_json_names_the_6pe_failure() -> None:
     ("    pe1: {ipv6_explicit_null: true}\n    pe2: {}",
      "    pe1: {ipv6_explicit_null: true, passive: true}\n    pe2: {passive: true}",
      "pe1 2001:db8:2::/64: no BGP route: the BGP session pe1-pe2 is Active, not Established"),
-    # a TCP MD5 key at one end only (RFC 2385): no SYN gets through, the session stays down
+    # a TCP MD5 key at one end only (RFC 2385): no SYN gets through, the session stays
+    # down; the cause is named from the configs, as for LDP
     ("    pe1: {ipv6_explicit_null: true}\n    pe2: {}",
      "    pe1: {ipv6_explicit_null: true, passwords: {pe2: sesame}}\n    pe2: {}",
-     "pe1 2001:db8:2::/64: no BGP route: the BGP session pe1-pe2 is Idle, not Established"),
+     "pe1 2001:db8:2::/64: no BGP route: the BGP session pe1-pe2 is not Established: TCP MD5 "
+     "password on pe1 only"),
+    # two different keys: the same, from pe2's side
+    ("    pe1: {ipv6_explicit_null: true}\n    pe2: {}",
+     "    pe1: {ipv6_explicit_null: true, passwords: {pe2: sesame}}\n"
+     "    pe2: {passwords: {pe1: other}}",
+     "pe2 2001:db8:1::/64: no BGP route: the BGP session pe2-pe1 is not Established: TCP MD5 "
+     "passwords differ on pe1 and pe2"),
     # LDP down between pe1 and p1: BGP has the route, but no LSP carries it
     ("    pe1: {loopback: 10.255.0.1}",
      "    pe1: {loopback: 10.255.0.1, ldp: {passwords: {p1: sesame}}}",

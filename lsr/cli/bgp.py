@@ -12,7 +12,14 @@ from typing import Any
 import click
 
 from lsr import render
-from lsr.cli.common import json_option, load, pick_routers, topology_arg
+from lsr.cli.common import (
+    exit_if_stuck,
+    json_option,
+    load,
+    pick_routers,
+    simulated,
+    topology_arg,
+)
 from lsr.cli.lab import lab, lab_api, require_root
 from lsr.cli.sim import sim
 from lsr.errors import LsrError
@@ -82,20 +89,23 @@ def _sim_args(topo: Any, args: tuple[str, ...]) -> tuple[str | None, str]:
 @json_option
 def sim_bgp(file: str, args: tuple[str, ...], as_json: bool) -> None:
     """BGP neighbours (summary) or best routes (vpn, unicast, ipv6, vpn6) once the simulation
-    converged."""
+    converged.
+
+    Exit status 1 when a session or adjacency did not come up (each is named on stderr,
+    with its cause: a BGP session's TCP MD5 keys that differ...), 2 for bad input."""
     from bgp import views
-    from lsr.sim import simulate
+    from bgp.config import from_topology as bgp_config
 
     topo = load(file)
     router, view = _sim_args(topo, args)
     names = pick_routers(topo, router)
-    s, res = simulate(topo)
-    if not res.converged:
-        raise LsrError(f"{file}: the simulation did not converge")
-    if not s.bgp:
+    running = [r.name for r in topo.routers if bgp_config(topo, r.name) is not None]
+    if not running:
         raise LsrError(f"{file}: no bgp: section (no router runs BGP)")
-    if router is not None and router not in s.bgp:
+    if router is not None and router not in running:
         raise LsrError(f"{file}: {router} runs no BGP (not in bgp.routers)")
+    o = simulated(topo)
+    s = o.sim
     out: dict[str, Any] = {}
     for r in names:
         if r not in s.bgp:
@@ -104,6 +114,7 @@ def sim_bgp(file: str, args: tuple[str, ...], as_json: bool) -> None:
         out[r] = (views.summary(inst, s.now) if view == "summary"
                   else {"routes": views.routes(inst, views.VIEWS[view])})
     show({"routers": out}, view, as_json)
+    exit_if_stuck(o)
 
 
 @lab.command("bgp")

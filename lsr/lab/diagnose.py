@@ -1,5 +1,5 @@
-"""Why a lab did not converge, in one line: each LDP session and OSPF adjacency that is not
-up, named with its cause (`lsr lab up`'s error, `lsr lab link`'s wait).
+"""Why a lab did not converge, in one line: each LDP session, OSPF adjacency and BGP session
+that is not up, named with its cause (`lsr lab up`'s error, `lsr lab link`'s wait).
 
 The cause comes first from the two ends' configs (`lsr.oam.diagnose`: a TCP MD5 password
 on one side only, different OSPF timers...), then from what the routers see: a session's
@@ -15,7 +15,7 @@ from typing import Any
 from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab import frr
-from lsr.oam.diagnose import LDP, Stuck, config_findings
+from lsr.oam.diagnose import BGP, LDP, Stuck, config_findings
 
 Query = Callable[..., Any]
 
@@ -41,6 +41,9 @@ def explain(name: str, topo: Topology, routers: Sequence[str], query: Query) -> 
     for s in found:  # the configs name the cause; of what the routers see, the MD5 drops
         extra = seen.pop(frozenset((s.a, s.b)), []) if s.kind == LDP else []
         extra = [x for x in extra if x.endswith("dropped for MD5")]
+        if s.kind == BGP:  # TCP 179 between loopbacks: the ends' kernels drop alike
+            extra = [f"{r}: {d} TCP segments dropped for MD5" for r in (s.a, s.b)
+                     if (d := frr.md5_drops(name, r))]
         out.append(s.text() + (f" ({'; '.join(extra)})" if extra else ""))
     for pair, what in seen.items():
         a, b = sorted(pair, key=lambda n: topo.nodes[n].index)

@@ -1,10 +1,11 @@
-"""Why an LDP session or an OSPF adjacency does not come up, named from both ends' configs.
+"""Why an LDP session, an OSPF adjacency or a BGP session does not come up, named from
+both ends' configs.
 
-Pure: reads a `Topology`. `ldp_cause(topo, a, b)` and `ospf_cause(topo, link)` compare
-what the two ends were told and name the first thing that keeps them apart (a TCP MD5
-password on one side only, different passwords, different OSPF timers or keys);
-`config_findings(topo)` lists every such router pair and link (`lsr topo validate`
-warns about them). The drivers turn what did not converge into `Stuck` items: the
+Pure: reads a `Topology`. `ldp_cause(topo, a, b)`, `ospf_cause(topo, link)` and
+`bgp_cause(topo, a, b)` compare what the two ends were told and name the first thing
+that keeps them apart (a TCP MD5 password on one side only, different passwords,
+different OSPF timers or keys); `config_findings(topo)` lists every such router pair and
+link (`lsr topo validate` warns about them). The drivers turn what did not converge into `Stuck` items: the
 simulator (`lsr.sim.Simulation.stuck`) from its instances' states, falling back on what
 it saw (no route to the peer's transport address, a session state) when the configs
 agree; the lab (`lsr lab up`) from the routers' answers.
@@ -15,19 +16,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from bgp.config import PeerConfig
+from bgp.config import from_topology as bgp_config
 from lsr.core.topology import Link, Topology
 
 LDP = "ldp"
 OSPF = "ospf"
-_WHAT = {LDP: "LDP session", OSPF: "OSPF adjacency"}
-_NOT_UP = {LDP: "not established", OSPF: "not Full"}
+BGP = "bgp"
+_WHAT = {LDP: "LDP session", OSPF: "OSPF adjacency", BGP: "BGP session"}
+_NOT_UP = {LDP: "not established", OSPF: "not Full", BGP: "not Established"}
 
 
 @dataclass(frozen=True)
 class Stuck:
-    """One LDP session (router pair) or OSPF adjacency (link) that is not up, and why."""
+    """One LDP or BGP session (router pair) or OSPF adjacency (link) that is not up, and
+    why."""
 
-    kind: str  # LDP | OSPF
+    kind: str  # LDP | OSPF | BGP
     a: str
     b: str
     cause: str
@@ -50,9 +55,27 @@ class Stuck:
 def ldp_cause(topo: Topology, a: str, b: str) -> str | None:
     """What in the two routers' LDP configs keeps their session down (RFC 5036 §2.9: the
     TCP MD5 option must be configured on both ends with the same key), or None."""
-    pa = topo.nodes[a].ldp.password_for(b)
-    pb = topo.nodes[b].ldp.password_for(a)
-    if pa == pb:
+    return _md5_cause(a, b, topo.nodes[a].ldp.password_for(b), topo.nodes[b].ldp.password_for(a))
+
+
+def bgp_cause(topo: Topology, a: str, b: str) -> str | None:
+    """What in the two routers' BGP configs keeps their session down (RFC 2385: a TCP MD5
+    key at one end only, or two different keys, and no segment gets through), or None."""
+    pa, pb = _bgp_peer(topo, a, b), _bgp_peer(topo, b, a)
+    if pa is None or pb is None:  # not a configured session
+        return None
+    return _md5_cause(a, b, pa.password, pb.password)
+
+
+def _bgp_peer(topo: Topology, router: str, peer: str) -> PeerConfig | None:
+    cfg = bgp_config(topo, router)
+    return next((p for p in cfg.peers if p.name == peer), None) if cfg is not None else None
+
+
+def _md5_cause(a: str, b: str, pa: str | None, pb: str | None) -> str | None:
+    """'TCP MD5 password on a only' / '... on b only' / 'TCP MD5 passwords differ on a
+    and b' (each end's key for the other, '' or None: none), or None when they agree."""
+    if (pa or None) == (pb or None):
         return None
     if not pb:
         return f"TCP MD5 password on {a} only"
@@ -94,8 +117,26 @@ def router_pairs(topo: Topology) -> list[tuple[str, str]]:
     return list(seen.values())
 
 
+def bgp_findings(topo: Topology) -> list[Stuck]:
+    """Every BGP session (the `bgp:` section) the configuration keeps from coming up, in
+    file order (a before b in the file)."""
+    cfgs = {r.name: c for r in topo.routers if (c := bgp_config(topo, r.name)) is not None}
+    peers = {r: {p.name: p for p in c.peers} for r, c in cfgs.items()}
+    out = []
+    for a in cfgs:
+        for b, pa in peers[a].items():
+            pb = peers.get(b, {}).get(a)
+            if pb is None or topo.nodes[b].index < topo.nodes[a].index:
+                continue
+            cause = _md5_cause(a, b, pa.password, pb.password)
+            if cause:
+                out.append(Stuck(BGP, a, b, cause))
+    return sorted(out, key=lambda s: (topo.nodes[s.a].index, topo.nodes[s.b].index))
+
+
 def config_findings(topo: Topology) -> list[Stuck]:
-    """Every OSPF adjacency and LDP session the configuration keeps from coming up."""
+    """Every OSPF adjacency, LDP session and BGP session the configuration keeps from
+    coming up."""
     out = []
     for ln in router_links(topo):
         cause = ospf_cause(topo, ln)
@@ -105,4 +146,4 @@ def config_findings(topo: Topology) -> list[Stuck]:
         cause = ldp_cause(topo, a, b)
         if cause:
             out.append(Stuck(LDP, a, b, cause))
-    return out
+    return out + bgp_findings(topo)

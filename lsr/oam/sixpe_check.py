@@ -30,6 +30,7 @@ from lsr.core.igp import Igp
 from lsr.core.labels import IMPLICIT_NULL
 from lsr.core.lfib import Lfib
 from lsr.core.topology import Topology
+from lsr.oam.diagnose import bgp_cause
 from lsr.oam.validate import CheckResult
 
 if TYPE_CHECKING:
@@ -71,6 +72,9 @@ def _missing(topo: Topology, me: str, o: str, f: Fib6, p: Any, igp: Igp | None,
     lo = topo.nodes[o].lsr_id
     if p in f.unresolved:  # BGP has it, LDP has no LSP: never sent unlabelled (RFC 4798 §3)
         return f"BGP route from {o} unusable: {f.unresolved[p]} (RFC 4798 §3: no unlabelled IPv6 in the core)"
+    cause = bgp_cause(topo, *sorted((me, o), key=lambda n: topo.nodes[n].index))
+    if cause:  # the configs first (TCP MD5 keys), as for LDP
+        return f"no BGP route: the BGP session {me}-{o} is not Established: {cause}"
     if igp is not None and not any(lo in q for q in igp.rib(me)):
         return (f"no BGP route: {o}'s loopback {lo} is unreachable (no IGP route), so the "
                 f"BGP session {me}-{o} is down")

@@ -25,7 +25,7 @@ from ipaddress import IPv4Network
 
 from lsr.core.topology import Link, Topology
 from lsr.errors import LsrError
-from lsr.oam.diagnose import LDP, OSPF, Stuck
+from lsr.oam.diagnose import BGP, LDP, OSPF, Stuck
 from lsr.teach.net import Hop, LspTrace, Network, egress_text, egresses, op_text
 
 STUCK_COLOR = "#c62828"  # a session or adjacency that did not come up
@@ -137,6 +137,8 @@ def dot_source(net: Network | Topology, overlays: Sequence[Overlay] = (),
     sub = [f"<font color='{o.color}'>{_e(o.title)}</font>" for o in overlays]
     if stuck:
         sub.append(f"<font color='{STUCK_COLOR}'>{_e(_stuck_title(stuck))}</font>")
+        # a BGP session runs between loopbacks, on no one link: named under the title
+        sub += [f"<font color='{STUCK_COLOR}'>{_e(s.text())}</font>" for s in stuck if s.kind == BGP]
     g.append("label=<<b>" + _e(head) + "</b>" + "".join("<br/>" + s for s in sub)
              + ("<br/><font point-size='18'>link: IGP cost" if compact else
                 "<br/><font point-size='10'>link: subnet / IGP cost; node:interface .address")
@@ -178,8 +180,9 @@ def dot_source(net: Network | Topology, overlays: Sequence[Overlay] = (),
 
 def _stuck_title(stuck: Sequence[Stuck]) -> str:
     n = len(stuck)
+    where = " (red dashes)" if any(s.kind != BGP for s in stuck) else ""
     return f"NOT converged: {n} session{'s' if n > 1 else ''} / adjacenc{'ies' if n > 1 else 'y'} " \
-        "down (red dashes)"
+        f"down{where}"
 
 
 def _stuck_on(link: Link, stuck: Sequence[Stuck]) -> list[str]:
