@@ -230,7 +230,8 @@ def home(fec: Target) -> IPv4Address | IPv6Address:
     return LOCALHOST6 if is_ipv6(fec) else LOCALHOST
 
 
-def multipath_destinations(fec: Target, count: int) -> tuple[IPv4Address, ...] | tuple[IPv6Address, ...]:
+def multipath_destinations(fec: Target,
+                           count: int) -> tuple[IPv4Address, ...] | tuple[IPv6Address, ...]:
     """`count` destinations for multipath exploration of `fec` (§3.4.1.1.1): 127.0.0.1 up,
     or ::ffff:127.0.0.1 up for an IPv6 FEC."""
     return multipath_range(count, home(fec))
@@ -278,8 +279,9 @@ def traceroute(
     `first_ddmaps` are the ingress's own DDMAPs (`responder.ingress_ddmaps`);
     without them the first request names ALL-ROUTERS. With `multipath`, the
     first DDMAPs carry the ingress's split of `destinations` 127/8 addresses
-    (::ffff:127/104 for an IPv6 FEC) and every branch the replies announce is followed. `name_of` names the
-    router owning a DDMAP's downstream address (the hop expected to answer). `fecs`:
+    (::ffff:127/104 for an IPv6 FEC) and every branch the replies announce is
+    followed. `name_of` names the router owning a DDMAP's downstream address (the
+    hop expected to answer). `fecs`:
     the Target FEC Stack when it is not `fec`'s LDP FEC (a VPN route's: `vpn_fecs`).
     """
     res = TraceResult(fec, source, multipath)
@@ -351,7 +353,8 @@ def traceroute(
             nexts = nexts[:1]
         children = []
         for i, d in enumerate(nexts):
-            addrs = tuple(a for a in _addresses(d, v6) if a in br.dsts) or (br.dsts if i == 0 else ())
+            addrs = tuple(a for a in _addresses(d, v6) if a in br.dsts) or \
+                (br.dsts if i == 0 else ())
             if not addrs:
                 continue
             pid = br.path if not children else next(path_ids)
