@@ -16,19 +16,25 @@ routes (topologies/6vpe.yaml).
   runtime stopped and started: broken while each lasts, naming the cause; after, equal to
   the simulator again;
 * `lsr lab validate` pings every 6PE route (sixpe-lsp-ping) and 6VPE route
-  (vpn-lsp-ping).
+  (vpn-lsp-ping);
+* a multipath traceroute of a 6PE route over ECMP at the ingress and at a P router
+  (tests/sixpe_ecmp.py) finds the simulator's four paths with ::ffff:127/104
+  destinations and IPv6 bit-masked multipath data both ways (RFC 8029 §3.4.1.1.1), which
+  tshark decodes with no malformed item.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from ipaddress import IPv4Network, IPv6Network
 
 import pytest
 
+from tests import sixpe_ecmp
 from tests.conftest import TOPOLOGIES, is_root, needs_tool
 from tests.wait import Capture, wait_for
 
@@ -49,6 +55,7 @@ if is_root():
 PREFIX = os.environ.get("LSR_TEST_LAB_PREFIX", "vo")
 SIXPE = f"{PREFIX}p{os.getpid() % 1000}"
 SIXVPE = f"{PREFIX}v{os.getpid() % 1000}"
+MP6 = f"mp6{PREFIX}{os.getpid() % 1000}"  # the 6PE ECMP lab
 CE1 = IPv6Network("2001:db8:1::/64")
 CE2 = IPv6Network("2001:db8:2::/64")
 SITE2 = IPv6Network("2001:db8:1:2::/64")
@@ -76,6 +83,18 @@ def sixv():
         yield _up(SIXVPE, "6vpe.yaml")
     finally:
         lab.down(SIXVPE)
+
+
+@pytest.fixture(scope="module")
+def ecmp6():
+    topo = sixpe_ecmp.topology()
+    try:
+        lab.up(topo, name=MP6, timeout=60)
+        sim, _ = simulate(topo)
+        doc = sim.lfib_json()
+        yield topo, lfib_network(topo, lfibs_from_json(doc), fib6s_from_json(doc))
+    finally:
+        lab.down(MP6)
 
 
 def _hops(out: dict) -> list[tuple]:
@@ -283,3 +302,38 @@ def test_6vpe_through_ip_link_and_a_router_restart(sixv):
     _ready(SIXVPE, "pe1", t)
     _same_but_rtt(lsp_traceroute(s, "pe1", t), lsp_traceroute(sim, "pe1", t))
     _same_but_rtt(lsp_ping(s, "pe1", t, count=2), lsp_ping(sim, "pe1", t, count=2))
+
+
+@needs_tool("tshark")
+@needs_tool("tcpdump")
+def test_6pe_multipath_traceroute_over_ecmp_is_ipv6_and_decodes(ecmp6, tmp_path):
+    """pe1 -> pe2 over two ECMP stages: the lab's multipath traceroute is the simulator's
+    (four paths), its requests go to several ::ffff:127/104 destinations with IPv6
+    bit-masked data (type 8: a 16-octet prefix, which Wireshark 4.0 shows as "IP Address:
+    0.0.0.0" and a mask starting 000000000000ffff7f...), the replies answer in kind, and
+    tshark finds nothing malformed. Captured on p3's links to p1 and p2, which every
+    request past p1 / p2 and every reply from p3 on crosses."""
+    topo, sim = ecmp6
+    t = SixpeTarget(sixpe_ecmp.CE2)
+    _ready(MP6, "pe1", t)
+    pcaps = [tmp_path / f"mp6-{i}.pcap" for i in ("eth1", "eth2")]
+    caps = [Capture(ns_name(MP6, "p3"), p.stem[4:], p, "mpls or udp port 3503") for p in pcaps]
+    try:
+        mp = lsp_traceroute(LabSender(MP6), "pe1", t, multipath=True)
+        wait_for(lambda: sum(_decode(p).count("MPLS Echo Reply") for p in pcaps) >= 7, 20,
+                 "the multipath traceroute's replies from p3, p4, p5 and pe2", interval=0.3)
+    finally:
+        for c in caps:
+            c.stop()
+    assert mp["result"] == "ok", mp
+    assert sorted(p["routers"] for p in mp["paths"]) == sorted(sixpe_ecmp.PATHS)
+    _same_but_rtt(mp, lsp_traceroute(sim, "pe1", t, multipath=True))
+    frames = [f for p in pcaps for f in _clean(p).split("\nFrame ")]
+    for kind in ("MPLS Echo Request", "MPLS Echo Reply"):
+        with_mp = [f for f in frames if f"Message Type: {kind}" in f
+                   and "Multipath Information (IP address prefix and bit mask)" in f]
+        assert with_mp, f"no {kind} with multipath data"
+        assert all("Mask: 000000000000ffff7f" in f for f in with_mp), kind  # ::ffff:127/104
+    dsts = set(re.findall(r"Destination Address: (\S+)", "".join(
+        f for f in frames if "Message Type: MPLS Echo Request" in f)))
+    assert len(dsts) > 1 and all(d.startswith("::ffff:127.0.0.") for d in dsts), dsts

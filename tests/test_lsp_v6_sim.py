@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import replace
-from ipaddress import IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 from click.testing import CliRunner
@@ -18,18 +18,27 @@ from lsr.core.topology import load_topology
 from lsr.errors import LsrError
 from lsr.oam.echo import (
     FLAG_V,
+    LOCALHOST6,
+    LOOPBACK_NET,
+    LOOPBACK_NET6,
     BgpIpv6Fec,
+    Ddmap,
     EchoMessage,
     LdpIpv4Fec,
+    Multipath,
+    MultipathType,
     TargetFecStack,
     VpnIpv4Fec,
     VpnIpv6Fec,
+    multipath_range,
 )
 from lsr.oam.lspping import fib6s_from_json, lfib_network, lsp_ping, lsp_traceroute, resolve_target
 from lsr.oam.responder import SixpeTarget, VpnTarget, respond
 from lsr.oam.sixpe_check import sixpe_lsp_ping_results
+from lsr.oam.trace import LfibNetwork
 from lsr.oam.validate import lfibs_from_json
 from lsr.sim import simulate
+from tests import sixpe_ecmp
 from tests.conftest import TOPOLOGIES
 
 CE1 = IPv6Network("2001:db8:1::/64")
@@ -284,3 +293,122 @@ def test_validate_probes_6vpe_and_6pe_routes():
     res = r.invoke(main, ["validate", str(TOPOLOGIES / "6pe.yaml"), "--json"])
     rows = {x["check"]: x for x in json.loads(res.output)["results"]}
     assert rows["sixpe-lsp-ping"]["status"] == "pass"
+
+
+# ---------------------------------------------------------------- multipath (§3.4.1.1.1)
+
+
+@pytest.fixture(scope="module")
+def ecmp6():
+    topo = sixpe_ecmp.topology()
+    sim, res = simulate(topo)
+    assert res.converged
+    doc = sim.lfib_json()
+    return topo, lfibs_from_json(doc), fib6s_from_json(doc)
+
+
+def _recorded(net: LfibNetwork) -> list[tuple]:
+    """Every (request, dst, reply) the traces through `net` exchange, as bytes decode them."""
+    log: list[tuple] = []
+    sender = net.sender
+
+    def recording(ingress, fec):
+        real = sender(ingress, fec)
+
+        def send(ttl, request, dst=None):
+            r = real(ttl, request, dst)
+            log.append((EchoMessage.decode(request.encode()), dst,
+                        None if r is None else EchoMessage.decode(r.message.encode())))
+            return r
+        return send
+    net.sender = recording
+    return log
+
+
+def _v6_set(mp: Multipath) -> tuple[IPv6Address, ...]:
+    """A DDMAP's IPv6 multipath data: bit-masked (Wireshark 4.0 reads no 16-octet type 2
+    or 4), every address in ::ffff:127.0.0.0/104."""
+    assert mp.type == MultipathType.BITMASK_IP
+    got = mp.addresses(v6=True)
+    assert got and all(a in LOOPBACK_NET6 for a in got), got
+    return got
+
+
+@pytest.mark.parametrize("ingress, target", [("pe1", SixpeTarget(sixpe_ecmp.CE2)),
+                                             ("pe2", SixpeTarget(sixpe_ecmp.CE1))])
+def test_6pe_multipath_traceroute_is_ipv6_end_to_end(ecmp6, ingress, target):
+    """An IPv6 FEC's multipath traceroute: the ingress splits ::ffff:127.0.0.1..32 over its
+    ECMP next hops, each request goes to one of its branch's destinations with that set
+    as IPv6 bit-masked multipath data, each replier splits it again in IPv6; every path
+    of both ECMP stages is found."""
+    topo, lfibs, fib6s = ecmp6
+    net = lfib_network(topo, lfibs, fib6s)
+    dsts = multipath_range(32, LOCALHOST6)
+    first = net.first_ddmaps(ingress, target, True)
+    assert len(first) == 2
+    shares = [set(_v6_set(d.multipath)) for d in first]
+    assert shares[0].isdisjoint(shares[1]) and shares[0] | shares[1] == set(dsts)
+    log = _recorded(net)
+    out = lsp_traceroute(net, ingress, target, multipath=True)
+    want = sixpe_ecmp.PATHS if ingress == "pe1" else \
+        [[*reversed(p[:-1]), "pe1"] for p in sixpe_ecmp.PATHS]
+    assert out["result"] == "ok" and sorted(p["routers"] for p in out["paths"]) == sorted(want)
+    assert log and all(isinstance(dst, IPv6Address) for _, dst, _ in log)
+    for req, dst, rep in log:
+        (rq_map,) = req.ddmaps
+        sent = _v6_set(rq_map.multipath)
+        assert dst == sent[0] and set(sent) <= set(dsts)  # the branch's own destinations
+        assert rep is not None and rep.return_code in (3, 8)
+        if rep.return_code == 8:  # a transit splits exactly what it was sent, in IPv6
+            parts = [set(_v6_set(d.multipath)) for d in rep.ddmaps]
+            assert set().union(*parts) == set(sent) and sum(map(len, parts)) == len(sent)
+    # the IPv4 FEC of the same egress keeps 127/8, as before
+    log.clear()
+    v4 = lsp_traceroute(net, ingress, IPv4Network(("10.255.0.2" if ingress == "pe1"
+                                                    else "10.255.0.1", 32)), multipath=True)
+    assert v4["result"] == "ok" and len(v4["paths"]) == 4
+    assert all(isinstance(dst, IPv4Address) and dst in LOOPBACK_NET for _, dst, _ in log)
+    assert all(a in LOOPBACK_NET for req, _, _ in log for a in req.ddmaps[0].multipath.addresses())
+
+
+def test_6pe_traceroute_without_multipath_sends_its_one_ipv6_destination(ecmp6):
+    topo, lfibs, fib6s = ecmp6
+    net = lfib_network(topo, lfibs, fib6s)
+    log = _recorded(net)
+    out = lsp_traceroute(net, "pe1", SixpeTarget(sixpe_ecmp.CE2))
+    assert out["result"] == "ok" and len(out["paths"]) == 1
+    for req, _dst, rep in log:
+        assert _v6_set(req.ddmaps[0].multipath) == (LOCALHOST6,)
+        assert all(_v6_set(d.multipath) == (LOCALHOST6,) for d in rep.ddmaps)
+
+
+def test_responder_reads_multipath_in_the_requests_family(ecmp6):
+    """p3 splits an IPv6 request's ::ffff:127/104 set and answers in IPv6; IPv4 data in an
+    IPv6 request (or the reverse) is malformed (1) when it does not fit the family."""
+    topo, lfibs, fib6s = ecmp6
+    t = lfib_network(topo, lfibs, fib6s).tables["p3"]
+    lo = IPv4Network("10.255.0.2/32")
+    label = lfibs["p1"].ftn[lo].nexthops[0].out_labels[0]
+
+    def reply(mp: Multipath, v6: bool) -> EchoMessage:
+        req = EchoMessage(flags=FLAG_V, sender_handle=1, sequence=1, tlvs=(
+            TargetFecStack((LdpIpv4Fec(lo), BgpIpv6Fec(sixpe_ecmp.CE2))),
+            Ddmap(multipath=mp)))
+        m = respond(t, req, [label, 4000], v6=v6)
+        assert m is not None
+        return m
+
+    six = multipath_range(32, LOCALHOST6)
+    ok = reply(Multipath.bitmask(six), v6=True)
+    assert ok.return_code == 8 and len(ok.ddmaps) == 2
+    assert sorted(a for d in ok.ddmaps for a in _v6_set(d.multipath)) == list(six)
+    four = Multipath.bitmask(multipath_range(32))  # 127.0.0.1 .. 32: 4 + 8 octets
+    assert reply(four, v6=True).return_code == 1
+    assert reply(four, v6=False).return_code == 8
+    # 16 octets of type 2: one IPv6 address, or four IPv4 ones for an IPv4 request
+    one = Multipath.ip_addresses([LOCALHOST6])
+    assert [_v6_set(d.multipath) for d in reply(one, v6=True).ddmaps] == [(LOCALHOST6,)]
+    assert reply(Multipath.ip_ranges([(LOCALHOST6, LOCALHOST6)]), v6=False).return_code == 8
+    high_low = Multipath(MultipathType.IP_RANGE, six[8].packed + six[0].packed)  # IPv6: 9 > 1
+    assert reply(high_low, v6=True).return_code == 1
+    assert reply(high_low, v6=False).return_code == 8  # four IPv4 pairs, each low <= high

@@ -17,7 +17,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable, Collection, Mapping
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 from typing import Any
 
 import lsr.lab
@@ -28,7 +28,7 @@ from lsr.core.topology import Topology
 from lsr.errors import LsrError
 from lsr.lab import frr
 from lsr.lab.state import LabState
-from lsr.oam.echo import LOCALHOST, Ddmap, EchoMessage
+from lsr.oam.echo import Ddmap, EchoMessage
 from lsr.oam.lspping import address_owners, fib6s_from_json, lsp_traceroute, vpn_lsp_ping_results
 from lsr.oam.responder import Target, VpnTarget, ingress_nexthops
 from lsr.oam.trace import DEFAULT_MULTIPATH_ADDRESSES, Reply, Sender
@@ -62,9 +62,12 @@ class LabSender:
     def sender(self, ingress: str, fec: Target) -> Sender:
         where = _fec_args(fec)
 
-        def send(ttl: int, request: EchoMessage, dst: IPv4Address = LOCALHOST) -> Reply | None:
+        def send(ttl: int, request: EchoMessage,
+                 dst: IPv4Address | IPv6Address | None = None) -> Reply | None:
+            # dst: 127/8, ::ffff:127/104 for an IPv6 FEC (the router's default: .1)
+            at = {} if dst is None else {"dst": str(dst)}
             r = self.query(self.name, ingress, "oam_probe", timeout=self.wait + 5, **where,
-                           ttl=ttl, request=request.encode().hex(), dst=str(dst), wait=self.wait)
+                           ttl=ttl, request=request.encode().hex(), wait=self.wait, **at)
             if r.get("reply") is None:
                 self.last_reason = r.get("reason")
                 return None

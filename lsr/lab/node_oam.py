@@ -23,7 +23,9 @@ expects under the label it pops), from the ingress's loopback as ::ffff:a.b.c.d;
 frames it is intercepted in are the IPv4 ones' with IPv6 under the stack (label TTL
 expiring, explicit null, our 6PE or VPN label at the bottom). Every replier answers
 over IPv4 UDP to the embedded IPv4 address (the core has no IPv6, RFC 4798), so the
-ingress's one UDP 3503 socket gets every reply.
+ingress's one UDP 3503 socket gets every reply. Multipath data is IPv6 for these requests,
+both ways (RFC 8029 §3.4.1.1.1: ::ffff:127.0.0.0/104): the destinations `oam_ddmaps`
+splits, the `dst` of `oam_probe` and the DDMAPs of the replies.
 
 Sender side (§4.3): the management requests `oam_probe` and `oam_ddmaps` let a
 client (`lsr lsp ping/traceroute`, `lsr lab validate`) inject real echo
@@ -54,7 +56,7 @@ import struct
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import replace
-from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network, ip_address, ip_network
 from typing import Any
 
 from forwarding.labelops import LabelError, encode_stack, parse_stack
@@ -93,6 +95,7 @@ from lsr.oam.responder import (
     tables_from_topology,
 )
 from lsr.oam.responder import RouterTables as RespTables
+from lsr.oam.trace import home, multipath_destinations
 
 __all__ = ["NodeOam", "ecmp_for", "ldp_message_types"]
 
@@ -243,12 +246,13 @@ class NodeOam:
             return
         tables = self._resp_tables(pkt.src, pkt.sport)
         received = ntp_from_unix(time.time())
+        v6 = isinstance(pkt.dst, IPv6Address)  # its multipath data is IPv6 (§3.4.1.1.1)
         try:
             request = EchoMessage.decode(pkt.payload)
         except DecodeError:
-            reply = respond_bytes(tables, pkt.payload, labels, in_if, received)
+            reply = respond_bytes(tables, pkt.payload, labels, in_if, received, v6)
         else:
-            reply = respond(tables, request, labels, in_if, received, ttls)
+            reply = respond(tables, request, labels, in_if, received, ttls, v6)
         if reply is None:
             return
         port = tables.ports.get(in_if)
@@ -313,7 +317,8 @@ class NodeOam:
             else:
                 self.counters["echo_late_replies"] += 1
 
-    def _ftn_nexthop(self, fec: Target, src: IPv4Address, dst: IPv4Address) -> Nhlfe | None:
+    def _ftn_nexthop(self, fec: Target, src: IPv4Address,
+                     dst: IPv4Address | IPv6Address) -> Nhlfe | None:
         t = self.r.tables
         nexthops = ingress_nexthops(t.lfib, fec, self._fib6())
         if not nexthops:
@@ -322,7 +327,7 @@ class NodeOam:
             ecmp_for(t.seed, src, UDP_PORT)
         return ecmp(dst, list(nexthops))
 
-    async def probe(self, fec: Target, ttl: int, request: bytes, dst: IPv4Address,
+    async def probe(self, fec: Target, ttl: int, request: bytes, dst: IPv4Address | IPv6Address,
                     timeout: float) -> dict[str, Any]:
         """Send one echo request down the LSP of `fec` with label TTL `ttl` (every label of
         the stack: a uniform-model push, RFC 3443, so no label outlives the top one);
@@ -339,8 +344,8 @@ class NodeOam:
             return {"reply": None, "reason": f"{self.r.name} has {what}"}
         msg = EchoMessage.decode(request)
         msg = replace(msg, ts_sent=ntp_from_unix(time.time()))
-        if is_ipv6(fec):  # IPv6 under the labels, as the egress pops them (lsr.oam.echo6)
-            ip = build_echo_request_packet6(msg, mapped(src), UDP_PORT, mapped(dst))
+        if isinstance(dst, IPv6Address):  # an IPv6 FEC's: IPv6 under the labels (echo6)
+            ip = build_echo_request_packet6(msg, mapped(src), UDP_PORT, dst)
         else:
             ip = build_echo_request_packet(msg, src, UDP_PORT, dst)
         c = self.r.tables.compile_nhlfe(nh)
@@ -368,7 +373,8 @@ class NodeOam:
             return {**out, "reply": None, "reason": "timeout"}
         return {**out, "reply": data.hex(), "from": addr, "rtt_ms": round((t1 - t0) * 1000, 3)}
 
-    def ddmaps(self, fec: Target, destinations: Sequence[IPv4Address]) -> str:
+    def ddmaps(self, fec: Target,
+               destinations: Sequence[IPv4Address] | Sequence[IPv6Address]) -> str:
         """The ingress's DDMAPs for `fec` (hex of an echo message carrying them)."""
         t = self.r.tables
         lo = self.r.node.lsr_id
@@ -382,14 +388,18 @@ class NodeOam:
     def answer(self, req: dict[str, Any]) -> Any:
         op = req["op"]
         if op == "oam_probe":
-            dst = IPv4Address(req.get("dst", "127.0.0.1"))
-            return self.probe(_target(req), int(req["ttl"]), bytes.fromhex(req["request"]),
+            fec = _target(req)
+            dst = ip_address(req["dst"]) if req.get("dst") else home(fec)
+            if dst not in (LOOPBACK_NET6 if is_ipv6(fec) else LOOPBACK_NET):  # §4.3
+                raise ValueError(f"destination {dst} of an echo request for {fec}")
+            return self.probe(fec, int(req["ttl"]), bytes.fromhex(req["request"]),
                               dst, float(req.get("wait", 1.0)))
         if op == "oam_ddmaps":
+            fec = _target(req)
             n = int(req.get("destinations", 0))
-            dsts = [IPv4Address(int(IPv4Address("127.0.0.1")) + i) for i in range(n)] if n \
-                else [IPv4Address("127.0.0.1")]
-            return {"message": self.ddmaps(_target(req), dsts)}
+            # 127.0.0.1 up, ::ffff:127.0.0.1 up for an IPv6 FEC's requests (§3.4.1.1.1)
+            dsts = multipath_destinations(fec, n) if n else (home(fec),)
+            return {"message": self.ddmaps(fec, dsts)}
         if op == "oam_events":
             since = float(req.get("since", 0))
             return {"events": [e for e in self.events if e["t"] >= since],

@@ -579,9 +579,19 @@ class Multipath:
         | Multipath Type | Multipath Length (16) | Reserved (MBZ) |
         |                Multipath Information ...                |
 
-    `info` is the raw Multipath Information; `addresses()` expands the IP
-    encodings (2: list of addresses, 4: low/high pairs, 8: prefix + bit mask
-    where bit i (MSB first) selects prefix + i).
+    `info` is the raw Multipath Information; `addresses(v6)` expands the IP
+    encodings (2: list of addresses, 4: low/high pairs, 8: base address + bit mask
+    where bit i (MSB first) selects base + i).
+
+    §3.4.1.1.1: "IPv4 addresses are drawn from the range 127/8; IPv6 addresses are
+    drawn from the range 0:0:0:0:0:FFFF:7F00:0/104", 4 and 16 octets each in all three
+    IP encodings (its type 8 example: the 16-octet ::ffff:127.2.1.0, then the mask).
+    Nothing in the sub-TLV (nor the DDMAP: its address type is the downstream's, an
+    IPv4 core for 6PE) says which family it holds: the addresses are destinations of the
+    echo request itself (§4.3), so the family is the request's. The codec keeps `info`
+    raw and refuses at decode only what fits neither family; `check(v6)` and
+    `addresses(v6)` read it as the caller's family and raise DecodeError when it does
+    not fit that one.
     """
 
     TYPE: ClassVar[int] = DdmapSubType.MULTIPATH
@@ -601,68 +611,116 @@ class Multipath:
         if r.left:
             raise DecodeError(f"multipath sub-TLV has {r.left} octets after its information", off)
         mp = cls(mtype, info)
-        mp._check(off)
+        v4 = mp._problem(False)
+        if v4 is not None and mp._problem(True) is not None:
+            raise DecodeError(v4, off)
         return mp
 
-    def _check(self, off: int) -> None:
-        n = len(self.info)
+    def _pairs(self, w: int) -> Iterator[tuple[int, int]]:
+        for i in range(0, len(self.info) - 2 * w + 1, 2 * w):
+            yield (int.from_bytes(self.info[i:i + w], "big"),
+                   int.from_bytes(self.info[i + w:i + 2 * w], "big"))
+
+    def _problem(self, v6: bool) -> str | None:
+        """Why `info` is not valid Multipath Information of the family (None: it is)."""
+        n, w = len(self.info), 16 if v6 else 4
+        fam = "IPv6" if v6 else "IP"
         if self.type == MultipathType.NONE and n:
-            raise DecodeError("multipath type 0 with information", off)
-        if self.type == MultipathType.IP_ADDRESS and n % 4:
-            raise DecodeError(f"multipath IP address list length {n} is not a multiple of 4", off)
-        if self.type == MultipathType.IP_RANGE and n % 8:
-            raise DecodeError(f"multipath IP range length {n} is not a multiple of 8", off)
-        if self.type in (MultipathType.BITMASK_IP, MultipathType.BITMASK_LABEL) and (n < 4 or n % 4):
-            raise DecodeError(f"multipath bit-masked set length {n} is invalid", off)
+            return "multipath type 0 with information"
+        if self.type == MultipathType.IP_ADDRESS and n % w:
+            return f"multipath {fam} address list length {n} is not a multiple of {w}"
         if self.type == MultipathType.IP_RANGE:
-            for i in range(0, n, 8):
-                lo, hi = struct.unpack("!II", self.info[i : i + 8])
-                if lo > hi:
-                    raise DecodeError("multipath IP range low > high", off)
+            if n % (2 * w):
+                return f"multipath {fam} range length {n} is not a multiple of {2 * w}"
+            if any(lo > hi for lo, hi in self._pairs(w)):
+                return f"multipath {fam} range low > high"
+        if self.type == MultipathType.BITMASK_IP and (n < w or n % 4):
+            return f"multipath bit-masked {fam} set length {n} is invalid"
+        if self.type == MultipathType.BITMASK_LABEL and (n < 4 or n % 4):
+            return f"multipath bit-masked label set length {n} is invalid"
+        return None
 
-    # -- constructors
+    def check(self, v6: bool = False) -> None:
+        """Raise DecodeError unless `info` is valid for the family (IPv6 with `v6`)."""
+        problem = self._problem(v6)
+        if problem is not None:
+            raise DecodeError(problem)
+
+    # -- constructors: IPv4 or IPv6 addresses, one family per sub-TLV
     @classmethod
-    def ip_addresses(cls, addrs: Iterable[IPv4Address]) -> Multipath:
-        return cls(MultipathType.IP_ADDRESS, b"".join(a.packed for a in addrs))
+    def ip_addresses(cls, addrs: Iterable[IPv4Address | IPv6Address]) -> Multipath:
+        return cls(MultipathType.IP_ADDRESS, b"".join(a.packed for a in _one_family(addrs)))
 
     @classmethod
-    def ip_ranges(cls, ranges: Iterable[tuple[IPv4Address, IPv4Address]]) -> Multipath:
-        return cls(MultipathType.IP_RANGE, b"".join(lo.packed + hi.packed for lo, hi in ranges))
+    def ip_ranges(cls, ranges: Iterable[tuple[IPv4Address, IPv4Address]]
+                  | Iterable[tuple[IPv6Address, IPv6Address]]) -> Multipath:
+        pairs = list(ranges)
+        _one_family(a for p in pairs for a in p)
+        return cls(MultipathType.IP_RANGE, b"".join(lo.packed + hi.packed for lo, hi in pairs))
 
     @classmethod
-    def bitmask(cls, addrs: Iterable[IPv4Address]) -> Multipath:
-        """Bit-masked IP address set (type 8) covering `addrs` (empty -> NONE)."""
-        ints = sorted({int(a) for a in addrs})
+    def bitmask(cls, addrs: Iterable[IPv4Address | IPv6Address]) -> Multipath:
+        """Bit-masked IP address set (type 8) covering `addrs` (empty -> NONE).
+
+        IPv6 as §3.4.1.1.1 has it: the base is a prefix (its low-order bits zero) and the
+        mask 2^(128 - prefix length) bits, at least 32. IPv4 keeps the encoding it always
+        had here (byte for byte): the base is the lowest address, the mask whole 32-bit
+        words; the decoder reads both the same (base + bit position).
+        """
+        found = _one_family(addrs)
+        ints = sorted({int(a) for a in found})
         if not ints:
             return cls()
-        base = ints[0]
-        nbits = ints[-1] - base + 1
+        w = 16 if found[0].version == 6 else 4
+        if w == 4:
+            base, nbits = ints[0], ints[-1] - ints[0] + 1
+        else:
+            k = 5  # a 32-bit mask at least: prefix length 123 at most (the RFC's example)
+            while ints[0] >> k != ints[-1] >> k:
+                k += 1
+            base, nbits = ints[0] >> k << k, 1 << k
         nbytes = -(-nbits // 32) * 4
+        if w + nbytes > 0xFFFF:  # Multipath Length is 16 bits
+            raise ValueError(f"{len(ints)} addresses span too wide a bit mask")
         mask = bytearray(nbytes)
         for a in ints:
             i = a - base
             mask[i // 8] |= 0x80 >> (i % 8)
-        return cls(MultipathType.BITMASK_IP, IPv4Address(base).packed + bytes(mask))
+        return cls(MultipathType.BITMASK_IP, base.to_bytes(w, "big") + bytes(mask))
 
-    def addresses(self) -> tuple[IPv4Address, ...]:
-        """The IPv4 destination addresses this multipath information selects."""
+    def addresses(self, v6: bool = False) -> tuple[IPv4Address, ...] | tuple[IPv6Address, ...]:
+        """The destination addresses this multipath information selects, read as IPv4
+        (or IPv6 with `v6`: the family of the request, see the class); DecodeError when
+        `info` is not valid for that family."""
+        self.check(v6)
+        w = 16 if v6 else 4
+        make = IPv6Address if v6 else IPv4Address
         if self.type == MultipathType.IP_ADDRESS:
-            return tuple(IPv4Address(self.info[i : i + 4]) for i in range(0, len(self.info), 4))
+            return tuple(make(self.info[i : i + w]) for i in range(0, len(self.info), w))
         if self.type == MultipathType.IP_RANGE:
-            out: list[IPv4Address] = []
-            for i in range(0, len(self.info), 8):
-                lo, hi = struct.unpack("!II", self.info[i : i + 8])
-                out.extend(IPv4Address(a) for a in range(lo, min(hi, lo + 0xFFFF) + 1))
+            out = []
+            for lo, hi in self._pairs(w):
+                out.extend(make(a) for a in range(lo, min(hi, lo + 0xFFFF) + 1))
             return tuple(out)
         if self.type == MultipathType.BITMASK_IP:
-            base = int.from_bytes(self.info[:4], "big")
-            mask = self.info[4:]
+            base = int.from_bytes(self.info[:w], "big")
+            mask = self.info[w:]
+            top = (1 << (8 * w)) - 1
             return tuple(
-                IPv4Address(base + i)
+                make(base + i)
                 for i in range(len(mask) * 8)
-                if mask[i // 8] & (0x80 >> (i % 8)) and base + i <= 0xFFFFFFFF
+                if mask[i // 8] & (0x80 >> (i % 8)) and base + i <= top
             )
         return ()
+
+
+def _one_family(addrs: Iterable[IPv4Address | IPv6Address]) -> list[IPv4Address | IPv6Address]:
+    """`addrs` as a list, ValueError when IPv4 and IPv6 are mixed (§3.4.1.1.1: a
+    sub-TLV's addresses are of one family)."""
+    out = list(addrs)
+    if len({a.version for a in out}) > 1:
+        raise ValueError("multipath addresses mix IPv4 and IPv6")
+    return out
 
 
 @dataclass(frozen=True)
@@ -1215,9 +1273,13 @@ def parse_udp_ipv4(packet: bytes) -> UdpIpv4:
     return UdpIpv4(src, dst, sport, dport, packet[8], packet[1], ra, udp[8:])
 
 
-def multipath_range(count: int, start: IPv4Address = LOCALHOST) -> tuple[IPv4Address, ...]:
-    """`count` consecutive 127/8 destinations for multipath exploration (§4.3, §3.4.1.1)."""
-    out = tuple(IPv4Address(int(start) + i) for i in range(count))
-    if not out or out[-1] not in LOOPBACK_NET:
-        raise ValueError(f"{count} addresses from {start} leave 127/8")
+def multipath_range(count: int, start: IPv4Address | IPv6Address = LOCALHOST
+                    ) -> tuple[IPv4Address, ...] | tuple[IPv6Address, ...]:
+    """`count` consecutive destinations for multipath exploration from `start`: in 127/8,
+    or for an IPv6 `start` in ::ffff:127.0.0.0/104 (§4.3, §3.4.1.1.1)."""
+    net = LOOPBACK_NET6 if start.version == 6 else LOOPBACK_NET
+    make = type(start)
+    out = tuple(make(int(start) + i) for i in range(count))
+    if not out or out[-1] not in net:
+        raise ValueError(f"{count} addresses from {start} leave {net}")
     return out

@@ -35,7 +35,9 @@ then the labels under the one switched, e.g. the VPN label), the downstream
 router's interface address and, when the request asked with multipath data,
 the subset of the request's 127/8 destinations that this router's ECMP hash
 sends to that next hop (§3.4.1.1, §4.4): that is how traceroute explores every
-branch.
+branch. An IPv6 request's destinations are ::ffff:127.0.0.0/104 (§3.4.1.1.1): its
+multipath data is read as IPv6 (`v6`: the family of the request's IP header, which
+the sub-TLV does not name) and answered in IPv6, bit-masked.
 
 An ingress names a VPN FEC as `VpnTarget` (its VRF and a prefix): the VRF's route
 gives the labels (transport, then VPN) and the Target FEC Stack (`vpn_fecs`: the
@@ -102,11 +104,11 @@ from lsr.oam.echo import (
 )
 from lsr.oam.echo6 import build_udp_ipv6, mapped
 
-# An ECMP hash: destination address + candidate next hops -> the one used.
-EcmpSelect = Callable[[IPv4Address, Sequence[Nhlfe]], Nhlfe]
+# An ECMP hash: destination address (the request's family) + candidate next hops -> the one used.
+EcmpSelect = Callable[[IPv4Address | IPv6Address, Sequence[Nhlfe]], Nhlfe]
 
 
-def default_ecmp_select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
+def default_ecmp_select(dst: IPv4Address | IPv6Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
     """Deterministic per-destination choice among sorted next hops (CRC32 of the address).
 
     The same at every router (so polarised: for tests of the engines). The simulator
@@ -134,13 +136,15 @@ def ecmp_for(seed: int, src: IPv4Address, sport: int, dport: int = UDP_PORT) -> 
 
 
 def ecmp6_for(seed: int, src: IPv6Address, sport: int, dport: int = UDP_PORT) -> EcmpSelect:
-    """As `ecmp_for` for an IPv6 echo request (`lsr.oam.echo6`) to ::ffff:`dst`: the
-    dataplane hashes the IPv6 packet under the stack (`forwarding.ip6.flow_hash6`:
-    addresses, flow label 0, UDP and its ports past the Hop-by-Hop header)."""
-    def select(dst: IPv4Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
+    """As `ecmp_for` for an IPv6 echo request (`lsr.oam.echo6`) to `dst` in
+    ::ffff:127.0.0.0/104 (an IPv4 `dst` is taken as ::ffff:`dst`): the dataplane hashes
+    the IPv6 packet under the stack (`forwarding.ip6.flow_hash6`: addresses, flow label
+    0, UDP and its ports past the Hop-by-Hop header)."""
+    def select(dst: IPv4Address | IPv6Address, nexthops: Sequence[Nhlfe]) -> Nhlfe:
         if len(nexthops) == 1:
             return nexthops[0]
-        pkt = build_udp_ipv6(b"", src, mapped(dst), sport, dport, hop_limit=1, router_alert=True)
+        d6 = dst if isinstance(dst, IPv6Address) else mapped(dst)
+        pkt = build_udp_ipv6(b"", src, d6, sport, dport, hop_limit=1, router_alert=True)
         return nexthops[flow_hash6(pkt, 0, seed) % len(nexthops)]
     return select
 
@@ -328,10 +332,21 @@ def _prefix(fec: Fec | None) -> IPv4Network | None:
     return fec.prefix if isinstance(fec, LdpIpv4Fec) else None
 
 
-def _ddmap_for(tables: RouterTables, nh: Nhlfe, addrs: tuple[IPv4Address, ...] | None, rq_flags: int,
+def _multipath(addrs: Sequence[IPv4Address | IPv6Address]) -> Multipath:
+    """The Multipath Information a DDMAP answers with (§3.4.1.1.1): one IPv4 address as
+    type 2, else a bit-masked set (type 8). IPv6 always bit-masked: Wireshark 4.0 reads
+    type 2 as exactly one 4-octet address and type 4 as one 8-octet pair, so anything
+    longer is "malformed" there, while type 8 decodes cleanly whatever its length."""
+    if len(addrs) == 1 and addrs[0].version == 4:
+        return Multipath.ip_addresses(addrs)
+    return Multipath.bitmask(addrs)
+
+
+def _ddmap_for(tables: RouterTables, nh: Nhlfe,
+               addrs: tuple[IPv4Address, ...] | tuple[IPv6Address, ...] | None, rq_flags: int,
                below: tuple[int, ...] = ()) -> Ddmap:
     labels = (nh.out_labels or (IMPLICIT_NULL,)) + below
-    mp = None if addrs is None else Multipath.ip_addresses(addrs) if len(addrs) == 1 else Multipath.bitmask(addrs)
+    mp = None if addrs is None else _multipath(addrs)
     return Ddmap(
         downstream_address=nh.nexthop,
         downstream_interface=nh.nexthop,
@@ -346,19 +361,20 @@ def _ddmap_for(tables: RouterTables, nh: Nhlfe, addrs: tuple[IPv4Address, ...] |
 
 def downstream_maps(
     tables: RouterTables, nexthops: Sequence[Nhlfe], request_ddmap: Ddmap | None,
-    below: Sequence[int] = (),
+    below: Sequence[int] = (), v6: bool = False,
 ) -> tuple[Ddmap, ...]:
     """One DDMAP per next hop (§4.4), its labels the stack as it would leave (`below`:
-    the received labels under the one switched); with multipath data in the request,
-    each gets the destinations the ECMP hash sends its way, and next hops that get
-    none are left out."""
+    the received labels under the one switched); with multipath data in the request
+    (IPv6 addresses for an IPv6 request, `v6`; DecodeError when it does not fit that
+    family: `decide` checks first), each gets the destinations the ECMP hash sends its
+    way, and next hops that get none are left out."""
     mp = request_ddmap.multipath if request_ddmap else None
     flags = request_ddmap.ds_flags if request_ddmap else 0
     under = tuple(below)
     if mp is None or mp.type == MultipathType.NONE:
         return tuple(_ddmap_for(tables, nh, None, flags, under) for nh in sorted(nexthops))
-    share: dict[Nhlfe, list[IPv4Address]] = {nh: [] for nh in nexthops}
-    for a in mp.addresses():
+    share: dict[Nhlfe, list] = {nh: [] for nh in nexthops}
+    for a in mp.addresses(v6):
         share[tables.ecmp(a, list(nexthops))].append(a)
     return tuple(
         _ddmap_for(tables, nh, tuple(addrs), flags, under)
@@ -367,15 +383,23 @@ def downstream_maps(
 
 
 def ingress_ddmaps(
-    tables: RouterTables, fec: Target, destinations: Iterable[IPv4Address] | None = None
+    tables: RouterTables, fec: Target,
+    destinations: Iterable[IPv4Address] | Iterable[IPv6Address] | None = None,
 ) -> tuple[Ddmap, ...]:
     """The DDMAPs an ingress puts in its first traceroute request (from its FTN, or its
-    VRF route for a VPN FEC), with `destinations` split by its ECMP hash (§4.3 multipath)."""
+    VRF route for a VPN FEC), with `destinations` split by its ECMP hash (§4.3 multipath):
+    in 127/8, for an IPv6 FEC's requests in ::ffff:127.0.0.0/104 (§3.4.1.1.1)."""
     nexthops = ingress_nexthops(tables.lfib, fec, tables.fib6)
     if not nexthops:
         return ()
-    rq = None if destinations is None else Ddmap(multipath=Multipath.bitmask(destinations))
-    return downstream_maps(tables, nexthops, rq)
+    v6 = is_ipv6(fec)
+    rq = None
+    if destinations is not None:
+        dsts = list(destinations)
+        if any((a.version == 6) != v6 for a in dsts):
+            raise ValueError(f"multipath destinations of {fec} must be IPv{6 if v6 else 4}")
+        rq = Ddmap(multipath=Multipath.bitmask(dsts))
+    return downstream_maps(tables, nexthops, rq, v6=v6)
 
 
 def decide(
@@ -383,8 +407,10 @@ def decide(
     request: EchoMessage,
     labels: Sequence[int],
     in_interface: str | None = None,
+    v6: bool = False,
 ) -> Decision:
-    """Return code, subcode and DDMAPs for a decoded request (§4.4)."""
+    """Return code, subcode and DDMAPs for a decoded request (§4.4); `v6`: it came as an
+    IPv6 packet (its multipath data is IPv6, §3.4.1.1.1)."""
     errored = request.not_understood()
     if errored:
         return Decision(ReturnCode.TLV_NOT_UNDERSTOOD, 0, reason="mandatory TLV not understood")
@@ -393,6 +419,11 @@ def decide(
         return Decision(ReturnCode.MALFORMED_REQUEST, 0, reason="no Target FEC Stack TLV")
     rq_maps = request.ddmaps
     rq_map = rq_maps[0] if rq_maps else None
+    if rq_map is not None and rq_map.multipath is not None:
+        try:  # the decoder took it as valid for some family: is it for the request's?
+            rq_map.multipath.check(v6)
+        except DecodeError as e:
+            return Decision(return_code_for(e), 0, reason=f"malformed: {e}")
     # §4.4 interface and label validation against the DDMAP the upstream router sent
     mismatch = _ddmap_mismatch(tables, rq_map, labels, in_interface)
     if mismatch:
@@ -448,7 +479,7 @@ def decide(
                             reason=f"label {label} untagged: no downstream label yet")
         # Swap, or pop towards the next hop (PHP, with a VPN label below it may be):
         # "label switched" either way (§4.4 "Swap or Pop and Switch").
-        maps = downstream_maps(tables, ilm.nexthops, rq_map, labels[depth:]) if rq_maps else ()
+        maps = downstream_maps(tables, ilm.nexthops, rq_map, labels[depth:], v6) if rq_maps else ()
         return Decision(ReturnCode.LABEL_SWITCHED, depth, maps, f"label {label} switched")
 
     # No label left: egress processing (§4.4 "Egress Processing").
@@ -552,11 +583,13 @@ def respond(
     in_interface: str | None = None,
     received: Timestamp = (0, 0),
     label_ttls: Sequence[int] | None = None,
+    v6: bool = False,
 ) -> EchoMessage | None:
-    """The echo reply to `request` (§4.4, §4.5), or None for reply mode 1."""
+    """The echo reply to `request` (§4.4, §4.5), or None for reply mode 1; `v6`: the
+    request was an IPv6 packet (`decide`)."""
     if request.msg_type != MessageType.ECHO_REQUEST or request.reply_mode == ReplyMode.NO_REPLY:
         return None
-    d = decide(tables, request, labels, in_interface)
+    d = decide(tables, request, labels, in_interface, v6)
     tlvs: list = []
     if d.return_code == ReturnCode.TLV_NOT_UNDERSTOOD:
         tlvs.append(ErroredTlvs(request.not_understood()))
@@ -591,6 +624,7 @@ def respond_bytes(
     labels: Sequence[int],
     in_interface: str | None = None,
     received: Timestamp = (0, 0),
+    v6: bool = False,
 ) -> EchoMessage | None:
     """Like `respond` but from the UDP payload: a malformed request gets return
     code 1 when its header is readable (§4.4), and nothing otherwise."""
@@ -611,4 +645,4 @@ def respond_bytes(
             ts_sent=(s1, s2),
             ts_received=received,
         )
-    return respond(tables, request, labels, in_interface, received)
+    return respond(tables, request, labels, in_interface, received, v6=v6)

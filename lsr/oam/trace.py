@@ -6,7 +6,9 @@ TTL set to `ttl` (the IP TTL stays 1, §4.3) and return the `Reply` (the
 decoded echo reply plus who sent it) or None on timeout. In multipath mode
 the engine calls `send(ttl, request, dst)`: `dst` is the 127/8 IP destination
 that steers the probe onto one ECMP branch (§3.4.1.1, §4.3) - that is how
-every branch gets explored, as Cisco's `traceroute mpls multipath` does.
+every branch gets explored, as Cisco's `traceroute mpls multipath` does. For an
+IPv6 FEC (its requests are IPv6, `lsr.oam.echo6`) the destinations, the multipath
+data of the requests and of the replies are ::ffff:127.0.0.0/104 (§3.4.1.1.1).
 
 `LfibNetwork` is such a `send` over a set of per-router tables (simulator
 output, or a lab's `lfib` JSON): it moves the probe label by label through
@@ -40,9 +42,9 @@ its result is `timeout`, and `broken_at` names the silent hop.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from ipaddress import IPv4Address, IPv4Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address
 from typing import Any
 
 from lsr.core.fib6 import Fib6
@@ -52,7 +54,9 @@ from lsr.oam.echo import (
     ALL_ROUTERS,
     FLAG_V,
     LOCALHOST,
+    LOCALHOST6,
     Ddmap,
+    DecodeError,
     EchoMessage,
     Fec,
     LdpIpv4Fec,
@@ -81,7 +85,7 @@ from lsr.oam.responder import (
 
 DEFAULT_MAX_TTL = 30
 DEFAULT_TIMEOUTS = 3  # consecutive timeouts before a branch is declared broken
-DEFAULT_MULTIPATH_ADDRESSES = 32  # 127.0.0.1 .. 127.0.0.32
+DEFAULT_MULTIPATH_ADDRESSES = 32  # 127.0.0.1 .. 127.0.0.32 (IPv6 FECs: ::ffff:127.0.0.1 ..)
 MAX_PATHS = 256
 
 
@@ -220,12 +224,34 @@ def _named(ddmap: Ddmap, name_of: Callable[[IPv4Address], str | None] | None) ->
     return name_of(a)
 
 
+def home(fec: Target) -> IPv4Address | IPv6Address:
+    """The destination of `fec`'s echo requests when one will do (§4.3): 127.0.0.1, or
+    ::ffff:127.0.0.1 for an IPv6 FEC's (IPv6) requests."""
+    return LOCALHOST6 if is_ipv6(fec) else LOCALHOST
+
+
+def multipath_destinations(fec: Target,
+                           count: int) -> tuple[IPv4Address, ...] | tuple[IPv6Address, ...]:
+    """`count` destinations for multipath exploration of `fec` (§3.4.1.1.1): 127.0.0.1 up,
+    or ::ffff:127.0.0.1 up for an IPv6 FEC."""
+    return multipath_range(count, home(fec))
+
+
+def _addresses(d: Ddmap, v6: bool) -> tuple[IPv4Address, ...] | tuple[IPv6Address, ...]:
+    """The destinations a reply's DDMAP assigns to its next hop, in the request's family;
+    none when it has no multipath data or data that does not fit the family."""
+    try:
+        return d.multipath.addresses(v6) if d.multipath else ()
+    except DecodeError:
+        return ()
+
+
 @dataclass
 class _Branch:
     path: int
     ttl: int
     ddmap: Ddmap
-    dsts: tuple[IPv4Address, ...]
+    dsts: tuple[IPv4Address, ...] | tuple[IPv6Address, ...]
     routers: list[str]
     timeouts: int = 0
     silent: bool = False  # a hop of this branch did not answer
@@ -253,15 +279,17 @@ def traceroute(
     `first_ddmaps` are the ingress's own DDMAPs (`responder.ingress_ddmaps`);
     without them the first request names ALL-ROUTERS. With `multipath`, the
     first DDMAPs carry the ingress's split of `destinations` 127/8 addresses
-    and every branch the replies announce is followed. `name_of` names the
-    router owning a DDMAP's downstream address (the hop expected to answer). `fecs`:
+    (::ffff:127/104 for an IPv6 FEC) and every branch the replies announce is
+    followed. `name_of` names the router owning a DDMAP's downstream address (the
+    hop expected to answer). `fecs`:
     the Target FEC Stack when it is not `fec`'s LDP FEC (a VPN route's: `vpn_fecs`).
     """
     res = TraceResult(fec, source, multipath)
     seq = itertools.count(1)
-    dsts = multipath_range(destinations) if multipath else (LOCALHOST,)
+    v6 = is_ipv6(fec)
+    dsts = multipath_destinations(fec, destinations) if multipath else (home(fec),)
     if first_ddmaps:
-        starts = [(d, d.multipath.addresses() if d.multipath else dsts) for d in first_ddmaps]
+        starts = [(d, _addresses(d, v6) if d.multipath else dsts) for d in first_ddmaps]
         if not multipath:
             starts = starts[:1]
     else:
@@ -272,7 +300,12 @@ def traceroute(
     while work:
         br = work.pop()
         dst = br.dsts[0]
-        mp = Multipath.ip_addresses([dst]) if not multipath else Multipath.bitmask(br.dsts)
+        if multipath:
+            mp = Multipath.bitmask(br.dsts)
+        elif v6:  # one 16-octet address as type 2 is malformed to Wireshark 4.0 (responder)
+            mp = Multipath.bitmask([dst])
+        else:
+            mp = Multipath.ip_addresses([dst])
         ts = ntp_from_unix(clock()) if clock else (0, 0)
         req = echo_request(_prefix(fec), sequence=next(seq), handle=handle,
                            ddmap=replace(br.ddmap, multipath=mp), ts_sent=ts, fecs=fecs)
@@ -320,8 +353,8 @@ def traceroute(
             nexts = nexts[:1]
         children = []
         for i, d in enumerate(nexts):
-            addrs = d.multipath.addresses() if d.multipath else ()
-            addrs = tuple(a for a in addrs if a in br.dsts) or (br.dsts if i == 0 else ())
+            addrs = tuple(a for a in _addresses(d, v6) if a in br.dsts) or \
+                (br.dsts if i == 0 else ())
             if not addrs:
                 continue
             pid = br.path if not children else next(path_ids)
@@ -457,18 +490,23 @@ class LfibNetwork:
         return bool(ingress_nexthops(t.lfib, fec, t.fib6))
 
     def sender(self, ingress: str, fec: Target) -> Sender:
-        def send(ttl: int, request: EchoMessage, dst: IPv4Address = LOCALHOST) -> Reply | None:
+        def send(ttl: int, request: EchoMessage,
+                 dst: IPv4Address | IPv6Address | None = None) -> Reply | None:
             return self.probe(ingress, fec, ttl, request, dst)
         return send
 
     def first_ddmaps(self, ingress: str, fec: Target, multipath: bool,
                      destinations: int = DEFAULT_MULTIPATH_ADDRESSES) -> tuple[Ddmap, ...]:
-        dsts: Iterable[IPv4Address] = multipath_range(destinations) if multipath else (LOCALHOST,)
+        dsts = multipath_destinations(fec, destinations) if multipath else (home(fec),)
         return ingress_ddmaps(self.tables_for(ingress, is_ipv6(fec))[ingress], fec, dsts)
 
     def probe(self, ingress: str, fec: Target, ttl: int, request: EchoMessage,
-              dst: IPv4Address = LOCALHOST) -> Reply | None:
-        tables = self.tables_for(ingress, is_ipv6(fec))
+              dst: IPv4Address | IPv6Address | None = None) -> Reply | None:
+        """`request` down `fec`'s LSP to `dst` (default `home(fec)`), answered where it
+        ends or its label TTL expires."""
+        v6 = is_ipv6(fec)
+        dst = home(fec) if dst is None else dst
+        tables = self.tables_for(ingress, v6)
         t = tables[ingress]
         nexthops = ingress_nexthops(t.lfib, fec, t.fib6)
         if not nexthops:
@@ -487,7 +525,7 @@ class LfibNetwork:
                     (top[0] in t.lfib.vpn_ilm or top[0] in t.sixpe_labels)
                     and top[0] not in t.lfib.ilm):
                 reply = respond(t, request, [e[0] for e in stack], in_if,
-                                label_ttls=[e[1] for e in stack])
+                                label_ttls=[e[1] for e in stack], v6=v6)
                 if reply is None:
                     return None
                 addr = t.ports[in_if].address.ip if in_if in t.ports else t.lsr_id
