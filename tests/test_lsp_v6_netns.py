@@ -1,5 +1,5 @@
 """RFC 8029 LSP ping / traceroute of IPv6 FECs in namespace labs: the BGP labeled IPv6 FEC
-(§3.2.12) of 6PE routes (topologies/6pe.yaml) and the VPN IPv6 FEC (§3.2.6) of 6VPE
+(§3.2.14) of 6PE routes (topologies/6pe.yaml) and the VPN IPv6 FEC (§3.2.6) of 6VPE
 routes (topologies/6vpe.yaml).
 
 * ping and traceroute answer 3 from the egress at FEC stack depth 2, hop by hop what the

@@ -1,5 +1,5 @@
 """LSP ping / traceroute of IPv6 FECs in the simulator: the BGP labeled IPv6 FEC of a 6PE
-route (RFC 8029 §3.2.12, RFC 4798) on topologies/6pe.yaml, and the VPN IPv6 FEC of a 6VPE
+route (RFC 8029 §3.2.14, RFC 4798) on topologies/6pe.yaml, and the VPN IPv6 FEC of a 6VPE
 route (§3.2.6, RFC 4659) on topologies/6vpe.yaml. The egress validates the prefix and
 the label it bound (§4.4: 3, else 4 / 10); P routers switch the LDP label (8)."""
 

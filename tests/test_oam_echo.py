@@ -83,7 +83,7 @@ def request() -> EchoMessage:
 DDMAP_TLV = H(
     "00140028" "05dc" "01" "02" "0a000006" "0a000006" "00" "00" "0018"
     "00020004" "00011103"
-    "0001000c" "08" "0008" "00" "7f000001" "ff000000"
+    "0001000c" "08" "0008" "00" "7f000000" "7f800000"  # 127.0.0.0 + bits 1-8: 127.0.0.1-8 (RFC 8029 §3.4.1.1.1: an aligned prefix)
 )
 DDMAP = Ddmap(
     IPv4Address("10.0.0.6"), IPv4Address("10.0.0.6"), mtu=1500, ds_flags=DS_FLAG_I,
@@ -437,3 +437,20 @@ def test_tshark_decodes_request_and_reply(tmp_path) -> None:
     summary = subprocess.run(["tshark", "-r", str(pcap), "-q", "-z", "expert"], capture_output=True,
                              text=True, check=True).stdout
     assert "Malformed" not in summary and "Error" not in summary
+
+
+@given(st.integers(0, (1 << 24) - 1), st.sets(st.integers(0, 300), min_size=1, max_size=40))
+def test_bitmask_is_an_aligned_prefix_a_strict_reader_reads_alike(start: int, offsets) -> None:
+    """RFC 8029 §3.4.1.1.1: type 8 is an address prefix and a mask of 2^(32 - prefix
+    length) bits. A receiver that takes the prefix length from the Multipath Length and
+    masks the prefix with it reads the same addresses as ours (base + bit position)."""
+    base = int(IPv4Address("127.0.0.0")) + start
+    addrs = {IPv4Address(min(base + o, int(IPv4Address("127.255.255.255")))) for o in offsets}
+    mp = Multipath.bitmask(addrs)
+    prefix, mask = int.from_bytes(mp.info[:4], "big"), mp.info[4:]
+    nbits = len(mask) * 8
+    assert nbits >= 32 and nbits & (nbits - 1) == 0  # a power of two: a prefix length
+    strict = prefix & ~(nbits - 1) & 0xFFFFFFFF
+    assert strict == prefix  # aligned: nothing for a strict reader to mask off
+    read = {IPv4Address(strict + i) for i in range(nbits) if mask[i // 8] & (0x80 >> (i % 8))}
+    assert read == addrs == set(mp.addresses())

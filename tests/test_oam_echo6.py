@@ -1,5 +1,5 @@
 """Echo codec for IPv6 FECs: the VPN IPv6 (RFC 8029 §3.2.6, type 7) and BGP labeled IPv6
-(§3.2.12, type 13) Target FEC Stack sub-TLVs, the IPv6 Multipath Information of a DDMAP
+(§3.2.14, type 13) Target FEC Stack sub-TLVs, the IPv6 Multipath Information of a DDMAP
 (§3.4.1.1.1: ::ffff:127/104 addresses, 16 octets each) and the IPv6/UDP packet of an echo
 request (§4.3: ::ffff:127/104, hop limit 1, Router Alert 69 of RFC 7506). Hand-built
 vectors, malformed input, random bytes, and tshark as an independent decoder."""
@@ -65,7 +65,7 @@ def test_types_are_ianas() -> None:
     (VpnIpv6Fec.from_text("65000:7", IPv6Network("::/0")),
      "0001" "0020" "0007" "0019" "0000fde800000007" "00000000000000000000000000000000"
      "00000000"),
-    # §3.2.12: Length 17 = prefix 16 + length 1 (the LDP IPv6 layout)
+    # §3.2.14: Length 17 = prefix 16 + length 1 (the LDP IPv6 layout)
     (BgpIpv6Fec(P6), "0001" "0018" "000d" "0011" "20010db8000200000000000000000000" "40000000"),
     (BgpIpv6Fec(IPv6Network("2001:db8::1/128")),
      "0001" "0018" "000d" "0011" "20010db8000000000000000000000001" "80000000"),

@@ -68,7 +68,7 @@ _vrf = click.option("--vrf", metavar="VRF",
                          "prefix: the VPN IPv6 FEC, §3.2.6).")
 _v6 = click.option("-6", "v6", is_flag=True,
                    help="FEC is a host's IPv6 subnet (subnet6): a 6PE route's BGP labeled IPv6 "
-                        "FEC (RFC 8029 §3.2.12), or with --vrf / a VPN site its VPN IPv6 FEC. "
+                        "FEC (RFC 8029 §3.2.14), or with --vrf / a VPN site its VPN IPv6 FEC. "
                         "An IPv6 prefix needs no -6.")
 
 

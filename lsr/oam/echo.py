@@ -153,7 +153,7 @@ class FecType(IntEnum):
     LDP_IPV6 = 2
     VPN_IPV4 = 6  # §3.2.5 (IANA "Target FEC Stack Sub-TLVs": 5 is unassigned)
     VPN_IPV6 = 7  # §3.2.6
-    BGP_IPV6 = 13  # §3.2.12 BGP labeled IPv6 prefix (RFC 8277 / 6PE, RFC 4798)
+    BGP_IPV6 = 13  # §3.2.14 BGP labeled IPv6 prefix (RFC 8277 / 6PE, RFC 4798)
     NIL = 16
 
 
@@ -313,7 +313,7 @@ def label_stack(labels: Iterable[int], ttl: int = 255) -> tuple[LabelEntry, ...]
 
 
 def _prefix_octets(p: IPv4Network | IPv6Network) -> bytes:
-    """A FEC's prefix field and prefix length (§3.2.1, §3.2.2, §3.2.5, §3.2.6, §3.2.12)."""
+    """A FEC's prefix field and prefix length (§3.2.1, §3.2.2, §3.2.5, §3.2.6, §3.2.14)."""
     return p.network_address.packed + bytes([p.prefixlen])
 
 
@@ -480,7 +480,7 @@ class VpnIpv6Fec(_VpnFec):
 @FECS.register
 @dataclass(frozen=True)
 class BgpIpv6Fec:
-    """§3.2.12 BGP labeled IPv6 prefix: prefix (16), prefix length (1), MBZ (3); Length
+    """§3.2.14 BGP labeled IPv6 prefix: prefix (16), prefix length (1), MBZ (3); Length
     17 (the layout of the LDP IPv6 FEC, §3.2.2): a prefix bound to a label by BGP
     (RFC 8277), e.g. a 6PE route (RFC 4798)."""
 
@@ -501,7 +501,7 @@ class BgpIpv6Fec:
 @FECS.register
 @dataclass(frozen=True)
 class NilFec:
-    """§3.2.13 Nil FEC: label (20 bits) + MBZ (12); stands for a reserved label in the stack."""
+    """§3.2.17 Nil FEC: label (20 bits) + MBZ (12); stands for a reserved label in the stack."""
 
     TYPE: ClassVar[int] = FecType.NIL
     label: int
@@ -662,24 +662,23 @@ class Multipath:
     def bitmask(cls, addrs: Iterable[IPv4Address | IPv6Address]) -> Multipath:
         """Bit-masked IP address set (type 8) covering `addrs` (empty -> NONE).
 
-        IPv6 as §3.4.1.1.1 has it: the base is a prefix (its low-order bits zero) and the
-        mask 2^(128 - prefix length) bits, at least 32. IPv4 keeps the encoding it always
-        had here (byte for byte): the base is the lowest address, the mask whole 32-bit
-        words; the decoder reads both the same (base + bit position).
+        As §3.4.1.1.1 has it, both families: the base is a prefix (its low-order bits
+        zero) and the mask 2^(W - prefix length) bits, at least 32 (prefix length 27 /
+        123 at most, the RFC's example): a receiver that takes the prefix length from the
+        Multipath Length and masks the base reads the same set as one that adds bit
+        positions to the base (ours). Before, IPv4 sets were based at their lowest
+        address (127.0.0.1), which a receiver of the first kind read one address off.
         """
         found = _one_family(addrs)
         ints = sorted({int(a) for a in found})
         if not ints:
             return cls()
         w = 16 if found[0].version == 6 else 4
-        if w == 4:
-            base, nbits = ints[0], ints[-1] - ints[0] + 1
-        else:
-            k = 5  # a 32-bit mask at least: prefix length 123 at most (the RFC's example)
-            while ints[0] >> k != ints[-1] >> k:
-                k += 1
-            base, nbits = ints[0] >> k << k, 1 << k
-        nbytes = -(-nbits // 32) * 4
+        k = 5
+        while ints[0] >> k != ints[-1] >> k:
+            k += 1
+        base, nbits = ints[0] >> k << k, 1 << k
+        nbytes = nbits // 8
         if w + nbytes > 0xFFFF:  # Multipath Length is 16 bits
             raise ValueError(f"{len(ints)} addresses span too wide a bit mask")
         mask = bytearray(nbytes)

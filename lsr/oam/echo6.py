@@ -1,6 +1,6 @@
 """The IPv6/UDP packet around an MPLS echo request (RFC 8029 §4.3) of an IPv6 FEC.
 
-An echo request for an IPv6 FEC (a 6PE route's BGP labelled IPv6 prefix, §3.2.12, or a
+An echo request for an IPv6 FEC (a 6PE route's BGP labelled IPv6 prefix, §3.2.14, or a
 6VPE route's VPN IPv6 prefix, §3.2.6) travels under labels whose egress pops the bottom
 one and expects IPv6 under it (RFC 4798 §3, RFC 4659 §3.2.1). §4.3 for IPv6: the
 destination is drawn from ::ffff:127.0.0.0/104 (so a broken LSP never IP-forwards it:

@@ -17,7 +17,7 @@ loopback over the VPN IPv4 FEC (RFC 8029 §3.2.5) and go out with the route's tw
 labels; `vpn` in the JSON says which route was probed. An IPv6 prefix of a VRF is
 a VPN IPv6 FEC (§3.2.6, 6VPE). An IPv6 prefix of the global table is a 6PE FEC
 (`responder.SixpeTarget`): the ingress's 6PE route names the egress PE and its label,
-the requests carry the egress's LDP FEC over the BGP labeled IPv6 FEC (§3.2.12) and go
+the requests carry the egress's LDP FEC over the BGP labeled IPv6 FEC (§3.2.14) and go
 out with the route's two labels, as IPv6 packets (`lsr.oam.echo6`); `sixpe` in the
 JSON says which route was probed, `fec_type` which FEC (the bottom of the stack).
 """

@@ -47,7 +47,7 @@ VPN IPv6 FEC, §3.2.6, for an IPv6 route of the VRF: 6VPE, RFC 4659).
 A 6PE FEC (RFC 4798) is a `SixpeTarget` (an IPv6 prefix of the ingress's `Fib6`): the
 route's labels [LDP label to the egress PE, its 6PE label or IPv6 Explicit Null] and the
 Target FEC Stack `sixpe_fecs` (the egress's LDP FEC over the BGP labeled IPv6 FEC,
-§3.2.12). The egress pops the bottom label and validates (`_sixpe_egress`): 3 only for
+§3.2.14). The egress pops the bottom label and validates (`_sixpe_egress`): 3 only for
 one of its own IPv6 prefixes with the label it bound to it (`RouterTables.sixpe_bound`),
 4 for a prefix it does not originate, 10 for another label. P routers check the LDP FEC
 at depth 1, as for a VPN FEC, and answer 8; they never look at the BGP FEC below.
@@ -263,7 +263,7 @@ class VpnTarget:
 
 @dataclass(frozen=True)
 class SixpeTarget:
-    """A BGP labeled IPv6 FEC (§3.2.12) as a 6PE ingress names it: an IPv6 prefix of its
+    """A BGP labeled IPv6 FEC (§3.2.14) as a 6PE ingress names it: an IPv6 prefix of its
     6PE routes (`Fib6`); the egress PE and its label are the route's."""
 
     prefix: IPv6Network
@@ -310,7 +310,7 @@ def vpn_fecs(route: VrfEntry) -> tuple[Fec, ...]:
 
 def sixpe_fecs(route: Route6) -> tuple[Fec, ...]:
     """The Target FEC Stack for a 6PE route (§3.2): the LDP FEC of the egress PE's loopback
-    (the BGP next hop, RFC 4798 §2) over the BGP labeled IPv6 FEC of the prefix (§3.2.12)."""
+    (the BGP next hop, RFC 4798 §2) over the BGP labeled IPv6 FEC of the prefix (§3.2.14)."""
     return (LdpIpv4Fec(IPv4Network((route.next_hop, 32))), BgpIpv6Fec(route.prefix))
 
 
@@ -497,7 +497,7 @@ def decide(
 def _sixpe_egress(tables: RouterTables, request: EchoMessage, fec: Fec | None, label: int,
                   fec_depth: int) -> Decision:
     """§4.4.1 FEC validation where our 6PE label (or IPv6 Explicit Null) ends the LSP
-    (RFC 4798 §3): the BGP labeled IPv6 FEC (§3.2.12) names one of the IPv6 prefixes we
+    (RFC 4798 §3): the BGP labeled IPv6 FEC (§3.2.14) names one of the IPv6 prefixes we
     originate, and the label is the one we bound to it."""
     if not isinstance(fec, BgpIpv6Fec):
         prefix = _prefix(fec)

@@ -12,7 +12,7 @@ checked when some customer link has IPv6 and BGP carries labelled IPv6:
   without IPv6 (a P router) ever receives one unlabelled.
 
 And `sixpe_lsp_ping_results` (the `sixpe-lsp-ping` row): an RFC 8029 LSP ping of every
-6PE route (the BGP labeled IPv6 FEC, §3.2.12), answered 3 by the route's egress, over
+6PE route (the BGP labeled IPv6 FEC, §3.2.14), answered 3 by the route's egress, over
 the simulator's tables or a running lab (`lsr.oam.lspping`'s back ends).
 
 Pure: no sockets, no clock.
