@@ -226,6 +226,27 @@ def test_multipath_split_partitions_destinations() -> None:
     assert set(reply.ddmaps[0].multipath.addresses()) == got[0]
 
 
+def test_a_request_naming_every_127_address_is_answered_for_a_bounded_subset() -> None:
+    """8,000 ranges of all of 127/8 fit in one DDMAP's Multipath sub-TLV: 134 billion
+    destinations to hash. The responder reads the first MAX_MULTIPATH_ADDRESSES (its
+    answer describes that subset, §3.4.1.1.1) instead of stalling, or running out of
+    memory, on one packet."""
+    from lsr.oam.echo import MAX_MULTIPATH_ADDRESSES
+
+    topo, lf, t = setup("diamond")
+    fec = IPv4Network("10.255.0.4/32")
+    whole = (IPv4Address("127.0.0.0"), IPv4Address("127.255.255.255"))
+    mp = Multipath.ip_ranges([whole] * 8000)
+    assert len(mp.addresses()) == MAX_MULTIPATH_ADDRESSES
+    lbl = label_of(lf["p1"], fec)
+    req = echo_request(fec, ddmap=Ddmap(multipath=mp))
+    reply = respond(t["p1"], req, [lbl], "eth1")
+    (d,) = reply.ddmaps
+    covered = d.multipath.addresses()
+    assert 0 < len(covered) <= MAX_MULTIPATH_ADDRESSES
+    assert min(covered) == IPv4Address("127.0.0.0")
+
+
 def test_responder_on_simulated_ldp_tables() -> None:
     from lsr.oam.validate import lfibs_from_json
     from lsr.sim import simulate

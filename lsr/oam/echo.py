@@ -40,6 +40,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import IntEnum
 from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
+from itertools import islice
 from typing import ClassVar
 
 from forwarding.labelops import checksum16 as inet_checksum  # RFC 1071
@@ -572,6 +573,12 @@ class TargetFecStack:
 # ---------------------------------------------------------------- DDMAP (§3.4)
 
 
+# The most destinations one Multipath sub-TLV is read as: 8,191 ranges of 2^32 addresses
+# fit in its 16-bit length, and a responder hashes each one it reads; the first ones are
+# the set it answers for (§3.4.1.1.1 lets it describe a subset).
+MAX_MULTIPATH_ADDRESSES = 1 << 16
+
+
 @dataclass(frozen=True)
 class Multipath:
     """§3.4.1.1 Multipath Data sub-TLV (type 1)::
@@ -697,19 +704,21 @@ class Multipath:
         if self.type == MultipathType.IP_ADDRESS:
             return tuple(make(self.info[i : i + w]) for i in range(0, len(self.info), w))
         if self.type == MultipathType.IP_RANGE:
-            out = []
+            out: list = []
             for lo, hi in self._pairs(w):
-                out.extend(make(a) for a in range(lo, min(hi, lo + 0xFFFF) + 1))
+                room = MAX_MULTIPATH_ADDRESSES - len(out)
+                out.extend(make(a) for a in range(lo, min(hi, lo + room - 1) + 1))
+                if len(out) >= MAX_MULTIPATH_ADDRESSES:
+                    break
             return tuple(out)
         if self.type == MultipathType.BITMASK_IP:
             base = int.from_bytes(self.info[:w], "big")
             mask = self.info[w:]
             top = (1 << (8 * w)) - 1
-            return tuple(
-                make(base + i)
-                for i in range(len(mask) * 8)
-                if mask[i // 8] & (0x80 >> (i % 8)) and base + i <= top
-            )
+            return tuple(islice(
+                (make(base + i) for i in range(len(mask) * 8)
+                 if mask[i // 8] & (0x80 >> (i % 8)) and base + i <= top),
+                MAX_MULTIPATH_ADDRESSES))
         return ()
 
 
