@@ -167,7 +167,9 @@ class LabelAllocator:
     def in_use(self) -> set[int]:
         return {self.lo + i for i, u in enumerate(self._used) if u}
 
-    def alloc(self, fec: IPv4Network | None = None) -> int:
+    def alloc(self, fec: IPv4Network | None = None) -> int | None:
+        """The FEC's planned label, else the lowest free one; None when every label of
+        the range is bound or held (RFC 5036 A.2.1 SL.1: no label to allocate)."""
         want = self.plan.get(fec) if fec is not None else None
         if want is not None and want not in self._planned:
             want = None  # past hi: not planned
@@ -177,7 +179,7 @@ class LabelAllocator:
         if self.freed and self.freed[0] < self.next:
             label = heapq.heappop(self.freed)
         elif self.next > self.hi:
-            raise RuntimeError("label range exhausted")
+            return None
         else:
             label = self.next
             self.next += 1
@@ -261,6 +263,7 @@ class Lde:
         self._names: dict[IPv4Address, str] = {}  # peer LSR ID -> str, cached
         self.lfib = Lfib(_FtnView(self), _IlmView(self))  # type: ignore[arg-type]
         self.dirty: set[IPv4Network] = set()
+        self.starved: set[IPv4Network] = set()  # FECs waiting for a free label (SL.12)
 
     @property
     def fecs(self) -> set[IPv4Network]:
@@ -585,10 +588,15 @@ class Lde:
         advertisements, FTN/ILM -- and return the LFIB diff (None if nothing changed)."""
         if not self.dirty:
             return None
-        dirty = sorted(self.dirty, key=_by_key)
-        self.dirty = set()
         out = _DiffBuilder(self)
         peers = [self.peers[k] for k in sorted(self.peers)]
+        while self.dirty:  # again for FECs a freed label lets have one (`_label_freed`)
+            dirty = sorted(self.dirty, key=_by_key)
+            self.dirty = set()
+            self._commit(dirty, peers, out)
+        return out.diff()
+
+    def _commit(self, dirty: list[IPv4Network], peers: list[Peer], out: _DiffBuilder) -> None:
         for p in dirty:
             # LMp.11-12 / NH.10-12: the label of every next hop whose peer mapped FEC
             usable = self._nexthop_label(p)
@@ -600,8 +608,8 @@ class Lde:
             # the old local label is free unless a peer still has to release it (§3.5.10)
             if old is not None and old != new and old >= MIN_UNRESERVED and old not in self.holds:
                 self.labels.free(old)
+                self._label_freed()
             self._program(p, new, usable, out)
-        return out.diff()
 
     def _bind_local(self, p: IPv4Network, usable: list) -> tuple[int | None, int | None]:
         """SL.1-2 (allocate and bind a label) or A.1.14 (unbind): the local binding FEC
@@ -626,7 +634,16 @@ class Lde:
         cur = self.local.get(p)
         if cur is not None and cur >= MIN_UNRESERVED:
             return cur
-        return self.labels.alloc(p)  # SL.1-2
+        label = self.labels.alloc(p)  # SL.1-2
+        if label is None:
+            # SL.9-12, DU: no label resources: no binding and no mapping for FEC (an
+            # ingress still pushes the next hop's label); it gets one when a label frees
+            if not self.starved:
+                self.log("warning", f"label range [{self.labels.lo}, {self.labels.hi}] "
+                                    f"exhausted: {p} and any FEC after it get no local "
+                                    "label until one is freed (RFC 5036 A.2.1 SL.9-12)")
+            self.starved.add(p)
+        return label
 
     def _advertise(self, p: IPv4Network, have: int | None, new: int | None,
                    peers: list[Peer]) -> None:
@@ -790,6 +807,13 @@ class Lde:
     def _maybe_free(self, label: int) -> None:
         if label >= MIN_UNRESERVED and label not in self.holds and label not in self._bound:
             self.labels.free(label)
+            self._label_freed()
+
+    def _label_freed(self) -> None:
+        """A label is free again: the FECs that found none try again at commit (SL.12)."""
+        if self.starved:
+            self.dirty |= self.starved
+            self.starved = set()
 
     @property
     def _bound(self) -> set[int]:

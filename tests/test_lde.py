@@ -431,3 +431,42 @@ def test_every_advertised_label_forwards(ops, control):
             for p, label in peer.advertised.items():
                 if label >= 16:
                     assert _forwards(lde, label), (p, label, control)
+
+
+def test_label_range_exhausted_fecs_wait_for_a_free_label_no_crash():
+    """RFC 5036 A.2.1 SL.9-12 (DU): with no label to allocate, a FEC gets no binding and
+    no mapping (the ingress still pushes the next hop's label); it gets the first label
+    that frees. It used to raise RuntimeError out of the router."""
+    sent: list = []
+    logs: list = []
+    ids = iter(range(1, 10**6))
+    lde = Lde(ME, (16, 17), LdpOptions(), lambda pid, m: sent.append((pid, m)),
+              lambda: next(ids), log=lambda level, text: logs.append((level, text)))
+    rib = dict([rt("10.255.0.1/32"),
+                rt("10.255.0.2/32", ("p1", "eth1", NH1), metric=10),
+                rt("10.255.0.3/32", ("p1", "eth1", NH1)),
+                rt("10.255.0.4/32", ("p1", "eth1", NH1))])
+    up(lde, P1, NH1)
+    lde.receive(P1, mapping("10.255.0.4/32", 300))
+    lde.rib_changed(rib)
+    lde.finish()
+    assert lde.local == {N("10.255.0.1/32"): 3, N("10.255.0.2/32"): 16, N("10.255.0.3/32"): 17}
+    assert lde.starved == {N("10.255.0.4/32")}
+    assert [t for lv, t in logs if lv == "warning" and "exhausted" in t]
+    advertised = {m.fec[0].prefix for _, m in sent if isinstance(m, LabelMapping)}
+    assert N("10.255.0.4/32") not in advertised  # SL.12: no mapping without a label
+    assert N("10.255.0.4/32") in lde.lfib.ftn  # an ingress: pushes P1's label 300
+    assert all(e.fec != N("10.255.0.4/32") for e in lde.lfib.ilm.values())
+    # 10.255.0.3/32 goes: its label is withdrawn from P1, freed on P1's Release, and
+    # 10.255.0.4/32 takes it, mapped to P1 at once
+    del rib[N("10.255.0.3/32")]
+    lde.rib_changed(rib)
+    lde.finish()
+    assert N("10.255.0.4/32") not in lde.local  # 17 waits for P1's Release (§3.5.10)
+    sent.clear()
+    lde.receive(P1, LabelRelease(5, (PrefixFec(N("10.255.0.3/32")),), 17))
+    lde.finish()
+    assert lde.local[N("10.255.0.4/32")] == 17 and not lde.starved
+    assert [(m.fec[0].prefix, m.label) for _, m in sent if isinstance(m, LabelMapping)] \
+        == [(N("10.255.0.4/32"), 17)]
+    assert lde.lfib.ilm[17].fec == N("10.255.0.4/32")

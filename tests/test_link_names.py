@@ -96,3 +96,4 @@ def test_sim_refuses_an_ambiguous_pair_in_one_line():
 def test_single_links_are_named_by_nodes_as_before():
     topo = load_topology(TOPOLOGIES / "diamond.yaml")
     assert all("-" in topo.link_name(ln) and ":" not in topo.link_name(ln) for ln in topo.links)
+

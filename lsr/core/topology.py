@@ -357,6 +357,26 @@ class Topology:
         (iface,) = self.nodes[host].interfaces.values()
         return iface.peer_node
 
+    def label_shortage(self, router: str) -> str | None:
+        """Why `router`'s LDP labels are too few for its FECs, or None: it needs one for
+        every FEC it does not originate (its own get a null label). Counted only for a
+        range that could be too small (the prefixes are the loopbacks and links at most)."""
+        node = self.nodes[router]
+        if node.kind != "lsr":
+            return None
+        (lo, hi), _ = self.label_ranges(router)
+        if hi - lo + 1 >= len(self.nodes) + len(self.links):
+            return None
+        loopbacks = node.ldp.fecs != "all"
+        fecs = sum(1 for p, owners in self.prefixes().items()
+                   if all(o != router for o, _ in owners) and (not loopbacks or p.prefixlen == 32))
+        if hi - lo + 1 >= fecs:
+            return None
+        return (f"{router}'s LDP labels [{lo}, {hi}] are {hi - lo + 1} for {fecs} FECs "
+                f"(every IGP prefix{' /32' if loopbacks else ''} but its own): "
+                f"{fecs - (hi - lo + 1)} of them get no local label (RFC 5036 A.2.1 "
+                "SL.9-12)")
+
     def label_ranges(self, router: str) -> tuple[tuple[int, int], tuple[int, int] | None]:
         """The router's labels for LDP and for VPN labels (None without VRFs): one space,
         split so that none is handed out twice. A 6PE router's first label is its 6PE label

@@ -625,7 +625,9 @@ def invariant_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp) -> li
         if key not in problems:
             problems[key] = set()
             order.append(key)
-    out: list[CheckResult] = []
+    # a router whose label range is too small: named once (only when it is)
+    out: list[CheckResult] = [CheckResult("label-range", "fail", why) for r in topo.routers
+                              if (why := topo.label_shortage(r.name)) is not None]
     nfec = len({f for _, f in pairs})
     for check in INVARIANTS:
         rows = [(d, problems[(c, d)]) for c, d in order if c == check]
