@@ -28,8 +28,10 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from ipaddress import ip_address
 
@@ -59,10 +61,11 @@ if is_root() and FRR_WHY is None:
     import lsr.lab as lab
     from bgp import views
     from lsr.core.topology import Topology, load_topology
-    from lsr.lab import frr
+    from lsr.lab import control, frr
     from lsr.lab.lsp import validate_live
     from lsr.lab.state import LabState, lab_dir, ns_name, pid_alive
     from lsr.sim import Simulation
+    from tests.test_lab_flap import IDLE, cpu_use
 
 FILE = ROOT / "tests" / "data" / "6vpe-frr.yaml"
 FILE6PE = ROOT / "tests" / "data" / "frr-6pe.yaml"
@@ -240,3 +243,195 @@ def test_frr_reflector_stopped_and_started(vpnlab):
     assert r.returncode == 0, r.stderr
     assert_all_up()
     assert ping_sites(vpnlab.topo) == [] and ping_sites(vpnlab.topo, six=True) == []
+
+
+def test_clear_bgp_in_frr(vpnlab):
+    """`clear bgp *` through `lsr lab exec NAME rr vtysh`: FRR resets every session
+    (Cease, Administrative Reset, RFC 4486 §4); ours come back with the same routes."""
+    before = established_counts()
+    r = lsr_cli("lab", "exec", NAME, "rr", "--", "vtysh", "-c", "clear bgp *")
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: all(n > before[pe] for pe, n in established_counts().items())
+             and set(pe_states().values()) == {"Established"}, 30,
+             lambda: f"every PE's session reset and Established again: {established_counts()}"
+                     f" (before {before}), {pe_states()}")
+    for pe in PES:
+        (n,) = lab.bgp(NAME, pe)["routers"][pe]["neighbors"]
+        assert n["established"] == before[pe] + 1  # one reset, no flapping after it
+    assert_all_up()
+
+
+def test_frr_bgpd_killed_alone(vpnlab):
+    """bgpd alone crashes (SIGKILL: no NOTIFICATION; the kernel closes its connections):
+    our sessions go down, the node counts as not running and says which daemon; `node
+    start` of a partly running node is refused in one line; stop and start bring it
+    back."""
+    pid, start = _bgpd_pid(NAME, "rr")
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: not pid_alive(pid, start), 10, "bgpd gone")
+    assert frr.not_running(NAME, "rr") == ["bgpd"]
+    wait_for(lambda: "Established" not in pe_states().values(), 2 * HOLD,
+             lambda: f"the PEs' sessions with rr's dead bgpd to go down: {pe_states()}")
+    sim = simulated(stopped=["rr"])
+    wait_for(lambda: lab.vrf(NAME) == sim.vrf_json(), 10,
+             "the VRF tables without the routes reflected by rr")
+    res = validate_live(NAME, traceroutes=False)
+    texts = [c["detail"] for c in res["results"] if c["status"] == "fail"]
+    assert "rr: FRR router not running (bgpd stopped)" in texts, texts
+    r = lsr_cli("lab", "node", NAME, "rr", "start")
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "partly running (not: bgpd)" in r.stderr
+    for what in ("stop", "start"):
+        r = lsr_cli("lab", "node", NAME, "rr", what)
+        assert r.returncode == 0, r.stderr
+    assert frr.not_running(NAME, "rr") == []
+    assert_all_up()
+
+
+def test_our_pe_stopped_and_started(vpnlab):
+    """pe3 stops (Cease to rr): FRR withdraws its VPN-IPv4 and VPN-IPv6 routes (its own
+    table, read through vtysh) and so do the other PEs; started, FRR re-learns them with
+    the same labels."""
+    r = lsr_cli("lab", "node", NAME, "pe3", "stop")
+    assert r.returncode == 0, r.stderr
+    sim = simulated(stopped=["pe3"])
+    for view in ("vpn", "vpn6"):
+        want = sim_routes(sim, "rr", view)
+        assert len(want) == 4 and not any(x[0].startswith("10.255.0.3:") for x in want)
+        wait_for(lambda v=view, w=want: frr_routes(v) == w, 20,
+                 lambda v=view: f"FRR's {v} routes without pe3's: {frr_routes(v)}")
+        for pe in ("pe1", "pe2"):
+            wait_for(lambda p=pe, v=view, w=want: our_routes(p, v) == w, 10,
+                     lambda p=pe, v=view: f"{p}'s {v} routes without pe3's")
+    peers = _frr_json("show bgp summary json")["ipv4Vpn"]["peers"]
+    assert peers[PES["pe3"]]["state"] != "Established"
+    wait_for(lambda: lab.vrf(NAME, ["pe1", "pe2"]) == sim.vrf_json(["pe1", "pe2"]), 10,
+             "pe1's and pe2's VRFs without pe3's sites")
+    r = lsr_cli("lab", "node", NAME, "pe3", "start")
+    assert r.returncode == 0, r.stderr
+    assert_all_up()
+
+
+def _link_of(topo: Topology, a: str, b: str) -> int:
+    from lsr.lab import netns
+
+    return netns.find_link(topo, a, b)
+
+
+def test_reflector_links_down(vpnlab):
+    """rr's link to p1 down inside its namespace: OSPF reroutes over p2 and the sessions
+    between loopbacks survive (no reset). Its link to p2 down too (`lsr lab link`): rr is
+    cut off, nothing closes the connections and they end when the hold time expires
+    (RFC 4271 §6.5); the VRFs lose the remote routes. Both links back: all of it
+    returns, and the sites ping each other."""
+    topo = vpnlab.topo
+    l1, l2 = _link_of(topo, "rr", "p1"), _link_of(topo, "rr", "p2")
+    before = established_counts()
+    ns = ns_name(NAME, "rr")
+    subprocess.run(["ip", "-n", ns, "link", "set", "eth1", "down"], check=True)
+    wait_for(lambda: lab.status(NAME)["down_links"] == [l1], 10, "rr-p1 seen down")
+    lab.wait_converged(NAME, 60)
+    assert set(pe_states().values()) == {"Established"}
+    assert established_counts() == before  # the sessions never went down
+    assert_all_up(simulated(down=[l1]))
+
+    def hold_expiries() -> dict[str, int]:  # NOTIFICATIONs Hold Timer Expired (§6.5) sent
+        return {pe: sum(n for k, n in lab.bgp(NAME, pe)["routers"][pe]["notifications"]["sent"]
+                        .items() if k.startswith("HOLD_TIMER")) for pe in PES}
+    expired = hold_expiries()
+    t0 = time.monotonic()
+    lab.link(NAME, "rr", "p2", up=False)
+    wait_for(lambda: "Established" not in pe_states().values(), HOLD + 10,
+             lambda: f"the sessions with the cut-off rr to end: {pe_states()}")
+    took = time.monotonic() - t0
+    assert hold_expiries() == {pe: n + 1 for pe, n in expired.items()}
+    # the hold timer, not a connection closed: a KEEPALIVE came at most hold/3 s before
+    assert HOLD - HOLD / 3 - 1 <= took <= HOLD + 5, took
+    sim = simulated(down=[l1, l2])
+    wait_for(lambda: lab.vrf(NAME) == sim.vrf_json(), 10,
+             "the VRF tables without the routes reflected by rr")
+    res = validate_live(NAME, traceroutes=False)
+    assert res["result"] == "fail"
+
+    subprocess.run(["ip", "-n", ns, "link", "set", "eth1", "up"], check=True)
+    lab.link(NAME, "rr", "p2", up=True)
+    wait_for(lambda: lab.status(NAME)["down_links"] == [], 10, "rr's links seen up")
+    lab.wait_converged(NAME, 60)
+    assert_all_up()
+    assert ping_sites(topo) == [] and ping_sites(topo, six=True) == []
+
+
+def test_our_routers_idle_after(vpnlab):
+    """After all of it our routers are idle again (timers, hellos and keepalives only)."""
+    pids = {p["role"].split(":", 1)[1]: p["pid"] for p in LabState(NAME).read()["pids"]
+            if p["role"].startswith("router:") and pid_alive(p["pid"], p.get("start"))}
+    assert set(pids) == {r.name for r in vpnlab.topo.routers if r.kind != "frr"}
+    use = cpu_use(pids)
+    busy = {r: f"{u:.0%}" for r, u in use.items() if u >= IDLE}
+    assert not busy, f"routers busy while idle: {busy}"
+
+
+# ---------------------------------------------------------------- 6PE (RFC 4798)
+
+NET1, NET2 = "2001:db8:1::/64", "2001:db8:2::/64"  # pe1's (ours) and f1's (FRR's)
+
+
+@pytest.fixture(scope="module")
+def sixpelab():
+    lab.down(NAME6)
+    try:
+        yield lab.up(load_topology(FILE6PE), name=NAME6, timeout=120)
+    finally:
+        lab.down(NAME6)
+    assert not lab_dir(NAME6).exists()
+    assert frr.leftover_processes(NAME6) == []
+
+
+def six_ours() -> set[tuple]:
+    """pe1's best labelled IPv6 paths: (prefix, next hop, label, from)."""
+    rs = lab.bgp(NAME6, "pe1", "ipv6")["routers"]["pe1"]["routes"]
+    return {(r["prefix"], r["next_hop"], r["label"], r["from"]) for r in rs}
+
+
+def six_frr() -> set[tuple]:
+    """f1's best labelled IPv6 paths from FRR's own JSON: (prefix, next hop, label); its
+    own route has next hop :: and no label."""
+    out = set()
+    for p in _frr_json("show bgp ipv6 labeled-unicast json", "f1", NAME6).get("routes", {}):
+        d = _frr_json(f"show bgp ipv6 labeled-unicast {p} json", "f1", NAME6)
+        for path in d.get("paths", []):
+            if path.get("bestpath", {}).get("overall"):
+                out.add((p, "local", None) if path.get("local") else
+                        (p, _mapped(path["nexthops"][0]["ip"]), path["remoteLabel"]))
+    return out
+
+
+SIX_OURS = {(NET1, "::ffff:10.255.0.1", 1000, "local"), (NET2, "::ffff:10.255.0.3", 3, "f1")}
+SIX_FRR = {(NET1, "::ffff:10.255.0.1", 1000), (NET2, "local", None)}
+
+
+def test_6pe_frr_pe_stopped_and_started(sixpelab):
+    """FRR's PE f1 stops: its 6PE route leaves pe1's Loc-RIB and 6PE FIB (RFC 4271 §9),
+    although the hold time is 90 s (bgpd's Cease says it at once); started, it is back
+    with FRR's label (Implicit Null) and FRR has ours."""
+    wait_for(lambda: six_ours() == SIX_OURS and six_frr() == SIX_FRR, 30,
+             lambda: f"6PE routes: ours {six_ours()}, FRR's {six_frr()}")
+    control.node_stop(NAME6, "f1")
+    wait_for(lambda: six_ours() == {(NET1, "::ffff:10.255.0.1", 1000, "local")}, 10,
+             lambda: f"f1's 6PE route withdrawn at pe1: {six_ours()}")
+    six = lab.lfib(NAME6, ["pe1"])["routers"]["pe1"]["ipv6"]
+    assert [r for r in six["routes"] if r.get("prefix") == NET2] == []
+    control.node_start(NAME6, "f1", timeout=60)
+    wait_for(lambda: six_ours() == SIX_OURS and six_frr() == SIX_FRR, 30,
+             lambda: f"6PE routes back: ours {six_ours()}, FRR's {six_frr()}")
+
+
+def test_6pe_our_pe_stopped_and_started(sixpelab):
+    """Our pe1 stops: FRR withdraws its route (its own table, through vtysh); started,
+    FRR re-learns it with the same 6PE label."""
+    control.node_stop(NAME6, "pe1")
+    wait_for(lambda: six_frr() == {(NET2, "local", None)}, 10,
+             lambda: f"pe1's 6PE route withdrawn at f1: {six_frr()}")
+    control.node_start(NAME6, "pe1", timeout=60)
+    wait_for(lambda: six_ours() == SIX_OURS and six_frr() == SIX_FRR, 30,
+             lambda: f"6PE routes back: ours {six_ours()}, FRR's {six_frr()}")
