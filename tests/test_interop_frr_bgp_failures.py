@@ -204,8 +204,19 @@ def _bgpd_pid(name: str, node: str) -> tuple[int, int | None]:
 # ---------------------------------------------------------------- the failures
 
 
+def bgp_checks(res: dict) -> list[str]:
+    """`lsr lab validate`'s BGP session results: the failures' text, or the pass."""
+    return [c["detail"] for c in res["results"] if c["check"] == "bgp-session"]
+
+
+def pair(pe: str) -> str:
+    """How validate names a PE's session with rr: the ends in the topology's order."""
+    return "pe1-rr" if pe == "pe1" else f"rr-{pe}"
+
+
 def test_baseline(vpnlab):
     assert_all_up()
+    assert bgp_checks(validate_live(NAME, traceroutes=False)) == ["3 BGP sessions Established"]
 
 
 def test_frr_reflector_stopped_and_started(vpnlab):
@@ -239,6 +250,11 @@ def test_frr_reflector_stopped_and_started(vpnlab):
     assert res["result"] == "fail"
     texts = [c["detail"] for c in res["results"] if c["status"] == "fail"]
     assert any(t.startswith("rr: FRR router not running") and "bgpd" in t for t in texts), texts
+    # each session named, with our end's state and why (rr's Cease), and rr stopped
+    for pe in PES:
+        (t,) = [t for t in bgp_checks(res) if t.startswith(pair(pe))]
+        assert t.startswith(f"{pair(pe)}: BGP session not Established (") and \
+            f"{pe}: " in t and "received CEASE/3" in t and "rr is stopped" in t, t
     r = lsr_cli("lab", "node", NAME, "rr", "start")
     assert r.returncode == 0, r.stderr
     assert_all_up()
@@ -352,6 +368,9 @@ def test_reflector_links_down(vpnlab):
              "the VRF tables without the routes reflected by rr")
     res = validate_live(NAME, traceroutes=False)
     assert res["result"] == "fail"
+    # named: both ends run, the sessions are down (before, only the VPN pings failed)
+    assert sorted(t.split(":")[0] for t in bgp_checks(res)) == sorted(pair(pe) for pe in PES)
+    assert all("BGP session not Established (" in t and "rr: " in t for t in bgp_checks(res))
 
     subprocess.run(["ip", "-n", ns, "link", "set", "eth1", "up"], check=True)
     lab.link(NAME, "rr", "p2", up=True)
