@@ -843,7 +843,10 @@ class Simulation:
                 for fn in self.bgp_listeners:
                     fn(router, a)
             elif isinstance(a, bgp_ev.PeerStateChanged):
-                self.last_change = self.now
+                # a session up or down is progress; a connect failing again every
+                # ConnectRetryTime to a peer out of reach is not (run's `quiet` stop)
+                if "Established" in (a.old, a.new):
+                    self.last_change = self.now
                 if self.log_lines is not None:
                     self.log_lines.append(f"{self.now:10.6f} {router}: bgp: "
                                           f"{self.name_of(str(a.peer))} {a.old} -> {a.new} "
@@ -894,10 +897,12 @@ class Simulation:
 
     def bgp_settled(self) -> bool:
         """Every configured BGP session between running routers is Established, and
-        nothing is in flight."""
+        nothing is in flight, or held back: a connection whose peer is out of reach
+        (its data backlogged, TCP retransmitting) is Established only until the hold
+        timer expires (RFC 4271 §6.5), so the network has not settled while one exists."""
         if not self.bgp:
             return True
-        if self._inflight_bgp:
+        if self._inflight_bgp or self._bgp_backlog:
             return False
         for r, p in self.bgp_sessions():
             inst = self.bgp[r]

@@ -153,6 +153,26 @@ def test_hold_timer_finds_a_silent_peer(sim):
     assert p.state.value != "Established" and p.last_error == "hold timer expired"
 
 
+def test_cut_off_reflector_is_found_by_the_hold_timer(sim):
+    """Every link of rr down: no FIN crosses a cut link, the sessions' data waits for a
+    route (TCP retransmitting) and they end when the hold time (9 s) expires (RFC 4271
+    §6.5), withdrawing what came through rr (§9). A run does not stop before that as if
+    settled (it did: the reference kept rr's routes), and stops soon after: a connect
+    failing again every ConnectRetryTime is no progress (it ran to its 3600 s limit)."""
+    t0 = sim.now
+    for peer in ("p1", "pe3", "pe4"):
+        sim.link_down(sim.topo.find_link("rr", peer).index)
+    quiet = sim.quiet_time()
+    res = sim.run(quiet=quiet)
+    assert not res.converged
+    assert all(sim.bgp[pe].peers[LO["rr"]].state.value != "Established"
+               for pe in ("pe1", "pe2", "pe3", "pe4"))
+    assert best(sim, "pe4", A) is None and best(sim, "pe3", B) is None
+    assert 9 < sim.now - t0 < 9 + quiet + 10
+    assert {s.cause for s in sim.stuck() if s.a == "pe1"} == {
+        "no route from pe1 to rr's loopback 10.255.0.10"}
+
+
 def test_router_stop_withdraws_its_routes(sim):
     assert best(sim, "pe4", A) is not None
     sim.router_stop("pe1")

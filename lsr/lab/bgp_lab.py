@@ -100,3 +100,50 @@ def view(lab: str, topo: Topology, router: str, what: str, query: Query) -> dict
     else:
         data = query(lab, router, "bgp", what=what)
     return {"routers": {router: data}}
+
+
+def session_problems(lab: str, topo: Topology, routers: dict[str, Any], query: Query,
+                     stopped: set[str] | frozenset[str] = frozenset()) -> tuple[int, list[str]]:
+    """The BGP sessions of a running lab: (how many are Established, one line for each
+    one that is not), from `lsr.lab.status`'s `routers` (each running router's `bgp`:
+    peer address -> state), named by both ends with each end's state and last error:
+    'pe1-rr: BGP session not Established (pe1: Idle, hold timer expired; rr: Active)'.
+    A session with a stopped end says so; one both ends wait for (passive) is left out."""
+    names = {str(n.lsr_id): n.name for n in topo.routers}
+    rank = {n: node.index for n, node in topo.nodes.items()}
+    pairs: dict[tuple[str, str], dict[str, str]] = {}
+    for r, info in routers.items():
+        for addr, state in (info.get("bgp") or {}).items():
+            peer = names.get(addr, addr)
+            key = tuple(sorted((r, peer), key=lambda n: rank.get(n, 1 << 30)))
+            pairs.setdefault(key, {})[r] = str(state)  # type: ignore[index]
+    from bgp.config import from_topology
+
+    def passive(r: str, peer: str) -> bool:
+        cfg = from_topology(topo, r) if r in topo.nodes else None
+        return any(p.name == peer and p.passive for p in (cfg.peers if cfg else ()))
+
+    up, out = 0, []
+    for (a, b), states in sorted(pairs.items(), key=lambda kv: (rank.get(kv[0][0], 0),
+                                                                  rank.get(kv[0][1], 0))):
+        if set(states.values()) == {"Established"} and len(states) == 2:
+            up += 1
+            continue
+        if passive(a, b) and passive(b, a):
+            continue  # neither end ever connects: never expected up (`Simulation.bgp_sessions`)
+        ends = []
+        for r in (a, b):
+            if r in stopped or r not in states:
+                ends.append(f"{r} is stopped" if r in stopped else f"{r}: no BGP state")
+                continue
+            why = ""
+            if states[r] != "Established":
+                try:
+                    nbrs = view(lab, topo, r, "summary", query)["routers"][r]["neighbors"]
+                    why = next((n.get("last_error") or "" for n in nbrs
+                                if n["neighbor"] == (b if r == a else a)), "")
+                except (OSError, LsrError, KeyError, ValueError):
+                    pass
+            ends.append(f"{r}: {states[r]}" + (f", {why}" if why else ""))
+        out.append(f"{a}-{b}: BGP session not Established ({'; '.join(ends)})")
+    return up, out

@@ -11,10 +11,10 @@ lab's down links to it, releases its start barrier and waits for the lab to
 converge again.
 
 An FRR node (`kind: frr`) stops whole: ospfd, ldpd (with its lde and ldpe),
-our dataplane in it, then zebra (SIGTERM: ospfd flushes its LSAs, ldpd closes
-its sessions, zebra takes its kernel routes away). Its namespace, links and
-configs stay; starting it runs the daemons again in `lab up`'s order
-(`frr.start_node`).
+bgpd where it runs one, our dataplane in it, then zebra (SIGTERM: ospfd flushes
+its LSAs, ldpd closes its sessions, bgpd sends its peers a Cease NOTIFICATION,
+zebra takes its kernel routes away). Its namespace, links and configs stay;
+starting it runs the daemons again in `lab up`'s order (`frr.start_node`).
 """
 
 from __future__ import annotations

@@ -389,17 +389,19 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float) -> dict[st
 
 
 def node_roles(node: str) -> tuple[str, ...]:
-    """The roles an FRR node's processes are recorded under (`LabState.add_pid`)."""
-    return tuple(f"frr:{node}:{d}" for d in (*DAEMONS, "ldpd-child", "dataplane"))
+    """The roles an FRR node's processes are recorded under (`LabState.add_pid`): bgpd's
+    too, so `lsr lab node NAME NODE stop` stops a BGP speaker with the rest of the node."""
+    return tuple(f"frr:{node}:{d}" for d in (*DAEMONS, "bgpd", "ldpd-child", "dataplane"))
 
 
 def start_node(lab: str, node: str, state: LabState, deadline: float) -> dict[str, int]:
-    """Start a stopped FRR node again (`lsr lab node NAME NODE start`): zebra, ldpd, our
-    dataplane, then ospfd, in the order `up` uses. Its directories and configs are still
-    there; the sockets its old daemons left are waited past (a fresh inode). Returns the
-    new pids by daemon."""
+    """Start a stopped FRR node again (`lsr lab node NAME NODE start`): zebra, ldpd, bgpd
+    (where the node has a bgpd.conf), our dataplane, then ospfd, in the order `up` uses.
+    Its directories and configs are still there; the sockets its old daemons left are
+    waited past (a fresh inode). Returns the new pids by daemon."""
     run = run_dir(lab, node)
-    socks = {d: [run / f"{d}.vty"] for d in DAEMONS}
+    bgp = (conf_dir(lab, node) / "bgpd.conf").exists()
+    socks = {d: [run / f"{d}.vty"] for d in (*DAEMONS, *(["bgpd"] if bgp else []))}
     socks["zebra"].append(run / "zserv.api")
     socks["ldpd"].append(run / "ldpd.sock")
     stale = {p: _stamp(p) for ps in socks.values() for p in ps}
@@ -411,6 +413,9 @@ def start_node(lab: str, node: str, state: LabState, deadline: float) -> dict[st
         time.sleep(0.02)
     for k in kids:
         state.add_pid(k, f"frr:{node}:ldpd-child")
+    if bgp:
+        pids["bgpd"] = _spawn(lab, node, "bgpd", state)
+        _wait_for(lab, socks["bgpd"], {f"{node}:bgpd": pids["bgpd"]}, deadline, "bgpd", stale)
     if DATAPLANE:
         pids["dataplane"] = _spawn_dataplane(lab, node, state)
     pids["ospfd"] = _spawn(lab, node, "ospfd", state)
@@ -448,14 +453,15 @@ def _spawn_dataplane(lab: str, node: str, state: LabState) -> int:
 
 
 def not_running(lab: str, node: str, pids: list[dict[str, Any]] | None = None) -> list[str]:
-    """Which of an FRR node's daemons (zebra, ospfd, ldpd) and our dataplane in it are not
-    running (their last recorded process is gone); [] for a running node."""
+    """Which of an FRR node's daemons (zebra, ospfd, ldpd, and bgpd where it runs one) and
+    our dataplane in it are not running (their last recorded process is gone); [] for a
+    running node."""
     if pids is None:
         pids = LabState(lab).read().get("pids", [])
     last: dict[str, dict[str, Any]] = {}
     for p in pids:
         last[p["role"]] = p  # the latest record of each role (a restart appends)
-    wanted = [*DAEMONS] + (["dataplane"] if f"frr:{node}:dataplane" in last else [])
+    wanted = [*DAEMONS] + [d for d in ("bgpd", "dataplane") if f"frr:{node}:{d}" in last]
     return [d for d in wanted if (p := last.get(f"frr:{node}:{d}")) is None
             or not pid_alive(p["pid"], p.get("start"))]
 

@@ -306,6 +306,13 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
     lfibs, stopped, why = _live_lfibs(name)
     hung = [r for r in why if r not in stopped]
     results = [CheckResult("router-runtime", "fail", f"{r}: {w}") for r, w in why.items()]
+    if "bgp" in topo.extra:  # every BGP session, and why one is down (RFC 4271 §8)
+        from lsr.lab import bgp_lab
+
+        up, bad = bgp_lab.session_problems(name, topo, lsr.lab.status(name)["routers"],
+                                           lsr.lab.query, stopped_routers(name, topo))
+        results += [CheckResult("bgp-session", "fail", t) for t in bad] or [
+            CheckResult("bgp-session", "pass", f"{up} BGP sessions Established")]
     # VPN checks (RFC 4364) walk packets through the live tables, VRFs included
     trace = walk_trace(topo, lfibs, igp) if any(r.vrfs for r in topo.routers) else None
     results += validate(topo, lfibs, igp, ping=live_ping(name, topo), trace=trace)
