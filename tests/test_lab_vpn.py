@@ -228,6 +228,25 @@ def test_core_link_flap(vpnlab):
     _sites_ping()
 
 
+def test_a_site_link_down_in_the_kernel(vpnlab):
+    """red2's link down by carrier (ip link in pe2's namespace): pe2 withdraws red2's
+    subnet (its VRF lost the connected route), the tables equal the simulator's with that
+    link down, and validate expects red2 cut off, not a failure (names it)."""
+    from lsr.lab.lsp import validate_live
+
+    assert lab.exec_in(NAME, "pe2", ["ip", "link", "set", "eth1", "down"]) == 0
+    try:
+        _wait_equal(converge(TOPO, ["red2-pe2"]).sim)
+        v = validate_live(NAME, traceroutes=False)
+        assert v["failed"] == 0, [r for r in v["results"] if r["status"] == "fail"]
+        (row,) = [r for r in v["results"] if r["check"] == "invariant vpn-reachability"]
+        assert "red2 cut off (link red2-pe2 down)" in row["detail"]
+    finally:
+        assert lab.exec_in(NAME, "pe2", ["ip", "link", "set", "eth1", "up"]) == 0
+    _wait_equal(converge(TOPO).sim)
+    _sites_ping()
+
+
 def _stopped_sim(router: str) -> Simulation:
     sim = converge(TOPO).sim
     sim.router_stop(router)

@@ -52,6 +52,18 @@ def test_reference_vpn_state_equals_the_simulators():
         assert sim[pe].vrfs == ref[pe].vrfs and sim[pe].vpn_ilm == ref[pe].vpn_ilm
 
 
+def test_a_site_whose_pe_link_is_down_is_cut_off_not_a_failure() -> None:
+    """red2's only link down (`--down`, or carrier in a lab): red2 reaches no one by
+    design; the other sites still must, and the row says red2 is cut off and why."""
+    r = CliRunner().invoke(main, ["validate", str(TOPOLOGIES / "l3vpn.yaml"),
+                                  "--down", "pe2-red2", "--json"])
+    assert r.exit_code == 0, r.output
+    (row,) = [x for x in json.loads(r.stdout)["results"]
+              if x["check"] == "invariant vpn-reachability"]
+    assert row["status"] == "pass" and row["detail"].startswith("4 site pairs in 2 VPNs")
+    assert row["detail"].endswith("; red2 cut off (link red2-pe2 down)")
+
+
 def test_a_wrong_route_target_breaks_reachability_by_name():
     # pe3 exports and imports red with 65000:9: red3 is cut off from red1 and red2.
     text = TEXT.replace("red: {rd: 10.255.0.3:1, rt: 65000:1,", "red: {rd: 10.255.0.3:1, rt: 65000:9,")

@@ -600,7 +600,7 @@ def validate(
         results.extend(invariant_results(topo, lfibs, igp))
         if any(r.vrfs for r in topo.routers):
             results += [CheckResult(r.check, r.status, r.detail)
-                        for r in vpncheck.invariant_rows(topo, lfibs, trace)]
+                        for r in vpncheck.invariant_rows(topo, lfibs, trace, igp.down)]
     return results
 
 

@@ -25,7 +25,7 @@ Pure: `trace(src, dst)` is a packet walk (`forwarding.walk` JSON) the caller pro
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from ipaddress import IPv4Network, IPv6Network
 from typing import Any
@@ -243,12 +243,18 @@ def label_problems(topo: Topology, lfibs: Mapping[str, Lfib]) -> list[str]:
 # ---------------------------------------------------------------- the rows
 
 
-def invariant_rows(topo: Topology, lfibs: Mapping[str, Lfib], trace: Trace | None) -> list[Row]:
-    """One pass row per VPN invariant, or one fail row per problem."""
+def invariant_rows(topo: Topology, lfibs: Mapping[str, Lfib], trace: Trace | None,
+                   down: Collection[int] = ()) -> list[Row]:
+    """One pass row per VPN invariant, or one fail row per problem. A site whose link to
+    its PE is down (`down`: link indexes) is cut off: it is expected to reach no one, and
+    the pass row says so."""
     vpns = sites(topo)
     rows: list[Row] = []
     # vpn-reachability
-    pairs = [(a, b) for hs in vpns.values() for a in hs for b in hs if a < b]
+    cut = {h: topo.link_name(topo.links[i.link]) for hs in vpns.values() for h in hs
+           for i in topo.nodes[h].interfaces.values() if i.link in down}
+    pairs = [(a, b) for hs in vpns.values() for a in hs for b in hs if a < b
+             and a not in cut and b not in cut]
     pairs6 = [(a, b) for a, b in pairs if both6(topo, a, b)]
     if trace is None:
         rows.append(Row("invariant vpn-reachability", "skip", "no data-plane walker given"))
@@ -265,7 +271,8 @@ def invariant_rows(topo: Topology, lfibs: Mapping[str, Lfib], trace: Trace | Non
         rows += [Row("invariant vpn-reachability", "fail", d) for d in bad] or [
             Row("invariant vpn-reachability", "pass",
                 f"{len(pairs)} site pairs in {len(vpns)} VPNs ({', '.join(vpns)})"
-                + (f"; {len(pairs6)} over IPv6 too" if pairs6 else ""))]
+                + (f"; {len(pairs6)} over IPv6 too" if pairs6 else "")
+                + "".join(f"; {h} cut off (link {ln} down)" for h, ln in sorted(cut.items())))]
     # vpn-isolation
     leaks = leak_problems(topo, lfibs)
     apart = [(a, b) for va, ha in vpns.items() for vb, hb in vpns.items() if va != vb
