@@ -32,7 +32,7 @@ Hop JSON (docs/cli.md, `lsr sim trace --json`)::
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from ipaddress import IPv4Address, IPv6Address, ip_address
 from typing import Any
 
@@ -235,11 +235,14 @@ def _icmp_json(f: Forward) -> dict[str, Any]:
 
 def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
          proto: str = "icmp", ttl: int = 64, sport: int = 49152,
-         dport: int = 33434, family: int = 4) -> dict[str, Any]:
+         dport: int = 33434, family: int = 4, *, down: Collection[int] = ()) -> dict[str, Any]:
     """Walk one packet from SRC to DST (node names or addresses). See module docstring.
 
     For UDP and TCP, `sport`/`dport` are the ports (ECMP hash inputs); ICMP
-    echoes are not hashed on them. `family` 6 (or an IPv6 address as SRC or DST): IPv6."""
+    echoes are not hashed on them. `family` 6 (or an IPv6 address as SRC or DST): IPv6.
+    `down`: links down (indexes); the routers' tables already route around them, but a
+    host's own link down is for the walk to see: nothing leaves a host whose link is
+    down, and nothing reaches one."""
     if any(":" in x for x in (src, dst)):
         family = 6
     snode, saddr = resolve_endpoint(topo, src, family)
@@ -249,7 +252,11 @@ def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
     pkt = make_packet(saddr, daddr, proto, ttl, sport, dport)
     hops: list[dict[str, Any]] = []
     n = topo.nodes[snode]
-    if n.is_router:
+    cut = _host_link_down(topo, down, snode)
+    if cut is not None:
+        hops.append(_hop(snode, None, (), "drop", (), ttl, ttl, None, None, f"link {cut} down"))
+        result = "dropped"
+    elif n.is_router:
         result = _originate(topo, tables, snode, pkt, dnode, hops, snode)
     else:
         (i,) = n.interfaces.values()
@@ -257,10 +264,23 @@ def walk(topo: Topology, tables: Mapping[str, RouterTables], src: str, dst: str,
         frame = bytes.fromhex(rif.mac.replace(":", "")) + bytes.fromhex(
             i.mac.replace(":", "")) + (b"\x86\xdd" if saddr.version == 6 else b"\x08\x00") + pkt
         result = _follow(topo, tables, frame, i.peer_node, i.peer_interface, dnode, hops, snode)
+    cut = _host_link_down(topo, down, dnode) if result == "delivered" else None
+    if cut is not None and hops:  # the last router's way out to the host is down
+        hops[-1].update(op="drop", labels_out=[], out_interface=None, neighbor=None,
+                        reason=f"link {cut} down")
+        result = "dropped"
     out = _out(topo, saddr, daddr, proto, ttl, hops, result)
     ports = proto in ("udp", "tcp")
     out["sport"], out["dport"] = (sport, dport) if ports else (None, None)
     return out
+
+
+def _host_link_down(topo: Topology, down: Collection[int], node: str | None) -> str | None:
+    """The name of host `node`'s link if it is down, else None (a router: None)."""
+    if not down or node is None or topo.nodes[node].is_router:
+        return None
+    (i,) = topo.nodes[node].interfaces.values()
+    return topo.link_name(topo.links[i.link]) if i.link in down else None
 
 
 def _originate(topo: Topology, tables: Mapping[str, RouterTables], router: str, pkt: bytes,

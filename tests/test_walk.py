@@ -274,3 +274,23 @@ def test_cli_trace_icmp_table_and_ecmp_notes():
     assert "ECMP hash inputs: 192.168.1.1 -> 192.168.2.2, tcp, ports 1234 -> 80" in \
         " ".join(r.output.split())
     assert "hop 1 pe1: ECMP hash 0x" in r.output
+
+
+def test_a_host_whose_link_is_down_sends_and_receives_nothing():
+    """The routers route around a link down, but a host's own link is the walk's to see:
+    `lsr sim trace ce1 ce2 --down ce1-pe1` said "delivered" (the walk began at pe1)."""
+    r = CliRunner().invoke(main, ["sim", "trace", str(TOPOLOGIES / "diamond.yaml"), "ce1", "ce2",
+                                  "--down", "ce1-pe1", "--json"])
+    assert r.exit_code == 0, r.output
+    w = json.loads(r.output)
+    assert w["result"] == "dropped"
+    assert [(h["router"], h["op"], h["reason"]) for h in w["hops"]] == [
+        ("ce1", "drop", "link ce1-pe1 down")]
+    # towards it: the last router's way out is down
+    topo = load_topology(TOPOLOGIES / "line3.yaml")
+    tables = all_tables(topo)
+    idx = topo.parse_link("pe2-ce2").index
+    w = walk(topo, tables, "ce1", "ce2", down={idx})
+    assert w["result"] == "dropped" and w["hops"][-1]["router"] == "pe2"
+    assert (w["hops"][-1]["op"], w["hops"][-1]["reason"]) == ("drop", "link pe2-ce2 down")
+    assert walk(topo, tables, "ce1", "ce2")["result"] == "delivered"  # no down: as ever

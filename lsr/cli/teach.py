@@ -78,7 +78,7 @@ def _trace_overlay(n, spec: str, color: str, family: int = 4):
     except ValueError as e:
         raise LsrError(str(e)) from None
     try:
-        w = walk(n.topo, n.tables(), src, dst, family=family)
+        w = walk(n.topo, n.tables(), src, dst, family=family, down=n.down)
     except ValueError as e:
         raise LsrError(f"{n.topo.source}: {e}") from None
     ov = draw.walk_overlay(w, color, f"packet {src} -> {dst} ({w['dst']})")

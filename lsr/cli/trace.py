@@ -125,7 +125,7 @@ def trace(file: str, src: str, dst: str, proto: str, ttl: int, as_json: bool,
     tables = build_all(topo, ribs, o.sim.lfibs(), o.sim.fib6s())
     family = 6 if ipv6 or ":" in src or ":" in dst else 4
     try:
-        w = walk(topo, tables, src, dst, proto, ttl, sp, dp, family)
+        w = walk(topo, tables, src, dst, proto, ttl, sp, dp, family, down=o.down)
     except ValueError as e:
         raise LsrError(f"{topo.source}: {e}") from None
     if as_json:

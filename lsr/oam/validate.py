@@ -514,7 +514,7 @@ def walk_trace(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp) -> vpncheck.
 
     tables = {r.name: RouterTables.build(topo, r.name, igp.rib(r.name), lfibs.get(r.name, Lfib()))
               for r in topo.routers}
-    return lambda src, dst: walk(topo, tables, src, dst)
+    return lambda src, dst: walk(topo, tables, src, dst, down=igp.down)
 
 
 def walk_ping(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
@@ -531,7 +531,11 @@ def walk_ping(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
             path = " -> ".join(
                 f"{h['router']}[{h['op']}{' ' + str(h['labels_out']) if h['labels_out'] else ''}]"
                 for h in j["hops"])
-            parts.append(f"{what} {j['result']}: {path}")
+            last = j["hops"][-1] if j["hops"] else None
+            how = (f"dropped at {last['router']} ({last['reason']})"
+                   if j["result"] == "dropped" and last is not None and last["reason"]
+                   else j["result"])
+            parts.append(f"{what} {how}: {path}")
             ok = ok and j["result"] == "delivered"
         return ok, "; ".join(parts)
 

@@ -227,10 +227,10 @@ def build_report(net: Network, src: str | None = None, dst: str | None = None,
         if choice is not None:
             from forwarding.walk import walk
 
-            w = walk(topo, tables, choice.src, choice.dst, family=family)
+            w = walk(topo, tables, choice.src, choice.dst, family=family, down=net.down)
             if (family == 4 and all(x in topo.nodes and has_ipv6(topo, x)
                                     for x in (choice.src, choice.dst))):
-                w6 = walk(topo, tables, choice.src, choice.dst, family=6)
+                w6 = walk(topo, tables, choice.src, choice.dst, family=6, down=net.down)
     except ValueError as e:
         raise LsrError(f"{topo.source}: {e}") from None
     overlays = []
