@@ -167,3 +167,18 @@ def test_multipath_traceroute_finds_every_lfib_branch(path):
         if tr["result"] != "ok" or traced != walked:
             bad.append(f"{ingress} -> {fec}: {sorted(traced)} != {sorted(walked)}")
     assert not bad, bad
+
+
+@pytest.mark.parametrize("cmd", ["ping", "traceroute"])
+def test_no_ftn_entry_sends_nothing_and_says_so(cmd: str) -> None:
+    """A FEC the ingress has no FTN entry for: no echo request goes out (what Cisco marks
+    'Q'); ping and traceroute both say why. Ping used to send into nothing and report a
+    timeout with no reason."""
+    r = CliRunner().invoke(main, ["lsp", cmd, "--sim", str(TOPOLOGIES / "diamond.yaml"),
+                                  "pe1", "10.9.9.9/32", "--json"])
+    assert r.exit_code == 1, r.output
+    out = json.loads(r.stdout)
+    assert out["result"] == "broken"
+    assert out["reason"] == "pe1 has no FTN entry (no LSP) for 10.9.9.9/32"
+    if cmd == "ping":
+        assert out["replies"] == []

@@ -323,7 +323,8 @@ def lsp_ping(backend: LiveBackend | LfibNetwork, source: str, fec: Target, *,
              count: int = 1) -> dict[str, Any]:
     """LSP ping JSON (`PingResult.to_json` + `backend`, `reason`, `vpn`)."""
     handle = next(_handles) & 0xFFFFFFFF
-    p = _probe(backend, source, fec) if isinstance(fec, (VpnTarget, SixpeTarget)) else _Probe(fec)
+    # no FTN entry (or VRF / 6PE route): no request is sent (Cisco's 'Q'), the reason says why
+    p = _probe(backend, source, fec)
     if p.no_lsp:
         res = PingResult(p.fec, source)
     else:
