@@ -38,6 +38,17 @@ def needs_tool(name: str):
     return pytest.mark.skipif(shutil.which(name) is None, reason=f"{name} not installed")
 
 
+def frr_missing(daemon: str | None = None) -> str | None:
+    """Why FRR cannot run here (None: it can), the daemon `daemon` (e.g. "bgpd") too: the
+    skip reason of the FRR interop test files."""
+    from lsr.lab.frr import FRR_LIBEXEC, missing_tools
+
+    why = missing_tools()
+    if why is None and daemon is not None and not (FRR_LIBEXEC / daemon).exists():
+        why = f"{FRR_LIBEXEC / daemon} not found"
+    return why
+
+
 @pytest.fixture(scope="module")
 def ray_cluster_turn():
     """One local Ray cluster at a time on this machine: test files run side by side

@@ -20,17 +20,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import ROOT, is_root
+from tests.conftest import ROOT, frr_missing, is_root
 from tests.wait import Capture, icmp_echo_in_mpls, wait_for, wait_tcp_listening
 
-
-def _frr_missing() -> str | None:
-    from lsr.lab.frr import missing_tools
-
-    return missing_tools()
-
-
-FRR_WHY = _frr_missing()
+FRR_WHY = frr_missing()
 FRR_OK = FRR_WHY is None
 pytestmark = [
     pytest.mark.netns,

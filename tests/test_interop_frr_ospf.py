@@ -27,17 +27,10 @@ from typing import Any
 
 import pytest
 
-from tests.conftest import ROOT, is_root
+from tests.conftest import ROOT, frr_missing, is_root
 from tests.wait import Capture, wait_for
 
-
-def _frr_missing() -> str | None:
-    from lsr.lab.frr import missing_tools
-
-    return missing_tools()
-
-
-FRR_WHY = _frr_missing()
+FRR_WHY = frr_missing()
 pytestmark = [
     pytest.mark.netns,
     pytest.mark.skipif(not is_root(), reason="needs root"),

@@ -18,20 +18,10 @@ import subprocess
 
 import pytest
 
-from tests.conftest import ROOT, is_root
+from tests.conftest import ROOT, frr_missing, is_root
 from tests.wait import wait_for
 
-
-def _frr_missing() -> str | None:
-    from lsr.lab.frr import FRR_LIBEXEC, missing_tools
-
-    why = missing_tools()
-    if why is None and not (FRR_LIBEXEC / "bgpd").exists():
-        why = f"{FRR_LIBEXEC / 'bgpd'} not found"
-    return why
-
-
-FRR_WHY = _frr_missing() if is_root() else "needs root"
+FRR_WHY = frr_missing("bgpd") if is_root() else "needs root"
 pytestmark = [
     pytest.mark.netns, pytest.mark.slow,
     pytest.mark.skipif(not is_root(), reason="needs root"),
