@@ -284,10 +284,18 @@ def start(topo: Topology, lab: str, state: LabState, deadline: float,
             if pids and not pid_alive(pids[-1]["pid"], pids[-1]["start"]):
                 raise LsrError(f"strongswan node {node}: charon exited ({_tail(d)})")
             time.sleep(0.05)
-        r = _swanctl(lab, node, "--load-all", "--file", str(d / "swanctl.conf"))
+        while True:
+            r = _swanctl(lab, node, "--load-all", "--file", str(d / "swanctl.conf"))
+            out = (r.stderr or r.stdout).strip().splitlines()
+            # charon binds the vici socket before it listens: a connect in between is
+            # refused (swanctl then prints its usage after the error); try again
+            if r.returncode == 0 or not any("Connection refused" in ln for ln in out[:2]) \
+                    or time.monotonic() > deadline:
+                break
+            time.sleep(0.05)
         if r.returncode != 0:
-            raise LsrError(f"strongswan node {node}: swanctl --load-all: "
-                           f"{(r.stderr or r.stdout).strip().splitlines()[-1:]}")
+            why = next((ln for ln in out if "failed" in ln or "rror" in ln), out[-1] if out else "")
+            raise LsrError(f"strongswan node {node}: swanctl --load-all: {why.strip()}")
     # our routers that initiate towards a gateway: go now
     for node in nodes:
         for c in connections(topo, node):
