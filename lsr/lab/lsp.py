@@ -301,7 +301,8 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
     control plane vs data plane by LSP traceroute."""
     topo = lsr.lab.topology(name)
     # links down by any means (`lab link`, `ip link` in a namespace): the IGP the routers see
-    down = lsr.lab.status(name)["down_links"]
+    status = lsr.lab.status(name)  # asks every router: once
+    down = status["down_links"]
     igp = Igp(topo, down)
     lfibs, stopped, why = _live_lfibs(name)
     hung = [r for r in why if r not in stopped]
@@ -309,7 +310,7 @@ def validate_live(name: str, *, sample: int = SAMPLE_PAIRS, traceroutes: bool = 
     if "bgp" in topo.extra:  # every BGP session, and why one is down (RFC 4271 §8)
         from lsr.lab import bgp_lab
 
-        up, bad = bgp_lab.session_problems(name, topo, lsr.lab.status(name)["routers"],
+        up, bad = bgp_lab.session_problems(name, topo, status["routers"],
                                            lsr.lab.query, stopped_routers(name, topo))
         results += [CheckResult("bgp-session", "fail", t) for t in bad] or [
             CheckResult("bgp-session", "pass", f"{up} BGP sessions Established")]
