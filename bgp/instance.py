@@ -441,6 +441,7 @@ class BgpInstance:
     def _tcp_connected(self, ev: TcpConnected) -> None:
         peer = self.by_conn.get(ev.conn)
         if peer is not None:
+            peer.connect_error = ""
             self._fsm(peer, peer.conns[ev.conn], E.TCP_CR_ACKED)
 
     def _tcp_accepted(self, ev: TcpAccepted) -> None:
@@ -462,7 +463,11 @@ class BgpInstance:
         if peer is None:
             return
         conn = peer.conns[ev.conn]
-        if ev.reason:
+        if ev.reason and conn.outgoing and conn.state == State.CONNECT:
+            # our connect failed: kept apart, so `last_error` still says why the
+            # session last went down (FRR's "Last reset" and "connect failures" alike)
+            peer.connect_error = ev.reason
+        elif ev.reason:
             peer.last_error = ev.reason
         self._fsm(peer, conn, E.TCP_CONNECTION_FAILS)
         if conn.id in peer.conns:  # the action kept it (cannot happen today): let it go
@@ -573,7 +578,7 @@ class BgpInstance:
         peer.up_since = self.now
         peer.restart_delay = RESTART_INITIAL
         peer.established_count += 1
-        peer.last_error = ""
+        peer.last_error = peer.connect_error = ""
         peer.eor_received = set()
         peer.adj_out = {}
         peer.pending = {}
@@ -877,6 +882,7 @@ class BgpInstance:
                 "connect_retry_counter": p.counter,
                 "treated_as_withdraw": p.treated_as_withdraw,
                 "last_error": p.last_error,
+                "connect_error": p.connect_error,
             })
         return out
 

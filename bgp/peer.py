@@ -65,7 +65,8 @@ class Peer:
         self.eor_due: bool = False
         self.eor_received: set[Family] = set()
         self.up_since: float | None = None
-        self.last_error = ""
+        self.last_error = ""  # why the session last went down
+        self.connect_error = ""  # why our last connect failed ("" once one succeeds)
         self.established_count = 0
         self.treated_as_withdraw = 0
         self.attributes_discarded = 0

@@ -44,6 +44,7 @@ def summary(inst: BgpInstance, now: float) -> dict[str, Any]:
             "treated_as_withdraw": p.treated_as_withdraw,
             "attributes_discarded": p.attributes_discarded,
             "last_error": p.last_error,
+            "connect_error": p.connect_error,
         })
     c = inst.counters()
     return {

@@ -313,7 +313,7 @@ def test_json_prefix_keys(bgplab):
     assert set(s["neighbors"][0]) == {
         "neighbor", "address", "asn", "type", "rr_client", "passive", "md5", "state", "bgp_id",
         "uptime", "families", "received", "sent", "established", "treated_as_withdraw",
-        "attributes_discarded", "last_error"}
+        "attributes_discarded", "last_error", "connect_error"}
     v = lab.bgp(NAME, "pe2", "vpn")["routers"]["pe2"]["routes"][0]
     assert set(v) == {"prefix", "rd", "next_hop", "label", "route_targets", "from", "origin",
                       "as_path", "local_pref", "med", "originator_id", "cluster_list"}

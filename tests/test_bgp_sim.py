@@ -218,3 +218,20 @@ def test_passive_pair_is_not_expected_up_and_views():
     assert got == [("65000:1", "10.1.0.0/16", "10.255.0.1", 1001, ["65000:1"], "rr"),
                    ("65000:2", "10.2.0.0/16", "10.255.0.1", 1002, ["65000:2", "65000:99"], "rr"),
                    ("65000:3", "10.1.0.0/16", "10.255.0.2", 2001, ["65000:1"], "local")]
+
+
+def test_failed_connects_do_not_hide_why_the_session_went_down(sim):
+    """rr stops (Cease): the PEs keep trying to connect and fail; `last_error` still says
+    why the session went down, `connect_error` why the retries fail (a full CI run saw
+    the retry's error replace the Cease). The session up again clears both."""
+    sim.router_stop("rr")
+    sim.advance(300)  # several ConnectRetry periods
+    p = sim.bgp["pe1"].peers[LO["rr"]]
+    assert p.state.value != "Established"
+    assert p.last_error == "received CEASE/2"
+    assert p.connect_error
+    (n,) = [n for n in sim.bgp["pe1"].neighbors() if n["name"] == "rr"]
+    assert n["last_error"] == "received CEASE/2" and n["connect_error"] == p.connect_error
+    sim.router_start("rr")
+    assert sim.run(max_time=600).converged
+    assert p.state.value == "Established" and p.last_error == p.connect_error == ""

@@ -45,7 +45,8 @@ def show(data: dict[str, Any], view: str, as_json: bool) -> None:
             rows = [(n["neighbor"], n["asn"], n["state"],
                      _cell(None if n["uptime"] is None else f"{n['uptime']:.1f}"),
                      " ".join(SHORT.get(f, f) for f in n["families"]) or "-",
-                     f"{n['received']}/{n['sent']}", _cell(n["last_error"]))
+                     f"{n['received']}/{n['sent']}",
+                     _cell("; ".join(x for x in (n["last_error"], n.get("connect_error")) if x)))
                     for n in d["neighbors"]]
             render.table(f"{r}: BGP AS {d['asn']}, router ID {d['router_id']}{rr}",
                          ["neighbor", "AS", "state", "up s", "families",

@@ -140,8 +140,9 @@ def session_problems(lab: str, topo: Topology, routers: dict[str, Any], query: Q
             if states[r] != "Established":
                 try:
                     nbrs = view(lab, topo, r, "summary", query)["routers"][r]["neighbors"]
-                    why = next((n.get("last_error") or "" for n in nbrs
-                                if n["neighbor"] == (b if r == a else a)), "")
+                    n = next((n for n in nbrs if n["neighbor"] == (b if r == a else a)), {})
+                    why = ", ".join(x for x in (n.get("last_error"), n.get("connect_error"))
+                                    if x)
                 except (OSError, LsrError, KeyError, ValueError):
                     pass
             ends.append(f"{r}: {states[r]}" + (f", {why}" if why else ""))

@@ -191,6 +191,7 @@ def summary(vtysh: Vtysh, lab: str, topo: Topology, node: str) -> dict[str, Any]
             "attributes_discarded": None,
             "last_error": str(e.get("lastNotificationReason") or e.get("lastResetDueTo") or "")
             if not up else "",
+            "connect_error": None,  # FRR's JSON does not say why a connect failed
         })
     return {"router_id": str(cfg.router_id) if cfg else None, "asn": cfg.asn if cfg else None,
             "route_reflector": bool(cfg and cfg.route_reflector), "neighbors": out,
