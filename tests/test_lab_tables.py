@@ -107,3 +107,39 @@ def test_up_keep_leaves_a_lab_that_did_not_converge() -> None:
     finally:
         lab.down(name)
     assert not lab_dir(name).exists()
+
+
+def _diamond_with(p2: str) -> str:
+    text = (TOPOLOGIES / "diamond.yaml").read_text()
+    assert "    p2: {loopback: 10.255.0.3}\n" in text
+    return text.replace("    p2: {loopback: 10.255.0.3}\n", f"    p2: {{loopback: 10.255.0.3, {p2}}}\n")
+
+
+@pytest.mark.parametrize("what", ["ldp-md5", "ospf-hello"])
+def test_up_names_a_misconfiguration_without_waiting_out_its_timeout(what, tmp_path) -> None:
+    """A session the configs keep down is not waited for: once the rest of the lab equals
+    the simulator's, `lab up` names it (it waited its whole --timeout, 60 s, first)."""
+    import time
+
+    if what == "ldp-md5":
+        path, want = MD5_EXAMPLE, [ONE_SIDED]
+    else:  # p2's OSPF timers differ: both its adjacencies stay down; pe1-p1-pe2 works
+        path = tmp_path / "diamond-hello.yaml"
+        path.write_text(_diamond_with("ospf: {hello_interval: 2, dead_interval: 8}"))
+        want = ["pe1-p2: OSPF adjacency not Full: OSPF hello intervals differ",
+                "p2-pe2: OSPF adjacency not Full: OSPF hello intervals differ"]
+    name = f"hmc{UNIQ}"
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(["lsr", "lab", "up", str(path), "--name", name],
+                           capture_output=True, text=True, timeout=120)
+        took = time.monotonic() - t0
+        assert r.returncode == 2, r.stderr
+        (line,) = r.stderr.strip().splitlines()
+        assert line.startswith(f"lsr: lab '{name}' did not converge: "), line
+        for w in want:
+            assert w in line, line
+        assert took < 30, f"{took:.1f} s: the 60 s timeout was waited out"
+        assert not lab_dir(name).exists()
+    finally:
+        lab.down(name)

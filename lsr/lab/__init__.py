@@ -409,6 +409,10 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
     the time spent in them."""
     if exp is None:
         exp = expected(topo, down_links)
+    # Sessions the configs keep down (`lsr topo validate` warns of them) are not waited
+    # for: once the rest equals the simulator's (which has them down too), they are named
+    # at once, not after the whole timeout.
+    exp, blocked = _without_blocked(topo, exp, down_links)
     names = {str(n.lsr_id): n.name for n in topo.routers}
     pending = [r.name for r in topo.routers]
     last = ""
@@ -448,6 +452,11 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
             done = len(topo.routers) - len(still)
             say(f"converged {done}/{len(topo.routers)} routers",
                 0.5 + 0.5 * done / max(1, len(topo.routers)))
+            if not still and blocked:
+                from lsr.lab.diagnose import explain
+
+                raise LabError(f"lab '{name}' did not converge: "
+                               f"{explain(name, topo, blocked, query) or last}")
             if not still:
                 return
             pending = still
@@ -460,6 +469,45 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
     finally:
         if pool is not None:
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _without_blocked(topo: Topology, exp: dict[str, dict[str, Any]],
+                     down_links: Sequence[int]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """`exp` less the LDP and BGP sessions the configs keep down (and the LDP sessions
+    over a link whose OSPF adjacency they keep down), and the routers at their ends."""
+    from lsr.oam.diagnose import BGP, LDP, OSPF, config_findings
+
+    drop: dict[str, set[str]] = {}  # router -> LDP peer LSR IDs and BGP peer addresses
+    ends: set[str] = set()
+    for s in config_findings(topo):
+        if s.a not in exp or s.b not in exp:
+            continue  # a router stopped
+        if s.kind == OSPF and s.link in down_links:
+            continue
+        for x, y in ((s.a, s.b), (s.b, s.a)):
+            if s.kind == OSPF:
+                drop.setdefault(x, set()).add(str(topo.nodes[y].lsr_id))
+                ends.add(x)
+            elif s.kind == LDP and str(topo.nodes[y].lsr_id) in exp[x]["peers"]:
+                drop.setdefault(x, set()).add(str(topo.nodes[y].lsr_id))
+                ends.add(x)
+            elif s.kind == BGP and "bgp" in exp[x]:
+                from bgp.config import from_topology
+
+                cfg = from_topology(topo, x)
+                addrs = {str(p.address) for p in (cfg.peers if cfg else ()) if p.name == y}
+                if addrs & set(exp[x]["bgp"]["peers"]):
+                    drop.setdefault(x, set()).update(addrs)
+                    ends.add(x)
+    if not drop:
+        return exp, []
+    out = dict(exp)
+    for r, gone in drop.items():
+        e = out[r] = dict(exp[r])
+        e["peers"] = [p for p in e["peers"] if p not in gone]
+        if "bgp" in e:
+            e["bgp"] = {**e["bgp"], "peers": [p for p in e["bgp"]["peers"] if p not in gone]}
+    return out, sorted(ends, key=lambda n: topo.nodes[n].index)
 
 
 def wait_converged(name: str, timeout: float = 30) -> float:
