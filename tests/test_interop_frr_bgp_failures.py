@@ -314,6 +314,12 @@ def test_frr_bgpd_killed_alone(vpnlab):
     res = validate_live(NAME, traceroutes=False)
     texts = [c["detail"] for c in res["results"] if c["status"] == "fail"]
     assert "rr: FRR router not running (bgpd stopped)" in texts, texts
+    st = lab.status(NAME)["routers"]["rr"]  # and `lab status` says which daemon
+    assert st["alive"] is False and st["not_running"] == ["bgpd"], st
+    r = subprocess.run([sys.executable, "-c", "from lsr.cli import main; main()", "lab",
+                        "status", NAME], capture_output=True, text=True, cwd=ROOT, timeout=60,
+                       env={**os.environ, "PYTHONPATH": str(ROOT), "COLUMNS": "200"})
+    assert r.returncode == 0 and "not running: bgpd" in r.stdout, r.stdout
     r = lsr_cli("lab", "node", NAME, "rr", "start")
     assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "partly running (not: bgpd)" in r.stderr

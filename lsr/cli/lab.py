@@ -176,6 +176,8 @@ def status(name: str, as_json: bool) -> None:
         ospf = str(info["ospf_full"]) if "ospf_full" in info else "-"
         if info.get("carrier_down"):
             why = (why + "; " if why else "") + "no carrier on " + ", ".join(info["carrier_down"])
+        if info.get("not_running"):  # an FRR node's daemons that died or were stopped
+            why = (why + "; " if why else "") + "not running: " + ", ".join(info["not_running"])
         if info.get("refused"):  # flood bounds at work (docs/cli.md, "refused")
             why = (why + "; " if why else "") + "refused " + ", ".join(
                 f"{proto} {k} {v}" for proto, r in info["refused"].items() for k, v in r.items())

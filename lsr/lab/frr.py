@@ -840,6 +840,7 @@ def status(lab: str, topo: Topology | None, pids: list[dict[str, Any]]) -> dict[
         info["alive"] = info["alive"] and alive
     for node, info in out.items():
         if not info["alive"]:
+            info["not_running"] = not_running(lab, node, pids)  # which daemons died
             continue
         try:
             if topo is not None:
