@@ -202,6 +202,21 @@ def test_topo_validate_warns_with_exit_1() -> None:
     assert code == 0 and ": ok: " in out
 
 
+def test_topo_validate_warns_of_a_bgp_session_passive_at_both_ends(tmp_path: Path) -> None:
+    """Neither end opens the connection (RFC 4271 §8.1.1): named by `topo validate`;
+    one end active: no warning."""
+    src = (ROOT / "tests" / "data" / "bgp-lab.yaml").read_text()
+    assert "passive: [raw]" in src
+    code, out, _ = cli("topo", "validate", str(ROOT / "tests" / "data" / "bgp-lab.yaml"))
+    assert code == 1 and out.count("\nwarning: ") == 1, out
+    assert "warning: pe1-raw: BGP session cannot come up: passive at both ends" in \
+        " ".join(out.split()), out
+    one = tmp_path / "one-passive.yaml"
+    one.write_text(src.replace("passive: [raw]", "passive: []"))
+    code, out, _ = cli("topo", "validate", str(one))
+    assert code == 0 and "ok: bgplab" in " ".join(out.split()), out
+
+
 # ---------------------------------------------------------------- --down
 
 

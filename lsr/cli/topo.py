@@ -25,11 +25,12 @@ def validate(file: str) -> None:
 
     A file that loads but cannot converge as configured (an LDP session or OSPF
     adjacency whose two ends disagree: a TCP MD5 password on one side only, different
-    OSPF timers or keys) gets one warning line for each and exit status 1."""
-    from lsr.oam.diagnose import config_findings
+    OSPF timers or keys; a BGP session passive at both ends) gets one warning line for
+    each and exit status 1."""
+    from lsr.oam.diagnose import bgp_passive_findings, config_findings
 
     t = load(file)
-    found = config_findings(t)
+    found = config_findings(t) + bgp_passive_findings(t)
     if not found:
         render.line(f"{file}: ok: {t.summary()}")
         return

@@ -134,6 +134,24 @@ def bgp_findings(topo: Topology) -> list[Stuck]:
     return sorted(out, key=lambda s: (topo.nodes[s.a].index, topo.nodes[s.b].index))
 
 
+def bgp_passive_findings(topo: Topology) -> list[Stuck]:
+    """The BGP sessions passive at both ends: neither opens the TCP connection (RFC 4271
+    §8.1.1, PassiveTcpEstablishment), so they never come up. Only `topo validate` warns
+    of them: a lab leaves them out of what it waits for, as it may on purpose (a test
+    speaker that connects by itself, tests/data/bgp-lab.yaml)."""
+    cfgs = {r.name: c for r in topo.routers if (c := bgp_config(topo, r.name)) is not None}
+    peers = {r: {p.name: p for p in c.peers} for r, c in cfgs.items()}
+    out = []
+    for a in cfgs:
+        for b, pa in peers[a].items():
+            pb = peers.get(b, {}).get(a)
+            if pb is not None and topo.nodes[a].index < topo.nodes[b].index \
+                    and pa.passive and pb.passive:
+                out.append(Stuck(BGP, a, b, "passive at both ends: neither opens the TCP "
+                                            "connection (RFC 4271 §8.1.1)"))
+    return sorted(out, key=lambda s: (topo.nodes[s.a].index, topo.nodes[s.b].index))
+
+
 def config_findings(topo: Topology) -> list[Stuck]:
     """Every OSPF adjacency, LDP session and BGP session the configuration keeps from
     coming up."""
