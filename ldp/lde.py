@@ -638,6 +638,8 @@ class Lde:
         if label is None:
             # SL.9-12, DU: no label resources: no binding and no mapping for FEC (an
             # ingress still pushes the next hop's label); it gets one when a label frees
+            # (not one planned for a FEC whose route is gone: that stays its FEC's, so a
+            # lab after a flap equals a simulation of the new state, label for label)
             if not self.starved:
                 self.log("warning", f"label range [{self.labels.lo}, {self.labels.hi}] "
                                     f"exhausted: {p} and any FEC after it get no local "

@@ -14,6 +14,7 @@ import time
 import pytest
 
 from tests.conftest import TOPOLOGIES, is_root
+from tests.wait import wait_for
 
 pytestmark = [pytest.mark.netns, pytest.mark.skipif(not is_root(), reason="needs root")]
 
@@ -97,3 +98,25 @@ def test_idle_after_ip_link_flap_in_namespace(line3):
     assert lab.exec_in(line3, "pe1", ["ip", "link", "set", "eth2", "up"]) == 0
     _assert_idle(line3, "ip link set eth2 down, up in pe1")
     assert lab.query(line3, "pe1", "counters")["runtime"].get("rx_socket_errors_eth2", 0) >= 2
+
+
+def test_host_port_carrier_takes_its_subnet_out_of_the_igp(line3):
+    """A host-facing port without carrier (`ip link` in the host's namespace or the
+    router's) is an OSPF interface in state Down: its stub leaves the router-LSA (RFC 2328
+    §12.4.1) and the other routers lose the route and its LSP, as the simulator does with
+    the link down. It stayed advertised: p1 and pe2 kept an LSP to a dead subnet."""
+    from lsr.sim import converge
+
+    topo = load_topology(TOPOLOGIES / "line3.yaml")
+    for node, ifname in (("ce1", "eth0"), ("pe1", "eth1")):
+        assert lab.exec_in(line3, node, ["ip", "link", "set", ifname, "down"]) == 0
+        want = converge(topo, ["ce1-pe1"]).sim.lfib_json()
+        wait_for(lambda w=want: lab.lfib(line3) == w, 20,
+                 f"the LFIBs of the simulator with ce1-pe1 down, after ip link in {node}")
+        assert not any(e["fec"] == "192.168.1.0/24"
+                       for e in lab.lfib(line3, ["pe2"])["routers"]["pe2"]["ftn"])
+        assert lab.exec_in(line3, node, ["ip", "link", "set", ifname, "up"]) == 0
+        want = converge(topo, []).sim.lfib_json()
+        wait_for(lambda w=want: lab.lfib(line3) == w, 20,
+                 f"the LFIBs of the simulator with all up, after ip link up in {node}")
+    _assert_idle(line3, "ce1's port flapped")

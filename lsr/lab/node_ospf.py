@@ -64,6 +64,7 @@ class NodeOspf:
         self.on_routes = on_routes
         self.on_carrier = on_carrier
         self.ifaces = {i.name: i for i in self.inst.cfg.interfaces if not i.passive}
+        self.ospf_ifaces = {i.name for i in self.inst.cfg.interfaces}  # passive ones too
         self.index: dict[str, int] = {}
         self.by_index: dict[int, str] = {}
         self.timers: dict[str, asyncio.TimerHandle] = {}
@@ -278,7 +279,9 @@ class NodeOspf:
         self.counters["carrier_changes"] += 1
         log.info("carrier %s on %s", "up" if up else "down", ifname)
         self.on_carrier(ifname, up)
-        if ifname in self.ifaces:
+        # a passive (host-facing) interface too: down, its stub leaves the router-LSA
+        # (RFC 2328 §12.4.1: an interface in state Down adds no link)
+        if ifname in self.ospf_ifaces:
             self.feed(oev.InterfaceUp(ifname) if up else oev.InterfaceDown(ifname))
 
     # ------------------------------------------------------------ views
