@@ -13,13 +13,15 @@ and the Loc-RIB:
   ingress pushes [6PE label, LDP label to the BGP next hop] (RFC 4798 §3); a path whose
   next hop is no IPv4-mapped address has no IPv4 LSP and is left unresolved.
 
-The drivers (the simulator, a lab router) originate once BGP has started and recompose
-the Fib6 whenever a labelled IPv6 best path or the FTN changes.
+The drivers (the simulator, a lab router) originate once BGP has started, originate or
+withdraw a port's subnet when its link comes up or goes down (`export_diff`: as a
+router's `network` statement follows its connected route), and recompose the Fib6
+whenever a labelled IPv6 best path or the FTN changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from ipaddress import IPv4Address, IPv4Network, IPv6Network
 
 from bgp.events import LocalRoute
@@ -50,21 +52,32 @@ def advertised_label(topo: Topology, router: str, explicit_null: bool = False) -
     return IPV6_EXPLICIT_NULL if explicit_null else label
 
 
-def prefixes(topo: Topology, router: str) -> tuple[IPv6Network, ...]:
+def prefixes(topo: Topology, router: str, down: Collection[int] = ()) -> tuple[IPv6Network, ...]:
     """The IPv6 subnets of the router's customer links in the global table, sorted (a
-    VRF's go out as VPN-IPv6, `bgp.vpn`)."""
+    VRF's go out as VPN-IPv6, `bgp.vpn`); with `down`, of the links not in it."""
     nets = {i.address6.network for i in topo.nodes[router].interfaces.values()
-            if i.address6 is not None and i.vrf is None}
+            if i.address6 is not None and i.vrf is None and i.link not in down}
     return tuple(sorted(nets, key=lambda n: (int(n.network_address), n.prefixlen)))
 
 
-def export_routes(topo: Topology, router: str, explicit_null: bool = False
-                  ) -> tuple[LocalRoute, ...]:
-    """The labelled IPv6 routes `router` originates (module docstring)."""
+def export_routes(topo: Topology, router: str, explicit_null: bool = False,
+                  down: Collection[int] = ()) -> tuple[LocalRoute, ...]:
+    """The labelled IPv6 routes `router` originates (module docstring): of its ports
+    whose link is up."""
     label = advertised_label(topo, router, explicit_null)
     if label is None:
         return ()
-    return tuple(LocalRoute(IPV6_LABELLED, Nlri(p), label) for p in prefixes(topo, router))
+    return tuple(LocalRoute(IPV6_LABELLED, Nlri(p), label)
+                 for p in prefixes(topo, router, down))
+
+
+def export_diff(have: Collection[Nlri], routes: tuple[LocalRoute, ...]
+                ) -> tuple[frozenset[Nlri], tuple[Nlri, ...], tuple[LocalRoute, ...]]:
+    """(what is originated now, what to withdraw, what to originate) when `have` was
+    originated before and `routes` is what should be."""
+    want = frozenset(r.nlri for r in routes)
+    gone = tuple(sorted((n for n in have if n not in want), key=_order))
+    return want, gone, tuple(r for r in routes if r.nlri not in have)
 
 
 def fib6(topo: Topology, router: str, loc_rib: Mapping[tuple[Family, Nlri], Path],

@@ -34,6 +34,7 @@ from bgp import sixpe
 from bgp import vpn as bgp_vpn
 from bgp.config import from_topology as bgp_config
 from bgp.instance import BgpInstance
+from bgp.nlri import IPV6_LABELLED
 from ldp.events import (
     ApplyLfib,
     CancelTimer,
@@ -206,6 +207,7 @@ class Simulation:
         self.vpn_labels: dict[str, dict[LabelKey, int]] = {
             r: bgp_vpn.allocate_labels(topo, r) for r in self.pes}
         self._vpn_exported: dict[str, dict[Any, bgp_ev.LocalRoute]] = {r: {} for r in self.pes}
+        self._sixpe_exported: dict[str, frozenset] = {}  # 6PE: the NLRIs originated
 
     # -------------------------------------------------------------- queue
 
@@ -429,11 +431,20 @@ class Simulation:
             self._vpn_export(r)
 
     def _sixpe_export(self, router: str) -> None:
-        """A 6PE PE originates its IPv6 customer subnets, labelled (bgp.sixpe)."""
+        """A 6PE PE originates the IPv6 subnets of its customer ports that are up,
+        labelled, and withdraws those of ports gone down (bgp.sixpe)."""
+        if router not in self.bgp or router in self.stopped:
+            return
         cfg = self.bgp[router].cfg
-        if sixpe.enabled(self.topo, router, cfg.families):
-            self._deliver(router + BGP, bgp_ev.Originate(
-                sixpe.export_routes(self.topo, router, cfg.ipv6_explicit_null)))
+        if not sixpe.enabled(self.topo, router, cfg.families):
+            return
+        routes = sixpe.export_routes(self.topo, router, cfg.ipv6_explicit_null, self.down)
+        want, gone, new = sixpe.export_diff(self._sixpe_exported.get(router, ()), routes)
+        self._sixpe_exported[router] = want
+        if gone:
+            self._deliver(router + BGP, bgp_ev.WithdrawLocal(IPV6_LABELLED, gone))
+        if new:
+            self._deliver(router + BGP, bgp_ev.Originate(new))
 
     def fib6(self, router: str) -> Fib6:
         """The router's 6PE forwarding state now: BGP's labelled IPv6 best paths over its
@@ -773,7 +784,13 @@ class Simulation:
             if not self.ospf:
                 self._bgp_rib(router, self.igp.rib(router))
             self._deliver(router + BGP, bgp_ev.Start())
+            # the new process originates what its ports carry now (a lab router does
+            # at start): 6PE subnets and, on a PE, its VRFs' routes
+            self._sixpe_exported.pop(router, None)
             self._sixpe_export(router)
+            if router in self._vpn_exported:
+                self._vpn_exported[router] = {}
+                self._vpn_export(router)
         self.last_change = self.now
 
     def link_up(self, link_index: int) -> None:
@@ -942,6 +959,9 @@ class Simulation:
     def _vpn_link(self, link_index: int) -> None:
         """A customer link changed: its PE exports (or withdraws) the port's routes."""
         link = self.topo.links[link_index]
+        if link.subnet6 is not None and link.vrf is None:
+            for node in link.nodes:
+                self._sixpe_export(node)
         if link.vrf is not None:
             for node in link.nodes:
                 if node in self._vpn_exported:

@@ -218,3 +218,44 @@ def test_malformed_ipv6_from_a_host_is_counted_and_pe1_keeps_going(six):
     assert lab.query(NAME, "pe1", "counters")["runtime"].get("dataplane_errors", 0) == 0
     r = six.run("ce1", ["ping", "-6", "-c", "2", "-i", "0.2", "-W", "2", CE2])
     assert r.returncode == 0, r.stdout
+
+
+def test_customer_port_down_withdraws_its_ipv6_subnet(six):
+    """ce1's port down (`ip link` in pe1's namespace, then `lsr lab link`): pe1 withdraws
+    2001:db8:1::/64 from BGP (as a router's `network` statement follows its connected
+    route) and pe2 drops it from its 6PE FIB; up again, it returns. After each step both
+    PEs' labelled IPv6 routes and IPv6 FIBs equal the simulator's for that state (pe2
+    kept a route to a dead subnet, in the simulator too)."""
+    from bgp import views
+    from bgp.nlri import IPV6_LABELLED
+    from lsr.sim import converge
+
+    def key(routes: list) -> list:
+        return [(x["prefix"], x["next_hop"], x.get("label"), x["from"]) for x in routes]
+
+    def equal_to_sim(down: list[str], what: str) -> None:
+        sim = converge(six.topo, down).sim
+        for r in ("pe1", "pe2"):
+            exp = key(views.routes(sim.bgp[r], IPV6_LABELLED))
+            assert ("2001:db8:1::/64" in [x[0] for x in exp]) == (not down)
+            wait_for(lambda r=r, exp=exp: key(lab.query(NAME, r, "bgp", what="ipv6")["routes"])
+                     == exp, 20, f"{r}'s 6PE routes equal the simulator's after {what}")
+            want6 = sim.lfib_json()["routers"][r].get("ipv6")
+            wait_for(lambda r=r, w=want6: lab.lfib(NAME, [r])["routers"][r].get("ipv6") == w,
+                     10, f"{r}'s IPv6 FIB equal to the simulator's after {what}")
+
+    ns = ns_name(NAME, "pe1")
+    subprocess.run(["ip", "-n", ns, "link", "set", "eth1", "down"], check=True)
+    equal_to_sim(["ce1-pe1"], "ip link set eth1 down in pe1")
+    subprocess.run(["ip", "-n", ns, "link", "set", "eth1", "up"], check=True)
+    equal_to_sim([], "ip link set eth1 up in pe1")
+    lab.link(NAME, "ce1", "pe1", False)
+    equal_to_sim(["ce1-pe1"], "lsr lab link ce1 pe1 down")
+    lab.link(NAME, "ce1", "pe1", True)
+    equal_to_sim([], "lsr lab link ce1 pe1 up")
+    r = subprocess.run(["ip", "netns", "exec", ns_name(NAME, "ce1"), "ping", "-6", "-c", "1",
+                        "-W", "2", CE2], capture_output=True, timeout=30)
+    if r.returncode != 0:  # the host's neighbour entry may need one more try after the flap
+        r = subprocess.run(["ip", "netns", "exec", ns_name(NAME, "ce1"), "ping", "-6", "-c",
+                            "3", "-W", "2", CE2], capture_output=True, timeout=30)
+    assert r.returncode == 0, r.stdout

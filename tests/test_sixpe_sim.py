@@ -260,3 +260,38 @@ def test_validate_names_a_missing_6pe_route(tmp_path: Path, old: str, new: str,
     assert r.exit_code == 1, r.output
     rows = json.loads(r.output)["results"]
     assert {"check": "invariant 6pe-routes", "status": "fail", "detail": detail} in rows, rows
+
+
+def test_a_customer_port_down_withdraws_its_ipv6_subnet_and_a_restart_exports_again():
+    """pe1's IPv6 port down: pe1 withdraws 2001:db8:1::/64 (RFC 4271 §9.1.3: no longer a
+    route to originate), pe2 loses it; up: back. pe1 stopped and started: it originates
+    it again, and both PEs' tables are those from before."""
+    from bgp import views
+    from bgp.nlri import IPV6_LABELLED
+    from lsr.core.topology import load_topology
+    from lsr.sim import Simulation
+    from tests.conftest import TOPOLOGIES
+
+    t = load_topology(TOPOLOGIES / "6pe.yaml")
+    s = Simulation(t)
+    s.run(quiet=s.quiet_time())
+
+    def prefixes(r: str) -> set[str]:
+        return {x["prefix"] for x in views.routes(s.bgp[r], IPV6_LABELLED)}
+
+    both = {"2001:db8:1::/64", "2001:db8:2::/64"}
+    assert prefixes("pe2") == both
+    before = s.lfib_json()
+    i = t.find_link("ce1", "pe1").index
+    s.link_down(i)
+    s.run(quiet=s.quiet_time())
+    assert prefixes("pe2") == prefixes("pe1") == {"2001:db8:2::/64"}
+    s.link_up(i)
+    s.run(quiet=s.quiet_time())
+    assert prefixes("pe2") == both and s.lfib_json() == before
+    s.router_stop("pe1")
+    s.run(quiet=s.quiet_time())
+    assert prefixes("pe2") == {"2001:db8:2::/64"}
+    s.router_start("pe1")
+    s.run(quiet=s.quiet_time())
+    assert prefixes("pe2") == both and s.lfib_json() == before

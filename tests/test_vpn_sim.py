@@ -405,3 +405,22 @@ def test_fragmentation_needed_counts_both_labels(net):
     ok = decide(ip_frame(pe1, "eth1", ip("10.1.1.1", "10.1.2.1", payload=bytes(1472),
                                          df=True)), "eth1", pe1)
     assert isinstance(ok, Forward) and len(ok.frame) == 14 + 8 + 1492
+
+
+def test_a_restarted_pe_exports_its_vrfs_again():
+    """`router_start` of a PE (a new process, as `lsr lab node R start` runs): it
+    originates its VRFs' routes again, and every VRF table equals the one before the stop.
+    They never came back: the simulator remembered them as exported by the old process."""
+    from lsr.core.topology import load_topology
+    from lsr.sim import Simulation
+    from tests.conftest import TOPOLOGIES
+
+    s = Simulation(load_topology(TOPOLOGIES / "l3vpn.yaml"))
+    s.run(quiet=s.quiet_time())
+    before = s.vrf_json()
+    s.router_stop("pe1")
+    s.run(quiet=s.quiet_time())
+    assert s.vrf_json() != before  # pe1's sites are gone from the other PEs
+    s.router_start("pe1")
+    s.run(quiet=s.quiet_time())
+    assert s.vrf_json() == before

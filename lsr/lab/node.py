@@ -452,6 +452,8 @@ class Router:
             self._hello_readable(ifname, sock)
         if self.vpn is not None and iface.vrf is not None:
             self.vpn.links_changed()  # a customer port: its routes are exported or withdrawn
+        if self.sixpe is not None and iface.address6 is not None and iface.vrf is None:
+            self.sixpe.links_changed()  # a 6PE customer port: its IPv6 subnet likewise
 
     def link_event(self, link: int, up: bool) -> None:
         if up:
@@ -483,6 +485,8 @@ class Router:
                     self._hello_readable(ifname, sock)
         if self.vpn is not None:
             self.vpn.links_changed()
+        if self.sixpe is not None:
+            self.sixpe.links_changed()
         log.info("link %d %s", link, "up" if up else "down")
 
     # ------------------------------------------------------------ dataplane

@@ -2,7 +2,8 @@
 
 A router whose BGP carries labelled IPv6 and that has IPv6 customer links
 (`bgp.sixpe.enabled`) originates its IPv6 subnets once BGP has started
-(`NodeBgp.originate`), and keeps its dataplane's IPv6 routes (`RouterTables.v6`) equal to
+(`NodeBgp.originate`), and withdraws or originates a port's subnet when its link goes
+down or comes up (carrier, `lsr lab link`), and keeps its dataplane's IPv6 routes (`RouterTables.v6`) equal to
 `bgp.sixpe.fib6` of its Loc-RIB and its LDP FTN: recomputed (once per loop turn, however
 many changes came) after a labelled IPv6 best path changed (`NodeBgp.listeners`) or the
 FTN did (`changed`, from `apply_lfib`). The same code the simulator runs gives the
@@ -28,6 +29,7 @@ class NodeSixpe:
         self.cfg = router.bgp.inst.cfg
         self.pending = False
         self.fib: Any = None
+        self.exported: frozenset = frozenset()  # the NLRIs we originate
         router.bgp.listeners.append(self._best_path)
 
     @classmethod
@@ -40,9 +42,22 @@ class NodeSixpe:
 
     def start(self) -> None:
         """After BGP's Start: our IPv6 subnets into BGP, labelled (RFC 4798 §3)."""
-        self.r.bgp.originate(sixpe.export_routes(self.r.topo, self.r.name,
-                                                 self.cfg.ipv6_explicit_null))
+        self.export()
         self.changed()
+
+    def export(self) -> None:
+        """Originate the subnets of our ports that are up; withdraw those gone down."""
+        routes = sixpe.export_routes(self.r.topo, self.r.name, self.cfg.ipv6_explicit_null,
+                                     self.r.down_links)
+        self.exported, gone, new = sixpe.export_diff(self.exported, routes)
+        if gone:
+            self.r.bgp.withdraw(IPV6_LABELLED, gone)
+        if new:
+            self.r.bgp.originate(new)
+
+    def links_changed(self) -> None:
+        """A link of ours went down or came up: a customer port's subnet follows it."""
+        self.export()
 
     def _best_path(self, a: bev.BestPathChanged) -> None:
         if a.family == IPV6_LABELLED:
