@@ -247,6 +247,15 @@ def test_customer_port_down_withdraws_its_ipv6_subnet(six):
     ns = ns_name(NAME, "pe1")
     subprocess.run(["ip", "-n", ns, "link", "set", "eth1", "down"], check=True)
     equal_to_sim(["ce1-pe1"], "ip link set eth1 down in pe1")
+    # validate: ce1 is cut off, expected to reach no one; nothing of 6PE fails
+    from lsr.lab.lsp import validate_live
+
+    rows = validate_live(NAME, traceroutes=False)["results"]
+    checks6 = {r["check"]: r for r in rows if "6pe" in r["check"] or "sixpe" in r["check"]}
+    assert set(checks6) == {"invariant 6pe-routes", "invariant 6pe-reachability",
+                        "sixpe-lsp-ping", "6pe-ping"}, rows
+    assert all(r["status"] == "pass" for r in checks6.values()), checks6
+    assert checks6["6pe-ping"]["detail"].endswith("; ce1 cut off (link ce1-pe1 down)")
     subprocess.run(["ip", "-n", ns, "link", "set", "eth1", "up"], check=True)
     equal_to_sim([], "ip link set eth1 up in pe1")
     lab.link(NAME, "ce1", "pe1", False)

@@ -295,3 +295,27 @@ def test_a_customer_port_down_withdraws_its_ipv6_subnet_and_a_restart_exports_ag
     s.router_start("pe1")
     s.run(quiet=s.quiet_time())
     assert prefixes("pe2") == both and s.lfib_json() == before
+
+
+def test_validate_with_a_customer_port_down_says_the_site_is_cut_off():
+    """`lsr validate 6pe.yaml --down ce1-pe1` (simulator and reference alike): pe1
+    withdrew ce1's subnet, so no 6PE row fails for it and the reachability row names
+    ce1 cut off; the user's own ping expectation fails, saying where it dropped."""
+    import json
+
+    from click.testing import CliRunner
+
+    from lsr.cli import main
+    from tests.conftest import TOPOLOGIES
+
+    for extra in ([], ["--reference"]):
+        r = CliRunner().invoke(main, ["validate", str(TOPOLOGIES / "6pe.yaml"), "--down",
+                                      "ce1-pe1", "--json", *extra])
+        rows = json.loads(r.stdout)["results"]
+        six = {x["check"]: x for x in rows if "6pe" in x["check"] or "sixpe" in x["check"]}
+        assert len(six) == 3 and all(x["status"] == "pass" for x in six.values()), six
+        assert six["invariant 6pe-reachability"]["detail"].endswith(
+            "; ce1 cut off (link ce1-pe1 down)")
+        (bad,) = [x for x in rows if x["status"] == "fail"]
+        assert bad["check"].startswith("expect[1] ping ce1 -> ce2")
+        assert "link ce1-pe1 down" in bad["detail"]

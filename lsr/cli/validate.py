@@ -81,7 +81,7 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
     if not no_invariants and topo.has_ipv6 and not lfib_file:  # 6PE (lsr.oam.sixpe_check)
         from lsr.oam.sixpe_check import reference_fib6s, sixpe_results
 
-        fib6s = o.sim.fib6s() if o is not None else reference_fib6s(topo, lfibs)
+        fib6s = o.sim.fib6s() if o is not None else reference_fib6s(topo, lfibs, igp.down)
         results.extend(sixpe_results(topo, lfibs, igp, fib6s,
                                      sessions=_bgp_states(o.sim) if o is not None else None))
     if o is not None and (o.problems() or not no_invariants):  # a stuck session is never hidden
@@ -97,7 +97,7 @@ def validate_cmd(file: str, lfib_file: str | None, reference: bool, no_invariant
         net = lfib_network(topo, lfibs, fib6s)
         results += vpn_lsp_ping_results(topo, net, lfibs)
         if fib6s is not None:
-            results += sixpe_lsp_ping_results(topo, net)
+            results += sixpe_lsp_ping_results(topo, net, down=igp.down)
     out = {"topology": topo.name, "file": file, "lfib_source": source, **summary(results)}
     if as_json:
         render.emit_json(out)

@@ -50,15 +50,17 @@ def sixpe_routers(topo: Topology) -> dict[str, bool]:
     return out
 
 
-def reference_fib6s(topo: Topology, lfibs: Mapping[str, Lfib]) -> dict[str, Fib6]:
+def reference_fib6s(topo: Topology, lfibs: Mapping[str, Lfib],
+                    down: Collection[int] = ()) -> dict[str, Fib6]:
     """What BGP gives once every 6PE router's routes reached every other (full mesh or
-    reflected alike): each one's IPv6 subnets with its label, over `lfibs`' FTN."""
+    reflected alike): each one's IPv6 subnets (of its ports whose link is not in `down`)
+    with its label, over `lfibs`' FTN."""
     pes = sixpe_routers(topo)
     names = {topo.nodes[r].lsr_id: r for r in pes}
     out = {}
     for me, enull in pes.items():
         paths = [(p, topo.nodes[o].lsr_id, sixpe.advertised_label(topo, o, pes[o]))
-                 for o in pes if o != me for p in sixpe.prefixes(topo, o)]
+                 for o in pes if o != me for p in sixpe.prefixes(topo, o, down)]
         own = sixpe.advertised_label(topo, me, enull)
         out[me] = compose([(p, nh, lb) for p, nh, lb in paths if lb is not None],
                           lfibs.get(me, Lfib()).ftn,
@@ -98,7 +100,7 @@ def _route_problems(topo: Topology, lfibs: Mapping[str, Lfib], fib6s: Mapping[st
                 continue
             lo = topo.nodes[o].lsr_id
             label = sixpe.advertised_label(topo, o, pes[o])
-            for p in sixpe.prefixes(topo, o):
+            for p in sixpe.prefixes(topo, o, igp.down if igp is not None else ()):
                 n += 1
                 r = f.routes.get(p)
                 if r is None:
@@ -124,6 +126,13 @@ def _hosts6(topo: Topology) -> list[str]:
             and any(i.address6 is not None for i in h.interfaces.values())]
 
 
+def cut_off(topo: Topology, hosts: list[str], down: Collection[int]) -> dict[str, str]:
+    """The hosts whose link to their router is down -> the link's name: they are
+    expected to reach no one (their PE withdrew their subnet)."""
+    return {h: topo.link_name(topo.links[i.link]) for h in hosts
+            for i in topo.nodes[h].interfaces.values() if i.link in down}
+
+
 def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
                   fib6s: Mapping[str, Fib6], ribs: Mapping[str, Mapping[Any, Any]] | None = None,
                   sessions: Mapping[tuple[str, str], str] | None = None) -> list[CheckResult]:
@@ -144,7 +153,8 @@ def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
                                f"{n} IPv6 routes on {len(pes)} 6PE routers, labels as bound"))
     ribs = ribs or {r.name: igp.rib(r.name) for r in topo.routers}
     tables = build_all(topo, ribs, lfibs, fib6s)
-    hosts = _hosts6(topo)
+    cut = cut_off(topo, _hosts6(topo), igp.down)
+    hosts = [h for h in _hosts6(topo) if h not in cut]
     v4only = {r.name for r in topo.routers if not tables[r.name].v6.ifs}
     fails: list[str] = []
     pairs = 0
@@ -166,12 +176,15 @@ def sixpe_results(topo: Topology, lfibs: Mapping[str, Lfib], igp: Igp,
         out += [CheckResult("invariant 6pe-reachability", "fail", f) for f in fails]
     else:
         out.append(CheckResult("invariant 6pe-reachability", "pass",
-                               f"{pairs} IPv6 host pairs delivered, every P router hop labelled"))
+                               f"{pairs} IPv6 host pairs delivered, every P router hop labelled"
+                               + "".join(f"; {h} cut off (link {ln} down)"
+                                         for h, ln in sorted(cut.items()))))
     return out
 
 
 def sixpe_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
-                           skip: Collection[str] = ()) -> list[CheckResult]:
+                           skip: Collection[str] = (), down: Collection[int] = ()
+                           ) -> list[CheckResult]:
     """The `sixpe-lsp-ping` rows of `lsr validate` / `lsr lab validate`: from every 6PE
     router (but `skip`), one LSP ping of each IPv6 prefix another 6PE router originates
     (its 6PE route: [LDP label, 6PE label or IPv6 Explicit Null], RFC 4798 §3): the
@@ -191,7 +204,7 @@ def sixpe_lsp_ping_results(topo: Topology, backend: LiveBackend | LfibNetwork,
         for o in sorted(pes):
             if o == me:
                 continue
-            for p in sixpe.prefixes(topo, o):
+            for p in sixpe.prefixes(topo, o, down):  # a port down: its subnet withdrawn
                 n += 1
                 what = not_egress(lsp_ping(backend, me, SixpeTarget(p)), o)
                 if what is None:
