@@ -776,6 +776,14 @@ class Simulation:
         else:
             self._deliver(router, RibChanged(self.igp.rib(router)))
         self._deliver(router, Start())
+        # a new process reads the carrier of its interfaces (a lab router's netlink watch):
+        # its links that are down stay down for it
+        for i in sorted(self.down):
+            for node, ifname in (self.topo.links[i].a, self.topo.links[i].b):
+                if node == router:
+                    if router in self.ospf:
+                        self._deliver(router + OSPF, ospf_ev.InterfaceDown(ifname))
+                    self._deliver(router, InterfaceDown(ifname))
         if router in self.bgp:
             for key in [k for k in self._bgp_pipes if k[0] == router]:
                 pipe = self._bgp_pipes.pop(key)
@@ -890,8 +898,12 @@ class Simulation:
         aconn = self._bgp_accept_ids[target]
         self._bgp_pipes[(router, a.conn)] = (target, aconn, a.local, a.remote)
         self._bgp_pipes[(target, aconn)] = (router, a.conn, a.remote, a.local)
-        self._push(self.now + d, target + BGP, bgp_ev.TcpAccepted(aconn, a.remote, a.local))
-        self._push(self.now + 2 * d, router + BGP, bgp_ev.TcpConnected(a.conn))
+        # SYN-ACK before the acceptor's first data (its OPEN goes out when it accepts, at
+        # `t`, and arrives at t + d): the same float, t + d, not now + 2 * d, which can be
+        # an ulp later, so the OPEN came first and found the connection still in Connect
+        t = self.now + d
+        self._push(t, target + BGP, bgp_ev.TcpAccepted(aconn, a.remote, a.local))
+        self._push(t + d, router + BGP, bgp_ev.TcpConnected(a.conn))
 
     def bgp_sessions(self) -> set[tuple[str, str]]:
         """(router, peer name) of every configured session whose ends both run, agree on

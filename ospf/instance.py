@@ -1183,8 +1183,10 @@ class OspfInstance:
     # ------------------------------------------------------------ views
 
     def pending_work(self) -> bool:
-        """Anything still waiting for an answer: requests, unacknowledged LSAs, an SPF run."""
-        if self._spf_pending or self._deferred:
+        """Anything still waiting for an answer: requests, unacknowledged LSAs, an SPF run,
+        or the end of our RFC 6987 stub-router time after a restart (our links' costs
+        change then: the routes through us are not yet the converged ones)."""
+        if self._spf_pending or self._deferred or self.stub:
             return True
         return any(i.nbr is not None and (i.nbr.requests or i.nbr.retransmit)
                    for i in self.ifaces.values())
