@@ -112,19 +112,38 @@ def test_hold_timer_expiry_sends_its_notification():
 
 
 def test_collision_keeps_the_connection_of_the_higher_identifier():
-    """§6.8: of two connections between the same pair, the one initiated by the speaker
-    with the higher BGP Identifier stays; the simulator opens both at the same time."""
+    """§6.8: both connections of a pair reach OpenConfirm; the one initiated by the
+    speaker with the higher BGP Identifier stays, the other gets Cease / Connection
+    Collision Resolution (RFC 4486 §4, subcode 7). Both ways round."""
+    for peer_id, keep_ours in (("10.255.0.2", False), ("10.255.0.0", True)):
+        peer = IPv4Address(peer_id)
+        b = BgpInstance(BgpConfig(65000, ME, ME, (PeerConfig(peer, 65000),), hold_time=90))
+        (conn,) = [a.conn for a in b.handle(ev.Start(), 0) if isinstance(a, ev.TcpConnect)]
+        b.handle(ev.TcpConnected(conn), 0)  # ours: OPEN sent
+        b.handle(ev.TcpAccepted(-1, ME, peer), 0)  # theirs: OPEN sent
+        b.handle(ev.TcpData(conn, their_open(bid=peer_id)), 1)  # ours -> OpenConfirm
+        out = b.handle(ev.TcpData(-1, their_open(bid=peer_id)), 1)  # theirs: collision
+        loser = -1 if keep_ours else conn
+        assert Notification(6, 7) in sent(out), sent(out)
+        assert ev.TcpClose(loser) in out
+        assert list(b.peers[peer].conns) == [conn if keep_ours else -1]
+
+
+def test_simultaneous_open_in_the_simulator_ends_with_one_connection():
+    """The simulator opens both connections of each pair at the same time: one stays,
+    the same at both ends (one's outgoing is the other's incoming), whichever §6.8 rule
+    decided (OpenConfirm against OpenConfirm: the higher Identifier; one Established
+    first: it stays, §6.8 last paragraph)."""
     s = Simulation(load_topology(TOPO))
     assert s.run(max_time=120).converged
     seen = 0
     for i in s.bgp.values():
         for p in i.peers.values():
-            assert len(p.conns) == 1
-            assert p.session.outgoing == (int(i.router_id) > int(p.remote_id))
+            assert len(p.conns) == 1 and p.session is not None
+            back = s.bgp[s.name_of(str(p.address))].peers[i.cfg.local_address]
+            assert p.session.outgoing != back.session.outgoing
             seen += 1
     assert seen == 8
-    # both ends connected at once: the losing connections got Cease (collision, RFC 4486)
-    assert sum(i.counters()["sent"].get("NOTIFICATION", 0) for i in s.bgp.values()) >= 1
 
 
 # ---------------------------------------------------------------- decision process
