@@ -13,6 +13,7 @@ agree; the lab (`lsr lab up`) from the routers' answers.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -117,21 +118,27 @@ def router_pairs(topo: Topology) -> list[tuple[str, str]]:
     return list(seen.values())
 
 
-def bgp_findings(topo: Topology) -> list[Stuck]:
-    """Every BGP session (the `bgp:` section) the configuration keeps from coming up, in
-    file order (a before b in the file)."""
+def _bgp_sessions(topo: Topology) -> Iterator[tuple[str, str, PeerConfig, PeerConfig]]:
+    """(a, b, a's peer config of b, b's of a) of every BGP session both ends configure,
+    once, a before b in the file."""
     cfgs = {r.name: c for r in topo.routers if (c := bgp_config(topo, r.name)) is not None}
     peers = {r: {p.name: p for p in c.peers} for r, c in cfgs.items()}
-    out = []
     for a in cfgs:
         for b, pa in peers[a].items():
             pb = peers.get(b, {}).get(a)
-            if pb is None or topo.nodes[b].index < topo.nodes[a].index:
-                continue
-            cause = _md5_cause(a, b, pa.password, pb.password)
-            if cause:
-                out.append(Stuck(BGP, a, b, cause))
-    return sorted(out, key=lambda s: (topo.nodes[s.a].index, topo.nodes[s.b].index))
+            if pb is not None and topo.nodes[a].index < topo.nodes[b].index:
+                yield a, b, pa, pb
+
+
+def _in_file_order(topo: Topology, found: list[Stuck]) -> list[Stuck]:
+    return sorted(found, key=lambda s: (topo.nodes[s.a].index, topo.nodes[s.b].index))
+
+
+def bgp_findings(topo: Topology) -> list[Stuck]:
+    """Every BGP session (the `bgp:` section) the configuration keeps from coming up, in
+    file order (a before b in the file)."""
+    return _in_file_order(topo, [Stuck(BGP, a, b, cause) for a, b, pa, pb in _bgp_sessions(topo)
+                                 if (cause := _md5_cause(a, b, pa.password, pb.password))])
 
 
 def bgp_passive_findings(topo: Topology) -> list[Stuck]:
@@ -139,17 +146,10 @@ def bgp_passive_findings(topo: Topology) -> list[Stuck]:
     §8.1.1, PassiveTcpEstablishment), so they never come up. Only `topo validate` warns
     of them: a lab leaves them out of what it waits for, as it may on purpose (a test
     speaker that connects by itself, tests/data/bgp-lab.yaml)."""
-    cfgs = {r.name: c for r in topo.routers if (c := bgp_config(topo, r.name)) is not None}
-    peers = {r: {p.name: p for p in c.peers} for r, c in cfgs.items()}
-    out = []
-    for a in cfgs:
-        for b, pa in peers[a].items():
-            pb = peers.get(b, {}).get(a)
-            if pb is not None and topo.nodes[a].index < topo.nodes[b].index \
-                    and pa.passive and pb.passive:
-                out.append(Stuck(BGP, a, b, "passive at both ends: neither opens the TCP "
-                                            "connection (RFC 4271 §8.1.1)"))
-    return sorted(out, key=lambda s: (topo.nodes[s.a].index, topo.nodes[s.b].index))
+    return _in_file_order(topo, [
+        Stuck(BGP, a, b, "passive at both ends: neither opens the TCP connection "
+                         "(RFC 4271 §8.1.1)")
+        for a, b, pa, pb in _bgp_sessions(topo) if pa.passive and pb.passive])
 
 
 def config_findings(topo: Topology) -> list[Stuck]:
