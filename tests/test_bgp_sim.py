@@ -235,3 +235,23 @@ def test_failed_connects_do_not_hide_why_the_session_went_down(sim):
     sim.router_start("rr")
     assert sim.run(max_time=600).converged
     assert p.state.value == "Established" and p.last_error == p.connect_error == ""
+
+
+def test_a_lab_expects_no_session_across_a_partition():
+    """l3vpn with pe2 and pe3 cut off from the rest (p2-pe3 and p1-pe2 down): what a lab
+    must reach (`lsr.lab.expected`, for `lab link`, `lab chaos`, `lab up`) has no BGP
+    session of theirs with rr; it expected the sessions configured between running
+    routers, and `lab chaos` waited for them until it gave up."""
+    from lsr.core.topology import load_topology as load
+    from lsr.lab import expected
+    from tests.conftest import TOPOLOGIES
+
+    t = load(TOPOLOGIES / "l3vpn.yaml")
+    cut = [t.find_link("p2", "pe3").index, t.find_link("p1", "pe2").index]
+    exp = expected(t, cut)
+    assert {r: exp[r]["bgp"]["peers"] for r in ("rr", "pe1", "pe2", "pe3")} == {
+        "rr": ["10.255.0.1"], "pe1": ["10.255.0.10"], "pe2": [], "pe3": []}
+    assert not any(x for v in exp["pe2"]["bgp"]["routes"].values() for x in v
+                   if "10.255.0.1:" in str(x))  # pe1's sites are gone from pe2 too
+    whole = expected(t)
+    assert whole["rr"]["bgp"]["peers"] == ["10.255.0.1", "10.255.0.2", "10.255.0.3"]

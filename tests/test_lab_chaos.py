@@ -27,9 +27,12 @@ def test_short_soak_on_a_diamond_with_fast_timers():
     lab.down(NAME)
     try:
         lab.up(parse_topology(text, "<chaos diamond>"), name=NAME, timeout=60)
-        rep = chaos.run(NAME, events=10, seed=5, settle_timeout=60)
+        rep = chaos.run(NAME, events=10, seed=7, settle_timeout=60)
         kinds = {e["event"].split()[0] for e in rep["log"]}
-        assert {"lab", "ip"} <= kinds, rep["log"]
+        assert {"lab", "ip", "stop"} <= kinds, rep["log"]
+        # customer ports fail too: by `lab link` and inside the host's own namespace
+        assert any(e["event"].startswith("lab link ce1-pe1") for e in rep["log"]), rep["log"]
+        assert any(" in ce1 " in e["event"] for e in rep["log"]), rep["log"]
         assert rep["ok"], rep["problems"]
         assert all(r["idle_cpu"] < chaos.IDLE_CPU_MAX for r in rep["routers"].values())
     finally:

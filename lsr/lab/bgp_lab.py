@@ -30,7 +30,10 @@ def expected(sim: Any, stopped: set[str] | frozenset[str] = frozenset()) -> dict
     from bgp import views
 
     out: dict[str, Any] = {}
-    up = sim.bgp_sessions()  # both ends running, one of them not passive
+    # the sessions the simulation has Established: both ends running, one of them not
+    # passive, and a route between their loopbacks (a partition keeps the others down)
+    up = {(r, pc.name) for r, inst in sim.bgp.items() for pc in inst.cfg.peers
+          if (p := inst.peers.get(pc.address)) is not None and p.state.value == "Established"}
     # and those the configs keep down (TCP MD5 keys that differ): the lab has not
     # converged without them, as for LDP; `lab up` names them (`lsr.lab.diagnose`)
     up |= {x for s in sim.bgp_blocked() for x in ((s.a, s.b), (s.b, s.a))}

@@ -1,8 +1,9 @@
 """`lsr lab chaos NAME --events N --seed S`: a soak of random failures on a running lab.
 
 Each event fails or recovers something the way it happens to real networks:
-a link through `lsr lab link` (both veth ends down), a link through `ip link set
-IF down` inside one router's namespace (the peer loses carrier), a router
+a link (between routers, or a host's port) through `lsr lab link` (both veth ends
+down), a link through `ip link set IF down` inside one end's namespace (the peer
+loses carrier), a router
 stopped (`lab node R stop`, its neighbours route around it) and started again.
 After every event the lab must settle: every running router's sessions and
 LFIB equal what the simulator computes for the current state of the links
@@ -71,8 +72,10 @@ class Chaos:
         self.rng = random.Random(seed)
         self.say = say
         self.settle_timeout = settle_timeout
+        # every link with a router on it: the core's, and customer ports too (a site cut
+        # off: its PE withdraws the port's VPN routes or 6PE subnet, OSPF its stub)
         self.core = [ln.index for ln in self.topo.links
-                     if all(self.topo.nodes[n].is_router for n in ln.nodes)]
+                     if any(self.topo.nodes[n].is_router for n in ln.nodes)]
         self.lab_down: set[int] = set()  # through `lsr lab link`
         self.ip_down: dict[int, tuple[str, str]] = {}  # link -> (node, ifname) set down there
         self.stopped: set[str] = set()
