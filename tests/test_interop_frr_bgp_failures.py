@@ -406,6 +406,22 @@ def test_reflector_links_down(vpnlab):
     assert ping_sites(topo) == [] and ping_sites(topo, six=True) == []
 
 
+def test_chaos_with_frr_nodes(vpnlab):
+    """`lsr lab chaos` on a lab with an FRR node: FRR's rr stopped and started among
+    the events, ours too, links and a customer port; every event settles to the
+    simulator's tables (it refused such a lab: 'unknown op status'; then, with pe3
+    stopped, it took FRR's kept binding of pe3's gone loopback for one it advertises)."""
+    from lsr.lab import chaos
+
+    rep = chaos.run(NAME, events=8, seed=2, settle_timeout=60)
+    events = [e["event"] for e in rep["log"]]
+    assert "stop router rr" in events and "stop router pe3" in events, events
+    assert any(e.startswith("lab link blue1-pe1") for e in events), events
+    assert rep["ok"], rep["problems"]
+    assert set(rep["routers"]) == {"pe1", "p1", "p2", "pe2", "pe3"}  # ours: sampled
+    assert_all_up()
+
+
 def test_our_routers_idle_after(vpnlab):
     """After all of it our routers are idle again (timers, hellos and keepalives only)."""
     pids = {p["role"].split(":", 1)[1]: p["pid"] for p in LabState(NAME).read()["pids"]

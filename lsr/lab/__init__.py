@@ -117,8 +117,17 @@ def topology_of(name: str) -> Topology:
     return _topology(name)
 
 
-def router_missing(name: str, router: str, exp: dict[str, Any], names: dict[str, str]) -> str | None:
-    """What `router` still lacks against `expected(...)[router]`, or None if it matches."""
+def router_missing(name: str, topo: Topology, router: str, exp: dict[str, Any],
+                   names: dict[str, str], down_links: Sequence[int] = ()) -> str | None:
+    """What `router` (ours or an FRR node) still lacks against `expected(...)[router]`, or
+    None if it matches."""
+    if frr.is_frr(topo, router):
+        w = frr.missing(name, topo, router, exp["peers"], query, down_links, exp.get("rib"))
+        if w is None and "bgp" in exp:
+            from lsr.lab import bgp_lab
+
+            w = bgp_lab.frr_missing(name, topo, router, exp["bgp"])
+        return w
     return _missing(name, router, exp, names)
 
 
@@ -321,6 +330,7 @@ def expected(topo: Topology, down_links: Sequence[int] = (),
     names = {str(n.lsr_id): n.name for n in topo.routers}
     sim_lfib: dict[str, Any] | None = None
     sim_bgp: dict[str, Any] = {}
+    sim_ribs: dict[str, Any] = {}  # FRR nodes' RIBs: what their dataplane's LFIB follows
     try:
         from lsr.sim import Simulation
 
@@ -335,6 +345,9 @@ def expected(topo: Topology, down_links: Sequence[int] = (),
         if stopped:
             sim.run(quiet=quiet)
         sim_lfib = sim.lfib_json()["routers"]
+        if sim.ospf:
+            sim_ribs = {r.name: dict(sim.ribs[r.name]) for r in frr.frr_routers(topo)
+                        if r.name in sim.ribs}
         if sim.bgp:  # only labs with a `bgp:` section pay for this
             from lsr.lab import bgp_lab
 
@@ -359,6 +372,8 @@ def expected(topo: Topology, down_links: Sequence[int] = (),
             exp["ftn"] = ftn
         if r.name in sim_bgp:
             exp["bgp"] = sim_bgp[r.name]
+        if r.name in sim_ribs:  # with a router stopped, not the reference IGP's
+            exp["rib"] = sim_ribs[r.name]
         out[r.name] = exp
     return out
 
@@ -423,14 +438,7 @@ def _wait_converged(topo: Topology, name: str, deadline: float, say: Progress,
 
     def why(r: str) -> str | None:
         try:
-            if frr.is_frr(topo, r):
-                w = frr.missing(name, topo, r, exp[r]["peers"], query, down_links)
-                if w is None and "bgp" in exp[r]:
-                    from lsr.lab import bgp_lab
-
-                    w = bgp_lab.frr_missing(name, topo, r, exp[r]["bgp"])
-                return w
-            return _missing(name, r, exp[r], names)
+            return router_missing(name, topo, r, exp[r], names, down_links)
         except (OSError, LsrError) as e:
             return f"{r}: management socket: {e}"
 

@@ -26,6 +26,7 @@ from typing import Any
 from lsr.core.topology import Topology
 from lsr.lab import LabError, expected, link, query, router_missing, topology_of
 from lsr.lab.control import node_start, node_stop
+from lsr.lab.frr import is_frr
 from lsr.lab.state import LabState, ns_name
 
 IDLE_CPU_MAX = 0.05  # of one core, per router
@@ -83,7 +84,9 @@ class Chaos:
         self.log: list[dict[str, Any]] = []
         # Router PIDs, asked once (and taken from node_start): sampling /proc must not open
         # a management connection, whose descriptor would be counted as the router's.
-        self.pids = {r.name: _router_pid(name, r.name) for r in self.topo.routers}
+        # (FRR nodes' daemons are FRR's: stopped and started, checked, not sampled)
+        self.pids = {r.name: _router_pid(name, r.name) for r in self.topo.routers
+                     if not is_frr(self.topo, r.name)}
 
     # ------------------------------------------------------------ state
 
@@ -100,7 +103,8 @@ class Chaos:
             still = []
             for r in pending:
                 try:
-                    why = router_missing(self.name, r, exp[r], self.names)
+                    why = router_missing(self.name, self.topo, r, exp[r], self.names,
+                                         sorted(self.down_links()))
                 except (OSError, LabError, ValueError) as e:
                     why = f"{r}: management socket: {e}"
                 if why:
@@ -153,7 +157,9 @@ class Chaos:
 
     def _recover(self, kind: str, what: Any) -> dict[str, Any]:
         if kind == "router":
-            self.pids[what] = node_start(self.name, what, wait=False)["pid"]
+            pid = node_start(self.name, what, wait=False)["pid"]
+            if what in self.pids:
+                self.pids[what] = pid
             self.stopped.discard(what)
             return {"event": f"start router {what}"}
         ln = self.topo.links[what]
@@ -180,7 +186,7 @@ class Chaos:
         time.sleep(0.3)  # the management connections of the last checks close first
         out = {}
         for r in self.topo.routers:
-            if r.name in self.stopped:
+            if r.name in self.stopped or r.name not in self.pids:
                 continue
             pid = self.pids[r.name]
             out[r.name] = (pid, *_proc(pid))

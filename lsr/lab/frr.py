@@ -764,11 +764,13 @@ def egress_fecs(rib: dict[IPv4Network, Route], bindings: list[dict[str, Any]]) -
 
 
 def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: Any,
-            down_links: Sequence[int] = ()) -> str | None:
+            down_links: Sequence[int] = (), rib: dict[IPv4Network, Route] | None = None
+            ) -> str | None:
     """What an FRR node still lacks (None if converged): sessions, then labels both ways.
 
     `peers`: the LSR IDs it must have OPERATIONAL sessions with; `query` is
-    `lsr.lab.query` (our routers' management sockets).
+    `lsr.lab.query` (our routers' management sockets); `rib`: the node's RIB its
+    dataplane follows (the simulator's; else the reference IGP's with `down_links`).
     """
     names = {str(n.lsr_id): n.name for n in topo.routers}
     sess = sessions(lab, node)
@@ -778,10 +780,12 @@ def missing(lab: str, topo: Topology, node: str, peers: Sequence[str], query: An
                 f"OPERATIONAL ({', '.join(sess.get(p, 'none') for p in bad)})")
     mine = bindings(lab, None, node)
     if _has_dataplane(lab, node):  # our forwarding plane in it must use these bindings
-        want = lfib_from_bindings(topo, node, Igp(topo, down_links).rib(node), mine).to_json()
+        if rib is None:
+            rib = Igp(topo, down_links).rib(node)
+        want = lfib_from_bindings(topo, node, rib, mine).to_json()
         if read_lfib(lab, node) != want:
             return f"{node}: dataplane LFIB not yet in line with FRR's bindings"
-    live = _live(topo, node, down_links)
+    live = {str(p) for p in rib} if rib is not None else _live(topo, node, down_links)
     my_local = {b["fec"]: b["local_label"] for b in mine
                 if b.get("local_label") is not None and b["fec"] in live}
     if not my_local:
